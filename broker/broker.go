@@ -1,0 +1,222 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Sync policies for Options.Sync.
+const (
+	// SyncInterval fsyncs the store every SyncEvery (1 s by default): a
+	// machine crash can lose at most that window of acknowledged writes, a
+	// process crash loses nothing.
+	SyncInterval = "interval"
+	// SyncAlways fsyncs before every acknowledgement: nothing acknowledged is
+	// ever lost, at roughly a tenth of the throughput.
+	SyncAlways = "always"
+)
+
+// Options configures an in-process nats-server. The zero value is a
+// single-node broker on 127.0.0.1:4222 storing into a fresh temporary
+// directory.
+type Options struct {
+	// StoreDir is the JetStream store directory. Defaults to a new temporary
+	// directory, removed by Shutdown.
+	StoreDir string
+	// Host is the client listen address. Defaults to 127.0.0.1.
+	Host string
+	// Port is the client port. 0 means 4222, -1 a random free port.
+	Port int
+	// HTTPPort is the monitoring port. 0 disables it, -1 picks a random port.
+	HTTPPort int
+	// ServerName names this node; required (and unique) in a cluster.
+	// Defaults to a name nats-server derives.
+	ServerName string
+	// ClusterName, ClusterHost, ClusterPort and Routes join this node to a
+	// cluster. A cluster needs ClusterName and at least one route.
+	ClusterName string
+	ClusterHost string // defaults to Host
+	ClusterPort int    // defaults to 6222; -1 picks a random port
+	Routes      []string
+	// ConfigFile is a normal nats-server configuration file (TLS, auth,
+	// accounts, ...). Fields set above override it.
+	ConfigFile string
+	// Sync is SyncInterval (default) or SyncAlways.
+	Sync string
+	// SyncEvery is the fsync interval under SyncInterval. Defaults to 1 s
+	// (nats-server's own default is 2 minutes).
+	SyncEvery time.Duration
+	// MaxStore caps JetStream file storage in bytes. Defaults to
+	// nats-server's default (75% of free disk).
+	MaxStore int64
+	// Logger receives the server's log. Defaults to discarding it.
+	Logger *slog.Logger
+	// Debug enables nats-server debug logging.
+	Debug bool
+}
+
+// Server is a running in-process nats-server.
+type Server struct {
+	ns      *server.Server
+	tempDir string
+	opts    *server.Options
+}
+
+// ErrBadOptions wraps every configuration error from Start.
+var ErrBadOptions = errors.New("broker: bad options")
+
+// Start configures and starts nats-server with JetStream and waits until it
+// accepts connections or ctx ends.
+func Start(ctx context.Context, o Options) (*Server, error) {
+	sopts, tempDir, err := o.serverOptions()
+	if err != nil {
+		return nil, err
+	}
+	ns, err := server.NewServer(sopts)
+	if err != nil {
+		if tempDir != "" {
+			os.RemoveAll(tempDir)
+		}
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	if o.Logger != nil {
+		ns.SetLoggerV2(slogAdapter{o.Logger}, o.Debug, false, false)
+	}
+	ns.Start()
+	s := &Server{ns: ns, tempDir: tempDir, opts: sopts}
+	deadline := 30 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		deadline = time.Until(d)
+	}
+	if !ns.ReadyForConnections(deadline) {
+		s.Shutdown()
+		return nil, fmt.Errorf("broker: nats-server not ready after %s (store %s)", deadline.Round(time.Millisecond), sopts.StoreDir)
+	}
+	return s, nil
+}
+
+func (o Options) serverOptions() (*server.Options, string, error) {
+	sopts := &server.Options{}
+	if o.ConfigFile != "" {
+		fo, err := server.ProcessConfigFile(o.ConfigFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: config file %s: %v", ErrBadOptions, o.ConfigFile, err)
+		}
+		sopts = fo
+	}
+	sopts.JetStream = true
+	sopts.NoSigs = true
+	if o.Host != "" || sopts.Host == "" {
+		sopts.Host = orDefault(o.Host, "127.0.0.1")
+	}
+	if o.Port != 0 || sopts.Port == 0 {
+		sopts.Port = o.Port
+		if sopts.Port == 0 {
+			sopts.Port = 4222
+		}
+	}
+	if o.HTTPPort != 0 {
+		sopts.HTTPHost = sopts.Host
+		sopts.HTTPPort = o.HTTPPort
+	}
+	if o.ServerName != "" {
+		sopts.ServerName = o.ServerName
+	}
+	tempDir := ""
+	switch {
+	case o.StoreDir != "":
+		sopts.StoreDir = o.StoreDir
+	case sopts.StoreDir == "":
+		d, err := os.MkdirTemp("", "fray-broker-*")
+		if err != nil {
+			return nil, "", fmt.Errorf("broker: temp store: %w", err)
+		}
+		sopts.StoreDir, tempDir = d, d
+	}
+	switch o.Sync {
+	case "", SyncInterval:
+		sopts.SyncInterval = o.SyncEvery
+		if sopts.SyncInterval <= 0 {
+			sopts.SyncInterval = time.Second
+		}
+	case SyncAlways:
+		sopts.SyncAlways = true
+		sopts.SyncInterval = 2 * time.Minute
+	default:
+		return nil, "", fmt.Errorf("%w: sync %q: want %q or %q", ErrBadOptions, o.Sync, SyncInterval, SyncAlways)
+	}
+	if o.MaxStore > 0 {
+		sopts.JetStreamMaxStore = o.MaxStore
+	}
+	if len(o.Routes) > 0 || o.ClusterName != "" {
+		if o.ClusterName == "" {
+			return nil, "", fmt.Errorf("%w: routes given without a cluster name", ErrBadOptions)
+		}
+		if o.ServerName == "" && sopts.ServerName == "" {
+			return nil, "", fmt.Errorf("%w: a cluster member needs a server name", ErrBadOptions)
+		}
+		sopts.Cluster.Name = o.ClusterName
+		sopts.Cluster.Host = orDefault(o.ClusterHost, sopts.Host)
+		sopts.Cluster.Port = o.ClusterPort
+		if sopts.Cluster.Port == 0 {
+			sopts.Cluster.Port = 6222
+		}
+		for _, r := range o.Routes {
+			if !strings.Contains(r, "://") {
+				r = "nats-route://" + r
+			}
+			u, err := url.Parse(r)
+			if err != nil {
+				return nil, "", fmt.Errorf("%w: route %q: %v", ErrBadOptions, r, err)
+			}
+			sopts.Routes = append(sopts.Routes, u)
+		}
+	}
+	if o.Logger == nil {
+		sopts.NoLog = true
+	}
+	return sopts, tempDir, nil
+}
+
+func orDefault(v, d string) string {
+	if v == "" {
+		return d
+	}
+	return v
+}
+
+// ClientURL is the URL clients connect to.
+func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+
+// StoreDir is the JetStream store directory in use.
+func (s *Server) StoreDir() string { return s.opts.StoreDir }
+
+// NATS exposes the underlying nats-server for callers that need it.
+func (s *Server) NATS() *server.Server { return s.ns }
+
+// Shutdown stops the server, waits until it has stopped, and removes a
+// temporary store. It is safe to call more than once.
+func (s *Server) Shutdown() {
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+	if s.tempDir != "" {
+		os.RemoveAll(s.tempDir)
+	}
+}
+
+type slogAdapter struct{ l *slog.Logger }
+
+func (a slogAdapter) Noticef(f string, v ...any) { a.l.Info(fmt.Sprintf(f, v...)) }
+func (a slogAdapter) Warnf(f string, v ...any)   { a.l.Warn(fmt.Sprintf(f, v...)) }
+func (a slogAdapter) Fatalf(f string, v ...any)  { a.l.Error(fmt.Sprintf(f, v...)) }
+func (a slogAdapter) Errorf(f string, v ...any)  { a.l.Error(fmt.Sprintf(f, v...)) }
+func (a slogAdapter) Debugf(f string, v ...any)  { a.l.Debug(fmt.Sprintf(f, v...)) }
+func (a slogAdapter) Tracef(f string, v ...any)  { a.l.Debug(fmt.Sprintf(f, v...)) }

@@ -1,0 +1,109 @@
+package broker_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/frayt"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestProvisionCreatesEveryAssetAndIsIdempotent(t *testing.T) {
+	srv := frayt.Server(t)
+	nc, js := frayt.Connect(t, srv.ClientURL())
+	ctx := frayt.Context(t, 30*time.Second)
+	// A second and third run must succeed and change nothing.
+	for range 2 {
+		if err := broker.Provision(ctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{}); err != nil {
+			t.Fatalf("re-provision: %v", err)
+		}
+	}
+	for _, name := range []string{broker.StreamTasks, broker.StreamResults, broker.StreamJobs, broker.StreamLogs,
+		"KV_" + broker.BucketWorkers, "KV_" + broker.BucketActors, "KV_" + broker.BucketJobState, "KV_" + broker.BucketCancels,
+		"OBJ_" + broker.BucketObjects} {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatalf("stream %s: %v", name, err)
+		}
+		cfg := s.CachedInfo().Config
+		if cfg.Storage != jetstream.FileStorage {
+			t.Errorf("%s: storage %v, want file", name, cfg.Storage)
+		}
+		if cfg.Metadata[broker.MetadataLayoutKey] != "1" {
+			t.Errorf("%s: layout metadata %q", name, cfg.Metadata[broker.MetadataLayoutKey])
+		}
+	}
+	tasks, _ := js.Stream(ctx, broker.StreamTasks)
+	if c := tasks.CachedInfo().Config; c.Retention != jetstream.WorkQueuePolicy || c.Discard != jetstream.DiscardNew || c.MaxBytes != 1<<30 {
+		t.Errorf("tasks stream: retention %v discard %v maxbytes %d", c.Retention, c.Discard, c.MaxBytes)
+	}
+}
+
+func TestProvisionAppliesChangedLimits(t *testing.T) {
+	srv := frayt.Server(t)
+	nc, js := frayt.Connect(t, srv.ClientURL())
+	ctx := frayt.Context(t, 30*time.Second)
+	if err := broker.Provision(ctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{TaskQueueMaxBytes: 4096, ResultTTL: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := js.Stream(ctx, broker.StreamTasks)
+	if got := s.CachedInfo().Config.MaxBytes; got != 4096 {
+		t.Errorf("MaxBytes %d, want 4096", got)
+	}
+	r, _ := js.Stream(ctx, broker.StreamResults)
+	if got := r.CachedInfo().Config.MaxAge; got != time.Hour {
+		t.Errorf("results MaxAge %s, want 1h", got)
+	}
+}
+
+func TestProvisionRefusesOldServersAndBadOptions(t *testing.T) {
+	if err := broker.CheckServerVersion("2.10.22"); !errors.Is(err, broker.ErrServerTooOld) {
+		t.Fatalf("2.10.22: got %v, want ErrServerTooOld", err)
+	}
+	for _, v := range []string{"2.11.0", "2.15.2", "v2.12.0-beta.1", "3.0.0"} {
+		if err := broker.CheckServerVersion(v); err != nil {
+			t.Errorf("%s refused: %v", v, err)
+		}
+	}
+	srv := frayt.Server(t)
+	nc, js := frayt.Connect(t, srv.ClientURL())
+	ctx := frayt.Context(t, 10*time.Second)
+	if err := broker.Provision(ctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{Replicas: 2}); !errors.Is(err, broker.ErrBadOptions) {
+		t.Fatalf("replicas 2: got %v", err)
+	}
+	if err := broker.Provision(ctx, js, "2.9.0", broker.ProvisionOptions{}); !errors.Is(err, broker.ErrServerTooOld) {
+		t.Fatalf("2.9.0: got %v", err)
+	}
+}
+
+func TestStartRejectsBadOptions(t *testing.T) {
+	ctx := frayt.Context(t, 10*time.Second)
+	cases := map[string]broker.Options{
+		"bad sync":             {Port: -1, StoreDir: t.TempDir(), Sync: "sometimes"},
+		"routes without name":  {Port: -1, StoreDir: t.TempDir(), Routes: []string{"127.0.0.1:1"}},
+		"cluster without name": {Port: -1, StoreDir: t.TempDir(), ClusterName: "c"},
+		"missing config":       {Port: -1, StoreDir: t.TempDir(), ConfigFile: "/nonexistent/nats.conf"},
+	}
+	for name, o := range cases {
+		if srv, err := broker.Start(ctx, o); !errors.Is(err, broker.ErrBadOptions) {
+			if srv != nil {
+				srv.Shutdown()
+			}
+			t.Errorf("%s: got %v, want ErrBadOptions", name, err)
+		}
+	}
+}
+
+func TestSyncAlwaysStarts(t *testing.T) {
+	ctx := frayt.Context(t, 10*time.Second)
+	srv, err := broker.Start(ctx, broker.Options{Port: -1, StoreDir: t.TempDir(), Sync: broker.SyncAlways})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	if !srv.NATS().JetStreamEnabled() {
+		t.Fatal("jetstream disabled")
+	}
+}

@@ -1,0 +1,27 @@
+package broker
+
+// Names of the JetStream assets fray provisions. They are part of the wire
+// protocol: clients in any language address them by these names.
+const (
+	StreamTasks   = "FRAY_TASKS"   // WorkQueue; subjects fray.tasks.<pool>
+	StreamResults = "FRAY_RESULTS" // Limits + MaxAge; subjects fray.results.<owner>.<task>
+	StreamJobs    = "FRAY_JOBS"    // job submissions and control; subjects fray.jobs.>
+	StreamLogs    = "FRAY_LOGS"    // job log batches; subjects fray.logs.<job>.<task>
+
+	BucketObjects  = "FRAY_OBJECTS"   // object store, content-addressed
+	BucketWorkers  = "FRAY_WORKERS"   // KV, per-key TTL: live workers
+	BucketActors   = "FRAY_ACTORS"    // KV, per-key TTL: actor registry
+	BucketJobState = "FRAY_JOB_STATE" // KV: job records
+	BucketCancels  = "FRAY_CANCELS"   // KV, per-key TTL: cancelled task ids
+
+	SubjectTasksPrefix   = "fray.tasks."
+	SubjectResultsPrefix = "fray.results."
+	SubjectJobsPrefix    = "fray.jobs."
+	SubjectLogsPrefix    = "fray.logs."
+	SubjectActorPrefix   = "fray.actor."
+
+	// LayoutVersion is the version of the stream and bucket layout that
+	// Provision writes into each asset's metadata under MetadataLayoutKey.
+	LayoutVersion     = 1
+	MetadataLayoutKey = "fray.layout"
+)

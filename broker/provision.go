@@ -1,0 +1,228 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ProvisionOptions sizes the layout. Every field has a documented default.
+type ProvisionOptions struct {
+	// Replicas is the replication factor of every stream and bucket: 1 for a
+	// single broker, 3 for a three-node cluster. Defaults to 1.
+	Replicas int
+	// TaskQueueMaxBytes bounds the bytes of queued tasks; past it a producer
+	// gets tasks.ErrQueueFull instead of a silent drop. Defaults to 1 GiB.
+	TaskQueueMaxBytes int64
+	// TaskQueueMaxMsgs bounds the number of queued tasks. Defaults to
+	// unlimited (-1).
+	TaskQueueMaxMsgs int64
+	// ResultTTL is how long task results stay fetchable by id. Defaults to
+	// 24 h.
+	ResultTTL time.Duration
+	// ObjectTTL expires objects this long after they are put. Defaults to 0:
+	// objects live until deleted.
+	ObjectTTL time.Duration
+	// ObjectMaxBytes bounds the object store. Defaults to unlimited (-1).
+	ObjectMaxBytes int64
+	// LogTTL is how long job logs are kept. Defaults to 7 days.
+	LogTTL time.Duration
+	// LogMaxBytes bounds the log stream (oldest dropped first). Defaults to
+	// 8 GiB.
+	LogMaxBytes int64
+	// JobTTL is how long job submissions and control messages are kept.
+	// Defaults to 7 days.
+	JobTTL time.Duration
+}
+
+func (o *ProvisionOptions) withDefaults() error {
+	switch o.Replicas {
+	case 0:
+		o.Replicas = 1
+	case 1, 3:
+	default:
+		return fmt.Errorf("%w: replicas %d: want 1 or 3", ErrBadOptions, o.Replicas)
+	}
+	def64 := func(p *int64, d int64) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	defDur := func(p *time.Duration, d time.Duration) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	def64(&o.TaskQueueMaxBytes, 1<<30)
+	def64(&o.TaskQueueMaxMsgs, -1)
+	def64(&o.ObjectMaxBytes, -1)
+	def64(&o.LogMaxBytes, 8<<30)
+	defDur(&o.ResultTTL, 24*time.Hour)
+	defDur(&o.LogTTL, 7*24*time.Hour)
+	defDur(&o.JobTTL, 7*24*time.Hour)
+	if o.ResultTTL < time.Minute {
+		return fmt.Errorf("%w: result TTL %s is under the 1m minimum", ErrBadOptions, o.ResultTTL)
+	}
+	if o.ObjectTTL < 0 {
+		return fmt.Errorf("%w: negative object TTL %s", ErrBadOptions, o.ObjectTTL)
+	}
+	return nil
+}
+
+// ErrServerTooOld reports a NATS server that lacks a feature fray needs.
+var ErrServerTooOld = errors.New("broker: nats-server too old")
+
+// ErrLayoutTooNew reports a layout provisioned by a newer fray.
+var ErrLayoutTooNew = errors.New("broker: layout provisioned by a newer fray")
+
+// MinServerVersion is the oldest nats-server fray runs on: per-key TTLs
+// (leases for workers and actors) arrived in 2.11.
+const MinServerVersion = "2.11.0"
+
+// CheckServerVersion returns ErrServerTooOld, naming the missing feature,
+// when version is older than MinServerVersion.
+func CheckServerVersion(version string) error {
+	if compareVersions(version, MinServerVersion) < 0 {
+		return fmt.Errorf("%w: connected to nats-server %s; fray needs per-key TTLs (leases), which need nats-server >= %s", ErrServerTooOld, version, MinServerVersion)
+	}
+	return nil
+}
+
+func compareVersions(a, b string) int {
+	pa, pb := versionParts(a), versionParts(b)
+	for i := range 3 {
+		if pa[i] != pb[i] {
+			if pa[i] < pb[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+func versionParts(v string) [3]int {
+	v = strings.TrimPrefix(v, "v")
+	if i := strings.IndexAny(v, "-+"); i >= 0 {
+		v = v[:i]
+	}
+	var out [3]int
+	for i, p := range strings.SplitN(v, ".", 3) {
+		out[i], _ = strconv.Atoi(p)
+	}
+	return out
+}
+
+// Provision creates or updates every stream and bucket fray uses. It is
+// idempotent and safe to run concurrently from several processes. serverVersion
+// is the connected server's version (nats.Conn.ConnectedServerVersion).
+func Provision(ctx context.Context, js jetstream.JetStream, serverVersion string, o ProvisionOptions) error {
+	if err := CheckServerVersion(serverVersion); err != nil {
+		return err
+	}
+	if err := o.withDefaults(); err != nil {
+		return err
+	}
+	meta := map[string]string{MetadataLayoutKey: strconv.Itoa(LayoutVersion)}
+	streams := []jetstream.StreamConfig{{
+		Name:        StreamTasks,
+		Description: "fray task queue, one durable pull consumer per pool",
+		Subjects:    []string{SubjectTasksPrefix + ">"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    o.TaskQueueMaxBytes,
+		MaxMsgs:     o.TaskQueueMaxMsgs,
+		Duplicates:  2 * time.Minute,
+	}, {
+		Name:        StreamResults,
+		Description: "fray task results, fetched by subject",
+		Subjects:    []string{SubjectResultsPrefix + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      o.ResultTTL,
+		Duplicates:  min(2*time.Minute, o.ResultTTL),
+		AllowDirect: true,
+	}, {
+		Name:        StreamJobs,
+		Description: "fray job submissions and control messages",
+		Subjects:    []string{SubjectJobsPrefix + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      o.JobTTL,
+		Duplicates:  2 * time.Minute,
+		AllowDirect: true,
+	}, {
+		Name:        StreamLogs,
+		Description: "fray job logs, batched lines per job task",
+		Subjects:    []string{SubjectLogsPrefix + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      o.LogTTL,
+		MaxBytes:    o.LogMaxBytes,
+		AllowDirect: true,
+	}}
+	for _, cfg := range streams {
+		cfg.Storage = jetstream.FileStorage
+		cfg.Replicas = o.Replicas
+		cfg.Metadata = meta
+		if err := checkLayout(ctx, js, cfg.Name); err != nil {
+			return err
+		}
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("broker: provision stream %s: %w", cfg.Name, err)
+		}
+	}
+	kvs := []jetstream.KeyValueConfig{
+		{Bucket: BucketWorkers, Description: "live fray workers (leased)", LimitMarkerTTL: time.Second},
+		{Bucket: BucketActors, Description: "fray actor registry (leased)", LimitMarkerTTL: time.Second, History: 1},
+		{Bucket: BucketJobState, Description: "fray job records", History: 8},
+		{Bucket: BucketCancels, Description: "cancelled fray tasks", LimitMarkerTTL: time.Second, TTL: o.ResultTTL},
+	}
+	for _, cfg := range kvs {
+		cfg.Storage = jetstream.FileStorage
+		cfg.Replicas = o.Replicas
+		cfg.Metadata = meta
+		if err := checkLayout(ctx, js, "KV_"+cfg.Bucket); err != nil {
+			return err
+		}
+		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+			if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
+				return fmt.Errorf("%w: bucket %s needs per-key TTLs (nats-server >= %s): %v", ErrServerTooOld, cfg.Bucket, MinServerVersion, err)
+			}
+			return fmt.Errorf("broker: provision bucket %s: %w", cfg.Bucket, err)
+		}
+	}
+	if err := checkLayout(ctx, js, "OBJ_"+BucketObjects); err != nil {
+		return err
+	}
+	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      BucketObjects,
+		Description: "fray objects, named by SHA-256 of their bytes",
+		TTL:         o.ObjectTTL,
+		MaxBytes:    o.ObjectMaxBytes,
+		Storage:     jetstream.FileStorage,
+		Replicas:    o.Replicas,
+		Metadata:    meta,
+	}); err != nil {
+		return fmt.Errorf("broker: provision object store %s: %w", BucketObjects, err)
+	}
+	return nil
+}
+
+// checkLayout refuses to downgrade a stream provisioned by a newer fray.
+func checkLayout(ctx context.Context, js jetstream.JetStream, stream string) error {
+	s, err := js.Stream(ctx, stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("broker: look up stream %s: %w", stream, err)
+	}
+	v, _ := strconv.Atoi(s.CachedInfo().Config.Metadata[MetadataLayoutKey])
+	if v > LayoutVersion {
+		return fmt.Errorf("%w: stream %s has layout %d, this fray knows %d", ErrLayoutTooNew, stream, v, LayoutVersion)
+	}
+	return nil
+}

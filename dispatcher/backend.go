@@ -1,0 +1,53 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+
+	"github.com/frayhq/fray/jobs"
+)
+
+// ErrUnsupported wraps every refusal of a request a backend cannot honour
+// (for example a Func entrypoint on Ray). Refusals happen at submit, never
+// silently later.
+var ErrUnsupported = errors.New("dispatcher: unsupported by backend")
+
+// Backend is an external system that runs jobs: Ray or Iris. The dispatcher
+// owns the fray side (job records, state machine, logs stream); a Backend
+// only translates.
+type Backend interface {
+	// Name is the backend's configured name; ResourceConfig.TargetCluster
+	// selects a backend by it.
+	Name() string
+	// Validate refuses, wrapping ErrUnsupported with a clear reason,
+	// anything in req the backend cannot honour.
+	Validate(req *jobs.JobRequest) error
+	// Submit starts the job and returns the backend's id for it. jobID is
+	// fray's hierarchical id ("/ns/name"). Submitting the same jobID twice
+	// must not start it twice.
+	Submit(ctx context.Context, jobID string, req *jobs.JobRequest) (externalID string, err error)
+	// Status reports the job's state mapped onto fray's states.
+	Status(ctx context.Context, externalID string) (RemoteStatus, error)
+	// Logs returns the log lines after cursor (0 = from the start) and the
+	// cursor to pass next time, so repeated polls never duplicate a line.
+	Logs(ctx context.Context, externalID string, cursor int64) (lines []string, next int64, err error)
+	// Stop asks the backend to stop the job. Stopping a finished job is not
+	// an error.
+	Stop(ctx context.Context, externalID string) error
+	// List returns the jobs the backend knows.
+	List(ctx context.Context) ([]RemoteJob, error)
+}
+
+// RemoteStatus is a backend's view of one job.
+type RemoteStatus struct {
+	State   jobs.JobStatus
+	Message string // the backend's message; the error for a failed job
+}
+
+// RemoteJob is one entry of Backend.List.
+type RemoteJob struct {
+	ExternalID string
+	JobID      string // fray's id when the job came from fray, else ""
+	Name       string
+	Status     RemoteStatus
+}
