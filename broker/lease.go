@@ -1,0 +1,112 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrLeaseLost means a lease's key was deleted, expired or taken over by
+// someone else, so the holder must stop acting as its owner.
+var ErrLeaseLost = errors.New("broker: lease lost")
+
+// ErrLeaseHeld means Acquire found the key held by a live lease.
+var ErrLeaseHeld = errors.New("broker: lease held by another owner")
+
+// Lease is a key in a KV bucket with a per-key TTL that its holder renews.
+// When the holder dies the key expires TTL later and watchers see a purge.
+type Lease struct {
+	js     jetstream.JetStream
+	kv     jetstream.KeyValue
+	bucket string
+	key    string
+	ttl    time.Duration
+	rev    uint64
+}
+
+// AcquireLease claims key in bucket with value v, atomically: it fails with
+// ErrLeaseHeld when a live lease holds the key. ttl must be >= 1 s.
+func AcquireLease(ctx context.Context, js jetstream.JetStream, bucket, key string, v []byte, ttl time.Duration) (*Lease, error) {
+	if ttl < time.Second {
+		return nil, fmt.Errorf("%w: lease TTL %s under 1s", ErrBadOptions, ttl)
+	}
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("broker: bucket %s: %w", bucket, err)
+	}
+	rev, err := kv.Create(ctx, key, v, jetstream.KeyTTL(ttl))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, fmt.Errorf("%w: %s/%s", ErrLeaseHeld, bucket, key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("broker: acquire %s/%s: %w", bucket, key, err)
+	}
+	return &Lease{js: js, kv: kv, bucket: bucket, key: key, ttl: ttl, rev: rev}, nil
+}
+
+// Key is the leased key.
+func (l *Lease) Key() string { return l.key }
+
+// TTL is the lease's lifetime without renewal.
+func (l *Lease) TTL() time.Duration { return l.ttl }
+
+// Revision is the key's revision after the last successful write.
+func (l *Lease) Revision() uint64 { return l.rev }
+
+// Renew writes v (nil keeps nothing: pass the current value) and restarts
+// the TTL. It fails with ErrLeaseLost when someone else wrote the key or it
+// expired since the last renewal.
+func (l *Lease) Renew(ctx context.Context, v []byte) error {
+	ack, err := l.js.Publish(ctx, "$KV."+l.bucket+"."+l.key, v,
+		jetstream.WithExpectLastSequencePerSubject(l.rev), jetstream.WithMsgTTL(l.ttl))
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			return fmt.Errorf("%w: %s/%s", ErrLeaseLost, l.bucket, l.key)
+		}
+		return fmt.Errorf("broker: renew %s/%s: %w", l.bucket, l.key, err)
+	}
+	l.rev = ack.Sequence
+	return nil
+}
+
+// Keep renews the lease with value() every TTL/3 until ctx ends, then
+// releases it. It returns ErrLeaseLost if the lease is lost, or nil after a
+// release on ctx's end.
+func (l *Lease) Keep(ctx context.Context, value func() []byte) error {
+	t := time.NewTicker(l.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return l.Release(rctx)
+		case <-t.C:
+			rctx, cancel := context.WithTimeout(ctx, l.ttl/3)
+			err := l.Renew(rctx, value())
+			cancel()
+			if errors.Is(err, ErrLeaseLost) {
+				return err
+			}
+			// A transient error (broker restarting) is retried on the next
+			// tick; the TTL tolerates two missed renewals.
+		}
+	}
+}
+
+// Release deletes the key if this lease still holds it.
+func (l *Lease) Release(ctx context.Context) error {
+	err := l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev))
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			return nil // no longer ours
+		}
+		return fmt.Errorf("broker: release %s/%s: %w", l.bucket, l.key, err)
+	}
+	return nil
+}

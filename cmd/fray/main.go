@@ -1,0 +1,106 @@
+// Command fray is fray's command-line interface: run a local cluster, submit
+// tasks and jobs, inspect workers, actors and jobs, and benchmark.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// command is one `fray NAME` subcommand. Each lives in its own cmd_*.go
+// file and adds itself to commands in an init function.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string) error
+}
+
+var commands = map[string]command{}
+
+func register(c command) { commands[c.name] = c }
+
+// errUsage makes main print usage and exit 2.
+var errUsage = errors.New("usage")
+
+// exitError carries a specific exit code.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(runMain(ctx, os.Args[1:]))
+}
+
+func runMain(ctx context.Context, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage()
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "fray: unknown command %q\n\n", args[0])
+		usage()
+		return 2
+	}
+	err := c.run(ctx, args[1:])
+	var ee exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	case errors.As(err, &ee):
+		return ee.code
+	default:
+		fmt.Fprintf(os.Stderr, "fray %s: %v\n", c.name, err)
+		return 1
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "fray: a distributed task queue and job system on NATS JetStream\n\nUsage: fray COMMAND [flags]\n\nCommands:")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintln(os.Stderr, "\nRun 'fray COMMAND -h' for a command's flags.")
+}
+
+// newFlags makes a FlagSet whose usage names the command.
+func newFlags(name, argsUsage string) *flag.FlagSet {
+	fs := flag.NewFlagSet("fray "+name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: fray %s %s\n\n%s\n\nFlags:\n", name, argsUsage, strings.TrimSpace(commands[name].summary))
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses args, mapping a flag error to errUsage (already printed).
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	return nil
+}

@@ -1,0 +1,25 @@
+package tasks
+
+import "context"
+
+// TaskInfo describes the task a handler is running.
+type TaskInfo struct {
+	ID       string
+	FutureID string
+	Fn       string
+	Attempt  int
+	Worker   string
+	Pool     string
+}
+
+type taskInfoKey struct{}
+
+func withTaskInfo(ctx context.Context, ti TaskInfo) context.Context {
+	return context.WithValue(ctx, taskInfoKey{}, ti)
+}
+
+// CurrentTask returns the task a handler's context belongs to.
+func CurrentTask(ctx context.Context) (TaskInfo, bool) {
+	ti, ok := ctx.Value(taskInfoKey{}).(TaskInfo)
+	return ti, ok
+}

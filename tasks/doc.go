@@ -1,0 +1,23 @@
+// Package tasks runs registered functions on a pool of fray workers.
+//
+// Worker side: register typed handlers and serve them with an Executor
+// (the worker package does this for you).
+//
+//	reg := tasks.NewRegistry()
+//	tasks.Register(reg, "add", func(ctx context.Context, in [2]int) (int, error) {
+//		return in[0] + in[1], nil
+//	})
+//
+// Producer side: submit with a Producer (the root fray.Client wraps one) and
+// read results from the Future.
+//
+//	fut := producer.Submit(ctx, "add", [2]int{1, 2})
+//	var sum int
+//	err := fut.Get(ctx, &sum)
+//
+// Tasks run at least once and their result is recorded once: the first
+// result stored for a task id wins. A task travels in the WorkQueue stream
+// FRAY_TASKS on subject fray.tasks.<pool>; its result in the Limits stream
+// FRAY_RESULTS on fray.results.<owner>.<task-id>. PROTOCOL.md documents both
+// records.
+package tasks

@@ -1,0 +1,532 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/objects"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ExecutorOptions configures an Executor.
+type ExecutorOptions struct {
+	// WorkerID names the worker in results. Required.
+	WorkerID string
+	// Pool is the pool served. Defaults to "default".
+	Pool string
+	// Concurrency is the number of task slots. Defaults to GOMAXPROCS.
+	Concurrency int
+	// AckWait is the task lease: a task whose worker stops heartbeating for
+	// this long is redelivered. Running tasks heartbeat every AckWait/3.
+	// Defaults to 30 s.
+	AckWait time.Duration
+	// DrainTimeout is how long a stopping executor lets running tasks
+	// finish before cancelling them and handing them back. Defaults to 30 s.
+	DrainTimeout time.Duration
+	// Registry holds the handlers. Required.
+	Registry *Registry
+	// Objects resolves argument refs and stores large results. Without it,
+	// such values fail the task with a clear error.
+	Objects *objects.Store
+	// HandlerContext, if set, derives each handler's context (to carry a
+	// client, say).
+	HandlerContext func(context.Context) context.Context
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// ConsumerName is the durable consumer of a pool on FRAY_TASKS.
+func ConsumerName(pool string) string { return "pool-" + pool }
+
+// Executor pulls tasks of one pool and runs them on a fixed number of
+// slots, never holding more messages than it has free slots.
+type Executor struct {
+	o     ExecutorOptions
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	log   *slog.Logger
+	pull  *puller
+	view  *WorkerView
+	slots []atomic.Pointer[runningTask]
+
+	cmu       sync.RWMutex
+	cancelled map[string]struct{}
+
+	work     chan *nats.Msg
+	complete chan completion
+	served   atomic.Int64
+}
+
+type runningTask struct {
+	id      string
+	msg     *nats.Msg
+	started time.Time
+	cancel  context.CancelCauseFunc
+}
+
+type completion struct {
+	ack     jetstream.PubAckFuture
+	msg     *nats.Msg
+	subject string
+	data    []byte
+	id      string
+}
+
+var errDrain = errors.New("worker draining")
+
+// NewExecutor validates options. Run starts serving.
+func NewExecutor(nc *nats.Conn, js jetstream.JetStream, o ExecutorOptions) (*Executor, error) {
+	if o.WorkerID == "" {
+		return nil, errors.New("tasks: executor needs a WorkerID")
+	}
+	if o.Registry == nil {
+		return nil, errors.New("tasks: executor needs a Registry")
+	}
+	if o.Pool == "" {
+		o.Pool = DefaultPool
+	}
+	if err := CheckPool(o.Pool); err != nil {
+		return nil, err
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	if o.AckWait == 0 {
+		o.AckWait = 30 * time.Second
+	}
+	if o.AckWait < 300*time.Millisecond {
+		return nil, fmt.Errorf("tasks: AckWait %s under the 300ms minimum", o.AckWait)
+	}
+	if o.DrainTimeout == 0 {
+		o.DrainTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Executor{o: o, nc: nc, js: js, log: o.Logger.With("pool", o.Pool),
+		slots: make([]atomic.Pointer[runningTask], o.Concurrency), cancelled: map[string]struct{}{}}, nil
+}
+
+// Running is the number of tasks running now.
+func (e *Executor) Running() int {
+	n := 0
+	for i := range e.slots {
+		if e.slots[i].Load() != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Served is the number of tasks completed (with any outcome) so far.
+func (e *Executor) Served() int64 { return e.served.Load() }
+
+// Run serves tasks until ctx ends, then drains: it stops pulling, lets
+// running tasks finish for DrainTimeout, cancels the rest and hands them
+// back (nak) so other workers take them at once.
+func (e *Executor) Run(ctx context.Context) error {
+	cons, err := e.js.CreateOrUpdateConsumer(ctx, broker.StreamTasks, jetstream.ConsumerConfig{
+		Durable:       ConsumerName(e.o.Pool),
+		Description:   "fray workers of pool " + e.o.Pool,
+		FilterSubject: TaskSubject(e.o.Pool),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       e.o.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: -1,
+		MaxWaiting:    4096,
+	})
+	if err != nil {
+		return fmt.Errorf("tasks: consumer for pool %s: %w", e.o.Pool, err)
+	}
+	_ = cons
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	if e.view, err = WatchWorkers(bg, e.js); err != nil {
+		return err
+	}
+	cancelsDone, err := e.watchCancels(bg)
+	if err != nil {
+		return err
+	}
+
+	e.pull = newPuller(e.nc, broker.StreamTasks, ConsumerName(e.o.Pool), e.o.Concurrency)
+	e.work = make(chan *nats.Msg, 2*e.o.Concurrency)
+	e.complete = make(chan completion, 4096)
+	var draining atomic.Bool
+	sub, err := e.nc.Subscribe(e.pull.inbox+".*", func(m *nats.Msg) {
+		if !e.pull.onMsg(m) {
+			return
+		}
+		if draining.Load() {
+			m.Nak()
+			e.pull.release()
+			return
+		}
+		e.work <- m
+	})
+	if err != nil {
+		return fmt.Errorf("tasks: subscribe: %w", err)
+	}
+	sub.SetPendingLimits(-1, -1)
+
+	// Handler contexts outlive ctx by the drain grace period.
+	hctx, cancelHandlers := context.WithCancelCause(context.Background())
+	defer cancelHandlers(errDrain)
+	var slotsWG sync.WaitGroup
+	for i := range e.slots {
+		slotsWG.Add(1)
+		go func() {
+			defer slotsWG.Done()
+			for m := range e.work {
+				e.process(hctx, i, m)
+				e.pull.release()
+			}
+		}()
+	}
+	completerDone := make(chan struct{})
+	go func() {
+		defer close(completerDone)
+		e.completer()
+	}()
+	tickerDone := make(chan struct{})
+	tickCtx, stopTicks := context.WithCancel(bg)
+	go func() {
+		defer close(tickerDone)
+		e.ticks(tickCtx)
+	}()
+
+	e.pull.start()
+	<-ctx.Done()
+
+	// Drain.
+	e.pull.drain()
+	draining.Store(true)
+	deadline := time.NewTimer(e.o.DrainTimeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+wait:
+	for e.Running() > 0 {
+		select {
+		case <-deadline.C:
+			e.log.Warn("drain timeout: cancelling running tasks and handing them back", "running", e.Running())
+			cancelHandlers(errDrain)
+			break wait
+		case <-poll.C:
+		}
+	}
+	sub.Unsubscribe()
+	close(e.work)
+	slotsWG.Wait()
+	close(e.complete)
+	<-completerDone
+	stopTicks()
+	<-tickerDone
+	stopBG()
+	<-cancelsDone
+	<-e.view.Done()
+	e.nc.Flush()
+	return nil
+}
+
+// ticks heartbeats long-running tasks and retires dead pull requests.
+func (e *Executor) ticks(ctx context.Context) {
+	every := e.o.AckWait / 3
+	t := time.NewTicker(min(every, time.Second))
+	defer t.Stop()
+	lastBeat := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			e.pull.expire(now)
+			if now.Sub(lastBeat) < every {
+				continue
+			}
+			lastBeat = now
+			for i := range e.slots {
+				if r := e.slots[i].Load(); r != nil && now.Sub(r.started) >= every/2 {
+					r.msg.InProgress()
+				}
+			}
+		}
+	}
+}
+
+// watchCancels keeps the set of cancelled task ids and cancels running ones.
+func (e *Executor) watchCancels(ctx context.Context) (<-chan struct{}, error) {
+	kv, err := e.js.KeyValue(ctx, broker.BucketCancels)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: cancel bucket: %w", err)
+	}
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tasks: watch cancels: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer w.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case en, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if en == nil || en.Operation() != jetstream.KeyValuePut {
+					continue
+				}
+				id := en.Key()
+				e.cmu.Lock()
+				e.cancelled[id] = struct{}{}
+				e.cmu.Unlock()
+				for i := range e.slots {
+					if r := e.slots[i].Load(); r != nil && r.id == id {
+						r.cancel(ErrCancelled)
+					}
+				}
+			}
+		}
+	}()
+	return done, nil
+}
+
+func (e *Executor) isCancelled(id string) bool {
+	e.cmu.RLock()
+	_, ok := e.cancelled[id]
+	e.cmu.RUnlock()
+	return ok
+}
+
+// process runs one delivered task message on slot i.
+func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
+	meta, err := m.Metadata()
+	if err != nil {
+		e.log.Error("task message without JetStream metadata; terminating it", "subject", m.Subject, "err", err)
+		m.Term()
+		return
+	}
+	attempt := int(meta.NumDelivered)
+	t, err := decodeTask(m.Data)
+	if err != nil {
+		e.poison(m, err)
+		return
+	}
+	if e.isCancelled(t.ID) {
+		m.Ack() // the canceller recorded the result
+		return
+	}
+	res := &Result{V: ResultVersion, ID: t.ID, Worker: e.o.WorkerID, Attempt: attempt, StartedMS: time.Now().UnixMilli()}
+	fail := func(kind, typ, msg string) {
+		res.Error = &ErrorInfo{Kind: kind, Fn: t.Fn, Message: msg, Type: typ, Worker: e.o.WorkerID, Attempt: attempt}
+		e.finish(t, res, m)
+	}
+	if attempt > t.MaxDeliveries+t.Retries && t.MaxDeliveries > 0 {
+		fail(KindExhausted, "", fmt.Sprintf("delivered %d times without a result: the workers running it crashed or lost their leases (MaxDeliveries %d)", attempt-1, t.MaxDeliveries))
+		return
+	}
+	h, ok := e.o.Registry.Lookup(t.Fn)
+	if !ok {
+		if served, _ := e.view.Serves(e.o.Pool, t.Fn); served {
+			m.NakWithDelay(100 * time.Millisecond) // a peer serves it
+			return
+		}
+		fail(KindUnknownFn, "", fmt.Sprintf("no live worker of pool %q registers %q (this worker registers: %v)", e.o.Pool, t.Fn, e.o.Registry.Names()))
+		return
+	}
+	arg := t.Arg
+	if t.ArgRef != nil {
+		if e.o.Objects == nil {
+			fail(KindObject, "", "argument is in the object store and this worker has none")
+			return
+		}
+		if arg, err = e.o.Objects.GetBytes(hctx, *t.ArgRef); err != nil {
+			fail(KindObject, "", fmt.Sprintf("fetch argument %s: %v", t.ArgRef, err))
+			return
+		}
+	}
+
+	ctx, cancel := context.WithCancelCause(hctx)
+	defer cancel(nil)
+	if t.TimeoutMS > 0 {
+		var c2 context.CancelFunc
+		ctx, c2 = context.WithTimeoutCause(ctx, time.Duration(t.TimeoutMS)*time.Millisecond, ErrTimeout)
+		defer c2()
+	}
+	if e.o.HandlerContext != nil {
+		ctx = e.o.HandlerContext(ctx)
+	}
+	ctx = withTaskInfo(ctx, TaskInfo{ID: t.ID, FutureID: FutureID(t.Owner, t.ID), Fn: t.Fn, Attempt: attempt, Worker: e.o.WorkerID, Pool: e.o.Pool})
+	e.slots[slot].Store(&runningTask{id: t.ID, msg: m, started: time.Now(), cancel: cancel})
+	val, herr := call(ctx, h, arg)
+	e.slots[slot].Store(nil)
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, errDrain):
+		m.Nak() // hand it back: another worker runs it now
+		return
+	case errors.Is(cause, ErrCancelled):
+		m.Ack()
+		return
+	}
+	res.FinishedMS = time.Now().UnixMilli()
+	if herr != nil {
+		var pe panicError
+		var bi badInput
+		switch {
+		case errors.As(herr, &pe):
+			fail(KindPanic, "panic", pe.Error())
+		case errors.As(herr, &bi):
+			fail(KindBadInput, "", bi.Error())
+		case errors.Is(cause, ErrTimeout):
+			if attempt <= t.Retries {
+				m.NakWithDelay(backoff(t, attempt))
+				return
+			}
+			fail(KindTimeout, "", fmt.Sprintf("attempt ran past its %s timeout: %v", time.Duration(t.TimeoutMS)*time.Millisecond, herr))
+		default:
+			if IsRetryable(herr) && attempt <= t.Retries {
+				m.NakWithDelay(backoff(t, attempt))
+				return
+			}
+			fail(KindHandler, errorType(herr), herr.Error())
+		}
+		return
+	}
+	raw, err := objects.Marshal(val)
+	if err != nil {
+		fail(KindHandler, "encode", fmt.Sprintf("encode result %T: %v", val, err))
+		return
+	}
+	if e.o.Objects != nil && len(raw) > e.o.Objects.InlineThreshold() {
+		ref, err := e.o.Objects.PutBytes(hctx, raw)
+		if err != nil {
+			fail(KindObject, "", fmt.Sprintf("store result (%d bytes): %v", len(raw), err))
+			return
+		}
+		res.ValueRef = &ref
+	} else {
+		res.Value = raw
+	}
+	e.finish(t, res, m)
+}
+
+func backoff(t *Task, attempt int) time.Duration {
+	d := time.Duration(t.BackoffMS) * time.Millisecond
+	for i := 1; i < attempt && d < 5*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 5*time.Minute)
+}
+
+type panicError struct{ msg string }
+
+func (p panicError) Error() string { return p.msg }
+
+// call runs h, turning a panic into an error.
+func call(ctx context.Context, h Handler, arg []byte) (val any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = panicError{fmt.Sprintf("panic: %v\n%s", r, trimStack(debug.Stack()))}
+		}
+	}()
+	return h(ctx, arg)
+}
+
+func trimStack(s []byte) string {
+	const max = 4096
+	if len(s) > max {
+		return string(s[:max]) + "\n..."
+	}
+	return string(s)
+}
+
+func errorType(err error) string {
+	for {
+		switch err.(type) {
+		case retryable, badInput:
+			err = errors.Unwrap(err)
+			continue
+		}
+		break
+	}
+	return reflect.TypeOf(err).String()
+}
+
+// finish publishes the result; the completer acks the task once it is
+// stored.
+func (e *Executor) finish(t *Task, res *Result, m *nats.Msg) {
+	data, err := objects.Marshal(res)
+	if err != nil {
+		e.log.Error("encode result", "task", t.ID, "err", err)
+		m.Nak()
+		return
+	}
+	subj := ResultSubject(t.Owner, t.ID)
+	paf, err := e.js.PublishAsync(subj, data, jetstream.WithMsgID(t.ID))
+	if err != nil {
+		e.log.Warn("publish result; handing task back", "task", t.ID, "err", err)
+		m.Nak()
+		return
+	}
+	e.complete <- completion{ack: paf, msg: m, subject: subj, data: data, id: t.ID}
+}
+
+// completer acks each task after its result's PubAck, in publish order.
+func (e *Executor) completer() {
+	for c := range e.complete {
+		select {
+		case <-c.ack.Ok():
+			c.msg.Ack()
+		case err := <-c.ack.Err():
+			e.retryResult(c, err)
+		}
+		e.served.Add(1)
+	}
+}
+
+func (e *Executor) retryResult(c completion, first error) {
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := e.js.Publish(ctx, c.subject, c.data, jetstream.WithMsgID(c.id))
+		cancel()
+		if err == nil {
+			c.msg.Ack()
+			return
+		}
+		time.Sleep(time.Duration(100*(i+1)) * time.Millisecond) // back off before the next try
+	}
+	e.log.Error("result not stored; task will run again", "task", c.id, "err", first)
+	c.msg.Nak()
+}
+
+// poison terminates an undecodable task and reports it to its producer
+// when the headers say who that is.
+func (e *Executor) poison(m *nats.Msg, cause error) {
+	id := m.Header.Get(jetstream.MsgIDHeader)
+	owner := m.Header.Get(HeaderOwner)
+	e.log.Error("malformed task terminated", "task", id, "owner", owner, "err", cause)
+	if validToken(owner) && validToken(id) {
+		res := Result{V: ResultVersion, ID: id, Worker: e.o.WorkerID, FinishedMS: time.Now().UnixMilli(),
+			Error: &ErrorInfo{Kind: KindBadInput, Message: "malformed task record: " + cause.Error(), Worker: e.o.WorkerID}}
+		if data, err := objects.Marshal(&res); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			e.js.Publish(ctx, ResultSubject(owner, id), data, jetstream.WithMsgID(id))
+			cancel()
+		}
+	}
+	m.Term()
+}

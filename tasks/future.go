@@ -1,0 +1,201 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/frayhq/fray/objects"
+)
+
+// Future is a task's eventual result. Its ID names it in any process
+// connected to the same cluster while the result is retained.
+type Future struct {
+	p     *Producer
+	owner string
+	id    string
+	fn    string
+	// foreign futures were not submitted by p: Done subscribes to the
+	// result subject and looks the result up.
+	foreign bool
+
+	once  sync.Once
+	done  chan struct{}
+	res   *Result
+	err   error
+	watch sync.Once
+}
+
+func newFuture(p *Producer, owner, id, fn string) *Future {
+	return &Future{p: p, owner: owner, id: id, fn: fn, done: make(chan struct{})}
+}
+
+// ID is the future's public id, "<owner>.<task-id>".
+func (f *Future) ID() string { return FutureID(f.owner, f.id) }
+
+// TaskID is the task's id (the Nats-Msg-Id of its record).
+func (f *Future) TaskID() string { return f.id }
+
+func (f *Future) resolve(res *Result, err error) {
+	f.once.Do(func() {
+		f.res, f.err = res, err
+		close(f.done)
+	})
+}
+
+// Done is closed when the result (or a submission error) is known.
+func (f *Future) Done() <-chan struct{} {
+	f.watch.Do(func() {
+		if f.p != nil && f.foreign {
+			f.p.watchForeign(f)
+		}
+	})
+	return f.done
+}
+
+// Result waits for the raw result record. A failed task returns its record
+// and a *RemoteError.
+func (f *Future) Result(ctx context.Context) (*Result, error) {
+	select {
+	case <-f.Done():
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for task %s: %w", f.ID(), ctx.Err())
+	}
+	if f.err != nil {
+		return f.res, f.err
+	}
+	if f.res.Error != nil {
+		return f.res, remoteError(f.id, f.res.Error)
+	}
+	return f.res, nil
+}
+
+// Get waits for the result and decodes its value into v (a pointer, or nil
+// to discard the value).
+func (f *Future) Get(ctx context.Context, v any) error {
+	res, err := f.Result(ctx)
+	if err != nil {
+		return err
+	}
+	if v == nil {
+		return nil
+	}
+	raw := res.Value
+	if res.ValueRef != nil {
+		if f.p == nil || f.p.store == nil {
+			return fmt.Errorf("tasks: result of %s is in the object store, and this producer has none", f.ID())
+		}
+		if raw, err = f.p.store.GetBytes(ctx, *res.ValueRef); err != nil {
+			return fmt.Errorf("tasks: result of %s: %w", f.ID(), err)
+		}
+	}
+	if len(raw) == 0 {
+		return nil
+	}
+	return objects.Unmarshal(raw, v)
+}
+
+// Cancel cancels the task: a queued task never starts, a running task's
+// context is cancelled, and the future resolves with ErrCancelled. A task
+// that already has a result keeps it.
+func (f *Future) Cancel(ctx context.Context) error {
+	if f.p == nil {
+		return errors.New("tasks: future has no producer")
+	}
+	return f.p.cancel(ctx, f)
+}
+
+// Waitable is anything Wait can wait on.
+type Waitable interface {
+	Done() <-chan struct{}
+}
+
+// TypedFuture is a Future whose value decodes into R.
+type TypedFuture[R any] struct{ *Future }
+
+// Get waits for the result and returns its value.
+func (t TypedFuture[R]) Get(ctx context.Context) (R, error) {
+	var r R
+	err := t.Future.Get(ctx, &r)
+	return r, err
+}
+
+// ErrBadWait reports invalid Wait arguments.
+var ErrBadWait = errors.New("tasks: bad wait")
+
+// Wait has ray.wait's semantics: it returns as soon as n of futs are done,
+// or when timeout passes, splitting futs into ready (at most n) and pending,
+// both in input order. A timeout of 0 checks once without waiting; a
+// negative timeout waits as long as ctx allows.
+func Wait[F Waitable](ctx context.Context, futs []F, n int, timeout time.Duration) (ready, pending []F, err error) {
+	if n < 1 || n > len(futs) {
+		return nil, futs, fmt.Errorf("%w: n = %d with %d futures: want 1 <= n <= %d", ErrBadWait, n, len(futs), len(futs))
+	}
+	isDone := func(f F) bool {
+		select {
+		case <-f.Done():
+			return true
+		default:
+			return false
+		}
+	}
+	count := func() int {
+		c := 0
+		for _, f := range futs {
+			if isDone(f) {
+				c++
+			}
+		}
+		return c
+	}
+	if timeout != 0 && count() < n {
+		var timer <-chan time.Time
+		if timeout > 0 {
+			t := time.NewTimer(timeout)
+			defer t.Stop()
+			timer = t.C
+		}
+		notify := make(chan struct{}, len(futs))
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, f := range futs {
+			if isDone(f) {
+				continue
+			}
+			wg.Add(1)
+			go func(done <-chan struct{}) {
+				defer wg.Done()
+				select {
+				case <-done:
+					notify <- struct{}{}
+				case <-stop:
+				}
+			}(f.Done())
+		}
+		got := count()
+	loop:
+		for got < n {
+			select {
+			case <-notify:
+				got++
+			case <-timer:
+				break loop
+			case <-ctx.Done():
+				err = ctx.Err()
+				break loop
+			}
+		}
+		close(stop)
+		wg.Wait()
+	}
+	for _, f := range futs {
+		if len(ready) < n && isDone(f) {
+			ready = append(ready, f)
+		} else {
+			pending = append(pending, f)
+		}
+	}
+	return ready, pending, err
+}

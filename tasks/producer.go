@@ -1,0 +1,362 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/objects"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// ErrClosed means the producer was closed before the result arrived.
+var ErrClosed = errors.New("tasks: producer closed")
+
+// ProducerOptions configures a Producer.
+type ProducerOptions struct {
+	// Owner is the token results are addressed to. Defaults to a new unique
+	// id, so each producer hears only its own results.
+	Owner string
+	// Objects stores arguments over the inline threshold and reads results
+	// stored there. Without it such values are refused.
+	Objects *objects.Store
+	// MaxValueSize refuses larger arguments at submit. Defaults to 1 GiB.
+	MaxValueSize int64
+	// MaxPending bounds submissions awaiting their PubAck; Submit blocks
+	// while it is reached. Defaults to 4096.
+	MaxPending int
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Producer submits tasks and receives their results. It is safe for
+// concurrent use.
+type Producer struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	owner   string
+	store   *objects.Store
+	maxSize int64
+	inline  int
+	log     *slog.Logger
+	view    *WorkerView
+	results jetstream.Stream
+	cancels jetstream.KeyValue
+
+	mu      sync.Mutex
+	pending map[string]*Future
+	foreign map[string]*nats.Subscription
+	closed  bool
+	sub     *nats.Subscription
+	stop    context.CancelFunc
+}
+
+// NewProducer subscribes to the producer's results and starts watching the
+// worker registry. Close releases both.
+func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Producer, error) {
+	if o.Owner == "" {
+		o.Owner = nuid.Next()
+	}
+	if !validToken(o.Owner) {
+		return nil, fmt.Errorf("%w: owner %q", ErrBadName, o.Owner)
+	}
+	if o.MaxValueSize == 0 {
+		o.MaxValueSize = 1 << 30
+	}
+	if o.MaxPending == 0 {
+		o.MaxPending = 4096
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	p := &Producer{nc: nc, owner: o.Owner, store: o.Objects, maxSize: o.MaxValueSize, log: o.Logger,
+		pending: map[string]*Future{}, foreign: map[string]*nats.Subscription{}, inline: objects.DefaultInlineThreshold}
+	if o.Objects != nil {
+		p.inline = o.Objects.InlineThreshold()
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(o.MaxPending),
+		jetstream.WithPublishAsyncErrHandler(p.onPublishError),
+		jetstream.WithPublishAsyncTimeout(30*time.Second))
+	if err != nil {
+		return nil, err
+	}
+	p.js = js
+	if p.results, err = js.Stream(ctx, broker.StreamResults); err != nil {
+		return nil, fmt.Errorf("tasks: results stream: %w (is the cluster provisioned?)", err)
+	}
+	if p.cancels, err = js.KeyValue(ctx, broker.BucketCancels); err != nil {
+		return nil, fmt.Errorf("tasks: cancel bucket: %w", err)
+	}
+	if p.sub, err = nc.Subscribe(ResultSubject(p.owner, "*"), p.onResult); err != nil {
+		return nil, fmt.Errorf("tasks: subscribe to results: %w", err)
+	}
+	p.sub.SetPendingLimits(-1, -1)
+	wctx, stop := context.WithCancel(context.Background())
+	p.stop = stop
+	if p.view, err = WatchWorkers(wctx, js); err != nil {
+		stop()
+		p.sub.Unsubscribe()
+		return nil, err
+	}
+	select {
+	case <-p.view.Ready():
+	case <-ctx.Done():
+		p.Close()
+		return nil, ctx.Err()
+	}
+	return p, nil
+}
+
+// Owner is the token this producer's results are addressed to.
+func (p *Producer) Owner() string { return p.owner }
+
+// Workers is the producer's live view of the worker registry.
+func (p *Producer) Workers() *WorkerView { return p.view }
+
+// Close stops receiving results; futures still waiting resolve with
+// ErrClosed.
+func (p *Producer) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	pending := p.pending
+	p.pending = map[string]*Future{}
+	for _, s := range p.foreign {
+		s.Unsubscribe()
+	}
+	p.mu.Unlock()
+	p.sub.Unsubscribe()
+	p.stop()
+	<-p.view.Done()
+	for _, f := range pending {
+		f.resolve(nil, ErrClosed)
+	}
+}
+
+// Submit queues a call of fn with arg and returns its future at once.
+// Submission errors (bad options, unknown function, oversized value, full
+// queue) resolve the future with the error. An arg of type objects.Ref is
+// passed by reference: the worker fetches and decodes the object.
+func (p *Producer) Submit(ctx context.Context, fn string, arg any, opts ...Option) *Future {
+	id := nuid.Next()
+	f := newFuture(p, p.owner, id, fn)
+	if err := p.submit(ctx, f, fn, arg, opts); err != nil {
+		f.resolve(nil, err)
+	}
+	return f
+}
+
+func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, opts []Option) error {
+	o, err := buildOptions(opts)
+	if err != nil {
+		return err
+	}
+	if !validToken(fn) {
+		return fmt.Errorf("%w: function %q", ErrBadName, fn)
+	}
+	if served, live := p.view.Serves(o.pool, fn); live && !served {
+		return fmt.Errorf("%w: no live worker of pool %q registers %q (they register: %s)",
+			ErrUnknownFunction, o.pool, fn, strings.Join(p.view.Functions(o.pool), ", "))
+	}
+	t := Task{V: TaskVersion, ID: f.id, Owner: p.owner, Fn: fn, TimeoutMS: o.timeout.Milliseconds(),
+		Retries: o.retries, BackoffMS: o.backoff.Milliseconds(), MaxDeliveries: o.maxDeliveries,
+		SubmittedMS: time.Now().UnixMilli()}
+	switch a := arg.(type) {
+	case objects.Ref:
+		t.ArgRef = &a
+	case *objects.Ref:
+		t.ArgRef = a
+	default:
+		raw, err := objects.Marshal(arg)
+		if err != nil {
+			return fmt.Errorf("%w: argument of %s: %v", ErrBadInput, fn, err)
+		}
+		if int64(len(raw)) > p.maxSize {
+			return fmt.Errorf("%w: argument of %s is %d bytes, over the %d-byte limit (MaxValueSize)", ErrTooLarge, fn, len(raw), p.maxSize)
+		}
+		if len(raw) > p.inline {
+			if p.store == nil {
+				return fmt.Errorf("%w: argument of %s is %d bytes, over the %d-byte inline limit, and no object store is configured", ErrTooLarge, fn, len(raw), p.inline)
+			}
+			ref, err := p.store.PutBytes(ctx, raw)
+			if err != nil {
+				return fmt.Errorf("tasks: store argument of %s: %w", fn, err)
+			}
+			t.ArgRef = &ref
+		} else {
+			t.Arg = raw
+		}
+	}
+	data, err := objects.Marshal(&t)
+	if err != nil {
+		return err
+	}
+	msg := &nats.Msg{Subject: TaskSubject(o.pool), Data: data, Header: nats.Header{
+		jetstream.MsgIDHeader: []string{f.id},
+		HeaderOwner:           []string{p.owner},
+	}}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return ErrClosed
+	}
+	p.pending[f.id] = f
+	p.mu.Unlock()
+	if _, err := p.js.PublishMsgAsync(msg); err != nil {
+		p.forget(f.id)
+		return fmt.Errorf("tasks: publish %s: %w", fn, err)
+	}
+	return nil
+}
+
+func (p *Producer) forget(id string) *Future {
+	p.mu.Lock()
+	f := p.pending[id]
+	delete(p.pending, id)
+	p.mu.Unlock()
+	return f
+}
+
+// onPublishError resolves the future of a task the stream refused.
+func (p *Producer) onPublishError(_ jetstream.JetStream, msg *nats.Msg, err error) {
+	id := msg.Header.Get(jetstream.MsgIDHeader)
+	f := p.forget(id)
+	if f == nil {
+		return
+	}
+	f.resolve(nil, mapPublishError(err))
+}
+
+// mapPublishError maps the stream's limit errors onto ErrQueueFull.
+func mapPublishError(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		d := apiErr.Description
+		if strings.Contains(d, "maximum bytes exceeded") || strings.Contains(d, "maximum messages exceeded") ||
+			strings.Contains(d, "resource limits exceeded") || strings.Contains(d, "insufficient resources") {
+			return fmt.Errorf("%w: %s (stream %s limits; raise them with fray-broker flags or retry later)", ErrQueueFull, d, broker.StreamTasks)
+		}
+	}
+	return fmt.Errorf("tasks: submit: %w", err)
+}
+
+func (p *Producer) onResult(m *nats.Msg) {
+	id := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	f := p.forget(id)
+	if f == nil {
+		return // a duplicate, or a result for a producer before a restart
+	}
+	res, err := decodeResult(m.Data)
+	f.resolve(res, err)
+}
+
+// Future returns the future with the given id, from this or any other
+// producer, while its result is retained.
+func (p *Producer) Future(fid string) (*Future, error) {
+	owner, id, err := ParseFutureID(fid)
+	if err != nil {
+		return nil, err
+	}
+	if owner == p.owner {
+		p.mu.Lock()
+		f := p.pending[id]
+		p.mu.Unlock()
+		if f != nil {
+			return f, nil
+		}
+	}
+	return &Future{p: p, owner: owner, id: id, done: make(chan struct{}), foreign: true}, nil
+}
+
+// watchForeign subscribes to a future's result subject, then looks the
+// result up in the stream, so it resolves whether the result is already
+// stored or still to come.
+func (p *Producer) watchForeign(f *Future) {
+	subj := ResultSubject(f.owner, f.id)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		f.resolve(nil, ErrClosed)
+		return
+	}
+	sub, err := p.nc.Subscribe(subj, func(m *nats.Msg) {
+		res, err := decodeResult(m.Data)
+		f.resolve(res, err)
+	})
+	if err == nil {
+		p.foreign[f.id] = sub
+	}
+	p.mu.Unlock()
+	if err != nil {
+		f.resolve(nil, fmt.Errorf("tasks: subscribe %s: %w", subj, err))
+		return
+	}
+	go func() {
+		defer func() {
+			p.mu.Lock()
+			delete(p.foreign, f.id)
+			p.mu.Unlock()
+			sub.Unsubscribe()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res, err := p.lookup(ctx, subj)
+		cancel()
+		switch {
+		case err == nil:
+			f.resolve(res, nil)
+		case !errors.Is(err, ErrNoResult):
+			f.resolve(nil, err)
+		}
+		<-f.done
+	}()
+}
+
+// lookup fetches the first result stored on subj.
+func (p *Producer) lookup(ctx context.Context, subj string) (*Result, error) {
+	msg, err := p.results.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subj))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, ErrNoResult
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tasks: look up %s: %w", subj, err)
+	}
+	return decodeResult(msg.Data)
+}
+
+// Lookup returns a future's stored result without waiting: ErrNoResult when
+// none is stored (the task is still queued or running, or the result
+// expired).
+func (p *Producer) Lookup(ctx context.Context, fid string) (*Result, error) {
+	owner, id, err := ParseFutureID(fid)
+	if err != nil {
+		return nil, err
+	}
+	return p.lookup(ctx, ResultSubject(owner, id))
+}
+
+func (p *Producer) cancel(ctx context.Context, f *Future) error {
+	if _, err := p.cancels.Put(ctx, f.id, []byte(f.owner)); err != nil {
+		return fmt.Errorf("tasks: cancel %s: %w", f.ID(), err)
+	}
+	res := Result{V: ResultVersion, ID: f.id, FinishedMS: time.Now().UnixMilli(),
+		Error: &ErrorInfo{Kind: KindCancelled, Fn: f.fn, Message: "cancelled by the caller"}}
+	data, err := objects.Marshal(&res)
+	if err != nil {
+		return err
+	}
+	if _, err := p.js.Publish(ctx, ResultSubject(f.owner, f.id), data, jetstream.WithMsgID(f.id)); err != nil {
+		return fmt.Errorf("tasks: record cancellation of %s: %w", f.ID(), err)
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+package tasks
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/objects"
+)
+
+// Record versions. A reader refuses a record whose version it does not know.
+const (
+	TaskVersion   = 1
+	ResultVersion = 1
+)
+
+// Headers fray sets on task messages besides Nats-Msg-Id (= task id).
+const (
+	HeaderOwner = "Fray-Owner" // the producer's owner token, to report a task whose body cannot be decoded
+)
+
+// Task is the record published to fray.tasks.<pool>.
+type Task struct {
+	V     int    `cbor:"v"`
+	ID    string `cbor:"id"`
+	Owner string `cbor:"owner"`
+	Fn    string `cbor:"fn"`
+	// Arg is the CBOR encoding of the argument, when it travels inline.
+	Arg []byte `cbor:"arg,omitempty"`
+	// ArgRef names the argument's encoding in the object store instead.
+	ArgRef *objects.Ref `cbor:"arg_ref,omitempty"`
+	// TimeoutMS bounds each attempt; 0 means no timeout.
+	TimeoutMS int64 `cbor:"timeout_ms,omitempty"`
+	// Retries is how many more attempts a retryable handler error earns.
+	Retries int `cbor:"retries,omitempty"`
+	// BackoffMS is the delay before the first retry; it doubles each retry.
+	BackoffMS int64 `cbor:"backoff_ms,omitempty"`
+	// MaxDeliveries bounds deliveries that end without a result (crashed or
+	// lost workers), on top of Retries.
+	MaxDeliveries int   `cbor:"max_deliveries,omitempty"`
+	SubmittedMS   int64 `cbor:"submitted_ms"`
+}
+
+// Result is the record published to fray.results.<owner>.<task-id>.
+type Result struct {
+	V  int    `cbor:"v"`
+	ID string `cbor:"id"`
+	// Value is the CBOR encoding of the handler's return value, inline.
+	Value []byte `cbor:"value,omitempty"`
+	// ValueRef names the value's encoding in the object store instead.
+	ValueRef   *objects.Ref `cbor:"value_ref,omitempty"`
+	Error      *ErrorInfo   `cbor:"error,omitempty"`
+	Worker     string       `cbor:"worker,omitempty"`
+	Attempt    int          `cbor:"attempt,omitempty"`
+	StartedMS  int64        `cbor:"started_ms,omitempty"`
+	FinishedMS int64        `cbor:"finished_ms,omitempty"`
+}
+
+// Error kinds in ErrorInfo.Kind.
+const (
+	KindHandler   = "handler"   // the handler returned an error
+	KindPanic     = "panic"     // the handler panicked
+	KindTimeout   = "timeout"   // the attempt ran past its timeout
+	KindCancelled = "cancelled" // Future.Cancel was called
+	KindUnknownFn = "unknown_function"
+	KindBadInput  = "bad_input" // the task or its argument could not be decoded
+	KindExhausted = "exhausted" // delivered MaxDeliveries times without a result
+	KindObject    = "object"    // an argument or result object could not be read or written
+)
+
+// ErrorInfo describes a failed task.
+type ErrorInfo struct {
+	Kind    string `cbor:"kind"`
+	Fn      string `cbor:"fn,omitempty"`
+	Message string `cbor:"message"`
+	Type    string `cbor:"type,omitempty"` // the Go type of the handler's error, or "panic"
+	Worker  string `cbor:"worker,omitempty"`
+	Attempt int    `cbor:"attempt,omitempty"`
+}
+
+// TaskSubject is the subject a pool's tasks are published on.
+func TaskSubject(pool string) string { return broker.SubjectTasksPrefix + pool }
+
+// ResultSubject is the subject of a task's result.
+func ResultSubject(owner, id string) string {
+	return broker.SubjectResultsPrefix + owner + "." + id
+}
+
+// FutureID is the public id of a task: "<owner>.<task-id>", the two last
+// tokens of its result subject.
+func FutureID(owner, id string) string { return owner + "." + id }
+
+// ParseFutureID splits a future id into owner and task id.
+func ParseFutureID(fid string) (owner, id string, err error) {
+	owner, id, ok := strings.Cut(fid, ".")
+	if !ok || !validToken(owner) || !validToken(id) {
+		return "", "", fmt.Errorf("%w: future id %q: want <owner>.<task-id>", ErrBadID, fid)
+	}
+	return owner, id, nil
+}
+
+// ValidName reports whether s can be a pool or function name: a non-empty
+// NATS subject token (no spaces, dots or wildcards) of at most 128 bytes.
+func validToken(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r == '.' || r == '*' || r == '>' || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckPool returns an error when pool cannot name a pool.
+func CheckPool(pool string) error {
+	if !validToken(pool) {
+		return fmt.Errorf("%w: pool %q: want a non-empty name without spaces, '.', '*' or '>'", ErrBadName, pool)
+	}
+	return nil
+}
+
+func decodeTask(data []byte) (*Task, error) {
+	var t Task
+	if err := objects.Unmarshal(data, &t); err != nil {
+		return nil, err
+	}
+	if t.V != TaskVersion {
+		return nil, fmt.Errorf("task record version %d, this worker knows %d", t.V, TaskVersion)
+	}
+	if t.ID == "" || t.Fn == "" || !validToken(t.Owner) {
+		return nil, fmt.Errorf("task record lacks id, fn or a valid owner")
+	}
+	if t.Arg != nil && t.ArgRef != nil {
+		return nil, fmt.Errorf("task record has both arg and arg_ref")
+	}
+	return &t, nil
+}
+
+func decodeResult(data []byte) (*Result, error) {
+	var r Result
+	if err := objects.Unmarshal(data, &r); err != nil {
+		return nil, err
+	}
+	if r.V != ResultVersion {
+		return nil, fmt.Errorf("result record version %d, this client knows %d", r.V, ResultVersion)
+	}
+	return &r, nil
+}

@@ -1,0 +1,587 @@
+package tasks_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/objects"
+	"github.com/frayhq/fray/tasks"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// env is a provisioned server with helpers to start executors and producers.
+type env struct {
+	t   *testing.T
+	url string
+}
+
+func newEnv(t *testing.T, po ...broker.ProvisionOptions) *env {
+	return &env{t: t, url: frayt.Server(t, po...).ClientURL()}
+}
+
+func (e *env) store(js jetstream.JetStream, threshold int) *objects.Store {
+	s, err := objects.New(context.Background(), js, objects.Options{InlineThreshold: threshold})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+// executor runs an executor until the test ends (or stop is called) and
+// registers it in the worker registry under id.
+func (e *env) executor(id string, reg *tasks.Registry, mod func(*tasks.ExecutorOptions)) (ex *tasks.Executor, stop func()) {
+	e.t.Helper()
+	nc, js := frayt.Connect(e.t, e.url)
+	o := tasks.ExecutorOptions{WorkerID: id, Registry: reg, Concurrency: 4, Objects: e.store(js, 0)}
+	if mod != nil {
+		mod(&o)
+	}
+	ex, err := tasks.NewExecutor(nc, js, o)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, _ := objects.Marshal(broker.WorkerInfo{V: 1, ID: id, Pool: orDefault(o.Pool), Handlers: reg.Names(), Concurrency: o.Concurrency})
+	kv, _ := js.KeyValue(context.Background(), broker.BucketWorkers)
+	if _, err := kv.Put(context.Background(), id, info); err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ex.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				e.t.Errorf("executor %s: %v", id, err)
+			}
+			kv.Delete(context.Background(), id)
+		})
+	}
+	e.t.Cleanup(stop)
+	return ex, stop
+}
+
+func orDefault(p string) string {
+	if p == "" {
+		return tasks.DefaultPool
+	}
+	return p
+}
+
+func (e *env) producer() *tasks.Producer {
+	e.t.Helper()
+	nc, js := frayt.Connect(e.t, e.url)
+	p, err := tasks.NewProducer(frayt.Context(e.t, 10*time.Second), nc, tasks.ProducerOptions{Objects: e.store(js, 0)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(p.Close)
+	return p
+}
+
+func basicRegistry() *tasks.Registry {
+	reg := tasks.NewRegistry()
+	tasks.Register(reg, "add", func(_ context.Context, in [2]int) (int, error) { return in[0] + in[1], nil })
+	tasks.Register(reg, "fail", func(_ context.Context, msg string) (int, error) { return 0, &myErr{msg} })
+	tasks.Register(reg, "panic", func(_ context.Context, _ struct{}) (int, error) { panic("boom") })
+	tasks.Register(reg, "echo", func(_ context.Context, b []byte) ([]byte, error) { return b, nil })
+	tasks.Register(reg, "len", func(_ context.Context, b []byte) (int, error) { return len(b), nil })
+	tasks.Register(reg, "block", func(ctx context.Context, _ struct{}) (int, error) {
+		<-ctx.Done()
+		return 0, ctx.Err()
+	})
+	return reg
+}
+
+type myErr struct{ msg string }
+
+func (m *myErr) Error() string { return m.msg }
+
+func TestRunReturnsTheHandlersValue(t *testing.T) {
+	e := newEnv(t)
+	e.executor("w1", basicRegistry(), nil)
+	p := e.producer()
+	ctx := frayt.Context(t, 10*time.Second)
+	fut := tasks.TypedFuture[int]{Future: p.Submit(ctx, "add", [2]int{2, 40})}
+	got, err := fut.Get(ctx)
+	if err != nil || got != 42 {
+		t.Fatalf("got %d, %v; want 42", got, err)
+	}
+}
+
+func TestHandlerErrorReachesCallerAsRemoteError(t *testing.T) {
+	e := newEnv(t)
+	e.executor("w-err", basicRegistry(), nil)
+	p := e.producer()
+	ctx := frayt.Context(t, 10*time.Second)
+	err := p.Submit(ctx, "fail", "disk on fire").Get(ctx, nil)
+	var re *tasks.RemoteError
+	if !errors.As(err, &re) {
+		t.Fatalf("got %v (%T), want *RemoteError", err, err)
+	}
+	if re.Fn != "fail" || re.Message != "disk on fire" || re.Type != "*tasks_test.myErr" || re.Worker != "w-err" || re.Attempt != 1 || re.Kind != tasks.KindHandler {
+		t.Fatalf("remote error fields: %+v", re)
+	}
+}
+
+func TestPanicIsReportedAndWorkerKeepsServing(t *testing.T) {
+	e := newEnv(t)
+	e.executor("w1", basicRegistry(), nil)
+	p := e.producer()
+	ctx := frayt.Context(t, 10*time.Second)
+	err := p.Submit(ctx, "panic", struct{}{}).Get(ctx, nil)
+	var re *tasks.RemoteError
+	if !errors.As(err, &re) || re.Kind != tasks.KindPanic || !strings.Contains(re.Message, "boom") {
+		t.Fatalf("got %v, want a panic RemoteError mentioning boom", err)
+	}
+	var sum int
+	if err := p.Submit(ctx, "add", [2]int{1, 1}).Get(ctx, &sum); err != nil || sum != 2 {
+		t.Fatalf("after panic: %d, %v", sum, err)
+	}
+}
+
+func TestRetryableErrorsRetryUntilSuccess(t *testing.T) {
+	e := newEnv(t)
+	reg := tasks.NewRegistry()
+	var calls atomic.Int32
+	tasks.Register(reg, "flaky", func(ctx context.Context, _ struct{}) (int, error) {
+		ti, _ := tasks.CurrentTask(ctx)
+		calls.Add(1)
+		if ti.Attempt < 3 {
+			return 0, tasks.Retryable(fmt.Errorf("attempt %d failed", ti.Attempt))
+		}
+		return ti.Attempt, nil
+	})
+	tasks.Register(reg, "plainfail", func(ctx context.Context, _ struct{}) (int, error) {
+		calls.Add(100)
+		return 0, errors.New("not retryable")
+	})
+	e.executor("w1", reg, nil)
+	p := e.producer()
+	ctx := frayt.Context(t, 10*time.Second)
+	var attempt int
+	if err := p.Submit(ctx, "flaky", struct{}{}, tasks.Retries(3, 10*time.Millisecond)).Get(ctx, &attempt); err != nil || attempt != 3 {
+		t.Fatalf("flaky: attempt %d, %v; want success on attempt 3", attempt, err)
+	}
+	// Without retries left, the last error is returned.
+	err := p.Submit(ctx, "flaky", struct{}{}, tasks.Retries(1, time.Millisecond)).Get(ctx, nil)
+	if err == nil || !strings.Contains(err.Error(), "attempt 2 failed") {
+		t.Fatalf("flaky with 1 retry: %v, want the attempt 2 error", err)
+	}
+	// An error not marked retryable runs once even with retries.
+	calls.Store(0)
+	if err := p.Submit(ctx, "plainfail", struct{}{}, tasks.Retries(5, time.Millisecond)).Get(ctx, nil); err == nil {
+		t.Fatal("plainfail succeeded")
+	}
+	if c := calls.Load(); c != 100 {
+		t.Fatalf("plainfail ran %d times, want once", c/100)
+	}
+}
+
+func TestTimeoutCancelsTheAttempt(t *testing.T) {
+	e := newEnv(t)
+	e.executor("w1", basicRegistry(), nil)
+	p := e.producer()
+	ctx := frayt.Context(t, 10*time.Second)
+	err := p.Submit(ctx, "block", struct{}{}, tasks.Timeout(100*time.Millisecond)).Get(ctx, nil)
+	if !errors.Is(err, tasks.ErrTimeout) {
+		t.Fatalf("got %v, want ErrTimeout", err)
+	}
+}
+
+func TestCancelStopsRunningTaskAndSkipsQueuedOne(t *testing.T) {
+	e := newEnv(t)
+	reg := basicRegistry()
+	started := make(chan string, 10)
+	tasks.Register(reg, "wait", func(ctx context.Context, _ struct{}) (int, error) {
+		ti, _ := tasks.CurrentTask(ctx)
+		started <- ti.ID
+		<-ctx.Done()
+		return 0, ctx.Err()
+	})
+	e.executor("w1", reg, func(o *tasks.ExecutorOptions) { o.Concurrency = 1 })
+	p := e.producer()
+	ctx := frayt.Context(t, 10*time.Second)
+	running := p.Submit(ctx, "wait", struct{}{})
+	queued := p.Submit(ctx, "wait", struct{}{})
+	select {
+	case id := <-started:
+		if id != running.TaskID() {
+			t.Fatalf("started %s first, want %s", id, running.TaskID())
+		}
+	case <-ctx.Done():
+		t.Fatal("first task never started")
+	}
+	if err := queued.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := running.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []*tasks.Future{running, queued} {
+		if err := f.Get(ctx, nil); !errors.Is(err, tasks.ErrCancelled) {
+			t.Fatalf("future %s: %v, want ErrCancelled", f.ID(), err)
+		}
+	}
+	// The worker moves on: a new task runs, and the cancelled queued one
+	// never started.
+	var sum int
+	if err := p.Submit(ctx, "add", [2]int{1, 2}).Get(ctx, &sum); err != nil || sum != 3 {
+		t.Fatalf("after cancel: %d %v", sum, err)
+	}
+	select {
+	case id := <-started:
+		t.Fatalf("cancelled task %s started", id)
+	default:
+	}
+}
+
+func TestUnknownFunctionFailsFastOnProducerAndWorker(t *testing.T) {
+	e := newEnv(t)
+	e.executor("w1", basicRegistry(), nil)
+	p := e.producer()
+	ctx := frayt.Context(t, 10*time.Second)
+	err := p.Submit(ctx, "nosuch", 1).Get(ctx, nil)
+	if !errors.Is(err, tasks.ErrUnknownFunction) || !strings.Contains(err.Error(), "add") {
+		t.Fatalf("producer: %v, want ErrUnknownFunction listing registered functions", err)
+	}
+	// A task that reaches a worker anyway (published by another client) is
+	// failed by the worker, not redelivered forever.
+	nc, js := frayt.Connect(t, e.url)
+	_ = nc
+	raw, _ := objects.Marshal(1)
+	rec, _ := objects.Marshal(tasks.Task{V: tasks.TaskVersion, ID: "t1", Owner: p.Owner(), Fn: "nosuch", Arg: raw, MaxDeliveries: 5})
+	if _, err := js.Publish(ctx, tasks.TaskSubject("default"), rec); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := p.Future(tasks.FutureID(p.Owner(), "t1"))
+	if err := f.Get(ctx, nil); !errors.Is(err, tasks.ErrUnknownFunction) {
+		t.Fatalf("worker: %v, want ErrUnknownFunction", err)
+	}
+}
+
+func TestMalformedTaskIsTerminatedAndReported(t *testing.T) {
+	e := newEnv(t)
+	ex, _ := e.executor("w1", basicRegistry(), nil)
+	p := e.producer()
+	ctx := frayt.Context(t, 10*time.Second)
+	nc, _ := frayt.Connect(t, e.url)
+	js, _ := jetstream.New(nc)
+	msg := &nats.Msg{Subject: tasks.TaskSubject("default"), Data: []byte{0xff, 0x00, 0x13}, Header: nats.Header{
+		jetstream.MsgIDHeader: []string{"bad1"}, tasks.HeaderOwner: []string{p.Owner()}}}
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := p.Future(tasks.FutureID(p.Owner(), "bad1"))
+	if err := f.Get(ctx, nil); !errors.Is(err, tasks.ErrBadInput) {
+		t.Fatalf("got %v, want ErrBadInput", err)
+	}
+	// The message is gone from the queue (terminated), and the worker serves on.
+	frayt.Eventually(t, 5*time.Second, "malformed task removed from queue", func() bool {
+		s, _ := js.Stream(ctx, broker.StreamTasks)
+		info, err := s.Info(ctx)
+		return err == nil && info.State.Msgs == 0
+	})
+	var sum int
+	if err := p.Submit(ctx, "add", [2]int{3, 4}).Get(ctx, &sum); err != nil || sum != 7 {
+		t.Fatalf("after poison: %d %v", sum, err)
+	}
+	_ = ex
+	// A wrongly typed argument is bad input too, reported not retried.
+	if err := p.Submit(ctx, "add", "not a pair").Get(ctx, nil); !errors.Is(err, tasks.ErrBadInput) {
+		t.Fatalf("wrong arg type: %v, want ErrBadInput", err)
+	}
+}
+
+func TestFullQueueGivesErrQueueFull(t *testing.T) {
+	e := newEnv(t, broker.ProvisionOptions{TaskQueueMaxMsgs: 3})
+	p := e.producer()
+	ctx := frayt.Context(t, 10*time.Second)
+	var futs []*tasks.Future
+	for i := range 5 {
+		futs = append(futs, p.Submit(ctx, "add", [2]int{i, i}))
+	}
+	full := 0
+	for _, f := range futs[3:] {
+		if err := f.Get(ctx, nil); !errors.Is(err, tasks.ErrQueueFull) {
+			t.Fatalf("submission past the limit: %v, want ErrQueueFull", err)
+		}
+		full++
+	}
+	// The three that fit are queued and complete once a worker appears.
+	e.executor("late", basicRegistry(), nil)
+	for i, f := range futs[:3] {
+		var sum int
+		if err := f.Get(ctx, &sum); err != nil || sum != 2*i {
+			t.Fatalf("queued task %d: %d %v", i, sum, err)
+		}
+	}
+}
+
+func TestFutureByIDResolvesInAnotherProducer(t *testing.T) {
+	e := newEnv(t)
+	e.executor("w1", basicRegistry(), nil)
+	p1 := e.producer()
+	ctx := frayt.Context(t, 10*time.Second)
+	done := p1.Submit(ctx, "add", [2]int{5, 5})
+	if err := done.Get(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	p1.Close()
+	p2 := e.producer()
+	f, err := p2.Future(done.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int
+	if err := f.Get(ctx, &sum); err != nil || sum != 10 {
+		t.Fatalf("by id: %d %v", sum, err)
+	}
+	if _, err := p2.Future("nodot"); !errors.Is(err, tasks.ErrBadID) {
+		t.Fatalf("bad id: %v", err)
+	}
+}
+
+func TestLargeValuesTravelThroughTheObjectStore(t *testing.T) {
+	e := newEnv(t)
+	e.executor("w1", basicRegistry(), nil)
+	p := e.producer()
+	ctx := frayt.Context(t, 20*time.Second)
+	big := make([]byte, 600<<10)
+	for i := range big {
+		big[i] = byte(i % 251)
+	}
+	var back []byte
+	f := p.Submit(ctx, "echo", big)
+	if err := f.Get(ctx, &back); err != nil || len(back) != len(big) || back[12345] != big[12345] {
+		t.Fatalf("echo of %d bytes: %d bytes, %v", len(big), len(back), err)
+	}
+	res, _ := f.Result(ctx)
+	if res.ValueRef == nil {
+		t.Fatal("a 600 KiB result travelled inline, want a ref")
+	}
+}
+
+func TestRefArgumentIsResolvedOnTheWorker(t *testing.T) {
+	e := newEnv(t)
+	e.executor("w1", basicRegistry(), nil)
+	p := e.producer()
+	_, js := frayt.Connect(t, e.url)
+	ctx := frayt.Context(t, 10*time.Second)
+	ref, err := e.store(js, 0).Put(ctx, []byte("hello refs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := p.Submit(ctx, "len", ref).Get(ctx, &n); err != nil || n != len("hello refs") {
+		t.Fatalf("len(ref): %d %v", n, err)
+	}
+}
+
+func TestOversizedArgumentIsRefusedNamingTheLimit(t *testing.T) {
+	e := newEnv(t)
+	nc, js := frayt.Connect(t, e.url)
+	p, err := tasks.NewProducer(frayt.Context(t, 5*time.Second), nc, tasks.ProducerOptions{Objects: e.store(js, 0), MaxValueSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := frayt.Context(t, 5*time.Second)
+	err = p.Submit(ctx, "echo", make([]byte, 2000)).Get(ctx, nil)
+	if !errors.Is(err, tasks.ErrTooLarge) || !strings.Contains(err.Error(), "1000-byte limit") {
+		t.Fatalf("got %v, want ErrTooLarge naming the 1000-byte limit", err)
+	}
+}
+
+func TestLongTaskIsNotRedeliveredWhileItsWorkerLives(t *testing.T) {
+	e := newEnv(t)
+	reg := tasks.NewRegistry()
+	var runs atomic.Int32
+	tasks.Register(reg, "long", func(ctx context.Context, d time.Duration) (int32, error) {
+		n := runs.Add(1)
+		select {
+		case <-time.After(d): // the task's own work
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		return n, nil
+	})
+	ackWait := 500 * time.Millisecond
+	e.executor("w1", reg, func(o *tasks.ExecutorOptions) { o.AckWait = ackWait })
+	e.executor("w2", reg, func(o *tasks.ExecutorOptions) { o.AckWait = ackWait })
+	p := e.producer()
+	ctx := frayt.Context(t, 20*time.Second)
+	var n int32
+	if err := p.Submit(ctx, "long", 4*ackWait).Get(ctx, &n); err != nil {
+		t.Fatal(err)
+	}
+	if r := runs.Load(); r != 1 {
+		t.Fatalf("task ran %d times over 4x AckWait, want once", r)
+	}
+}
+
+func TestExecutorHoldsNoMoreMessagesThanSlots(t *testing.T) {
+	e := newEnv(t)
+	reg := tasks.NewRegistry()
+	release := make(chan struct{})
+	var started atomic.Int32
+	tasks.Register(reg, "hold", func(ctx context.Context, _ int) (int, error) {
+		started.Add(1)
+		<-release
+		return 0, nil
+	})
+	e.executor("w1", reg, func(o *tasks.ExecutorOptions) { o.Concurrency = 2 })
+	p := e.producer()
+	ctx := frayt.Context(t, 20*time.Second)
+	var futs []*tasks.Future
+	for i := range 10 {
+		futs = append(futs, p.Submit(ctx, "hold", i))
+	}
+	frayt.Eventually(t, 5*time.Second, "two tasks start", func() bool { return started.Load() == 2 })
+	_, js := frayt.Connect(t, e.url)
+	cons, err := js.Consumer(ctx, broker.StreamTasks, tasks.ConsumerName("default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != 2 || info.NumPending != 8 {
+		t.Fatalf("ack pending %d, pending %d: want 2 held by the worker and 8 in the queue", info.NumAckPending, info.NumPending)
+	}
+	close(release)
+	for _, f := range futs {
+		if err := f.Get(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestDrainFinishesRunningTasksAndHandsBackTheRest(t *testing.T) {
+	e := newEnv(t)
+	reg := tasks.NewRegistry()
+	gate := make(chan struct{})
+	tasks.Register(reg, "gated", func(ctx context.Context, _ int) (string, error) {
+		ti, _ := tasks.CurrentTask(ctx)
+		if ti.Worker == "a" {
+			<-gate
+		}
+		return ti.Worker, nil
+	})
+	exA, stopA := e.executor("a", reg, func(o *tasks.ExecutorOptions) { o.Concurrency = 2 })
+	p := e.producer()
+	ctx := frayt.Context(t, 20*time.Second)
+	var futs []*tasks.Future
+	for i := range 6 {
+		futs = append(futs, p.Submit(ctx, "gated", i))
+	}
+	frayt.Eventually(t, 5*time.Second, "worker a runs two tasks", func() bool { return exA.Running() == 2 })
+	stopped := make(chan struct{})
+	go func() { stopA(); close(stopped) }()
+	// While a drains, a second worker takes the queued tasks.
+	e.executor("b", reg, nil)
+	byWorker := map[string]int{}
+	for _, f := range futs[2:] {
+		var w string
+		if err := f.Get(ctx, &w); err != nil {
+			t.Fatal(err)
+		}
+		byWorker[w]++
+	}
+	if byWorker["b"] != 4 {
+		t.Fatalf("queued tasks ran on %v, want all 4 on b", byWorker)
+	}
+	close(gate)
+	<-stopped
+	for _, f := range futs[:2] {
+		var w string
+		if err := f.Get(ctx, &w); err != nil || w != "a" {
+			t.Fatalf("running task finished on %q, %v; want a", w, err)
+		}
+	}
+}
+
+func TestDrainTimeoutHandsRunningTasksBack(t *testing.T) {
+	e := newEnv(t)
+	reg := tasks.NewRegistry()
+	tasks.Register(reg, "sticky", func(ctx context.Context, _ int) (string, error) {
+		ti, _ := tasks.CurrentTask(ctx)
+		if ti.Worker == "a" {
+			<-ctx.Done()
+			return "", ctx.Err()
+		}
+		return ti.Worker, nil
+	})
+	exA, stopA := e.executor("a", reg, func(o *tasks.ExecutorOptions) { o.Concurrency = 1; o.DrainTimeout = 200 * time.Millisecond })
+	p := e.producer()
+	ctx := frayt.Context(t, 20*time.Second)
+	f := p.Submit(ctx, "sticky", 1)
+	frayt.Eventually(t, 5*time.Second, "a runs the task", func() bool { return exA.Running() == 1 })
+	stopA()
+	e.executor("b", reg, nil)
+	var w string
+	if err := f.Get(ctx, &w); err != nil || w != "b" {
+		t.Fatalf("handed-back task: %q %v, want it finished on b", w, err)
+	}
+}
+
+func TestWaitHasRayWaitSemantics(t *testing.T) {
+	e := newEnv(t)
+	reg := basicRegistry()
+	e.executor("w1", reg, nil)
+	p := e.producer()
+	ctx := frayt.Context(t, 10*time.Second)
+	futs := []*tasks.Future{
+		p.Submit(ctx, "block", struct{}{}),
+		p.Submit(ctx, "add", [2]int{1, 1}),
+		p.Submit(ctx, "block", struct{}{}),
+		p.Submit(ctx, "add", [2]int{2, 2}),
+	}
+	ready, pending, err := tasks.Wait(ctx, futs, 2, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ready) != 2 || ready[0] != futs[1] || ready[1] != futs[3] || len(pending) != 2 || pending[0] != futs[0] || pending[1] != futs[2] {
+		t.Fatalf("ready %v pending %v: want [1 3] and [0 2] in input order", ids(ready), ids(pending))
+	}
+	// n = 1 returns exactly one ready future even when two are done.
+	ready, pending, _ = tasks.Wait(ctx, futs, 1, 0)
+	if len(ready) != 1 || ready[0] != futs[1] || len(pending) != 3 {
+		t.Fatalf("n=1: ready %v pending %v", ids(ready), ids(pending))
+	}
+	// Timeout 0 polls once; a positive timeout returns what is ready.
+	start := time.Now()
+	ready, _, _ = tasks.Wait(ctx, futs, 3, 0)
+	if len(ready) != 2 || time.Since(start) > time.Second {
+		t.Fatalf("poll: %d ready after %s", len(ready), time.Since(start))
+	}
+	ready, _, _ = tasks.Wait(ctx, futs, 4, 100*time.Millisecond)
+	if len(ready) != 2 {
+		t.Fatalf("timeout: %d ready, want 2", len(ready))
+	}
+	if _, _, err := tasks.Wait(ctx, futs, 5, 0); !errors.Is(err, tasks.ErrBadWait) {
+		t.Fatalf("n > len: %v", err)
+	}
+	for _, f := range []*tasks.Future{futs[0], futs[2]} {
+		f.Cancel(ctx)
+	}
+}
+
+func ids(fs []*tasks.Future) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.TaskID())
+	}
+	return out
+}
