@@ -162,8 +162,8 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 	if err != nil {
 		return err
 	}
-	if !validToken(fn) {
-		return fmt.Errorf("%w: function %q", ErrBadName, fn)
+	if err := CheckFunction(fn); err != nil {
+		return err
 	}
 	if served, live := p.view.Serves(o.pool, fn); live && !served {
 		return fmt.Errorf("%w: no live worker of pool %q registers %q (they register: %s)",

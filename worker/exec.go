@@ -1,0 +1,160 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/frayhq/fray/objects"
+	"github.com/frayhq/fray/tasks"
+)
+
+// ExecError is an exec handler's failure: its exit status and the tail of
+// its stderr.
+type ExecError struct {
+	Command  string
+	ExitCode int
+	Stderr   string
+}
+
+func (e *ExecError) Error() string {
+	msg := fmt.Sprintf("command %q exited with status %d", e.Command, e.ExitCode)
+	if e.Stderr != "" {
+		msg += ": " + e.Stderr
+	}
+	return msg
+}
+
+// stderrTail bounds how much stderr an ExecError carries.
+const stderrTail = 4096
+
+// ExecHandler serves a task by running command through /bin/sh: the
+// task's argument goes to its stdin as JSON, and the JSON it prints on
+// stdout is the result (empty output is a null result). A non-zero exit is
+// an *ExecError carrying the tail of stderr. Cancellation or a timeout
+// kills the command's whole process group.
+func ExecHandler(command string) tasks.Handler {
+	return func(ctx context.Context, raw []byte) (any, error) {
+		var arg any
+		if len(raw) > 0 {
+			if err := objects.Unmarshal(raw, &arg); err != nil {
+				return nil, fmt.Errorf("exec %q: decode argument: %w", command, err)
+			}
+		}
+		in, err := json.Marshal(arg)
+		if err != nil {
+			return nil, fmt.Errorf("exec %q: argument is not JSON-encodable: %w", command, err)
+		}
+		cmd := exec.Command("/bin/sh", "-c", command)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Stdin = bytes.NewReader(append(in, '\n'))
+		var stdout bytes.Buffer
+		stderr := &tailBuffer{max: stderrTail}
+		cmd.Stdout, cmd.Stderr = &stdout, stderr
+		if ti, ok := tasks.CurrentTask(ctx); ok {
+			cmd.Env = append(cmd.Environ(), "FRAY_TASK_ID="+ti.ID, "FRAY_TASK_FN="+ti.Fn, fmt.Sprintf("FRAY_TASK_ATTEMPT=%d", ti.Attempt))
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("exec %q: %w", command, err)
+		}
+		waitErr := make(chan error, 1)
+		go func() { waitErr <- cmd.Wait() }()
+		select {
+		case err = <-waitErr:
+		case <-ctx.Done():
+			killGroup(cmd.Process.Pid, waitErr)
+			return nil, context.Cause(ctx)
+		}
+		if err != nil {
+			code := -1
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			return nil, &ExecError{Command: command, ExitCode: code, Stderr: strings.TrimSpace(stderr.String())}
+		}
+		out := bytes.TrimSpace(stdout.Bytes())
+		if len(out) == 0 {
+			return nil, nil
+		}
+		res, err := DecodeJSON(out)
+		if err != nil {
+			return nil, fmt.Errorf("exec %q: stdout is not JSON (%v): %.200q", command, err, out)
+		}
+		return res, nil
+	}
+}
+
+// killGroup sends SIGTERM to the process group, then SIGKILL after a
+// grace period, and reaps the process.
+func killGroup(pid int, waitErr <-chan error) {
+	syscall.Kill(-pid, syscall.SIGTERM)
+	select {
+	case <-waitErr:
+	case <-time.After(5 * time.Second):
+		syscall.Kill(-pid, syscall.SIGKILL)
+		<-waitErr
+	}
+	syscall.Kill(-pid, syscall.SIGKILL) // stragglers the shell left behind
+}
+
+// tailBuffer keeps the last max bytes written.
+type tailBuffer struct {
+	max int
+	buf []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 2*t.max {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	if len(t.buf) > t.max {
+		return "..." + string(t.buf[len(t.buf)-t.max:])
+	}
+	return string(t.buf)
+}
+
+// DecodeJSON decodes one JSON value, keeping integers integers (a JSON 42
+// becomes int64 42, not float64), so it round-trips through CBOR into Go
+// integer types.
+func DecodeJSON(data []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("more than one JSON value")
+	}
+	return numbers(v), nil
+}
+
+func numbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if i, err := x.Int64(); err == nil {
+			return i
+		}
+		f, _ := x.Float64()
+		return f
+	case []any:
+		for i := range x {
+			x[i] = numbers(x[i])
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = numbers(x[k])
+		}
+	}
+	return v
+}

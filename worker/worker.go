@@ -1,0 +1,233 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/objects"
+	"github.com/frayhq/fray/tasks"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+	"github.com/oklog/run"
+)
+
+// Options configures a worker. Every field has a documented default.
+type Options struct {
+	// ID names the worker. Defaults to "<host>-<random>".
+	ID string
+	// Pool is the pool whose tasks the worker serves. Defaults to "default".
+	Pool string
+	// Concurrency is the number of task slots. Defaults to GOMAXPROCS.
+	Concurrency int
+	// Attributes describe the host for placement (region, zone,
+	// preemptible, tpu-name, device-variant, ...).
+	Attributes map[string]string
+	// Registry holds the task handlers. Defaults to one with the built-ins.
+	Registry *tasks.Registry
+	// AckWait is the task lease (see tasks.ExecutorOptions). Defaults to 30 s.
+	AckWait time.Duration
+	// DrainTimeout bounds how long running tasks may finish on shutdown
+	// before they are handed back. Defaults to 30 s.
+	DrainTimeout time.Duration
+	// LeaseTTL is the lifetime of the worker's registry entry without
+	// renewal; it is renewed every LeaseTTL/3. Defaults to 6 s.
+	LeaseTTL time.Duration
+	// Plugins run beside the task executor: the actor host, the job runner.
+	Plugins []Plugin
+	// InlineThreshold is the size above which results go to the object
+	// store. Defaults to objects.DefaultInlineThreshold.
+	InlineThreshold int
+	// HandlerContext derives each task handler's context.
+	HandlerContext func(context.Context) context.Context
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Worker is a configured worker; Run serves.
+type Worker struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	o    Options
+	log  *slog.Logger
+	exec *tasks.Executor
+
+	mu   sync.Mutex
+	info broker.WorkerInfo
+}
+
+// New validates options and builds the worker.
+func New(nc *nats.Conn, o Options) (*Worker, error) {
+	host, _ := os.Hostname()
+	if o.ID == "" {
+		o.ID = fmt.Sprintf("%s-%s", host, nuid.Next()[16:])
+	}
+	if o.Pool == "" {
+		o.Pool = tasks.DefaultPool
+	}
+	if err := tasks.CheckPool(o.Pool); err != nil {
+		return nil, err
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = runtime.GOMAXPROCS(0)
+	}
+	if o.Concurrency < 0 {
+		return nil, fmt.Errorf("worker: concurrency %d: want >= 1", o.Concurrency)
+	}
+	if o.LeaseTTL == 0 {
+		o.LeaseTTL = 6 * time.Second
+	}
+	if o.LeaseTTL < time.Second {
+		return nil, fmt.Errorf("worker: lease TTL %s under the 1s minimum", o.LeaseTTL)
+	}
+	if o.Registry == nil {
+		o.Registry = tasks.NewRegistry()
+		if err := RegisterBuiltins(o.Registry); err != nil {
+			return nil, err
+		}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	w := &Worker{nc: nc, js: js, o: o, log: o.Logger.With("worker", o.ID)}
+	w.info = broker.WorkerInfo{V: broker.WorkerInfoVersion, ID: o.ID, Host: host, PID: os.Getpid(), Pool: o.Pool,
+		Attributes: o.Attributes, Concurrency: o.Concurrency, Handlers: o.Registry.Names(), StartedMS: time.Now().UnixMilli(),
+		Resources: broker.WorkerResources{CPU: float64(runtime.NumCPU())}}
+	for _, p := range o.Plugins {
+		p.Describe(&w.info)
+	}
+	sort.Strings(w.info.ActorClasses)
+	return w, nil
+}
+
+// ID is the worker's id.
+func (w *Worker) ID() string { return w.o.ID }
+
+// Info is a copy of the worker's registry record.
+func (w *Worker) Info() broker.WorkerInfo {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.info
+}
+
+// Running is the number of tasks running now.
+func (w *Worker) Running() int {
+	if w.exec == nil {
+		return 0
+	}
+	return w.exec.Running()
+}
+
+// Run registers the worker and serves until ctx ends, then drains: plugins
+// and the executor stop (running tasks finish within DrainTimeout, the rest
+// are handed back) and the registry entry is removed.
+func (w *Worker) Run(ctx context.Context) error {
+	store, err := objects.New(ctx, w.js, objects.Options{InlineThreshold: w.o.InlineThreshold})
+	if err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	w.exec, err = tasks.NewExecutor(w.nc, w.js, tasks.ExecutorOptions{
+		WorkerID: w.o.ID, Pool: w.o.Pool, Concurrency: w.o.Concurrency, AckWait: w.o.AckWait,
+		DrainTimeout: w.o.DrainTimeout, Registry: w.o.Registry, Objects: store,
+		HandlerContext: w.o.HandlerContext, Logger: w.log,
+	})
+	if err != nil {
+		return err
+	}
+	rec, err := objects.Marshal(w.Info())
+	if err != nil {
+		return err
+	}
+	lease, err := broker.AcquireLease(ctx, w.js, broker.BucketWorkers, w.o.ID, rec, w.o.LeaseTTL)
+	if err != nil {
+		return fmt.Errorf("worker: register %s: %w", w.o.ID, err)
+	}
+	w.log.Info("worker registered", "pool", w.o.Pool, "concurrency", w.o.Concurrency, "handlers", w.info.Handlers)
+
+	runCtx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+	leaseCtx, stopLease := context.WithCancel(context.Background())
+	leaseDone := make(chan struct{})
+	go func() {
+		defer close(leaseDone)
+		if err := w.keepLease(leaseCtx, lease); err != nil {
+			cancelRun(err)
+		}
+	}()
+
+	var g run.Group
+	{
+		ectx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { return w.exec.Run(ectx) }, func(error) { cancel() })
+	}
+	self := w.Info()
+	for _, p := range w.o.Plugins {
+		pctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error { return p.Run(pctx, w.nc, w.js, &self) }, func(error) { cancel() })
+	}
+	g.Add(func() error {
+		<-runCtx.Done()
+		w.mu.Lock()
+		w.info.Draining = true
+		w.mu.Unlock()
+		w.log.Info("worker draining", "running", w.Running())
+		return context.Cause(runCtx)
+	}, func(error) { cancelRun(nil) })
+	err = g.Run()
+	stopLease()
+	<-leaseDone
+	w.log.Info("worker stopped", "served", w.exec.Served())
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// keepLease renews the registry entry until ctx ends, then releases it.
+// A lease lost while the broker was away is re-acquired; one taken by
+// another process with the same id is fatal.
+func (w *Worker) keepLease(ctx context.Context, lease *broker.Lease) error {
+	for {
+		err := lease.Keep(ctx, w.record)
+		if !errors.Is(err, broker.ErrLeaseLost) {
+			return nil
+		}
+		w.log.Warn("registry lease lost; registering again", "err", err)
+		for {
+			lease, err = broker.AcquireLease(ctx, w.js, broker.BucketWorkers, w.o.ID, w.record(), w.o.LeaseTTL)
+			if err == nil {
+				break
+			}
+			if errors.Is(err, broker.ErrLeaseHeld) {
+				return fmt.Errorf("worker %s: another live worker registered the same id: %w", w.o.ID, err)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(w.o.LeaseTTL / 3): // retry while the broker is unreachable
+			}
+		}
+	}
+}
+
+// record is the registry value published on each lease renewal.
+func (w *Worker) record() []byte {
+	w.mu.Lock()
+	w.info.Running = w.Running()
+	info := w.info
+	w.mu.Unlock()
+	b, _ := objects.Marshal(info)
+	return b
+}
