@@ -139,13 +139,18 @@ func Provision(ctx context.Context, js jetstream.JetStream, serverVersion string
 		MaxMsgs:     o.TaskQueueMaxMsgs,
 		Duplicates:  2 * time.Minute,
 	}, {
-		Name:        StreamResults,
-		Description: "fray task results, fetched by subject",
-		Subjects:    []string{SubjectResultsPrefix + ">"},
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      o.ResultTTL,
-		Duplicates:  min(2*time.Minute, o.ResultTTL),
-		AllowDirect: true,
+		// One result per task, forever: the first result stored for a
+		// subject wins and later ones are refused, with no dedup window.
+		Name:                 StreamResults,
+		Description:          "fray task results, fetched by subject; first result per task wins",
+		Subjects:             []string{SubjectResultsPrefix + ">"},
+		Retention:            jetstream.LimitsPolicy,
+		MaxAge:               o.ResultTTL,
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
+		MaxMsgsPerSubject:    1,
+		Duplicates:           time.Minute,
+		AllowDirect:          true,
 	}, {
 		Name:        StreamJobs,
 		Description: "fray job submissions and control messages",

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -250,7 +251,7 @@ func (e *Executor) ticks(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			e.pull.expire(now)
+			e.pull.tick(now)
 			if now.Sub(lastBeat) < every {
 				continue
 			}
@@ -476,7 +477,7 @@ func (e *Executor) finish(t *Task, res *Result, m *nats.Msg) {
 		return
 	}
 	subj := ResultSubject(t.Owner, t.ID)
-	paf, err := e.js.PublishAsync(subj, data, jetstream.WithMsgID(t.ID))
+	paf, err := e.js.PublishAsync(subj, data)
 	if err != nil {
 		e.log.Warn("publish result; handing task back", "task", t.ID, "err", err)
 		m.Nak()
@@ -492,6 +493,10 @@ func (e *Executor) completer() {
 		case <-c.ack.Ok():
 			c.msg.Ack()
 		case err := <-c.ack.Err():
+			if alreadyRecorded(err) {
+				c.msg.Ack() // an earlier attempt's (or a cancellation's) result stands
+				break
+			}
 			e.retryResult(c, err)
 		}
 		e.served.Add(1)
@@ -501,9 +506,9 @@ func (e *Executor) completer() {
 func (e *Executor) retryResult(c completion, first error) {
 	for i := range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := e.js.Publish(ctx, c.subject, c.data, jetstream.WithMsgID(c.id))
+		_, err := e.js.Publish(ctx, c.subject, c.data)
 		cancel()
-		if err == nil {
+		if err == nil || alreadyRecorded(err) {
 			c.msg.Ack()
 			return
 		}
@@ -524,9 +529,16 @@ func (e *Executor) poison(m *nats.Msg, cause error) {
 			Error: &ErrorInfo{Kind: KindBadInput, Message: "malformed task record: " + cause.Error(), Worker: e.o.WorkerID}}
 		if data, err := objects.Marshal(&res); err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			e.js.Publish(ctx, ResultSubject(owner, id), data, jetstream.WithMsgID(id))
+			e.js.Publish(ctx, ResultSubject(owner, id), data)
 			cancel()
 		}
 	}
 	m.Term()
+}
+
+// alreadyRecorded reports the results stream refusing a second result for
+// a task (one message per subject, discard new).
+func alreadyRecorded(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && strings.Contains(apiErr.Description, "maximum messages per subject exceeded")
 }

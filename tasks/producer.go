@@ -355,7 +355,7 @@ func (p *Producer) cancel(ctx context.Context, f *Future) error {
 	if err != nil {
 		return err
 	}
-	if _, err := p.js.Publish(ctx, ResultSubject(f.owner, f.id), data, jetstream.WithMsgID(f.id)); err != nil {
+	if _, err := p.js.Publish(ctx, ResultSubject(f.owner, f.id), data); err != nil && !alreadyRecorded(err) {
 		return fmt.Errorf("tasks: record cancellation of %s: %w", f.ID(), err)
 	}
 	return nil

@@ -1,0 +1,165 @@
+// Command fray-broker runs a fray broker: nats-server with JetStream
+// in-process, the provisioning of every fray stream and bucket, and the
+// cluster services (actor supervisor, job dispatcher). With --nats it runs
+// no server and serves an existing NATS cluster instead.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/cluster"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/oklog/run"
+)
+
+func main() {
+	if err := runMain(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "fray-broker:", err)
+		os.Exit(1)
+	}
+}
+
+type flags struct {
+	store, host, serverName, clusterName, routes, config, sync, natsURL, logLevel string
+	port, httpPort, clusterPort, replicas                                       int
+	syncEvery, resultTTL, objectTTL                                             time.Duration
+	queueMaxBytes                                                               int64
+	noSupervisor, noDispatcher                                                  bool
+}
+
+func parseFlags(args []string) (*flags, error) {
+	f := &flags{}
+	fs := flag.NewFlagSet("fray-broker", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: fray-broker [flags]\n\nRuns nats-server with JetStream, provisions fray's streams and buckets, and runs\nthe actor supervisor and job dispatcher. SIGINT/SIGTERM stop it cleanly.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&f.store, "store", "./fray-data", "JetStream store directory (file storage)")
+	fs.StringVar(&f.host, "host", "127.0.0.1", "client listen address (0.0.0.0 for every interface)")
+	fs.IntVar(&f.port, "port", 4222, "client port (-1 for a random free port)")
+	fs.IntVar(&f.httpPort, "http-port", 0, "nats-server monitoring port (0 disables it)")
+	fs.StringVar(&f.serverName, "server-name", "", "this node's name; required and unique in a cluster")
+	fs.StringVar(&f.clusterName, "cluster-name", "", "cluster name, to join a multi-node cluster")
+	fs.IntVar(&f.clusterPort, "cluster-port", 6222, "port for routes from other cluster nodes")
+	fs.StringVar(&f.routes, "routes", "", "comma-separated routes to the other nodes (host:port or nats-route://host:port)")
+	fs.StringVar(&f.config, "config", "", "a nats-server config file (TLS, auth, accounts); the flags above override it")
+	fs.IntVar(&f.replicas, "replicas", 1, "replicas of every stream and bucket: 1, or 3 in a 3-node cluster")
+	fs.StringVar(&f.sync, "sync", "interval", "fsync policy: 'interval' (every --sync-every; a machine crash may lose that window) or 'always' (before every ack; ~10x slower)")
+	fs.DurationVar(&f.syncEvery, "sync-every", time.Second, "fsync interval under --sync interval")
+	fs.StringVar(&f.natsURL, "nats", "", "run no server: provision and serve this existing NATS cluster (nats://host:port)")
+	fs.DurationVar(&f.resultTTL, "result-ttl", 24*time.Hour, "how long task results stay fetchable by id")
+	fs.DurationVar(&f.objectTTL, "object-ttl", 0, "expire objects this long after they are put (0 keeps them)")
+	fs.Int64Var(&f.queueMaxBytes, "queue-max-bytes", 1<<30, "bytes of queued tasks before producers get 'queue full'")
+	fs.BoolVar(&f.noSupervisor, "no-supervisor", false, "do not run the actor supervisor here")
+	fs.BoolVar(&f.noDispatcher, "no-dispatcher", false, "do not run the job dispatcher here")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q (see -h)", fs.Args())
+	}
+	return f, nil
+}
+
+func runMain(args []string) error {
+	f, err := parseFlags(args)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	url := f.natsURL
+	var srv *broker.Server
+	if url == "" {
+		o := broker.Options{StoreDir: f.store, Host: f.host, Port: f.port, HTTPPort: f.httpPort, ServerName: f.serverName,
+			ClusterName: f.clusterName, ClusterPort: f.clusterPort, ConfigFile: f.config, Sync: f.sync, SyncEvery: f.syncEvery, Logger: log.With("part", "nats")}
+		if f.routes != "" {
+			o.Routes = strings.Split(f.routes, ",")
+		}
+		if err := os.MkdirAll(f.store, 0o755); err != nil {
+			return fmt.Errorf("--store: %w", err)
+		}
+		srv, err = broker.Start(ctx, o)
+		if err != nil {
+			return err
+		}
+		defer srv.Shutdown()
+		url = srv.ClientURL()
+	}
+	nc, err := nats.Connect(url, nats.Name("fray-broker"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", url, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	po := broker.ProvisionOptions{Replicas: f.replicas, ResultTTL: f.resultTTL, ObjectTTL: f.objectTTL, TaskQueueMaxBytes: f.queueMaxBytes}
+	if err := provision(ctx, nc, js, po); err != nil {
+		return err
+	}
+	services, err := cluster.Services(nc, js, cluster.ServiceOptions{NoSupervisor: f.noSupervisor, NoDispatcher: f.noDispatcher, Logger: log})
+	if err != nil {
+		return err
+	}
+	// The line tests and scripts wait for: the URL clients use.
+	fmt.Printf("fray-broker ready url=%s store=%s\n", url, f.store)
+	log.Info("fray-broker ready", "url", url, "sync", f.sync, "replicas", f.replicas)
+
+	var g run.Group
+	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { stop() })
+	for _, s := range services {
+		sctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			if err := s.Run(sctx); err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("%s: %w", s.Name, err)
+			}
+			return nil
+		}, func(error) { cancel() })
+	}
+	err = g.Run()
+	log.Info("fray-broker stopping")
+	return err
+}
+
+// provision retries while a cluster forms (JetStream has no leader yet).
+func provision(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, po broker.ProvisionOptions) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := broker.Provision(pctx, js, nc.ConnectedServerVersion(), po)
+		cancel()
+		if err == nil || errors.Is(err, broker.ErrServerTooOld) || errors.Is(err, broker.ErrBadOptions) || errors.Is(err, broker.ErrLayoutTooNew) {
+			return err
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("provision: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second): // JetStream may still be electing a leader
+		}
+	}
+}

@@ -1,0 +1,117 @@
+// Command fray-worker is the fray worker daemon, one per host: it serves
+// tasks of one pool (registered Go built-ins and --exec shell handlers),
+// hosts actors and runs job processes, and drains on SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/frayhq/fray"
+	"github.com/frayhq/fray/internal/cluster"
+	"github.com/frayhq/fray/tasks"
+	"github.com/frayhq/fray/worker"
+)
+
+func main() {
+	if err := runMain(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "fray-worker:", err)
+		os.Exit(1)
+	}
+}
+
+// multi is a repeatable flag.
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+func runMain(args []string) error {
+	fs := flag.NewFlagSet("fray-worker", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: fray-worker [flags]\n\nServes fray tasks, actors and jobs on this host. SIGTERM drains: running tasks\nfinish within --drain-timeout, the rest go back to the queue.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	natsURL := fs.String("nats", os.Getenv(fray.EnvClusterSpec), "cluster URL (nats://host:4222); defaults to $FRAY_CLUSTER_SPEC")
+	id := fs.String("id", "", "worker id (default <hostname>-<random>)")
+	pool := fs.String("pool", tasks.DefaultPool, "pool whose tasks this worker serves")
+	concurrency := fs.Int("concurrency", 0, "task slots (default: number of CPUs)")
+	var attrs, execs multi
+	fs.Var(&attrs, "attr", "attribute k=v for placement, e.g. region=us-east1, preemptible=false (repeatable)")
+	fs.Var(&execs, "exec", "NAME=COMMAND: serve task NAME by running COMMAND in /bin/sh, argument as JSON on stdin, JSON result on stdout (repeatable)")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long running tasks may finish before they are handed back")
+	ackWait := fs.Duration("ack-wait", 30*time.Second, "task lease: a task whose worker stops heartbeating for this long runs elsewhere")
+	leaseTTL := fs.Duration("lease-ttl", 6*time.Second, "registry lease: a worker silent this long is presumed dead")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q (see -h)", fs.Args())
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	sp, err := fray.ParseSpec(*natsURL)
+	if err != nil || sp.Kind != fray.SpecNATS {
+		return fmt.Errorf("--nats %q: want nats://host:port of a running fray-broker", *natsURL)
+	}
+	attributes := map[string]string{}
+	for _, a := range attrs {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("--attr %q: want key=value", a)
+		}
+		attributes[k] = v
+	}
+	reg := tasks.NewRegistry()
+	if err := worker.RegisterBuiltins(reg); err != nil {
+		return err
+	}
+	for _, e := range execs {
+		name, command, ok := strings.Cut(e, "=")
+		if !ok || name == "" || strings.TrimSpace(command) == "" {
+			return fmt.Errorf("--exec %q: want NAME=COMMAND", e)
+		}
+		if err := reg.Handle(name, worker.ExecHandler(command)); err != nil {
+			return fmt.Errorf("--exec %q: %w", e, err)
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	client, err := fray.Connect(cctx, *natsURL)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	plugins, err := cluster.Plugins(cluster.PluginOptions{NATSURL: *natsURL, Logger: log})
+	if err != nil {
+		return err
+	}
+	w, err := worker.New(client.NATS(), worker.Options{
+		ID: *id, Pool: *pool, Concurrency: *concurrency, Attributes: attributes, Registry: reg,
+		AckWait: *ackWait, DrainTimeout: *drain, LeaseTTL: *leaseTTL, Plugins: plugins, Logger: log,
+		HandlerContext: func(ctx context.Context) context.Context { return fray.WithClient(ctx, client) },
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("fray-worker ready id=%s pool=%s\n", w.ID(), *pool)
+	return w.Run(ctx)
+}

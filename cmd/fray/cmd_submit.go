@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/frayhq/fray/jobs"
+)
+
+func init() {
+	register(command{name: "submit", summary: "submit a job: fray submit [flags] -- CMD ARGS... (prints the job id; --wait follows it)", run: runSubmit})
+}
+
+// listFlag is a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+func runSubmit(ctx context.Context, args []string) error {
+	fs := newFlags("submit", "[flags] -- CMD ARGS...")
+	natsURL := clusterFlag(fs)
+	name := fs.String("name", "", "job name: letters, digits, '-', '_', '.' (default: the command's name plus a timestamp)")
+	cpu := fs.Float64("cpu", 0, "CPU cores per replica (default 1 on fray workers)")
+	ram := fs.String("ram", "", "RAM per replica, e.g. 4g or 512m")
+	disk := fs.String("disk", "", "disk per replica, e.g. 100g")
+	tpu := fs.String("tpu", "", "TPU slice type per slice, e.g. v5e-16, v5p-8, v6e-4; sets replicas to slices × VMs per slice")
+	slices := fs.Int("slices", 1, "number of TPU slices (with --tpu)")
+	gpu := fs.String("gpu", "", "GPUs per replica as VARIANT:COUNT, e.g. H100:8 (COUNT defaults to 1)")
+	replicas := fs.Int("replicas", 0, "number of replicas, gang-scheduled: all start or none (default 1, or what --tpu implies)")
+	groupBy := fs.String("group-by", "", "place all replicas on workers sharing this attribute's value, e.g. tpu-name")
+	var env, regions, constraints listFlag
+	fs.Var(&env, "env", "environment variable K=V for the job's processes (repeatable)")
+	fs.Var(&regions, "region", "region the job may run in (repeatable; * means any)")
+	fs.Var(&constraints, "constraint", "worker attribute constraint KEY=VALUE, KEY!=VALUE or KEY (exists) (repeatable)")
+	zone := fs.String("zone", "", "zone the job must run in")
+	nonPreemptible := fs.Bool("non-preemptible", false, "run only on workers whose attribute preemptible=false")
+	timeout := fs.Duration("timeout", 0, "stop the job when an attempt runs longer than this, e.g. 30m (0: no timeout)")
+	retriesFailure := fs.Int("max-retries-failure", 0, "rerun the job this many times after a non-zero exit")
+	retriesPreemption := fs.Int("max-retries-preemption", jobs.DefaultMaxRetriesPreemption, "rerun the job this many times after its worker is lost or drained")
+	workdir := fs.String("workdir", "", "working directory of the job's processes on the worker")
+	target := fs.String("target", "", "backend that runs the job, by its configured name (default: the dispatcher's default, native fray workers)")
+	noAdopt := fs.Bool("no-adopt", false, "fail if a live job of the same name exists, instead of attaching to it")
+	wait := fs.Bool("wait", false, "follow the job's logs to stdout until it ends; exit 0 only if it SUCCEEDED")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	argv := fs.Args()
+	if len(argv) == 0 {
+		fmt.Fprintln(os.Stderr, "fray submit: no command given; put it after --, e.g. fray submit -- python train.py")
+		return errUsage
+	}
+	req := jobs.JobRequest{
+		Name:              *name,
+		Entrypoint:        jobs.Command(argv...),
+		Replicas:          *replicas,
+		Timeout:           *timeout,
+		MaxRetriesFailure: *retriesFailure,
+		Resources:         jobs.ResourceConfig{CPU: *cpu, RAM: *ram, Disk: *disk, Zone: *zone, TargetCluster: *target},
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["max-retries-preemption"] {
+		req.MaxRetriesPreemption = jobs.Ptr(*retriesPreemption)
+	}
+	if req.Name == "" {
+		req.Name = defaultJobName(argv[0])
+	}
+	if len(regions) > 0 {
+		req.Resources.Regions = regions
+	}
+	if *nonPreemptible {
+		req.Resources.Preemptible = jobs.Ptr(false)
+	}
+	if *noAdopt {
+		req.AdoptExisting = jobs.Ptr(false)
+	}
+	req.Environment.Workdir = *workdir
+	if len(env) > 0 {
+		req.Environment.EnvVars = map[string]string{}
+		for _, kv := range env {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return fmt.Errorf("--env %q: want KEY=VALUE", kv)
+			}
+			req.Environment.EnvVars[k] = v
+		}
+	}
+	for _, c := range constraints {
+		con, err := parseConstraint(c)
+		if err != nil {
+			return err
+		}
+		req.Constraints = append(req.Constraints, con)
+	}
+	if *tpu != "" && *gpu != "" {
+		return errors.New("--tpu and --gpu exclude each other")
+	}
+	if *tpu != "" {
+		if err := req.WithTPU(*tpu, *slices); err != nil {
+			return err
+		}
+		if *replicas > 0 {
+			req.Replicas = *replicas
+		}
+	}
+	if *gpu != "" {
+		variant, count, ok := strings.Cut(*gpu, ":")
+		n := 1
+		if ok {
+			var err error
+			if n, err = strconv.Atoi(count); err != nil {
+				return fmt.Errorf("--gpu %q: want VARIANT:COUNT, e.g. H100:8", *gpu)
+			}
+		}
+		if err := req.WithGPU(variant, n); err != nil {
+			return err
+		}
+	}
+	if *groupBy != "" {
+		req.Coscheduling = &jobs.Coscheduling{GroupBy: *groupBy}
+	}
+	c, err := connect(ctx, *natsURL)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	h, err := c.Submit(ctx, req)
+	var ae *jobs.AlreadyExistsError
+	if errors.As(err, &ae) {
+		fmt.Fprintln(os.Stderr, "fray submit:", err)
+		fmt.Println(ae.ID)
+		return exitError{1}
+	}
+	if err != nil {
+		return err
+	}
+	if !*wait {
+		fmt.Println(h.ID())
+		return nil
+	}
+	err = followJob(ctx, h, true)
+	fmt.Println(h.ID())
+	return err
+}
+
+// followJob prints the job's logs to stdout until it ends, with progress on
+// stderr, and turns its outcome into the exit status.
+func followJob(ctx context.Context, h *jobs.Handle, progress bool) error {
+	start := time.Now()
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if progress {
+		go showProgress(pctx, h, start)
+	}
+	multi := false
+	if r, err := h.Info(ctx); err == nil && len(r.Tasks) > 1 {
+		multi = true
+	}
+	for line, err := range h.Follow(ctx) {
+		if err != nil {
+			return err
+		}
+		if multi {
+			fmt.Printf("[%d] %s\n", line.Task, line.Text)
+		} else {
+			fmt.Println(line.Text)
+		}
+	}
+	stop()
+	r, err := h.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if r.Status == jobs.StatusSucceeded {
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "fray: job %s ended %s after %s: %s\n", r.ID, r.Status, time.Since(start).Round(time.Millisecond), r.Error)
+	if tail, err := h.Logs(ctx, 20); err == nil && len(tail) > 0 {
+		fmt.Fprintln(os.Stderr, "fray: last log lines:")
+		for _, l := range tail {
+			fmt.Fprintf(os.Stderr, "  [%d] %s\n", l.Task, l.Text)
+		}
+	}
+	return exitError{1}
+}
+
+// showProgress reports the job's state on stderr when it changes and every
+// 10 s while nothing does.
+func showProgress(ctx context.Context, h *jobs.Handle, start time.Time) {
+	var last string
+	lastAt := time.Now()
+	report := func(r *jobs.Record, force bool) {
+		line := fmt.Sprintf("%s, replicas %d/%d running", r.Status, r.Running(), len(r.Tasks))
+		if r.Status == jobs.StatusPending && r.PendingReason != "" {
+			line += ": " + r.PendingReason
+		}
+		if line == last && !force {
+			return
+		}
+		if last == "" && r.Status != jobs.StatusPending && !force {
+			last = line // don't announce the obvious start of a quick job
+			return
+		}
+		last, lastAt = line, time.Now()
+		fmt.Fprintf(os.Stderr, "fray: job %s %s (%s elapsed)\n", h.ID(), line, time.Since(start).Round(time.Second))
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r, err := h.Info(ctx)
+			if err != nil || r.Status.Terminal() {
+				continue
+			}
+			report(r, time.Since(lastAt) >= 10*time.Second)
+		}
+	}
+}
+
+func defaultJobName(cmd string) string {
+	base := filepath.Base(cmd)
+	var b strings.Builder
+	for _, c := range base {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
+			b.WriteRune(c)
+		}
+	}
+	s := b.String()
+	if s == "" {
+		s = "job"
+	}
+	return s + "-" + time.Now().UTC().Format("20060102-150405.000")
+}
+
+func parseConstraint(s string) (jobs.Constraint, error) {
+	if k, v, ok := strings.Cut(s, "!="); ok {
+		return jobs.Constraint{Key: k, Op: jobs.OpNE, Values: []string{v}}, nil
+	}
+	if k, v, ok := strings.Cut(s, "="); ok {
+		if strings.Contains(v, ",") {
+			return jobs.Constraint{Key: k, Op: jobs.OpIN, Values: strings.Split(v, ",")}, nil
+		}
+		return jobs.Constraint{Key: k, Op: jobs.OpEQ, Values: []string{v}}, nil
+	}
+	if s == "" {
+		return jobs.Constraint{}, errors.New("--constraint is empty")
+	}
+	return jobs.Constraint{Key: s, Op: jobs.OpEXISTS}, nil
+}

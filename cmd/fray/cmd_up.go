@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/cluster"
+	"github.com/frayhq/fray/worker"
+)
+
+func init() {
+	register(command{name: "up", summary: "run a whole local cluster (broker, services and workers) in this process", run: runUp})
+}
+
+func runUp(ctx context.Context, args []string) error {
+	fs := newFlags("up", "[flags]")
+	workers := fs.Int("workers", 2, "number of in-process workers")
+	concurrency := fs.Int("concurrency", 0, "task slots per worker (default: number of CPUs)")
+	store := fs.String("store", "", "JetStream store directory (default: a temporary directory removed on exit)")
+	port := fs.Int("port", 4222, "client port (-1 for a random free port)")
+	host := fs.String("host", "127.0.0.1", "client listen address")
+	verbose := fs.Bool("v", false, "log what the broker and workers do")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *workers < 0 {
+		return fmt.Errorf("--workers %d: want >= 0", *workers)
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	l, err := cluster.StartLocal(ctx, cluster.LocalOptions{
+		Broker:    broker.Options{StoreDir: *store, Host: *host, Port: *port},
+		Workers:   *workers,
+		NoWorkers: *workers == 0,
+		Worker:    worker.Options{Concurrency: *concurrency},
+		Logger:    log,
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("fray up: %d workers ready\nexport FRAY_CLUSTER_SPEC=%s\n", *workers, l.URL())
+	<-ctx.Done()
+	fmt.Fprintln(os.Stderr, "fray up: stopping (workers drain first)")
+	return l.Stop()
+}
+

@@ -1,0 +1,255 @@
+// Package bench holds the measurements behind `fray bench`: each runs a
+// real in-process broker on file storage and reports numbers comparable
+// within one run (the baseline is measured in the same process, same run).
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/objects"
+	"github.com/frayhq/fray/tasks"
+	"github.com/frayhq/fray/worker"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TasksOptions configures Tasks.
+type TasksOptions struct {
+	N           int  // tasks in the throughput phase
+	Concurrency int  // worker slots
+	Payload     int  // argument bytes per task
+	Sequential  int  // tasks in the one-at-a-time latency phase; defaults to min(N, 2000)
+	Baseline    bool // also measure the bare JetStream path
+	StoreDir    string
+}
+
+// TasksResult is the outcome of one Tasks run.
+type TasksResult struct {
+	N                 int     `json:"n"`
+	Concurrency       int     `json:"concurrency"`
+	TasksPerS         float64 `json:"tasks_per_s"`
+	P50MS             float64 `json:"p50_ms"`
+	P99MS             float64 `json:"p99_ms"`
+	BaselineTasksPerS float64 `json:"baseline_tasks_per_s,omitempty"`
+	Ratio             float64 `json:"ratio,omitempty"`
+}
+
+func (r TasksResult) String() string {
+	s := fmt.Sprintf("tasks: %d no-op tasks, %d slots: %.0f tasks/s (results back to the producer)\nlatency one at a time: p50 %.3f ms, p99 %.3f ms",
+		r.N, r.Concurrency, r.TasksPerS, r.P50MS, r.P99MS)
+	if r.BaselineTasksPerS > 0 {
+		s += fmt.Sprintf("\nbaseline (bare JetStream: async publish, pull, ack, core reply): %.0f msgs/s\nfray/baseline: %.2f", r.BaselineTasksPerS, r.Ratio)
+	}
+	return s
+}
+
+// Tasks measures fray's task path end to end: one producer, an in-process
+// broker on file storage, one worker with Concurrency slots, every result
+// back to the producer.
+func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
+	if o.N <= 0 || o.Concurrency <= 0 || o.Payload < 0 {
+		return TasksResult{}, fmt.Errorf("bench tasks: n %d, concurrency %d, payload %d: want n, concurrency > 0 and payload >= 0", o.N, o.Concurrency, o.Payload)
+	}
+	if o.Sequential == 0 {
+		o.Sequential = min(o.N, 2000)
+	}
+	res := TasksResult{N: o.N, Concurrency: o.Concurrency}
+	dir := o.StoreDir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "fray-bench-*")
+		if err != nil {
+			return res, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	srv, err := broker.Start(ctx, broker.Options{StoreDir: dir, Port: -1})
+	if err != nil {
+		return res, err
+	}
+	defer srv.Shutdown()
+	pnc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		return res, err
+	}
+	defer pnc.Close()
+	js, err := jetstream.New(pnc)
+	if err != nil {
+		return res, err
+	}
+	if err := broker.Provision(ctx, js, pnc.ConnectedServerVersion(), broker.ProvisionOptions{}); err != nil {
+		return res, err
+	}
+
+	// The worker, on its own connection as in a real deployment.
+	wnc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		return res, err
+	}
+	defer wnc.Close()
+	w, err := worker.New(wnc, worker.Options{ID: "bench", Concurrency: o.Concurrency})
+	if err != nil {
+		return res, err
+	}
+	wctx, stopWorker := context.WithCancel(context.Background())
+	werr := make(chan error, 1)
+	go func() { werr <- w.Run(wctx) }()
+	defer func() { stopWorker(); <-werr }()
+
+	store, err := objects.New(ctx, js, objects.Options{})
+	if err != nil {
+		return res, err
+	}
+	p, err := tasks.NewProducer(ctx, pnc, tasks.ProducerOptions{Objects: store})
+	if err != nil {
+		return res, err
+	}
+	defer p.Close()
+	// Wait for the worker to register so the first submission finds it.
+	for served, _ := p.Workers().Serves(tasks.DefaultPool, worker.FnNoop); !served; served, _ = p.Workers().Serves(tasks.DefaultPool, worker.FnNoop) {
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(5 * time.Millisecond): // registry poll
+		}
+	}
+	arg := make([]byte, o.Payload)
+
+	// Warm up, then the throughput phase.
+	if err := runBatch(ctx, p, min(o.N, 1000), arg); err != nil {
+		return res, err
+	}
+	start := time.Now()
+	if err := runBatch(ctx, p, o.N, arg); err != nil {
+		return res, err
+	}
+	res.TasksPerS = float64(o.N) / time.Since(start).Seconds()
+
+	// Latency, one task at a time.
+	lat := make([]time.Duration, 0, o.Sequential)
+	for range o.Sequential {
+		t0 := time.Now()
+		if err := p.Submit(ctx, worker.FnNoop, arg).Get(ctx, nil); err != nil {
+			return res, err
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	slices.Sort(lat)
+	res.P50MS = ms(lat[len(lat)/2])
+	res.P99MS = ms(lat[min(len(lat)-1, len(lat)*99/100)])
+
+	if o.Baseline {
+		stopWorker()
+		<-werr
+		werr <- nil
+		res.BaselineTasksPerS, err = baseline(ctx, srv.ClientURL(), js, o.N, o.Concurrency, arg)
+		if err != nil {
+			return res, err
+		}
+		res.Ratio = res.TasksPerS / res.BaselineTasksPerS
+	}
+	return res, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func runBatch(ctx context.Context, p *tasks.Producer, n int, arg []byte) error {
+	futs := make([]*tasks.Future, n)
+	for i := range futs {
+		futs[i] = p.Submit(ctx, worker.FnNoop, arg)
+	}
+	for _, f := range futs {
+		if err := f.Get(ctx, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// baseline measures the bare JetStream path set up like fray's: async
+// publish to a WorkQueue stream on file storage, a pull consumer feeding
+// `slots` handler goroutines, ack, and a core reply to the producer. The
+// consumer prefetches like nats.go's default (500 messages): the bare path
+// at its fastest, without fray's guarantee that a worker holds no more
+// messages than it has free slots.
+func baseline(ctx context.Context, url string, js jetstream.JetStream, n, slots int, arg []byte) (float64, error) {
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH_BASELINE", Subjects: []string{"bench.base"},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage})
+	if err != nil {
+		return 0, err
+	}
+	defer js.DeleteStream(context.Background(), "BENCH_BASELINE")
+	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "base", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		return 0, err
+	}
+	wnc, err := nats.Connect(url)
+	if err != nil {
+		return 0, err
+	}
+	defer wnc.Close()
+	wjs, _ := jetstream.New(wnc)
+	wcons, err := wjs.Consumer(ctx, "BENCH_BASELINE", "base")
+	if err != nil {
+		return 0, err
+	}
+	_ = cons
+	work := make(chan jetstream.Msg, slots)
+	var wg sync.WaitGroup
+	for range slots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range work {
+				m.Ack()
+				wnc.Publish(m.Headers().Get("Reply"), nil)
+			}
+		}()
+	}
+	cc, err := wcons.Consume(func(m jetstream.Msg) { work <- m }, jetstream.PullMaxMessages(500))
+	if err != nil {
+		return 0, err
+	}
+	defer func() { cc.Stop(); close(work); wg.Wait() }()
+
+	pnc, err := nats.Connect(url)
+	if err != nil {
+		return 0, err
+	}
+	defer pnc.Close()
+	pjs, _ := jetstream.New(pnc, jetstream.WithPublishAsyncMaxPending(4096))
+	inbox := nats.NewInbox()
+	var got atomic.Int64
+	done := make(chan struct{})
+	sub, err := pnc.Subscribe(inbox, func(*nats.Msg) {
+		if got.Add(1) == int64(n) {
+			close(done)
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	sub.SetPendingLimits(-1, -1)
+	defer sub.Unsubscribe()
+	start := time.Now()
+	for range n {
+		m := &nats.Msg{Subject: "bench.base", Data: arg, Header: nats.Header{"Reply": []string{inbox}}}
+		if _, err := pjs.PublishMsgAsync(m); err != nil {
+			return 0, err
+		}
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+

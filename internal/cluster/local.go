@@ -1,0 +1,176 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/tasks"
+	"github.com/frayhq/fray/worker"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// LocalOptions configures a whole cluster in one process.
+type LocalOptions struct {
+	// Broker configures the embedded nats-server. Its StoreDir defaults
+	// to a temporary directory removed on Stop.
+	Broker broker.Options
+	// Provision sizes the layout.
+	Provision broker.ProvisionOptions
+	// Workers is the number of in-process workers. Defaults to 1; 0 with
+	// NoWorkers set means none.
+	Workers   int
+	NoWorkers bool
+	// Worker is the template for each worker (pool, concurrency,
+	// registry, ...). IDs are "local-<n>" unless set.
+	Worker worker.Options
+	// Services configures the supervisor and dispatcher.
+	Services ServiceOptions
+	Logger   *slog.Logger
+}
+
+// Local is a running in-process cluster.
+type Local struct {
+	Server *broker.Server
+	nc     *nats.Conn
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	errs   []error
+	once   sync.Once
+}
+
+// URL is the embedded broker's client URL.
+func (l *Local) URL() string { return l.Server.ClientURL() }
+
+// StartLocal starts a broker, provisions it, and runs the services and
+// workers in this process until Stop.
+func StartLocal(ctx context.Context, o LocalOptions) (*Local, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Broker.Port == 0 {
+		o.Broker.Port = -1
+	}
+	srv, err := broker.Start(ctx, o.Broker)
+	if err != nil {
+		return nil, err
+	}
+	l := &Local{Server: srv}
+	fail := func(err error) (*Local, error) {
+		l.Stop()
+		return nil, err
+	}
+	l.nc, err = nats.Connect(srv.ClientURL(), nats.Name("fray-local"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fail(fmt.Errorf("cluster: connect to local broker: %w", err))
+	}
+	js, err := jetstream.New(l.nc)
+	if err != nil {
+		return fail(err)
+	}
+	if err := broker.Provision(ctx, js, l.nc.ConnectedServerVersion(), o.Provision); err != nil {
+		return fail(err)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	o.Services.Logger = o.Logger
+	services, err := Services(l.nc, js, o.Services)
+	if err != nil {
+		return fail(err)
+	}
+	for _, s := range services {
+		l.goRun(s.Name, func() error { return s.Run(rctx) })
+	}
+	n := o.Workers
+	if n == 0 && !o.NoWorkers {
+		n = 1
+	}
+	for i := range n {
+		wo := o.Worker
+		if wo.ID == "" || n > 1 {
+			wo.ID = fmt.Sprintf("local-%d", i)
+		}
+		if wo.Logger == nil {
+			wo.Logger = o.Logger
+		}
+		plugins, err := Plugins(PluginOptions{NATSURL: srv.ClientURL(), Logger: o.Logger})
+		if err != nil {
+			return fail(err)
+		}
+		wo.Plugins = append(append([]worker.Plugin(nil), wo.Plugins...), plugins...)
+		if wo.Registry == nil {
+			wo.Registry = tasks.NewRegistry()
+			if err := worker.RegisterBuiltins(wo.Registry); err != nil {
+				return fail(err)
+			}
+		}
+		w, err := worker.New(l.nc, wo)
+		if err != nil {
+			return fail(err)
+		}
+		l.goRun("worker "+wo.ID, func() error { return w.Run(rctx) })
+	}
+	// Wait until every worker is registered, so a first submission finds
+	// its function.
+	kv, err := js.KeyValue(ctx, broker.BucketWorkers)
+	if err != nil {
+		return fail(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		keys, _ := kv.ListKeys(ctx)
+		count := 0
+		if keys != nil {
+			for range keys.Keys() {
+				count++
+			}
+		}
+		if count >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fail(fmt.Errorf("cluster: %d of %d local workers registered after 10s: %v", count, n, l.err()))
+		}
+		time.Sleep(5 * time.Millisecond) // poll the registry
+	}
+	return l, nil
+}
+
+func (l *Local) goRun(name string, f func() error) {
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		if err := f(); err != nil && !errors.Is(err, context.Canceled) {
+			l.mu.Lock()
+			l.errs = append(l.errs, fmt.Errorf("%s: %w", name, err))
+			l.mu.Unlock()
+		}
+	}()
+}
+
+func (l *Local) err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return errors.Join(l.errs...)
+}
+
+// Stop drains the workers, stops the services and shuts the broker down.
+// It returns the errors the parts ended with.
+func (l *Local) Stop() error {
+	l.once.Do(func() {
+		if l.cancel != nil {
+			l.cancel()
+		}
+		l.wg.Wait()
+		if l.nc != nil {
+			l.nc.Close()
+		}
+		l.Server.Shutdown()
+	})
+	return l.err()
+}
