@@ -19,7 +19,8 @@ type Future struct {
 	fn    string
 	// foreign futures were not submitted by p: Done subscribes to the
 	// result subject and looks the result up.
-	foreign bool
+	foreign   bool
+	submitted time.Time
 
 	once  sync.Once
 	done  chan struct{}

@@ -50,12 +50,13 @@ type Producer struct {
 	results jetstream.Stream
 	cancels jetstream.KeyValue
 
-	mu      sync.Mutex
-	pending map[string]*Future
-	foreign map[string]*nats.Subscription
-	closed  bool
-	sub     *nats.Subscription
-	stop    context.CancelFunc
+	mu        sync.Mutex
+	pending   map[string]*Future
+	foreign   map[string]*nats.Subscription
+	closed    bool
+	sub       *nats.Subscription
+	stop      context.CancelFunc
+	sweepDone chan struct{}
 }
 
 // NewProducer subscribes to the producer's results and starts watching the
@@ -112,7 +113,55 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 		p.Close()
 		return nil, ctx.Err()
 	}
+	p.sweepDone = make(chan struct{})
+	go p.sweep(wctx)
 	return p, nil
+}
+
+// sweep recovers results the live subscription missed: after a reconnect
+// (results published while disconnected never reach a core subscriber)
+// every pending future is looked up in the stream, and futures pending
+// longer than sweepAge are looked up every sweepEvery as a safety net.
+func (p *Producer) sweep(ctx context.Context) {
+	defer close(p.sweepDone)
+	const sweepEvery, sweepAge = 250 * time.Millisecond, 5 * time.Second
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	reconnects := p.nc.Stats().Reconnects
+	lastFull := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			r := p.nc.Stats().Reconnects
+			reconnected := r != reconnects
+			if (!reconnected && now.Sub(lastFull) < sweepAge) || !p.nc.IsConnected() {
+				continue
+			}
+			reconnects, lastFull = r, now
+			p.mu.Lock()
+			var old []*Future
+			for _, f := range p.pending {
+				if reconnected || now.Sub(f.submitted) >= sweepAge {
+					old = append(old, f)
+				}
+			}
+			p.mu.Unlock()
+			for _, f := range old {
+				if ctx.Err() != nil {
+					return
+				}
+				lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				res, err := p.lookup(lctx, ResultSubject(f.owner, f.id))
+				cancel()
+				if err == nil {
+					p.forget(f.id)
+					f.resolve(res, nil)
+				}
+			}
+		}
+	}
 }
 
 // Owner is the token this producer's results are addressed to.
@@ -139,6 +188,9 @@ func (p *Producer) Close() {
 	p.sub.Unsubscribe()
 	p.stop()
 	<-p.view.Done()
+	if p.sweepDone != nil {
+		<-p.sweepDone
+	}
 	for _, f := range pending {
 		f.resolve(nil, ErrClosed)
 	}
@@ -151,6 +203,7 @@ func (p *Producer) Close() {
 func (p *Producer) Submit(ctx context.Context, fn string, arg any, opts ...Option) *Future {
 	id := nuid.Next()
 	f := newFuture(p, p.owner, id, fn)
+	f.submitted = time.Now()
 	if err := p.submit(ctx, f, fn, arg, opts); err != nil {
 		f.resolve(nil, err)
 	}
