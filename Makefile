@@ -1,0 +1,56 @@
+# fray — run `make help` for the targets.
+GO        ?= go
+PKGS      ?= ./...
+TIMEOUT   ?= 45m
+BENCH_N   ?= 20000
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_\/-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## build every package and the three binaries into ./bin
+	$(GO) build ./...
+	$(GO) build -o bin/ ./cmd/fray ./cmd/fray-broker ./cmd/fray-worker
+
+.PHONY: test
+test: vet ## the whole suite, unit and integration (real binaries, real Ray and Iris heads), with -race
+	$(GO) test -race -count=1 -timeout $(TIMEOUT) $(PKGS)
+
+.PHONY: test/race
+test/race: test ## same as test: every package runs under the race detector
+
+.PHONY: test/short
+test/short: ## unit tests only (no integration package)
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration)
+
+.PHONY: vet
+vet: ## go vet and a gofmt check
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+.PHONY: lint
+lint: vet ## vet, gofmt and staticcheck (fetched from the Go module proxy)
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+.PHONY: bench
+bench: ## fray bench tasks (with the bare-JetStream baseline) and objects
+	$(GO) run ./cmd/fray bench tasks --n $(BENCH_N) --concurrency 8 --baseline
+	$(GO) run ./cmd/fray bench objects --size 1g
+
+.PHONY: demo
+demo: ## a local cluster counting words over a text corpus with tasks and objects
+	$(GO) run ./examples/wordcount
+
+.PHONY: fuzz
+fuzz: ## run each wire decoder's fuzz target for 20 s
+	$(GO) test ./tasks -run '^$$' -fuzz FuzzDecodeTask -fuzztime 20s
+	$(GO) test ./tasks -run '^$$' -fuzz FuzzDecodeResult -fuzztime 20s
+	$(GO) test ./broker -run '^$$' -fuzz FuzzDecodeWorkerInfo -fuzztime 20s
+	$(GO) test ./objects -run '^$$' -fuzz FuzzRefDecode -fuzztime 20s
+
+.PHONY: clean
+clean: ## remove build output (keeps the cached Python virtualenvs in .build)
+	rm -rf bin
