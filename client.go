@@ -212,8 +212,8 @@ func Connect(ctx context.Context, spec string, opts ...Option) (*Client, error) 
 		lo := cluster.LocalOptions{
 			Broker:  broker.Options{StoreDir: cfg.storeDir, Port: -1},
 			Workers: cfg.workers, NoWorkers: cfg.workers == 0,
-			Worker:  worker.Options{Registry: cfg.registry, Concurrency: cfg.concurrency},
-			Logger:  cfg.logger,
+			Worker: worker.Options{Registry: cfg.registry, Concurrency: cfg.concurrency},
+			Logger: cfg.logger,
 		}
 		if cfg.registry != nil {
 			if err := worker.RegisterBuiltins(cfg.registry); err != nil && !errors.Is(err, tasks.ErrDuplicate) {

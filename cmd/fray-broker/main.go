@@ -35,10 +35,10 @@ func main() {
 
 type flags struct {
 	store, host, serverName, clusterName, routes, config, sync, natsURL, logLevel string
-	port, httpPort, clusterPort, replicas                                       int
-	syncEvery, resultTTL, objectTTL                                             time.Duration
-	queueMaxBytes                                                               int64
-	noSupervisor, noDispatcher                                                  bool
+	port, httpPort, clusterPort, replicas                                         int
+	syncEvery, resultTTL, objectTTL                                               time.Duration
+	queueMaxBytes                                                                 int64
+	noSupervisor, noDispatcher                                                    bool
 }
 
 func parseFlags(args []string) (*flags, error) {

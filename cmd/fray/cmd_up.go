@@ -49,4 +49,3 @@ func runUp(ctx context.Context, args []string) error {
 	fmt.Fprintln(os.Stderr, "fray up: stopping (workers drain first)")
 	return l.Stop()
 }
-

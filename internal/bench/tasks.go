@@ -252,4 +252,3 @@ func baseline(ctx context.Context, url string, js jetstream.JetStream, n, slots 
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
 }
-

@@ -1,0 +1,52 @@
+package fray_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/frayhq/fray"
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/frayt"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestConnectWithUserPasswordToABrokerConfiguredByFile(t *testing.T) {
+	ctx := frayt.Context(t, 30*time.Second)
+	conf := filepath.Join(t.TempDir(), "nats.conf")
+	os.WriteFile(conf, []byte(`authorization { users = [ { user: trainer, password: s3cret } ] }`), 0o600)
+	srv, err := broker.Start(ctx, broker.Options{Port: -1, StoreDir: t.TempDir(), ConfigFile: conf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("trainer", "s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if err := broker.Provision(ctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := fray.Connect(ctx, srv.ClientURL()); err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Fatalf("connect without credentials: %v, want an authorization error", err)
+	}
+	c, err := fray.Connect(ctx, srv.ClientURL(), fray.WithUserPass("trainer", "s3cret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	// The same from the environment, as the CLI and workers read it.
+	t.Setenv(fray.EnvUser, "trainer")
+	t.Setenv(fray.EnvPassword, "s3cret")
+	c, err = fray.Connect(ctx, srv.ClientURL())
+	if err != nil {
+		t.Fatalf("credentials from the environment: %v", err)
+	}
+	c.Close()
+}
