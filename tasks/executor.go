@@ -62,10 +62,11 @@ type Executor struct {
 
 	cmu       sync.RWMutex
 	cancelled map[string]struct{}
+	retries   sync.WaitGroup
 
-	work     chan *nats.Msg
-	complete chan completion
-	served   atomic.Int64
+	work   chan *nats.Msg
+	pub    *asyncPublisher
+	served atomic.Int64
 }
 
 type runningTask struct {
@@ -73,14 +74,6 @@ type runningTask struct {
 	msg     *nats.Msg
 	started time.Time
 	cancel  context.CancelCauseFunc
-}
-
-type completion struct {
-	ack     jetstream.PubAckFuture
-	msg     *nats.Msg
-	subject string
-	data    []byte
-	id      string
 }
 
 var errDrain = errors.New("worker draining")
@@ -162,7 +155,9 @@ func (e *Executor) Run(ctx context.Context) error {
 
 	e.pull = newPuller(e.nc, broker.StreamTasks, ConsumerName(e.o.Pool), e.o.Concurrency)
 	e.work = make(chan *nats.Msg, 2*e.o.Concurrency)
-	e.complete = make(chan completion, 4096)
+	if e.pub, err = newAsyncPublisher(e.nc, 4096, 10*time.Second); err != nil {
+		return fmt.Errorf("tasks: %w", err)
+	}
 	var draining atomic.Bool
 	sub, err := e.nc.Subscribe(e.pull.inbox+".*", func(m *nats.Msg) {
 		if !e.pull.onMsg(m) {
@@ -194,11 +189,6 @@ func (e *Executor) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	completerDone := make(chan struct{})
-	go func() {
-		defer close(completerDone)
-		e.completer()
-	}()
 	tickerDone := make(chan struct{})
 	tickCtx, stopTicks := context.WithCancel(bg)
 	go func() {
@@ -229,8 +219,9 @@ wait:
 	sub.Unsubscribe()
 	close(e.work)
 	slotsWG.Wait()
-	close(e.complete)
-	<-completerDone
+	e.pub.waitIdle(10 * time.Second)
+	e.pub.close()
+	e.retries.Wait()
 	stopTicks()
 	<-tickerDone
 	stopBG()
@@ -242,8 +233,9 @@ wait:
 
 // ticks heartbeats long-running tasks and retires dead pull requests.
 func (e *Executor) ticks(ctx context.Context) {
-	every := e.o.AckWait / 3
-	t := time.NewTicker(min(every, time.Second))
+	// Beat every AckWait/4 so two beats can be late before a lease lapses.
+	every := e.o.AckWait / 4
+	t := time.NewTicker(min(every/2, time.Second))
 	defer t.Stop()
 	lastBeat := time.Now()
 	for {
@@ -257,7 +249,7 @@ func (e *Executor) ticks(ctx context.Context) {
 			}
 			lastBeat = now
 			for i := range e.slots {
-				if r := e.slots[i].Load(); r != nil && now.Sub(r.started) >= every/2 {
+				if r := e.slots[i].Load(); r != nil {
 					r.msg.InProgress()
 				}
 			}
@@ -348,18 +340,6 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		fail(KindUnknownFn, "", fmt.Sprintf("no live worker of pool %q registers %q (this worker registers: %v)", e.o.Pool, t.Fn, e.o.Registry.Names()))
 		return
 	}
-	arg := t.Arg
-	if t.ArgRef != nil {
-		if e.o.Objects == nil {
-			fail(KindObject, "", "argument is in the object store and this worker has none")
-			return
-		}
-		if arg, err = e.o.Objects.GetBytes(hctx, *t.ArgRef); err != nil {
-			fail(KindObject, "", fmt.Sprintf("fetch argument %s: %v", t.ArgRef, err))
-			return
-		}
-	}
-
 	ctx, cancel := context.WithCancelCause(hctx)
 	defer cancel(nil)
 	if t.TimeoutMS > 0 {
@@ -371,9 +351,25 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		ctx = e.o.HandlerContext(ctx)
 	}
 	ctx = withTaskInfo(ctx, TaskInfo{ID: t.ID, FutureID: FutureID(t.Owner, t.ID), Fn: t.Fn, Attempt: attempt, Worker: e.o.WorkerID, Pool: e.o.Pool})
+	// From here the task holds its slot: it heartbeats and can be cancelled.
 	e.slots[slot].Store(&runningTask{id: t.ID, msg: m, started: time.Now(), cancel: cancel})
+	defer e.slots[slot].Store(nil)
+	arg := t.Arg
+	if t.ArgRef != nil {
+		if e.o.Objects == nil {
+			fail(KindObject, "", "argument is in the object store and this worker has none")
+			return
+		}
+		if arg, err = e.o.Objects.GetBytes(ctx, *t.ArgRef); err != nil {
+			if context.Cause(ctx) != nil {
+				m.Nak()
+				return
+			}
+			fail(KindObject, "", fmt.Sprintf("fetch argument %s: %v", t.ArgRef, err))
+			return
+		}
+	}
 	val, herr := call(ctx, h, arg)
-	e.slots[slot].Store(nil)
 	cause := context.Cause(ctx)
 	switch {
 	case errors.Is(cause, errDrain):
@@ -477,30 +473,37 @@ func (e *Executor) finish(t *Task, res *Result, m *nats.Msg) {
 		return
 	}
 	subj := ResultSubject(t.Owner, t.ID)
-	paf, err := e.js.PublishAsync(subj, data)
+	err = e.pub.publish(&nats.Msg{Subject: subj, Data: data}, func(err error) {
+		e.completed(m, subj, data, t.ID, err)
+	})
 	if err != nil {
 		e.log.Warn("publish result; handing task back", "task", t.ID, "err", err)
 		m.Nak()
-		return
 	}
-	e.complete <- completion{ack: paf, msg: m, subject: subj, data: data, id: t.ID}
 }
 
-// completer acks each task after its result's PubAck, in publish order.
-func (e *Executor) completer() {
-	for c := range e.complete {
-		select {
-		case <-c.ack.Ok():
-			c.msg.Ack()
-		case err := <-c.ack.Err():
-			if alreadyRecorded(err) {
-				c.msg.Ack() // an earlier attempt's (or a cancellation's) result stands
-				break
-			}
-			e.retryResult(c, err)
-		}
-		e.served.Add(1)
+// completed acks a task once its result is stored.
+func (e *Executor) completed(m *nats.Msg, subj string, data []byte, id string, err error) {
+	e.served.Add(1)
+	switch {
+	case err == nil || alreadyRecorded(err):
+		m.Ack() // stored now, or an earlier attempt's (or a cancellation's) result stands
+	case errors.Is(err, ErrClosed):
+		m.Nak() // shutting down: whoever runs it next finds the result if it was stored
+	default:
+		e.retries.Add(1)
+		go func() {
+			defer e.retries.Done()
+			e.retryResult(completion{msg: m, subject: subj, data: data, id: id}, err)
+		}()
 	}
+}
+
+type completion struct {
+	msg     *nats.Msg
+	subject string
+	data    []byte
+	id      string
 }
 
 func (e *Executor) retryResult(c completion, first error) {
@@ -539,6 +542,18 @@ func (e *Executor) poison(m *nats.Msg, cause error) {
 // alreadyRecorded reports the results stream refusing a second result for
 // a task (one message per subject, discard new).
 func alreadyRecorded(err error) bool {
+	return strings.Contains(errorDescription(err), "maximum messages per subject exceeded")
+}
+
+// errorDescription is the description of a negative PubAck, else "".
+func errorDescription(err error) string {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && strings.Contains(apiErr.Description, "maximum messages per subject exceeded")
+	if errors.As(err, &apiErr) {
+		return apiErr.Description
+	}
+	var pe *pubAckError
+	if errors.As(err, &pe) {
+		return pe.Description
+	}
+	return ""
 }

@@ -55,6 +55,7 @@ type Producer struct {
 	foreign   map[string]*nats.Subscription
 	closed    bool
 	sub       *nats.Subscription
+	pub       *asyncPublisher
 	stop      context.CancelFunc
 	sweepDone chan struct{}
 }
@@ -82,14 +83,14 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 	if o.Objects != nil {
 		p.inline = o.Objects.InlineThreshold()
 	}
-	js, err := jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(o.MaxPending),
-		jetstream.WithPublishAsyncErrHandler(p.onPublishError),
-		jetstream.WithPublishAsyncTimeout(30*time.Second))
+	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
 	}
 	p.js = js
+	if p.pub, err = newAsyncPublisher(nc, o.MaxPending, 30*time.Second); err != nil {
+		return nil, fmt.Errorf("tasks: %w", err)
+	}
 	if p.results, err = js.Stream(ctx, broker.StreamResults); err != nil {
 		return nil, fmt.Errorf("tasks: results stream: %w (is the cluster provisioned?)", err)
 	}
@@ -97,6 +98,7 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 		return nil, fmt.Errorf("tasks: cancel bucket: %w", err)
 	}
 	if p.sub, err = nc.Subscribe(ResultSubject(p.owner, "*"), p.onResult); err != nil {
+		p.pub.close()
 		return nil, fmt.Errorf("tasks: subscribe to results: %w", err)
 	}
 	p.sub.SetPendingLimits(-1, -1)
@@ -105,6 +107,7 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 	if p.view, err = WatchWorkers(wctx, js); err != nil {
 		stop()
 		p.sub.Unsubscribe()
+		p.pub.close()
 		return nil, err
 	}
 	select {
@@ -186,6 +189,7 @@ func (p *Producer) Close() {
 	}
 	p.mu.Unlock()
 	p.sub.Unsubscribe()
+	p.pub.close()
 	p.stop()
 	<-p.view.Done()
 	if p.sweepDone != nil {
@@ -266,7 +270,14 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 	}
 	p.pending[f.id] = f
 	p.mu.Unlock()
-	if _, err := p.js.PublishMsgAsync(msg); err != nil {
+	id := f.id
+	if err := p.pub.publish(msg, func(err error) {
+		if err != nil {
+			if f := p.forget(id); f != nil {
+				f.resolve(nil, mapPublishError(err))
+			}
+		}
+	}); err != nil {
 		p.forget(f.id)
 		return fmt.Errorf("tasks: publish %s: %w", fn, err)
 	}
@@ -281,21 +292,9 @@ func (p *Producer) forget(id string) *Future {
 	return f
 }
 
-// onPublishError resolves the future of a task the stream refused.
-func (p *Producer) onPublishError(_ jetstream.JetStream, msg *nats.Msg, err error) {
-	id := msg.Header.Get(jetstream.MsgIDHeader)
-	f := p.forget(id)
-	if f == nil {
-		return
-	}
-	f.resolve(nil, mapPublishError(err))
-}
-
 // mapPublishError maps the stream's limit errors onto ErrQueueFull.
 func mapPublishError(err error) error {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		d := apiErr.Description
+	if d := errorDescription(err); d != "" {
 		if strings.Contains(d, "maximum bytes exceeded") || strings.Contains(d, "maximum messages exceeded") ||
 			strings.Contains(d, "resource limits exceeded") || strings.Contains(d, "insufficient resources") {
 			return fmt.Errorf("%w: %s (stream %s limits; raise them with fray-broker flags or retry later)", ErrQueueFull, d, broker.StreamTasks)

@@ -416,17 +416,17 @@ func TestLongTaskIsNotRedeliveredWhileItsWorkerLives(t *testing.T) {
 		}
 		return n, nil
 	})
-	ackWait := 500 * time.Millisecond
+	ackWait := time.Second
 	e.executor("w1", reg, func(o *tasks.ExecutorOptions) { o.AckWait = ackWait })
 	e.executor("w2", reg, func(o *tasks.ExecutorOptions) { o.AckWait = ackWait })
 	p := e.producer()
 	ctx := frayt.Context(t, 20*time.Second)
 	var n int32
-	if err := p.Submit(ctx, "long", 4*ackWait).Get(ctx, &n); err != nil {
+	if err := p.Submit(ctx, "long", 3*ackWait+ackWait/2).Get(ctx, &n); err != nil {
 		t.Fatal(err)
 	}
 	if r := runs.Load(); r != 1 {
-		t.Fatalf("task ran %d times over 4x AckWait, want once", r)
+		t.Fatalf("task ran %d times over 3.5x AckWait, want once", r)
 	}
 }
 

@@ -1,0 +1,201 @@
+package tasks
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// asyncPublisher publishes to JetStream without waiting, and calls each
+// message's done function with the PubAck's verdict. It is what
+// jetstream.PublishAsync does, without a future and two channels per
+// message: one reply subscription, one map, one callback.
+type asyncPublisher struct {
+	nc      *nats.Conn
+	prefix  string
+	sub     *nats.Subscription
+	timeout time.Duration
+	slots   chan struct{} // bounds messages awaiting their PubAck
+
+	mu      sync.Mutex
+	seq     uint64
+	pending map[uint64]*inflight
+	closed  bool
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+type inflight struct {
+	done func(error)
+	sent time.Time
+}
+
+// errPubAckTimeout means no PubAck arrived in time: the message may or may
+// not be stored.
+var errPubAckTimeout = errors.New("no PubAck in time")
+
+// pubAckError is a negative PubAck.
+type pubAckError struct {
+	Code        int    `json:"code"`
+	ErrCode     int    `json:"err_code"`
+	Description string `json:"description"`
+}
+
+func (e *pubAckError) Error() string {
+	return fmt.Sprintf("%s (JetStream error %d)", e.Description, e.ErrCode)
+}
+
+func newAsyncPublisher(nc *nats.Conn, maxPending int, timeout time.Duration) (*asyncPublisher, error) {
+	p := &asyncPublisher{nc: nc, prefix: nc.NewRespInbox(), timeout: timeout, slots: make(chan struct{}, maxPending),
+		pending: map[uint64]*inflight{}, stop: make(chan struct{}), done: make(chan struct{})}
+	var err error
+	p.sub, err = nc.Subscribe(p.prefix+".*", p.onAck)
+	if err != nil {
+		return nil, err
+	}
+	p.sub.SetPendingLimits(-1, -1)
+	go p.expire()
+	return p, nil
+}
+
+// publish sends m (its Reply is set here) and calls done with nil once it
+// is stored, or with the error. It blocks while maxPending messages await
+// their PubAck.
+func (p *asyncPublisher) publish(m *nats.Msg, done func(error)) error {
+	select {
+	case p.slots <- struct{}{}:
+	case <-p.stop:
+		return ErrClosed
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		<-p.slots
+		return ErrClosed
+	}
+	p.seq++
+	seq := p.seq
+	p.pending[seq] = &inflight{done: done, sent: time.Now()}
+	p.mu.Unlock()
+	m.Reply = p.prefix + "." + strconv.FormatUint(seq, 36)
+	if err := p.nc.PublishMsg(m); err != nil {
+		p.take(seq)
+		return err
+	}
+	return nil
+}
+
+func (p *asyncPublisher) take(seq uint64) *inflight {
+	p.mu.Lock()
+	f := p.pending[seq]
+	delete(p.pending, seq)
+	p.mu.Unlock()
+	if f != nil {
+		<-p.slots
+	}
+	return f
+}
+
+func (p *asyncPublisher) onAck(m *nats.Msg) {
+	seq, err := strconv.ParseUint(m.Subject[len(p.prefix)+1:], 36, 64)
+	if err != nil {
+		return
+	}
+	f := p.take(seq)
+	if f == nil {
+		return // timed out already
+	}
+	f.done(parsePubAck(m))
+}
+
+// parsePubAck returns nil for a positive PubAck.
+func parsePubAck(m *nats.Msg) error {
+	if len(m.Data) == 0 {
+		if m.Header != nil && m.Header.Get("Status") == "503" {
+			return nats.ErrNoResponders
+		}
+		return errors.New("empty PubAck")
+	}
+	if !bytes.Contains(m.Data, []byte(`"error"`)) {
+		return nil
+	}
+	var r struct {
+		Error *pubAckError `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &r); err != nil {
+		return fmt.Errorf("unreadable PubAck %q: %w", m.Data, err)
+	}
+	if r.Error == nil {
+		return nil
+	}
+	return r.Error
+}
+
+// expire fails messages whose PubAck is overdue.
+func (p *asyncPublisher) expire() {
+	defer close(p.done)
+	t := time.NewTicker(max(p.timeout/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case now := <-t.C:
+			var late []uint64
+			p.mu.Lock()
+			for seq, f := range p.pending {
+				if now.Sub(f.sent) > p.timeout {
+					late = append(late, seq)
+				}
+			}
+			p.mu.Unlock()
+			for _, seq := range late {
+				if f := p.take(seq); f != nil {
+					f.done(errPubAckTimeout)
+				}
+			}
+		}
+	}
+}
+
+// close fails what is still pending with ErrClosed.
+func (p *asyncPublisher) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	pending := p.pending
+	p.pending = map[uint64]*inflight{}
+	p.mu.Unlock()
+	close(p.stop)
+	<-p.done
+	p.sub.Unsubscribe()
+	for range pending {
+		<-p.slots
+	}
+	for _, f := range pending {
+		f.done(ErrClosed)
+	}
+}
+
+// waitIdle waits up to d for every PubAck to arrive.
+func (p *asyncPublisher) waitIdle(d time.Duration) {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		n := len(p.pending)
+		p.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(2 * time.Millisecond) // PubAcks arrive within a round trip
+	}
+}
