@@ -1,0 +1,90 @@
+package broker_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/frayt"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func freePorts(t *testing.T, n int) []int {
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+func TestThreeNodeClusterKeepsDataWhenANodeDies(t *testing.T) {
+	ctx := frayt.Context(t, 90*time.Second)
+	routePorts := freePorts(t, 3)
+	var nodes []*broker.Server
+	for i := range 3 {
+		var routes []string
+		for j, p := range routePorts {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("127.0.0.1:%d", p))
+			}
+		}
+		srv, err := broker.Start(ctx, broker.Options{Port: -1, StoreDir: t.TempDir(), ServerName: fmt.Sprintf("n%d", i),
+			ClusterName: "fray-test", ClusterPort: routePorts[i], Routes: routes})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Shutdown)
+		nodes = append(nodes, srv)
+	}
+	url := nodes[0].ClientURL() + "," + nodes[1].ClientURL() + "," + nodes[2].ClientURL()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	// JetStream needs a meta leader before anything can be provisioned.
+	frayt.Eventually(t, 60*time.Second, "replicated provisioning succeeds", func() bool {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return broker.Provision(pctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{Replicas: 3}) == nil
+	})
+	s, err := js.Stream(ctx, broker.StreamTasks)
+	if err != nil || s.CachedInfo().Config.Replicas != 3 {
+		t.Fatalf("tasks stream: %v, replicas %d", err, s.CachedInfo().Config.Replicas)
+	}
+	for i := range 100 {
+		if _, err := js.Publish(ctx, "fray.tasks.default", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Kill the node the client is on; the data is on the other two.
+	for _, n := range nodes {
+		if n.ClientURL() == nc.ConnectedUrl() {
+			n.Shutdown()
+		}
+	}
+	frayt.Eventually(t, 60*time.Second, "the surviving nodes serve all 100 tasks", func() bool {
+		ictx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		s, err := js.Stream(ictx, broker.StreamTasks)
+		if err != nil {
+			return false
+		}
+		info, err := s.Info(ictx)
+		return err == nil && info.State.Msgs == 100
+	})
+}

@@ -1,0 +1,52 @@
+package integration
+
+import (
+	"fmt"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestFrayUpServesTasksAndStopsCleanlyOnCtrlC(t *testing.T) {
+	port := freePort(t)
+	up := start(t, "fray", nil, "up", "--workers", "2", "--port", fmt.Sprint(port))
+	line := up.waitLine("export FRAY_CLUSTER_SPEC=", 60*time.Second)
+	url := strings.TrimPrefix(line, "export FRAY_CLUSTER_SPEC=")
+	if url != fmt.Sprintf("nats://127.0.0.1:%d", port) {
+		t.Fatalf("fray up printed %q", line)
+	}
+	out, errOut, code := runFray(t, []string{"FRAY_CLUSTER_SPEC=" + url}, time.Minute, "run", "fray.echo", "--arg", `[1, "two"]`, "--wait")
+	if code != 0 || strings.TrimSpace(out) != `[1,"two"]` {
+		t.Fatalf("fray run against fray up: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	up.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-up.done:
+		if up.err != nil {
+			t.Fatalf("fray up exited with %v after Ctrl-C:\n%s", up.err, up.Output())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("fray up still running 30s after Ctrl-C:\n%s", up.Output())
+	}
+}
+
+func TestCLIRejectsBadInputWithClearErrors(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{[]string{"run", "fray.echo"}, []string{"FRAY_CLUSTER_SPEC="}, "no cluster given"},
+		{[]string{"run", "fray.echo", "--nats", "redis://x"}, nil, "accepted forms"},
+		{[]string{"run", "fray.echo", "--arg", "{not json", "--nats", "nats://127.0.0.1:1"}, nil, "is not JSON"},
+		{[]string{"bench", "objects", "--size", "lots"}, nil, "want a positive whole number"},
+		{[]string{"nosuchcommand"}, nil, "unknown command"},
+	}
+	for _, c := range cases {
+		_, errOut, code := runFray(t, c.env, time.Minute, c.args...)
+		if code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("fray %s: exit %d, stderr %q; want failure mentioning %q", strings.Join(c.args, " "), code, errOut, c.want)
+		}
+	}
+}
