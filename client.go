@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/frayhq/fray/actors"
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/cluster"
 	"github.com/frayhq/fray/objects"
@@ -207,12 +208,14 @@ func Connect(ctx context.Context, spec string, opts ...Option) (*Client, error) 
 		}
 	}
 	c := &Client{spec: sp, log: cfg.logger, namespace: namespaceFor(cfg.namespace)}
+	// In-process workers hand this client to every handler.
+	handlerCtx := func(ctx context.Context) context.Context { return WithClient(ctx, c) }
 	url := strings.Join(sp.URLs, ",")
 	if len(sp.URLs) == 0 { // local, or ray/iris without a broker: run one here
 		lo := cluster.LocalOptions{
 			Broker:  broker.Options{StoreDir: cfg.storeDir, Port: -1},
 			Workers: cfg.workers, NoWorkers: cfg.workers == 0,
-			Worker: worker.Options{Registry: cfg.registry, Concurrency: cfg.concurrency},
+			Worker: worker.Options{Registry: cfg.registry, Concurrency: cfg.concurrency, HandlerContext: handlerCtx},
 			Logger: cfg.logger,
 		}
 		if cfg.registry != nil {
@@ -343,9 +346,14 @@ func Current() (*Client, error) {
 type clientKey struct{}
 
 // WithClient returns a context carrying c; FromContext reads it. Workers
-// put their client in every handler's context this way.
+// put their client in every handler's context this way, so actor handles
+// decoded from a task's argument can be called directly.
 func WithClient(ctx context.Context, c *Client) context.Context {
-	return context.WithValue(ctx, clientKey{}, c)
+	ctx = context.WithValue(ctx, clientKey{}, c)
+	if ac, err := c.Actors(); err == nil {
+		ctx = actors.ContextWithClient(ctx, ac)
+	}
+	return ctx
 }
 
 // FromContext returns the client carried by ctx, else Current().

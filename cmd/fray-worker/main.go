@@ -54,6 +54,11 @@ func runMain(args []string) error {
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "task lease: a task whose worker stops heartbeating for this long runs elsewhere")
 	leaseTTL := fs.Duration("lease-ttl", 6*time.Second, "registry lease: a worker silent this long is presumed dead")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	jobCPU := fs.Float64("cpu", 0, "CPU cores this worker offers to jobs (default: all cores)")
+	jobRAM := fs.String("ram", "", "RAM this worker offers to jobs, e.g. 64g (default: the host's memory)")
+	jobGPU := fs.String("gpu", "", "GPUs this worker offers to jobs as VARIANT:COUNT, e.g. H100:8")
+	jobTPU := fs.String("tpu", "", "TPU slice type this VM belongs to, e.g. v5e-16; offers that type's chips per VM (set --attr tpu-name=SLICE too)")
+	jobGrace := fs.Duration("job-grace", 10*time.Second, "a stopped job's processes get SIGTERM, then SIGKILL after this")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -100,7 +105,11 @@ func runMain(args []string) error {
 		return err
 	}
 	defer client.Close()
-	plugins, err := cluster.Plugins(cluster.PluginOptions{NATSURL: *natsURL, Logger: log})
+	jro, err := jobRunnerOptions(*jobCPU, *jobRAM, *jobGPU, *jobTPU, *jobGrace)
+	if err != nil {
+		return err
+	}
+	plugins, err := cluster.Plugins(cluster.PluginOptions{NATSURL: *natsURL, Logger: log, JobRunner: jro})
 	if err != nil {
 		return err
 	}

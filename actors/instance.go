@@ -1,0 +1,343 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/frayhq/fray/objects"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// instance is one epoch of one actor served by this process: it holds the
+// registry lease, subscribes to the call and control subjects and invokes
+// methods.
+type instance struct {
+	env    *env
+	client *Client // for calls the actor makes; in its methods' context
+	hostID string
+	ttl    time.Duration
+	ms     *methodSet
+	val    reflect.Value
+	key    string
+	epoch  uint64
+
+	ctx     context.Context // cancelled when the instance stops
+	cancel  context.CancelFunc
+	callCtx reflect.Value // ctx with self and client, for method calls
+
+	wmu sync.Mutex // guards rec and rev: every record write
+	rec Record
+	rev uint64
+
+	calls    atomic.Uint64
+	failErr  atomic.Pointer[error]
+	subMu    sync.Mutex // guards sub and ctlSub against a concurrent stop
+	sub      *nats.Subscription
+	ctlSub   *nats.Subscription
+	sem      chan struct{}
+	ops      sync.Map // op id -> context.CancelFunc
+	canceled sync.Map // op id -> struct{}: cancel arrived before start
+
+	stopOnce sync.Once
+	stopped  chan struct{}
+	onStop   func(*instance)
+}
+
+// stop modes.
+const (
+	stopClean     = iota // ErrStop or Shutdown: write a stopped tombstone
+	stopFailed           // Fail or host stopping: failed (or dead) for the supervisor
+	stopLeaseGone        // someone else owns the record now: write nothing
+)
+
+func newInstance(e *env, client *Client, hostID string, ttl time.Duration, rec *Record, rev uint64) *instance {
+	in := &instance{env: e, client: client, hostID: hostID, ttl: ttl, key: rec.Key(), epoch: rec.Epoch,
+		rec: *rec, rev: rev, stopped: make(chan struct{})}
+	ctx := context.WithValue(context.Background(), selfKey{}, in)
+	if client != nil {
+		ctx = ContextWithClient(ctx, client)
+	}
+	in.ctx, in.cancel = context.WithCancel(ctx)
+	in.callCtx = reflect.ValueOf(in.ctx)
+	return in
+}
+
+// start takes the lease over from the placer, constructs the instance,
+// subscribes and marks the record ready. On error nothing is left running
+// and the claim is deleted.
+func (in *instance) start(construct func(context.Context) (any, *methodSet, error)) error {
+	ctx, cancel := context.WithTimeout(in.ctx, 10*time.Second)
+	defer cancel()
+	in.wmu.Lock()
+	in.rec.State, in.rec.Host, in.rec.Error = StatePlacing, in.hostID, ""
+	err := in.writeLocked(ctx, in.ttl)
+	in.wmu.Unlock()
+	if err != nil {
+		in.cancel()
+		return fmt.Errorf("take over the claim: %w", err)
+	}
+	go in.keep()
+	v, ms, err := construct(in.ctx)
+	if err != nil {
+		in.cancel()
+		in.wmu.Lock()
+		_ = in.env.kv.Delete(context.Background(), in.key, jetstream.LastRevision(in.rev))
+		in.wmu.Unlock()
+		return err
+	}
+	if in.ctx.Err() != nil {
+		return fmt.Errorf("lease lost while constructing")
+	}
+	in.ms, in.val = ms, reflect.ValueOf(v)
+	if in.rec.MaxConcurrency > 1 {
+		in.sem = make(chan struct{}, in.rec.MaxConcurrency)
+	}
+	in.subMu.Lock()
+	if in.ctx.Err() != nil {
+		err = fmt.Errorf("lease lost while starting")
+	} else if in.ctlSub, err = in.env.nc.Subscribe(ctlSubject(in.rec.Namespace, in.rec.Name), in.onCtl); err == nil {
+		// A queue group, so that a stale epoch (a host back from a partition
+		// before its next renewal finds the lease lost) never runs a call a
+		// second time beside the current one.
+		in.sub, err = in.env.nc.QueueSubscribe(callSubject(in.rec.Namespace, in.rec.Name), "fray-actor", in.onCall)
+	}
+	if err == nil {
+		_ = in.sub.SetPendingLimits(-1, -1)
+	}
+	in.subMu.Unlock()
+	if err == nil {
+		err = in.env.nc.FlushWithContext(ctx)
+	}
+	if err == nil {
+		in.wmu.Lock()
+		in.rec.State, in.rec.StartedMS = StateReady, time.Now().UnixMilli()
+		err = in.writeLocked(ctx, in.ttl)
+		in.wmu.Unlock()
+	}
+	if err != nil {
+		in.stop(stopLeaseGone, "")
+		in.wmu.Lock()
+		_ = in.env.kv.Delete(context.Background(), in.key, jetstream.LastRevision(in.rev))
+		in.wmu.Unlock()
+		return fmt.Errorf("start serving: %w", err)
+	}
+	return nil
+}
+
+// writeLocked writes the record (with the calls counter) over the lease.
+func (in *instance) writeLocked(ctx context.Context, ttl time.Duration) error {
+	in.rec.Calls = in.calls.Load()
+	data, err := objects.Marshal(&in.rec)
+	if err != nil {
+		return err
+	}
+	rev, err := casWrite(ctx, in.env.js, in.key, data, in.rev, ttl)
+	if err != nil {
+		return err
+	}
+	in.rev = rev
+	return nil
+}
+
+// keep renews the lease every TTL/3 until the instance stops.
+func (in *instance) keep() {
+	t := time.NewTicker(in.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-in.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(in.ctx, in.ttl/3)
+		in.wmu.Lock()
+		err := in.writeLocked(ctx, in.ttl)
+		in.wmu.Unlock()
+		cancel()
+		if errors.Is(err, errRevMismatch) {
+			in.env.log.Info("actor lease lost; stopping instance", "actor", in.key, "epoch", in.epoch)
+			go in.stop(stopLeaseGone, "")
+			return
+		}
+		if err != nil && in.ctx.Err() == nil {
+			in.env.log.Warn("actor lease renewal failed; retrying", "actor", in.key, "err", err)
+		}
+	}
+}
+
+// stop ends the instance once: unsubscribes, cancels running methods and
+// writes the final record for mode.
+func (in *instance) stop(mode int, reason string) {
+	in.stopOnce.Do(func() {
+		in.subMu.Lock()
+		in.cancel()
+		if in.sub != nil {
+			_ = in.sub.Unsubscribe()
+		}
+		if in.ctlSub != nil {
+			_ = in.ctlSub.Unsubscribe()
+		}
+		in.subMu.Unlock()
+		if mode != stopLeaseGone {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			in.wmu.Lock()
+			switch mode {
+			case stopClean:
+				in.rec.State = StateStopped
+			case stopFailed:
+				in.rec.State = StateFailed
+				if in.rec.Pinned || (in.rec.MaxRestarts >= 0 && in.rec.Restarts >= in.rec.MaxRestarts) {
+					in.rec.State = StateDead // no restart left: say so now
+				}
+			}
+			in.rec.Error = reason
+			if err := in.writeLocked(ctx, TombstoneTTL); err != nil && !errors.Is(err, errRevMismatch) {
+				in.env.log.Warn("actor final record write failed", "actor", in.key, "err", err)
+			}
+			in.wmu.Unlock()
+			cancel()
+		}
+		if in.onStop != nil {
+			in.onStop(in)
+		}
+		close(in.stopped)
+	})
+}
+
+func (in *instance) onCtl(msg *nats.Msg) {
+	var m ctlMsg
+	if err := objects.Unmarshal(msg.Data, &m); err != nil {
+		return
+	}
+	switch m.Op {
+	case "stop":
+		if m.Epoch == 0 || m.Epoch == in.epoch {
+			go in.stop(stopLeaseGone, "")
+		}
+	case "cancel":
+		in.canceled.Store(m.OpID, struct{}{})
+		if c, ok := in.ops.Load(m.OpID); ok {
+			c.(context.CancelFunc)()
+		}
+	}
+	if msg.Reply != "" {
+		_ = msg.Respond(nil)
+	}
+}
+
+func (in *instance) onCall(msg *nats.Msg) {
+	if in.sem == nil {
+		in.handle(msg) // MaxConcurrency 1: inline, in arrival order
+		return
+	}
+	select {
+	case in.sem <- struct{}{}:
+	case <-in.ctx.Done():
+		return
+	}
+	go func() {
+		defer func() { <-in.sem }()
+		in.handle(msg)
+	}()
+}
+
+func (in *instance) handle(msg *nats.Msg) {
+	var cm callMsg
+	if err := objects.Unmarshal(msg.Data, &cm); err != nil {
+		in.reply(msg.Reply, nil, &wireError{Type: TypeBadArgument, Message: "malformed call record: " + err.Error()})
+		return
+	}
+	if cm.Op != "" {
+		in.runOp(msg, &cm)
+		return
+	}
+	res, werr, stopNow := in.invoke(in.callCtx, &cm)
+	in.calls.Add(1)
+	// Stop before replying, so the caller that made the actor stop or fail
+	// observes the final record and its next call waits for a new instance.
+	in.afterCall(stopNow)
+	in.reply(msg.Reply, res, werr)
+}
+
+func (in *instance) afterCall(stopNow bool) {
+	if p := in.failErr.Load(); p != nil {
+		in.stop(stopFailed, "failed: "+(*p).Error())
+	} else if stopNow {
+		in.stop(stopClean, "stopped by its method returning ErrStop")
+	}
+}
+
+func (in *instance) reply(to string, res objects.RawMessage, werr *wireError) {
+	if to == "" {
+		return
+	}
+	if werr != nil {
+		werr.Host = in.hostID
+	}
+	data, err := objects.Marshal(replyMsg{V: 1, Epoch: in.epoch, Result: res, Err: werr})
+	if err != nil {
+		return
+	}
+	_ = in.env.nc.Publish(to, data)
+}
+
+// invoke runs one method. stopNow reports that it returned ErrStop.
+func (in *instance) invoke(ctx reflect.Value, cm *callMsg) (res objects.RawMessage, werr *wireError, stopNow bool) {
+	md := in.ms.methods[cm.Method]
+	if md == nil {
+		return nil, &wireError{Type: TypeNoSuchMethod, Message: fmt.Sprintf("class %s has no method %q (methods: %s)",
+			in.rec.Class, cm.Method, strings.Join(in.ms.names(), ", "))}, false
+	}
+	args := [3]reflect.Value{in.val, ctx}
+	n := 2
+	if md.in != nil {
+		p := reflect.New(md.in)
+		if len(cm.Arg) > 0 {
+			if err := objects.Unmarshal(cm.Arg, p.Interface()); err != nil {
+				return nil, &wireError{Type: TypeBadArgument, Message: fmt.Sprintf("argument of %s: want %s: %v", cm.Method, md.in, err)}, false
+			}
+		}
+		args[2] = p.Elem()
+		n = 3
+	} else if len(cm.Arg) > 0 && !(len(cm.Arg) == 1 && cm.Arg[0] == 0xf6) {
+		return nil, &wireError{Type: TypeBadArgument, Message: fmt.Sprintf("method %s takes no argument", cm.Method)}, false
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			res, stopNow = nil, false
+			werr = &wireError{Type: TypePanic, Message: fmt.Sprintf("panic in %s.%s: %v\n%s", in.rec.Class, cm.Method, r, firstLines(debug.Stack(), 12))}
+		}
+	}()
+	outs := md.fn.Call(args[:n])
+	if e := outs[len(outs)-1]; !e.IsNil() {
+		err := e.Interface().(error)
+		if !errors.Is(err, ErrStop) {
+			return nil, &wireError{Type: fmt.Sprintf("%T", err), Message: err.Error()}, false
+		}
+		stopNow = true
+	}
+	if md.out != nil {
+		b, err := objects.Marshal(outs[0].Interface())
+		if err != nil {
+			return nil, &wireError{Type: TypeBadArgument, Message: fmt.Sprintf("encode result of %s: %v", cm.Method, err)}, stopNow
+		}
+		res = b
+	}
+	return res, nil, stopNow
+}
+
+func firstLines(b []byte, n int) string {
+	lines := strings.SplitN(string(b), "\n", n+1)
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "\n")
+}

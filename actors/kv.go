@@ -1,0 +1,114 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/objects"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// errRevMismatch means a sequence-checked write lost a race: someone else
+// wrote the key (or it expired) since the expected revision.
+var errRevMismatch = errors.New("actors: record changed concurrently")
+
+// casWrite writes data to key in FRAY_ACTORS if its last revision is rev,
+// with a per-key TTL (0: none), and returns the new revision. It is how a
+// lease is taken over and renewed.
+func casWrite(ctx context.Context, js jetstream.JetStream, key string, data []byte, rev uint64, ttl time.Duration) (uint64, error) {
+	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(rev)}
+	if ttl > 0 {
+		opts = append(opts, jetstream.WithMsgTTL(ttl))
+	}
+	ack, err := js.Publish(ctx, "$KV."+broker.BucketActors+"."+key, data, opts...)
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return 0, fmt.Errorf("%w: %s", errRevMismatch, key)
+		}
+		return 0, fmt.Errorf("actors: write %s: %w", key, err)
+	}
+	return ack.Sequence, nil
+}
+
+// putTTL writes data to key unconditionally with a per-key TTL.
+func putTTL(ctx context.Context, js jetstream.JetStream, key string, data []byte, ttl time.Duration) error {
+	var opts []jetstream.PublishOpt
+	if ttl > 0 {
+		opts = append(opts, jetstream.WithMsgTTL(ttl))
+	}
+	if _, err := js.Publish(ctx, "$KV."+broker.BucketActors+"."+key, data, opts...); err != nil {
+		return fmt.Errorf("actors: write %s: %w", key, err)
+	}
+	return nil
+}
+
+// getRecord reads an actor record; ErrNotFound when absent or deleted.
+func getRecord(ctx context.Context, kv jetstream.KeyValue, key string) (*Record, uint64, error) {
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return nil, 0, ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("actors: read %s: %w", key, err)
+	}
+	var r Record
+	if err := objects.Unmarshal(e.Value(), &r); err != nil {
+		return nil, 0, fmt.Errorf("actors: record %s: %w", key, err)
+	}
+	return &r, e.Revision(), nil
+}
+
+// listRecords reads every live record under filter (e.g. "a.ns.>").
+func listRecords(ctx context.Context, kv jetstream.KeyValue, filter string) ([]*Record, error) {
+	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("actors: list %s: %w", filter, err)
+	}
+	defer w.Stop()
+	var out []*Record
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e := <-w.Updates():
+			if e == nil {
+				return out, nil
+			}
+			var r Record
+			if err := objects.Unmarshal(e.Value(), &r); err != nil {
+				continue // not ours to fix; skip undecodable entries
+			}
+			out = append(out, &r)
+		}
+	}
+}
+
+// listWorkers reads every live worker record.
+func listWorkers(ctx context.Context, kv jetstream.KeyValue) ([]*broker.WorkerInfo, error) {
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("actors: list workers: %w", err)
+	}
+	defer w.Stop()
+	var out []*broker.WorkerInfo
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e := <-w.Updates():
+			if e == nil {
+				return out, nil
+			}
+			var wi broker.WorkerInfo
+			if err := objects.Unmarshal(e.Value(), &wi); err != nil {
+				continue
+			}
+			out = append(out, &wi)
+		}
+	}
+}

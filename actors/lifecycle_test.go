@@ -1,0 +1,111 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/objects"
+)
+
+func TestNonDetachedActorStopsWhenItsCreatorJobEnds(t *testing.T) {
+	srv := frayt.Server(t)
+	startWorker(t, srv.ClientURL(), "w1", nil, testRegistry(t))
+	startSupervisor(t, srv.ClientURL())
+	c := newClient(t, srv.ClientURL(), ClientOptions{CreatorJob: "/default/train"})
+	ctx := frayt.Context(t, 30*time.Second)
+	owned, err := c.CreateActor(ctx, ClassCounter, "owned", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	detached, err := c.CreateActor(ctx, ClassCounter, "detached", 0, Detached())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The jobs system marks the job terminal in FRAY_JOB_STATE.
+	_, js := frayt.Connect(t, srv.ClientURL())
+	jkv, err := js.KeyValue(ctx, broker.BucketJobState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := objects.Marshal(map[string]any{"v": 1, "id": "/default/train", "status": "SUCCEEDED"})
+	if _, err := jkv.Put(ctx, "j.train", rec); err != nil {
+		t.Fatal(err)
+	}
+	frayt.Eventually(t, 5*time.Second, "owned actor stopped", func() bool {
+		r, err := owned.Record(ctx)
+		return err == nil && r.State == StateStopped
+	})
+	if err := owned.Call(ctx, "Get", nil).Get(ctx, nil); !errors.Is(err, ErrActorUnavailable) {
+		t.Fatalf("call to stopped actor: %v", err)
+	}
+	if n := call[int64](t, ctx, detached, "Add", 1); n != 1 {
+		t.Fatalf("detached actor: %d", n)
+	}
+}
+
+type slow struct{}
+
+func (s *slow) Work(ctx context.Context, ms int) (int, error) {
+	select {
+	case <-time.After(time.Duration(ms) * time.Millisecond):
+		return ms * 2, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func TestSubmittedOperationCanBePolledReattachedAndCanceled(t *testing.T) {
+	srv := frayt.Server(t)
+	reg := NewRegistry()
+	Register(reg, "test.Slow", func(context.Context, struct{}) (*slow, error) { return &slow{}, nil })
+	startWorker(t, srv.ClientURL(), "w1", nil, reg)
+	c := newClient(t, srv.ClientURL())
+	ctx := frayt.Context(t, 30*time.Second)
+	h, err := c.CreateActor(ctx, "test.Slow", "slow", nil, MaxConcurrency(4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := h.Submit(ctx, "Work", 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := op.Status(ctx)
+	if err != nil || st.Done() {
+		t.Fatalf("status right after submit: %+v %v", st, err)
+	}
+	// Another process (a reconnected caller) re-attaches by id.
+	other := newClient(t, srv.ClientURL())
+	h2, err := other.GetActor(ctx, "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	op2, err := h2.Operation(ctx, op.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	if err := op2.Wait(ctx, &got); err != nil || got != 600 {
+		t.Fatalf("Wait: %d %v", got, err)
+	}
+	long, err := h.Submit(ctx, "Work", 60_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frayt.Eventually(t, 5*time.Second, "operation running", func() bool {
+		st, err := long.Status(ctx)
+		return err == nil && st.State == OpRunning
+	})
+	if err := long.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := long.Wait(ctx, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Wait after cancel: %v", err)
+	}
+	if _, err := h.Submit(ctx, "Nope", nil); !errors.Is(err, ErrNoSuchMethod) {
+		t.Fatalf("submit of missing method: %v", err)
+	}
+}

@@ -1,0 +1,60 @@
+package fray
+
+import (
+	"context"
+
+	"github.com/frayhq/fray/jobs"
+)
+
+// Jobs is the client's jobs sub-client: submit, list, stop and inspect
+// jobs. It is built on first use.
+func (c *Client) Jobs(ctx context.Context) (*jobs.Client, error) {
+	v, err := c.ext.jobs.get(func() (any, error) {
+		return jobs.NewClient(ctx, c.NATS(), c.JetStream(), jobs.ClientOptions{Namespace: c.Namespace()})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*jobs.Client), nil
+}
+
+// Submit starts a job and returns its handle:
+//
+//	h, err := client.Submit(ctx, jobs.JobRequest{
+//		Name:       "train",
+//		Entrypoint: jobs.Command("python", "train.py"),
+//		Resources:  jobs.ResourceConfig{CPU: 4, RAM: "16g"},
+//	})
+//	rec, err := h.Wait(ctx, jobs.WaitOptions{RaiseOnFailure: true})
+//
+// Inside a job (FRAY_JOB_ID set) the new job becomes its child. A live job
+// of the same name is adopted unless req.AdoptExisting is false, which
+// returns a *jobs.AlreadyExistsError carrying its handle. A request the
+// target backend cannot honour returns an error wrapping jobs.ErrRejected.
+func (c *Client) Submit(ctx context.Context, req jobs.JobRequest) (*jobs.Handle, error) {
+	jc, err := c.Jobs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return jc.Submit(ctx, req)
+}
+
+// ListJobs returns the jobs that pass filter (the zero Filter lists all),
+// oldest first.
+func (c *Client) ListJobs(ctx context.Context, filter jobs.Filter) ([]*jobs.Record, error) {
+	jc, err := c.Jobs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return jc.ListJobs(ctx, filter)
+}
+
+// Job returns a handle on the job with this id ("/ns/name") or name (in
+// the client's namespace).
+func (c *Client) Job(ctx context.Context, idOrName string) (*jobs.Handle, error) {
+	jc, err := c.Jobs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return jc.Handle(jc.ResolveID(idOrName)), nil
+}

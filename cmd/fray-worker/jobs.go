@@ -1,0 +1,38 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/frayhq/fray/jobs"
+)
+
+// jobRunnerOptions turns fray-worker's capacity flags into the job runner's
+// options.
+func jobRunnerOptions(cpu float64, ram, gpu, tpu string, grace time.Duration) (jobs.RunnerOptions, error) {
+	o := jobs.RunnerOptions{CPU: cpu, RAM: ram, Grace: grace}
+	if gpu != "" && tpu != "" {
+		return o, fmt.Errorf("--gpu and --tpu exclude each other")
+	}
+	if gpu != "" {
+		variant, count, ok := strings.Cut(gpu, ":")
+		n := 1
+		if ok {
+			var err error
+			if n, err = strconv.Atoi(count); err != nil || n < 1 {
+				return o, fmt.Errorf("--gpu %q: want VARIANT:COUNT, e.g. H100:8", gpu)
+			}
+		}
+		o.DeviceKind, o.DeviceVariant, o.DeviceCount = jobs.DeviceGPU, variant, n
+	}
+	if tpu != "" {
+		t, ok := jobs.LookupTPU(tpu)
+		if !ok {
+			return o, fmt.Errorf("--tpu %q: unknown TPU type (known: %s)", tpu, strings.Join(jobs.TPUVariants(), ", "))
+		}
+		o.DeviceKind, o.DeviceVariant, o.DeviceCount = jobs.DeviceTPU, t.Variant, t.ChipsPerVM()
+	}
+	return o, nil
+}

@@ -1,0 +1,394 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/jobs"
+	"github.com/frayhq/fray/objects"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// BackendNative is the name of fray's own workers as a backend.
+const BackendNative = "native"
+
+// Options configures a Dispatcher. Every field has a default.
+type Options struct {
+	// Backends are the external backends (Ray, Iris) jobs may target by
+	// ResourceConfig.TargetCluster. Names must be unique and not "native".
+	Backends []Backend
+	// DefaultBackend runs jobs that name no TargetCluster. Defaults to
+	// "native" (fray workers).
+	DefaultBackend string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// PollInterval is how often external jobs' status and logs are polled.
+	// Defaults to 1 s.
+	PollInterval time.Duration
+	// StartupGrace is how long after start a job that no live worker can
+	// run stays PENDING (workers may still be registering) before it
+	// fails. Defaults to 10 s.
+	StartupGrace time.Duration
+	// ReconcileInterval is how often records and allocations are checked
+	// against each other and against the live workers. Defaults to 5 s.
+	ReconcileInterval time.Duration
+}
+
+// Dispatcher places submitted jobs on fray workers or external backends and
+// keeps their records. Several may run against one cluster: every write is
+// a compare-and-set, so they never double-book a worker.
+type Dispatcher struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	o        Options
+	log      *slog.Logger
+	backends map[string]Backend
+
+	// Set up by Run.
+	store   *jobs.Store
+	workers jetstream.KeyValue
+	started time.Time
+
+	// Loop state, touched only by the loop goroutine.
+	live     map[string]*broker.WorkerInfo // by worker id
+	keyToID  map[string]string             // FRAY_WORKERS key → worker id
+	allocs   map[string]*allocEntry        // by worker id
+	recs     map[string]*recEntry          // by job id
+	mirrors  map[string]context.CancelFunc // external jobs being mirrored
+	dirty    bool
+	finished []string // jobs finished by another writer, to clean up after
+	// stopping holds workers whose runner reported a preempted exit: they
+	// are draining even if their registry record does not say so yet.
+	stopping map[string]int64 // worker id → its record's StartedMS
+}
+
+type recEntry struct {
+	r   *jobs.Record
+	rev uint64
+}
+
+type allocEntry struct {
+	a   jobs.Allocation
+	rev uint64 // 0: no key (or deleted)
+}
+
+// New validates o and makes a dispatcher; Run starts it.
+func New(nc *nats.Conn, js jetstream.JetStream, o Options) (*Dispatcher, error) {
+	if nc == nil || js == nil {
+		return nil, errors.New("dispatcher: nil connection")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.StartupGrace <= 0 {
+		o.StartupGrace = 10 * time.Second
+	}
+	if o.ReconcileInterval <= 0 {
+		o.ReconcileInterval = 5 * time.Second
+	}
+	bs := map[string]Backend{}
+	for _, b := range o.Backends {
+		name := b.Name()
+		if name == "" || name == BackendNative {
+			return nil, fmt.Errorf("dispatcher: backend name %q is reserved or empty", name)
+		}
+		if bs[name] != nil {
+			return nil, fmt.Errorf("dispatcher: two backends named %q", name)
+		}
+		bs[name] = b
+	}
+	if o.DefaultBackend == "" {
+		o.DefaultBackend = BackendNative
+	}
+	if o.DefaultBackend != BackendNative && bs[o.DefaultBackend] == nil {
+		return nil, fmt.Errorf("dispatcher: default backend %q is not configured (have: %s)", o.DefaultBackend, strings.Join(backendNames(bs), ", "))
+	}
+	return &Dispatcher{nc: nc, js: js, o: o, log: o.Logger.With("component", "dispatcher"), backends: bs}, nil
+}
+
+func backendNames(bs map[string]Backend) []string {
+	out := []string{BackendNative}
+	for n := range bs {
+		out = append(out, n)
+	}
+	return out
+}
+
+type submitMsg struct{ m *nats.Msg }
+
+// Run serves until ctx ends and returns nil then, or an error when the
+// cluster cannot be reached at start.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	var err error
+	if d.store, err = jobs.OpenStore(ctx, d.js); err != nil {
+		return err
+	}
+	if d.workers, err = d.js.KeyValue(ctx, broker.BucketWorkers); err != nil {
+		return fmt.Errorf("dispatcher: open %s: %w", broker.BucketWorkers, err)
+	}
+	d.started = time.Now()
+	d.live = map[string]*broker.WorkerInfo{}
+	d.keyToID = map[string]string{}
+	d.allocs = map[string]*allocEntry{}
+	d.recs = map[string]*recEntry{}
+	d.mirrors = map[string]context.CancelFunc{}
+	d.stopping = map[string]int64{}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ww, err := d.workers.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("dispatcher: watch workers: %w", err)
+	}
+	defer ww.Stop()
+	sw, err := d.store.KV.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("dispatcher: watch job state: %w", err)
+	}
+	defer sw.Stop()
+	// Initial state: everything up to the watchers' end-of-replay markers.
+	for _, w := range []jetstream.KeyWatcher{ww, sw} {
+	replay:
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case e, ok := <-w.Updates():
+				if !ok {
+					return errors.New("dispatcher: watcher closed")
+				}
+				if e == nil {
+					break replay
+				}
+				if w == ww {
+					d.onWorker(ctx, e, true)
+				} else {
+					d.onState(e)
+				}
+			}
+		}
+	}
+
+	submits := make(chan submitMsg, 64)
+	unavailable := &jobs.SubmitReply{Code: jobs.CodeUnavailable, Error: "dispatcher stopping"}
+	sub, err := d.nc.QueueSubscribe(jobs.SubjectSubmit, jobs.QueueDispatchers, func(m *nats.Msg) {
+		select {
+		case submits <- submitMsg{m}:
+		case <-ctx.Done():
+			reply(m, unavailable) // the client records the job itself
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("dispatcher: subscribe %s: %w", jobs.SubjectSubmit, err)
+	}
+	defer func() {
+		// Stop taking submits before anything else, then turn away those
+		// already queued: their clients record the jobs themselves.
+		_ = sub.Unsubscribe()
+		_ = d.nc.Flush()
+		for {
+			select {
+			case s := <-submits:
+				reply(s.m, unavailable)
+			default:
+				return
+			}
+		}
+	}()
+
+	cons, err := d.js.CreateOrUpdateConsumer(ctx, broker.StreamJobs, jetstream.ConsumerConfig{
+		Durable:        jobs.DurableDispatcher,
+		Description:    "fray dispatchers: task events and job control",
+		FilterSubjects: []string{jobs.SubjectEventsPrefix + ">", jobs.SubjectControlPrefix + ">"},
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckWait:        30 * time.Second,
+		MaxAckPending:  4096,
+	})
+	if err != nil {
+		return fmt.Errorf("dispatcher: consumer on %s: %w", broker.StreamJobs, err)
+	}
+	events := make(chan jetstream.Msg, 256)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case events <- m:
+		case <-ctx.Done():
+		}
+	}, jetstream.PullMaxMessages(256))
+	if err != nil {
+		return fmt.Errorf("dispatcher: consume %s: %w", broker.StreamJobs, err)
+	}
+	defer cc.Stop()
+
+	d.log.Info("dispatcher running", "backends", backendNames(d.backends), "default", d.o.DefaultBackend)
+	d.reconcile(ctx)
+	d.placeAll(ctx)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	lastReconcile, lastPlace := time.Now(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			d.stopMirrors()
+			return nil
+		case e, ok := <-ww.Updates():
+			if !ok {
+				return errors.New("dispatcher: worker watcher closed")
+			}
+			if e != nil {
+				d.onWorker(ctx, e, false)
+			}
+		case e, ok := <-sw.Updates():
+			if !ok {
+				return errors.New("dispatcher: job state watcher closed")
+			}
+			if e != nil {
+				d.onState(e)
+			}
+		case s := <-submits:
+			d.onSubmit(ctx, s.m)
+		case m := <-events:
+			d.onEvent(ctx, m)
+			_ = m.Ack()
+		case now := <-tick.C:
+			d.checkTimeouts(ctx)
+			if now.Sub(lastReconcile) >= d.o.ReconcileInterval {
+				lastReconcile = now
+				d.reconcile(ctx)
+			}
+			if d.dirty || now.Sub(lastPlace) >= time.Second {
+				lastPlace = now
+				d.placeAll(ctx)
+			}
+		}
+		for len(d.finished) > 0 {
+			id := d.finished[0]
+			d.finished = d.finished[1:]
+			d.afterFinish(ctx, id)
+		}
+		if d.dirty {
+			d.placeAll(ctx)
+		}
+	}
+}
+
+// onWorker applies a FRAY_WORKERS change.
+func (d *Dispatcher) onWorker(ctx context.Context, e jetstream.KeyValueEntry, initial bool) {
+	if e.Operation() != jetstream.KeyValuePut {
+		id, ok := d.keyToID[e.Key()]
+		if !ok {
+			return
+		}
+		delete(d.keyToID, e.Key())
+		delete(d.live, id)
+		delete(d.stopping, id)
+		if !initial {
+			d.log.Warn("worker lost", "worker", id)
+			d.workerLost(ctx, id)
+		}
+		return
+	}
+	var w broker.WorkerInfo
+	if err := objects.Unmarshal(e.Value(), &w); err != nil || w.ID == "" {
+		return
+	}
+	if _, known := d.live[w.ID]; !known {
+		d.dirty = true
+	}
+	if old := d.live[w.ID]; old != nil && old.Draining != w.Draining {
+		d.dirty = true
+	}
+	if started, ok := d.stopping[w.ID]; ok {
+		if started == w.StartedMS {
+			w.Draining = true
+		} else {
+			delete(d.stopping, w.ID) // a new process under the same id
+		}
+	}
+	d.keyToID[e.Key()] = w.ID
+	d.live[w.ID] = &w
+}
+
+// onState applies a FRAY_JOB_STATE change seen by the watcher.
+func (d *Dispatcher) onState(e jetstream.KeyValueEntry) {
+	key := e.Key()
+	switch {
+	case strings.HasPrefix(key, jobs.KeyJobPrefix):
+		id := jobs.IDFromToken(strings.TrimPrefix(key, jobs.KeyJobPrefix))
+		if e.Operation() != jetstream.KeyValuePut {
+			delete(d.recs, id)
+			return
+		}
+		if cur := d.recs[id]; cur != nil && cur.rev >= e.Revision() {
+			return
+		}
+		r, err := jobs.DecodeRecord(e.Value())
+		if err != nil {
+			d.log.Error("bad job record", "key", key, "err", err)
+			return
+		}
+		if cur := d.recs[id]; cur != nil && !cur.r.Status.Terminal() && r.Status.Terminal() {
+			d.finished = append(d.finished, id)
+		}
+		d.recs[id] = &recEntry{r, e.Revision()}
+		if r.Status == jobs.StatusPending {
+			d.dirty = true
+		}
+	case strings.HasPrefix(key, jobs.KeyAllocPrefix):
+		var a jobs.Allocation
+		if e.Operation() == jetstream.KeyValuePut {
+			if err := objects.Unmarshal(e.Value(), &a); err != nil {
+				return
+			}
+		} else {
+			d.dirty = true
+		}
+		worker := a.Worker
+		if worker == "" {
+			// A deleted key: find the worker by its token.
+			tok := strings.TrimPrefix(key, jobs.KeyAllocPrefix)
+			for id := range d.allocs {
+				if jobs.WorkerToken(id) == tok {
+					worker = id
+				}
+			}
+			if worker == "" {
+				return
+			}
+		}
+		if cur := d.allocs[worker]; cur != nil && cur.rev >= e.Revision() {
+			return
+		}
+		rev := e.Revision()
+		d.allocs[worker] = &allocEntry{a: a, rev: rev}
+		if e.Operation() != jetstream.KeyValuePut {
+			d.allocs[worker].a = jobs.Allocation{Worker: worker}
+		}
+	}
+}
+
+func (d *Dispatcher) stopMirrors() {
+	for id, cancel := range d.mirrors {
+		cancel()
+		delete(d.mirrors, id)
+	}
+}
+
+// reply answers a submit request.
+func reply(m *nats.Msg, rep *jobs.SubmitReply) {
+	rep.V = jobs.WireVersion
+	b, err := objects.Marshal(rep)
+	if err != nil {
+		return
+	}
+	_ = m.Respond(b)
+}

@@ -1,0 +1,194 @@
+package dispatcher_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/frayhq/fray/dispatcher"
+	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/jobs"
+)
+
+// fakeBackend is an external backend in memory: a job runs until the test
+// finishes it, and its log grows as the test appends.
+type fakeBackend struct {
+	mu       sync.Mutex
+	name     string
+	jobs     map[string]*fakeJob
+	submits  int
+	stops    int
+	failLogs bool
+}
+
+type fakeJob struct {
+	id    string
+	state jobs.JobStatus
+	msg   string
+	log   []string
+}
+
+func newFake(name string) *fakeBackend { return &fakeBackend{name: name, jobs: map[string]*fakeJob{}} }
+
+func (f *fakeBackend) Name() string { return f.name }
+
+func (f *fakeBackend) Validate(req *jobs.JobRequest) error {
+	if req.Entrypoint.Func != "" {
+		return fmt.Errorf("%w: %s cannot run Func entrypoints", dispatcher.ErrUnsupported, f.name)
+	}
+	return nil
+}
+
+func (f *fakeBackend) Submit(ctx context.Context, jobID string, req *jobs.JobRequest) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ext := "ext-" + strings.ReplaceAll(jobID, "/", "_")
+	if f.jobs[ext] == nil {
+		f.submits++
+		f.jobs[ext] = &fakeJob{id: jobID, state: jobs.StatusRunning, log: []string{"started " + strings.Join(req.Entrypoint.Argv, " ")}}
+	}
+	return ext, nil
+}
+
+func (f *fakeBackend) Status(ctx context.Context, ext string) (dispatcher.RemoteStatus, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j := f.jobs[ext]
+	if j == nil {
+		return dispatcher.RemoteStatus{}, errors.New("no such job")
+	}
+	return dispatcher.RemoteStatus{State: j.state, Message: j.msg}, nil
+}
+
+func (f *fakeBackend) Logs(ctx context.Context, ext string, cursor int64) ([]string, int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j := f.jobs[ext]
+	if j == nil {
+		return nil, cursor, errors.New("no such job")
+	}
+	return append([]string(nil), j.log[cursor:]...), int64(len(j.log)), nil
+}
+
+func (f *fakeBackend) Stop(ctx context.Context, ext string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stops++
+	if j := f.jobs[ext]; j != nil && !j.state.Terminal() {
+		j.state = jobs.StatusStopped
+	}
+	return nil
+}
+
+func (f *fakeBackend) List(ctx context.Context) ([]dispatcher.RemoteJob, error) { return nil, nil }
+
+func (f *fakeBackend) do(fn func(map[string]*fakeJob)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fn(f.jobs)
+}
+
+func TestExternalBackendRunsMirrorsLogsAndStatus(t *testing.T) {
+	fb := newFake("fake")
+	c := newCluster(t, dispatcher.Options{Backends: []dispatcher.Backend{fb}, PollInterval: 20 * time.Millisecond})
+	req := sh("ext", "echo hi")
+	req.Resources.TargetCluster = "fake"
+	h := c.submit(req)
+	frayt.Eventually(t, 10*time.Second, "running", func() bool { return c.info(h).Status == jobs.StatusRunning })
+	fb.do(func(m map[string]*fakeJob) {
+		for _, j := range m {
+			j.log = append(j.log, "line 1", "line 2")
+		}
+	})
+	frayt.Eventually(t, 10*time.Second, "3 lines mirrored", func() bool {
+		l, _ := h.Logs(c.ctx, 0)
+		return len(l) == 3
+	})
+	fb.do(func(m map[string]*fakeJob) {
+		for _, j := range m {
+			j.log = append(j.log, "line 3")
+			j.state, j.msg = jobs.StatusFailed, "exit 2"
+		}
+	})
+	r := c.wait(h)
+	if r.Status != jobs.StatusFailed || r.Error != "exit 2" || r.Backend != "fake" {
+		t.Fatalf("record %s %q %s", r.Status, r.Error, r.Backend)
+	}
+	l, err := h.Logs(c.ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, x := range l {
+		got = append(got, x.Text)
+	}
+	if strings.Join(got, "|") != "started sh -c echo hi|line 1|line 2|line 3" {
+		t.Fatalf("logs %q", got)
+	}
+}
+
+func TestExternalBackendRefusalFailsTheJobAndTheSubmit(t *testing.T) {
+	fb := newFake("fake")
+	c := newCluster(t, dispatcher.Options{Backends: []dispatcher.Backend{fb}, DefaultBackend: "fake"})
+	_, err := c.jc.Submit(c.ctx, jobs.JobRequest{Name: "fn", Entrypoint: jobs.Func("train", nil)})
+	if !errors.Is(err, jobs.ErrRejected) || !strings.Contains(err.Error(), "cannot run Func") {
+		t.Fatalf("err %v", err)
+	}
+	r := c.info(c.jc.Handle("/test/fn"))
+	if r.Status != jobs.StatusFailed || !strings.Contains(r.Error, "cannot run Func") {
+		t.Fatalf("record %s %q", r.Status, r.Error)
+	}
+	_, err = c.jc.Submit(c.ctx, jobs.JobRequest{Name: "nowhere", Entrypoint: jobs.Command("true"), Resources: jobs.ResourceConfig{TargetCluster: "mars"}})
+	if !errors.Is(err, jobs.ErrRejected) || !strings.Contains(err.Error(), "mars") {
+		t.Fatalf("unknown target: %v", err)
+	}
+}
+
+func TestExternalJobTerminateStopsItOnTheBackend(t *testing.T) {
+	fb := newFake("fake")
+	c := newCluster(t, dispatcher.Options{Backends: []dispatcher.Backend{fb}, DefaultBackend: "fake", PollInterval: 20 * time.Millisecond})
+	h := c.submit(sh("long", "sleep 600"))
+	frayt.Eventually(t, 10*time.Second, "running", func() bool { return c.info(h).Status == jobs.StatusRunning })
+	if err := h.Terminate(c.ctx); err != nil {
+		t.Fatal(err)
+	}
+	frayt.Eventually(t, 10*time.Second, "backend stopped", func() bool {
+		fb.mu.Lock()
+		defer fb.mu.Unlock()
+		return fb.stops == 1 && fb.submits == 1
+	})
+}
+
+func TestExternalJobResumesAfterADispatcherRestartWithoutDuplicateLogs(t *testing.T) {
+	fb := newFake("fake")
+	c := newCluster(t, dispatcher.Options{Backends: []dispatcher.Backend{fb}, DefaultBackend: "fake", PollInterval: 20 * time.Millisecond})
+	h := c.submit(sh("resume", "work"))
+	frayt.Eventually(t, 10*time.Second, "first line mirrored", func() bool {
+		l, _ := h.Logs(c.ctx, 0)
+		return len(l) == 1
+	})
+	c.stopDispatcher()
+	fb.do(func(m map[string]*fakeJob) {
+		for _, j := range m {
+			j.log = append(j.log, "while away")
+			j.state = jobs.StatusSucceeded
+		}
+	})
+	c.startDispatcher(c.opts)
+	if r := c.wait(h); r.Status != jobs.StatusSucceeded {
+		t.Fatalf("%s %s", r.Status, r.Error)
+	}
+	l, err := h.Logs(c.ctx, 0)
+	if err != nil || len(l) != 2 || l[1].Text != "while away" {
+		t.Fatalf("logs %v %v", l, err)
+	}
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	if fb.submits != 1 {
+		t.Fatalf("submitted %d times", fb.submits)
+	}
+}

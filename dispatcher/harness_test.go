@@ -1,0 +1,182 @@
+package dispatcher_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/dispatcher"
+	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/jobs"
+	"github.com/frayhq/fray/objects"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// cluster is an in-process broker, a dispatcher and fake workers (a lease in
+// FRAY_WORKERS plus a real job runner each).
+type cluster struct {
+	t   *testing.T
+	url string
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	jc  *jobs.Client
+	ctx context.Context
+	mu  sync.Mutex
+	ws  map[string]*fakeWorker
+
+	opts           dispatcher.Options
+	stopDispatcher func()
+}
+
+type fakeWorker struct {
+	id         string
+	stopLease  context.CancelFunc
+	stopRunner context.CancelFunc
+	done       chan struct{}
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newCluster(t *testing.T, o dispatcher.Options) *cluster {
+	t.Helper()
+	srv := frayt.Server(t)
+	c := &cluster{t: t, url: srv.ClientURL(), ctx: frayt.Context(t, 2*time.Minute), ws: map[string]*fakeWorker{}}
+	c.nc, c.js = frayt.Connect(t, c.url)
+	if o.Logger == nil {
+		o.Logger = quietLogger()
+	}
+	if o.StartupGrace == 0 {
+		o.StartupGrace = time.Millisecond
+	}
+	c.opts = o
+	c.stopDispatcher = c.startDispatcher(o)
+	var err error
+	c.jc, err = jobs.NewClient(c.ctx, c.nc, c.js, jobs.ClientOptions{Namespace: "test", Parent: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (c *cluster) startDispatcher(o dispatcher.Options) func() {
+	c.t.Helper()
+	nc, js := frayt.Connect(c.t, c.url)
+	d, err := dispatcher.New(nc, js, o)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := d.Run(ctx); err != nil {
+			c.t.Errorf("dispatcher: %v", err)
+		}
+	}()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	c.t.Cleanup(stop)
+	// Wait until it serves submits.
+	frayt.Eventually(c.t, 10*time.Second, "dispatcher subscribed", func() bool { return subscribed(nc) })
+	return stop
+}
+
+func subscribed(nc *nats.Conn) bool {
+	// A malformed submit gets an "invalid" reply once a dispatcher listens.
+	m, err := nc.Request(jobs.SubjectSubmit, []byte{0xff}, 200*time.Millisecond)
+	return err == nil && len(m.Data) > 0
+}
+
+// addWorker registers a worker with cpu cores and attributes and runs a job
+// runner for it.
+func (c *cluster) addWorker(id string, cpu float64, attrs map[string]string, ro ...jobs.RunnerOptions) *fakeWorker {
+	c.t.Helper()
+	var o jobs.RunnerOptions
+	if len(ro) > 0 {
+		o = ro[0]
+	}
+	o.CPU = cpu
+	if o.Grace == 0 {
+		o.Grace = 2 * time.Second
+	}
+	o.Logger = quietLogger()
+	r, err := jobs.NewRunner(o)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	info := broker.WorkerInfo{V: broker.WorkerInfoVersion, ID: id, Host: "test", Pool: "default", Attributes: attrs, Concurrency: 1, StartedMS: jobs.NowMS()}
+	r.Describe(&info)
+	b, _ := objects.Marshal(&info)
+	nc, js := frayt.Connect(c.t, c.url)
+	lease, err := broker.AcquireLease(c.ctx, js, broker.BucketWorkers, id, b, time.Second)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	lctx, stopLease := context.WithCancel(context.Background())
+	go func() {
+		t := time.NewTicker(300 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-t.C:
+				_ = lease.Renew(context.Background(), b)
+			}
+		}
+	}()
+	rctx, stopRunner := context.WithCancel(context.Background())
+	w := &fakeWorker{id: id, stopLease: stopLease, stopRunner: stopRunner, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		_ = r.Run(rctx, nc, js, &info)
+	}()
+	c.t.Cleanup(func() { stopLease(); stopRunner(); <-w.done })
+	c.mu.Lock()
+	c.ws[id] = w
+	c.mu.Unlock()
+	return w
+}
+
+// loseLease stops renewing the worker's lease, as if it were SIGKILLed: the
+// key expires a second later. Its runner keeps going until the dispatcher
+// takes its assignments away.
+func (w *fakeWorker) loseLease() { w.stopLease() }
+
+func (c *cluster) submit(req jobs.JobRequest) *jobs.Handle {
+	c.t.Helper()
+	h, err := c.jc.Submit(c.ctx, req)
+	if err != nil {
+		c.t.Fatalf("submit %s: %v", req.Name, err)
+	}
+	return h
+}
+
+func (c *cluster) wait(h *jobs.Handle) *jobs.Record {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
+	defer cancel()
+	r, err := h.Wait(ctx, jobs.WaitOptions{})
+	if err != nil {
+		c.t.Fatalf("wait %s: %v", h.ID(), err)
+	}
+	return r
+}
+
+func (c *cluster) info(h *jobs.Handle) *jobs.Record {
+	c.t.Helper()
+	r, err := h.Info(c.ctx)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return r
+}
+
+func sh(name, script string) jobs.JobRequest {
+	return jobs.JobRequest{Name: name, Entrypoint: jobs.Command("sh", "-c", script)}
+}

@@ -1,0 +1,246 @@
+package iris
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"connectrpc.com/connect"
+
+	"github.com/frayhq/fray/dispatcher"
+	"github.com/frayhq/fray/dispatcher/iris/internal/finelog/loggingpb"
+	"github.com/frayhq/fray/dispatcher/iris/internal/finelog/loggingpb/loggingpbconnect"
+	"github.com/frayhq/fray/dispatcher/iris/internal/iris/clusterpb"
+	"github.com/frayhq/fray/dispatcher/iris/internal/iris/jobpb"
+	"github.com/frayhq/fray/jobs"
+)
+
+// Submit launches the job as "/<user>/<flattened fray id>". Submitting the
+// same jobID again returns the existing Iris job without launching another.
+func (b *Backend) Submit(ctx context.Context, jobID string, req *jobs.JobRequest) (string, error) {
+	lr, err := b.launchRequest(jobID, req)
+	if err != nil {
+		return "", err
+	}
+	if _, err := b.JobStatus(ctx, lr.Name); err == nil {
+		return lr.Name, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return "", err
+	}
+	resp, err := call(ctx, b, "LaunchJob "+lr.Name, func(ctx context.Context) (*connect.Response[clusterpb.Controller_LaunchJobResponse], error) {
+		return b.ctl.LaunchJob(ctx, connect.NewRequest(lr))
+	})
+	if err != nil {
+		return "", err
+	}
+	if id := resp.Msg.GetJobId(); id != "" {
+		return id, nil
+	}
+	return lr.Name, nil
+}
+
+// JobStatus returns Iris's GetJobStatus answer: the job and the request it
+// was launched with.
+func (b *Backend) JobStatus(ctx context.Context, externalID string) (*clusterpb.Controller_GetJobStatusResponse, error) {
+	resp, err := call(ctx, b, "GetJobStatus "+externalID, func(ctx context.Context) (*connect.Response[clusterpb.Controller_GetJobStatusResponse], error) {
+		return b.ctl.GetJobStatus(ctx, connect.NewRequest(&clusterpb.Controller_GetJobStatusRequest{JobId: externalID}))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg, nil
+}
+
+// Status maps Iris's job state onto fray's: BUILDING is PENDING, KILLED is
+// STOPPED, WORKER_FAILED and UNSCHEDULABLE are FAILED.
+func (b *Backend) Status(ctx context.Context, externalID string) (dispatcher.RemoteStatus, error) {
+	resp, err := b.JobStatus(ctx, externalID)
+	if err != nil {
+		return dispatcher.RemoteStatus{}, err
+	}
+	return remoteStatus(resp.GetJob()), nil
+}
+
+func remoteStatus(j *jobpb.JobStatus) dispatcher.RemoteStatus {
+	st := dispatcher.RemoteStatus{}
+	switch j.GetState() {
+	case jobpb.JobState_JOB_STATE_RUNNING:
+		st.State = jobs.StatusRunning
+		st.Message = j.GetStatusMessage()
+	case jobpb.JobState_JOB_STATE_SUCCEEDED:
+		st.State = jobs.StatusSucceeded
+	case jobpb.JobState_JOB_STATE_KILLED:
+		st.State = jobs.StatusStopped
+		st.Message = firstNonEmpty(j.GetError(), "killed")
+	case jobpb.JobState_JOB_STATE_FAILED, jobpb.JobState_JOB_STATE_WORKER_FAILED, jobpb.JobState_JOB_STATE_UNSCHEDULABLE:
+		st.State = jobs.StatusFailed
+		st.Message = failure(j)
+	default: // UNSPECIFIED, PENDING, BUILDING
+		st.State = jobs.StatusPending
+		st.Message = firstNonEmpty(j.GetPendingReason(), j.GetStatusMessage())
+	}
+	return st
+}
+
+// failure is the error of a failed job: Iris's job error, else the first
+// failed task's, with the exit code and the Iris state.
+func failure(j *jobpb.JobStatus) string {
+	msg := j.GetError()
+	code := j.GetExitCode()
+	for _, t := range j.GetTasks() {
+		if msg == "" && t.GetError() != "" {
+			msg = t.GetError()
+		}
+		if code == 0 && t.GetExitCode() != 0 {
+			code = t.GetExitCode()
+		}
+	}
+	state := strings.TrimPrefix(j.GetState().String(), "JOB_STATE_")
+	parts := []string{}
+	if msg != "" {
+		parts = append(parts, msg)
+	}
+	if code != 0 {
+		parts = append(parts, fmt.Sprintf("exit code %d", code))
+	}
+	if j.GetPendingReason() != "" && j.GetState() == jobpb.JobState_JOB_STATE_UNSCHEDULABLE {
+		parts = append(parts, j.GetPendingReason())
+	}
+	if len(parts) == 0 {
+		return "iris: job " + strings.ToLower(state)
+	}
+	return strings.Join(parts, "; ") + " (iris " + state + ")"
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// logPage is how many log entries one Logs call asks for.
+const logPage = 1000
+
+// Logs returns the job's log lines (every task and attempt, stdout and
+// stderr) after cursor, and the cursor to pass next. It reads
+// finelog.logging.LogService/FetchLogs through the controller's endpoint
+// proxy (what marin-iris 0.2.227 serves), else at the bare path, else the
+// deprecated ControllerService/GetTaskLogs of older controllers. The cursor
+// is the log store's autoincrement id in all three.
+func (b *Backend) Logs(ctx context.Context, externalID string, cursor int64) ([]string, int64, error) {
+	sources := []func() ([]string, int64, error){
+		func() ([]string, int64, error) { return b.fetchLogs(ctx, b.logs[0], externalID, cursor) },
+		func() ([]string, int64, error) { return b.fetchLogs(ctx, b.logs[1], externalID, cursor) },
+		func() ([]string, int64, error) { return b.taskLogs(ctx, externalID, cursor) },
+	}
+	start := int(b.logPath.Load())
+	var errs []error
+	for i := range sources {
+		idx := (start + i) % len(sources)
+		lines, next, err := sources[idx]()
+		var re *RPCError
+		// connect-go reports an HTTP 404 (no such path) as unimplemented.
+		if errors.As(err, &re) && re.Code == connect.CodeUnimplemented {
+			errs = append(errs, err)
+			continue
+		}
+		if err == nil {
+			b.logPath.Store(int32(idx))
+		}
+		return lines, next, err
+	}
+	return nil, cursor, fmt.Errorf("iris: the controller at %s serves no logs (tried %s/finelog.logging.LogService/FetchLogs, the bare path and ControllerService/GetTaskLogs): %w", b.base, LogProxyPath, errors.Join(errs...))
+}
+
+func (b *Backend) fetchLogs(ctx context.Context, c loggingpbconnect.LogServiceClient, externalID string, cursor int64) ([]string, int64, error) {
+	req := &loggingpb.FetchLogsRequest{
+		Source:     strings.TrimSuffix(externalID, "/") + "/",
+		MatchScope: loggingpb.MatchScope_MATCH_SCOPE_PREFIX,
+		Cursor:     cursor,
+		MaxLines:   logPage,
+	}
+	resp, err := call(ctx, b, "FetchLogs "+externalID, func(ctx context.Context) (*connect.Response[loggingpb.FetchLogsResponse], error) {
+		return c.FetchLogs(ctx, connect.NewRequest(req))
+	})
+	if err != nil {
+		return nil, cursor, err
+	}
+	next := cursor
+	lines := make([]string, 0, len(resp.Msg.GetEntries()))
+	for _, e := range resp.Msg.GetEntries() {
+		lines = append(lines, e.GetData())
+		next = max(next, e.GetSeq())
+	}
+	if len(lines) > 0 {
+		next = max(next, resp.Msg.GetCursor())
+	}
+	return lines, next, nil
+}
+
+func (b *Backend) taskLogs(ctx context.Context, externalID string, cursor int64) ([]string, int64, error) {
+	req := &clusterpb.Controller_GetTaskLogsRequest{Id: externalID, AttemptId: -1, Cursor: cursor, MaxTotalLines: logPage}
+	resp, err := call(ctx, b, "GetTaskLogs "+externalID, func(ctx context.Context) (*connect.Response[clusterpb.Controller_GetTaskLogsResponse], error) {
+		return b.ctl.GetTaskLogs(ctx, connect.NewRequest(req))
+	})
+	if err != nil {
+		return nil, cursor, err
+	}
+	var lines []string
+	for _, batch := range resp.Msg.GetTaskLogs() {
+		for _, e := range batch.GetLogs() {
+			lines = append(lines, e.GetData())
+		}
+	}
+	next := cursor
+	if len(lines) > 0 {
+		next = max(next, resp.Msg.GetCursor())
+	}
+	return lines, next, nil
+}
+
+// Stop terminates the job (and its children). Stopping a finished job is not
+// an error.
+func (b *Backend) Stop(ctx context.Context, externalID string) error {
+	_, err := call(ctx, b, "TerminateJob "+externalID, func(ctx context.Context) (*connect.Response[jobpb.Empty], error) {
+		return b.ctl.TerminateJob(ctx, connect.NewRequest(&clusterpb.Controller_TerminateJobRequest{JobId: externalID}))
+	})
+	return err
+}
+
+// listLimit is Iris's largest ListJobs page.
+const listLimit = 500
+
+// List returns the Iris jobs under "/<user>/"; JobID is fray's id for the
+// jobs fray named.
+func (b *Backend) List(ctx context.Context) ([]dispatcher.RemoteJob, error) {
+	var out []dispatcher.RemoteJob
+	for offset := int32(0); ; offset += listLimit {
+		q := &clusterpb.Controller_JobQuery{
+			Scope:       clusterpb.Controller_JOB_QUERY_SCOPE_ROOTS,
+			JobIdPrefix: "/" + b.user + "/",
+			Offset:      offset,
+			Limit:       listLimit,
+		}
+		resp, err := call(ctx, b, "ListJobs", func(ctx context.Context) (*connect.Response[clusterpb.Controller_ListJobsResponse], error) {
+			return b.ctl.ListJobs(ctx, connect.NewRequest(&clusterpb.Controller_ListJobsRequest{Query: q}))
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range resp.Msg.GetJobs() {
+			rj := dispatcher.RemoteJob{ExternalID: j.GetJobId(), Status: remoteStatus(j)}
+			if id, ok := b.frayID(j.GetJobId()); ok {
+				rj.JobID = id
+				rj.Name = id[strings.LastIndexByte(id, '/')+1:]
+			}
+			out = append(out, rj)
+		}
+		if !resp.Msg.GetHasMore() || len(resp.Msg.GetJobs()) == 0 {
+			return out, nil
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package iris
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/frayhq/fray/dispatcher"
+	"github.com/frayhq/fray/dispatcher/iris/internal/finelog/loggingpb/loggingpbconnect"
+	"github.com/frayhq/fray/dispatcher/iris/internal/iris/clusterpb/clusterpbconnect"
+)
+
+// Options configures an Iris backend.
+type Options struct {
+	// Name is the backend's name, matched by ResourceConfig.TargetCluster.
+	// Defaults to "iris".
+	Name string
+	// Controller is the Iris controller's base URL, e.g.
+	// "http://controller:10000". Required.
+	Controller string
+	// User is the first component of every Iris job name: fray job
+	// "/ns/train" becomes Iris job "/<User>/ns.train". Defaults to "fray".
+	User string
+	// AuthToken, when set, is sent as "Authorization: Bearer <token>".
+	// Defaults to none (a local controller trusts loopback callers).
+	AuthToken string
+	// Headers are added to every request. Defaults to none.
+	Headers http.Header
+	// HTTPClient makes the requests. Defaults to a client with a 30 s timeout.
+	HTTPClient *http.Client
+	// Retry is the policy for Unavailable answers and connection errors.
+	// Defaults to DefaultRetry.
+	Retry Retry
+	// Now gives today's date for LaunchJob's client_revision_date. Defaults
+	// to time.Now.
+	Now func() time.Time
+}
+
+// Retry is a capped exponential backoff: attempt n (from 1) waits
+// Initial·2^(n-1), at most Max, before attempt n+1.
+type Retry struct {
+	// Attempts is the total number of tries. Defaults to 5; 1 disables retry.
+	Attempts int
+	// Initial is the first wait. Defaults to 200 ms.
+	Initial time.Duration
+	// Max caps each wait. Defaults to 5 s.
+	Max time.Duration
+}
+
+// DefaultRetry is the policy used when Options.Retry is zero.
+var DefaultRetry = Retry{Attempts: 5, Initial: 200 * time.Millisecond, Max: 5 * time.Second}
+
+func (r Retry) withDefaults() Retry {
+	if r.Attempts <= 0 {
+		r.Attempts = DefaultRetry.Attempts
+	}
+	if r.Initial <= 0 {
+		r.Initial = DefaultRetry.Initial
+	}
+	if r.Max <= 0 {
+		r.Max = DefaultRetry.Max
+	}
+	return r
+}
+
+func (r Retry) wait(attempt int) time.Duration {
+	d := r.Initial
+	for i := 1; i < attempt && d < r.Max; i++ {
+		d *= 2
+	}
+	return min(d, r.Max)
+}
+
+// LogProxyPath is where an Iris controller serves its log server's
+// finelog.logging.LogService (the endpoint /system/log-server behind the
+// controller's endpoint proxy).
+const LogProxyPath = "/proxy/system.log-server"
+
+// Backend is a dispatcher.Backend over an Iris controller.
+type Backend struct {
+	name  string
+	base  string
+	user  string
+	retry Retry
+	now   func() time.Time
+
+	ctl clusterpbconnect.ControllerServiceClient
+	// logs are tried in order: the controller's proxy, then the bare path.
+	logs    []loggingpbconnect.LogServiceClient
+	logPath atomic.Int32 // index into logs of the path that last answered
+}
+
+var _ dispatcher.Backend = (*Backend)(nil)
+
+// New validates opts and returns the backend. It does not contact Iris.
+func New(opts Options) (*Backend, error) {
+	if opts.Controller == "" {
+		return nil, errors.New("iris: Options.Controller is required (the controller URL, e.g. http://controller:10000)")
+	}
+	u, err := url.Parse(opts.Controller)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("iris: Options.Controller %q: want an http(s) URL such as http://controller:10000", opts.Controller)
+	}
+	user := opts.User
+	if user == "" {
+		user = "fray"
+	}
+	if strings.ContainsAny(user, "/:") || strings.TrimSpace(user) == "" {
+		return nil, fmt.Errorf("iris: Options.User %q must be one path component (no '/' or ':')", user)
+	}
+	b := &Backend{
+		name:  opts.Name,
+		base:  strings.TrimRight(opts.Controller, "/"),
+		user:  user,
+		retry: opts.Retry.withDefaults(),
+		now:   opts.Now,
+	}
+	if b.name == "" {
+		b.name = "iris"
+	}
+	if b.now == nil {
+		b.now = time.Now
+	}
+	hc := opts.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	headers := opts.Headers.Clone()
+	if headers == nil {
+		headers = http.Header{}
+	}
+	if opts.AuthToken != "" {
+		headers.Set("Authorization", "Bearer "+opts.AuthToken)
+	}
+	var doer connect.HTTPClient = hc
+	if len(headers) > 0 {
+		doer = headerClient{hc: hc, h: headers}
+	}
+	b.ctl = clusterpbconnect.NewControllerServiceClient(doer, b.base)
+	b.logs = []loggingpbconnect.LogServiceClient{
+		loggingpbconnect.NewLogServiceClient(doer, b.base+LogProxyPath),
+		loggingpbconnect.NewLogServiceClient(doer, b.base),
+	}
+	return b, nil
+}
+
+// Name returns the configured name.
+func (b *Backend) Name() string { return b.name }
+
+// headerClient adds fixed headers to every request.
+type headerClient struct {
+	hc *http.Client
+	h  http.Header
+}
+
+func (c headerClient) Do(r *http.Request) (*http.Response, error) {
+	for k, vs := range c.h {
+		r.Header[k] = append([]string(nil), vs...)
+	}
+	return c.hc.Do(r)
+}

@@ -1,0 +1,78 @@
+package iris
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect"
+)
+
+// ErrNotFound is returned (wrapped) when Iris does not know a job.
+var ErrNotFound = errors.New("iris: job not found")
+
+// RPCError is an error answer from Iris: its Connect code and message.
+type RPCError struct {
+	Method  string
+	Code    connect.Code
+	Message string
+}
+
+func (e *RPCError) Error() string {
+	return fmt.Sprintf("iris: %s: %s: %s", e.Method, e.Code, e.Message)
+}
+
+// Is makes a not_found answer match ErrNotFound.
+func (e *RPCError) Is(target error) bool {
+	return target == ErrNotFound && e.Code == connect.CodeNotFound
+}
+
+// retryable codes: the server or the connection was unavailable (connect-go
+// reports refused and reset connections and HTTP 502/503/504 this way).
+func retryable(code connect.Code) bool {
+	return code == connect.CodeUnavailable || code == connect.CodeAborted
+}
+
+// call runs fn, retrying retryable failures with backoff, and turns the final
+// failure into an *RPCError (or the context's error).
+func call[T any](ctx context.Context, b *Backend, method string, fn func(context.Context) (T, error)) (T, error) {
+	for attempt := 1; ; attempt++ {
+		v, err := fn(ctx)
+		if err == nil {
+			return v, nil
+		}
+		var zero T
+		if ctx.Err() != nil {
+			return zero, fmt.Errorf("iris: %s: %w", method, ctx.Err())
+		}
+		code := connect.CodeOf(err)
+		rerr := &RPCError{Method: method, Code: code, Message: message(err)}
+		if !retryable(code) || attempt >= b.retry.Attempts {
+			if retryable(code) {
+				return zero, fmt.Errorf("%w (gave up after %d attempts)", rerr, attempt)
+			}
+			return zero, rerr
+		}
+		t := time.NewTimer(b.retry.wait(attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return zero, fmt.Errorf("%w (then %w)", rerr, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func message(err error) string {
+	var ce *connect.Error
+	if errors.As(err, &ce) {
+		if m := ce.Message(); m != "" {
+			return m
+		}
+		if u := ce.Unwrap(); u != nil {
+			return u.Error()
+		}
+	}
+	return err.Error()
+}

@@ -1,0 +1,122 @@
+package ray
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/frayhq/fray/dispatcher"
+)
+
+// Options configures a Ray backend.
+type Options struct {
+	// Name is the backend's name, matched by ResourceConfig.TargetCluster.
+	// Defaults to "ray".
+	Name string
+	// Address is the Ray dashboard's base URL, e.g. "http://head:8265".
+	// Required.
+	Address string
+	// Namespace scopes the backend on a shared Ray cluster: it goes into
+	// every submission id and the job metadata ("fray_namespace"), and List
+	// returns only jobs submitted with it. Defaults to "" (no scoping).
+	Namespace string
+	// AuthToken, when set, is sent as "Authorization: Bearer <token>" (for
+	// dashboards behind an authenticating proxy). Defaults to none.
+	AuthToken string
+	// Headers are added to every request (e.g. a proxy's own auth header).
+	// Defaults to none.
+	Headers http.Header
+	// HTTPClient makes the requests. Defaults to a client with a 30 s timeout.
+	HTTPClient *http.Client
+	// Retry is the policy for connection errors and 5xx answers. Defaults to
+	// DefaultRetry.
+	Retry Retry
+}
+
+// Retry is a capped exponential backoff: attempt n (from 1) waits
+// Initial·2^(n-1), at most Max, before attempt n+1.
+type Retry struct {
+	// Attempts is the total number of tries. Defaults to 5; 1 disables retry.
+	Attempts int
+	// Initial is the first wait. Defaults to 200 ms.
+	Initial time.Duration
+	// Max caps each wait. Defaults to 5 s.
+	Max time.Duration
+}
+
+// DefaultRetry is the policy used when Options.Retry is zero.
+var DefaultRetry = Retry{Attempts: 5, Initial: 200 * time.Millisecond, Max: 5 * time.Second}
+
+func (r Retry) withDefaults() Retry {
+	if r.Attempts <= 0 {
+		r.Attempts = DefaultRetry.Attempts
+	}
+	if r.Initial <= 0 {
+		r.Initial = DefaultRetry.Initial
+	}
+	if r.Max <= 0 {
+		r.Max = DefaultRetry.Max
+	}
+	return r
+}
+
+func (r Retry) wait(attempt int) time.Duration {
+	d := r.Initial
+	for i := 1; i < attempt && d < r.Max; i++ {
+		d *= 2
+	}
+	return min(d, r.Max)
+}
+
+// Backend is a dispatcher.Backend over Ray's Jobs REST API.
+type Backend struct {
+	name    string
+	base    string
+	ns      string
+	headers http.Header
+	hc      *http.Client
+	retry   Retry
+}
+
+var _ dispatcher.Backend = (*Backend)(nil)
+
+// New validates opts and returns the backend. It does not contact Ray.
+func New(opts Options) (*Backend, error) {
+	if opts.Address == "" {
+		return nil, errors.New("ray: Options.Address is required (the dashboard URL, e.g. http://head:8265)")
+	}
+	u, err := url.Parse(opts.Address)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("ray: Options.Address %q: want an http(s) URL such as http://head:8265", opts.Address)
+	}
+	if strings.ContainsAny(opts.Namespace, "/ \t\n") {
+		return nil, fmt.Errorf("ray: Options.Namespace %q must not contain '/' or spaces", opts.Namespace)
+	}
+	b := &Backend{
+		name:    opts.Name,
+		base:    strings.TrimRight(opts.Address, "/"),
+		ns:      opts.Namespace,
+		headers: opts.Headers.Clone(),
+		hc:      opts.HTTPClient,
+		retry:   opts.Retry.withDefaults(),
+	}
+	if b.name == "" {
+		b.name = "ray"
+	}
+	if b.headers == nil {
+		b.headers = http.Header{}
+	}
+	if opts.AuthToken != "" {
+		b.headers.Set("Authorization", "Bearer "+opts.AuthToken)
+	}
+	if b.hc == nil {
+		b.hc = &http.Client{Timeout: 30 * time.Second}
+	}
+	return b, nil
+}
+
+// Name returns the configured name.
+func (b *Backend) Name() string { return b.name }

@@ -1,0 +1,115 @@
+// Package cluster composes fray's parts into running processes: the
+// cluster-side services that run beside a broker (actor supervisor, job
+// dispatcher), the plugins every worker runs (actor host, job runner), and a
+// whole local cluster in one process for `fray up` and FRAY_CLUSTER_SPEC=local.
+// fray-broker, fray-worker, `fray up` and the root client's local mode all
+// compose through here, so each part is wired once.
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/frayhq/fray/actors"
+	"github.com/frayhq/fray/dispatcher"
+	"github.com/frayhq/fray/dispatcher/iris"
+	"github.com/frayhq/fray/dispatcher/ray"
+	"github.com/frayhq/fray/jobs"
+	"github.com/frayhq/fray/worker"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Service is a cluster-side loop that runs until ctx ends.
+type Service struct {
+	Name string
+	Run  func(ctx context.Context) error
+}
+
+// ServiceOptions configures the cluster-side services.
+type ServiceOptions struct {
+	// Backends are the external job backends (Ray, Iris) the dispatcher
+	// may place jobs on, besides fray's own workers.
+	Backends []dispatcher.Backend
+	// DefaultBackend names the backend for jobs that name none. Empty
+	// means native (fray workers).
+	DefaultBackend string
+	// NoSupervisor and NoDispatcher switch those services off.
+	NoSupervisor bool
+	NoDispatcher bool
+	Logger       *slog.Logger
+}
+
+// Services returns the services to run beside a broker.
+func Services(nc *nats.Conn, js jetstream.JetStream, o ServiceOptions) ([]Service, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	var out []Service
+	// Wiring points: the actor supervisor and the job dispatcher add
+	// themselves here.
+	if !o.NoSupervisor {
+		sup := actors.NewSupervisor(nc, js, actors.SupervisorOptions{Logger: o.Logger.With("service", "actors")})
+		out = append(out, Service{Name: "actor supervisor", Run: sup.Run})
+	}
+	if !o.NoDispatcher {
+		d, err := dispatcher.New(nc, js, dispatcher.Options{Backends: o.Backends, DefaultBackend: o.DefaultBackend, Logger: o.Logger.With("service", "dispatcher")})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Service{Name: "job dispatcher", Run: d.Run})
+	}
+	return out, nil
+}
+
+// PluginOptions configures the plugins of a worker.
+type PluginOptions struct {
+	// NATSURL is the cluster URL that job processes receive as
+	// FRAY_CLUSTER_SPEC.
+	NATSURL string
+	Logger  *slog.Logger
+	// JobRunner configures the native job runner (capacity offered to
+	// jobs, registered functions). Its ClusterSpec defaults to NATSURL.
+	JobRunner jobs.RunnerOptions
+}
+
+// Plugins returns the plugins every worker runs beside its task executor.
+func Plugins(o PluginOptions) ([]worker.Plugin, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	var out []worker.Plugin
+	// Wiring points: the actor host and the job runner add themselves here.
+	areg := actors.NewRegistry()
+	if err := actors.RegisterBuiltins(areg); err != nil {
+		return nil, err
+	}
+	out = append(out, actors.NewHost(areg, actors.HostOptions{Logger: o.Logger.With("plugin", "actors")}))
+	ro := o.JobRunner
+	if ro.ClusterSpec == "" {
+		ro.ClusterSpec = o.NATSURL
+	}
+	if ro.Logger == nil {
+		ro.Logger = o.Logger.With("plugin", "jobs")
+	}
+	runner, err := jobs.NewRunner(ro)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, runner)
+	return out, nil
+}
+
+// Backend builds an external job backend from a cluster spec's kind
+// ("ray", "iris") and parameters.
+func Backend(kind string, params map[string]string) (dispatcher.Backend, error) {
+	switch kind {
+	// Wiring points: the ray and iris backends add themselves here.
+	case "ray":
+		return ray.New(ray.Options{Address: params["address"], Namespace: params["namespace"]})
+	case "iris":
+		return iris.New(iris.Options{Controller: params["controller"], User: params["user"]})
+	}
+	return nil, fmt.Errorf("cluster: no %q backend in this build", kind)
+}

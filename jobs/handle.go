@@ -1,0 +1,249 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/objects"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Handle refers to one job by id. It is cheap; make as many as needed.
+type Handle struct {
+	c  *Client
+	id string
+}
+
+// ID is the job's hierarchical id, "/<namespace>/<name>[/<child>...]".
+func (h *Handle) ID() string { return h.id }
+
+// Info returns the job's record.
+func (h *Handle) Info(ctx context.Context) (*Record, error) {
+	r, _, err := h.c.store.Get(ctx, h.id)
+	return r, err
+}
+
+// Status returns the job's status.
+func (h *Handle) Status(ctx context.Context) (JobStatus, error) {
+	r, err := h.Info(ctx)
+	if err != nil {
+		return "", err
+	}
+	return r.Status, nil
+}
+
+// WaitOptions tunes Wait.
+type WaitOptions struct {
+	// RaiseOnFailure makes Wait return a *FailedError when the job ends
+	// FAILED or STOPPED. Defaults to false: the record says how it ended.
+	RaiseOnFailure bool
+	// Progress, when set, is called with every new version of the record.
+	Progress func(*Record)
+}
+
+// Wait blocks until the job finishes or ctx ends, and returns its final
+// record.
+func (h *Handle) Wait(ctx context.Context, opts WaitOptions) (*Record, error) {
+	var final *Record
+	err := h.watch(ctx, func(r *Record) bool {
+		if opts.Progress != nil {
+			opts.Progress(r)
+		}
+		if r.Status.Terminal() {
+			final = r
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		return nil, err
+	}
+	if opts.RaiseOnFailure && final.Status != StatusSucceeded {
+		return final, &FailedError{ID: h.id, Status: final.Status, Message: final.Error}
+	}
+	return final, nil
+}
+
+// watch calls fn with each version of the record until fn returns true.
+// Besides the KV watch it re-reads the record every 2 s, because a watch
+// stalls for several heartbeats after a broker restart.
+func (h *Handle) watch(ctx context.Context, fn func(*Record) bool) error {
+	w, err := h.c.store.KV.Watch(ctx, JobKey(h.id))
+	if err != nil {
+		return fmt.Errorf("jobs: watch %s: %w", h.id, err)
+	}
+	defer w.Stop()
+	seen := false
+	var last uint64
+	handle := func(rev uint64, value []byte) bool {
+		if rev <= last {
+			return false
+		}
+		last = rev
+		var r Record
+		if objects.Unmarshal(value, &r) != nil {
+			return false
+		}
+		seen = true
+		return fn(&r)
+	}
+	resync := time.NewTicker(2 * time.Second)
+	defer resync.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-resync.C:
+			gctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			e, err := h.c.store.KV.Get(gctx, JobKey(h.id))
+			cancel()
+			if err == nil && handle(e.Revision(), e.Value()) {
+				return nil
+			}
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("jobs: watch %s: closed", h.id)
+			}
+			if e == nil {
+				if !seen {
+					return fmt.Errorf("%w: %s", ErrNotFound, h.id)
+				}
+				continue
+			}
+			if e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			if handle(e.Revision(), e.Value()) {
+				return nil
+			}
+		}
+	}
+}
+
+// Logs returns the last maxLines lines of the job's output (all when
+// maxLines <= 0).
+func (h *Handle) Logs(ctx context.Context, maxLines int) ([]LogLine, error) {
+	return TailLogs(ctx, h.c.js, h.id, maxLines)
+}
+
+// Follow streams the job's output from the start, in order, until the job
+// has finished and every line it wrote was delivered, or ctx ends:
+//
+//	for line, err := range h.Follow(ctx) { ... }
+func (h *Handle) Follow(ctx context.Context) iter.Seq2[LogLine, error] {
+	return func(yield func(LogLine, error) bool) {
+		if err := h.follow(ctx, yield); err != nil {
+			yield(LogLine{}, err)
+		}
+	}
+}
+
+func (h *Handle) follow(ctx context.Context, yield func(LogLine, error) bool) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	oc, err := h.c.js.OrderedConsumer(ctx, broker.StreamLogs, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{LogFilter(h.id)},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("jobs: follow %s: %w", h.id, err)
+	}
+	it, err := oc.Messages()
+	if err != nil {
+		return fmt.Errorf("jobs: follow %s: %w", h.id, err)
+	}
+	defer it.Stop()
+	// done closes when the job is finished.
+	done := make(chan struct{})
+	werr := make(chan error, 1)
+	go func() {
+		werr <- h.watch(ctx, func(r *Record) bool { return r.Status.Terminal() })
+		close(done)
+	}()
+	waitCtx, stopWait := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+		stopWait()
+	}()
+	var delivered, target uint64
+	finished := false
+	for {
+		if finished && delivered >= target {
+			return nil
+		}
+		nctx := waitCtx
+		if finished {
+			nctx = ctx
+		}
+		msg, err := it.Next(jetstream.NextContext(nctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !finished && waitCtx.Err() != nil {
+				if e := <-werr; e != nil {
+					return e
+				}
+				finished = true
+				if target, err = lastLogSeq(ctx, h.c.js, h.id); err != nil {
+					return fmt.Errorf("jobs: follow %s: %w", h.id, err)
+				}
+				continue
+			}
+			return fmt.Errorf("jobs: follow %s: %w", h.id, err)
+		}
+		if md, err := msg.Metadata(); err == nil {
+			delivered = md.Sequence.Stream
+		}
+		lines, derr := decodeBatch(msg.Data())
+		if derr != nil {
+			continue
+		}
+		for _, l := range lines {
+			if !yield(l, nil) {
+				return nil
+			}
+		}
+	}
+}
+
+// Terminate asks the dispatcher to stop the job (and its children) and
+// waits until it is finished. Terminating a finished job is a no-op.
+func (h *Handle) Terminate(ctx context.Context) error {
+	return h.c.stop(ctx, h.id, "terminated by user")
+}
+
+// WaitAll waits for every job to succeed. It fails fast: the first job that
+// ends FAILED or STOPPED returns its *FailedError at once. On success it
+// returns the final records in the order of handles.
+func WaitAll(ctx context.Context, handles []*Handle) ([]*Record, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type res struct {
+		i   int
+		r   *Record
+		err error
+	}
+	ch := make(chan res, len(handles))
+	for i, h := range handles {
+		go func() {
+			r, err := h.Wait(ctx, WaitOptions{RaiseOnFailure: true})
+			ch <- res{i, r, err}
+		}()
+	}
+	out := make([]*Record, len(handles))
+	for range handles {
+		x := <-ch
+		if x.err != nil {
+			return nil, x.err
+		}
+		out[x.i] = x.r
+	}
+	return out, nil
+}

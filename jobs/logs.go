@@ -1,0 +1,260 @@
+package jobs
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/objects"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Log batching bounds.
+const (
+	// MaxLineBytes truncates longer lines (marked with " …[truncated]").
+	MaxLineBytes = 16 << 10
+	// MaxBatchLines and MaxBatchBytes bound one LogBatch.
+	MaxBatchLines = 2000
+	MaxBatchBytes = 256 << 10
+	// LogFlushInterval is how long a line waits at most before it is sent.
+	LogFlushInterval = 100 * time.Millisecond
+)
+
+// LogLine is one line of a job's output.
+type LogLine struct {
+	Task    int    `json:"task"`
+	Attempt int    `json:"attempt"`
+	N       int64  `json:"n"` // line number within the task attempt, from 0
+	Text    string `json:"text"`
+}
+
+// LogWriter batches the lines of one task attempt into LogBatch records on
+// FRAY_LOGS. It is not safe for concurrent use.
+type LogWriter struct {
+	js      jetstream.JetStream
+	subject string
+	batch   LogBatch
+	bytes   int
+	msgID   string // when set, batches carry Nats-Msg-Id msgID:First (dedup)
+}
+
+// NewLogWriter makes a writer for task of job's attempt.
+func NewLogWriter(js jetstream.JetStream, job string, task, attempt int) *LogWriter {
+	return &LogWriter{js: js, subject: LogSubject(job, task), batch: LogBatch{V: WireVersion, Job: job, Task: task, Attempt: attempt}}
+}
+
+// Dedup makes every batch carry the message id prefix:<first line>, so a
+// batch republished after a crash is stored once.
+func (w *LogWriter) Dedup(prefix string) { w.msgID = prefix }
+
+// Next is the line number the next line gets.
+func (w *LogWriter) Next() int64 { return w.batch.First + int64(len(w.batch.Lines)) }
+
+// SetNext sets the line number of the next line (for resuming).
+func (w *LogWriter) SetNext(n int64) { w.batch.First = n; w.batch.Lines = nil; w.bytes = 0 }
+
+// Line adds a line, sending the batch when it is full.
+func (w *LogWriter) Line(ctx context.Context, s string) error {
+	if len(s) > MaxLineBytes {
+		s = s[:MaxLineBytes] + " …[truncated]"
+	}
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD") // CBOR text must be UTF-8
+	}
+	w.batch.Lines = append(w.batch.Lines, s)
+	w.bytes += len(s) + 3
+	if len(w.batch.Lines) >= MaxBatchLines || w.bytes >= MaxBatchBytes {
+		return w.Flush(ctx)
+	}
+	return nil
+}
+
+// Pending reports whether lines wait to be sent.
+func (w *LogWriter) Pending() bool { return len(w.batch.Lines) > 0 }
+
+// Flush sends the buffered lines, if any.
+func (w *LogWriter) Flush(ctx context.Context) error {
+	if len(w.batch.Lines) == 0 {
+		return nil
+	}
+	b, err := objects.Marshal(&w.batch)
+	if err != nil {
+		return err
+	}
+	var opts []jetstream.PublishOpt
+	if w.msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("%s:%d", w.msgID, w.batch.First)))
+	}
+	for try := 0; ; try++ {
+		_, err = w.js.Publish(ctx, w.subject, b, opts...)
+		if err == nil || ctx.Err() != nil || try >= 20 {
+			break
+		}
+		select { // broker restarting: retry with a short backoff
+		case <-ctx.Done():
+		case <-time.After(time.Duration(50*(try+1)) * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("jobs: publish logs of %s: %w", w.batch.Job, err)
+	}
+	w.batch.First += int64(len(w.batch.Lines))
+	w.batch.Lines = w.batch.Lines[:0]
+	w.bytes = 0
+	return nil
+}
+
+// PumpLines reads r line by line into w until EOF, sending a batch when it
+// is full or LogFlushInterval after its first line, and flushes at the end.
+// Publishing errors are returned after r is drained (so the process never
+// blocks on a full pipe).
+func PumpLines(ctx context.Context, r io.Reader, w *LogWriter) error {
+	lines := make(chan string, 1024)
+	go func() {
+		defer close(lines)
+		br := bufio.NewReaderSize(r, 64<<10)
+		for {
+			line, err := readLine(br)
+			if line != nil {
+				lines <- *line
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var firstErr error
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	armed := false
+	for {
+		select {
+		case s, ok := <-lines:
+			if !ok {
+				if err := w.Flush(context.WithoutCancel(ctx)); err != nil && firstErr == nil {
+					firstErr = err
+				}
+				return firstErr
+			}
+			if err := w.Line(ctx, s); err != nil && firstErr == nil {
+				firstErr = err
+			}
+			if w.Pending() && !armed {
+				t.Reset(LogFlushInterval)
+				armed = true
+			}
+		case <-t.C:
+			armed = false
+			if err := w.Flush(ctx); err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+}
+
+// readLine returns the next line without its newline, truncating very long
+// ones; nil at EOF with nothing read.
+func readLine(br *bufio.Reader) (*string, error) {
+	var buf []byte
+	truncated := false
+	for {
+		frag, isPrefix, err := br.ReadLine()
+		if len(buf) < MaxLineBytes+1 {
+			buf = append(buf, frag...)
+		} else {
+			truncated = true
+		}
+		if err != nil {
+			if len(buf) == 0 {
+				return nil, err
+			}
+			s := string(buf)
+			return &s, err
+		}
+		if !isPrefix {
+			s := string(buf)
+			if truncated && len(s) <= MaxLineBytes {
+				s += " …[truncated]"
+			}
+			return &s, nil
+		}
+	}
+}
+
+// decodeBatch turns a log message into lines.
+func decodeBatch(data []byte) ([]LogLine, error) {
+	var b LogBatch
+	if err := objects.Unmarshal(data, &b); err != nil {
+		return nil, err
+	}
+	out := make([]LogLine, len(b.Lines))
+	for i, s := range b.Lines {
+		out[i] = LogLine{Task: b.Task, Attempt: b.Attempt, N: b.First + int64(i), Text: s}
+	}
+	return out, nil
+}
+
+// TailLogs returns the last maxLines lines of job id's logs (all when
+// maxLines <= 0), in order.
+func TailLogs(ctx context.Context, js jetstream.JetStream, id string, maxLines int) ([]LogLine, error) {
+	oc, err := js.OrderedConsumer(ctx, broker.StreamLogs, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{LogFilter(id)},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jobs: logs of %s: %w", id, err)
+	}
+	info := oc.CachedInfo()
+	if info == nil || info.NumPending == 0 {
+		return nil, nil
+	}
+	it, err := oc.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("jobs: logs of %s: %w", id, err)
+	}
+	defer it.Stop()
+	var out []LogLine
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return nil, fmt.Errorf("jobs: logs of %s: %w", id, err)
+		}
+		lines, derr := decodeBatch(msg.Data())
+		if derr == nil {
+			out = append(out, lines...)
+			if maxLines > 0 && len(out) > 2*maxLines+MaxBatchLines {
+				out = append(out[:0:0], out[len(out)-maxLines:]...)
+			}
+		}
+		md, err := msg.Metadata()
+		if err != nil || md.NumPending == 0 {
+			break
+		}
+	}
+	if maxLines > 0 && len(out) > maxLines {
+		out = out[len(out)-maxLines:]
+	}
+	return out, nil
+}
+
+// lastLogSeq is the stream sequence of the job's newest log batch, 0 if none.
+func lastLogSeq(ctx context.Context, js jetstream.JetStream, id string) (uint64, error) {
+	s, err := js.Stream(ctx, broker.StreamLogs)
+	if err != nil {
+		return 0, err
+	}
+	m, err := s.GetLastMsgForSubject(ctx, LogFilter(id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return m.Sequence, nil
+}

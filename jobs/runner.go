@@ -1,0 +1,314 @@
+package jobs
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/objects"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// JobFunc is a function a worker binary registers to serve Func
+// entrypoints. It runs once per replica; what it writes to env.Log becomes
+// the task's log; returning an error fails the task.
+type JobFunc func(ctx context.Context, env FuncEnv) error
+
+// FuncEnv is what a JobFunc gets about its replica.
+type FuncEnv struct {
+	JobID     string
+	Namespace string
+	Task      int
+	NumTasks  int
+	Attempt   int
+	Arg       []byte
+	Env       map[string]string
+	Log       io.Writer
+}
+
+// RunnerOptions configures the native job runner of a worker.
+type RunnerOptions struct {
+	// CPU is the cores offered to jobs. Defaults to runtime.NumCPU().
+	CPU float64
+	// RAM offered to jobs, e.g. "16g". Defaults to the host's total memory.
+	RAM string
+	// Disk offered to jobs, e.g. "100g". Defaults to 0 (not accounted).
+	Disk string
+	// DeviceKind ("gpu", "tpu"), DeviceVariant ("H100", "v5e-16") and
+	// DeviceCount (GPUs, or TPU chips on this VM) describe the accelerator.
+	// Default to none.
+	DeviceKind    string
+	DeviceVariant string
+	DeviceCount   int
+	// Funcs are the functions Func entrypoints may name.
+	Funcs map[string]JobFunc
+	// ClusterSpec is passed to job processes as FRAY_CLUSTER_SPEC. Defaults
+	// to the URL of the worker's NATS connection.
+	ClusterSpec string
+	// Grace is how long a stopped job's process group has between SIGTERM
+	// and SIGKILL. Defaults to 10 s.
+	Grace time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Runner is the native job runner: a worker plugin (it satisfies
+// worker.Plugin) that starts the job replicas the dispatcher assigns to its
+// worker, streams their output to FRAY_LOGS, reports their state, and kills
+// their process groups when they are stopped.
+type Runner struct {
+	o   RunnerOptions
+	log *slog.Logger
+}
+
+// NewRunner validates o and makes a runner.
+func NewRunner(o RunnerOptions) (*Runner, error) {
+	if o.CPU < 0 || o.DeviceCount < 0 {
+		return nil, fmt.Errorf("%w: runner capacity is negative", ErrInvalid)
+	}
+	if o.CPU == 0 {
+		o.CPU = float64(runtime.NumCPU())
+	}
+	if _, err := ParseBytes(o.RAM); err != nil {
+		return nil, fmt.Errorf("runner RAM: %w", err)
+	}
+	if _, err := ParseBytes(o.Disk); err != nil {
+		return nil, fmt.Errorf("runner disk: %w", err)
+	}
+	switch strings.ToLower(o.DeviceKind) {
+	case "", DeviceCPU:
+		o.DeviceKind = ""
+	case DeviceGPU, DeviceTPU:
+		o.DeviceKind = strings.ToLower(o.DeviceKind)
+		if o.DeviceCount < 1 {
+			return nil, fmt.Errorf("%w: runner %s device count %d: want at least 1", ErrInvalid, o.DeviceKind, o.DeviceCount)
+		}
+		if o.DeviceKind == DeviceTPU {
+			if t, ok := LookupTPU(o.DeviceVariant); ok {
+				o.DeviceVariant = t.Variant
+			} else {
+				return nil, fmt.Errorf("%w: runner TPU type %q unknown", ErrInvalid, o.DeviceVariant)
+			}
+		}
+	default:
+		return nil, fmt.Errorf("%w: runner device kind %q: want gpu or tpu", ErrInvalid, o.DeviceKind)
+	}
+	if o.Grace <= 0 {
+		o.Grace = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Runner{o: o, log: o.Logger.With("component", "job-runner")}, nil
+}
+
+// Describe puts the runner's capacity into the worker's record.
+func (r *Runner) Describe(info *broker.WorkerInfo) {
+	ram, _ := ParseBytes(r.o.RAM)
+	if ram == 0 {
+		ram = hostMemory()
+	}
+	disk, _ := ParseBytes(r.o.Disk)
+	info.Resources = broker.WorkerResources{
+		CPU: r.o.CPU, RAMBytes: ram, DiskBytes: disk,
+		DeviceKind: r.o.DeviceKind, DeviceVariant: r.o.DeviceVariant, DeviceCount: r.o.DeviceCount,
+	}
+	if r.o.DeviceVariant != "" {
+		if info.Attributes == nil {
+			info.Attributes = map[string]string{}
+		}
+		if _, ok := info.Attributes[AttrDeviceVariant]; !ok {
+			info.Attributes[AttrDeviceVariant] = r.o.DeviceVariant
+		}
+	}
+}
+
+func hostMemory() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fs := strings.Fields(sc.Text())
+		if len(fs) >= 2 && fs[0] == "MemTotal:" {
+			kb, _ := strconv.ParseInt(fs[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// Run serves the worker's assignments until ctx ends, then stops every
+// running replica (reported as preempted, so the job reruns elsewhere
+// without spending its failure budget) and returns nil.
+func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, self *broker.WorkerInfo) error {
+	kv, err := js.KeyValue(ctx, broker.BucketJobState)
+	if err != nil {
+		return fmt.Errorf("jobs runner: open %s: %w", broker.BucketJobState, err)
+	}
+	spec := r.o.ClusterSpec
+	if spec == "" {
+		spec = nc.ConnectedUrl()
+	}
+	key := AllocKey(self.ID)
+	w, err := kv.Watch(ctx, key)
+	if err != nil {
+		return fmt.Errorf("jobs runner: watch assignments: %w", err)
+	}
+	defer func() { w.Stop() }()
+	host := &host{r: r, js: js, worker: self.ID, spec: spec, running: map[string]*proc{}, finished: map[string]bool{}}
+	var lastRev uint64
+	apply := func(e jetstream.KeyValueEntry) {
+		if e.Revision() <= lastRev {
+			return
+		}
+		lastRev = e.Revision()
+		var a Allocation
+		if e.Operation() == jetstream.KeyValuePut {
+			if err := objects.Unmarshal(e.Value(), &a); err != nil {
+				r.log.Error("bad allocation record", "key", e.Key(), "err", err)
+				return
+			}
+		}
+		host.apply(ctx, a.Tasks)
+	}
+	// A watch stalls for several heartbeats after a broker restart; a
+	// cheap read every second notices a missed update and restarts it.
+	resync := time.NewTicker(time.Second)
+	defer resync.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			host.stopAll()
+			return nil
+		case <-resync.C:
+			gctx, cancel := context.WithTimeout(ctx, time.Second)
+			e, err := kv.Get(gctx, key)
+			cancel()
+			if err != nil || e.Revision() <= lastRev {
+				continue
+			}
+			apply(e)
+			if nw, err := kv.Watch(ctx, key, jetstream.ResumeFromRevision(lastRev+1)); err == nil {
+				w.Stop()
+				w = nw
+			}
+		case e, ok := <-w.Updates():
+			if !ok {
+				if ctx.Err() != nil {
+					host.stopAll()
+					return nil
+				}
+				nw, err := kv.Watch(ctx, key, jetstream.ResumeFromRevision(lastRev+1))
+				if err != nil {
+					host.stopAll()
+					return fmt.Errorf("jobs runner: assignment watch closed: %w", err)
+				}
+				w = nw
+				continue
+			}
+			if e != nil {
+				apply(e)
+			}
+		}
+	}
+}
+
+// host is the runner's state while it runs.
+type host struct {
+	r      *Runner
+	js     jetstream.JetStream
+	worker string
+	spec   string
+
+	mu       sync.Mutex
+	running  map[string]*proc
+	finished map[string]bool // attempts that ended but may still be listed
+	wg       sync.WaitGroup
+}
+
+func assignKey(a *Assignment) string {
+	return a.Job + "|" + a.Run + "|" + strconv.Itoa(a.Task) + "|" + strconv.Itoa(a.Attempt)
+}
+
+// apply starts the listed assignments not yet started and stops the
+// running ones no longer listed.
+func (h *host) apply(ctx context.Context, tasks []Assignment) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	want := map[string]bool{}
+	for i := range tasks {
+		a := tasks[i]
+		k := assignKey(&a)
+		want[k] = true
+		if h.running[k] != nil || h.finished[k] {
+			continue
+		}
+		p := &proc{h: h, a: a, stop: make(chan bool, 1), done: make(chan struct{})}
+		h.running[k] = p
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			p.run(context.WithoutCancel(ctx))
+			h.mu.Lock()
+			delete(h.running, k)
+			h.finished[k] = true
+			h.mu.Unlock()
+		}()
+	}
+	for k, p := range h.running {
+		if !want[k] {
+			p.requestStop(false)
+		}
+	}
+	for k := range h.finished {
+		if !want[k] {
+			delete(h.finished, k)
+		}
+	}
+}
+
+// stopAll stops every replica as preempted and waits for them.
+func (h *host) stopAll() {
+	h.mu.Lock()
+	for _, p := range h.running {
+		p.requestStop(true)
+	}
+	h.mu.Unlock()
+	h.wg.Wait()
+}
+
+// publishEvent reports a task event, retrying while the broker restarts.
+func (h *host) publishEvent(ev TaskEvent) {
+	ev.V = WireVersion
+	ev.Worker = h.worker
+	if ev.TimeMS == 0 {
+		ev.TimeMS = NowMS()
+	}
+	b, err := objects.Marshal(&ev)
+	if err != nil {
+		return
+	}
+	for try := 0; try < 50; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = h.js.Publish(ctx, EventSubject(ev.Job), b)
+		cancel()
+		if err == nil {
+			return
+		}
+		time.Sleep(time.Duration(min(try+1, 10)) * 100 * time.Millisecond)
+	}
+	h.r.log.Error("cannot report task event", "job", ev.Job, "task", ev.Task, "kind", ev.Kind, "err", err)
+}

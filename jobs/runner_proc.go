@@ -1,0 +1,232 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// proc is one running replica.
+type proc struct {
+	h    *host
+	a    Assignment
+	stop chan bool // true: preempted (worker going away)
+	done chan struct{}
+	// started closes when the started event is published.
+	started chan struct{}
+}
+
+func (p *proc) publishStarted(ev TaskEvent) {
+	defer close(p.started)
+	p.h.publishEvent(ev)
+}
+
+func (p *proc) requestStop(preempted bool) {
+	select {
+	case p.stop <- preempted:
+	default:
+	}
+}
+
+// env is the replica's environment: the worker's, then the request's, then
+// fray's variables.
+func (p *proc) env() []string {
+	m := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	for k, v := range p.a.Env {
+		m[k] = v
+	}
+	m[EnvJobID] = p.a.Job
+	m[EnvTaskIndex] = strconv.Itoa(p.a.Task)
+	m[EnvNumTasks] = strconv.Itoa(p.a.NumTasks)
+	m[EnvNamespace] = p.a.Namespace
+	m[EnvClusterSpec] = p.h.spec
+	m[EnvAttempt] = strconv.Itoa(p.a.Attempt)
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (p *proc) event(kind string) TaskEvent {
+	return TaskEvent{Job: p.a.Job, Run: p.a.Run, Task: p.a.Task, Attempt: p.a.Attempt, Kind: kind}
+}
+
+func (p *proc) run(ctx context.Context) {
+	defer close(p.done)
+	lw := NewLogWriter(p.h.js, p.a.Job, p.a.Task, p.a.Attempt)
+	lw.Dedup(fmt.Sprintf("%s:%d:%d", p.a.Run, p.a.Task, p.a.Attempt))
+	var code int
+	var errMsg string
+	var preempted, stopped bool
+	if p.a.Func != "" {
+		code, errMsg, preempted, stopped = p.runFunc(ctx, lw)
+	} else {
+		code, errMsg, preempted, stopped = p.runCommand(ctx, lw)
+	}
+	if p.started != nil {
+		<-p.started // the exit is reported after the start, never before
+	}
+	ev := p.event(EventExited)
+	ev.ExitCode = code
+	ev.Error = errMsg
+	ev.Preempted = preempted
+	if stopped && !preempted && ev.Error == "" {
+		ev.Error = "stopped"
+	}
+	p.h.publishEvent(ev)
+}
+
+// runCommand runs the argv in its own process group.
+func (p *proc) runCommand(ctx context.Context, lw *LogWriter) (code int, errMsg string, preempted, stopped bool) {
+	argv := p.a.Argv
+	if len(p.a.Setup) > 0 {
+		script := strings.Join(p.a.Setup, " && ") + ` && exec "$@"`
+		argv = append([]string{"/bin/sh", "-c", script, "sh"}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = p.env()
+	cmd.Dir = p.a.Workdir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return -1, "cannot create output pipe: " + err.Error(), false, false
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		pw.Close()
+		pr.Close()
+		_ = lw.Line(ctx, "fray: cannot start "+argv[0]+": "+err.Error())
+		_ = lw.Flush(ctx)
+		return 127, fmt.Sprintf("cannot start %s: %v", argv[0], err), false, false
+	}
+	pw.Close()
+	pid := cmd.Process.Pid
+	ev := p.event(EventStarted)
+	ev.TimeMS = NowMS()
+	p.started = make(chan struct{})
+	go p.publishStarted(ev)
+	pumped := make(chan struct{})
+	go func() {
+		defer close(pumped)
+		if err := PumpLines(ctx, pr, lw); err != nil {
+			p.h.r.log.Warn("job logs lost", "job", p.a.Job, "task", p.a.Task, "err", err)
+		}
+	}()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var waitErr error
+	var kill <-chan time.Time
+loop:
+	for {
+		select {
+		case waitErr = <-exited:
+			break loop
+		case pre := <-p.stop:
+			if !stopped {
+				stopped, preempted = true, pre
+				_ = syscall.Kill(-pid, syscall.SIGTERM)
+				t := time.NewTimer(p.h.r.o.Grace)
+				defer t.Stop()
+				kill = t.C
+			}
+		case <-kill:
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	}
+	// Sweep what the replica left behind in its group, so nothing outlives
+	// it and nobody holds the output pipe open.
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	select {
+	case <-pumped:
+	case <-time.After(5 * time.Second):
+		pr.Close()
+		<-pumped
+	}
+	pr.Close()
+	code = cmd.ProcessState.ExitCode()
+	switch {
+	case stopped:
+		return code, "", preempted, true
+	case waitErr == nil:
+		return 0, "", false, false
+	default:
+		var ee *exec.ExitError
+		if errors.As(waitErr, &ee) {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+				return -1, fmt.Sprintf("killed by signal %s", ws.Signal()), false, false
+			}
+			return code, fmt.Sprintf("exited with code %d", code), false, false
+		}
+		return -1, waitErr.Error(), false, false
+	}
+}
+
+// runFunc runs a registered function in-process.
+func (p *proc) runFunc(ctx context.Context, lw *LogWriter) (code int, errMsg string, preempted, stopped bool) {
+	fn := p.h.r.o.Funcs[p.a.Func]
+	if fn == nil {
+		names := make([]string, 0, len(p.h.r.o.Funcs))
+		for n := range p.h.r.o.Funcs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return 127, fmt.Sprintf("function %q is not registered on worker %s (registered: %s)", p.a.Func, p.h.worker, strings.Join(names, ", ")), false, false
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pr, pw := io.Pipe()
+	pumped := make(chan struct{})
+	go func() {
+		defer close(pumped)
+		_ = PumpLines(ctx, pr, lw)
+	}()
+	sev := p.event(EventStarted)
+	sev.TimeMS = NowMS()
+	p.started = make(chan struct{})
+	go p.publishStarted(sev)
+	res := make(chan error, 1)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				res <- fmt.Errorf("panic: %v", v)
+			}
+		}()
+		res <- fn(fctx, FuncEnv{JobID: p.a.Job, Namespace: p.a.Namespace, Task: p.a.Task, NumTasks: p.a.NumTasks, Attempt: p.a.Attempt, Arg: p.a.Arg, Env: p.a.Env, Log: pw})
+	}()
+	var err error
+	select {
+	case err = <-res:
+	case pre := <-p.stop:
+		stopped, preempted = true, pre
+		cancel()
+		select {
+		case err = <-res:
+		case <-time.After(p.h.r.o.Grace):
+			err = errors.New("did not return within the grace period after stop")
+		}
+	}
+	pw.Close()
+	<-pumped
+	switch {
+	case stopped:
+		return -1, "", preempted, true
+	case err != nil:
+		return 1, err.Error(), false, false
+	}
+	return 0, "", false, false
+}

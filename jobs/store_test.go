@@ -1,0 +1,60 @@
+package jobs_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/jobs"
+)
+
+func TestStoreCompareAndSetKeepsTerminalStatesFinal(t *testing.T) {
+	srv := frayt.Server(t)
+	ctx := frayt.Context(t, 30*time.Second)
+	_, js := frayt.Connect(t, srv.ClientURL())
+	st, err := jobs.OpenStore(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := jobs.JobRequest{Name: "j", Entrypoint: jobs.Command("true")}
+	rec := jobs.NewRecord("/ns/j", "", &req)
+	if _, _, adopted, err := st.CreateOrAdopt(ctx, rec, true); err != nil || adopted {
+		t.Fatal(err, adopted)
+	}
+	// A second submission of a live name adopts, or refuses.
+	again := jobs.NewRecord("/ns/j", "", &req)
+	if got, _, adopted, err := st.CreateOrAdopt(ctx, again, true); err != nil || !adopted || got.Run != rec.Run {
+		t.Fatalf("adopt: %v %v", err, adopted)
+	}
+	if _, _, _, err := st.CreateOrAdopt(ctx, again, false); !errors.Is(err, jobs.ErrAlreadyExists) {
+		t.Fatalf("refuse: %v", err)
+	}
+	// A stale writer loses the race.
+	_, rev, _ := st.Get(ctx, "/ns/j")
+	if _, _, err := st.Update(ctx, "/ns/j", func(r *jobs.Record) error { r.Status = jobs.StatusRunning; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	stale := *rec
+	stale.Status = jobs.StatusFailed
+	if _, err := st.Put(ctx, &stale, rec, rev); !jobs.IsConflict(err) {
+		t.Fatalf("stale write: %v", err)
+	}
+	if _, _, err := st.Update(ctx, "/ns/j", func(r *jobs.Record) error { return r.Finish(jobs.StatusSucceeded, "") }); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = st.Update(ctx, "/ns/j", func(r *jobs.Record) error { r.Status = jobs.StatusRunning; return nil })
+	if !errors.Is(err, jobs.ErrTerminal) {
+		t.Fatalf("terminal changed: %v", err)
+	}
+	// A finished name can be submitted again: a new run replaces it.
+	fresh := jobs.NewRecord("/ns/j", "", &req)
+	got, _, adopted, err := st.CreateOrAdopt(ctx, fresh, true)
+	if err != nil || adopted || got.Run == rec.Run || got.Status != jobs.StatusPending {
+		t.Fatalf("resubmit: %v %v", err, adopted)
+	}
+	list, err := st.List(ctx, jobs.Filter{Namespace: "ns"})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("list %v %v", list, err)
+	}
+}
