@@ -46,7 +46,7 @@ func newPuller(nc *nats.Conn, stream, consumer string, slots int) *puller {
 		subject:    "$JS.API.CONSUMER.MSG.NEXT." + stream + "." + consumer,
 		inbox:      nc.NewRespInbox(),
 		slots:      slots,
-		batchMin:   max(1, slots/4),
+		batchMin:   max(1, slots/2),
 		expires:    20 * time.Second,
 		heartbeat:  2 * time.Second,
 		reconnects: nc.Stats().Reconnects,
