@@ -8,6 +8,10 @@ import (
 	"github.com/frayhq/fray/jobs"
 )
 
+// StatusGiveUp is how long an external job's status may fail to be read
+// before the job is recorded FAILED.
+const StatusGiveUp = 10 * time.Minute
+
 // startMirror starts, once per job, the goroutine that submits an external
 // job to its backend and mirrors its status and logs into JetStream.
 func (d *Dispatcher) startMirror(ctx context.Context, id string) {
@@ -93,6 +97,7 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 	lw.Dedup(r.Run)
 	lw.SetNext(r.LogLines)
 	cursor := r.LogCursor
+	var failingSince time.Time // status polls failing since then
 	t := time.NewTicker(d.o.PollInterval)
 	defer t.Stop()
 	for {
@@ -116,8 +121,16 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 			log.Warn("mirror logs", "err", lerr)
 		}
 		st, serr := b.Status(ctx, ext)
-		if serr != nil && ctx.Err() == nil {
+		switch {
+		case serr == nil:
+			failingSince = time.Time{}
+		case ctx.Err() != nil:
+		case failingSince.IsZero():
+			failingSince = time.Now()
 			log.Warn("poll status", "err", serr)
+		case time.Since(failingSince) > StatusGiveUp:
+			fail(fmt.Sprintf("lost contact with %s for %s: %v", b.Name(), StatusGiveUp, serr))
+			return
 		}
 		var done bool
 		_, _, err := d.store.Update(ctx, id, func(r *jobs.Record) error {

@@ -2,13 +2,17 @@ package dispatcher_test
 
 import (
 	"os"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/frayhq/fray/dispatcher"
 	"github.com/frayhq/fray/internal/frayt"
 	"github.com/frayhq/fray/jobs"
+	"github.com/frayhq/fray/objects"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestNativeJobSucceedsWithItsOutputInTheLogs(t *testing.T) {
@@ -278,5 +282,72 @@ func TestGangRestartsAllReplicasAfterOneFails(t *testing.T) {
 	}
 	if a := r.Tasks[0].Attempts[0]; a.State != jobs.TaskStopped {
 		t.Fatalf("replica 0's first attempt %+v, want STOPPED by the gang restart", a)
+	}
+}
+
+func TestTwoDispatchersNeverDoubleBookAWorker(t *testing.T) {
+	c := newCluster(t, dispatcher.Options{})
+	c.startDispatcher(c.opts) // a second one on the same cluster
+	c.addWorker("w1", 1, nil)
+	kv, err := c.js.KeyValue(c.ctx, "FRAY_JOB_STATE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := kv.Watch(c.ctx, jobs.AllocKey("w1"), jetstream.IncludeHistory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	overbooked := make(chan int, 1)
+	var seen atomic.Uint64
+	go func() {
+		for e := range w.Updates() {
+			if e == nil {
+				continue
+			}
+			seen.Store(e.Revision())
+			if e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			var a jobs.Allocation
+			if objects.Unmarshal(e.Value(), &a) == nil && len(a.Tasks) > 1 {
+				select {
+				case overbooked <- len(a.Tasks):
+				default:
+				}
+			}
+		}
+	}()
+	var hs []*jobs.Handle
+	for i := range 8 {
+		hs = append(hs, c.submit(sh("one-cpu-"+strconv.Itoa(i), "sleep 0.05")))
+	}
+	if _, err := jobs.WaitAll(c.ctx, hs); err != nil {
+		t.Fatal(err)
+	}
+	frayt.Eventually(t, 10*time.Second, "every allocation seen", func() bool {
+		e, err := kv.Get(c.ctx, jobs.AllocKey("w1"))
+		return err == nil && seen.Load() >= e.Revision()
+	})
+	select {
+	case n := <-overbooked:
+		t.Fatalf("worker with 1 CPU held %d one-CPU tasks at once", n)
+	default:
+	}
+}
+
+func TestWaitAllFailsFastOnTheFirstFailedJob(t *testing.T) {
+	c := newCluster(t, dispatcher.Options{})
+	c.addWorker("w1", 4, nil)
+	slow := c.submit(sh("slow", "sleep 600"))
+	bad := c.submit(sh("bad", "exit 1"))
+	start := time.Now()
+	_, err := jobs.WaitAll(c.ctx, []*jobs.Handle{slow, bad})
+	var fe *jobs.FailedError
+	if !errorsAs(err, &fe) || fe.ID != bad.ID() || time.Since(start) > 10*time.Second {
+		t.Fatalf("WaitAll = %v after %s", err, time.Since(start))
+	}
+	if err := slow.Terminate(c.ctx); err != nil {
+		t.Fatal(err)
 	}
 }

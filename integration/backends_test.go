@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -298,6 +300,8 @@ type clientBackend struct {
 	name      string
 	spec      func(t *testing.T) string
 	requested func(t *testing.T, rec *jobs.Record) float64
+	// describe reports the backend's own view of a job (for failures).
+	describe func(t *testing.T, rec *jobs.Record) string
 }
 
 var clientBackends = []clientBackend{
@@ -307,12 +311,18 @@ var clientBackends = []clientBackend{
 		requested: func(t *testing.T, rec *jobs.Record) float64 {
 			return rec.Request.Resources.CPU
 		},
+		describe: func(t *testing.T, rec *jobs.Record) string { return fmt.Sprintf("%+v", rec) },
 	},
 	{
 		name: "ray",
 		spec: func(t *testing.T) string { return "ray?address=" + backends.Ray(t).Address + "&namespace=scenarios" },
 		requested: func(t *testing.T, rec *jobs.Record) float64 {
 			return raySupervisorResources(t, backends.Ray(t).Address, rec.ExternalID)["CPU"]
+		},
+		describe: func(t *testing.T, rec *jobs.Record) string {
+			b, _ := frayray.New(frayray.Options{Address: backends.Ray(t).Address})
+			info, err := b.Info(context.Background(), rec.ExternalID)
+			return fmt.Sprintf("%+v %v", info, err)
 		},
 	},
 	{
@@ -328,6 +338,11 @@ var clientBackends = []clientBackend{
 				t.Fatal(err)
 			}
 			return float64(st.GetRequest().GetResources().GetCpuMillicores()) / 1000
+		},
+		describe: func(t *testing.T, rec *jobs.Record) string {
+			b, _ := frayiris.New(frayiris.Options{Controller: backends.Iris(t).Address})
+			st, err := b.JobStatus(context.Background(), rec.ExternalID)
+			return fmt.Sprintf("%v %v", st.GetJob(), err)
 		},
 	},
 }
@@ -360,7 +375,7 @@ func TestScenariosRunAlikeOnEveryBackend(t *testing.T) {
 		t.Run(cb.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := frayt.Context(t, 10*time.Minute)
-			c, err := fray.Connect(ctx, cb.spec(t))
+			c, err := fray.Connect(ctx, cb.spec(t), fray.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))))
 			if err != nil {
 				t.Fatalf("Connect: %v", err)
 			}
@@ -408,12 +423,18 @@ func TestScenariosRunAlikeOnEveryBackend(t *testing.T) {
 				if err := h.Terminate(ctx); err != nil {
 					t.Fatalf("Terminate: %v", err)
 				}
-				if rec := wait(t, h); rec.Status != jobs.StatusStopped {
+				rec := wait(t, h)
+				if rec.Status != jobs.StatusStopped {
 					t.Fatalf("status %s (%s), want STOPPED", rec.Status, rec.Error)
 				}
-				frayt.Eventually(t, time.Minute, "no sleep "+dur+" process remains", func() bool {
-					return len(backends.ProcessesWithArg(dur)) == 0
-				})
+				deadline := time.Now().Add(time.Minute)
+				for len(backends.ProcessesWithArg(dur)) > 0 {
+					if time.Now().After(deadline) {
+						t.Fatalf("sleep %s still runs a minute after the job was STOPPED: %v\nfray: %+v\nbackend: %s",
+							dur, backends.ProcessesWithArg(dur), rec, cb.describe(t, rec))
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
 			})
 			t.Run("env vars reach the process", func(t *testing.T) {
 				h := submit(t, "env", jobs.JobRequest{

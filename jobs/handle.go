@@ -220,9 +220,17 @@ func (h *Handle) Terminate(ctx context.Context) error {
 }
 
 // WaitAll waits for every job to succeed. It fails fast: the first job that
-// ends FAILED or STOPPED returns its *FailedError at once. On success it
-// returns the final records in the order of handles.
-func WaitAll(ctx context.Context, handles []*Handle) ([]*Record, error) {
+// ends FAILED or STOPPED returns its *FailedError at once (the others keep
+// running). On success it returns the final records in the order of
+// handles. An optional WaitOptions' Progress sees every job's updates (from
+// several goroutines at once);
+// RaiseOnFailure is implied.
+func WaitAll(ctx context.Context, handles []*Handle, opts ...WaitOptions) ([]*Record, error) {
+	var o WaitOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.RaiseOnFailure = true
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type res struct {
@@ -233,7 +241,7 @@ func WaitAll(ctx context.Context, handles []*Handle) ([]*Record, error) {
 	ch := make(chan res, len(handles))
 	for i, h := range handles {
 		go func() {
-			r, err := h.Wait(ctx, WaitOptions{RaiseOnFailure: true})
+			r, err := h.Wait(ctx, o)
 			ch <- res{i, r, err}
 		}()
 	}

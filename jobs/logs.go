@@ -91,9 +91,12 @@ func (w *LogWriter) Flush(ctx context.Context) error {
 	if w.msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("%s:%d", w.msgID, w.batch.First)))
 	}
+	deadline := time.Now().Add(30 * time.Second)
 	for try := 0; ; try++ {
-		_, err = w.js.Publish(ctx, w.subject, b, opts...)
-		if err == nil || ctx.Err() != nil || try >= 20 {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = w.js.Publish(pctx, w.subject, b, opts...)
+		cancel()
+		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
 			break
 		}
 		select { // broker restarting: retry with a short backoff

@@ -29,7 +29,7 @@ func TestTPUTableKnowsChipsAndVMsPerSlice(t *testing.T) {
 	}
 	for _, c := range cases {
 		tt, ok := jobs.LookupTPU(c.variant)
-		if !ok || tt.Chips != c.chips || tt.VMs != c.vms || tt.Topology != c.topology {
+		if !ok || tt.Chips != c.chips || tt.VMs != c.vms || tt.Hosts != c.vms || tt.Topology != c.topology || tt.ChipsPerVM()*tt.VMs != tt.Chips {
 			t.Errorf("%s: got %+v ok=%v, want chips %d vms %d topology %s", c.variant, tt, ok, c.chips, c.vms, c.topology)
 		}
 	}

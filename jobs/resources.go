@@ -13,7 +13,8 @@ import (
 type TPUType struct {
 	Variant  string // canonical name, e.g. "v5e-16"
 	Chips    int    // chips in one slice
-	VMs      int    // hosts (VMs) in one slice; each runs one replica
+	Hosts    int    // physical hosts in one slice
+	VMs      int    // TPU VMs in one slice (one per host); each runs one replica
 	Topology string // e.g. "4x4"
 }
 
@@ -27,7 +28,7 @@ var tpuTypes = func() map[string]TPUType {
 	m := map[string]TPUType{}
 	add := func(gen string, n, chips, vms int, topo string) {
 		v := fmt.Sprintf("%s-%d", gen, n)
-		m[v] = TPUType{Variant: v, Chips: chips, VMs: vms, Topology: topo}
+		m[v] = TPUType{Variant: v, Chips: chips, Hosts: vms, VMs: vms, Topology: topo}
 	}
 	for _, gen := range []string{"v4", "v5p"} {
 		for _, r := range []struct {

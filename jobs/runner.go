@@ -168,7 +168,7 @@ func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream,
 		return fmt.Errorf("jobs runner: watch assignments: %w", err)
 	}
 	defer func() { w.Stop() }()
-	host := &host{r: r, js: js, worker: self.ID, spec: spec, running: map[string]*proc{}, finished: map[string]bool{}}
+	host := &host{r: r, js: js, worker: self.ID, spec: spec, running: map[string]*proc{}, finished: map[string]*exitReport{}}
 	var lastRev uint64
 	apply := func(e jetstream.KeyValueEntry) {
 		if e.Revision() <= lastRev {
@@ -194,6 +194,7 @@ func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream,
 			host.stopAll()
 			return nil
 		case <-resync.C:
+			host.repeatExits()
 			gctx, cancel := context.WithTimeout(ctx, time.Second)
 			e, err := kv.Get(gctx, key)
 			cancel()
@@ -235,7 +236,8 @@ type host struct {
 
 	mu       sync.Mutex
 	running  map[string]*proc
-	finished map[string]bool // attempts that ended but may still be listed
+	finished map[string]*exitReport // attempts that ended but may still be listed
+	listed   map[string]bool        // the assignments in the latest allocation
 	wg       sync.WaitGroup
 }
 
@@ -253,7 +255,7 @@ func (h *host) apply(ctx context.Context, tasks []Assignment) {
 		a := tasks[i]
 		k := assignKey(&a)
 		want[k] = true
-		if h.running[k] != nil || h.finished[k] {
+		if h.running[k] != nil || h.finished[k] != nil {
 			continue
 		}
 		p := &proc{h: h, a: a, stop: make(chan bool, 1), done: make(chan struct{})}
@@ -261,13 +263,16 @@ func (h *host) apply(ctx context.Context, tasks []Assignment) {
 		h.wg.Add(1)
 		go func() {
 			defer h.wg.Done()
-			p.run(context.WithoutCancel(ctx))
+			ev := p.run(context.WithoutCancel(ctx))
 			h.mu.Lock()
 			delete(h.running, k)
-			h.finished[k] = true
+			if h.listed[k] { // still assigned: remember, to repeat the report if unanswered
+				h.finished[k] = &exitReport{ev: ev, at: time.Now()}
+			}
 			h.mu.Unlock()
 		}()
 	}
+	h.listed = want
 	for k, p := range h.running {
 		if !want[k] {
 			p.requestStop(false)
@@ -277,6 +282,38 @@ func (h *host) apply(ctx context.Context, tasks []Assignment) {
 		if !want[k] {
 			delete(h.finished, k)
 		}
+	}
+}
+
+// exitReport is a reported exit, kept while the assignment is still listed.
+type exitReport struct {
+	ev TaskEvent
+	at time.Time
+}
+
+// ExitRepeat is how long an exit report may go unanswered (its assignment
+// still listed) before the runner sends it again, in case it was lost.
+const ExitRepeat = 5 * time.Second
+
+// repeatExits re-sends exit reports the dispatcher has not acted on.
+func (h *host) repeatExits() {
+	h.mu.Lock()
+	var due []TaskEvent
+	for _, x := range h.finished {
+		if time.Since(x.at) >= ExitRepeat {
+			x.at = time.Now()
+			due = append(due, x.ev)
+		}
+	}
+	h.mu.Unlock()
+	for _, ev := range due {
+		b, err := objects.Marshal(&ev)
+		if err != nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, _ = h.js.Publish(ctx, EventSubject(ev.Job), b)
+		cancel()
 	}
 }
 
@@ -291,7 +328,7 @@ func (h *host) stopAll() {
 }
 
 // publishEvent reports a task event, retrying while the broker restarts.
-func (h *host) publishEvent(ev TaskEvent) {
+func (h *host) publishEvent(ev TaskEvent) TaskEvent {
 	ev.V = WireVersion
 	ev.Worker = h.worker
 	if ev.TimeMS == 0 {
@@ -299,16 +336,19 @@ func (h *host) publishEvent(ev TaskEvent) {
 	}
 	b, err := objects.Marshal(&ev)
 	if err != nil {
-		return
+		return ev
 	}
-	for try := 0; try < 50; try++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Retry for about half a minute; an exit report still unanswered after
+	// that is repeated by repeatExits.
+	for try := 0; try < 10; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, err = h.js.Publish(ctx, EventSubject(ev.Job), b)
 		cancel()
 		if err == nil {
-			return
+			return ev
 		}
 		time.Sleep(time.Duration(min(try+1, 10)) * 100 * time.Millisecond)
 	}
 	h.r.log.Error("cannot report task event", "job", ev.Job, "task", ev.Task, "kind", ev.Kind, "err", err)
+	return ev
 }

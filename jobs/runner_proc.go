@@ -26,7 +26,7 @@ type proc struct {
 
 func (p *proc) publishStarted(ev TaskEvent) {
 	defer close(p.started)
-	p.h.publishEvent(ev)
+	_ = p.h.publishEvent(ev)
 }
 
 func (p *proc) requestStop(preempted bool) {
@@ -66,7 +66,7 @@ func (p *proc) event(kind string) TaskEvent {
 	return TaskEvent{Job: p.a.Job, Run: p.a.Run, Task: p.a.Task, Attempt: p.a.Attempt, Kind: kind}
 }
 
-func (p *proc) run(ctx context.Context) {
+func (p *proc) run(ctx context.Context) TaskEvent {
 	defer close(p.done)
 	lw := NewLogWriter(p.h.js, p.a.Job, p.a.Task, p.a.Attempt)
 	lw.Dedup(fmt.Sprintf("%s:%d:%d", p.a.Run, p.a.Task, p.a.Attempt))
@@ -88,7 +88,7 @@ func (p *proc) run(ctx context.Context) {
 	if stopped && !preempted && ev.Error == "" {
 		ev.Error = "stopped"
 	}
-	p.h.publishEvent(ev)
+	return p.h.publishEvent(ev)
 }
 
 // runCommand runs the argv in its own process group.

@@ -114,7 +114,10 @@ func (s *Store) Update(ctx context.Context, id string, mutate func(*Record) erro
 // a live one is returned with adopted = true if adopt, else an
 // *AlreadyExistsError; a finished one is replaced by rec.
 func (s *Store) CreateOrAdopt(ctx context.Context, rec *Record, adopt bool) (out *Record, rev uint64, adopted bool, err error) {
-	for {
+	for try := 0; ; try++ {
+		if try == 20 {
+			return nil, 0, false, fmt.Errorf("jobs: create %s: too many concurrent writers", rec.ID)
+		}
 		rev, err = s.Put(ctx, rec, nil, 0)
 		if err == nil {
 			return rec, rev, false, nil

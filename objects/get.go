@@ -20,13 +20,17 @@ func (s *Store) GetBytes(ctx context.Context, ref Ref) ([]byte, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	b := make([]byte, 0, ref.Size)
-	buf := bytes.NewBuffer(b)
+	buf := bytes.NewBuffer(make([]byte, 0, ref.Size+bytes.MinRead))
 	if _, err := buf.ReadFrom(rc); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
 }
+
+// directChunks is the largest object, in chunks, read with direct gets (one
+// request per chunk, no server-side consumer, served by any replica);
+// larger objects stream through an ordered consumer.
+const directChunks = 4
 
 // GetReader streams the object ref names, buffering at most
 // Options.WindowBytes. The reader returns io.EOF only after the bytes are
@@ -48,62 +52,33 @@ func (s *Store) GetReader(ctx context.Context, ref Ref) (io.ReadCloser, error) {
 	if !live(cur.info, want, ref.Size) {
 		return nil, fmt.Errorf("%w: %s: stored metadata says digest %q, size %d", ErrCorrupt, ref, cur.info.Digest, cur.info.Size)
 	}
-	r := &reader{
-		ctx:    ctx,
-		s:      s,
-		ref:    ref,
-		nuid:   cur.info.NUID,
-		chunks: cur.info.Chunks,
-		h:      sha256.New(),
-		want:   want,
+	r := &reader{ctx: ctx, ref: ref, chunks: cur.info.Chunks, h: sha256.New(), want: want}
+	switch {
+	case ref.Size == 0:
+	case r.chunks <= directChunks:
+		r.src = &directSource{s: s, subj: chunkSubject(s.bucket, cur.info.NUID), ref: ref}
+	default:
+		src, err := s.streamChunks(ctx, ref, cur.info)
+		if err != nil {
+			return nil, err
+		}
+		r.src = src
 	}
-	if ref.Size == 0 {
-		return r, nil
-	}
-	// Chunks expire (TTL) oldest first, before their metadata: an object
-	// whose chunks are not all there is gone.
-	n, err := s.chunkCount(ctx, r.nuid)
-	if err != nil {
-		return nil, err
-	}
-	if n != uint64(r.chunks) {
-		return nil, fmt.Errorf("%w: %s (expired: %d of %d chunks left)", ErrNotFound, ref, n, r.chunks)
-	}
-	cons, err := s.js.OrderedConsumer(ctx, streamName(s.bucket), jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{chunkSubject(s.bucket, r.nuid)},
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		InactiveThreshold: 30 * time.Second,
-		MaxResetAttempts:  5,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("objects: get %s: consumer: %w", ref.Digest, err)
-	}
-	// Buffer at most window chunks: chunks are at most max_payload bytes,
-	// so a message count bounds memory.
-	window := s.window
-	if o := cur.info.Opts; o != nil && o.ChunkSize > 0 && int(o.ChunkSize) < s.chunk {
-		window = s.window * s.chunk / int(o.ChunkSize) // written with smaller chunks
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(window))
-	if err != nil {
-		return nil, fmt.Errorf("objects: get %s: %w", ref.Digest, err)
-	}
-	r.cons, r.it = cons, it
 	return r, nil
 }
 
-// idleCheck is how long a reader waits for a chunk before checking that the
-// object still exists.
-const idleCheck = 5 * time.Second
+// chunkSource yields an object's chunks in order.
+type chunkSource interface {
+	// next returns the next chunk and its stream sequence.
+	next(ctx context.Context) ([]byte, uint64, error)
+	close()
+}
 
 type reader struct {
 	ctx    context.Context
-	s      *Store
 	ref    Ref
-	nuid   string
 	chunks uint32 // expected
-	cons   jetstream.Consumer
-	it     jetstream.MessagesContext
+	src    chunkSource
 
 	got     uint32 // chunks read
 	read    int64  // bytes read
@@ -135,38 +110,16 @@ func (r *reader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// next loads the next chunk into r.buf.
+// next loads the next chunk into r.buf, checking order and length.
 func (r *reader) next() error {
-	for {
-		ctx, cancel := context.WithTimeout(r.ctx, idleCheck)
-		m, err := r.it.Next(jetstream.NextContext(ctx))
-		cancel()
-		if err == nil {
-			return r.take(m)
-		}
-		if r.ctx.Err() != nil {
-			return fmt.Errorf("objects: get %s: %w", r.ref.Digest, r.ctx.Err())
-		}
-		if !errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("objects: get %s: chunk %d: %w", r.ref.Digest, r.got, err)
-		}
-		// Nothing for a while: the rest may have expired.
-		if n, err := r.s.chunkCount(r.ctx, r.nuid); err == nil && n < uint64(r.chunks-r.got) {
-			return fmt.Errorf("%w: %s (expired while reading)", ErrNotFound, r.ref)
-		}
-	}
-}
-
-func (r *reader) take(m jetstream.Msg) error {
-	md, err := m.Metadata()
+	data, seq, err := r.src.next(r.ctx)
 	if err != nil {
-		return fmt.Errorf("objects: get %s: chunk %d: %w", r.ref.Digest, r.got, err)
+		return err
 	}
-	if md.Sequence.Stream <= r.lastSeq {
+	if seq <= r.lastSeq {
 		return fmt.Errorf("%w: %s: chunk out of order", ErrCorrupt, r.ref)
 	}
-	r.lastSeq = md.Sequence.Stream
-	data := m.Data()
+	r.lastSeq = seq
 	r.got++
 	r.read += int64(len(data))
 	if r.read > r.ref.Size {
@@ -187,17 +140,10 @@ func (r *reader) verify() error {
 	return io.EOF
 }
 
-// stop ends the pull subscription and removes the server-side consumer.
 func (r *reader) stop() {
-	if r.it == nil {
-		return
-	}
-	r.it.Stop()
-	r.it = nil
-	if info := r.cons.CachedInfo(); info != nil {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 2*time.Second)
-		defer cancel()
-		_ = r.s.js.DeleteConsumer(ctx, streamName(r.s.bucket), info.Name)
+	if r.src != nil {
+		r.src.close()
+		r.src = nil
 	}
 }
 
@@ -209,4 +155,112 @@ func (r *reader) Close() error {
 	}
 	r.buf = nil
 	return nil
+}
+
+// directSource reads chunks one direct get at a time: "the next message on
+// the chunk subject after the last one read".
+type directSource struct {
+	s    *Store
+	subj string
+	ref  Ref
+	seq  uint64 // last read
+}
+
+func (d *directSource) next(ctx context.Context) ([]byte, uint64, error) {
+	m, err := d.s.stream.GetMsg(ctx, d.seq+1, jetstream.WithGetMsgSubject(d.subj))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, 0, fmt.Errorf("%w: %s (expired)", ErrNotFound, d.ref)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("objects: get %s: %w", d.ref.Digest, err)
+	}
+	d.seq = m.Sequence
+	return m.Data, m.Sequence, nil
+}
+
+func (d *directSource) close() {}
+
+// idleCheck is how long a consumer source waits for a chunk before checking
+// that the object still exists.
+const idleCheck = 5 * time.Second
+
+// consumerSource streams chunks through an ordered consumer, buffering at
+// most a window of them.
+type consumerSource struct {
+	s      *Store
+	ref    Ref
+	nuid   string
+	chunks uint32
+	got    uint32
+	cons   jetstream.Consumer
+	it     jetstream.MessagesContext
+	ctx    context.Context // for the consumer's deletion
+}
+
+func (s *Store) streamChunks(ctx context.Context, ref Ref, info *jetstream.ObjectInfo) (*consumerSource, error) {
+	// Chunks expire (TTL) oldest first, before their metadata: an object
+	// whose chunks are not all there is gone.
+	n, err := s.chunkCount(ctx, info.NUID)
+	if err != nil {
+		return nil, err
+	}
+	if n != uint64(info.Chunks) {
+		return nil, fmt.Errorf("%w: %s (expired: %d of %d chunks left)", ErrNotFound, ref, n, info.Chunks)
+	}
+	cons, err := s.js.OrderedConsumer(ctx, streamName(s.bucket), jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{chunkSubject(s.bucket, info.NUID)},
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: 30 * time.Second,
+		MaxResetAttempts:  5,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("objects: get %s: consumer: %w", ref.Digest, err)
+	}
+	// Buffer at most a window of chunks. Chunks are at most max_payload
+	// bytes, so a message count bounds memory.
+	window := s.window
+	if o := info.Opts; o != nil && o.ChunkSize > 0 && int(o.ChunkSize) < s.chunk {
+		window = s.window * s.chunk / int(o.ChunkSize) // written with smaller chunks
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(window))
+	if err != nil {
+		return nil, fmt.Errorf("objects: get %s: %w", ref.Digest, err)
+	}
+	return &consumerSource{s: s, ref: ref, nuid: info.NUID, chunks: info.Chunks, cons: cons, it: it, ctx: ctx}, nil
+}
+
+func (c *consumerSource) next(ctx context.Context) ([]byte, uint64, error) {
+	for {
+		nctx, cancel := context.WithTimeout(ctx, idleCheck)
+		m, err := c.it.Next(jetstream.NextContext(nctx))
+		cancel()
+		if err == nil {
+			md, err := m.Metadata()
+			if err != nil {
+				return nil, 0, fmt.Errorf("objects: get %s: chunk %d: %w", c.ref.Digest, c.got, err)
+			}
+			c.got++
+			return m.Data(), md.Sequence.Stream, nil
+		}
+		if ctx.Err() != nil {
+			return nil, 0, fmt.Errorf("objects: get %s: %w", c.ref.Digest, ctx.Err())
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			return nil, 0, fmt.Errorf("objects: get %s: chunk %d: %w", c.ref.Digest, c.got, err)
+		}
+		// Nothing for a while: the rest may have expired.
+		if n, err := c.s.chunkCount(ctx, c.nuid); err == nil && n < uint64(c.chunks-c.got) {
+			return nil, 0, fmt.Errorf("%w: %s (expired while reading)", ErrNotFound, c.ref)
+		}
+	}
+}
+
+// close ends the pull subscription and deletes the server-side consumer.
+func (c *consumerSource) close() {
+	c.it.Stop()
+	if info := c.cons.CachedInfo(); info != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 2*time.Second)
+		defer cancel()
+		_ = c.s.js.DeleteConsumer(ctx, streamName(c.s.bucket), info.Name)
+	}
 }

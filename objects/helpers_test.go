@@ -21,6 +21,11 @@ type env struct {
 // newEnv starts a provisioned broker and binds a store with o.
 func newEnv(t *testing.T, o objects.Options, po ...broker.ProvisionOptions) env {
 	t.Helper()
+	return newEnvTB(t, o, po...)
+}
+
+func newEnvTB(t testing.TB, o objects.Options, po ...broker.ProvisionOptions) env {
+	t.Helper()
 	srv := frayt.Server(t, po...)
 	_, js := frayt.Connect(t, srv.ClientURL())
 	ctx := frayt.Context(t, 60*time.Second)

@@ -18,7 +18,7 @@ const (
 	DefaultChunkSize = 256 << 10
 	// DefaultWindowBytes bounds the chunk bytes a put has in flight (sent,
 	// not yet acknowledged) and a get has buffered.
-	DefaultWindowBytes = 4 << 20
+	DefaultWindowBytes = 2 << 20
 )
 
 // Options configures a Store. Every field has a documented default.

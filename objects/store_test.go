@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -308,31 +310,41 @@ func TestPutRewritesACopyOlderThanHalfTheTTL(t *testing.T) {
 }
 
 func TestGetDetectsBytesThatDoNotMatchTheirDigest(t *testing.T) {
-	e := newEnv(t, objects.Options{})
-	good, bad := []byte("the bytes the ref names"), []byte("other bytes, same size!")
-	ref, err := e.st.PutBytes(e.ctx, good)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Overwrite the object's chunk with other bytes, as a faulty writer might.
-	obs, err := e.js.ObjectStore(e.ctx, e.st.Bucket())
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := obs.GetInfo(e.ctx, ref.Digest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunks := "$O." + e.st.Bucket() + ".C." + info.NUID
-	s, _ := e.js.Stream(e.ctx, "OBJ_"+e.st.Bucket())
-	if err := s.Purge(e.ctx, jetstream.WithPurgeSubject(chunks)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.js.Publish(e.ctx, chunks, bad); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.st.GetBytes(e.ctx, ref); !errors.Is(err, objects.ErrCorrupt) {
-		t.Fatalf("get: %v, want ErrCorrupt", err)
+	// One chunk (read by direct get) and many (read through a consumer).
+	for _, size := range []int{23, 20 * 1024} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			e := newEnv(t, objects.Options{ChunkSize: 1024})
+			good := pattern(size, 14)
+			ref, err := e.st.PutBytes(e.ctx, good)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Rewrite the object's chunks with one byte flipped, as a faulty
+			// writer might.
+			obs, err := e.js.ObjectStore(e.ctx, e.st.Bucket())
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := obs.GetInfo(e.ctx, ref.Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			chunks := "$O." + e.st.Bucket() + ".C." + info.NUID
+			s, _ := e.js.Stream(e.ctx, "OBJ_"+e.st.Bucket())
+			if err := s.Purge(e.ctx, jetstream.WithPurgeSubject(chunks)); err != nil {
+				t.Fatal(err)
+			}
+			bad := bytes.Clone(good)
+			bad[len(bad)-1] ^= 1
+			for c := range slices.Chunk(bad, 1024) {
+				if _, err := e.js.Publish(e.ctx, chunks, c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := e.st.GetBytes(e.ctx, ref); !errors.Is(err, objects.ErrCorrupt) {
+				t.Fatalf("get: %v, want ErrCorrupt", err)
+			}
+		})
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -59,7 +60,41 @@ func (b *Backend) Status(ctx context.Context, externalID string) (dispatcher.Rem
 	if err != nil {
 		return dispatcher.RemoteStatus{}, err
 	}
-	return remoteStatus(resp.GetJob()), nil
+	return b.settled(externalID, resp.GetJob()), nil
+}
+
+// settled holds a finished job's terminal state back for LogSettle after it
+// was first seen (see Options.LogSettle), reporting it RUNNING (PENDING if it
+// never started) meanwhile.
+func (b *Backend) settled(id string, j *jobpb.JobStatus) dispatcher.RemoteStatus {
+	st := remoteStatus(j)
+	if !st.State.Terminal() || b.settle < 0 {
+		return st
+	}
+	now := b.now()
+	b.finishedMu.Lock()
+	defer b.finishedMu.Unlock()
+	for k, t := range b.finished {
+		if now.Sub(t) > b.settle+5*time.Minute {
+			delete(b.finished, k)
+		}
+	}
+	first, seen := b.finished[id]
+	if !seen {
+		if fin := j.GetFinishedAt().GetEpochMs(); fin > 0 && now.Sub(time.UnixMilli(fin)) > 5*time.Minute {
+			return st // finished long ago: its logs have settled
+		}
+		first = now
+		b.finished[id] = now
+	}
+	if now.Sub(first) >= b.settle {
+		return st
+	}
+	hold := dispatcher.RemoteStatus{State: jobs.StatusRunning, Message: "finishing: waiting for the last log lines"}
+	if j.GetStartedAt().GetEpochMs() == 0 {
+		hold.State = jobs.StatusPending
+	}
+	return hold
 }
 
 func remoteStatus(j *jobpb.JobStatus) dispatcher.RemoteStatus {

@@ -35,6 +35,7 @@ type fakeController struct {
 	jobs     map[string]*jobpb.JobStatus
 	errs     []error // returned, in order, by the next calls
 	calls    atomic.Int32
+	url      string
 }
 
 func (f *fakeController) nextErr() error {
@@ -141,6 +142,7 @@ func serve(t *testing.T, logs *fakeLogs, bare bool) (*fakeController, *Backend) 
 	}
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
+	fc.url = srv.URL
 	b, err := New(Options{Controller: srv.URL, User: "alice", Retry: fastRetry, Now: today})
 	if err != nil {
 		t.Fatal(err)
@@ -333,6 +335,39 @@ func TestStatusMapsIrisStates(t *testing.T) {
 	st := remoteStatus(&jobpb.JobStatus{State: jobpb.JobState_JOB_STATE_FAILED, Tasks: []*jobpb.TaskStatus{{Error: "OOM killed", ExitCode: 137}}})
 	if st.Message != "OOM killed; exit code 137 (iris FAILED)" {
 		t.Errorf("failure message %q", st.Message)
+	}
+}
+
+func TestAFinishedJobIsReportedFinishedOnlyAfterItsLogsSettle(t *testing.T) {
+	fc, _ := serve(t, nil, false)
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	b, err := New(Options{Controller: fc.url, Retry: fastRetry, Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc.jobs["/fray/ns.done"] = &jobpb.JobStatus{State: jobpb.JobState_JOB_STATE_SUCCEEDED,
+		StartedAt: &timepb.Timestamp{EpochMs: now.UnixMilli() - 1000}, FinishedAt: &timepb.Timestamp{EpochMs: now.UnixMilli()}}
+	fc.jobs["/fray/ns.old"] = &jobpb.JobStatus{State: jobpb.JobState_JOB_STATE_FAILED, Error: "boom",
+		FinishedAt: &timepb.Timestamp{EpochMs: now.Add(-time.Hour).UnixMilli()}}
+	if st, _ := b.Status(ctx(t), "/fray/ns.done"); st.State != jobs.StatusRunning {
+		t.Fatalf("just finished: %+v, want RUNNING while its logs settle", st)
+	}
+	mu.Lock()
+	now = now.Add(1500 * time.Millisecond)
+	mu.Unlock()
+	if st, _ := b.Status(ctx(t), "/fray/ns.done"); st.State != jobs.StatusRunning {
+		t.Fatalf("1.5 s later: %+v, want RUNNING", st)
+	}
+	mu.Lock()
+	now = now.Add(time.Second)
+	mu.Unlock()
+	if st, _ := b.Status(ctx(t), "/fray/ns.done"); st.State != jobs.StatusSucceeded {
+		t.Fatalf("2.5 s later: %+v, want SUCCEEDED", st)
+	}
+	if st, _ := b.Status(ctx(t), "/fray/ns.old"); st.State != jobs.StatusFailed || !strings.Contains(st.Message, "boom") {
+		t.Fatalf("finished an hour ago: %+v, want FAILED at once", st)
 	}
 }
 

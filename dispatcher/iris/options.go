@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,8 +38,14 @@ type Options struct {
 	// Retry is the policy for Unavailable answers and connection errors.
 	// Defaults to DefaultRetry.
 	Retry Retry
-	// Now gives today's date for LaunchJob's client_revision_date. Defaults
-	// to time.Now.
+	// LogSettle is how long after a job is first seen finished it is still
+	// reported running (or pending), so that a poller reading Logs until the
+	// job is over also gets the last lines: an Iris worker publishes a task's
+	// final state before its last log flush reaches the log server. Defaults
+	// to 2 s; negative disables it.
+	LogSettle time.Duration
+	// Now gives the clock: today's date for LaunchJob's client_revision_date
+	// and the LogSettle timing. Defaults to time.Now.
 	Now func() time.Time
 }
 
@@ -90,6 +97,12 @@ type Backend struct {
 	retry Retry
 	now   func() time.Time
 
+	settle time.Duration
+	// finished holds when each finished job was first seen finished (pruned
+	// once well past settle).
+	finishedMu sync.Mutex
+	finished   map[string]time.Time
+
 	ctl clusterpbconnect.ControllerServiceClient
 	// logs are tried in order: the controller's proxy, then the bare path.
 	logs    []loggingpbconnect.LogServiceClient
@@ -115,11 +128,16 @@ func New(opts Options) (*Backend, error) {
 		return nil, fmt.Errorf("iris: Options.User %q must be one path component (no '/' or ':')", user)
 	}
 	b := &Backend{
-		name:  opts.Name,
-		base:  strings.TrimRight(opts.Controller, "/"),
-		user:  user,
-		retry: opts.Retry.withDefaults(),
-		now:   opts.Now,
+		name:     opts.Name,
+		base:     strings.TrimRight(opts.Controller, "/"),
+		user:     user,
+		retry:    opts.Retry.withDefaults(),
+		now:      opts.Now,
+		settle:   opts.LogSettle,
+		finished: map[string]time.Time{},
+	}
+	if b.settle == 0 {
+		b.settle = 2 * time.Second
 	}
 	if b.name == "" {
 		b.name = "iris"

@@ -65,7 +65,9 @@ func (r ObjectsResult) String() string {
 
 // Objects starts an in-process broker storing into storeDir, streams size
 // deterministic pseudo-random bytes into the object store with PutReader,
-// streams them back with GetReader into a SHA-256 and checks the digest. It
+// streams them back with GetReader into a SHA-256 and checks it against the
+// ref's digest (the bench's own hash costs get throughput a little; the
+// store verifies the digest too). It
 // never holds the value in memory, so the peak RSS it reports is what the
 // object path (client and embedded server) costs.
 func Objects(ctx context.Context, size int64, storeDir string) (ObjectsResult, error) {
@@ -105,9 +107,8 @@ func objectsWith(ctx context.Context, size int64, storeDir string, so objects.Op
 	res.PeakRSSReset = resetPeakRSS()
 	res.BaseRSSMB, _ = procStatusMB("VmRSS")
 
-	want := sha256.New()
 	start := time.Now()
-	ref, err := st.PutReader(ctx, io.TeeReader(NewPatternReader(size, 1), want))
+	ref, err := st.PutReader(ctx, NewPatternReader(size, 1))
 	if err != nil {
 		return res, fmt.Errorf("bench objects: put: %w", err)
 	}
@@ -115,9 +116,6 @@ func objectsWith(ctx context.Context, size int64, storeDir string, so objects.Op
 	res.Digest = ref.Digest
 	if ref.Size != size {
 		return res, fmt.Errorf("bench objects: put stored %d bytes, want %d", ref.Size, size)
-	}
-	if w := fmt.Sprintf("sha256:%x", want.Sum(nil)); ref.Digest != w {
-		return res, fmt.Errorf("bench objects: ref digest %s, generator digest %s", ref.Digest, w)
 	}
 
 	if res.PeakRSSReset {

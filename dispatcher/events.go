@@ -1,0 +1,233 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/frayhq/fray/jobs"
+	"github.com/frayhq/fray/objects"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// onEvent applies a task event or a control message from FRAY_JOBS.
+func (d *Dispatcher) onEvent(ctx context.Context, m jetstream.Msg) {
+	subj := m.Subject()
+	switch {
+	case len(subj) > len(jobs.SubjectControlPrefix) && subj[:len(jobs.SubjectControlPrefix)] == jobs.SubjectControlPrefix:
+		var c jobs.Control
+		if err := objects.Unmarshal(m.Data(), &c); err != nil {
+			d.log.Warn("malformed control message dropped", "subject", subj, "err", err)
+			return
+		}
+		if c.Op == jobs.OpStop {
+			reason := c.Reason
+			if reason == "" {
+				reason = "stopped by request"
+			}
+			d.stopJob(ctx, c.Job, reason)
+		}
+	default:
+		var ev jobs.TaskEvent
+		if err := objects.Unmarshal(m.Data(), &ev); err != nil {
+			d.log.Warn("malformed task event dropped", "subject", subj, "err", err)
+			return
+		}
+		d.onTaskEvent(ctx, &ev)
+	}
+}
+
+// onTaskEvent folds a worker's report into the job's record and decides
+// what follows: success, retry, failure.
+func (d *Dispatcher) onTaskEvent(ctx context.Context, ev *jobs.TaskEvent) {
+	e := d.recs[ev.Job]
+	if e == nil {
+		if r, rev, err := d.store.Get(ctx, ev.Job); err == nil {
+			e = &recEntry{r, rev}
+			d.recs[ev.Job] = e
+		} else {
+			return
+		}
+	}
+	r := e.r
+	if r.Status.Terminal() || r.Run != ev.Run || r.Attempt != ev.Attempt || ev.Task < 0 || ev.Task >= len(r.Tasks) {
+		if ev.Kind == jobs.EventExited {
+			d.releaseExact(ctx, ev.Worker, &jobs.Assignment{Job: ev.Job, Run: ev.Run, Task: ev.Task, Attempt: ev.Attempt})
+		}
+		return
+	}
+	if t := r.Tasks[ev.Task]; t.Worker != ev.Worker || t.State.Done() {
+		return
+	}
+	switch ev.Kind {
+	case jobs.EventStarted:
+		if _, err := d.mutate(ctx, ev.Job, func(r *jobs.Record) error {
+			if r.Status != jobs.StatusRunning || r.Attempt != ev.Attempt || r.Run != ev.Run {
+				return jobs.ErrNoChange
+			}
+			t := &r.Tasks[ev.Task]
+			if t.State != jobs.TaskAssigned {
+				return jobs.ErrNoChange
+			}
+			t.State = jobs.TaskRunning
+			if a := t.Current(); a != nil {
+				a.State = jobs.TaskRunning
+				a.StartMS = ev.TimeMS
+			}
+			return nil
+		}); err != nil {
+			d.log.Warn("record task start", "job", ev.Job, "err", err)
+		}
+	case jobs.EventExited:
+		d.releaseExact(ctx, ev.Worker, &jobs.Assignment{Job: ev.Job, Run: ev.Run, Task: ev.Task, Attempt: ev.Attempt})
+		if ev.Preempted {
+			if w := d.live[ev.Worker]; w != nil {
+				w.Draining = true
+				d.stopping[ev.Worker] = w.StartedMS
+			}
+			d.preempt(ctx, ev.Job, fmt.Sprintf("worker %s was drained (task %d)", ev.Worker, ev.Task))
+			return
+		}
+		d.taskExited(ctx, ev)
+	}
+}
+
+// taskExited records a task's end and settles the job.
+func (d *Dispatcher) taskExited(ctx context.Context, ev *jobs.TaskEvent) {
+	var outcome string // "", "succeeded", "retry", "failed"
+	var msg string
+	_, err := d.mutate(ctx, ev.Job, func(r *jobs.Record) error {
+		outcome, msg = "", ""
+		if r.Status != jobs.StatusRunning || r.Attempt != ev.Attempt || r.Run != ev.Run {
+			return jobs.ErrNoChange
+		}
+		t := &r.Tasks[ev.Task]
+		if t.State.Done() {
+			return jobs.ErrNoChange
+		}
+		st := jobs.TaskSucceeded
+		if ev.ExitCode != 0 || ev.Error != "" {
+			st = jobs.TaskFailed
+		}
+		t.State = st
+		if a := t.Current(); a != nil {
+			a.State = st
+			a.ExitCode = ev.ExitCode
+			a.Error = ev.Error
+			a.EndMS = ev.TimeMS
+		}
+		failed, done := 0, 0
+		for _, t := range r.Tasks {
+			if t.State == jobs.TaskFailed {
+				failed++
+			}
+			if t.State.Done() {
+				done++
+			}
+		}
+		if st == jobs.TaskFailed && failed > r.Request.MaxTaskFailures {
+			why := ev.Error
+			if why == "" {
+				why = fmt.Sprintf("exited with code %d", ev.ExitCode)
+			}
+			msg = fmt.Sprintf("task %d on worker %s %s", ev.Task, ev.Worker, why)
+			r.Failures++
+			if r.Failures > r.Request.MaxRetriesFailure {
+				outcome = "failed"
+				if r.Request.MaxRetriesFailure > 0 {
+					msg = fmt.Sprintf("%s (failure %d, over MaxRetriesFailure %d)", msg, r.Failures, r.Request.MaxRetriesFailure)
+				}
+				return r.Finish(jobs.StatusFailed, msg)
+			}
+			outcome = "retry"
+			restart(r, fmt.Sprintf("retrying after failure %d of %d: %s", r.Failures, r.Request.MaxRetriesFailure, msg))
+			return nil
+		}
+		if done == len(r.Tasks) {
+			outcome = "succeeded"
+			return r.Finish(jobs.StatusSucceeded, "")
+		}
+		return nil
+	})
+	if err != nil {
+		d.log.Error("record task exit", "job", ev.Job, "err", err)
+		return
+	}
+	switch outcome {
+	case "succeeded", "failed":
+		d.afterFinish(ctx, ev.Job)
+	case "retry":
+		d.release(ctx, ev.Job, -1, "")
+		d.dirty = true
+	}
+}
+
+// restart puts r back to PENDING for its next gang attempt.
+func restart(r *jobs.Record, reason string) {
+	now := jobs.NowMS()
+	r.Attempt++
+	r.Status = jobs.StatusPending
+	r.PendingReason = reason
+	for i := range r.Tasks {
+		t := &r.Tasks[i]
+		if a := t.Current(); a != nil && !a.State.Done() {
+			a.State = jobs.TaskStopped
+			a.EndMS = now
+		}
+		t.State = jobs.TaskPending
+		t.Worker = ""
+	}
+}
+
+// preempt handles the loss of a worker or its drain: the gang restarts
+// while the preemption budget lasts.
+func (d *Dispatcher) preempt(ctx context.Context, id, why string) {
+	var finished, restarted bool
+	_, err := d.mutate(ctx, id, func(r *jobs.Record) error {
+		finished, restarted = false, false
+		if r.Status != jobs.StatusRunning {
+			return jobs.ErrNoChange
+		}
+		r.Preemptions++
+		if budget := r.Request.PreemptionBudget(); r.Preemptions > budget {
+			finished = true
+			return r.Finish(jobs.StatusFailed, fmt.Sprintf("%s; preempted %d times, over MaxRetriesPreemption %d", why, r.Preemptions, budget))
+		}
+		restarted = true
+		restart(r, fmt.Sprintf("%s; rerunning (preemption %d of %d)", why, r.Preemptions, r.Request.PreemptionBudget()))
+		return nil
+	})
+	if err != nil {
+		d.log.Error("preempt", "job", id, "err", err)
+		return
+	}
+	if finished {
+		d.afterFinish(ctx, id)
+	}
+	if restarted {
+		d.release(ctx, id, -1, "")
+		d.dirty = true
+	}
+}
+
+// workerLost preempts every job with a live task on the lost worker and
+// drops its allocation.
+func (d *Dispatcher) workerLost(ctx context.Context, worker string) {
+	for id, e := range d.recs {
+		if e.r.Status != jobs.StatusRunning || (e.r.Backend != "" && e.r.Backend != BackendNative) {
+			continue
+		}
+		for _, t := range e.r.Tasks {
+			if t.Worker == worker && !t.State.Done() {
+				d.preempt(ctx, id, fmt.Sprintf("worker %s lost (lease expired) while running task %d", worker, t.Index))
+				break
+			}
+		}
+	}
+	if e := d.allocs[worker]; e != nil && e.rev != 0 {
+		if err := d.store.KV.Delete(ctx, jobs.AllocKey(worker)); err != nil {
+			d.log.Warn("drop allocation of lost worker", "worker", worker, "err", err)
+		}
+		delete(d.allocs, worker)
+	}
+	d.dirty = true
+}

@@ -1,0 +1,153 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/frayhq/fray/jobs"
+)
+
+// finish moves a job to a terminal state and cleans up after it.
+func (d *Dispatcher) finish(ctx context.Context, id string, s jobs.JobStatus, msg string) {
+	changed := false
+	_, err := d.mutate(ctx, id, func(r *jobs.Record) error {
+		changed = false
+		if r.Status.Terminal() {
+			return jobs.ErrNoChange
+		}
+		changed = true
+		return r.Finish(s, msg)
+	})
+	if err != nil {
+		d.log.Error("finish job", "job", id, "err", err)
+		return
+	}
+	if changed {
+		d.afterFinish(ctx, id)
+	}
+}
+
+// afterFinish frees a finished job's capacity, stops its external run and
+// its children.
+func (d *Dispatcher) afterFinish(ctx context.Context, id string) {
+	e := d.recs[id]
+	if e == nil {
+		return
+	}
+	d.log.Info("job finished", "job", id, "status", e.r.Status, "error", e.r.Error)
+	d.release(ctx, id, -1, "")
+	if e.r.Backend != "" && e.r.Backend != BackendNative {
+		if e.r.Status == jobs.StatusStopped {
+			d.stopExternal(e.r)
+		}
+		if cancel := d.mirrors[id]; cancel != nil {
+			cancel()
+			delete(d.mirrors, id)
+		}
+	}
+	for cid, ce := range d.recs {
+		if ce.r.Parent == id && !ce.r.Status.Terminal() {
+			d.stopJob(ctx, cid, fmt.Sprintf("parent job %s ended %s", id, e.r.Status))
+		}
+	}
+}
+
+// stopJob stops a live job.
+func (d *Dispatcher) stopJob(ctx context.Context, id, reason string) {
+	e := d.recs[id]
+	if e == nil {
+		r, rev, err := d.store.Get(ctx, id)
+		if err != nil {
+			return
+		}
+		e = &recEntry{r, rev}
+		d.recs[id] = e
+	}
+	if e.r.Status.Terminal() {
+		return
+	}
+	d.finish(ctx, id, jobs.StatusStopped, reason)
+}
+
+func (d *Dispatcher) parentFinished(r *jobs.Record) bool {
+	if r.Parent == "" {
+		return false
+	}
+	p := d.recs[r.Parent]
+	return p != nil && p.r.Status.Terminal()
+}
+
+// checkTimeouts stops running jobs past their timeout.
+func (d *Dispatcher) checkTimeouts(ctx context.Context) {
+	now := jobs.NowMS()
+	for id, e := range d.recs {
+		r := e.r
+		if r.Status != jobs.StatusRunning || r.Request.Timeout <= 0 || r.StartedMS == 0 {
+			continue
+		}
+		if time.Duration(now-r.StartedMS)*time.Millisecond > r.Request.Timeout {
+			d.stopJob(ctx, id, fmt.Sprintf("timed out after %s", r.Request.Timeout))
+		}
+	}
+}
+
+// reconcile repairs what a crash can leave behind: tasks on workers that
+// died while no dispatcher watched, placements whose allocations were never
+// written, and allocations no live job owns.
+func (d *Dispatcher) reconcile(ctx context.Context) {
+	for id, e := range d.recs {
+		r := e.r
+		if r.Status.Terminal() {
+			continue
+		}
+		if r.Backend != "" && r.Backend != BackendNative {
+			if d.mirrors[id] == nil {
+				d.startMirror(ctx, id)
+			}
+			continue
+		}
+		if r.Status != jobs.StatusRunning {
+			continue
+		}
+		lost := ""
+		missing := false
+		for i, t := range r.Tasks {
+			if t.State.Done() {
+				continue
+			}
+			if d.live[t.Worker] == nil {
+				lost = t.Worker
+				break
+			}
+			as := assignment(r, i)
+			ae := d.allocs[t.Worker]
+			if ae == nil || !slices.ContainsFunc(ae.a.Tasks, func(x jobs.Assignment) bool { return x.Same(&as) }) {
+				missing = true
+			}
+		}
+		switch {
+		case lost != "":
+			d.preempt(ctx, id, fmt.Sprintf("worker %s lost (lease expired)", lost))
+		case missing:
+			if err := d.claim(ctx, r); err != nil {
+				d.preempt(ctx, id, "its placement could not be restored: "+err.Error())
+			}
+		}
+	}
+	for worker, ae := range d.allocs {
+		if d.live[worker] == nil && ae.rev != 0 && len(ae.a.Tasks) > 0 {
+			d.workerLost(ctx, worker)
+			continue
+		}
+		for _, t := range ae.a.Tasks {
+			re := d.recs[t.Job]
+			stale := re == nil || re.r.Status.Terminal() || re.r.Run != t.Run || re.r.Attempt != t.Attempt ||
+				t.Task >= len(re.r.Tasks) || re.r.Tasks[t.Task].Worker != worker || re.r.Tasks[t.Task].State.Done()
+			if stale && time.Since(time.UnixMilli(t.CreatedMS)) > 2*time.Second {
+				d.releaseExact(ctx, worker, &t)
+			}
+		}
+	}
+}
