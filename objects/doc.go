@@ -3,7 +3,7 @@
 // a stored object by the SHA-256 of its bytes, and Store, which puts and gets
 // objects in the JetStream object store bucket FRAY_OBJECTS.
 //
-// Values under Store.InlineThreshold (256 KiB by default) travel inline in
+// Values up to Store.InlineThreshold (256 KiB by default) travel inline in
 // task and result records; larger ones are Put and travel as a Ref:
 //
 //	st, err := objects.New(ctx, js, objects.Options{})

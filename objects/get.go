@@ -13,8 +13,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// GetBytes reads the whole object ref names and verifies its digest.
+// GetBytes reads the whole object ref names and verifies its digest. An
+// object over Options.MaxValueSize is refused with ErrTooLarge (stream it
+// with GetReader instead).
 func (s *Store) GetBytes(ctx context.Context, ref Ref) ([]byte, error) {
+	if s.max > 0 && ref.Size > s.max {
+		return nil, s.tooLarge(ref.Size)
+	}
 	rc, err := s.GetReader(ctx, ref)
 	if err != nil {
 		return nil, err
@@ -42,7 +47,7 @@ func (s *Store) GetReader(ctx context.Context, ref Ref) (io.ReadCloser, error) {
 		return nil, err
 	}
 	want, _ := parseDigest(ref.Digest)
-	cur, err := s.lookup(ctx, ref.Digest)
+	cur, err := s.lookup(ctx, ref.Digest, readFresh)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +172,7 @@ type directSource struct {
 }
 
 func (d *directSource) next(ctx context.Context) ([]byte, uint64, error) {
-	m, err := d.s.stream.GetMsg(ctx, d.seq+1, jetstream.WithGetMsgSubject(d.subj))
+	m, err := d.s.getNext(ctx, d.seq+1, d.subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, 0, fmt.Errorf("%w: %s (expired)", ErrNotFound, d.ref)
 	}

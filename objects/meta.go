@@ -20,8 +20,8 @@ type current struct {
 }
 
 // lookup reads the metadata stored under name.
-func (s *Store) lookup(ctx context.Context, name string) (current, error) {
-	m, err := s.stream.GetLastMsgForSubject(ctx, metaSubject(s.bucket, name))
+func (s *Store) lookup(ctx context.Context, name string, mode readMode) (current, error) {
+	m, err := s.getLast(ctx, metaSubject(s.bucket, name), mode)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return current{}, nil
 	}
@@ -107,7 +107,7 @@ func (s *Store) Delete(ctx context.Context, ref Ref) error {
 		return err
 	}
 	for range casAttempts {
-		cur, err := s.lookup(ctx, ref.Digest)
+		cur, err := s.lookup(ctx, ref.Digest, readLeader)
 		if err != nil {
 			return err
 		}

@@ -21,12 +21,16 @@ func (s *Store) PutBytes(ctx context.Context, b []byte) (Ref, error) {
 		return Ref{}, s.tooLarge(int64(len(b)))
 	}
 	sum := sha256.Sum256(b)
-	cur, err := s.lookup(ctx, formatDigest(sum[:]))
+	cur, err := s.lookup(ctx, formatDigest(sum[:]), readFast)
 	if err != nil {
 		return Ref{}, err
 	}
-	if ok, err := s.reusable(ctx, cur, sum[:], int64(len(b))); err != nil || ok {
-		return s.ref(sum[:], int64(len(b))), err
+	ok, err := s.reusable(ctx, cur, sum[:], int64(len(b)))
+	if err != nil {
+		return Ref{}, err
+	}
+	if ok {
+		return s.ref(sum[:], int64(len(b))), nil
 	}
 	up, err := s.upload(ctx, bytes.NewReader(b))
 	if err != nil {
@@ -35,11 +39,14 @@ func (s *Store) PutBytes(ctx context.Context, b []byte) (Ref, error) {
 	return s.commit(ctx, up)
 }
 
-// PutReader streams r into the store and returns its ref. It holds at most
-// Options.WindowBytes of r in memory. The digest is known only at the end:
+// PutReader streams r into the store and returns its ref. It holds one
+// chunk of r in memory and has at most Options.WindowBytes in flight. The digest is known only at the end:
 // the chunks go up under a fresh id and the object's name is published last,
 // so a put that fails or loses a race leaves nothing behind.
 func (s *Store) PutReader(ctx context.Context, r io.Reader) (Ref, error) {
+	if r == nil {
+		return Ref{}, errors.New("objects: put: nil reader")
+	}
 	up, err := s.upload(ctx, r)
 	if err != nil {
 		return Ref{}, err
@@ -133,7 +140,7 @@ func (s *Store) commit(ctx context.Context, up upload) (Ref, error) {
 		Digest: natsDigest(up.sum),
 	}
 	for range casAttempts {
-		cur, err := s.lookup(ctx, ref.Digest)
+		cur, err := s.lookup(ctx, ref.Digest, readLeader)
 		if err != nil {
 			return Ref{}, s.abandon(ctx, up, err)
 		}
@@ -165,7 +172,7 @@ func (s *Store) commit(ctx context.Context, up upload) (Ref, error) {
 func (s *Store) abandon(ctx context.Context, up upload, cause error) error {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	cur, err := s.lookup(lctx, formatDigest(up.sum))
+	cur, err := s.lookup(lctx, formatDigest(up.sum), readLeader)
 	if err == nil && cur.info != nil && cur.info.NUID == up.nuid {
 		return cause // the object is stored; the caller's error stands
 	}

@@ -11,8 +11,9 @@ import (
 )
 
 const (
-	// DefaultInlineThreshold is the size below which values travel inline in
-	// task and result records instead of through the object store.
+	// DefaultInlineThreshold is the largest encoded value that travels
+	// inline in task and result records; larger ones go through the object
+	// store.
 	DefaultInlineThreshold = 256 << 10
 	// DefaultChunkSize is the size of the messages an object is cut into.
 	DefaultChunkSize = 256 << 10
@@ -25,8 +26,9 @@ const (
 type Options struct {
 	// Bucket is the object store bucket. Defaults to broker.BucketObjects.
 	Bucket string
-	// InlineThreshold is the size in bytes below which callers carry values
-	// inline in their records rather than Put them. Defaults to 256 KiB.
+	// InlineThreshold is the largest encoded value, in bytes, that callers
+	// carry inline in their records; larger ones they Put. Defaults to
+	// 256 KiB.
 	InlineThreshold int
 	// MaxValueSize refuses puts of larger values with ErrTooLarge. Defaults
 	// to 0: unlimited.
@@ -46,12 +48,15 @@ type Store struct {
 	js     jetstream.JetStream // API calls and synchronous publishes
 	pub    jetstream.JetStream // asynchronous chunk publishes, own ack timeout
 	stream jetstream.Stream
-	bucket string
-	ttl    time.Duration
-	inline int
-	max    int64
-	chunk  int
-	window int // chunks
+	// apiPrefix and replicas serve reads through the stream leader.
+	apiPrefix string
+	replicas  int
+	bucket    string
+	ttl       time.Duration
+	inline    int
+	max       int64
+	chunk     int
+	window    int // chunks
 }
 
 var (
@@ -68,7 +73,9 @@ var (
 const chunkAckTimeout = 30 * time.Second
 
 // New binds to the provisioned object store bucket (broker.Provision
-// creates it) and validates o.
+// creates it) and validates o. A Store lives as long as js's connection (it
+// keeps one subscription for publish acknowledgements): create one per
+// connection and share it.
 func New(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error) {
 	if o.Bucket == "" {
 		o.Bucket = broker.BucketObjects
@@ -110,15 +117,17 @@ func New(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error)
 		return nil, err
 	}
 	return &Store{
-		js:     js,
-		pub:    pub,
-		stream: stream,
-		bucket: o.Bucket,
-		ttl:    stream.CachedInfo().Config.MaxAge,
-		inline: o.InlineThreshold,
-		max:    o.MaxValueSize,
-		chunk:  o.ChunkSize,
-		window: max(2, o.WindowBytes/o.ChunkSize),
+		js:        js,
+		pub:       pub,
+		stream:    stream,
+		apiPrefix: apiPrefix(js),
+		replicas:  stream.CachedInfo().Config.Replicas,
+		bucket:    o.Bucket,
+		ttl:       stream.CachedInfo().Config.MaxAge,
+		inline:    o.InlineThreshold,
+		max:       o.MaxValueSize,
+		chunk:     o.ChunkSize,
+		window:    max(2, o.WindowBytes/o.ChunkSize),
 	}, nil
 }
 
@@ -127,6 +136,9 @@ func New(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error)
 func publisher(js jetstream.JetStream) (jetstream.JetStream, error) {
 	jo := js.Options()
 	opts := []jetstream.JetStreamOpt{jetstream.WithPublishAsyncTimeout(chunkAckTimeout)}
+	if jo.DefaultTimeout > 0 {
+		opts = append(opts, jetstream.WithDefaultTimeout(jo.DefaultTimeout))
+	}
 	var (
 		pub jetstream.JetStream
 		err error
@@ -145,8 +157,8 @@ func publisher(js jetstream.JetStream) (jetstream.JetStream, error) {
 	return pub, nil
 }
 
-// InlineThreshold is the size in bytes below which values should travel
-// inline in records rather than through the store.
+// InlineThreshold is the largest encoded value, in bytes, that travels
+// inline in records; larger values go through the store.
 func (s *Store) InlineThreshold() int { return s.inline }
 
 // Bucket is the bucket this store reads and writes.

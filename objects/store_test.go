@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"reflect"
 	"slices"
 	"strings"
@@ -114,7 +114,7 @@ func TestSameBytesPutTwiceAreStoredOnce(t *testing.T) {
 }
 
 func TestPutReaderAndGetReaderStreamAMultiChunkValue(t *testing.T) {
-	e := newEnv(t, objects.Options{ChunkSize: 1024, WindowBytes: 4096})
+	e := newEnv(t, objects.Options{ChunkSize: 4096, WindowBytes: 16384})
 	b := pattern(1<<20+17, 3)
 	// A reader that returns short reads exercises chunk assembly.
 	ref, err := e.st.PutReader(e.ctx, io.MultiReader(bytes.NewReader(b[:7]), iotestHalfReader{bytes.NewReader(b[7:])}))
@@ -136,8 +136,8 @@ func TestPutReaderAndGetReaderStreamAMultiChunkValue(t *testing.T) {
 	if !bytes.Equal(got, b) {
 		t.Fatal("streamed bytes differ")
 	}
-	if infos := e.liveObjects(t); len(infos) != 1 || infos[0].Chunks != 1025 {
-		t.Fatalf("objects %v, want one of 1025 chunks", infos)
+	if infos := e.liveObjects(t); len(infos) != 1 || infos[0].Chunks != 257 {
+		t.Fatalf("objects %v, want one of 257 chunks", infos)
 	}
 }
 
@@ -226,6 +226,18 @@ func TestValueOverMaxValueSizeIsErrTooLargeAndLeavesNothing(t *testing.T) {
 	}
 	if _, err := e.st.PutBytes(e.ctx, b[:5000]); err != nil {
 		t.Fatalf("a value at the limit: %v", err)
+	}
+	// A store with a lower limit refuses to load the object whole.
+	small, err := objects.New(e.ctx, e.js, objects.Options{MaxValueSize: 4000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := e.st.PutBytes(e.ctx, b[:4500])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := small.GetBytes(e.ctx, ref); !errors.Is(err, objects.ErrTooLarge) {
+		t.Fatalf("GetBytes over the limit: %v, want ErrTooLarge", err)
 	}
 }
 

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Rebuilds README.md and PROTOCOL.md from their sections in docs/.
+# Run after editing a section: sh docs/assemble.sh
+set -eu
+cd "$(dirname "$0")/.."
+{
+  for f in 00-core objects actors jobs backends 99-reference; do
+    cat "docs/readme/$f.md"; echo
+  done
+} > README.md
+{
+  for f in 00-overview objects tasks actors jobs backends; do
+    cat "docs/protocol/$f.md"; echo
+  done
+} > PROTOCOL.md
