@@ -69,14 +69,18 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 		}
 	}
 	if r.ExternalID == "" {
-		ext, err := b.Submit(ctx, id, &r.Request)
+		// A stop cancels ctx; the submission and the record of its id must
+		// still complete, or the backend's job is orphaned (never stopped).
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		ext, err := b.Submit(sctx, id, &r.Request)
 		if err != nil {
 			if ctx.Err() == nil {
 				fail(fmt.Sprintf("submit to %s: %v", b.Name(), err))
 			}
 			return
 		}
-		r, _, err = d.store.Update(ctx, id, func(r *jobs.Record) error {
+		r, _, err = d.store.Update(sctx, id, func(r *jobs.Record) error {
 			r.ExternalID = ext
 			if !r.Status.Terminal() {
 				r.PendingReason = "submitted to " + b.Name() + " as " + ext

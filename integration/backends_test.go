@@ -375,7 +375,7 @@ func TestScenariosRunAlikeOnEveryBackend(t *testing.T) {
 		t.Run(cb.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := frayt.Context(t, 10*time.Minute)
-			c, err := fray.Connect(ctx, cb.spec(t), fray.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))))
+			c, err := fray.Connect(ctx, cb.spec(t), fray.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 			if err != nil {
 				t.Fatalf("Connect: %v", err)
 			}
@@ -430,6 +430,9 @@ func TestScenariosRunAlikeOnEveryBackend(t *testing.T) {
 				deadline := time.Now().Add(time.Minute)
 				for len(backends.ProcessesWithArg(dur)) > 0 {
 					if time.Now().After(deadline) {
+						if r, err := h.Info(ctx); err == nil {
+							rec = r
+						}
 						t.Fatalf("sleep %s still runs a minute after the job was STOPPED: %v\nfray: %+v\nbackend: %s",
 							dur, backends.ProcessesWithArg(dur), rec, cb.describe(t, rec))
 					}
@@ -475,19 +478,39 @@ func TestScenariosRunAlikeOnEveryBackend(t *testing.T) {
 	}
 }
 
-// TestCLISubmitWaitRunsOnRayAndPrintsTheLogs runs
+// TestCLISubmitWaitRunsOnRayOrIrisAndPrintsTheLogs runs
 // `FRAY_CLUSTER_SPEC=ray?address=… fray submit --wait --cpu 2 --env K=V -- CMD`
-// from a laptop's point of view: no broker, just a Ray head.
-func TestCLISubmitWaitRunsOnRayAndPrintsTheLogs(t *testing.T) {
-	addr := backends.Ray(t).Address
-	name := fmt.Sprintf("cli-%d", time.Now().UnixNano()%1e9)
-	out, errOut, code := runFray(t, []string{"FRAY_CLUSTER_SPEC=ray?address=" + addr}, 3*time.Minute,
-		"submit", "--wait", "--name", name, "--cpu", "2", "--env", "CLI_K=cli value", "--", "sh", "-c", `echo "cli-says $CLI_K"`)
-	if code != 0 || !strings.Contains(out, "cli-says cli value\n") {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+// (and the same with an iris?controller=… spec) from a laptop's point of
+// view: no broker, just the Ray head or Iris controller.
+func TestCLISubmitWaitRunsOnRayOrIrisAndPrintsTheLogs(t *testing.T) {
+	for _, cb := range clientBackends[1:] {
+		t.Run(cb.name, func(t *testing.T) {
+			t.Parallel()
+			name := fmt.Sprintf("cli-%d", time.Now().UnixNano()%1e9)
+			out, errOut, code := runFray(t, []string{"FRAY_CLUSTER_SPEC=" + cb.spec(t)}, 3*time.Minute,
+				"submit", "--wait", "--name", name, "--cpu", "2", "--env", "CLI_K=cli value", "--", "sh", "-c", `echo "cli-says $CLI_K"`)
+			if code != 0 || !strings.Contains(out, "cli-says cli value\n") {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+			}
+			// The job ran on the backend with the requested CPUs.
+			rec := &jobs.Record{ExternalID: cliExternalID(t, cb.name, name)}
+			if cpu := cb.requested(t, rec); cpu != 2 {
+				t.Errorf("%s recorded %v CPUs for the job, want 2", cb.name, cpu)
+			}
+		})
 	}
-	// The job ran on Ray with the requested CPUs.
-	b, err := frayray.New(frayray.Options{Address: addr})
+}
+
+// cliExternalID finds the backend's id of the fray job named name.
+func cliExternalID(t *testing.T, kind, name string) string {
+	t.Helper()
+	var b dispatcher.Backend
+	var err error
+	if kind == "ray" {
+		b, err = frayray.New(frayray.Options{Address: backends.Ray(t).Address})
+	} else {
+		b, err = frayiris.New(frayiris.Options{Controller: backends.Iris(t).Address})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,11 +520,9 @@ func TestCLISubmitWaitRunsOnRayAndPrintsTheLogs(t *testing.T) {
 	}
 	for _, j := range list {
 		if strings.HasSuffix(j.JobID, "/"+name) {
-			if cpu := raySupervisorResources(t, addr, j.ExternalID)["CPU"]; cpu != 2 {
-				t.Errorf("Ray recorded %v CPUs for the entrypoint, want 2", cpu)
-			}
-			return
+			return j.ExternalID
 		}
 	}
-	t.Errorf("job %s not found on Ray among %d jobs", name, len(list))
+	t.Fatalf("job %s not found on %s among %d jobs", name, kind, len(list))
+	return ""
 }

@@ -16,7 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/dispatcher"
 	"github.com/frayhq/fray/internal/cluster"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -39,7 +41,15 @@ type flags struct {
 	syncEvery, resultTTL, objectTTL                                               time.Duration
 	queueMaxBytes                                                                 int64
 	noSupervisor, noDispatcher                                                    bool
+	backends                                                                      multi
+	rayAddress, rayNamespace, irisController, irisUser, backendToken              string
 }
+
+// multi is a repeatable flag.
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
 func parseFlags(args []string) (*flags, error) {
 	f := &flags{}
@@ -67,6 +77,12 @@ func parseFlags(args []string) (*flags, error) {
 	fs.BoolVar(&f.noSupervisor, "no-supervisor", false, "do not run the actor supervisor here")
 	fs.BoolVar(&f.noDispatcher, "no-dispatcher", false, "do not run the job dispatcher here")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.Var(&f.backends, "backend", "job backend the dispatcher may use: native, ray, iris, or NAME=SPEC with a ray?/iris? spec (repeatable; the first is the default for jobs that name none via TargetCluster)")
+	fs.StringVar(&f.rayAddress, "ray-address", "", "Ray dashboard URL for --backend ray, e.g. http://head:8265")
+	fs.StringVar(&f.rayNamespace, "ray-namespace", "", "scope for fray's jobs on a shared Ray cluster (--backend ray)")
+	fs.StringVar(&f.irisController, "iris-controller", "", "Iris controller URL for --backend iris, e.g. http://host:10000")
+	fs.StringVar(&f.irisUser, "iris-user", "", "user Iris jobs are launched as (--backend iris; default: the namespace)")
+	fs.StringVar(&f.backendToken, "backend-token", "", "bearer token for Ray dashboards or Iris controllers behind an authenticating proxy")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -89,6 +105,10 @@ func runMain(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	backends, defaultBackend, err := f.jobBackends()
+	if err != nil {
+		return err
+	}
 	url := f.natsURL
 	var srv *broker.Server
 	if url == "" {
@@ -120,7 +140,9 @@ func runMain(args []string) error {
 	if err := provision(ctx, nc, js, po); err != nil {
 		return err
 	}
-	services, err := cluster.Services(nc, js, cluster.ServiceOptions{NoSupervisor: f.noSupervisor, NoDispatcher: f.noDispatcher, Logger: log})
+	so := cluster.ServiceOptions{NoSupervisor: f.noSupervisor, NoDispatcher: f.noDispatcher, Logger: log}
+	so.Backends, so.DefaultBackend = backends, defaultBackend
+	services, err := cluster.Services(nc, js, so)
 	if err != nil {
 		return err
 	}
@@ -162,4 +184,53 @@ func provision(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, po br
 		case <-time.After(time.Second): // JetStream may still be electing a leader
 		}
 	}
+}
+
+// jobBackends builds the external backends named by --backend; the first
+// --backend is the default ("" means native).
+func (f *flags) jobBackends() ([]dispatcher.Backend, string, error) {
+	var out []dispatcher.Backend
+	def := ""
+	for i, b := range f.backends {
+		var kind string
+		params := map[string]string{}
+		if name, spec, ok := strings.Cut(b, "="); ok {
+			sp, err := fray.ParseSpec(spec)
+			if err != nil || (sp.Kind != fray.SpecRay && sp.Kind != fray.SpecIris) {
+				return nil, "", fmt.Errorf("--backend %q: want NAME=ray?address=URL or NAME=iris?controller=URL", b)
+			}
+			kind, params = sp.Kind, sp.Params
+			params["name"] = name
+		} else {
+			kind = b
+			switch b {
+			case "native":
+				continue
+			case fray.SpecRay:
+				params["address"], params["namespace"] = f.rayAddress, f.rayNamespace
+				if f.rayAddress == "" {
+					return nil, "", fmt.Errorf("--backend ray needs --ray-address http://head:8265")
+				}
+			case fray.SpecIris:
+				params["controller"], params["user"] = f.irisController, f.irisUser
+				if f.irisController == "" {
+					return nil, "", fmt.Errorf("--backend iris needs --iris-controller http://host:port")
+				}
+			default:
+				return nil, "", fmt.Errorf("--backend %q: want native, ray, iris or NAME=SPEC", b)
+			}
+		}
+		if f.backendToken != "" && params["token"] == "" {
+			params["token"] = f.backendToken
+		}
+		be, err := cluster.Backend(kind, params)
+		if err != nil {
+			return nil, "", fmt.Errorf("--backend %q: %w", b, err)
+		}
+		if i == 0 {
+			def = be.Name()
+		}
+		out = append(out, be)
+	}
+	return out, def, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/frayhq/fray"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -49,8 +50,16 @@ func runSubmit(ctx context.Context, args []string) error {
 	target := fs.String("target", "", "backend that runs the job, by its configured name (default: the dispatcher's default, native fray workers)")
 	noAdopt := fs.Bool("no-adopt", false, "fail if a live job of the same name exists, instead of attaching to it")
 	wait := fs.Bool("wait", false, "follow the job's logs to stdout until it ends; exit 0 only if it SUCCEEDED")
+	bf := addBackendFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	spec, backendTarget, err := bf.resolve(*natsURL)
+	if err != nil {
+		return err
+	}
+	if *target == "" {
+		*target = backendTarget
 	}
 	argv := fs.Args()
 	if len(argv) == 0 {
@@ -127,7 +136,7 @@ func runSubmit(ctx context.Context, args []string) error {
 	if *groupBy != "" {
 		req.Coscheduling = &jobs.Coscheduling{GroupBy: *groupBy}
 	}
-	c, err := connect(ctx, *natsURL)
+	c, err := connect(ctx, spec)
 	if err != nil {
 		return err
 	}
@@ -143,6 +152,13 @@ func runSubmit(ctx context.Context, args []string) error {
 		return err
 	}
 	if !*wait {
+		if sp, _ := fray.ParseSpec(spec); (sp.Kind == fray.SpecRay || sp.Kind == fray.SpecIris) && len(sp.URLs) == 0 {
+			// The dispatcher driving the backend lives in this process:
+			// stay until the backend has the job, or it would never get it.
+			if err := awaitHandOff(ctx, h); err != nil {
+				return err
+			}
+		}
 		fmt.Println(h.ID())
 		return nil
 	}
@@ -257,4 +273,29 @@ func parseConstraint(s string) (jobs.Constraint, error) {
 		return jobs.Constraint{}, errors.New("--constraint is empty")
 	}
 	return jobs.Constraint{Key: s, Op: jobs.OpEXISTS}, nil
+}
+
+// awaitHandOff waits until an external backend has accepted the job (its
+// record carries the backend's id) or the job has ended.
+func awaitHandOff(ctx context.Context, h *jobs.Handle) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		r, err := h.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if r.Status == jobs.StatusFailed {
+			return fmt.Errorf("job %s FAILED: %s", r.ID, r.Error)
+		}
+		if r.ExternalID != "" || r.Status.Terminal() {
+			fmt.Fprintf(os.Stderr, "fray submit: %s runs on %s as %s\n", r.ID, r.Backend, r.ExternalID)
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("job %s: the backend did not accept it within 2m (%s)", r.ID, r.PendingReason)
+		case <-time.After(100 * time.Millisecond): // poll the job record
+		}
+	}
 }

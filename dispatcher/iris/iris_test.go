@@ -3,6 +3,7 @@ package iris
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -185,6 +186,41 @@ func TestUnavailableIsRetriedThenSucceeds(t *testing.T) {
 	id, err := b.Submit(ctx(t), "/ns/train", argvJob("true"))
 	if err != nil || id != "/alice/ns.train" {
 		t.Fatalf("Submit = %q, %v", id, err)
+	}
+}
+
+func TestAResetConnectionIsRetried(t *testing.T) {
+	fc := &fakeController{jobs: map[string]*jobpb.JobStatus{"/alice/x": {JobId: "/alice/x", State: jobpb.JobState_JOB_STATE_RUNNING}}}
+	path, h := clusterpbconnect.NewControllerServiceHandler(fc)
+	var resets atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if resets.Add(1) == 1 {
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_ = conn.(*net.TCPConn).SetLinger(0) // close with RST
+			conn.Close()
+			return
+		}
+		if !strings.HasPrefix(r.URL.Path, path) {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	b, err := New(Options{Controller: srv.URL, User: "alice", Retry: fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.Status(ctx(t), "/alice/x")
+	if err != nil || st.State != jobs.StatusRunning {
+		t.Fatalf("Status = %+v, %v; want RUNNING after a retry", st, err)
+	}
+	if n := resets.Load(); n != 2 {
+		t.Errorf("%d requests, want 2", n)
 	}
 }
 
@@ -431,5 +467,19 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		if _, err := New(o); err == nil {
 			t.Errorf("New(%+v) accepted", o)
 		}
+	}
+}
+
+func TestARefusedConnectionGivesUpAfterTheRetryBudget(t *testing.T) {
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	b, err := New(Options{Controller: "http://" + addr, Retry: fastRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Status(ctx(t), "/fray/x")
+	if err == nil || !strings.Contains(err.Error(), "gave up after 4 attempts") {
+		t.Fatalf("err = %v, want a connection error after 4 attempts", err)
 	}
 }

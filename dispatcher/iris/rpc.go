@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"time"
 
 	"connectrpc.com/connect"
@@ -28,10 +31,20 @@ func (e *RPCError) Is(target error) bool {
 	return target == ErrNotFound && e.Code == connect.CodeNotFound
 }
 
-// retryable codes: the server or the connection was unavailable (connect-go
-// reports refused and reset connections and HTTP 502/503/504 this way).
-func retryable(code connect.Code) bool {
-	return code == connect.CodeUnavailable || code == connect.CodeAborted
+// retryable reports whether a failed call may succeed if repeated: the
+// server was unavailable (connect-go's code for refused connections and HTTP
+// 502/503/504) or aborted, or the connection broke (connect-go reports a
+// reset connection as canceled even though the caller's context is live).
+func retryable(err error) bool {
+	switch connect.CodeOf(err) {
+	case connect.CodeUnavailable, connect.CodeAborted:
+		return true
+	case connect.CodeCanceled, connect.CodeUnknown, connect.CodeInternal:
+		var ne net.Error
+		return errors.As(err, &ne) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+			errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+	}
+	return false
 }
 
 // call runs fn, retrying retryable failures with backoff, and turns the final
@@ -48,8 +61,8 @@ func call[T any](ctx context.Context, b *Backend, method string, fn func(context
 		}
 		code := connect.CodeOf(err)
 		rerr := &RPCError{Method: method, Code: code, Message: message(err)}
-		if !retryable(code) || attempt >= b.retry.Attempts {
-			if retryable(code) {
+		if again := retryable(err); !again || attempt >= b.retry.Attempts {
+			if again {
 				return zero, fmt.Errorf("%w (gave up after %d attempts)", rerr, attempt)
 			}
 			return zero, rerr

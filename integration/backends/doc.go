@@ -4,11 +4,12 @@
 // head and an Iris local cluster on loopback, and stops them after, leaving no
 // process behind.
 //
-//	func TestMain(m *testing.M) { os.Exit(backends.Main(m)) }
+//	func TestMain(m *testing.M) { os.Exit(backends.Main(m)) } // m.Run, then stop the heads
 //
 //	func TestSomething(t *testing.T) {
-//		ray := backends.Ray(t)   // started once per test binary
-//		b, _ := fray_ray.New(fray_ray.Options{Address: ray.Address})
+//		head := backends.Ray(t) // installed and started once per test binary
+//		b, _ := ray.New(ray.Options{Address: head.Address})
+//		...
 //	}
 //
 // A head that cannot be installed or started fails the test with the reason;

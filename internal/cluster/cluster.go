@@ -102,14 +102,16 @@ func Plugins(o PluginOptions) ([]worker.Plugin, error) {
 }
 
 // Backend builds an external job backend from a cluster spec's kind
-// ("ray", "iris") and parameters.
+// ("ray", "iris") and parameters: address/namespace (ray),
+// controller/user (iris), and for both name (the backend's name for
+// ResourceConfig.TargetCluster; defaults to the kind) and token (sent as a
+// bearer token, for heads behind an authenticating proxy).
 func Backend(kind string, params map[string]string) (dispatcher.Backend, error) {
 	switch kind {
-	// Wiring points: the ray and iris backends add themselves here.
 	case "ray":
-		return ray.New(ray.Options{Address: params["address"], Namespace: params["namespace"]})
+		return ray.New(ray.Options{Name: params["name"], Address: params["address"], Namespace: params["namespace"], AuthToken: params["token"]})
 	case "iris":
-		return iris.New(iris.Options{Controller: params["controller"], User: params["user"]})
+		return iris.New(iris.Options{Name: params["name"], Controller: params["controller"], User: params["user"], AuthToken: params["token"]})
 	}
-	return nil, fmt.Errorf("cluster: no %q backend in this build", kind)
+	return nil, fmt.Errorf("cluster: no %q backend in this build (want ray or iris)", kind)
 }
