@@ -22,10 +22,12 @@ var ErrBadSpec = errors.New("fray: bad cluster spec")
 const acceptedSpecs = `accepted forms:
   local (or unset)                          an in-process broker and worker
   nats://HOST:PORT[,nats://HOST2:PORT…]     a running fray cluster
-  ray?address=http://HOST:8265[&namespace=NS][&nats=URL]
+  ray?address=http://HOST:8265[&namespace=NS][&token=T][&nats=URL]
                                             jobs go to a Ray cluster (Jobs REST API)
-  iris?controller=http://HOST:PORT[&nats=URL]
-                                            jobs go to an Iris controller`
+  iris?controller=http://HOST:PORT[&user=U][&token=T][&nats=URL]
+                                            jobs go to an Iris controller
+  (nats=URL: use that fray cluster's broker instead of an in-process one;
+   token=T: bearer token for a head behind an authenticating proxy)`
 
 // Spec is a parsed FRAY_CLUSTER_SPEC.
 type Spec struct {
