@@ -33,7 +33,7 @@ vet: ## go vet and a gofmt check
 
 .PHONY: lint
 lint: vet ## vet, gofmt and staticcheck (fetched from the Go module proxy)
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 .PHONY: bench
 bench: ## fray bench tasks (with the bare-JetStream baseline) and objects

@@ -77,6 +77,3 @@ func (e *RemoteError) Is(target error) bool {
 	}
 	return false
 }
-
-// failError is what Fail stores in an instance.
-type failError struct{ err error }

@@ -22,7 +22,6 @@ type fakeBackend struct {
 	jobs     map[string]*fakeJob
 	submits  int
 	stops    int
-	failLogs bool
 }
 
 type fakeJob struct {
