@@ -17,11 +17,11 @@ import (
 // fakeBackend is an external backend in memory: a job runs until the test
 // finishes it, and its log grows as the test appends.
 type fakeBackend struct {
-	mu       sync.Mutex
-	name     string
-	jobs     map[string]*fakeJob
-	submits  int
-	stops    int
+	mu      sync.Mutex
+	name    string
+	jobs    map[string]*fakeJob
+	submits int
+	stops   int
 }
 
 type fakeJob struct {
