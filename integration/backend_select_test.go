@@ -42,8 +42,15 @@ func TestBrokerWithSeveralBackendsPlacesJobsByBackendFlag(t *testing.T) {
 			t.Fatalf("%s: backend %q status %q, want %q SUCCEEDED", name, rec.Backend, rec.Status, want)
 		}
 	}
+	// Without a fray cluster, --backend ray --ray-address drives the head
+	// from an in-process broker and dispatcher.
+	out, errOut, code := runFray(t, []string{"FRAY_CLUSTER_SPEC="}, 3*time.Minute, "submit", "--wait", "--backend", "ray",
+		"--ray-address", ray.Address, "--ray-namespace", "select", "--", "sh", "-c", "echo via-flags")
+	if code != 0 || !strings.Contains(out, "via-flags\n") {
+		t.Fatalf("--backend ray --ray-address: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
 	// A backend the broker was not configured with is a clear error.
-	_, errOut, code := runFray(t, env, time.Minute, "submit", "--backend", "iris", "--", "true")
+	_, errOut, code = runFray(t, env, time.Minute, "submit", "--backend", "iris", "--", "true")
 	if code == 0 || !strings.Contains(errOut, "iris") {
 		t.Fatalf("unconfigured backend: exit %d, stderr %q", code, errOut)
 	}
