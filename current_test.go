@@ -16,6 +16,8 @@ func TestCurrentConnectsOnceFromTheEnvironment(t *testing.T) {
 	}
 	defer local.Close()
 	t.Setenv(fray.EnvClusterSpec, local.URL())
+	fray.ResetCurrent()
+	t.Cleanup(fray.ResetCurrent)
 	c1, err := fray.Current()
 	if err != nil {
 		t.Fatal(err)

@@ -71,12 +71,19 @@ func TestThreeNodeClusterKeepsDataWhenANodeDies(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Kill the node the client is on; the data is on the other two.
+	// Kill the node the client is on; the data is on the other two. Pick it
+	// before shutting it down: the client reconnects at once, and comparing
+	// against its new server would kill a second node and lose the quorum.
+	var victim *broker.Server
 	for _, n := range nodes {
 		if n.ClientURL() == nc.ConnectedUrl() {
-			n.Shutdown()
+			victim = n
 		}
 	}
+	if victim == nil {
+		t.Fatalf("client on %s, not on any node", nc.ConnectedUrl())
+	}
+	victim.Shutdown()
 	frayt.Eventually(t, 60*time.Second, "the surviving nodes serve all 100 tasks", func() bool {
 		ictx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()

@@ -47,6 +47,22 @@ func AcquireLease(ctx context.Context, js jetstream.JetStream, bucket, key strin
 	return &Lease{js: js, kv: kv, bucket: bucket, key: key, ttl: ttl, rev: rev}, nil
 }
 
+// ResumeLease continues a lease this process holds at revision rev but lost
+// track of: a renewal the broker stored whose acknowledgement never arrived
+// leaves the key at a revision the Lease does not know, so the next Renew
+// fails with ErrLeaseLost although nobody else wrote it. The caller must have
+// checked that the value at rev is its own.
+func ResumeLease(ctx context.Context, js jetstream.JetStream, bucket, key string, rev uint64, ttl time.Duration) (*Lease, error) {
+	if ttl < time.Second {
+		return nil, fmt.Errorf("%w: lease TTL %s under 1s", ErrBadOptions, ttl)
+	}
+	kv, err := js.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("broker: bucket %s: %w", bucket, err)
+	}
+	return &Lease{js: js, kv: kv, bucket: bucket, key: key, ttl: ttl, rev: rev}, nil
+}
+
 // Key is the leased key.
 func (l *Lease) Key() string { return l.key }
 

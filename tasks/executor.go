@@ -28,7 +28,7 @@ type ExecutorOptions struct {
 	// Concurrency is the number of task slots. Defaults to GOMAXPROCS.
 	Concurrency int
 	// AckWait is the task lease: a task whose worker stops heartbeating for
-	// this long is redelivered. Running tasks heartbeat every AckWait/3.
+	// this long is redelivered. Running tasks heartbeat every AckWait/4.
 	// Defaults to 30 s.
 	AckWait time.Duration
 	// DrainTimeout is how long a stopping executor lets running tasks
@@ -63,10 +63,13 @@ type Executor struct {
 	cmu       sync.RWMutex
 	cancelled map[string]struct{}
 	retries   sync.WaitGroup
+	rmu       sync.Mutex // guards rclosed against retries.Add racing Wait
+	rclosed   bool
 
-	work   chan *nats.Msg
-	pub    *asyncPublisher
-	served atomic.Int64
+	work     chan *nats.Msg
+	pub      *asyncPublisher
+	served   atomic.Int64
+	draining atomic.Bool // set when Run's ctx ends: no task starts after it
 }
 
 type runningTask struct {
@@ -156,21 +159,33 @@ func (e *Executor) Run(ctx context.Context) error {
 	e.pull = newPuller(e.nc, broker.StreamTasks, ConsumerName(e.o.Pool), e.o.Concurrency)
 	e.work = make(chan *nats.Msg, 2*e.o.Concurrency)
 	if e.pub, err = newAsyncPublisher(e.nc, 4096, 10*time.Second); err != nil {
+		stopBG()
+		<-cancelsDone
+		<-e.view.Done()
 		return fmt.Errorf("tasks: %w", err)
 	}
-	var draining atomic.Bool
 	sub, err := e.nc.Subscribe(e.pull.inbox+".*", func(m *nats.Msg) {
-		if !e.pull.onMsg(m) {
+		switch e.pull.onMsg(m) {
+		case pulledStatus:
+			return
+		case pulledExtra:
+			m.Nak() // every slot is taken: hand it back rather than hold it
 			return
 		}
-		if draining.Load() {
+		if e.draining.Load() {
 			m.Nak()
 			e.pull.release()
 			return
 		}
+		// Never blocks: the puller holds at most one message per slot, and
+		// the channel has room for two per slot.
 		e.work <- m
 	})
 	if err != nil {
+		e.pub.close()
+		stopBG()
+		<-cancelsDone
+		<-e.view.Done()
 		return fmt.Errorf("tasks: subscribe: %w", err)
 	}
 	sub.SetPendingLimits(-1, -1)
@@ -199,15 +214,19 @@ func (e *Executor) Run(ctx context.Context) error {
 	e.pull.start()
 	<-ctx.Done()
 
-	// Drain.
+	// Drain. A message received before draining is set is held (counted by
+	// the puller) until its slot releases it, so waiting until none is held
+	// also waits for tasks about to start; those see draining and hand
+	// their message back instead of starting, and the callback never sends
+	// on e.work after it is closed.
+	e.draining.Store(true)
 	e.pull.drain()
-	draining.Store(true)
 	deadline := time.NewTimer(e.o.DrainTimeout)
 	defer deadline.Stop()
 	poll := time.NewTicker(20 * time.Millisecond)
 	defer poll.Stop()
 wait:
-	for e.Running() > 0 {
+	for e.pull.held() > 0 {
 		select {
 		case <-deadline.C:
 			e.log.Warn("drain timeout: cancelling running tasks and handing them back", "running", e.Running())
@@ -221,6 +240,9 @@ wait:
 	slotsWG.Wait()
 	e.pub.waitIdle(10 * time.Second)
 	e.pub.close()
+	e.rmu.Lock()
+	e.rclosed = true
+	e.rmu.Unlock()
 	e.retries.Wait()
 	stopTicks()
 	<-tickerDone
@@ -243,7 +265,9 @@ func (e *Executor) ticks(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			e.pull.tick(now)
+			if failed := e.pull.tick(now); failed != "" {
+				e.log.Warn("pull request refused; asking again", "consumer", ConsumerName(e.o.Pool), "status", failed)
+			}
 			if now.Sub(lastBeat) < every {
 				continue
 			}
@@ -354,6 +378,10 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	// From here the task holds its slot: it heartbeats and can be cancelled.
 	e.slots[slot].Store(&runningTask{id: t.ID, msg: m, started: time.Now(), cancel: cancel})
 	defer e.slots[slot].Store(nil)
+	if e.draining.Load() {
+		m.Nak() // not started before the drain: another worker runs it now
+		return
+	}
 	arg := t.Arg
 	if t.ArgRef != nil {
 		if e.o.Objects == nil {
@@ -491,7 +519,14 @@ func (e *Executor) completed(m *nats.Msg, subj string, data []byte, id string, e
 	case errors.Is(err, ErrClosed):
 		m.Nak() // shutting down: whoever runs it next finds the result if it was stored
 	default:
+		e.rmu.Lock()
+		if e.rclosed { // a late PubAck after shutdown: hand the task back
+			e.rmu.Unlock()
+			m.Nak()
+			return
+		}
 		e.retries.Add(1)
+		e.rmu.Unlock()
 		go func() {
 			defer e.retries.Done()
 			e.retryResult(completion{msg: m, subject: subj, data: data, id: id}, err)

@@ -20,7 +20,8 @@ type Future struct {
 	// foreign futures were not submitted by p: Done subscribes to the
 	// result subject and looks the result up.
 	foreign   bool
-	submitted time.Time
+	submitted time.Time // submit time; for a foreign future, when its watch began
+	rechecked bool      // foreign: looked up again after the first lookup (guarded by p.mu)
 
 	once  sync.Once
 	done  chan struct{}

@@ -50,14 +50,18 @@ type Producer struct {
 	results jetstream.Stream
 	cancels jetstream.KeyValue
 
-	mu        sync.Mutex
-	pending   map[string]*Future
-	foreign   map[string]*nats.Subscription
+	mu      sync.Mutex
+	pending map[string]*Future
+	// foreign holds the futures watched by subject (Future by id), with
+	// their subscriptions, until they resolve or the producer closes.
+	foreign   map[*Future]*nats.Subscription
 	closed    bool
 	sub       *nats.Subscription
 	pub       *asyncPublisher
+	ctx       context.Context // ends with Close
 	stop      context.CancelFunc
 	sweepDone chan struct{}
+	watchers  sync.WaitGroup // foreign futures' lookups
 }
 
 // NewProducer subscribes to the producer's results and starts watching the
@@ -79,7 +83,7 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 		o.Logger = slog.Default()
 	}
 	p := &Producer{nc: nc, owner: o.Owner, store: o.Objects, maxSize: o.MaxValueSize, log: o.Logger,
-		pending: map[string]*Future{}, foreign: map[string]*nats.Subscription{}, inline: objects.DefaultInlineThreshold}
+		pending: map[string]*Future{}, foreign: map[*Future]*nats.Subscription{}, inline: objects.DefaultInlineThreshold}
 	if o.Objects != nil {
 		p.inline = o.Objects.InlineThreshold()
 	}
@@ -92,9 +96,11 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 		return nil, fmt.Errorf("tasks: %w", err)
 	}
 	if p.results, err = js.Stream(ctx, broker.StreamResults); err != nil {
+		p.pub.close()
 		return nil, fmt.Errorf("tasks: results stream: %w (is the cluster provisioned?)", err)
 	}
 	if p.cancels, err = js.KeyValue(ctx, broker.BucketCancels); err != nil {
+		p.pub.close()
 		return nil, fmt.Errorf("tasks: cancel bucket: %w", err)
 	}
 	if p.sub, err = nc.Subscribe(ResultSubject(p.owner, "*"), p.onResult); err != nil {
@@ -103,7 +109,7 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 	}
 	p.sub.SetPendingLimits(-1, -1)
 	wctx, stop := context.WithCancel(context.Background())
-	p.stop = stop
+	p.ctx, p.stop = wctx, stop
 	if p.view, err = WatchWorkers(wctx, js); err != nil {
 		stop()
 		p.sub.Unsubscribe()
@@ -121,10 +127,14 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 	return p, nil
 }
 
-// sweep recovers results the live subscription missed: after a reconnect
+// sweep recovers results the live subscriptions missed: after a reconnect
 // (results published while disconnected never reach a core subscriber)
-// every pending future is looked up in the stream, and futures pending
-// longer than sweepAge are looked up every sweepEvery as a safety net.
+// every pending and foreign future is looked up in the stream, and futures
+// pending longer than sweepAge are looked up every sweepAge as a safety
+// net. A foreign future is also looked up once more sweepEvery after it
+// started watching: a result routed before its subscription existed can be
+// stored just after its first lookup (the stream stores asynchronously), and
+// would otherwise wait for the safety net.
 func (p *Producer) sweep(ctx context.Context) {
 	defer close(p.sweepDone)
 	const sweepEvery, sweepAge = 250 * time.Millisecond, 5 * time.Second
@@ -137,21 +147,36 @@ func (p *Producer) sweep(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			r := p.nc.Stats().Reconnects
-			reconnected := r != reconnects
-			if (!reconnected && now.Sub(lastFull) < sweepAge) || !p.nc.IsConnected() {
+			if !p.nc.IsConnected() {
 				continue
 			}
-			reconnects, lastFull = r, now
+			r := p.nc.Stats().Reconnects
+			reconnected := r != reconnects
+			full := reconnected || now.Sub(lastFull) >= sweepAge
+			if full {
+				reconnects, lastFull = r, now
+			}
 			p.mu.Lock()
-			var old []*Future
-			for _, f := range p.pending {
-				if reconnected || now.Sub(f.submitted) >= sweepAge {
-					old = append(old, f)
+			var due []*Future
+			if full {
+				for _, f := range p.pending {
+					if reconnected || now.Sub(f.submitted) >= sweepAge {
+						due = append(due, f)
+					}
 				}
 			}
+			for f := range p.foreign {
+				switch {
+				case reconnected || (full && now.Sub(f.submitted) >= sweepAge):
+				case !f.rechecked && now.Sub(f.submitted) >= sweepEvery:
+				default:
+					continue
+				}
+				f.rechecked = true
+				due = append(due, f)
+			}
 			p.mu.Unlock()
-			for _, f := range old {
+			for _, f := range due {
 				if ctx.Err() != nil {
 					return
 				}
@@ -159,7 +184,9 @@ func (p *Producer) sweep(ctx context.Context) {
 				res, err := p.lookup(lctx, ResultSubject(f.owner, f.id))
 				cancel()
 				if err == nil {
-					p.forget(f.id)
+					if !f.foreign {
+						p.forget(f.id)
+					}
 					f.resolve(res, nil)
 				}
 			}
@@ -184,8 +211,10 @@ func (p *Producer) Close() {
 	p.closed = true
 	pending := p.pending
 	p.pending = map[string]*Future{}
-	for _, s := range p.foreign {
+	var foreign []*Future
+	for f, s := range p.foreign {
 		s.Unsubscribe()
+		foreign = append(foreign, f)
 	}
 	p.mu.Unlock()
 	p.sub.Unsubscribe()
@@ -198,6 +227,10 @@ func (p *Producer) Close() {
 	for _, f := range pending {
 		f.resolve(nil, ErrClosed)
 	}
+	for _, f := range foreign {
+		f.resolve(nil, ErrClosed)
+	}
+	p.watchers.Wait()
 }
 
 // Submit queues a call of fn with arg and returns its future at once.
@@ -347,7 +380,9 @@ func (p *Producer) watchForeign(f *Future) {
 		f.resolve(res, err)
 	})
 	if err == nil {
-		p.foreign[f.id] = sub
+		f.submitted = time.Now()
+		p.foreign[f] = sub
+		p.watchers.Add(1)
 	}
 	p.mu.Unlock()
 	if err != nil {
@@ -355,22 +390,25 @@ func (p *Producer) watchForeign(f *Future) {
 		return
 	}
 	go func() {
+		defer p.watchers.Done()
 		defer func() {
 			p.mu.Lock()
-			delete(p.foreign, f.id)
+			delete(p.foreign, f)
 			p.mu.Unlock()
 			sub.Unsubscribe()
 		}()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
 		res, err := p.lookup(ctx, subj)
 		cancel()
 		switch {
 		case err == nil:
 			f.resolve(res, nil)
+		case p.ctx.Err() != nil:
+			f.resolve(nil, ErrClosed)
 		case !errors.Is(err, ErrNoResult):
 			f.resolve(nil, err)
 		}
-		<-f.done
+		<-f.done // by the subscription, the sweep, or Close
 	}()
 }
 

@@ -18,9 +18,15 @@ import (
 // total instead: pending = messages asked for − messages received − the
 // unfilled counts the server reports when a request ends (408/409 with
 // Nats-Pending-Messages). A request that ends without a count (409
-// Leadership Change or Consumer Deleted, which end every waiting request)
-// or a reconnect (which loses them all) starts a new epoch: pending is zeroed
-// and reports about older requests are ignored.
+// Leadership Change or Consumer Deleted, which end every waiting request, or
+// an error such as 503 No Responders) or a reconnect (after which the server
+// may or may not still hold our requests) starts a new epoch: pending is
+// zeroed and reports about older requests are ignored.
+//
+// A request from an older epoch can still deliver (a request outlives a
+// quick reconnect, since the resubscribed inbox gives it interest again),
+// so the count can be short; a message arriving when every slot is taken
+// is handed straight back (nak) instead of being held without a slot.
 type puller struct {
 	nc        *nats.Conn
 	subject   string // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
@@ -38,6 +44,7 @@ type puller struct {
 	lastSign   time.Time
 	reconnects uint64
 	draining   bool
+	failed     string // status of the last request refused without a count
 }
 
 func newPuller(nc *nats.Conn, stream, consumer string, slots int) *puller {
@@ -53,9 +60,15 @@ func newPuller(nc *nats.Conn, stream, consumer string, slots int) *puller {
 	}
 }
 
-// onMsg classifies a message on the inbox: a task (true) or a status
-// message handled here (false).
-func (p *puller) onMsg(m *nats.Msg) bool {
+// Verdicts of onMsg.
+const (
+	pulledStatus = iota // a status message, handled here
+	pulledTask          // a task message that has a slot: run it
+	pulledExtra         // a task message beyond the slots: hand it back
+)
+
+// onMsg classifies a message on the inbox.
+func (p *puller) onMsg(m *nats.Msg) int {
 	status := ""
 	if len(m.Data) == 0 && m.Header != nil {
 		status = m.Header.Get("Status")
@@ -64,22 +77,32 @@ func (p *puller) onMsg(m *nats.Msg) bool {
 	defer p.mu.Unlock()
 	p.lastSign = time.Now()
 	if status == "" {
-		p.running++
 		p.pending = max(0, p.pending-1)
-		return true
+		if p.running >= p.slots {
+			return pulledExtra
+		}
+		p.running++
+		if p.pending == 0 {
+			p.pullLocked() // every request is filled: ask for what is still free
+		}
+		return pulledTask
 	}
 	seq, err := strconv.ParseUint(m.Subject[min(len(m.Subject), len(p.inbox)+1):], 36, 64)
 	if err != nil || seq < p.epoch || status == "100" {
-		return false // a heartbeat, or about a forgotten request
+		return pulledStatus // a heartbeat, or about a forgotten request
 	}
 	if n := m.Header.Get("Nats-Pending-Messages"); n != "" {
 		unfilled, _ := strconv.Atoi(n)
 		p.pending = max(0, p.pending-unfilled)
-	} else {
-		p.newEpochLocked()
+		p.pullLocked()
+		return pulledStatus
 	}
-	p.pullLocked()
-	return false
+	// Every request may be gone. Ask again on the next tick, not now: an
+	// error that persists (no responders while the consumer is missing)
+	// would otherwise turn into a busy loop of requests.
+	p.newEpochLocked()
+	p.failed = status + " " + m.Header.Get("Description")
+	return pulledStatus
 }
 
 func (p *puller) newEpochLocked() {
@@ -95,10 +118,20 @@ func (p *puller) release() {
 	p.mu.Unlock()
 }
 
-// tick starts a new epoch after a reconnect (the server forgot our
-// requests) or after a silence longer than a request can last, and tops up.
-func (p *puller) tick(now time.Time) {
+// held is the number of messages received and not yet released.
+func (p *puller) held() int {
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.running
+}
+
+// tick starts a new epoch after a reconnect (the server may have forgotten
+// our requests) or after a silence longer than a request can last, and tops
+// up. It returns the status of a request refused since the last tick, if
+// any.
+func (p *puller) tick(now time.Time) (failed string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	if r := p.nc.Stats().Reconnects; r != p.reconnects {
 		p.reconnects = r
 		p.newEpochLocked()
@@ -106,8 +139,9 @@ func (p *puller) tick(now time.Time) {
 	if p.pending > 0 && now.Sub(p.lastSign) > p.expires+2*p.heartbeat {
 		p.newEpochLocked()
 	}
+	failed, p.failed = p.failed, ""
 	p.pullLocked()
-	p.mu.Unlock()
+	return failed
 }
 
 func (p *puller) start() {
@@ -123,14 +157,16 @@ func (p *puller) drain() {
 	p.mu.Unlock()
 }
 
-// pullLocked asks for the free slots: at once when idle, else in batches
-// of at least a quarter of the slots, so a busy worker sends few requests.
+// pullLocked asks for the free slots. While a request is still open it
+// waits until at least half the slots are free, so a busy worker sends few
+// requests; with none open it asks at once, so a free slot never idles
+// while the queue has work.
 func (p *puller) pullLocked() {
 	if p.draining {
 		return
 	}
 	free := p.slots - p.running - p.pending
-	if free <= 0 || (p.running+p.pending > 0 && free < p.batchMin) {
+	if free <= 0 || (p.pending > 0 && free < p.batchMin) {
 		return
 	}
 	p.seq++

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +18,7 @@ import (
 	"github.com/frayhq/fray/tasks"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
 )
 
 // env is a provisioned server with helpers to start executors and producers.
@@ -584,4 +587,204 @@ func ids(fs []*tasks.Future) []string {
 		out = append(out, f.TaskID())
 	}
 	return out
+}
+
+func TestAFreeSlotIsFilledWhileTheOtherSlotsRunLongTasks(t *testing.T) {
+	e := newEnv(t)
+	reg := tasks.NewRegistry()
+	gates := make([]chan struct{}, 5)
+	for i := range gates {
+		gates[i] = make(chan struct{})
+	}
+	var started atomic.Int32
+	tasks.Register(reg, "gated", func(ctx context.Context, i int) (int, error) {
+		started.Add(1)
+		select {
+		case <-gates[i]:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+		return i, nil
+	})
+	e.executor("w1", reg, func(o *tasks.ExecutorOptions) { o.Concurrency = 4; o.DrainTimeout = time.Second })
+	p := e.producer()
+	ctx := frayt.Context(t, 10*time.Second)
+	var futs []*tasks.Future
+	for i := range 4 {
+		futs = append(futs, p.Submit(ctx, "gated", i))
+	}
+	frayt.Eventually(t, 5*time.Second, "four tasks start", func() bool { return started.Load() == 4 })
+	// One finishes; three long ones keep running. The freed slot must take
+	// the next task at once, not wait for more slots to free up.
+	close(gates[0])
+	if err := futs[0].Get(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	close(gates[4])
+	if err := p.Submit(ctx, "gated", 4).Get(ctx, nil); err != nil {
+		t.Fatalf("task for the one free slot: %v", err)
+	}
+	for i := 1; i < 4; i++ {
+		close(gates[i])
+	}
+}
+
+func TestAMessageFromARequestTheWorkerForgotIsHandedBackWhenNoSlotIsFree(t *testing.T) {
+	// A pull request can outlive the worker's memory of it: after a quick
+	// reconnect the server may still hold it (the resubscribed inbox gives
+	// it interest again) while the worker has asked anew. Forge one: copy
+	// the worker's request, reply subject and all.
+	e := newEnv(t)
+	snoop, _ := frayt.Connect(t, e.url)
+	requests := make(chan *nats.Msg, 16)
+	sub, err := snoop.ChanSubscribe("$JS.API.CONSUMER.MSG.NEXT."+broker.StreamTasks+"."+tasks.ConsumerName("default"), requests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	snoop.Flush()
+	reg := tasks.NewRegistry()
+	release := make(chan struct{})
+	defer close(release)
+	var started atomic.Int32
+	tasks.Register(reg, "hold", func(ctx context.Context, _ int) (int, error) {
+		started.Add(1)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return 0, nil
+	})
+	e.executor("w1", reg, func(o *tasks.ExecutorOptions) { o.Concurrency = 2; o.DrainTimeout = time.Second })
+	ctx := frayt.Context(t, 20*time.Second)
+	var req *nats.Msg
+	select {
+	case req = <-requests:
+	case <-ctx.Done():
+		t.Fatal("the worker sent no pull request")
+	}
+	if err := snoop.PublishRequest(req.Subject, req.Reply[:strings.LastIndexByte(req.Reply, '.')]+".zz", req.Data); err != nil {
+		t.Fatal(err)
+	}
+	snoop.Flush()
+	p := e.producer()
+	for i := range 10 {
+		p.Submit(ctx, "hold", i)
+	}
+	frayt.Eventually(t, 5*time.Second, "two tasks start", func() bool { return started.Load() == 2 })
+	// The two messages beyond w1's slots must not wait in w1 for a slot (or
+	// for AckWait): a second worker gets them with the rest at once.
+	e.executor("w2", reg, func(o *tasks.ExecutorOptions) { o.Concurrency = 8; o.DrainTimeout = time.Second })
+	frayt.Eventually(t, 5*time.Second, "the other eight tasks start on w2", func() bool { return started.Load() == 10 })
+}
+
+func TestForeignFutureResolvesWithErrClosedWhenItsProducerCloses(t *testing.T) {
+	e := newEnv(t)
+	nc, js := frayt.Connect(t, e.url)
+	p, err := tasks.NewProducer(frayt.Context(t, 10*time.Second), nc, tasks.ProducerOptions{Objects: e.store(js, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := p.Future(tasks.FutureID("someoneelse", "never-submitted"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Done() // starts watching for the result
+	p.Close()
+	ctx := frayt.Context(t, 5*time.Second)
+	if err := f.Get(ctx, nil); !errors.Is(err, tasks.ErrClosed) {
+		t.Fatalf("foreign future after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestNewProducerOnAnUnprovisionedServerFailsWithoutLeaks(t *testing.T) {
+	srv, err := broker.Start(context.Background(), broker.Options{StoreDir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, js := frayt.Connect(t, srv.ClientURL())
+	js.AccountInfo(frayt.Context(t, 5*time.Second)) // the connection's own request mux starts here
+	before := goleak.IgnoreCurrent()
+	_, err = tasks.NewProducer(frayt.Context(t, 5*time.Second), nc, tasks.ProducerOptions{})
+	if err == nil || !strings.Contains(err.Error(), "provisioned") {
+		t.Fatalf("NewProducer on an unprovisioned server: %v, want an error asking whether it is provisioned", err)
+	}
+	goleak.VerifyNone(t, before)
+}
+
+// gatedDialer dials only while open.
+type gatedDialer struct{ open atomic.Bool }
+
+func (d *gatedDialer) Dial(network, address string) (net.Conn, error) {
+	if !d.open.Load() {
+		return nil, errors.New("dialing blocked by the test")
+	}
+	return net.Dial(network, address)
+}
+
+func TestForeignFutureGetsAResultStoredWhileItsProducerWasDisconnected(t *testing.T) {
+	dir, port := t.TempDir(), freePort(t)
+	start := func() *broker.Server {
+		srv, err := broker.Start(context.Background(), broker.Options{StoreDir: dir, Port: port})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(srv.Shutdown)
+		return srv
+	}
+	srv := start()
+	nc, js := frayt.Connect(t, srv.ClientURL())
+	if err := broker.Provision(frayt.Context(t, 10*time.Second), js, nc.ConnectedServerVersion(), broker.ProvisionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	dialer := &gatedDialer{}
+	dialer.open.Store(true)
+	pnc, err := nats.Connect(srv.ClientURL(), nats.SetCustomDialer(dialer), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pnc.Close)
+	p, err := tasks.NewProducer(frayt.Context(t, 10*time.Second), pnc, tasks.ProducerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	f, _ := p.Future(tasks.FutureID("elsewhere", "t1"))
+	f.Done()
+	frayt.Eventually(t, 5*time.Second, "the future's first lookup found nothing", func() bool {
+		var b strings.Builder
+		pprof.Lookup("goroutine").WriteTo(&b, 2)
+		for _, g := range strings.Split(b.String(), "\n\n") {
+			if strings.Contains(g, "watchForeign") && strings.Contains(g, "[chan receive") && !strings.Contains(g, "lookup") {
+				return true
+			}
+		}
+		return false
+	})
+	// The broker restarts; the result is stored while the producer is away.
+	dialer.open.Store(false)
+	srv.Shutdown()
+	srv = start()
+	_, js2 := frayt.Connect(t, srv.ClientURL())
+	rec, _ := objects.Marshal(tasks.Result{V: tasks.ResultVersion, ID: "t1", Value: []byte{0x18, 42}})
+	ctx := frayt.Context(t, 15*time.Second)
+	if _, err := js2.Publish(ctx, tasks.ResultSubject("elsewhere", "t1"), rec); err != nil {
+		t.Fatal(err)
+	}
+	dialer.open.Store(true)
+	var v int
+	if err := f.Get(ctx, &v); err != nil || v != 42 {
+		t.Fatalf("foreign future after the reconnect: %d, %v; want 42", v, err)
+	}
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
@@ -33,11 +34,16 @@ func (e *ExecError) Error() string {
 // stderrTail bounds how much stderr an ExecError carries.
 const stderrTail = 4096
 
+// execOutputGrace is how long an exec handler waits for its output pipes
+// to close after the command exits.
+const execOutputGrace = time.Second
+
 // ExecHandler serves a task by running command through /bin/sh: the
 // task's argument goes to its stdin as JSON, and the JSON it prints on
 // stdout is the result (empty output is a null result). A non-zero exit is
-// an *ExecError carrying the tail of stderr. Cancellation or a timeout
-// kills the command's whole process group.
+// an *ExecError carrying the tail of stderr. The command's process group
+// is killed when it exits (background children it left behind) and on
+// cancellation or a timeout.
 func ExecHandler(command string) tasks.Handler {
 	return func(ctx context.Context, raw []byte) (any, error) {
 		var arg any
@@ -56,6 +62,10 @@ func ExecHandler(command string) tasks.Handler {
 		var stdout bytes.Buffer
 		stderr := &tailBuffer{max: stderrTail}
 		cmd.Stdout, cmd.Stderr = &stdout, stderr
+		// A background child that inherits stdout or stderr would keep Wait
+		// waiting for the pipes long after the command exited; give it this
+		// long, then close them.
+		cmd.WaitDelay = execOutputGrace
 		if ti, ok := tasks.CurrentTask(ctx); ok {
 			cmd.Env = append(cmd.Environ(), "FRAY_TASK_ID="+ti.ID, "FRAY_TASK_FN="+ti.Fn, fmt.Sprintf("FRAY_TASK_ATTEMPT=%d", ti.Attempt))
 		}
@@ -66,6 +76,10 @@ func ExecHandler(command string) tasks.Handler {
 		go func() { waitErr <- cmd.Wait() }()
 		select {
 		case err = <-waitErr:
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // stragglers the shell left behind
+			if errors.Is(err, exec.ErrWaitDelay) {
+				err = nil // exited 0; only a straggler held the output open
+			}
 		case <-ctx.Done():
 			killGroup(cmd.Process.Pid, waitErr)
 			return nil, context.Cause(ctx)

@@ -211,6 +211,12 @@ func (w *Worker) keepLease(ctx context.Context, lease *broker.Lease) error {
 				break
 			}
 			if errors.Is(err, broker.ErrLeaseHeld) {
+				// The key may hold our own record: a renewal stored without
+				// its acknowledgement reaching us. Then the lease is still ours.
+				if own, rerr := w.resume(ctx); rerr == nil && own != nil {
+					lease = own
+					break
+				}
 				return fmt.Errorf("worker %s: another live worker registered the same id: %w", w.o.ID, err)
 			}
 			select {
@@ -220,6 +226,28 @@ func (w *Worker) keepLease(ctx context.Context, lease *broker.Lease) error {
 			}
 		}
 	}
+}
+
+// resume returns the lease on the worker's key when the record there is
+// this worker's own (same id, host, process and start time), else nil.
+func (w *Worker) resume(ctx context.Context) (*broker.Lease, error) {
+	kv, err := w.js.KeyValue(ctx, broker.BucketWorkers)
+	if err != nil {
+		return nil, err
+	}
+	e, err := kv.Get(ctx, w.o.ID)
+	if err != nil {
+		return nil, err
+	}
+	var got broker.WorkerInfo
+	if err := objects.Unmarshal(e.Value(), &got); err != nil {
+		return nil, err
+	}
+	self := w.Info()
+	if got.ID != self.ID || got.Host != self.Host || got.PID != self.PID || got.StartedMS != self.StartedMS {
+		return nil, nil
+	}
+	return broker.ResumeLease(ctx, w.js, broker.BucketWorkers, w.o.ID, e.Revision(), w.o.LeaseTTL)
 }
 
 // record is the registry value published on each lease renewal.

@@ -163,3 +163,59 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestWorkerKeepsItsRegistrationWhenARenewalsAckIsLost(t *testing.T) {
+	srv := frayt.Server(t)
+	_, js := frayt.Connect(t, srv.ClientURL())
+	ctx := frayt.Context(t, 20*time.Second)
+	nc, _ := frayt.Connect(t, srv.ClientURL())
+	w, err := worker.New(nc, worker.Options{ID: "w-ack", LeaseTTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(runCtx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker run: %v", err)
+		}
+	}()
+	kv, _ := js.KeyValue(ctx, broker.BucketWorkers)
+	var e jetstream.KeyValueEntry
+	frayt.Eventually(t, 5*time.Second, "worker registered", func() bool {
+		e, err = kv.Get(ctx, "w-ack")
+		return err == nil
+	})
+	// A renewal the broker stored but whose PubAck never reached the
+	// worker looks like this: the worker's own record at a revision it does
+	// not know.
+	rev, err := kv.Put(ctx, "w-ack", e.Value())
+	if err != nil {
+		t.Fatal(err)
+	}
+	frayt.Eventually(t, 5*time.Second, "the worker renews its lease again", func() bool {
+		select {
+		case err := <-done:
+			done <- err // for the deferred stop
+			t.Fatalf("worker stopped: %v", err)
+		default:
+		}
+		cur, err := kv.Get(ctx, "w-ack")
+		return err == nil && cur.Revision() > rev+1
+	})
+}
+
+func TestExecHandlerReturnsWhenTheCommandExitsThoughABackgroundChildKeepsItsOutputOpen(t *testing.T) {
+	h := worker.ExecHandler(`sleep 30 & echo 42`)
+	ctx := frayt.Context(t, 20*time.Second)
+	start := time.Now()
+	v, err := h(ctx, nil)
+	if err != nil || v != int64(42) {
+		t.Fatalf("got %v (%T), %v; want 42", v, v, err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("returned after %s: it waited for the background child", d)
+	}
+}
