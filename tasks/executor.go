@@ -132,20 +132,10 @@ func (e *Executor) Served() int64 { return e.served.Load() }
 // running tasks finish for DrainTimeout, cancels the rest and hands them
 // back (nak) so other workers take them at once.
 func (e *Executor) Run(ctx context.Context) error {
-	cons, err := e.js.CreateOrUpdateConsumer(ctx, broker.StreamTasks, jetstream.ConsumerConfig{
-		Durable:       ConsumerName(e.o.Pool),
-		Description:   "fray workers of pool " + e.o.Pool,
-		FilterSubject: TaskSubject(e.o.Pool),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       e.o.AckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: -1,
-		MaxWaiting:    4096,
-	})
+	err := e.ensureConsumer(ctx)
 	if err != nil {
-		return fmt.Errorf("tasks: consumer for pool %s: %w", e.o.Pool, err)
+		return err
 	}
-	_ = cons
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
 	if e.view, err = WatchWorkers(bg, e.js); err != nil {
@@ -253,6 +243,24 @@ wait:
 	return nil
 }
 
+// ensureConsumer creates (or updates) the pool's durable consumer.
+func (e *Executor) ensureConsumer(ctx context.Context) error {
+	_, err := e.js.CreateOrUpdateConsumer(ctx, broker.StreamTasks, jetstream.ConsumerConfig{
+		Durable:       ConsumerName(e.o.Pool),
+		Description:   "fray workers of pool " + e.o.Pool,
+		FilterSubject: TaskSubject(e.o.Pool),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       e.o.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: -1,
+		MaxWaiting:    4096,
+	})
+	if err != nil {
+		return fmt.Errorf("tasks: consumer for pool %s: %w", e.o.Pool, err)
+	}
+	return nil
+}
+
 // ticks heartbeats long-running tasks and retires dead pull requests.
 func (e *Executor) ticks(ctx context.Context) {
 	// Beat every AckWait/4 so two beats can be late before a lease lapses.
@@ -267,6 +275,13 @@ func (e *Executor) ticks(ctx context.Context) {
 		case now := <-t.C:
 			if failed := e.pull.tick(now); failed != "" {
 				e.log.Warn("pull request refused; asking again", "consumer", ConsumerName(e.o.Pool), "status", failed)
+				// The consumer may be gone (deleted by an operator, or the
+				// stream recreated): put it back.
+				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				if err := e.ensureConsumer(cctx); err != nil {
+					e.log.Warn("recreate consumer", "err", err)
+				}
+				cancel()
 			}
 			if now.Sub(lastBeat) < every {
 				continue
@@ -303,10 +318,17 @@ func (e *Executor) watchCancels(ctx context.Context) (<-chan struct{}, error) {
 				if !ok {
 					return
 				}
-				if en == nil || en.Operation() != jetstream.KeyValuePut {
+				if en == nil {
 					continue
 				}
 				id := en.Key()
+				if en.Operation() != jetstream.KeyValuePut {
+					// The cancellation expired with its result: forget it.
+					e.cmu.Lock()
+					delete(e.cancelled, id)
+					e.cmu.Unlock()
+					continue
+				}
 				e.cmu.Lock()
 				e.cancelled[id] = struct{}{}
 				e.cmu.Unlock()

@@ -22,6 +22,10 @@ type Future struct {
 	foreign   bool
 	submitted time.Time // submit time; for a foreign future, when its watch began
 	rechecked bool      // foreign: looked up again after the first lookup (guarded by p.mu)
+	// nextCheck and checkEvery pace the producer's result lookups for
+	// this future (guarded by p.mu).
+	nextCheck  time.Time
+	checkEvery time.Duration
 
 	once  sync.Once
 	done  chan struct{}

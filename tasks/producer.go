@@ -137,7 +137,7 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 // would otherwise wait for the safety net.
 func (p *Producer) sweep(ctx context.Context) {
 	defer close(p.sweepDone)
-	const sweepEvery, sweepAge = 250 * time.Millisecond, 5 * time.Second
+	const sweepEvery, sweepAge, maxCheckEvery = 250 * time.Millisecond, 5 * time.Second, time.Minute
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
 	reconnects := p.nc.Stats().Reconnects
@@ -158,22 +158,37 @@ func (p *Producer) sweep(ctx context.Context) {
 			}
 			p.mu.Lock()
 			var due []*Future
+			// A future is looked up after a reconnect, else when its own
+			// check is due: first sweepAge after submission, then at
+			// doubling intervals up to maxCheckEvery, so thousands of
+			// long-queued tasks cost few lookups.
+			isDue := func(f *Future) bool {
+				if f.nextCheck.IsZero() {
+					f.nextCheck = f.submitted.Add(sweepAge)
+				}
+				return reconnected || !now.Before(f.nextCheck)
+			}
 			if full {
 				for _, f := range p.pending {
-					if reconnected || now.Sub(f.submitted) >= sweepAge {
+					if isDue(f) {
 						due = append(due, f)
 					}
 				}
 			}
 			for f := range p.foreign {
 				switch {
-				case reconnected || (full && now.Sub(f.submitted) >= sweepAge):
+				case full && isDue(f):
+				case reconnected:
 				case !f.rechecked && now.Sub(f.submitted) >= sweepEvery:
 				default:
 					continue
 				}
 				f.rechecked = true
 				due = append(due, f)
+			}
+			for _, f := range due {
+				f.checkEvery = min(max(2*f.checkEvery, sweepAge), maxCheckEvery)
+				f.nextCheck = now.Add(f.checkEvery)
 			}
 			p.mu.Unlock()
 			for _, f := range due {
@@ -406,7 +421,9 @@ func (p *Producer) watchForeign(f *Future) {
 		case p.ctx.Err() != nil:
 			f.resolve(nil, ErrClosed)
 		case !errors.Is(err, ErrNoResult):
-			f.resolve(nil, err)
+			// A transient failure (broker restarting): the sweep looks
+			// again; the subscription still hears a result published now.
+			p.log.Warn("look up a future's result; will retry", "future", f.ID(), "err", err)
 		}
 		<-f.done // by the subscription, the sweep, or Close
 	}()

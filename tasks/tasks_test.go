@@ -788,3 +788,23 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+func TestWorkerRecreatesItsConsumerWhenItIsDeleted(t *testing.T) {
+	e := newEnv(t)
+	e.executor("w1", basicRegistry(), nil)
+	p := e.producer()
+	ctx := frayt.Context(t, 30*time.Second)
+	var sum int
+	if err := p.Submit(ctx, "add", [2]int{1, 1}).Get(ctx, &sum); err != nil {
+		t.Fatal(err)
+	}
+	_, js := frayt.Connect(t, e.url)
+	if err := js.DeleteConsumer(ctx, broker.StreamTasks, tasks.ConsumerName("default")); err != nil {
+		t.Fatal(err)
+	}
+	// Tasks submitted after the deletion still run once the worker has
+	// put its consumer back.
+	if err := p.Submit(ctx, "add", [2]int{2, 3}).Get(ctx, &sum); err != nil || sum != 5 {
+		t.Fatalf("after consumer deletion: %d %v", sum, err)
+	}
+}
