@@ -27,15 +27,44 @@ type Future struct {
 	nextCheck  time.Time
 	checkEvery time.Duration
 
-	once  sync.Once
-	done  chan struct{}
-	res   *Result
-	err   error
-	watch sync.Once
+	once sync.Once
+	done chan struct{}
+	// queued is closed when the submission's PubAck arrives (nil for
+	// futures obtained by id).
+	queued chan struct{}
+	res    *Result
+	err    error
+	watch  sync.Once
 }
 
 func newFuture(p *Producer, owner, id, fn string) *Future {
-	return &Future{p: p, owner: owner, id: id, fn: fn, done: make(chan struct{})}
+	return &Future{p: p, owner: owner, id: id, fn: fn, done: make(chan struct{}), queued: make(chan struct{})}
+}
+
+// Queued waits until the task is stored in the queue (its submission was
+// acknowledged), and returns the submission's error if it was refused (an
+// unknown function, a full queue, ...). A future obtained by id returns nil
+// at once: its task was queued by another producer.
+func (f *Future) Queued(ctx context.Context) error {
+	if f.queued == nil {
+		return nil
+	}
+	select {
+	case <-f.queued:
+		return nil
+	case <-f.done:
+		select {
+		case <-f.queued:
+			return nil
+		default:
+		}
+		if f.res == nil && f.err != nil {
+			return f.err
+		}
+		return nil // a result arrived before the acknowledgement
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // ID is the future's public id, "<owner>.<task-id>".

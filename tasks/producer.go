@@ -318,12 +318,14 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 	}
 	p.pending[f.id] = f
 	p.mu.Unlock()
-	id := f.id
+	fut := f
 	if err := p.pub.publish(msg, func(err error) {
-		if err != nil {
-			if f := p.forget(id); f != nil {
-				f.resolve(nil, mapPublishError(err))
-			}
+		if err == nil {
+			close(fut.queued)
+			return
+		}
+		if f := p.forget(fut.id); f != nil {
+			f.resolve(nil, mapPublishError(err))
 		}
 	}); err != nil {
 		p.forget(f.id)

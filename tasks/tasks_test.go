@@ -314,8 +314,16 @@ func TestFullQueueGivesErrQueueFull(t *testing.T) {
 	for i := range 5 {
 		futs = append(futs, p.Submit(ctx, "add", [2]int{i, i}))
 	}
+	for _, f := range futs[:3] {
+		if err := f.Queued(ctx); err != nil {
+			t.Fatalf("Queued of a task that fit: %v", err)
+		}
+	}
 	full := 0
 	for _, f := range futs[3:] {
+		if err := f.Queued(ctx); !errors.Is(err, tasks.ErrQueueFull) {
+			t.Fatalf("Queued past the limit: %v, want ErrQueueFull", err)
+		}
 		if err := f.Get(ctx, nil); !errors.Is(err, tasks.ErrQueueFull) {
 			t.Fatalf("submission past the limit: %v, want ErrQueueFull", err)
 		}

@@ -53,12 +53,8 @@ func runRun(ctx context.Context, args []string) error {
 	fut := c.Run(ctx, name, v, opts...)
 	if !*wait {
 		// Surface a submission error (unknown function, full queue) now.
-		select {
-		case <-fut.Done():
-			if _, err := fut.Result(ctx); err != nil && !isRemote(err) {
-				return err
-			}
-		case <-time.After(200 * time.Millisecond): // accepted and queued or running
+		if err := fut.Queued(ctx); err != nil {
+			return err
 		}
 		fmt.Println(fut.ID())
 		return nil
