@@ -62,11 +62,6 @@ func runRun(ctx context.Context, args []string) error {
 	return printResult(ctx, fut)
 }
 
-func isRemote(err error) bool {
-	var re *tasks.RemoteError
-	return errors.As(err, &re)
-}
-
 func printResult(ctx context.Context, fut *tasks.Future) error {
 	var out any
 	if err := fut.Get(ctx, &out); err != nil {
