@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/frayhq/fray/broker"
@@ -58,7 +59,7 @@ type Worker struct {
 	js   jetstream.JetStream
 	o    Options
 	log  *slog.Logger
-	exec *tasks.Executor
+	exec atomic.Pointer[tasks.Executor] // set once by Run; read by Running
 
 	mu   sync.Mutex
 	info broker.WorkerInfo
@@ -124,10 +125,11 @@ func (w *Worker) Info() broker.WorkerInfo {
 
 // Running is the number of tasks running now.
 func (w *Worker) Running() int {
-	if w.exec == nil {
+	ex := w.exec.Load()
+	if ex == nil {
 		return 0
 	}
-	return w.exec.Running()
+	return ex.Running()
 }
 
 // Run registers the worker and serves until ctx ends, then drains: plugins
@@ -138,7 +140,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
-	w.exec, err = tasks.NewExecutor(w.nc, w.js, tasks.ExecutorOptions{
+	ex, err := tasks.NewExecutor(w.nc, w.js, tasks.ExecutorOptions{
 		WorkerID: w.o.ID, Pool: w.o.Pool, Concurrency: w.o.Concurrency, AckWait: w.o.AckWait,
 		DrainTimeout: w.o.DrainTimeout, Registry: w.o.Registry, Objects: store,
 		HandlerContext: w.o.HandlerContext, Logger: w.log,
@@ -146,6 +148,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	w.exec.Store(ex)
 	rec, err := objects.Marshal(w.Info())
 	if err != nil {
 		return err
@@ -170,7 +173,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	var g run.Group
 	{
 		ectx, cancel := context.WithCancel(context.Background())
-		g.Add(func() error { return w.exec.Run(ectx) }, func(error) { cancel() })
+		g.Add(func() error { return ex.Run(ectx) }, func(error) { cancel() })
 	}
 	self := w.Info()
 	for _, p := range w.o.Plugins {
@@ -188,7 +191,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	err = g.Run()
 	stopLease()
 	<-leaseDone
-	w.log.Info("worker stopped", "served", w.exec.Served())
+	w.log.Info("worker stopped", "served", ex.Served())
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
