@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/frayhq/fray"
+	"github.com/frayhq/fray/jobs"
 )
 
 // clusterFlag adds --nats, defaulting to $FRAY_CLUSTER_SPEC.
@@ -51,4 +52,32 @@ func parseJSONArg(s string) (any, error) {
 		return nil, fmt.Errorf("--arg %q is not JSON: %w", s, err)
 	}
 	return v, nil
+}
+
+// openJob parses a job command's flags and its ID argument (before or
+// after the flags), connects to *spec (read after parsing, so --nats
+// counts), and returns the job's handle. usage is printed when no id is
+// given.
+func openJob(ctx context.Context, fs *flag.FlagSet, args []string, spec *string, usage string) (*fray.Client, *jobs.Handle, error) {
+	id, rest := splitLeadingArg(args)
+	if err := parse(fs, rest); err != nil {
+		return nil, nil, err
+	}
+	if id == "" && fs.NArg() > 0 {
+		id = fs.Arg(0)
+	}
+	if id == "" {
+		fmt.Fprintln(os.Stderr, usage)
+		return nil, nil, errUsage
+	}
+	c, err := connect(ctx, *spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := c.Job(ctx, id)
+	if err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return c, h, nil
 }

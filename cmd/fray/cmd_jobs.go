@@ -85,26 +85,11 @@ func runJobStatus(ctx context.Context, args []string) error {
 	fs := newFlags("jobs", "status ID [flags]")
 	natsURL := clusterFlag(fs)
 	asJSON := fs.Bool("json", false, "print the job's record as JSON (its state is under the key \"status\")")
-	id, rest := splitLeadingArg(args)
-	if err := parse(fs, rest); err != nil {
-		return err
-	}
-	if id == "" && fs.NArg() > 0 {
-		id = fs.Arg(0)
-	}
-	if id == "" {
-		fmt.Fprintln(os.Stderr, "fray jobs status: give a job id, e.g. fray jobs status /default/train")
-		return errUsage
-	}
-	c, err := connect(ctx, *natsURL)
+	c, h, err := openJob(ctx, fs, args, natsURL, "fray jobs status: give a job id, e.g. fray jobs status /default/train")
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	h, err := c.Job(ctx, id)
-	if err != nil {
-		return err
-	}
 	r, err := h.Info(ctx)
 	if err != nil {
 		return err

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 )
 
 func init() {
@@ -16,26 +15,11 @@ func runLogs(ctx context.Context, args []string) error {
 	follow := fs.Bool("f", false, "follow: keep printing new lines until the job ends")
 	tail := fs.Int("tail", 0, "print only the last N lines (0: all; without -f)")
 	prefix := fs.Bool("task-prefix", false, "prefix every line with its task index, [i]")
-	id, rest := splitLeadingArg(args)
-	if err := parse(fs, rest); err != nil {
-		return err
-	}
-	if id == "" && fs.NArg() > 0 {
-		id = fs.Arg(0)
-	}
-	if id == "" {
-		fmt.Fprintln(os.Stderr, "fray logs: give a job id, e.g. fray logs -f /default/train")
-		return errUsage
-	}
-	c, err := connect(ctx, *natsURL)
+	c, h, err := openJob(ctx, fs, args, natsURL, "fray logs: give a job id, e.g. fray logs -f /default/train")
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	h, err := c.Job(ctx, id)
-	if err != nil {
-		return err
-	}
 	if _, err := h.Info(ctx); err != nil {
 		return err
 	}

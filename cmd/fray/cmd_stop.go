@@ -18,26 +18,11 @@ func runStop(ctx context.Context, args []string) error {
 	fs := newFlags("stop", "ID [flags]")
 	natsURL := clusterFlag(fs)
 	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the job to be STOPPED")
-	id, rest := splitLeadingArg(args)
-	if err := parse(fs, rest); err != nil {
-		return err
-	}
-	if id == "" && fs.NArg() > 0 {
-		id = fs.Arg(0)
-	}
-	if id == "" {
-		fmt.Fprintln(os.Stderr, "fray stop: give a job id, e.g. fray stop /default/train")
-		return errUsage
-	}
-	c, err := connect(ctx, *natsURL)
+	c, h, err := openJob(ctx, fs, args, natsURL, "fray stop: give a job id, e.g. fray stop /default/train")
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	h, err := c.Job(ctx, id)
-	if err != nil {
-		return err
-	}
 	sctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	if err := h.Terminate(sctx); err != nil {

@@ -67,7 +67,7 @@ func call[T any](ctx context.Context, b *Backend, method string, fn func(context
 			}
 			return zero, rerr
 		}
-		t := time.NewTimer(b.retry.wait(attempt))
+		t := time.NewTimer(b.retry.Wait(attempt))
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -77,7 +77,7 @@ func (b *Backend) do(ctx context.Context, method, path string, body, out any) er
 		if attempt >= b.retry.Attempts {
 			return fmt.Errorf("%w (gave up after %d attempts)", last, attempt)
 		}
-		t := time.NewTimer(b.retry.wait(attempt))
+		t := time.NewTimer(b.retry.Wait(attempt))
 		select {
 		case <-ctx.Done():
 			t.Stop()

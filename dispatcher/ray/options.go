@@ -36,40 +36,12 @@ type Options struct {
 	Retry Retry
 }
 
-// Retry is a capped exponential backoff: attempt n (from 1) waits
-// Initial·2^(n-1), at most Max, before attempt n+1.
-type Retry struct {
-	// Attempts is the total number of tries. Defaults to 5; 1 disables retry.
-	Attempts int
-	// Initial is the first wait. Defaults to 200 ms.
-	Initial time.Duration
-	// Max caps each wait. Defaults to 5 s.
-	Max time.Duration
-}
+// Retry is the backoff for connection errors and 5xx answers (see
+// dispatcher.Retry).
+type Retry = dispatcher.Retry
 
 // DefaultRetry is the policy used when Options.Retry is zero.
-var DefaultRetry = Retry{Attempts: 5, Initial: 200 * time.Millisecond, Max: 5 * time.Second}
-
-func (r Retry) withDefaults() Retry {
-	if r.Attempts <= 0 {
-		r.Attempts = DefaultRetry.Attempts
-	}
-	if r.Initial <= 0 {
-		r.Initial = DefaultRetry.Initial
-	}
-	if r.Max <= 0 {
-		r.Max = DefaultRetry.Max
-	}
-	return r
-}
-
-func (r Retry) wait(attempt int) time.Duration {
-	d := r.Initial
-	for i := 1; i < attempt && d < r.Max; i++ {
-		d *= 2
-	}
-	return min(d, r.Max)
-}
+var DefaultRetry = dispatcher.DefaultRetry
 
 // Backend is a dispatcher.Backend over Ray's Jobs REST API.
 type Backend struct {
@@ -101,7 +73,7 @@ func New(opts Options) (*Backend, error) {
 		ns:      opts.Namespace,
 		headers: opts.Headers.Clone(),
 		hc:      opts.HTTPClient,
-		retry:   opts.Retry.withDefaults(),
+		retry:   opts.Retry.WithDefaults(),
 	}
 	if b.name == "" {
 		b.name = "ray"
