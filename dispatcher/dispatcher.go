@@ -164,6 +164,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				return nil
 			case e, ok := <-w.Updates():
 				if !ok {
+					if ctx.Err() != nil {
+						return nil // closed because we are stopping
+					}
 					return errors.New("dispatcher: watcher closed")
 				}
 				if e == nil {
@@ -242,6 +245,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			return nil
 		case e, ok := <-ww.Updates():
 			if !ok {
+				if ctx.Err() != nil {
+					d.stopMirrors()
+					return nil // closed because we are stopping
+				}
 				return errors.New("dispatcher: worker watcher closed")
 			}
 			if e != nil {
@@ -249,6 +256,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		case e, ok := <-sw.Updates():
 			if !ok {
+				if ctx.Err() != nil {
+					d.stopMirrors()
+					return nil // closed because we are stopping
+				}
 				return errors.New("dispatcher: job state watcher closed")
 			}
 			if e != nil {
