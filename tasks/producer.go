@@ -62,6 +62,7 @@ type Producer struct {
 	stop      context.CancelFunc
 	sweepDone chan struct{}
 	watchers  sync.WaitGroup // foreign futures' lookups
+	retrying  sync.WaitGroup // submissions waiting to be sent again
 }
 
 // NewProducer subscribes to the producer's results and starts watching the
@@ -233,8 +234,9 @@ func (p *Producer) Close() {
 	}
 	p.mu.Unlock()
 	p.sub.Unsubscribe()
-	p.pub.close()
-	p.stop()
+	p.stop()      // resubmissions waiting out a delay give up
+	p.pub.close() // blocked and pending publishes fail with ErrClosed
+	p.retrying.Wait()
 	<-p.view.Done()
 	if p.sweepDone != nil {
 		<-p.sweepDone
@@ -319,19 +321,56 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 	p.pending[f.id] = f
 	p.mu.Unlock()
 	fut := f
-	if err := p.pub.publish(msg, func(err error) {
+	fail := func(err error) {
+		if f := p.forget(fut.id); f != nil {
+			f.resolve(nil, err)
+		}
+	}
+	// A submission that met no JetStream (a broker restarting) or got no
+	// PubAck is sent again, with the same Nats-Msg-Id so the stream
+	// stores it once, while the retry budget lasts.
+	tries := 0
+	var onAck func(error)
+	onAck = func(err error) {
 		if err == nil {
 			close(fut.queued)
 			return
 		}
-		if f := p.forget(fut.id); f != nil {
-			f.resolve(nil, mapPublishError(err))
+		if !transientPublishError(err) || tries >= len(submitRetryDelays) {
+			fail(mapPublishError(err))
+			return
 		}
-	}); err != nil {
+		delay := submitRetryDelays[tries]
+		tries++
+		p.retrying.Add(1)
+		go func() { // not on the PubAck goroutine: publish may block for a slot
+			defer p.retrying.Done()
+			select {
+			case <-time.After(delay):
+			case <-p.ctx.Done():
+				fail(ErrClosed)
+				return
+			}
+			if err := p.pub.publish(msg, onAck); err != nil {
+				fail(fmt.Errorf("tasks: publish %s: %w", fn, err))
+			}
+		}()
+	}
+	if err := p.pub.publish(msg, onAck); err != nil {
 		p.forget(f.id)
 		return fmt.Errorf("tasks: publish %s: %w", fn, err)
 	}
 	return nil
+}
+
+// submitRetryDelays paces the resubmission of a task whose publish met no
+// JetStream or no PubAck: about 8 s in all, enough for a broker restart.
+var submitRetryDelays = []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second}
+
+// transientPublishError reports errors that a resubmission may cure.
+func transientPublishError(err error) bool {
+	return errors.Is(err, errPubAckTimeout) || errors.Is(err, nats.ErrNoResponders) ||
+		strings.Contains(errorDescription(err), "temporarily unavailable")
 }
 
 func (p *Producer) forget(id string) *Future {

@@ -138,19 +138,26 @@ func parsePubAck(m *nats.Msg) error {
 }
 
 // expire fails messages whose PubAck is overdue.
+// A reconnect fails at once every message still waiting: its PubAck (or
+// the message itself) may have been lost with the old connection, and the
+// sender resends (deduplicated) rather than wait out the timeout.
 func (p *asyncPublisher) expire() {
 	defer close(p.done)
-	t := time.NewTicker(max(p.timeout/4, 10*time.Millisecond))
+	t := time.NewTicker(min(max(p.timeout/4, 10*time.Millisecond), 250*time.Millisecond))
 	defer t.Stop()
+	reconnects := p.nc.Stats().Reconnects
 	for {
 		select {
 		case <-p.stop:
 			return
 		case now := <-t.C:
+			r := p.nc.Stats().Reconnects
+			reconnected := r != reconnects
+			reconnects = r
 			var late []uint64
 			p.mu.Lock()
 			for seq, f := range p.pending {
-				if now.Sub(f.sent) > p.timeout {
+				if now.Sub(f.sent) > p.timeout || reconnected {
 					late = append(late, seq)
 				}
 			}

@@ -816,3 +816,44 @@ func TestWorkerRecreatesItsConsumerWhenItIsDeleted(t *testing.T) {
 		t.Fatalf("after consumer deletion: %d %v", sum, err)
 	}
 }
+
+func TestSubmissionDuringABrokerRestartIsSentAgainAndRuns(t *testing.T) {
+	dir := t.TempDir()
+	ctx := frayt.Context(t, 60*time.Second)
+	port := freeTCPPort(t)
+	srv, err := broker.Start(ctx, broker.Options{StoreDir: dir, Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, js := frayt.Connect(t, srv.ClientURL())
+	if err := broker.Provision(ctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, url: srv.ClientURL()}
+	p := e.producer()
+	// The broker goes away; a submission made now finds no JetStream.
+	srv.Shutdown()
+	f := p.Submit(ctx, "add", [2]int{20, 22})
+	srv2, err := broker.Start(ctx, broker.Options{StoreDir: dir, Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv2.Shutdown)
+	if err := f.Queued(ctx); err != nil {
+		t.Fatalf("submission across the restart: %v, want it queued once the broker is back", err)
+	}
+	e.executor("w-after", basicRegistry(), nil)
+	var sum int
+	if err := f.Get(ctx, &sum); err != nil || sum != 42 {
+		t.Fatalf("result: %d %v", sum, err)
+	}
+}
+
+func freeTCPPort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
