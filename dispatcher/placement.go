@@ -333,7 +333,7 @@ func summarize(whys map[string]int, total int) string {
 	}
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%d of %d workers %s", whys[k], total, k)
+		parts[i] = fmt.Sprintf("%d of %d workers: %s", whys[k], total, k)
 	}
 	return strings.Join(parts, "; ")
 }
