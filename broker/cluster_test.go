@@ -3,7 +3,6 @@ package broker_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -13,26 +12,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-func freePorts(t *testing.T, n int) []int {
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
-
 func TestThreeNodeClusterKeepsDataWhenANodeDies(t *testing.T) {
 	ctx := frayt.Context(t, 90*time.Second)
-	routePorts := freePorts(t, 3)
+	routePorts := frayt.FreePorts(t, 3)
 	var nodes []*broker.Server
 	for i := range 3 {
 		var routes []string

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/integration/backends"
+	"github.com/frayhq/fray/internal/frayt"
 )
 
 // bin holds the built binaries: bin["fray"], bin["fray-broker"], bin["fray-worker"].
@@ -166,15 +166,6 @@ func (p *proc) Exited() bool {
 }
 
 // freePort returns a TCP port free on loopback right now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // brokerProc is a running fray-broker.
 type brokerProc struct {
@@ -192,7 +183,7 @@ func startBroker(t testing.TB, store string, port int, args ...string) *brokerPr
 		store = t.TempDir()
 	}
 	if port == 0 {
-		port = freePort(t)
+		port = frayt.FreePort(t)
 	}
 	p := start(t, "fray-broker", nil, append([]string{"--store", store, "--port", fmt.Sprint(port), "--log-level", "warn"}, args...)...)
 	line := p.waitLine("fray-broker ready", 60*time.Second)

@@ -6,10 +6,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/frayhq/fray/internal/frayt"
 )
 
 func TestFrayUpServesTasksAndStopsCleanlyOnCtrlC(t *testing.T) {
-	port := freePort(t)
+	port := frayt.FreePort(t)
 	up := start(t, "fray", nil, "up", "--workers", "2", "--port", fmt.Sprint(port))
 	line := up.waitLine("export FRAY_CLUSTER_SPEC=", 60*time.Second)
 	url := strings.TrimPrefix(line, "export FRAY_CLUSTER_SPEC=")

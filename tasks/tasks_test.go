@@ -732,7 +732,7 @@ func (d *gatedDialer) Dial(network, address string) (net.Conn, error) {
 }
 
 func TestForeignFutureGetsAResultStoredWhileItsProducerWasDisconnected(t *testing.T) {
-	dir, port := t.TempDir(), freePort(t)
+	dir, port := t.TempDir(), frayt.FreePort(t)
 	start := func() *broker.Server {
 		srv, err := broker.Start(context.Background(), broker.Options{StoreDir: dir, Port: port})
 		if err != nil {
@@ -788,15 +788,6 @@ func TestForeignFutureGetsAResultStoredWhileItsProducerWasDisconnected(t *testin
 	}
 }
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func TestWorkerRecreatesItsConsumerWhenItIsDeleted(t *testing.T) {
 	e := newEnv(t)
 	e.executor("w1", basicRegistry(), nil)
@@ -820,7 +811,7 @@ func TestWorkerRecreatesItsConsumerWhenItIsDeleted(t *testing.T) {
 func TestSubmissionDuringABrokerRestartIsSentAgainAndRuns(t *testing.T) {
 	dir := t.TempDir()
 	ctx := frayt.Context(t, 60*time.Second)
-	port := freeTCPPort(t)
+	port := frayt.FreePort(t)
 	srv, err := broker.Start(ctx, broker.Options{StoreDir: dir, Port: port})
 	if err != nil {
 		t.Fatal(err)
@@ -847,13 +838,4 @@ func TestSubmissionDuringABrokerRestartIsSentAgainAndRuns(t *testing.T) {
 	if err := f.Get(ctx, &sum); err != nil || sum != 42 {
 		t.Fatalf("result: %d %v", sum, err)
 	}
-}
-
-func freeTCPPort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -121,17 +120,11 @@ func benchActors(ctx context.Context, args []string) error {
 	}
 	bare := func() error { _, err := callerNC.Request(subject, nil, 10*time.Second); return err }
 
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(*cpuprofile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	res := actorsBench{Calls: *calls, Concurrency: *conc, Rounds: *rounds}
 	if _, err := actorsThroughput(min(*calls, 2000), *conc, call); err != nil { // warm up
 		return err

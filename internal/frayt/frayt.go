@@ -5,6 +5,7 @@ package frayt
 
 import (
 	"context"
+	"net"
 	"testing"
 	"time"
 
@@ -77,3 +78,28 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// FreePorts returns n distinct TCP ports free on loopback right now (all
+// listened on at once, so they differ).
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
+// FreePort returns one TCP port free on loopback right now.
+func FreePort(t testing.TB) int { t.Helper(); return FreePorts(t, 1)[0] }
