@@ -34,8 +34,8 @@ func benchTasks(ctx context.Context, args []string) error {
 	c := fs.Int("concurrency", 8, "worker task slots")
 	payload := fs.Int("payload", 0, "argument size in bytes")
 	seq := fs.Int("sequential", 0, "tasks in the one-at-a-time latency phase (default min(n, 2000))")
-	base := fs.Bool("baseline", false, "also measure the bare JetStream path in the same run and print fray/baseline")
-	asJSON := fs.Bool("json", false, "print one JSON line: tasks_per_s, p50_ms, p99_ms (+ baseline_tasks_per_s, ratio)")
+	base := fs.Bool("baseline", false, "also measure the bare JetStream path in the same run (prefetching, and pulling only for free slots) and print fray/baseline")
+	asJSON := fs.Bool("json", false, "print one JSON line: tasks_per_s, p50_ms, p99_ms (+ baseline_tasks_per_s, ratio, baseline_free_slots_tasks_per_s, ratio_free_slots)")
 	store := fs.String("store", "", "store directory (default: a temporary directory)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	if err := parse(fs, args); err != nil {

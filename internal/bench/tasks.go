@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,13 +40,20 @@ type TasksResult struct {
 	P99MS             float64 `json:"p99_ms"`
 	BaselineTasksPerS float64 `json:"baseline_tasks_per_s,omitempty"`
 	Ratio             float64 `json:"ratio,omitempty"`
+	// The bare path again, pulling only for free slots as fray's worker
+	// does: what that rule costs by itself, apart from fray's other work.
+	FreeSlotsTasksPerS float64 `json:"baseline_free_slots_tasks_per_s,omitempty"`
+	FreeSlotsRatio     float64 `json:"ratio_free_slots,omitempty"`
 }
 
 func (r TasksResult) String() string {
 	s := fmt.Sprintf("tasks: %d no-op tasks, %d slots: %.0f tasks/s (results back to the producer)\nlatency one at a time: p50 %.3f ms, p99 %.3f ms",
 		r.N, r.Concurrency, r.TasksPerS, r.P50MS, r.P99MS)
 	if r.BaselineTasksPerS > 0 {
-		s += fmt.Sprintf("\nbaseline (bare JetStream: async publish, pull, ack, core reply): %.0f msgs/s\nfray/baseline: %.2f", r.BaselineTasksPerS, r.Ratio)
+		s += fmt.Sprintf("\nbaseline (bare JetStream: async publish, pull with 500 prefetched, ack, core reply): %.0f msgs/s\nfray/baseline: %.2f", r.BaselineTasksPerS, r.Ratio)
+	}
+	if r.FreeSlotsTasksPerS > 0 {
+		s += fmt.Sprintf("\nbare JetStream pulling only for free slots, as fray does: %.0f msgs/s (fray/that: %.2f)", r.FreeSlotsTasksPerS, r.FreeSlotsRatio)
 	}
 	return s
 }
@@ -149,11 +157,16 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 		stopWorker()
 		<-werr
 		werr <- nil
-		res.BaselineTasksPerS, err = baseline(ctx, srv.ClientURL(), js, o.N, o.Concurrency, arg)
+		res.BaselineTasksPerS, err = baseline(ctx, srv.ClientURL(), js, o.N, o.Concurrency, arg, pullPrefetch)
 		if err != nil {
 			return res, err
 		}
 		res.Ratio = res.TasksPerS / res.BaselineTasksPerS
+		res.FreeSlotsTasksPerS, err = baseline(ctx, srv.ClientURL(), js, o.N, o.Concurrency, arg, pullFreeSlots)
+		if err != nil {
+			return res, err
+		}
+		res.FreeSlotsRatio = res.TasksPerS / res.FreeSlotsTasksPerS
 	}
 	return res, nil
 }
@@ -173,21 +186,28 @@ func runBatch(ctx context.Context, p *tasks.Producer, n int, arg []byte) error {
 	return nil
 }
 
+// How the bare path's worker pulls.
+const (
+	// pullPrefetch is nats.go's Consume with its default 500 messages
+	// prefetched: the bare path at its fastest, without fray's guarantee
+	// that a worker holds no more messages than it has free slots.
+	pullPrefetch = iota
+	// pullFreeSlots asks for one message each time a slot frees, so at
+	// most `slots` messages are asked for or held at any time.
+	pullFreeSlots
+)
+
 // baseline measures the bare JetStream path set up like fray's: async
 // publish to a WorkQueue stream on file storage, a pull consumer feeding
-// `slots` handler goroutines, ack, and a core reply to the producer. The
-// consumer prefetches like nats.go's default (500 messages): the bare path
-// at its fastest, without fray's guarantee that a worker holds no more
-// messages than it has free slots.
-func baseline(ctx context.Context, url string, js jetstream.JetStream, n, slots int, arg []byte) (float64, error) {
+// `slots` handler goroutines, ack, and a core reply to the producer.
+func baseline(ctx context.Context, url string, js jetstream.JetStream, n, slots int, arg []byte, pull int) (float64, error) {
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH_BASELINE", Subjects: []string{"bench.base"},
 		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage})
 	if err != nil {
 		return 0, err
 	}
 	defer js.DeleteStream(context.Background(), "BENCH_BASELINE")
-	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "base", AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
+	if _, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "base", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		return 0, err
 	}
 	wnc, err := nats.Connect(url)
@@ -195,29 +215,74 @@ func baseline(ctx context.Context, url string, js jetstream.JetStream, n, slots 
 		return 0, err
 	}
 	defer wnc.Close()
-	wjs, _ := jetstream.New(wnc)
-	wcons, err := wjs.Consumer(ctx, "BENCH_BASELINE", "base")
-	if err != nil {
-		return 0, err
-	}
-	_ = cons
-	work := make(chan jetstream.Msg, slots)
+	// A delivered message: where to ack it, and where to reply.
+	type job struct{ ack, reply string }
+	work := make(chan job, slots)
+	stop := make(chan struct{}) // ends the handlers; a late delivery is dropped
 	var wg sync.WaitGroup
+	defer func() { close(stop); wg.Wait() }()
+	hand := func(j job) {
+		select {
+		case work <- j:
+		case <-stop:
+		}
+	}
+	var release func()
+	switch pull {
+	case pullPrefetch:
+		wjs, _ := jetstream.New(wnc)
+		wcons, err := wjs.Consumer(ctx, "BENCH_BASELINE", "base")
+		if err != nil {
+			return 0, err
+		}
+		cc, err := wcons.Consume(func(m jetstream.Msg) {
+			hand(job{m.Reply(), m.Headers().Get("Reply")})
+		}, jetstream.PullMaxMessages(500))
+		if err != nil {
+			return 0, err
+		}
+		defer cc.Stop()
+		release = func() {}
+	case pullFreeSlots:
+		var mu sync.Mutex
+		var seq int
+		inbox := wnc.NewRespInbox()
+		ask := func(k int) {
+			mu.Lock()
+			seq++
+			reply := inbox + "." + strconv.Itoa(seq)
+			mu.Unlock()
+			wnc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT.BENCH_BASELINE.base", reply, fmt.Appendf(nil, `{"batch":%d,"expires":%d}`, k, time.Minute.Nanoseconds()))
+		}
+		sub, err := wnc.Subscribe(inbox+".*", func(m *nats.Msg) {
+			if m.Header.Get("Status") == "" { // not a status (timeout, heartbeat)
+				hand(job{m.Reply, m.Header.Get("Reply")})
+			}
+		})
+		if err != nil {
+			return 0, err
+		}
+		sub.SetPendingLimits(-1, -1)
+		defer sub.Unsubscribe()
+		release = func() { ask(1) }
+		ask(slots)
+	}
 	for range slots {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for m := range work {
-				m.Ack()
-				wnc.Publish(m.Headers().Get("Reply"), nil)
+			for {
+				select {
+				case <-stop:
+					return
+				case j := <-work:
+					wnc.Publish(j.ack, []byte("+ACK"))
+					wnc.Publish(j.reply, nil)
+					release()
+				}
 			}
 		}()
 	}
-	cc, err := wcons.Consume(func(m jetstream.Msg) { work <- m }, jetstream.PullMaxMessages(500))
-	if err != nil {
-		return 0, err
-	}
-	defer func() { cc.Stop(); close(work); wg.Wait() }()
 
 	pnc, err := nats.Connect(url)
 	if err != nil {
