@@ -63,8 +63,9 @@ type Executor struct {
 	cmu       sync.RWMutex
 	cancelled map[string]struct{}
 	retries   sync.WaitGroup
-	rmu       sync.Mutex // guards rclosed against retries.Add racing Wait
+	rmu       sync.Mutex // guards rclosed against retries.Add racing Wait, and resending
 	rclosed   bool
+	resending map[*nats.Msg]struct{} // tasks whose result is being sent again
 
 	work     chan *nats.Msg
 	pub      *asyncPublisher
@@ -111,7 +112,8 @@ func NewExecutor(nc *nats.Conn, js jetstream.JetStream, o ExecutorOptions) (*Exe
 		o.Logger = slog.Default()
 	}
 	return &Executor{o: o, nc: nc, js: js, log: o.Logger.With("pool", o.Pool),
-		slots: make([]atomic.Pointer[runningTask], o.Concurrency), cancelled: map[string]struct{}{}}, nil
+		slots: make([]atomic.Pointer[runningTask], o.Concurrency), cancelled: map[string]struct{}{},
+		resending: map[*nats.Msg]struct{}{}}, nil
 }
 
 // Running is the number of tasks running now.
@@ -292,6 +294,16 @@ func (e *Executor) ticks(ctx context.Context) {
 					r.msg.InProgress()
 				}
 			}
+			// A finished task is acked once its result is stored; a slow
+			// PubAck must not let its lease lapse meanwhile.
+			for _, m := range e.pub.heldMsgs() {
+				m.InProgress()
+			}
+			e.rmu.Lock()
+			for m := range e.resending {
+				m.InProgress()
+			}
+			e.rmu.Unlock()
 		}
 	}
 }
@@ -523,7 +535,7 @@ func (e *Executor) finish(t *Task, res *Result, m *nats.Msg) {
 		return
 	}
 	subj := ResultSubject(t.Owner, t.ID)
-	err = e.pub.publish(&nats.Msg{Subject: subj, Data: data}, func(err error) {
+	err = e.pub.publish(&nats.Msg{Subject: subj, Data: data}, m, func(err error) {
 		e.completed(m, subj, data, t.ID, err)
 	})
 	if err != nil {
@@ -548,10 +560,14 @@ func (e *Executor) completed(m *nats.Msg, subj string, data []byte, id string, e
 			return
 		}
 		e.retries.Add(1)
+		e.resending[m] = struct{}{}
 		e.rmu.Unlock()
 		go func() {
 			defer e.retries.Done()
 			e.retryResult(completion{msg: m, subject: subj, data: data, id: id}, err)
+			e.rmu.Lock()
+			delete(e.resending, m)
+			e.rmu.Unlock()
 		}()
 	}
 }

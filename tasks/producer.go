@@ -351,12 +351,12 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 				fail(ErrClosed)
 				return
 			}
-			if err := p.pub.publish(msg, onAck); err != nil {
+			if err := p.pub.publish(msg, nil, onAck); err != nil {
 				fail(fmt.Errorf("tasks: publish %s: %w", fn, err))
 			}
 		}()
 	}
-	if err := p.pub.publish(msg, onAck); err != nil {
+	if err := p.pub.publish(msg, nil, onAck); err != nil {
 		p.forget(f.id)
 		return fmt.Errorf("tasks: publish %s: %w", fn, err)
 	}

@@ -34,6 +34,7 @@ type asyncPublisher struct {
 type inflight struct {
 	done func(error)
 	sent time.Time
+	held *nats.Msg // the task message whose ack waits on this PubAck, if any
 }
 
 // errPubAckTimeout means no PubAck arrived in time: the message may or may
@@ -66,8 +67,9 @@ func newAsyncPublisher(nc *nats.Conn, maxPending int, timeout time.Duration) (*a
 
 // publish sends m (its Reply is set here) and calls done with nil once it
 // is stored, or with the error. It blocks while maxPending messages await
-// their PubAck.
-func (p *asyncPublisher) publish(m *nats.Msg, done func(error)) error {
+// their PubAck. held, if not nil, is a task message whose ack waits on
+// this PubAck; heldMsgs lists it until then.
+func (p *asyncPublisher) publish(m *nats.Msg, held *nats.Msg, done func(error)) error {
 	select {
 	case p.slots <- struct{}{}:
 	case <-p.stop:
@@ -81,7 +83,7 @@ func (p *asyncPublisher) publish(m *nats.Msg, done func(error)) error {
 	}
 	p.seq++
 	seq := p.seq
-	p.pending[seq] = &inflight{done: done, sent: time.Now()}
+	p.pending[seq] = &inflight{done: done, sent: time.Now(), held: held}
 	p.mu.Unlock()
 	m.Reply = p.prefix + "." + strconv.FormatUint(seq, 36)
 	if err := p.nc.PublishMsg(m); err != nil {
@@ -89,6 +91,19 @@ func (p *asyncPublisher) publish(m *nats.Msg, done func(error)) error {
 		return err
 	}
 	return nil
+}
+
+// heldMsgs lists the task messages whose acks wait on a PubAck.
+func (p *asyncPublisher) heldMsgs() []*nats.Msg {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var held []*nats.Msg
+	for _, f := range p.pending {
+		if f.held != nil {
+			held = append(held, f.held)
+		}
+	}
+	return held
 }
 
 func (p *asyncPublisher) take(seq uint64) *inflight {

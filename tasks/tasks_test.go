@@ -441,6 +441,70 @@ func TestLongTaskIsNotRedeliveredWhileItsWorkerLives(t *testing.T) {
 	}
 }
 
+// A finished task is acked only once its result is stored. Here the
+// results stream is slow to answer (the PubAck is held for 3.5x AckWait, as
+// when a replicated stream is electing a leader): the task's lease must not
+// lapse meanwhile, or another worker would run it again.
+func TestTaskAwaitingASlowResultPubAckIsNotRedelivered(t *testing.T) {
+	e := newEnv(t)
+	ctx := frayt.Context(t, 30*time.Second)
+	nc, js := frayt.Connect(t, e.url)
+	// The fault: the results stream stops capturing results, and a stand-in
+	// answers their PubAcks late.
+	rs, err := js.Stream(ctx, broker.StreamResults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := rs.CachedInfo().Config
+	cfg.Subjects = []string{"fray.results-elsewhere.>"}
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan *nats.Msg, 16)
+	if _, err := nc.Subscribe("fray.results.>", func(m *nats.Msg) {
+		if m.Reply != "" {
+			held <- m
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	reg := tasks.NewRegistry()
+	var runs atomic.Int32
+	tasks.Register(reg, "count", func(context.Context, struct{}) (int32, error) { return runs.Add(1), nil })
+	ackWait := time.Second
+	e.executor("w1", reg, func(o *tasks.ExecutorOptions) { o.AckWait = ackWait })
+	e.executor("w2", reg, func(o *tasks.ExecutorOptions) { o.AckWait = ackWait })
+	p := e.producer()
+	// The producer sees the result as it is published, before it is stored.
+	var n int32
+	if err := p.Submit(ctx, "count", struct{}{}).Get(ctx, &n); err != nil || n != 1 {
+		t.Fatalf("got %d, %v", n, err)
+	}
+	var m *nats.Msg
+	select {
+	case m = <-held:
+	case <-ctx.Done():
+		t.Fatal("no result published")
+	}
+	time.Sleep(3*ackWait + ackWait/2) // the fault's length: the PubAck is late by this much
+	if err := m.Respond([]byte(`{"stream":"FRAY_RESULTS","seq":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(ctx, broker.StreamTasks, tasks.ConsumerName("default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frayt.Eventually(t, 5*time.Second, "the task is acked", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+	})
+	info, _ := cons.Info(ctx)
+	if r := runs.Load(); r != 1 || info.NumRedelivered != 0 {
+		t.Fatalf("task ran %d times (redelivered: %d) while its result awaited a PubAck, want once", r, info.NumRedelivered)
+	}
+}
+
 func TestExecutorHoldsNoMoreMessagesThanSlots(t *testing.T) {
 	e := newEnv(t)
 	reg := tasks.NewRegistry()
