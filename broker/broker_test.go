@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -31,13 +32,45 @@ func TestProvisionCreatesEveryAssetAndIsIdempotent(t *testing.T) {
 		if cfg.Storage != jetstream.FileStorage {
 			t.Errorf("%s: storage %v, want file", name, cfg.Storage)
 		}
-		if cfg.Metadata[broker.MetadataLayoutKey] != "1" {
+		if cfg.Metadata[broker.MetadataLayoutKey] != strconv.Itoa(broker.LayoutVersion) {
 			t.Errorf("%s: layout metadata %q", name, cfg.Metadata[broker.MetadataLayoutKey])
 		}
 	}
 	tasks, _ := js.Stream(ctx, broker.StreamTasks)
 	if c := tasks.CachedInfo().Config; c.Retention != jetstream.WorkQueuePolicy || c.Discard != jetstream.DiscardNew || c.MaxBytes != 1<<30 {
 		t.Errorf("tasks stream: retention %v discard %v maxbytes %d", c.Retention, c.Discard, c.MaxBytes)
+	}
+}
+
+// A results stream from layout 1 (no republish) is upgraded in place, its
+// results kept.
+func TestProvisionUpgradesALayout1ResultsStream(t *testing.T) {
+	ctx := frayt.Context(t, 30*time.Second)
+	srv, err := broker.Start(ctx, broker.Options{StoreDir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, js := frayt.Connect(t, srv.ClientURL())
+	old := jetstream.StreamConfig{Name: broker.StreamResults, Subjects: []string{broker.SubjectResultsPrefix + ">"},
+		MaxMsgsPerSubject: 1, Discard: jetstream.DiscardNew, DiscardNewPerSubject: true, AllowDirect: true,
+		Metadata: map[string]string{broker.MetadataLayoutKey: "1"}}
+	if _, err := js.CreateStream(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, broker.SubjectResultsPrefix+"o.t1", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	if err := broker.Provision(ctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := js.Stream(ctx, broker.StreamResults)
+	cfg := s.CachedInfo().Config
+	if rp := cfg.RePublish; rp == nil || rp.Source != broker.SubjectResultsPrefix+">" || rp.Destination != broker.SubjectStoredPrefix+">" {
+		t.Fatalf("republish %+v", cfg.RePublish)
+	}
+	if cfg.Metadata[broker.MetadataLayoutKey] != strconv.Itoa(broker.LayoutVersion) || s.CachedInfo().State.Msgs != 1 {
+		t.Fatalf("layout %q, %d msgs", cfg.Metadata[broker.MetadataLayoutKey], s.CachedInfo().State.Msgs)
 	}
 }
 

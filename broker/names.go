@@ -16,12 +16,17 @@ const (
 
 	SubjectTasksPrefix   = "fray.tasks."
 	SubjectResultsPrefix = "fray.results."
-	SubjectJobsPrefix    = "fray.jobs."
-	SubjectLogsPrefix    = "fray.logs."
-	SubjectActorPrefix   = "fray.actor."
+	// SubjectStoredPrefix is where FRAY_RESULTS republishes each result it
+	// stores (fray.stored.<owner>.<task>): a result refused as a task's
+	// second is never heard there.
+	SubjectStoredPrefix = "fray.stored."
+	SubjectJobsPrefix   = "fray.jobs."
+	SubjectLogsPrefix   = "fray.logs."
+	SubjectActorPrefix  = "fray.actor."
 
 	// LayoutVersion is the version of the stream and bucket layout that
 	// Provision writes into each asset's metadata under MetadataLayoutKey.
-	LayoutVersion     = 1
+	// Version 2 added FRAY_RESULTS's republish to fray.stored.>.
+	LayoutVersion     = 2
 	MetadataLayoutKey = "fray.layout"
 )

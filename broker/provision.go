@@ -80,6 +80,11 @@ var ErrServerTooOld = errors.New("broker: nats-server too old")
 // ErrLayoutTooNew reports a layout provisioned by a newer fray.
 var ErrLayoutTooNew = errors.New("broker: layout provisioned by a newer fray")
 
+// ErrLayoutTooOld reports a layout provisioned by an older fray that lacks
+// something this one needs; running Provision (fray-broker does at start)
+// updates it in place.
+var ErrLayoutTooOld = errors.New("broker: layout provisioned by an older fray")
+
 // MinServerVersion is the oldest nats-server fray runs on: per-key TTLs
 // (leases for workers and actors) arrived in 2.11.
 const MinServerVersion = "2.11.0"
@@ -151,6 +156,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, serverVersion string
 		MaxMsgsPerSubject:    1,
 		Duplicates:           time.Minute,
 		AllowDirect:          true,
+		RePublish:            &jetstream.RePublish{Source: SubjectResultsPrefix + ">", Destination: SubjectStoredPrefix + ">"},
 	}, {
 		Name:        StreamJobs,
 		Description: "fray job submissions and control messages",

@@ -18,6 +18,7 @@
 // Tasks run at least once and their result is recorded once: the first
 // result stored for a task id wins. A task travels in the WorkQueue stream
 // FRAY_TASKS on subject fray.tasks.<pool>; its result in the Limits stream
-// FRAY_RESULTS on fray.results.<owner>.<task-id>. PROTOCOL.md documents both
-// records.
+// FRAY_RESULTS on fray.results.<owner>.<task-id>, which republishes what it
+// stores to fray.stored.<owner>.<task-id>, where producers listen: a future
+// resolves only with the stored result. PROTOCOL.md documents both records.
 package tasks

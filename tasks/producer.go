@@ -100,11 +100,16 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 		p.pub.close()
 		return nil, fmt.Errorf("tasks: results stream: %w (is the cluster provisioned?)", err)
 	}
+	if rp := p.results.CachedInfo().Config.RePublish; rp == nil || rp.Destination != broker.SubjectStoredPrefix+">" {
+		p.pub.close()
+		return nil, fmt.Errorf("tasks: %w: stream %s does not republish stored results to %s>; restart fray-broker (or run broker.Provision) with this fray version",
+			broker.ErrLayoutTooOld, broker.StreamResults, broker.SubjectStoredPrefix)
+	}
 	if p.cancels, err = js.KeyValue(ctx, broker.BucketCancels); err != nil {
 		p.pub.close()
 		return nil, fmt.Errorf("tasks: cancel bucket: %w", err)
 	}
-	if p.sub, err = nc.Subscribe(ResultSubject(p.owner, "*"), p.onResult); err != nil {
+	if p.sub, err = nc.Subscribe(StoredSubject(p.owner, "*"), p.onResult); err != nil {
 		p.pub.close()
 		return nil, fmt.Errorf("tasks: subscribe to results: %w", err)
 	}
@@ -431,7 +436,7 @@ func (p *Producer) watchForeign(f *Future) {
 		f.resolve(nil, ErrClosed)
 		return
 	}
-	sub, err := p.nc.Subscribe(subj, func(m *nats.Msg) {
+	sub, err := p.nc.Subscribe(StoredSubject(f.owner, f.id), func(m *nats.Msg) {
 		res, err := decodeResult(m.Data)
 		f.resolve(res, err)
 	})
@@ -442,7 +447,7 @@ func (p *Producer) watchForeign(f *Future) {
 	}
 	p.mu.Unlock()
 	if err != nil {
-		f.resolve(nil, fmt.Errorf("tasks: subscribe %s: %w", subj, err))
+		f.resolve(nil, fmt.Errorf("tasks: subscribe %s: %w", StoredSubject(f.owner, f.id), err))
 		return
 	}
 	go func() {

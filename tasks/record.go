@@ -86,6 +86,11 @@ func ResultSubject(owner, id string) string {
 	return broker.SubjectResultsPrefix + owner + "." + id
 }
 
+// StoredSubject is where a task's result is republished once stored.
+func StoredSubject(owner, id string) string {
+	return broker.SubjectStoredPrefix + owner + "." + id
+}
+
 // FutureID is the public id of a task: "<owner>.<task-id>", the two last
 // tokens of its result subject.
 func FutureID(owner, id string) string { return owner + "." + id }

@@ -476,10 +476,8 @@ func TestTaskAwaitingASlowResultPubAckIsNotRedelivered(t *testing.T) {
 	e.executor("w1", reg, func(o *tasks.ExecutorOptions) { o.AckWait = ackWait })
 	e.executor("w2", reg, func(o *tasks.ExecutorOptions) { o.AckWait = ackWait })
 	p := e.producer()
-	// The producer sees the result as it is published, before it is stored.
-	var n int32
-	if err := p.Submit(ctx, "count", struct{}{}).Get(ctx, &n); err != nil || n != 1 {
-		t.Fatalf("got %d, %v", n, err)
+	if err := p.Submit(ctx, "count", struct{}{}).Queued(ctx); err != nil {
+		t.Fatal(err)
 	}
 	var m *nats.Msg
 	select {
@@ -502,6 +500,56 @@ func TestTaskAwaitingASlowResultPubAckIsNotRedelivered(t *testing.T) {
 	info, _ := cons.Info(ctx)
 	if r := runs.Load(); r != 1 || info.NumRedelivered != 0 {
 		t.Fatalf("task ran %d times (redelivered: %d) while its result awaited a PubAck, want once", r, info.NumRedelivered)
+	}
+}
+
+// A live future resolves only with the result the stream stored, the one
+// every later reader gets by id: a result the stream refuses (here, over
+// its size limit) is never heard, even though it was published.
+func TestALiveFutureResolvesOnlyWithAStoredResult(t *testing.T) {
+	e := newEnv(t)
+	ctx := frayt.Context(t, 10*time.Second)
+	p := e.producer()
+	fut := p.Submit(ctx, "nobody-serves-this-yet", 1)
+	if err := fut.Queued(ctx); err != nil {
+		t.Fatal(err)
+	}
+	owner, id, err := tasks.ParseFutureID(fut.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, js := frayt.Connect(t, e.url)
+	rs, err := js.Stream(ctx, broker.StreamResults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := rs.CachedInfo().Config
+	cfg.MaxMsgSize = 512
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(v string) error {
+		val, _ := objects.Marshal(v)
+		data, _ := objects.Marshal(&tasks.Result{V: tasks.ResultVersion, ID: id, Value: val, Worker: "forger"})
+		_, err := js.Publish(ctx, tasks.ResultSubject(owner, id), data)
+		return err
+	}
+	if err := publish(strings.Repeat("refused ", 100)); err == nil {
+		t.Fatal("a result over the stream's size limit was stored")
+	}
+	if err := publish("stored"); err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	if err := fut.Get(ctx, &got); err != nil || got != "stored" {
+		t.Fatalf("live future: %.20q, %v; want the stored result", got, err)
+	}
+	again, err := e.producer().Future(fut.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := again.Get(ctx, &got); err != nil || got != "stored" {
+		t.Fatalf("by id: %.20q, %v", got, err)
 	}
 }
 
@@ -781,6 +829,29 @@ func TestNewProducerOnAnUnprovisionedServerFailsWithoutLeaks(t *testing.T) {
 	_, err = tasks.NewProducer(frayt.Context(t, 5*time.Second), nc, tasks.ProducerOptions{})
 	if err == nil || !strings.Contains(err.Error(), "provisioned") {
 		t.Fatalf("NewProducer on an unprovisioned server: %v, want an error asking whether it is provisioned", err)
+	}
+	goleak.VerifyNone(t, before)
+}
+
+// A producer needs the results stream to republish what it stores (layout
+// 2); on an older layout it says what to do instead of never hearing results.
+func TestNewProducerRefusesAResultsStreamThatDoesNotRepublish(t *testing.T) {
+	srv := frayt.Server(t)
+	nc, js := frayt.Connect(t, srv.ClientURL())
+	ctx := frayt.Context(t, 10*time.Second)
+	rs, err := js.Stream(ctx, broker.StreamResults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := rs.CachedInfo().Config
+	cfg.RePublish = nil
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	before := goleak.IgnoreCurrent()
+	_, err = tasks.NewProducer(ctx, nc, tasks.ProducerOptions{})
+	if !errors.Is(err, broker.ErrLayoutTooOld) || !strings.Contains(err.Error(), "fray-broker") {
+		t.Fatalf("got %v, want ErrLayoutTooOld saying to restart fray-broker", err)
 	}
 	goleak.VerifyNone(t, before)
 }
