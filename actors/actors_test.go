@@ -492,3 +492,45 @@ func TestSupervisorRestartsActorOnAnotherWorkerWhenHostDies(t *testing.T) {
 	}
 	t.Logf("calls: %d ok, %d unavailable", ok.Load(), unavailable.Load())
 }
+
+// A lost actor waits for an eligible worker for the supervisor's whole
+// placement timeout, even when that outlasts the claim's margin: its
+// restart claim must not expire mid-wait and count as a second loss.
+func TestRestartWaitsForAWorkerLongerThanTheClaimMargin(t *testing.T) {
+	srv := frayt.Server(t)
+	reg := testRegistry(t)
+	wa := startWorker(t, srv.ClientURL(), "wa", nil, reg)
+	c := newClient(t, srv.ClientURL())
+	ctx := frayt.Context(t, 60*time.Second)
+	h, err := c.CreateActor(ctx, ClassCounter, "patient", 0, MaxRestarts(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const margin = time.Second
+	nc, js := frayt.Connect(t, srv.ClientURL())
+	sup := NewSupervisor(nc, js, SupervisorOptions{PlacementTimeout: 15 * time.Second, claimMargin: margin})
+	sctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sup.Run(sctx) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	wa.kill(t, js)
+	var claimed time.Time
+	frayt.Eventually(t, testTTL+5*time.Second, "restart claimed, waiting for a worker", func() bool {
+		rec, err := h.Record(ctx)
+		if err == nil && rec.State == StateRestarting && claimed.IsZero() {
+			claimed = time.Now()
+		}
+		return !claimed.IsZero()
+	})
+	time.Sleep(time.Until(claimed.Add(3 * margin))) // the fault: no eligible worker for three claim margins
+	startWorker(t, srv.ClientURL(), "wb", nil, reg)
+	frayt.Eventually(t, 10*time.Second, "actor ready on wb", func() bool {
+		rec, err := h.Record(ctx)
+		return err == nil && rec.State == StateReady && rec.Host == "wb"
+	})
+	rec, err := h.Record(ctx)
+	if err != nil || rec.Epoch != 2 || rec.Restarts != 1 {
+		t.Fatalf("record %+v, %v: want epoch 2 after exactly one restart", rec, err)
+	}
+}

@@ -71,7 +71,8 @@ func (o *ClientOptions) withDefaults() error {
 	return nil
 }
 
-// claimTTL is the lease on a freshly claimed name until a host takes it over.
+// claimTTL is the lease on a freshly claimed name until a host takes it
+// over, beyond the wait for an eligible worker (the placement timeout).
 const claimTTL = 30 * time.Second
 
 // TombstoneTTL is how long a stopped or dead actor's record stays readable
@@ -175,7 +176,7 @@ func (c *Client) create(ctx context.Context, className, name, group string, inde
 		if err != nil {
 			return nil, err
 		}
-		rev, err := c.kv.Create(ctx, key, data, jetstream.KeyTTL(claimTTL))
+		rev, err := c.kv.Create(ctx, key, data, jetstream.KeyTTL(c.opts.PlacementTimeout+claimTTL))
 		if err == nil {
 			if _, err := c.place(ctx, rec, rev, placement{timeout: c.opts.PlacementTimeout, construct: c.opts.ConstructTimeout}); err != nil {
 				// Free the name unless a host already took it over (the

@@ -24,6 +24,10 @@ type SupervisorOptions struct {
 	ConstructTimeout time.Duration
 	// Logger defaults to discarding.
 	Logger *slog.Logger
+
+	// claimMargin is how much longer than PlacementTimeout a restart's
+	// claim on the record lasts (claimTTL; tests shorten it).
+	claimMargin time.Duration
 }
 
 // Supervisor restarts actors whose host died (lease expired) or failed
@@ -48,6 +52,9 @@ func NewSupervisor(nc *nats.Conn, js jetstream.JetStream, opts SupervisorOptions
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.claimMargin <= 0 {
+		opts.claimMargin = claimTTL
 	}
 	return &Supervisor{nc: nc, js: js, opts: opts}
 }
@@ -151,7 +158,9 @@ func (s *Supervisor) restart(ctx context.Context, e *env, prev *Record, rev uint
 		return
 	}
 	next.State, next.Epoch, next.Restarts, next.Error = StateRestarting, prev.Epoch+1, prev.Restarts+1, reason
-	newRev, err := write(&next, claimTTL)
+	// The claim must outlast the wait for an eligible worker, or it would
+	// expire mid-placement and look like a second lost host.
+	newRev, err := write(&next, s.opts.PlacementTimeout+s.opts.claimMargin)
 	if err != nil {
 		return // another supervisor or a new creator got there first
 	}

@@ -38,7 +38,7 @@ func main() {
 type flags struct {
 	store, host, serverName, clusterName, routes, config, sync, natsURL, logLevel string
 	port, httpPort, clusterPort, replicas                                         int
-	syncEvery, resultTTL, objectTTL                                               time.Duration
+	syncEvery, resultTTL, objectTTL, actorRestartWait                             time.Duration
 	queueMaxBytes                                                                 int64
 	noSupervisor, noDispatcher                                                    bool
 	backends                                                                      multi
@@ -74,6 +74,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.DurationVar(&f.resultTTL, "result-ttl", 24*time.Hour, "how long task results stay fetchable by id")
 	fs.DurationVar(&f.objectTTL, "object-ttl", 0, "expire objects this long after they are put (0 keeps them)")
 	fs.Int64Var(&f.queueMaxBytes, "queue-max-bytes", 1<<30, "bytes of queued tasks before producers get 'queue full'")
+	fs.DurationVar(&f.actorRestartWait, "actor-restart-wait", 30*time.Second, "how long the actor supervisor waits for an eligible worker to restart a lost actor on before declaring it dead")
 	fs.BoolVar(&f.noSupervisor, "no-supervisor", false, "do not run the actor supervisor here")
 	fs.BoolVar(&f.noDispatcher, "no-dispatcher", false, "do not run the job dispatcher here")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -88,6 +89,9 @@ func parseFlags(args []string) (*flags, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q (see -h)", fs.Args())
+	}
+	if f.actorRestartWait <= 0 {
+		return nil, fmt.Errorf("--actor-restart-wait %s: want a positive duration", f.actorRestartWait)
 	}
 	return f, nil
 }
@@ -140,7 +144,7 @@ func runMain(args []string) error {
 	if err := provision(ctx, nc, js, po); err != nil {
 		return err
 	}
-	so := cluster.ServiceOptions{NoSupervisor: f.noSupervisor, NoDispatcher: f.noDispatcher, Logger: log}
+	so := cluster.ServiceOptions{ActorRestartWait: f.actorRestartWait, NoSupervisor: f.noSupervisor, NoDispatcher: f.noDispatcher, Logger: log}
 	so.Backends, so.DefaultBackend = backends, defaultBackend
 	services, err := cluster.Services(nc, js, so)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/frayhq/fray/actors"
 	"github.com/frayhq/fray/dispatcher"
@@ -35,6 +36,10 @@ type ServiceOptions struct {
 	// DefaultBackend names the backend for jobs that name none. Empty
 	// means native (fray workers).
 	DefaultBackend string
+	// ActorRestartWait is how long the actor supervisor waits for an
+	// eligible worker to restart an actor on before declaring it dead.
+	// Defaults to 30 s.
+	ActorRestartWait time.Duration
 	// NoSupervisor and NoDispatcher switch those services off.
 	NoSupervisor bool
 	NoDispatcher bool
@@ -50,7 +55,7 @@ func Services(nc *nats.Conn, js jetstream.JetStream, o ServiceOptions) ([]Servic
 	// Wiring points: the actor supervisor and the job dispatcher add
 	// themselves here.
 	if !o.NoSupervisor {
-		sup := actors.NewSupervisor(nc, js, actors.SupervisorOptions{Logger: o.Logger.With("service", "actors")})
+		sup := actors.NewSupervisor(nc, js, actors.SupervisorOptions{PlacementTimeout: o.ActorRestartWait, Logger: o.Logger.With("service", "actors")})
 		out = append(out, Service{Name: "actor supervisor", Run: sup.Run})
 	}
 	if !o.NoDispatcher {
