@@ -145,7 +145,8 @@ func Provision(ctx context.Context, js jetstream.JetStream, serverVersion string
 		Duplicates:  2 * time.Minute,
 	}, {
 		// One result per task, forever: the first result stored for a
-		// subject wins and later ones are refused, with no dedup window.
+		// subject wins and later ones are refused for as long as results are
+		// kept, not only within a dedup window (results carry no msg id).
 		Name:                 StreamResults,
 		Description:          "fray task results, fetched by subject; first result per task wins",
 		Subjects:             []string{SubjectResultsPrefix + ">"},

@@ -470,6 +470,10 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		fail(KindHandler, "encode", fmt.Sprintf("encode result %T: %v", val, err))
 		return
 	}
+	if e.o.Objects == nil && len(raw) > objects.DefaultInlineThreshold {
+		fail(KindObject, "", fmt.Sprintf("result is %d bytes, over the %d-byte inline limit, and this worker has no object store", len(raw), objects.DefaultInlineThreshold))
+		return
+	}
 	if e.o.Objects != nil && len(raw) > e.o.Objects.InlineThreshold() {
 		ref, err := e.o.Objects.PutBytes(hctx, raw)
 		if err != nil {
@@ -579,10 +583,10 @@ type completion struct {
 	id      string
 }
 
-func (e *Executor) retryResult(c completion, first error) {
+func (e *Executor) retryResult(c completion, err error) {
 	for i := range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := e.js.Publish(ctx, c.subject, c.data)
+		_, err = e.js.Publish(ctx, c.subject, c.data)
 		cancel()
 		if err == nil || alreadyRecorded(err) {
 			c.msg.Ack()
@@ -590,7 +594,7 @@ func (e *Executor) retryResult(c completion, first error) {
 		}
 		time.Sleep(time.Duration(100*(i+1)) * time.Millisecond) // back off before the next try
 	}
-	e.log.Error("result not stored; task will run again", "task", c.id, "err", first)
+	e.log.Error("result not stored; task will run again", "task", c.id, "err", err)
 	c.msg.Nak()
 }
 

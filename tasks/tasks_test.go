@@ -383,6 +383,23 @@ func TestLargeValuesTravelThroughTheObjectStore(t *testing.T) {
 	}
 }
 
+// Without an object store a worker cannot hand back a large result: the
+// task fails with a clear error instead of a publish the server refuses
+// (which would rerun the task).
+func TestLargeResultFailsClearlyOnAWorkerWithoutObjectStore(t *testing.T) {
+	e := newEnv(t)
+	reg := tasks.NewRegistry()
+	tasks.Register(reg, "big", func(_ context.Context, n int) ([]byte, error) { return make([]byte, n), nil })
+	e.executor("w1", reg, func(o *tasks.ExecutorOptions) { o.Objects = nil })
+	p := e.producer()
+	ctx := frayt.Context(t, 10*time.Second)
+	err := p.Submit(ctx, "big", objects.DefaultInlineThreshold+1).Get(ctx, nil)
+	var re *tasks.RemoteError
+	if !errors.As(err, &re) || re.Kind != tasks.KindObject || !strings.Contains(re.Message, "no object store") {
+		t.Fatalf("got %v, want a RemoteError of kind object saying the worker has no object store", err)
+	}
+}
+
 func TestRefArgumentIsResolvedOnTheWorker(t *testing.T) {
 	e := newEnv(t)
 	e.executor("w1", basicRegistry(), nil)

@@ -216,11 +216,18 @@ func (w *Worker) keepLease(ctx context.Context, lease *broker.Lease) error {
 			if errors.Is(err, broker.ErrLeaseHeld) {
 				// The key may hold our own record: a renewal stored without
 				// its acknowledgement reaching us. Then the lease is still ours.
-				if own, rerr := w.resume(ctx); rerr == nil && own != nil {
+				own, ours, rerr := w.resume(ctx)
+				if rerr == nil && ours {
 					lease = own
 					break
 				}
-				return fmt.Errorf("worker %s: another live worker registered the same id: %w", w.o.ID, err)
+				if rerr == nil {
+					return fmt.Errorf("worker %s: another live worker registered the same id: %w", w.o.ID, err)
+				}
+				if errors.Is(rerr, jetstream.ErrKeyNotFound) {
+					continue // expired since: register again now
+				}
+				w.log.Warn("read the registry entry; will retry", "err", rerr)
 			}
 			select {
 			case <-ctx.Done():
@@ -232,25 +239,29 @@ func (w *Worker) keepLease(ctx context.Context, lease *broker.Lease) error {
 }
 
 // resume returns the lease on the worker's key when the record there is
-// this worker's own (same id, host, process and start time), else nil.
-func (w *Worker) resume(ctx context.Context) (*broker.Lease, error) {
+// this worker's own (same id, host, process and start time); ours is false
+// when the key holds another process's record, or one it cannot read. An
+// error means the key could not be read (the broker unreachable, or the key
+// gone).
+func (w *Worker) resume(ctx context.Context) (lease *broker.Lease, ours bool, err error) {
 	kv, err := w.js.KeyValue(ctx, broker.BucketWorkers)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	e, err := kv.Get(ctx, w.o.ID)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var got broker.WorkerInfo
-	if err := objects.Unmarshal(e.Value(), &got); err != nil {
-		return nil, err
+	if objects.Unmarshal(e.Value(), &got) != nil {
+		return nil, false, nil
 	}
 	self := w.Info()
 	if got.ID != self.ID || got.Host != self.Host || got.PID != self.PID || got.StartedMS != self.StartedMS {
-		return nil, nil
+		return nil, false, nil
 	}
-	return broker.ResumeLease(ctx, w.js, broker.BucketWorkers, w.o.ID, e.Revision(), w.o.LeaseTTL)
+	lease, err = broker.ResumeLease(ctx, w.js, broker.BucketWorkers, w.o.ID, e.Revision(), w.o.LeaseTTL)
+	return lease, err == nil, err
 }
 
 // record is the registry value published on each lease renewal.

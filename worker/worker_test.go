@@ -219,3 +219,51 @@ func TestExecHandlerReturnsWhenTheCommandExitsThoughABackgroundChildKeepsItsOutp
 		t.Fatalf("returned after %s: it waited for the background child", d)
 	}
 }
+
+// Two processes must not serve under one id: a worker whose registry key
+// now holds another process's record (or one it cannot read) stops with an
+// error saying so, instead of fighting over the key.
+func TestWorkerStopsWhenAnotherProcessHoldsItsID(t *testing.T) {
+	for name, foreign := range map[string]func(own []byte) []byte{
+		"another worker's record": func(own []byte) []byte {
+			var info broker.WorkerInfo
+			if err := objects.Unmarshal(own, &info); err != nil {
+				t.Fatal(err)
+			}
+			info.PID++
+			b, _ := objects.Marshal(info)
+			return b
+		},
+		"an unreadable record": func([]byte) []byte { return []byte{0xff, 0x00} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := frayt.Server(t)
+			_, js := frayt.Connect(t, srv.ClientURL())
+			ctx := frayt.Context(t, 20*time.Second)
+			nc, _ := frayt.Connect(t, srv.ClientURL())
+			w, err := worker.New(nc, worker.Options{ID: "w-twice", LeaseTTL: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- w.Run(ctx) }()
+			kv, _ := js.KeyValue(ctx, broker.BucketWorkers)
+			var e jetstream.KeyValueEntry
+			frayt.Eventually(t, 5*time.Second, "worker registered", func() bool {
+				e, err = kv.Get(ctx, "w-twice")
+				return err == nil
+			})
+			if _, err := kv.Put(ctx, "w-twice", foreign(e.Value())); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), "another live worker registered the same id") {
+					t.Fatalf("worker stopped with %v", err)
+				}
+			case <-ctx.Done():
+				t.Fatal("the worker kept running under an id another process holds")
+			}
+		})
+	}
+}
