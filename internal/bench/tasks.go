@@ -207,7 +207,7 @@ func baseline(ctx context.Context, url string, js jetstream.JetStream, n, slots 
 		return 0, err
 	}
 	defer js.DeleteStream(context.Background(), "BENCH_BASELINE")
-	if _, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "base", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+	if _, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "base", AckPolicy: jetstream.AckExplicitPolicy, MaxWaiting: 4096}); err != nil {
 		return 0, err
 	}
 	wnc, err := nats.Connect(url)
@@ -244,28 +244,49 @@ func baseline(ctx context.Context, url string, js jetstream.JetStream, n, slots 
 		defer cc.Stop()
 		release = func() {}
 	case pullFreeSlots:
+		// fray's top-up rule (tasks/pull.go): ask for every free slot in
+		// one request once half the slots are free, or at once when no
+		// request is open; never more than the free slots.
 		var mu sync.Mutex
-		var seq int
+		var seq, pending, running int
 		inbox := wnc.NewRespInbox()
-		ask := func(k int) {
-			mu.Lock()
+		topUp := func() { // mu held
+			free := slots - running - pending
+			if free <= 0 || (pending > 0 && free < max(1, slots/2)) {
+				return
+			}
 			seq++
-			reply := inbox + "." + strconv.Itoa(seq)
-			mu.Unlock()
-			wnc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT.BENCH_BASELINE.base", reply, fmt.Appendf(nil, `{"batch":%d,"expires":%d}`, k, time.Minute.Nanoseconds()))
+			pending += free
+			wnc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT.BENCH_BASELINE.base", inbox+"."+strconv.Itoa(seq),
+				fmt.Appendf(nil, `{"batch":%d,"expires":%d}`, free, time.Minute.Nanoseconds()))
 		}
 		sub, err := wnc.Subscribe(inbox+".*", func(m *nats.Msg) {
-			if m.Header.Get("Status") == "" { // not a status (timeout, heartbeat)
-				hand(job{m.Reply, m.Header.Get("Reply")})
+			if m.Header.Get("Status") != "" {
+				return // the run ends long before a request expires
 			}
+			mu.Lock()
+			pending--
+			running++
+			if pending == 0 {
+				topUp()
+			}
+			mu.Unlock()
+			hand(job{m.Reply, m.Header.Get("Reply")})
 		})
 		if err != nil {
 			return 0, err
 		}
 		sub.SetPendingLimits(-1, -1)
 		defer sub.Unsubscribe()
-		release = func() { ask(1) }
-		ask(slots)
+		release = func() {
+			mu.Lock()
+			running--
+			topUp()
+			mu.Unlock()
+		}
+		mu.Lock()
+		topUp()
+		mu.Unlock()
 	}
 	for range slots {
 		wg.Add(1)
