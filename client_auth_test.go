@@ -50,3 +50,37 @@ func TestConnectWithUserPasswordToABrokerConfiguredByFile(t *testing.T) {
 	}
 	c.Close()
 }
+
+// An account that may not subscribe where stored results arrive gets an
+// error naming the subject at Connect, not futures that never resolve.
+func TestConnectNamesAResultsSubscriptionTheAccountMayNotMake(t *testing.T) {
+	ctx := frayt.Context(t, 30*time.Second)
+	conf := filepath.Join(t.TempDir(), "nats.conf")
+	os.WriteFile(conf, []byte(`authorization { users = [
+		{ user: admin, password: a }
+		{ user: trainer, password: t, permissions: { subscribe: { deny: ["fray.stored.>"] } } }
+	] }`), 0o600)
+	srv, err := broker.Start(ctx, broker.Options{Port: -1, StoreDir: t.TempDir(), ConfigFile: conf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("admin", "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if err := broker.Provision(ctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = fray.Connect(ctx, srv.ClientURL(), fray.WithUserPass("trainer", "t"))
+	if err == nil || !strings.Contains(err.Error(), "may not subscribe to fray.stored.") {
+		t.Fatalf("connect: %v, want an error naming the fray.stored subscription", err)
+	}
+	c, err := fray.Connect(ctx, srv.ClientURL(), fray.WithUserPass("admin", "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}

@@ -64,7 +64,10 @@ func TestProvisionUpgradesALayout1ResultsStream(t *testing.T) {
 	if err := broker.Provision(ctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	s, _ := js.Stream(ctx, broker.StreamResults)
+	s, err := js.Stream(ctx, broker.StreamResults)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := s.CachedInfo().Config
 	if rp := cfg.RePublish; rp == nil || rp.Source != broker.SubjectResultsPrefix+">" || rp.Destination != broker.SubjectStoredPrefix+">" {
 		t.Fatalf("republish %+v", cfg.RePublish)

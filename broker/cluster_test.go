@@ -14,36 +14,14 @@ import (
 
 func TestThreeNodeClusterKeepsDataWhenANodeDies(t *testing.T) {
 	ctx := frayt.Context(t, 90*time.Second)
-	routePorts := frayt.FreePorts(t, 3)
-	var nodes []*broker.Server
-	for i := range 3 {
-		var routes []string
-		for j, p := range routePorts {
-			if j != i {
-				routes = append(routes, fmt.Sprintf("127.0.0.1:%d", p))
-			}
-		}
-		srv, err := broker.Start(ctx, broker.Options{Port: -1, StoreDir: t.TempDir(), ServerName: fmt.Sprintf("n%d", i),
-			ClusterName: "fray-test", ClusterPort: routePorts[i], Routes: routes})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(srv.Shutdown)
-		nodes = append(nodes, srv)
-	}
-	url := nodes[0].ClientURL() + "," + nodes[1].ClientURL() + "," + nodes[2].ClientURL()
+	nodes, url := frayt.Cluster(t, 3)
+	frayt.ProvisionCluster(t, url)
 	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	// JetStream needs a meta leader before anything can be provisioned.
-	frayt.Eventually(t, 60*time.Second, "replicated provisioning succeeds", func() bool {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		return broker.Provision(pctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{Replicas: 3}) == nil
-	})
 	s, err := js.Stream(ctx, broker.StreamTasks)
 	if err != nil || s.CachedInfo().Config.Replicas != 3 {
 		t.Fatalf("tasks stream: %v, replicas %d", err, s.CachedInfo().Config.Replicas)

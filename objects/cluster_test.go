@@ -2,12 +2,9 @@ package objects_test
 
 import (
 	"bytes"
-	"context"
-	"fmt"
 	"testing"
 	"time"
 
-	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/frayt"
 	"github.com/frayhq/fray/objects"
 )
@@ -20,35 +17,14 @@ func TestRefIsReadableAtOnceFromAnotherNodeOfAReplicatedBucket(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
 	}
-	ports := frayt.FreePorts(t, 3)
-	var routes []string
-	for _, p := range ports {
-		routes = append(routes, fmt.Sprintf("127.0.0.1:%d", p))
-	}
 	ctx := frayt.Context(t, 90*time.Second)
+	nodes, all := frayt.Cluster(t, 3)
+	frayt.ProvisionCluster(t, all)
 	var urls []string
-	for i := range 3 {
-		srv, err := broker.Start(ctx, broker.Options{
-			StoreDir: t.TempDir(), Port: -1, ServerName: fmt.Sprintf("n%d", i),
-			ClusterName: "objects-test", ClusterPort: ports[i], Routes: routes,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(srv.Shutdown)
-		urls = append(urls, srv.ClientURL())
+	for _, n := range nodes {
+		urls = append(urls, n.ClientURL())
 	}
-	ncA, jsA := frayt.Connect(t, urls[0])
-	var perr error
-	frayt.Eventually(t, 60*time.Second, "cluster provisioned with 3 replicas", func() bool {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		perr = broker.Provision(pctx, jsA, ncA.ConnectedServerVersion(), broker.ProvisionOptions{Replicas: 3})
-		if perr != nil {
-			t.Logf("provision: %v", perr)
-		}
-		return perr == nil
-	})
+	_, jsA := frayt.Connect(t, urls[0])
 	writer, err := objects.New(ctx, jsA, objects.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/frayhq/fray/broker"
@@ -57,12 +58,15 @@ type Producer struct {
 	foreign   map[*Future]*nats.Subscription
 	closed    bool
 	sub       *nats.Subscription
+	leaderSub *nats.Subscription // FRAY_RESULTS leader elections, if visible
 	pub       *asyncPublisher
 	ctx       context.Context // ends with Close
 	stop      context.CancelFunc
 	sweepDone chan struct{}
 	watchers  sync.WaitGroup // foreign futures' lookups
 	retrying  sync.WaitGroup // submissions waiting to be sent again
+
+	leaderChanges atomic.Uint64 // FRAY_RESULTS leader elections seen
 }
 
 // NewProducer subscribes to the producer's results and starts watching the
@@ -109,16 +113,26 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 		p.pub.close()
 		return nil, fmt.Errorf("tasks: cancel bucket: %w", err)
 	}
-	if p.sub, err = nc.Subscribe(StoredSubject(p.owner, "*"), p.onResult); err != nil {
+	if p.sub, err = subscribeAllowed(ctx, nc, StoredSubject(p.owner, "*"), p.onResult); err != nil {
 		p.pub.close()
 		return nil, fmt.Errorf("tasks: subscribe to results: %w", err)
 	}
 	p.sub.SetPendingLimits(-1, -1)
+	// On a cluster, a stream leader that steps down between storing a
+	// result and republishing it leaves the result unannounced: look up
+	// every waiting future when FRAY_RESULTS elects a leader. Best effort:
+	// an account may not see advisories, and the sweep's safety net stays.
+	p.leaderSub, _ = nc.Subscribe("$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED."+broker.StreamResults, func(*nats.Msg) {
+		p.leaderChanges.Add(1)
+	})
 	wctx, stop := context.WithCancel(context.Background())
 	p.ctx, p.stop = wctx, stop
 	if p.view, err = WatchWorkers(wctx, js); err != nil {
 		stop()
 		p.sub.Unsubscribe()
+		if p.leaderSub != nil {
+			p.leaderSub.Unsubscribe()
+		}
 		p.pub.close()
 		return nil, err
 	}
@@ -146,7 +160,7 @@ func (p *Producer) sweep(ctx context.Context) {
 	const sweepEvery, sweepAge, maxCheckEvery = 250 * time.Millisecond, 5 * time.Second, time.Minute
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
-	reconnects := p.nc.Stats().Reconnects
+	reconnects, elections := p.nc.Stats().Reconnects, p.leaderChanges.Load()
 	lastFull := time.Now()
 	for {
 		select {
@@ -156,11 +170,14 @@ func (p *Producer) sweep(ctx context.Context) {
 			if !p.nc.IsConnected() {
 				continue
 			}
-			r := p.nc.Stats().Reconnects
-			reconnected := r != reconnects
+			// After a reconnect (results stored meanwhile reached no
+			// subscriber) or a results leader election (see NewProducer),
+			// every waiting future is looked up.
+			r, el := p.nc.Stats().Reconnects, p.leaderChanges.Load()
+			reconnected := r != reconnects || el != elections
 			full := reconnected || now.Sub(lastFull) >= sweepAge
 			if full {
-				reconnects, lastFull = r, now
+				reconnects, elections, lastFull = r, el, now
 			}
 			p.mu.Lock()
 			var due []*Future
@@ -239,6 +256,9 @@ func (p *Producer) Close() {
 	}
 	p.mu.Unlock()
 	p.sub.Unsubscribe()
+	if p.leaderSub != nil {
+		p.leaderSub.Unsubscribe()
+	}
 	p.stop()      // resubmissions waiting out a delay give up
 	p.pub.close() // blocked and pending publishes fail with ErrClosed
 	p.retrying.Wait()
@@ -512,4 +532,23 @@ func (p *Producer) cancel(ctx context.Context, f *Future) error {
 		return fmt.Errorf("tasks: record cancellation of %s: %w", f.ID(), err)
 	}
 	return nil
+}
+
+// subscribeAllowed subscribes and waits for the server's verdict, so that a
+// subscription the account may not make fails here, naming the subject,
+// instead of silently never receiving.
+func subscribeAllowed(ctx context.Context, nc *nats.Conn, subj string, cb nats.MsgHandler) (*nats.Subscription, error) {
+	sub, err := nc.Subscribe(subj, cb)
+	if err != nil {
+		return nil, err
+	}
+	if err := nc.FlushWithContext(ctx); err != nil {
+		sub.Unsubscribe()
+		return nil, err
+	}
+	if err := nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), `"`+subj+`"`) {
+		sub.Unsubscribe()
+		return nil, fmt.Errorf("this account may not subscribe to %s, where stored results arrive: allow subscribe on %s> (%w)", subj, broker.SubjectStoredPrefix, err)
+	}
+	return sub, nil
 }
