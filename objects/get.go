@@ -197,9 +197,13 @@ type consumerSource struct {
 	nuid   string
 	chunks uint32
 	got    uint32
-	cons   jetstream.Consumer
-	it     jetstream.MessagesContext
-	ctx    context.Context // for the consumer's deletion
+	window int
+	// lastSeq is the stream sequence of the last chunk read: a replacement
+	// consumer starts after it.
+	lastSeq uint64
+	cons    jetstream.Consumer
+	it      jetstream.MessagesContext
+	ctx     context.Context // for the consumer's deletion
 }
 
 func (s *Store) streamChunks(ctx context.Context, ref Ref, info *jetstream.ObjectInfo) (*consumerSource, error) {
@@ -212,26 +216,40 @@ func (s *Store) streamChunks(ctx context.Context, ref Ref, info *jetstream.Objec
 	if n != uint64(info.Chunks) {
 		return nil, fmt.Errorf("%w: %s (expired: %d of %d chunks left)", ErrNotFound, ref, n, info.Chunks)
 	}
-	cons, err := s.js.OrderedConsumer(ctx, streamName(s.bucket), jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{chunkSubject(s.bucket, info.NUID)},
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		InactiveThreshold: 30 * time.Second,
-		MaxResetAttempts:  5,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("objects: get %s: consumer: %w", ref.Digest, err)
-	}
 	// Buffer at most a window of chunks. Chunks are at most max_payload
 	// bytes, so a message count bounds memory.
 	window := s.window
 	if o := info.Opts; o != nil && o.ChunkSize > 0 && int(o.ChunkSize) < s.chunk {
 		window = s.window * s.chunk / int(o.ChunkSize) // written with smaller chunks
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(window))
-	if err != nil {
-		return nil, fmt.Errorf("objects: get %s: %w", ref.Digest, err)
+	c := &consumerSource{s: s, ref: ref, nuid: info.NUID, chunks: info.Chunks, window: window, ctx: ctx}
+	if err := c.open(ctx); err != nil {
+		return nil, err
 	}
-	return &consumerSource{s: s, ref: ref, nuid: info.NUID, chunks: info.Chunks, cons: cons, it: it, ctx: ctx}, nil
+	return c, nil
+}
+
+// open starts an ordered consumer at the chunk after the last one read.
+func (c *consumerSource) open(ctx context.Context) error {
+	cfg := jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{chunkSubject(c.s.bucket, c.nuid)},
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: 30 * time.Second,
+		MaxResetAttempts:  5,
+	}
+	if c.lastSeq > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, c.lastSeq+1
+	}
+	cons, err := c.s.js.OrderedConsumer(ctx, streamName(c.s.bucket), cfg)
+	if err != nil {
+		return fmt.Errorf("objects: get %s: consumer: %w", c.ref.Digest, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(c.window))
+	if err != nil {
+		return fmt.Errorf("objects: get %s: %w", c.ref.Digest, err)
+	}
+	c.cons, c.it = cons, it
+	return nil
 }
 
 func (c *consumerSource) next(ctx context.Context) ([]byte, uint64, error) {
@@ -245,6 +263,7 @@ func (c *consumerSource) next(ctx context.Context) ([]byte, uint64, error) {
 				return nil, 0, fmt.Errorf("objects: get %s: chunk %d: %w", c.ref.Digest, c.got, err)
 			}
 			c.got++
+			c.lastSeq = md.Sequence.Stream
 			return m.Data(), md.Sequence.Stream, nil
 		}
 		if ctx.Err() != nil {
@@ -254,8 +273,17 @@ func (c *consumerSource) next(ctx context.Context) ([]byte, uint64, error) {
 			return nil, 0, fmt.Errorf("objects: get %s: chunk %d: %w", c.ref.Digest, c.got, err)
 		}
 		// Nothing for a while: the rest may have expired.
-		if n, err := c.s.chunkCount(ctx, c.nuid); err == nil && n < uint64(c.chunks-c.got) {
+		n, err := c.s.chunkCount(ctx, c.nuid)
+		if err == nil && n < uint64(c.chunks-c.got) {
 			return nil, 0, fmt.Errorf("%w: %s (expired while reading)", ErrNotFound, c.ref)
+		}
+		if err == nil {
+			// The chunks are there but none came: the consumer stalled (a
+			// cluster settling can strand it). Replace it.
+			c.close()
+			if err := c.open(ctx); err != nil {
+				return nil, 0, err
+			}
 		}
 	}
 }
