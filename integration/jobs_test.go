@@ -98,6 +98,14 @@ func TestFailingCommandEndsFailedAndTheCLIExitsNonZeroWithTheError(t *testing.T)
 	}
 }
 
+func TestAMissingWorkdirFailsTheJobNamingTheDirectory(t *testing.T) {
+	b, _ := jobsCluster(t, []string{"w1"})
+	out, errOut, code := runFray(t, nil, time.Minute, "submit", "--nats", b.URL, "--name", "nowhere", "--workdir", "/no/such/dir", "--wait", "--", "pwd")
+	if code == 0 || !strings.Contains(errOut, "workdir /no/such/dir: no such file or directory") {
+		t.Fatalf("code %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+}
+
 func TestStopEndsASleepingJobWithinFiveSecondsLeavingNoProcess(t *testing.T) {
 	b, c := jobsCluster(t, []string{"w1"}, []string{"w2"})
 	out, errOut, code := runFray(t, nil, time.Minute, "submit", "--nats", b.URL, "--name", "sleeper", "--", "sleep", "600")

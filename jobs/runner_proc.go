@@ -98,6 +98,17 @@ func (p *proc) runCommand(ctx context.Context, lw *LogWriter) (code int, errMsg 
 		script := strings.Join(p.a.Setup, " && ") + ` && exec "$@"`
 		argv = append([]string{"/bin/sh", "-c", script, "sh"}, argv...)
 	}
+	if wd := p.a.Workdir; wd != "" {
+		if fi, err := os.Stat(wd); err != nil || !fi.IsDir() {
+			msg := fmt.Sprintf("workdir %s: not a directory on this worker", wd)
+			if err != nil {
+				msg = fmt.Sprintf("workdir %s: %v", wd, errors.Unwrap(err))
+			}
+			_ = lw.Line(ctx, "fray: cannot start "+argv[0]+": "+msg)
+			_ = lw.Flush(ctx)
+			return 127, "cannot start " + argv[0] + ": " + msg, false, false
+		}
+	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = p.env()
 	cmd.Dir = p.a.Workdir
