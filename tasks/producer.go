@@ -542,6 +542,11 @@ func subscribeAllowed(ctx context.Context, nc *nats.Conn, subj string, cb nats.M
 	if err != nil {
 		return nil, err
 	}
+	if _, ok := ctx.Deadline(); !ok { // FlushWithContext needs one
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
 	if err := nc.FlushWithContext(ctx); err != nil {
 		sub.Unsubscribe()
 		return nil, err
