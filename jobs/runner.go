@@ -116,7 +116,7 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 func (r *Runner) Describe(info *broker.WorkerInfo) {
 	ram, _ := ParseBytes(r.o.RAM)
 	if ram == 0 {
-		ram = hostMemory()
+		ram = HostMemory()
 	}
 	disk, _ := ParseBytes(r.o.Disk)
 	info.Resources = broker.WorkerResources{
@@ -133,7 +133,9 @@ func (r *Runner) Describe(info *broker.WorkerInfo) {
 	}
 }
 
-func hostMemory() int64 {
+// HostMemory is the host's total memory in bytes (0 if unknown): what a
+// runner offers by default.
+func HostMemory() int64 {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		return 0

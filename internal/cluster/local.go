@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
 	"github.com/nats-io/nats.go"
@@ -99,7 +102,13 @@ func StartLocal(ctx context.Context, o LocalOptions) (*Local, error) {
 		if wo.Logger == nil {
 			wo.Logger = o.Logger
 		}
-		plugins, err := Plugins(PluginOptions{NATSURL: srv.ClientURL(), Logger: o.Logger})
+		// Workers sharing one host share its capacity: jobs must not be
+		// placed as if each had the whole machine.
+		share := jobs.RunnerOptions{CPU: float64(runtime.NumCPU()) / float64(n)}
+		if mem := jobs.HostMemory(); mem > 0 {
+			share.RAM = strconv.FormatInt(mem/int64(n), 10)
+		}
+		plugins, err := Plugins(PluginOptions{NATSURL: srv.ClientURL(), Logger: o.Logger, JobRunner: share})
 		if err != nil {
 			return fail(err)
 		}
