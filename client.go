@@ -193,6 +193,19 @@ func envOptions() []Option {
 	return out
 }
 
+// NATSOptionsFromEnv returns the nats.Connect options the FRAY_NATS_*
+// variables ask for (credentials, TLS files): what Connect applies, for
+// processes that dial NATS themselves (fray-broker).
+func NATSOptionsFromEnv() ([]nats.Option, error) {
+	var cfg config
+	for _, o := range envOptions() {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	return cfg.natsOpts, nil
+}
+
 // Connect connects to the cluster named by spec (see ParseSpec; "" means
 // local). FRAY_NATS_* environment variables supply credentials and TLS
 // files; options given here apply after them.

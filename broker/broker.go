@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -73,8 +75,14 @@ type Server struct {
 // ErrBadOptions wraps every configuration error from Start.
 var ErrBadOptions = errors.New("broker: bad options")
 
+// ErrPortInUse is matched (errors.Is) by the error Start returns when a port
+// it must listen on is taken.
+var ErrPortInUse = errors.New("broker: port in use")
+
 // Start configures and starts nats-server with JetStream and waits until it
-// accepts connections or ctx ends.
+// accepts connections or ctx ends. It fails at once, without waiting, when
+// nats-server cannot start: a port in use (ErrPortInUse), a store path that
+// is not a directory (ErrBadOptions), a JetStream error.
 func Start(ctx context.Context, o Options) (*Server, error) {
 	sopts, tempDir, err := o.serverOptions()
 	if err != nil {
@@ -87,20 +95,81 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		}
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	if o.Logger != nil {
-		ns.SetLoggerV2(slogAdapter{o.Logger}, o.Debug, false, false)
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
+	// nats-server reports a failed start (a listener, JetStream) through
+	// Fatalf and carries on without ever becoming ready: catch it.
+	fatal := make(chan fatalLog, 1)
+	ns.SetLoggerV2(slogAdapter{l: log, fatal: fatal}, o.Debug, false, false)
 	ns.Start()
 	s := &Server{ns: ns, tempDir: tempDir, opts: sopts}
-	deadline := 30 * time.Second
+	wait := 30 * time.Second
 	if d, ok := ctx.Deadline(); ok {
-		deadline = time.Until(d)
+		wait = time.Until(d)
 	}
-	if !ns.ReadyForConnections(deadline) {
+	if err := s.waitReady(ctx, wait, fatal); err != nil {
 		s.Shutdown()
-		return nil, fmt.Errorf("broker: nats-server not ready after %s (store %s)", deadline.Round(time.Millisecond), sopts.StoreDir)
+		return nil, err
 	}
 	return s, nil
+}
+
+// waitReady polls until the server accepts connections, it reports a fatal
+// start error, ctx ends or wait passes.
+func (s *Server) waitReady(ctx context.Context, wait time.Duration, fatal <-chan fatalLog) error {
+	deadline := time.Now().Add(wait)
+	for {
+		select {
+		case f := <-fatal:
+			return s.startError(f)
+		default:
+		}
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return fmt.Errorf("broker: start: %w", ctx.Err())
+		}
+		if s.ns.ReadyForConnections(50 * time.Millisecond) {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("broker: nats-server not ready after %s (store %s)", wait.Round(time.Millisecond), s.opts.StoreDir)
+		}
+	}
+}
+
+// fatalLog is one Fatalf call of nats-server.
+type fatalLog struct {
+	format string
+	args   []any
+}
+
+type portInUseError struct{ msg string }
+
+func (e portInUseError) Error() string        { return e.msg }
+func (e portInUseError) Is(target error) bool { return target == ErrPortInUse }
+
+// startError turns nats-server's fatal log line into an error naming what
+// to change.
+func (s *Server) startError(f fatalLog) error {
+	msg := fmt.Sprintf(f.format, f.args...)
+	inUse := strings.Contains(msg, "address already in use")
+	for _, a := range f.args {
+		if err, ok := a.(error); ok && errors.Is(err, syscall.EADDRINUSE) {
+			inUse = true
+		}
+	}
+	if inUse {
+		switch {
+		case strings.Contains(f.format, "router port"):
+			return portInUseError{fmt.Sprintf("broker: cluster port %d on %s is in use; pick another with --cluster-port", s.opts.Cluster.Port, s.opts.Cluster.Host)}
+		case strings.Contains(f.format, "monitor"):
+			return portInUseError{fmt.Sprintf("broker: monitoring port %d on %s is in use; pick another with --http-port", s.opts.HTTPPort, s.opts.HTTPHost)}
+		default:
+			return portInUseError{fmt.Sprintf("broker: port %d on %s is in use; pick another with --port", s.opts.Port, s.opts.Host)}
+		}
+	}
+	return fmt.Errorf("broker: nats-server failed to start: %s", msg)
 }
 
 func (o Options) serverOptions() (*server.Options, string, error) {
@@ -140,6 +209,11 @@ func (o Options) serverOptions() (*server.Options, string, error) {
 			return nil, "", fmt.Errorf("broker: temp store: %w", err)
 		}
 		sopts.StoreDir, tempDir = d, d
+	}
+	if fi, err := os.Stat(sopts.StoreDir); err == nil && !fi.IsDir() {
+		return nil, "", fmt.Errorf("%w: store %s is a file, not a directory", ErrBadOptions, sopts.StoreDir)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, "", fmt.Errorf("%w: store %s: %v", ErrBadOptions, sopts.StoreDir, err)
 	}
 	switch o.Sync {
 	case "", SyncInterval:
@@ -212,11 +286,26 @@ func (s *Server) Shutdown() {
 	}
 }
 
-type slogAdapter struct{ l *slog.Logger }
+type slogAdapter struct {
+	l     *slog.Logger
+	fatal chan<- fatalLog // the first Fatalf call, for Start
+}
 
-func (a slogAdapter) Noticef(f string, v ...any) { a.l.Info(fmt.Sprintf(f, v...)) }
-func (a slogAdapter) Warnf(f string, v ...any)   { a.l.Warn(fmt.Sprintf(f, v...)) }
-func (a slogAdapter) Fatalf(f string, v ...any)  { a.l.Error(fmt.Sprintf(f, v...)) }
-func (a slogAdapter) Errorf(f string, v ...any)  { a.l.Error(fmt.Sprintf(f, v...)) }
-func (a slogAdapter) Debugf(f string, v ...any)  { a.l.Debug(fmt.Sprintf(f, v...)) }
-func (a slogAdapter) Tracef(f string, v ...any)  { a.l.Debug(fmt.Sprintf(f, v...)) }
+func (a slogAdapter) log(level slog.Level, f string, v []any) {
+	if a.l.Enabled(context.Background(), level) {
+		a.l.Log(context.Background(), level, fmt.Sprintf(f, v...))
+	}
+}
+
+func (a slogAdapter) Noticef(f string, v ...any) { a.log(slog.LevelInfo, f, v) }
+func (a slogAdapter) Warnf(f string, v ...any)   { a.log(slog.LevelWarn, f, v) }
+func (a slogAdapter) Errorf(f string, v ...any)  { a.log(slog.LevelError, f, v) }
+func (a slogAdapter) Debugf(f string, v ...any)  { a.log(slog.LevelDebug, f, v) }
+func (a slogAdapter) Tracef(f string, v ...any)  { a.log(slog.LevelDebug, f, v) }
+func (a slogAdapter) Fatalf(f string, v ...any) {
+	a.log(slog.LevelError, f, v)
+	select {
+	case a.fatal <- fatalLog{f, v}:
+	default:
+	}
+}

@@ -1,8 +1,14 @@
 package broker_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,6 +127,7 @@ func TestStartRejectsBadOptions(t *testing.T) {
 		"routes without name":  {Port: -1, StoreDir: t.TempDir(), Routes: []string{"127.0.0.1:1"}},
 		"cluster without name": {Port: -1, StoreDir: t.TempDir(), ClusterName: "c"},
 		"missing config":       {Port: -1, StoreDir: t.TempDir(), ConfigFile: "/nonexistent/nats.conf"},
+		"store is a file":      {Port: -1, StoreDir: aFile(t)},
 	}
 	for name, o := range cases {
 		if srv, err := broker.Start(ctx, o); !errors.Is(err, broker.ErrBadOptions) {
@@ -141,5 +148,71 @@ func TestSyncAlwaysStarts(t *testing.T) {
 	defer srv.Shutdown()
 	if !srv.NATS().JetStreamEnabled() {
 		t.Fatal("jetstream disabled")
+	}
+}
+
+func aFile(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// takenPort listens on a loopback port until the test ends.
+func takenPort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestStartFailsAtOnceNamingAPortInUse(t *testing.T) {
+	port := takenPort(t)
+	cases := map[string]struct {
+		o    broker.Options
+		want string
+	}{
+		"client port":  {broker.Options{Port: port}, fmt.Sprintf("port %d on 127.0.0.1 is in use; pick another with --port", port)},
+		"cluster port": {broker.Options{Port: -1, ServerName: "n1", ClusterName: "c", ClusterPort: port, Routes: []string{"127.0.0.1:1"}}, fmt.Sprintf("cluster port %d on 127.0.0.1 is in use; pick another with --cluster-port", port)},
+	}
+	for name, c := range cases {
+		c.o.StoreDir = t.TempDir()
+		began := time.Now()
+		srv, err := broker.Start(frayt.Context(t, 30*time.Second), c.o)
+		if srv != nil {
+			srv.Shutdown()
+		}
+		if !errors.Is(err, broker.ErrPortInUse) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want ErrPortInUse saying %q", name, err, c.want)
+		}
+		if d := time.Since(began); d > 10*time.Second {
+			t.Errorf("%s: took %s to fail", name, d)
+		}
+	}
+}
+
+func TestStartRejectsAStoreThatIsAFileAtOnce(t *testing.T) {
+	began := time.Now()
+	_, err := broker.Start(frayt.Context(t, 30*time.Second), broker.Options{Port: -1, StoreDir: aFile(t)})
+	if !errors.Is(err, broker.ErrBadOptions) || !strings.Contains(err.Error(), "not a directory") {
+		t.Fatalf("got %v, want ErrBadOptions saying not a directory", err)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Fatalf("took %s to fail", d)
+	}
+}
+
+func TestStartReturnsContextCanceledWhenCancelledDuringStartup(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	srv, err := broker.Start(ctx, broker.Options{Port: -1, StoreDir: t.TempDir()})
+	if srv != nil {
+		srv.Shutdown()
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
 	}
 }

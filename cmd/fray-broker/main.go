@@ -9,7 +9,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -55,7 +57,7 @@ func parseFlags(args []string) (*flags, error) {
 	f := &flags{}
 	fs := flag.NewFlagSet("fray-broker", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: fray-broker [flags]\n\nRuns nats-server with JetStream, provisions fray's streams and buckets, and runs\nthe actor supervisor and job dispatcher. SIGINT/SIGTERM stop it cleanly.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: fray-broker [flags]\n\nRuns nats-server with JetStream, provisions fray's streams and buckets, and runs\nthe actor supervisor and job dispatcher. SIGINT/SIGTERM stop it cleanly.\n\nThe broker's own NATS connection authenticates like every fray client, with\nFRAY_NATS_USER/FRAY_NATS_PASSWORD, FRAY_NATS_TOKEN or FRAY_NATS_CREDS, and\nFRAY_NATS_CA/FRAY_NATS_CERT/FRAY_NATS_KEY for TLS: set them when --config or\nthe --nats server requires authentication.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&f.store, "store", "./fray-data", "JetStream store directory (file storage)")
@@ -66,14 +68,14 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.clusterName, "cluster-name", "", "cluster name, to join a multi-node cluster")
 	fs.IntVar(&f.clusterPort, "cluster-port", 6222, "port for routes from other cluster nodes")
 	fs.StringVar(&f.routes, "routes", "", "comma-separated routes to the other nodes (host:port or nats-route://host:port)")
-	fs.StringVar(&f.config, "config", "", "a nats-server config file (TLS, auth, accounts); the flags above override it")
-	fs.IntVar(&f.replicas, "replicas", 1, "replicas of every stream and bucket: 1, or 3 in a 3-node cluster")
+	fs.StringVar(&f.config, "config", "", "a nats-server config file (TLS, auth, accounts); command-line flags override it. With auth, give the broker's own connection credentials through FRAY_NATS_USER/FRAY_NATS_PASSWORD, FRAY_NATS_TOKEN or FRAY_NATS_CREDS")
+	fs.IntVar(&f.replicas, "replicas", 1, "replicas of every stream and bucket: 1, or 3 in a 3-node cluster (needs --cluster-name and --routes, or --nats)")
 	fs.StringVar(&f.sync, "sync", "interval", "fsync policy: 'interval' (every --sync-every; a machine crash may lose that window) or 'always' (before every ack; ~10x slower)")
-	fs.DurationVar(&f.syncEvery, "sync-every", time.Second, "fsync interval under --sync interval")
-	fs.StringVar(&f.natsURL, "nats", "", "run no server: provision and serve this existing NATS cluster (nats://host:port)")
+	fs.DurationVar(&f.syncEvery, "sync-every", time.Second, "fsync interval under --sync interval (positive)")
+	fs.StringVar(&f.natsURL, "nats", "", "run no server: provision and serve this existing NATS cluster (nats://host:port); fails if it cannot connect within 10s")
 	fs.DurationVar(&f.resultTTL, "result-ttl", 24*time.Hour, "how long task results stay fetchable by id")
 	fs.DurationVar(&f.objectTTL, "object-ttl", 0, "expire objects this long after they are put (0 keeps them)")
-	fs.Int64Var(&f.queueMaxBytes, "queue-max-bytes", 1<<30, "bytes of queued tasks before producers get 'queue full'")
+	fs.Int64Var(&f.queueMaxBytes, "queue-max-bytes", 1<<30, "bytes of queued tasks before producers get 'queue full' (-1: unlimited)")
 	fs.DurationVar(&f.actorRestartWait, "actor-restart-wait", 30*time.Second, "how long the actor supervisor waits for an eligible worker to restart a lost actor on before declaring it dead")
 	fs.BoolVar(&f.noSupervisor, "no-supervisor", false, "do not run the actor supervisor here")
 	fs.BoolVar(&f.noDispatcher, "no-dispatcher", false, "do not run the job dispatcher here")
@@ -82,7 +84,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.rayAddress, "ray-address", "", "Ray dashboard URL for --backend ray, e.g. http://head:8265")
 	fs.StringVar(&f.rayNamespace, "ray-namespace", "", "scope for fray's jobs on a shared Ray cluster (--backend ray)")
 	fs.StringVar(&f.irisController, "iris-controller", "", "Iris controller URL for --backend iris, e.g. http://host:10000")
-	fs.StringVar(&f.irisUser, "iris-user", "", "user Iris jobs are launched as (--backend iris; default: the namespace)")
+	fs.StringVar(&f.irisUser, "iris-user", "", "user Iris jobs are launched as (--backend iris; default: fray)")
 	fs.StringVar(&f.backendToken, "backend-token", "", "bearer token for Ray dashboards or Iris controllers behind an authenticating proxy")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -92,6 +94,18 @@ func parseFlags(args []string) (*flags, error) {
 	}
 	if f.actorRestartWait <= 0 {
 		return nil, fmt.Errorf("--actor-restart-wait %s: want a positive duration", f.actorRestartWait)
+	}
+	if f.syncEvery <= 0 {
+		return nil, fmt.Errorf("--sync-every %s: want a positive duration", f.syncEvery)
+	}
+	if f.queueMaxBytes <= 0 && f.queueMaxBytes != -1 {
+		return nil, fmt.Errorf("--queue-max-bytes %d: want a positive number of bytes, or -1 for unlimited", f.queueMaxBytes)
+	}
+	switch {
+	case f.replicas != 1 && f.replicas != 3:
+		return nil, fmt.Errorf("--replicas %d: want 1, or 3 in a 3-node cluster", f.replicas)
+	case f.replicas == 3 && f.natsURL == "" && f.clusterName == "" && f.routes == "" && f.config == "":
+		return nil, errors.New("--replicas 3 needs a 3-node cluster: run three fray-broker nodes, each with --server-name, --cluster-name and --routes to the other two (or --nats to a clustered NATS)")
 	}
 	return f, nil
 }
@@ -113,6 +127,10 @@ func runMain(args []string) error {
 	if err != nil {
 		return err
 	}
+	natsOpts, err := fray.NATSOptionsFromEnv()
+	if err != nil {
+		return err
+	}
 	url := f.natsURL
 	var srv *broker.Server
 	if url == "" {
@@ -121,19 +139,23 @@ func runMain(args []string) error {
 		if f.routes != "" {
 			o.Routes = strings.Split(f.routes, ",")
 		}
+		if fi, err := os.Stat(f.store); err == nil && !fi.IsDir() {
+			return fmt.Errorf("--store %s: not a directory", f.store)
+		}
 		if err := os.MkdirAll(f.store, 0o755); err != nil {
 			return fmt.Errorf("--store: %w", err)
 		}
 		srv, err = broker.Start(ctx, o)
 		if err != nil {
-			return err
+			return startupErr(ctx, log, err)
 		}
 		defer srv.Shutdown()
 		url = srv.ClientURL()
 	}
-	nc, err := nats.Connect(url, nats.Name("fray-broker"), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true))
+	log.Info("fray-broker connecting", "url", url)
+	nc, err := connect(ctx, url, connectWait, natsOpts)
 	if err != nil {
-		return fmt.Errorf("connect %s: %w", url, err)
+		return startupErr(ctx, log, err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -142,13 +164,13 @@ func runMain(args []string) error {
 	}
 	po := broker.ProvisionOptions{Replicas: f.replicas, ResultTTL: f.resultTTL, ObjectTTL: f.objectTTL, TaskQueueMaxBytes: f.queueMaxBytes}
 	if err := provision(ctx, nc, js, po); err != nil {
-		return err
+		return startupErr(ctx, log, err)
 	}
 	so := cluster.ServiceOptions{ActorRestartWait: f.actorRestartWait, NoSupervisor: f.noSupervisor, NoDispatcher: f.noDispatcher, Logger: log}
 	so.Backends, so.DefaultBackend = backends, defaultBackend
 	services, err := cluster.Services(nc, js, so)
 	if err != nil {
-		return err
+		return startupErr(ctx, log, err)
 	}
 	// The line tests and scripts wait for: the URL clients use.
 	fmt.Printf("fray-broker ready url=%s store=%s\n", url, f.store)
@@ -170,6 +192,55 @@ func runMain(args []string) error {
 	return err
 }
 
+// startupErr is err, or nil when SIGINT/SIGTERM arrived during startup:
+// being stopped before ready is no failure.
+func startupErr(ctx context.Context, log *slog.Logger, err error) error {
+	if ctx.Err() != nil {
+		log.Info("fray-broker stopped before it was ready")
+		return nil
+	}
+	return err
+}
+
+// connectWait bounds how long fray-broker retries an unreachable server.
+const connectWait = 10 * time.Second
+
+// connect dials url, retrying an unreachable server for up to wait. A
+// refused authentication fails at once.
+func connect(ctx context.Context, url string, wait time.Duration, extra []nats.Option) (*nats.Conn, error) {
+	opts := append([]nats.Option{nats.Name("fray-broker"), nats.MaxReconnects(-1), nats.Timeout(2 * time.Second)}, extra...)
+	deadline := time.Now().Add(wait)
+	for {
+		nc, err := nats.Connect(url, opts...)
+		switch {
+		case err == nil:
+			return nc, nil
+		case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired), errors.Is(err, nats.ErrAuthRevoked), errors.Is(err, nats.ErrAccountAuthExpired):
+			return nil, fmt.Errorf("connect %s: authentication failed: set %s/%s, %s or %s to credentials the server accepts (%v)",
+				url, fray.EnvUser, fray.EnvPassword, fray.EnvToken, fray.EnvCreds, err)
+		case !retryable(err):
+			return nil, fmt.Errorf("connect %s: %w", url, err)
+		case time.Now().After(deadline):
+			return nil, fmt.Errorf("cannot connect to %s (tried for %s): %w", url, wait, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// retryable reports an error that a server coming up would cure.
+func retryable(err error) bool {
+	var ne net.Error
+	return errors.Is(err, nats.ErrNoServers) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, io.EOF) || errors.As(err, &ne)
+}
+
+// errReplicasNotSupported is JetStream's error code for replicas > 1 on a
+// server that is not clustered.
+const errReplicasNotSupported = 10074
+
 // provision retries while a cluster forms (JetStream has no leader yet).
 func provision(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, po broker.ProvisionOptions) error {
 	deadline := time.Now().Add(60 * time.Second)
@@ -179,6 +250,9 @@ func provision(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, po br
 		cancel()
 		if err == nil || errors.Is(err, broker.ErrServerTooOld) || errors.Is(err, broker.ErrBadOptions) || errors.Is(err, broker.ErrLayoutTooNew) {
 			return err
+		}
+		if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errReplicasNotSupported {
+			return fmt.Errorf("--replicas %d needs a clustered NATS (3 nodes): %w", po.Replicas, err)
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("provision: %w", err)

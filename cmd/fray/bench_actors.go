@@ -39,16 +39,16 @@ func (r actorsBench) String() string {
 }
 
 func benchActors(ctx context.Context, args []string) error {
-	fs := newFlags("bench", "actors [flags]")
+	fs := newBenchFlags("actors")
 	calls := fs.Int("calls", 20000, "number of async calls in the throughput phase")
 	conc := fs.Int("concurrency", 64, "calls in flight from the one client")
 	rounds := fs.Int("rounds", 3, "throughput rounds (fray and baseline alternate); rates are the median")
 	seq := fs.Int("sequential", 0, "calls in the one-at-a-time latency phase (default min(calls, 2000))")
 	base := fs.Bool("baseline", false, "also measure bare NATS request/reply, set up the same way, and print fray/baseline")
-	asJSON := fs.Bool("json", false, "print one JSON line: calls_per_s, p50_ms (+ baseline_calls_per_s, ratio)")
+	asJSON := fs.Bool("json", false, "print one JSON line: calls, concurrency, rounds, calls_per_s, p50_ms, p99_ms (with --baseline also baseline_calls_per_s, baseline_p50_ms, ratio)")
 	store := fs.String("store", "", "store directory (default: a temporary directory)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
-	if err := parse(fs, args); err != nil {
+	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {
 		return err
 	}
 	if *calls < 1 || *conc < 1 || *rounds < 1 {

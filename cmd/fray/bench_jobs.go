@@ -31,11 +31,11 @@ func (r jobsBench) String() string {
 }
 
 func benchJobs(ctx context.Context, args []string) error {
-	fs := newFlags("bench", "jobs [flags]")
+	fs := newBenchFlags("jobs")
 	n := fs.Int("n", 100, "number of jobs, submitted one at a time")
 	asJSON := fs.Bool("json", false, "print one JSON line: jobs, start_p50_ms, start_p99_ms, complete_p50_ms")
 	store := fs.String("store", "", "store directory (default: a temporary directory)")
-	if err := parse(fs, args); err != nil {
+	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {
 		return err
 	}
 	if *n < 1 {

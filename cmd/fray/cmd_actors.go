@@ -19,7 +19,7 @@ func runActors(ctx context.Context, args []string) error {
 	ns := fs.String("namespace", "", "only this namespace (default: every namespace)")
 	asJSON := fs.Bool("json", false, "print the actor records as one JSON array")
 	spec := clusterFlag(fs)
-	if err := parse(fs, args); err != nil {
+	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {
 		return err
 	}
 	c, err := connect(ctx, *spec)

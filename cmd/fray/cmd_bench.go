@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"math"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 
 	"github.com/frayhq/fray/internal/bench"
@@ -14,31 +18,56 @@ func init() {
 	register(command{name: "bench", summary: "measure fray on this machine: fray bench tasks|objects|actors|jobs", run: runBench})
 }
 
+// benchSummary describes each `fray bench NAME` for its -h.
+var benchSummary = map[string]string{
+	"tasks": "Task throughput and latency: an in-process broker on file storage and one in-process worker run --n no-op tasks " +
+		"with --concurrency slots (tasks/s), then --sequential tasks one at a time (p50, p99 submit-to-result latency). " +
+		"--baseline also measures the bare JetStream path in the same run.",
+	"objects": "Object store throughput and memory: puts one --size object into an in-process broker on file storage and gets it back; " +
+		"prints MB/s (put+get, and each) and this process's peak RSS.",
+	"actors": "Actor call rate and latency: one client calls one actor (MaxConcurrency 1) hosted in this process through an in-process broker, " +
+		"--calls calls with --concurrency in flight (calls/s, median of --rounds), then --sequential calls one at a time (p50, p99). " +
+		"--baseline also measures bare NATS request/reply set up the same way.",
+	"jobs": "Job start latency on the native backend: submits --n jobs (each runs `date +%s%N`, which prints when it started) one at a time to an in-process cluster with one worker; " +
+		"prints submit-to-process-start p50 and p99 and submit-to-SUCCEEDED p50.",
+}
+
 func runBench(ctx context.Context, args []string) error {
 	subs := map[string]func(context.Context, []string) error{
 		"tasks": benchTasks, "objects": benchObjects, "actors": benchActors, "jobs": benchJobs,
 	}
-	if len(args) == 0 || subs[args[0]] == nil {
-		fmt.Fprintln(os.Stderr, "Usage: fray bench tasks|objects|actors|jobs [flags]\n\nEach runs an in-process broker on file storage; 'fray bench NAME -h' lists its flags.")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return nil
-		}
+	const usage = "Usage: fray bench tasks|objects|actors|jobs [flags]\n\nEach runs an in-process broker on file storage; 'fray bench NAME -h' describes it and lists its flags."
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprintln(os.Stderr, usage)
+		return nil
+	}
+	if len(args) == 0 {
+		fmt.Fprintf(os.Stderr, "fray bench: missing bench NAME (want tasks, objects, actors or jobs)\n\n%s\n", usage)
+		return errUsage
+	}
+	if subs[args[0]] == nil {
+		fmt.Fprintf(os.Stderr, "fray bench: unknown bench %s (want tasks, objects, actors or jobs)\n", args[0])
 		return errUsage
 	}
 	return subs[args[0]](ctx, args[1:])
 }
 
+// newBenchFlags makes the FlagSet of `fray bench name`.
+func newBenchFlags(name string) *flag.FlagSet {
+	return newFlagsFor("bench "+name, "[flags]", benchSummary[name])
+}
+
 func benchTasks(ctx context.Context, args []string) error {
-	fs := newFlags("bench", "tasks [flags]")
+	fs := newBenchFlags("tasks")
 	n := fs.Int("n", 20000, "number of no-op tasks in the throughput phase")
 	c := fs.Int("concurrency", 8, "worker task slots")
 	payload := fs.Int("payload", 0, "argument size in bytes")
 	seq := fs.Int("sequential", 0, "tasks in the one-at-a-time latency phase (default min(n, 2000))")
 	base := fs.Bool("baseline", false, "also measure the bare JetStream path in the same run (prefetching, and pulling only for free slots) and print fray/baseline")
-	asJSON := fs.Bool("json", false, "print one JSON line: tasks_per_s, p50_ms, p99_ms (+ baseline_tasks_per_s, ratio, baseline_free_slots_tasks_per_s, ratio_free_slots)")
+	asJSON := fs.Bool("json", false, "print one JSON line: n, concurrency, tasks_per_s, p50_ms, p99_ms (with --baseline also baseline_tasks_per_s, ratio, baseline_free_slots_tasks_per_s, ratio_free_slots)")
 	store := fs.String("store", "", "store directory (default: a temporary directory)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
-	if err := parse(fs, args); err != nil {
+	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {
 		return err
 	}
 	stopProfile, err := startCPUProfile(*cpuprofile)
@@ -58,16 +87,16 @@ func benchTasks(ctx context.Context, args []string) error {
 }
 
 func benchObjects(ctx context.Context, args []string) error {
-	fs := newFlags("bench", "objects [flags]")
-	size := fs.String("size", "1g", "object size in bytes (suffixes k, m, g for KiB, MiB, GiB)")
-	asJSON := fs.Bool("json", false, "print one JSON line: mb_per_s, peak_rss_mb, ...")
+	fs := newBenchFlags("objects")
+	size := fs.String("size", "1g", "object size in bytes (suffixes k, m, g for KiB, MiB, GiB; fractions allowed, e.g. 1.5g)")
+	asJSON := fs.Bool("json", false, "print one JSON line: bytes, mb_per_s, put_mb_per_s, get_mb_per_s, peak_rss_mb, put_peak_rss_mb, get_peak_rss_mb, base_rss_mb, peak_rss_reset, go_heap_live_mb, go_heap_goal_mb, digest")
 	store := fs.String("store", "", "store directory (default: a temporary directory)")
-	if err := parse(fs, args); err != nil {
+	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {
 		return err
 	}
 	n, err := parseSize(*size)
 	if err != nil {
-		return fmt.Errorf("--size: %w", err)
+		return usagef(fs, "--size %q: %v", *size, err)
 	}
 	dir := *store
 	if dir == "" {
@@ -87,20 +116,20 @@ func benchObjects(ctx context.Context, args []string) error {
 	return nil
 }
 
-// parseSize reads "123", "64k", "10m", "1g" (binary units).
+// parseSize reads "123", "64k", "10m", "1g", "1.5g" (binary units).
 func parseSize(s string) (int64, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
-	mult := int64(1)
-	for suffix, m := range map[string]int64{"k": 1 << 10, "m": 1 << 20, "g": 1 << 30} {
-		if strings.HasSuffix(s, suffix) {
-			s, mult = strings.TrimSuffix(s, suffix), m
+	t := strings.ToLower(strings.TrimSpace(s))
+	mult := 1.0
+	if n := len(t); n > 0 {
+		if m, ok := map[byte]float64{'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30}[t[n-1]]; ok {
+			t, mult = t[:n-1], m
 		}
 	}
-	var n int64
-	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n <= 0 || fmt.Sprint(n) != s {
-		return 0, fmt.Errorf("%q: want a positive whole number of bytes, optionally with k, m or g", s)
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f*mult < 1 || f*mult > 1<<50 {
+		return 0, errors.New("want a positive number of bytes, optionally with k, m or g, e.g. 512m or 1.5g")
 	}
-	return n * mult, nil
+	return int64(f * mult), nil
 }
 
 // startCPUProfile writes a CPU profile to path ("" profiles nothing) until

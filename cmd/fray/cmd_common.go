@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/frayhq/fray"
@@ -21,6 +22,11 @@ func clusterFlag(fs *flag.FlagSet) *string {
 // errNoCluster is returned when a command needs a cluster and none is named.
 var errNoCluster = errors.New("no cluster given: pass --nats nats://host:4222 or set FRAY_CLUSTER_SPEC (`fray up` starts a local cluster and prints its URL)")
 
+// errLocalCluster is returned for the spec "local", which names a cluster
+// only a library client can have.
+var errLocalCluster = errors.New("cluster spec \"local\" starts an in-process cluster, which a CLI command cannot share; " +
+	"run `fray up` and pass the URL it prints (--nats nats://127.0.0.1:4222, or FRAY_CLUSTER_SPEC=nats://127.0.0.1:4222)")
+
 // connect connects the CLI to a running cluster. A local spec is refused:
 // a fresh in-process cluster would have none of the user's work in it.
 func connect(ctx context.Context, spec string) (*fray.Client, error) {
@@ -29,7 +35,10 @@ func connect(ctx context.Context, spec string) (*fray.Client, error) {
 		return nil, err
 	}
 	if sp.Kind == fray.SpecLocal {
-		return nil, errNoCluster
+		if strings.TrimSpace(spec) == "" {
+			return nil, errNoCluster
+		}
+		return nil, errLocalCluster
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -54,30 +63,33 @@ func parseJSONArg(s string) (any, error) {
 	return v, nil
 }
 
-// openJob parses a job command's flags and its ID argument (before or
+// openJob parses a job command's flags and its one ID argument (before or
 // after the flags), connects to *spec (read after parsing, so --nats
-// counts), and returns the job's handle. usage is printed when no id is
-// given.
-func openJob(ctx context.Context, fs *flag.FlagSet, args []string, spec *string, usage string) (*fray.Client, *jobs.Handle, error) {
-	id, rest := splitLeadingArg(args)
-	if err := parse(fs, rest); err != nil {
-		return nil, nil, err
-	}
-	if id == "" && fs.NArg() > 0 {
-		id = fs.Arg(0)
-	}
-	if id == "" {
-		fmt.Fprintln(os.Stderr, usage)
-		return nil, nil, errUsage
-	}
-	c, err := connect(ctx, *spec)
+// counts), and returns the job's handle. what describes the missing id.
+func openJob(ctx context.Context, fs *flag.FlagSet, args []string, spec *string, what string) (*fray.Client, *jobs.Handle, error) {
+	pos, err := parsePositional(fs, args, 1, 1, what)
 	if err != nil {
 		return nil, nil, err
 	}
-	h, err := c.Job(ctx, id)
+	c, hs, err := openJobs(ctx, *spec, pos)
 	if err != nil {
-		c.Close()
 		return nil, nil, err
 	}
-	return c, h, nil
+	return c, hs[0], nil
+}
+
+// openJobs connects to spec and returns the handles of the jobs ids names.
+func openJobs(ctx context.Context, spec string, ids []string) (*fray.Client, []*jobs.Handle, error) {
+	c, err := connect(ctx, spec)
+	if err != nil {
+		return nil, nil, err
+	}
+	hs := make([]*jobs.Handle, len(ids))
+	for i, id := range ids {
+		if hs[i], err = c.Job(ctx, id); err != nil {
+			c.Close()
+			return nil, nil, err
+		}
+	}
+	return c, hs, nil
 }

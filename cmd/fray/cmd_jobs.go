@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"strings"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -17,20 +17,32 @@ func init() {
 }
 
 func runJobs(ctx context.Context, args []string) error {
-	sub := "ls"
-	if len(args) > 0 && (args[0] == "ls" || args[0] == "status") {
-		sub, args = args[0], args[1:]
+	explicit := len(args) > 0 && (args[0] == "ls" || args[0] == "status")
+	if explicit && args[0] == "status" {
+		return runJobStatus(ctx, args[1:])
 	}
-	if sub == "status" {
-		return runJobStatus(ctx, args)
+	if explicit {
+		args = args[1:]
 	}
 	fs := newFlags("jobs", "[ls] [flags]")
 	natsURL := clusterFlag(fs)
 	asJSON := fs.Bool("json", false, "print the job records as a JSON array")
 	ns := fs.String("namespace", "", "only jobs of this namespace (default: all)")
 	live := fs.Bool("live", false, "only jobs not yet finished")
-	if err := parse(fs, args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		return err
+	}
+	if !explicit && len(pos) > 0 && (pos[0] == "status" || pos[0] == "ls") {
+		// The subcommand after a flag: fray jobs --json status ID.
+		i := slices.Index(args, pos[0])
+		if pos[0] == "status" {
+			return runJobStatus(ctx, append(args[:i:i], args[i+1:]...))
+		}
+		pos = pos[1:]
+	}
+	if len(pos) > 0 {
+		return usagef(fs, "unexpected argument %q; want fray jobs [ls] or fray jobs status ID", pos[0])
 	}
 	c, err := connect(ctx, *natsURL)
 	if err != nil {
@@ -82,10 +94,10 @@ func duration(r *jobs.Record) string {
 }
 
 func runJobStatus(ctx context.Context, args []string) error {
-	fs := newFlags("jobs", "status ID [flags]")
+	fs := newFlagsFor("jobs status", "ID [flags]", "show one job: its state, entrypoint, attempts and tasks")
 	natsURL := clusterFlag(fs)
 	asJSON := fs.Bool("json", false, "print the job's record as JSON (its state is under the key \"status\")")
-	c, h, err := openJob(ctx, fs, args, natsURL, "fray jobs status: give a job id, e.g. fray jobs status /default/train")
+	c, h, err := openJob(ctx, fs, args, natsURL, "job ID, e.g. fray jobs status /default/train")
 	if err != nil {
 		return err
 	}
@@ -99,14 +111,6 @@ func runJobStatus(ctx context.Context, args []string) error {
 	}
 	printRecord(r)
 	return nil
-}
-
-// splitLeadingArg takes a positional argument given before the flags.
-func splitLeadingArg(args []string) (string, []string) {
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		return args[0], args[1:]
-	}
-	return "", args
 }
 
 func printRecord(r *jobs.Record) {

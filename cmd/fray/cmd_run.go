@@ -7,13 +7,17 @@ import (
 	"os"
 	"time"
 
+	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/tasks"
 )
 
 func init() {
 	register(command{name: "run", summary: "submit one task: fray run NAME --arg JSON [--wait]", run: runRun})
-	register(command{name: "result", summary: "print a task's result by future id: fray result ID", run: runResult})
+	register(command{name: "result", summary: "print a task's result by future id: fray result ID [--wait D]", run: runResult})
 }
+
+// progressEvery is how often `fray run --wait` says it is still waiting.
+var progressEvery = 10 * time.Second
 
 func runRun(ctx context.Context, args []string) error {
 	fs := newFlags("run", "NAME [flags]")
@@ -23,19 +27,19 @@ func runRun(ctx context.Context, args []string) error {
 	wait := fs.Bool("wait", false, "wait for the result and print it as JSON; exit 1 with the error if the task fails")
 	timeout := fs.Duration("timeout", 0, "per-attempt timeout (0: none)")
 	retries := fs.Int("retries", 0, "retries for errors the handler marks retryable")
-	if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
-		if err := parse(fs, args); err != nil {
-			return err
-		}
-		fs.Usage()
-		return errUsage
-	}
-	name := args[0]
-	if err := parse(fs, args[1:]); err != nil {
+	pos, err := parsePositional(fs, args, 1, 1, "function NAME, e.g. fray run fray.echo --arg '[1]'")
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	name := pos[0]
+	if err := tasks.CheckFunction(name); err != nil {
+		return usagef(fs, "bad function name %q; want 1 to 256 bytes without spaces or control characters, e.g. fray.echo", name)
+	}
+	if *timeout < 0 {
+		return usagef(fs, "--timeout %s: want a positive duration, or 0 for none", *timeout)
+	}
+	if *retries < 0 {
+		return usagef(fs, "--retries %d: want 0 or more", *retries)
 	}
 	v, err := parseJSONArg(*arg)
 	if err != nil {
@@ -50,40 +54,84 @@ func runRun(ctx context.Context, args []string) error {
 	if *timeout > 0 {
 		opts = append(opts, tasks.Timeout(*timeout))
 	}
+	start := time.Now()
 	fut := c.Run(ctx, name, v, opts...)
+	// Surface a submission error (unknown function, full queue) now.
+	if err := fut.Queued(ctx); err != nil {
+		return err
+	}
 	if !*wait {
-		// Surface a submission error (unknown function, full queue) now.
-		if err := fut.Queued(ctx); err != nil {
-			return err
-		}
 		fmt.Println(fut.ID())
 		return nil
 	}
-	return printResult(ctx, fut)
+	return awaitRun(ctx, c, fut, *pool, name, start)
+}
+
+// awaitRun waits for a submitted task's result and prints it. It says on
+// stderr when the pool has no live worker (the task waits for one to join),
+// and every progressEvery that it is still waiting.
+func awaitRun(ctx context.Context, c *fray.Client, fut *tasks.Future, pool, fn string, start time.Time) error {
+	announced := false
+	noWorker := func() {
+		if announced {
+			return
+		}
+		if _, live := c.Producer().Workers().Serves(pool, fn); !live {
+			fmt.Fprintf(os.Stderr, "fray run: no live worker serves pool %s yet; waiting (Ctrl-C to stop)\n", pool)
+			announced = true
+		}
+	}
+	noWorker()
+	t := time.NewTicker(progressEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-fut.Done():
+			return printResult(ctx, fut)
+		case <-ctx.Done():
+			return printResult(ctx, fut)
+		case <-t.C:
+			noWorker()
+			fmt.Fprintf(os.Stderr, "fray run: still waiting for %s (submitted %s ago)\n", fut.ID(), time.Since(start).Round(time.Second))
+		}
+	}
 }
 
 func printResult(ctx context.Context, fut *tasks.Future) error {
 	var out any
 	if err := fut.Get(ctx, &out); err != nil {
-		return err
+		return cliError(err)
 	}
 	return printJSON(out)
+}
+
+// cliError rewords a task's failure for a person: the Go type of the
+// handler's error (*worker.ExecError, *errors.errorString) says nothing to
+// one, a panic does.
+func cliError(err error) error {
+	var re *tasks.RemoteError
+	if errors.As(err, &re) && re.Type != "" && re.Type != tasks.KindPanic {
+		clean := *re
+		clean.Type = ""
+		return &clean
+	}
+	return err
 }
 
 func runResult(ctx context.Context, args []string) error {
 	fs := newFlags("result", "ID [flags]")
 	natsURL := clusterFlag(fs)
-	wait := fs.Duration("wait", 0, "wait this long for a result not yet recorded (0: don't wait)")
-	if len(args) == 0 || args[0][0] == '-' {
-		if err := parse(fs, args); err != nil {
-			return err
-		}
-		fs.Usage()
-		return errUsage
-	}
-	id := args[0]
-	if err := parse(fs, args[1:]); err != nil {
+	wait := fs.Duration("wait", 0, "wait this long for a result not yet recorded (0: don't wait); exit 3 if none comes")
+	pos, err := parsePositional(fs, args, 1, 1, "future ID (the id `fray run` printed)")
+	if err != nil {
 		return err
+	}
+	id := pos[0]
+	if _, _, err := tasks.ParseFutureID(id); err != nil {
+		return usagef(fs, "bad future id %q; want <owner>.<task-id>, the id `fray run` printed", id)
+	}
+	if *wait < 0 {
+		return usagef(fs, "--wait %s: want a positive duration, or 0 not to wait", *wait)
 	}
 	c, err := connect(ctx, *natsURL)
 	if err != nil {
@@ -99,12 +147,14 @@ func runResult(ctx context.Context, args []string) error {
 			fmt.Fprintf(os.Stderr, "fray result: no result for %s yet (queued, running, or expired); --wait D waits\n", id)
 			return exitError{code: 3}
 		}
+		return printResult(ctx, fut)
 	}
-	wctx := ctx
-	if *wait > 0 {
-		var cancel context.CancelFunc
-		wctx, cancel = context.WithTimeout(ctx, *wait)
-		defer cancel()
+	wctx, cancel := context.WithTimeout(ctx, *wait)
+	defer cancel()
+	err = printResult(wctx, fut)
+	if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		fmt.Fprintf(os.Stderr, "fray result: no result for %s within %s (queued, running, or expired)\n", id, *wait)
+		return exitError{code: 3}
 	}
-	return printResult(wctx, fut)
+	return err
 }

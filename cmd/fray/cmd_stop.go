@@ -9,29 +9,54 @@ import (
 )
 
 func init() {
-	register(command{name: "stop", summary: "stop a job and its children: fray stop ID", run: runStop})
+	register(command{name: "stop", summary: "stop jobs and their children: fray stop ID [ID...]", run: runStop})
 }
 
 func bufferedStdout() *bufio.Writer { return bufio.NewWriterSize(os.Stdout, 64<<10) }
 
 func runStop(ctx context.Context, args []string) error {
-	fs := newFlags("stop", "ID [flags]")
+	fs := newFlags("stop", "ID [ID...] [flags]")
 	natsURL := clusterFlag(fs)
-	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for the job to be STOPPED")
-	c, h, err := openJob(ctx, fs, args, natsURL, "fray stop: give a job id, e.g. fray stop /default/train")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for each job to be STOPPED")
+	ids, err := parsePositional(fs, args, 1, -1, "job ID, e.g. fray stop /default/train")
+	if err != nil {
+		return err
+	}
+	if *timeout <= 0 {
+		return usagef(fs, "--timeout %s: want a positive duration, e.g. 30s", *timeout)
+	}
+	c, hs, err := openJobs(ctx, *natsURL, ids)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	sctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	if err := h.Terminate(sctx); err != nil {
-		return fmt.Errorf("stop %s: %w", h.ID(), err)
+	failed := 0
+	for _, h := range hs {
+		sctx, cancel := context.WithTimeout(ctx, *timeout)
+		err := h.Terminate(sctx)
+		timedOut := err != nil && sctx.Err() != nil && ctx.Err() == nil
+		cancel()
+		if timedOut {
+			fmt.Fprintf(os.Stderr, "fray stop: %s not STOPPED within %s; check it with fray jobs status %s, or give a longer --timeout\n", h.ID(), *timeout, h.ID())
+			failed++
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			fmt.Fprintf(os.Stderr, "fray stop: stop %s: %v\n", h.ID(), err)
+			failed++
+			continue
+		}
+		r, err := h.Info(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%s %s\n", r.ID, r.Status)
 	}
-	r, err := h.Info(ctx)
-	if err != nil {
-		return err
+	if failed > 0 {
+		return exitError{1}
 	}
-	fmt.Printf("%s %s\n", r.ID, r.Status)
 	return nil
 }

@@ -40,7 +40,7 @@ func runSubmit(ctx context.Context, args []string) error {
 	var env, regions, constraints listFlag
 	fs.Var(&env, "env", "environment variable K=V for the job's processes (repeatable)")
 	fs.Var(&regions, "region", "region the job may run in (repeatable; * means any)")
-	fs.Var(&constraints, "constraint", "worker attribute constraint KEY=VALUE, KEY!=VALUE or KEY (exists) (repeatable)")
+	fs.Var(&constraints, "constraint", "worker attribute constraint: KEY=VALUE, KEY=V1,V2 (any of), KEY!=VALUE, or KEY (has the attribute) (repeatable)")
 	zone := fs.String("zone", "", "zone the job must run in")
 	nonPreemptible := fs.Bool("non-preemptible", false, "run only on workers whose attribute preemptible=false")
 	timeout := fs.Duration("timeout", 0, "stop the job when an attempt runs longer than this, e.g. 30m (0: no timeout)")
@@ -66,6 +66,22 @@ func runSubmit(ctx context.Context, args []string) error {
 		fmt.Fprintln(os.Stderr, "fray submit: no command given; put it after --, e.g. fray submit -- python train.py")
 		return errUsage
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["replicas"] && *replicas < 1 {
+		return usagef(fs, "--replicas %d: want at least 1", *replicas)
+	}
+	if set["slices"] && *tpu == "" {
+		return usagef(fs, "--slices needs --tpu TYPE; for replicas without TPUs use --replicas N")
+	}
+	if *slices < 1 {
+		return usagef(fs, "--slices %d: want at least 1", *slices)
+	}
+	for _, f := range []struct{ name, v string }{{"ram", *ram}, {"disk", *disk}} {
+		if _, err := jobs.ParseBytes(f.v); err != nil {
+			return usagef(fs, "--%s %q: want a size like 512m, 4g or 1.5t", f.name, f.v)
+		}
+	}
 	req := jobs.JobRequest{
 		Name:              *name,
 		Entrypoint:        jobs.Command(argv...),
@@ -74,8 +90,6 @@ func runSubmit(ctx context.Context, args []string) error {
 		MaxRetriesFailure: *retriesFailure,
 		Resources:         jobs.ResourceConfig{CPU: *cpu, RAM: *ram, Disk: *disk, Zone: *zone, TargetCluster: *target},
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if set["max-retries-preemption"] {
 		req.MaxRetriesPreemption = jobs.Ptr(*retriesPreemption)
 	}
@@ -144,7 +158,7 @@ func runSubmit(ctx context.Context, args []string) error {
 	h, err := c.Submit(ctx, req)
 	var ae *jobs.AlreadyExistsError
 	if errors.As(err, &ae) {
-		fmt.Fprintln(os.Stderr, "fray submit:", err)
+		fmt.Fprintf(os.Stderr, "fray submit: job %s already exists and is live (drop --no-adopt to adopt it, or pick another --name)\n", ae.ID)
 		fmt.Println(ae.ID)
 		return exitError{1}
 	}

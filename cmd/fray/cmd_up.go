@@ -23,7 +23,7 @@ func runUp(ctx context.Context, args []string) error {
 	port := fs.Int("port", 4222, "client port (-1 for a random free port)")
 	host := fs.String("host", "127.0.0.1", "client listen address")
 	verbose := fs.Bool("v", false, "log what the broker and workers do")
-	if err := parse(fs, args); err != nil {
+	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {
 		return err
 	}
 	if *workers < 0 {

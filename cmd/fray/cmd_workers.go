@@ -30,7 +30,7 @@ func runWorkers(ctx context.Context, args []string) error {
 	fs := newFlags("workers", "[flags]")
 	natsURL := clusterFlag(fs)
 	asJSON := fs.Bool("json", false, "print the workers as a JSON array")
-	if err := parse(fs, args); err != nil {
+	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {
 		return err
 	}
 	c, err := connect(ctx, *natsURL)

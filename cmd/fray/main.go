@@ -86,9 +86,16 @@ func usage() {
 
 // newFlags makes a FlagSet whose usage names the command.
 func newFlags(name, argsUsage string) *flag.FlagSet {
+	return newFlagsFor(name, argsUsage, commands[name].summary)
+}
+
+// newFlagsFor makes the FlagSet of `fray NAME` (NAME may be "bench tasks",
+// "jobs status") described by summary. Its Name, "fray NAME", prefixes
+// the command's usage errors.
+func newFlagsFor(name, argsUsage, summary string) *flag.FlagSet {
 	fs := flag.NewFlagSet("fray "+name, flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: fray %s %s\n\n%s\n\nFlags:\n", name, argsUsage, strings.TrimSpace(commands[name].summary))
+		fmt.Fprintf(fs.Output(), "Usage: fray %s %s\n\n%s\n\nFlags:\n", name, argsUsage, strings.TrimSpace(summary))
 		fs.PrintDefaults()
 	}
 	return fs
@@ -103,4 +110,52 @@ func parse(fs *flag.FlagSet, args []string) error {
 		return errUsage
 	}
 	return nil
+}
+
+// parseArgs parses args with flags before, between or after the positional
+// arguments (Go's flag package stops at the first non-flag, and would take
+// every flag after it for a positional), and returns the positionals. "--"
+// ends the flags.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parse(fs, args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if i := len(args) - len(rest) - 1; i >= 0 && args[i] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// parsePositional is parseArgs that also checks the number of positionals:
+// fewer than min prints "fray CMD: missing WHAT" and the usage, more than
+// max (-1: no limit) names the first extra one. Both return errUsage (exit 2).
+func parsePositional(fs *flag.FlagSet, args []string, min, max int, what string) ([]string, error) {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(pos) < min {
+		fmt.Fprintf(fs.Output(), "%s: missing %s\n\n", fs.Name(), what)
+		fs.Usage()
+		return nil, errUsage
+	}
+	if max >= 0 && len(pos) > max {
+		return nil, usagef(fs, "unexpected argument %q; see '%s -h'", pos[max], fs.Name())
+	}
+	return pos, nil
+}
+
+// usagef prints "fray CMD: <message>" for a mistake in the command line
+// and returns errUsage (exit 2).
+func usagef(fs *flag.FlagSet, format string, args ...any) error {
+	fmt.Fprintf(fs.Output(), "%s: %s\n", fs.Name(), fmt.Sprintf(format, args...))
+	return errUsage
 }
