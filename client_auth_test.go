@@ -14,16 +14,21 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-func TestConnectWithUserPasswordToABrokerConfiguredByFile(t *testing.T) {
+// authBroker starts a broker configured by the nats-server config conf and
+// provisions it as user/password.
+func authBroker(t *testing.T, conf, user, password string) *broker.Server {
+	t.Helper()
 	ctx := frayt.Context(t, 30*time.Second)
-	conf := filepath.Join(t.TempDir(), "nats.conf")
-	os.WriteFile(conf, []byte(`authorization { users = [ { user: trainer, password: s3cret } ] }`), 0o600)
-	srv, err := broker.Start(ctx, broker.Options{Port: -1, StoreDir: t.TempDir(), ConfigFile: conf})
+	path := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := broker.Start(ctx, broker.Options{Port: -1, StoreDir: t.TempDir(), ConfigFile: path})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("trainer", "s3cret"))
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(user, password))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,6 +37,12 @@ func TestConnectWithUserPasswordToABrokerConfiguredByFile(t *testing.T) {
 	if err := broker.Provision(ctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	return srv
+}
+
+func TestConnectWithUserPasswordToABrokerConfiguredByFile(t *testing.T) {
+	ctx := frayt.Context(t, 30*time.Second)
+	srv := authBroker(t, `authorization { users = [ { user: trainer, password: s3cret } ] }`, "trainer", "s3cret")
 
 	if _, err := fray.Connect(ctx, srv.ClientURL()); err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") {
 		t.Fatalf("connect without credentials: %v, want an authorization error", err)
@@ -55,26 +66,11 @@ func TestConnectWithUserPasswordToABrokerConfiguredByFile(t *testing.T) {
 // error naming the subject at Connect, not futures that never resolve.
 func TestConnectNamesAResultsSubscriptionTheAccountMayNotMake(t *testing.T) {
 	ctx := frayt.Context(t, 30*time.Second)
-	conf := filepath.Join(t.TempDir(), "nats.conf")
-	os.WriteFile(conf, []byte(`authorization { users = [
+	srv := authBroker(t, `authorization { users = [
 		{ user: admin, password: a }
 		{ user: trainer, password: t, permissions: { subscribe: { deny: ["fray.stored.>"] } } }
-	] }`), 0o600)
-	srv, err := broker.Start(ctx, broker.Options{Port: -1, StoreDir: t.TempDir(), ConfigFile: conf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo("admin", "a"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	if err := broker.Provision(ctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = fray.Connect(ctx, srv.ClientURL(), fray.WithUserPass("trainer", "t"))
+	] }`, "admin", "a")
+	_, err := fray.Connect(ctx, srv.ClientURL(), fray.WithUserPass("trainer", "t"))
 	if err == nil || !strings.Contains(err.Error(), "may not subscribe to fray.stored.") {
 		t.Fatalf("connect: %v, want an error naming the fray.stored subscription", err)
 	}
