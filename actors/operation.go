@@ -205,13 +205,18 @@ func (in *instance) runOp(msg *nats.Msg, cm *callMsg) {
 			}
 		}
 	}
+	// Register the cancel func before looking for a cancellation: the
+	// control handler marks canceled, then looks for the func, so one of
+	// the two always sees the other and no cancellation is lost.
+	ctx, cancel := context.WithCancel(in.ctx)
+	in.ops.Store(cm.Op, cancel)
 	if _, canceled := in.canceled.LoadAndDelete(cm.Op); canceled {
+		in.ops.Delete(cm.Op)
+		cancel()
 		write(OpCanceled, nil, nil)
 		return
 	}
 	write(OpRunning, nil, nil)
-	ctx, cancel := context.WithCancel(in.ctx)
-	in.ops.Store(cm.Op, cancel)
 	res, werr, stopNow := in.invoke(reflect.ValueOf(ctx), cm)
 	in.ops.Delete(cm.Op)
 	in.canceled.Delete(cm.Op)
