@@ -42,9 +42,16 @@ func runUp(ctx context.Context, args []string) error {
 		Logger:    log,
 	})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped (Ctrl-C) before it was ready: no failure
+		}
 		return err
 	}
-	fmt.Printf("fray up: %d workers ready\nexport FRAY_CLUSTER_SPEC=%s\n", *workers, l.URL())
+	noun := "workers"
+	if *workers == 1 {
+		noun = "worker"
+	}
+	fmt.Printf("fray up: %d %s ready\nexport FRAY_CLUSTER_SPEC=%s\n", *workers, noun, l.URL())
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "fray up: stopping (workers drain first)")
 	return l.Stop()
