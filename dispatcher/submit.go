@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // backendFor names the backend that runs req, or returns why none does.
@@ -97,9 +95,6 @@ func (d *Dispatcher) onSubmit(ctx context.Context, m *nats.Msg) {
 			rec.Tasks[i].State = jobs.TaskStopped
 		}
 	}
-	if old := d.recs[sr.ID]; old != nil && old.r.Status.Terminal() {
-		d.purgeLogs(ctx, sr.ID)
-	}
 	out, rev, adopted, err := d.store.CreateOrAdopt(ctx, rec, req.Adopt())
 	var ae *jobs.AlreadyExistsError
 	switch {
@@ -128,16 +123,5 @@ func (d *Dispatcher) onSubmit(ctx context.Context, m *nats.Msg) {
 		d.placeOne(ctx, sr.ID)
 	} else {
 		d.startMirror(ctx, sr.ID)
-	}
-}
-
-// purgeLogs drops a finished job's logs before its name is reused.
-func (d *Dispatcher) purgeLogs(ctx context.Context, id string) {
-	s, err := d.js.Stream(ctx, broker.StreamLogs)
-	if err == nil {
-		err = s.Purge(ctx, jetstream.WithPurgeSubject(jobs.LogFilter(id)))
-	}
-	if err != nil {
-		d.log.Warn("purge old logs", "job", id, "err", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 // compare-and-set, enforcing the state machine.
 type Store struct {
 	KV jetstream.KeyValue
+	js jetstream.JetStream // for the logs of a finished job whose name is reused
 }
 
 // OpenStore opens the FRAY_JOB_STATE bucket.
@@ -24,7 +25,7 @@ func OpenStore(ctx context.Context, js jetstream.JetStream) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: open bucket %s (is the cluster provisioned?): %w", broker.BucketJobState, err)
 	}
-	return &Store{KV: kv}, nil
+	return &Store{KV: kv, js: js}, nil
 }
 
 // ErrNoChange, returned by an Update mutation, leaves the record unwritten.
@@ -136,6 +137,9 @@ func (s *Store) CreateOrAdopt(ctx context.Context, rec *Record, adopt bool) (out
 			}
 			return old, orev, false, &AlreadyExistsError{ID: rec.ID}
 		}
+		// A finished job's name is reused: its logs go with it, so the new
+		// run's lines never mix with the old run's.
+		s.purgeLogs(ctx, rec.ID)
 		rec.V = RecordVersion
 		rec.UpdatedMS = NowMS()
 		b, merr := objects.Marshal(rec)
@@ -149,6 +153,17 @@ func (s *Store) CreateOrAdopt(ctx context.Context, rec *Record, adopt bool) (out
 		if !IsConflict(err) {
 			return nil, 0, false, fmt.Errorf("jobs: replace finished %s: %w", rec.ID, err)
 		}
+	}
+}
+
+// purgeLogs drops job id's log batches from FRAY_LOGS (best effort: a
+// failure leaves old lines readable, nothing worse).
+func (s *Store) purgeLogs(ctx context.Context, id string) {
+	if s.js == nil {
+		return
+	}
+	if ls, err := s.js.Stream(ctx, broker.StreamLogs); err == nil {
+		_ = ls.Purge(ctx, jetstream.WithPurgeSubject(LogFilter(id)))
 	}
 }
 

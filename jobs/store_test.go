@@ -58,3 +58,47 @@ func TestStoreCompareAndSetKeepsTerminalStatesFinal(t *testing.T) {
 		t.Fatalf("list %v %v", list, err)
 	}
 }
+
+// A finished job's name submitted again starts with no logs: the old run's
+// lines must not mix with the new run's.
+func TestReusingAFinishedJobsNameDropsItsLogs(t *testing.T) {
+	srv := frayt.Server(t)
+	ctx := frayt.Context(t, 30*time.Second)
+	_, js := frayt.Connect(t, srv.ClientURL())
+	st, err := jobs.OpenStore(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := jobs.JobRequest{Name: "again", Entrypoint: jobs.Command("true")}
+	if _, _, _, err := st.CreateOrAdopt(ctx, jobs.NewRecord("/ns/again", "", &req), true); err != nil {
+		t.Fatal(err)
+	}
+	lw := jobs.NewLogWriter(js, "/ns/again", 0, 1)
+	for _, l := range []string{"old run line 1", "old run line 2"} {
+		if err := lw.Line(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := lw.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if lines, err := jobs.TailLogs(ctx, js, "/ns/again", 10); err != nil || len(lines) != 2 {
+		t.Fatalf("old run's logs: %v %v", lines, err)
+	}
+	// While the job lives, a second submission adopts it and keeps its logs.
+	if _, _, adopted, err := st.CreateOrAdopt(ctx, jobs.NewRecord("/ns/again", "", &req), true); err != nil || !adopted {
+		t.Fatal(err, adopted)
+	}
+	if lines, _ := jobs.TailLogs(ctx, js, "/ns/again", 10); len(lines) != 2 {
+		t.Fatalf("adopting dropped the live job's logs: %v", lines)
+	}
+	if _, _, err := st.Update(ctx, "/ns/again", func(r *jobs.Record) error { return r.Finish(jobs.StatusFailed, "boom") }); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, adopted, err := st.CreateOrAdopt(ctx, jobs.NewRecord("/ns/again", "", &req), true); err != nil || adopted {
+		t.Fatal(err, adopted)
+	}
+	if lines, err := jobs.TailLogs(ctx, js, "/ns/again", 10); err != nil || len(lines) != 0 {
+		t.Fatalf("new run starts with %d old lines (%v)", len(lines), err)
+	}
+}
