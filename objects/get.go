@@ -223,14 +223,14 @@ func (s *Store) streamChunks(ctx context.Context, ref Ref, info *jetstream.Objec
 		window = s.window * s.chunk / int(o.ChunkSize) // written with smaller chunks
 	}
 	c := &consumerSource{s: s, ref: ref, nuid: info.NUID, chunks: info.Chunks, window: window, ctx: ctx}
-	if err := c.open(ctx); err != nil {
+	if c.cons, c.it, err = c.open(ctx); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
 // open starts an ordered consumer at the chunk after the last one read.
-func (c *consumerSource) open(ctx context.Context) error {
+func (c *consumerSource) open(ctx context.Context) (jetstream.Consumer, jetstream.MessagesContext, error) {
 	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{chunkSubject(c.s.bucket, c.nuid)},
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
@@ -242,14 +242,13 @@ func (c *consumerSource) open(ctx context.Context) error {
 	}
 	cons, err := c.s.js.OrderedConsumer(ctx, streamName(c.s.bucket), cfg)
 	if err != nil {
-		return fmt.Errorf("objects: get %s: consumer: %w", c.ref.Digest, err)
+		return nil, nil, fmt.Errorf("objects: get %s: consumer: %w", c.ref.Digest, err)
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(c.window))
 	if err != nil {
-		return fmt.Errorf("objects: get %s: %w", c.ref.Digest, err)
+		return nil, nil, fmt.Errorf("objects: get %s: %w", c.ref.Digest, err)
 	}
-	c.cons, c.it = cons, it
-	return nil
+	return cons, it, nil
 }
 
 func (c *consumerSource) next(ctx context.Context) ([]byte, uint64, error) {
@@ -279,10 +278,11 @@ func (c *consumerSource) next(ctx context.Context) ([]byte, uint64, error) {
 		}
 		if err == nil {
 			// The chunks are there but none came: the consumer stalled (a
-			// cluster settling can strand it). Replace it.
-			c.close()
-			if err := c.open(ctx); err != nil {
-				return nil, 0, err
+			// cluster settling can strand it). Replace it, keeping the old
+			// one if no new one can be made now.
+			if cons, it, err := c.open(ctx); err == nil {
+				c.close()
+				c.cons, c.it = cons, it
 			}
 		}
 	}

@@ -42,3 +42,56 @@ func TestLeaderGetReadsWhatDirectGetReads(t *testing.T) {
 		t.Fatalf("leader get of nothing: %v, want ErrMsgNotFound", err)
 	}
 }
+
+// A consumer source whose consumer delivers nothing while every chunk is
+// there replaces the consumer after idleCheck and reads on, from the chunk
+// after the last one read.
+func TestAStalledChunkConsumerIsReplaced(t *testing.T) {
+	srv := frayt.Server(t)
+	_, js := frayt.Connect(t, srv.ClientURL())
+	ctx := frayt.Context(t, 30*time.Second)
+	st, err := New(ctx, js, Options{ChunkSize: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 3000)
+	for i := range want {
+		want[i] = byte(i)
+	}
+	ref, err := st.PutBytes(ctx, want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := st.stream.GetLastMsgForSubject(ctx, metaSubject(st.bucket, ref.Digest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := decodeMeta(meta.Data)
+	c, err := st.streamChunks(ctx, ref, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	first, _, err := c.next(ctx)
+	if err != nil || len(first) != 1024 {
+		t.Fatalf("first chunk: %d bytes, %v", len(first), err)
+	}
+	// The stall: swap in a consumer on a subject with no chunks.
+	c.close()
+	stalled := *c
+	stalled.nuid = "no-such-object"
+	if c.cons, c.it, err = stalled.open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := first
+	for len(got) < len(want) {
+		b, _, err := c.next(ctx)
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", len(got), err)
+		}
+		got = append(got, b...)
+	}
+	if string(got) != string(want) {
+		t.Fatal("bytes differ after the consumer was replaced")
+	}
+}
