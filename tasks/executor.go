@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,12 +61,13 @@ type Executor struct {
 	view  *WorkerView
 	slots []atomic.Pointer[runningTask]
 
-	cmu       sync.RWMutex
-	cancelled map[string]struct{}
-	retries   sync.WaitGroup
-	rmu       sync.Mutex // guards rclosed against retries.Add racing Wait, and resending
-	rclosed   bool
-	resending map[*nats.Msg]struct{} // tasks whose result is being sent again
+	cmu         sync.RWMutex
+	cancelled   map[string]struct{}
+	retries     sync.WaitGroup
+	rmu         sync.Mutex // guards rclosed against retries.Add racing Wait, and resending
+	rclosed     bool
+	resending   map[*nats.Msg]struct{} // tasks whose result is being sent again, or being handed on
+	stopHandOns chan struct{}          // closed when draining
 
 	work     chan *nats.Msg
 	pub      *asyncPublisher
@@ -113,7 +115,7 @@ func NewExecutor(nc *nats.Conn, js jetstream.JetStream, o ExecutorOptions) (*Exe
 	}
 	return &Executor{o: o, nc: nc, js: js, log: o.Logger.With("pool", o.Pool),
 		slots: make([]atomic.Pointer[runningTask], o.Concurrency), cancelled: map[string]struct{}{},
-		resending: map[*nats.Msg]struct{}{}}, nil
+		resending: map[*nats.Msg]struct{}{}, stopHandOns: make(chan struct{})}, nil
 }
 
 // Running is the number of tasks running now.
@@ -235,6 +237,7 @@ wait:
 	e.rmu.Lock()
 	e.rclosed = true
 	e.rmu.Unlock()
+	close(e.stopHandOns) // pending hand-ons give their task back at once
 	e.retries.Wait()
 	stopTicks()
 	<-tickerDone
@@ -370,7 +373,8 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		m.Term()
 		return
 	}
-	attempt := int(meta.NumDelivered)
+	prior, _ := strconv.Atoi(m.Header.Get(HeaderPriorDeliveries))
+	attempt := max(0, prior) + int(meta.NumDelivered)
 	t, err := decodeTask(m.Data)
 	if err != nil {
 		e.poison(m, err)
@@ -392,7 +396,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	h, ok := e.o.Registry.Lookup(t.Fn)
 	if !ok {
 		if served, _ := e.view.Serves(e.o.Pool, t.Fn); served {
-			m.NakWithDelay(100 * time.Millisecond) // a peer serves it
+			e.handOn(m, t.ID, attempt-1, meta.Sequence.Stream) // a peer serves it
 			return
 		}
 		fail(KindUnknownFn, "", fmt.Sprintf("no live worker of pool %q registers %q (this worker registers: %v)", e.o.Pool, t.Fn, e.o.Registry.Names()))
@@ -503,7 +507,7 @@ func (p panicError) Error() string { return p.msg }
 func call(ctx context.Context, h Handler, arg []byte) (val any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = panicError{fmt.Sprintf("panic: %v\n%s", r, trimStack(debug.Stack()))}
+			err = panicError{fmt.Sprintf("%v\n%s", r, trimStack(debug.Stack()))} // Type "panic" prefixes it
 		}
 	}()
 	return h(ctx, arg)
@@ -598,10 +602,62 @@ func (e *Executor) retryResult(c completion, err error) {
 	c.msg.Nak()
 }
 
+// handOnDelay paces hand-ons, so a task that only a busy peer serves does
+// not spin between the workers that lack its function.
+const handOnDelay = 100 * time.Millisecond
+
+// handOn gives a task this worker cannot run back to its pool. A nak would
+// count the delivery against the task's retries and max_deliveries, so in a
+// pool of workers with different functions tasks would fail as exhausted
+// without ever having run. Instead, after handOnDelay, a copy carrying the
+// deliveries that counted so far (HeaderPriorDeliveries) is queued and the
+// original acked. The copy's Nats-Msg-Id names the message it copies (by
+// stream sequence): unique per hand-on, and the same on a resend, so a
+// retried publish is stored once.
+func (e *Executor) handOn(m *nats.Msg, id string, counted int, seq uint64) {
+	e.rmu.Lock()
+	if e.rclosed {
+		e.rmu.Unlock()
+		m.NakWithDelay(handOnDelay)
+		return
+	}
+	e.retries.Add(1)
+	e.resending[m] = struct{}{}
+	e.rmu.Unlock()
+	go func() {
+		defer e.retries.Done()
+		defer func() {
+			e.rmu.Lock()
+			delete(e.resending, m)
+			e.rmu.Unlock()
+		}()
+		select {
+		case <-time.After(handOnDelay):
+		case <-e.stopHandOns:
+			m.Nak()
+			return
+		}
+		cp := nats.NewMsg(m.Subject)
+		cp.Data = m.Data
+		cp.Header.Set(HeaderOwner, m.Header.Get(HeaderOwner))
+		cp.Header.Set(HeaderPriorDeliveries, strconv.Itoa(counted))
+		cp.Header.Set(jetstream.MsgIDHeader, id+"~"+strconv.FormatUint(seq, 10))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := e.js.PublishMsg(ctx, cp)
+		cancel()
+		if err != nil {
+			e.log.Warn("hand a task on to a peer; handing it back instead", "task", id, "err", err)
+			m.NakWithDelay(handOnDelay)
+			return
+		}
+		m.Ack()
+	}()
+}
+
 // poison terminates an undecodable task and reports it to its producer
 // when the headers say who that is.
 func (e *Executor) poison(m *nats.Msg, cause error) {
-	id := m.Header.Get(jetstream.MsgIDHeader)
+	id, _, _ := strings.Cut(m.Header.Get(jetstream.MsgIDHeader), "~") // a handed-on copy's id has a suffix
 	owner := m.Header.Get(HeaderOwner)
 	e.log.Error("malformed task terminated", "task", id, "owner", owner, "err", cause)
 	if validToken(owner) && validToken(id) {

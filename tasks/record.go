@@ -17,6 +17,12 @@ const (
 // Headers fray sets on task messages besides Nats-Msg-Id (= task id).
 const (
 	HeaderOwner = "Fray-Owner" // the producer's owner token, to report a task whose body cannot be decoded
+	// HeaderPriorDeliveries is set on a copy of a task that a worker lacking
+	// its function handed on: the deliveries that counted before the copy
+	// (runs, crashes), so that hand-ons never use up retries or
+	// max_deliveries. A delivery's attempt number is this plus the copy's
+	// own delivery count.
+	HeaderPriorDeliveries = "Fray-Prior-Deliveries"
 )
 
 // Task is the record published to fray.tasks.<pool>.

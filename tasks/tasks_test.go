@@ -144,8 +144,8 @@ func TestPanicIsReportedAndWorkerKeepsServing(t *testing.T) {
 	ctx := frayt.Context(t, 10*time.Second)
 	err := p.Submit(ctx, "panic", struct{}{}).Get(ctx, nil)
 	var re *tasks.RemoteError
-	if !errors.As(err, &re) || re.Kind != tasks.KindPanic || !strings.Contains(re.Message, "boom") {
-		t.Fatalf("got %v, want a panic RemoteError mentioning boom", err)
+	if !errors.As(err, &re) || re.Kind != tasks.KindPanic || !strings.HasPrefix(re.Message, "boom\n") || strings.Count(err.Error(), "panic: ") != 1 {
+		t.Fatalf("got %v, want a panic RemoteError starting with boom, said once to be a panic", err)
 	}
 	var sum int
 	if err := p.Submit(ctx, "add", [2]int{1, 1}).Get(ctx, &sum); err != nil || sum != 2 {
@@ -270,6 +270,55 @@ func TestUnknownFunctionFailsFastOnProducerAndWorker(t *testing.T) {
 	f, _ := p.Future(tasks.FutureID(p.Owner(), "t1"))
 	if err := f.Get(ctx, nil); !errors.Is(err, tasks.ErrUnknownFunction) {
 		t.Fatalf("worker: %v, want ErrUnknownFunction", err)
+	}
+}
+
+// In a pool whose workers register different functions, a worker that
+// lacks a task's function hands it on to a peer that has it. Hand-ons are
+// not attempts: they use up neither max_deliveries nor retries, so every
+// task runs, and a retried one gets all its retries.
+func TestHandOnsInAMixedPoolAreNotAttempts(t *testing.T) {
+	e := newEnv(t)
+	e.executor("lacks-1", basicRegistry(), nil)
+	e.executor("lacks-2", basicRegistry(), nil)
+	reg := tasks.NewRegistry()
+	var mu sync.Mutex
+	attempts := map[string][]int{}
+	tasks.Register(reg, "work", func(ctx context.Context, failFirst int) (int, error) {
+		ti, _ := tasks.CurrentTask(ctx)
+		mu.Lock()
+		attempts[ti.ID] = append(attempts[ti.ID], ti.Attempt)
+		n := len(attempts[ti.ID])
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond) // the work: keeps the one slot busy so peers get tasks
+		if n <= failFirst {
+			return 0, tasks.Retryable(fmt.Errorf("transient #%d", n))
+		}
+		return n, nil
+	})
+	e.executor("has", reg, func(o *tasks.ExecutorOptions) { o.Concurrency = 1 })
+	p := e.producer()
+	ctx := frayt.Context(t, 60*time.Second)
+	var futs []*tasks.Future
+	for range 20 {
+		futs = append(futs, p.Submit(ctx, "work", 0, tasks.MaxDeliveries(2)))
+	}
+	retried := p.Submit(ctx, "work", 2, tasks.Retries(2, 10*time.Millisecond), tasks.MaxDeliveries(1))
+	for i, f := range append(futs, retried) {
+		if err := f.Get(ctx, nil); err != nil {
+			t.Fatalf("task %d: %v", i, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id, a := range attempts {
+		want := []int{1}
+		if len(a) == 3 {
+			want = []int{1, 2, 3}
+		}
+		if fmt.Sprint(a) != fmt.Sprint(want) {
+			t.Errorf("task %s ran as attempts %v, want %v", id, a, want)
+		}
 	}
 }
 
