@@ -34,6 +34,11 @@ const (
 	EnvTLSKey      = "FRAY_NATS_KEY"
 )
 
+// localDrainTimeout is how long the in-process workers of a local client
+// let running tasks finish when the client closes (fray up keeps the
+// workers' 30 s default).
+const localDrainTimeout = time.Second
+
 // DefaultNamespace is the namespace of jobs and actors unless set.
 const DefaultNamespace = "default"
 
@@ -228,7 +233,11 @@ func Connect(ctx context.Context, spec string, opts ...Option) (*Client, error) 
 		lo := cluster.LocalOptions{
 			Broker:  broker.Options{StoreDir: cfg.storeDir, Port: -1},
 			Workers: cfg.workers, NoWorkers: cfg.workers == 0,
-			Worker: worker.Options{Registry: cfg.registry, Concurrency: cfg.concurrency, HandlerContext: handlerCtx},
+			// Close shuts the broker down right after the workers stop, so
+			// no result could be collected after a long drain: running
+			// tasks get localDrainTimeout, then are cancelled.
+			Worker: worker.Options{Registry: cfg.registry, Concurrency: cfg.concurrency, HandlerContext: handlerCtx,
+				DrainTimeout: localDrainTimeout},
 			Logger: cfg.logger,
 		}
 		if cfg.registry != nil {
@@ -287,7 +296,9 @@ func namespaceFor(explicit string) string {
 	return DefaultNamespace
 }
 
-// Close releases the client, and stops its local cluster if it runs one.
+// Close releases the client, and stops its local cluster if it runs one:
+// tasks still running there get a second to finish, then are cancelled
+// (their results are lost with the in-process broker).
 func (c *Client) Close() error {
 	var errs []error
 	c.closeOnce.Do(func() {

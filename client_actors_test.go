@@ -3,6 +3,8 @@ package fray_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"github.com/frayhq/fray/actors"
 	"github.com/frayhq/fray/internal/frayt"
 	"github.com/frayhq/fray/tasks"
+	"github.com/frayhq/fray/worker"
 )
 
 type bumpArg struct {
@@ -85,5 +88,55 @@ func TestClientActorsGetIfExistsListAndHostInProcess(t *testing.T) {
 	}
 	if _, err := c.GetActor(ctx, "missing"); !errors.Is(err, actors.ErrNotFound) {
 		t.Fatalf("GetActor missing: %v", err)
+	}
+}
+
+// The README's recipe for a worker built with worker.New: HandlerContext
+// puts the client in each handler's context, so a handle in a task
+// argument can be called; without it the call fails with ErrNotBound.
+func TestWorkerBuiltWithHandlerContextCallsActorHandlesFromTaskArguments(t *testing.T) {
+	srv := frayt.Server(t)
+	ctx := frayt.Context(t, 60*time.Second)
+	c, err := fray.Connect(ctx, srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	reg := tasks.NewRegistry()
+	tasks.Register(reg, "bump", func(ctx context.Context, a bumpArg) (int64, error) {
+		return fray.Call[int64](ctx, a.Counter, "Add", a.By)
+	})
+	areg := actors.NewRegistry()
+	if err := actors.RegisterBuiltins(areg); err != nil {
+		t.Fatal(err)
+	}
+	start := func(pool string, o worker.Options) {
+		o.Pool, o.Registry, o.Logger = pool, reg, slog.New(slog.DiscardHandler)
+		o.Plugins = []worker.Plugin{actors.NewHost(areg, actors.HostOptions{})}
+		w, err := worker.New(c.NATS(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = w.Run(wctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	start("bound", worker.Options{
+		HandlerContext: func(ctx context.Context) context.Context { return fray.WithClient(ctx, c) }})
+	start("plain", worker.Options{})
+	frayt.Eventually(t, 10*time.Second, "both workers registered", func() bool { return len(c.Workers()) == 2 })
+
+	h, err := c.CreateActor(ctx, actors.ClassCounter, "tally", 0, actors.Pool("bound"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := fray.Run[bumpArg, int64](ctx, c, "bump", bumpArg{Counter: h, By: 2}, tasks.Pool("bound")).Get(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("bump on a worker with HandlerContext: %d, %v; want 2", n, err)
+	}
+	_, err = fray.Run[bumpArg, int64](ctx, c, "bump", bumpArg{Counter: h, By: 2}, tasks.Pool("plain")).Get(ctx)
+	if err == nil || !strings.Contains(err.Error(), "handle not bound to a client") {
+		t.Fatalf("bump on a worker without HandlerContext: %v; want the not-bound error", err)
 	}
 }

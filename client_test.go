@@ -121,3 +121,32 @@ func TestParseSpecAcceptsTheDocumentedForms(t *testing.T) {
 		}
 	}
 }
+
+func TestCloseOfLocalClientReturnsPromptlyWhileATaskRuns(t *testing.T) {
+	ctx := frayt.Context(t, 60*time.Second)
+	c, err := fray.Connect(ctx, "local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Run(ctx, "fray.sleep", 120.0)
+	frayt.Eventually(t, 15*time.Second, "fray.sleep running on the local worker", func() bool {
+		for _, w := range c.Workers() {
+			if w.Running > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- c.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		t.Logf("Close took %s", time.Since(start).Round(time.Millisecond))
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close of a local client still blocked 5 s after a task started: it waits out the worker's drain")
+	}
+}

@@ -321,12 +321,45 @@ func (e *env) stopActor(ctx context.Context, ns, name, reason string) error {
 		} else if err != nil {
 			return err
 		}
-		if ctl, err := objects.Marshal(ctlMsg{V: 1, Op: "stop", Epoch: rec.Epoch}); err == nil {
-			_ = e.nc.Publish(ctlSubject(ns, name), ctl)
-		}
+		e.awaitStop(ctx, ns, name, rec.Epoch)
 		return nil
 	}
 	return fmt.Errorf("actors: stop %s/%s: record keeps changing", ns, name)
+}
+
+// stopWait bounds how long a stop waits for the instance to stop serving.
+const stopWait = 5 * time.Second
+
+// awaitStop sends stop to the instance of epoch as a request and waits
+// until it stopped serving: the instance replies after it unsubscribed
+// from the call subject, so a call made after awaitStop returns gets no
+// responders. No responders on the control subject means no instance
+// serves the name (an instance subscribes to it before the call subject
+// and leaves it after). A request left unanswered (only an instance of
+// another epoch listens, or the reply was lost) is repeated until the
+// control subject has no responders, for at most stopWait or ctx. The
+// tombstone is already written, so giving up only leaves the instance to
+// notice its lost lease at its next renewal.
+func (e *env) awaitStop(ctx context.Context, ns, name string, epoch uint64) {
+	ctl, err := objects.Marshal(ctlMsg{V: 1, Op: "stop", Epoch: epoch})
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, stopWait)
+	defer cancel()
+	for {
+		actx, acancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		_, err := e.nc.RequestWithContext(actx, ctlSubject(ns, name), ctl)
+		acancel()
+		if err == nil || errors.Is(err, nats.ErrNoResponders) {
+			return
+		}
+		if ctx.Err() != nil {
+			e.log.Warn("actor stop not confirmed by its instance; it stops at its next lease renewal",
+				"actor", ns+"/"+name, "epoch", epoch, "err", err)
+			return
+		}
+	}
 }
 
 // ctlMsg is a control message to a serving instance. Version 1.

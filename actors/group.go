@@ -195,7 +195,8 @@ func (g *Group) WaitReady(ctx context.Context, count int, timeout time.Duration)
 	}
 }
 
-// Shutdown stops creating members and stops every member that started.
+// Shutdown stops creating members and stops every member that started,
+// each like Handle.Shutdown: once it returns, no member takes calls.
 func (g *Group) Shutdown(ctx context.Context) error {
 	g.cancel()
 	g.wg.Wait()

@@ -81,7 +81,10 @@ func (h *Handle) Call(ctx context.Context, method string, arg any) *Future {
 }
 
 // Shutdown stops the actor cleanly: it is not restarted, its calls in
-// flight may fail with ErrActorUnavailable, and the name becomes free.
+// flight may fail with ErrActorUnavailable, and the name becomes free. It
+// returns once the instance has stopped taking calls (waiting at most 5 s
+// or ctx for its confirmation), so a call made afterwards fails with
+// ErrActorUnavailable.
 func (h *Handle) Shutdown(ctx context.Context) error {
 	c, err := h.client(ctx)
 	if err != nil {

@@ -219,9 +219,13 @@ func (in *instance) onCtl(msg *nats.Msg) {
 	}
 	switch m.Op {
 	case "stop":
-		if m.Epoch == 0 || m.Epoch == in.epoch {
-			go in.stop(stopLeaseGone, "")
+		if m.Epoch != 0 && m.Epoch != in.epoch {
+			return // another epoch's instance answers (or none: no responders)
 		}
+		// The record is already a tombstone. Stop before replying: the
+		// reply tells the stopper this instance no longer takes calls (its
+		// call subscription is gone, the unsubscribe sent before the reply).
+		in.stop(stopLeaseGone, "")
 	case "cancel":
 		in.canceled.Store(m.OpID, struct{}{})
 		if c, ok := in.ops.Load(m.OpID); ok {
@@ -229,7 +233,7 @@ func (in *instance) onCtl(msg *nats.Msg) {
 		}
 	}
 	if msg.Reply != "" {
-		_ = msg.Respond(nil)
+		_ = in.env.nc.Publish(msg.Reply, nil)
 	}
 }
 

@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -107,5 +108,55 @@ func TestSubmittedOperationCanBePolledReattachedAndCanceled(t *testing.T) {
 	}
 	if _, err := h.Submit(ctx, "Nope", nil); !errors.Is(err, ErrNoSuchMethod) {
 		t.Fatalf("submit of missing method: %v", err)
+	}
+}
+
+func TestCallMadeAfterShutdownReturnsFailsWithErrActorUnavailable(t *testing.T) {
+	srv := frayt.Server(t)
+	startWorker(t, srv.ClientURL(), "w1", nil, testRegistry(t))
+	c := newClient(t, srv.ClientURL())
+	ctx := frayt.Context(t, time.Minute)
+	for i := range 20 {
+		h, err := c.CreateActor(ctx, ClassCounter, fmt.Sprintf("short-lived-%d", i), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := call[int64](t, ctx, h, "Add", 1); n != 1 {
+			t.Fatalf("round %d: Add = %d, want 1", i, n)
+		}
+		if err := h.Shutdown(ctx); err != nil {
+			t.Fatalf("round %d: Shutdown: %v", i, err)
+		}
+		// Once Shutdown returned, the instance no longer serves: the call
+		// never runs.
+		var n int64
+		if err := h.Call(ctx, "Add", 1).Get(ctx, &n); !errors.Is(err, ErrActorUnavailable) {
+			t.Fatalf("round %d: call after Shutdown returned: n=%d err=%v, want ErrActorUnavailable", i, n, err)
+		}
+	}
+}
+
+func TestGroupShutdownStopsEveryMemberBeforeReturning(t *testing.T) {
+	srv := frayt.Server(t)
+	startWorker(t, srv.ClientURL(), "w1", nil, testRegistry(t))
+	c := newClient(t, srv.ClientURL())
+	ctx := frayt.Context(t, time.Minute)
+	for round := range 5 {
+		g, err := c.CreateActorGroup(ctx, ClassCounter, fmt.Sprintf("g%d", round), 4, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		members, err := g.WaitReady(ctx, 4, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range members {
+			if err := h.Call(ctx, "Add", 1).Get(ctx, nil); !errors.Is(err, ErrActorUnavailable) {
+				t.Fatalf("round %d: call to %s after group Shutdown returned: %v", round, h, err)
+			}
+		}
 	}
 }

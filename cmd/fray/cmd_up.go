@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync/atomic"
 
+	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/cluster"
 	"github.com/frayhq/fray/worker"
@@ -34,17 +36,43 @@ func runUp(ctx context.Context, args []string) error {
 		level = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// Handlers get a client of this cluster, as fray-worker's do, so an
+	// actor handle in a task argument can be called. The client exists
+	// once the broker does: a task queued in --store before this start can
+	// reach a worker first, and waits for it.
+	var client atomic.Pointer[fray.Client]
+	clientReady := make(chan struct{})
+	handlerCtx := func(ctx context.Context) context.Context {
+		select {
+		case <-clientReady:
+		case <-ctx.Done():
+		}
+		if c := client.Load(); c != nil {
+			return fray.WithClient(ctx, c)
+		}
+		return ctx
+	}
 	l, err := cluster.StartLocal(ctx, cluster.LocalOptions{
 		Broker:    broker.Options{StoreDir: *store, Host: *host, Port: *port},
 		Workers:   *workers,
 		NoWorkers: *workers == 0,
-		Worker:    worker.Options{Concurrency: *concurrency},
+		Worker:    worker.Options{Concurrency: *concurrency, HandlerContext: handlerCtx},
 		Logger:    log,
 	})
 	if err != nil {
+		close(clientReady)
 		if ctx.Err() != nil {
 			return nil // stopped (Ctrl-C) before it was ready: no failure
 		}
+		return err
+	}
+	c, err := fray.Connect(ctx, l.URL())
+	if err == nil {
+		client.Store(c)
+	}
+	close(clientReady)
+	if err != nil {
+		l.Stop()
 		return err
 	}
 	noun := "workers"
@@ -54,5 +82,7 @@ func runUp(ctx context.Context, args []string) error {
 	fmt.Printf("fray up: %d %s ready\nexport FRAY_CLUSTER_SPEC=%s\n", *workers, noun, l.URL())
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "fray up: stopping (workers drain first)")
-	return l.Stop()
+	err = l.Stop()
+	c.Close()
+	return err
 }
