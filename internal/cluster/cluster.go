@@ -36,6 +36,10 @@ type ServiceOptions struct {
 	// DefaultBackend names the backend for jobs that name none. Empty
 	// means native (fray workers).
 	DefaultBackend string
+	// JobStartupGrace is how long after the dispatcher starts a job that no
+	// live worker can run stays PENDING (workers may still be registering)
+	// before it fails. Defaults to the dispatcher's 10 s.
+	JobStartupGrace time.Duration
 	// ActorRestartWait is how long the actor supervisor waits for an
 	// eligible worker to restart an actor on before declaring it dead.
 	// Defaults to 30 s.
@@ -59,7 +63,7 @@ func Services(nc *nats.Conn, js jetstream.JetStream, o ServiceOptions) ([]Servic
 		out = append(out, Service{Name: "actor supervisor", Run: sup.Run})
 	}
 	if !o.NoDispatcher {
-		d, err := dispatcher.New(nc, js, dispatcher.Options{Backends: o.Backends, DefaultBackend: o.DefaultBackend, Logger: o.Logger.With("service", "dispatcher")})
+		d, err := dispatcher.New(nc, js, dispatcher.Options{Backends: o.Backends, DefaultBackend: o.DefaultBackend, StartupGrace: o.JobStartupGrace, Logger: o.Logger.With("service", "dispatcher")})
 		if err != nil {
 			return nil, err
 		}

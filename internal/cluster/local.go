@@ -83,6 +83,11 @@ func StartLocal(ctx context.Context, o LocalOptions) (*Local, error) {
 	rctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
 	o.Services.Logger = o.Logger
+	if o.Services.JobStartupGrace == 0 {
+		// The workers are in this process and register within moments: a
+		// job none of them can run fails after a second, not ten.
+		o.Services.JobStartupGrace = time.Second
+	}
 	services, err := Services(l.nc, js, o.Services)
 	if err != nil {
 		return fail(err)

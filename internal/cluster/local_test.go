@@ -57,3 +57,36 @@ func TestLocalWorkersShareTheHostsCapacity(t *testing.T) {
 		t.Errorf("workers offer %d bytes of RAM in all, the host has %d", ram, mem)
 	}
 }
+
+// Its workers are in-process, so a local cluster fails a job that none of
+// them can run within about a second, not after the dispatcher's 10 s
+// startup grace for workers still registering elsewhere.
+func TestLocalClusterFailsAJobNoWorkerCanRunPromptly(t *testing.T) {
+	ctx := frayt.Context(t, 30*time.Second)
+	l, err := cluster.StartLocal(ctx, cluster.LocalOptions{Broker: broker.Options{Port: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Stop()
+	nc, js := frayt.Connect(t, l.URL())
+	jc, err := jobs.NewClient(ctx, nc, js, jobs.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := jobs.JobRequest{Name: "needs-tpu", Entrypoint: jobs.Command("true")}
+	if err := req.WithTPU("v5e-16", 1); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	h, err := jc.Submit(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := h.Wait(ctx, jobs.WaitOptions{})
+	if err != nil || rec.Status != jobs.StatusFailed {
+		t.Fatalf("%+v, %v: want FAILED", rec, err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("failed after %s: the startup grace was not shortened", took.Round(time.Millisecond))
+	}
+}
