@@ -303,7 +303,11 @@ func (d *Dispatcher) onWorker(ctx context.Context, e jetstream.KeyValueEntry, in
 		delete(d.live, id)
 		delete(d.stopping, id)
 		if !initial {
-			d.log.Warn("worker lost", "worker", id)
+			if e.Operation() == jetstream.KeyValueDelete {
+				d.log.Info("worker left", "worker", id) // it deregistered on a clean stop
+			} else {
+				d.log.Warn("worker lost", "worker", id) // its lease expired
+			}
 			d.workerLost(ctx, id)
 		}
 		return
