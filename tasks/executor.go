@@ -61,13 +61,12 @@ type Executor struct {
 	view  *WorkerView
 	slots []atomic.Pointer[runningTask]
 
-	cmu         sync.RWMutex
-	cancelled   map[string]struct{}
-	retries     sync.WaitGroup
-	rmu         sync.Mutex // guards rclosed against retries.Add racing Wait, and resending
-	rclosed     bool
-	resending   map[*nats.Msg]struct{} // tasks whose result is being sent again, or being handed on
-	stopHandOns chan struct{}          // closed when draining
+	cmu       sync.RWMutex
+	cancelled map[string]struct{}
+	retries   sync.WaitGroup
+	rmu       sync.Mutex // guards rclosed against retries.Add racing Wait, and resending
+	rclosed   bool
+	resending map[*nats.Msg]struct{} // tasks whose result is being sent again
 
 	work     chan *nats.Msg
 	pub      *asyncPublisher
@@ -115,7 +114,7 @@ func NewExecutor(nc *nats.Conn, js jetstream.JetStream, o ExecutorOptions) (*Exe
 	}
 	return &Executor{o: o, nc: nc, js: js, log: o.Logger.With("pool", o.Pool),
 		slots: make([]atomic.Pointer[runningTask], o.Concurrency), cancelled: map[string]struct{}{},
-		resending: map[*nats.Msg]struct{}{}, stopHandOns: make(chan struct{})}, nil
+		resending: map[*nats.Msg]struct{}{}}, nil
 }
 
 // Running is the number of tasks running now.
@@ -237,7 +236,6 @@ wait:
 	e.rmu.Lock()
 	e.rclosed = true
 	e.rmu.Unlock()
-	close(e.stopHandOns) // pending hand-ons give their task back at once
 	e.retries.Wait()
 	stopTicks()
 	<-tickerDone
@@ -396,7 +394,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	h, ok := e.o.Registry.Lookup(t.Fn)
 	if !ok {
 		if served, _ := e.view.Serves(e.o.Pool, t.Fn); served {
-			e.handOn(m, t.ID, attempt-1, meta.Sequence.Stream) // a peer serves it
+			e.handOn(hctx, slot, m, t.ID, attempt-1, meta.Sequence.Stream) // a peer serves it
 			return
 		}
 		fail(KindUnknownFn, "", fmt.Sprintf("no live worker of pool %q registers %q (this worker registers: %v)", e.o.Pool, t.Fn, e.o.Registry.Names()))
@@ -604,54 +602,57 @@ func (e *Executor) retryResult(c completion, err error) {
 
 // handOnDelay paces hand-ons, so a task that only a busy peer serves does
 // not spin between the workers that lack its function.
-const handOnDelay = 100 * time.Millisecond
+const handOnDelay, maxHandOnRetry = 100 * time.Millisecond, 2 * time.Second
 
-// handOn gives a task this worker cannot run back to its pool. A nak would
-// count the delivery against the task's retries and max_deliveries, so in a
-// pool of workers with different functions tasks would fail as exhausted
-// without ever having run. Instead, after handOnDelay, a copy carrying the
-// deliveries that counted so far (HeaderPriorDeliveries) is queued and the
-// original acked. The copy's Nats-Msg-Id names the message it copies (by
-// stream sequence): unique per hand-on, and the same on a resend, so a
-// retried publish is stored once.
-func (e *Executor) handOn(m *nats.Msg, id string, counted int, seq uint64) {
-	e.rmu.Lock()
-	if e.rclosed {
-		e.rmu.Unlock()
-		m.NakWithDelay(handOnDelay)
-		return
-	}
-	e.retries.Add(1)
-	e.resending[m] = struct{}{}
-	e.rmu.Unlock()
-	go func() {
-		defer e.retries.Done()
-		defer func() {
-			e.rmu.Lock()
-			delete(e.resending, m)
-			e.rmu.Unlock()
-		}()
+// handOn gives a task this worker cannot run back to its pool, on slot
+// slot. A nak would count the delivery against the task's retries and
+// max_deliveries, so in a pool of workers with different functions tasks
+// would fail as exhausted without ever having run. Instead, after
+// handOnDelay, a copy carrying the deliveries that counted so far
+// (HeaderPriorDeliveries) is queued, and the original acked once the copy
+// is stored. The copy's Nats-Msg-Id names the message it copies (by stream
+// sequence): unique per hand-on and the same on a resend, so a retried
+// publish is stored once.
+//
+// The hand-on holds its slot (and heartbeats as a running task does), so a
+// worker never holds more messages than slots, and the copies a worker
+// makes are bounded by its slots. A publish that fails (a full queue, a
+// broker away) is retried; a drain timeout hands the original back with a
+// nak, and a cancellation acks it (the canceller recorded the result).
+func (e *Executor) handOn(hctx context.Context, slot int, m *nats.Msg, id string, counted int, seq uint64) {
+	ctx, cancel := context.WithCancelCause(hctx)
+	defer cancel(nil)
+	e.slots[slot].Store(&runningTask{id: id, msg: m, started: time.Now(), cancel: cancel})
+	defer e.slots[slot].Store(nil)
+	cp := nats.NewMsg(m.Subject)
+	cp.Data = m.Data
+	cp.Header.Set(HeaderOwner, m.Header.Get(HeaderOwner))
+	cp.Header.Set(HeaderPriorDeliveries, strconv.Itoa(counted))
+	cp.Header.Set(jetstream.MsgIDHeader, id+"~"+strconv.FormatUint(seq, 10))
+	for delay := handOnDelay; ; delay = min(2*delay, maxHandOnRetry) {
 		select {
-		case <-time.After(handOnDelay):
-		case <-e.stopHandOns:
-			m.Nak()
+		case <-time.After(delay):
+		case <-ctx.Done():
+			if errors.Is(context.Cause(ctx), ErrCancelled) {
+				m.Ack()
+			} else {
+				m.Nak()
+			}
 			return
 		}
-		cp := nats.NewMsg(m.Subject)
-		cp.Data = m.Data
-		cp.Header.Set(HeaderOwner, m.Header.Get(HeaderOwner))
-		cp.Header.Set(HeaderPriorDeliveries, strconv.Itoa(counted))
-		cp.Header.Set(jetstream.MsgIDHeader, id+"~"+strconv.FormatUint(seq, 10))
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := e.js.PublishMsg(ctx, cp)
-		cancel()
-		if err != nil {
-			e.log.Warn("hand a task on to a peer; handing it back instead", "task", id, "err", err)
-			m.NakWithDelay(handOnDelay)
+		pctx, pcancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := e.js.PublishMsg(pctx, cp)
+		if err == nil {
+			if err = m.AckSync(nats.Context(pctx)); errors.Is(err, nats.ErrMsgAlreadyAckd) {
+				err = nil
+			}
+		}
+		pcancel()
+		if err == nil {
 			return
 		}
-		m.Ack()
-	}()
+		e.log.Warn("hand a task on to a peer; will retry", "task", id, "err", err)
+	}
 }
 
 // poison terminates an undecodable task and reports it to its producer
