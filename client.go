@@ -72,10 +72,18 @@ type config struct {
 	logger       *slog.Logger
 	maxValueSize int64
 	storeDir     string
+	noEnv        bool
 }
 
 // Option configures Connect.
 type Option func(*config) error
+
+// WithoutEnvCredentials makes Connect ignore the FRAY_NATS_* variables:
+// for a process connecting to a broker it runs itself (fray up), which
+// wants none of the credentials or TLS files meant for other clusters.
+func WithoutEnvCredentials() Option {
+	return func(c *config) error { c.noEnv = true; return nil }
+}
 
 // WithRegistry gives the in-process worker of a local cluster these
 // handlers (the built-ins are added). Ignored for remote clusters.
@@ -198,6 +206,25 @@ func envOptions() []Option {
 	return out
 }
 
+// buildConfig applies the FRAY_NATS_* variables (unless an option says
+// WithoutEnvCredentials), then opts.
+func buildConfig(opts []Option) (config, error) {
+	apply := func(os []Option) (config, error) {
+		cfg := config{workers: 1, logger: slog.New(slog.DiscardHandler)}
+		for _, o := range os {
+			if err := o(&cfg); err != nil {
+				return cfg, err
+			}
+		}
+		return cfg, nil
+	}
+	cfg, err := apply(opts)
+	if err != nil || cfg.noEnv {
+		return cfg, err
+	}
+	return apply(append(envOptions(), opts...))
+}
+
 // NATSOptionsFromEnv returns the nats.Connect options the FRAY_NATS_*
 // variables ask for (credentials, TLS files): what Connect applies, for
 // processes that dial NATS themselves (fray-broker).
@@ -219,11 +246,9 @@ func Connect(ctx context.Context, spec string, opts ...Option) (*Client, error) 
 	if err != nil {
 		return nil, err
 	}
-	cfg := config{workers: 1, logger: slog.New(slog.DiscardHandler)}
-	for _, o := range append(envOptions(), opts...) {
-		if err := o(&cfg); err != nil {
-			return nil, err
-		}
+	cfg, err := buildConfig(opts)
+	if err != nil {
+		return nil, err
 	}
 	c := &Client{spec: sp, log: cfg.logger, namespace: namespaceFor(cfg.namespace)}
 	// In-process workers hand this client to every handler.

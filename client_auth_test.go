@@ -80,3 +80,20 @@ func TestConnectNamesAResultsSubscriptionTheAccountMayNotMake(t *testing.T) {
 	}
 	c.Close()
 }
+
+// A process connecting to a broker it runs itself (fray up) ignores the
+// FRAY_NATS_* credentials and TLS files meant for other clusters.
+func TestWithoutEnvCredentialsIgnoresFRAYNATSVariables(t *testing.T) {
+	ctx := frayt.Context(t, 30*time.Second)
+	srv := frayt.Server(t)
+	t.Setenv(fray.EnvTLSCA, filepath.Join(t.TempDir(), "no-such-ca.pem"))
+	if c, err := fray.Connect(ctx, srv.ClientURL()); err == nil {
+		c.Close()
+		t.Fatal("connect with an unreadable FRAY_NATS_CA succeeded: the variable was not applied")
+	}
+	c, err := fray.Connect(ctx, srv.ClientURL(), fray.WithoutEnvCredentials())
+	if err != nil {
+		t.Fatalf("connect without the environment: %v", err)
+	}
+	c.Close()
+}

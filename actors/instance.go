@@ -219,8 +219,15 @@ func (in *instance) onCtl(msg *nats.Msg) {
 	}
 	switch m.Op {
 	case "stop":
-		if m.Epoch != 0 && m.Epoch != in.epoch {
-			return // another epoch's instance answers (or none: no responders)
+		if m.Epoch != 0 && m.Epoch < in.epoch {
+			return // about an older instance: not this one
+		}
+		if m.Epoch > in.epoch {
+			// A newer epoch exists, so this instance lost its lease and
+			// must not take calls: stop, but leave the reply to the
+			// instance the stop is for.
+			in.stop(stopLeaseGone, "")
+			return
 		}
 		// The record is already a tombstone. Stop before replying: the
 		// reply tells the stopper this instance no longer takes calls (its

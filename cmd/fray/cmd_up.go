@@ -38,15 +38,11 @@ func runUp(ctx context.Context, args []string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	// Handlers get a client of this cluster, as fray-worker's do, so an
 	// actor handle in a task argument can be called. The client exists
-	// once the broker does: a task queued in --store before this start can
-	// reach a worker first, and waits for it.
+	// once the broker does; a task queued in --store before this start
+	// that reaches a worker in the moment before gets none (calling a
+	// handle then says it is not bound to a client).
 	var client atomic.Pointer[fray.Client]
-	clientReady := make(chan struct{})
 	handlerCtx := func(ctx context.Context) context.Context {
-		select {
-		case <-clientReady:
-		case <-ctx.Done():
-		}
 		if c := client.Load(); c != nil {
 			return fray.WithClient(ctx, c)
 		}
@@ -60,21 +56,17 @@ func runUp(ctx context.Context, args []string) error {
 		Logger:    log,
 	})
 	if err != nil {
-		close(clientReady)
 		if ctx.Err() != nil {
 			return nil // stopped (Ctrl-C) before it was ready: no failure
 		}
 		return err
 	}
-	c, err := fray.Connect(ctx, l.URL())
-	if err == nil {
-		client.Store(c)
-	}
-	close(clientReady)
+	c, err := fray.Connect(ctx, l.URL(), fray.WithoutEnvCredentials()) // its own broker: no credentials
 	if err != nil {
 		l.Stop()
 		return err
 	}
+	client.Store(c)
 	noun := "workers"
 	if *workers == 1 {
 		noun = "worker"
