@@ -84,17 +84,27 @@ func (in *instance) start(construct func(context.Context) (any, *methodSet, erro
 		in.cancel()
 		return fmt.Errorf("take over the claim: %w", err)
 	}
+	// Listen for control messages before constructing: a stop that comes
+	// while the constructor runs cancels it, and no call is ever served.
+	in.subMu.Lock()
+	in.ctlSub, err = in.env.nc.Subscribe(ctlSubject(in.rec.Namespace, in.rec.Name), in.onCtl)
+	in.subMu.Unlock()
+	if err != nil {
+		in.cancel()
+		return fmt.Errorf("subscribe to control: %w", err)
+	}
 	go in.keep()
 	v, ms, err := construct(in.ctx)
 	if err != nil {
-		in.cancel()
+		in.stop(stopLeaseGone, "")
 		in.wmu.Lock()
 		_ = in.env.kv.Delete(context.Background(), in.key, jetstream.LastRevision(in.rev))
 		in.wmu.Unlock()
 		return err
 	}
 	if in.ctx.Err() != nil {
-		return fmt.Errorf("lease lost while constructing")
+		in.stop(stopLeaseGone, "")
+		return fmt.Errorf("lease lost (or stopped) while constructing")
 	}
 	in.ms, in.val = ms, reflect.ValueOf(v)
 	if in.rec.MaxConcurrency > 1 {
@@ -103,7 +113,7 @@ func (in *instance) start(construct func(context.Context) (any, *methodSet, erro
 	in.subMu.Lock()
 	if in.ctx.Err() != nil {
 		err = fmt.Errorf("lease lost while starting")
-	} else if in.ctlSub, err = in.env.nc.Subscribe(ctlSubject(in.rec.Namespace, in.rec.Name), in.onCtl); err == nil {
+	} else {
 		// A queue group, so that a stale epoch (a host back from a partition
 		// before its next renewal finds the lease lost) never runs a call a
 		// second time beside the current one.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -158,5 +159,50 @@ func TestGroupShutdownStopsEveryMemberBeforeReturning(t *testing.T) {
 				t.Fatalf("round %d: call to %s after group Shutdown returned: %v", round, h, err)
 			}
 		}
+	}
+}
+
+type slowCtor struct{}
+
+func (*slowCtor) Ping(context.Context, struct{}) (string, error) { return "pong", nil }
+
+// A Shutdown that comes while the constructor runs reaches the instance:
+// the constructor's context is cancelled before Shutdown returns, and the
+// instance never serves a call.
+func TestShutdownDuringConstructionCancelsTheConstructor(t *testing.T) {
+	srv := frayt.Server(t)
+	reg := NewRegistry()
+	var ctorCtx atomic.Pointer[context.Context]
+	release := make(chan struct{})
+	Register(reg, "test.SlowCtor", func(ctx context.Context, _ struct{}) (*slowCtor, error) {
+		ctorCtx.Store(&ctx)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return &slowCtor{}, nil
+	})
+	startWorker(t, srv.ClientURL(), "w1", nil, reg)
+	c := newClient(t, srv.ClientURL())
+	ctx := frayt.Context(t, 30*time.Second)
+	created := make(chan error, 1)
+	go func() {
+		_, err := c.CreateActor(ctx, "test.SlowCtor", "slowstart", nil)
+		created <- err
+	}()
+	frayt.Eventually(t, 5*time.Second, "constructor running", func() bool { return ctorCtx.Load() != nil })
+	h := c.handle(c.opts.Namespace, "slowstart", "test.SlowCtor", 1)
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if (*ctorCtx.Load()).Err() == nil {
+		t.Fatal("Shutdown returned while the constructor's context was still live")
+	}
+	close(release)
+	if err := <-created; err == nil {
+		t.Fatal("the create succeeded though the actor was shut down while constructing")
+	}
+	if err := h.Call(ctx, "Ping", struct{}{}).Get(ctx, nil); !errors.Is(err, ErrActorUnavailable) && !errors.Is(err, ErrNotFound) {
+		t.Fatalf("call after Shutdown: %v, want unavailable or not found", err)
 	}
 }
