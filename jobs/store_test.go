@@ -7,16 +7,23 @@ import (
 
 	"github.com/frayhq/fray/internal/frayt"
 	"github.com/frayhq/fray/jobs"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
-func TestStoreCompareAndSetKeepsTerminalStatesFinal(t *testing.T) {
-	srv := frayt.Server(t)
-	ctx := frayt.Context(t, 30*time.Second)
-	_, js := frayt.Connect(t, srv.ClientURL())
-	st, err := jobs.OpenStore(ctx, js)
+// openStore opens the job store on a fresh provisioned server.
+func openStore(t *testing.T) (*jobs.Store, jetstream.JetStream) {
+	t.Helper()
+	_, js := frayt.Connect(t, frayt.Server(t).ClientURL())
+	st, err := jobs.OpenStore(frayt.Context(t, 10*time.Second), js)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st, js
+}
+
+func TestStoreCompareAndSetKeepsTerminalStatesFinal(t *testing.T) {
+	ctx := frayt.Context(t, 30*time.Second)
+	st, _ := openStore(t)
 	req := jobs.JobRequest{Name: "j", Entrypoint: jobs.Command("true")}
 	rec := jobs.NewRecord("/ns/j", "", &req)
 	if _, _, adopted, err := st.CreateOrAdopt(ctx, rec, true); err != nil || adopted {
@@ -43,7 +50,7 @@ func TestStoreCompareAndSetKeepsTerminalStatesFinal(t *testing.T) {
 	if _, _, err := st.Update(ctx, "/ns/j", func(r *jobs.Record) error { return r.Finish(jobs.StatusSucceeded, "") }); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = st.Update(ctx, "/ns/j", func(r *jobs.Record) error { r.Status = jobs.StatusRunning; return nil })
+	_, _, err := st.Update(ctx, "/ns/j", func(r *jobs.Record) error { r.Status = jobs.StatusRunning; return nil })
 	if !errors.Is(err, jobs.ErrTerminal) {
 		t.Fatalf("terminal changed: %v", err)
 	}
@@ -62,13 +69,8 @@ func TestStoreCompareAndSetKeepsTerminalStatesFinal(t *testing.T) {
 // A finished job's name submitted again starts with no logs: the old run's
 // lines must not mix with the new run's.
 func TestReusingAFinishedJobsNameDropsItsLogs(t *testing.T) {
-	srv := frayt.Server(t)
 	ctx := frayt.Context(t, 30*time.Second)
-	_, js := frayt.Connect(t, srv.ClientURL())
-	st, err := jobs.OpenStore(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, js := openStore(t)
 	req := jobs.JobRequest{Name: "again", Entrypoint: jobs.Command("true")}
 	if _, _, _, err := st.CreateOrAdopt(ctx, jobs.NewRecord("/ns/again", "", &req), true); err != nil {
 		t.Fatal(err)

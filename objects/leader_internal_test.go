@@ -9,14 +9,20 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-func TestLeaderGetReadsWhatDirectGetReads(t *testing.T) {
-	srv := frayt.Server(t)
-	_, js := frayt.Connect(t, srv.ClientURL())
-	ctx := frayt.Context(t, 30*time.Second)
-	st, err := New(ctx, js, Options{ChunkSize: 1024})
+// smallChunkStore is a store with 1 KiB chunks on a fresh server.
+func smallChunkStore(t *testing.T) *Store {
+	t.Helper()
+	_, js := frayt.Connect(t, frayt.Server(t).ClientURL())
+	st, err := New(frayt.Context(t, 10*time.Second), js, Options{ChunkSize: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+func TestLeaderGetReadsWhatDirectGetReads(t *testing.T) {
+	ctx := frayt.Context(t, 30*time.Second)
+	st := smallChunkStore(t)
 	ref, err := st.PutBytes(ctx, make([]byte, 3000))
 	if err != nil {
 		t.Fatal(err)
@@ -47,13 +53,8 @@ func TestLeaderGetReadsWhatDirectGetReads(t *testing.T) {
 // there replaces the consumer after idleCheck and reads on, from the chunk
 // after the last one read.
 func TestAStalledChunkConsumerIsReplaced(t *testing.T) {
-	srv := frayt.Server(t)
-	_, js := frayt.Connect(t, srv.ClientURL())
 	ctx := frayt.Context(t, 30*time.Second)
-	st, err := New(ctx, js, Options{ChunkSize: 1024})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := smallChunkStore(t)
 	want := make([]byte, 3000)
 	for i := range want {
 		want[i] = byte(i)
