@@ -119,7 +119,7 @@ func TestCommandLineMistakesExitTwoWithAOneLineReason(t *testing.T) {
 
 func TestBenchHelpDescribesThatBench(t *testing.T) {
 	for name, want := range map[string][]string{
-		"tasks":   {"Task throughput", "p99_ms", "baseline_free_slots_tasks_per_s", "-sequential", "-store", "-cpuprofile"},
+		"tasks":   {"Task throughput", "p99_ms", "baseline_free_slots_tasks_per_s", "baseline_same_work_tasks_per_s", "-sequential", "-store", "-cpuprofile"},
 		"objects": {"Object store throughput", "peak_rss_mb", "-store", "1.5g"},
 		"actors":  {"Actor call rate", "p99_ms", "baseline_p50_ms", "-store", "-cpuprofile"},
 		"jobs":    {"Job start latency", "start_p99_ms", "-n", "-store"},

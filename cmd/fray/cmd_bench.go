@@ -22,7 +22,8 @@ func init() {
 var benchSummary = map[string]string{
 	"tasks": "Task throughput and latency: an in-process broker on file storage and one in-process worker run --n no-op tasks " +
 		"with --concurrency slots (tasks/s), then --sequential tasks one at a time (p50, p99 submit-to-result latency). " +
-		"--baseline also measures the bare JetStream path in the same run.",
+		"--baseline also measures the bare JetStream path in the same run, three ways: prefetching 500 messages, " +
+		"pulling only for free slots, and doing fray's work (free slots, result stored before the ack).",
 	"objects": "Object store throughput and memory: puts one --size object into an in-process broker on file storage and gets it back; " +
 		"prints MB/s (put+get, and each) and this process's peak RSS.",
 	"actors": "Actor call rate and latency: one client calls one actor (MaxConcurrency 1) hosted in this process through an in-process broker, " +
@@ -63,8 +64,8 @@ func benchTasks(ctx context.Context, args []string) error {
 	c := fs.Int("concurrency", 8, "worker task slots")
 	payload := fs.Int("payload", 0, "argument size in bytes")
 	seq := fs.Int("sequential", 0, "tasks in the one-at-a-time latency phase (default min(n, 2000))")
-	base := fs.Bool("baseline", false, "also measure the bare JetStream path in the same run (prefetching, and pulling only for free slots) and print fray/baseline")
-	asJSON := fs.Bool("json", false, "print one JSON line: n, concurrency, tasks_per_s, p50_ms, p99_ms (with --baseline also baseline_tasks_per_s, ratio, baseline_free_slots_tasks_per_s, ratio_free_slots)")
+	base := fs.Bool("baseline", false, "also measure the bare JetStream path in the same run (prefetching; pulling only for free slots; and also storing each result before the ack, as fray does) and print fray's ratio to each")
+	asJSON := fs.Bool("json", false, "print one JSON line: n, concurrency, tasks_per_s, p50_ms, p99_ms (with --baseline also baseline_tasks_per_s, ratio, baseline_free_slots_tasks_per_s, ratio_free_slots, baseline_same_work_tasks_per_s, ratio_same_work)")
 	store := fs.String("store", "", "store directory (default: a temporary directory)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {

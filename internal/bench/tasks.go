@@ -8,9 +8,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/frayhq/fray/broker"
@@ -44,6 +41,11 @@ type TasksResult struct {
 	// does: what that rule costs by itself, apart from fray's other work.
 	FreeSlotsTasksPerS float64 `json:"baseline_free_slots_tasks_per_s,omitempty"`
 	FreeSlotsRatio     float64 `json:"ratio_free_slots,omitempty"`
+	// The bare path doing the work fray guarantees: pulling only for free
+	// slots, storing each result in a stream that republishes it to the
+	// producer, and acking the task once the result's PubAck arrives.
+	SameWorkTasksPerS float64 `json:"baseline_same_work_tasks_per_s,omitempty"`
+	SameWorkRatio     float64 `json:"ratio_same_work,omitempty"`
 }
 
 func (r TasksResult) String() string {
@@ -54,6 +56,9 @@ func (r TasksResult) String() string {
 	}
 	if r.FreeSlotsTasksPerS > 0 {
 		s += fmt.Sprintf("\nbare JetStream pulling only for free slots, as fray does: %.0f msgs/s (fray/that: %.2f)", r.FreeSlotsTasksPerS, r.FreeSlotsRatio)
+	}
+	if r.SameWorkTasksPerS > 0 {
+		s += fmt.Sprintf("\nbare JetStream doing fray's work (free slots, result stored and republished, ack after its PubAck): %.0f msgs/s (fray/that: %.2f)", r.SameWorkTasksPerS, r.SameWorkRatio)
 	}
 	return s
 }
@@ -157,16 +162,20 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 		stopWorker()
 		<-werr
 		werr <- nil
-		res.BaselineTasksPerS, err = baseline(ctx, srv.ClientURL(), js, o.N, o.Concurrency, arg, pullPrefetch)
-		if err != nil {
-			return res, err
+		for _, b := range []struct {
+			path  barePath
+			rate  *float64
+			ratio *float64
+		}{
+			{barePath{}, &res.BaselineTasksPerS, &res.Ratio},
+			{barePath{freeSlots: true}, &res.FreeSlotsTasksPerS, &res.FreeSlotsRatio},
+			{barePath{freeSlots: true, storeResults: true}, &res.SameWorkTasksPerS, &res.SameWorkRatio},
+		} {
+			if *b.rate, err = bare(ctx, srv.ClientURL(), js, o.N, o.Concurrency, arg, b.path); err != nil {
+				return res, err
+			}
+			*b.ratio = res.TasksPerS / *b.rate
 		}
-		res.Ratio = res.TasksPerS / res.BaselineTasksPerS
-		res.FreeSlotsTasksPerS, err = baseline(ctx, srv.ClientURL(), js, o.N, o.Concurrency, arg, pullFreeSlots)
-		if err != nil {
-			return res, err
-		}
-		res.FreeSlotsRatio = res.TasksPerS / res.FreeSlotsTasksPerS
 	}
 	return res, nil
 }
@@ -184,157 +193,4 @@ func runBatch(ctx context.Context, p *tasks.Producer, n int, arg []byte) error {
 		}
 	}
 	return nil
-}
-
-// How the bare path's worker pulls.
-const (
-	// pullPrefetch is nats.go's Consume with its default 500 messages
-	// prefetched: the bare path at its fastest, without fray's guarantee
-	// that a worker holds no more messages than it has free slots.
-	pullPrefetch = iota
-	// pullFreeSlots asks for one message each time a slot frees, so at
-	// most `slots` messages are asked for or held at any time.
-	pullFreeSlots
-)
-
-// baseline measures the bare JetStream path set up like fray's: async
-// publish to a WorkQueue stream on file storage, a pull consumer feeding
-// `slots` handler goroutines, ack, and a core reply to the producer.
-func baseline(ctx context.Context, url string, js jetstream.JetStream, n, slots int, arg []byte, pull int) (float64, error) {
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "BENCH_BASELINE", Subjects: []string{"bench.base"},
-		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage})
-	if err != nil {
-		return 0, err
-	}
-	defer js.DeleteStream(context.Background(), "BENCH_BASELINE")
-	if _, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "base", AckPolicy: jetstream.AckExplicitPolicy, MaxWaiting: 4096}); err != nil {
-		return 0, err
-	}
-	wnc, err := nats.Connect(url)
-	if err != nil {
-		return 0, err
-	}
-	defer wnc.Close()
-	// A delivered message: where to ack it, and where to reply.
-	type job struct{ ack, reply string }
-	work := make(chan job, slots)
-	stop := make(chan struct{}) // ends the handlers; a late delivery is dropped
-	var wg sync.WaitGroup
-	defer func() { close(stop); wg.Wait() }()
-	hand := func(j job) {
-		select {
-		case work <- j:
-		case <-stop:
-		}
-	}
-	var release func()
-	switch pull {
-	case pullPrefetch:
-		wjs, _ := jetstream.New(wnc)
-		wcons, err := wjs.Consumer(ctx, "BENCH_BASELINE", "base")
-		if err != nil {
-			return 0, err
-		}
-		cc, err := wcons.Consume(func(m jetstream.Msg) {
-			hand(job{m.Reply(), m.Headers().Get("Reply")})
-		}, jetstream.PullMaxMessages(500))
-		if err != nil {
-			return 0, err
-		}
-		defer cc.Stop()
-		release = func() {}
-	case pullFreeSlots:
-		// fray's top-up rule (tasks/pull.go): ask for every free slot in
-		// one request once half the slots are free, or at once when no
-		// request is open; never more than the free slots.
-		var mu sync.Mutex
-		var seq, pending, running int
-		inbox := wnc.NewRespInbox()
-		topUp := func() { // mu held
-			free := slots - running - pending
-			if free <= 0 || (pending > 0 && free < max(1, slots/2)) {
-				return
-			}
-			seq++
-			pending += free
-			wnc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT.BENCH_BASELINE.base", inbox+"."+strconv.Itoa(seq),
-				fmt.Appendf(nil, `{"batch":%d,"expires":%d}`, free, time.Minute.Nanoseconds()))
-		}
-		sub, err := wnc.Subscribe(inbox+".*", func(m *nats.Msg) {
-			if m.Header.Get("Status") != "" {
-				return // the run ends long before a request expires
-			}
-			mu.Lock()
-			pending--
-			running++
-			if pending == 0 {
-				topUp()
-			}
-			mu.Unlock()
-			hand(job{m.Reply, m.Header.Get("Reply")})
-		})
-		if err != nil {
-			return 0, err
-		}
-		sub.SetPendingLimits(-1, -1)
-		defer sub.Unsubscribe()
-		release = func() {
-			mu.Lock()
-			running--
-			topUp()
-			mu.Unlock()
-		}
-		mu.Lock()
-		topUp()
-		mu.Unlock()
-	}
-	for range slots {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				case j := <-work:
-					wnc.Publish(j.ack, []byte("+ACK"))
-					wnc.Publish(j.reply, nil)
-					release()
-				}
-			}
-		}()
-	}
-
-	pnc, err := nats.Connect(url)
-	if err != nil {
-		return 0, err
-	}
-	defer pnc.Close()
-	pjs, _ := jetstream.New(pnc, jetstream.WithPublishAsyncMaxPending(4096))
-	inbox := nats.NewInbox()
-	var got atomic.Int64
-	done := make(chan struct{})
-	sub, err := pnc.Subscribe(inbox, func(*nats.Msg) {
-		if got.Add(1) == int64(n) {
-			close(done)
-		}
-	})
-	if err != nil {
-		return 0, err
-	}
-	sub.SetPendingLimits(-1, -1)
-	defer sub.Unsubscribe()
-	start := time.Now()
-	for range n {
-		m := &nats.Msg{Subject: "bench.base", Data: arg, Header: nats.Header{"Reply": []string{inbox}}}
-		if _, err := pjs.PublishMsgAsync(m); err != nil {
-			return 0, err
-		}
-	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
 }

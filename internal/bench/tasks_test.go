@@ -7,24 +7,25 @@ import (
 	"time"
 )
 
-// TestTasksMeasuresFrayAndBothBarePaths runs the task benchmark small:
+// TestTasksMeasuresFrayAndEveryBarePath runs the task benchmark small:
 // every phase must complete (each waits for all its replies) and the
 // ratios must be the quotients of the rates they name.
-func TestTasksMeasuresFrayAndBothBarePaths(t *testing.T) {
+func TestTasksMeasuresFrayAndEveryBarePath(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	res, err := Tasks(ctx, TasksOptions{N: 500, Concurrency: 4, Payload: 16, Sequential: 50, Baseline: true, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.TasksPerS <= 0 || res.BaselineTasksPerS <= 0 || res.FreeSlotsTasksPerS <= 0 {
+	if res.TasksPerS <= 0 || res.BaselineTasksPerS <= 0 || res.FreeSlotsTasksPerS <= 0 || res.SameWorkTasksPerS <= 0 {
 		t.Fatalf("a rate is missing: %+v", res)
 	}
 	if res.P50MS <= 0 || res.P99MS < res.P50MS {
 		t.Fatalf("latency p50 %.3f ms, p99 %.3f ms", res.P50MS, res.P99MS)
 	}
 	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9*math.Max(1, b) }
-	if !near(res.Ratio, res.TasksPerS/res.BaselineTasksPerS) || !near(res.FreeSlotsRatio, res.TasksPerS/res.FreeSlotsTasksPerS) {
+	if !near(res.Ratio, res.TasksPerS/res.BaselineTasksPerS) || !near(res.FreeSlotsRatio, res.TasksPerS/res.FreeSlotsTasksPerS) ||
+		!near(res.SameWorkRatio, res.TasksPerS/res.SameWorkTasksPerS) {
 		t.Fatalf("ratios do not match the rates: %+v", res)
 	}
 }

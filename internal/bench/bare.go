@@ -1,0 +1,241 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// barePath says how the bare JetStream path is set up. The zero value is
+// the bare path at its fastest: nats.go's Consume with its default 500
+// messages prefetched, ack, and a core reply to the producer.
+type barePath struct {
+	// freeSlots asks only for free slots, with fray's top-up rule
+	// (tasks/pull.go), instead of prefetching.
+	freeSlots bool
+	// storeResults stores each result, as fray does: in a stream keeping
+	// one message per subject that republishes it to the producer, with
+	// the task acked once the result's PubAck arrives.
+	storeResults bool
+}
+
+// Streams and subjects of the bare path, deleted after each run.
+const (
+	bareTasks, bareTaskSubject = "BENCH_BASELINE", "bench.base"
+	bareResults                = "BENCH_RESULTS"
+	bareResultPrefix           = "bench.res."
+	bareStoredPrefix           = "bench.stored."
+)
+
+// bare measures the bare JetStream path: async publish to a WorkQueue
+// stream on file storage, a pull consumer feeding `slots` handler
+// goroutines, ack, and the result back to the producer. It returns
+// messages per second, every result received.
+func bare(ctx context.Context, url string, js jetstream.JetStream, n, slots int, arg []byte, path barePath) (float64, error) {
+	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: bareTasks, Subjects: []string{bareTaskSubject},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage})
+	if err != nil {
+		return 0, err
+	}
+	defer js.DeleteStream(context.Background(), bareTasks)
+	if path.storeResults {
+		if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: bareResults, Subjects: []string{bareResultPrefix + ">"},
+			Storage: jetstream.FileStorage, MaxMsgsPerSubject: 1, Discard: jetstream.DiscardNew, DiscardNewPerSubject: true,
+			RePublish: &jetstream.RePublish{Source: bareResultPrefix + ">", Destination: bareStoredPrefix + ">"}}); err != nil {
+			return 0, err
+		}
+		defer js.DeleteStream(context.Background(), bareResults)
+	}
+	if _, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "base", AckPolicy: jetstream.AckExplicitPolicy, MaxWaiting: 4096}); err != nil {
+		return 0, err
+	}
+	wnc, err := nats.Connect(url)
+	if err != nil {
+		return 0, err
+	}
+	defer wnc.Close()
+
+	work := make(chan bareJob, slots)
+	stop := make(chan struct{}) // ends the handlers; a late delivery is dropped
+	var wg sync.WaitGroup
+	defer func() { close(stop); wg.Wait() }()
+	hand := func(j bareJob) {
+		select {
+		case work <- j:
+		case <-stop:
+		}
+	}
+	release, err := barePull(ctx, wnc, slots, path.freeSlots, hand)
+	if err != nil {
+		return 0, err
+	}
+	finish, err := bareFinish(wnc, path.storeResults)
+	if err != nil {
+		return 0, err
+	}
+	for range slots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				case j := <-work:
+					finish(j.ack, j.reply)
+					release()
+				}
+			}
+		}()
+	}
+	return bareProduce(ctx, url, n, arg, path.storeResults)
+}
+
+// bareJob is a delivered task: where to ack it, and where its result goes.
+type bareJob struct{ ack, reply string }
+
+// barePull starts delivering task messages to hand (its ack subject and
+// its Reply header) and returns the function a handler calls when its
+// slot frees. It stops with wnc.
+func barePull(ctx context.Context, wnc *nats.Conn, slots int, freeSlots bool, hand func(bareJob)) (release func(), err error) {
+	if !freeSlots {
+		wjs, _ := jetstream.New(wnc)
+		wcons, err := wjs.Consumer(ctx, bareTasks, "base")
+		if err != nil {
+			return nil, err
+		}
+		if _, err := wcons.Consume(func(m jetstream.Msg) {
+			hand(bareJob{m.Reply(), m.Headers().Get("Reply")})
+		}, jetstream.PullMaxMessages(500)); err != nil {
+			return nil, err
+		}
+		return func() {}, nil
+	}
+	// fray's top-up rule (tasks/pull.go): ask for every free slot in one
+	// request once half the slots are free, or at once when no request is
+	// open; never more than the free slots.
+	var mu sync.Mutex
+	var seq, pending, running int
+	inbox := wnc.NewRespInbox()
+	topUp := func() { // mu held
+		free := slots - running - pending
+		if free <= 0 || (pending > 0 && free < max(1, slots/2)) {
+			return
+		}
+		seq++
+		pending += free
+		wnc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+bareTasks+".base", inbox+"."+strconv.Itoa(seq),
+			fmt.Appendf(nil, `{"batch":%d,"expires":%d}`, free, time.Minute.Nanoseconds()))
+	}
+	sub, err := wnc.Subscribe(inbox+".*", func(m *nats.Msg) {
+		if m.Header.Get("Status") != "" {
+			return // the run ends long before a request expires
+		}
+		mu.Lock()
+		pending--
+		running++
+		if pending == 0 {
+			topUp()
+		}
+		mu.Unlock()
+		hand(bareJob{m.Reply, m.Header.Get("Reply")})
+	})
+	if err != nil {
+		return nil, err
+	}
+	sub.SetPendingLimits(-1, -1)
+	mu.Lock()
+	topUp()
+	mu.Unlock()
+	return func() {
+		mu.Lock()
+		running--
+		topUp()
+		mu.Unlock()
+	}, nil
+}
+
+// bareFinish returns what a handler does with a task: ack it and reply
+// (core), or, storing results, publish the result to the results stream
+// and ack the task once its PubAck arrives.
+func bareFinish(wnc *nats.Conn, storeResults bool) (func(ack, reply string), error) {
+	if !storeResults {
+		return func(ack, reply string) {
+			wnc.Publish(ack, []byte("+ACK"))
+			wnc.Publish(reply, nil)
+		}, nil
+	}
+	var mu sync.Mutex
+	acks := map[string]string{} // PubAck subject -> the task's ack subject
+	var seq atomic.Uint64
+	inbox := wnc.NewRespInbox()
+	sub, err := wnc.Subscribe(inbox+".*", func(m *nats.Msg) {
+		mu.Lock()
+		ack := acks[m.Subject]
+		delete(acks, m.Subject)
+		mu.Unlock()
+		wnc.Publish(ack, []byte("+ACK"))
+	})
+	if err != nil {
+		return nil, err
+	}
+	sub.SetPendingLimits(-1, -1)
+	return func(ack, reply string) {
+		r := inbox + "." + strconv.FormatUint(seq.Add(1), 36)
+		mu.Lock()
+		acks[r] = ack
+		mu.Unlock()
+		wnc.PublishRequest(bareResultPrefix+reply, r, nil)
+	}, nil
+}
+
+// bareProduce publishes n tasks asynchronously and waits for every result:
+// core replies to an inbox, or stored results republished under
+// bareStoredPrefix (each task's Reply header is then its result's token).
+func bareProduce(ctx context.Context, url string, n int, arg []byte, storeResults bool) (float64, error) {
+	pnc, err := nats.Connect(url)
+	if err != nil {
+		return 0, err
+	}
+	defer pnc.Close()
+	pjs, _ := jetstream.New(pnc, jetstream.WithPublishAsyncMaxPending(4096))
+	inbox := nats.NewInbox()
+	if storeResults {
+		inbox = bareStoredPrefix + ">"
+	}
+	var got atomic.Int64
+	done := make(chan struct{})
+	sub, err := pnc.Subscribe(inbox, func(*nats.Msg) {
+		if got.Add(1) == int64(n) {
+			close(done)
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	sub.SetPendingLimits(-1, -1)
+	defer sub.Unsubscribe()
+	start := time.Now()
+	for i := range n {
+		reply := inbox
+		if storeResults {
+			reply = strconv.Itoa(i)
+		}
+		m := &nats.Msg{Subject: bareTaskSubject, Data: arg, Header: nats.Header{"Reply": []string{reply}}}
+		if _, err := pjs.PublishMsgAsync(m); err != nil {
+			return 0, err
+		}
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
