@@ -65,7 +65,7 @@ func benchTasks(ctx context.Context, args []string) error {
 	payload := fs.Int("payload", 0, "argument size in bytes")
 	seq := fs.Int("sequential", 0, "tasks in the one-at-a-time latency phase (default min(n, 2000))")
 	base := fs.Bool("baseline", false, "also measure the bare JetStream path in the same run (prefetching; pulling only for free slots; and also storing each result before the ack, as fray does) and print fray's ratio to each")
-	asJSON := fs.Bool("json", false, "print one JSON line: n, concurrency, tasks_per_s, p50_ms, p99_ms (with --baseline also baseline_tasks_per_s, ratio, baseline_free_slots_tasks_per_s, ratio_free_slots, baseline_same_work_tasks_per_s, ratio_same_work)")
+	asJSON := fs.Bool("json", false, "print one JSON line: n, concurrency, tasks_per_s, cpu_us_per_task, p50_ms, p99_ms (with --baseline also baseline_tasks_per_s, ratio, baseline_free_slots_tasks_per_s, ratio_free_slots, baseline_same_work_tasks_per_s, ratio_same_work, and each bare path's *_cpu_us_per_task)")
 	store := fs.String("store", "", "store directory (default: a temporary directory)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {

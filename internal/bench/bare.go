@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -36,28 +37,28 @@ const (
 // bare measures the bare JetStream path: async publish to a WorkQueue
 // stream on file storage, a pull consumer feeding `slots` handler
 // goroutines, ack, and the result back to the producer. It returns
-// messages per second, every result received.
-func bare(ctx context.Context, url string, js jetstream.JetStream, n, slots int, arg []byte, path barePath) (float64, error) {
+// its rate (every result received) and CPU per message.
+func bare(ctx context.Context, url string, js jetstream.JetStream, n, slots int, arg []byte, path barePath) (rate, error) {
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: bareTasks, Subjects: []string{bareTaskSubject},
 		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage})
 	if err != nil {
-		return 0, err
+		return rate{}, err
 	}
 	defer js.DeleteStream(context.Background(), bareTasks)
 	if path.storeResults {
 		if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: bareResults, Subjects: []string{bareResultPrefix + ">"},
 			Storage: jetstream.FileStorage, MaxMsgsPerSubject: 1, Discard: jetstream.DiscardNew, DiscardNewPerSubject: true,
 			RePublish: &jetstream.RePublish{Source: bareResultPrefix + ">", Destination: bareStoredPrefix + ">"}}); err != nil {
-			return 0, err
+			return rate{}, err
 		}
 		defer js.DeleteStream(context.Background(), bareResults)
 	}
 	if _, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "base", AckPolicy: jetstream.AckExplicitPolicy, MaxWaiting: 4096}); err != nil {
-		return 0, err
+		return rate{}, err
 	}
 	wnc, err := nats.Connect(url)
 	if err != nil {
-		return 0, err
+		return rate{}, err
 	}
 	defer wnc.Close()
 
@@ -73,11 +74,11 @@ func bare(ctx context.Context, url string, js jetstream.JetStream, n, slots int,
 	}
 	release, err := barePull(ctx, wnc, slots, path.freeSlots, hand)
 	if err != nil {
-		return 0, err
+		return rate{}, err
 	}
 	finish, err := bareFinish(wnc, path.storeResults)
 	if err != nil {
-		return 0, err
+		return rate{}, err
 	}
 	for range slots {
 		wg.Add(1)
@@ -95,6 +96,32 @@ func bare(ctx context.Context, url string, js jetstream.JetStream, n, slots int,
 		}()
 	}
 	return bareProduce(ctx, url, n, arg, path.storeResults)
+}
+
+// rate is a phase's throughput and the process CPU (user and system,
+// broker included) it used per message.
+type rate struct{ perS, cpuUS float64 }
+
+// measure times a phase of n messages from start, taken with phaseStart.
+func (st phaseStart) measure(n int) rate {
+	wall, cpu := time.Since(st.wall), processCPU()-st.cpu
+	return rate{perS: float64(n) / wall.Seconds(), cpuUS: float64(cpu.Microseconds()) / float64(n)}
+}
+
+type phaseStart struct {
+	wall time.Time
+	cpu  time.Duration
+}
+
+func startPhase() phaseStart { return phaseStart{time.Now(), processCPU()} }
+
+// processCPU is the CPU time this process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // bareJob is a delivered task: where to ack it, and where its result goes.
@@ -198,10 +225,10 @@ func bareFinish(wnc *nats.Conn, storeResults bool) (func(ack, reply string), err
 // bareProduce publishes n tasks asynchronously and waits for every result:
 // core replies to an inbox, or stored results republished under
 // bareStoredPrefix (each task's Reply header is then its result's token).
-func bareProduce(ctx context.Context, url string, n int, arg []byte, storeResults bool) (float64, error) {
+func bareProduce(ctx context.Context, url string, n int, arg []byte, storeResults bool) (rate, error) {
 	pnc, err := nats.Connect(url)
 	if err != nil {
-		return 0, err
+		return rate{}, err
 	}
 	defer pnc.Close()
 	pjs, _ := jetstream.New(pnc, jetstream.WithPublishAsyncMaxPending(4096))
@@ -217,11 +244,11 @@ func bareProduce(ctx context.Context, url string, n int, arg []byte, storeResult
 		}
 	})
 	if err != nil {
-		return 0, err
+		return rate{}, err
 	}
 	sub.SetPendingLimits(-1, -1)
 	defer sub.Unsubscribe()
-	start := time.Now()
+	start := startPhase()
 	for i := range n {
 		reply := inbox
 		if storeResults {
@@ -229,13 +256,13 @@ func bareProduce(ctx context.Context, url string, n int, arg []byte, storeResult
 		}
 		m := &nats.Msg{Subject: bareTaskSubject, Data: arg, Header: nats.Header{"Reply": []string{reply}}}
 		if _, err := pjs.PublishMsgAsync(m); err != nil {
-			return 0, err
+			return rate{}, err
 		}
 	}
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return rate{}, ctx.Err()
 	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	return start.measure(n), nil
 }

@@ -30,35 +30,42 @@ type TasksOptions struct {
 
 // TasksResult is the outcome of one Tasks run.
 type TasksResult struct {
-	N                 int     `json:"n"`
-	Concurrency       int     `json:"concurrency"`
-	TasksPerS         float64 `json:"tasks_per_s"`
+	N           int     `json:"n"`
+	Concurrency int     `json:"concurrency"`
+	TasksPerS   float64 `json:"tasks_per_s"`
+	// CPUUSPerTask is the process's CPU (broker, worker and producer, user
+	// and system) per task in the throughput phase, in µs; steadier than
+	// rates on a noisy machine. Each bare path reports its own.
+	CPUUSPerTask      float64 `json:"cpu_us_per_task"`
 	P50MS             float64 `json:"p50_ms"`
 	P99MS             float64 `json:"p99_ms"`
 	BaselineTasksPerS float64 `json:"baseline_tasks_per_s,omitempty"`
 	Ratio             float64 `json:"ratio,omitempty"`
+	BaselineCPUUS     float64 `json:"baseline_cpu_us_per_task,omitempty"`
 	// The bare path again, pulling only for free slots as fray's worker
 	// does: what that rule costs by itself, apart from fray's other work.
 	FreeSlotsTasksPerS float64 `json:"baseline_free_slots_tasks_per_s,omitempty"`
 	FreeSlotsRatio     float64 `json:"ratio_free_slots,omitempty"`
+	FreeSlotsCPUUS     float64 `json:"baseline_free_slots_cpu_us_per_task,omitempty"`
 	// The bare path doing the work fray guarantees: pulling only for free
 	// slots, storing each result in a stream that republishes it to the
 	// producer, and acking the task once the result's PubAck arrives.
 	SameWorkTasksPerS float64 `json:"baseline_same_work_tasks_per_s,omitempty"`
 	SameWorkRatio     float64 `json:"ratio_same_work,omitempty"`
+	SameWorkCPUUS     float64 `json:"baseline_same_work_cpu_us_per_task,omitempty"`
 }
 
 func (r TasksResult) String() string {
-	s := fmt.Sprintf("tasks: %d no-op tasks, %d slots: %.0f tasks/s (results back to the producer)\nlatency one at a time: p50 %.3f ms, p99 %.3f ms",
-		r.N, r.Concurrency, r.TasksPerS, r.P50MS, r.P99MS)
+	s := fmt.Sprintf("tasks: %d no-op tasks, %d slots: %.0f tasks/s (results back to the producer), %.0f µs CPU per task\nlatency one at a time: p50 %.3f ms, p99 %.3f ms",
+		r.N, r.Concurrency, r.TasksPerS, r.CPUUSPerTask, r.P50MS, r.P99MS)
 	if r.BaselineTasksPerS > 0 {
-		s += fmt.Sprintf("\nbaseline (bare JetStream: async publish, pull with 500 prefetched, ack, core reply): %.0f msgs/s\nfray/baseline: %.2f", r.BaselineTasksPerS, r.Ratio)
+		s += fmt.Sprintf("\nbaseline (bare JetStream: async publish, pull with 500 prefetched, ack, core reply): %.0f msgs/s, %.0f µs CPU each\nfray/baseline: %.2f", r.BaselineTasksPerS, r.BaselineCPUUS, r.Ratio)
 	}
 	if r.FreeSlotsTasksPerS > 0 {
-		s += fmt.Sprintf("\nbare JetStream pulling only for free slots, as fray does: %.0f msgs/s (fray/that: %.2f)", r.FreeSlotsTasksPerS, r.FreeSlotsRatio)
+		s += fmt.Sprintf("\nbare JetStream pulling only for free slots, as fray does: %.0f msgs/s, %.0f µs CPU each (fray/that: %.2f)", r.FreeSlotsTasksPerS, r.FreeSlotsCPUUS, r.FreeSlotsRatio)
 	}
 	if r.SameWorkTasksPerS > 0 {
-		s += fmt.Sprintf("\nbare JetStream doing fray's work (free slots, result stored and republished, ack after its PubAck): %.0f msgs/s (fray/that: %.2f)", r.SameWorkTasksPerS, r.SameWorkRatio)
+		s += fmt.Sprintf("\nbare JetStream doing fray's work (free slots, result stored and republished, ack after its PubAck): %.0f msgs/s, %.0f µs CPU each (fray/that: %.2f)", r.SameWorkTasksPerS, r.SameWorkCPUUS, r.SameWorkRatio)
 	}
 	return s
 }
@@ -139,11 +146,12 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 	if err := runBatch(ctx, p, min(o.N, 1000), arg); err != nil {
 		return res, err
 	}
-	start := time.Now()
+	start := startPhase()
 	if err := runBatch(ctx, p, o.N, arg); err != nil {
 		return res, err
 	}
-	res.TasksPerS = float64(o.N) / time.Since(start).Seconds()
+	r := start.measure(o.N)
+	res.TasksPerS, res.CPUUSPerTask = r.perS, r.cpuUS
 
 	// Latency, one task at a time.
 	lat := make([]time.Duration, 0, o.Sequential)
@@ -163,18 +171,18 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 		<-werr
 		werr <- nil
 		for _, b := range []struct {
-			path  barePath
-			rate  *float64
-			ratio *float64
+			path               barePath
+			perS, ratio, cpuUS *float64
 		}{
-			{barePath{}, &res.BaselineTasksPerS, &res.Ratio},
-			{barePath{freeSlots: true}, &res.FreeSlotsTasksPerS, &res.FreeSlotsRatio},
-			{barePath{freeSlots: true, storeResults: true}, &res.SameWorkTasksPerS, &res.SameWorkRatio},
+			{barePath{}, &res.BaselineTasksPerS, &res.Ratio, &res.BaselineCPUUS},
+			{barePath{freeSlots: true}, &res.FreeSlotsTasksPerS, &res.FreeSlotsRatio, &res.FreeSlotsCPUUS},
+			{barePath{freeSlots: true, storeResults: true}, &res.SameWorkTasksPerS, &res.SameWorkRatio, &res.SameWorkCPUUS},
 		} {
-			if *b.rate, err = bare(ctx, srv.ClientURL(), js, o.N, o.Concurrency, arg, b.path); err != nil {
+			r, err := bare(ctx, srv.ClientURL(), js, o.N, o.Concurrency, arg, b.path)
+			if err != nil {
 				return res, err
 			}
-			*b.ratio = res.TasksPerS / *b.rate
+			*b.perS, *b.ratio, *b.cpuUS = r.perS, res.TasksPerS/r.perS, r.cpuUS
 		}
 	}
 	return res, nil

@@ -20,6 +20,9 @@ func TestTasksMeasuresFrayAndEveryBarePath(t *testing.T) {
 	if res.TasksPerS <= 0 || res.BaselineTasksPerS <= 0 || res.FreeSlotsTasksPerS <= 0 || res.SameWorkTasksPerS <= 0 {
 		t.Fatalf("a rate is missing: %+v", res)
 	}
+	if res.CPUUSPerTask <= 0 || res.BaselineCPUUS <= 0 || res.FreeSlotsCPUUS <= 0 || res.SameWorkCPUUS <= 0 {
+		t.Fatalf("a CPU figure is missing: %+v", res)
+	}
 	if res.P50MS <= 0 || res.P99MS < res.P50MS {
 		t.Fatalf("latency p50 %.3f ms, p99 %.3f ms", res.P50MS, res.P99MS)
 	}
