@@ -52,6 +52,9 @@ func (d *Dispatcher) onTaskEvent(ctx context.Context, ev *jobs.TaskEvent) {
 	if r.Status.Terminal() || r.Run != ev.Run || r.Attempt != ev.Attempt || ev.Task < 0 || ev.Task >= len(r.Tasks) {
 		if ev.Kind == jobs.EventExited {
 			d.releaseExact(ctx, ev.Worker, &jobs.Assignment{Job: ev.Job, Run: ev.Run, Task: ev.Task, Attempt: ev.Attempt})
+			if r.Status.Terminal() {
+				d.lateExit(ctx, ev)
+			}
 		}
 		return
 	}
@@ -114,6 +117,7 @@ func (d *Dispatcher) taskExited(ctx context.Context, ev *jobs.TaskEvent) {
 			a.ExitCode = ev.ExitCode
 			a.Error = ev.Error
 			a.EndMS = ev.TimeMS
+			a.Exited = true
 		}
 		failed, done := 0, 0
 		for _, t := range r.Tasks {
@@ -230,4 +234,27 @@ func (d *Dispatcher) workerLost(ctx context.Context, worker string) {
 		delete(d.allocs, worker)
 	}
 	d.dirty = true
+}
+
+// lateExit records the exit of a task the dispatcher stopped by ending its
+// job (a stop, a timeout, a failed replica of a gang): the job's status
+// stays, but its attempt gets the exit code and Exited, which tells log
+// followers that the process's last lines are stored.
+func (d *Dispatcher) lateExit(ctx context.Context, ev *jobs.TaskEvent) {
+	if _, err := d.mutate(ctx, ev.Job, func(r *jobs.Record) error {
+		if !r.Status.Terminal() || r.Run != ev.Run || r.Attempt != ev.Attempt || ev.Task < 0 || ev.Task >= len(r.Tasks) {
+			return jobs.ErrNoChange
+		}
+		a := r.Tasks[ev.Task].Current()
+		if a == nil || a.Attempt != ev.Attempt || a.Worker != ev.Worker || a.Exited {
+			return jobs.ErrNoChange
+		}
+		a.Exited = true
+		a.ExitCode = ev.ExitCode
+		a.Error = ev.Error
+		a.EndMS = ev.TimeMS
+		return nil
+	}); err != nil {
+		d.log.Warn("record exit of a finished job's task", "job", ev.Job, "task", ev.Task, "err", err)
+	}
 }

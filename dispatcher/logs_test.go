@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/frayhq/fray/dispatcher"
+	"github.com/frayhq/fray/internal/frayt"
 	"github.com/frayhq/fray/jobs"
 )
 
@@ -64,5 +66,47 @@ func TestBinaryOutputIsLoggedAsValidText(t *testing.T) {
 	l, err := h.Logs(c.ctx, 0)
 	if err != nil || len(l) != 2 || l[0].Text != "a\uFFFDb" || l[1].Text != "long" {
 		t.Fatalf("logs %+v %v", l, err)
+	}
+}
+
+func TestFollowOfAStoppedJobIncludesWhatItPrintsWhileShuttingDown(t *testing.T) {
+	c := newCluster(t, dispatcher.Options{})
+	c.addWorker("w1", 2, nil) // grace 2 s
+	h := c.submit(sh("checkpointer", `trap 'sleep 1; echo saved-checkpoint; exit 0' TERM; echo started; while true; do sleep 0.1; done`))
+	lines := make(chan string, 100)
+	followed := make(chan error, 1)
+	go func() {
+		defer close(lines)
+		for line, err := range h.Follow(c.ctx) {
+			if err != nil {
+				followed <- err
+				return
+			}
+			lines <- line.Text
+		}
+		followed <- nil
+	}()
+	if l := <-lines; l != "started" {
+		t.Fatalf("first line %q", l)
+	}
+	frayt.Eventually(t, 10*time.Second, "the task is recorded RUNNING", func() bool {
+		return c.info(h).Tasks[0].State == jobs.TaskRunning
+	})
+	if err := h.Terminate(c.ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for l := range lines {
+		got = append(got, l)
+	}
+	if err := <-followed; err != nil {
+		t.Fatal(err)
+	}
+	if len(got) == 0 || got[len(got)-1] != "saved-checkpoint" { // sh may first say "Terminated"
+		t.Fatalf("after the stop, Follow gave %q; want it to end with the line printed on SIGTERM", got)
+	}
+	r := c.info(h)
+	if a := r.Tasks[0].Current(); r.Status != jobs.StatusStopped || a == nil || !a.Exited || a.ExitCode != 0 {
+		t.Fatalf("record %s, attempt %+v: want STOPPED with the process's exit recorded", r.Status, a)
 	}
 }

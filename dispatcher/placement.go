@@ -269,15 +269,12 @@ func Place(req *jobs.JobRequest, workers []WorkerState) Placement {
 			}
 		}
 		if largest < n {
+			// Not Never: a slice's workers may still be registering.
 			return Placement{Reason: fmt.Sprintf("waiting for %d workers sharing one %s value; the largest group, %s=%s, has %d workers",
 				n, cs.GroupBy, cs.GroupBy, largestName, largest)}
 		}
 		return Placement{Reason: fmt.Sprintf("waiting for %d workers with the same %s and %s free each; best group %s=%s has %d of %d free",
 			n, cs.GroupBy, need, cs.GroupBy, bestName, bestFree, bestSize)}
-	}
-	type slot struct {
-		w    *WorkerState
-		free Need
 	}
 	var slotsFree []*slot
 	for _, w := range cands {
@@ -285,17 +282,43 @@ func Place(req *jobs.JobRequest, workers []WorkerState) Placement {
 			slotsFree = append(slotsFree, &slot{w, w.free()})
 		}
 	}
+	out := packReplicas(need, n, slotsFree)
+	if len(out) == n {
+		return Placement{Workers: out}
+	}
+	// Would the gang fit if every matching worker were idle? If not, it
+	// never will on these workers: waiting for capacity would be forever.
+	idle := make([]*slot, len(cands))
+	for i, w := range cands {
+		idle[i] = &slot{w, (&WorkerState{Info: w.Info}).free()}
+	}
+	if most := len(packReplicas(need, n, idle)); most < n {
+		return Placement{Never: true, Reason: fmt.Sprintf("the %d matching workers hold at most %d of %d replicas (%s each) even when idle", len(cands), most, n, need)}
+	}
+	return Placement{Reason: fmt.Sprintf("waiting for capacity: %d of %d replicas (%s each) fit on the %d matching workers now", len(out), n, need, len(cands))}
+}
+
+// slot is a worker's capacity left while packing replicas onto it.
+type slot struct {
+	w    *WorkerState
+	free Need
+}
+
+// packReplicas puts up to n replicas needing need each onto slots, first on
+// those with the most free CPU, and returns the worker of each one placed.
+// It consumes the slots' free capacity.
+func packReplicas(need Need, n int, slots []*slot) []string {
 	out := make([]string, 0, n)
 	for range n {
-		sort.SliceStable(slotsFree, func(i, j int) bool {
-			a, b := slotsFree[i], slotsFree[j]
+		sort.SliceStable(slots, func(i, j int) bool {
+			a, b := slots[i], slots[j]
 			if a.free.CPU != b.free.CPU {
 				return a.free.CPU > b.free.CPU
 			}
 			return a.w.Info.ID < b.w.Info.ID
 		})
 		placed := false
-		for _, s := range slotsFree {
+		for _, s := range slots {
 			if fits(need, s.free) {
 				out = append(out, s.w.Info.ID)
 				s.free = Need{CPU: s.free.CPU - need.CPU, RAM: sub1(s.free.RAM, need.RAM), Disk: sub1(s.free.Disk, need.Disk), Devices: s.free.Devices - need.Devices}
@@ -304,10 +327,10 @@ func Place(req *jobs.JobRequest, workers []WorkerState) Placement {
 			}
 		}
 		if !placed {
-			return Placement{Reason: fmt.Sprintf("waiting for capacity: %d of %d replicas (%s each) fit on the %d matching workers now", len(out), n, need, len(cands))}
+			break
 		}
 	}
-	return Placement{Workers: out}
+	return out
 }
 
 func sub1(have, need int64) int64 {

@@ -122,3 +122,15 @@ func TestPlaceCoschedulesOnOneSliceOfTheRightTPU(t *testing.T) {
 		t.Fatalf("gpu: %+v", p)
 	}
 }
+
+func TestPlaceSaysNeverForAGangLargerThanAllMatchingWorkersWhenIdle(t *testing.T) {
+	ws := []WorkerState{worker("a", 2, nil), worker("b", 4, map[string]string{"tpu-name": "s1"})}
+	ws[0].Used = Need{CPU: 2} // busy now, but counts for "could ever"
+	p := Place(req(7, 1), ws)
+	if p.Workers != nil || !p.Never || !strings.Contains(p.Reason, "at most 6 of 7") {
+		t.Fatalf("7 replicas on 6 cores: %+v", p)
+	}
+	if p := Place(req(6, 1), ws); p.Workers != nil || p.Never {
+		t.Fatalf("6 replicas on 6 cores, 2 busy, must wait: %+v", p)
+	}
+}

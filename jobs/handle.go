@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"time"
@@ -130,7 +131,10 @@ func (h *Handle) Logs(ctx context.Context, maxLines int) ([]LogLine, error) {
 }
 
 // Follow streams the job's output from the start, in order, until the job
-// has finished and every line it wrote was delivered, or ctx ends:
+// has finished and every line it wrote was delivered (including what the
+// processes a stop ended print while shutting down, for up to 30 s after
+// the job ended),
+// or ctx ends:
 //
 //	for line, err := range h.Follow(ctx) { ... }
 func (h *Handle) Follow(ctx context.Context) iter.Seq2[LogLine, error] {
@@ -160,7 +164,11 @@ func (h *Handle) follow(ctx context.Context, yield func(LogLine, error) bool) er
 	done := make(chan struct{})
 	werr := make(chan error, 1)
 	go func() {
-		werr <- h.watch(ctx, func(r *Record) bool { return r.Status.Terminal() })
+		err := h.watch(ctx, func(r *Record) bool { return r.Status.Terminal() })
+		if err == nil {
+			h.awaitExits(ctx) // lines keep streaming meanwhile
+		}
+		werr <- err
 		close(done)
 	}()
 	waitCtx, stopWait := context.WithCancel(ctx)
@@ -254,4 +262,71 @@ func WaitAll(ctx context.Context, handles []*Handle, opts ...WaitOptions) ([]*Re
 		out[x.i] = x.r
 	}
 	return out, nil
+}
+
+// followExitWait bounds how long after a job ended Follow waits for the
+// processes that ending it stopped (SIGTERM, then SIGKILL after the
+// worker's --job-grace) to exit, so that what they print while shutting
+// down is followed too.
+const followExitWait = 30 * time.Second
+
+// awaitExits waits until every task of the ended job's last attempt that
+// had started has exited (its attempt is Exited), its worker is gone, or
+// followExitWait has passed since the job ended: following a job that
+// ended long ago never waits.
+func (h *Handle) awaitExits(ctx context.Context) {
+	deadline := time.Now().Add(followExitWait)
+	if r, err := h.Info(ctx); err == nil && r.FinishedMS > 0 {
+		deadline = time.UnixMilli(r.FinishedMS).Add(followExitWait)
+	}
+	var workers jetstream.KeyValue
+	gone := map[string]bool{}
+	for {
+		r, err := h.Info(ctx)
+		if err != nil || r.Backend != "native" {
+			return // external backends report no exits
+		}
+		waiting := false
+		for i := range r.Tasks {
+			a := r.Tasks[i].Current()
+			if a == nil || a.Attempt != r.Attempt || a.Exited || a.StartMS == 0 || gone[a.Worker] {
+				continue
+			}
+			if workers == nil {
+				if workers, err = h.c.js.KeyValue(ctx, broker.BucketWorkers); err != nil {
+					return
+				}
+			}
+			if workerGone(ctx, workers, a) {
+				gone[a.Worker] = true
+				continue
+			}
+			waiting = true
+		}
+		if !waiting || time.Now().After(deadline) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond): // poll the record
+		}
+	}
+}
+
+// workerGone reports whether the worker of attempt a is no longer registered,
+// or registered anew since a started (its processes died with it).
+func workerGone(ctx context.Context, workers jetstream.KeyValue, a *TaskAttempt) bool {
+	e, err := workers.Get(ctx, a.Worker)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	var info broker.WorkerInfo
+	if objects.Unmarshal(e.Value(), &info) != nil {
+		return false
+	}
+	return info.StartedMS > a.StartMS
 }

@@ -83,6 +83,10 @@ type TaskAttempt struct {
 	Error    string     `cbor:"error,omitempty" json:"error,omitempty"`
 	StartMS  int64      `cbor:"start_ms,omitempty" json:"start_ms,omitempty"`
 	EndMS    int64      `cbor:"end_ms,omitempty" json:"end_ms,omitempty"`
+	// Exited is set once the runner's exited event for this attempt was
+	// applied (also after the job ended): its process is gone and every
+	// line it wrote is stored.
+	Exited bool `cbor:"exited,omitempty" json:"exited,omitempty"`
 }
 
 // Current is the task's latest attempt, or nil.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -127,11 +128,7 @@ func printRecord(r *jobs.Record) {
 	if r.Error != "" {
 		fmt.Printf("error:       %s\n", r.Error)
 	}
-	cmd, _ := json.Marshal(r.Request.Entrypoint.Argv)
-	if r.Request.Entrypoint.Func != "" {
-		cmd = []byte("func " + r.Request.Entrypoint.Func)
-	}
-	fmt.Printf("entrypoint:  %s\n", cmd)
+	fmt.Printf("entrypoint:  %s\n", entrypointText(&r.Request.Entrypoint))
 	fmt.Printf("submitted:   %s ago\nduration:    %s\n", age(r.SubmittedMS), duration(r))
 	fmt.Printf("attempt:     %d (failures %d, preemptions %d)\n", r.Attempt, r.Failures, r.Preemptions)
 	for _, t := range r.Tasks {
@@ -148,4 +145,18 @@ func printRecord(r *jobs.Record) {
 		}
 		fmt.Println(line)
 	}
+}
+
+// entrypointText shows an entrypoint as the user wrote it: a command as a
+// JSON array (with <, > and & as themselves, not \u003c...), a function by
+// name.
+func entrypointText(ep *jobs.Entrypoint) string {
+	if ep.Func != "" {
+		return "func " + ep.Func
+	}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(ep.Argv)
+	return strings.TrimSuffix(b.String(), "\n")
 }

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"sync"
+	"time"
 
 	"github.com/frayhq/fray/jobs"
 )
@@ -34,22 +38,20 @@ func runLogs(ctx context.Context, args []string) error {
 	if _, err := h.Info(ctx); err != nil {
 		return err
 	}
-	w := bufferedStdout()
-	defer w.Flush()
 	if *follow {
+		lw := newLiveWriter(os.Stdout, followFlushDelay)
+		defer lw.Flush()
 		for line, err := range h.Follow(ctx) {
 			if err != nil {
 				return err
 			}
 			if *prefix {
-				fmt.Fprintf(w, "[%d] ", line.Task)
-			}
-			fmt.Fprintln(w, line.Text)
-			if w.Buffered() > 0 && w.Available() < 4096 {
-				w.Flush()
+				fmt.Fprintf(lw, "[%d] %s\n", line.Task, line.Text)
+			} else {
+				fmt.Fprintln(lw, line.Text)
 			}
 		}
-		w.Flush()
+		lw.Flush()
 		r, err := h.Info(ctx)
 		if err != nil {
 			return err
@@ -64,6 +66,8 @@ func runLogs(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	w := bufferedStdout()
+	defer w.Flush()
 	for _, line := range lines {
 		if *prefix {
 			fmt.Fprintf(w, "[%d] ", line.Task)
@@ -71,4 +75,42 @@ func runLogs(ctx context.Context, args []string) error {
 		fmt.Fprintln(w, line.Text)
 	}
 	return nil
+}
+
+// followFlushDelay is how long a followed line may wait in the buffer.
+var followFlushDelay = 50 * time.Millisecond
+
+// liveWriter buffers output for throughput but flushes it at most delay
+// after the first unflushed write, so a follower sees each line as it
+// arrives instead of when 64 KiB have piled up or the job has ended.
+type liveWriter struct {
+	mu    sync.Mutex
+	w     *bufio.Writer
+	delay time.Duration
+	timer *time.Timer
+}
+
+func newLiveWriter(out io.Writer, delay time.Duration) *liveWriter {
+	return &liveWriter{w: bufio.NewWriterSize(out, 64<<10), delay: delay}
+}
+
+func (l *liveWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, err := l.w.Write(p)
+	if l.timer == nil && l.w.Buffered() > 0 {
+		l.timer = time.AfterFunc(l.delay, func() { l.Flush() })
+	}
+	return n, err
+}
+
+// Flush writes out what is buffered.
+func (l *liveWriter) Flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer = nil
+	}
+	return l.w.Flush()
 }

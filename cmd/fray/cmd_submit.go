@@ -111,7 +111,7 @@ func runSubmit(ctx context.Context, args []string) error {
 		for _, kv := range env {
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok || k == "" {
-				return fmt.Errorf("--env %q: want KEY=VALUE", kv)
+				return usagef(fs, "--env %q: want KEY=VALUE", kv)
 			}
 			req.Environment.EnvVars[k] = v
 		}
@@ -119,16 +119,16 @@ func runSubmit(ctx context.Context, args []string) error {
 	for _, c := range constraints {
 		con, err := parseConstraint(c)
 		if err != nil {
-			return err
+			return usagef(fs, "%v", err)
 		}
 		req.Constraints = append(req.Constraints, con)
 	}
 	if *tpu != "" && *gpu != "" {
-		return errors.New("--tpu and --gpu exclude each other")
+		return usagef(fs, "--tpu and --gpu exclude each other")
 	}
 	if *tpu != "" {
 		if err := req.WithTPU(*tpu, *slices); err != nil {
-			return err
+			return usagef(fs, "--tpu %q: %v", *tpu, err)
 		}
 		if *replicas > 0 {
 			req.Replicas = *replicas
@@ -140,15 +140,22 @@ func runSubmit(ctx context.Context, args []string) error {
 		if ok {
 			var err error
 			if n, err = strconv.Atoi(count); err != nil {
-				return fmt.Errorf("--gpu %q: want VARIANT:COUNT, e.g. H100:8", *gpu)
+				return usagef(fs, "--gpu %q: want VARIANT:COUNT, e.g. H100:8", *gpu)
 			}
 		}
 		if err := req.WithGPU(variant, n); err != nil {
-			return err
+			return usagef(fs, "--gpu %q: %v", *gpu, err)
 		}
 	}
 	if *groupBy != "" {
 		req.Coscheduling = &jobs.Coscheduling{GroupBy: *groupBy}
+	}
+	// A request the command line made invalid is a usage error (exit 2),
+	// found before connecting; the client validates it again at submit.
+	check := req
+	check.Normalize()
+	if err := check.Validate(); err != nil {
+		return usagef(fs, "%s", strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	c, err := connect(ctx, spec)
 	if err != nil {
