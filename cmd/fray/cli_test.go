@@ -191,10 +191,13 @@ func TestRunWaitSaysWhenThePoolHasNoLiveWorkerAndKeepsReporting(t *testing.T) {
 		s := r.Stderr()
 		return strings.Contains(s, "no live worker serves pool gpu yet; waiting (Ctrl-C to stop)") && strings.Contains(s, "still waiting for ")
 	})
-	cancel()
+	cancel() // as Ctrl-C does
 	<-r.done
 	if n := strings.Count(r.Stderr(), "no live worker"); n != 1 {
 		t.Fatalf("the empty pool was reported %d times:\n%s", n, r.Stderr())
+	}
+	if r.code != 130 || strings.Contains(r.Stderr(), "context canceled") {
+		t.Fatalf("interrupted wait: exit %d (want 130, quietly), stderr:\n%s", r.code, r.Stderr())
 	}
 }
 

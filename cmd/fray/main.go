@@ -65,6 +65,8 @@ func runMain(ctx context.Context, args []string) int {
 		return 2
 	case errors.As(err, &ee):
 		return ee.code
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		return 130 // Ctrl-C (or SIGTERM) ended a wait: no error to report
 	default:
 		fmt.Fprintf(os.Stderr, "fray %s: %v\n", c.name, err)
 		return 1
