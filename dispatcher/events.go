@@ -75,6 +75,7 @@ func (d *Dispatcher) onTaskEvent(ctx context.Context, ev *jobs.TaskEvent) {
 			if a := t.Current(); a != nil {
 				a.State = jobs.TaskRunning
 				a.StartMS = ev.TimeMS
+				a.Devices = ev.Devices
 			}
 			return nil
 		}); err != nil {
@@ -82,6 +83,13 @@ func (d *Dispatcher) onTaskEvent(ctx context.Context, ev *jobs.TaskEvent) {
 		}
 	case jobs.EventExited:
 		d.releaseExact(ctx, ev.Worker, &jobs.Assignment{Job: ev.Job, Run: ev.Run, Task: ev.Task, Attempt: ev.Attempt})
+		if ev.DevicesBusy {
+			// The worker could not give the task its devices: not the job's
+			// fault, and not a reason to drain the worker. Rerun the gang
+			// on the preemption budget.
+			d.preempt(ctx, ev.Job, fmt.Sprintf("task %d could not start on worker %s: %s", ev.Task, ev.Worker, ev.Error))
+			return
+		}
 		if ev.Preempted {
 			if w := d.live[ev.Worker]; w != nil {
 				w.Draining = true

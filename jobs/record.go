@@ -87,6 +87,10 @@ type TaskAttempt struct {
 	// applied (also after the job ended): its process is gone and every
 	// line it wrote is stored.
 	Exited bool `cbor:"exited,omitempty" json:"exited,omitempty"`
+	// Devices are the ids of the worker's devices the attempt held (what
+	// its CUDA_VISIBLE_DEVICES or TPU_VISIBLE_CHIPS listed), from the
+	// runner's started event; absent when it held none or has not started.
+	Devices []string `cbor:"devices,omitempty" json:"devices,omitempty"`
 }
 
 // Current is the task's latest attempt, or nil.

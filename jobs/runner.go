@@ -33,7 +33,11 @@ type FuncEnv struct {
 	Attempt   int
 	Arg       []byte
 	Env       map[string]string
-	Log       io.Writer
+	// Devices are the worker's devices this replica holds (the entries it
+	// would get in CUDA_VISIBLE_DEVICES or TPU_VISIBLE_CHIPS as a process).
+	// A function shares the worker's process, so it must select them itself.
+	Devices []string
+	Log     io.Writer
 }
 
 // RunnerOptions configures the native job runner of a worker.
@@ -50,6 +54,16 @@ type RunnerOptions struct {
 	DeviceKind    string
 	DeviceVariant string
 	DeviceCount   int
+	// Devices are the ids of the worker's devices, handed out to tasks in
+	// CUDA_VISIBLE_DEVICES or TPU_VISIBLE_CHIPS; the first DeviceCount are
+	// used. Defaults to the entries of the worker's own
+	// CUDA_VISIBLE_DEVICES (gpu) or TPU_VISIBLE_CHIPS (tpu) when that is
+	// set, else "0".."DeviceCount-1".
+	Devices []string
+	// DeviceWait is how long a task attempt that finds too few free devices
+	// (held by attempts still shutting down) waits for them before its
+	// start fails. Defaults to Grace + 10 s.
+	DeviceWait time.Duration
 	// Funcs are the functions Func entrypoints may name.
 	Funcs map[string]JobFunc
 	// ClusterSpec is passed to job processes as FRAY_CLUSTER_SPEC. Defaults
@@ -106,10 +120,23 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 	if o.Grace <= 0 {
 		o.Grace = 10 * time.Second
 	}
+	if o.DeviceWait <= 0 {
+		o.DeviceWait = o.Grace + 10*time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Runner{o: o, log: o.Logger.With("component", "job-runner")}, nil
+	r := &Runner{o: o, log: o.Logger.With("component", "job-runner")}
+	if o.DeviceKind != "" {
+		ids, err := workerDevices(o.DeviceKind, o.DeviceCount, o.Devices)
+		if err != nil {
+			return nil, err
+		}
+		r.o.Devices = ids
+	} else {
+		r.o.Devices = nil
+	}
+	return r, nil
 }
 
 // Describe puts the runner's capacity into the worker's record.
@@ -171,6 +198,9 @@ func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream,
 	}
 	defer func() { w.Stop() }()
 	host := &host{r: r, js: js, worker: self.ID, spec: spec, running: map[string]*proc{}, finished: map[string]*exitReport{}}
+	if r.o.DeviceKind != "" {
+		host.devs = newDevicePool(r.o.DeviceKind, r.o.Devices)
+	}
 	var lastRev uint64
 	apply := func(e jetstream.KeyValueEntry) {
 		if e.Revision() <= lastRev {
@@ -235,6 +265,7 @@ type host struct {
 	js     jetstream.JetStream
 	worker string
 	spec   string
+	devs   *devicePool // nil on a worker without devices
 
 	mu       sync.Mutex
 	running  map[string]*proc

@@ -36,13 +36,23 @@ func (p *proc) requestStop(preempted bool) {
 	}
 }
 
-// env is the replica's environment: the worker's, then the request's, then
-// fray's variables.
-func (p *proc) env() []string {
+// env is the replica's environment: the worker's, then the device
+// visibility variables for devs (on a worker with devices), then the
+// request's, then fray's variables. A request that sets the kind's
+// visibility variable itself (CUDA_VISIBLE_DEVICES, TPU_VISIBLE_CHIPS)
+// takes over device selection: fray sets none of its device variables.
+func (p *proc) env(devs []string) []string {
 	m := map[string]string{}
 	for _, kv := range os.Environ() {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			m[k] = v
+		}
+	}
+	if pool := p.h.devs; pool != nil {
+		if _, own := p.a.Env[DeviceVisibilityVar(pool.kind)]; !own {
+			for k, v := range deviceEnv(pool.kind, devs, len(pool.ids)) {
+				m[k] = v
+			}
 		}
 	}
 	for k, v := range p.a.Env {
@@ -62,6 +72,58 @@ func (p *proc) env() []string {
 	return out
 }
 
+// takeDevices gets the attempt its devices: the lowest free ones of the
+// worker. When too few are free (attempts the dispatcher already released
+// may still be shutting down) it waits for them up to the runner's
+// DeviceWait. It never shares a device: if they stay busy, or the attempt
+// is stopped while it waits, it returns ok false and the exited event to
+// report.
+func (p *proc) takeDevices(ctx context.Context, lw *LogWriter) (devs []string, ev TaskEvent, ok bool) {
+	pool := p.h.devs
+	if pool == nil || p.a.Devices <= 0 {
+		return nil, ev, true
+	}
+	who := fmt.Sprintf("job %s task %d attempt %d", p.a.Job, p.a.Task, p.a.Attempt)
+	wait := p.h.r.o.DeviceWait
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	logged := false
+	for {
+		devs, busy, freed := pool.take(p.a.Devices, who)
+		if devs != nil {
+			return devs, ev, true
+		}
+		if !logged {
+			logged = true
+			p.h.r.log.Info("task waits for devices", "job", p.a.Job, "task", p.a.Task, "attempt", p.a.Attempt, "need", p.a.Devices, "busy", busy)
+		}
+		select {
+		case <-freed:
+		case pre := <-p.stop:
+			ev = p.event(EventExited)
+			ev.ExitCode = -1
+			ev.Preempted = pre
+			if !pre {
+				ev.Error = "stopped"
+			}
+			return nil, ev, false
+		case <-deadline.C:
+			if devs, busy, _ = pool.take(p.a.Devices, who); devs != nil {
+				return devs, ev, true
+			}
+			msg := fmt.Sprintf("cannot start: devices busy: needs %d %s device(s) of worker %s, %s (waited %s)",
+				p.a.Devices, pool.kind, p.h.worker, busy, wait)
+			_ = lw.Line(ctx, "fray: "+msg)
+			_ = lw.Flush(ctx)
+			ev = p.event(EventExited)
+			ev.ExitCode = -1
+			ev.Error = msg
+			ev.DevicesBusy = true
+			return nil, ev, false
+		}
+	}
+}
+
 func (p *proc) event(kind string) TaskEvent {
 	return TaskEvent{Job: p.a.Job, Run: p.a.Run, Task: p.a.Task, Attempt: p.a.Attempt, Kind: kind}
 }
@@ -70,18 +132,25 @@ func (p *proc) run(ctx context.Context) TaskEvent {
 	defer close(p.done)
 	lw := NewLogWriter(p.h.js, p.a.Job, p.a.Task, p.a.Attempt)
 	lw.Dedup(fmt.Sprintf("%s:%d:%d", p.a.Run, p.a.Task, p.a.Attempt))
+	devs, ev, ok := p.takeDevices(ctx, lw)
+	if !ok {
+		return p.h.publishEvent(ev)
+	}
 	var code int
 	var errMsg string
 	var preempted, stopped bool
 	if p.a.Func != "" {
-		code, errMsg, preempted, stopped = p.runFunc(ctx, lw)
+		code, errMsg, preempted, stopped = p.runFunc(ctx, lw, devs)
 	} else {
-		code, errMsg, preempted, stopped = p.runCommand(ctx, lw)
+		code, errMsg, preempted, stopped = p.runCommand(ctx, lw, devs)
+	}
+	if p.h.devs != nil {
+		p.h.devs.release(devs) // the process is gone
 	}
 	if p.started != nil {
 		<-p.started // the exit is reported after the start, never before
 	}
-	ev := p.event(EventExited)
+	ev = p.event(EventExited)
 	ev.ExitCode = code
 	ev.Error = errMsg
 	ev.Preempted = preempted
@@ -92,7 +161,7 @@ func (p *proc) run(ctx context.Context) TaskEvent {
 }
 
 // runCommand runs the argv in its own process group.
-func (p *proc) runCommand(ctx context.Context, lw *LogWriter) (code int, errMsg string, preempted, stopped bool) {
+func (p *proc) runCommand(ctx context.Context, lw *LogWriter, devs []string) (code int, errMsg string, preempted, stopped bool) {
 	argv := p.a.Argv
 	if len(p.a.Setup) > 0 {
 		script := strings.Join(p.a.Setup, " && ") + ` && exec "$@"`
@@ -110,7 +179,7 @@ func (p *proc) runCommand(ctx context.Context, lw *LogWriter) (code int, errMsg 
 		}
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = p.env()
+	cmd.Env = p.env(devs)
 	cmd.Dir = p.a.Workdir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	pr, pw, err := os.Pipe()
@@ -129,6 +198,7 @@ func (p *proc) runCommand(ctx context.Context, lw *LogWriter) (code int, errMsg 
 	pid := cmd.Process.Pid
 	ev := p.event(EventStarted)
 	ev.TimeMS = NowMS()
+	ev.Devices = devs
 	p.started = make(chan struct{})
 	go p.publishStarted(ev)
 	pumped := make(chan struct{})
@@ -188,7 +258,7 @@ loop:
 }
 
 // runFunc runs a registered function in-process.
-func (p *proc) runFunc(ctx context.Context, lw *LogWriter) (code int, errMsg string, preempted, stopped bool) {
+func (p *proc) runFunc(ctx context.Context, lw *LogWriter, devs []string) (code int, errMsg string, preempted, stopped bool) {
 	fn := p.h.r.o.Funcs[p.a.Func]
 	if fn == nil {
 		names := make([]string, 0, len(p.h.r.o.Funcs))
@@ -208,6 +278,7 @@ func (p *proc) runFunc(ctx context.Context, lw *LogWriter) (code int, errMsg str
 	}()
 	sev := p.event(EventStarted)
 	sev.TimeMS = NowMS()
+	sev.Devices = devs
 	p.started = make(chan struct{})
 	go p.publishStarted(sev)
 	res := make(chan error, 1)
@@ -217,7 +288,7 @@ func (p *proc) runFunc(ctx context.Context, lw *LogWriter) (code int, errMsg str
 				res <- fmt.Errorf("panic: %v", v)
 			}
 		}()
-		res <- fn(fctx, FuncEnv{JobID: p.a.Job, Namespace: p.a.Namespace, Task: p.a.Task, NumTasks: p.a.NumTasks, Attempt: p.a.Attempt, Arg: p.a.Arg, Env: p.a.Env, Log: pw})
+		res <- fn(fctx, FuncEnv{JobID: p.a.Job, Namespace: p.a.Namespace, Task: p.a.Task, NumTasks: p.a.NumTasks, Attempt: p.a.Attempt, Arg: p.a.Arg, Env: p.a.Env, Devices: devs, Log: pw})
 	}()
 	var err error
 	select {

@@ -120,6 +120,17 @@ type TaskEvent struct {
 	// counted against MaxRetriesPreemption, not MaxRetriesFailure.
 	Preempted bool  `cbor:"preempted,omitempty"`
 	TimeMS    int64 `cbor:"time_ms"`
+	// Devices (started events) are the ids of the worker's devices the
+	// attempt holds, as put in its CUDA_VISIBLE_DEVICES or
+	// TPU_VISIBLE_CHIPS; absent when it holds none. Optional, so no
+	// version change: older dispatchers ignore it.
+	Devices []string `cbor:"devices,omitempty"`
+	// DevicesBusy (exited events) marks an attempt that never started
+	// because the worker's devices it was assigned stayed held by other
+	// attempts (the dispatcher and the worker disagreed). Error names the
+	// busy devices. The dispatcher reruns the gang as for a preemption,
+	// without spending the failure budget.
+	DevicesBusy bool `cbor:"devices_busy,omitempty"`
 }
 
 // Control operations.

@@ -132,19 +132,33 @@ func printRecord(r *jobs.Record) {
 	fmt.Printf("submitted:   %s ago\nduration:    %s\n", age(r.SubmittedMS), duration(r))
 	fmt.Printf("attempt:     %d (failures %d, preemptions %d)\n", r.Attempt, r.Failures, r.Preemptions)
 	for _, t := range r.Tasks {
-		line := fmt.Sprintf("task %d:      %s", t.Index, t.State)
-		if t.Worker != "" {
-			line += " on " + t.Worker
-		}
-		if a := t.Current(); a != nil && a.State.Done() {
-			line += fmt.Sprintf(" (exit %d", a.ExitCode)
-			if a.Error != "" {
-				line += ": " + a.Error
-			}
-			line += ")"
-		}
-		fmt.Println(line)
+		fmt.Println(taskLine(r, &t))
 	}
+}
+
+// taskLine is a task's line in fray jobs status: state, worker, the
+// devices its current attempt holds, and how it ended.
+func taskLine(r *jobs.Record, t *jobs.TaskState) string {
+	line := fmt.Sprintf("task %d:      %s", t.Index, t.State)
+	if t.Worker != "" {
+		line += " on " + t.Worker
+	}
+	a := t.Current()
+	if a != nil && len(a.Devices) > 0 {
+		kind := r.Request.Resources.Device.Kind
+		if kind == "" {
+			kind = "devices"
+		}
+		line += fmt.Sprintf(" [%s %s]", kind, strings.Join(a.Devices, ","))
+	}
+	if a != nil && a.State.Done() {
+		line += fmt.Sprintf(" (exit %d", a.ExitCode)
+		if a.Error != "" {
+			line += ": " + a.Error
+		}
+		line += ")"
+	}
+	return line
 }
 
 // entrypointText shows an entrypoint as the user wrote it: a command as a
