@@ -78,7 +78,10 @@ func TestCommandLineMistakesExitTwoWithAOneLineReason(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"result", ""}, `fray result: bad future id ""`},
+		{[]string{"result", ""}, `fray result: empty argument where a future ID`},
+		{[]string{"stop", "/default/a", " "}, `fray stop: empty argument where a job ID`},
+		{[]string{"logs", ""}, `fray logs: empty argument where a job ID`},
+		{[]string{"jobs", "status", ""}, `fray jobs status: empty argument where a job ID`},
 		{[]string{"result", "nodot"}, `fray result: bad future id "nodot"`},
 		{[]string{"result", "a.b", "extra"}, `fray result: unexpected argument "extra"`},
 		{[]string{"result"}, "fray result: missing future ID"},

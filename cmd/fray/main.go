@@ -152,6 +152,11 @@ func parsePositional(fs *flag.FlagSet, args []string, min, max int, what string)
 	if max >= 0 && len(pos) > max {
 		return nil, usagef(fs, "unexpected argument %q; see '%s -h'", pos[max], fs.Name())
 	}
+	for _, p := range pos {
+		if strings.TrimSpace(p) == "" {
+			return nil, usagef(fs, "empty argument where a %s goes", what)
+		}
+	}
 	return pos, nil
 }
 
