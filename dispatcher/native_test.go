@@ -1,6 +1,7 @@
 package dispatcher_test
 
 import (
+	"context"
 	"os"
 	"strconv"
 	"strings"
@@ -349,5 +350,19 @@ func TestWaitAllFailsFastOnTheFirstFailedJob(t *testing.T) {
 	}
 	if err := slow.Terminate(c.ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestSubmittingALiveJobsNameAgainSaysItAdoptedIt(t *testing.T) {
+	c := newCluster(t, dispatcher.Options{})
+	c.addWorker("w1", 2, nil)
+	first := c.submit(sh("twice", "sleep 600"))
+	defer first.Terminate(context.WithoutCancel(c.ctx))
+	if first.Adopted() {
+		t.Fatal("a new job reported as adopted")
+	}
+	again := c.submit(sh("twice", "echo another command"))
+	if !again.Adopted() || again.ID() != first.ID() {
+		t.Fatalf("second submission: id %s adopted %v; want the live job %s, adopted", again.ID(), again.Adopted(), first.ID())
 	}
 }

@@ -154,7 +154,7 @@ func (c *Client) Submit(ctx context.Context, req JobRequest) (*Handle, error) {
 	if errors.Is(err, nats.ErrNoResponders) || err == nil && rep.Code == CodeUnavailable {
 		// No dispatcher is running: record the job; one will place it.
 		rec := NewRecord(id, parent, &req)
-		_, _, _, err := c.store.CreateOrAdopt(ctx, rec, req.Adopt())
+		_, _, adopted, err := c.store.CreateOrAdopt(ctx, rec, req.Adopt())
 		var ae *AlreadyExistsError
 		if errors.As(err, &ae) {
 			ae.Handle = c.Handle(id)
@@ -163,14 +163,14 @@ func (c *Client) Submit(ctx context.Context, req JobRequest) (*Handle, error) {
 		if err != nil {
 			return nil, err
 		}
-		return c.Handle(id), nil
+		return &Handle{c: c, id: id, adopted: adopted}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: submit %s: %v", ErrNoDispatcher, id, err)
 	}
 	switch rep.Code {
 	case CodeOK:
-		return c.Handle(id), nil
+		return &Handle{c: c, id: id, adopted: rep.Adopted}, nil
 	case CodeExists:
 		return nil, &AlreadyExistsError{ID: id, Handle: c.Handle(id)}
 	case CodeInvalid:

@@ -14,12 +14,18 @@ import (
 
 // Handle refers to one job by id. It is cheap; make as many as needed.
 type Handle struct {
-	c  *Client
-	id string
+	c       *Client
+	id      string
+	adopted bool
 }
 
 // ID is the job's hierarchical id, "/<namespace>/<name>[/<child>...]".
 func (h *Handle) ID() string { return h.id }
+
+// Adopted reports whether Submit attached to a live job of the same name
+// instead of starting one: that job runs its own request, not the one
+// just submitted.
+func (h *Handle) Adopted() bool { return h.adopted }
 
 // Info returns the job's record.
 func (h *Handle) Info(ctx context.Context) (*Record, error) {

@@ -206,8 +206,11 @@ func TestRunWaitSaysWhenThePoolHasNoLiveWorkerAndKeepsReporting(t *testing.T) {
 
 func TestSubmitNoAdoptSaysHowToAdopt(t *testing.T) {
 	url := frayt.Server(t).ClientURL() // no dispatcher: the job stays PENDING, and live
-	if _, stderr, code := cli(t, "submit", "--nats", url, "--name", "twice", "--", "true"); code != 0 {
+	if _, stderr, code := cli(t, "submit", "--nats", url, "--name", "twice", "--", "true"); code != 0 || strings.Contains(stderr, "attached") {
 		t.Fatalf("first submit: exit %d: %s", code, stderr)
+	}
+	if _, stderr, code := cli(t, "submit", "--nats", url, "--name", "twice", "--", "false"); code != 0 || !strings.Contains(stderr, "already live: attached to it; it runs its own command") {
+		t.Fatalf("second submit of a live name: exit %d, stderr %q; want it to say it attached", code, stderr)
 	}
 	_, stderr, code := cli(t, "submit", "--nats", url, "--name", "twice", "--no-adopt", "--", "true")
 	if code != 1 || !strings.Contains(stderr, "drop --no-adopt") || strings.Contains(stderr, "AdoptExisting") {

@@ -172,6 +172,9 @@ func runSubmit(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if h.Adopted() {
+		fmt.Fprintf(os.Stderr, "fray submit: job %s was already live: attached to it; it runs its own command, not this one (--no-adopt refuses, or pick another --name)\n", h.ID())
+	}
 	if !*wait {
 		if sp, _ := fray.ParseSpec(spec); (sp.Kind == fray.SpecRay || sp.Kind == fray.SpecIris) && len(sp.URLs) == 0 {
 			// The dispatcher driving the backend lives in this process:
