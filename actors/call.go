@@ -236,10 +236,12 @@ func (m *mux) onReply(msg *nats.Msg) {
 // (a supervisor recreating it) before failing.
 const absentGrace = 3 * time.Second
 
-// redeliver owns f (not pending): it waits for a ready instance newer than
-// f.epoch and sends f there, or fails it at its deadline.
+// redeliver owns f (not pending), refused with no responders: it waits for
+// a ready instance newer than f.epoch and sends f there, or sends it again
+// to the same one after a backoff, or fails it at its deadline.
 func (m *mux) redeliver(f *Future) {
 	var absentSince time.Time
+	waited := false
 	for {
 		if time.Now().After(f.deadline) {
 			f.complete(fmt.Errorf("%w: %s/%s has no serving instance (call %s, deadline passed): %w",
@@ -273,6 +275,14 @@ func (m *mux) redeliver(f *Future) {
 			f.backoff = 0
 			m.send(f)
 			return
+		case rec.State == StateReady && rec.Epoch == f.epoch && waited:
+			// The instance that refused the call still holds the lease: it
+			// is subscribing again (its host reconnecting after a broker
+			// restart), or its host died and the lease has not run out
+			// yet. The call never reached it, so sending it again cannot
+			// run it twice; the backoff, kept growing, paces the resends.
+			m.send(f)
+			return
 		default:
 			absentSince = time.Time{}
 		}
@@ -281,6 +291,7 @@ func (m *mux) redeliver(f *Future) {
 		case <-m.stop:
 		case <-time.After(min(f.backoff, time.Until(f.deadline)+time.Millisecond)):
 		}
+		waited = true
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,9 +34,10 @@ type instance struct {
 	cancel  context.CancelFunc
 	callCtx reflect.Value // ctx with self and client, for method calls
 
-	wmu sync.Mutex // guards rec and rev: every record write
-	rec Record
-	rev uint64
+	wmu     sync.Mutex // guards rec, rev and written: every record write
+	rec     Record
+	rev     uint64
+	written time.Time // when this instance last wrote its record
 
 	calls    atomic.Uint64
 	failErr  atomic.Pointer[error]
@@ -153,8 +155,68 @@ func (in *instance) writeLocked(ctx context.Context, ttl time.Duration) error {
 	if err != nil {
 		return err
 	}
-	in.rev = rev
+	in.rev, in.written = rev, time.Now()
 	return nil
+}
+
+// reclaimWithin bounds how long after its last write an instance may take
+// back a lease that expired under it (recoverLeaseLocked): well within
+// TombstoneTTL, so a stop tombstone written after that last write cannot
+// have expired yet and be mistaken for an expired lease.
+const reclaimWithin = TombstoneTTL - 10*time.Second
+
+// recoverLeaseLocked runs when a renewal's sequence check failed. That
+// need not mean someone else wrote the key:
+//   - the last write went through but its acknowledgement was lost (the
+//     broker stopped, or answered after the renewal's timeout): the key's
+//     last message is this instance's own record;
+//   - the lease expired while no one could renew it (the broker was down
+//     or unreachable for longer than the TTL, and on restart it dropped
+//     the expired key before any supervisor watched): the key holds
+//     nothing, or only the marker the server leaves when a TTL runs out.
+//
+// In both cases the instance is still the actor's only one, and it writes
+// its record again over what it found. Anything else (a stop tombstone, a
+// supervisor's or creator's claim, a creator's delete) is someone else's
+// write: errRevMismatch, the lease is gone. An expired key is taken back
+// only within reclaimWithin of the instance's last write, so that an
+// expired stop tombstone is never mistaken for an expired lease. Every
+// write is sequence-checked against what was found, so of this instance
+// and a supervisor or creator racing for a free key exactly one wins.
+func (in *instance) recoverLeaseLocked(ctx context.Context) (found string, err error) {
+	st, err := in.env.js.Stream(ctx, "KV_"+broker.BucketActors)
+	if err != nil {
+		return "", err
+	}
+	var expect uint64
+	last, err := st.GetLastMsgForSubject(ctx, "$KV."+broker.BucketActors+"."+in.key)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound) || (err == nil && last.Header.Get(jetstream.MarkerReasonHeader) == "MaxAge"):
+		if in.written.IsZero() || time.Since(in.written) >= reclaimWithin {
+			return "", errRevMismatch
+		}
+		found = "expired"
+		if err == nil {
+			expect = last.Sequence
+		}
+	case err != nil:
+		return "", err
+	default:
+		var r Record
+		if last.Header.Get(jetstream.MarkerReasonHeader) != "" || last.Header.Get("KV-Operation") != "" ||
+			objects.Unmarshal(last.Data, &r) != nil ||
+			r.Host != in.hostID || r.Epoch != in.epoch || r.State != in.rec.State {
+			return "", errRevMismatch // someone else's write
+		}
+		found, expect = "own unacknowledged write", last.Sequence
+	}
+	prev := in.rev
+	in.rev = expect
+	if err := in.writeLocked(ctx, in.ttl); err != nil {
+		in.rev = prev
+		return "", err
+	}
+	return found, nil
 }
 
 // keep renews the lease every TTL/3 until the instance stops.
@@ -170,6 +232,14 @@ func (in *instance) keep() {
 		ctx, cancel := context.WithTimeout(in.ctx, in.ttl/3)
 		in.wmu.Lock()
 		err := in.writeLocked(ctx, in.ttl)
+		if errors.Is(err, errRevMismatch) {
+			if found, rerr := in.recoverLeaseLocked(ctx); rerr == nil {
+				in.env.log.Warn("actor lease renewal found its key "+found+"; lease taken back", "actor", in.key, "epoch", in.epoch)
+				err = nil
+			} else if !errors.Is(rerr, errRevMismatch) {
+				err = rerr // can't tell yet: look again at the next renewal
+			}
+		}
 		in.wmu.Unlock()
 		cancel()
 		if errors.Is(err, errRevMismatch) {
