@@ -17,6 +17,7 @@ import (
 
 	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/internal/cluster"
+	"github.com/frayhq/fray/actors"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
 )
@@ -42,6 +43,13 @@ func runMain(args []string) error {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: fray-worker [flags]\n\nServes fray tasks, actors and jobs on this host. SIGTERM drains: running tasks\nfinish within --drain-timeout, the rest go back to the queue.\n\nFlags:\n")
 		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "\nEnvironment:\n"+
+			"  FRAY_CLUSTER_SPEC      the cluster URL when --nats is not given\n"+
+			"  FRAY_NATS_CREDS, FRAY_NATS_USER, FRAY_NATS_PASSWORD, FRAY_NATS_TOKEN,\n"+
+			"  FRAY_NATS_CA, FRAY_NATS_CERT, FRAY_NATS_KEY\n"+
+			"                         NATS credentials and TLS files\n"+
+			"  %s   lease of this worker's actors (default 10s): a SIGKILLed\n"+
+			"                         worker's actors restart elsewhere about this long after it dies\n", actors.EnvLeaseTTL)
 	}
 	natsURL := fs.String("nats", os.Getenv(fray.EnvClusterSpec), "cluster URL (nats://host:4222); defaults to $FRAY_CLUSTER_SPEC")
 	id := fs.String("id", "", "worker id (default <hostname>-<random>)")
