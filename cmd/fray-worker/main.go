@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/frayhq/fray"
-	"github.com/frayhq/fray/internal/cluster"
 	"github.com/frayhq/fray/actors"
+	"github.com/frayhq/fray/internal/cluster"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
 )
