@@ -44,7 +44,7 @@ func TestCLIRejectsBadInputWithClearErrors(t *testing.T) {
 		{[]string{"run", "fray.echo", "--arg", "{not json", "--nats", "nats://127.0.0.1:1"}, nil, "is not JSON"},
 		{[]string{"bench", "objects", "--size", "lots"}, nil, "want a positive number of bytes"},
 		{[]string{"up", "extra", "--port", "15233"}, nil, `fray up: unexpected argument "extra"`},
-		{[]string{"result", ""}, nil, `fray result: bad future id ""`},
+		{[]string{"result", ""}, nil, `fray result: empty argument where a future ID`},
 		{[]string{"run", "fray.echo"}, []string{"FRAY_CLUSTER_SPEC=local"}, "run `fray up` and pass the URL it prints"},
 		{[]string{"nosuchcommand"}, nil, "unknown command"},
 	}
