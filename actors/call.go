@@ -41,6 +41,10 @@ type mux struct {
 	pending map[string]*Future
 	next    uint64
 	closed  bool
+	// server is the id of the broker server the connection was on at the
+	// last sweep, switched when it last changed (a reconnect).
+	server   string
+	switched time.Time
 
 	stop     chan struct{}
 	finished chan struct{}
@@ -48,7 +52,7 @@ type mux struct {
 
 func newMux(c *Client) (*mux, error) {
 	m := &mux{c: c, prefix: c.nc.NewInbox() + ".", pending: map[string]*Future{},
-		stop: make(chan struct{}), finished: make(chan struct{})}
+		stop: make(chan struct{}), finished: make(chan struct{}), server: c.nc.ConnectedServerId()}
 	sub, err := c.nc.Subscribe(m.prefix+"*", m.onReply)
 	if err != nil {
 		return nil, fmt.Errorf("actors: reply subscription: %w", err)
@@ -103,6 +107,9 @@ type Future struct {
 	deadline time.Time
 	retries  int
 	backoff  time.Duration
+	// server is the broker server the call was last sent through ("": the
+	// connection was down and buffered it for the reconnect).
+	server string
 
 	done       chan struct{}
 	reply      []byte
@@ -125,15 +132,30 @@ func (f *Future) complete(err error) {
 func (f *Future) Done() <-chan struct{} { return f.done }
 
 // Get waits for the call's result and decodes it into out (a pointer, or nil
-// to discard). It returns a *RemoteError for a method error or panic,
+// to discard). It returns a *RemoteError for a method error or panic, or
 // ErrActorUnavailable when the instance died while the call may have been
-// running (and no retry remains) or it stayed unreachable until the call's
-// deadline, or ctx's error when ctx ends first.
+// running (and no retry remains), the call was possibly lost with the
+// connection to the broker, or no reply came by the call's deadline or
+// ctx's (wrapping context.DeadlineExceeded). When ctx is cancelled first it
+// returns ctx's error. The call itself still runs to its own deadline.
 func (f *Future) Get(ctx context.Context, out any) error {
 	select {
 	case <-f.done:
 	case <-ctx.Done():
-		return ctx.Err()
+		// Prefer a result that is already in.
+		select {
+		case <-f.done:
+		default:
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return ctx.Err()
+			}
+			who := "the actor"
+			if f.t != nil {
+				who = f.t.ns + "/" + f.t.name
+			}
+			return fmt.Errorf("%w: no reply from %s to %s by the deadline of Get's context: %w",
+				ErrActorUnavailable, who, f.method, context.DeadlineExceeded)
+		}
 	}
 	if f.err != nil {
 		return f.err
@@ -182,6 +204,10 @@ func (m *mux) call(ctx context.Context, t *target, method string, arg any, op st
 }
 
 func (m *mux) send(f *Future) {
+	// Read before publishing (and before the sweep can see the call): a
+	// reconnect in between only makes the call look sent through the old
+	// server (see sweep).
+	server := m.c.nc.ConnectedServerId()
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -192,7 +218,7 @@ func (m *mux) send(f *Future) {
 		m.next++
 		f.token = strconv.FormatUint(m.next, 36)
 	}
-	f.sent = time.Now()
+	f.sent, f.server = time.Now(), server
 	m.pending[f.token] = f
 	m.mu.Unlock()
 	if err := m.c.nc.PublishRequest(f.t.subject, m.prefix+f.token, f.data); err != nil {
@@ -295,8 +321,18 @@ func (m *mux) redeliver(f *Future) {
 	}
 }
 
-// sweep fails calls past their deadline and checks, for calls waiting
-// longer than StaleAfter, that the instance they went to still lives.
+// reconnectGrace is how long after the client's connection moved to
+// another broker server (a broker restart, a failover) a call sent through
+// the old one may still get its reply (a host reconnecting later flushes
+// replies it buffered) before it counts as possibly lost.
+const reconnectGrace = 2 * time.Second
+
+// sweep fails calls past their deadline, and checks, for calls waiting
+// longer than StaleAfter, that the instance they went to still lives. A
+// call sent through a broker server the connection has since left (core
+// NATS delivers at most once: the request or its reply may have gone with
+// it) and unanswered reconnectGrace after the switch is possibly lost:
+// severed redelivers or fails it.
 func (m *mux) sweep() {
 	defer close(m.finished)
 	every := min(m.c.opts.StaleAfter/2, 250*time.Millisecond)
@@ -311,12 +347,19 @@ func (m *mux) sweep() {
 		now := time.Now()
 		var expired []*Future
 		stale := map[*target][]*Future{}
+		severed := map[*target][]*Future{}
 		m.mu.Lock()
+		// Under m.mu: every pending call read its server before this.
+		if cur := m.c.nc.ConnectedServerId(); cur != "" && cur != m.server {
+			m.server, m.switched = cur, now
+		}
 		for tok, f := range m.pending {
 			switch {
 			case now.After(f.deadline):
 				delete(m.pending, tok)
 				expired = append(expired, f)
+			case f.server != "" && f.server != m.server && now.Sub(m.switched) >= reconnectGrace:
+				severed[f.t] = append(severed[f.t], f)
 			case now.Sub(f.sent) > m.c.opts.StaleAfter:
 				stale[f.t] = append(stale[f.t], f)
 			}
@@ -329,6 +372,41 @@ func (m *mux) sweep() {
 		for t, fs := range stale {
 			m.checkAlive(t, fs)
 		}
+		for t, fs := range severed {
+			m.severed(t, fs)
+		}
+	}
+}
+
+// severed handles calls possibly lost with the connection's previous
+// broker server: each is redelivered while its redeliveries last
+// (MaxTaskRetries: it may run twice), else fails with ErrActorUnavailable.
+// A call still running on its instance fails (or runs again) too: no
+// reply tells it apart from a lost one.
+func (m *mux) severed(t *target, fs []*Future) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	rec, _, err := getRecord(ctx, m.c.kv, t.key)
+	cancel()
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return // can't tell the retry budget; look again next tick
+	}
+	var lost []*Future
+	m.mu.Lock()
+	for _, f := range fs {
+		if m.pending[f.token] == f {
+			delete(m.pending, f.token)
+			lost = append(lost, f)
+		}
+	}
+	m.mu.Unlock()
+	for _, f := range lost {
+		if rec != nil && !terminal(rec.State) && f.retries < rec.MaxTaskRetries {
+			f.retries++
+			go m.redeliver(f)
+			continue
+		}
+		f.complete(fmt.Errorf("%w: call %s to %s/%s was in flight when the connection to the broker was lost (reconnected to another server): it may have been lost, or have run without its reply arriving",
+			ErrActorUnavailable, f.method, t.ns, t.name))
 	}
 }
 

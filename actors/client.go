@@ -321,6 +321,12 @@ func (e *env) stopActor(ctx context.Context, ns, name, reason string) error {
 		} else if err != nil {
 			return err
 		}
+		// Not restartable any more: no supervisor sweep may bring it back
+		// once the tombstone expires. (Should this fail, the sweep removes
+		// the standing record when it finds the tombstone.)
+		if err := e.dropStanding(ctx, rec); err != nil {
+			e.log.Warn("actor standing record removal failed", "actor", key, "err", err)
+		}
 		e.awaitStop(ctx, ns, name, rec.Epoch)
 		return nil
 	}

@@ -165,7 +165,11 @@ func (h *Host) place(ctx context.Context, e *env, client *Client, hostID string,
 	err = in.start(func(ctx context.Context) (any, *methodSet, error) {
 		v, err := cls.ctor(ctx, rec.Arg)
 		if err != nil {
-			return nil, nil, &RemoteError{Type: fmt.Sprintf("%T", err), Message: err.Error()}
+			typ := fmt.Sprintf("%T", err)
+			if errors.Is(err, ErrBadArgument) {
+				typ = TypeBadArgument // the argument does not decode into the constructor's type
+			}
+			return nil, nil, &RemoteError{Type: typ, Message: err.Error()}
 		}
 		return v, cls.methods, nil
 	})

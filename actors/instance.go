@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"runtime/debug"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +38,9 @@ type instance struct {
 	rec     Record
 	rev     uint64
 	written time.Time // when this instance last wrote its record
+	// unsaved: the standing record of this epoch is not written yet (its
+	// write after ready failed); keep retries it after each renewal.
+	unsaved bool
 
 	calls    atomic.Uint64
 	failErr  atomic.Pointer[error]
@@ -63,6 +66,7 @@ const (
 func newInstance(e *env, client *Client, hostID string, ttl time.Duration, rec *Record, rev uint64) *instance {
 	in := &instance{env: e, client: client, hostID: hostID, ttl: ttl, key: rec.Key(), epoch: rec.Epoch,
 		rec: *rec, rev: rev, stopped: make(chan struct{})}
+	in.rec.LeaseMS = ttl.Milliseconds()
 	ctx := context.WithValue(context.Background(), selfKey{}, in)
 	if client != nil {
 		ctx = ContextWithClient(ctx, client)
@@ -132,6 +136,12 @@ func (in *instance) start(construct func(context.Context) (any, *methodSet, erro
 		in.wmu.Lock()
 		in.rec.State, in.rec.StartedMS = StateReady, time.Now().UnixMilli()
 		err = in.writeLocked(ctx, in.ttl)
+		if err == nil {
+			// The standing record lets a supervisor restart this epoch if
+			// its lease key vanishes unseen (host lost while the broker is
+			// down). A failure here is retried at each renewal.
+			in.saveStandingLocked(ctx)
+		}
 		in.wmu.Unlock()
 	}
 	if err != nil {
@@ -142,6 +152,16 @@ func (in *instance) start(construct func(context.Context) (any, *methodSet, erro
 		return fmt.Errorf("start serving: %w", err)
 	}
 	return nil
+}
+
+// saveStandingLocked writes this epoch's record as the actor's standing
+// record, noting a failure for keep to retry.
+func (in *instance) saveStandingLocked(ctx context.Context) {
+	err := in.env.saveStanding(ctx, in.rec)
+	in.unsaved = err != nil
+	if err != nil {
+		in.env.log.Warn("actor standing record write failed; retrying at the next renewal", "actor", in.key, "err", err)
+	}
 }
 
 // writeLocked writes the record (with the calls counter) over the lease.
@@ -240,6 +260,9 @@ func (in *instance) keep() {
 				err = rerr // can't tell yet: look again at the next renewal
 			}
 		}
+		if err == nil && in.unsaved {
+			in.saveStandingLocked(ctx)
+		}
 		in.wmu.Unlock()
 		cancel()
 		if errors.Is(err, errRevMismatch) {
@@ -279,8 +302,14 @@ func (in *instance) stop(mode int, reason string) {
 				}
 			}
 			in.rec.Error = reason
-			if err := in.writeLocked(ctx, TombstoneTTL); err != nil && !errors.Is(err, errRevMismatch) {
+			err := in.writeLocked(ctx, TombstoneTTL)
+			if err != nil && !errors.Is(err, errRevMismatch) {
 				in.env.log.Warn("actor final record write failed", "actor", in.key, "err", err)
+			}
+			if err == nil && terminal(in.rec.State) {
+				if err := in.env.dropStanding(ctx, &in.rec); err != nil {
+					in.env.log.Warn("actor standing record removal failed", "actor", in.key, "err", err)
+				}
 			}
 			in.wmu.Unlock()
 			cancel()
@@ -404,7 +433,7 @@ func (in *instance) invoke(ctx reflect.Value, cm *callMsg) (res objects.RawMessa
 	defer func() {
 		if r := recover(); r != nil {
 			res, stopNow = nil, false
-			werr = &wireError{Type: TypePanic, Message: fmt.Sprintf("panic in %s.%s: %v\n%s", in.rec.Class, cm.Method, r, firstLines(debug.Stack(), 12))}
+			werr = &wireError{Type: TypePanic, Message: fmt.Sprintf("panic in %s.%s: %v\n%s", in.rec.Class, cm.Method, r, panicStack(maxPanicFrames))}
 		}
 	}()
 	outs := md.fn.Call(args[:n])
@@ -425,10 +454,33 @@ func (in *instance) invoke(ctx reflect.Value, cm *callMsg) (res objects.RawMessa
 	return res, nil, stopNow
 }
 
-func firstLines(b []byte, n int) string {
-	lines := strings.SplitN(string(b), "\n", n+1)
-	if len(lines) > n {
-		lines = lines[:n]
+// maxPanicFrames bounds the stack a panic's RemoteError carries.
+const maxPanicFrames = 8
+
+// panicStack, called from a deferred recover, formats at most n frames
+// of the panicking goroutine's stack from the frame that panicked up to
+// the method invoked, without the recovery's own frames (runtime, this
+// package's recover) or the reflect call machinery above the method.
+func panicStack(n int) string {
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	var b strings.Builder
+	inPanic, kept := false, 0
+	for {
+		f, more := frames.Next()
+		switch {
+		case !inPanic:
+			inPanic = f.Function == "runtime.gopanic" // the frames above it recover
+		case strings.HasPrefix(f.Function, "reflect.") || kept == n:
+			return strings.TrimSuffix(b.String(), "\n")
+		case strings.HasPrefix(f.Function, "runtime."):
+			// runtime frames between gopanic and the code (e.g. panicmem)
+		default:
+			fmt.Fprintf(&b, "%s\n\t%s:%d\n", f.Function, f.File, f.Line)
+			kept++
+		}
+		if !more {
+			return strings.TrimSuffix(b.String(), "\n")
+		}
 	}
-	return strings.Join(lines, "\n")
 }

@@ -112,3 +112,109 @@ func listWorkers(ctx context.Context, kv jetstream.KeyValue) ([]*broker.WorkerIn
 		}
 	}
 }
+
+// standingMarkerTTL is how long the marker left by removing a standing
+// record stays; then the key is gone for good.
+const standingMarkerTTL = time.Minute
+
+// saveStanding writes rec (an epoch that just became ready) as the actor's
+// standing record, unless the standing record already holds a newer epoch
+// of the same incarnation (same created_ms). Every write is
+// sequence-checked against what was read, so racing writers never move it
+// back to an older epoch.
+func (e *env) saveStanding(ctx context.Context, rec Record) error {
+	rec.Calls = 0
+	data, err := objects.Marshal(&rec)
+	if err != nil {
+		return err
+	}
+	key := standingKey(rec.Namespace, rec.Name)
+	for range 5 {
+		ent, gerr := e.kv.Get(ctx, key)
+		switch {
+		case errors.Is(gerr, jetstream.ErrKeyNotFound) || errors.Is(gerr, jetstream.ErrKeyDeleted):
+			_, err = e.kv.Create(ctx, key, data)
+		case gerr != nil:
+			return fmt.Errorf("actors: read %s: %w", key, gerr)
+		default:
+			var cur Record
+			if objects.Unmarshal(ent.Value(), &cur) == nil && cur.CreatedMS == rec.CreatedMS && cur.Epoch > rec.Epoch {
+				return nil // a newer epoch already wrote it
+			}
+			_, err = e.kv.Update(ctx, key, data, ent.Revision())
+		}
+		if err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("actors: write %s: %w", key, err)
+}
+
+// dropStanding removes the standing record of rec's actor, which just
+// reached a terminal state: only if it is of rec's incarnation and not of
+// a newer epoch (sequence-checked against what was read).
+func (e *env) dropStanding(ctx context.Context, rec *Record) error {
+	key := standingKey(rec.Namespace, rec.Name)
+	ent, err := e.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("actors: read %s: %w", key, err)
+	}
+	var cur Record
+	if objects.Unmarshal(ent.Value(), &cur) == nil && (cur.CreatedMS != rec.CreatedMS || cur.Epoch > rec.Epoch) {
+		return nil // another incarnation's, or a newer epoch's
+	}
+	return e.purgeStanding(ctx, key, ent.Revision())
+}
+
+// purgeStanding removes standing record key if it is still at rev.
+func (e *env) purgeStanding(ctx context.Context, key string, rev uint64) error {
+	err := e.kv.Purge(ctx, key, jetstream.LastRevision(rev), jetstream.PurgeTTL(standingMarkerTTL))
+	if err != nil {
+		return fmt.Errorf("actors: remove %s: %w", key, err)
+	}
+	return nil
+}
+
+// standing is one standing record with its key and revision.
+type standing struct {
+	key string
+	rec *Record
+	rev uint64
+}
+
+// listStanding reads every standing record.
+func listStanding(ctx context.Context, kv jetstream.KeyValue) ([]standing, error) {
+	w, err := kv.Watch(ctx, "s.>", jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("actors: list standing records: %w", err)
+	}
+	defer w.Stop()
+	var out []standing
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case ent := <-w.Updates():
+			if ent == nil {
+				return out, nil
+			}
+			var r Record
+			if err := objects.Unmarshal(ent.Value(), &r); err != nil {
+				continue
+			}
+			out = append(out, standing{key: ent.Key(), rec: &r, rev: ent.Revision()})
+		}
+	}
+}
+
+// getStanding reads one standing record; ErrNotFound when absent.
+func getStanding(ctx context.Context, kv jetstream.KeyValue, key string) (*standing, error) {
+	r, rev, err := getRecord(ctx, kv, key)
+	if err != nil {
+		return nil, err
+	}
+	return &standing{key: key, rec: r, rev: rev}, nil
+}

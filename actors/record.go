@@ -71,12 +71,23 @@ type Record struct {
 	StartedMS int64  `cbor:"started_ms,omitempty" json:"started_ms,omitempty"`
 	// Error is the last failure (constructor error, lost host, Fail reason).
 	Error string `cbor:"error,omitempty" json:"error,omitempty"`
+	// LeaseMS is the lease TTL of the host serving the current epoch, in
+	// ms: how long the supervisor's sweep lets a vanished lease key stay
+	// vanished (a live host takes it back meanwhile) before it counts the
+	// host as lost.
+	LeaseMS int64 `cbor:"lease_ms,omitempty" json:"lease_ms,omitempty"`
 }
 
 // Key is the record's key in FRAY_ACTORS.
 func (r *Record) Key() string { return recordKey(r.Namespace, r.Name) }
 
 func recordKey(ns, name string) string { return "a." + ns + "." + name }
+
+// standingKey is the key of an actor's standing record in FRAY_ACTORS: a
+// copy of its record without a TTL, kept while the actor is not terminal,
+// so that a supervisor can restart an actor whose lease key vanished while
+// no supervisor watched (see Supervisor).
+func standingKey(ns, name string) string { return "s." + ns + "." + name }
 
 // callSubject is where an actor's instance receives calls.
 func callSubject(ns, name string) string { return broker.SubjectActorPrefix + ns + "." + name }

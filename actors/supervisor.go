@@ -28,6 +28,10 @@ type SupervisorOptions struct {
 	// claimMargin is how much longer than PlacementTimeout a restart's
 	// claim on the record lasts (claimTTL; tests shorten it).
 	claimMargin time.Duration
+	// sweepTick is how often the sweep looks again at lease keys it found
+	// missing (1 s); resync how often it reads every standing record
+	// besides at start and after each reconnect (1 min).
+	sweepTick, resync time.Duration
 }
 
 // Supervisor restarts actors whose host died (lease expired) or failed
@@ -35,6 +39,15 @@ type SupervisorOptions struct {
 // epoch on an eligible worker (not the lost host). Run one or more per
 // cluster (fray-broker and `fray up` do): a KV Create/compare-and-set on
 // the record makes exactly one of them act on each event.
+//
+// Besides watching lease expiries, it sweeps the standing records (the
+// TTL-less copy of every live actor's record): at start, after each
+// reconnect and every minute it treats an actor whose lease key has been
+// gone for two lease TTLs, with no instance answering on its control
+// subject, as lost with its host, exactly as if it had watched the expiry.
+// That covers hosts that died while no supervisor watched, in particular
+// while the broker was down (a broker restarting drops expired keys before
+// anyone watches).
 type Supervisor struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -55,6 +68,12 @@ func NewSupervisor(nc *nats.Conn, js jetstream.JetStream, opts SupervisorOptions
 	}
 	if opts.claimMargin <= 0 {
 		opts.claimMargin = claimTTL
+	}
+	if opts.sweepTick <= 0 {
+		opts.sweepTick = time.Second
+	}
+	if opts.resync <= 0 {
+		opts.resync = time.Minute
 	}
 	return &Supervisor{nc: nc, js: js, opts: opts}
 }
@@ -81,6 +100,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			jobUpdates = jw.Updates()
 		}
 	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.sweeper(ctx, e)
+	}()
 	last := map[string]*Record{}
 	for {
 		var ent jetstream.KeyValueEntry
@@ -106,14 +130,23 @@ func (s *Supervisor) Run(ctx context.Context) error {
 				continue
 			}
 			last[key] = &r
-			if r.State == StateFailed {
-				s.spawn(ctx, e, &r, ent.Revision(), false)
+			switch {
+			case r.State == StateFailed:
+				s.spawn(ctx, e, &r, ent.Revision(), false, "")
+			case terminal(r.State):
+				// Normally its writer removed the standing record already;
+				// if it crashed first, do it before the tombstone expires.
+				s.wg.Add(1)
+				go func() {
+					defer s.wg.Done()
+					s.dropStanding(ctx, e, &r)
+				}()
 			}
 		case jetstream.KeyValuePurge: // TTL expiry: the lease holder is gone
 			prev := last[key]
 			delete(last, key)
 			if prev != nil && (prev.State == StateReady || prev.State == StateRestarting || prev.State == StateFailed) {
-				s.spawn(ctx, e, prev, 0, true)
+				s.spawn(ctx, e, prev, 0, true, "")
 			}
 		case jetstream.KeyValueDelete:
 			delete(last, key)
@@ -121,22 +154,27 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 }
 
-func (s *Supervisor) spawn(ctx context.Context, e *env, r *Record, rev uint64, expired bool) {
+func (s *Supervisor) spawn(ctx context.Context, e *env, r *Record, rev uint64, expired bool, why string) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.restart(ctx, e, r, rev, expired)
+		s.restart(ctx, e, r, rev, expired, why)
 	}()
 }
 
 // restart applies the restart policy to prev: a dead tombstone when no
 // restart is left, else a new epoch placed on an eligible worker. expired
-// means the record vanished (rev is then unused: the record is recreated).
-func (s *Supervisor) restart(ctx context.Context, e *env, prev *Record, rev uint64, expired bool) {
+// means the record vanished (rev is then unused: the record is recreated
+// with a Create, so of racing supervisors, creators and a host taking its
+// lease back exactly one wins). why, if set, is the reason recorded.
+func (s *Supervisor) restart(ctx context.Context, e *env, prev *Record, rev uint64, expired bool, why string) {
 	key := prev.Key()
 	reason := prev.Error
 	if expired {
 		reason = fmt.Sprintf("host %s lost (lease expired in state %s)", prev.Host, prev.State)
+	}
+	if why != "" {
+		reason = why
 	}
 	write := func(r *Record, ttl time.Duration) (uint64, error) {
 		data, err := objects.Marshal(r)
@@ -154,6 +192,7 @@ func (s *Supervisor) restart(ctx context.Context, e *env, prev *Record, rev uint
 		next.State, next.Error = StateDead, reason+"; no restarts left"
 		if _, err := write(&next, TombstoneTTL); err == nil {
 			s.opts.Logger.Info("actor dead", "actor", key, "reason", next.Error)
+			s.dropStanding(ctx, e, &next)
 		}
 		return
 	}
@@ -181,13 +220,152 @@ func (s *Supervisor) restart(ctx context.Context, e *env, prev *Record, rev uint
 		}
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if _, werr := casWrite(wctx, e.js, key, data, newRev, TombstoneTTL); errors.Is(werr, errRevMismatch) {
-			_, _ = e.kv.Create(wctx, key, data, jetstream.KeyTTL(TombstoneTTL)) // the host deleted its claim
+		_, werr := casWrite(wctx, e.js, key, data, newRev, TombstoneTTL)
+		if errors.Is(werr, errRevMismatch) {
+			_, werr = e.kv.Create(wctx, key, data, jetstream.KeyTTL(TombstoneTTL)) // the host deleted its claim
+		}
+		if werr == nil {
+			s.dropStanding(wctx, e, &next)
 		}
 		s.opts.Logger.Warn("actor restart failed", "actor", key, "err", err)
 		return
 	}
 	s.opts.Logger.Info("actor restarted", "actor", key, "epoch", next.Epoch, "host", host)
+}
+
+func (s *Supervisor) dropStanding(ctx context.Context, e *env, r *Record) {
+	if err := e.dropStanding(ctx, r); err != nil {
+		s.opts.Logger.Warn("actor standing record removal failed", "actor", r.Key(), "err", err)
+	}
+}
+
+// sweeper restarts the actors lost while no supervisor watched: an actor
+// with a standing record ("s.<ns>.<name>") but no lease key
+// ("a.<ns>.<name>", absent or only its expiry marker). A host that died
+// while the broker was down is the case it exists for: the broker drops
+// the expired lease key when it restarts, before any watch starts.
+//
+// Since a live host takes back a lease that expired during an outage
+// (instance.recoverLeaseLocked), a missing key only counts once it has
+// stayed missing for two of the host's lease TTLs (lease_ms; several
+// renewals) and no instance answers a ping on the actor's control subject
+// (an instance answering makes it wait, at most four lease TTLs: it takes
+// its key back or finds its lease lost and stops). Then restart applies
+// the restart policy as after a watched expiry; its Create on the lease
+// key races the host's sequence-checked write, and exactly one wins. A
+// standing record whose lease key holds a terminal record is removed.
+func (s *Supervisor) sweeper(ctx context.Context, e *env) {
+	tick := time.NewTicker(s.opts.sweepTick)
+	defer tick.Stop()
+	missing := map[string]time.Time{} // standing key -> lease key first seen missing
+	reconnects := s.nc.Stats().Reconnects
+	var lastFull time.Time
+	for {
+		full := lastFull.IsZero() || time.Since(lastFull) >= s.opts.resync
+		if r := s.nc.Stats().Reconnects; r != reconnects {
+			reconnects, full = r, true
+		}
+		if full {
+			lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			all, err := listStanding(lctx, e.kv)
+			var leased []*Record
+			if err == nil {
+				leased, err = listRecords(lctx, e.kv, "a.>")
+			}
+			cancel()
+			if err == nil {
+				lastFull = time.Now()
+				live := make(map[string]*Record, len(leased))
+				for _, r := range leased {
+					live[r.Key()] = r
+				}
+				seen := map[string]bool{}
+				for _, st := range all {
+					seen[st.key] = true
+					if r := live[st.rec.Key()]; r != nil && !terminal(r.State) {
+						delete(missing, st.key) // leased: the watch sees its expiry
+						continue
+					}
+					s.checkStanding(ctx, e, st, missing) // reads the lease key again
+				}
+				for k := range missing {
+					if !seen[k] {
+						delete(missing, k)
+					}
+				}
+			}
+		} else {
+			for k := range missing {
+				gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				st, err := getStanding(gctx, e.kv, k)
+				cancel()
+				switch {
+				case errors.Is(err, ErrNotFound):
+					delete(missing, k)
+				case err == nil:
+					s.checkStanding(ctx, e, *st, missing)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// checkStanding looks at one standing record's lease key (see sweeper).
+func (s *Supervisor) checkStanding(ctx context.Context, e *env, st standing, missing map[string]time.Time) {
+	r := st.rec
+	gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cur, _, err := getRecord(gctx, e.kv, r.Key())
+	switch {
+	case err == nil && terminal(cur.State):
+		delete(missing, st.key)
+		if cur.CreatedMS >= r.CreatedMS {
+			_ = e.purgeStanding(gctx, st.key, st.rev) // its end's removal did not happen
+		}
+		return
+	case err == nil:
+		delete(missing, st.key) // leased: a watch sees its expiry
+		return
+	case !errors.Is(err, ErrNotFound):
+		return // can't tell: look again next time
+	}
+	since, ok := missing[st.key]
+	if !ok {
+		missing[st.key] = time.Now()
+		return
+	}
+	lease := time.Duration(r.LeaseMS) * time.Millisecond
+	if lease <= 0 {
+		lease = 10 * time.Second
+	}
+	gone := time.Since(since)
+	if gone < 2*lease {
+		return
+	}
+	if gone < 4*lease && s.instanceAnswers(gctx, r) {
+		return // it takes its lease back, or stops at its next renewal
+	}
+	delete(missing, st.key)
+	s.opts.Logger.Info("actor lease key gone while no supervisor watched", "actor", r.Key(), "epoch", r.Epoch, "host", r.Host, "state", r.State)
+	s.spawn(ctx, e, r, 0, true, fmt.Sprintf("host %s lost (lease expired in state %s while no supervisor watched)", r.Host, r.State))
+}
+
+// instanceAnswers pings r's control subject: true if an instance (or
+// anything) is subscribed there.
+func (s *Supervisor) instanceAnswers(ctx context.Context, r *Record) bool {
+	data, err := objects.Marshal(ctlMsg{V: 1, Op: "ping"})
+	if err != nil {
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	_, err = s.nc.RequestWithContext(pctx, ctlSubject(r.Namespace, r.Name), data)
+	return !errors.Is(err, nats.ErrNoResponders)
 }
 
 // JobEnded stops every non-detached actor created by job jobID; the jobs
