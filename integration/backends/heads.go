@@ -16,6 +16,9 @@ import (
 	"time"
 )
 
+// errHeadExited means a head's process ended before it served.
+var errHeadExited = errors.New("head exited")
+
 // tagEnv is set in every head's environment (and so inherited by everything
 // it starts) to the head's private temp dir, so the harness can find and
 // reap every process it caused.
@@ -104,15 +107,35 @@ func newHead(prefix string) (*Head, error) {
 // group: stopping it never touches another Ray on the machine (`ray stop`
 // would kill every Ray process of the user).
 func StartRay(ctx context.Context, v Venv) (*Head, error) {
-	h, err := newHead("fray-ray-")
+	// The ports are picked free, then handed to Ray: another process (a
+	// test's broker) can take one in between, and the head exits at once.
+	// Such a start is tried again with new ports.
+	var errs []error
+	for range 3 {
+		h, early, err := startRayOnce(ctx, v)
+		if err == nil {
+			return h, nil
+		}
+		errs = append(errs, err)
+		if !early || ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+// startRayOnce is one try of StartRay; early reports a head that exited
+// before serving (a port taken, say), worth another try.
+func startRayOnce(ctx context.Context, v Venv) (h *Head, early bool, err error) {
+	h, err = newHead("fray-ray-")
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	ports := map[string]int{}
 	for _, p := range []string{"port", "dashboard-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
 		"metrics-export-port", "node-manager-port", "object-manager-port", "runtime-env-agent-port", "ray-client-server-port"} {
 		if ports[p], err = freePort(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	args := []string{"start", "--head", "--block", "--num-cpus=2", "--include-dashboard=true",
@@ -123,14 +146,16 @@ func StartRay(ctx context.Context, v Venv) (*Head, error) {
 	}
 	env := []string{"RAY_USAGE_STATS_ENABLED=0", "RAY_DISABLE_DOCKER_CPU_WARNING=1", "PYTHONUNBUFFERED=1"}
 	if err := h.start(env, v.Bin("ray"), args...); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	h.Address = fmt.Sprintf("http://127.0.0.1:%d", ports["dashboard-port"])
 	if err := waitHTTP(ctx, h, h.Address+"/api/version", 120*time.Second); err != nil {
+		early = errors.Is(err, errHeadExited)
+		log := h.logTail() // before Stop, which removes the head's dir
 		_ = h.Stop()
-		return nil, fmt.Errorf("ray head did not serve its Jobs API: %w\n%s", err, h.logTail())
+		return nil, early, fmt.Errorf("ray head did not serve its Jobs API: %w\n%s", err, log)
 	}
-	return h, nil
+	return h, false, nil
 }
 
 // IrisConfig is the local cluster config: one CPU scale group of one
@@ -200,13 +225,15 @@ func StartIris(ctx context.Context, v Venv) (*Head, error) {
 		case <-time.After(200 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
+			log := h.logTail() // before Stop, which removes the head's dir
 			_ = h.Stop()
-			return nil, fmt.Errorf("iris cluster start --local printed no controller URL within 2m:\n%s", h.logTail())
+			return nil, fmt.Errorf("iris cluster start --local printed no controller URL within 2m:\n%s", log)
 		}
 	}
 	if err := waitHTTP(ctx, h, h.Address+"/health", 60*time.Second); err != nil {
+		log := h.logTail() // before Stop, which removes the head's dir
 		_ = h.Stop()
-		return nil, fmt.Errorf("iris controller at %s not healthy: %w\n%s", h.Address, err, h.logTail())
+		return nil, fmt.Errorf("iris controller at %s not healthy: %w\n%s", h.Address, err, log)
 	}
 	return h, nil
 }
@@ -217,7 +244,7 @@ func waitHTTP(ctx context.Context, h *Head, url string, d time.Duration) error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-h.done:
-			return fmt.Errorf("head exited")
+			return errHeadExited
 		case <-ctx.Done():
 			return ctx.Err()
 		default:
