@@ -399,14 +399,23 @@ func (m *mux) severed(t *target, fs []*Future) {
 		}
 	}
 	m.mu.Unlock()
+	m.retryOrFail(rec, lost, func(f *Future) error {
+		return fmt.Errorf("%w: call %s to %s/%s was in flight when the connection to the broker was lost (reconnected to another server): it may have been lost, or have run without its reply arriving",
+			ErrActorUnavailable, f.method, t.ns, t.name)
+	})
+}
+
+// retryOrFail sends each lost call again while the actor (rec, nil when
+// its record is gone) lives and the call's MaxTaskRetries allow, and fails
+// the others with failure(f).
+func (m *mux) retryOrFail(rec *Record, lost []*Future, failure func(*Future) error) {
 	for _, f := range lost {
 		if rec != nil && !terminal(rec.State) && f.retries < rec.MaxTaskRetries {
 			f.retries++
 			go m.redeliver(f)
 			continue
 		}
-		f.complete(fmt.Errorf("%w: call %s to %s/%s was in flight when the connection to the broker was lost (reconnected to another server): it may have been lost, or have run without its reply arriving",
-			ErrActorUnavailable, f.method, t.ns, t.name))
+		f.complete(failure(f))
 	}
 }
 
@@ -439,17 +448,12 @@ func (m *mux) checkAlive(t *target, fs []*Future) {
 		lost = append(lost, f)
 	}
 	m.mu.Unlock()
-	for _, f := range lost {
-		if rec != nil && !terminal(rec.State) && f.retries < rec.MaxTaskRetries {
-			f.retries++
-			go m.redeliver(f)
-			continue
-		}
-		why := "its record is gone"
-		if rec != nil {
-			why = fmt.Sprintf("now epoch %d, %s", rec.Epoch, rec.State)
-		}
-		f.complete(fmt.Errorf("%w: the instance (epoch %d) of %s/%s was lost while call %s may have been running (%s)",
-			ErrActorUnavailable, f.epoch, t.ns, t.name, f.method, why))
+	why := "its record is gone"
+	if rec != nil {
+		why = fmt.Sprintf("now epoch %d, %s", rec.Epoch, rec.State)
 	}
+	m.retryOrFail(rec, lost, func(f *Future) error {
+		return fmt.Errorf("%w: the instance (epoch %d) of %s/%s was lost while call %s may have been running (%s)",
+			ErrActorUnavailable, f.epoch, t.ns, t.name, f.method, why)
+	})
 }
