@@ -23,9 +23,12 @@ type Backend interface {
 	// anything in req the backend cannot honour.
 	Validate(req *jobs.JobRequest) error
 	// Submit starts the job and returns the backend's id for it. jobID is
-	// fray's hierarchical id ("/ns/name"). Submitting the same jobID twice
-	// must not start it twice.
-	Submit(ctx context.Context, jobID string, req *jobs.JobRequest) (externalID string, err error)
+	// fray's hierarchical id ("/ns/name"); run is the submission's run
+	// (jobs.Record.Run). Each new run of a job name reuses its jobID:
+	// submitting the same jobID and run twice must not start it twice (the
+	// second call adopts the first), and a job left by an earlier run is
+	// never adopted.
+	Submit(ctx context.Context, jobID, run string, req *jobs.JobRequest) (externalID string, err error)
 	// Status reports the job's state mapped onto fray's states.
 	Status(ctx context.Context, externalID string) (RemoteStatus, error)
 	// Logs returns the log lines after cursor (0 = from the start) and the

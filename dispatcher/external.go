@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -11,6 +12,26 @@ import (
 // StatusGiveUp is how long an external job's status may fail to be read
 // before the job is recorded FAILED.
 const StatusGiveUp = 10 * time.Minute
+
+// NotFoundGiveUp is how many status polls in a row may find the job unknown
+// to its backend (a Ray head restarted without its job table, a job deleted
+// by hand) before the job is recorded FAILED: such a job never comes back.
+const NotFoundGiveUp = 3
+
+// ErrJobNotFound is matched (errors.Is) by a backend's error for a job it
+// does not know.
+var ErrJobNotFound = errors.New("dispatcher: job not found on its backend")
+
+// terminalTask is the task state of a job that ended with s.
+func terminalTask(s jobs.JobStatus) jobs.TaskStatus {
+	switch s {
+	case jobs.StatusSucceeded:
+		return jobs.TaskSucceeded
+	case jobs.StatusFailed:
+		return jobs.TaskFailed
+	}
+	return jobs.TaskStopped
+}
 
 // startMirror starts, once per job, the goroutine that submits an external
 // job to its backend and mirrors its status and logs into JetStream.
@@ -73,7 +94,7 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 		// still complete, or the backend's job is orphaned (never stopped).
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
-		ext, err := b.Submit(sctx, id, &r.Request)
+		ext, err := b.Submit(sctx, id, r.Run, &r.Request)
 		if err != nil {
 			if ctx.Err() == nil {
 				fail(fmt.Sprintf("submit to %s: %v", b.Name(), err))
@@ -102,6 +123,7 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 	lw.SetNext(r.LogLines)
 	cursor := r.LogCursor
 	var failingSince time.Time // status polls failing since then
+	notFound := 0              // status polls in a row that found no such job
 	t := time.NewTicker(d.o.PollInterval)
 	defer t.Stop()
 	for {
@@ -125,10 +147,18 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 			log.Warn("mirror logs", "err", lerr)
 		}
 		st, serr := b.Status(ctx, ext)
+		if serr != nil && errors.Is(serr, ErrJobNotFound) {
+			notFound++
+		} else {
+			notFound = 0
+		}
 		switch {
 		case serr == nil:
 			failingSince = time.Time{}
 		case ctx.Err() != nil:
+		case notFound >= NotFoundGiveUp:
+			fail(fmt.Sprintf("%s no longer knows job %s (its head restarted without its job table, or the job was deleted): %v", b.Name(), ext, serr))
+			return
 		case failingSince.IsZero():
 			failingSince = time.Now()
 			log.Warn("poll status", "err", serr)
@@ -153,7 +183,19 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 			switch s := st.State; {
 			case s.Terminal():
 				done = true
-				return r.Finish(s, st.Message)
+				msg := st.Message
+				if s == jobs.StatusSucceeded {
+					msg = "" // a backend's "finished successfully" is no error
+				}
+				if err := r.Finish(s, msg); err != nil {
+					return err
+				}
+				if s != jobs.StatusStopped {
+					for i := range r.Tasks {
+						r.Tasks[i].State = terminalTask(s)
+					}
+				}
+				return nil
 			case s == jobs.StatusRunning && r.Status != jobs.StatusRunning:
 				r.Status = jobs.StatusRunning
 				r.StartedMS = jobs.NowMS()

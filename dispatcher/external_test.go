@@ -22,6 +22,7 @@ type fakeBackend struct {
 	jobs    map[string]*fakeJob
 	submits int
 	stops   int
+	runs    []string // the run of each Submit
 }
 
 type fakeJob struct {
@@ -42,9 +43,10 @@ func (f *fakeBackend) Validate(req *jobs.JobRequest) error {
 	return nil
 }
 
-func (f *fakeBackend) Submit(ctx context.Context, jobID string, req *jobs.JobRequest) (string, error) {
+func (f *fakeBackend) Submit(ctx context.Context, jobID, run string, req *jobs.JobRequest) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.runs = append(f.runs, run)
 	ext := "ext-" + strings.ReplaceAll(jobID, "/", "_")
 	if f.jobs[ext] == nil {
 		f.submits++
@@ -58,7 +60,7 @@ func (f *fakeBackend) Status(ctx context.Context, ext string) (dispatcher.Remote
 	defer f.mu.Unlock()
 	j := f.jobs[ext]
 	if j == nil {
-		return dispatcher.RemoteStatus{}, errors.New("no such job")
+		return dispatcher.RemoteStatus{}, fmt.Errorf("fake: %s: %w", ext, dispatcher.ErrJobNotFound)
 	}
 	return dispatcher.RemoteStatus{State: j.state, Message: j.msg}, nil
 }
@@ -189,5 +191,38 @@ func TestExternalJobResumesAfterADispatcherRestartWithoutDuplicateLogs(t *testin
 	defer fb.mu.Unlock()
 	if fb.submits != 1 {
 		t.Fatalf("submitted %d times", fb.submits)
+	}
+}
+
+func TestAnExternalJobItsBackendNoLongerKnowsFailsPromptly(t *testing.T) {
+	fb := newFake("fake")
+	c := newCluster(t, dispatcher.Options{Backends: []dispatcher.Backend{fb}, DefaultBackend: "fake", PollInterval: 20 * time.Millisecond})
+	h := c.submit(sh("forgotten", "sleep 600"))
+	frayt.Eventually(t, 10*time.Second, "running", func() bool { return c.info(h).Status == jobs.StatusRunning })
+	fb.do(func(m map[string]*fakeJob) { clear(m) }) // the head restarted without its job table
+	r := c.wait(h)
+	if r.Status != jobs.StatusFailed || !strings.Contains(r.Error, "no longer knows job") {
+		t.Fatalf("record %s %q; want FAILED, no longer known", r.Status, r.Error)
+	}
+}
+
+func TestAnExternalJobThatSucceededHasNoErrorAndItsTasksSucceeded(t *testing.T) {
+	fb := newFake("fake")
+	c := newCluster(t, dispatcher.Options{Backends: []dispatcher.Backend{fb}, DefaultBackend: "fake", PollInterval: 20 * time.Millisecond})
+	h := c.submit(sh("fine", "true"))
+	frayt.Eventually(t, 10*time.Second, "running", func() bool { return c.info(h).Status == jobs.StatusRunning })
+	fb.do(func(m map[string]*fakeJob) {
+		for _, j := range m {
+			j.state, j.msg = jobs.StatusSucceeded, "Job finished successfully."
+		}
+	})
+	r := c.wait(h)
+	if r.Status != jobs.StatusSucceeded || r.Error != "" || len(r.Tasks) != 1 || r.Tasks[0].State != jobs.TaskSucceeded {
+		t.Fatalf("record %s error %q tasks %+v", r.Status, r.Error, r.Tasks)
+	}
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	if len(fb.runs) != 1 || fb.runs[0] != r.Run || r.Run == "" {
+		t.Fatalf("Submit saw runs %q, want the record's run %q", fb.runs, r.Run)
 	}
 }

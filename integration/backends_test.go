@@ -161,7 +161,7 @@ func submit(t *testing.T, b dispatcher.Backend, req *jobs.JobRequest) (jobID, ex
 		t.Fatalf("Validate: %v", err)
 	}
 	jobID = uniqueID(t)
-	externalID, err := b.Submit(frayt.Context(t, time.Minute), jobID, req)
+	externalID, err := b.Submit(frayt.Context(t, time.Minute), jobID, "run-1", req)
 	if err != nil {
 		t.Fatalf("Submit: %v", err)
 	}
@@ -270,7 +270,7 @@ func TestRealBackendRecordsRequestedCPUAndMemory(t *testing.T) {
 func TestRealBackendListsSubmittedJobsWithFrayIDs(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, _ realBackend, b dispatcher.Backend) {
 		jobID, id := submit(t, b, &jobs.JobRequest{Name: "listed", Entrypoint: jobs.Entrypoint{Argv: []string{"true"}}})
-		again, err := b.Submit(frayt.Context(t, time.Minute), jobID, &jobs.JobRequest{Name: "listed", Entrypoint: jobs.Entrypoint{Argv: []string{"true"}}})
+		again, err := b.Submit(frayt.Context(t, time.Minute), jobID, "run-1", &jobs.JobRequest{Name: "listed", Entrypoint: jobs.Entrypoint{Argv: []string{"true"}}})
 		if err != nil || again != id {
 			t.Fatalf("second Submit of %s = %q, %v; want %q (not a second job)", jobID, again, err, id)
 		}

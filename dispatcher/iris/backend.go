@@ -19,13 +19,33 @@ import (
 
 // Submit launches the job as "/<user>/<flattened fray id>". Submitting the
 // same jobID again returns the existing Iris job without launching another.
-func (b *Backend) Submit(ctx context.Context, jobID string, req *jobs.JobRequest) (string, error) {
+//
+// The fray run goes into submit_argv as "--fray-run
+// RUN". An Iris job of the same name left by an earlier run of the job name
+// (Iris keeps finished jobs) is not adopted: it is replaced
+// (EXISTING_JOB_POLICY_RECREATE), so a new run never reports an old result.
+func (b *Backend) Submit(ctx context.Context, jobID, run string, req *jobs.JobRequest) (string, error) {
 	lr, err := b.launchRequest(jobID, req)
 	if err != nil {
 		return "", err
 	}
-	if _, err := b.JobStatus(ctx, lr.Name); err == nil {
-		return lr.Name, nil
+	if run != "" {
+		lr.SubmitArgv = []string{"fray", "--fray-job", jobID, "--fray-run", run}
+	}
+	if st, err := b.JobStatus(ctx, lr.Name); err == nil {
+		if run == "" || submittedRun(st.GetRequest()) == run {
+			return lr.Name, nil
+		}
+		// The log server keeps the earlier job's lines under the same
+		// name: the new job's logs start after them.
+		floor, err := b.lastLogSeq(ctx, lr.Name)
+		if err != nil {
+			return "", err
+		}
+		b.finishedMu.Lock()
+		b.logFloor[lr.Name] = floor
+		b.finishedMu.Unlock()
+		lr.ExistingJobPolicy = jobpb.ExistingJobPolicy_EXISTING_JOB_POLICY_RECREATE
 	} else if !errors.Is(err, ErrNotFound) {
 		return "", err
 	}
@@ -35,10 +55,25 @@ func (b *Backend) Submit(ctx context.Context, jobID string, req *jobs.JobRequest
 	if err != nil {
 		return "", err
 	}
-	if id := resp.Msg.GetJobId(); id != "" {
-		return id, nil
+	id := lr.Name
+	if rid := resp.Msg.GetJobId(); rid != "" {
+		id = rid
 	}
-	return lr.Name, nil
+	b.finishedMu.Lock()
+	delete(b.finished, id) // an earlier run's job of this name was seen finished
+	b.finishedMu.Unlock()
+	return id, nil
+}
+
+// submittedRun is the fray run an Iris job was launched for ("" if none).
+func submittedRun(lr *clusterpb.Controller_LaunchJobRequest) string {
+	argv := lr.GetSubmitArgv()
+	for i := 0; i+1 < len(argv); i++ {
+		if argv[i] == "--fray-run" {
+			return argv[i+1]
+		}
+	}
+	return ""
 }
 
 // JobStatus returns Iris's GetJobStatus answer: the job and the request it
@@ -166,7 +201,13 @@ const logPage = 1000
 // proxy (what marin-iris 0.2.227 serves), else at the bare path, else the
 // deprecated ControllerService/GetTaskLogs of older controllers. The cursor
 // is the log store's autoincrement id in all three.
+//
+// A job that replaced an earlier run's job of the same name (see Submit)
+// starts after that job's lines: a cursor below them is raised to them.
 func (b *Backend) Logs(ctx context.Context, externalID string, cursor int64) ([]string, int64, error) {
+	b.finishedMu.Lock()
+	cursor = max(cursor, b.logFloor[externalID])
+	b.finishedMu.Unlock()
 	sources := []func() ([]string, int64, error){
 		func() ([]string, int64, error) { return b.fetchLogs(ctx, b.logs[0], externalID, cursor) },
 		func() ([]string, int64, error) { return b.fetchLogs(ctx, b.logs[1], externalID, cursor) },
@@ -189,6 +230,37 @@ func (b *Backend) Logs(ctx context.Context, externalID string, cursor int64) ([]
 		return lines, next, err
 	}
 	return nil, cursor, fmt.Errorf("iris: the controller at %s serves no logs (tried %s/finelog.logging.LogService/FetchLogs, the bare path and ControllerService/GetTaskLogs): %w", b.base, LogProxyPath, errors.Join(errs...))
+}
+
+// lastLogSeq is the cursor after every log line now stored for job name (0
+// when it has none).
+func (b *Backend) lastLogSeq(ctx context.Context, name string) (int64, error) {
+	// The newest line through the log server (tail), else page through.
+	for _, c := range b.logs {
+		resp, err := call(ctx, b, "FetchLogs "+name, func(ctx context.Context) (*connect.Response[loggingpb.FetchLogsResponse], error) {
+			return c.FetchLogs(ctx, connect.NewRequest(&loggingpb.FetchLogsRequest{
+				Source: strings.TrimSuffix(name, "/") + "/", MatchScope: loggingpb.MatchScope_MATCH_SCOPE_PREFIX, Tail: true, MaxLines: 1,
+			}))
+		})
+		if err == nil {
+			var last int64
+			for _, e := range resp.Msg.GetEntries() {
+				last = max(last, e.GetSeq())
+			}
+			return last, nil
+		}
+	}
+	var last int64
+	for {
+		lines, next, err := b.Logs(ctx, name, last)
+		if err != nil {
+			return 0, err
+		}
+		if len(lines) == 0 || next <= last {
+			return last, nil
+		}
+		last = next
+	}
 }
 
 func (b *Backend) fetchLogs(ctx context.Context, c loggingpbconnect.LogServiceClient, externalID string, cursor int64) ([]string, int64, error) {

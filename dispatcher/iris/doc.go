@@ -4,7 +4,7 @@
 // finelog LogService the controller proxies.
 //
 //	b, err := iris.New(iris.Options{Controller: "http://controller:10000"})
-//	id, err := b.Submit(ctx, "/team/train", req)   // id = "/fray/team.train"
+//	id, err := b.Submit(ctx, "/team/train", run, req)   // id = "/fray/team.train"
 //	st, err := b.Status(ctx, id)
 //	lines, next, err := b.Logs(ctx, id, 0)
 //

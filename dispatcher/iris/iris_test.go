@@ -34,7 +34,8 @@ type fakeController struct {
 	mu       sync.Mutex
 	launched []*clusterpb.Controller_LaunchJobRequest
 	jobs     map[string]*jobpb.JobStatus
-	errs     []error // returned, in order, by the next calls
+	requests map[string]*clusterpb.Controller_LaunchJobRequest // by job name
+	errs     []error                                           // returned, in order, by the next calls
 	calls    atomic.Int32
 	url      string
 }
@@ -58,6 +59,10 @@ func (f *fakeController) LaunchJob(_ context.Context, r *connect.Request[cluster
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.launched = append(f.launched, r.Msg)
+	if f.requests == nil {
+		f.requests = map[string]*clusterpb.Controller_LaunchJobRequest{}
+	}
+	f.requests[r.Msg.Name] = r.Msg
 	f.jobs[r.Msg.Name] = &jobpb.JobStatus{JobId: r.Msg.Name, State: jobpb.JobState_JOB_STATE_PENDING}
 	return connect.NewResponse(&clusterpb.Controller_LaunchJobResponse{JobId: r.Msg.Name}), nil
 }
@@ -72,7 +77,7 @@ func (f *fakeController) GetJobStatus(_ context.Context, r *connect.Request[clus
 	if !ok {
 		return nil, connect.NewError(connect.CodeNotFound, errors.New("Job "+r.Msg.JobId+" not found"))
 	}
-	return connect.NewResponse(&clusterpb.Controller_GetJobStatusResponse{Job: j}), nil
+	return connect.NewResponse(&clusterpb.Controller_GetJobStatusResponse{Job: j, Request: f.requests[r.Msg.JobId]}), nil
 }
 
 func (f *fakeController) ListJobs(_ context.Context, r *connect.Request[clusterpb.Controller_ListJobsRequest]) (*connect.Response[clusterpb.Controller_ListJobsResponse], error) {
@@ -183,7 +188,7 @@ func TestAnIrisErrorCodeIsReportedWithItsMessageAndNotRetried(t *testing.T) {
 func TestUnavailableIsRetriedThenSucceeds(t *testing.T) {
 	fc, b := serve(t, nil, false)
 	fc.errs = []error{connect.NewError(connect.CodeUnavailable, errors.New("starting")), connect.NewError(connect.CodeUnavailable, errors.New("starting"))}
-	id, err := b.Submit(ctx(t), "/ns/train", argvJob("true"))
+	id, err := b.Submit(ctx(t), "/ns/train", "", argvJob("true"))
 	if err != nil || id != "/alice/ns.train" {
 		t.Fatalf("Submit = %q, %v", id, err)
 	}
@@ -227,7 +232,7 @@ func TestAResetConnectionIsRetried(t *testing.T) {
 func TestSubmittingTheSameJobTwiceLaunchesOnce(t *testing.T) {
 	fc, b := serve(t, nil, false)
 	for range 2 {
-		if id, err := b.Submit(ctx(t), "/ns/train", argvJob("true")); err != nil || id != "/alice/ns.train" {
+		if id, err := b.Submit(ctx(t), "/ns/train", "", argvJob("true")); err != nil || id != "/alice/ns.train" {
 			t.Fatalf("Submit = %q, %v", id, err)
 		}
 	}
@@ -239,7 +244,7 @@ func TestSubmittingTheSameJobTwiceLaunchesOnce(t *testing.T) {
 func launched(t *testing.T, jobID string, req *jobs.JobRequest) *clusterpb.Controller_LaunchJobRequest {
 	t.Helper()
 	fc, b := serve(t, nil, false)
-	if _, err := b.Submit(ctx(t), jobID, req); err != nil {
+	if _, err := b.Submit(ctx(t), jobID, "", req); err != nil {
 		t.Fatal(err)
 	}
 	if len(fc.launched) != 1 {
@@ -444,7 +449,7 @@ func TestLogsFallBackToGetTaskLogsOnOlderControllers(t *testing.T) {
 func TestListReturnsFrayIDsOfTheUsersJobs(t *testing.T) {
 	_, b := serve(t, nil, false)
 	for _, id := range []string{"/ns/a", "/ns/b.c/d"} {
-		if _, err := b.Submit(ctx(t), id, argvJob("true")); err != nil {
+		if _, err := b.Submit(ctx(t), id, "", argvJob("true")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -481,5 +486,47 @@ func TestARefusedConnectionGivesUpAfterTheRetryBudget(t *testing.T) {
 	_, err = b.Status(ctx(t), "/fray/x")
 	if err == nil || !strings.Contains(err.Error(), "gave up after 4 attempts") {
 		t.Fatalf("err = %v, want a connection error after 4 attempts", err)
+	}
+}
+
+func TestRetriesOnFailureGetAFailureBudgetSoIrisActuallyRetries(t *testing.T) {
+	req := argvJob("python", "train.py")
+	req.MaxRetriesFailure = 3
+	if got := launched(t, "/team/flaky", req); got.GetMaxRetriesFailure() != 3 || got.GetMaxTaskFailures() != 3 {
+		t.Errorf("max_retries_failure %d, max_task_failures %d; want 3 and 3 (Iris aborts once failures exceed max_task_failures)",
+			got.GetMaxRetriesFailure(), got.GetMaxTaskFailures())
+	}
+	req.MaxTaskFailures = 1 // the caller's own budget wins
+	if got := launched(t, "/team/flaky", req); got.GetMaxTaskFailures() != 1 {
+		t.Errorf("max_task_failures %d, want the request's 1", got.GetMaxTaskFailures())
+	}
+}
+
+func TestANewRunOfAJobNameReplacesTheEarlierRunsJobAndStartsAfterItsLogs(t *testing.T) {
+	logs := &fakeLogs{}
+	fc, b := serve(t, logs, false)
+	if _, err := b.Submit(ctx(t), "/ns/train", "run-1", argvJob("echo", "first")); err != nil {
+		t.Fatal(err)
+	}
+	// The same run again (a dispatcher restarted mid-submit) adopts its job.
+	if _, err := b.Submit(ctx(t), "/ns/train", "run-1", argvJob("echo", "first")); err != nil || len(fc.launched) != 1 {
+		t.Fatalf("resubmitting run-1: %d launches, %v; want 1", len(fc.launched), err)
+	}
+	fc.mu.Lock()
+	fc.jobs["/alice/ns.train"].State = jobpb.JobState_JOB_STATE_SUCCEEDED
+	fc.mu.Unlock()
+	logs.entries = append(logs.entries, &loggingpb.LogEntry{Key: "/alice/ns.train/0:0", Data: "first", Seq: 5})
+
+	id, err := b.Submit(ctx(t), "/ns/train", "run-2", argvJob("echo", "second"))
+	if err != nil || id != "/alice/ns.train" {
+		t.Fatalf("Submit run-2 = %q, %v", id, err)
+	}
+	if len(fc.launched) != 2 || fc.launched[1].GetExistingJobPolicy() != jobpb.ExistingJobPolicy_EXISTING_JOB_POLICY_RECREATE {
+		t.Fatalf("%d launches; want run-2 launched with RECREATE (Iris keeps the finished run-1 job)", len(fc.launched))
+	}
+	logs.entries = append(logs.entries, &loggingpb.LogEntry{Key: "/alice/ns.train/0:0", Data: "second", Seq: 8})
+	lines, _, err := b.Logs(ctx(t), id, 0)
+	if err != nil || strings.Join(lines, ",") != "second" {
+		t.Fatalf("run-2 logs = %q, %v; want only its own line", lines, err)
 	}
 }

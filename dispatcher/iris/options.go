@@ -74,6 +74,9 @@ type Backend struct {
 	// once well past settle).
 	finishedMu sync.Mutex
 	finished   map[string]time.Time
+	// logFloor is, for a job that replaced an earlier run's job of its
+	// name, the log cursor after that job's lines.
+	logFloor map[string]int64
 
 	ctl clusterpbconnect.ControllerServiceClient
 	// logs are tried in order: the controller's proxy, then the bare path.
@@ -107,6 +110,7 @@ func New(opts Options) (*Backend, error) {
 		now:      opts.Now,
 		settle:   opts.LogSettle,
 		finished: map[string]time.Time{},
+		logFloor: map[string]int64{},
 	}
 	if b.settle == 0 {
 		b.settle = 2 * time.Second

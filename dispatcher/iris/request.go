@@ -72,7 +72,7 @@ func (b *Backend) launchRequest(jobID string, req *jobs.JobRequest) (*clusterpb.
 		},
 		Resources:            res,
 		Environment:          &jobpb.EnvironmentConfig{EnvVars: req.Environment.EnvVars},
-		MaxTaskFailures:      int32(req.MaxTaskFailures),
+		MaxTaskFailures:      int32(taskFailureBudget(req)),
 		MaxRetriesFailure:    int32(req.MaxRetriesFailure),
 		MaxRetriesPreemption: 100,
 		Constraints:          cons,
@@ -93,6 +93,19 @@ func (b *Backend) launchRequest(jobID string, req *jobs.JobRequest) (*clusterpb.
 		lr.Timeout = &timepb.Duration{Milliseconds: req.Timeout.Milliseconds()}
 	}
 	return lr, nil
+}
+
+// taskFailureBudget is Iris's max_task_failures for req. Iris fails a job
+// as soon as its failed task attempts, counted across retries, exceed
+// max_task_failures, so with the default 0 a first failure ends the job and
+// max_retries_failure never applies. Unless the request sets its own budget,
+// fray allows MaxRetriesFailure failures, as Iris's own CLI does for
+// --max-retries.
+func taskFailureBudget(req *jobs.JobRequest) int {
+	if req.MaxTaskFailures > 0 {
+		return req.MaxTaskFailures
+	}
+	return max(req.MaxRetriesFailure, 0)
 }
 
 func resources(r jobs.ResourceConfig) (*jobpb.ResourceSpecProto, error) {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+
+	"github.com/frayhq/fray/dispatcher"
 )
 
 // ErrNotFound is returned (wrapped) when Iris does not know a job.
@@ -26,9 +28,9 @@ func (e *RPCError) Error() string {
 	return fmt.Sprintf("iris: %s: %s: %s", e.Method, e.Code, e.Message)
 }
 
-// Is makes a not_found answer match ErrNotFound.
+// Is makes a not_found answer match ErrNotFound and dispatcher.ErrJobNotFound.
 func (e *RPCError) Is(target error) bool {
-	return target == ErrNotFound && e.Code == connect.CodeNotFound
+	return (target == ErrNotFound || target == dispatcher.ErrJobNotFound) && e.Code == connect.CodeNotFound
 }
 
 // retryable reports whether a failed call may succeed if repeated: the

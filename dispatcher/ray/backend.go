@@ -34,8 +34,8 @@ type JobInfo struct {
 // Submitting the same jobID again returns the same id without starting a
 // second job (Ray refuses a duplicate submission id; fray then confirms the
 // job exists).
-func (b *Backend) Submit(ctx context.Context, jobID string, req *jobs.JobRequest) (string, error) {
-	body, err := b.translate(jobID, req)
+func (b *Backend) Submit(ctx context.Context, jobID, run string, req *jobs.JobRequest) (string, error) {
+	body, err := b.translate(jobID, run, req)
 	if err != nil {
 		return "", err
 	}
@@ -87,6 +87,10 @@ func remoteStatus(info *JobInfo) (dispatcher.RemoteStatus, error) {
 		st.State = jobs.StatusSucceeded
 	case "FAILED":
 		st.State = jobs.StatusFailed
+		// Ray appends up to 20,000 characters of the driver log to the
+		// message; the log is mirrored already, so the error keeps the cause.
+		st.Message, _, _ = strings.Cut(st.Message, ", last available logs")
+		st.Message = strings.TrimSpace(st.Message)
 		if st.Message == "" {
 			st.Message = "Ray reports the job failed"
 		}

@@ -2,7 +2,7 @@
 // through Ray's Jobs REST API (the dashboard's /api/jobs/ endpoints).
 //
 //	b, err := ray.New(ray.Options{Address: "http://head:8265"})
-//	id, err := b.Submit(ctx, "/team/train", req)
+//	id, err := b.Submit(ctx, "/team/train", run, req)
 //	st, err := b.Status(ctx, id)
 //	lines, next, err := b.Logs(ctx, id, 0)
 //

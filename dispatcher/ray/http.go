@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/frayhq/fray/dispatcher"
 )
 
 // ErrNotFound is returned (wrapped) when Ray does not know a job.
@@ -29,9 +31,9 @@ func (e *HTTPError) Error() string {
 	return fmt.Sprintf("ray: %s %s: %d %s: %s", e.Method, e.Path, e.Status, http.StatusText(e.Status), e.Message)
 }
 
-// Is makes a 404 match ErrNotFound.
+// Is makes a 404 match ErrNotFound and dispatcher.ErrJobNotFound.
 func (e *HTTPError) Is(target error) bool {
-	return target == ErrNotFound && e.Status == http.StatusNotFound
+	return (target == ErrNotFound || target == dispatcher.ErrJobNotFound) && e.Status == http.StatusNotFound
 }
 
 // retryable reports whether an answer with this status may succeed later.

@@ -62,7 +62,7 @@ func TestSubmitRetriesA503ThenSucceeds(t *testing.T) {
 		submitOK(w, r)
 	}))
 	defer srv.Close()
-	id, err := newBackend(t, srv.URL).Submit(ctx(t), "/ns/train", argvJob("true"))
+	id, err := newBackend(t, srv.URL).Submit(ctx(t), "/ns/train", "run-1", argvJob("true"))
 	if err != nil || id == "" {
 		t.Fatalf("Submit = %q, %v; want success after a retry", id, err)
 	}
@@ -125,7 +125,7 @@ func TestA4xxIsNotRetriedAndQuotesRaysMessage(t *testing.T) {
 		http.Error(w, "Traceback (most recent call last):\n  File \"x.py\"\nTypeError: entrypoint_memory must be an integer, got <class 'float'>", http.StatusBadRequest)
 	}))
 	defer srv.Close()
-	_, err := newBackend(t, srv.URL).Submit(ctx(t), "/ns/train", argvJob("true"))
+	_, err := newBackend(t, srv.URL).Submit(ctx(t), "/ns/train", "run-1", argvJob("true"))
 	var he *HTTPError
 	if !errors.As(err, &he) || he.Status != 400 {
 		t.Fatalf("err = %v, want an HTTPError 400", err)
@@ -178,11 +178,11 @@ func TestSubmittingTheSameJobTwiceReturnsTheFirstSubmission(t *testing.T) {
 	}))
 	defer srv.Close()
 	b := newBackend(t, srv.URL)
-	first, err := b.Submit(ctx(t), "/ns/train", argvJob("true"))
+	first, err := b.Submit(ctx(t), "/ns/train", "run-1", argvJob("true"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := b.Submit(ctx(t), "/ns/train", argvJob("true"))
+	second, err := b.Submit(ctx(t), "/ns/train", "run-1", argvJob("true"))
 	if err != nil || second != first {
 		t.Fatalf("second Submit = %q, %v; want %q", second, err, first)
 	}
@@ -206,7 +206,7 @@ func capture(t *testing.T, b func(string) *Backend, jobID string, req *jobs.JobR
 		_, _ = w.Write([]byte(`{"job_id":"x","submission_id":"x"}`))
 	}))
 	defer srv.Close()
-	if _, err := b(srv.URL).Submit(ctx(t), jobID, req); err != nil {
+	if _, err := b(srv.URL).Submit(ctx(t), jobID, "", req); err != nil {
 		t.Fatal(err)
 	}
 	return got
@@ -408,5 +408,32 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		if _, err := New(o); err == nil {
 			t.Errorf("New(%+v) accepted", o)
 		}
+	}
+}
+
+func TestANewRunOfAJobNameIsANewRayJobWhileTheSameRunIsAdopted(t *testing.T) {
+	b := newBackend(t, "http://ray.invalid")
+	run1, _ := b.translate("/ns/train", "run-1", argvJob("true"))
+	again, _ := b.translate("/ns/train", "run-1", argvJob("true"))
+	run2, _ := b.translate("/ns/train", "run-2", argvJob("true"))
+	if run1.SubmissionID != again.SubmissionID {
+		t.Errorf("the same run got submission ids %q and %q", run1.SubmissionID, again.SubmissionID)
+	}
+	if run1.SubmissionID == run2.SubmissionID {
+		t.Errorf("runs 1 and 2 share submission id %q: Ray would answer run 2 with run 1's finished job", run1.SubmissionID)
+	}
+	if !strings.HasPrefix(run2.SubmissionID, "fray-ns-train-") || run2.Metadata[MetaRun] != "run-2" {
+		t.Errorf("run 2: id %q, metadata %v", run2.SubmissionID, run2.Metadata)
+	}
+	got := capture(t, func(u string) *Backend { return newBackend(t, u) }, "/ns/train", argvJob("true"))
+	if got["submission_id"] != b.submissionID("/ns/train", "") {
+		t.Errorf("Submit without a run: submission id %v", got["submission_id"])
+	}
+}
+
+func TestAFailureMessageKeepsRaysCauseWithoutTheLogDump(t *testing.T) {
+	st, err := remoteStatus(&JobInfo{Status: "FAILED", Message: "Job entrypoint command failed with exit code 3, last available logs (truncated to 20,000 chars):\nbye\nRunning entrypoint for job x: sh -c 'echo bye; exit 3'\n"})
+	if err != nil || st.Message != "Job entrypoint command failed with exit code 3" {
+		t.Errorf("FAILED → %q, %v", st.Message, err)
 	}
 }

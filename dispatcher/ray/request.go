@@ -16,6 +16,7 @@ const (
 	MetaJobID     = "fray_job_id"
 	MetaJobName   = "fray_job_name"
 	MetaNamespace = "fray_namespace"
+	MetaRun       = "fray_run"
 )
 
 // submitRequest is the body of POST /api/jobs/ (Ray's JobSubmitRequest).
@@ -46,12 +47,13 @@ func unsupported(format string, args ...any) error {
 // on the slice's head host (Ray's TPU-<type>-head resource) and fans out from
 // there.
 func (b *Backend) Validate(req *jobs.JobRequest) error {
-	_, err := b.translate("/validate/only", req)
+	_, err := b.translate("/validate/only", "", req)
 	return err
 }
 
-// translate builds the Ray submission for fray job jobID, or refuses req.
-func (b *Backend) translate(jobID string, req *jobs.JobRequest) (*submitRequest, error) {
+// translate builds the Ray submission for run run of fray job jobID, or
+// refuses req.
+func (b *Backend) translate(jobID, run string, req *jobs.JobRequest) (*submitRequest, error) {
 	if req == nil {
 		return nil, fmt.Errorf("ray: nil job request")
 	}
@@ -106,8 +108,11 @@ func (b *Backend) translate(jobID string, req *jobs.JobRequest) (*submitRequest,
 
 	s := &submitRequest{
 		Entrypoint:   entrypoint(req.Environment.SetupCommands, ep.Argv),
-		SubmissionID: b.submissionID(jobID),
+		SubmissionID: b.submissionID(jobID, run),
 		Metadata:     map[string]string{MetaJobID: jobID},
+	}
+	if run != "" {
+		s.Metadata[MetaRun] = run
 	}
 	if req.Name != "" {
 		s.Metadata[MetaJobName] = req.Name
@@ -205,8 +210,10 @@ func shellQuote(s string) string {
 // submissionID derives Ray's submission id from the fray job id: readable
 // ("fray-<ns>-team-train-"), restricted to [A-Za-z0-9_.-] so it is safe in
 // Ray's URLs and log file names, and suffixed with a hash of the namespace
-// and the exact id so that different ids never collide.
-func (b *Backend) submissionID(jobID string) string {
+// and the exact id so that different ids never collide. The run is hashed in
+// too: each new run of a job name is a new Ray job (Ray keeps finished jobs
+// under their ids), while resubmitting one run finds the same id.
+func (b *Backend) submissionID(jobID, run string) string {
 	var sb strings.Builder
 	sb.WriteString("fray-")
 	if b.ns != "" {
@@ -218,7 +225,11 @@ func (b *Backend) submissionID(jobID string) string {
 		name = name[:80]
 	}
 	sb.WriteString(name)
-	sum := sha256.Sum256([]byte(b.ns + "\x00" + jobID))
+	key := b.ns + "\x00" + jobID
+	if run != "" {
+		key += "\x00" + run
+	}
+	sum := sha256.Sum256([]byte(key))
 	sb.WriteString("-")
 	sb.WriteString(hex.EncodeToString(sum[:])[:10])
 	return sb.String()
