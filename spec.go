@@ -75,7 +75,7 @@ func ParseSpec(s string) (Spec, error) {
 		need := map[string]string{SpecRay: "address", SpecIris: "controller"}[kind]
 		addr := sp.Params[need]
 		if addr == "" {
-			return bad(fmt.Sprintf("a %s spec needs %s=http://HOST:PORT", kind, need))
+			return bad(fmt.Sprintf("the %s spec needs %s=http://HOST:PORT", kind, need))
 		}
 		if u, err := url.Parse(addr); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return bad(fmt.Sprintf("%s %q is not an http(s)://HOST:PORT URL", need, addr))
