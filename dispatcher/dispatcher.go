@@ -38,6 +38,11 @@ type Options struct {
 	// ReconcileInterval is how often records and allocations are checked
 	// against each other and against the live workers. Defaults to 5 s.
 	ReconcileInterval time.Duration
+	// StopWait bounds how long, after a job on an external backend ended
+	// on fray's side (a stop, a timeout, its parent ending), its logs are
+	// still mirrored while waiting for the backend to report it finished,
+	// so what it prints while shutting down is kept. Defaults to 30 s.
+	StopWait time.Duration
 }
 
 // Dispatcher places submitted jobs on fray workers or external backends and
@@ -94,6 +99,9 @@ func New(nc *nats.Conn, js jetstream.JetStream, o Options) (*Dispatcher, error) 
 	}
 	if o.ReconcileInterval <= 0 {
 		o.ReconcileInterval = 5 * time.Second
+	}
+	if o.StopWait <= 0 {
+		o.StopWait = DefaultStopWait
 	}
 	bs := map[string]Backend{}
 	for _, b := range o.Backends {

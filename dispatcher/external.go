@@ -22,6 +22,9 @@ const NotFoundGiveUp = 3
 // does not know.
 var ErrJobNotFound = errors.New("dispatcher: job not found on its backend")
 
+// DefaultStopWait is Options.StopWait's default.
+const DefaultStopWait = 30 * time.Second
+
 // terminalTask is the task state of a job that ended with s.
 func terminalTask(s jobs.JobStatus) jobs.TaskStatus {
 	switch s {
@@ -50,7 +53,10 @@ func (d *Dispatcher) startMirror(ctx context.Context, id string) {
 	}
 	mctx, cancel := context.WithCancel(ctx)
 	d.mirrors[id] = cancel
-	go d.mirror(mctx, b, id)
+	go func() {
+		defer cancel()
+		d.mirror(mctx, b, id)
+	}()
 }
 
 // stopExternal asks the backend to stop a job, in the background.
@@ -72,15 +78,22 @@ func (d *Dispatcher) stopExternal(r *jobs.Record) {
 // mirror runs one external job: submit (idempotent by fray job id), then
 // poll status and logs until the job finishes or ctx ends. It writes the
 // record only with compare-and-set, so it never overrides a stop.
+//
+// When the record ends on fray's side first (a stop, a timeout, a parent
+// ending), the mirror drains: it keeps mirroring logs until the backend
+// reports the job finished or StopWait has passed since the record ended,
+// fetches the logs a last time and then marks the current attempts exited,
+// which tells followers (jobs.Handle.Follow) that every line is stored.
 func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 	log := d.log.With("job", id, "backend", b.Name())
 	r, _, err := d.store.Get(ctx, id)
 	if err != nil || r.Status.Terminal() {
 		return
 	}
+	run := r.Run
 	fail := func(msg string) {
 		_, _, err := d.store.Update(ctx, id, func(r *jobs.Record) error {
-			if r.Status.Terminal() {
+			if r.Run != run || r.Status.Terminal() {
 				return jobs.ErrNoChange
 			}
 			return r.Finish(jobs.StatusFailed, msg)
@@ -102,6 +115,9 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 			return
 		}
 		r, _, err = d.store.Update(sctx, id, func(r *jobs.Record) error {
+			if r.Run != run {
+				return jobs.ErrNoChange
+			}
 			r.ExternalID = ext
 			if !r.Status.Terminal() {
 				r.PendingReason = "submitted to " + b.Name() + " as " + ext
@@ -112,9 +128,11 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 			log.Error("record external id", "err", err)
 			return
 		}
-		if r.Status == jobs.StatusStopped {
-			d.stopExternal(r)
+		if r.Run != run {
 			return
+		}
+		if r.Status == jobs.StatusStopped {
+			d.stopExternal(r) // stopped while submitting; drain below
 		}
 	}
 	ext := r.ExternalID
@@ -122,13 +140,8 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 	lw.Dedup(r.Run)
 	lw.SetNext(r.LogLines)
 	cursor := r.LogCursor
-	var failingSince time.Time // status polls failing since then
-	notFound := 0              // status polls in a row that found no such job
-	t := time.NewTicker(d.o.PollInterval)
-	defer t.Stop()
-	for {
-		// Logs first, so a finished job's record is written after its last
-		// lines are in FRAY_LOGS.
+	// pull mirrors the lines after cursor into FRAY_LOGS.
+	pull := func() {
 		lines, next, lerr := b.Logs(ctx, ext, cursor)
 		if lerr == nil && (len(lines) > 0 || next != cursor) {
 			for _, l := range lines {
@@ -146,6 +159,60 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 		if lerr != nil && ctx.Err() == nil {
 			log.Warn("mirror logs", "err", lerr)
 		}
+	}
+	// settle records the end: the last logs are mirrored, so the job's
+	// status (st, when the backend finished it and the record is still
+	// live) and its current attempts' exited are written.
+	settle := func(st *RemoteStatus) {
+		_, _, err := d.store.Update(ctx, id, func(r *jobs.Record) error {
+			if r.Run != run {
+				return jobs.ErrNoChange
+			}
+			r.LogCursor, r.LogLines = cursor, lw.Next()
+			if !r.Status.Terminal() && st != nil {
+				msg := st.Message
+				if st.State == jobs.StatusSucceeded {
+					msg = "" // a backend's "finished successfully" is no error
+				}
+				if err := r.Finish(st.State, msg); err != nil {
+					return err
+				}
+				if st.State != jobs.StatusStopped {
+					for i := range r.Tasks {
+						r.Tasks[i].State = terminalTask(st.State)
+					}
+				}
+			}
+			now := jobs.NowMS()
+			for i := range r.Tasks {
+				t := &r.Tasks[i]
+				a := t.Current()
+				if a == nil || a.Attempt != r.Attempt || a.Exited {
+					continue
+				}
+				if t.State.Done() {
+					a.State = t.State
+				}
+				if a.EndMS == 0 {
+					a.EndMS = now
+				}
+				a.Exited = true
+			}
+			return nil
+		})
+		if err != nil && ctx.Err() == nil {
+			log.Warn("record external end", "err", err)
+		}
+	}
+	var failingSince time.Time // status polls failing since then
+	notFound := 0              // status polls in a row that found no such job
+	var drainUntil time.Time   // set once the record ended on fray's side
+	t := time.NewTicker(d.o.PollInterval)
+	defer t.Stop()
+	for {
+		// Logs first, so a finished job's record is written after its last
+		// lines are in FRAY_LOGS.
+		pull()
 		st, serr := b.Status(ctx, ext)
 		if serr != nil && errors.Is(serr, ErrJobNotFound) {
 			notFound++
@@ -153,9 +220,22 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 			notFound = 0
 		}
 		switch {
+		case ctx.Err() != nil:
+			return
+		case serr == nil && st.State.Terminal():
+			// Lines may have come between the logs and the status read.
+			pull()
+			settle(&st)
+			return
+		case !drainUntil.IsZero() && (notFound > 0 || time.Now().After(drainUntil)):
+			// The backend forgot the job or never finished it in time.
+			pull()
+			settle(nil)
+			return
 		case serr == nil:
 			failingSince = time.Time{}
-		case ctx.Err() != nil:
+		case !drainUntil.IsZero():
+			// Draining: keep trying until drainUntil.
 		case notFound >= NotFoundGiveUp:
 			fail(fmt.Sprintf("%s no longer knows job %s (its head restarted without its job table, or the job was deleted): %v", b.Name(), ext, serr))
 			return
@@ -166,57 +246,58 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 			fail(fmt.Sprintf("lost contact with %s for %s: %v", b.Name(), StatusGiveUp, serr))
 			return
 		}
-		var done bool
-		_, _, err := d.store.Update(ctx, id, func(r *jobs.Record) error {
-			done = r.Status.Terminal()
-			if done {
-				return jobs.ErrNoChange
-			}
-			changed := r.LogCursor != cursor
-			r.LogCursor, r.LogLines = cursor, lw.Next()
-			if serr != nil {
-				if !changed {
+		if drainUntil.IsZero() {
+			var ended *jobs.Record
+			_, _, err := d.store.Update(ctx, id, func(r *jobs.Record) error {
+				if r.Run != run || r.Status.Terminal() {
+					ended = r
 					return jobs.ErrNoChange
 				}
-				return nil
-			}
-			switch s := st.State; {
-			case s.Terminal():
-				done = true
-				msg := st.Message
-				if s == jobs.StatusSucceeded {
-					msg = "" // a backend's "finished successfully" is no error
+				changed := r.LogCursor != cursor
+				r.LogCursor, r.LogLines = cursor, lw.Next()
+				if serr != nil {
+					if !changed {
+						return jobs.ErrNoChange
+					}
+					return nil
 				}
-				if err := r.Finish(s, msg); err != nil {
-					return err
-				}
-				if s != jobs.StatusStopped {
+				switch s := st.State; {
+				case s == jobs.StatusRunning && r.Status != jobs.StatusRunning:
+					r.Status = jobs.StatusRunning
+					r.StartedMS = jobs.NowMS()
+					r.PendingReason = ""
 					for i := range r.Tasks {
-						r.Tasks[i].State = terminalTask(s)
+						t := &r.Tasks[i]
+						t.State = jobs.TaskRunning
+						// The attempt marks the job's run on the backend;
+						// it is exited once its last lines are mirrored.
+						t.Attempts = append(t.Attempts, jobs.TaskAttempt{Attempt: r.Attempt, Worker: b.Name(), State: jobs.TaskRunning, ExitCode: -1, StartMS: r.StartedMS})
+						if len(t.Attempts) > jobs.MaxAttemptsKept {
+							t.Attempts = t.Attempts[len(t.Attempts)-jobs.MaxAttemptsKept:]
+						}
+					}
+				case s == jobs.StatusPending && st.Message != "" && r.PendingReason != st.Message:
+					r.PendingReason = st.Message
+				default:
+					if !changed {
+						return jobs.ErrNoChange
 					}
 				}
 				return nil
-			case s == jobs.StatusRunning && r.Status != jobs.StatusRunning:
-				r.Status = jobs.StatusRunning
-				r.StartedMS = jobs.NowMS()
-				r.PendingReason = ""
-				for i := range r.Tasks {
-					r.Tasks[i].State = jobs.TaskRunning
-				}
-			case s == jobs.StatusPending && st.Message != "" && r.PendingReason != st.Message:
-				r.PendingReason = st.Message
-			default:
-				if !changed {
-					return jobs.ErrNoChange
-				}
+			})
+			if err != nil && ctx.Err() == nil {
+				log.Warn("record external status", "err", err)
 			}
-			return nil
-		})
-		if err != nil && ctx.Err() == nil {
-			log.Warn("record external status", "err", err)
-		}
-		if done || ctx.Err() != nil {
-			return
+			if ended != nil {
+				if ended.Run != run {
+					return // a new run of the name has its own mirror
+				}
+				end := time.Now()
+				if ended.FinishedMS > 0 {
+					end = time.UnixMilli(ended.FinishedMS)
+				}
+				drainUntil = end.Add(d.o.StopWait)
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -23,6 +23,9 @@ type fakeBackend struct {
 	submits int
 	stops   int
 	runs    []string // the run of each Submit
+	// graceful makes Stop only ask: the job keeps running (as a process
+	// in its SIGTERM handler does) until the test finishes it.
+	graceful bool
 }
 
 type fakeJob struct {
@@ -30,6 +33,8 @@ type fakeJob struct {
 	state jobs.JobStatus
 	msg   string
 	log   []string
+	// stopAsked is set by Stop.
+	stopAsked bool
 }
 
 func newFake(name string) *fakeBackend { return &fakeBackend{name: name, jobs: map[string]*fakeJob{}} }
@@ -80,7 +85,10 @@ func (f *fakeBackend) Stop(ctx context.Context, ext string) error {
 	defer f.mu.Unlock()
 	f.stops++
 	if j := f.jobs[ext]; j != nil && !j.state.Terminal() {
-		j.state = jobs.StatusStopped
+		j.stopAsked = true
+		if !f.graceful {
+			j.state = jobs.StatusStopped
+		}
 	}
 	return nil
 }
@@ -224,5 +232,121 @@ func TestAnExternalJobThatSucceededHasNoErrorAndItsTasksSucceeded(t *testing.T) 
 	defer fb.mu.Unlock()
 	if len(fb.runs) != 1 || fb.runs[0] != r.Run || r.Run == "" {
 		t.Fatalf("Submit saw runs %q, want the record's run %q", fb.runs, r.Run)
+	}
+}
+
+// follow collects what h.Follow yields until it ends or ctx does.
+func follow(ctx context.Context, h *jobs.Handle) <-chan []string {
+	out := make(chan []string, 1)
+	go func() {
+		var got []string
+		for l, err := range h.Follow(ctx) {
+			if err != nil {
+				got = append(got, "error: "+err.Error())
+				break
+			}
+			got = append(got, l.Text)
+		}
+		out <- got
+	}()
+	return out
+}
+
+func (f *fakeBackend) stopAsked() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, j := range f.jobs {
+		if j.stopAsked {
+			return true
+		}
+	}
+	return false
+}
+
+func TestFollowingAStoppedExternalJobIncludesWhatItPrintsWhileShuttingDown(t *testing.T) {
+	fb := newFake("fake")
+	fb.graceful = true
+	c := newCluster(t, dispatcher.Options{Backends: []dispatcher.Backend{fb}, DefaultBackend: "fake", PollInterval: 20 * time.Millisecond})
+	h := c.submit(sh("trap", "trap 'echo got TERM' TERM; sleep 600"))
+	frayt.Eventually(t, 10*time.Second, "running", func() bool { return c.info(h).Status == jobs.StatusRunning })
+	fctx, cancel := context.WithTimeout(c.ctx, 20*time.Second)
+	defer cancel()
+	lines := follow(fctx, h)
+	if err := h.Terminate(c.ctx); err != nil {
+		t.Fatal(err)
+	}
+	frayt.Eventually(t, 10*time.Second, "stop asked on the backend", fb.stopAsked)
+	fb.do(func(m map[string]*fakeJob) {
+		for _, j := range m {
+			j.log = append(j.log, "got TERM")
+			j.state = jobs.StatusStopped
+		}
+	})
+	got := <-lines
+	if fctx.Err() != nil {
+		t.Fatalf("Follow did not end: %q", got)
+	}
+	if strings.Join(got, "|") != "started sh -c trap 'echo got TERM' TERM; sleep 600|got TERM" {
+		t.Fatalf("followed %q; want the line printed after the stop", got)
+	}
+	r := c.info(h)
+	if r.Status != jobs.StatusStopped || len(r.Tasks) != 1 {
+		t.Fatalf("record %s tasks %+v", r.Status, r.Tasks)
+	}
+	if a := r.Tasks[0].Current(); a == nil || !a.Exited || a.Worker != "fake" || a.StartMS == 0 || a.State != jobs.TaskStopped {
+		t.Fatalf("attempt %+v; want exited on fake, STOPPED", a)
+	}
+}
+
+func TestFollowingAStoppedExternalJobThatNeverEndsEndsAfterStopWait(t *testing.T) {
+	fb := newFake("fake")
+	fb.graceful = true
+	c := newCluster(t, dispatcher.Options{Backends: []dispatcher.Backend{fb}, DefaultBackend: "fake", PollInterval: 20 * time.Millisecond, StopWait: 500 * time.Millisecond})
+	h := c.submit(sh("stuck", "sleep 600"))
+	frayt.Eventually(t, 10*time.Second, "running", func() bool { return c.info(h).Status == jobs.StatusRunning })
+	if err := h.Terminate(c.ctx); err != nil {
+		t.Fatal(err)
+	}
+	frayt.Eventually(t, 10*time.Second, "stop asked on the backend", fb.stopAsked)
+	fb.do(func(m map[string]*fakeJob) {
+		for _, j := range m {
+			j.log = append(j.log, "still here")
+		}
+	})
+	// Follow's own bound is 45 s; the dispatcher ends the wait after StopWait.
+	fctx, cancel := context.WithTimeout(c.ctx, 15*time.Second)
+	defer cancel()
+	got := <-follow(fctx, h)
+	if fctx.Err() != nil {
+		t.Fatalf("Follow did not end: %q", got)
+	}
+	if len(got) != 2 || got[1] != "still here" {
+		t.Fatalf("followed %q", got)
+	}
+	if a := c.info(h).Tasks[0].Current(); a == nil || !a.Exited {
+		t.Fatalf("attempt %+v; want exited", a)
+	}
+}
+
+func TestAnExternalJobThatFinishesOnItsOwnIsExitedWithItsLastLines(t *testing.T) {
+	fb := newFake("fake")
+	c := newCluster(t, dispatcher.Options{Backends: []dispatcher.Backend{fb}, DefaultBackend: "fake", PollInterval: 20 * time.Millisecond})
+	h := c.submit(sh("done", "echo bye"))
+	frayt.Eventually(t, 10*time.Second, "running", func() bool { return c.info(h).Status == jobs.StatusRunning })
+	fb.do(func(m map[string]*fakeJob) {
+		for _, j := range m {
+			j.log = append(j.log, "bye")
+			j.state = jobs.StatusSucceeded
+		}
+	})
+	fctx, cancel := context.WithTimeout(c.ctx, 15*time.Second)
+	defer cancel()
+	got := <-follow(fctx, h)
+	if len(got) != 2 || got[1] != "bye" {
+		t.Fatalf("followed %q", got)
+	}
+	r := c.info(h)
+	if a := r.Tasks[0].Current(); r.Status != jobs.StatusSucceeded || a == nil || !a.Exited || a.State != jobs.TaskSucceeded {
+		t.Fatalf("record %s attempt %+v", r.Status, a)
 	}
 }

@@ -29,8 +29,8 @@ func (d *Dispatcher) finish(ctx context.Context, id string, s jobs.JobStatus, ms
 	}
 }
 
-// afterFinish frees a finished job's capacity, stops its external run and
-// its children.
+// afterFinish frees a finished job's capacity, stops its external run (whose
+// mirror drains its last lines by itself) and its children.
 func (d *Dispatcher) afterFinish(ctx context.Context, id string) {
 	e := d.recs[id]
 	if e == nil {
@@ -42,10 +42,10 @@ func (d *Dispatcher) afterFinish(ctx context.Context, id string) {
 		if e.r.Status == jobs.StatusStopped {
 			d.stopExternal(e.r)
 		}
-		if cancel := d.mirrors[id]; cancel != nil {
-			cancel()
-			delete(d.mirrors, id)
-		}
+		// The mirror is not cancelled: it keeps mirroring logs until the
+		// backend reports the job finished (at most StopWait), then marks
+		// the job's attempts exited and ends by itself.
+		delete(d.mirrors, id)
 	}
 	for cid, ce := range d.recs {
 		if ce.r.Parent == id && !ce.r.Status.Terminal() {

@@ -276,26 +276,48 @@ func WaitAll(ctx context.Context, handles []*Handle, opts ...WaitOptions) ([]*Re
 // down is followed too.
 const followExitWait = 30 * time.Second
 
+// followExternalSlack is added to followExitWait for a job on an external
+// backend: its dispatcher mirrors logs for up to 30 s after the job ended
+// (dispatcher.DefaultStopWait), then fetches them a last time before it
+// marks the attempts exited.
+const followExternalSlack = 15 * time.Second
+
 // awaitExits waits until every task of the ended job's last attempt that
 // had started has exited (its attempt is Exited), its worker is gone, or
 // followExitWait has passed since the job ended: following a job that
-// ended long ago never waits.
+// ended long ago never waits. On an external backend (Ray, Iris) an
+// attempt is Exited once the dispatcher has mirrored the job's last log
+// lines; there is no worker to be gone, and the bound is
+// followExitWait + followExternalSlack.
 func (h *Handle) awaitExits(ctx context.Context) {
-	deadline := time.Now().Add(followExitWait)
-	if r, err := h.Info(ctx); err == nil && r.FinishedMS > 0 {
-		deadline = time.UnixMilli(r.FinishedMS).Add(followExitWait)
+	finished := time.Now()
+	external := false
+	if r, err := h.Info(ctx); err == nil {
+		if r.FinishedMS > 0 {
+			finished = time.UnixMilli(r.FinishedMS)
+		}
+		external = r.Backend != "native"
+	}
+	deadline := finished.Add(followExitWait)
+	if external {
+		deadline = deadline.Add(followExternalSlack)
 	}
 	var workers jetstream.KeyValue
 	gone := map[string]bool{}
 	for {
 		r, err := h.Info(ctx)
-		if err != nil || r.Backend != "native" {
-			return // external backends report no exits
+		if err != nil {
+			return
 		}
+		native := r.Backend == "native"
 		waiting := false
 		for i := range r.Tasks {
 			a := r.Tasks[i].Current()
 			if a == nil || a.Attempt != r.Attempt || a.Exited || a.StartMS == 0 || gone[a.Worker] {
+				continue
+			}
+			if !native {
+				waiting = true // the dispatcher's mirror marks it exited
 				continue
 			}
 			if workers == nil {

@@ -280,7 +280,9 @@ func TestLaunchJobCarriesExactFieldsForAGPUJob(t *testing.T) {
 			CpuMillicores: 8000, MemoryBytes: 32 << 30, DiskBytes: 100 << 30,
 			Device: &jobpb.DeviceConfig{Device: &jobpb.DeviceConfig_Gpu{Gpu: &jobpb.GpuDevice{Variant: "H100", Count: 8}}},
 		},
-		Environment:          &jobpb.EnvironmentConfig{EnvVars: map[string]string{"WANDB_MODE": "offline"}},
+		Environment: &jobpb.EnvironmentConfig{EnvVars: map[string]string{
+			"WANDB_MODE": "offline", "FRAY_JOB_ID": "/team/train", "FRAY_NAMESPACE": "team", "FRAY_NUM_TASKS": "1", "FRAY_TASK_INDEX": "0",
+		}},
 		MaxTaskFailures:      1,
 		MaxRetriesFailure:    2,
 		MaxRetriesPreemption: 5,
@@ -321,7 +323,10 @@ func TestLaunchJobCarriesExactFieldsForATPUSlice(t *testing.T) {
 			CpuMillicores: 4000,
 			Device:        &jobpb.DeviceConfig{Device: &jobpb.DeviceConfig_Tpu{Tpu: &jobpb.TpuDevice{Variant: "v5litepod-16", Topology: "4x4", Count: 4}}},
 		},
-		Environment:          &jobpb.EnvironmentConfig{},
+		// One environment for every replica: no FRAY_TASK_INDEX.
+		Environment: &jobpb.EnvironmentConfig{EnvVars: map[string]string{
+			"FRAY_JOB_ID": "/ns/llama/sweep.1", "FRAY_NAMESPACE": "ns", "FRAY_NUM_TASKS": "4",
+		}},
 		MaxRetriesPreemption: 100,
 		Constraints: []*jobpb.Constraint{
 			{Key: "region", Op: jobpb.ConstraintOp_CONSTRAINT_OP_EXISTS},
@@ -528,5 +533,32 @@ func TestANewRunOfAJobNameReplacesTheEarlierRunsJobAndStartsAfterItsLogs(t *test
 	lines, _, err := b.Logs(ctx(t), id, 0)
 	if err != nil || strings.Join(lines, ",") != "second" {
 		t.Fatalf("run-2 logs = %q, %v; want only its own line", lines, err)
+	}
+}
+
+func TestFrayJobVariablesWinOverTheRequestsAndTheClusterSpecIsSetOnlyWhenConfigured(t *testing.T) {
+	req := argvJob("true")
+	req.Environment.EnvVars = map[string]string{"FRAY_NAMESPACE": "spoof", "FRAY_CLUSTER_SPEC": "nats://mine:4222", "K": "V"}
+	b, err := New(Options{Controller: "http://controller:10000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr, err := b.launchRequest("/ns/env", req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := lr.GetEnvironment().GetEnvVars()
+	if env["FRAY_NAMESPACE"] != "ns" || env["K"] != "V" || env["FRAY_CLUSTER_SPEC"] != "nats://mine:4222" {
+		t.Errorf("env_vars %v: want fray's namespace, the request's K and (no spec configured) the request's spec", env)
+	}
+	b, err = New(Options{Controller: "http://controller:10000", ClusterSpec: "nats://broker:4222"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lr, err = b.launchRequest("/ns/env", req); err != nil {
+		t.Fatal(err)
+	}
+	if env := lr.GetEnvironment().GetEnvVars(); env["FRAY_CLUSTER_SPEC"] != "nats://broker:4222" {
+		t.Errorf("env_vars %v: want the configured cluster spec", env)
 	}
 }

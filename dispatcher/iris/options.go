@@ -47,6 +47,12 @@ type Options struct {
 	// Now gives the clock: today's date for LaunchJob's client_revision_date
 	// and the LogSettle timing. Defaults to time.Now.
 	Now func() time.Time
+	// ClusterSpec, when set, is given to every job as FRAY_CLUSTER_SPEC, so
+	// fray.Current() and child jobs inside it reach fray's broker. Set it
+	// only to an address the Iris workers can reach; defaults to none (the
+	// variable is not set: the dispatcher's own broker URL is often
+	// loopback).
+	ClusterSpec string
 }
 
 // Retry is the backoff for connection errors and 5xx answers (see
@@ -68,6 +74,7 @@ type Backend struct {
 	user  string
 	retry Retry
 	now   func() time.Time
+	spec  string
 
 	settle time.Duration
 	// finished holds when each finished job was first seen finished (pruned
@@ -109,6 +116,7 @@ func New(opts Options) (*Backend, error) {
 		retry:    opts.Retry.WithDefaults(),
 		now:      opts.Now,
 		settle:   opts.LogSettle,
+		spec:     opts.ClusterSpec,
 		finished: map[string]time.Time{},
 		logFloor: map[string]int64{},
 	}

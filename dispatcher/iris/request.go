@@ -3,6 +3,7 @@ package iris
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/frayhq/fray/dispatcher"
@@ -71,7 +72,7 @@ func (b *Backend) launchRequest(jobID string, req *jobs.JobRequest) (*clusterpb.
 			RunCommand:    &jobpb.CommandEntrypoint{Argv: ep.Argv},
 		},
 		Resources:            res,
-		Environment:          &jobpb.EnvironmentConfig{EnvVars: req.Environment.EnvVars},
+		Environment:          &jobpb.EnvironmentConfig{EnvVars: jobEnv(b.spec, jobID, req)},
 		MaxTaskFailures:      int32(taskFailureBudget(req)),
 		MaxRetriesFailure:    int32(req.MaxRetriesFailure),
 		MaxRetriesPreemption: 100,
@@ -93,6 +94,24 @@ func (b *Backend) launchRequest(jobID string, req *jobs.JobRequest) (*clusterpb.
 		lr.Timeout = &timepb.Duration{Milliseconds: req.Timeout.Milliseconds()}
 	}
 	return lr, nil
+}
+
+// jobEnv is the environment of every task of the job: the request's
+// env_vars, then FRAY_JOB_ID, FRAY_NAMESPACE, FRAY_NUM_TASKS (the replica
+// count), FRAY_CLUSTER_SPEC when configured, and FRAY_TASK_INDEX = 0 for a
+// single-replica job. Iris gives every replica one environment, so a gang's
+// replicas get no FRAY_TASK_INDEX (Iris's IRIS_TASK_ID ends with it), and
+// FRAY_JOB_ATTEMPT is never set (Iris retries a task itself).
+func jobEnv(spec, jobID string, req *jobs.JobRequest) map[string]string {
+	replicas := max(req.Replicas, 1)
+	extra := map[string]string{
+		jobs.EnvNumTasks:    strconv.Itoa(replicas),
+		jobs.EnvClusterSpec: spec,
+	}
+	if replicas == 1 {
+		extra[jobs.EnvTaskIndex] = "0"
+	}
+	return dispatcher.JobEnv(jobID, req, extra)
 }
 
 // taskFailureBudget is Iris's max_task_failures for req. Iris fails a job

@@ -34,6 +34,12 @@ type Options struct {
 	// Retry is the policy for connection errors and 5xx answers. Defaults to
 	// DefaultRetry.
 	Retry Retry
+	// ClusterSpec, when set, is given to every job as FRAY_CLUSTER_SPEC, so
+	// fray.Current() and child jobs inside it reach fray's broker. Set it
+	// only to an address the Ray nodes can reach (e.g.
+	// "nats://broker.internal:4222"); defaults to none (the variable is not
+	// set: the dispatcher's own broker URL is often loopback).
+	ClusterSpec string
 }
 
 // Retry is the backoff for connection errors and 5xx answers (see
@@ -51,6 +57,7 @@ type Backend struct {
 	headers http.Header
 	hc      *http.Client
 	retry   Retry
+	spec    string
 }
 
 var _ dispatcher.Backend = (*Backend)(nil)
@@ -74,6 +81,7 @@ func New(opts Options) (*Backend, error) {
 		headers: opts.Headers.Clone(),
 		hc:      opts.HTTPClient,
 		retry:   opts.Retry.WithDefaults(),
+		spec:    opts.ClusterSpec,
 	}
 	if b.name == "" {
 		b.name = "ray"

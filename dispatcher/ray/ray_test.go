@@ -223,9 +223,16 @@ func TestSubmitSendsExactFieldsForAGPUJob(t *testing.T) {
 	b := func(u string) *Backend { return newBackend(t, u, func(o *Options) { o.Namespace = "lab" }) }
 	got := capture(t, b, "/team/train", req)
 	want := map[string]any{
-		"entrypoint":          "python train.py --lr 3e-4 --name 'my run'",
-		"submission_id":       "fray-lab-team-train-" + got["submission_id"].(string)[len("fray-lab-team-train-"):],
-		"runtime_env":         map[string]any{"env_vars": map[string]any{"WANDB_MODE": "offline"}, "pip": []any{"torch==2.5.0"}, "working_dir": "gs://bucket/code.zip"},
+		"entrypoint":    "python train.py --lr 3e-4 --name 'my run'",
+		"submission_id": "fray-lab-team-train-" + got["submission_id"].(string)[len("fray-lab-team-train-"):],
+		"runtime_env": map[string]any{"env_vars": map[string]any{
+			"WANDB_MODE":       "offline",
+			"FRAY_JOB_ID":      "/team/train",
+			"FRAY_NAMESPACE":   "team",
+			"FRAY_TASK_INDEX":  "0",
+			"FRAY_NUM_TASKS":   "1",
+			"FRAY_JOB_ATTEMPT": "0",
+		}, "pip": []any{"torch==2.5.0"}, "working_dir": "gs://bucket/code.zip"},
 		"metadata":            map[string]any{"fray_job_id": "/team/train", "fray_job_name": "train", "fray_namespace": "lab"},
 		"entrypoint_num_cpus": 8.0,
 		"entrypoint_num_gpus": 2.0,
@@ -253,12 +260,33 @@ func TestSubmitSendsExactFieldsForATPUSlice(t *testing.T) {
 	want := map[string]any{
 		"entrypoint": "cd /app && source .venv/bin/activate && python -m levanter.main",
 		"metadata":   map[string]any{"fray_job_id": "/ns/llama", "fray_job_name": "train"},
+		// One entrypoint process: task 0 of 1, even for a slice.
+		"runtime_env": map[string]any{"env_vars": map[string]any{
+			"FRAY_JOB_ID": "/ns/llama", "FRAY_NAMESPACE": "ns", "FRAY_TASK_INDEX": "0", "FRAY_NUM_TASKS": "1", "FRAY_JOB_ATTEMPT": "0",
+		}},
 		// The entrypoint runs on the slice's head host (worker 0 carries
 		// TPU-<GCP accelerator type>-head) and holds that host's 4 chips.
 		"entrypoint_resources": map[string]any{"TPU": 4.0, "TPU-v5litepod-16-head": 1.0},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("request\n got %v\nwant %v", got, want)
+	}
+}
+
+func TestFrayJobVariablesWinOverTheRequestsAndTheClusterSpecIsSetOnlyWhenConfigured(t *testing.T) {
+	req := argvJob("true")
+	req.Environment.EnvVars = map[string]string{"FRAY_JOB_ID": "/spoof/x", "FRAY_CLUSTER_SPEC": "nats://mine:4222", "K": "V"}
+	got := capture(t, func(u string) *Backend { return newBackend(t, u) }, "/ns/env", req)
+	env := got["runtime_env"].(map[string]any)["env_vars"].(map[string]any)
+	if env["FRAY_JOB_ID"] != "/ns/env" || env["K"] != "V" || env["FRAY_CLUSTER_SPEC"] != "nats://mine:4222" {
+		t.Errorf("env_vars %v: want fray's job id, the request's K and (no spec configured) the request's spec", env)
+	}
+	got = capture(t, func(u string) *Backend {
+		return newBackend(t, u, func(o *Options) { o.ClusterSpec = "nats://broker:4222" })
+	}, "/ns/env", req)
+	env = got["runtime_env"].(map[string]any)["env_vars"].(map[string]any)
+	if env["FRAY_CLUSTER_SPEC"] != "nats://broker:4222" {
+		t.Errorf("env_vars %v: want the configured cluster spec", env)
 	}
 }
 

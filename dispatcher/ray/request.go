@@ -120,10 +120,15 @@ func (b *Backend) translate(jobID, run string, req *jobs.JobRequest) (*submitReq
 	if b.ns != "" {
 		s.Metadata[MetaNamespace] = b.ns
 	}
+	// A Ray job is one entrypoint process run once: task 0 of 1, attempt 0.
 	env := req.Environment
-	if len(env.EnvVars) > 0 || len(env.PipPackages) > 0 || env.Workdir != "" {
-		s.RuntimeEnv = &runtimeEnv{EnvVars: env.EnvVars, Pip: env.PipPackages, WorkingDir: env.Workdir}
-	}
+	vars := dispatcher.JobEnv(jobID, req, map[string]string{
+		jobs.EnvTaskIndex:   "0",
+		jobs.EnvNumTasks:    "1",
+		jobs.EnvAttempt:     "0",
+		jobs.EnvClusterSpec: b.spec,
+	})
+	s.RuntimeEnv = &runtimeEnv{EnvVars: vars, Pip: env.PipPackages, WorkingDir: env.Workdir}
 	if r.CPU < 0 || math.IsNaN(r.CPU) || math.IsInf(r.CPU, 0) {
 		return nil, fmt.Errorf("ray: cpu %v: want a non-negative number", r.CPU)
 	}
