@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,8 +132,15 @@ func newClient(t testing.TB, url string, opts ...ClientOptions) *Client {
 
 func startSupervisor(t testing.TB, url string) {
 	t.Helper()
+	runSupervisor(t, url, SupervisorOptions{PlacementTimeout: 5 * time.Second})
+}
+
+// runSupervisor runs a supervisor on its own connection until the returned
+// stop is called (or the test ends), as fray-broker runs one.
+func runSupervisor(t testing.TB, url string, o SupervisorOptions) (stop func()) {
+	t.Helper()
 	nc, js := frayt.Connect(t, url)
-	s := NewSupervisor(nc, js, SupervisorOptions{PlacementTimeout: 5 * time.Second})
+	s := NewSupervisor(nc, js, o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -141,7 +149,10 @@ func startSupervisor(t testing.TB, url string) {
 			t.Errorf("supervisor: %v", err)
 		}
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done; nc.Close() }) }
+	t.Cleanup(stop)
+	return stop
 }
 
 func call[R any](t testing.TB, ctx context.Context, h *Handle, method string, arg any) R {

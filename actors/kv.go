@@ -65,25 +65,31 @@ func getRecord(ctx context.Context, kv jetstream.KeyValue, key string) (*Record,
 
 // listRecords reads every live record under filter (e.g. "a.ns.>").
 func listRecords(ctx context.Context, kv jetstream.KeyValue, filter string) ([]*Record, error) {
+	var out []*Record
+	err := eachRecord(ctx, kv, filter, func(_ jetstream.KeyValueEntry, r *Record) { out = append(out, r) })
+	return out, err
+}
+
+// eachRecord calls fn with every live entry under filter and its decoded
+// record, skipping entries that do not decode (not ours to fix).
+func eachRecord(ctx context.Context, kv jetstream.KeyValue, filter string, fn func(jetstream.KeyValueEntry, *Record)) error {
 	w, err := kv.Watch(ctx, filter, jetstream.IgnoreDeletes())
 	if err != nil {
-		return nil, fmt.Errorf("actors: list %s: %w", filter, err)
+		return fmt.Errorf("actors: list %s: %w", filter, err)
 	}
 	defer w.Stop()
-	var out []*Record
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case e := <-w.Updates():
 			if e == nil {
-				return out, nil
+				return nil
 			}
 			var r Record
-			if err := objects.Unmarshal(e.Value(), &r); err != nil {
-				continue // not ours to fix; skip undecodable entries
+			if objects.Unmarshal(e.Value(), &r) == nil {
+				fn(e, &r)
 			}
-			out = append(out, &r)
 		}
 	}
 }
@@ -187,27 +193,11 @@ type standing struct {
 
 // listStanding reads every standing record.
 func listStanding(ctx context.Context, kv jetstream.KeyValue) ([]standing, error) {
-	w, err := kv.Watch(ctx, "s.>", jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("actors: list standing records: %w", err)
-	}
-	defer w.Stop()
 	var out []standing
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case ent := <-w.Updates():
-			if ent == nil {
-				return out, nil
-			}
-			var r Record
-			if err := objects.Unmarshal(ent.Value(), &r); err != nil {
-				continue
-			}
-			out = append(out, standing{key: ent.Key(), rec: &r, rev: ent.Revision()})
-		}
-	}
+	err := eachRecord(ctx, kv, "s.>", func(e jetstream.KeyValueEntry, r *Record) {
+		out = append(out, standing{key: e.Key(), rec: r, rev: e.Revision()})
+	})
+	return out, err
 }
 
 // getStanding reads one standing record; ErrNotFound when absent.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -201,24 +200,11 @@ func TestCallRefusedWhileInstanceResubscribesIsSentAgainToIt(t *testing.T) {
 	}
 }
 
-// runSupervisor runs a supervisor on its own connection until the returned
-// stop is called (or the test ends), as fray-broker runs one.
-func runSupervisor(t *testing.T, url string) (stop func()) {
+// runFastSweepingSupervisor runs a supervisor whose sweep looks again
+// every 100 ms, until the returned stop is called (or the test ends).
+func runFastSweepingSupervisor(t *testing.T, url string) (stop func()) {
 	t.Helper()
-	nc, js := frayt.Connect(t, url)
-	s := NewSupervisor(nc, js, SupervisorOptions{PlacementTimeout: 5 * time.Second, sweepTick: 100 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := s.Run(ctx); err != nil {
-			t.Errorf("supervisor: %v", err)
-		}
-	}()
-	var once sync.Once
-	stop = func() { once.Do(func() { cancel(); <-done; nc.Close() }) }
-	t.Cleanup(stop)
-	return stop
+	return runSupervisor(t, url, SupervisorOptions{PlacementTimeout: 5 * time.Second, sweepTick: 100 * time.Millisecond})
 }
 
 // An actor's host dies (SIGKILL: no cleanup) while the broker is down for
@@ -231,7 +217,7 @@ func TestActorWhoseHostDiesDuringBrokerOutageIsRestartedElsewhereOrDeclaredDead(
 	b := newRestartableBroker(t)
 	reg := testRegistry(t)
 	wa := startWorker(t, b.url(), "wa", nil, reg)
-	stopSup := runSupervisor(t, b.url())
+	stopSup := runFastSweepingSupervisor(t, b.url())
 	c := newClient(t, b.url())
 	ctx := frayt.Context(t, 90*time.Second)
 	restartable, err := c.CreateActor(ctx, ClassCounter, "restartable", 0, MaxRestarts(2), Detached())
@@ -252,7 +238,7 @@ func TestActorWhoseHostDiesDuringBrokerOutageIsRestartedElsewhereOrDeclaredDead(
 	time.Sleep(3 * testTTL) // the outage itself: the leases run out meanwhile
 	b.start()
 	awaitLeaseKeysGone(t, b.url(), "restartable", "fragile")
-	runSupervisor(t, b.url())
+	runFastSweepingSupervisor(t, b.url())
 
 	frayt.Eventually(t, 20*time.Second, "restartable serves again from wb", func() bool {
 		rec, err := restartable.Record(ctx)
@@ -288,7 +274,7 @@ func TestShutDownActorIsNotResurrectedAfterBrokerOutage(t *testing.T) {
 	b := newRestartableBroker(t)
 	reg := testRegistry(t)
 	wa := startWorker(t, b.url(), "wa", nil, reg)
-	stopSup := runSupervisor(t, b.url())
+	stopSup := runFastSweepingSupervisor(t, b.url())
 	c := newClient(t, b.url())
 	ctx := frayt.Context(t, 90*time.Second)
 	ended, err := c.CreateActor(ctx, ClassCounter, "ended", 0, MaxRestarts(-1), Detached())
@@ -319,7 +305,7 @@ func TestShutDownActorIsNotResurrectedAfterBrokerOutage(t *testing.T) {
 	time.Sleep(3 * testTTL)
 	b.start()
 	awaitLeaseKeysGone(t, b.url(), "lost")
-	runSupervisor(t, b.url())
+	runFastSweepingSupervisor(t, b.url())
 
 	// The sweep has run once the lost actor serves again.
 	frayt.Eventually(t, 20*time.Second, "lost actor restarted on wb", func() bool {
