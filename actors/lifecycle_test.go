@@ -41,8 +41,15 @@ func TestNonDetachedActorStopsWhenItsCreatorJobEnds(t *testing.T) {
 		r, err := owned.Record(ctx)
 		return err == nil && r.State == StateStopped
 	})
-	if err := owned.Call(ctx, "Get", nil).Get(ctx, nil); !errors.Is(err, ErrActorUnavailable) {
-		t.Fatalf("call to stopped actor: %v", err)
+	// The supervisor writes the stopped record first, then tells the host;
+	// calls fail once the host has stopped serving the instance.
+	var callErr error
+	frayt.Eventually(t, 5*time.Second, "calls to the stopped actor fail", func() bool {
+		callErr = owned.Call(ctx, "Get", nil).Get(ctx, nil)
+		return callErr != nil
+	})
+	if !errors.Is(callErr, ErrActorUnavailable) {
+		t.Fatalf("call to stopped actor: %v", callErr)
 	}
 	if n := call[int64](t, ctx, detached, "Add", 1); n != 1 {
 		t.Fatalf("detached actor: %d", n)
