@@ -287,6 +287,49 @@ func TestNonPreemptibleWithoutSuchWorkerFailsClearlyAfterPlacementTimeout(t *tes
 	}
 }
 
+func TestCreateOfClassNoLiveWorkerOffersFailsAtOnceNamingWhatThePoolOffers(t *testing.T) {
+	srv := frayt.Server(t)
+	startWorker(t, srv.ClientURL(), "w1", nil, testRegistry(t))
+	// A placement timeout far beyond the context's deadline: only failing
+	// at once, not waiting for a worker, can give ErrUnknownClass.
+	c := newClient(t, srv.ClientURL(), ClientOptions{PlacementTimeout: time.Hour})
+	ctx := frayt.Context(t, 20*time.Second)
+	_, err := c.CreateActor(ctx, "my.Typo", "t", nil)
+	if !errors.Is(err, ErrUnknownClass) || !strings.Contains(err.Error(), ClassCounter) {
+		t.Fatalf("err = %v, want ErrUnknownClass listing %s", err, ClassCounter)
+	}
+	if _, err := c.GetActor(ctx, "t"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetActor after failed create: %v", err)
+	}
+}
+
+func TestCreateBeforeAnyWorkerWaitsForOneToStart(t *testing.T) {
+	srv := frayt.Server(t)
+	c := newClient(t, srv.ClientURL(), ClientOptions{PlacementTimeout: time.Minute})
+	ctx := frayt.Context(t, 30*time.Second)
+	type created struct {
+		h   *Handle
+		err error
+	}
+	done := make(chan created, 1)
+	go func() {
+		h, err := c.CreateActor(ctx, ClassCounter, "early", 0)
+		done <- created{h, err}
+	}()
+	frayt.Eventually(t, 10*time.Second, "create claimed the name", func() bool {
+		r, _, err := getRecord(ctx, c.kv, recordKey(c.Namespace(), "early"))
+		return err == nil && r.State == StatePlacing
+	})
+	startWorker(t, srv.ClientURL(), "w1", nil, testRegistry(t))
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if n := call[int64](t, ctx, r.h, "Add", 2); n != 2 {
+		t.Fatalf("Add = %d", n)
+	}
+}
+
 func TestConstructorErrorReachesCreatorAndFreesName(t *testing.T) {
 	srv := frayt.Server(t)
 	startWorker(t, srv.ClientURL(), "w1", nil, testRegistry(t))

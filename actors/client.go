@@ -178,7 +178,7 @@ func (c *Client) create(ctx context.Context, className, name, group string, inde
 		}
 		rev, err := c.kv.Create(ctx, key, data, jetstream.KeyTTL(c.opts.PlacementTimeout+claimTTL))
 		if err == nil {
-			if _, err := c.place(ctx, rec, rev, placement{timeout: c.opts.PlacementTimeout, construct: c.opts.ConstructTimeout}); err != nil {
+			if _, err := c.place(ctx, rec, rev, placement{timeout: c.opts.PlacementTimeout, construct: c.opts.ConstructTimeout, unknownClassFails: true}); err != nil {
 				// Free the name unless a host already took it over (the
 				// host deletes its own claim on a constructor error).
 				_ = c.kv.Delete(context.WithoutCancel(ctx), key, jetstream.LastRevision(rev))

@@ -30,7 +30,9 @@ var (
 	// ErrNoEligibleWorker means no live worker could host the actor within
 	// the placement timeout.
 	ErrNoEligibleWorker = errors.New("actors: no eligible worker")
-	// ErrUnknownClass means the class is not registered where it was needed.
+	// ErrUnknownClass means the class is not registered where it was needed:
+	// a create fails with it at once when the pool has live workers and
+	// none offers the class, and a host refuses a placement with it.
 	ErrUnknownClass = errors.New("actors: unknown actor class")
 	// ErrNotBound means a handle decoded from CBOR or JSON has no client:
 	// Bind it, or put a client in the context with ContextWithClient.

@@ -55,6 +55,11 @@ type placement struct {
 	timeout     time.Duration // for an eligible worker to exist
 	construct   time.Duration // for the host's reply (constructor included)
 	excludeHost string        // the host that just died, on restart
+	// unknownClassFails ends the wait at once with ErrUnknownClass when the
+	// pool has live workers and none of them offers the class: a create
+	// then fails as fast as a task for an unregistered function. Restarts
+	// keep waiting, as the lost host may come back.
+	unknownClassFails bool
 }
 
 // place asks an eligible live worker to construct and serve rec, whose
@@ -65,9 +70,13 @@ func (e *env) place(ctx context.Context, rec *Record, rev uint64, p placement) (
 	tried := map[string]bool{}
 	wait := 20 * time.Millisecond
 	for {
-		ws, diag, err := e.eligible(ctx, rec, p.excludeHost, tried)
+		ws, pool, err := e.eligible(ctx, rec, p.excludeHost, tried)
 		if err != nil {
 			return "", err
+		}
+		if p.unknownClassFails && pool.live > 0 && pool.withClass == 0 {
+			return "", fmt.Errorf("%w %q: no live worker of pool %q offers it (they offer: %s)",
+				ErrUnknownClass, rec.Class, rec.Pool, orNone(pool.classes))
 		}
 		if len(ws) == 0 && len(tried) > 0 {
 			// Every candidate had no host subscribed yet (starting) or any
@@ -79,7 +88,7 @@ func (e *env) place(ctx context.Context, rec *Record, rev uint64, p placement) (
 				return "", fmt.Errorf("%w for actor %s/%s (class %q, pool %q%s) within %s: %s",
 					ErrNoEligibleWorker, rec.Namespace, rec.Name, rec.Class, rec.Pool,
 					map[bool]string{true: ", non-preemptible: needs a worker with attribute preemptible=false"}[rec.NonPreemptible],
-					p.timeout, diag)
+					p.timeout, pool.diagnosis(rec, p.excludeHost))
 			}
 			select {
 			case <-ctx.Done():
@@ -119,44 +128,69 @@ func (e *env) place(ctx context.Context, rec *Record, rev uint64, p placement) (
 	}
 }
 
+// poolView is what eligible saw of rec's pool, for the error when no
+// worker can take the actor.
+type poolView struct {
+	live, withClass, nonPreemptible int
+	classes                         []string // offered by the pool's live workers, sorted
+}
+
+func (v poolView) diagnosis(rec *Record, exclude string) string {
+	d := []string{
+		fmt.Sprintf("%d live workers in pool %q", v.live, rec.Pool),
+		fmt.Sprintf("%d offer class %q", v.withClass, rec.Class),
+	}
+	if rec.NonPreemptible {
+		d = append(d, fmt.Sprintf("%d of those have preemptible=false", v.nonPreemptible))
+	}
+	if exclude != "" {
+		d = append(d, fmt.Sprintf("excluding lost host %s", exclude))
+	}
+	return strings.Join(d, ", ")
+}
+
 // eligible lists the live workers that may host rec, sorted by id, and
-// otherwise says why none can.
-func (e *env) eligible(ctx context.Context, rec *Record, exclude string, tried map[string]bool) ([]*broker.WorkerInfo, string, error) {
+// what it saw of the pool.
+func (e *env) eligible(ctx context.Context, rec *Record, exclude string, tried map[string]bool) ([]*broker.WorkerInfo, poolView, error) {
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	all, err := listWorkers(lctx, e.wkv)
 	if err != nil {
-		return nil, "", err
+		return nil, poolView{}, err
 	}
 	var out []*broker.WorkerInfo
-	var inPool, withClass, nonPre int
+	var v poolView
 	for _, w := range all {
 		if w.Pool != rec.Pool || w.Draining {
 			continue
 		}
-		inPool++
+		v.live++
+		for _, c := range w.ActorClasses {
+			if !slices.Contains(v.classes, c) {
+				v.classes = append(v.classes, c)
+			}
+		}
 		if !slices.Contains(w.ActorClasses, rec.Class) {
 			continue
 		}
-		withClass++
+		v.withClass++
 		if rec.NonPreemptible && w.Attributes["preemptible"] != "false" {
 			continue
 		}
-		nonPre++
+		v.nonPreemptible++
 		if w.ID == exclude || tried[w.ID] {
 			continue
 		}
 		out = append(out, w)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	var d []string
-	d = append(d, fmt.Sprintf("%d live workers in pool %q", inPool, rec.Pool))
-	d = append(d, fmt.Sprintf("%d offer class %q", withClass, rec.Class))
-	if rec.NonPreemptible {
-		d = append(d, fmt.Sprintf("%d of those have preemptible=false", nonPre))
+	sort.Strings(v.classes)
+	return out, v, nil
+}
+
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
 	}
-	if exclude != "" {
-		d = append(d, fmt.Sprintf("excluding lost host %s", exclude))
-	}
-	return out, strings.Join(d, ", "), nil
+	return strings.Join(names, ", ")
 }
