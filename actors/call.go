@@ -18,6 +18,11 @@ import (
 type target struct {
 	ns, name, key, subject string
 	epoch                  atomic.Uint64
+	// Guarded by mux.mu: the barrier in flight to the actor, if any, and
+	// when the sweep may send the next one after one was refused.
+	barrier     *barrier
+	nextBarrier time.Time
+	barrierWait time.Duration
 }
 
 func (t *target) seen(epoch uint64) {
@@ -37,22 +42,24 @@ type mux struct {
 	sub     *nats.Subscription
 	targets sync.Map // "ns/name" -> *target
 
-	mu      sync.Mutex
-	pending map[string]*Future
-	next    uint64
-	closed  bool
-	// server is the id of the broker server the connection was on at the
-	// last sweep, switched when it last changed (a reconnect).
-	server   string
-	switched time.Time
+	mu       sync.Mutex
+	pending  map[string]*Future
+	barriers map[string]*barrier // by token, like pending
+	next     uint64
+	closed   bool
+	// gen counts the reconnects of the connection the sweep has seen; a
+	// call sent in an earlier generation may have lost its request or its
+	// reply with the connection (core NATS delivers at most once).
+	gen        atomic.Uint64
+	reconnects uint64 // nc.Stats().Reconnects at the last sweep
 
 	stop     chan struct{}
 	finished chan struct{}
 }
 
 func newMux(c *Client) (*mux, error) {
-	m := &mux{c: c, prefix: c.nc.NewInbox() + ".", pending: map[string]*Future{},
-		stop: make(chan struct{}), finished: make(chan struct{}), server: c.nc.ConnectedServerId()}
+	m := &mux{c: c, prefix: c.nc.NewInbox() + ".", pending: map[string]*Future{}, barriers: map[string]*barrier{},
+		stop: make(chan struct{}), finished: make(chan struct{}), reconnects: c.nc.Stats().Reconnects}
 	sub, err := c.nc.Subscribe(m.prefix+"*", m.onReply)
 	if err != nil {
 		return nil, fmt.Errorf("actors: reply subscription: %w", err)
@@ -107,9 +114,9 @@ type Future struct {
 	deadline time.Time
 	retries  int
 	backoff  time.Duration
-	// server is the broker server the call was last sent through ("": the
-	// connection was down and buffered it for the reconnect).
-	server string
+	// gen is the mux's connection generation when the call was last sent,
+	// or when a barrier last found it running.
+	gen uint64
 
 	done       chan struct{}
 	reply      []byte
@@ -134,7 +141,7 @@ func (f *Future) Done() <-chan struct{} { return f.done }
 // Get waits for the call's result and decodes it into out (a pointer, or nil
 // to discard). It returns a *RemoteError for a method error or panic, or
 // ErrActorUnavailable when the instance died while the call may have been
-// running (and no retry remains), the call was possibly lost with the
+// running (and no retry remains), the call was lost with the
 // connection to the broker, or no reply came by the call's deadline or
 // ctx's (wrapping context.DeadlineExceeded). When ctx is cancelled first it
 // returns ctx's error. The call itself still runs to its own deadline.
@@ -205,9 +212,9 @@ func (m *mux) call(ctx context.Context, t *target, method string, arg any, op st
 
 func (m *mux) send(f *Future) {
 	// Read before publishing (and before the sweep can see the call): a
-	// reconnect in between only makes the call look sent through the old
-	// server (see sweep).
-	server := m.c.nc.ConnectedServerId()
+	// reconnect in between only makes the call look sent before it, and
+	// a barrier then settles whether it was lost (see sweep).
+	gen := m.gen.Load()
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -218,7 +225,7 @@ func (m *mux) send(f *Future) {
 		m.next++
 		f.token = strconv.FormatUint(m.next, 36)
 	}
-	f.sent, f.server = time.Now(), server
+	f.sent, f.gen = time.Now(), gen
 	m.pending[f.token] = f
 	m.mu.Unlock()
 	if err := m.c.nc.PublishRequest(f.t.subject, m.prefix+f.token, f.data); err != nil {
@@ -244,6 +251,12 @@ func (m *mux) onReply(msg *nats.Msg) {
 	m.mu.Lock()
 	f := m.pending[token]
 	delete(m.pending, token)
+	if f == nil {
+		if b := m.barriers[token]; b != nil {
+			m.onBarrierReplyLocked(b, msg) // unlocks
+			return
+		}
+	}
 	m.mu.Unlock()
 	if f == nil {
 		return // late reply of a call already given up
@@ -321,18 +334,10 @@ func (m *mux) redeliver(f *Future) {
 	}
 }
 
-// reconnectGrace is how long after the client's connection moved to
-// another broker server (a broker restart, a failover) a call sent through
-// the old one may still get its reply (a host reconnecting later flushes
-// replies it buffered) before it counts as possibly lost.
-const reconnectGrace = 2 * time.Second
-
-// sweep fails calls past their deadline, and checks, for calls waiting
-// longer than StaleAfter, that the instance they went to still lives. A
-// call sent through a broker server the connection has since left (core
-// NATS delivers at most once: the request or its reply may have gone with
-// it) and unanswered reconnectGrace after the switch is possibly lost:
-// severed redelivers or fails it.
+// sweep fails calls past their deadline; checks, for calls waiting longer
+// than StaleAfter, that the instance they went to still lives; and after
+// each reconnect of the connection sends each actor with calls sent before
+// it a barrier, to learn which of them were lost (see barrier).
 func (m *mux) sweep() {
 	defer close(m.finished)
 	every := min(m.c.opts.StaleAfter/2, 250*time.Millisecond)
@@ -347,22 +352,38 @@ func (m *mux) sweep() {
 		now := time.Now()
 		var expired []*Future
 		stale := map[*target][]*Future{}
-		severed := map[*target][]*Future{}
+		suspect := map[*target][]*Future{}
 		m.mu.Lock()
-		// Under m.mu: every pending call read its server before this.
-		if cur := m.c.nc.ConnectedServerId(); cur != "" && cur != m.server {
-			m.server, m.switched = cur, now
+		// Under m.mu: every pending call read the generation before this.
+		if rc := m.c.nc.Stats().Reconnects; rc != m.reconnects {
+			m.reconnects = rc
+			m.gen.Add(1)
 		}
+		gen := m.gen.Load()
 		for tok, f := range m.pending {
 			switch {
 			case now.After(f.deadline):
 				delete(m.pending, tok)
 				expired = append(expired, f)
-			case f.server != "" && f.server != m.server && now.Sub(m.switched) >= reconnectGrace:
-				severed[f.t] = append(severed[f.t], f)
-			case now.Sub(f.sent) > m.c.opts.StaleAfter:
+				continue
+			case f.gen < gen:
+				suspect[f.t] = append(suspect[f.t], f)
+			}
+			// A suspect too: its barrier may wait behind a long call on an
+			// instance that then dies.
+			if now.Sub(f.sent) > m.c.opts.StaleAfter {
 				stale[f.t] = append(stale[f.t], f)
 			}
+		}
+		var barriers []*barrier
+		for t, fs := range suspect {
+			if b := t.barrier; b != nil && b.gen == gen {
+				continue // one in flight for this generation already
+			}
+			if now.Before(t.nextBarrier) {
+				continue
+			}
+			barriers = append(barriers, m.newBarrierLocked(t, fs, gen))
 		}
 		m.mu.Unlock()
 		for _, f := range expired {
@@ -372,37 +393,10 @@ func (m *mux) sweep() {
 		for t, fs := range stale {
 			m.checkAlive(t, fs)
 		}
-		for t, fs := range severed {
-			m.severed(t, fs)
+		for _, b := range barriers {
+			m.sendBarrier(b)
 		}
 	}
-}
-
-// severed handles calls possibly lost with the connection's previous
-// broker server: each is redelivered while its redeliveries last
-// (MaxTaskRetries: it may run twice), else fails with ErrActorUnavailable.
-// A call still running on its instance fails (or runs again) too: no
-// reply tells it apart from a lost one.
-func (m *mux) severed(t *target, fs []*Future) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	rec, _, err := getRecord(ctx, m.c.kv, t.key)
-	cancel()
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return // can't tell the retry budget; look again next tick
-	}
-	var lost []*Future
-	m.mu.Lock()
-	for _, f := range fs {
-		if m.pending[f.token] == f {
-			delete(m.pending, f.token)
-			lost = append(lost, f)
-		}
-	}
-	m.mu.Unlock()
-	m.retryOrFail(rec, lost, func(f *Future) error {
-		return fmt.Errorf("%w: call %s to %s/%s was in flight when the connection to the broker was lost (reconnected to another server): it may have been lost, or have run without its reply arriving",
-			ErrActorUnavailable, f.method, t.ns, t.name)
-	})
 }
 
 // retryOrFail sends each lost call again while the actor (rec, nil when

@@ -42,12 +42,17 @@ type instance struct {
 	// write after ready failed); keep retries it after each renewal.
 	unsaved bool
 
-	calls    atomic.Uint64
-	failErr  atomic.Pointer[error]
-	subMu    sync.Mutex // guards sub and ctlSub against a concurrent stop
-	sub      *nats.Subscription
-	ctlSub   *nats.Subscription
-	sem      chan struct{}
+	calls   atomic.Uint64
+	failErr atomic.Pointer[error]
+	subMu   sync.Mutex // guards sub and ctlSub against a concurrent stop
+	sub     *nats.Subscription
+	ctlSub  *nats.Subscription
+	sem     chan struct{}
+	// running holds the reply subjects of the calls taken off the call
+	// subscription and not yet answered, when MaxConcurrency > 1 (a serial
+	// instance answers each call before taking the next). See barrier.
+	runMu    sync.Mutex
+	running  map[string]struct{}
 	ops      sync.Map // op id -> context.CancelFunc
 	canceled sync.Map // op id -> struct{}: cancel arrived before start
 
@@ -115,6 +120,7 @@ func (in *instance) start(construct func(context.Context) (any, *methodSet, erro
 	in.ms, in.val = ms, reflect.ValueOf(v)
 	if in.rec.MaxConcurrency > 1 {
 		in.sem = make(chan struct{}, in.rec.MaxConcurrency)
+		in.running = map[string]struct{}{}
 	}
 	in.subMu.Lock()
 	if in.ctx.Err() != nil {
@@ -354,6 +360,10 @@ func (in *instance) onCtl(msg *nats.Msg) {
 }
 
 func (in *instance) onCall(msg *nats.Msg) {
+	if msg.Header != nil && msg.Header.Get(hdrBarrier) != "" {
+		in.barrier(msg)
+		return
+	}
 	if in.sem == nil {
 		in.handle(msg) // MaxConcurrency 1: inline, in arrival order
 		return
@@ -363,10 +373,45 @@ func (in *instance) onCall(msg *nats.Msg) {
 	case <-in.ctx.Done():
 		return
 	}
+	in.runMu.Lock()
+	in.running[msg.Reply] = struct{}{}
+	in.runMu.Unlock()
 	go func() {
 		defer func() { <-in.sem }()
-		in.handle(msg)
+		in.handle(msg) // replies before leaving running
+		in.runMu.Lock()
+		delete(in.running, msg.Reply)
+		in.runMu.Unlock()
 	}()
+}
+
+// barrier answers a client that lost its connection with calls pending:
+// which of the calls it names (by reply subject) are still running here.
+// The barrier came through the call subscription behind every call the
+// client sent before it, and each of those is by now either running or
+// answered (a serial instance answered them all), with its reply
+// published before this one. So a named call that is neither running nor
+// answered by the time the client reads this reply is lost.
+func (in *instance) barrier(msg *nats.Msg) {
+	var b barrierMsg
+	if err := objects.Unmarshal(msg.Data, &b); err != nil || msg.Reply == "" {
+		return
+	}
+	rep := barrierReply{V: 1, Epoch: in.epoch}
+	if in.running != nil {
+		in.runMu.Lock()
+		for _, r := range b.Replies {
+			if _, ok := in.running[r]; ok {
+				rep.Running = append(rep.Running, r)
+			}
+		}
+		in.runMu.Unlock()
+	}
+	data, err := objects.Marshal(rep)
+	if err != nil {
+		return
+	}
+	_ = in.env.nc.Publish(msg.Reply, data)
 }
 
 func (in *instance) handle(msg *nats.Msg) {

@@ -138,6 +138,25 @@ type callMsg struct {
 	Op string `cbor:"op,omitempty"`
 }
 
+// hdrBarrier marks a barrier sent on an actor's call subject (see
+// instance.barrier); its body is a barrierMsg.
+const hdrBarrier = "Fray-Barrier"
+
+// barrierMsg names, by reply subject, the calls a client has had no reply
+// to since its connection to the broker was lost. Version 1.
+type barrierMsg struct {
+	V       int      `cbor:"v"`
+	Replies []string `cbor:"replies"`
+}
+
+// barrierReply lists those of a barrier's calls still running on the
+// instance. Version 1.
+type barrierReply struct {
+	V       int      `cbor:"v"`
+	Epoch   uint64   `cbor:"ep"`
+	Running []string `cbor:"running,omitempty"`
+}
+
 // replyMsg is a reply record. Version 1.
 type replyMsg struct {
 	V      int                `cbor:"v"`
