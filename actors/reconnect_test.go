@@ -3,7 +3,6 @@ package actors
 import (
 	"context"
 	"errors"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,8 +39,8 @@ func (g *gate) Hold(ctx context.Context) (int64, error) {
 // connection and gets it back to the same, still running server.
 func reconnectSetup(t *testing.T) (ctx context.Context, host *Client, caller *Client, proxy *frayt.Proxy) {
 	srv := frayt.Server(t)
-	proxy = frayt.NewProxy(t, strings.TrimPrefix(srv.ClientURL(), "nats://"))
-	return frayt.Context(t, 60*time.Second), newClient(t, srv.ClientURL()), newClient(t, proxy.URL()), proxy
+	proxy = frayt.NewProxy(t, srv.ClientURL())
+	return frayt.Context(t, 60*time.Second), newClient(t, srv.ClientURL()), newClient(t, proxy.URL), proxy
 }
 
 func awaitStarted(t *testing.T, ctx context.Context, g *gate) {
@@ -84,7 +83,7 @@ func TestCallWhoseReplyIsLostWhileTheCallerReconnectsIsRetriedOrFailsBeforeItsDe
 	if err := host.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	proxy.Resume()
+	proxy.Restore()
 
 	getCtx, cancelGet := context.WithTimeout(ctx, 20*time.Second)
 	defer cancelGet()
@@ -122,7 +121,7 @@ func TestCallRunningWhileTheCallerReconnectsReturnsItsResultAndRunsOnce(t *testi
 			awaitStarted(t, ctx, g)
 			reconnects, gen := caller.nc.Stats().Reconnects, caller.mux.gen.Load()
 			proxy.Cut()
-			proxy.Resume()
+			proxy.Restore()
 			frayt.Eventually(t, 10*time.Second, "caller reconnected", func() bool {
 				return caller.nc.Stats().Reconnects > reconnects && caller.nc.IsConnected()
 			})

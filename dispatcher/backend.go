@@ -45,6 +45,10 @@ type Backend interface {
 type RemoteStatus struct {
 	State   jobs.JobStatus
 	Message string // the backend's message; the error for a failed job
+	// StartedMS and FinishedMS are when the backend says the job started
+	// running and finished (Unix ms, the backend's clock); 0 when it does
+	// not say or the job never ran.
+	StartedMS, FinishedMS int64
 }
 
 // RemoteJob is one entry of Backend.List.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/frayhq/fray/jobs"
 )
@@ -21,6 +22,22 @@ const NotFoundGiveUp = 3
 // ErrJobNotFound is matched (errors.Is) by a backend's error for a job it
 // does not know.
 var ErrJobNotFound = errors.New("dispatcher: job not found on its backend")
+
+// LogStarter is implemented by a backend whose log lines outlive its jobs
+// under the job's name (Iris's log server), so that a new run of a job name
+// would see an earlier run's lines. Before a run's first Submit the
+// dispatcher asks where the run's lines will start and stores that as the
+// record's log cursor, so a dispatcher restarted at any point after the
+// submission starts there too.
+type LogStarter interface {
+	// LogStart returns the log cursor after every line stored so far for
+	// the name of job jobID, or 0 when the backend's job of that name
+	// already belongs to run (a dispatcher submitted it, then restarted).
+	LogStart(ctx context.Context, jobID, run string) (int64, error)
+}
+
+// maxUnreachableError bounds jobs.Record.UnreachableError.
+const maxUnreachableError = 500
 
 // DefaultStopWait is Options.StopWait's default.
 const DefaultStopWait = 30 * time.Second
@@ -57,6 +74,20 @@ func (d *Dispatcher) startMirror(ctx context.Context, id string) {
 		defer cancel()
 		d.mirror(mctx, b, id)
 	}()
+}
+
+// startAttempts gives each task of r an attempt on backend, RUNNING since
+// r.StartedMS: it marks the job's run on the backend and is exited once its
+// last lines are mirrored.
+func startAttempts(r *jobs.Record, backend string) {
+	for i := range r.Tasks {
+		t := &r.Tasks[i]
+		t.State = jobs.TaskRunning
+		t.Attempts = append(t.Attempts, jobs.TaskAttempt{Attempt: r.Attempt, Worker: backend, State: jobs.TaskRunning, ExitCode: -1, StartMS: r.StartedMS})
+		if len(t.Attempts) > jobs.MaxAttemptsKept {
+			t.Attempts = t.Attempts[len(t.Attempts)-jobs.MaxAttemptsKept:]
+		}
+	}
 }
 
 // stopExternal asks the backend to stop a job, in the background.
@@ -96,6 +127,7 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 			if r.Run != run || r.Status.Terminal() {
 				return jobs.ErrNoChange
 			}
+			r.UnreachableSinceMS, r.UnreachableError = 0, ""
 			return r.Finish(jobs.StatusFailed, msg)
 		})
 		if err != nil && ctx.Err() == nil {
@@ -107,6 +139,32 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 		// still complete, or the backend's job is orphaned (never stopped).
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
+		if ls, ok := b.(LogStarter); ok && r.LogCursor == 0 {
+			// Recorded before the submission, so no restart can lose it.
+			start, err := ls.LogStart(sctx, id, r.Run)
+			if err != nil {
+				if ctx.Err() == nil {
+					fail(fmt.Sprintf("submit to %s: find where its logs start: %v", b.Name(), err))
+				}
+				return
+			}
+			if start > 0 {
+				r, _, err = d.store.Update(sctx, id, func(r *jobs.Record) error {
+					if r.Run != run || r.ExternalID != "" || r.LogCursor != 0 {
+						return jobs.ErrNoChange
+					}
+					r.LogCursor = start
+					return nil
+				})
+				if err != nil {
+					log.Error("record log start", "err", err)
+					return
+				}
+				if r.Run != run {
+					return
+				}
+			}
+		}
 		ext, err := b.Submit(sctx, id, r.Run, &r.Request)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -141,7 +199,7 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 	lw.SetNext(r.LogLines)
 	cursor := r.LogCursor
 	// pull mirrors the lines after cursor into FRAY_LOGS.
-	pull := func() {
+	pull := func() error {
 		lines, next, lerr := b.Logs(ctx, ext, cursor)
 		if lerr == nil && (len(lines) > 0 || next != cursor) {
 			for _, l := range lines {
@@ -156,8 +214,12 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 				cursor = next
 			}
 		}
-		if lerr != nil && ctx.Err() == nil {
-			log.Warn("mirror logs", "err", lerr)
+		return lerr
+	}
+	// pullLast mirrors the lines a finished job left.
+	pullLast := func() {
+		if err := pull(); err != nil && ctx.Err() == nil {
+			log.Warn("mirror the last logs", "err", err)
 		}
 	}
 	// settle records the end: the last logs are mirrored, so the job's
@@ -169,13 +231,27 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 				return jobs.ErrNoChange
 			}
 			r.LogCursor, r.LogLines = cursor, lw.Next()
+			r.UnreachableSinceMS, r.UnreachableError = 0, ""
 			if !r.Status.Terminal() && st != nil {
 				msg := st.Message
 				if st.State == jobs.StatusSucceeded {
 					msg = "" // a backend's "finished successfully" is no error
 				}
+				// A job that ran and finished between two polls was never
+				// seen RUNNING: the backend's clock gives its duration.
+				ranUnseen := r.StartedMS == 0 && st.StartedMS > 0
+				if ranUnseen {
+					r.StartedMS = st.StartedMS
+					startAttempts(r, b.Name())
+				}
 				if err := r.Finish(st.State, msg); err != nil {
 					return err
+				}
+				if ranUnseen && st.FinishedMS >= st.StartedMS {
+					r.FinishedMS = st.FinishedMS
+					for i := range r.Tasks {
+						r.Tasks[i].Current().EndMS = r.FinishedMS
+					}
 				}
 				if st.State != jobs.StatusStopped {
 					for i := range r.Tasks {
@@ -206,43 +282,66 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 	}
 	var failingSince time.Time // status polls failing since then
 	notFound := 0              // status polls in a row that found no such job
+	logsFailing := false       // log fetches failing (warned once)
 	var drainUntil time.Time   // set once the record ended on fray's side
 	t := time.NewTicker(d.o.PollInterval)
 	defer t.Stop()
 	for {
 		// Logs first, so a finished job's record is written after its last
 		// lines are in FRAY_LOGS.
-		pull()
+		lerr := pull()
 		st, serr := b.Status(ctx, ext)
+		if ctx.Err() != nil {
+			return
+		}
 		if serr != nil && errors.Is(serr, ErrJobNotFound) {
 			notFound++
+			if notFound == 1 {
+				log.Warn("backend does not know the job", "err", serr)
+			}
 		} else {
 			notFound = 0
 		}
+		// Any failure but the backend's answer that it does not know the
+		// job means it cannot be reached: said once, and once when it
+		// answers again (the record shows it meanwhile).
+		lost := serr != nil && notFound == 0
+		wasLost := !failingSince.IsZero()
 		switch {
-		case ctx.Err() != nil:
-			return
+		case lost && failingSince.IsZero():
+			failingSince = time.Now()
+			log.Warn("lost contact with backend; polling on", "err", serr)
+		case !lost && !failingSince.IsZero():
+			log.Info("contact with backend restored", "after", time.Since(failingSince).Round(time.Second))
+			failingSince = time.Time{}
+		}
+		// A log fetch that failed with the status poll, or just before
+		// contact returned, is part of the lost contact.
+		switch {
+		case lerr != nil && !lost && !wasLost && !logsFailing:
+			logsFailing = true
+			log.Warn("mirror logs", "err", lerr)
+		case lerr == nil && logsFailing:
+			logsFailing = false
+			log.Info("mirroring logs again")
+		}
+		switch {
 		case serr == nil && st.State.Terminal():
 			// Lines may have come between the logs and the status read.
-			pull()
+			pullLast()
 			settle(&st)
 			return
 		case !drainUntil.IsZero() && (notFound > 0 || time.Now().After(drainUntil)):
 			// The backend forgot the job or never finished it in time.
-			pull()
+			pullLast()
 			settle(nil)
 			return
-		case serr == nil:
-			failingSince = time.Time{}
 		case !drainUntil.IsZero():
 			// Draining: keep trying until drainUntil.
 		case notFound >= NotFoundGiveUp:
 			fail(fmt.Sprintf("%s no longer knows job %s (its head restarted without its job table, or the job was deleted): %v", b.Name(), ext, serr))
 			return
-		case failingSince.IsZero():
-			failingSince = time.Now()
-			log.Warn("poll status", "err", serr)
-		case time.Since(failingSince) > StatusGiveUp:
+		case lost && time.Since(failingSince) > StatusGiveUp:
 			fail(fmt.Sprintf("lost contact with %s for %s: %v", b.Name(), StatusGiveUp, serr))
 			return
 		}
@@ -255,6 +354,19 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 				}
 				changed := r.LogCursor != cursor
 				r.LogCursor, r.LogLines = cursor, lw.Next()
+				if lost {
+					if r.UnreachableSinceMS == 0 { // else an earlier dispatcher's
+						r.UnreachableSinceMS = failingSince.UnixMilli()
+						changed = true
+					}
+					if msg := clip(serr.Error(), maxUnreachableError); r.UnreachableError != msg {
+						r.UnreachableError = msg
+						changed = true
+					}
+				} else if r.UnreachableSinceMS != 0 || r.UnreachableError != "" {
+					r.UnreachableSinceMS, r.UnreachableError = 0, ""
+					changed = true
+				}
 				if serr != nil {
 					if !changed {
 						return jobs.ErrNoChange
@@ -266,16 +378,7 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 					r.Status = jobs.StatusRunning
 					r.StartedMS = jobs.NowMS()
 					r.PendingReason = ""
-					for i := range r.Tasks {
-						t := &r.Tasks[i]
-						t.State = jobs.TaskRunning
-						// The attempt marks the job's run on the backend;
-						// it is exited once its last lines are mirrored.
-						t.Attempts = append(t.Attempts, jobs.TaskAttempt{Attempt: r.Attempt, Worker: b.Name(), State: jobs.TaskRunning, ExitCode: -1, StartMS: r.StartedMS})
-						if len(t.Attempts) > jobs.MaxAttemptsKept {
-							t.Attempts = t.Attempts[len(t.Attempts)-jobs.MaxAttemptsKept:]
-						}
-					}
+					startAttempts(r, b.Name())
 				case s == jobs.StatusPending && st.Message != "" && r.PendingReason != st.Message:
 					r.PendingReason = st.Message
 				default:
@@ -305,4 +408,15 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 		case <-t.C:
 		}
 	}
+}
+
+// clip cuts s to at most n bytes (on a rune boundary), marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

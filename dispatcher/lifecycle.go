@@ -93,6 +93,18 @@ func (d *Dispatcher) checkTimeouts(ctx context.Context) {
 	}
 }
 
+// unschedulable says why r, PENDING and not placeable now for reason, has
+// waited past its scheduling timeout, or returns "" while it may still
+// wait. The wait is counted from r.PendingSinceMS: the submission, or the
+// gang restart the job waits to be placed after.
+func unschedulable(r *jobs.Record, reason string, now time.Time) string {
+	limit := r.Request.SchedulingTimeout
+	if limit <= 0 || now.Sub(time.UnixMilli(r.PendingSinceMS())) < limit {
+		return ""
+	}
+	return fmt.Sprintf("unschedulable for %s (its scheduling timeout); last pending reason: %s", limit, reason)
+}
+
 // reconcile repairs what a crash can leave behind: tasks on workers that
 // died while no dispatcher watched, placements whose allocations were never
 // written, and allocations no live job owns.

@@ -96,8 +96,15 @@ func (d *Dispatcher) placeOne(ctx context.Context, id string) {
 	}
 	p := Place(&r.Request, d.workerStates())
 	if p.Workers == nil {
-		if p.Never && time.Since(d.started) >= d.o.StartupGrace {
+		// Within the startup grace workers may still be registering: no
+		// verdict on a job's chances yet.
+		settled := time.Since(d.started) >= d.o.StartupGrace
+		if p.Never && settled {
 			d.finish(ctx, id, jobs.StatusFailed, "cannot be scheduled: "+p.Reason)
+			return
+		}
+		if msg := unschedulable(r, p.Reason, time.Now()); msg != "" && settled {
+			d.finish(ctx, id, jobs.StatusFailed, msg)
 			return
 		}
 		if r.PendingReason != p.Reason {

@@ -143,7 +143,7 @@ func Match(req *jobs.JobRequest, info *broker.WorkerInfo) (bool, string) {
 	case jobs.DeviceGPU, jobs.DeviceTPU:
 		kind := strings.ToLower(d.Kind)
 		if wr.DeviceKind != kind {
-			return false, fmt.Sprintf("has no %s", kind)
+			return false, fmt.Sprintf("has no %s (%s)", kind, devicesOf(wr))
 		}
 		if !variantOK(wr.DeviceVariant) {
 			return false, fmt.Sprintf("has %s %s, not %s", kind, wr.DeviceVariant, strings.Join(variants(), "|"))
@@ -204,6 +204,35 @@ func Match(req *jobs.JobRequest, info *broker.WorkerInfo) (bool, string) {
 	return true, ""
 }
 
+// devicesOf describes a worker's accelerators: "no accelerators" or
+// "8× gpu A100".
+func devicesOf(wr broker.WorkerResources) string {
+	if wr.DeviceKind == "" || wr.DeviceKind == jobs.DeviceCPU || wr.DeviceCount <= 0 {
+		return "no accelerators"
+	}
+	return strings.TrimSpace(fmt.Sprintf("%d× %s %s", wr.DeviceCount, wr.DeviceKind, wr.DeviceVariant))
+}
+
+// wants describes what one replica of req asks for, in the words of
+// fray submit: "gpu H100:1, cpu=1 ram=4g", "tpu v5e-16 (4 chips), cpu=1".
+func wants(req *jobs.JobRequest) string {
+	need := NeedOf(req)
+	d := req.Resources.Device
+	variants := strings.Join(slices.DeleteFunc(append([]string{d.Variant}, req.Resources.DeviceAlternatives...),
+		func(v string) bool { return v == "" }), "|")
+	var dev string
+	switch kind := strings.ToLower(d.Kind); {
+	case kind == jobs.DeviceGPU && variants != "":
+		dev = fmt.Sprintf("gpu %s:%d, ", variants, need.Devices)
+	case kind == jobs.DeviceTPU && variants != "":
+		dev = fmt.Sprintf("tpu %s (%d chips), ", variants, need.Devices)
+	case kind == jobs.DeviceGPU || kind == jobs.DeviceTPU:
+		dev = fmt.Sprintf("%d %s, ", need.Devices, kind)
+	}
+	need.Devices = 0 // said above
+	return dev + need.String()
+}
+
 // Place decides where each replica of req goes, all or none (gang). It is
 // a pure function of the request and the workers' states. With
 // Coscheduling, every replica goes to a distinct worker and all share the
@@ -226,7 +255,7 @@ func Place(req *jobs.JobRequest, workers []WorkerState) Placement {
 		}
 	}
 	if len(cands) == 0 {
-		return Placement{Never: true, Reason: "no live worker can run it: " + summarize(whys, len(workers))}
+		return Placement{Never: true, Reason: fmt.Sprintf("no live worker can run it (each replica needs %s): %s", wants(req), summarize(whys, len(workers)))}
 	}
 	usable := func(w *WorkerState) bool { return !w.Info.Draining }
 	if cs := req.Coscheduling; cs != nil {
@@ -270,8 +299,8 @@ func Place(req *jobs.JobRequest, workers []WorkerState) Placement {
 		}
 		if largest < n {
 			// Not Never: a slice's workers may still be registering.
-			return Placement{Reason: fmt.Sprintf("waiting for %d workers sharing one %s value; the largest group, %s=%s, has %d workers",
-				n, cs.GroupBy, cs.GroupBy, largestName, largest)}
+			return Placement{Reason: fmt.Sprintf("waiting for %d workers sharing one %s value; the largest group, %s=%s, has %s",
+				n, cs.GroupBy, cs.GroupBy, largestName, workersText(largest))}
 		}
 		return Placement{Reason: fmt.Sprintf("waiting for %d workers with the same %s and %s free each; best group %s=%s has %d of %d free",
 			n, cs.GroupBy, need, cs.GroupBy, bestName, bestFree, bestSize)}
@@ -296,6 +325,14 @@ func Place(req *jobs.JobRequest, workers []WorkerState) Placement {
 		return Placement{Never: true, Reason: fmt.Sprintf("the %d matching workers hold at most %d of %d replicas (%s each) even when idle", len(cands), most, n, need)}
 	}
 	return Placement{Reason: fmt.Sprintf("waiting for capacity: %d of %d replicas (%s each) fit on the %d matching workers now", len(out), n, need, len(cands))}
+}
+
+// workersText is "1 worker" or "n workers".
+func workersText(n int) string {
+	if n == 1 {
+		return "1 worker"
+	}
+	return fmt.Sprintf("%d workers", n)
 }
 
 // slot is a worker's capacity left while packing replicas onto it.
@@ -351,12 +388,24 @@ func summarize(whys map[string]int, total int) string {
 		}
 		return keys[i] < keys[j]
 	})
+	rest, restWorkers := 0, 0
 	if len(keys) > 3 {
+		for _, k := range keys[3:] {
+			rest++
+			restWorkers += whys[k]
+		}
 		keys = keys[:3]
 	}
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = fmt.Sprintf("%d of %d workers: %s", whys[k], total, k)
+	}
+	if rest > 0 {
+		other := "another reason"
+		if rest > 1 {
+			other = fmt.Sprintf("%d other reasons", rest)
+		}
+		parts = append(parts, fmt.Sprintf("%d of %d workers: %s (see fray workers)", restWorkers, total, other))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -134,3 +134,30 @@ func TestPlaceSaysNeverForAGangLargerThanAllMatchingWorkersWhenIdle(t *testing.T
 		t.Fatalf("6 replicas on 6 cores, 2 busy, must wait: %+v", p)
 	}
 }
+
+func TestPlaceSaysWhatAJobNeedsAndWhatTheWorkersHaveWhenNoneCanRunIt(t *testing.T) {
+	ws := []WorkerState{worker("c0", 4, nil), worker("c1", 4, nil), tpuWorker("t0", "v5e-16", "s"),
+		{Info: broker.WorkerInfo{ID: "g0", Resources: broker.WorkerResources{CPU: 8, DeviceKind: "gpu", DeviceVariant: "A100", DeviceCount: 8}}}}
+	var r jobs.JobRequest
+	if err := r.WithGPU("H100", 1); err != nil {
+		t.Fatal(err)
+	}
+	p := Place(&r, ws)
+	if !p.Never {
+		t.Fatalf("an H100 job on workers without H100s must never fit: %+v", p)
+	}
+	for _, want := range []string{
+		"gpu H100:1", // what a replica needs
+		"2 of 4 workers: has no gpu (no accelerators)", // what the cpu workers have
+		"1 of 4 workers: has no gpu (4× tpu v5e-16)",   // what the tpu worker has
+		"1 of 4 workers: has gpu A100, not H100",
+	} {
+		if !strings.Contains(p.Reason, want) {
+			t.Errorf("reason lacks %q:\n%s", want, p.Reason)
+		}
+	}
+	ws = append(ws, WorkerState{Info: broker.WorkerInfo{ID: "l0", Resources: broker.WorkerResources{CPU: 8, DeviceKind: "gpu", DeviceVariant: "L4", DeviceCount: 1}}})
+	if p := Place(&r, ws); !strings.Contains(p.Reason, "1 of 5 workers: another reason (see fray workers)") {
+		t.Errorf("a fourth reason is not counted:\n%s", p.Reason)
+	}
+}

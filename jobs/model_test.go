@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/frayhq/fray/jobs"
+	"github.com/frayhq/fray/objects"
 )
 
 func TestTPUTableKnowsChipsAndVMsPerSlice(t *testing.T) {
@@ -109,6 +110,7 @@ func TestValidateRefusesBadRequestsWithClearErrors(t *testing.T) {
 		{func(r *jobs.JobRequest) { r.Constraints = []jobs.Constraint{{Key: "k", Op: "EQ"}} }, "exactly one"},
 		{func(r *jobs.JobRequest) { r.Resources.Regions = []string{"*", "us"} }, "cannot be combined"},
 		{func(r *jobs.JobRequest) { r.Timeout = -time.Second }, "negative"},
+		{func(r *jobs.JobRequest) { r.SchedulingTimeout = -time.Second }, "scheduling timeout -1s is negative"},
 		{func(r *jobs.JobRequest) { r.Coscheduling = &jobs.Coscheduling{} }, "GroupBy"},
 	}
 	for _, c := range cases {
@@ -152,5 +154,46 @@ func TestTerminalStatesAreFinal(t *testing.T) {
 	}
 	if err := r.Finish(jobs.StatusFailed, "late"); !errors.Is(err, jobs.ErrTerminal) {
 		t.Fatalf("refinish: %v", err)
+	}
+}
+
+func TestSchedulingTimeoutIsEncodedLikeTimeoutAndOmittedWhenZero(t *testing.T) {
+	req := jobs.JobRequest{Name: "j", Entrypoint: jobs.Command("true"), Timeout: 90 * time.Second, SchedulingTimeout: 90 * time.Second}
+	b, err := objects.Marshal(&req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := objects.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["scheduling_timeout"] == nil || m["scheduling_timeout"] != m["timeout"] {
+		t.Fatalf("scheduling_timeout %v (%T), timeout %v (%T): want the same encoding", m["scheduling_timeout"], m["scheduling_timeout"], m["timeout"], m["timeout"])
+	}
+	var back jobs.JobRequest
+	if err := objects.Unmarshal(b, &back); err != nil || back.SchedulingTimeout != 90*time.Second {
+		t.Fatalf("decoded %s, %v", back.SchedulingTimeout, err)
+	}
+	req.SchedulingTimeout = 0
+	b, _ = objects.Marshal(&req)
+	m = nil
+	_ = objects.Unmarshal(b, &m)
+	if _, ok := m["scheduling_timeout"]; ok {
+		t.Fatal("a zero scheduling timeout is encoded")
+	}
+}
+
+func TestAJobWaitsToBePlacedSinceItsSubmissionThenSinceItsLastGangRestart(t *testing.T) {
+	r := &jobs.Record{SubmittedMS: 1000, Tasks: jobs.NewTasks(2)}
+	if got := r.PendingSinceMS(); got != 1000 {
+		t.Fatalf("never placed: %d, want the submission 1000", got)
+	}
+	// Attempt 0 ran from 2000; a restart at 5000 stopped replica 0, and
+	// replica 1 had failed at 4000.
+	r.Attempt, r.StartedMS = 1, 2000
+	r.Tasks[0].Attempts = []jobs.TaskAttempt{{Attempt: 0, State: jobs.TaskStopped, StartMS: 2000, EndMS: 5000}}
+	r.Tasks[1].Attempts = []jobs.TaskAttempt{{Attempt: 0, State: jobs.TaskFailed, StartMS: 2000, EndMS: 4000}}
+	if got := r.PendingSinceMS(); got != 5000 {
+		t.Fatalf("after a gang restart: %d, want the restart 5000", got)
 	}
 }

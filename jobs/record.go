@@ -60,6 +60,13 @@ type Record struct {
 	LogCursor int64 `cbor:"log_cursor,omitempty" json:"log_cursor,omitempty"`
 	// LogLines counts the lines mirrored from an external backend.
 	LogLines int64 `cbor:"log_lines,omitempty" json:"log_lines,omitempty"`
+	// UnreachableSinceMS is set while the dispatcher cannot reach the
+	// external backend running the job (its status polls fail): since when.
+	// It is cleared when a poll succeeds again or the job ends.
+	UnreachableSinceMS int64 `cbor:"unreachable_since_ms,omitempty" json:"unreachable_since_ms,omitempty"`
+	// UnreachableError is the last failed poll's error while
+	// UnreachableSinceMS is set.
+	UnreachableError string `cbor:"unreachable_error,omitempty" json:"unreachable_error,omitempty"`
 }
 
 // TaskState is one replica of a job.
@@ -110,6 +117,27 @@ func (r *Record) Running() int {
 		}
 	}
 	return n
+}
+
+// PendingSinceMS is when r's current wait to be placed began, in Unix ms:
+// its submission while it was never placed (attempt 0); after a gang
+// restart (a preemption or a retry), the latest end of the tasks' previous
+// attempts, which the restart stamps. Meaningful while r is PENDING; the
+// scheduling timeout is counted from it.
+func (r *Record) PendingSinceMS() int64 {
+	if r.Attempt == 0 {
+		return r.SubmittedMS
+	}
+	var since int64
+	for i := range r.Tasks {
+		if a := r.Tasks[i].Current(); a != nil && a.Attempt < r.Attempt && a.EndMS > since {
+			since = a.EndMS
+		}
+	}
+	if since == 0 {
+		since = max(r.StartedMS, r.SubmittedMS)
+	}
+	return since
 }
 
 // Handle-independent helpers.

@@ -23,8 +23,15 @@ type JobRequest struct {
 	// fails as a whole. Defaults to 0.
 	MaxTaskFailures int `cbor:"max_task_failures,omitempty" json:"max_task_failures,omitempty"`
 	// Timeout stops the job when it runs longer. Zero means no timeout.
-	Timeout  time.Duration `cbor:"timeout,omitempty" json:"timeout,omitempty"`
-	Priority int           `cbor:"priority,omitempty" json:"priority,omitempty"`
+	Timeout time.Duration `cbor:"timeout,omitempty" json:"timeout,omitempty"`
+	// SchedulingTimeout fails the job when it waits PENDING, unplaced, this
+	// long: counted from its submission, and afresh from each gang restart
+	// (a preemption or a retry) while it waits to be placed again. The job
+	// ends FAILED with an error that starts "unschedulable for" and carries
+	// its last pending reason. Zero means wait forever. Enforced by the
+	// dispatcher for jobs on fray workers and by Iris; Ray refuses it.
+	SchedulingTimeout time.Duration `cbor:"scheduling_timeout,omitempty" json:"scheduling_timeout,omitempty"`
+	Priority          int           `cbor:"priority,omitempty" json:"priority,omitempty"`
 	// Coscheduling groups the replicas on workers sharing an attribute value.
 	Coscheduling *Coscheduling `cbor:"coscheduling,omitempty" json:"coscheduling,omitempty"`
 	Constraints  []Constraint  `cbor:"constraints,omitempty" json:"constraints,omitempty"`

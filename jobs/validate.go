@@ -95,6 +95,9 @@ func (r *JobRequest) Validate() error {
 	if r.Timeout < 0 {
 		bad("timeout %s is negative", r.Timeout)
 	}
+	if r.SchedulingTimeout < 0 {
+		bad("scheduling timeout %s is negative (0 waits forever)", r.SchedulingTimeout)
+	}
 	res := r.Resources
 	if res.CPU < 0 {
 		bad("cpu %g is negative", res.CPU)

@@ -67,6 +67,9 @@ func runJobs(ctx context.Context, args []string) error {
 		if r.Status == jobs.StatusPending {
 			info = r.PendingReason
 		}
+		if lost := contactLost(r, time.Now()); lost != "" {
+			info = lost
+		}
 		if len(info) > 80 {
 			info = info[:77] + "..."
 		}
@@ -92,6 +95,21 @@ func duration(r *jobs.Record) string {
 		end = time.UnixMilli(r.FinishedMS)
 	}
 	return end.Sub(time.UnixMilli(r.StartedMS)).Round(time.Millisecond).String()
+}
+
+// contactLost says, for a live job whose backend the dispatcher cannot
+// reach, since when and why ("backend unreachable since 12:03:04 (2m10s):
+// …"), else "".
+func contactLost(r *jobs.Record, now time.Time) string {
+	if r.UnreachableSinceMS == 0 || r.Status.Terminal() {
+		return ""
+	}
+	since := time.UnixMilli(r.UnreachableSinceMS)
+	at := since.Format(time.TimeOnly)
+	if y, m, d := since.Date(); now.Year() != y || now.Month() != m || now.Day() != d {
+		at = since.Format(time.DateTime)
+	}
+	return fmt.Sprintf("backend unreachable since %s (%s): %s", at, now.Sub(since).Round(time.Second), r.UnreachableError)
 }
 
 func runJobStatus(ctx context.Context, args []string) error {
@@ -123,10 +141,13 @@ func printRecord(r *jobs.Record) {
 		fmt.Printf("parent:      %s\n", r.Parent)
 	}
 	if r.PendingReason != "" {
-		fmt.Printf("pending:     %s\n", r.PendingReason)
+		fmt.Printf("pending:     %s%s\n", r.PendingReason, pendingFor(r, time.Now()))
 	}
 	if r.Error != "" {
 		fmt.Printf("error:       %s\n", r.Error)
+	}
+	if lost := contactLost(r, time.Now()); lost != "" {
+		fmt.Printf("contact:     %s\n", lost)
 	}
 	fmt.Printf("entrypoint:  %s\n", entrypointText(&r.Request.Entrypoint))
 	fmt.Printf("submitted:   %s ago\nduration:    %s\n", age(r.SubmittedMS), duration(r))

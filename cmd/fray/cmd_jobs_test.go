@@ -2,6 +2,7 @@ package main
 
 import (
 	"testing"
+	"time"
 
 	"github.com/frayhq/fray/jobs"
 )
@@ -27,5 +28,24 @@ func TestJobStatusShowsTheDevicesOfEachTask(t *testing.T) {
 	done := jobs.TaskState{Index: 1, State: jobs.TaskSucceeded, Worker: "w1", Attempts: []jobs.TaskAttempt{{Worker: "w1", State: jobs.TaskSucceeded, Devices: []string{"0"}}}}
 	if got, want := taskLine(r, &done), "task 1:      SUCCEEDED on w1 [gpu 0] (exit 0)"; got != want {
 		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+}
+
+func TestJobStatusSaysSinceWhenAndWhyTheBackendIsUnreachable(t *testing.T) {
+	now := time.Date(2026, 3, 4, 12, 5, 14, 0, time.Local)
+	r := &jobs.Record{Status: jobs.StatusRunning, UnreachableSinceMS: now.Add(-130 * time.Second).UnixMilli(),
+		UnreachableError: "dial tcp 10.0.0.7:8265: connect: connection refused"}
+	want := "backend unreachable since 12:03:04 (2m10s): dial tcp 10.0.0.7:8265: connect: connection refused"
+	if got := contactLost(r, now); got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	r.UnreachableSinceMS = now.Add(-25 * time.Hour).UnixMilli()
+	if got, want := contactLost(r, now), "backend unreachable since 2026-03-03 11:05:14 (25h0m0s): dial tcp 10.0.0.7:8265: connect: connection refused"; got != want {
+		t.Fatalf("a day later: got %q\nwant %q", got, want)
+	}
+	for _, r := range []*jobs.Record{{Status: jobs.StatusRunning}, {Status: jobs.StatusFailed, UnreachableSinceMS: 1}} {
+		if got := contactLost(r, now); got != "" {
+			t.Errorf("%s record with unreachable_since_ms %d: %q, want nothing", r.Status, r.UnreachableSinceMS, got)
+		}
 	}
 }

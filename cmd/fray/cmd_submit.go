@@ -44,6 +44,7 @@ func runSubmit(ctx context.Context, args []string) error {
 	zone := fs.String("zone", "", "zone the job must run in")
 	nonPreemptible := fs.Bool("non-preemptible", false, "run only on workers whose attribute preemptible=false")
 	timeout := fs.Duration("timeout", 0, "stop the job when an attempt runs longer than this, e.g. 30m (0: no timeout)")
+	schedTimeout := fs.Duration("scheduling-timeout", 0, "fail the job when it waits this long to be placed, from submission and again after each preemption or retry, e.g. 10m (0: wait forever)")
 	retriesFailure := fs.Int("max-retries-failure", 0, "rerun the job this many times after a non-zero exit")
 	retriesPreemption := fs.Int("max-retries-preemption", jobs.DefaultMaxRetriesPreemption, "rerun the job this many times after its worker is lost or drained")
 	workdir := fs.String("workdir", "", "working directory of the job's processes on the worker")
@@ -87,6 +88,7 @@ func runSubmit(ctx context.Context, args []string) error {
 		Entrypoint:        jobs.Command(argv...),
 		Replicas:          *replicas,
 		Timeout:           *timeout,
+		SchedulingTimeout: *schedTimeout,
 		MaxRetriesFailure: *retriesFailure,
 		Resources:         jobs.ResourceConfig{CPU: *cpu, RAM: *ram, Disk: *disk, Zone: *zone, TargetCluster: *target},
 	}
@@ -232,25 +234,35 @@ func followJob(ctx context.Context, h *jobs.Handle, progress bool) error {
 	return exitError{1}
 }
 
-// showProgress reports the job's state on stderr when it changes and every
-// 10 s while nothing does.
+// jobProgressEvery is how often `fray submit --wait` says the job's state
+// while nothing changes.
+var jobProgressEvery = 10 * time.Second
+
+// showProgress reports the job's state on stderr when it changes (a
+// PENDING job's reason with it, so each reason is said once) and, shorter,
+// every jobProgressEvery while nothing does.
 func showProgress(ctx context.Context, h *jobs.Handle, start time.Time) {
 	var last string
 	lastAt := time.Now()
 	report := func(r *jobs.Record, force bool) {
-		line := fmt.Sprintf("%s, replicas %d/%d running", r.Status, r.Running(), len(r.Tasks))
+		state := fmt.Sprintf("%s, replicas %d/%d running", r.Status, r.Running(), len(r.Tasks))
+		line := state
 		if r.Status == jobs.StatusPending && r.PendingReason != "" {
 			line += ": " + r.PendingReason
 		}
-		if line == last && !force {
-			return
-		}
-		if last == "" && r.Status != jobs.StatusPending && !force {
+		elapsed := time.Since(start).Round(time.Second)
+		switch {
+		case line != last && last == "" && r.Status != jobs.StatusPending && !force:
 			last = line // don't announce the obvious start of a quick job
+			return
+		case line != last:
+			fmt.Fprintf(os.Stderr, "fray: job %s %s (%s elapsed)\n", h.ID(), line, elapsed)
+		case force:
+			fmt.Fprintf(os.Stderr, "fray: job %s still %s (%s elapsed)\n", h.ID(), state, elapsed)
+		default:
 			return
 		}
 		last, lastAt = line, time.Now()
-		fmt.Fprintf(os.Stderr, "fray: job %s %s (%s elapsed)\n", h.ID(), line, time.Since(start).Round(time.Second))
 	}
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -263,9 +275,23 @@ func showProgress(ctx context.Context, h *jobs.Handle, start time.Time) {
 			if err != nil || r.Status.Terminal() {
 				continue
 			}
-			report(r, time.Since(lastAt) >= 10*time.Second)
+			report(r, time.Since(lastAt) >= jobProgressEvery)
 		}
 	}
+}
+
+// pendingFor says how long a PENDING job has waited to be placed and, if
+// it has one, its scheduling timeout: " (45s so far; scheduling timeout
+// 5m0s)". It is empty for a job that is not PENDING.
+func pendingFor(r *jobs.Record, now time.Time) string {
+	if r.Status != jobs.StatusPending {
+		return ""
+	}
+	waited := max(now.Sub(time.UnixMilli(r.PendingSinceMS())), 0).Round(time.Second)
+	if to := r.Request.SchedulingTimeout; to > 0 {
+		return fmt.Sprintf(" (%s so far; scheduling timeout %s)", waited, to)
+	}
+	return fmt.Sprintf(" (%s so far)", waited)
 }
 
 func defaultJobName(cmd string) string {

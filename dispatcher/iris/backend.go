@@ -37,14 +37,7 @@ func (b *Backend) Submit(ctx context.Context, jobID, run string, req *jobs.JobRe
 			return lr.Name, nil
 		}
 		// The log server keeps the earlier job's lines under the same
-		// name: the new job's logs start after them.
-		floor, err := b.lastLogSeq(ctx, lr.Name)
-		if err != nil {
-			return "", err
-		}
-		b.finishedMu.Lock()
-		b.logFloor[lr.Name] = floor
-		b.finishedMu.Unlock()
+		// name: the dispatcher asked LogStart first.
 		lr.ExistingJobPolicy = jobpb.ExistingJobPolicy_EXISTING_JOB_POLICY_RECREATE
 	} else if !errors.Is(err, ErrNotFound) {
 		return "", err
@@ -63,6 +56,26 @@ func (b *Backend) Submit(ctx context.Context, jobID, run string, req *jobs.JobRe
 	delete(b.finished, id) // an earlier run's job of this name was seen finished
 	b.finishedMu.Unlock()
 	return id, nil
+}
+
+// LogStart is where the log lines of run's job will start
+// (dispatcher.LogStarter): Iris's log server keeps the lines of a job that
+// Submit replaces under the same name, so a new run starts after them. It
+// is 0 when the name's Iris job already belongs to run (or, without a run,
+// when one exists: Submit adopts it).
+func (b *Backend) LogStart(ctx context.Context, jobID, run string) (int64, error) {
+	name, err := b.wireName(jobID)
+	if err != nil {
+		return 0, err
+	}
+	st, err := b.JobStatus(ctx, name)
+	switch {
+	case err == nil && (run == "" || submittedRun(st.GetRequest()) == run):
+		return 0, nil
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return 0, err
+	}
+	return b.lastLogSeq(ctx, name)
 }
 
 // submittedRun is the fray run an Iris job was launched for ("" if none).
@@ -133,7 +146,10 @@ func (b *Backend) settled(id string, j *jobpb.JobStatus) dispatcher.RemoteStatus
 }
 
 func remoteStatus(j *jobpb.JobStatus) dispatcher.RemoteStatus {
-	st := dispatcher.RemoteStatus{}
+	st := dispatcher.RemoteStatus{StartedMS: j.GetStartedAt().GetEpochMs()}
+	if st.StartedMS > 0 {
+		st.FinishedMS = j.GetFinishedAt().GetEpochMs()
+	}
 	switch j.GetState() {
 	case jobpb.JobState_JOB_STATE_RUNNING:
 		st.State = jobs.StatusRunning
@@ -203,11 +219,8 @@ const logPage = 1000
 // is the log store's autoincrement id in all three.
 //
 // A job that replaced an earlier run's job of the same name (see Submit)
-// starts after that job's lines: a cursor below them is raised to them.
+// has that job's lines before its own: start at LogStart's cursor.
 func (b *Backend) Logs(ctx context.Context, externalID string, cursor int64) ([]string, int64, error) {
-	b.finishedMu.Lock()
-	cursor = max(cursor, b.logFloor[externalID])
-	b.finishedMu.Unlock()
 	sources := []func() ([]string, int64, error){
 		func() ([]string, int64, error) { return b.fetchLogs(ctx, b.logs[0], externalID, cursor) },
 		func() ([]string, int64, error) { return b.fetchLogs(ctx, b.logs[1], externalID, cursor) },

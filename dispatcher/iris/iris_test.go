@@ -267,7 +267,7 @@ func TestLaunchJobCarriesExactFieldsForAGPUJob(t *testing.T) {
 	}
 	req.Environment = jobs.EnvironmentConfig{EnvVars: map[string]string{"WANDB_MODE": "offline"}, SetupCommands: []string{"uv sync"}}
 	req.MaxRetriesFailure, req.MaxRetriesPreemption, req.MaxTaskFailures = 2, &five, 1
-	req.Timeout = 90 * time.Minute
+	req.Timeout, req.SchedulingTimeout = 90*time.Minute, 15*time.Minute
 	req.Constraints = []jobs.Constraint{{Key: "pool", Op: jobs.OpEQ, Values: []string{"research"}}, {Key: "tpu-name", Op: jobs.OpEXISTS}}
 	got := launched(t, "/team/train", req)
 	want := &clusterpb.Controller_LaunchJobRequest{
@@ -295,6 +295,7 @@ func TestLaunchJobCarriesExactFieldsForAGPUJob(t *testing.T) {
 		},
 		Replicas:           1,
 		Timeout:            &timepb.Duration{Milliseconds: 90 * 60 * 1000},
+		SchedulingTimeout:  &timepb.Duration{Milliseconds: 15 * 60 * 1000},
 		ExistingJobPolicy:  jobpb.ExistingJobPolicy_EXISTING_JOB_POLICY_KEEP,
 		ClientRevisionDate: "2026-11-27", // today in UTC
 	}
@@ -381,6 +382,14 @@ func TestStatusMapsIrisStates(t *testing.T) {
 	st := remoteStatus(&jobpb.JobStatus{State: jobpb.JobState_JOB_STATE_FAILED, Tasks: []*jobpb.TaskStatus{{Error: "OOM killed", ExitCode: 137}}})
 	if st.Message != "OOM killed; exit code 137 (iris FAILED)" {
 		t.Errorf("failure message %q", st.Message)
+	}
+	st = remoteStatus(&jobpb.JobStatus{State: jobpb.JobState_JOB_STATE_SUCCEEDED,
+		StartedAt: &timepb.Timestamp{EpochMs: 5}, FinishedAt: &timepb.Timestamp{EpochMs: 9}})
+	if st.StartedMS != 5 || st.FinishedMS != 9 {
+		t.Errorf("times: started %d finished %d, want Iris's 5 and 9", st.StartedMS, st.FinishedMS)
+	}
+	if st = remoteStatus(&jobpb.JobStatus{State: jobpb.JobState_JOB_STATE_KILLED, FinishedAt: &timepb.Timestamp{EpochMs: 9}}); st.StartedMS != 0 || st.FinishedMS != 0 {
+		t.Errorf("a job killed before it started has times %d, %d; want none", st.StartedMS, st.FinishedMS)
 	}
 }
 
@@ -507,9 +516,20 @@ func TestRetriesOnFailureGetAFailureBudgetSoIrisActuallyRetries(t *testing.T) {
 	}
 }
 
-func TestANewRunOfAJobNameReplacesTheEarlierRunsJobAndStartsAfterItsLogs(t *testing.T) {
+func TestANewRunOfAJobNameReplacesTheEarlierRunsJobAndItsLogsStartAfterThatJobsLines(t *testing.T) {
 	logs := &fakeLogs{}
 	fc, b := serve(t, logs, false)
+	logStart := func(run string) int64 {
+		t.Helper()
+		start, err := b.LogStart(ctx(t), "/ns/train", run)
+		if err != nil {
+			t.Fatalf("LogStart %s: %v", run, err)
+		}
+		return start
+	}
+	if start := logStart("run-1"); start != 0 {
+		t.Fatalf("LogStart of the name's first run = %d, want 0", start)
+	}
 	if _, err := b.Submit(ctx(t), "/ns/train", "run-1", argvJob("echo", "first")); err != nil {
 		t.Fatal(err)
 	}
@@ -521,7 +541,14 @@ func TestANewRunOfAJobNameReplacesTheEarlierRunsJobAndStartsAfterItsLogs(t *test
 	fc.jobs["/alice/ns.train"].State = jobpb.JobState_JOB_STATE_SUCCEEDED
 	fc.mu.Unlock()
 	logs.entries = append(logs.entries, &loggingpb.LogEntry{Key: "/alice/ns.train/0:0", Data: "first", Seq: 5})
+	if start := logStart("run-1"); start != 0 {
+		t.Fatalf("LogStart of run-1 with run-1's job launched = %d, want 0 (its lines are its own)", start)
+	}
 
+	start := logStart("run-2")
+	if start != 5 {
+		t.Fatalf("LogStart of run-2 = %d, want 5 (after run-1's lines)", start)
+	}
 	id, err := b.Submit(ctx(t), "/ns/train", "run-2", argvJob("echo", "second"))
 	if err != nil || id != "/alice/ns.train" {
 		t.Fatalf("Submit run-2 = %q, %v", id, err)
@@ -530,9 +557,9 @@ func TestANewRunOfAJobNameReplacesTheEarlierRunsJobAndStartsAfterItsLogs(t *test
 		t.Fatalf("%d launches; want run-2 launched with RECREATE (Iris keeps the finished run-1 job)", len(fc.launched))
 	}
 	logs.entries = append(logs.entries, &loggingpb.LogEntry{Key: "/alice/ns.train/0:0", Data: "second", Seq: 8})
-	lines, _, err := b.Logs(ctx(t), id, 0)
+	lines, _, err := b.Logs(ctx(t), id, start)
 	if err != nil || strings.Join(lines, ",") != "second" {
-		t.Fatalf("run-2 logs = %q, %v; want only its own line", lines, err)
+		t.Fatalf("run-2 logs from LogStart = %q, %v; want only its own line", lines, err)
 	}
 }
 

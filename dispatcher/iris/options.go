@@ -81,9 +81,6 @@ type Backend struct {
 	// once well past settle).
 	finishedMu sync.Mutex
 	finished   map[string]time.Time
-	// logFloor is, for a job that replaced an earlier run's job of its
-	// name, the log cursor after that job's lines.
-	logFloor map[string]int64
 
 	ctl clusterpbconnect.ControllerServiceClient
 	// logs are tried in order: the controller's proxy, then the bare path.
@@ -91,7 +88,10 @@ type Backend struct {
 	logPath atomic.Int32 // index into logs of the path that last answered
 }
 
-var _ dispatcher.Backend = (*Backend)(nil)
+var (
+	_ dispatcher.Backend    = (*Backend)(nil)
+	_ dispatcher.LogStarter = (*Backend)(nil)
+)
 
 // New validates opts and returns the backend. It does not contact Iris.
 func New(opts Options) (*Backend, error) {
@@ -118,7 +118,6 @@ func New(opts Options) (*Backend, error) {
 		settle:   opts.LogSettle,
 		spec:     opts.ClusterSpec,
 		finished: map[string]time.Time{},
-		logFloor: map[string]int64{},
 	}
 	if b.settle == 0 {
 		b.settle = 2 * time.Second

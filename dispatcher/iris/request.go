@@ -93,6 +93,9 @@ func (b *Backend) launchRequest(jobID string, req *jobs.JobRequest) (*clusterpb.
 	if req.Timeout > 0 {
 		lr.Timeout = &timepb.Duration{Milliseconds: req.Timeout.Milliseconds()}
 	}
+	if req.SchedulingTimeout > 0 {
+		lr.SchedulingTimeout = &timepb.Duration{Milliseconds: req.SchedulingTimeout.Milliseconds()}
+	}
 	return lr, nil
 }
 

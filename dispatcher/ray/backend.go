@@ -28,6 +28,14 @@ type JobInfo struct {
 	EntrypointResources map[string]float64 `json:"entrypoint_resources"`
 	DriverExitCode      *int               `json:"driver_exit_code"`
 	RuntimeEnv          map[string]any     `json:"runtime_env"`
+	// DriverNodeID is set once the job's supervisor starts its entrypoint
+	// (Ray sets it with RUNNING and never clears it).
+	DriverNodeID string `json:"driver_node_id"`
+	// StartTime is when Ray accepted the submission and EndTime when the
+	// job became terminal (Unix ms); Ray records no time for the start of
+	// the entrypoint itself.
+	StartTime int64 `json:"start_time"`
+	EndTime   int64 `json:"end_time"`
 }
 
 // Submit posts the job to Ray with a submission id derived from jobID.
@@ -78,6 +86,12 @@ func (b *Backend) Status(ctx context.Context, externalID string) (dispatcher.Rem
 
 func remoteStatus(info *JobInfo) (dispatcher.RemoteStatus, error) {
 	st := dispatcher.RemoteStatus{Message: info.Message}
+	if info.DriverNodeID != "" { // it ran
+		st.StartedMS = info.StartTime
+		if info.Status != "RUNNING" {
+			st.FinishedMS = info.EndTime
+		}
+	}
 	switch info.Status {
 	case "PENDING":
 		st.State = jobs.StatusPending

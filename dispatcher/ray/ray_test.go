@@ -308,6 +308,7 @@ func TestValidateRefusesWhatRayCannotHonour(t *testing.T) {
 		"image":                       func(r *jobs.JobRequest) { r.Environment.DockerImage = "img" },
 		"failure retries":             func(r *jobs.JobRequest) { r.MaxRetriesFailure = 1 },
 		"timeout":                     func(r *jobs.JobRequest) { r.Timeout = time.Hour },
+		"scheduling timeout":          func(r *jobs.JobRequest) { r.SchedulingTimeout = time.Minute },
 		"two TPU slices":              func(r *jobs.JobRequest) { _ = r.WithTPU("v5e-16", 2) },
 		"TPU slice grouped otherwise": func(r *jobs.JobRequest) { _ = r.WithTPU("v5e-16", 1); r.Coscheduling.GroupBy = "zone" },
 	}
@@ -463,5 +464,22 @@ func TestAFailureMessageKeepsRaysCauseWithoutTheLogDump(t *testing.T) {
 	st, err := remoteStatus(&JobInfo{Status: "FAILED", Message: "Job entrypoint command failed with exit code 3, last available logs (truncated to 20,000 chars):\nbye\nRunning entrypoint for job x: sh -c 'echo bye; exit 3'\n"})
 	if err != nil || st.Message != "Job entrypoint command failed with exit code 3" {
 		t.Errorf("FAILED → %q, %v", st.Message, err)
+	}
+}
+
+func TestStatusGivesRaysStartAndEndTimesOnlyForAJobThatRan(t *testing.T) {
+	for _, c := range []struct {
+		info          JobInfo
+		start, finish int64
+	}{
+		{JobInfo{Status: "PENDING", StartTime: 5}, 0, 0},
+		{JobInfo{Status: "STOPPED", StartTime: 5, EndTime: 9}, 0, 0}, // stopped before it ran
+		{JobInfo{Status: "RUNNING", DriverNodeID: "n1", StartTime: 5}, 5, 0},
+		{JobInfo{Status: "SUCCEEDED", DriverNodeID: "n1", StartTime: 5, EndTime: 9}, 5, 9},
+	} {
+		st, err := remoteStatus(&c.info)
+		if err != nil || st.StartedMS != c.start || st.FinishedMS != c.finish {
+			t.Errorf("%+v → started %d finished %d, %v; want %d, %d", c.info, st.StartedMS, st.FinishedMS, err, c.start, c.finish)
+		}
 	}
 }

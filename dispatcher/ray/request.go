@@ -104,6 +104,8 @@ func (b *Backend) translate(jobID, run string, req *jobs.JobRequest) (*submitReq
 		return nil, unsupported("max_task_failures = %d: a Ray job has one task", req.MaxTaskFailures)
 	case req.Timeout > 0:
 		return nil, unsupported("timeout %s: the Ray Jobs API has no job timeout", req.Timeout)
+	case req.SchedulingTimeout > 0:
+		return nil, unsupported("scheduling timeout %s: the Ray Jobs API has no scheduling timeout", req.SchedulingTimeout)
 	}
 
 	s := &submitRequest{

@@ -232,6 +232,7 @@ type Controller_LaunchJobRequest struct {
 	Entrypoint           *jobpb.RuntimeEntrypoint  `protobuf:"bytes,2,opt,name=entrypoint,proto3" json:"entrypoint,omitempty"`
 	Resources            *jobpb.ResourceSpecProto  `protobuf:"bytes,3,opt,name=resources,proto3" json:"resources,omitempty"`
 	Environment          *jobpb.EnvironmentConfig  `protobuf:"bytes,4,opt,name=environment,proto3" json:"environment,omitempty"`
+	SchedulingTimeout    *timepb.Duration          `protobuf:"bytes,8,opt,name=scheduling_timeout,json=schedulingTimeout,proto3" json:"scheduling_timeout,omitempty"`
 	MaxTaskFailures      int32                     `protobuf:"varint,11,opt,name=max_task_failures,json=maxTaskFailures,proto3" json:"max_task_failures,omitempty"`
 	MaxRetriesFailure    int32                     `protobuf:"varint,12,opt,name=max_retries_failure,json=maxRetriesFailure,proto3" json:"max_retries_failure,omitempty"`
 	MaxRetriesPreemption int32                     `protobuf:"varint,13,opt,name=max_retries_preemption,json=maxRetriesPreemption,proto3" json:"max_retries_preemption,omitempty"`
@@ -300,6 +301,13 @@ func (x *Controller_LaunchJobRequest) GetResources() *jobpb.ResourceSpecProto {
 func (x *Controller_LaunchJobRequest) GetEnvironment() *jobpb.EnvironmentConfig {
 	if x != nil {
 		return x.Environment
+	}
+	return nil
+}
+
+func (x *Controller_LaunchJobRequest) GetSchedulingTimeout() *timepb.Duration {
+	if x != nil {
+		return x.SchedulingTimeout
 	}
 	return nil
 }
@@ -1013,16 +1021,17 @@ var File_iris_controller_proto protoreflect.FileDescriptor
 
 const file_iris_controller_proto_rawDesc = "" +
 	"\n" +
-	"\x15iris/controller.proto\x12\firis.cluster\x1a\x0eiris/job.proto\x1a\x12iris/logging.proto\x1a\x0firis/time.proto\"\xa6\x14\n" +
+	"\x15iris/controller.proto\x12\firis.cluster\x1a\x0eiris/job.proto\x1a\x12iris/logging.proto\x1a\x0firis/time.proto\"\xea\x14\n" +
 	"\n" +
-	"Controller\x1a\xd4\x05\n" +
+	"Controller\x1a\x98\x06\n" +
 	"\x10LaunchJobRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12;\n" +
 	"\n" +
 	"entrypoint\x18\x02 \x01(\v2\x1b.iris.job.RuntimeEntrypointR\n" +
 	"entrypoint\x129\n" +
 	"\tresources\x18\x03 \x01(\v2\x1b.iris.job.ResourceSpecProtoR\tresources\x12=\n" +
-	"\venvironment\x18\x04 \x01(\v2\x1b.iris.job.EnvironmentConfigR\venvironment\x12*\n" +
+	"\venvironment\x18\x04 \x01(\v2\x1b.iris.job.EnvironmentConfigR\venvironment\x12B\n" +
+	"\x12scheduling_timeout\x18\b \x01(\v2\x13.iris.time.DurationR\x11schedulingTimeout\x12*\n" +
 	"\x11max_task_failures\x18\v \x01(\x05R\x0fmaxTaskFailures\x12.\n" +
 	"\x13max_retries_failure\x18\f \x01(\x05R\x11maxRetriesFailure\x124\n" +
 	"\x16max_retries_preemption\x18\r \x01(\x05R\x14maxRetriesPreemption\x126\n" +
@@ -1138,9 +1147,9 @@ var file_iris_controller_proto_goTypes = []any{
 	(*jobpb.RuntimeEntrypoint)(nil),         // 15: iris.job.RuntimeEntrypoint
 	(*jobpb.ResourceSpecProto)(nil),         // 16: iris.job.ResourceSpecProto
 	(*jobpb.EnvironmentConfig)(nil),         // 17: iris.job.EnvironmentConfig
-	(*jobpb.Constraint)(nil),                // 18: iris.job.Constraint
-	(*jobpb.CoschedulingConfig)(nil),        // 19: iris.job.CoschedulingConfig
-	(*timepb.Duration)(nil),                 // 20: iris.time.Duration
+	(*timepb.Duration)(nil),                 // 18: iris.time.Duration
+	(*jobpb.Constraint)(nil),                // 19: iris.job.Constraint
+	(*jobpb.CoschedulingConfig)(nil),        // 20: iris.job.CoschedulingConfig
 	(jobpb.ExistingJobPolicy)(0),            // 21: iris.job.ExistingJobPolicy
 	(*jobpb.JobStatus)(nil),                 // 22: iris.job.JobStatus
 	(*loggingpb.LogEntry)(nil),              // 23: iris.logging.LogEntry
@@ -1150,34 +1159,35 @@ var file_iris_controller_proto_depIdxs = []int32{
 	15, // 0: iris.cluster.Controller.LaunchJobRequest.entrypoint:type_name -> iris.job.RuntimeEntrypoint
 	16, // 1: iris.cluster.Controller.LaunchJobRequest.resources:type_name -> iris.job.ResourceSpecProto
 	17, // 2: iris.cluster.Controller.LaunchJobRequest.environment:type_name -> iris.job.EnvironmentConfig
-	18, // 3: iris.cluster.Controller.LaunchJobRequest.constraints:type_name -> iris.job.Constraint
-	19, // 4: iris.cluster.Controller.LaunchJobRequest.coscheduling:type_name -> iris.job.CoschedulingConfig
-	20, // 5: iris.cluster.Controller.LaunchJobRequest.timeout:type_name -> iris.time.Duration
-	21, // 6: iris.cluster.Controller.LaunchJobRequest.existing_job_policy:type_name -> iris.job.ExistingJobPolicy
-	22, // 7: iris.cluster.Controller.GetJobStatusResponse.job:type_name -> iris.job.JobStatus
-	4,  // 8: iris.cluster.Controller.GetJobStatusResponse.request:type_name -> iris.cluster.Controller.LaunchJobRequest
-	2,  // 9: iris.cluster.Controller.JobQuery.scope:type_name -> iris.cluster.Controller.JobQueryScope
-	0,  // 10: iris.cluster.Controller.JobQuery.sort_field:type_name -> iris.cluster.Controller.JobSortField
-	1,  // 11: iris.cluster.Controller.JobQuery.sort_direction:type_name -> iris.cluster.Controller.SortDirection
-	9,  // 12: iris.cluster.Controller.ListJobsRequest.query:type_name -> iris.cluster.Controller.JobQuery
-	22, // 13: iris.cluster.Controller.ListJobsResponse.jobs:type_name -> iris.job.JobStatus
-	23, // 14: iris.cluster.Controller.TaskLogBatch.logs:type_name -> iris.logging.LogEntry
-	13, // 15: iris.cluster.Controller.GetTaskLogsResponse.task_logs:type_name -> iris.cluster.Controller.TaskLogBatch
-	4,  // 16: iris.cluster.ControllerService.LaunchJob:input_type -> iris.cluster.Controller.LaunchJobRequest
-	6,  // 17: iris.cluster.ControllerService.GetJobStatus:input_type -> iris.cluster.Controller.GetJobStatusRequest
-	8,  // 18: iris.cluster.ControllerService.TerminateJob:input_type -> iris.cluster.Controller.TerminateJobRequest
-	10, // 19: iris.cluster.ControllerService.ListJobs:input_type -> iris.cluster.Controller.ListJobsRequest
-	12, // 20: iris.cluster.ControllerService.GetTaskLogs:input_type -> iris.cluster.Controller.GetTaskLogsRequest
-	5,  // 21: iris.cluster.ControllerService.LaunchJob:output_type -> iris.cluster.Controller.LaunchJobResponse
-	7,  // 22: iris.cluster.ControllerService.GetJobStatus:output_type -> iris.cluster.Controller.GetJobStatusResponse
-	24, // 23: iris.cluster.ControllerService.TerminateJob:output_type -> iris.job.Empty
-	11, // 24: iris.cluster.ControllerService.ListJobs:output_type -> iris.cluster.Controller.ListJobsResponse
-	14, // 25: iris.cluster.ControllerService.GetTaskLogs:output_type -> iris.cluster.Controller.GetTaskLogsResponse
-	21, // [21:26] is the sub-list for method output_type
-	16, // [16:21] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	18, // 3: iris.cluster.Controller.LaunchJobRequest.scheduling_timeout:type_name -> iris.time.Duration
+	19, // 4: iris.cluster.Controller.LaunchJobRequest.constraints:type_name -> iris.job.Constraint
+	20, // 5: iris.cluster.Controller.LaunchJobRequest.coscheduling:type_name -> iris.job.CoschedulingConfig
+	18, // 6: iris.cluster.Controller.LaunchJobRequest.timeout:type_name -> iris.time.Duration
+	21, // 7: iris.cluster.Controller.LaunchJobRequest.existing_job_policy:type_name -> iris.job.ExistingJobPolicy
+	22, // 8: iris.cluster.Controller.GetJobStatusResponse.job:type_name -> iris.job.JobStatus
+	4,  // 9: iris.cluster.Controller.GetJobStatusResponse.request:type_name -> iris.cluster.Controller.LaunchJobRequest
+	2,  // 10: iris.cluster.Controller.JobQuery.scope:type_name -> iris.cluster.Controller.JobQueryScope
+	0,  // 11: iris.cluster.Controller.JobQuery.sort_field:type_name -> iris.cluster.Controller.JobSortField
+	1,  // 12: iris.cluster.Controller.JobQuery.sort_direction:type_name -> iris.cluster.Controller.SortDirection
+	9,  // 13: iris.cluster.Controller.ListJobsRequest.query:type_name -> iris.cluster.Controller.JobQuery
+	22, // 14: iris.cluster.Controller.ListJobsResponse.jobs:type_name -> iris.job.JobStatus
+	23, // 15: iris.cluster.Controller.TaskLogBatch.logs:type_name -> iris.logging.LogEntry
+	13, // 16: iris.cluster.Controller.GetTaskLogsResponse.task_logs:type_name -> iris.cluster.Controller.TaskLogBatch
+	4,  // 17: iris.cluster.ControllerService.LaunchJob:input_type -> iris.cluster.Controller.LaunchJobRequest
+	6,  // 18: iris.cluster.ControllerService.GetJobStatus:input_type -> iris.cluster.Controller.GetJobStatusRequest
+	8,  // 19: iris.cluster.ControllerService.TerminateJob:input_type -> iris.cluster.Controller.TerminateJobRequest
+	10, // 20: iris.cluster.ControllerService.ListJobs:input_type -> iris.cluster.Controller.ListJobsRequest
+	12, // 21: iris.cluster.ControllerService.GetTaskLogs:input_type -> iris.cluster.Controller.GetTaskLogsRequest
+	5,  // 22: iris.cluster.ControllerService.LaunchJob:output_type -> iris.cluster.Controller.LaunchJobResponse
+	7,  // 23: iris.cluster.ControllerService.GetJobStatus:output_type -> iris.cluster.Controller.GetJobStatusResponse
+	24, // 24: iris.cluster.ControllerService.TerminateJob:output_type -> iris.job.Empty
+	11, // 25: iris.cluster.ControllerService.ListJobs:output_type -> iris.cluster.Controller.ListJobsResponse
+	14, // 26: iris.cluster.ControllerService.GetTaskLogs:output_type -> iris.cluster.Controller.GetTaskLogsResponse
+	22, // [22:27] is the sub-list for method output_type
+	17, // [17:22] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_iris_controller_proto_init() }
