@@ -240,11 +240,17 @@ func NATSOptionsFromEnv() ([]nats.Option, error) {
 
 // Connect connects to the cluster named by spec (see ParseSpec; "" means
 // local). FRAY_NATS_* environment variables supply credentials and TLS
-// files; options given here apply after them.
+// files for a remote cluster (an in-process one ignores them); options
+// given here apply after them.
 func Connect(ctx context.Context, spec string, opts ...Option) (*Client, error) {
 	sp, err := ParseSpec(spec)
 	if err != nil {
 		return nil, err
+	}
+	if len(sp.URLs) == 0 {
+		// The in-process broker has no TLS and no authentication: the
+		// FRAY_NATS_* credentials are for the clusters elsewhere.
+		opts = append([]Option{WithoutEnvCredentials()}, opts...)
 	}
 	cfg, err := buildConfig(opts)
 	if err != nil {

@@ -53,7 +53,11 @@ func (e *RemoteError) Error() string {
 	if e.Type != "" {
 		typ = e.Type + ": "
 	}
-	return fmt.Sprintf("task %s %s failed%s: %s%s", e.Fn, e.TaskID, where, typ, e.Message)
+	task := e.TaskID
+	if e.Fn != "" { // a cancellation through a future obtained by id names no function
+		task = e.Fn + " " + task
+	}
+	return fmt.Sprintf("task %s failed%s: %s%s", task, where, typ, e.Message)
 }
 
 // Is maps a failure kind onto the package's sentinels, so callers can write

@@ -76,7 +76,7 @@ type Executor struct {
 
 type runningTask struct {
 	id      string
-	msg     *nats.Msg
+	msg     *nats.Msg // nil once the attempt ended without its handler (see callWithin)
 	started time.Time
 	cancel  context.CancelCauseFunc
 }
@@ -144,7 +144,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	if e.view, err = WatchWorkers(bg, e.js); err != nil {
 		return err
 	}
-	cancelsDone, err := e.watchCancels(bg)
+	cancelsDone, cancelsReady, err := e.watchCancels(bg)
 	if err != nil {
 		return err
 	}
@@ -204,7 +204,18 @@ func (e *Executor) Run(ctx context.Context) error {
 		e.ticks(tickCtx)
 	}()
 
-	e.pull.start()
+	// Take no task before knowing the pool's peers (a task only a peer
+	// serves is handed on, not failed) and the cancellations (a task
+	// cancelled while queued never starts).
+	for _, ready := range []<-chan struct{}{e.view.Ready(), cancelsReady} {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+		}
+	}
+	if ctx.Err() == nil {
+		e.pull.start()
+	}
 	<-ctx.Done()
 
 	// Drain. A message received before draining is set is held (counted by
@@ -291,7 +302,7 @@ func (e *Executor) ticks(ctx context.Context) {
 			}
 			lastBeat = now
 			for i := range e.slots {
-				if r := e.slots[i].Load(); r != nil {
+				if r := e.slots[i].Load(); r != nil && r.msg != nil {
 					r.msg.InProgress()
 				}
 			}
@@ -310,19 +321,26 @@ func (e *Executor) ticks(ctx context.Context) {
 }
 
 // watchCancels keeps the set of cancelled task ids and cancels running ones.
-func (e *Executor) watchCancels(ctx context.Context) (<-chan struct{}, error) {
+// ready is closed once the cancellations stored so far are known.
+func (e *Executor) watchCancels(ctx context.Context) (done, ready <-chan struct{}, err error) {
 	kv, err := e.js.KeyValue(ctx, broker.BucketCancels)
 	if err != nil {
-		return nil, fmt.Errorf("tasks: cancel bucket: %w", err)
+		return nil, nil, fmt.Errorf("tasks: cancel bucket: %w", err)
 	}
 	w, err := kv.WatchAll(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("tasks: watch cancels: %w", err)
+		return nil, nil, fmt.Errorf("tasks: watch cancels: %w", err)
 	}
-	done := make(chan struct{})
+	doneCh, readyCh := make(chan struct{}), make(chan struct{})
 	go func() {
-		defer close(done)
+		defer close(doneCh)
 		defer w.Stop()
+		loaded := false
+		defer func() {
+			if !loaded {
+				close(readyCh)
+			}
+		}()
 		for {
 			select {
 			case <-ctx.Done():
@@ -332,6 +350,10 @@ func (e *Executor) watchCancels(ctx context.Context) (<-chan struct{}, error) {
 					return
 				}
 				if en == nil {
+					if !loaded {
+						loaded = true
+						close(readyCh)
+					}
 					continue
 				}
 				id := en.Key()
@@ -353,7 +375,7 @@ func (e *Executor) watchCancels(ctx context.Context) (<-chan struct{}, error) {
 			}
 		}
 	}()
-	return done, nil
+	return doneCh, readyCh, nil
 }
 
 func (e *Executor) isCancelled(id string) bool {
@@ -433,7 +455,22 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 			return
 		}
 	}
-	val, herr := call(ctx, h, arg)
+	var val any
+	var herr error
+	if t.TimeoutMS > 0 {
+		var running <-chan struct{}
+		if val, running, herr = callWithin(ctx, h, arg, timeoutGrace); running != nil {
+			// The handler ignores its context: the attempt ends now, and
+			// the handler keeps its slot (without heartbeats for a task
+			// that is no longer this slot's) until it returns.
+			defer func() {
+				e.slots[slot].Store(&runningTask{id: t.ID, started: time.Now(), cancel: cancel})
+				<-running
+			}()
+		}
+	} else {
+		val, herr = call(ctx, h, arg)
+	}
 	cause := context.Cause(ctx)
 	switch {
 	case errors.Is(cause, errDrain):
@@ -444,6 +481,9 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		return
 	}
 	res.FinishedMS = time.Now().UnixMilli()
+	if herr == nil && errors.Is(cause, ErrTimeout) {
+		herr = cause // a value returned after the timeout: the attempt ran past it
+	}
 	if herr != nil {
 		var pe panicError
 		var bi badInput
@@ -495,6 +535,42 @@ func backoff(t *Task, attempt int) time.Duration {
 		d *= 2
 	}
 	return min(d, 5*time.Minute)
+}
+
+// timeoutGrace is how long a handler may take to return once its
+// attempt's timeout has cancelled its context, before the attempt is
+// ended without it.
+var timeoutGrace = time.Second
+
+// callWithin is call for an attempt with a timeout (ctx's deadline): a
+// handler still running grace after ctx ends is left running, and
+// callWithin returns ctx's cause at once with running, which is closed
+// when the handler returns.
+func callWithin(ctx context.Context, h Handler, arg []byte, grace time.Duration) (val any, running <-chan struct{}, err error) {
+	type ret struct {
+		val any
+		err error
+	}
+	out := make(chan ret, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		v, err := call(ctx, h, arg)
+		out <- ret{v, err}
+	}()
+	select {
+	case r := <-out:
+		return r.val, nil, r.err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case r := <-out:
+		return r.val, nil, r.err
+	case <-t.C:
+		return nil, done, context.Cause(ctx)
+	}
 }
 
 type panicError struct{ msg string }

@@ -36,7 +36,10 @@ func Pool(name string) Option {
 }
 
 // Timeout bounds each attempt; the handler's context is cancelled when it
-// passes and the attempt fails with ErrTimeout. Defaults to no timeout.
+// passes and the attempt fails with ErrTimeout. A handler that ignores its
+// context is abandoned a second later (the attempt fails then; the handler
+// keeps its worker slot until it returns), and a value it returns after
+// the timeout is dropped. Defaults to no timeout.
 func Timeout(d time.Duration) Option {
 	return func(o *submitOptions) error {
 		if d <= 0 {

@@ -290,6 +290,9 @@ func (p *Producer) Submit(ctx context.Context, fn string, arg any, opts ...Optio
 }
 
 func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, opts []Option) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("tasks: submit %s: %w", fn, err) // a caller that gave up queues nothing
+	}
 	o, err := buildOptions(opts)
 	if err != nil {
 		return err
@@ -411,7 +414,7 @@ func mapPublishError(err error) error {
 	if d := errorDescription(err); d != "" {
 		if strings.Contains(d, "maximum bytes exceeded") || strings.Contains(d, "maximum messages exceeded") ||
 			strings.Contains(d, "resource limits exceeded") || strings.Contains(d, "insufficient resources") {
-			return fmt.Errorf("%w: %s (stream %s limits; raise them with fray-broker flags or retry later)", ErrQueueFull, d, broker.StreamTasks)
+			return fmt.Errorf("%w: %s (stream %s limits; retry later, or raise fray-broker --queue-max-bytes)", ErrQueueFull, d, broker.StreamTasks)
 		}
 	}
 	return fmt.Errorf("tasks: submit: %w", err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -15,21 +16,31 @@ import (
 	"github.com/frayhq/fray/tasks"
 )
 
-// ExecError is an exec handler's failure: its exit status and the tail of
-// its stderr.
+// ExecError is an exec handler's failure: its exit status (or the signal
+// that killed it) and the tail of its stderr.
 type ExecError struct {
 	Command  string
-	ExitCode int
+	ExitCode int // -1 when a signal killed the command
+	Signal   int // the signal that killed it (9 for SIGKILL); 0 when it exited
 	Stderr   string
 }
 
 func (e *ExecError) Error() string {
 	msg := fmt.Sprintf("command %q exited with status %d", e.Command, e.ExitCode)
+	if e.Signal != 0 {
+		msg = fmt.Sprintf("command %q was killed by signal %d (%s)", e.Command, e.Signal, syscall.Signal(e.Signal))
+	}
 	if e.Stderr != "" {
 		msg += ": " + e.Stderr
 	}
 	return msg
 }
+
+// lifelineScript runs an exec handler's command ($1) in a shell of its
+// own, without fd 3, beside a watchdog that kills the whole process group
+// once fd 3, the read end of a pipe whose write end only the worker holds,
+// reaches end of file: when the worker dies.
+const lifelineScript = `{ read _ <&3; kill -9 0; } </dev/null >/dev/null 2>&1 & exec 3<&- /bin/sh -c "$1"`
 
 // stderrTail bounds how much stderr an ExecError carries.
 const stderrTail = 4096
@@ -42,8 +53,8 @@ const execOutputGrace = time.Second
 // task's argument goes to its stdin as JSON, and the JSON it prints on
 // stdout is the result (empty output is a null result). A non-zero exit is
 // an *ExecError carrying the tail of stderr. The command's process group
-// is killed when it exits (background children it left behind) and on
-// cancellation or a timeout.
+// is killed when it exits (background children it left behind), on
+// cancellation or a timeout, and when this process dies.
 func ExecHandler(command string) tasks.Handler {
 	return func(ctx context.Context, raw []byte) (any, error) {
 		var arg any
@@ -56,7 +67,17 @@ func ExecHandler(command string) tasks.Handler {
 		if err != nil {
 			return nil, fmt.Errorf("exec %q: argument is not JSON-encodable: %w", command, err)
 		}
-		cmd := exec.Command("/bin/sh", "-c", command)
+		// A worker that dies (SIGKILL, OOM) takes its commands with it,
+		// rather than leaving them to run beside the task's next attempt:
+		// the command's process group has a lifeline, a pipe whose other
+		// end only this process holds (see lifelineScript).
+		lifeline, keep, err := os.Pipe()
+		if err != nil {
+			return nil, fmt.Errorf("exec %q: %w", command, err)
+		}
+		defer keep.Close() // after the group is killed below
+		cmd := exec.Command("/bin/sh", "-c", lifelineScript, "/bin/sh", command)
+		cmd.ExtraFiles = []*os.File{lifeline} // fd 3
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.Stdin = bytes.NewReader(append(in, '\n'))
 		var stdout bytes.Buffer
@@ -69,7 +90,9 @@ func ExecHandler(command string) tasks.Handler {
 		if ti, ok := tasks.CurrentTask(ctx); ok {
 			cmd.Env = append(cmd.Environ(), "FRAY_TASK_ID="+ti.ID, "FRAY_TASK_FN="+ti.Fn, fmt.Sprintf("FRAY_TASK_ATTEMPT=%d", ti.Attempt))
 		}
-		if err := cmd.Start(); err != nil {
+		err = cmd.Start()
+		lifeline.Close()
+		if err != nil {
 			return nil, fmt.Errorf("exec %q: %w", command, err)
 		}
 		waitErr := make(chan error, 1)
@@ -85,11 +108,14 @@ func ExecHandler(command string) tasks.Handler {
 			return nil, context.Cause(ctx)
 		}
 		if err != nil {
-			code := -1
-			if ee, ok := err.(*exec.ExitError); ok {
-				code = ee.ExitCode()
+			ee := &ExecError{Command: command, ExitCode: -1, Stderr: strings.TrimSpace(stderr.String())}
+			if xe, ok := err.(*exec.ExitError); ok {
+				ee.ExitCode = xe.ExitCode()
+				if ws, ok := xe.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					ee.Signal = int(ws.Signal())
+				}
 			}
-			return nil, &ExecError{Command: command, ExitCode: code, Stderr: strings.TrimSpace(stderr.String())}
+			return nil, ee
 		}
 		out := bytes.TrimSpace(stdout.Bytes())
 		if len(out) == 0 {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,11 +66,29 @@ type Worker struct {
 	info broker.WorkerInfo
 }
 
+// CheckID returns an error when id cannot name a worker: its registry key
+// takes 1 to 256 letters, digits, '-', '_', '=', '.' and '/'.
+func CheckID(id string) error {
+	ok := id != "" && len(id) <= 256 && !strings.HasPrefix(id, ".") && !strings.HasSuffix(id, ".") && !strings.Contains(id, "..")
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_=./", r)) {
+			ok = false
+		}
+	}
+	if !ok {
+		return fmt.Errorf("worker: id %q: want 1 to 256 letters, digits, '-', '_', '=', '.' and '/'", id)
+	}
+	return nil
+}
+
 // New validates options and builds the worker.
 func New(nc *nats.Conn, o Options) (*Worker, error) {
 	host, _ := os.Hostname()
 	if o.ID == "" {
 		o.ID = fmt.Sprintf("%s-%s", host, nuid.Next()[16:])
+	}
+	if err := CheckID(o.ID); err != nil {
+		return nil, err
 	}
 	if o.Pool == "" {
 		o.Pool = tasks.DefaultPool
@@ -88,6 +107,12 @@ func New(nc *nats.Conn, o Options) (*Worker, error) {
 	}
 	if o.LeaseTTL < time.Second {
 		return nil, fmt.Errorf("worker: lease TTL %s under the 1s minimum", o.LeaseTTL)
+	}
+	if o.AckWait != 0 && o.AckWait < 300*time.Millisecond {
+		return nil, fmt.Errorf("worker: AckWait %s under the 300ms minimum", o.AckWait)
+	}
+	if o.DrainTimeout < 0 {
+		return nil, fmt.Errorf("worker: negative DrainTimeout %s", o.DrainTimeout)
 	}
 	if o.Registry == nil {
 		o.Registry = tasks.NewRegistry()

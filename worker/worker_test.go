@@ -157,6 +157,9 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		"bad pool":    {Pool: "a.b"},
 		"negative":    {Concurrency: -1},
 		"short lease": {LeaseTTL: 10 * time.Millisecond},
+		"bad id":      {ID: "a b"},
+		"short ack":   {AckWait: 10 * time.Millisecond},
+		"drain < 0":   {DrainTimeout: -time.Second},
 	} {
 		if _, err := worker.New(nc, o); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -28,14 +28,28 @@ import (
 )
 
 func main() {
-	if err := runMain(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
+	err := runMain(os.Args[1:])
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errFlags):
+		os.Exit(2) // the flag package printed the error and the usage
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "fray-broker: %v (see fray-broker -h)\n", err)
+		os.Exit(2)
+	default:
 		fmt.Fprintln(os.Stderr, "fray-broker:", err)
 		os.Exit(1)
 	}
 }
+
+// usageError is a mistake in the command line: main prints it and exits 2.
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// errFlags is a flag the flag package could not parse (and has reported).
+var errFlags = errors.New("bad flags")
 
 type flags struct {
 	store, host, serverName, clusterName, routes, config, sync, natsURL, logLevel string
@@ -87,25 +101,45 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.irisUser, "iris-user", "", "user Iris jobs are launched as (--backend iris; default: fray)")
 	fs.StringVar(&f.backendToken, "backend-token", "", "bearer token for Ray dashboards or Iris controllers behind an authenticating proxy")
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, errFlags
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q (see -h)", fs.Args())
+		return nil, usagef("unexpected arguments %q", fs.Args())
 	}
 	if f.actorRestartWait <= 0 {
-		return nil, fmt.Errorf("--actor-restart-wait %s: want a positive duration", f.actorRestartWait)
+		return nil, usagef("--actor-restart-wait %s: want a positive duration", f.actorRestartWait)
+	}
+	if f.sync != broker.SyncInterval && f.sync != broker.SyncAlways {
+		return nil, usagef("--sync %q: want interval or always", f.sync)
 	}
 	if f.syncEvery <= 0 {
-		return nil, fmt.Errorf("--sync-every %s: want a positive duration", f.syncEvery)
+		return nil, usagef("--sync-every %s: want a positive duration", f.syncEvery)
 	}
 	if f.queueMaxBytes <= 0 && f.queueMaxBytes != -1 {
-		return nil, fmt.Errorf("--queue-max-bytes %d: want a positive number of bytes, or -1 for unlimited", f.queueMaxBytes)
+		return nil, usagef("--queue-max-bytes %d: want a positive number of bytes, or -1 for unlimited", f.queueMaxBytes)
+	}
+	if f.resultTTL < time.Minute {
+		return nil, usagef("--result-ttl %s: want at least 1m", f.resultTTL)
+	}
+	if f.objectTTL < 0 {
+		return nil, usagef("--object-ttl %s: want a positive duration, or 0 to keep objects", f.objectTTL)
+	}
+	for _, p := range []struct {
+		name string
+		port int
+	}{{"--port", f.port}, {"--http-port", f.httpPort}, {"--cluster-port", f.clusterPort}} {
+		if p.port < -1 || p.port > 65535 {
+			return nil, usagef("%s %d: want a port number (0 to 65535), or -1 for a random free port", p.name, p.port)
+		}
 	}
 	switch {
 	case f.replicas != 1 && f.replicas != 3:
-		return nil, fmt.Errorf("--replicas %d: want 1, or 3 in a 3-node cluster", f.replicas)
+		return nil, usagef("--replicas %d: want 1, or 3 in a 3-node cluster", f.replicas)
 	case f.replicas == 3 && f.natsURL == "" && f.clusterName == "" && f.routes == "" && f.config == "":
-		return nil, errors.New("--replicas 3 needs a 3-node cluster: run three fray-broker nodes, each with --server-name, --cluster-name and --routes to the other two (or --nats to a clustered NATS)")
+		return nil, usagef("--replicas 3 needs a 3-node cluster: run three fray-broker nodes, each with --server-name, --cluster-name and --routes to the other two (or --nats to a clustered NATS)")
 	}
 	return f, nil
 }
@@ -117,7 +151,7 @@ func runMain(args []string) error {
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
+		return usagef("--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -125,7 +159,7 @@ func runMain(args []string) error {
 
 	backends, defaultBackend, err := f.jobBackends()
 	if err != nil {
-		return err
+		return usageError{err}
 	}
 	natsOpts, err := fray.NATSOptionsFromEnv()
 	if err != nil {
@@ -140,7 +174,7 @@ func runMain(args []string) error {
 			o.Routes = strings.Split(f.routes, ",")
 		}
 		if fi, err := os.Stat(f.store); err == nil && !fi.IsDir() {
-			return fmt.Errorf("--store %s: not a directory", f.store)
+			return usagef("--store %s: not a directory", f.store)
 		}
 		if err := os.MkdirAll(f.store, 0o755); err != nil {
 			return fmt.Errorf("--store: %w", err)

@@ -13,6 +13,11 @@ import (
 // options.
 func jobRunnerOptions(cpu float64, ram, gpu, tpu string, grace time.Duration) (jobs.RunnerOptions, error) {
 	o := jobs.RunnerOptions{CPU: cpu, RAM: ram, Grace: grace}
+	if ram != "" {
+		if n, err := jobs.ParseBytes(ram); err != nil || n <= 0 {
+			return o, fmt.Errorf("--ram %q: want a size such as 64g or 512m", ram)
+		}
+	}
 	if gpu != "" && tpu != "" {
 		return o, fmt.Errorf("--gpu and --tpu exclude each other")
 	}

@@ -11,26 +11,42 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/actors"
+	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/cluster"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
 )
 
 func main() {
-	if err := runMain(os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
+	err := runMain(os.Args[1:])
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errFlags):
+		os.Exit(2) // the flag package printed the error and the usage
+	case errors.As(err, &ue):
+		fmt.Fprintf(os.Stderr, "fray-worker: %v (see fray-worker -h)\n", err)
+		os.Exit(2)
+	default:
 		fmt.Fprintln(os.Stderr, "fray-worker:", err)
 		os.Exit(1)
 	}
 }
+
+// usageError is a mistake in the command line: main prints it and exits 2.
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+// errFlags is a flag the flag package could not parse (and has reported).
+var errFlags = errors.New("bad flags")
 
 // multi is a repeatable flag.
 type multi []string
@@ -58,7 +74,7 @@ func runMain(args []string) error {
 	var attrs, execs multi
 	fs.Var(&attrs, "attr", "attribute k=v for placement, e.g. region=us-east1, preemptible=false (repeatable)")
 	fs.Var(&execs, "exec", "NAME=COMMAND: serve task NAME by running COMMAND in /bin/sh, argument as JSON on stdin, JSON result on stdout (repeatable)")
-	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long running tasks may finish before they are handed back")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long running tasks may finish before they are handed back (0: at once)")
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "task lease: a task whose worker stops heartbeating for this long runs elsewhere")
 	leaseTTL := fs.Duration("lease-ttl", 6*time.Second, "registry lease: a worker silent this long is presumed dead")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -68,25 +84,48 @@ func runMain(args []string) error {
 	jobTPU := fs.String("tpu", "", "TPU slice type this VM belongs to, e.g. v5e-16; offers that type's chips per VM (set --attr tpu-name=SLICE too)")
 	jobGrace := fs.Duration("job-grace", 10*time.Second, "a stopped job's processes get SIGTERM, then SIGKILL after this")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errFlags
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q (see -h)", fs.Args())
+		return usagef("unexpected arguments %q", fs.Args())
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
+		return usagef("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	sp, err := fray.ParseSpec(*natsURL)
 	if err != nil || sp.Kind != fray.SpecNATS {
-		return fmt.Errorf("--nats %q: want nats://host:port of a running fray-broker", *natsURL)
+		return usagef("--nats %q: want nats://host:port of a running fray-broker (or set %s)", *natsURL, fray.EnvClusterSpec)
+	}
+	// Every flag is checked before connecting: a mistake is reported as
+	// such, not hidden behind a cluster that is not up yet.
+	switch {
+	case *id != "" && worker.CheckID(*id) != nil:
+		return usagef("--id %q: want letters, digits, '-', '_', '=', '.' and '/'", *id)
+	case tasks.CheckPool(*pool) != nil:
+		return usagef("--pool %q: want a non-empty name without spaces, '.', '*' or '>'", *pool)
+	case *concurrency < 0:
+		return usagef("--concurrency %d: want at least 1, or 0 for the number of CPUs", *concurrency)
+	case *drain < 0:
+		return usagef("--drain-timeout %s: want 0 or a positive duration", *drain)
+	case *ackWait < 300*time.Millisecond:
+		return usagef("--ack-wait %s: want at least 300ms", *ackWait)
+	case *leaseTTL < time.Second:
+		return usagef("--lease-ttl %s: want at least 1s", *leaseTTL)
+	case *jobGrace < 0:
+		return usagef("--job-grace %s: want 0 or a positive duration", *jobGrace)
+	case *jobCPU < 0:
+		return usagef("--cpu %g: want a positive number of cores, or 0 for all", *jobCPU)
 	}
 	attributes := map[string]string{}
 	for _, a := range attrs {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok || k == "" {
-			return fmt.Errorf("--attr %q: want key=value", a)
+			return usagef("--attr %q: want key=value", a)
 		}
 		attributes[k] = v
 	}
@@ -97,11 +136,15 @@ func runMain(args []string) error {
 	for _, e := range execs {
 		name, command, ok := strings.Cut(e, "=")
 		if !ok || name == "" || strings.TrimSpace(command) == "" {
-			return fmt.Errorf("--exec %q: want NAME=COMMAND", e)
+			return usagef("--exec %q: want NAME=COMMAND", e)
 		}
 		if err := reg.Handle(name, worker.ExecHandler(command)); err != nil {
-			return fmt.Errorf("--exec %q: %w", e, err)
+			return usagef("--exec %q: %w", e, err)
 		}
+	}
+	jro, err := jobRunnerOptions(*jobCPU, *jobRAM, *jobGPU, *jobTPU, *jobGrace)
+	if err != nil {
+		return usageError{err}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -113,13 +156,12 @@ func runMain(args []string) error {
 		return err
 	}
 	defer client.Close()
-	jro, err := jobRunnerOptions(*jobCPU, *jobRAM, *jobGPU, *jobTPU, *jobGrace)
-	if err != nil {
-		return err
-	}
 	plugins, err := cluster.Plugins(cluster.PluginOptions{NATSURL: *natsURL, Logger: log, JobRunner: jro})
 	if err != nil {
 		return err
+	}
+	if *drain == 0 {
+		*drain = time.Nanosecond // hand running tasks back at once (0 in Options means the default)
 	}
 	w, err := worker.New(client.NATS(), worker.Options{
 		ID: *id, Pool: *pool, Concurrency: *concurrency, Attributes: attributes, Registry: reg,
@@ -129,6 +171,21 @@ func runMain(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("fray-worker ready id=%s pool=%s\n", w.ID(), *pool)
-	return w.Run(ctx)
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(ctx) }()
+	// Say ready once the registry lists this worker: from then on every
+	// client sees its functions (a submission is not refused as unknown).
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-ran:
+			return err
+		case <-tick.C:
+		}
+		if slices.ContainsFunc(client.Workers(), func(wi broker.WorkerInfo) bool { return wi.ID == w.ID() }) {
+			fmt.Printf("fray-worker ready id=%s pool=%s\n", w.ID(), *pool)
+			return <-ran
+		}
+	}
 }

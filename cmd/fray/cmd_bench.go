@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"runtime/pprof"
@@ -71,6 +72,19 @@ func benchTasks(ctx context.Context, args []string) error {
 	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {
 		return err
 	}
+	switch {
+	case *n < 1:
+		return usagef(fs, "--n %d: want at least 1 task", *n)
+	case *c < 1:
+		return usagef(fs, "--concurrency %d: want at least 1 slot", *c)
+	case *payload < 0:
+		return usagef(fs, "--payload %d: want 0 or more bytes", *payload)
+	case *seq < 0:
+		return usagef(fs, "--sequential %d: want 0 or more tasks (0: min(n, 2000))", *seq)
+	}
+	// The bench's worker logs to the default logger: only its warnings
+	// belong beside the results.
+	slog.SetLogLoggerLevel(slog.LevelWarn)
 	stopProfile, err := startCPUProfile(*cpuprofile)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 
 	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/jobs"
+	"github.com/frayhq/fray/worker"
 )
 
 // clusterFlag adds --nats, defaulting to $FRAY_CLUSTER_SPEC.
@@ -56,8 +57,8 @@ func parseJSONArg(s string) (any, error) {
 	if s == "" {
 		return nil, nil
 	}
-	var v any
-	if err := json.Unmarshal([]byte(s), &v); err != nil {
+	v, err := worker.DecodeJSON([]byte(s)) // integers stay integers, for handlers taking an int
+	if err != nil {
 		return nil, fmt.Errorf("--arg %q is not JSON: %w", s, err)
 	}
 	return v, nil

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"time"
@@ -19,14 +20,31 @@ func init() {
 // progressEvery is how often `fray run --wait` says it is still waiting.
 var progressEvery = 10 * time.Second
 
+// taskClusterFlag adds --nats for the task commands, defaulting to
+// $FRAY_CLUSTER_SPEC.
+func taskClusterFlag(fs *flag.FlagSet) *string {
+	return fs.String("nats", os.Getenv(fray.EnvClusterSpec), "cluster to use: nats://host:4222 (what `fray up` prints); defaults to $FRAY_CLUSTER_SPEC")
+}
+
+// connectTasks is connect for the task commands (run, result, workers):
+// tasks and workers live in a fray cluster, so a ray?/iris? spec without
+// nats=URL, which names none, is refused rather than answered by a
+// throwaway in-process one.
+func connectTasks(ctx context.Context, fs *flag.FlagSet, spec string) (*fray.Client, error) {
+	if sp, err := fray.ParseSpec(spec); err == nil && (sp.Kind == fray.SpecRay || sp.Kind == fray.SpecIris) && len(sp.URLs) == 0 {
+		return nil, usagef(fs, "cluster spec %q names no fray cluster: tasks and workers need one (--nats nats://host:4222, or add &nats=nats://host:4222 to the spec)", spec)
+	}
+	return connect(ctx, spec)
+}
+
 func runRun(ctx context.Context, args []string) error {
 	fs := newFlags("run", "NAME [flags]")
-	natsURL := clusterFlag(fs)
+	natsURL := taskClusterFlag(fs)
 	arg := fs.String("arg", "", "the task's argument as JSON (default null)")
 	pool := fs.String("pool", tasks.DefaultPool, "pool of workers to run on")
 	wait := fs.Bool("wait", false, "wait for the result and print it as JSON; exit 1 with the error if the task fails")
 	timeout := fs.Duration("timeout", 0, "per-attempt timeout (0: none)")
-	retries := fs.Int("retries", 0, "retries for errors the handler marks retryable")
+	retries := fs.Int("retries", 0, "retries for errors the handler marks retryable and for timeouts, after 1s, then doubling")
 	pos, err := parsePositional(fs, args, 1, 1, "function NAME, e.g. fray run fray.echo --arg '[1]'")
 	if err != nil {
 		return err
@@ -34,6 +52,9 @@ func runRun(ctx context.Context, args []string) error {
 	name := pos[0]
 	if err := tasks.CheckFunction(name); err != nil {
 		return usagef(fs, "bad function name %q; want 1 to 256 bytes without spaces or control characters, e.g. fray.echo", name)
+	}
+	if err := tasks.CheckPool(*pool); err != nil {
+		return usagef(fs, "--pool %q: want a non-empty name without spaces, '.', '*' or '>'", *pool)
 	}
 	if *timeout < 0 {
 		return usagef(fs, "--timeout %s: want a positive duration, or 0 for none", *timeout)
@@ -45,7 +66,7 @@ func runRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := connect(ctx, *natsURL)
+	c, err := connectTasks(ctx, fs, *natsURL)
 	if err != nil {
 		return err
 	}
@@ -120,7 +141,7 @@ func cliError(err error) error {
 
 func runResult(ctx context.Context, args []string) error {
 	fs := newFlags("result", "ID [flags]")
-	natsURL := clusterFlag(fs)
+	natsURL := taskClusterFlag(fs)
 	wait := fs.Duration("wait", 0, "wait this long for a result not yet recorded (0: don't wait); exit 3 if none comes")
 	pos, err := parsePositional(fs, args, 1, 1, "future ID (the id `fray run` printed)")
 	if err != nil {
@@ -133,7 +154,7 @@ func runResult(ctx context.Context, args []string) error {
 	if *wait < 0 {
 		return usagef(fs, "--wait %s: want a positive duration, or 0 not to wait", *wait)
 	}
-	c, err := connect(ctx, *natsURL)
+	c, err := connectTasks(ctx, fs, *natsURL)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/broker"
@@ -29,7 +31,13 @@ func runUp(ctx context.Context, args []string) error {
 		return err
 	}
 	if *workers < 0 {
-		return fmt.Errorf("--workers %d: want >= 0", *workers)
+		return usagef(fs, "--workers %d: want 0 or more", *workers)
+	}
+	if *concurrency < 0 {
+		return usagef(fs, "--concurrency %d: want at least 1, or 0 for the number of CPUs", *concurrency)
+	}
+	if *port < -1 || *port > 65535 {
+		return usagef(fs, "--port %d: want a port number (0 to 65535), or -1 for a random free port", *port)
 	}
 	level := slog.LevelWarn
 	if *verbose {
@@ -73,8 +81,23 @@ func runUp(ctx context.Context, args []string) error {
 	}
 	fmt.Printf("fray up: %d %s ready\nexport FRAY_CLUSTER_SPEC=%s\n", *workers, noun, l.URL())
 	<-ctx.Done()
-	fmt.Fprintln(os.Stderr, "fray up: stopping (workers drain first)")
-	err = l.Stop()
-	c.Close()
-	return err
+	// A second Ctrl-C (or SIGTERM) stops at once instead of waiting for
+	// running tasks (up to 30 s): the broker goes down under them, and
+	// with --store they run again after their lease once fray up is back.
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	fmt.Fprintln(os.Stderr, "fray up: stopping (workers drain first; Ctrl-C again to stop at once)")
+	stopped := make(chan error, 1)
+	go func() { stopped <- l.Stop() }()
+	select {
+	case err = <-stopped:
+		c.Close()
+		return err
+	case <-again:
+		fmt.Fprintln(os.Stderr, "fray up: stopping at once, without waiting for running tasks")
+		c.Close()
+		l.Server.Shutdown()
+		return exitError{code: 130}
+	}
 }

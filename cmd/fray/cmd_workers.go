@@ -28,12 +28,12 @@ type workerView struct {
 
 func runWorkers(ctx context.Context, args []string) error {
 	fs := newFlags("workers", "[flags]")
-	natsURL := clusterFlag(fs)
+	natsURL := taskClusterFlag(fs)
 	asJSON := fs.Bool("json", false, "print the workers as a JSON array")
 	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {
 		return err
 	}
-	c, err := connect(ctx, *natsURL)
+	c, err := connectTasks(ctx, fs, *natsURL)
 	if err != nil {
 		return err
 	}

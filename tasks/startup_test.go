@@ -1,0 +1,127 @@
+package tasks_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/objects"
+	"github.com/frayhq/fray/tasks"
+)
+
+// A worker that has just started knows its pool's peers before it takes
+// its first task: a task for a function it lacks but a peer serves is
+// handed on, not failed as an unknown function because the worker's view of
+// the registry was still empty.
+func TestAJustStartedWorkerHandsOnATaskOnlyAPeerServes(t *testing.T) {
+	e := newEnv(t)
+	ctx := frayt.Context(t, 60*time.Second)
+	_, js := frayt.Connect(t, e.url)
+	kv, err := js.KeyValue(ctx, broker.BucketWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The peer that serves "work" is registered, but not pulling yet.
+	reg := tasks.NewRegistry()
+	tasks.Register(reg, "work", func(context.Context, int) (int, error) { return 1, nil })
+	// Other pools' workers, registered first, make the registry's initial
+	// load take a while, as on a large cluster.
+	var fns []string
+	for i := range 5000 {
+		fns = append(fns, fmt.Sprintf("some.function.%d", i))
+	}
+	for i := range 100 {
+		rec, _ := objects.Marshal(broker.WorkerInfo{V: 1, ID: fmt.Sprint("other-", i), Pool: "elsewhere", Handlers: fns})
+		if _, err := kv.Put(ctx, fmt.Sprint("other-", i), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, _ := objects.Marshal(broker.WorkerInfo{V: 1, ID: "has", Pool: tasks.DefaultPool, Handlers: reg.Names()})
+	if _, err := kv.Put(ctx, "has", rec); err != nil {
+		t.Fatal(err)
+	}
+	p := e.producer()
+	var futs []*tasks.Future
+	for range 50 {
+		f := p.Submit(ctx, "work", 0)
+		if err := f.Queued(ctx); err != nil {
+			t.Fatal(err)
+		}
+		futs = append(futs, f)
+	}
+	// A worker lacking "work" starts first and meets the queued tasks; the
+	// peer starts once it has.
+	lacks, _ := e.executor("lacks", basicRegistry(), func(o *tasks.ExecutorOptions) { o.Concurrency = 8 })
+	frayt.Eventually(t, 20*time.Second, "the worker lacking the function takes tasks", func() bool {
+		return lacks.Running() > 0 || lacks.Served() > 0
+	})
+	e.executor("has", reg, nil)
+	for i, f := range futs {
+		if err := f.Get(ctx, nil); err != nil {
+			t.Fatalf("task %d: %v", i, err)
+		}
+	}
+}
+
+// A task cancelled while queued never starts, even on a worker that starts
+// after the cancellation: the worker knows the cancellations before it
+// takes its first task.
+func TestATaskCancelledBeforeAWorkerStartsNeverRunsThere(t *testing.T) {
+	e := newEnv(t)
+	ctx := frayt.Context(t, 60*time.Second)
+	reg := basicRegistry()
+	var ran atomic.Int32
+	tasks.Register(reg, "count", func(context.Context, int) (int, error) { ran.Add(1); return 1, nil })
+	// Earlier cancellations, stored first, make the initial load of the
+	// cancellations take a while, as on a busy cluster.
+	_, js := frayt.Connect(t, e.url)
+	cancels, err := js.KeyValue(ctx, broker.BucketCancels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if _, err := cancels.Put(ctx, fmt.Sprint("earlier-", i), make([]byte, 100<<10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := e.producer()
+	var futs []*tasks.Future
+	for range 300 {
+		f := p.Submit(ctx, "count", 0)
+		if err := f.Queued(ctx); err != nil {
+			t.Fatal(err)
+		}
+		futs = append(futs, f)
+	}
+	// Last submitted, first cancelled: the cancellations of the tasks a
+	// worker meets first are the last it learns of.
+	for i := len(futs) - 1; i >= 0; i-- {
+		if err := futs[i].Cancel(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.executor("w1", reg, func(o *tasks.ExecutorOptions) { o.Concurrency = 8 })
+	for _, f := range futs {
+		if err := f.Get(ctx, nil); !errors.Is(err, tasks.ErrCancelled) {
+			t.Fatalf("cancelled task: %v, want ErrCancelled", err)
+		}
+	}
+	// Every cancelled message is consumed (acked without running) ...
+	frayt.Eventually(t, 20*time.Second, "the cancelled tasks leave the queue", func() bool {
+		ci, err := js.Consumer(ctx, broker.StreamTasks, tasks.ConsumerName(tasks.DefaultPool))
+		if err != nil {
+			return false
+		}
+		info, err := ci.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+	// ... and none ran.
+	if n := ran.Load(); n != 0 {
+		t.Fatalf("%d cancelled tasks ran", n)
+	}
+}

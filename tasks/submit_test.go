@@ -1,0 +1,64 @@
+package tasks_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/tasks"
+)
+
+// Submitting with a context that is already done queues nothing: the
+// future fails with the context's error.
+func TestSubmitWithADoneContextQueuesNothing(t *testing.T) {
+	e := newEnv(t)
+	p := e.producer()
+	ctx := frayt.Context(t, 10*time.Second)
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	f := p.Submit(done, "add", [2]int{1, 2})
+	gctx, gcancel := context.WithTimeout(ctx, 2*time.Second) // no worker: only a submission error resolves it
+	defer gcancel()
+	if err := f.Get(gctx, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	_, js := frayt.Connect(t, e.url)
+	s, err := js.Stream(ctx, broker.StreamTasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 0 {
+		t.Fatalf("%d tasks queued, want none", info.State.Msgs)
+	}
+}
+
+// A task cancelled through a future obtained by id (which knows no
+// function name) reads cleanly, in every process.
+func TestACancellationByIDReadsCleanly(t *testing.T) {
+	e := newEnv(t)
+	p := e.producer()
+	ctx := frayt.Context(t, 10*time.Second)
+	queued := p.Submit(ctx, "add", [2]int{1, 2}, tasks.Pool("nobody"))
+	if err := queued.Queued(ctx); err != nil {
+		t.Fatal(err)
+	}
+	byID, err := e.producer().Future(queued.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := byID.Cancel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err = queued.Get(ctx, nil)
+	want := "task " + queued.TaskID() + " failed: cancelled by the caller"
+	if !errors.Is(err, tasks.ErrCancelled) || err.Error() != want {
+		t.Fatalf("got %q, want %q", err, want)
+	}
+}
