@@ -42,6 +42,48 @@ func (e *ExecError) Error() string {
 // reaches end of file: when the worker dies.
 const lifelineScript = `{ read _ <&3; kill -9 0; } </dev/null >/dev/null 2>&1 & exec 3<&- /bin/sh -c "$1"`
 
+// DefaultExecMaxOutput is how much stdout an exec handler's command may
+// print before it is killed and the task fails with tasks.ErrTooLarge.
+const DefaultExecMaxOutput = 64 << 20
+
+// ExecOption configures ExecHandler.
+type ExecOption func(*execOptions)
+
+type execOptions struct{ maxOutput int64 }
+
+// ExecMaxOutput sets how much stdout the command may print (n > 0).
+func ExecMaxOutput(n int64) ExecOption {
+	return func(o *execOptions) {
+		if n > 0 {
+			o.maxOutput = n
+		}
+	}
+}
+
+// capBuffer keeps up to max bytes; the first write past them calls over
+// and fails (os/exec then stops copying the pipe).
+type capBuffer struct {
+	buf      bytes.Buffer
+	max      int64
+	over     func()
+	exceeded bool // read after cmd.Wait, which waits for the copying
+}
+
+var errOutputLimit = errors.New("output limit reached")
+
+func (b *capBuffer) Write(p []byte) (int, error) {
+	if int64(b.buf.Len())+int64(len(p)) > b.max {
+		if !b.exceeded {
+			b.exceeded = true
+			b.over()
+		}
+		return 0, errOutputLimit
+	}
+	return b.buf.Write(p)
+}
+
+func (b *capBuffer) Bytes() []byte { return b.buf.Bytes() }
+
 // stderrTail bounds how much stderr an ExecError carries.
 const stderrTail = 4096
 
@@ -55,7 +97,11 @@ const execOutputGrace = time.Second
 // an *ExecError carrying the tail of stderr. The command's process group
 // is killed when it exits (background children it left behind), on
 // cancellation or a timeout, and when this process dies.
-func ExecHandler(command string) tasks.Handler {
+func ExecHandler(command string, opts ...ExecOption) tasks.Handler {
+	o := execOptions{maxOutput: DefaultExecMaxOutput}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return func(ctx context.Context, raw []byte) (any, error) {
 		var arg any
 		if len(raw) > 0 {
@@ -80,9 +126,11 @@ func ExecHandler(command string) tasks.Handler {
 		cmd.ExtraFiles = []*os.File{lifeline} // fd 3
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.Stdin = bytes.NewReader(append(in, '\n'))
-		var stdout bytes.Buffer
+		// Output past the limit kills the command: the worker's memory is
+		// not the place for it (cmd.Process is set before any write).
+		stdout := &capBuffer{max: o.maxOutput, over: func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }}
 		stderr := &tailBuffer{max: stderrTail}
-		cmd.Stdout, cmd.Stderr = &stdout, stderr
+		cmd.Stdout, cmd.Stderr = stdout, stderr
 		// A background child that inherits stdout or stderr would keep Wait
 		// waiting for the pipes long after the command exited; give it this
 		// long, then close them.
@@ -106,6 +154,10 @@ func ExecHandler(command string) tasks.Handler {
 		case <-ctx.Done():
 			killGroup(cmd.Process.Pid, waitErr)
 			return nil, context.Cause(ctx)
+		}
+		if stdout.exceeded {
+			return nil, fmt.Errorf("exec %q: %w: its stdout passed the %d-byte limit (fray-worker --exec-max-output), so it was killed; put a large result in the object store and print its ref",
+				command, tasks.ErrTooLarge, o.maxOutput)
 		}
 		if err != nil {
 			ee := &ExecError{Command: command, ExitCode: -1, Stderr: strings.TrimSpace(stderr.String())}

@@ -20,6 +20,7 @@ import (
 	"github.com/frayhq/fray/actors"
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/cluster"
+	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
 )
@@ -74,6 +75,7 @@ func runMain(args []string) error {
 	var attrs, execs multi
 	fs.Var(&attrs, "attr", "attribute k=v for placement, e.g. region=us-east1, preemptible=false (repeatable)")
 	fs.Var(&execs, "exec", "NAME=COMMAND: serve task NAME by running COMMAND in /bin/sh, argument as JSON on stdin, JSON result on stdout (repeatable)")
+	execMax := fs.String("exec-max-output", "64m", "how much an --exec command may print on stdout (e.g. 64m, 1g); past it the command is killed and its task fails as too large")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long running tasks may finish before they are handed back (0: at once)")
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "task lease: a task whose worker stops heartbeating for this long runs elsewhere")
 	leaseTTL := fs.Duration("lease-ttl", 6*time.Second, "registry lease: a worker silent this long is presumed dead")
@@ -133,12 +135,16 @@ func runMain(args []string) error {
 	if err := worker.RegisterBuiltins(reg); err != nil {
 		return err
 	}
+	maxOutput, err := jobs.ParseBytes(*execMax)
+	if err != nil || maxOutput <= 0 {
+		return usagef("--exec-max-output %q: want a positive size such as 64m or 1g", *execMax)
+	}
 	for _, e := range execs {
 		name, command, ok := strings.Cut(e, "=")
 		if !ok || name == "" || strings.TrimSpace(command) == "" {
 			return usagef("--exec %q: want NAME=COMMAND", e)
 		}
-		if err := reg.Handle(name, worker.ExecHandler(command)); err != nil {
+		if err := reg.Handle(name, worker.ExecHandler(command, worker.ExecMaxOutput(maxOutput))); err != nil {
 			return usagef("--exec %q: %w", e, err)
 		}
 	}
