@@ -6,10 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"reflect"
 	"time"
 
 	"github.com/frayhq/fray"
+	"github.com/frayhq/fray/objects"
 	"github.com/frayhq/fray/tasks"
+	"github.com/fxamacker/cbor/v2"
 )
 
 func init() {
@@ -119,11 +122,47 @@ func awaitRun(ctx context.Context, c *fray.Client, fut *tasks.Future, pool, fn s
 }
 
 func printResult(ctx context.Context, fut *tasks.Future) error {
-	var out any
-	if err := fut.Get(ctx, &out); err != nil {
+	var raw objects.RawMessage
+	if err := fut.Get(ctx, &raw); err != nil {
 		return cliError(err)
 	}
-	return printJSON(out)
+	var out any
+	if len(raw) > 0 {
+		if err := resultDec.Unmarshal(raw, &out); err != nil {
+			return fmt.Errorf("decode the result of %s: %w", fut.ID(), err)
+		}
+	}
+	return printJSON(jsonable(out))
+}
+
+// resultDec decodes any result for printing, including maps whose keys
+// are not strings (a Go handler returning map[int]T), which JSON then
+// shows with their keys as text.
+var resultDec = func() cbor.DecMode {
+	dm, err := cbor.DecOptions{MaxNestedLevels: 64, DefaultMapType: reflect.TypeOf(map[any]any(nil))}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return dm
+}()
+
+// jsonable turns the maps resultDec makes into maps JSON can encode.
+func jsonable(v any) any {
+	switch x := v.(type) {
+	case map[any]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[fmt.Sprint(k)] = jsonable(e)
+		}
+		return m
+	case []any:
+		for i := range x {
+			x[i] = jsonable(x[i])
+		}
+		return x
+	default:
+		return v
+	}
 }
 
 // cliError rewords a task's failure for a person: the Go type of the

@@ -60,7 +60,7 @@ func TestTaskCommandsRefuseASpecThatNamesNoFrayCluster(t *testing.T) {
 // A JSON integer given to fray run reaches a Go handler as an integer: a
 // function taking an int (or a struct with int fields) accepts --arg 7, and
 // integers beyond float64's 2^53 keep every digit.
-func TestRunPassesJSONIntegersAsIntegers(t *testing.T) {
+func TestRunPassesJSONIntegersAsIntegersAndPrintsAnyResult(t *testing.T) {
 	reg := tasks.NewRegistry()
 	if err := worker.RegisterBuiltins(reg); err != nil {
 		t.Fatal(err)
@@ -68,6 +68,13 @@ func TestRunPassesJSONIntegersAsIntegers(t *testing.T) {
 	tasks.Register(reg, "square", func(_ context.Context, n int) (int, error) { return n * n, nil })
 	type rect struct{ W, H int }
 	tasks.Register(reg, "area", func(_ context.Context, r rect) (int, error) { return r.W * r.H, nil })
+	tasks.Register(reg, "squares", func(_ context.Context, n int) (map[int]int, error) {
+		m := map[int]int{}
+		for i := 1; i <= n; i++ {
+			m[i] = i * i
+		}
+		return m, nil
+	})
 	l, err := cluster.StartLocal(frayt.Context(t, time.Minute), cluster.LocalOptions{
 		Broker: broker.Options{StoreDir: t.TempDir()}, Workers: 1, Worker: worker.Options{Registry: reg}})
 	if err != nil {
@@ -79,6 +86,9 @@ func TestRunPassesJSONIntegersAsIntegers(t *testing.T) {
 		{"area", `{"W": 2, "H": 3}`, "6"},
 		{"fray.echo", "9007199254740993", "9007199254740993"},
 		{"fray.echo", `[1, 2.5, "x"]`, `[1,2.5,"x"]`},
+		// A result keyed by integers prints with the keys as JSON text.
+		{"squares", "3", `{"1":1,"2":4,"3":9}`},
+		{"fray.echo", `{"a": [{"b": null}]}`, `{"a":[{"b":null}]}`},
 	} {
 		out, stderr, code := cli(t, "run", c.fn, "--arg", c.arg, "--wait", "--nats", l.URL())
 		if code != 0 || strings.TrimSpace(out) != c.want {
