@@ -24,19 +24,27 @@ type barrier struct {
 	t       *target
 	token   string
 	gen     uint64
+	sent    time.Time
 	futures []*Future
 }
 
-// barrierWaitMax bounds the pause between barriers an actor refused (no
-// instance subscribed: its host reconnecting, or gone).
-const barrierWaitMax = 2 * time.Second
+const (
+	// barrierWaitMax bounds the pause between barriers an actor refused
+	// (no instance subscribed: its host reconnecting, or gone).
+	barrierWaitMax = 2 * time.Second
+	// barrierResend is how long a barrier may go unanswered before another
+	// replaces it: it may have been lost too (a host connection torn down
+	// with it), or wait behind a long call of a serial instance, behind
+	// which the next one queues as harmlessly.
+	barrierResend = 3 * time.Second
+)
 
 func (m *mux) newBarrierLocked(t *target, fs []*Future, gen uint64) *barrier {
 	if old := t.barrier; old != nil {
 		delete(m.barriers, old.token) // for an earlier generation
 	}
 	m.next++
-	b := &barrier{t: t, token: strconv.FormatUint(m.next, 36), gen: gen, futures: fs}
+	b := &barrier{t: t, token: strconv.FormatUint(m.next, 36), gen: gen, sent: time.Now(), futures: fs}
 	m.barriers[b.token] = b
 	t.barrier = b
 	return b
@@ -86,6 +94,17 @@ func (m *mux) onBarrierReplyLocked(b *barrier, msg *nats.Msg) {
 		m.c.log.Warn("malformed actor barrier reply", "actor", t.ns+"/"+t.name, "err", err)
 		return
 	}
+	if rep.Err != nil {
+		// A host from before barriers took it for a call (and refused its
+		// empty method): it cannot tell, so its calls wait for their
+		// replies or deadlines, or for checkAlive, as they used to.
+		for _, f := range b.futures {
+			f.gen = max(f.gen, b.gen)
+		}
+		m.mu.Unlock()
+		m.c.log.Warn("actor host does not answer barriers; calls possibly lost in a reconnect wait for their deadline", "actor", t.ns+"/"+t.name)
+		return
+	}
 	running := make(map[string]bool, len(rep.Running))
 	for _, r := range rep.Running {
 		running[r] = true
@@ -95,8 +114,18 @@ func (m *mux) onBarrierReplyLocked(b *barrier, msg *nats.Msg) {
 		switch {
 		case m.pending[f.token] != f:
 			// answered (its reply came first), or given up
+		case f.gen >= b.gen:
+			// sent again since the barrier was built: it travels behind
+			// the barrier, which says nothing of it
+		case f.epoch > rep.Epoch:
+			// answered by an older instance (a stale one, still in the
+			// queue group until it finds its lease lost), not the one the
+			// call went to: checkAlive judges it by the record's epoch.
+			// (A call to an older epoch than the one answering either
+			// reached this one, or was lost with its instance.)
+			f.gen = b.gen
 		case running[m.prefix+f.token]:
-			f.gen = max(f.gen, b.gen) // not lost: wait for its reply
+			f.gen = b.gen // not lost: wait for its reply
 		default:
 			lost = append(lost, f)
 		}

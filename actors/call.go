@@ -42,6 +42,12 @@ type mux struct {
 	sub     *nats.Subscription
 	targets sync.Map // "ns/name" -> *target
 
+	// sendMu is held (read) by each send from reading the generation until
+	// its request is handed to the connection, and (write) by the sweep to
+	// move to the next generation: so every call of an earlier generation
+	// is published before any barrier of a later one names it.
+	sendMu sync.RWMutex
+
 	mu       sync.Mutex
 	pending  map[string]*Future
 	barriers map[string]*barrier // by token, like pending
@@ -214,6 +220,8 @@ func (m *mux) send(f *Future) {
 	// Read before publishing (and before the sweep can see the call): a
 	// reconnect in between only makes the call look sent before it, and
 	// a barrier then settles whether it was lost (see sweep).
+	m.sendMu.RLock()
+	defer m.sendMu.RUnlock()
 	gen := m.gen.Load()
 	m.mu.Lock()
 	if m.closed {
@@ -353,12 +361,13 @@ func (m *mux) sweep() {
 		var expired []*Future
 		stale := map[*target][]*Future{}
 		suspect := map[*target][]*Future{}
-		m.mu.Lock()
-		// Under m.mu: every pending call read the generation before this.
 		if rc := m.c.nc.Stats().Reconnects; rc != m.reconnects {
 			m.reconnects = rc
+			m.sendMu.Lock() // no send between reading the generation and publishing
 			m.gen.Add(1)
+			m.sendMu.Unlock()
 		}
+		m.mu.Lock()
 		gen := m.gen.Load()
 		for tok, f := range m.pending {
 			switch {
@@ -375,9 +384,14 @@ func (m *mux) sweep() {
 				stale[f.t] = append(stale[f.t], f)
 			}
 		}
+		for _, b := range m.barriers {
+			if suspect[b.t] == nil {
+				m.dropBarrierLocked(b) // its calls are answered or settled
+			}
+		}
 		var barriers []*barrier
 		for t, fs := range suspect {
-			if b := t.barrier; b != nil && b.gen == gen {
+			if b := t.barrier; b != nil && b.gen == gen && now.Sub(b.sent) < barrierResend {
 				continue // one in flight for this generation already
 			}
 			if now.Before(t.nextBarrier) {

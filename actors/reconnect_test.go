@@ -158,3 +158,59 @@ func TestCallRunningWhileTheCallerReconnectsReturnsItsResultAndRunsOnce(t *testi
 		})
 	}
 }
+
+// slowGate is a gate whose later Hold calls take a while, as real work
+// does: long enough for a barrier's verdict to act before their reply.
+type slowGate struct{ *gate }
+
+func (g *slowGate) Hold(ctx context.Context) (int64, error) {
+	n := g.runs.Add(1)
+	g.started <- struct{}{}
+	if n == 1 {
+		<-g.open
+	} else {
+		time.Sleep(300 * time.Millisecond)
+	}
+	return n, nil
+}
+
+// A call sent again (after a refusal, or to a new epoch) while a barrier
+// naming it is out travels behind the barrier, whose answer says nothing
+// of it: it must not be judged lost by it.
+func TestACallSentAgainWhileABarrierIsOutIsNotJudgedByIt(t *testing.T) {
+	ctx, host, caller, proxy := reconnectSetup(t)
+	g := &slowGate{gate: newGate()}
+	hh, err := host.HostActor(ctx, "test.SlowGate", "g", g, MaxTaskRetries(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hh.Handle().Bind(caller)
+	m := caller.mux
+	tg := m.target(h.ns, h.name)
+	f1 := h.Call(ctx, "Hold", nil) // holds the serial instance, so the barrier waits
+	awaitStarted(t, ctx, g.gate)
+	f2 := h.Call(ctx, "Hold", nil) // queued behind f1
+	gen := m.gen.Load()
+	proxy.Cut()
+	proxy.Restore()
+	frayt.Eventually(t, 10*time.Second, "a barrier naming f2 is out", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return tg.barrier != nil && tg.barrier.gen > gen
+	})
+	// What redeliver does after a refusal: take f2 and send it again, with
+	// its token. (Its first request still waits behind f1 too.)
+	if !m.take(f2) {
+		t.Fatal("f2 not pending")
+	}
+	f2.retries++
+	m.send(f2)
+	close(g.open)
+	if err := f1.Get(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if err := f2.Get(ctx, &n); err != nil {
+		t.Fatalf("f2, sent again after the barrier: %v; want its reply", err)
+	}
+}

@@ -155,6 +155,9 @@ type barrierReply struct {
 	V       int      `cbor:"v"`
 	Epoch   uint64   `cbor:"ep"`
 	Running []string `cbor:"running,omitempty"`
+	// Err is never set by a host that knows barriers: a reply with it is
+	// a replyMsg from one that took the barrier for a call.
+	Err *wireError `cbor:"e,omitempty"`
 }
 
 // replyMsg is a reply record. Version 1.

@@ -281,9 +281,14 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 		}
 	}
 	var failingSince time.Time // status polls failing since then
-	notFound := 0              // status polls in a row that found no such job
-	logsFailing := false       // log fetches failing (warned once)
-	var drainUntil time.Time   // set once the record ended on fray's side
+	if r.UnreachableSinceMS > 0 {
+		// An earlier dispatcher lost contact: the give-up counts from then.
+		failingSince = time.UnixMilli(r.UnreachableSinceMS)
+		log.Warn("backend unreachable since an earlier dispatcher's polls; polling on", "since", failingSince)
+	}
+	notFound := 0            // status polls in a row that found no such job
+	logsFailing := false     // log fetches failing (warned once)
+	var drainUntil time.Time // set once the record ended on fray's side
 	t := time.NewTicker(d.o.PollInterval)
 	defer t.Stop()
 	for {

@@ -234,11 +234,13 @@ wait:
 		select {
 		case <-deadline.C:
 			e.log.Warn("drain timeout: cancelling running tasks and handing them back", "running", e.Running())
-			cancelHandlers(errDrain)
 			break wait
 		case <-poll.C:
 		}
 	}
+	// Past the timeout this hands running tasks back; otherwise it only
+	// lets go the slots of abandoned handlers (see abandon).
+	cancelHandlers(errDrain)
 	sub.Unsubscribe()
 	close(e.work)
 	slotsWG.Wait()
@@ -457,15 +459,23 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	}
 	var val any
 	var herr error
+	late := false
 	if t.TimeoutMS > 0 {
 		var running <-chan struct{}
-		if val, running, herr = callWithin(ctx, h, arg, timeoutGrace); running != nil {
+		if val, running, late, herr = callWithin(ctx, h, arg, timeoutGrace); running != nil {
 			// The handler ignores its context: the attempt ends now, and
 			// the handler keeps its slot (without heartbeats for a task
-			// that is no longer this slot's) until it returns.
+			// that is no longer this slot's) until it returns, or until
+			// the worker stops, which it does not hold up.
 			defer func() {
 				e.slots[slot].Store(&runningTask{id: t.ID, started: time.Now(), cancel: cancel})
-				<-running
+				e.pull.abandon()
+				select {
+				case <-running:
+				case <-hctx.Done():
+					e.log.Warn("stopping with a handler that ignores its context still running", "task", t.ID, "fn", t.Fn)
+				}
+				e.pull.reclaim()
 			}()
 		}
 	} else {
@@ -481,7 +491,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		return
 	}
 	res.FinishedMS = time.Now().UnixMilli()
-	if herr == nil && errors.Is(cause, ErrTimeout) {
+	if herr == nil && late {
 		herr = cause // a value returned after the timeout: the attempt ran past it
 	}
 	if herr != nil {
@@ -539,14 +549,17 @@ func backoff(t *Task, attempt int) time.Duration {
 
 // timeoutGrace is how long a handler may take to return once its
 // attempt's timeout has cancelled its context, before the attempt is
-// ended without it.
-var timeoutGrace = time.Second
+// ended without it. It is longer than an exec handler takes to stop its
+// command (SIGTERM, then SIGKILL 5 s later), so a retry never runs beside
+// a command still stopping.
+var timeoutGrace = 6 * time.Second
 
 // callWithin is call for an attempt with a timeout (ctx's deadline): a
 // handler still running grace after ctx ends is left running, and
 // callWithin returns ctx's cause at once with running, which is closed
-// when the handler returns.
-func callWithin(ctx context.Context, h Handler, arg []byte, grace time.Duration) (val any, running <-chan struct{}, err error) {
+// when the handler returns. late reports a value that came after ctx
+// ended (the attempt ran past its timeout).
+func callWithin(ctx context.Context, h Handler, arg []byte, grace time.Duration) (val any, running <-chan struct{}, late bool, err error) {
 	type ret struct {
 		val any
 		err error
@@ -560,16 +573,21 @@ func callWithin(ctx context.Context, h Handler, arg []byte, grace time.Duration)
 	}()
 	select {
 	case r := <-out:
-		return r.val, nil, r.err
+		return r.val, nil, false, r.err
 	case <-ctx.Done():
+	}
+	select {
+	case r := <-out: // returned as the timeout fired: in time
+		return r.val, nil, false, r.err
+	default:
 	}
 	t := time.NewTimer(grace)
 	defer t.Stop()
 	select {
 	case r := <-out:
-		return r.val, nil, r.err
+		return r.val, nil, true, r.err
 	case <-t.C:
-		return nil, done, context.Cause(ctx)
+		return nil, done, false, context.Cause(ctx)
 	}
 }
 

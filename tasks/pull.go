@@ -41,6 +41,7 @@ type puller struct {
 	epoch      uint64 // requests with seq < epoch are forgotten
 	pending    int    // messages asked for and not yet delivered or ended
 	running    int    // messages received and not yet released
+	abandoned  int    // slots held by handlers whose attempt ended without them (see abandon)
 	lastSign   time.Time
 	reconnects uint64
 	draining   bool
@@ -78,7 +79,7 @@ func (p *puller) onMsg(m *nats.Msg) int {
 	p.lastSign = time.Now()
 	if status == "" {
 		p.pending = max(0, p.pending-1)
-		if p.running >= p.slots {
+		if p.running+p.abandoned >= p.slots {
 			return pulledExtra
 		}
 		p.running++
@@ -115,6 +116,24 @@ func (p *puller) release() {
 	p.mu.Lock()
 	p.running--
 	p.pullLocked()
+	p.mu.Unlock()
+}
+
+// abandon marks a held message settled (acked or handed back) while its
+// handler, which ignored its context, still runs: the slot stays taken,
+// but a drain no longer waits for it. reclaim undoes it once the handler
+// returns, before the slot's release.
+func (p *puller) abandon() {
+	p.mu.Lock()
+	p.running--
+	p.abandoned++
+	p.mu.Unlock()
+}
+
+func (p *puller) reclaim() {
+	p.mu.Lock()
+	p.abandoned--
+	p.running++
 	p.mu.Unlock()
 }
 
@@ -165,7 +184,7 @@ func (p *puller) pullLocked() {
 	if p.draining {
 		return
 	}
-	free := p.slots - p.running - p.pending
+	free := p.slots - p.running - p.abandoned - p.pending
 	if free <= 0 || (p.pending > 0 && free < p.batchMin) {
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -27,6 +28,10 @@ type ExecError struct {
 
 func (e *ExecError) Error() string {
 	msg := fmt.Sprintf("command %q exited with status %d", e.Command, e.ExitCode)
+	if sig := e.ExitCode - 128; e.Signal == 0 && sig > 0 && sig < 65 {
+		// The shell lived on and reported its command's death this way.
+		msg += fmt.Sprintf(" (128+%d: its process was killed by signal %d, %s)", sig, sig, syscall.Signal(sig))
+	}
 	if e.Signal != 0 {
 		msg = fmt.Sprintf("command %q was killed by signal %d (%s)", e.Command, e.Signal, syscall.Signal(e.Signal))
 	}
@@ -36,11 +41,11 @@ func (e *ExecError) Error() string {
 	return msg
 }
 
-// lifelineScript runs an exec handler's command ($1) in a shell of its
-// own, without fd 3, beside a watchdog that kills the whole process group
-// once fd 3, the read end of a pipe whose write end only the worker holds,
-// reaches end of file: when the worker dies.
-const lifelineScript = `{ read _ <&3; kill -9 0; } </dev/null >/dev/null 2>&1 & exec 3<&- /bin/sh -c "$1"`
+// watchdogScript kills process group $1 once fd 3, the read end of a pipe
+// whose write end only the worker holds, reaches end of file: when the
+// worker dies. The watchdog is the worker's own child (in a group of its
+// own), so the worker reaps it, and the command never sees it.
+const watchdogScript = `read _ <&3; kill -9 -"$1"`
 
 // DefaultExecMaxOutput is how much stdout an exec handler's command may
 // print before it is killed and the task fails with tasks.ErrTooLarge.
@@ -113,17 +118,7 @@ func ExecHandler(command string, opts ...ExecOption) tasks.Handler {
 		if err != nil {
 			return nil, fmt.Errorf("exec %q: argument is not JSON-encodable: %w", command, err)
 		}
-		// A worker that dies (SIGKILL, OOM) takes its commands with it,
-		// rather than leaving them to run beside the task's next attempt:
-		// the command's process group has a lifeline, a pipe whose other
-		// end only this process holds (see lifelineScript).
-		lifeline, keep, err := os.Pipe()
-		if err != nil {
-			return nil, fmt.Errorf("exec %q: %w", command, err)
-		}
-		defer keep.Close() // after the group is killed below
-		cmd := exec.Command("/bin/sh", "-c", lifelineScript, "/bin/sh", command)
-		cmd.ExtraFiles = []*os.File{lifeline} // fd 3
+		cmd := exec.Command("/bin/sh", "-c", command)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		cmd.Stdin = bytes.NewReader(append(in, '\n'))
 		// Output past the limit kills the command: the worker's memory is
@@ -138,11 +133,18 @@ func ExecHandler(command string, opts ...ExecOption) tasks.Handler {
 		if ti, ok := tasks.CurrentTask(ctx); ok {
 			cmd.Env = append(cmd.Environ(), "FRAY_TASK_ID="+ti.ID, "FRAY_TASK_FN="+ti.Fn, fmt.Sprintf("FRAY_TASK_ATTEMPT=%d", ti.Attempt))
 		}
-		err = cmd.Start()
-		lifeline.Close()
-		if err != nil {
+		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("exec %q: %w", command, err)
 		}
+		// A worker that dies (SIGKILL, OOM) takes its commands with it,
+		// rather than leaving them to run beside the task's next attempt.
+		stopWatchdog, err := watchdog(cmd.Process.Pid)
+		if err != nil {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+			return nil, fmt.Errorf("exec %q: start its watchdog: %w", command, err)
+		}
+		defer stopWatchdog() // after the group is killed below
 		waitErr := make(chan error, 1)
 		go func() { waitErr <- cmd.Wait() }()
 		select {
@@ -179,6 +181,31 @@ func ExecHandler(command string, opts ...ExecOption) tasks.Handler {
 		}
 		return res, nil
 	}
+}
+
+// watchdog starts a process that kills process group pgid if this
+// process dies; stop ends it without its firing. ExecHandler stops it
+// right after the group is killed and reaped, before the group's id can
+// be handed out again.
+func watchdog(pgid int) (stop func(), err error) {
+	lifeline, keep, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	wd := exec.Command("/bin/sh", "-c", watchdogScript, "fray-exec-watchdog", strconv.Itoa(pgid))
+	wd.ExtraFiles = []*os.File{lifeline} // fd 3
+	wd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err = wd.Start()
+	lifeline.Close()
+	if err != nil {
+		keep.Close()
+		return nil, err
+	}
+	return func() {
+		_ = wd.Process.Kill() // before keep closes: it must not fire
+		_ = wd.Wait()
+		keep.Close()
+	}, nil
 }
 
 // killGroup sends SIGTERM to the process group, then SIGKILL after a
