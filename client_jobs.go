@@ -50,8 +50,12 @@ func (c *Client) ListJobs(ctx context.Context, filter jobs.Filter) ([]*jobs.Reco
 }
 
 // Job returns a handle on the job with this id ("/ns/name") or name (in
-// the client's namespace).
+// the client's namespace), or an error wrapping jobs.ErrInvalid when
+// idOrName cannot name a job. It does not check that the job exists.
 func (c *Client) Job(ctx context.Context, idOrName string) (*jobs.Handle, error) {
+	if err := jobs.ValidRef(idOrName); err != nil {
+		return nil, err
+	}
 	jc, err := c.Jobs(ctx)
 	if err != nil {
 		return nil, err

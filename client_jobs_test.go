@@ -2,10 +2,12 @@ package fray_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/frayhq/fray"
+	"github.com/frayhq/fray/internal/frayt"
 	"github.com/frayhq/fray/jobs"
 )
 
@@ -35,5 +37,24 @@ func TestClientSubmitsAJobToTheLocalClusterAndReadsItsLogs(t *testing.T) {
 	list, err := c.ListJobs(ctx, jobs.Filter{})
 	if err != nil || len(list) != 1 || list[0].ID != "/default/hello" {
 		t.Fatalf("list %v %v", list, err)
+	}
+}
+
+func TestJobRefusesAnIDThatCannotNameAJob(t *testing.T) {
+	ctx := frayt.Context(t, 30*time.Second)
+	c, err := fray.Connect(ctx, frayt.Server(t).ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, bad := range []string{"bad*id", "/default/a>b", "/default", "a b"} {
+		if h, err := c.Job(ctx, bad); !errors.Is(err, jobs.ErrInvalid) {
+			t.Errorf("Job(%q): handle %v, err %v; want jobs.ErrInvalid", bad, h, err)
+		}
+	}
+	for _, good := range []string{"train", "/default/llama-3.1", "parent/child", "/ns/parent/child"} {
+		if _, err := c.Job(ctx, good); err != nil {
+			t.Errorf("Job(%q): %v", good, err)
+		}
 	}
 }

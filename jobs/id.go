@@ -106,3 +106,19 @@ func WorkerToken(id string) string {
 	}
 	return string(b)
 }
+
+// ValidRef reports why s, a job as a user names it, is not one, or nil:
+// an id ("/ns/name[/child...]", see ParseID) or a name in the client's
+// namespace, possibly with its children ("name[/child...]").
+func ValidRef(s string) error {
+	if strings.HasPrefix(s, "/") {
+		_, _, _, err := ParseID(s)
+		return err
+	}
+	for _, p := range strings.Split(s, "/") {
+		if err := ValidName("job name", p); err != nil {
+			return fmt.Errorf("job %q: %w", s, err)
+		}
+	}
+	return nil
+}

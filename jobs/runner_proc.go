@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/frayhq/fray/internal/reaper"
 )
 
 // proc is one running replica.
@@ -196,6 +198,11 @@ func (p *proc) runCommand(ctx context.Context, lw *LogWriter, devs []string) (co
 	}
 	pw.Close()
 	pid := cmd.Process.Pid
+	if stopReaper, err := reaper.Start(pid); err != nil {
+		p.h.r.log.Warn("job processes may outlive a killed worker: no reaper", "job", p.a.Job, "task", p.a.Task, "err", err)
+	} else {
+		defer stopReaper() // on return: after the sweep below has killed the group
+	}
 	ev := p.event(EventStarted)
 	ev.TimeMS = NowMS()
 	ev.Devices = devs

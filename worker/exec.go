@@ -6,13 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/frayhq/fray/internal/reaper"
 	"github.com/frayhq/fray/objects"
 	"github.com/frayhq/fray/tasks"
 )
@@ -40,12 +39,6 @@ func (e *ExecError) Error() string {
 	}
 	return msg
 }
-
-// watchdogScript kills process group $1 once fd 3, the read end of a pipe
-// whose write end only the worker holds, reaches end of file: when the
-// worker dies. The watchdog is the worker's own child (in a group of its
-// own), so the worker reaps it, and the command never sees it.
-const watchdogScript = `read _ <&3; kill -9 -"$1"`
 
 // DefaultExecMaxOutput is how much stdout an exec handler's command may
 // print before it is killed and the task fails with tasks.ErrTooLarge.
@@ -138,13 +131,13 @@ func ExecHandler(command string, opts ...ExecOption) tasks.Handler {
 		}
 		// A worker that dies (SIGKILL, OOM) takes its commands with it,
 		// rather than leaving them to run beside the task's next attempt.
-		stopWatchdog, err := watchdog(cmd.Process.Pid)
+		stopReaper, err := reaper.Start(cmd.Process.Pid)
 		if err != nil {
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			_ = cmd.Wait()
-			return nil, fmt.Errorf("exec %q: start its watchdog: %w", command, err)
+			return nil, fmt.Errorf("exec %q: start its reaper: %w", command, err)
 		}
-		defer stopWatchdog() // after the group is killed below
+		defer stopReaper() // after the group is killed below
 		waitErr := make(chan error, 1)
 		go func() { waitErr <- cmd.Wait() }()
 		select {
@@ -181,31 +174,6 @@ func ExecHandler(command string, opts ...ExecOption) tasks.Handler {
 		}
 		return res, nil
 	}
-}
-
-// watchdog starts a process that kills process group pgid if this
-// process dies; stop ends it without its firing. ExecHandler stops it
-// right after the group is killed and reaped, before the group's id can
-// be handed out again.
-func watchdog(pgid int) (stop func(), err error) {
-	lifeline, keep, err := os.Pipe()
-	if err != nil {
-		return nil, err
-	}
-	wd := exec.Command("/bin/sh", "-c", watchdogScript, "fray-exec-watchdog", strconv.Itoa(pgid))
-	wd.ExtraFiles = []*os.File{lifeline} // fd 3
-	wd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err = wd.Start()
-	lifeline.Close()
-	if err != nil {
-		keep.Close()
-		return nil, err
-	}
-	return func() {
-		_ = wd.Process.Kill() // before keep closes: it must not fire
-		_ = wd.Wait()
-		keep.Close()
-	}, nil
 }
 
 // killGroup sends SIGTERM to the process group, then SIGKILL after a

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"slices"
@@ -116,12 +117,19 @@ func runJobStatus(ctx context.Context, args []string) error {
 	fs := newFlagsFor("jobs status", "ID [flags]", "show one job: its state, entrypoint, attempts and tasks")
 	natsURL := clusterFlag(fs)
 	asJSON := fs.Bool("json", false, "print the job's record as JSON (its state is under the key \"status\")")
-	c, h, err := openJob(ctx, fs, args, natsURL, "job ID, e.g. fray jobs status /default/train")
+	pos, err := parsePositional(fs, args, 1, 1, "job ID, e.g. fray jobs status /default/train")
+	if err != nil {
+		return err
+	}
+	if err := checkJobArgs(fs, pos); err != nil {
+		return err
+	}
+	c, hs, err := openJobs(ctx, *natsURL, pos)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	r, err := h.Info(ctx)
+	r, err := hs[0].Info(ctx)
 	if err != nil {
 		return err
 	}
@@ -194,4 +202,15 @@ func entrypointText(ep *jobs.Entrypoint) string {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(ep.Argv)
 	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// checkJobArgs refuses, as a mistake in the command line (exit 2, before
+// connecting), an argument that cannot name a job, e.g. "/default/a*".
+func checkJobArgs(fs *flag.FlagSet, ids []string) error {
+	for _, id := range ids {
+		if err := jobs.ValidRef(id); err != nil {
+			return usagef(fs, "%s", strings.ReplaceAll(err.Error(), jobs.ErrInvalid.Error()+": ", ""))
+		}
+	}
+	return nil
 }

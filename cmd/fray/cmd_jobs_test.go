@@ -1,9 +1,11 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/frayhq/fray/internal/frayt"
 	"github.com/frayhq/fray/jobs"
 )
 
@@ -46,6 +48,25 @@ func TestJobStatusSaysSinceWhenAndWhyTheBackendIsUnreachable(t *testing.T) {
 	for _, r := range []*jobs.Record{{Status: jobs.StatusRunning}, {Status: jobs.StatusFailed, UnreachableSinceMS: 1}} {
 		if got := contactLost(r, now); got != "" {
 			t.Errorf("%s record with unreachable_since_ms %d: %q, want nothing", r.Status, r.UnreachableSinceMS, got)
+		}
+	}
+}
+
+func TestAJobArgumentThatCannotNameAJobExitsTwoSayingWhichCharacter(t *testing.T) {
+	url := frayt.Server(t).ClientURL()
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"jobs", "status", "/default/a*b"}, `fray jobs status: job id "/default/a*b": job name "a*b": character '*' not allowed`},
+		{[]string{"logs", "a>"}, `fray logs: job "a>": job name "a>": character '>' not allowed`},
+		{[]string{"logs", "-f", "/default"}, `fray logs: job id "/default": want /<namespace>/<name>`},
+		{[]string{"stop", "/default/ok", "x y"}, `fray stop: job "x y": job name "x y" contains a space`},
+	}
+	for _, c := range cases {
+		_, stderr, code := cli(t, append(c.args, "--nats", url)...)
+		if code != 2 || !strings.Contains(stderr, c.want) || strings.Contains(stderr, "nats:") {
+			t.Errorf("fray %q: exit %d, stderr %q; want exit 2 saying %q", c.args, code, stderr, c.want)
 		}
 	}
 }

@@ -29,6 +29,9 @@ func runLogs(ctx context.Context, args []string) error {
 	if *tail < 0 {
 		return usagef(fs, "--tail %d: want a number of lines, or 0 for all", *tail)
 	}
+	if err := checkJobArgs(fs, pos); err != nil {
+		return err
+	}
 	c, hs, err := openJobs(ctx, *natsURL, pos)
 	if err != nil {
 		return err

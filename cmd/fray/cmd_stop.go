@@ -25,6 +25,9 @@ func runStop(ctx context.Context, args []string) error {
 	if *timeout <= 0 {
 		return usagef(fs, "--timeout %s: want a positive duration, e.g. 30s", *timeout)
 	}
+	if err := checkJobArgs(fs, ids); err != nil {
+		return err
+	}
 	c, hs, err := openJobs(ctx, *natsURL, ids)
 	if err != nil {
 		return err
