@@ -93,6 +93,15 @@ func TestStopKillsTheWholeProcessGroup(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("stop took %s", d)
 	}
+	// The attempt says how the stop ended it.
+	var a *jobs.TaskAttempt
+	frayt.Eventually(t, 10*time.Second, "attempt exited", func() bool {
+		a = c.info(h).Tasks[0].Current()
+		return a != nil && a.Exited
+	})
+	if a.Error != "stopped (killed by signal terminated)" {
+		t.Fatalf("attempt error %q, want it to say the stop's SIGTERM killed it", a.Error)
+	}
 }
 
 func TestTimeoutStopsTheJob(t *testing.T) {

@@ -248,6 +248,14 @@ loop:
 	pr.Close()
 	code = cmd.ProcessState.ExitCode()
 	switch {
+	case stopped && !preempted:
+		// Say how the stop ended it: the grace period's SIGTERM, or the
+		// SIGKILL after it (a process that ignored the SIGTERM).
+		how := fmt.Sprintf("exited with code %d", code)
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			how = "killed by signal " + ws.Signal().String()
+		}
+		return code, "stopped (" + how + ")", false, true
 	case stopped:
 		return code, "", preempted, true
 	case waitErr == nil:
