@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/broker"
@@ -56,6 +57,11 @@ func runUp(ctx context.Context, args []string) error {
 		}
 		return ctx
 	}
+	// Every SIGINT/SIGTERM reaches this channel too, from now on: the
+	// first is the one that ends ctx, and a second stops at once (below).
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
 	l, err := cluster.StartLocal(ctx, cluster.LocalOptions{
 		Broker:    broker.Options{StoreDir: *store, Host: *host, Port: *port},
 		Workers:   *workers,
@@ -84,9 +90,15 @@ func runUp(ctx context.Context, args []string) error {
 	// A second Ctrl-C (or SIGTERM) stops at once instead of waiting for
 	// running tasks (up to 30 s): the broker goes down under them, and
 	// with --store they run again after their lease once fray up is back.
-	again := make(chan os.Signal, 1)
-	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(again)
+	if context.Cause(ctx) != context.Canceled { // a signal's cause also matches errors.Is(_, Canceled)
+		// Ended by a signal: take that first one off the channel (it is
+		// delivered there too, if not already), so the next is the second.
+		select {
+		case <-signals:
+		case <-time.After(time.Second):
+		}
+	}
+	again := signals
 	fmt.Fprintln(os.Stderr, "fray up: stopping (workers drain first; Ctrl-C again to stop at once)")
 	stopped := make(chan error, 1)
 	go func() { stopped <- l.Stop() }()
