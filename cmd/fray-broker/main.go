@@ -22,34 +22,13 @@ import (
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/dispatcher"
 	"github.com/frayhq/fray/internal/cluster"
+	"github.com/frayhq/fray/internal/daemon"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/run"
 )
 
-func main() {
-	err := runMain(os.Args[1:])
-	var ue usageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	case errors.Is(err, errFlags):
-		os.Exit(2) // the flag package printed the error and the usage
-	case errors.As(err, &ue):
-		fmt.Fprintf(os.Stderr, "fray-broker: %v (see fray-broker -h)\n", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "fray-broker:", err)
-		os.Exit(1)
-	}
-}
-
-// usageError is a mistake in the command line: main prints it and exits 2.
-type usageError struct{ error }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
-
-// errFlags is a flag the flag package could not parse (and has reported).
-var errFlags = errors.New("bad flags")
+func main() { daemon.Exit("fray-broker", runMain(os.Args[1:])) }
 
 type flags struct {
 	store, host, serverName, clusterName, routes, config, sync, natsURL, logLevel string
@@ -104,42 +83,42 @@ func parseFlags(args []string) (*flags, error) {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
-		return nil, errFlags
+		return nil, daemon.ErrFlags
 	}
 	if fs.NArg() > 0 {
-		return nil, usagef("unexpected arguments %q", fs.Args())
+		return nil, daemon.Usagef("unexpected arguments %q", fs.Args())
 	}
 	if f.actorRestartWait <= 0 {
-		return nil, usagef("--actor-restart-wait %s: want a positive duration", f.actorRestartWait)
+		return nil, daemon.Usagef("--actor-restart-wait %s: want a positive duration", f.actorRestartWait)
 	}
 	if f.sync != broker.SyncInterval && f.sync != broker.SyncAlways {
-		return nil, usagef("--sync %q: want interval or always", f.sync)
+		return nil, daemon.Usagef("--sync %q: want interval or always", f.sync)
 	}
 	if f.syncEvery <= 0 {
-		return nil, usagef("--sync-every %s: want a positive duration", f.syncEvery)
+		return nil, daemon.Usagef("--sync-every %s: want a positive duration", f.syncEvery)
 	}
 	if f.queueMaxBytes <= 0 && f.queueMaxBytes != -1 {
-		return nil, usagef("--queue-max-bytes %d: want a positive number of bytes, or -1 for unlimited", f.queueMaxBytes)
+		return nil, daemon.Usagef("--queue-max-bytes %d: want a positive number of bytes, or -1 for unlimited", f.queueMaxBytes)
 	}
 	if f.resultTTL < time.Minute {
-		return nil, usagef("--result-ttl %s: want at least 1m", f.resultTTL)
+		return nil, daemon.Usagef("--result-ttl %s: want at least 1m", f.resultTTL)
 	}
 	if f.objectTTL < 0 {
-		return nil, usagef("--object-ttl %s: want a positive duration, or 0 to keep objects", f.objectTTL)
+		return nil, daemon.Usagef("--object-ttl %s: want a positive duration, or 0 to keep objects", f.objectTTL)
 	}
 	for _, p := range []struct {
 		name string
 		port int
 	}{{"--port", f.port}, {"--http-port", f.httpPort}, {"--cluster-port", f.clusterPort}} {
 		if p.port < -1 || p.port > 65535 {
-			return nil, usagef("%s %d: want a port number (0 to 65535), or -1 for a random free port", p.name, p.port)
+			return nil, daemon.Usagef("%s %d: want a port number (0 to 65535), or -1 for a random free port", p.name, p.port)
 		}
 	}
 	switch {
 	case f.replicas != 1 && f.replicas != 3:
-		return nil, usagef("--replicas %d: want 1, or 3 in a 3-node cluster", f.replicas)
+		return nil, daemon.Usagef("--replicas %d: want 1, or 3 in a 3-node cluster", f.replicas)
 	case f.replicas == 3 && f.natsURL == "" && f.clusterName == "" && f.routes == "" && f.config == "":
-		return nil, usagef("--replicas 3 needs a 3-node cluster: run three fray-broker nodes, each with --server-name, --cluster-name and --routes to the other two (or --nats to a clustered NATS)")
+		return nil, daemon.Usagef("--replicas 3 needs a 3-node cluster: run three fray-broker nodes, each with --server-name, --cluster-name and --routes to the other two (or --nats to a clustered NATS)")
 	}
 	return f, nil
 }
@@ -151,7 +130,7 @@ func runMain(args []string) error {
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return usagef("--log-level %q: want debug, info, warn or error", f.logLevel)
+		return daemon.Usagef("--log-level %q: want debug, info, warn or error", f.logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -159,7 +138,7 @@ func runMain(args []string) error {
 
 	backends, defaultBackend, err := f.jobBackends()
 	if err != nil {
-		return usageError{err}
+		return daemon.UsageError{Err: err}
 	}
 	natsOpts, err := fray.NATSOptionsFromEnv()
 	if err != nil {
@@ -174,7 +153,7 @@ func runMain(args []string) error {
 			o.Routes = strings.Split(f.routes, ",")
 		}
 		if fi, err := os.Stat(f.store); err == nil && !fi.IsDir() {
-			return usagef("--store %s: not a directory", f.store)
+			return daemon.Usagef("--store %s: not a directory", f.store)
 		}
 		if err := os.MkdirAll(f.store, 0o755); err != nil {
 			return fmt.Errorf("--store: %w", err)

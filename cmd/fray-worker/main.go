@@ -20,34 +20,13 @@ import (
 	"github.com/frayhq/fray/actors"
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/cluster"
+	"github.com/frayhq/fray/internal/daemon"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
 )
 
-func main() {
-	err := runMain(os.Args[1:])
-	var ue usageError
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	case errors.Is(err, errFlags):
-		os.Exit(2) // the flag package printed the error and the usage
-	case errors.As(err, &ue):
-		fmt.Fprintf(os.Stderr, "fray-worker: %v (see fray-worker -h)\n", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "fray-worker:", err)
-		os.Exit(1)
-	}
-}
-
-// usageError is a mistake in the command line: main prints it and exits 2.
-type usageError struct{ error }
-
-func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
-
-// errFlags is a flag the flag package could not parse (and has reported).
-var errFlags = errors.New("bad flags")
+func main() { daemon.Exit("fray-worker", runMain(os.Args[1:])) }
 
 // multi is a repeatable flag.
 type multi []string
@@ -89,45 +68,45 @@ func runMain(args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return errFlags
+		return daemon.ErrFlags
 	}
 	if fs.NArg() > 0 {
-		return usagef("unexpected arguments %q", fs.Args())
+		return daemon.Usagef("unexpected arguments %q", fs.Args())
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return usagef("--log-level %q: want debug, info, warn or error", *logLevel)
+		return daemon.Usagef("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	sp, err := fray.ParseSpec(*natsURL)
 	if err != nil || sp.Kind != fray.SpecNATS {
-		return usagef("--nats %q: want nats://host:port of a running fray-broker (or set %s)", *natsURL, fray.EnvClusterSpec)
+		return daemon.Usagef("--nats %q: want nats://host:port of a running fray-broker (or set %s)", *natsURL, fray.EnvClusterSpec)
 	}
 	// Every flag is checked before connecting: a mistake is reported as
 	// such, not hidden behind a cluster that is not up yet.
 	switch {
 	case *id != "" && worker.CheckID(*id) != nil:
-		return usagef("--id %q: want letters, digits, '-', '_', '=', '.' and '/'", *id)
+		return daemon.Usagef("--id %q: want letters, digits, '-', '_', '=', '.' and '/'", *id)
 	case tasks.CheckPool(*pool) != nil:
-		return usagef("--pool %q: want a non-empty name without spaces, '.', '*' or '>'", *pool)
+		return daemon.Usagef("--pool %q: want a non-empty name without spaces, '.', '*' or '>'", *pool)
 	case *concurrency < 0:
-		return usagef("--concurrency %d: want at least 1, or 0 for the number of CPUs", *concurrency)
+		return daemon.Usagef("--concurrency %d: want at least 1, or 0 for the number of CPUs", *concurrency)
 	case *drain < 0:
-		return usagef("--drain-timeout %s: want 0 or a positive duration", *drain)
+		return daemon.Usagef("--drain-timeout %s: want 0 or a positive duration", *drain)
 	case *ackWait < 300*time.Millisecond:
-		return usagef("--ack-wait %s: want at least 300ms", *ackWait)
+		return daemon.Usagef("--ack-wait %s: want at least 300ms", *ackWait)
 	case *leaseTTL < time.Second:
-		return usagef("--lease-ttl %s: want at least 1s", *leaseTTL)
+		return daemon.Usagef("--lease-ttl %s: want at least 1s", *leaseTTL)
 	case *jobGrace < 0:
-		return usagef("--job-grace %s: want 0 or a positive duration", *jobGrace)
+		return daemon.Usagef("--job-grace %s: want 0 or a positive duration", *jobGrace)
 	case *jobCPU < 0:
-		return usagef("--cpu %g: want a positive number of cores, or 0 for all", *jobCPU)
+		return daemon.Usagef("--cpu %g: want a positive number of cores, or 0 for all", *jobCPU)
 	}
 	attributes := map[string]string{}
 	for _, a := range attrs {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok || k == "" {
-			return usagef("--attr %q: want key=value", a)
+			return daemon.Usagef("--attr %q: want key=value", a)
 		}
 		attributes[k] = v
 	}
@@ -137,20 +116,20 @@ func runMain(args []string) error {
 	}
 	maxOutput, err := jobs.ParseBytes(*execMax)
 	if err != nil || maxOutput <= 0 {
-		return usagef("--exec-max-output %q: want a positive size such as 64m or 1g", *execMax)
+		return daemon.Usagef("--exec-max-output %q: want a positive size such as 64m or 1g", *execMax)
 	}
 	for _, e := range execs {
 		name, command, ok := strings.Cut(e, "=")
 		if !ok || name == "" || strings.TrimSpace(command) == "" {
-			return usagef("--exec %q: want NAME=COMMAND", e)
+			return daemon.Usagef("--exec %q: want NAME=COMMAND", e)
 		}
 		if err := reg.Handle(name, worker.ExecHandler(command, worker.ExecMaxOutput(maxOutput))); err != nil {
-			return usagef("--exec %q: %w", e, err)
+			return daemon.Usagef("--exec %q: %w", e, err)
 		}
 	}
 	jro, err := jobRunnerOptions(*jobCPU, *jobRAM, *jobGPU, *jobTPU, *jobGrace)
 	if err != nil {
-		return usageError{err}
+		return daemon.UsageError{Err: err}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
