@@ -82,7 +82,7 @@ func (c *Client) ListActors(ctx context.Context, ns string) ([]*actors.Record, e
 // an actors client put there with actors.ContextWithClient.
 func Call[R any](ctx context.Context, h *actors.Handle, method string, arg any) (R, error) {
 	var r R
-	if !h.Bound() && actors.ClientFromContext(ctx) == nil {
+	if h != nil && !h.Bound() && actors.ClientFromContext(ctx) == nil {
 		if c, ok := ctx.Value(clientKey{}).(*Client); ok {
 			ac, err := c.Actors()
 			if err != nil {

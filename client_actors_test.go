@@ -140,3 +140,12 @@ func TestWorkerBuiltWithHandlerContextCallsActorHandlesFromTaskArguments(t *test
 		t.Fatalf("bump on a worker without HandlerContext: %v; want the not-bound error", err)
 	}
 }
+
+// fray.Call with a nil handle (a CreateActor or GetActor error ignored)
+// returns actors.ErrNotBound; it does not panic.
+func TestCallWithNilHandleIsErrNotBound(t *testing.T) {
+	ctx := frayt.Context(t, 10*time.Second)
+	if _, err := fray.Call[int](ctx, nil, "Get", nil); !errors.Is(err, actors.ErrNotBound) {
+		t.Fatalf("fray.Call with a nil handle: %v; want actors.ErrNotBound", err)
+	}
+}

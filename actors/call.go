@@ -18,12 +18,47 @@ import (
 type target struct {
 	ns, name, key, subject string
 	epoch                  atomic.Uint64
+	// leaseMS is the lease of the host of the last record read (0: none
+	// read yet), which bounds how long the record may be missing while
+	// that host takes back a lease that expired under it (absentLimit).
+	leaseMS atomic.Int64
 	// Guarded by mux.mu: the barrier in flight to the actor, if any, and
 	// when the sweep may send the next one after one was refused.
 	barrier     *barrier
 	nextBarrier time.Time
 	barrierWait time.Duration
 }
+
+// noted records what a read of the actor's record tells of its host.
+func (t *target) noted(rec *Record) {
+	if rec != nil && rec.LeaseMS > 0 {
+		t.leaseMS.Store(rec.LeaseMS)
+	}
+}
+
+// absentLimit is how long a call waits for the actor's missing record to
+// come back before it fails. A record missing is not yet a lost actor: a
+// broker that restarts after more than the lease drops the expired lease
+// keys, and each live host writes its key again at its next renewal (a
+// supervisor's sweep waits two leases for that before restarting the
+// actor elsewhere, which writes the record too). So a call to an actor
+// seen live waits two of its host's leases (10 s when unknown); one that
+// never answered (a decoded handle of a name that may not exist) waits
+// absentGrace.
+func (t *target) absentLimit() time.Duration {
+	if t.epoch.Load() == 0 {
+		return absentGrace
+	}
+	lease := time.Duration(t.leaseMS.Load()) * time.Millisecond
+	if lease <= 0 {
+		lease = defaultLease
+	}
+	return max(absentGrace, 2*lease)
+}
+
+// defaultLease is the hosts' default lease TTL, assumed for an actor whose
+// record this client has not read.
+const defaultLease = 10 * time.Second
 
 func (t *target) seen(epoch uint64) {
 	for {
@@ -120,6 +155,9 @@ type Future struct {
 	deadline time.Time
 	retries  int
 	backoff  time.Duration
+	// absentSince is when the sweep first found the actor's record missing
+	// while the call waited (zero: not missing). Only the sweep uses it.
+	absentSince time.Time
 	// gen is the mux's connection generation when the call was last sent,
 	// or when a barrier last found it running.
 	gen uint64
@@ -194,6 +232,9 @@ func (f *Future) Get(ctx context.Context, out any) error {
 
 // call sends one call.
 func (m *mux) call(ctx context.Context, t *target, method string, arg any, op string) *Future {
+	if method == "" {
+		return failedFuture(method, fmt.Errorf("%w: empty method name (actor %s/%s)", ErrNoSuchMethod, t.ns, t.name))
+	}
 	var raw objects.RawMessage
 	if arg != nil {
 		b, err := objects.Marshal(arg)
@@ -279,8 +320,9 @@ func (m *mux) onReply(msg *nats.Msg) {
 	close(f.done)
 }
 
-// absentGrace is how long a call waits for a missing record to reappear
-// (a supervisor recreating it) before failing.
+// absentGrace is the least time a call waits for a missing record to
+// reappear (a supervisor recreating it, a host taking back its lease)
+// before failing; see target.absentLimit.
 const absentGrace = 3 * time.Second
 
 // redeliver owns f (not pending), refused with no responders: it waits for
@@ -304,11 +346,12 @@ func (m *mux) redeliver(f *Future) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		rec, _, err := getRecord(ctx, m.c.kv, f.t.key)
 		cancel()
+		f.t.noted(rec)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			if absentSince.IsZero() {
 				absentSince = time.Now()
-			} else if time.Since(absentSince) > absentGrace {
+			} else if time.Since(absentSince) > f.t.absentLimit() {
 				f.complete(fmt.Errorf("%w: %s/%s: %w", ErrActorUnavailable, f.t.ns, f.t.name, ErrNotFound))
 				return
 			}
@@ -434,11 +477,25 @@ func (m *mux) checkAlive(t *target, fs []*Future) {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return // can't tell; look again next tick
 	}
+	t.noted(rec)
+	now := time.Now()
 	var lost []*Future
 	m.mu.Lock()
 	for _, f := range fs {
 		if m.pending[f.token] != f {
 			continue
+		}
+		if rec == nil {
+			// Its host may be taking back a lease that expired while the
+			// broker was away: give it absentLimit.
+			if f.absentSince.IsZero() {
+				f.absentSince = now
+			}
+			if now.Sub(f.absentSince) < t.absentLimit() {
+				continue
+			}
+		} else {
+			f.absentSince = time.Time{}
 		}
 		if rec != nil && (rec.State == StateReady || rec.State == StatePlacing) {
 			if f.epoch < rec.Epoch && rec.StartedMS > 0 && rec.StartedMS < f.sent.UnixMilli() {

@@ -48,17 +48,23 @@ func (h *Handle) Class() string { return h.class }
 // String is "<namespace>/<name>".
 func (h *Handle) String() string { return h.ns + "/" + h.name }
 
-// Bind returns a copy of h that calls through c.
+// Bind returns a copy of h that calls through c (nil for a nil handle).
 func (h *Handle) Bind(c *Client) *Handle {
+	if h == nil {
+		return nil
+	}
 	cp := *h
 	cp.c = c
 	return &cp
 }
 
-// Bound reports whether h has a client.
-func (h *Handle) Bound() bool { return h.c != nil }
+// Bound reports whether h has a client (false for a nil handle).
+func (h *Handle) Bound() bool { return h != nil && h.c != nil }
 
 func (h *Handle) client(ctx context.Context) (*Client, error) {
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil *actors.Handle (did CreateActor or GetActor fail?)", ErrNotBound)
+	}
 	if h.c != nil {
 		return h.c, nil
 	}

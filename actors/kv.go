@@ -8,6 +8,7 @@ import (
 
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/objects"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -120,8 +121,8 @@ func listWorkers(ctx context.Context, kv jetstream.KeyValue) ([]*broker.WorkerIn
 }
 
 // standingMarkerTTL is how long the marker left by removing a standing
-// record stays; then the key is gone for good.
-const standingMarkerTTL = time.Minute
+// record stays; then the key is gone for good. A variable for tests.
+var standingMarkerTTL = time.Minute
 
 // saveStanding writes rec (an epoch that just became ready) as the actor's
 // standing record, unless the standing record already holds a newer epoch
@@ -175,9 +176,16 @@ func (e *env) dropStanding(ctx context.Context, rec *Record) error {
 	return e.purgeStanding(ctx, key, ent.Revision())
 }
 
-// purgeStanding removes standing record key if it is still at rev.
+// purgeStanding removes standing record key if it is still at rev: a
+// delete marker with a TTL replaces it (the bucket keeps one message per
+// key). Not a KV purge: once a purge marker (a subject rollup) with a TTL
+// has expired, a broker that crashes (SIGKILL) brings the rolled-up record
+// back when it restarts (nats-server 2.15), and the sweep would restart
+// the actor.
 func (e *env) purgeStanding(ctx context.Context, key string, rev uint64) error {
-	err := e.kv.Purge(ctx, key, jetstream.LastRevision(rev), jetstream.PurgeTTL(standingMarkerTTL))
+	m := nats.NewMsg("$KV." + broker.BucketActors + "." + key)
+	m.Header.Set("KV-Operation", "DEL")
+	_, err := e.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(standingMarkerTTL))
 	if err != nil {
 		return fmt.Errorf("actors: remove %s: %w", key, err)
 	}
