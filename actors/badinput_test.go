@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/frayhq/fray/internal/frayt"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A nil handle (say, from a CreateActor whose error was ignored) gives
@@ -29,6 +30,9 @@ func TestNilHandleIsErrNotBoundNotAPanic(t *testing.T) {
 	if h.Bound() || h.Bind(nil) != nil {
 		t.Fatal("a nil handle is bound, or binds to a non-nil one")
 	}
+	if h.Name() != "" || h.Namespace() != "" || h.Class() != "" || !strings.Contains(h.String(), "nil") {
+		t.Fatalf("accessors of a nil handle: %q %q %q %q", h.Name(), h.Namespace(), h.Class(), h.String())
+	}
 }
 
 // An empty method name is refused at once as ErrNoSuchMethod, not sent to
@@ -48,5 +52,17 @@ func TestEmptyMethodNameIsErrNoSuchMethod(t *testing.T) {
 	}
 	if _, err := h.Submit(ctx, "", nil); !errors.Is(err, ErrNoSuchMethod) {
 		t.Fatalf("Submit of an empty method name: %v; want ErrNoSuchMethod", err)
+	}
+	// Refused before any operation record was written.
+	w, err := c.kv.Watch(ctx, "a_op.>", jetstream.IgnoreDeletes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for e := range w.Updates() {
+		if e == nil {
+			break // the end of what is stored
+		}
+		t.Fatalf("operation record %s left by a refused Submit", e.Key())
 	}
 }

@@ -138,16 +138,19 @@ func (m *mux) onBarrierReplyLocked(b *barrier, msg *nats.Msg) {
 // lost redelivers or fails calls a barrier found lost. Should the record
 // be unreadable, or missing (an instance answered the barrier, so its host
 // is likely taking back a lease that expired while the broker was away),
-// they stay pending and a later barrier asks again; the sweep's checkAlive
-// fails them once the record stays missing past target.absentLimit.
+// they stay pending and a later barrier, a second on, asks again; the
+// sweep's checkAlive fails them once the record stays missing past
+// absentLimit.
 func (m *mux) lost(t *target, fs []*Future) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	rec, _, err := getRecord(ctx, m.c.kv, t.key)
 	cancel()
 	if err != nil {
+		m.mu.Lock()
+		t.nextBarrier = time.Now().Add(time.Second)
+		m.mu.Unlock()
 		return
 	}
-	t.noted(rec)
 	var taken []*Future
 	for _, f := range fs {
 		if m.take(f) {

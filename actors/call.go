@@ -18,10 +18,6 @@ import (
 type target struct {
 	ns, name, key, subject string
 	epoch                  atomic.Uint64
-	// leaseMS is the lease of the host of the last record read (0: none
-	// read yet), which bounds how long the record may be missing while
-	// that host takes back a lease that expired under it (absentLimit).
-	leaseMS atomic.Int64
 	// Guarded by mux.mu: the barrier in flight to the actor, if any, and
 	// when the sweep may send the next one after one was refused.
 	barrier     *barrier
@@ -29,35 +25,31 @@ type target struct {
 	barrierWait time.Duration
 }
 
-// noted records what a read of the actor's record tells of its host.
-func (t *target) noted(rec *Record) {
-	if rec != nil && rec.LeaseMS > 0 {
-		t.leaseMS.Store(rec.LeaseMS)
-	}
-}
-
 // absentLimit is how long a call waits for the actor's missing record to
-// come back before it fails. A record missing is not yet a lost actor: a
+// come back before it fails. A missing record is not yet a lost actor: a
 // broker that restarts after more than the lease drops the expired lease
-// keys, and each live host writes its key again at its next renewal (a
-// supervisor's sweep waits two leases for that before restarting the
-// actor elsewhere, which writes the record too). So a call to an actor
-// seen live waits two of its host's leases (10 s when unknown); one that
-// never answered (a decoded handle of a name that may not exist) waits
-// absentGrace.
-func (t *target) absentLimit() time.Duration {
-	if t.epoch.Load() == 0 {
+// keys; each live host writes its key again at its next renewal, and the
+// supervisor's sweep restarts an actor whose host is gone after two leases
+// and a ping (which writes the record too). The standing record tells the
+// two apart: an actor that ended (stopped, dead) has none, and its calls
+// fail after absentGrace; one that may be coming back has one, and its
+// calls wait four of its host's leases, past the supervisor's verdict.
+func (m *mux) absentLimit(t *target) time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	st, _, err := getRecord(ctx, m.c.kv, standingKey(t.ns, t.name))
+	cancel()
+	lease := defaultLease
+	switch {
+	case errors.Is(err, ErrNotFound):
 		return absentGrace
+	case err == nil && st.LeaseMS > 0:
+		lease = time.Duration(st.LeaseMS) * time.Millisecond
 	}
-	lease := time.Duration(t.leaseMS.Load()) * time.Millisecond
-	if lease <= 0 {
-		lease = defaultLease
-	}
-	return max(absentGrace, 2*lease)
+	return max(absentGrace, 4*lease)
 }
 
-// defaultLease is the hosts' default lease TTL, assumed for an actor whose
-// record this client has not read.
+// defaultLease is the hosts' default lease TTL, assumed when the standing
+// record does not say (or cannot be read).
 const defaultLease = 10 * time.Second
 
 func (t *target) seen(epoch uint64) {
@@ -274,7 +266,7 @@ func (m *mux) send(f *Future) {
 		m.next++
 		f.token = strconv.FormatUint(m.next, 36)
 	}
-	f.sent, f.gen = time.Now(), gen
+	f.sent, f.gen, f.absentSince = time.Now(), gen, time.Time{}
 	m.pending[f.token] = f
 	m.mu.Unlock()
 	if err := m.c.nc.PublishRequest(f.t.subject, m.prefix+f.token, f.data); err != nil {
@@ -346,12 +338,11 @@ func (m *mux) redeliver(f *Future) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		rec, _, err := getRecord(ctx, m.c.kv, f.t.key)
 		cancel()
-		f.t.noted(rec)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			if absentSince.IsZero() {
 				absentSince = time.Now()
-			} else if time.Since(absentSince) > f.t.absentLimit() {
+			} else if time.Since(absentSince) > m.absentLimit(f.t) {
 				f.complete(fmt.Errorf("%w: %s/%s: %w", ErrActorUnavailable, f.t.ns, f.t.name, ErrNotFound))
 				return
 			}
@@ -477,7 +468,10 @@ func (m *mux) checkAlive(t *target, fs []*Future) {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return // can't tell; look again next tick
 	}
-	t.noted(rec)
+	var limit time.Duration
+	if rec == nil {
+		limit = m.absentLimit(t)
+	}
 	now := time.Now()
 	var lost []*Future
 	m.mu.Lock()
@@ -491,7 +485,7 @@ func (m *mux) checkAlive(t *target, fs []*Future) {
 			if f.absentSince.IsZero() {
 				f.absentSince = now
 			}
-			if now.Sub(f.absentSince) < t.absentLimit() {
+			if now.Sub(f.absentSince) < limit {
 				continue
 			}
 		} else {

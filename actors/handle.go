@@ -36,17 +36,37 @@ func (c *Client) handle(ns, name, class string, epoch uint64) *Handle {
 }
 
 // Name is the actor's name.
-func (h *Handle) Name() string { return h.name }
+func (h *Handle) Name() string {
+	if h == nil {
+		return ""
+	}
+	return h.name
+}
 
 // Namespace is the actor's namespace.
-func (h *Handle) Namespace() string { return h.ns }
+func (h *Handle) Namespace() string {
+	if h == nil {
+		return ""
+	}
+	return h.ns
+}
 
 // Class is the actor's class when known (handles from CreateActor and
 // GetActor), "" for a decoded handle.
-func (h *Handle) Class() string { return h.class }
+func (h *Handle) Class() string {
+	if h == nil {
+		return ""
+	}
+	return h.class
+}
 
 // String is "<namespace>/<name>".
-func (h *Handle) String() string { return h.ns + "/" + h.name }
+func (h *Handle) String() string {
+	if h == nil {
+		return "<nil actor handle>"
+	}
+	return h.ns + "/" + h.name
+}
 
 // Bind returns a copy of h that calls through c (nil for a nil handle).
 func (h *Handle) Bind(c *Client) *Handle {

@@ -181,11 +181,19 @@ func (e *env) dropStanding(ctx context.Context, rec *Record) error {
 // key). Not a KV purge: once a purge marker (a subject rollup) with a TTL
 // has expired, a broker that crashes (SIGKILL) brings the rolled-up record
 // back when it restarts (nats-server 2.15), and the sweep would restart
-// the actor.
+// the actor; so does a "PURGE" marker without the rollup (tested). When
+// the "DEL" marker expires the server writes a rollup marker of its own,
+// but only while the marker is still the key's last message.
 func (e *env) purgeStanding(ctx context.Context, key string, rev uint64) error {
+	return removeKey(ctx, e.js, key, rev, standingMarkerTTL)
+}
+
+// removeKey removes key of FRAY_ACTORS if it is still at rev with a delete
+// marker that itself goes after ttl (see purgeStanding for why this kind).
+func removeKey(ctx context.Context, js jetstream.JetStream, key string, rev uint64, ttl time.Duration) error {
 	m := nats.NewMsg("$KV." + broker.BucketActors + "." + key)
 	m.Header.Set("KV-Operation", "DEL")
-	_, err := e.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(standingMarkerTTL))
+	_, err := js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(ttl))
 	if err != nil {
 		return fmt.Errorf("actors: remove %s: %w", key, err)
 	}

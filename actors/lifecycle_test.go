@@ -213,3 +213,31 @@ func TestShutdownDuringConstructionCancelsTheConstructor(t *testing.T) {
 		t.Fatalf("call after Shutdown: %v, want unavailable or not found", err)
 	}
 }
+
+// A call to an actor that ended, once its tombstone is gone, fails soon
+// with ErrNotFound: the missing standing record says it is not coming back
+// (unlike an actor whose lease key a restarted broker dropped).
+func TestCallToAnEndedActorWhoseTombstoneExpiredFailsSoon(t *testing.T) {
+	srv := frayt.Server(t)
+	startWorker(t, srv.ClientURL(), "w1", nil, testRegistry(t))
+	c := newClient(t, srv.ClientURL())
+	ctx := frayt.Context(t, 30*time.Second)
+	h, err := c.CreateActor(ctx, ClassCounter, "ended", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call[int64](t, ctx, h, "Add", 1) // seen live
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.kv.Delete(ctx, recordKey("default", "ended")); err != nil { // the tombstone's expiry
+		t.Fatal(err)
+	}
+	// Well within the four leases an actor that may come back is given.
+	gctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	err = h.Call(gctx, "Get", nil).Get(gctx, nil)
+	if !errors.Is(err, ErrActorUnavailable) || !errors.Is(err, ErrNotFound) {
+		t.Fatalf("call to an ended actor: %v; want ErrActorUnavailable wrapping ErrNotFound before the deadline", err)
+	}
+}

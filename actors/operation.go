@@ -66,6 +66,9 @@ func (h *Handle) Submit(ctx context.Context, method string, arg any) (*Operation
 	if err != nil {
 		return nil, err
 	}
+	if method == "" {
+		return nil, fmt.Errorf("%w: empty method name (actor %s)", ErrNoSuchMethod, h)
+	}
 	now := time.Now().UnixMilli()
 	op := &Operation{c: c, h: h, id: nuid.Next()}
 	rec := OpRecord{V: 1, ID: op.id, Namespace: h.ns, Actor: h.name, Method: method, State: OpPending, CreatedMS: now, UpdatedMS: now}
@@ -80,7 +83,7 @@ func (h *Handle) Submit(ctx context.Context, method string, arg any) (*Operation
 	}
 	f := c.mux.call(ctx, c.mux.target(h.ns, h.name), method, arg, op.id)
 	if err := f.Get(ctx, nil); err != nil {
-		_ = c.kv.Delete(context.WithoutCancel(ctx), key)
+		_ = removeKey(context.WithoutCancel(ctx), c.js, key, rev, time.Minute)
 		return nil, err
 	}
 	// Record which instance accepted it, unless it already started (then

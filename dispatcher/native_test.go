@@ -99,7 +99,7 @@ func TestStopKillsTheWholeProcessGroup(t *testing.T) {
 		a = c.info(h).Tasks[0].Current()
 		return a != nil && a.Exited
 	})
-	if a.Error != "stopped (killed by signal terminated)" {
+	if a.Error != "stopped (killed by SIGTERM)" {
 		t.Fatalf("attempt error %q, want it to say the stop's SIGTERM killed it", a.Error)
 	}
 }

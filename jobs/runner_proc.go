@@ -253,7 +253,7 @@ loop:
 		// SIGKILL after it (a process that ignored the SIGTERM).
 		how := fmt.Sprintf("exited with code %d", code)
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			how = "killed by signal " + ws.Signal().String()
+			how = "killed by " + signalName(ws.Signal())
 		}
 		return code, "stopped (" + how + ")", false, true
 	case stopped:
@@ -326,4 +326,17 @@ func (p *proc) runFunc(ctx context.Context, lw *LogWriter, devs []string) (code 
 		return 1, err.Error(), false, false
 	}
 	return 0, "", false, false
+}
+
+// signalName names the signals a stop sends as a person knows them.
+func signalName(sig syscall.Signal) string {
+	switch sig {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGKILL:
+		return "SIGKILL after the grace period"
+	case syscall.SIGINT:
+		return "SIGINT"
+	}
+	return "signal " + sig.String()
 }

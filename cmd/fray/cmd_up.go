@@ -86,16 +86,17 @@ func runUp(ctx context.Context, args []string) error {
 		noun = "worker"
 	}
 	fmt.Printf("fray up: %d %s ready\nexport FRAY_CLUSTER_SPEC=%s\n", *workers, noun, l.URL())
-	<-ctx.Done()
 	// A second Ctrl-C (or SIGTERM) stops at once instead of waiting for
 	// running tasks (up to 30 s): the broker goes down under them, and
 	// with --store they run again after their lease once fray up is back.
-	if context.Cause(ctx) != context.Canceled { // a signal's cause also matches errors.Is(_, Canceled)
-		// Ended by a signal: take that first one off the channel (it is
-		// delivered there too, if not already), so the next is the second.
+	select {
+	case <-signals: // the first (it ends ctx too)
+	case <-ctx.Done():
+		// Ended by our caller, or by a signal on its way to signals as
+		// well: take that one, so the next is the second.
 		select {
 		case <-signals:
-		case <-time.After(time.Second):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	again := signals
