@@ -10,6 +10,7 @@ import (
 
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/dispatcher"
+	"github.com/frayhq/fray/dispatcher/internal/dispatchtest"
 	"github.com/frayhq/fray/internal/frayt"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
@@ -65,31 +66,7 @@ func newCluster(t *testing.T, o dispatcher.Options) *cluster {
 
 func (c *cluster) startDispatcher(o dispatcher.Options) func() {
 	c.t.Helper()
-	nc, js := frayt.Connect(c.t, c.url)
-	d, err := dispatcher.New(nc, js, o)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := d.Run(ctx); err != nil {
-			c.t.Errorf("dispatcher: %v", err)
-		}
-	}()
-	var once sync.Once
-	stop := func() { once.Do(func() { cancel(); <-done }) }
-	c.t.Cleanup(stop)
-	// Wait until it serves submits.
-	frayt.Eventually(c.t, 10*time.Second, "dispatcher subscribed", func() bool { return subscribed(nc) })
-	return stop
-}
-
-func subscribed(nc *nats.Conn) bool {
-	// A malformed submit gets an "invalid" reply once a dispatcher listens.
-	m, err := nc.Request(jobs.SubjectSubmit, []byte{0xff}, 200*time.Millisecond)
-	return err == nil && len(m.Data) > 0
+	return dispatchtest.Run(c.t, c.url, o)
 }
 
 // addWorker registers a worker with cpu cores and attributes and runs a job

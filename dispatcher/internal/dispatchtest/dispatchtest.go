@@ -50,31 +50,39 @@ func New(t testing.TB) *Cluster {
 	return c
 }
 
-// Start runs a dispatcher with o on its own connection until stop is
-// called (or the test ends) and returns once it serves submits. stop waits
-// for the dispatcher's Run to return; calling it again does nothing.
+// Start runs a dispatcher with o on the cluster (see Run), its log
+// recorded in c.Log unless o names a Logger.
 func (c *Cluster) Start(o dispatcher.Options) (stop func()) {
 	c.t.Helper()
 	if o.Logger == nil {
 		o.Logger = slog.New(c.Log)
 	}
-	nc, js := frayt.Connect(c.t, c.url)
+	return Run(c.t, c.url, o)
+}
+
+// Run runs a dispatcher with o on its own connection to the broker at url
+// until stop is called (or the test ends) and returns once it serves
+// submits. stop waits for the dispatcher's Run to return; calling it again
+// does nothing.
+func Run(t testing.TB, url string, o dispatcher.Options) (stop func()) {
+	t.Helper()
+	nc, js := frayt.Connect(t, url)
 	d, err := dispatcher.New(nc, js, o)
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		if err := d.Run(ctx); err != nil {
-			c.t.Errorf("dispatcher: %v", err)
+			t.Errorf("dispatcher: %v", err)
 		}
 	}()
 	var once sync.Once
 	stop = func() { once.Do(func() { cancel(); <-done; nc.Close() }) }
-	c.t.Cleanup(stop)
-	frayt.Eventually(c.t, 10*time.Second, "the dispatcher serves submits", func() bool {
+	t.Cleanup(stop)
+	frayt.Eventually(t, 10*time.Second, "the dispatcher serves submits", func() bool {
 		// A malformed submit gets an "invalid" reply once a dispatcher listens.
 		m, err := nc.Request(jobs.SubjectSubmit, []byte{0xff}, 200*time.Millisecond)
 		return err == nil && len(m.Data) > 0
