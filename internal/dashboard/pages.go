@@ -184,14 +184,21 @@ func (s *Server) jobOrLog(w http.ResponseWriter, r *http.Request) {
 		s.logStream(w, r, jobID(r))
 		return
 	}
-	panel, err := s.renderString("logpanel", struct{ Src string }{jobURL(jobID(r)) + "?log=1"})
-	if err != nil {
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", err.Error())
-		return
-	}
-	after := template.HTML(panel)
-	if s.view.Job(jobID(r)) == nil {
-		after = ""
+	// The log and the request sit below the live content: the log grows
+	// by itself, and the request never changes.
+	var after template.HTML
+	if _, data, err := s.jobPage(r); err == nil {
+		panel, err := s.renderString("logpanel", struct{ Src string }{jobURL(jobID(r)) + "?log=1"})
+		if err != nil {
+			s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", err.Error())
+			return
+		}
+		req, err := s.renderString("jobrequest", data)
+		if err != nil {
+			s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong", err.Error())
+			return
+		}
+		after = template.HTML(panel + req)
 	}
 	s.servePage(w, r, "job", s.jobPage, after)
 }
