@@ -118,6 +118,7 @@ func runUp(ctx context.Context, args []string) error {
 	}
 	again := signals
 	fmt.Fprintln(os.Stderr, "fray up: stopping (workers drain first; Ctrl-C again to stop at once)")
+	obs.stop() // before the broker goes, so it does not log the broker's absence
 	stopped := make(chan error, 1)
 	go func() { stopped <- l.Stop() }()
 	select {

@@ -126,12 +126,7 @@ func (v *View) UnreachableBackends() []string {
 		}
 	}
 	v.mu.RUnlock()
-	out := make([]string, 0, len(set))
-	for b := range set {
-		out = append(out, b)
-	}
-	sort.Strings(out)
-	return out
+	return sortedKeys(set)
 }
 
 // Actors returns the actor records (read-only), by namespace and name.
@@ -170,9 +165,13 @@ func (v *View) Namespaces() []string {
 		set[r.Namespace] = true
 	}
 	v.mu.RUnlock()
+	return sortedKeys(set)
+}
+
+func sortedKeys(set map[string]bool) []string {
 	out := make([]string, 0, len(set))
-	for n := range set {
-		out = append(out, n)
+	for k := range set {
+		out = append(out, k)
 	}
 	sort.Strings(out)
 	return out

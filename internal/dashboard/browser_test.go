@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,10 +16,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/actors"
-	"github.com/frayhq/fray/broker"
-	"github.com/frayhq/fray/internal/cluster"
 	"github.com/frayhq/fray/internal/frayt"
-	"github.com/frayhq/fray/internal/observe"
+	"github.com/frayhq/fray/internal/observe/observetest"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/worker"
 )
@@ -140,39 +138,8 @@ func (b *browser) screenshot(t *testing.T, name string) {
 // startDashboard runs a local cluster with one worker and its dashboard.
 func startDashboard(t *testing.T, ctx context.Context) (base string, c *fray.Client) {
 	t.Helper()
-	l, err := cluster.StartLocal(ctx, cluster.LocalOptions{
-		Broker:  broker.Options{StoreDir: t.TempDir(), Port: -1},
-		Workers: 1,
-		Worker:  worker.Options{Concurrency: 2},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Stop() })
-	ui, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := observe.New(observe.Options{URL: l.URL(), UI: ui, UIActions: true, Refresh: 250 * time.Millisecond,
-		ClientOptions: []fray.Option{fray.WithoutEnvCredentials()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	octx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- x.Run(octx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("dashboard: %v", err)
-		}
-	})
-	c, err = fray.Connect(ctx, l.URL(), fray.WithoutEnvCredentials())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return strings.TrimSuffix(observe.URL(ui), "/"), c
+	cl := observetest.Start(t, ctx, worker.Options{Concurrency: 2})
+	return cl.UIURL, cl.Client
 }
 
 func TestDashboardFollowsAJobLiveInChromium(t *testing.T) {
@@ -256,3 +223,71 @@ func TestDashboardUnknownJobIsA404Page(t *testing.T) {
 		}
 	}
 }
+
+// csrfToken reads the token the page's forms carry.
+func csrfToken(t *testing.T, page string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(page, `name="csrf" value="`)
+	if !ok {
+		t.Fatalf("no CSRF token in the page:\n%s", tailString(page, 2000))
+	}
+	tok, _, _ := strings.Cut(rest, `"`)
+	return tok
+}
+
+func TestDashboardActionsNeedTheCSRFToken(t *testing.T) {
+	ctx := frayt.Context(t, 2*time.Minute)
+	base, c := startDashboard(t, ctx)
+	h, err := c.Submit(ctx, jobs.JobRequest{Name: "to-stop", Entrypoint: jobs.Entrypoint{Argv: []string{"sleep", "60"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateActor(ctx, actors.ClassCounter, "to-shut", 0); err != nil {
+		t.Fatal(err)
+	}
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	post := func(path string, form url.Values) int {
+		resp, err := noRedirect.PostForm(base+path, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("/actions/stop-job", url.Values{"id": {h.ID()}}); code != http.StatusForbidden {
+		t.Fatalf("stop without a CSRF token: %d, want 403", code)
+	}
+	if code := post("/actions/stop-job", url.Values{"id": {h.ID()}, "csrf": {"forged"}}); code != http.StatusForbidden {
+		t.Fatalf("stop with a wrong CSRF token: %d, want 403", code)
+	}
+	if st, _ := h.Status(ctx); st.Terminal() {
+		t.Fatalf("a refused stop stopped the job: %s", st)
+	}
+	resp, err := http.Get(base + jobURLOf(h.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	tok := csrfToken(t, string(page))
+	if code := post("/actions/stop-job", url.Values{"id": {h.ID()}, "csrf": {tok}}); code != http.StatusSeeOther {
+		t.Fatalf("stop with the page's token: %d, want 303 back to the job", code)
+	}
+	if st, _ := h.Status(ctx); st != jobs.StatusStopped {
+		t.Fatalf("job after the stop button: %s, want STOPPED", st)
+	}
+	if code := post("/actions/shutdown-actor", url.Values{"namespace": {"default"}, "name": {"to-shut"}, "csrf": {tok}}); code != http.StatusSeeOther {
+		t.Fatalf("shut down with the token: %d, want 303", code)
+	}
+	recs, err := c.ListActors(ctx, "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Name == "to-shut" && r.State != actors.StateStopped {
+			t.Fatalf("actor after the shut-down button: %s, want stopped", r.State)
+		}
+	}
+}
+
+func jobURLOf(id string) string { return "/jobs" + id }

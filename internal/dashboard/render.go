@@ -115,7 +115,7 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request, render func() (str
 	ctx := r.Context()
 	tick := time.NewTicker(s.o.LiveInterval)
 	defer tick.Stop()
-	last := ""
+	last, quiet := "", time.Now()
 	for {
 		changed := s.view.Changed()
 		html, err := render()
@@ -132,7 +132,13 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request, render func() (str
 			if err := writeEvent(rc, w, "content", html); err != nil {
 				return
 			}
-			last = html
+			last, quiet = html, time.Now()
+		case time.Since(quiet) > keepAlive: // a comment now and then keeps proxies from closing the stream
+			rc.SetWriteDeadline(time.Now().Add(writeWait))
+			if _, err := w.Write([]byte(": idle\n\n")); err != nil || rc.Flush() != nil {
+				return
+			}
+			quiet = time.Now()
 		}
 		select {
 		case <-ctx.Done():
@@ -149,6 +155,7 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request, render func() (str
 }
 
 const (
+	keepAlive  = 15 * time.Second
 	minLiveGap = 250 * time.Millisecond
 	writeWait  = 10 * time.Second
 )

@@ -3,7 +3,6 @@ package observe_test
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -11,11 +10,9 @@ import (
 
 	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/actors"
-	"github.com/frayhq/fray/broker"
-	"github.com/frayhq/fray/internal/cluster"
 	"github.com/frayhq/fray/internal/frayt"
 	"github.com/frayhq/fray/internal/metrics"
-	"github.com/frayhq/fray/internal/observe"
+	"github.com/frayhq/fray/internal/observe/observetest"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
@@ -118,40 +115,8 @@ func TestMetricsFollowTasksJobsAndActors(t *testing.T) {
 	wsrv := httptest.NewServer(metrics.Handler(wreg))
 	t.Cleanup(wsrv.Close)
 
-	l, err := cluster.StartLocal(ctx, cluster.LocalOptions{
-		Broker:  broker.Options{StoreDir: t.TempDir(), Port: -1},
-		Workers: 1,
-		Worker:  worker.Options{Concurrency: 2, Registry: reg, Observer: wm},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Stop() })
-	ml, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	x, err := observe.New(observe.Options{URL: l.URL(), Metrics: ml, Refresh: 100 * time.Millisecond,
-		ClientOptions: []fray.Option{fray.WithoutEnvCredentials()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	octx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- x.Run(octx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("observe: %v", err)
-		}
-	})
-	url := observe.URL(ml) + "metrics"
-
-	c, err := fray.Connect(ctx, l.URL(), fray.WithoutEnvCredentials())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	cl := observetest.Start(t, ctx, worker.Options{Concurrency: 2, Registry: reg, Observer: wm})
+	url, c := cl.MetricsURL, cl.Client
 	waitFor(t, url, "before any task", map[string]float64{"fray_workers_live": 1, "fray_workers_slots": 2},
 		map[string]map[string]string{"fray_workers_live": {"pool": "default"}, "fray_workers_slots": {"pool": "default"}})
 	if fams := scrape(t, url); fams["process_cpu_seconds_total"] == nil || fams["go_goroutines"] == nil {
