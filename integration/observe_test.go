@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -58,15 +57,7 @@ func TestFrayUpPrintsAWorkingDashboardURL(t *testing.T) {
 		_, body := get(t, metrics)
 		return strings.Contains(body, `fray_workers_live{pool="default"} 2`)
 	})
-	up.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-up.done:
-		if up.err != nil {
-			t.Fatalf("fray up exited with %v after Ctrl-C:\n%s", up.err, up.Output())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("fray up still running 30s after Ctrl-C:\n%s", up.Output())
-	}
+	stopUp(t, up)
 }
 
 func TestBrokerServesMetricsAndDashboard(t *testing.T) {
