@@ -78,6 +78,25 @@ func TestBrokerServesMetricsAndDashboard(t *testing.T) {
 	if code, _ := get(t, dash+"jobs/default/nothing"); code != http.StatusNotFound {
 		t.Fatalf("an unknown job's page: %d, want 404", code)
 	}
+
+	// A worker's own metrics.
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	w := start(t, "fray-worker", nil, "--nats", url, "--id", "metered", "--concurrency", "3", "--log-level", "warn", "--metrics-addr", "127.0.0.1:0")
+	wmetrics := strings.TrimPrefix(strings.Fields(w.waitLine("fray-worker metrics url=", 60*time.Second))[2], "url=")
+	w.waitLine("fray-worker ready", 60*time.Second)
+	if out, errOut, code := runFray(t, []string{"FRAY_CLUSTER_SPEC=" + url}, time.Minute, "run", "fray.echo", "--arg", "1", "--wait"); code != 0 {
+		t.Fatalf("fray run: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	waitFor(t, 20*time.Second, "the worker's metrics count the task", func() bool {
+		_, body := get(t, wmetrics)
+		return strings.Contains(body, `fray_worker_tasks_started_total{fn="fray.echo"} 1`) &&
+			strings.Contains(body, `fray_worker_slots{pool="default"} 3`) && strings.Contains(body, "process_cpu_seconds_total")
+	})
+	waitFor(t, 20*time.Second, "the broker's metrics count the task", func() bool {
+		_, body := get(t, metrics)
+		return strings.Contains(body, `fray_tasks_completed_total{fn="fray.echo",pool="default"} 1`) &&
+			strings.Contains(body, `fray_workers_live{pool="default"} 1`)
+	})
 }
 
 func TestDashboardBeyondLoopbackWithoutTokenWarns(t *testing.T) {
