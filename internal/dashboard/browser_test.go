@@ -1,7 +1,9 @@
 package dashboard_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -291,3 +293,77 @@ func TestDashboardActionsNeedTheCSRFToken(t *testing.T) {
 }
 
 func jobURLOf(id string) string { return "/jobs" + id }
+
+// sseEvents reads server-sent events from url until want of them arrived.
+func sseEvents(t *testing.T, ctx context.Context, url string, want int) (events, data []string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	ev, buf := "", []string{}
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			ev = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			buf = append(buf, strings.TrimPrefix(line, "data: "))
+		case line == "" && ev != "":
+			events, data = append(events, ev), append(data, strings.Join(buf, "\n"))
+			ev, buf = "", nil
+			if len(events) == want {
+				return events, data
+			}
+		}
+	}
+	t.Fatalf("%s: the stream ended after events %v: %v", url, events, sc.Err())
+	return nil, nil
+}
+
+func TestDashboardLogStartsFromTheTailOfALongLog(t *testing.T) {
+	ctx := frayt.Context(t, 2*time.Minute)
+	base, c := startDashboard(t, ctx)
+	h, err := c.Submit(ctx, jobs.JobRequest{Name: "chatty", Entrypoint: jobs.Entrypoint{Argv: []string{"true"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Wait(ctx, jobs.WaitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// 300 batches of one line each, after whatever the job wrote (nothing).
+	lw := jobs.NewLogWriter(c.JetStream(), h.ID(), 0, 1)
+	for i := range 300 {
+		if err := lw.Line(ctx, fmt.Sprint("line ", i)); err != nil {
+			t.Fatal(err)
+		}
+		if err := lw.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events, data := sseEvents(t, ctx, base+jobURLOf(h.ID())+"?log=1", 3)
+	if events[0] != "open" || events[1] != "skipped" || events[2] != "lines" {
+		t.Fatalf("events %v, want open, skipped, lines", events)
+	}
+	if data[1] != `{"batches":100}` {
+		t.Fatalf("skipped %s, want the 100 batches before the last 200", data[1])
+	}
+	var lines []struct {
+		N    int64  `json:"n"`
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal([]byte(data[2]), &lines); err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) == 0 || lines[0].Text != "line 100" {
+		t.Fatalf("first line sent %+v, want line 100", lines[:min(len(lines), 1)])
+	}
+}

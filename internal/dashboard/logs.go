@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -19,8 +20,9 @@ type logLine struct {
 	Text    string `json:"text"`
 }
 
-// logStream sends job id's log as "lines" events (JSON arrays), from the
-// first line and then as lines arrive, until the browser leaves. It reads
+// logStream sends job id's log as "lines" events (JSON arrays), from its
+// last tailBatches batches (a "skipped" event says how many came before)
+// and then as lines arrive, until the browser leaves. It reads
 // FRAY_LOGS with an ordered consumer of its own; nothing else waits on it.
 func (s *Server) logStream(w http.ResponseWriter, r *http.Request, id string) {
 	if s.view.Job(id) == nil {
@@ -44,7 +46,7 @@ func (s *Server) logStream(w http.ResponseWriter, r *http.Request, id string) {
 	if err := writeEvent(rc, w, "open", "{}"); err != nil {
 		return
 	}
-	idle := 0
+	idle, skipped, sentAny := 0, 0, false
 	for ctx.Err() == nil {
 		batch, err := oc.Fetch(maxLogFetch, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
@@ -61,6 +63,12 @@ func (s *Server) logStream(w http.ResponseWriter, r *http.Request, id string) {
 		}
 		var out []logLine
 		for m := range batch.Messages() {
+			// A long log is shown from its tail: the batches before the
+			// last tailBatches are counted, not sent.
+			if md, err := m.Metadata(); err == nil && md.NumPending >= tailBatches && !sentAny {
+				skipped++
+				continue
+			}
 			var b jobs.LogBatch
 			if objects.Unmarshal(m.Data(), &b) != nil {
 				continue
@@ -78,6 +86,12 @@ func (s *Server) logStream(w http.ResponseWriter, r *http.Request, id string) {
 			}
 			continue
 		}
+		if skipped > 0 && !sentAny {
+			if err := writeEvent(rc, w, "skipped", fmt.Sprintf(`{"batches":%d}`, skipped)); err != nil {
+				return
+			}
+		}
+		sentAny = true
 		data, err := json.Marshal(out)
 		if err != nil {
 			return
@@ -88,5 +102,10 @@ func (s *Server) logStream(w http.ResponseWriter, r *http.Request, id string) {
 	}
 }
 
-// maxLogFetch is the most log batches read per fetch.
-const maxLogFetch = 64
+const (
+	// maxLogFetch is the most log batches read per fetch.
+	maxLogFetch = 64
+	// tailBatches is how many of a log's last batches a page starts with
+	// (a batch holds up to jobs.MaxBatchLines lines, usually far fewer).
+	tailBatches = 200
+)

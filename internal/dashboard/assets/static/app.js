@@ -47,6 +47,13 @@
     var empty = document.getElementById("log-empty");
     var seen = {};
     var src = new EventSource(log.dataset.src);
+    src.addEventListener("skipped", function (e) {
+      if (log.querySelector(".skipped")) return;
+      var note = document.createElement("span");
+      note.className = "ln muted skipped";
+      note.textContent = "… earlier output not shown here (" + JSON.parse(e.data).batches + " batches); `fray logs` prints all of it";
+      log.insertBefore(note, log.firstChild);
+    });
     src.addEventListener("lines", function (e) {
       var lines = JSON.parse(e.data);
       var frag = document.createDocumentFragment();
