@@ -63,3 +63,16 @@ func TestLabelValuesAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkWorkerObserverPerTask is what the metrics add to each task: a
+// start and a finish.
+func BenchmarkWorkerObserverPerTask(b *testing.B) {
+	w := NewWorker(prometheus.NewRegistry(), WorkerOptions{Pool: "default"})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			w.TaskStarted("fray.noop", 200*time.Microsecond)
+			w.TaskFinished("fray.noop", 50*time.Microsecond, "")
+		}
+	})
+}
