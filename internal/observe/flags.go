@@ -20,7 +20,7 @@ type Flags struct {
 // off).
 func (f *Flags) Register(fs *flag.FlagSet, uiDefault string) {
 	fs.StringVar(&f.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://HOST:PORT/metrics (off when empty; port 0 picks a free one)")
-	uiHelp := "serve the web dashboard at HOST:PORT (off when empty; port 0 picks a free one; loopback unless you say otherwise)"
+	uiHelp := "serve the web dashboard at HOST:PORT (off when empty; port 0 picks a free one); keep it on 127.0.0.1 unless --ui-token is set"
 	if uiDefault != "" {
 		uiHelp = "serve the web dashboard at HOST:PORT (\"off\" for none)"
 	}
