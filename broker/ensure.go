@@ -73,9 +73,9 @@ type asset struct {
 type waiter struct {
 	onWait   func(string)
 	replicas int
-	began  time.Time // first pause: short waits are not reported
-	last   string
-	lastAt time.Time
+	began    time.Time // first pause: short waits are not reported
+	last     string
+	lastAt   time.Time
 }
 
 // pause reports what is awaited (when it changed or reportEvery passed) and
