@@ -39,6 +39,12 @@ const (
 // workers' 30 s default).
 const localDrainTimeout = time.Second
 
+// ErrPermissionDenied is matched (errors.Is) by every error returned
+// because the server refused a publish or a subscription to this user: the
+// call fails at once with a *broker.PermissionError naming the subject and
+// the user, instead of waiting out a timeout.
+var ErrPermissionDenied = broker.ErrPermissionDenied
+
 // DefaultNamespace is the namespace of jobs and actors unless set.
 const DefaultNamespace = "default"
 

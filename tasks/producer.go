@@ -411,6 +411,9 @@ func (p *Producer) forget(id string) *Future {
 
 // mapPublishError maps the stream's limit errors onto ErrQueueFull.
 func mapPublishError(err error) error {
+	if errors.Is(err, broker.ErrPermissionDenied) {
+		return fmt.Errorf("tasks: submit: %w", err)
+	}
 	if d := errorDescription(err); d != "" {
 		if strings.Contains(d, "maximum bytes exceeded") || strings.Contains(d, "maximum messages exceeded") ||
 			strings.Contains(d, "resource limits exceeded") || strings.Contains(d, "insufficient resources") {
@@ -538,25 +541,12 @@ func (p *Producer) cancel(ctx context.Context, f *Future) error {
 }
 
 // subscribeAllowed subscribes and waits for the server's verdict, so that a
-// subscription the account may not make fails here, naming the subject,
-// instead of silently never receiving.
+// subscription the user may not make fails here, naming the subject and
+// the user, instead of silently never receiving.
 func subscribeAllowed(ctx context.Context, nc *nats.Conn, subj string, cb nats.MsgHandler) (*nats.Subscription, error) {
-	sub, err := nc.Subscribe(subj, cb)
-	if err != nil {
-		return nil, err
+	sub, err := broker.Subscribe(ctx, nc, subj, cb)
+	if errors.Is(err, broker.ErrPermissionDenied) {
+		return nil, fmt.Errorf("tasks: %w; stored results arrive there (fray auth's producer role may subscribe to its own)", err)
 	}
-	if _, ok := ctx.Deadline(); !ok { // FlushWithContext needs one
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-	}
-	if err := nc.FlushWithContext(ctx); err != nil {
-		sub.Unsubscribe()
-		return nil, err
-	}
-	if err := nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), `"`+subj+`"`) {
-		sub.Unsubscribe()
-		return nil, fmt.Errorf("this account may not subscribe to %s, where stored results arrive: allow subscribe on %s> (%w)", subj, broker.SubjectStoredPrefix, err)
-	}
-	return sub, nil
+	return sub, err
 }
