@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"os"
 	"time"
 
@@ -115,6 +116,11 @@ func inherit(req, parent *JobRequest) {
 	maps.Copy(env, req.Environment.EnvVars)
 	if len(env) > 0 {
 		req.Environment.EnvVars = env
+	}
+	for _, k := range parent.Environment.EnvFromWorker {
+		if _, set := req.Environment.EnvVars[k]; !set && !slices.Contains(req.Environment.EnvFromWorker, k) {
+			req.Environment.EnvFromWorker = append(req.Environment.EnvFromWorker, k)
+		}
 	}
 	have := map[string]bool{}
 	for _, c := range req.Constraints {
