@@ -192,30 +192,38 @@ func Denied(ctx context.Context, err error) error {
 	return err
 }
 
-// Subscribe subscribes and waits for the server's verdict (a round trip),
-// so that a subscription the user may not make fails here with a
+// Subscribe subscribes and waits for the server's verdict (Verify), so
+// that a subscription the user may not make fails here with a
 // *PermissionError instead of silently never receiving.
 func Subscribe(ctx context.Context, nc *nats.Conn, subj string, cb nats.MsgHandler) (*nats.Subscription, error) {
 	sub, err := nc.Subscribe(subj, cb)
 	if err != nil {
 		return nil, err
 	}
+	if err := Verify(ctx, nc, sub); err != nil {
+		sub.Unsubscribe()
+		return nil, err
+	}
+	return sub, nil
+}
+
+// Verify makes a round trip to the server, after which a refusal of sub
+// has been read, and returns it as a *PermissionError.
+func Verify(ctx context.Context, nc *nats.Conn, sub *nats.Subscription) error {
 	if _, ok := ctx.Deadline(); !ok { // FlushWithContext needs one
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 	}
 	if err := nc.FlushWithContext(ctx); err != nil {
-		sub.Unsubscribe()
-		return nil, err
+		return err
 	}
 	if err := nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) {
-		if m := violationRe.FindStringSubmatch(err.Error()); m != nil && m[1] == "Subscription" && m[2] == subj {
-			sub.Unsubscribe()
-			return nil, &PermissionError{User: watch(nc).userName(), Op: "subscribe", Subject: subj}
+		if m := violationRe.FindStringSubmatch(err.Error()); m != nil && m[1] == "Subscription" && m[2] == sub.Subject {
+			return &PermissionError{User: watch(nc).userName(), Op: "subscribe", Subject: sub.Subject}
 		}
 	}
-	return sub, nil
+	return nil
 }
 
 // SubjectMatches reports whether subject matches pattern, which may hold

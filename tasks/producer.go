@@ -484,9 +484,15 @@ func (p *Producer) watchForeign(f *Future) {
 			p.mu.Unlock()
 			sub.Unsubscribe()
 		}()
+		// A future of an owner whose results this user may not read fails
+		// here, naming the subject and the user, instead of never resolving.
 		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+		defer cancel()
+		if err := broker.Verify(ctx, p.nc, sub); errors.Is(err, broker.ErrPermissionDenied) {
+			f.resolve(nil, fmt.Errorf("tasks: result of %s: %w", f.ID(), err))
+			return
+		}
 		res, err := p.lookup(ctx, subj)
-		cancel()
 		switch {
 		case err == nil:
 			f.resolve(res, nil)
@@ -503,7 +509,10 @@ func (p *Producer) watchForeign(f *Future) {
 
 // lookup fetches the first result stored on subj.
 func (p *Producer) lookup(ctx context.Context, subj string) (*Result, error) {
-	msg, err := p.results.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subj))
+	// The last message of the subject is its one result. Asked by subject
+	// (a direct get on $JS.API.DIRECT.GET.FRAY_RESULTS.<subject>), so that
+	// fray auth's roles can let a user read only its own owner's results.
+	msg, err := p.results.GetLastMsgForSubject(ctx, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, ErrNoResult
 	}
