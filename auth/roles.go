@@ -90,6 +90,8 @@ func viewing() []string {
 	for _, s := range []string{kvStream(broker.BucketJobState), kvStream(broker.BucketActors), broker.StreamLogs} {
 		out = append(out, readStream(s)...)
 	}
+	// queue sizes per pool, as fray workers and the dashboard show them
+	out = append(out, api+"CONSUMER.INFO."+broker.StreamTasks+".*", api+"CONSUMER.LIST."+broker.StreamTasks, api+"CONSUMER.NAMES."+broker.StreamTasks)
 	return append(out, registry(false)...)
 }
 

@@ -1,12 +1,10 @@
 package integration
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/frayhq/fray/internal/frayt"
 )
 
 // A command the server's permissions refuse fails at once with an error
@@ -17,10 +15,7 @@ func TestCLICommandsRefusedByPermissionsFailAtOnceNamingSubjectAndUser(t *testin
 		{ user: "admin", password: "a" }
 		{ user: "looker", password: "l", permissions: { publish: { deny: ["fray.>", "$KV.>", "$O.>"] } } }
 	] }`)
-	port := frayt.FreePort(t)
-	b := start(t, "fray-broker", []string{"FRAY_NATS_USER=admin", "FRAY_NATS_PASSWORD=a"}, "--store", t.TempDir(), "--port", fmt.Sprint(port), "--log-level", "warn", "--config", conf)
-	line := b.waitLine("fray-broker ready", time.Minute)
-	url := strings.TrimPrefix(strings.Fields(line)[2], "url=")
+	url := startBrokerEnv(t, []string{"FRAY_NATS_USER=admin", "FRAY_NATS_PASSWORD=a"}, "", 0, "--config", conf).URL
 	env := []string{"FRAY_CLUSTER_SPEC=" + url, "FRAY_NATS_USER=looker", "FRAY_NATS_PASSWORD=l"}
 	for _, c := range []struct {
 		args    []string

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,11 +51,7 @@ func userEnv(t *testing.T, dir, user string, more ...string) []string {
 // roleBroker starts fray-broker on dir's nats.conf as tenant's admin.
 func roleBroker(t *testing.T, dir, tenant string, args ...string) string {
 	t.Helper()
-	port := frayt.FreePort(t)
-	b := start(t, "fray-broker", userEnv(t, dir, tenant+"-admin"), append([]string{"--store", t.TempDir(), "--port", fmt.Sprint(port), "--log-level", "warn",
-		"--config", filepath.Join(dir, "nats.conf")}, args...)...)
-	line := b.waitLine("fray-broker ready", time.Minute)
-	return strings.TrimPrefix(strings.Fields(line)[2], "url=")
+	return startBrokerEnv(t, userEnv(t, dir, tenant+"-admin"), "", 0, append([]string{"--config", filepath.Join(dir, "nats.conf")}, args...)...).URL
 }
 
 // roleWorker starts fray-worker as tenant's worker user and waits until
