@@ -141,7 +141,7 @@ func (d *Dispatcher) reconcile(ctx context.Context) {
 		}
 		switch {
 		case lost != "":
-			d.preempt(ctx, id, fmt.Sprintf("worker %s lost (lease expired)", lost))
+			d.preempt(ctx, id, workerLostReason(lost))
 		case missing:
 			if err := d.claim(ctx, r); err != nil {
 				d.preempt(ctx, id, "its placement could not be restored: "+err.Error())

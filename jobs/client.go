@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"slices"
 	"time"
 
+	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -115,6 +117,11 @@ func inherit(req, parent *JobRequest) {
 	if len(env) > 0 {
 		req.Environment.EnvVars = env
 	}
+	for _, k := range parent.Environment.EnvFromWorker {
+		if _, set := req.Environment.EnvVars[k]; !set && !slices.Contains(req.Environment.EnvFromWorker, k) {
+			req.Environment.EnvFromWorker = append(req.Environment.EnvFromWorker, k)
+		}
+	}
 	have := map[string]bool{}
 	for _, c := range req.Constraints {
 		have[c.Key] = true
@@ -142,9 +149,17 @@ func (c *Client) Submit(ctx context.Context, req JobRequest) (*Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := context.WithTimeout(ctx, c.submitTimeout)
+	// A submit the server refuses to this user fails at once, naming both.
+	gctx, unguard := broker.GuardPublish(ctx, c.nc, SubjectSubmit, "$KV."+broker.BucketJobState+".>")
+	defer unguard()
+	rctx, cancel := context.WithTimeout(gctx, c.submitTimeout)
 	defer cancel()
 	msg, err := c.nc.RequestWithContext(rctx, SubjectSubmit, body)
+	if err != nil {
+		if derr := broker.Denied(gctx, err); derr != err {
+			return nil, fmt.Errorf("jobs: submit %s: %w", id, derr)
+		}
+	}
 	var rep SubmitReply
 	if err == nil {
 		if err := objects.Unmarshal(msg.Data, &rep); err != nil {
@@ -154,7 +169,8 @@ func (c *Client) Submit(ctx context.Context, req JobRequest) (*Handle, error) {
 	if errors.Is(err, nats.ErrNoResponders) || err == nil && rep.Code == CodeUnavailable {
 		// No dispatcher is running: record the job; one will place it.
 		rec := NewRecord(id, parent, &req)
-		_, _, adopted, err := c.store.CreateOrAdopt(ctx, rec, req.Adopt())
+		_, _, adopted, err := c.store.CreateOrAdopt(gctx, rec, req.Adopt())
+		err = broker.Denied(gctx, err)
 		var ae *AlreadyExistsError
 		if errors.As(err, &ae) {
 			ae.Handle = c.Handle(id)
@@ -212,8 +228,10 @@ func (c *Client) stop(ctx context.Context, id, reason string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.js.Publish(ctx, ControlSubject(id), b); err != nil {
-		return fmt.Errorf("jobs: stop %s: %w", id, err)
+	gctx, unguard := broker.GuardPublish(ctx, c.nc, ControlSubject(id))
+	defer unguard()
+	if _, err := c.js.Publish(gctx, ControlSubject(id), b); err != nil {
+		return fmt.Errorf("jobs: stop %s: %w", id, broker.Denied(gctx, err))
 	}
 	_, err = c.Handle(id).Wait(ctx, WaitOptions{})
 	return err

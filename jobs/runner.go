@@ -67,6 +67,11 @@ type RunnerOptions struct {
 	DeviceWait time.Duration
 	// Funcs are the functions Func entrypoints may name.
 	Funcs map[string]JobFunc
+	// Secrets maps a variable name to a file whose contents (without a
+	// trailing newline) the runner gives a job that names the variable in
+	// EnvironmentConfig.EnvFromWorker; the file is read at each start.
+	// Defaults to none: such names come from the worker's environment.
+	Secrets map[string]string
 	// ClusterSpec is passed to job processes as FRAY_CLUSTER_SPEC. Defaults
 	// to the URL of the worker's NATS connection.
 	ClusterSpec string

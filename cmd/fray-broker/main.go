@@ -184,7 +184,7 @@ func runMain(args []string) error {
 		return err
 	}
 	po := broker.ProvisionOptions{Replicas: f.replicas, ResultTTL: f.resultTTL, ObjectTTL: f.objectTTL, TaskQueueMaxBytes: f.queueMaxBytes}
-	if err := provision(ctx, nc, js, po); err != nil {
+	if err := provision(ctx, nc, js, srv, log, po); err != nil {
 		return startupErr(ctx, log, err)
 	}
 	if backends, err = obs.setup(f, url, natsOpts, backends, log); err != nil {
@@ -272,31 +272,28 @@ func retryable(err error) bool {
 	return errors.Is(err, nats.ErrNoServers) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, io.EOF) || errors.As(err, &ne)
 }
 
-// errReplicasNotSupported is JetStream's error code for replicas > 1 on a
-// server that is not clustered.
-const errReplicasNotSupported = 10074
-
-// provision retries while a cluster forms (JetStream has no leader yet).
-func provision(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, po broker.ProvisionOptions) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := broker.Provision(pctx, js, nc.ConnectedServerVersion(), po)
-		cancel()
-		if err == nil || errors.Is(err, broker.ErrServerTooOld) || errors.Is(err, broker.ErrBadOptions) || errors.Is(err, broker.ErrLayoutTooNew) {
-			return err
+// provision provisions the layout, waiting as long as it takes for the
+// cluster to form (other nodes may start minutes later) and saying what it
+// waits for every few seconds. A mistake (bad options, a newer layout,
+// replicas on a single server) fails at once.
+func provision(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, srv *broker.Server, log *slog.Logger, po broker.ProvisionOptions) error {
+	po.OnWait = func(what string) {
+		args := []any{"for", what}
+		if srv != nil {
+			if peers, routes := srv.RoutedPeers(); routes > 0 {
+				args = append(args, "routed_nodes", fmt.Sprintf("%d of %d", len(peers), routes), "routed_to", strings.Join(peers, ","))
+			}
 		}
-		if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errReplicasNotSupported {
-			return fmt.Errorf("--replicas %d needs a clustered NATS (3 nodes): %w", po.Replicas, err)
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("provision: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second): // JetStream may still be electing a leader
-		}
+		log.Warn("fray-broker waiting", args...)
 	}
+	err := broker.Provision(ctx, js, nc.ConnectedServerVersion(), po)
+	if errors.Is(err, broker.ErrReplicasNeedCluster) {
+		return fmt.Errorf("--replicas %d needs a clustered NATS (3 nodes): %w", po.Replicas, err)
+	}
+	if err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	return nil
 }
 
 // jobBackends builds the external backends named by --backend; the first

@@ -51,9 +51,10 @@ func runMain(args []string) error {
 	id := fs.String("id", "", "worker id (default <hostname>-<random>)")
 	pool := fs.String("pool", tasks.DefaultPool, "pool whose tasks this worker serves")
 	concurrency := fs.Int("concurrency", 0, "task slots (default: number of CPUs)")
-	var attrs, execs multi
+	var attrs, execs, secrets multi
 	fs.Var(&attrs, "attr", "attribute k=v for placement, e.g. region=us-east1, preemptible=false (repeatable)")
 	fs.Var(&execs, "exec", "NAME=COMMAND: serve task NAME by running COMMAND in /bin/sh, argument as JSON on stdin, JSON result on stdout (repeatable)")
+	fs.Var(&secrets, "secret", "NAME=FILE: a job that asks for NAME with --env-from-worker gets FILE's contents in NAME, read at each start; the secret is stored nowhere in the cluster (repeatable)")
 	execMax := fs.String("exec-max-output", "64m", "how much an --exec command may print on stdout (e.g. 64m, 1g); past it the command is killed and its task fails as too large")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long running tasks may finish before they are handed back (0: at once)")
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "task lease: a task whose worker stops heartbeating for this long runs elsewhere")
@@ -130,6 +131,9 @@ func runMain(args []string) error {
 	}
 	jro, err := jobRunnerOptions(*jobCPU, *jobRAM, *jobGPU, *jobTPU, *jobGrace)
 	if err != nil {
+		return daemon.UsageError{Err: err}
+	}
+	if jro.Secrets, err = secretFiles(secrets); err != nil {
 		return daemon.UsageError{Err: err}
 	}
 

@@ -181,11 +181,18 @@ func taskLine(r *jobs.Record, t *jobs.TaskState) string {
 		line += fmt.Sprintf(" [%s %s]", kind, strings.Join(a.Devices, ","))
 	}
 	if a != nil && a.State.Done() {
-		line += fmt.Sprintf(" (exit %d", a.ExitCode)
-		if a.Error != "" {
-			line += ": " + a.Error
+		// An attempt whose process never reported (its worker was lost)
+		// has no exit code: say why it stopped instead.
+		var how []string
+		if a.Exited || a.ExitCode != -1 {
+			how = append(how, fmt.Sprintf("exit %d", a.ExitCode))
 		}
-		line += ")"
+		if a.Error != "" {
+			how = append(how, a.Error)
+		}
+		if len(how) > 0 {
+			line += " (" + strings.Join(how, ": ") + ")"
+		}
 	}
 	return line
 }

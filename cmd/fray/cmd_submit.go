@@ -37,8 +37,9 @@ func runSubmit(ctx context.Context, args []string) error {
 	gpu := fs.String("gpu", "", "GPUs per replica as VARIANT:COUNT, e.g. H100:8 (COUNT defaults to 1)")
 	replicas := fs.Int("replicas", 0, "number of replicas, gang-scheduled: all start or none (default 1, or what --tpu implies)")
 	groupBy := fs.String("group-by", "", "place all replicas on workers sharing this attribute's value, e.g. tpu-name")
-	var env, regions, constraints listFlag
-	fs.Var(&env, "env", "environment variable K=V for the job's processes (repeatable)")
+	var env, envFromWorker, regions, constraints listFlag
+	fs.Var(&env, "env", "environment variable K=V for the job's processes (repeatable); stored in the job record, readable by every worker and viewer: give secrets with --env-from-worker")
+	fs.Var(&envFromWorker, "env-from-worker", "variable NAME the worker fills in itself, from its --secret NAME=FILE or its own environment, so the value is stored nowhere (repeatable)")
 	fs.Var(&regions, "region", "region the job may run in (repeatable; * means any)")
 	fs.Var(&constraints, "constraint", "worker attribute constraint: KEY=VALUE, KEY=V1,V2 (any of), KEY!=VALUE, or KEY (has the attribute) (repeatable)")
 	zone := fs.String("zone", "", "zone the job must run in")
@@ -118,6 +119,7 @@ func runSubmit(ctx context.Context, args []string) error {
 			req.Environment.EnvVars[k] = v
 		}
 	}
+	req.Environment.EnvFromWorker = envFromWorker
 	for _, c := range constraints {
 		con, err := parseConstraint(c)
 		if err != nil {

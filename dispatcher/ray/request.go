@@ -61,6 +61,8 @@ func (b *Backend) translate(jobID, run string, req *jobs.JobRequest) (*submitReq
 	switch {
 	case ep.Func != "":
 		return nil, unsupported("Func entrypoints (%q) run only on fray workers; give an Argv command", ep.Func)
+	case len(req.Environment.EnvFromWorker) > 0:
+		return nil, unsupported("env_from_worker (%s) is filled in by fray workers; give the secret to the job another way", strings.Join(req.Environment.EnvFromWorker, ", "))
 	case len(ep.Argv) == 0:
 		return nil, fmt.Errorf("ray: job has no entrypoint: Argv is empty")
 	}
