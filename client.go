@@ -309,6 +309,10 @@ func Connect(ctx context.Context, spec string, opts ...Option) (*Client, error) 
 		c.Close()
 		return nil, err
 	}
+	if err := c.checkBackend(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
 	return c, nil
 }
 

@@ -192,6 +192,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	submits := make(chan submitMsg, 64)
 	unavailable := &jobs.SubmitReply{Code: jobs.CodeUnavailable, Error: "dispatcher stopping"}
 	sub, err := d.nc.QueueSubscribe(jobs.SubjectSubmit, jobs.QueueDispatchers, func(m *nats.Msg) {
+		d.adoptLive(ctx, m.Data) // a backend call: here, not in the loop
 		select {
 		case submits <- submitMsg{m}:
 		case <-ctx.Done():
@@ -215,6 +216,18 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		}
 	}()
+
+	found := make(chan string, 64)
+	for subj, h := range map[string]nats.MsgHandler{
+		jobs.SubjectFind:     func(m *nats.Msg) { d.onFind(ctx, m, found) },
+		jobs.SubjectBackends: d.onBackends,
+	} {
+		s, err := d.nc.QueueSubscribe(subj, jobs.QueueDispatchers, h)
+		if err != nil {
+			return fmt.Errorf("dispatcher: subscribe %s: %w", subj, err)
+		}
+		defer func() { _ = s.Unsubscribe() }()
+	}
 
 	cons, err := d.js.CreateOrUpdateConsumer(ctx, broker.StreamJobs, jetstream.ConsumerConfig{
 		Durable:        jobs.DurableDispatcher,
@@ -275,6 +288,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		case s := <-submits:
 			d.onSubmit(ctx, s.m)
+		case id := <-found:
+			d.onFound(ctx, id)
 		case m := <-events:
 			d.onEvent(ctx, m)
 			_ = m.Ack()

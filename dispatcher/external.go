@@ -189,8 +189,8 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 		if r.Run != run {
 			return
 		}
-		if r.Status == jobs.StatusStopped {
-			d.stopExternal(r) // stopped while submitting; drain below
+		if r.Status == jobs.StatusStopped || r.StopRequestedMS > 0 {
+			d.stopExternal(r) // stopped while submitting
 		}
 	}
 	ext := r.ExternalID
@@ -234,8 +234,11 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 			r.UnreachableSinceMS, r.UnreachableError = 0, ""
 			if !r.Status.Terminal() && st != nil {
 				msg := st.Message
-				if st.State == jobs.StatusSucceeded {
+				switch {
+				case st.State == jobs.StatusSucceeded:
 					msg = "" // a backend's "finished successfully" is no error
+				case st.State == jobs.StatusStopped && r.StopReason != "":
+					msg = r.StopReason // the stop fray asked for
 				}
 				// A job that ran and finished between two polls was never
 				// seen RUNNING: the backend's clock gives its duration.
@@ -289,6 +292,8 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 	notFound := 0            // status polls in a row that found no such job
 	logsFailing := false     // log fetches failing (warned once)
 	var drainUntil time.Time // set once the record ended on fray's side
+	var stopAsked int64      // the record's StopRequestedMS, as last read
+	var stopSent time.Time   // when the backend was last asked to stop it
 	t := time.NewTicker(d.o.PollInterval)
 	defer t.Stop()
 	for {
@@ -357,6 +362,7 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 					ended = r
 					return jobs.ErrNoChange
 				}
+				stopAsked = r.StopRequestedMS
 				changed := r.LogCursor != cursor
 				r.LogCursor, r.LogLines = cursor, lw.Next()
 				if lost {
@@ -405,6 +411,17 @@ func (d *Dispatcher) mirror(ctx context.Context, b Backend, id string) {
 					end = time.UnixMilli(ended.FinishedMS)
 				}
 				drainUntil = end.Add(d.o.StopWait)
+			}
+		}
+		if stopAsked > 0 && stopSent.IsZero() {
+			// Whoever asked for the stop asked the backend at once; a stop
+			// asked for long ago (before a restart) is asked again now.
+			stopSent = time.UnixMilli(stopAsked)
+		}
+		if stopAsked > 0 && drainUntil.IsZero() && time.Since(stopSent) >= stopResend {
+			stopSent = time.Now() // the backend still runs the job: ask (again)
+			if err := b.Stop(ctx, ext); err != nil && ctx.Err() == nil {
+				log.Warn("ask the backend to stop the job", "err", err)
 			}
 		}
 		select {
