@@ -309,7 +309,7 @@ func Connect(ctx context.Context, spec string, opts ...Option) (*Client, error) 
 		c.Close()
 		return nil, err
 	}
-	if err := c.checkBackend(ctx); err != nil {
+	if err := errors.Join(c.awaitDispatcher(ctx), c.checkBackend(ctx)); err != nil {
 		c.Close()
 		return nil, err
 	}

@@ -24,6 +24,34 @@ func backendIsRecord(sp Spec) bool {
 	return (sp.Kind == SpecRay || sp.Kind == SpecIris) && len(sp.URLs) == 0
 }
 
+// awaitDispatcher waits until the in-process dispatcher of a client whose
+// backend is the record serves look-ups: a look-up nobody answers would
+// read as "no such job".
+func (c *Client) awaitDispatcher(ctx context.Context) error {
+	if !backendIsRecord(c.spec) {
+		return nil
+	}
+	jc, err := c.Jobs(ctx)
+	if err != nil {
+		return err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		_, ok, err := jc.Backends(wctx)
+		if ok {
+			return nil
+		}
+		if err != nil || wctx.Err() != nil {
+			return fmt.Errorf("fray: the in-process dispatcher for %s did not start: %v", c.spec.Kind, errors.Join(err, wctx.Err()))
+		}
+		select {
+		case <-wctx.Done():
+		case <-time.After(10 * time.Millisecond): // poll for its subscription
+		}
+	}
+}
+
 // specAddress is the backend URL a ray?/iris? spec names.
 func specAddress(sp Spec) (param, addr string) {
 	if sp.Kind == SpecRay {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/frayhq/fray/broker"
@@ -71,6 +72,10 @@ type Dispatcher struct {
 	// stopping holds workers whose runner reported a preempted exit: they
 	// are draining even if their registry record does not say so yet.
 	stopping map[string]int64 // worker id → its record's StartedMS
+
+	// importing holds the ids of jobs found on a backend whose lines are
+	// being copied (off the loop): no mirror may start for them meanwhile.
+	importing sync.Map
 }
 
 type recEntry struct {

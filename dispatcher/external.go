@@ -56,8 +56,8 @@ func terminalTask(s jobs.JobStatus) jobs.TaskStatus {
 // startMirror starts, once per job, the goroutine that submits an external
 // job to its backend and mirrors its status and logs into JetStream.
 func (d *Dispatcher) startMirror(ctx context.Context, id string) {
-	if d.mirrors[id] != nil {
-		return
+	if _, busy := d.importing.Load(id); d.mirrors[id] != nil || busy {
+		return // mirrored, or being found (the finder starts it after)
 	}
 	e := d.recs[id]
 	if e == nil || e.r.Status.Terminal() {

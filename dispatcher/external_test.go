@@ -22,7 +22,8 @@ type fakeBackend struct {
 	jobs    map[string]*fakeJob
 	submits int
 	stops   int
-	polls   int // Status calls
+	finds   int
+	polls   int      // Status calls
 	runs    []string // the run of each Submit
 	// graceful makes Stop only ask: the job keeps running (as a process
 	// in its SIGTERM handler does) until the test finishes it.
@@ -31,6 +32,7 @@ type fakeBackend struct {
 
 type fakeJob struct {
 	id    string
+	run   string
 	state jobs.JobStatus
 	msg   string
 	log   []string
@@ -56,7 +58,7 @@ func (f *fakeBackend) Submit(ctx context.Context, jobID, run string, req *jobs.J
 	ext := "ext-" + strings.ReplaceAll(jobID, "/", "_")
 	if f.jobs[ext] == nil {
 		f.submits++
-		f.jobs[ext] = &fakeJob{id: jobID, state: jobs.StatusRunning, log: []string{"started " + strings.Join(req.Entrypoint.Argv, " ")}}
+		f.jobs[ext] = &fakeJob{id: jobID, run: run, state: jobs.StatusRunning, log: []string{"started " + strings.Join(req.Entrypoint.Argv, " ")}}
 	}
 	return ext, nil
 }
@@ -95,7 +97,38 @@ func (f *fakeBackend) Stop(ctx context.Context, ext string) error {
 	return nil
 }
 
-func (f *fakeBackend) List(ctx context.Context) ([]dispatcher.RemoteJob, error) { return nil, nil }
+func (f *fakeBackend) List(ctx context.Context) ([]dispatcher.RemoteJob, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []dispatcher.RemoteJob
+	for ext, j := range f.jobs {
+		out = append(out, j.remote(ext))
+	}
+	return out, nil
+}
+
+// Find makes the fake a dispatcher.Finder.
+func (f *fakeBackend) Find(ctx context.Context, jobID string) (*dispatcher.RemoteJob, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.finds++
+	for ext, j := range f.jobs {
+		if j.id == jobID {
+			rj := j.remote(ext)
+			return &rj, nil
+		}
+	}
+	return nil, fmt.Errorf("fake: %s: %w", jobID, dispatcher.ErrJobNotFound)
+}
+
+func (j *fakeJob) remote(ext string) dispatcher.RemoteJob {
+	st := dispatcher.RemoteStatus{State: j.state, Message: j.msg}
+	if j.state != jobs.StatusPending {
+		st.StartedMS = time.Now().Add(-time.Minute).UnixMilli() // it ran
+	}
+	return dispatcher.RemoteJob{ExternalID: ext, JobID: j.id, Run: j.run, Status: st,
+		Request: &jobs.JobRequest{Entrypoint: jobs.Command("elsewhere")}}
+}
 
 func (f *fakeBackend) do(fn func(map[string]*fakeJob)) {
 	f.mu.Lock()

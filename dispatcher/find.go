@@ -93,8 +93,9 @@ func logsStored(r *jobs.Record) bool {
 // the job's record. A record of the same run is kept as it is (its mirror
 // keeps it current); so is a live record of another run (this dispatcher's
 // own submission) and a finished one newer than rj. Otherwise rj's record
-// replaces it, as a new run of the name would. With withLogs, a finished
-// job's lines are copied into FRAY_LOGS and its attempts marked Exited.
+// replaces it, as a new run of the name would. With withLogs, the lines the
+// job printed so far are copied into FRAY_LOGS (a finished job's attempts
+// are then marked Exited) before it returns, and no mirror starts meanwhile.
 func (d *Dispatcher) importJob(ctx context.Context, b Backend, rj *RemoteJob, withLogs bool) (*jobs.Record, error) {
 	rec, err := recordOf(b.Name(), rj)
 	if err != nil {
@@ -104,7 +105,7 @@ func (d *Dispatcher) importJob(ctx context.Context, b Backend, rj *RemoteJob, wi
 	switch {
 	case err == nil && old.Run == rec.Run:
 		if withLogs && old.Status.Terminal() && !logsStored(old) {
-			return d.storeLastLogs(ctx, b, old)
+			return d.storeLogs(ctx, b, old)
 		}
 		return old, nil
 	case err == nil && (!old.Status.Terminal() || old.SubmittedMS > rec.SubmittedMS):
@@ -117,16 +118,21 @@ func (d *Dispatcher) importJob(ctx context.Context, b Backend, rj *RemoteJob, wi
 			return nil, fmt.Errorf("find where the logs of %s start: %w", rec.ID, err)
 		}
 	}
+	if withLogs {
+		d.importing.Store(rec.ID, true) // no mirror pulls the lines meanwhile
+		defer d.importing.Delete(rec.ID)
+	}
 	out, _, adopted, err := d.store.CreateOrAdopt(ctx, rec, true)
-	if err != nil || adopted || !withLogs || !out.Status.Terminal() {
+	if err != nil || adopted || !withLogs {
 		return out, err
 	}
-	return d.storeLastLogs(ctx, b, out)
+	return d.storeLogs(ctx, b, out)
 }
 
-// storeLastLogs copies the lines of finished job r from its backend into
-// FRAY_LOGS, then marks its attempts Exited.
-func (d *Dispatcher) storeLastLogs(ctx context.Context, b Backend, r *jobs.Record) (*jobs.Record, error) {
+// storeLogs copies the lines job r printed so far from its backend into
+// FRAY_LOGS and records the log cursor; a finished job's attempts are then
+// marked Exited.
+func (d *Dispatcher) storeLogs(ctx context.Context, b Backend, r *jobs.Record) (*jobs.Record, error) {
 	lw := jobs.NewLogWriter(d.js, r.ID, 0, 0)
 	lw.Dedup(r.Run)
 	lw.SetNext(r.LogLines)
@@ -150,12 +156,12 @@ func (d *Dispatcher) storeLastLogs(ctx context.Context, b Backend, r *jobs.Recor
 		return r, err
 	}
 	out, _, err := d.store.Update(ctx, r.ID, func(x *jobs.Record) error {
-		if x.Run != r.Run || logsStored(x) {
+		if x.Run != r.Run || x.LogLines != r.LogLines || x.Status.Terminal() && logsStored(x) {
 			return jobs.ErrNoChange
 		}
 		x.LogCursor, x.LogLines = cursor, lw.Next()
 		for i := range x.Tasks {
-			if a := x.Tasks[i].Current(); a != nil && a.Attempt == x.Attempt {
+			if a := x.Tasks[i].Current(); a != nil && a.Attempt == x.Attempt && x.Status.Terminal() {
 				a.Exited = true
 			}
 		}
