@@ -189,8 +189,9 @@ func TestPlainSpecAnyProcessSeesFollowsAndStopsAJob(t *testing.T) {
 		if !errors.As(follower.err, &ee) || ee.ExitCode() != 1 || !strings.Contains(follower.Output(), "ended STOPPED") {
 			t.Fatalf("fray logs -f of a stopped job: %v; want exit 1 saying it ended STOPPED:\n%s", follower.err, follower.Output())
 		}
-		if r := awaitStatus(t, env, id, jobs.StatusStopped); r.Error != "terminated by user" {
-			t.Fatalf("stopped record's error %q, want \"terminated by user\"", r.Error)
+		// Another process knows only what the backend says: its message.
+		if r := awaitStatus(t, env, id, jobs.StatusStopped); r.Error == "" || r.FinishedMS == 0 {
+			t.Fatalf("stopped record: error %q, finished %d; want the backend's message and end time", r.Error, r.FinishedMS)
 		}
 	})
 }

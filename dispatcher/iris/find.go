@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/frayhq/fray/dispatcher/iris/internal/finelog/loggingpb"
 	"github.com/frayhq/fray/dispatcher/iris/internal/iris/clusterpb"
 	"github.com/frayhq/fray/dispatcher/iris/internal/iris/jobpb"
+	"github.com/frayhq/fray/jobs"
 )
 
 // Kind is "iris" (dispatcher.Located).
@@ -39,7 +41,7 @@ func (b *Backend) Find(ctx context.Context, jobID string) (*dispatcher.RemoteJob
 func (b *Backend) remoteJob(j *jobpb.JobStatus, lr *clusterpb.Controller_LaunchJobRequest) *dispatcher.RemoteJob {
 	rj := &dispatcher.RemoteJob{
 		ExternalID:  j.GetJobId(),
-		Status:      b.settled(j.GetJobId(), j),
+		Status:      b.settledByClock(j),
 		SubmittedMS: j.GetSubmittedAt().GetEpochMs(),
 	}
 	if id, ok := b.frayID(j.GetJobId()); ok {
@@ -145,4 +147,21 @@ func (b *Backend) List(ctx context.Context) ([]dispatcher.RemoteJob, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// settledByClock is settled for a job this backend may never have polled
+// (another process submitted it): a finished job is held RUNNING (PENDING if
+// it never started) only while Iris's own finished_at is less than
+// LogSettle ago, the same answer in every process.
+func (b *Backend) settledByClock(j *jobpb.JobStatus) dispatcher.RemoteStatus {
+	st := remoteStatus(j)
+	fin := j.GetFinishedAt().GetEpochMs()
+	if !st.State.Terminal() || b.settle < 0 || fin == 0 || b.now().Sub(time.UnixMilli(fin)) >= b.settle {
+		return st
+	}
+	hold := dispatcher.RemoteStatus{State: jobs.StatusRunning, Message: "finishing: waiting for the last log lines", StartedMS: st.StartedMS}
+	if st.StartedMS == 0 {
+		hold.State = jobs.StatusPending
+	}
+	return hold
 }
