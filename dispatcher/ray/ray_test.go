@@ -483,3 +483,27 @@ func TestStatusGivesRaysStartAndEndTimesOnlyForAJobThatRan(t *testing.T) {
 		}
 	}
 }
+
+func TestFindPicksTheNewestRunOfTheJobIDWithItsRequest(t *testing.T) {
+	req := argvJob("python", "train.py")
+	enc := dispatcher.EncodeRequest(req)
+	body, _ := json.Marshal([]map[string]any{
+		{"submission_id": "fray-old", "status": "SUCCEEDED", "start_time": 100, "metadata": map[string]string{MetaJobID: "/ns/train", MetaRun: "r1", MetaNamespace: "team"}},
+		{"submission_id": "fray-new", "status": "RUNNING", "driver_node_id": "n1", "start_time": 200, "metadata": map[string]string{MetaJobID: "/ns/train", MetaRun: "r2", MetaNamespace: "team", MetaRequest: enc}},
+		{"submission_id": "fray-elsewhere", "status": "RUNNING", "start_time": 300, "metadata": map[string]string{MetaJobID: "/ns/train", MetaRun: "r3", MetaNamespace: "other"}},
+	})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(body) }))
+	defer srv.Close()
+	b := newBackend(t, srv.URL, func(o *Options) { o.Namespace = "team" })
+	rj, err := b.Find(ctx(t), "/ns/train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rj.ExternalID != "fray-new" || rj.Run != "r2" || rj.SubmittedMS != 200 || rj.Status.State != jobs.StatusRunning ||
+		rj.Request == nil || strings.Join(rj.Request.Entrypoint.Argv, " ") != "python train.py" {
+		t.Fatalf("Find = %+v; want the namespace's newest run r2 with its request", rj)
+	}
+	if _, err := b.Find(ctx(t), "/ns/other"); !errors.Is(err, dispatcher.ErrJobNotFound) {
+		t.Fatalf("Find of an unknown job: %v; want ErrJobNotFound", err)
+	}
+}
