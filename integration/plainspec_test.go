@@ -171,9 +171,15 @@ func TestPlainSpecAnyProcessSeesFollowsAndStopsAJob(t *testing.T) {
 			t.Fatalf("fray jobs ls from another process does not list %s RUNNING:\n%s", id, out)
 		}
 
+		logsOut := ""
 		frayt.Eventually(t, 2*time.Minute, "fray logs from another process prints the job's lines", func() bool {
-			out, _, code := runFray(t, env, 2*time.Minute, "logs", id)
-			return code == 0 && strings.Contains(out, "plain-start v1\nplain-second\n")
+			out, errOut, code := runFray(t, env, 2*time.Minute, "logs", id)
+			logsOut = fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+			if code == 0 && strings.Contains(out, "plain-start v1\n") && strings.Contains(out, "plain-second\n") {
+				return true
+			}
+			t.Logf("fray logs %s: %s", id, logsOut)
+			return false
 		})
 		follower := start(t, "fray", env, "logs", "-f", id)
 		follower.waitLine("plain-second", 2*time.Minute)
@@ -252,15 +258,16 @@ func TestPlainSpecResubmitAdoptsALiveJobAndStartsANewRunOfAFinishedOne(t *testin
 func TestPlainSpecSubmitWaitEndedBySIGTERMLeavesTheJobReachable(t *testing.T) {
 	forEachPlainBackend(t, func(t *testing.T, pb plainBackend, env []string) {
 		dur := sleepArg()
-		p := start(t, "fray", env, "submit", "--wait", "--name", plainName("waited"), "--", "sh", "-c", "echo waited-start; exec sleep "+dur)
+		name := plainName("waited")
+		p := start(t, "fray", env, "submit", "--wait", "--name", name, "--", "sh", "-c", "echo waited-start; exec sleep "+dur)
 		p.waitLine("waited-start", 3*time.Minute)
 		err := p.Term(3 * time.Minute)
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
 			t.Fatalf("fray submit --wait ended by SIGTERM: %v; want exit 130:\n%s", err, p.Output())
 		}
-		id := lastLine(p.Output())
-		if !strings.HasPrefix(id, "/") || !strings.Contains(p.Output(), "keeps running") || !strings.Contains(p.Output(), "fray stop "+id) {
+		id := "/default/" + name
+		if !strings.Contains(p.Output(), "\n"+id+"\n") || !strings.Contains(p.Output(), "keeps running") || !strings.Contains(p.Output(), "fray stop "+id) {
 			t.Fatalf("exit message does not say the job keeps running and how to stop it:\n%s", p.Output())
 		}
 		rec := awaitStatus(t, env, id, jobs.StatusRunning)
