@@ -82,6 +82,14 @@ func plainName(prefix string) string {
 // sleepArg is a sleep duration unique to one test, to find its process by.
 func sleepArg() string { return fmt.Sprintf("600.%06d", rand.IntN(1e6)) }
 
+// ticking is a shell script that prints first, then a line every half
+// second forever; tag (in a comment) finds its process. Iris ships a
+// running process's output a line behind, so a job that printed and then
+// went quiet might never show its last line while it runs.
+func ticking(first, tag string) string {
+	return first + "; while :; do echo tick; sleep 0.5; done # " + tag
+}
+
 // submitPlain runs `fray submit` in a new process and returns the job id.
 func submitPlain(t *testing.T, env []string, args ...string) string {
 	t.Helper()
@@ -149,7 +157,7 @@ func awaitGone(t *testing.T, arg string) {
 func TestPlainSpecAnyProcessSeesFollowsAndStopsAJob(t *testing.T) {
 	forEachPlainBackend(t, func(t *testing.T, pb plainBackend, env []string) {
 		dur := sleepArg()
-		argv := []string{"sh", "-c", "echo plain-start $PLAIN_K; echo plain-second; exec sleep " + dur}
+		argv := []string{"sh", "-c", ticking("echo plain-start $PLAIN_K; echo plain-second", dur)}
 		id := submitPlain(t, env, append([]string{"--name", plainName("plain"), "--env", "PLAIN_K=v1", "--"}, argv...)...)
 
 		rec := awaitStatus(t, env, id, jobs.StatusRunning)
@@ -210,8 +218,12 @@ func TestPlainSpecAnyProcessSeesFollowsAndStopsAJob(t *testing.T) {
 func TestPlainSpecResubmitAdoptsALiveJobAndStartsANewRunOfAFinishedOne(t *testing.T) {
 	forEachPlainBackend(t, func(t *testing.T, pb plainBackend, env []string) {
 		name, dur := plainName("adopt"), sleepArg()
-		id := submitPlain(t, env, "--name", name, "--", "sh", "-c", "echo first-run; exec sleep "+dur)
+		id := submitPlain(t, env, "--name", name, "--", "sh", "-c", ticking("echo first-run", dur))
 		first := awaitStatus(t, env, id, jobs.StatusRunning)
+		frayt.Eventually(t, 2*time.Minute, "the first run's line is in its logs", func() bool {
+			out, _, code := runFray(t, env, 2*time.Minute, "logs", id)
+			return code == 0 && strings.Contains(out, "first-run\n")
+		})
 		frayt.Eventually(t, 2*time.Minute, "the first run's sleep runs", func() bool { return len(backends.ProcessesWithArg(dur)) > 0 })
 		procs := backends.ProcessesWithArg(dur)
 
@@ -259,7 +271,7 @@ func TestPlainSpecSubmitWaitEndedBySIGTERMLeavesTheJobReachable(t *testing.T) {
 	forEachPlainBackend(t, func(t *testing.T, pb plainBackend, env []string) {
 		dur := sleepArg()
 		name := plainName("waited")
-		p := start(t, "fray", env, "submit", "--wait", "--name", name, "--", "sh", "-c", "echo waited-start; exec sleep "+dur)
+		p := start(t, "fray", env, "submit", "--wait", "--name", name, "--", "sh", "-c", ticking("echo waited-start", dur))
 		p.waitLine("waited-start", 3*time.Minute)
 		err := p.Term(3 * time.Minute)
 		var ee *exec.ExitError

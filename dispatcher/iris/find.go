@@ -62,7 +62,9 @@ func (b *Backend) remoteJob(j *jobpb.JobStatus, lr *clusterpb.Controller_LaunchJ
 // LogStartOf is the log cursor before the first line of rj's run
 // (dispatcher.LogFinder): the log server keeps every run of a name under the
 // same keys, so it is the cursor before the first line stamped after rj was
-// submitted, or, when it has none yet, after every line stored so far.
+// submitted (the least seq of a page of those lines, whichever end of them
+// the log server pages from), or, when it has none yet, after every line
+// stored so far.
 func (b *Backend) LogStartOf(ctx context.Context, rj *dispatcher.RemoteJob) (int64, error) {
 	last, err := b.lastLogSeq(ctx, rj.ExternalID)
 	if err != nil || rj.SubmittedMS == 0 {
@@ -73,7 +75,7 @@ func (b *Backend) LogStartOf(ctx context.Context, rj *dispatcher.RemoteJob) (int
 		resp, err := call(ctx, b, "FetchLogs "+rj.ExternalID, func(ctx context.Context) (*connect.Response[loggingpb.FetchLogsResponse], error) {
 			return c.FetchLogs(ctx, connect.NewRequest(&loggingpb.FetchLogsRequest{
 				Source: strings.TrimSuffix(rj.ExternalID, "/") + "/", MatchScope: loggingpb.MatchScope_MATCH_SCOPE_PREFIX,
-				SinceMs: rj.SubmittedMS - 1, MaxLines: 1,
+				SinceMs: rj.SubmittedMS - 1, MaxLines: logPage,
 			}))
 		})
 		if err != nil {
