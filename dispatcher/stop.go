@@ -44,3 +44,24 @@ func (d *Dispatcher) requestStop(ctx context.Context, id, reason string) {
 	}
 	d.stopExternal(r)
 }
+
+// askStop asks the backend again to stop a job whose stop was asked for
+// (the record's StopRequestedMS, read by record) while it still runs it:
+// every stopResend, and at once for a stop asked for before this mirror
+// started (a dispatcher restarted meanwhile; whoever asked for a recent
+// stop asked the backend then).
+func (m *mirror) askStop(ctx context.Context) {
+	if m.stopAsked == 0 || !m.drainUntil.IsZero() {
+		return
+	}
+	if m.stopSent.IsZero() {
+		m.stopSent = time.UnixMilli(m.stopAsked)
+	}
+	if time.Since(m.stopSent) < stopResend {
+		return
+	}
+	m.stopSent = time.Now()
+	if err := m.b.Stop(ctx, m.ext); err != nil && ctx.Err() == nil {
+		m.log.Warn("ask the backend to stop the job", "err", err)
+	}
+}
