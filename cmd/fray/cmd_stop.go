@@ -19,7 +19,7 @@ func bufferedStdout() *bufio.Writer { return bufio.NewWriterSize(os.Stdout, 64<<
 func runStop(ctx context.Context, args []string) error {
 	fs := newFlags("stop", "ID [ID...] [flags]")
 	natsURL := clusterFlag(fs)
-	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for each job to be STOPPED")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for each job to be STOPPED (on Ray or Iris: until the backend reports it killed)")
 	ids, err := parsePositional(fs, args, 1, -1, "job ID, e.g. fray stop /default/train")
 	if err != nil {
 		return err
