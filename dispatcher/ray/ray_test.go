@@ -222,6 +222,7 @@ func TestSubmitSendsExactFieldsForAGPUJob(t *testing.T) {
 	}
 	b := func(u string) *Backend { return newBackend(t, u, func(o *Options) { o.Namespace = "lab" }) }
 	got := capture(t, b, "/team/train", req)
+	checkStoredRequest(t, got, req)
 	want := map[string]any{
 		"entrypoint":    "python train.py --lr 3e-4 --name 'my run'",
 		"submission_id": "fray-lab-team-train-" + got["submission_id"].(string)[len("fray-lab-team-train-"):],
@@ -257,6 +258,7 @@ func TestSubmitSendsExactFieldsForATPUSlice(t *testing.T) {
 	req.Environment.SetupCommands = []string{"cd /app", "source .venv/bin/activate"}
 	got := capture(t, func(u string) *Backend { return newBackend(t, u) }, "/ns/llama", req)
 	delete(got, "submission_id")
+	checkStoredRequest(t, got, req)
 	want := map[string]any{
 		"entrypoint": "cd /app && source .venv/bin/activate && python -m levanter.main",
 		"metadata":   map[string]any{"fray_job_id": "/ns/llama", "fray_job_name": "train"},
@@ -506,4 +508,17 @@ func TestFindPicksTheNewestRunOfTheJobIDWithItsRequest(t *testing.T) {
 	if _, err := b.Find(ctx(t), "/ns/other"); !errors.Is(err, dispatcher.ErrJobNotFound) {
 		t.Fatalf("Find of an unknown job: %v; want ErrJobNotFound", err)
 	}
+}
+
+// checkStoredRequest checks that the submission's metadata keeps req (as
+// Find reads it back), then drops it from got for the exact comparison.
+func checkStoredRequest(t *testing.T, got map[string]any, req *jobs.JobRequest) {
+	t.Helper()
+	md, _ := got["metadata"].(map[string]any)
+	enc, _ := md[MetaRequest].(string)
+	back := dispatcher.DecodeRequest(enc)
+	if back == nil || !reflect.DeepEqual(back.Entrypoint.Argv, req.Entrypoint.Argv) || back.Replicas != req.Replicas {
+		t.Errorf("metadata %s = %q; want the request", MetaRequest, enc)
+	}
+	delete(md, MetaRequest)
 }
