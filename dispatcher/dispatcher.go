@@ -39,10 +39,11 @@ type Options struct {
 	// ReconcileInterval is how often records and allocations are checked
 	// against each other and against the live workers. Defaults to 5 s.
 	ReconcileInterval time.Duration
-	// StopWait bounds how long, after a job on an external backend ended
-	// on fray's side (a stop, a timeout, its parent ending), its logs are
-	// still mirrored while waiting for the backend to report it finished,
-	// so what it prints while shutting down is kept. Defaults to 30 s.
+	// StopWait bounds how long, after a job on an external backend was
+	// ended on fray's side by another writer (a stop does not end it: its
+	// backend's report does), its logs are still mirrored while waiting for
+	// the backend to report it finished, so what it prints while shutting
+	// down is kept. Defaults to 30 s.
 	StopWait time.Duration
 }
 

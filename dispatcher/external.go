@@ -111,8 +111,9 @@ func (d *Dispatcher) stopExternal(r *jobs.Record) {
 // poll status and logs until the job finishes or ctx ends. It writes the
 // record only with compare-and-set, so it never overrides a stop.
 //
-// When the record ends on fray's side first (a stop, a timeout, a parent
-// ending), the mirror drains: it keeps mirroring logs until the backend
+// A stop does not end the record (see requestStop): the backend's report
+// does. When the record ends on fray's side first all the same (written by
+// another writer, e.g. a dispatcher of an older version), the mirror drains: it keeps mirroring logs until the backend
 // reports the job finished or StopWait has passed since the record ended,
 // fetches the logs a last time and then marks the current attempts exited,
 // which tells followers (jobs.Handle.Follow) that every line is stored.
