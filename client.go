@@ -363,6 +363,10 @@ func Connect(ctx context.Context, spec string, opts ...Option) (*Client, error) 
 		c.Close()
 		return nil, err
 	}
+	if err := errors.Join(c.awaitDispatcher(ctx), c.checkBackend(ctx)); err != nil {
+		c.Close()
+		return nil, err
+	}
 	return c, nil
 }
 

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
   done
 } > README.md
 {
-  for f in 00-overview objects tasks actors jobs backends auth; do
+  for f in 00-overview objects tasks actors jobs backends backends-record auth; do
     cat "docs/protocol/$f.md"; echo
   done
 } > PROTOCOL.md

@@ -28,6 +28,13 @@ type ClientOptions struct {
 	// With no dispatcher running, the job is recorded PENDING directly and a
 	// dispatcher picks it up when it starts. Defaults to 10 s.
 	SubmitTimeout time.Duration
+	// AskBackends makes the external backends the record (fray.Connect sets
+	// it for a ray?/iris? spec without nats=, whose broker lives only in
+	// this process): before a handle first reads its job, and before every
+	// ListJobs, the dispatcher is asked to look the jobs up on its backends
+	// (SubjectFind), so jobs submitted from any process are seen. Defaults
+	// to false: the broker's records are the truth.
+	AskBackends bool
 }
 
 // Client submits, lists and controls jobs.
@@ -38,6 +45,7 @@ type Client struct {
 	ns            string
 	parent        string
 	submitTimeout time.Duration
+	askBackends   bool
 }
 
 // NewClient makes a jobs client on an open connection.
@@ -64,7 +72,7 @@ func NewClient(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, o Cli
 	if err != nil {
 		return nil, err
 	}
-	return &Client{nc: nc, js: js, store: st, ns: o.Namespace, parent: o.Parent, submitTimeout: o.SubmitTimeout}, nil
+	return &Client{nc: nc, js: js, store: st, ns: o.Namespace, parent: o.Parent, submitTimeout: o.SubmitTimeout, askBackends: o.AskBackends}, nil
 }
 
 // Store is the client's record store.
@@ -82,8 +90,14 @@ func (c *Client) ResolveID(s string) string {
 	return JobID(c.ns, s)
 }
 
-// ListJobs returns the jobs that pass f.
+// ListJobs returns the jobs that pass f. With AskBackends, the backends'
+// jobs are looked up first.
 func (c *Client) ListJobs(ctx context.Context, f Filter) ([]*Record, error) {
+	if c.askBackends {
+		if _, err := c.FindAll(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return c.store.List(ctx, f)
 }
 
@@ -179,14 +193,14 @@ func (c *Client) Submit(ctx context.Context, req JobRequest) (*Handle, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Handle{c: c, id: id, adopted: adopted}, nil
+		return &Handle{c: c, id: id, adopted: adopted, refreshed: true}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: submit %s: %v", ErrNoDispatcher, id, err)
 	}
 	switch rep.Code {
 	case CodeOK:
-		return &Handle{c: c, id: id, adopted: rep.Adopted}, nil
+		return &Handle{c: c, id: id, adopted: rep.Adopted, refreshed: true}, nil
 	case CodeExists:
 		return nil, &AlreadyExistsError{ID: id, Handle: c.Handle(id)}
 	case CodeInvalid:
@@ -217,6 +231,10 @@ func (c *Client) Stop(ctx context.Context, id string, reason string) error {
 }
 
 func (c *Client) stop(ctx context.Context, id, reason string) error {
+	h := c.Handle(id)
+	if err := h.refresh(ctx); err != nil {
+		return err
+	}
 	r, _, err := c.store.Get(ctx, id)
 	if err != nil {
 		return err
@@ -233,6 +251,6 @@ func (c *Client) stop(ctx context.Context, id, reason string) error {
 	if _, err := c.js.Publish(gctx, ControlSubject(id), b); err != nil {
 		return fmt.Errorf("jobs: stop %s: %w", id, broker.Denied(gctx, err))
 	}
-	_, err = c.Handle(id).Wait(ctx, WaitOptions{})
+	_, err = h.Wait(ctx, WaitOptions{})
 	return err
 }

@@ -157,6 +157,10 @@ func printRecord(r *jobs.Record) {
 	if lost := contactLost(r, time.Now()); lost != "" {
 		fmt.Printf("contact:     %s\n", lost)
 	}
+	if r.StopRequestedMS > 0 && !r.Status.Terminal() {
+		fmt.Printf("stopping:    asked %s ago (%s); waiting for %s to report it killed\n",
+			time.Since(time.UnixMilli(r.StopRequestedMS)).Round(time.Second), r.StopReason, r.Backend)
+	}
 	fmt.Printf("entrypoint:  %s\n", entrypointText(&r.Request.Entrypoint))
 	fmt.Printf("submitted:   %s ago\nduration:    %s\n", age(r.SubmittedMS), duration(r))
 	fmt.Printf("attempt:     %d (failures %d, preemptions %d)\n", r.Attempt, r.Failures, r.Preemptions)

@@ -17,6 +17,8 @@ const (
 	MetaJobName   = "fray_job_name"
 	MetaNamespace = "fray_namespace"
 	MetaRun       = "fray_run"
+	// MetaRequest holds the fray request as JSON (dispatcher.EncodeRequest).
+	MetaRequest = "fray_request"
 )
 
 // submitRequest is the body of POST /api/jobs/ (Ray's JobSubmitRequest).
@@ -117,6 +119,9 @@ func (b *Backend) translate(jobID, run string, req *jobs.JobRequest) (*submitReq
 	}
 	if run != "" {
 		s.Metadata[MetaRun] = run
+	}
+	if enc := dispatcher.EncodeRequest(req); enc != "" {
+		s.Metadata[MetaRequest] = enc
 	}
 	if req.Name != "" {
 		s.Metadata[MetaJobName] = req.Name
