@@ -6,6 +6,7 @@ Python functions and actors (``python -m frayhq.runtime``).
 """
 
 from ._codec import PICKLE_TAG, Ref
+from ._decorators import ActorContext, actor, current_actor, task
 from .errors import (
     ActorError,
     ActorUnavailableError,
@@ -30,6 +31,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PICKLE_TAG",
+    "ActorContext",
+    "actor",
+    "current_actor",
+    "task",
     "ActorError",
     "ActorUnavailableError",
     "CancelledError",
