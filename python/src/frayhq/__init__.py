@@ -8,6 +8,7 @@ Python functions and actors (``python -m frayhq.runtime``).
 from ._codec import PICKLE_TAG, Ref
 from .errors import (
     ActorError,
+    ActorExists,
     ActorUnavailableError,
     CancelledError,
     ConfigError,
@@ -16,6 +17,7 @@ from .errors import (
     FrayError,
     JobAlreadyExists,
     JobFailed,
+    NoEligibleWorker,
     NotFound,
     PickleFailed,
     RemoteError,
@@ -31,6 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "PICKLE_TAG",
     "ActorError",
+    "ActorExists",
     "ActorUnavailableError",
     "CancelledError",
     "ConfigError",
@@ -39,6 +42,7 @@ __all__ = [
     "FrayError",
     "JobAlreadyExists",
     "JobFailed",
+    "NoEligibleWorker",
     "NotFound",
     "PickleFailed",
     "Ref",

@@ -20,6 +20,7 @@ import nats.js.errors
 from nats.nuid import NUID
 
 from . import _codec, _spec
+from ._actor_api import ActorAPI
 from ._codec import Ref
 from ._local import LocalCluster
 from ._loop import LoopThread
@@ -74,7 +75,7 @@ def _nats_options() -> dict[str, Any]:
     return o
 
 
-class Client:
+class Client(ActorAPI):
     """A connection to a fray cluster. Make one with frayhq.connect()."""
 
     def __init__(
