@@ -22,6 +22,7 @@ from nats.nuid import NUID
 from . import _codec, _spec
 from ._actor_api import ActorAPI
 from ._codec import Ref
+from ._jobs import JobAPI
 from ._local import LocalCluster
 from ._loop import LoopThread
 from ._objects import ObjectStore
@@ -75,7 +76,7 @@ def _nats_options() -> dict[str, Any]:
     return o
 
 
-class Client(ActorAPI):
+class Client(ActorAPI, JobAPI):
     """A connection to a fray cluster. Make one with frayhq.connect()."""
 
     def __init__(
