@@ -9,6 +9,7 @@ from ._codec import PICKLE_TAG, Ref
 from ._decorators import ActorContext, actor, current_actor, task
 from .errors import (
     ActorError,
+    ActorExists,
     ActorUnavailableError,
     CancelledError,
     ConfigError,
@@ -17,6 +18,7 @@ from .errors import (
     FrayError,
     JobAlreadyExists,
     JobFailed,
+    NoEligibleWorker,
     NotFound,
     PickleFailed,
     RemoteError,
@@ -36,6 +38,7 @@ __all__ = [
     "current_actor",
     "task",
     "ActorError",
+    "ActorExists",
     "ActorUnavailableError",
     "CancelledError",
     "ConfigError",
@@ -44,6 +47,7 @@ __all__ = [
     "FrayError",
     "JobAlreadyExists",
     "JobFailed",
+    "NoEligibleWorker",
     "NotFound",
     "PickleFailed",
     "Ref",

@@ -130,3 +130,11 @@ class JobAlreadyExists(FrayError, _MarinJobAlreadyExists):  # type: ignore[misc,
 
 class Unsupported(FrayError, NotImplementedError):
     """Something fray does not support (yet); the message says what."""
+
+
+class ActorExists(FrayError):
+    """create_actor of a live name without get_if_exists=True."""
+
+
+class NoEligibleWorker(FrayError):
+    """No live worker could host the actor in time; the message says why."""
