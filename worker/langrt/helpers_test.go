@@ -32,7 +32,7 @@ func (s *syncBuffer) String() string {
 }
 
 // options are the Options of a Python runtime importing the fixtures.
-func options(t *testing.T, procs int, imports ...string) (langrt.Options, *syncBuffer) {
+func options(t testing.TB, procs int, imports ...string) (langrt.Options, *syncBuffer) {
 	t.Helper()
 	py, paths := frayt.Python(t)
 	logs := &syncBuffer{}
@@ -47,7 +47,7 @@ func options(t *testing.T, procs int, imports ...string) (langrt.Options, *syncB
 }
 
 // start starts a runtime importing rtfixtures, closed when the test ends.
-func start(t *testing.T, procs int) (*langrt.Runtime, *tasks.Registry, *syncBuffer) {
+func start(t testing.TB, procs int) (*langrt.Runtime, *tasks.Registry, *syncBuffer) {
 	t.Helper()
 	o, logs := options(t, procs, "rtfixtures")
 	rt, err := langrt.Start(frayt.Context(t, 2*time.Minute), o)
@@ -63,7 +63,7 @@ func start(t *testing.T, procs int) (*langrt.Runtime, *tasks.Registry, *syncBuff
 }
 
 // run calls fn's handler with arg (encoded) and returns its raw result.
-func run(ctx context.Context, t *testing.T, reg *tasks.Registry, fn string, arg any) (any, error) {
+func run(ctx context.Context, t testing.TB, reg *tasks.Registry, fn string, arg any) (any, error) {
 	t.Helper()
 	h, ok := reg.Lookup(fn)
 	if !ok {
