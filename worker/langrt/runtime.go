@@ -165,7 +165,9 @@ func (rt *Runtime) startActorProc(ctx context.Context) (*proc, error) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if rt.closed {
-		go p.stop(0)
+		rt.mu.Unlock()
+		p.stop(0)
+		rt.mu.Lock()
 		return nil, errors.New("langrt: runtime closed")
 	}
 	rt.actors[p] = struct{}{}
