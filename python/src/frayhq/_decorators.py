@@ -41,11 +41,26 @@ _ACTORS: dict[str, type] = {}
 
 
 def _check(name: Any, what: str) -> str:
-    if not isinstance(name, str) or not name or len(name) > 256 or any(c.isspace() or ord(c) < 32 for c in name):
-        raise ValueError(f"frayhq.{what}: name {name!r}: want 1 to 256 characters without spaces or control characters")
+    if (
+        not isinstance(name, str)
+        or not name
+        or len(name) > 256
+        or any(c.isspace() or ord(c) < 32 for c in name)
+    ):
+        raise ValueError(
+            f"frayhq.{what}: name {name!r}: want 1 to 256 characters without spaces or control characters"
+        )
     if name in (PY_CALL, PY_OBJECT):
         raise ValueError(f"frayhq.{what}: name {name!r} is reserved")
     return name
+
+
+def _register(table: dict[str, Any], what: str, name: str, obj: Any, ok: bool, want: str) -> None:
+    if not ok:
+        raise TypeError(f"frayhq.{what}({name!r}): {obj!r} is not {want}")
+    if name in table and table[name] is not obj:
+        raise ValueError(f"frayhq.{what}: {name!r} is already registered to {table[name]!r}")
+    table[name] = obj
 
 
 def task(name: str) -> Callable[[F], F]:
@@ -58,11 +73,7 @@ def task(name: str) -> Callable[[F], F]:
     _check(name, "task")
 
     def register(fn: F) -> F:
-        if not callable(fn):
-            raise TypeError(f"frayhq.task({name!r}): {fn!r} is not callable")
-        if name in _TASKS and _TASKS[name] is not fn:
-            raise ValueError(f"frayhq.task: {name!r} is already registered to {_TASKS[name]!r}")
-        _TASKS[name] = fn
+        _register(_TASKS, "task", name, fn, callable(fn), "callable")
         return fn
 
     return register
@@ -77,11 +88,7 @@ def actor(name: str) -> Callable[[C], C]:
     _check(name, "actor")
 
     def register(cls: C) -> C:
-        if not isinstance(cls, type):
-            raise TypeError(f"frayhq.actor({name!r}): {cls!r} is not a class")
-        if name in _ACTORS and _ACTORS[name] is not cls:
-            raise ValueError(f"frayhq.actor: {name!r} is already registered to {_ACTORS[name]!r}")
-        _ACTORS[name] = cls
+        _register(_ACTORS, "actor", name, cls, isinstance(cls, type), "a class")
         return cls
 
     return register

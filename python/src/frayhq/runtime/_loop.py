@@ -204,41 +204,53 @@ class Runtime:
                 return False
         reply["functions"] = sorted(_decorators._TASKS) + [PY_CALL]
         reply["classes"] = [
-            {"name": n, "methods": _decorators.public_methods(c)} for n, c in sorted(_decorators._ACTORS.items())
+            {"name": n, "methods": _decorators.public_methods(c)}
+            for n, c in sorted(_decorators._ACTORS.items())
         ] + [{"name": PY_OBJECT, "methods": []}]
         self.pipe.write(reply)
         return True
 
     # -- tasks -----------------------------------------------------------
 
-    def run(self, f: dict[str, Any]) -> None:
-        rid, fn = f["id"], f.get("fn", "")
-        arg = f.get("arg")
+    def _answer(self, rid: int, body: Any, f: dict[str, Any]) -> None:
+        """Serve request rid: body(f) returns the result frame's extra keys;
+        any exception (SystemExit too) is the request's error."""
         _local.id = rid
         try:
-            if fn == PY_CALL:
-                value = self._run_pickled(arg)
-            else:
-                func = _decorators._TASKS.get(fn)
-                if func is None:
-                    raise LookupError(f"no task function {fn!r} in this runtime (it has {sorted(_decorators._TASKS)})")
-                value = func(None if arg is None else _codec.loads(arg, what=f"argument of {fn}"))
-            out = _encode(value, f"task {fn}")
+            frame = body(f)
             self._flush()
-        except BaseException as e:  # noqa: BLE001 - every failure is the task's (SystemExit too)
+        except BaseException as e:  # noqa: BLE001 - every failure is the request's
             self._flush()
-            self.pipe.write({"t": "error", "id": rid, "error": _error(e)})
-            return
+            frame = {"t": "error", "error": _error(e, skip=2)}
         finally:
             _local.id = 0
-        self.pipe.write({"t": "result", "id": rid, "value": out})
+        frame["id"] = rid
+        self.pipe.write(frame)
+
+    def run(self, f: dict[str, Any]) -> None:
+        self._answer(f["id"], self._run, f)
+
+    def _run(self, f: dict[str, Any]) -> dict[str, Any]:
+        fn, arg = f.get("fn", ""), f.get("arg")
+        if fn == PY_CALL:
+            value = self._run_pickled(arg)
+        else:
+            func = _decorators._TASKS.get(fn)
+            if func is None:
+                raise LookupError(
+                    f"no task function {fn!r} in this runtime (it has {sorted(_decorators._TASKS)})"
+                )
+            value = func(None if arg is None else _codec.loads(arg, what=f"argument of {fn}"))
+        return {"t": "result", "value": _encode(value, f"task {fn}")}
 
     def _run_pickled(self, arg: bytes | None) -> Any:
         if not _tagged(arg):
             raise TypeError(f"{PY_CALL}: the argument must be the pickled (callable, args, kwargs)")
         fn, args, kwargs = _codec.loads(arg, what=f"argument of {PY_CALL}")  # type: ignore[arg-type]
         args = [self.pipe.fetch(a) if isinstance(a, _codec.Ref) else a for a in args]
-        kwargs = {k: self.pipe.fetch(v) if isinstance(v, _codec.Ref) else v for k, v in (kwargs or {}).items()}
+        kwargs = {
+            k: self.pipe.fetch(v) if isinstance(v, _codec.Ref) else v for k, v in (kwargs or {}).items()
+        }
         return fn(*args, **kwargs)
 
     def _flush(self) -> None:
@@ -248,48 +260,43 @@ class Runtime:
     # -- actors ----------------------------------------------------------
 
     def new(self, f: dict[str, Any]) -> None:
-        rid, cls_name = f["id"], f.get("fn", "")
+        self._answer(f["id"], self._new, f)
+
+    def _new(self, f: dict[str, Any]) -> dict[str, Any]:
+        cls_name = f.get("fn", "")
         info = f.get("actor") or {}
-        _local.id = rid
-        try:
-            if self.instance is not None:
-                raise RuntimeError("this runtime process already hosts an actor")
-            arg = f.get("arg")
-            if cls_name == PY_OBJECT:
-                if not _tagged(arg):
-                    raise TypeError(f"{PY_OBJECT}: the argument must be the pickled (class, args, kwargs)")
-                cls, args, kwargs = _codec.loads(arg, what=f"argument of {PY_OBJECT}")  # type: ignore[arg-type]
-                args, kwargs = tuple(args), dict(kwargs or {})
-            else:
-                cls = _decorators._ACTORS.get(cls_name)
-                if cls is None:
-                    raise LookupError(f"no actor class {cls_name!r} in this runtime (it has {sorted(_decorators._ACTORS)})")
-                args, kwargs = _call_args(arg, f"constructor argument of {cls_name}")
-            conc = max(1, int(info.get("max_conc") or 1))
-            _decorators._set_current(
-                _decorators.ActorContext(
-                    namespace=info.get("ns", ""),
-                    name=info.get("name", ""),
-                    class_name=cls_name,
-                    group=info.get("group", ""),
-                    index=int(info.get("index", -1)),
-                    epoch=int(info.get("epoch", 0)),
-                    host=info.get("host", ""),
-                    max_concurrency=conc,
+        if self.instance is not None:
+            raise RuntimeError("this runtime process already hosts an actor")
+        arg = f.get("arg")
+        if cls_name == PY_OBJECT:
+            if not _tagged(arg):
+                raise TypeError(f"{PY_OBJECT}: the argument must be the pickled (class, args, kwargs)")
+            cls, args, kwargs = _codec.loads(arg, what=f"argument of {PY_OBJECT}")  # type: ignore[arg-type]
+            args, kwargs = tuple(args), dict(kwargs or {})
+        else:
+            cls = _decorators._ACTORS.get(cls_name)
+            if cls is None:
+                raise LookupError(
+                    f"no actor class {cls_name!r} in this runtime (it has {sorted(_decorators._ACTORS)})"
                 )
+            args, kwargs = _call_args(arg, f"constructor argument of {cls_name}")
+        conc = max(1, int(info.get("max_conc") or 1))
+        _decorators._set_current(
+            _decorators.ActorContext(
+                namespace=info.get("ns", ""),
+                name=info.get("name", ""),
+                class_name=cls_name,
+                group=info.get("group", ""),
+                index=int(info.get("index", -1)),
+                epoch=int(info.get("epoch", 0)),
+                host=info.get("host", ""),
+                max_concurrency=conc,
             )
-            self.instance = cls(*args, **kwargs)
-            if conc > 1:
-                self.pool = ThreadPoolExecutor(max_workers=conc, thread_name_prefix="fray-actor")
-            methods = _decorators.public_methods(type(self.instance))
-            self._flush()
-        except BaseException as e:  # noqa: BLE001 - the constructor's failure is the caller's
-            self._flush()
-            self.pipe.write({"t": "error", "id": rid, "error": _error(e)})
-            return
-        finally:
-            _local.id = 0
-        self.pipe.write({"t": "result", "id": rid, "value": b"\xf6", "methods": methods})
+        )
+        self.instance = cls(*args, **kwargs)
+        if conc > 1:
+            self.pool = ThreadPoolExecutor(max_workers=conc, thread_name_prefix="fray-actor")
+        return {"t": "result", "value": b"\xf6", "methods": _decorators.public_methods(type(self.instance))}
 
     def call(self, f: dict[str, Any]) -> None:
         if self.pool is not None:
@@ -298,24 +305,17 @@ class Runtime:
             self._call(f)
 
     def _call(self, f: dict[str, Any]) -> None:
-        rid, method = f["id"], f.get("fn", "")
-        _local.id = rid
-        try:
-            if self.instance is None:
-                raise RuntimeError("no actor constructed in this runtime process")
-            m = getattr(self.instance, method, None) if not method.startswith("_") else None
-            if m is None or not callable(m):
-                raise AttributeError(f"actor has no method {method!r}")
-            args, kwargs = _call_args(f.get("arg"), f"argument of {method}")
-            out = _encode(m(*args, **kwargs), f"method {method}")
-            self._flush()
-        except BaseException as e:  # noqa: BLE001 - every failure is the call's
-            self._flush()
-            self.pipe.write({"t": "error", "id": rid, "error": _error(e)})
-            return
-        finally:
-            _local.id = 0
-        self.pipe.write({"t": "result", "id": rid, "value": out})
+        self._answer(f["id"], self._call_method, f)
+
+    def _call_method(self, f: dict[str, Any]) -> dict[str, Any]:
+        method = f.get("fn", "")
+        if self.instance is None:
+            raise RuntimeError("no actor constructed in this runtime process")
+        m = getattr(self.instance, method, None) if not method.startswith("_") else None
+        if m is None or not callable(m):
+            raise AttributeError(f"actor has no method {method!r}")
+        args, kwargs = _call_args(f.get("arg"), f"argument of {method}")
+        return {"t": "result", "value": _encode(m(*args, **kwargs), f"method {method}")}
 
     # -- loop ------------------------------------------------------------
 
