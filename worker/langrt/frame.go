@@ -16,10 +16,10 @@ import (
 // version it speaks in hello, and the worker refuses any other.
 const ProtocolVersion = 1
 
-// MaxFrame bounds one frame's payload (the CBOR after the length prefix).
-// Larger values travel through the object store, as they do in task
-// records.
-const MaxFrame = 64 << 20
+// MaxFrame bounds one frame's payload (the CBOR after the length prefix):
+// a sanity bound on the length prefix, above any value a task should pass
+// by value (larger ones belong in the object store, passed as refs).
+const MaxFrame = 1 << 30
 
 // Frame types. The worker sends start, run, new, call, object and stop; the
 // runtime sends hello, result, error, log and fetch.

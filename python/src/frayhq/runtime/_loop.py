@@ -21,7 +21,7 @@ from .._decorators import PY_CALL, PY_OBJECT
 from ..errors import PickleFailed
 
 PROTOCOL_VERSION = 1
-MAX_FRAME = 64 << 20
+MAX_FRAME = 1 << 30
 IN_FD, OUT_FD = 3, 4
 _PICKLE_HEAD = b"\xda" + _codec.PICKLE_TAG.to_bytes(4, "big")
 _HDR = struct.Struct(">I")
@@ -90,8 +90,19 @@ class _FrameStream(io.TextIOBase):
         self.pipe, self.stream = pipe, name
         self.bufs = threading.local()
 
+    encoding = "utf-8"
+    errors = "strict"
+
     def writable(self) -> bool:
         return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        # Code that writes to the descriptor itself reaches the worker's log
+        # too, as the process's own output.
+        return 1 if self.stream == "stdout" else 2
 
     def write(self, s: str) -> int:
         buf = getattr(self.bufs, "b", "") + s
@@ -158,7 +169,13 @@ def _call_args(arg: bytes | None, what: str) -> tuple[tuple[Any, ...], dict[str,
 
 def _encode(value: Any, what: str) -> bytes:
     try:
-        return _codec.dumps(value)
+        out = _codec.dumps(value)
+        if len(out) > MAX_FRAME - 4096:
+            raise ValueError(
+                f"its encoding is {len(out)} bytes, over the {MAX_FRAME}-byte frame limit: "
+                "put it in the object store and return the Ref"
+            )
+        return out
     except Exception as e:  # noqa: BLE001 - the caller gets the reason, naming the type
         t = type(value)
         raise PickleFailed(
