@@ -118,7 +118,7 @@ func (h *Host) place(ctx context.Context, e *env, client *Client, hostID string,
 		if err != nil {
 			var re *RemoteError
 			if errors.As(err, &re) {
-				rep.Err = &wireError{Type: re.Type, Message: re.Message}
+				rep.Err = wireOf(re)
 			} else {
 				rep.Err = &wireError{Type: TypeConstructor, Message: err.Error()}
 			}
@@ -164,6 +164,10 @@ func (h *Host) place(ctx context.Context, e *env, client *Client, hostID string,
 	}
 	err = in.start(func(ctx context.Context) (any, *methodSet, error) {
 		v, err := cls.ctor(ctx, rec.Arg)
+		var re *RemoteError
+		if errors.As(err, &re) {
+			return nil, nil, re // described by a dynamic class
+		}
 		if err != nil {
 			typ := fmt.Sprintf("%T", err)
 			if errors.Is(err, ErrBadArgument) {

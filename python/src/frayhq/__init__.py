@@ -8,6 +8,7 @@ Python functions and actors (``python -m frayhq.runtime``).
 from ._actor_api import ActorGroup
 from ._actors import ActorFuture, ActorHandle
 from ._codec import PICKLE_TAG, Ref
+from ._decorators import ActorContext, actor, current_actor, task
 from ._host import HostedActor
 from ._jobs import JobHandle, wait_all
 from ._tasks import Future, QueueFull, wait
@@ -94,6 +95,10 @@ __all__ = [
     "wait",
     "wait_all",
     "PICKLE_TAG",
+    "ActorContext",
+    "actor",
+    "current_actor",
+    "task",
     "ActorError",
     "ActorExists",
     "ActorUnavailableError",
