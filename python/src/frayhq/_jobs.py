@@ -165,12 +165,12 @@ def request_map(c: Client, req: Any, callable_call: tuple[str, list[str]] | None
         e["docker_image"] = str(img)
     out["environment"] = e
     replicas = int(_attr(req, "replicas", 0) or _attr(res, "replicas", 1) or 1)
-    if dev.get("kind") == "tpu" and vms > 1:
-        out["replicas"] = replicas * vms
-        if replicas == 1:
-            out["coscheduling"] = {"group_by": "tpu-name"}
-    elif replicas > 1:
+    # marin counts replicas in VMs (with_tpu: slices x VMs per slice); one
+    # multi-VM slice is coscheduled on the VMs of one slice, as Go's WithTPU.
+    if replicas > 1:
         out["replicas"] = replicas
+    if dev.get("kind") == "tpu" and vms > 1 and replicas == vms:
+        out["coscheduling"] = {"group_by": "tpu-name"}
     for k in ("max_retries_failure", "max_task_failures", "priority"):
         if v := int(_attr(req, k, 0) or 0):
             out[k] = v

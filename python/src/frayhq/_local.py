@@ -115,8 +115,12 @@ class LocalCluster:
             wargs += ["--concurrency", str(concurrency)]
         if python and worker_speaks_python(worker):
             wargs += ["--python", python]
-            if python_path:
-                wargs += ["--python-path", os.pathsep.join(p for p in python_path if p)]
+            seen: set[str] = set()
+            for d in python_path or ():
+                d = os.path.abspath(d or os.getcwd())
+                if d not in seen and os.path.isdir(d):
+                    seen.add(d)
+                    wargs += ["--python-path", d]
         for i in range(workers):
             self._popen([worker, "--id", f"local-{os.getpid()}-{i}", *wargs], f"worker-{i}.log")
 

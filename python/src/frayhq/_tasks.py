@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .client import Client
 
 PY_CALL = "py.call"
+_DEFAULT_NS = "default"
 TASK_VERSION = 1
 MAX_DELIVERIES = 5
 TASKS_PREFIX = "fray.tasks."
@@ -159,6 +160,10 @@ class Tasks:
             arg = _codec.dumps(args[0]) if args else None
         elif callable(fn):
             name = PY_CALL
+            if self.c.namespace != _DEFAULT_NS:
+                from ._context import NamespacedCall
+
+                fn = NamespacedCall(fn, self.c.namespace)
             arg = encode_call(fn, args, kwargs)
         else:
             raise TypeError(f"frayhq: run() wants a callable or a function name, got {_codec._describe(fn)}")  # noqa: SLF001

@@ -72,7 +72,7 @@ class ResourceConfig:
     ) -> ResourceConfig:
         """slice_count slices of tpu_type, one replica per VM of each slice."""
         dev = TpuConfig(variant=tpu_type, count=chips_per_vm, vm_count_hint=vms_per_slice)
-        return ResourceConfig(device=dev, replicas=slice_count, **kwargs)
+        return ResourceConfig(device=dev, replicas=slice_count * vms_per_slice, **kwargs)
 
     @staticmethod
     def with_gpu(gpu_type: str = "auto", count: int = 1, **kwargs: Any) -> ResourceConfig:

@@ -298,6 +298,10 @@ class Runtime:
                 )
             args, kwargs = _call_args(arg, f"constructor argument of {cls_name}")
         conc = max(1, int(info.get("max_conc") or 1))
+        if info.get("ns"):
+            # This process hosts this one actor: its code's current_client()
+            # (frayhq's and marin's) works in the actor's namespace.
+            os.environ["FRAY_NAMESPACE"] = str(info["ns"])
         _decorators._set_current(
             _decorators.ActorContext(
                 namespace=info.get("ns", ""),
@@ -368,6 +372,11 @@ def main() -> None:
     sys.stderr = _FrameStream(pipe, "stderr")
     if not rt.hello(start):
         os._exit(1)
+    # frayhq.current_client() and marin-fray's current_client() reach the
+    # cluster that runs this process (connecting on first use).
+    from .._context import install_lazy
+
+    install_lazy()
     try:
         rt.serve()
     finally:
