@@ -14,6 +14,7 @@ type benchRuntime struct {
 	runtime string
 	python  string
 	paths   listFlag
+	procs   int
 }
 
 func addBenchRuntime(fs *flag.FlagSet, what string) *benchRuntime {
@@ -21,6 +22,9 @@ func addBenchRuntime(fs *flag.FlagSet, what string) *benchRuntime {
 	fs.StringVar(&r.runtime, "runtime", "go", "where the no-op "+what+" runs: go, or python (in fray's Python runtime, python -m frayhq.runtime, as on fray-worker --python)")
 	fs.StringVar(&r.python, "python", "python3", "with --runtime python: the interpreter (it needs the frayhq package and its dependencies)")
 	fs.Var(&r.paths, "python-path", "with --runtime python: DIR to put first on PYTHONPATH, e.g. the python/src of a fray checkout (repeatable)")
+	if what == "task" {
+		fs.IntVar(&r.procs, "python-procs", 0, "with --runtime python: Python processes serving the tasks (default: --concurrency)")
+	}
 	return r
 }
 
@@ -37,7 +41,11 @@ func (r *benchRuntime) options(fs *flag.FlagSet) (*langrt.Options, error) {
 	if err != nil {
 		return nil, usagef(fs, "--python %q: %v", r.python, err)
 	}
+	if r.procs < 0 {
+		return nil, usagef(fs, "--python-procs %d: want at least 1, or 0 for --concurrency", r.procs)
+	}
 	o := langrt.Python(py, r.paths, nil)
+	o.Procs = r.procs
 	return &o, nil
 }
 

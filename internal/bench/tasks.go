@@ -28,7 +28,7 @@ type TasksOptions struct {
 	Baseline    bool // also measure the bare JetStream path
 	StoreDir    string
 	// Python, if set, runs the no-op task in the worker's Python runtime
-	// (one process per slot) instead of in Go: the tasks are
+	// (Procs processes, default one per slot) instead of in Go: the tasks are
 	// PythonNoop, served by the runtime's frayhq.runtime._bench module.
 	Python *langrt.Options
 }
@@ -102,7 +102,9 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 	}
 	if o.Python != nil {
 		po := *o.Python
-		po.Procs = o.Concurrency
+		if po.Procs == 0 {
+			po.Procs = o.Concurrency
+		}
 		po.Imports = append(slices.Clone(po.Imports), PythonBenchModule)
 		rt, err := langrt.Start(ctx, po)
 		if err != nil {
