@@ -126,13 +126,12 @@ def _type_name(e: BaseException) -> str:
     return f"{t.__module__}.{t.__qualname__}"
 
 
-def _error(e: BaseException, skip: int = 1) -> dict[str, Any]:
+def _error(e: BaseException) -> dict[str, Any]:
     """The error map of a frame: type, message, traceback (without the
-    runtime's own frames) and the pickled exception."""
+    runtime's own leading frames) and the pickled exception."""
     tb = e.__traceback__
-    for _ in range(skip):
-        if tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
     out: dict[str, Any] = {
         "type": _type_name(e),
         "message": str(e),
@@ -213,7 +212,7 @@ class Runtime:
             try:
                 __import__(mod)  # the C import path leaves importlib's frames out of a traceback
             except BaseException as e:  # noqa: BLE001 - reported to the worker, which exits 2
-                err = _error(e, skip=1)
+                err = _error(e)
                 err["message"] = f"import {mod}: {err['message']}"
                 err.pop("exc", None)
                 reply["error"] = err
@@ -238,7 +237,7 @@ class Runtime:
             self._flush()
         except BaseException as e:  # noqa: BLE001 - every failure is the request's
             self._flush()
-            frame = {"t": "error", "error": _error(e, skip=2)}
+            frame = {"t": "error", "error": _error(e)}
         finally:
             _local.id = 0
         frame["id"] = rid
