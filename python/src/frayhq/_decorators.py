@@ -113,10 +113,11 @@ class ActorContext:
     max_concurrency: int
 
     def handle(self) -> Any:
-        """This actor's handle, from the frayhq client of this process."""
-        from . import _client_handle  # type: ignore[attr-defined]  # provided by the client package
+        """This actor's own handle (bound to this process's client when
+        called), to pass to tasks and other actors."""
+        from ._actors import ActorHandle
 
-        return _client_handle(self.namespace, self.name)
+        return ActorHandle(self.namespace, self.name, self.class_name)
 
 
 _current: ActorContext | None = None
