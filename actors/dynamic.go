@@ -133,7 +133,7 @@ func (in *instance) invokeDynamic(ctx context.Context, cm *callMsg) (objects.Raw
 	case errors.As(err, &re):
 		return nil, wireOf(re), false
 	}
-	return nil, &wireError{Type: fmt.Sprintf("%T", err), Message: err.Error()}, false
+	return nil, &wireError{Type: fmt.Sprintf("%T", err), Lang: "go", Message: err.Error()}, false
 }
 
 // hasMethod reports whether the instance serves method.
