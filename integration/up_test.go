@@ -22,15 +22,7 @@ func TestFrayUpServesTasksAndStopsCleanlyOnCtrlC(t *testing.T) {
 	if code != 0 || strings.TrimSpace(out) != `[1,"two"]` {
 		t.Fatalf("fray run against fray up: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	up.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-up.done:
-		if up.err != nil {
-			t.Fatalf("fray up exited with %v after Ctrl-C:\n%s", up.err, up.Output())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("fray up still running 30s after Ctrl-C:\n%s", up.Output())
-	}
+	stopUp(t, up)
 }
 
 func TestCLIRejectsBadInputWithClearErrors(t *testing.T) {
@@ -53,5 +45,19 @@ func TestCLIRejectsBadInputWithClearErrors(t *testing.T) {
 		if code == 0 || !strings.Contains(errOut, c.want) {
 			t.Errorf("fray %s: exit %d, stderr %q; want failure mentioning %q", strings.Join(c.args, " "), code, errOut, c.want)
 		}
+	}
+}
+
+// stopUp sends fray up a Ctrl-C and waits for it to exit cleanly.
+func stopUp(t *testing.T, up *proc) {
+	t.Helper()
+	up.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-up.done:
+		if up.err != nil {
+			t.Fatalf("fray up exited with %v after Ctrl-C:\n%s", up.err, up.Output())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("fray up still running 30s after Ctrl-C:\n%s", up.Output())
 	}
 }
