@@ -236,7 +236,7 @@ func (f *Future) Get(ctx context.Context, out any) error {
 	}
 	f.replyEpoch = r.Epoch
 	if r.Err != nil {
-		return &RemoteError{Method: f.method, Message: r.Err.Message, Type: r.Err.Type, Host: r.Err.Host}
+		return r.Err.remote(f.method, r.Err.Host)
 	}
 	if out != nil && len(r.Result) > 0 {
 		if err := objects.Unmarshal(r.Result, out); err != nil {

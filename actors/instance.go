@@ -27,6 +27,7 @@ type instance struct {
 	ttl    time.Duration
 	ms     *methodSet
 	val    reflect.Value
+	dyn    *dynamic // set instead of ms and val for a dynamic class
 	key    string
 	epoch  uint64
 
@@ -106,6 +107,10 @@ func (in *instance) start(construct func(context.Context) (any, *methodSet, erro
 	}
 	go in.keep()
 	v, ms, err := construct(in.ctx)
+	if d, ok := v.(DynamicInstance); ok && err == nil && ms == nil {
+		in.dyn = newDynamic(d)
+		go in.watchDynamic()
+	}
 	if err != nil {
 		in.stop(stopLeaseGone, "")
 		in.wmu.Lock()
@@ -117,7 +122,9 @@ func (in *instance) start(construct func(context.Context) (any, *methodSet, erro
 		in.stop(stopLeaseGone, "")
 		return fmt.Errorf("lease lost (or stopped) while constructing")
 	}
-	in.ms, in.val = ms, reflect.ValueOf(v)
+	if in.dyn == nil {
+		in.ms, in.val = ms, reflect.ValueOf(v)
+	}
 	if in.rec.MaxConcurrency > 1 {
 		in.sem = make(chan struct{}, in.rec.MaxConcurrency)
 		in.running = map[string]struct{}{}
@@ -295,6 +302,9 @@ func (in *instance) stop(mode int, reason string) {
 			_ = in.ctlSub.Unsubscribe()
 		}
 		in.subMu.Unlock()
+		if in.dyn != nil {
+			in.dyn.d.Close()
+		}
 		if mode != stopLeaseGone {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			in.wmu.Lock()
@@ -425,6 +435,9 @@ func (in *instance) handle(msg *nats.Msg) {
 		return
 	}
 	res, werr, stopNow := in.invoke(in.callCtx, &cm)
+	if werr == lostCall {
+		return // the instance failed; the caller learns it from the record
+	}
 	in.calls.Add(1)
 	// Stop before replying, so the caller that made the actor stop or fail
 	// observes the final record and its next call waits for a new instance.
@@ -456,6 +469,9 @@ func (in *instance) reply(to string, res objects.RawMessage, werr *wireError) {
 
 // invoke runs one method. stopNow reports that it returned ErrStop.
 func (in *instance) invoke(ctx reflect.Value, cm *callMsg) (res objects.RawMessage, werr *wireError, stopNow bool) {
+	if in.dyn != nil {
+		return in.invokeDynamic(ctx.Interface().(context.Context), cm)
+	}
 	md := in.ms.methods[cm.Method]
 	if md == nil {
 		return nil, &wireError{Type: TypeNoSuchMethod, Message: fmt.Sprintf("class %s has no method %q (methods: %s)",
@@ -478,14 +494,14 @@ func (in *instance) invoke(ctx reflect.Value, cm *callMsg) (res objects.RawMessa
 	defer func() {
 		if r := recover(); r != nil {
 			res, stopNow = nil, false
-			werr = &wireError{Type: TypePanic, Message: fmt.Sprintf("panic in %s.%s: %v\n%s", in.rec.Class, cm.Method, r, panicStack(maxPanicFrames))}
+			werr = &wireError{Type: TypePanic, Lang: "go", Message: fmt.Sprintf("panic in %s.%s: %v\n%s", in.rec.Class, cm.Method, r, panicStack(maxPanicFrames))}
 		}
 	}()
 	outs := md.fn.Call(args[:n])
 	if e := outs[len(outs)-1]; !e.IsNil() {
 		err := e.Interface().(error)
 		if !errors.Is(err, ErrStop) {
-			return nil, &wireError{Type: fmt.Sprintf("%T", err), Message: err.Error()}, false
+			return nil, &wireError{Type: fmt.Sprintf("%T", err), Lang: "go", Message: err.Error()}, false
 		}
 		stopNow = true
 	}

@@ -141,7 +141,7 @@ func (op *Operation) Wait(ctx context.Context, out any) error {
 			}
 			return nil
 		case OpFailed:
-			return &RemoteError{Method: r.Method, Message: r.Err.Message, Type: r.Err.Type, Host: r.Err.Host}
+			return r.Err.remote(r.Method, r.Err.Host)
 		case OpCanceled:
 			return fmt.Errorf("actors: operation %s: %w", op.id, context.Canceled)
 		case OpRunning, OpPending:
@@ -185,7 +185,7 @@ func (op *Operation) Cancel(ctx context.Context) error {
 // runOp runs a long-running operation on the host: accept at once, record
 // running, invoke, record the outcome.
 func (in *instance) runOp(msg *nats.Msg, cm *callMsg) {
-	if in.ms.methods[cm.Method] == nil {
+	if !in.hasMethod(cm.Method) {
 		_, werr, _ := in.invoke(in.callCtx, cm)
 		in.reply(msg.Reply, nil, werr)
 		return
@@ -223,6 +223,10 @@ func (in *instance) runOp(msg *nats.Msg, cm *callMsg) {
 	res, werr, stopNow := in.invoke(reflect.ValueOf(ctx), cm)
 	in.ops.Delete(cm.Op)
 	in.canceled.Delete(cm.Op)
+	if werr == lostCall {
+		cancel()
+		return // the operation's instance is gone: Wait reports it
+	}
 	in.calls.Add(1)
 	switch {
 	case ctx.Err() != nil && in.ctx.Err() == nil && werr != nil:

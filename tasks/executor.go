@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -417,6 +418,9 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		SubmittedMS: t.SubmittedMS, StartedMS: started.UnixMilli()}
 	fail := func(kind, typ, msg string) {
 		res.Error = &ErrorInfo{Kind: kind, Fn: t.Fn, Message: msg, Type: typ, Worker: e.o.WorkerID, Attempt: attempt}
+		if typ != "" {
+			res.Error.Lang = "go" // a Go handler's error, panic or result
+		}
 		e.o.Observer.TaskFinished(t.Fn, time.Since(started), kind)
 		e.finish(t, res, m)
 	}
@@ -511,9 +515,22 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	if herr != nil {
 		var pe panicError
 		var bi badInput
+		var re *RemoteError
 		switch {
 		case errors.As(herr, &pe):
 			fail(KindPanic, "panic", pe.Error())
+		case errors.As(herr, &re) && !errors.Is(cause, ErrTimeout):
+			// The handler described its failure itself (another language's
+			// error, a runtime process that died).
+			kind := cmp.Or(re.Kind, KindHandler)
+			if (kind == KindRuntimeCrashed || IsRetryable(herr)) && attempt <= t.Retries {
+				retry(kind)
+				return
+			}
+			res.Error = &ErrorInfo{Kind: kind, Fn: t.Fn, Message: re.Message, Type: re.Type, Worker: e.o.WorkerID, Attempt: attempt,
+				Lang: re.Lang, Traceback: re.Traceback, Exc: re.Exc}
+			e.o.Observer.TaskFinished(t.Fn, time.Since(started), kind)
+			e.finish(t, res, m)
 		case errors.As(herr, &bi):
 			fail(KindBadInput, "", bi.Error())
 		case errors.Is(cause, ErrTimeout):

@@ -79,6 +79,9 @@ const (
 	KindBadInput  = "bad_input" // the task or its argument could not be decoded
 	KindExhausted = "exhausted" // delivered MaxDeliveries times without a result
 	KindObject    = "object"    // an argument or result object could not be read or written
+	// KindRuntimeCrashed: the language runtime process running the task
+	// died mid-task (killed, crashed, exited); retried per Retries.
+	KindRuntimeCrashed = "runtime_crashed"
 )
 
 // ErrorInfo describes a failed task.
@@ -86,9 +89,21 @@ type ErrorInfo struct {
 	Kind    string `cbor:"kind"`
 	Fn      string `cbor:"fn,omitempty"`
 	Message string `cbor:"message"`
-	Type    string `cbor:"type,omitempty"` // the Go type of the handler's error, or "panic"
+	// Type is the error's type name in the language it was raised in
+	// (Lang): for Go the %T of the handler's error, or "panic"; for Python
+	// the qualified name, e.g. "builtins.ValueError". Readers in another
+	// language treat it as an opaque label.
+	Type    string `cbor:"type,omitempty"`
 	Worker  string `cbor:"worker,omitempty"`
 	Attempt int    `cbor:"attempt,omitempty"`
+	// Lang is the language the error was raised in: "go", "python".
+	Lang string `cbor:"lang,omitempty"`
+	// Traceback is the formatted remote traceback, when the language has one.
+	Traceback string `cbor:"traceback,omitempty"`
+	// Exc is the language's own encoding of the error (Python: the pickled
+	// exception), so a caller of that language can re-raise it; others
+	// ignore it.
+	Exc []byte `cbor:"exc,omitempty"`
 }
 
 // TaskSubject is the subject a pool's tasks are published on.

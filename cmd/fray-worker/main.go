@@ -1,6 +1,7 @@
 // Command fray-worker is the fray worker daemon, one per host: it serves
-// tasks of one pool (registered Go built-ins and --exec shell handlers),
-// hosts actors and runs job processes, and drains on SIGTERM.
+// tasks of one pool (registered Go built-ins, --exec shell handlers and,
+// with --python, Python functions), hosts actors (Go and Python) and runs
+// job processes, and drains on SIGTERM.
 package main
 
 import (
@@ -66,7 +67,16 @@ func runMain(args []string) error {
 	jobTPU := fs.String("tpu", "", "TPU slice type this VM belongs to, e.g. v5e-16; offers that type's chips per VM (set --attr tpu-name=SLICE too)")
 	jobGrace := fs.Duration("job-grace", 10*time.Second, "a stopped job's processes get SIGTERM, then SIGKILL after this")
 	metricsAddr := metricsFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	var py pythonFlags
+	fs.Var(pythonFlag{&py.interpreter}, "python", "serve Python: run @frayhq.task functions, @frayhq.actor classes and pickled callables (py.call, py.object)\n"+
+		"in persistent Python processes (python -m frayhq.runtime); --python=INTERPRETER (or --python INTERPRETER)\n"+
+		"picks the interpreter, default python3 on PATH; it needs the frayhq package importable")
+	fs.IntVar(&py.procs, "python-procs", 0, "how many Python processes serve tasks, one task each at a time (default: --concurrency);\n"+
+		"each Python actor gets a process of its own besides")
+	fs.Var(&py.imports, "python-import", "MODULE: import MODULE in every Python process at start and serve the functions and classes it\n"+
+		"registers with @frayhq.task / @frayhq.actor; an import error stops the worker (exit 2) with the traceback (repeatable)")
+	fs.Var(&py.paths, "python-path", "DIR: put DIR first on the Python module search path (PYTHONPATH; frayhq itself may be found there) (repeatable)")
+	if err := fs.Parse(joinPythonValue(args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
@@ -103,6 +113,9 @@ func runMain(args []string) error {
 		return daemon.Usagef("--job-grace %s: want 0 or a positive duration", *jobGrace)
 	case *jobCPU < 0:
 		return daemon.Usagef("--cpu %g: want a positive number of cores, or 0 for all", *jobCPU)
+	}
+	if err := py.check(); err != nil {
+		return err
 	}
 	attributes := map[string]string{}
 	for _, a := range attrs {
@@ -150,7 +163,21 @@ func runMain(args []string) error {
 		return err
 	}
 	defer client.Close()
-	plugins, err := cluster.Plugins(cluster.PluginOptions{NATSURL: *natsURL, Logger: log, JobRunner: jro})
+	// The Python runtime starts (and its imports succeed) before the
+	// worker registers anything.
+	rt, err := py.start(ctx, client.NATS(), *natsURL, *concurrency, log)
+	if err != nil {
+		return err
+	}
+	po := cluster.PluginOptions{NATSURL: *natsURL, Logger: log, JobRunner: jro}
+	if rt != nil {
+		defer rt.Close() // after the worker drained: no task runs any more
+		if err := rt.RegisterTasks(reg); err != nil {
+			return daemon.StartError{Err: fmt.Errorf("--python: %w", err)}
+		}
+		po.ActorClasses = rt.RegisterActors
+	}
+	plugins, err := cluster.Plugins(po)
 	if err != nil {
 		return err
 	}
