@@ -43,6 +43,14 @@ type Options struct {
 	// still mirrored while waiting for the backend to report it finished,
 	// so what it prints while shutting down is kept. Defaults to 30 s.
 	StopWait time.Duration
+	// StartTimeout bounds how long a task may stay ASSIGNED, its worker's
+	// job runner not having reported it started, before the dispatcher
+	// takes the assignment back, places the job again (not counted as a
+	// preemption) and places nothing more on that worker process: a worker
+	// that advertises job capacity without a runner (an older fray) would
+	// otherwise hold the job forever. It must exceed the runners'
+	// DeviceWait. Defaults to 2 min.
+	StartTimeout time.Duration
 }
 
 // Dispatcher places submitted jobs on fray workers or external backends and
@@ -71,6 +79,9 @@ type Dispatcher struct {
 	// stopping holds workers whose runner reported a preempted exit: they
 	// are draining even if their registry record does not say so yet.
 	stopping map[string]int64 // worker id → its record's StartedMS
+	// silent holds workers that left an assignment unstarted past
+	// StartTimeout: nothing more is placed on that process.
+	silent map[string]int64 // worker id → its record's StartedMS
 }
 
 type recEntry struct {
@@ -102,6 +113,9 @@ func New(nc *nats.Conn, js jetstream.JetStream, o Options) (*Dispatcher, error) 
 	}
 	if o.StopWait <= 0 {
 		o.StopWait = DefaultStopWait
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = DefaultStartTimeout
 	}
 	bs := map[string]Backend{}
 	for _, b := range o.Backends {
@@ -150,6 +164,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.recs = map[string]*recEntry{}
 	d.mirrors = map[string]context.CancelFunc{}
 	d.stopping = map[string]int64{}
+	d.silent = map[string]int64{}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -280,6 +295,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			_ = m.Ack()
 		case now := <-tick.C:
 			d.checkTimeouts(ctx)
+			d.checkStarts(ctx)
 			if now.Sub(lastReconcile) >= d.o.ReconcileInterval {
 				lastReconcile = now
 				d.reconcile(ctx)
@@ -310,6 +326,7 @@ func (d *Dispatcher) onWorker(ctx context.Context, e jetstream.KeyValueEntry, in
 		delete(d.keyToID, e.Key())
 		delete(d.live, id)
 		delete(d.stopping, id)
+		delete(d.silent, id)
 		if !initial {
 			if e.Operation() == jetstream.KeyValueDelete {
 				d.log.Info("worker left", "worker", id) // it deregistered on a clean stop
@@ -336,6 +353,10 @@ func (d *Dispatcher) onWorker(ctx context.Context, e jetstream.KeyValueEntry, in
 		} else {
 			delete(d.stopping, w.ID) // a new process under the same id
 		}
+	}
+	if started, ok := d.silent[w.ID]; ok && started != w.StartedMS {
+		delete(d.silent, w.ID) // a new process under the same id
+		d.dirty = true
 	}
 	d.keyToID[e.Key()] = w.ID
 	d.live[w.ID] = &w
