@@ -13,6 +13,7 @@ import (
 	"github.com/frayhq/fray/actors"
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/cluster"
+	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
@@ -56,8 +57,8 @@ type Client struct {
 
 	// ext holds lazily built sub-clients of the capability packages.
 	ext struct {
-		actors lazy
-		jobs   lazy
+		actors lazy[*actors.Client]
+		jobs   lazy[*jobs.Client]
 	}
 	closers   []func() error
 	closeOnce sync.Once
@@ -340,6 +341,11 @@ func (c *Client) Close() error {
 			c.nc.Drain()
 			c.nc.Close()
 		}
+		for _, err := range []error{c.ext.actors.close(), c.ext.jobs.close()} {
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
 		for i := len(c.closers) - 1; i >= 0; i-- {
 			if err := c.closers[i](); err != nil {
 				errs = append(errs, err)
@@ -405,7 +411,7 @@ type clientKey struct{}
 // decoded from a task's argument can be called directly.
 func WithClient(ctx context.Context, c *Client) context.Context {
 	ctx = context.WithValue(ctx, clientKey{}, c)
-	if ac, err := c.Actors(); err == nil {
+	if ac, err := c.Actors(ctx); err == nil {
 		ctx = actors.ContextWithClient(ctx, ac)
 	}
 	return ctx

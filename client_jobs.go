@@ -7,15 +7,13 @@ import (
 )
 
 // Jobs is the client's jobs sub-client: submit, list, stop and inspect
-// jobs. It is built on first use.
+// jobs. It is built on first use, within ctx; a build that fails is tried
+// again on the next call, and after Close it fails with ErrClientClosed.
 func (c *Client) Jobs(ctx context.Context) (*jobs.Client, error) {
-	v, err := c.ext.jobs.get(func() (any, error) {
-		return jobs.NewClient(ctx, c.NATS(), c.JetStream(), jobs.ClientOptions{Namespace: c.Namespace()})
+	return c.ext.jobs.get(ctx, func(ctx context.Context) (*jobs.Client, func() error, error) {
+		jc, err := jobs.NewClient(ctx, c.NATS(), c.JetStream(), jobs.ClientOptions{Namespace: c.Namespace()})
+		return jc, nil, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*jobs.Client), nil
 }
 
 // Submit starts a job and returns its handle:
