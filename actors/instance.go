@@ -51,9 +51,13 @@ type instance struct {
 	// running holds the reply subjects of the calls taken off the call
 	// subscription and not yet answered, when MaxConcurrency > 1 (a serial
 	// instance answers each call before taking the next). See barrier.
-	runMu    sync.Mutex
-	running  map[string]struct{}
-	ops      sync.Map // op id -> context.CancelFunc
+	runMu   sync.Mutex
+	running map[string]struct{}
+	ops     sync.Map // op id -> context.CancelFunc
+	// opTail is closed when the last operation queued on a serial instance
+	// has ended: the next operation, and the next call, wait for it. Only
+	// the call subscription's goroutine touches it.
+	opTail   chan struct{}
 	canceled sync.Map // op id -> struct{}: cancel arrived before start
 
 	stopOnce sync.Once
@@ -364,8 +368,26 @@ func (in *instance) onCall(msg *nats.Msg) {
 		in.barrier(msg)
 		return
 	}
+	var cm callMsg
+	if err := objects.Unmarshal(msg.Data, &cm); err != nil {
+		in.reply(msg.Reply, nil, &wireError{Type: TypeBadArgument, Message: "malformed call record: " + err.Error()})
+		return
+	}
+	if cm.Op != "" {
+		in.acceptOp(msg.Reply, &cm) // never waits: accepted now, queued
+		return
+	}
 	if in.sem == nil {
-		in.handle(msg) // MaxConcurrency 1: inline, in arrival order
+		// MaxConcurrency 1: inline, in arrival order, after the operations
+		// accepted before it.
+		if t := in.opTail; t != nil {
+			select {
+			case <-t:
+			case <-in.ctx.Done():
+				return
+			}
+		}
+		in.handle(msg.Reply, &cm)
 		return
 	}
 	select {
@@ -378,7 +400,7 @@ func (in *instance) onCall(msg *nats.Msg) {
 	in.runMu.Unlock()
 	go func() {
 		defer func() { <-in.sem }()
-		in.handle(msg) // replies before leaving running
+		in.handle(msg.Reply, &cm) // replies before leaving running
 		in.runMu.Lock()
 		delete(in.running, msg.Reply)
 		in.runMu.Unlock()
@@ -414,22 +436,13 @@ func (in *instance) barrier(msg *nats.Msg) {
 	_ = in.env.nc.Publish(msg.Reply, data)
 }
 
-func (in *instance) handle(msg *nats.Msg) {
-	var cm callMsg
-	if err := objects.Unmarshal(msg.Data, &cm); err != nil {
-		in.reply(msg.Reply, nil, &wireError{Type: TypeBadArgument, Message: "malformed call record: " + err.Error()})
-		return
-	}
-	if cm.Op != "" {
-		in.runOp(msg, &cm)
-		return
-	}
-	res, werr, stopNow := in.invoke(in.callCtx, &cm)
+func (in *instance) handle(replyTo string, cm *callMsg) {
+	res, werr, stopNow := in.invoke(in.callCtx, cm)
 	in.calls.Add(1)
 	// Stop before replying, so the caller that made the actor stop or fail
 	// observes the final record and its next call waits for a new instance.
 	in.afterCall(stopNow)
-	in.reply(msg.Reply, res, werr)
+	in.reply(replyTo, res, werr)
 }
 
 func (in *instance) afterCall(stopNow bool) {
