@@ -1,0 +1,10 @@
+package tasks
+
+import "time"
+
+// SetSweepTiming sets the result safety net's timing on o (see
+// Producer.sweep): how often it runs, its first look at a waiting future,
+// and the cap of its doubling looks.
+func SetSweepTiming(o *ProducerOptions, every, age, maxEvery time.Duration) {
+	o.sweep = sweepTiming{every: every, age: age, maxEvery: maxEvery}
+}
