@@ -53,6 +53,7 @@ type Client struct {
 	store     *objects.Store
 	producer  *tasks.Producer
 	local     *cluster.Local
+	localReg  *tasks.Registry // the in-process workers' handlers (local mode)
 	log       *slog.Logger
 
 	// ext holds lazily built sub-clients of the capability packages.
@@ -272,10 +273,15 @@ func Connect(ctx context.Context, spec string, opts ...Option) (*Client, error) 
 				DrainTimeout: localDrainTimeout},
 			Logger: cfg.logger,
 		}
-		if cfg.registry != nil {
-			if err := worker.RegisterBuiltins(cfg.registry); err != nil && !errors.Is(err, tasks.ErrDuplicate) {
-				return nil, err
-			}
+		if cfg.registry == nil {
+			cfg.registry = tasks.NewRegistry() // shared by the workers, so Register can add to it
+		}
+		if err := worker.RegisterBuiltins(cfg.registry); err != nil && !errors.Is(err, tasks.ErrDuplicate) {
+			return nil, err
+		}
+		lo.Worker.Registry = cfg.registry
+		if cfg.workers > 0 {
+			c.localReg = cfg.registry
 		}
 		if sp.Kind == SpecRay || sp.Kind == SpecIris {
 			b, err := cluster.Backend(sp.Kind, sp.Params)

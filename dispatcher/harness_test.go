@@ -157,7 +157,7 @@ func (c *cluster) wait(h *jobs.Handle) *jobs.Record {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 	defer cancel()
-	r, err := h.Wait(ctx, jobs.WaitOptions{})
+	r, err := h.Wait(ctx)
 	if err != nil {
 		c.t.Fatalf("wait %s: %v", h.ID(), err)
 	}

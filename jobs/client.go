@@ -132,8 +132,12 @@ func inherit(req, parent *JobRequest) {
 // Submit starts a job and returns its handle. A dispatcher validates it
 // against the backend that will run it: a refusal returns an error wrapping
 // ErrRejected (and the job is recorded FAILED). A live job of the same name
-// is adopted (the default) or reported as *AlreadyExistsError.
-func (c *Client) Submit(ctx context.Context, req JobRequest) (*Handle, error) {
+// is adopted (the default) or reported as *AlreadyExistsError. opts adjust
+// req first (see RequestOption).
+func (c *Client) Submit(ctx context.Context, req JobRequest, opts ...RequestOption) (*Handle, error) {
+	if err := req.apply(opts); err != nil {
+		return nil, err
+	}
 	id, parent, err := c.Prepare(ctx, &req)
 	if err != nil {
 		return nil, err
@@ -215,6 +219,6 @@ func (c *Client) stop(ctx context.Context, id, reason string) error {
 	if _, err := c.js.Publish(ctx, ControlSubject(id), b); err != nil {
 		return fmt.Errorf("jobs: stop %s: %w", id, err)
 	}
-	_, err = c.Handle(id).Wait(ctx, WaitOptions{})
+	_, err = c.Handle(id).Wait(ctx)
 	return err
 }

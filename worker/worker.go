@@ -307,6 +307,7 @@ func (w *Worker) resume(ctx context.Context) (lease *broker.Lease, ours bool, er
 func (w *Worker) record() []byte {
 	w.mu.Lock()
 	w.info.Running = w.Running()
+	w.info.Handlers = w.o.Registry.Names() // handlers may be added while it runs
 	info := w.info
 	w.mu.Unlock()
 	b, _ := objects.Marshal(info)
