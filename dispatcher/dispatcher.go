@@ -150,6 +150,40 @@ type submitMsg struct{ m *nats.Msg }
 // Run serves until ctx ends and returns nil then, or an error when the
 // cluster cannot be reached at start.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	if err := d.open(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ww, err := d.workers.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("dispatcher: watch workers: %w", err)
+	}
+	defer ww.Stop()
+	sw, err := d.store.KV.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("dispatcher: watch job state: %w", err)
+	}
+	defer sw.Stop()
+	if err := d.replay(ctx, ww, sw); err != nil || ctx.Err() != nil {
+		return err
+	}
+	submits, stopSubmits, err := d.takeSubmits(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopSubmits()
+	events, stopEvents, err := d.takeEvents(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopEvents()
+	d.log.Info("dispatcher running", "backends", backendNames(d.backends), "default", d.o.DefaultBackend)
+	return d.loop(ctx, ww, sw, submits, events)
+}
+
+// open opens the buckets and resets the loop state.
+func (d *Dispatcher) open(ctx context.Context) error {
 	var err error
 	if d.store, err = jobs.OpenStore(ctx, d.js); err != nil {
 		return err
@@ -165,20 +199,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.mirrors = map[string]context.CancelFunc{}
 	d.stopping = map[string]int64{}
 	d.silent = map[string]int64{}
+	return nil
+}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ww, err := d.workers.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("dispatcher: watch workers: %w", err)
-	}
-	defer ww.Stop()
-	sw, err := d.store.KV.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("dispatcher: watch job state: %w", err)
-	}
-	defer sw.Stop()
-	// Initial state: everything up to the watchers' end-of-replay markers.
+// replay applies the initial state: everything up to the watchers'
+// end-of-replay markers. It returns nil with ctx ended when stopped.
+func (d *Dispatcher) replay(ctx context.Context, ww, sw jetstream.KeyWatcher) error {
 	for _, w := range []jetstream.KeyWatcher{ww, sw} {
 	replay:
 		for {
@@ -203,8 +229,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		}
 	}
+	return nil
+}
 
-	submits := make(chan submitMsg, 64)
+// takeSubmits subscribes to submit requests; stop unsubscribes and turns
+// away those already queued.
+func (d *Dispatcher) takeSubmits(ctx context.Context) (submits chan submitMsg, stop func(), err error) {
+	submits = make(chan submitMsg, 64)
 	unavailable := &jobs.SubmitReply{Code: jobs.CodeUnavailable, Error: "dispatcher stopping"}
 	sub, err := d.nc.QueueSubscribe(jobs.SubjectSubmit, jobs.QueueDispatchers, func(m *nats.Msg) {
 		select {
@@ -214,9 +245,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("dispatcher: subscribe %s: %w", jobs.SubjectSubmit, err)
+		return nil, nil, fmt.Errorf("dispatcher: subscribe %s: %w", jobs.SubjectSubmit, err)
 	}
-	defer func() {
+	stop = func() {
 		// Stop taking submits before anything else, then turn away those
 		// already queued: their clients record the jobs themselves.
 		_ = sub.Unsubscribe()
@@ -229,8 +260,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				return
 			}
 		}
-	}()
+	}
+	return submits, stop, nil
+}
 
+// takeEvents consumes task events and job control messages from FRAY_JOBS.
+func (d *Dispatcher) takeEvents(ctx context.Context) (events chan jetstream.Msg, stop func(), err error) {
 	cons, err := d.js.CreateOrUpdateConsumer(ctx, broker.StreamJobs, jetstream.ConsumerConfig{
 		Durable:        jobs.DurableDispatcher,
 		Description:    "fray dispatchers: task events and job control",
@@ -241,9 +276,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		MaxAckPending:  4096,
 	})
 	if err != nil {
-		return fmt.Errorf("dispatcher: consumer on %s: %w", broker.StreamJobs, err)
+		return nil, nil, fmt.Errorf("dispatcher: consumer on %s: %w", broker.StreamJobs, err)
 	}
-	events := make(chan jetstream.Msg, 256)
+	events = make(chan jetstream.Msg, 256)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
 		case events <- m:
@@ -251,11 +286,15 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 	}, jetstream.PullMaxMessages(256))
 	if err != nil {
-		return fmt.Errorf("dispatcher: consume %s: %w", broker.StreamJobs, err)
+		return nil, nil, fmt.Errorf("dispatcher: consume %s: %w", broker.StreamJobs, err)
 	}
-	defer cc.Stop()
+	return events, cc.Stop, nil
+}
 
-	d.log.Info("dispatcher running", "backends", backendNames(d.backends), "default", d.o.DefaultBackend)
+// loop is the dispatcher's one goroutine over its state: it applies
+// worker and job changes, submits and events, and places, reconciles and
+// times jobs out on a tick, until ctx ends.
+func (d *Dispatcher) loop(ctx context.Context, ww, sw jetstream.KeyWatcher, submits <-chan submitMsg, events <-chan jetstream.Msg) error {
 	d.reconcile(ctx)
 	d.placeAll(ctx)
 	tick := time.NewTicker(250 * time.Millisecond)

@@ -139,22 +139,28 @@ func (e *Executor) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The background watchers end with Run, however it returns.
 	bg, stopBG := context.WithCancel(context.Background())
-	defer stopBG()
+	var bgDone []<-chan struct{}
+	defer func() {
+		stopBG()
+		for _, done := range bgDone {
+			<-done
+		}
+	}()
 	if e.view, err = WatchWorkers(bg, e.js); err != nil {
 		return err
 	}
+	bgDone = append(bgDone, e.view.Done())
 	cancelsDone, cancelsReady, err := e.watchCancels(bg)
 	if err != nil {
 		return err
 	}
+	bgDone = append(bgDone, cancelsDone)
 
 	e.pull = newPuller(e.nc, broker.StreamTasks, ConsumerName(e.o.Pool), e.o.Concurrency)
 	e.work = make(chan *nats.Msg, 2*e.o.Concurrency)
 	if e.pub, err = newAsyncPublisher(e.nc, 4096, 10*time.Second); err != nil {
-		stopBG()
-		<-cancelsDone
-		<-e.view.Done()
 		return fmt.Errorf("tasks: %w", err)
 	}
 	sub, err := e.nc.Subscribe(e.pull.inbox+".*", func(m *nats.Msg) {
@@ -176,9 +182,6 @@ func (e *Executor) Run(ctx context.Context) error {
 	})
 	if err != nil {
 		e.pub.close()
-		stopBG()
-		<-cancelsDone
-		<-e.view.Done()
 		return fmt.Errorf("tasks: subscribe: %w", err)
 	}
 	sub.SetPendingLimits(-1, -1)
@@ -252,11 +255,8 @@ wait:
 	e.retries.Wait()
 	stopTicks()
 	<-tickerDone
-	stopBG()
-	<-cancelsDone
-	<-e.view.Done()
 	e.nc.Flush()
-	return nil
+	return nil // the deferred clean-up stops the watchers
 }
 
 // ensureConsumer creates (or updates) the pool's durable consumer.
@@ -407,10 +407,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		return
 	}
 	res := &Result{V: ResultVersion, ID: t.ID, Worker: e.o.WorkerID, Attempt: attempt, StartedMS: time.Now().UnixMilli()}
-	fail := func(kind, typ, msg string) {
-		res.Error = &ErrorInfo{Kind: kind, Fn: t.Fn, Message: msg, Type: typ, Worker: e.o.WorkerID, Attempt: attempt}
-		e.finish(t, res, m)
-	}
+	fail := func(kind, typ, msg string) { e.fail(t, res, m, kind, typ, msg) }
 	if attempt > t.MaxDeliveries+t.Retries && t.MaxDeliveries > 0 {
 		fail(KindExhausted, "", fmt.Sprintf("delivered %d times without a result: the workers running it crashed or lost their leases (MaxDeliveries %d)", attempt-1, t.MaxDeliveries))
 		return
@@ -495,28 +492,51 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		herr = cause // a value returned after the timeout: the attempt ran past it
 	}
 	if herr != nil {
-		var pe panicError
-		var bi badInput
-		switch {
-		case errors.As(herr, &pe):
-			fail(KindPanic, "panic", pe.Error())
-		case errors.As(herr, &bi):
-			fail(KindBadInput, "", bi.Error())
-		case errors.Is(cause, ErrTimeout):
-			if attempt <= t.Retries {
-				m.NakWithDelay(backoff(t, attempt))
-				return
-			}
-			fail(KindTimeout, "", fmt.Sprintf("attempt ran past its %s timeout: %v", time.Duration(t.TimeoutMS)*time.Millisecond, herr))
-		default:
-			if IsRetryable(herr) && attempt <= t.Retries {
-				m.NakWithDelay(backoff(t, attempt))
-				return
-			}
-			fail(KindHandler, errorType(herr), herr.Error())
-		}
+		e.handlerFailed(t, res, m, herr, cause)
 		return
 	}
+	e.succeed(hctx, t, res, m, val)
+}
+
+// fail records the attempt's failure as the task's result.
+func (e *Executor) fail(t *Task, res *Result, m *nats.Msg, kind, typ, msg string) {
+	attempt := res.Attempt
+	res.Error = &ErrorInfo{Kind: kind, Fn: t.Fn, Message: msg, Type: typ, Worker: e.o.WorkerID, Attempt: attempt}
+	e.finish(t, res, m)
+}
+
+// handlerFailed settles an attempt whose handler returned herr (cause is
+// its context's): handed back for a retry with backoff while the task's
+// retries last and the error allows one, else recorded as failed.
+func (e *Executor) handlerFailed(t *Task, res *Result, m *nats.Msg, herr, cause error) {
+	attempt := res.Attempt
+	fail := func(kind, typ, msg string) { e.fail(t, res, m, kind, typ, msg) }
+	var pe panicError
+	var bi badInput
+	switch {
+	case errors.As(herr, &pe):
+		fail(KindPanic, "panic", pe.Error())
+	case errors.As(herr, &bi):
+		fail(KindBadInput, "", bi.Error())
+	case errors.Is(cause, ErrTimeout):
+		if attempt <= t.Retries {
+			m.NakWithDelay(backoff(t, attempt))
+			return
+		}
+		fail(KindTimeout, "", fmt.Sprintf("attempt ran past its %s timeout: %v", time.Duration(t.TimeoutMS)*time.Millisecond, herr))
+	default:
+		if IsRetryable(herr) && attempt <= t.Retries {
+			m.NakWithDelay(backoff(t, attempt))
+			return
+		}
+		fail(KindHandler, errorType(herr), herr.Error())
+	}
+}
+
+// succeed records the handler's value as the task's result: inline, or in
+// the object store when over its inline threshold.
+func (e *Executor) succeed(ctx context.Context, t *Task, res *Result, m *nats.Msg, val any) {
+	fail := func(kind, typ, msg string) { e.fail(t, res, m, kind, typ, msg) }
 	raw, err := objects.Marshal(val)
 	if err != nil {
 		fail(KindHandler, "encode", fmt.Sprintf("encode result %T: %v", val, err))
@@ -527,7 +547,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		return
 	}
 	if e.o.Objects != nil && len(raw) > e.o.Objects.InlineThreshold() {
-		ref, err := e.o.Objects.PutBytes(hctx, raw)
+		ref, err := e.o.Objects.PutBytes(ctx, raw)
 		if err != nil {
 			fail(KindObject, "", fmt.Sprintf("store result (%d bytes): %v", len(raw), err))
 			return
