@@ -51,14 +51,14 @@ type instance struct {
 	// running holds the reply subjects of the calls taken off the call
 	// subscription and not yet answered, when MaxConcurrency > 1 (a serial
 	// instance answers each call before taking the next). See barrier.
-	runMu   sync.Mutex
-	running map[string]struct{}
-	ops     sync.Map // op id -> context.CancelFunc
+	runMu    sync.Mutex
+	running  map[string]struct{}
+	ops      sync.Map // op id -> context.CancelFunc
+	canceled sync.Map // op id -> struct{}: cancel arrived before start
 	// opTail is closed when the last operation queued on a serial instance
 	// has ended: the next operation, and the next call, wait for it. Only
 	// the call subscription's goroutine touches it.
-	opTail   chan struct{}
-	canceled sync.Map // op id -> struct{}: cancel arrived before start
+	opTail chan struct{}
 
 	stopOnce sync.Once
 	stopped  chan struct{}

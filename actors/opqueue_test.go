@@ -43,19 +43,26 @@ func startCounterActor(t *testing.T) (*Client, *Handle, context.Context) {
 	return c, h, ctx
 }
 
+// startLongOp submits a Work operation of a minute and waits until it runs.
+func startLongOp(t *testing.T, ctx context.Context, h *Handle) *Operation {
+	t.Helper()
+	op, err := h.Submit(ctx, "Work", 60_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frayt.Eventually(t, 5*time.Second, "first operation running", func() bool {
+		st, err := op.Status(ctx)
+		return err == nil && st.State == OpRunning
+	})
+	return op
+}
+
 // Submit returns once the operation is accepted, though the serial actor
 // is busy with another: the caller holds the queued operation and can
 // cancel it, and then it never runs.
 func TestSubmitToABusySerialActorReturnsAQueuedOperationThatCanBeCanceled(t *testing.T) {
 	_, h, ctx := startCounterActor(t)
-	long, err := h.Submit(ctx, "Work", 60_000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	frayt.Eventually(t, 5*time.Second, "first operation running", func() bool {
-		st, err := long.Status(ctx)
-		return err == nil && st.State == OpRunning
-	})
+	long := startLongOp(t, ctx, h)
 	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	queued, err := h.Submit(sctx, "Work", 1)
@@ -87,14 +94,7 @@ func TestSubmitToABusySerialActorReturnsAQueuedOperationThatCanBeCanceled(t *tes
 // runs.
 func TestOperationWithdrawnByItsSubmitterNeverRuns(t *testing.T) {
 	c, h, ctx := startCounterActor(t)
-	long, err := h.Submit(ctx, "Work", 60_000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	frayt.Eventually(t, 5*time.Second, "first operation running", func() bool {
-		st, err := long.Status(ctx)
-		return err == nil && st.State == OpRunning
-	})
+	long := startLongOp(t, ctx, h)
 	// What Submit does, up to the acceptance, which it then disowns as it
 	// does when that does not reach it in time.
 	id := nuid.Next()
