@@ -45,6 +45,9 @@ type ExecutorOptions struct {
 	HandlerContext func(context.Context) context.Context
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+
+	// timeoutGrace overrides timeoutGrace; tests shorten it (export_test.go).
+	timeoutGrace time.Duration
 }
 
 // ConsumerName is the durable consumer of a pool on FRAY_TASKS.
@@ -108,6 +111,9 @@ func NewExecutor(nc *nats.Conn, js jetstream.JetStream, o ExecutorOptions) (*Exe
 	}
 	if o.DrainTimeout == 0 {
 		o.DrainTimeout = 30 * time.Second
+	}
+	if o.timeoutGrace <= 0 {
+		o.timeoutGrace = timeoutGrace
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -459,7 +465,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	late := false
 	if t.TimeoutMS > 0 {
 		var running <-chan struct{}
-		if val, running, late, herr = callWithin(ctx, h, arg, timeoutGrace); running != nil {
+		if val, running, late, herr = callWithin(ctx, h, arg, e.o.timeoutGrace); running != nil {
 			// The handler ignores its context: the attempt ends now, and
 			// the handler keeps its slot (without heartbeats for a task
 			// that is no longer this slot's) until it returns, or until
@@ -569,10 +575,10 @@ func backoff(t *Task, attempt int) time.Duration {
 
 // timeoutGrace is how long a handler may take to return once its
 // attempt's timeout has cancelled its context, before the attempt is
-// ended without it. It is longer than an exec handler takes to stop its
+// ended without it (the default of ExecutorOptions.timeoutGrace). It is longer than an exec handler takes to stop its
 // command (SIGTERM, then SIGKILL 5 s later), so a retry never runs beside
 // a command still stopping.
-var timeoutGrace = 6 * time.Second
+const timeoutGrace = 6 * time.Second
 
 // callWithin is call for an attempt with a timeout (ctx's deadline): a
 // handler still running grace after ctx ends is left running, and

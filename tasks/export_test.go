@@ -8,3 +8,7 @@ import "time"
 func SetSweepTiming(o *ProducerOptions, every, age, maxEvery time.Duration) {
 	o.sweep = sweepTiming{every: every, age: age, maxEvery: maxEvery}
 }
+
+// SetTimeoutGrace sets how long a timed-out handler may take to return
+// before its attempt ends without it (6 s by default).
+func SetTimeoutGrace(o *ExecutorOptions, d time.Duration) { o.timeoutGrace = d }
