@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/frayhq/fray/broker"
@@ -81,9 +82,13 @@ type RunnerOptions struct {
 // worker, streams their output to FRAY_LOGS, reports their state, and kills
 // their process groups when they are stopped.
 type Runner struct {
-	o   RunnerOptions
-	log *slog.Logger
+	o     RunnerOptions
+	log   *slog.Logger
+	procs atomic.Int64 // job processes running now
 }
+
+// Processes is the number of job processes this runner runs now.
+func (r *Runner) Processes() int { return int(r.procs.Load()) }
 
 // NewRunner validates o and makes a runner.
 func NewRunner(o RunnerOptions) (*Runner, error) {
@@ -294,9 +299,11 @@ func (h *host) apply(ctx context.Context, tasks []Assignment) {
 		p := &proc{h: h, a: a, stop: make(chan bool, 1), done: make(chan struct{})}
 		h.running[k] = p
 		h.wg.Add(1)
+		h.r.procs.Add(1)
 		go func() {
 			defer h.wg.Done()
 			ev := p.run(context.WithoutCancel(ctx))
+			h.r.procs.Add(-1)
 			h.mu.Lock()
 			delete(h.running, k)
 			if h.listed[k] { // still assigned: remember, to repeat the report if unanswered

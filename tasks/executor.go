@@ -45,6 +45,9 @@ type ExecutorOptions struct {
 	HandlerContext func(context.Context) context.Context
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Observer hears each task start, finish and retry (for metrics).
+	// Defaults to none.
+	Observer Observer
 
 	// timeoutGrace overrides timeoutGrace; tests shorten it (export_test.go).
 	timeoutGrace time.Duration
@@ -117,6 +120,9 @@ func NewExecutor(nc *nats.Conn, js jetstream.JetStream, o ExecutorOptions) (*Exe
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Observer == nil {
+		o.Observer = noObserver{}
 	}
 	return &Executor{o: o, nc: nc, js: js, log: o.Logger.With("pool", o.Pool),
 		slots: make([]atomic.Pointer[runningTask], o.Concurrency), cancelled: map[string]struct{}{},
@@ -412,8 +418,11 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		m.Ack() // the canceller recorded the result
 		return
 	}
-	res := &Result{V: ResultVersion, ID: t.ID, Worker: e.o.WorkerID, Attempt: attempt, StartedMS: time.Now().UnixMilli()}
-	fail := func(kind, typ, msg string) { e.fail(t, res, m, kind, typ, msg) }
+	started := time.Now()
+	res := &Result{V: ResultVersion, ID: t.ID, Fn: t.Fn, Pool: e.o.Pool, Worker: e.o.WorkerID, Attempt: attempt,
+		SubmittedMS: t.SubmittedMS, StartedMS: started.UnixMilli()}
+	tr := &taskRun{t: t, res: res, m: m, started: started}
+	fail := func(kind, typ, msg string) { e.fail(tr, kind, typ, msg) }
 	if attempt > t.MaxDeliveries+t.Retries && t.MaxDeliveries > 0 {
 		fail(KindExhausted, "", fmt.Sprintf("delivered %d times without a result: the workers running it crashed or lost their leases (MaxDeliveries %d)", attempt-1, t.MaxDeliveries))
 		return
@@ -445,6 +454,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		m.Nak() // not started before the drain: another worker runs it now
 		return
 	}
+	e.o.Observer.TaskStarted(t.Fn, sinceMS(t.SubmittedMS, started))
 	arg := t.Arg
 	if t.ArgRef != nil {
 		if e.o.Objects == nil {
@@ -498,25 +508,41 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		herr = cause // a value returned after the timeout: the attempt ran past it
 	}
 	if herr != nil {
-		e.handlerFailed(t, res, m, herr, cause)
+		e.handlerFailed(tr, herr, cause)
 		return
 	}
-	e.succeed(hctx, t, res, m, val)
+	e.succeed(hctx, tr, val)
+}
+
+// taskRun is one attempt of a task as process handles it: the task, its
+// result being built, its message and when the attempt started.
+type taskRun struct {
+	t       *Task
+	res     *Result
+	m       *nats.Msg
+	started time.Time
 }
 
 // fail records the attempt's failure as the task's result.
-func (e *Executor) fail(t *Task, res *Result, m *nats.Msg, kind, typ, msg string) {
-	attempt := res.Attempt
+func (e *Executor) fail(tr *taskRun, kind, typ, msg string) {
+	t, res, attempt := tr.t, tr.res, tr.res.Attempt
 	res.Error = &ErrorInfo{Kind: kind, Fn: t.Fn, Message: msg, Type: typ, Worker: e.o.WorkerID, Attempt: attempt}
-	e.finish(t, res, m)
+	e.o.Observer.TaskFinished(t.Fn, time.Since(tr.started), kind)
+	e.finish(t, res, tr.m)
+}
+
+// retry hands the attempt back for a retry with the task's backoff.
+func (e *Executor) retry(tr *taskRun, kind string) {
+	e.o.Observer.TaskRetried(tr.t.Fn, time.Since(tr.started), kind)
+	tr.m.NakWithDelay(backoff(tr.t, tr.res.Attempt))
 }
 
 // handlerFailed settles an attempt whose handler returned herr (cause is
 // its context's): handed back for a retry with backoff while the task's
 // retries last and the error allows one, else recorded as failed.
-func (e *Executor) handlerFailed(t *Task, res *Result, m *nats.Msg, herr, cause error) {
-	attempt := res.Attempt
-	fail := func(kind, typ, msg string) { e.fail(t, res, m, kind, typ, msg) }
+func (e *Executor) handlerFailed(tr *taskRun, herr, cause error) {
+	t, attempt := tr.t, tr.res.Attempt
+	fail := func(kind, typ, msg string) { e.fail(tr, kind, typ, msg) }
 	var pe panicError
 	var bi badInput
 	switch {
@@ -526,13 +552,13 @@ func (e *Executor) handlerFailed(t *Task, res *Result, m *nats.Msg, herr, cause 
 		fail(KindBadInput, "", bi.Error())
 	case errors.Is(cause, ErrTimeout):
 		if attempt <= t.Retries {
-			m.NakWithDelay(backoff(t, attempt))
+			e.retry(tr, KindTimeout)
 			return
 		}
 		fail(KindTimeout, "", fmt.Sprintf("attempt ran past its %s timeout: %v", time.Duration(t.TimeoutMS)*time.Millisecond, herr))
 	default:
 		if IsRetryable(herr) && attempt <= t.Retries {
-			m.NakWithDelay(backoff(t, attempt))
+			e.retry(tr, KindHandler)
 			return
 		}
 		fail(KindHandler, errorType(herr), herr.Error())
@@ -541,8 +567,9 @@ func (e *Executor) handlerFailed(t *Task, res *Result, m *nats.Msg, herr, cause 
 
 // succeed records the handler's value as the task's result: inline, or in
 // the object store when over its inline threshold.
-func (e *Executor) succeed(ctx context.Context, t *Task, res *Result, m *nats.Msg, val any) {
-	fail := func(kind, typ, msg string) { e.fail(t, res, m, kind, typ, msg) }
+func (e *Executor) succeed(ctx context.Context, tr *taskRun, val any) {
+	res := tr.res
+	fail := func(kind, typ, msg string) { e.fail(tr, kind, typ, msg) }
 	raw, err := objects.Marshal(val)
 	if err != nil {
 		fail(KindHandler, "encode", fmt.Sprintf("encode result %T: %v", val, err))
@@ -562,7 +589,8 @@ func (e *Executor) succeed(ctx context.Context, t *Task, res *Result, m *nats.Ms
 	} else {
 		res.Value = raw
 	}
-	e.finish(t, res, m)
+	e.o.Observer.TaskFinished(tr.t.Fn, time.Since(tr.started), "")
+	e.finish(tr.t, res, tr.m)
 }
 
 func backoff(t *Task, attempt int) time.Duration {

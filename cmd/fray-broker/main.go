@@ -23,6 +23,7 @@ import (
 	"github.com/frayhq/fray/dispatcher"
 	"github.com/frayhq/fray/internal/cluster"
 	"github.com/frayhq/fray/internal/daemon"
+	"github.com/frayhq/fray/internal/observe"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/run"
@@ -38,6 +39,7 @@ type flags struct {
 	noSupervisor, noDispatcher                                                    bool
 	backends                                                                      multi
 	rayAddress, rayNamespace, irisController, irisUser, backendToken              string
+	observe                                                                       observe.Flags
 }
 
 // multi is a repeatable flag.
@@ -79,6 +81,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.irisController, "iris-controller", "", "Iris controller URL for --backend iris, e.g. http://host:10000")
 	fs.StringVar(&f.irisUser, "iris-user", "", "user Iris jobs are launched as (--backend iris; default: fray)")
 	fs.StringVar(&f.backendToken, "backend-token", "", "bearer token for Ray dashboards or Iris controllers behind an authenticating proxy")
+	f.observe.Register(fs, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -144,6 +147,11 @@ func runMain(args []string) error {
 	if err != nil {
 		return err
 	}
+	obs, err := listenObserve(f)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
 	url := f.natsURL
 	var srv *broker.Server
 	if url == "" {
@@ -179,6 +187,9 @@ func runMain(args []string) error {
 	if err := provision(ctx, nc, js, po); err != nil {
 		return startupErr(ctx, log, err)
 	}
+	if backends, err = obs.setup(f, url, natsOpts, backends, log); err != nil {
+		return startupErr(ctx, log, err)
+	}
 	so := cluster.ServiceOptions{ActorRestartWait: f.actorRestartWait, NoSupervisor: f.noSupervisor, NoDispatcher: f.noDispatcher, Logger: log}
 	so.Backends, so.DefaultBackend = backends, defaultBackend
 	services, err := cluster.Services(nc, js, so)
@@ -191,6 +202,17 @@ func runMain(args []string) error {
 
 	var g run.Group
 	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { stop() })
+	{
+		octx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			// A failure here is logged, never fatal: the broker's work goes on.
+			if err := obs.run(octx); err != nil && octx.Err() == nil {
+				log.Error("metrics and dashboard stopped", "err", err)
+			}
+			<-octx.Done()
+			return nil
+		}, func(error) { cancel() })
+	}
 	for _, s := range services {
 		sctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {

@@ -64,6 +64,7 @@ func runMain(args []string) error {
 	jobGPU := fs.String("gpu", "", "GPUs this worker offers to jobs as VARIANT:COUNT, e.g. H100:8")
 	jobTPU := fs.String("tpu", "", "TPU slice type this VM belongs to, e.g. v5e-16; offers that type's chips per VM (set --attr tpu-name=SLICE too)")
 	jobGrace := fs.Duration("job-grace", 10*time.Second, "a stopped job's processes get SIGTERM, then SIGKILL after this")
+	metricsAddr := metricsFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -132,6 +133,10 @@ func runMain(args []string) error {
 		return daemon.UsageError{Err: err}
 	}
 
+	wm, err := listenMetrics(*metricsAddr)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -148,14 +153,18 @@ func runMain(args []string) error {
 	if *drain == 0 {
 		*drain = time.Nanosecond // hand running tasks back at once (0 in Options means the default)
 	}
-	w, err := worker.New(client.NATS(), worker.Options{
+	wo := worker.Options{
 		ID: *id, Pool: *pool, Concurrency: *concurrency, Attributes: attributes, Registry: reg,
 		AckWait: *ackWait, DrainTimeout: *drain, LeaseTTL: *leaseTTL, Plugins: plugins, Logger: log,
 		HandlerContext: func(ctx context.Context) context.Context { return fray.WithClient(ctx, client) },
-	})
+	}
+	var w *worker.Worker
+	wm.observe(&wo, plugins, &w)
+	w, err = worker.New(client.NATS(), wo)
 	if err != nil {
 		return err
 	}
+	wm.serve(ctx, log)
 	ran := make(chan error, 1)
 	go func() { ran <- w.Run(ctx) }()
 	// Say ready once the registry lists this worker: from then on every
