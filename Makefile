@@ -26,14 +26,18 @@ test/race: test ## same as test: every package runs under the race detector
 test/short: ## unit tests only (no integration package)
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration)
 
+# The Go files to check for formatting, generated code aside.
+GOFILES = $$(grep -L '^// Code generated .* DO NOT EDIT\.$$' $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+
 .PHONY: vet
-vet: ## go vet and a gofmt check
+vet: ## go vet, gofmt, import grouping (goimports) and staticcheck; the tools are pinned in go.mod
 	$(GO) vet ./...
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$($(GO) tool goimports -l $(GOFILES)); if [ -n "$$out" ]; then echo "imports need grouping (standard library first; go tool goimports -w FILE):"; echo "$$out"; exit 1; fi
+	$(GO) tool staticcheck ./...
 
 .PHONY: lint
-lint: vet ## vet, gofmt and staticcheck (fetched from the Go module proxy)
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+lint: vet ## same as vet: vet, gofmt, goimports and staticcheck
 
 .PHONY: bench
 bench: ## fray bench tasks (with the bare-JetStream baseline) and objects

@@ -13,6 +13,7 @@ import (
 	"github.com/frayhq/fray/actors"
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/cluster"
+	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
@@ -67,12 +68,13 @@ type Client struct {
 	store     *objects.Store
 	producer  *tasks.Producer
 	local     *cluster.Local
+	localReg  *tasks.Registry // the in-process workers' handlers (local mode)
 	log       *slog.Logger
 
 	// ext holds lazily built sub-clients of the capability packages.
 	ext struct {
-		actors lazy
-		jobs   lazy
+		actors lazy[*actors.Client]
+		jobs   lazy[*jobs.Client]
 	}
 	closers   []func() error
 	closeOnce sync.Once
@@ -319,10 +321,15 @@ func Connect(ctx context.Context, spec string, opts ...Option) (*Client, error) 
 				DrainTimeout: localDrainTimeout},
 			Logger: cfg.logger,
 		}
-		if cfg.registry != nil {
-			if err := worker.RegisterBuiltins(cfg.registry); err != nil && !errors.Is(err, tasks.ErrDuplicate) {
-				return nil, err
-			}
+		if cfg.registry == nil {
+			cfg.registry = tasks.NewRegistry() // shared by the workers, so Register can add to it
+		}
+		if err := worker.RegisterBuiltins(cfg.registry); err != nil && !errors.Is(err, tasks.ErrDuplicate) {
+			return nil, err
+		}
+		lo.Worker.Registry = cfg.registry
+		if cfg.workers > 0 {
+			c.localReg = cfg.registry
 		}
 		if sp.Kind == SpecRay || sp.Kind == SpecIris {
 			b, err := cluster.Backend(sp.Kind, sp.Params)
@@ -398,6 +405,11 @@ func (c *Client) Close() error {
 			c.nc.Drain()
 			c.nc.Close()
 		}
+		for _, err := range []error{c.ext.actors.close(), c.ext.jobs.close()} {
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
 		for i := len(c.closers) - 1; i >= 0; i-- {
 			if err := c.closers[i](); err != nil {
 				errs = append(errs, err)
@@ -463,7 +475,7 @@ type clientKey struct{}
 // decoded from a task's argument can be called directly.
 func WithClient(ctx context.Context, c *Client) context.Context {
 	ctx = context.WithValue(ctx, clientKey{}, c)
-	if ac, err := c.Actors(); err == nil {
+	if ac, err := c.Actors(ctx); err == nil {
 		ctx = actors.ContextWithClient(ctx, ac)
 	}
 	return ctx

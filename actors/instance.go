@@ -56,6 +56,10 @@ type instance struct {
 	running  map[string]struct{}
 	ops      sync.Map // op id -> context.CancelFunc
 	canceled sync.Map // op id -> struct{}: cancel arrived before start
+	// opTail is closed when the last operation queued on a serial instance
+	// has ended: the next operation, and the next call, wait for it. Only
+	// the call subscription's goroutine touches it.
+	opTail chan struct{}
 
 	stopOnce sync.Once
 	stopped  chan struct{}
@@ -374,8 +378,26 @@ func (in *instance) onCall(msg *nats.Msg) {
 		in.barrier(msg)
 		return
 	}
+	var cm callMsg
+	if err := objects.Unmarshal(msg.Data, &cm); err != nil {
+		in.reply(msg.Reply, nil, &wireError{Type: TypeBadArgument, Message: "malformed call record: " + err.Error()})
+		return
+	}
+	if cm.Op != "" {
+		in.acceptOp(msg.Reply, &cm) // never waits: accepted now, queued
+		return
+	}
 	if in.sem == nil {
-		in.handle(msg) // MaxConcurrency 1: inline, in arrival order
+		// MaxConcurrency 1: inline, in arrival order, after the operations
+		// accepted before it.
+		if t := in.opTail; t != nil {
+			select {
+			case <-t:
+			case <-in.ctx.Done():
+				return
+			}
+		}
+		in.handle(msg.Reply, &cm)
 		return
 	}
 	select {
@@ -388,7 +410,7 @@ func (in *instance) onCall(msg *nats.Msg) {
 	in.runMu.Unlock()
 	go func() {
 		defer func() { <-in.sem }()
-		in.handle(msg) // replies before leaving running
+		in.handle(msg.Reply, &cm) // replies before leaving running
 		in.runMu.Lock()
 		delete(in.running, msg.Reply)
 		in.runMu.Unlock()
@@ -424,17 +446,8 @@ func (in *instance) barrier(msg *nats.Msg) {
 	_ = in.env.nc.Publish(msg.Reply, data)
 }
 
-func (in *instance) handle(msg *nats.Msg) {
-	var cm callMsg
-	if err := objects.Unmarshal(msg.Data, &cm); err != nil {
-		in.reply(msg.Reply, nil, &wireError{Type: TypeBadArgument, Message: "malformed call record: " + err.Error()})
-		return
-	}
-	if cm.Op != "" {
-		in.runOp(msg, &cm)
-		return
-	}
-	res, werr, stopNow := in.invoke(in.callCtx, &cm)
+func (in *instance) handle(replyTo string, cm *callMsg) {
+	res, werr, stopNow := in.invoke(in.callCtx, cm)
 	if werr == lostCall {
 		return // the instance failed; the caller learns it from the record
 	}
@@ -442,7 +455,7 @@ func (in *instance) handle(msg *nats.Msg) {
 	// Stop before replying, so the caller that made the actor stop or fail
 	// observes the final record and its next call waits for a new instance.
 	in.afterCall(stopNow)
-	in.reply(msg.Reply, res, werr)
+	in.reply(replyTo, res, werr)
 }
 
 func (in *instance) afterCall(stopNow bool) {

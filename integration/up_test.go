@@ -62,3 +62,31 @@ func stopUp(t *testing.T, up *proc) {
 		t.Fatalf("fray up still running 30s after Ctrl-C:\n%s", up.Output())
 	}
 }
+
+// An idle fray up stops at once on Ctrl-C, saying only that it stops: it
+// used to wait seconds on its own client's clean-up against the broker it
+// had just shut down, and print write errors from it.
+func TestIdleFrayUpStopsQuietlyWithinASecondOrTwoOfCtrlC(t *testing.T) {
+	up := start(t, "fray", nil, "up", "--workers", "2", "--port", "-1")
+	up.waitLine("export FRAY_CLUSTER_SPEC=", 60*time.Second)
+	up.cmd.Process.Signal(syscall.SIGINT)
+	// The bound is generous for a loaded machine; the slow stop took the
+	// NATS request timeout (5 s) at least.
+	select {
+	case <-up.done:
+		if up.err != nil {
+			t.Fatalf("fray up exited with %v after Ctrl-C:\n%s", up.err, up.Output())
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatalf("idle fray up still running 3s after Ctrl-C:\n%s", up.Output())
+	}
+	for _, l := range strings.Split(strings.TrimSpace(up.Output()), "\n") {
+		own := false
+		for _, p := range []string{"fray up: ", "export FRAY_CLUSTER_SPEC=", "dashboard: ", "metrics: "} {
+			own = own || strings.HasPrefix(l, p)
+		}
+		if !own {
+			t.Errorf("fray up printed %q while stopping idle; want only its own lines", l)
+		}
+	}
+}

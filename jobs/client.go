@@ -153,8 +153,12 @@ func inherit(req, parent *JobRequest) {
 // Submit starts a job and returns its handle. A dispatcher validates it
 // against the backend that will run it: a refusal returns an error wrapping
 // ErrRejected (and the job is recorded FAILED). A live job of the same name
-// is adopted (the default) or reported as *AlreadyExistsError.
-func (c *Client) Submit(ctx context.Context, req JobRequest) (*Handle, error) {
+// is adopted (the default) or reported as *AlreadyExistsError. opts adjust
+// req first (see RequestOption).
+func (c *Client) Submit(ctx context.Context, req JobRequest, opts ...RequestOption) (*Handle, error) {
+	if err := req.apply(opts); err != nil {
+		return nil, err
+	}
 	id, parent, err := c.Prepare(ctx, &req)
 	if err != nil {
 		return nil, err
@@ -251,6 +255,6 @@ func (c *Client) stop(ctx context.Context, id, reason string) error {
 	if _, err := c.js.Publish(gctx, ControlSubject(id), b); err != nil {
 		return fmt.Errorf("jobs: stop %s: %w", id, broker.Denied(gctx, err))
 	}
-	_, err = h.Wait(ctx, WaitOptions{})
+	_, err = h.Wait(ctx)
 	return err
 }

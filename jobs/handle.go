@@ -40,13 +40,50 @@ func (h *Handle) Info(ctx context.Context) (*Record, error) {
 	return r, err
 }
 
-// Status returns the job's status.
-func (h *Handle) Status(ctx context.Context) (JobStatus, error) {
+// Summary answers the common questions about a job in one read: its
+// state, how often it was rerun and why, and why it ended or waits.
+// Handle.Info has the whole record.
+type Summary struct {
+	ID     string
+	Status JobStatus
+	// Attempt counts gang (re)starts: 0 for the first run.
+	Attempt int
+	// Failures and Preemptions are the reruns after a failure and after a
+	// lost or drained worker so far (see MaxRetriesFailure and
+	// MaxRetriesPreemption).
+	Failures    int
+	Preemptions int
+	// Why says why a finished job FAILED or was STOPPED (the record's
+	// Error), or why a PENDING one waits (its PendingReason); empty for a
+	// running or succeeded job.
+	Why string
+	// Running is the number of replicas running now, of Replicas.
+	Running, Replicas int
+}
+
+// Terminal reports whether the job has ended.
+func (s Summary) Terminal() bool { return s.Status.Terminal() }
+
+// Summarize is r's Summary.
+func Summarize(r *Record) Summary {
+	s := Summary{ID: r.ID, Status: r.Status, Attempt: r.Attempt, Failures: r.Failures, Preemptions: r.Preemptions,
+		Running: r.Running(), Replicas: len(r.Tasks)}
+	switch {
+	case r.Status.Terminal():
+		s.Why = r.Error
+	case r.Status == StatusPending:
+		s.Why = r.PendingReason
+	}
+	return s
+}
+
+// Status returns the job's state, reruns and why it ended or waits.
+func (h *Handle) Status(ctx context.Context) (Summary, error) {
 	r, err := h.Info(ctx)
 	if err != nil {
-		return "", err
+		return Summary{}, err
 	}
-	return r.Status, nil
+	return Summarize(r), nil
 }
 
 // WaitOptions tunes Wait.
@@ -59,8 +96,12 @@ type WaitOptions struct {
 }
 
 // Wait blocks until the job finishes or ctx ends, and returns its final
-// record.
-func (h *Handle) Wait(ctx context.Context, opts WaitOptions) (*Record, error) {
+// record. opts is optional: h.Wait(ctx) takes the defaults.
+func (h *Handle) Wait(ctx context.Context, opt ...WaitOptions) (*Record, error) {
+	var opts WaitOptions
+	if len(opt) > 0 {
+		opts = opt[0]
+	}
 	var final *Record
 	err := h.watch(ctx, func(r *Record) bool {
 		if opts.Progress != nil {

@@ -7,7 +7,7 @@ import (
 )
 
 // RequestVersion is the current JobRequest record version.
-const RequestVersion = 1
+const RequestVersion = 2
 
 // Default retry budgets.
 const (

@@ -35,6 +35,31 @@ type ProducerOptions struct {
 	MaxPending int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+
+	// sweep times the result safety net (see Producer.sweep); zero fields
+	// take the defaults. Tests shorten or stretch it (export_test.go).
+	sweep sweepTiming
+}
+
+// sweepTiming is the timing of the result safety net.
+type sweepTiming struct {
+	every    time.Duration // how often the sweep runs; defaults to 250 ms
+	age      time.Duration // first look at a waiting future; defaults to 5 s
+	maxEvery time.Duration // cap of the doubling looks; defaults to 1 min
+}
+
+// withDefaults fills zero fields.
+func (t sweepTiming) withDefaults() sweepTiming {
+	if t.every <= 0 {
+		t.every = 250 * time.Millisecond
+	}
+	if t.age <= 0 {
+		t.age = 5 * time.Second
+	}
+	if t.maxEvery <= 0 {
+		t.maxEvery = time.Minute
+	}
+	return t
 }
 
 // Producer submits tasks and receives their results. It is safe for
@@ -143,21 +168,21 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 		return nil, ctx.Err()
 	}
 	p.sweepDone = make(chan struct{})
-	go p.sweep(wctx)
+	go p.sweep(wctx, o.sweep.withDefaults())
 	return p, nil
 }
 
 // sweep recovers results the live subscriptions missed: after a reconnect
 // (results published while disconnected never reach a core subscriber)
 // every pending and foreign future is looked up in the stream, and futures
-// pending longer than sweepAge are looked up every sweepAge as a safety
-// net. A foreign future is also looked up once more sweepEvery after it
+// pending longer than sweepAge (5 s) are looked up at doubling intervals
+// (10, 20, 40 s, then every maxCheckEvery, 1 min) as a safety net. A foreign future is also looked up once more sweepEvery after it
 // started watching: a result routed before its subscription existed can be
 // stored just after its first lookup (the stream stores asynchronously), and
 // would otherwise wait for the safety net.
-func (p *Producer) sweep(ctx context.Context) {
+func (p *Producer) sweep(ctx context.Context, timing sweepTiming) {
 	defer close(p.sweepDone)
-	const sweepEvery, sweepAge, maxCheckEvery = 250 * time.Millisecond, 5 * time.Second, time.Minute
+	sweepEvery, sweepAge, maxCheckEvery := timing.every, timing.age, timing.maxEvery
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
 	reconnects, elections := p.nc.Stats().Reconnects, p.leaderChanges.Load()

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/frayhq/fray/jobs"
 	"time"
+
+	"github.com/frayhq/fray/jobs"
 )
 
 func init() {

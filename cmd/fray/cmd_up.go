@@ -120,10 +120,15 @@ func runUp(ctx context.Context, args []string) error {
 	fmt.Fprintln(os.Stderr, "fray up: stopping (workers drain first; Ctrl-C again to stop at once)")
 	obs.stop() // before the broker goes, so it does not log the broker's absence
 	stopped := make(chan error, 1)
-	go func() { stopped <- l.Stop() }()
+	go func() {
+		// The client closes while the broker is still up, so it says
+		// goodbye instead of waiting on, or writing to, a dead connection.
+		_ = l.Drain() // Stop returns its errors
+		c.Close()
+		stopped <- l.Stop()
+	}()
 	select {
 	case err = <-stopped:
-		c.Close()
 		return err
 	case <-again:
 		fmt.Fprintln(os.Stderr, "fray up: stopping at once, without waiting for running tasks")

@@ -2,11 +2,12 @@ package bench
 
 import (
 	"context"
-	"github.com/frayhq/fray/internal/frayt"
-	"github.com/frayhq/fray/worker/langrt"
 	"math"
 	"testing"
 	"time"
+
+	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/worker/langrt"
 )
 
 // TestTasksMeasuresFrayAndEveryBarePath runs the task benchmark small:

@@ -263,7 +263,7 @@ func TestDashboardActionsNeedTheCSRFToken(t *testing.T) {
 		t.Fatalf("stop with a wrong CSRF token: %d, want 403", code)
 	}
 	if st, _ := h.Status(ctx); st.Terminal() {
-		t.Fatalf("a refused stop stopped the job: %s", st)
+		t.Fatalf("a refused stop stopped the job: %s", st.Status)
 	}
 	resp, err := http.Get(base + jobURLOf(h.ID()))
 	if err != nil {
@@ -275,8 +275,8 @@ func TestDashboardActionsNeedTheCSRFToken(t *testing.T) {
 	if code := post("/actions/stop-job", url.Values{"id": {h.ID()}, "csrf": {tok}}); code != http.StatusSeeOther {
 		t.Fatalf("stop with the page's token: %d, want 303 back to the job", code)
 	}
-	if st, _ := h.Status(ctx); st != jobs.StatusStopped {
-		t.Fatalf("job after the stop button: %s, want STOPPED", st)
+	if st, _ := h.Status(ctx); st.Status != jobs.StatusStopped {
+		t.Fatalf("job after the stop button: %s, want STOPPED", st.Status)
 	}
 	if code := post("/actions/shutdown-actor", url.Values{"namespace": {"default"}, "name": {"to-shut"}, "csrf": {tok}}); code != http.StatusSeeOther {
 		t.Fatalf("shut down with the token: %d, want 303", code)
