@@ -77,6 +77,10 @@ class LocalCluster:
     def _popen(self, argv: list[str], log: str) -> subprocess.Popen[bytes]:
         out = None if self._verbose else open(os.path.join(self.dir, log), "wb")  # noqa: SIM115
         env = dict(os.environ)
+        # The workers' Python runtime (python -m frayhq.runtime) imports this
+        # frayhq, wherever it was imported from.
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
         # The local cluster has no TLS nor auth: credentials meant for a
         # remote cluster must not be offered to it.
         for k in list(env):
