@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from . import _bin
+from . import _binaries as _bin
 from .errors import ConnectionError as FrayConnectionError
 
 _PR_SET_PDEATHSIG = 1
