@@ -48,6 +48,21 @@ def _nats_digest(sum_: bytes) -> str:
     return "SHA-256=" + base64.urlsafe_b64encode(sum_).decode()
 
 
+def meta_json(name: str, nuid: str, size: int, chunks: int, ndigest: str) -> bytes:
+    """An object's metadata: the NATS object store's JSON ObjectInfo."""
+    info = {
+        "name": name,
+        "bucket": BUCKET,
+        "nuid": nuid,
+        "size": size,
+        "mtime": ZERO_MTIME,
+        "chunks": chunks,
+        "digest": ndigest,
+        "options": {"max_chunk_size": CHUNK_SIZE},
+    }
+    return json.dumps(info, separators=(",", ":")).encode()
+
+
 class ObjectStore:
     def __init__(self, nc: NATS, js: JetStreamContext) -> None:
         self.nc = nc
@@ -105,17 +120,7 @@ class ObjectStore:
             for f in inflight:
                 await f
             inflight.clear()
-            info = {
-                "name": name,
-                "bucket": BUCKET,
-                "nuid": nuid,
-                "size": len(data),
-                "mtime": ZERO_MTIME,
-                "chunks": nchunks,
-                "digest": ndigest,
-                "options": {"max_chunk_size": CHUNK_SIZE},
-            }
-            body = json.dumps(info, separators=(",", ":")).encode()
+            body = meta_json(name, nuid, len(data), nchunks, ndigest)
             for _ in range(5):
                 _, seq = await self._meta(name, leader=True)
                 hdr = {"Nats-Rollup": "sub", "Nats-Expected-Last-Subject-Sequence": str(seq)}
