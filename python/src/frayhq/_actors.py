@@ -83,6 +83,16 @@ def encode_args(python: bool, args: tuple[Any, ...], kwargs: dict[str, Any], wha
 _ABSENT = object()
 
 
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
+
+
 class ActorFuture(concurrent.futures.Future):
     """The result of an actor call (usable with concurrent.futures.wait)."""
 
@@ -207,6 +217,10 @@ class Actors:
 
     async def start(self) -> None:
         self.kv = await self.c.kv(BUCKET)
+        self._inbox = self.c.nc.new_inbox()
+        self._replies: dict[str, asyncio.Future[Any]] = {}
+        self._ntok = 0
+        await self.c.nc.subscribe(self._inbox + ".*", cb=self._on_reply)
 
     async def close(self) -> None:
         for h in list(self.hosted):
@@ -512,36 +526,65 @@ class Actors:
             return reply.get("r")
 
     async def _request_watching(self, subj: str, body: bytes, left: float, ns: str, name: str) -> Any:
-        """A request whose instance is checked against the record while it
-        waits: a call to an epoch that ended (host died, actor stopped)
-        fails with ActorUnavailableError instead of waiting out its timeout."""
-        req = asyncio.ensure_future(self.c.nc.request(subj, body, timeout=left))
+        """A call request on the client's one reply inbox (``<inbox>.<token>``).
+        A call still waiting after 500 ms is checked against the record: if
+        the instance running it ended (host died, actor stopped) it fails
+        with ActorUnavailableError instead of waiting out its deadline."""
+        loop = asyncio.get_running_loop()
+        self._ntok += 1
+        tok = _base36(self._ntok)
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._replies[tok] = fut
+        watch: list[asyncio.Task[None]] = []
+
+        def start_watch() -> None:
+            if not fut.done():
+                watch.append(loop.create_task(self._watch(fut, ns, name)))
+
+        def expire() -> None:
+            if not fut.done():
+                fut.set_exception(
+                    ActorUnavailableError(f"frayhq: actor call to {ns}/{name}: no answer in time")
+                )
+
+        timer = loop.call_later(0.5, start_watch)
+        deadline = loop.call_later(left, expire)
         try:
-            done, _ = await asyncio.wait({req}, timeout=0.5)
-            if done:
-                return req.result()
-            rec0, _ = await self.get_record(ns, name)
-            epoch0 = rec0.get("epoch") if rec0 else None
-            while True:
-                done, _ = await asyncio.wait({req}, timeout=0.25)
-                if done:
-                    return req.result()
-                rec, _ = await self.get_record(ns, name)
-                if (
-                    rec is None
-                    or rec.get("state") in TERMINAL
-                    or rec.get("epoch") != epoch0
-                    or rec.get("state") in ("failed", "restarting")
-                ):
-                    raise ActorUnavailableError(
+            await self.c.nc.publish(subj, body, reply=f"{self._inbox}.{tok}")
+            msg = await fut
+        finally:
+            self._replies.pop(tok, None)
+            timer.cancel()
+            deadline.cancel()
+            for w in watch:
+                w.cancel()
+        if not msg.data and msg.headers and msg.headers.get("Status") == "503":
+            raise nats.errors.NoRespondersError
+        return msg
+
+    async def _on_reply(self, msg: Any) -> None:
+        fut = self._replies.pop(msg.subject.rsplit(".", 1)[-1], None)
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
+
+    async def _watch(self, fut: asyncio.Future[Any], ns: str, name: str) -> None:
+        rec0, _ = await self.get_record(ns, name)
+        epoch0 = rec0.get("epoch") if rec0 else None
+        while not fut.done():
+            await asyncio.sleep(0.25)
+            rec, _ = await self.get_record(ns, name)
+            gone = (
+                rec is None
+                or rec.get("state") in (*TERMINAL, "failed", "restarting")
+                or rec.get("epoch") != epoch0
+            )
+            if gone and not fut.done():
+                fut.set_exception(
+                    ActorUnavailableError(
                         f"frayhq: actor {ns}/{name}: the instance running the call is gone"
                         + (f" ({rec.get('state')}: {rec.get('error')})" if rec else " (its record expired)")
                     )
-        except nats.errors.TimeoutError:
-            raise ActorUnavailableError(f"frayhq: actor call to {ns}/{name}: no answer in time") from None
-        finally:
-            if not req.done():
-                req.cancel()
+                )
 
     # ---- long-running operations
 
