@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/internal/wirevec"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 	"github.com/frayhq/fray/tasks"
@@ -32,29 +32,29 @@ func mustMarshal(t *testing.T, v any) []byte {
 }
 
 func TestWireVectorsTasks(t *testing.T) {
-	frayt.WireVector(t, "task", "Task", &tasks.Task{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3SQ", Owner: "OWNERj3kdkAQSgJ8c4XBs", Fn: "fray.echo",
+	wirevec.Check(t, "task", "Task", &tasks.Task{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3SQ", Owner: "OWNERj3kdkAQSgJ8c4XBs", Fn: "fray.echo",
 		Arg: mustMarshal(t, map[string]any{"n": 1, "s": "x"}), TimeoutMS: 5000, Retries: 2, BackoffMS: 100, MaxDeliveries: 5, SubmittedMS: 1765000000000})
 	ref := vecRef
-	frayt.WireVector(t, "task_arg_ref", "Task", &tasks.Task{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3ST", Owner: "OWNERj3kdkAQSgJ8c4XBs", Fn: "py.call",
+	wirevec.Check(t, "task_arg_ref", "Task", &tasks.Task{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3ST", Owner: "OWNERj3kdkAQSgJ8c4XBs", Fn: "py.call",
 		ArgRef: &ref, MaxDeliveries: 5, SubmittedMS: 1765000000001})
-	frayt.WireVector(t, "result", "Result", &tasks.Result{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3SQ", Value: mustMarshal(t, []any{1, 2.5, "three"}),
+	wirevec.Check(t, "result", "Result", &tasks.Result{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3SQ", Value: mustMarshal(t, []any{1, 2.5, "three"}),
 		Worker: "host-1", Attempt: 1, StartedMS: 1765000000100, FinishedMS: 1765000000200})
-	frayt.WireVector(t, "result_value_ref", "Result", &tasks.Result{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3SQ", ValueRef: &ref,
+	wirevec.Check(t, "result_value_ref", "Result", &tasks.Result{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3SQ", ValueRef: &ref,
 		Worker: "host-1", Attempt: 2, StartedMS: 1765000000100, FinishedMS: 1765000000200})
 	info := &tasks.ErrorInfo{Kind: "handler", Fn: "py.call", Message: "bad value", Type: "builtins.ValueError", Worker: "host-1", Attempt: 1,
 		Lang: "python", Traceback: "Traceback (most recent call last):\n  File \"job.py\", line 3, in f\nValueError: bad value\n", Exc: []byte{0x80, 0x05, 0x95}}
-	frayt.WireVector(t, "error_info", "ErrorInfo", info)
-	frayt.WireVector(t, "result_error", "Result", &tasks.Result{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3SQ", Error: info,
+	wirevec.Check(t, "error_info", "ErrorInfo", info)
+	wirevec.Check(t, "result_error", "Result", &tasks.Result{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3SQ", Error: info,
 		Worker: "host-1", Attempt: 1, StartedMS: 1765000000100, FinishedMS: 1765000000200})
 }
 
 func TestWireVectorsObjects(t *testing.T) {
 	ref := vecRef
-	frayt.WireVector(t, "ref", "Ref", &ref)
+	wirevec.Check(t, "ref", "Ref", &ref)
 
 	// The object metadata frayhq writes is the NATS object store's JSON
 	// ObjectInfo; nats.go must read it, zero mtime included.
-	data, err := os.ReadFile(filepath.Join(frayt.WireDir(t), "object_meta.json"))
+	data, err := os.ReadFile(filepath.Join(wirevec.Dir(t), "object_meta.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,9 +84,9 @@ func TestWireVectorsJobs(t *testing.T) {
 		Environment: jobs.EnvironmentConfig{EnvVars: map[string]string{"A": "1"}, PipPackages: []string{"numpy"}},
 		Replicas:    4, MaxRetriesFailure: 1, MaxRetriesPreemption: &three, Timeout: time.Hour, Priority: 2,
 		Coscheduling: &jobs.Coscheduling{GroupBy: "tpu-name"}}
-	frayt.WireVector(t, "job_request", "JobRequest", &req)
-	frayt.WireVector(t, "job_submit_request", "SubmitRequest", &jobs.SubmitRequest{V: 1, ID: "/default/train", Request: req})
-	frayt.WireVector(t, "job_record", "Record", &jobs.Record{V: 1, ID: "/default/train", Name: "train", Namespace: "default",
+	wirevec.Check(t, "job_request", "JobRequest", &req)
+	wirevec.Check(t, "job_submit_request", "SubmitRequest", &jobs.SubmitRequest{V: 1, ID: "/default/train", Request: req})
+	wirevec.Check(t, "job_record", "Record", &jobs.Record{V: 1, ID: "/default/train", Name: "train", Namespace: "default",
 		Run: "RUNj3kdkAQSgJ8c4XBs1", Request: req, Status: jobs.StatusRunning, Backend: "native",
 		Tasks: []jobs.TaskState{{Index: 0, State: "RUNNING", Worker: "host-1",
 			Attempts: []jobs.TaskAttempt{{Attempt: 0, Worker: "host-1", State: "RUNNING", ExitCode: -1, StartMS: 1765000000300}}}},
@@ -96,7 +96,7 @@ func TestWireVectorsJobs(t *testing.T) {
 // A pickled Python value is opaque to Go: decoding it fails with a sentinel
 // naming the tag, never garbage.
 func TestWireVectorPickleTag(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(frayt.WireDir(t), "pickle_tag.cbor"))
+	data, err := os.ReadFile(filepath.Join(wirevec.Dir(t), "pickle_tag.cbor"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package frayt
+package wirevec
 
 import (
 	"bytes"
@@ -15,12 +15,12 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
-// UpdateWire rewrites the wire conformance vectors in testdata/wire from
+// Update rewrites the wire conformance vectors in testdata/wire from
 // the Go values the tests define: go test ./... -run Wire -update-wire.
-var UpdateWire = flag.Bool("update-wire", false, "rewrite testdata/wire from the Go values")
+var Update = flag.Bool("update-wire", false, "rewrite testdata/wire from the Go values")
 
 // WireDir is the repository's testdata/wire directory.
-func WireDir(t testing.TB) string {
+func Dir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {
@@ -44,15 +44,15 @@ func WireDir(t testing.TB) string {
 // the record name, the Go type and the decoded data item (byte strings as
 // {"$hex": …}, tags as {"$tag": n, "$value": …}), which the Python suite
 // checks too.
-func WireVector(t *testing.T, name, record string, v any) {
+func Check(t *testing.T, name, record string, v any) {
 	t.Helper()
-	dir := WireDir(t)
+	dir := Dir(t)
 	want, err := objects.Marshal(v)
 	if err != nil {
 		t.Fatalf("%s: encode: %v", name, err)
 	}
 	cborPath := filepath.Join(dir, name+".cbor")
-	if *UpdateWire {
+	if *Update {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
