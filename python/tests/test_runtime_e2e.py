@@ -95,3 +95,18 @@ def test_python_actor_group(client, name):
         assert len({h.pid() for h in hs}) == 2
     finally:
         g.shutdown()
+
+
+class WhoAmI:
+    def which(self):
+        import fray.current_client
+
+        return frayhq.current_client().namespace, type(fray.current_client.current_client()).__module__.split(".")[0]
+
+
+def test_inside_a_python_actor_current_client_is_fray_in_its_namespace(client, name):
+    h = client.create_actor(WhoAmI, name=name, namespace="team-c")
+    try:
+        assert h.which() == ["team-c", "frayhq"]
+    finally:
+        h.shutdown()
