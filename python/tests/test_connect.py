@@ -93,3 +93,15 @@ def test_every_exception_class_subclasses_fray_error():
     for _, cls in inspect.getmembers(frayhq, inspect.isclass):
         if issubclass(cls, BaseException):
             assert issubclass(cls, frayhq.FrayError), cls
+
+
+def test_ray_spec_sends_jobs_to_the_ray_backend(fray_bin_dir):
+    # No Ray head listens there: the job is recorded on backend ray, not run natively.
+    c = frayhq.connect("ray?address=http://127.0.0.1:9")
+    try:
+        h = c.submit(frayhq.JobRequest(name="to-ray", entrypoint=frayhq.Entrypoint.from_binary("true")))
+        rec = h.info()
+        assert rec["backend"] == "ray"
+        assert h.status() != frayhq.JobStatus.SUCCEEDED
+    finally:
+        c.shutdown()

@@ -101,7 +101,9 @@ class WhoAmI:
     def which(self):
         import fray.current_client
 
-        return frayhq.current_client().namespace, type(fray.current_client.current_client()).__module__.split(".")[0]
+        return frayhq.current_client().namespace, type(fray.current_client.current_client()).__module__.split(
+            "."
+        )[0]
 
 
 def test_inside_a_python_actor_current_client_is_fray_in_its_namespace(client, name):
