@@ -48,6 +48,20 @@ TERMINAL = ("stopped", "dead")
 _NAME_OK = __import__("re").compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")
 
 
+async def kv_map(kv: Any, key: str, what: str) -> tuple[dict[str, Any] | None, int]:
+    """The CBOR map at key and its revision; (None, 0) when absent or deleted."""
+    try:
+        e = await kv.get(key)
+    except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError, nats.js.errors.NotFoundError):
+        return None, 0
+    if not e.value:
+        return None, 0
+    rec = _codec.loads_plain(e.value, what)
+    if not isinstance(rec, dict):
+        raise ActorError(f"frayhq: {what} is not a CBOR map")
+    return rec, int(e.revision or 0)
+
+
 def check_name(what: str, name: str) -> None:
     if not isinstance(name, str) or not _NAME_OK.fullmatch(name):
         raise ConfigError(f"frayhq: {what} {name!r}: want [A-Za-z0-9][A-Za-z0-9_-]*, at most 200 bytes")
@@ -232,33 +246,10 @@ class Actors:
     # ---- records
 
     async def get_record(self, ns: str, name: str) -> tuple[dict[str, Any] | None, int]:
-        try:
-            e = await self.kv.get(record_key(ns, name))
-        except (
-            nats.js.errors.KeyNotFoundError,
-            nats.js.errors.KeyDeletedError,
-            nats.js.errors.NotFoundError,
-        ):
-            return None, 0
-        if not e.value:
-            return None, 0
-        rec = _codec.loads_plain(e.value, f"actor record {ns}/{name}")
-        if not isinstance(rec, dict):
-            raise ActorError(f"frayhq: actor record {ns}/{name} is not a CBOR map")
-        return rec, int(e.revision or 0)
+        return await kv_map(self.kv, record_key(ns, name), f"actor record {ns}/{name}")
 
     async def _standing(self, ns: str, name: str) -> tuple[dict[str, Any] | None, int]:
-        try:
-            e = await self.kv.get(standing_key(ns, name))
-        except (
-            nats.js.errors.KeyNotFoundError,
-            nats.js.errors.KeyDeletedError,
-            nats.js.errors.NotFoundError,
-        ):
-            return None, 0
-        if not e.value:
-            return None, 0
-        return _codec.loads_plain(e.value, "standing actor record"), int(e.revision or 0)
+        return await kv_map(self.kv, standing_key(ns, name), f"standing actor record {ns}/{name}")
 
     async def kv_write(
         self,

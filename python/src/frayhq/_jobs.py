@@ -190,20 +190,9 @@ class Jobs:
         return await self.c.kv(STATE_BUCKET)
 
     async def record(self, job_id: str) -> dict[str, Any] | None:
-        kv = await self.kv()
-        try:
-            e = await kv.get("j." + token(job_id))
-        except (
-            nats.js.errors.KeyNotFoundError,
-            nats.js.errors.KeyDeletedError,
-            nats.js.errors.NotFoundError,
-        ):
-            return None
-        if not e.value:
-            return None
-        rec = _codec.loads_plain(e.value, f"job record {job_id}")
-        if not isinstance(rec, dict):
-            raise FrayError(f"frayhq: job record {job_id} is not a CBOR map")
+        from ._actors import kv_map
+
+        rec, _ = await kv_map(await self.kv(), "j." + token(job_id), f"job record {job_id}")
         return rec
 
     async def submit(self, job_id: str, parent: str, wire: dict[str, Any]) -> tuple[str, bool]:

@@ -30,6 +30,15 @@ class Noop:
         return None
 
 
+def _latencies(call: Any, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        s = time.perf_counter()
+        call()
+        out.append(time.perf_counter() - s)
+    return out
+
+
 def _pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(p * len(xs)))] * 1000
@@ -43,11 +52,7 @@ def bench_tasks(c: frayhq.Client, n: int, latency_n: int) -> dict[str, Any]:
     for f in fs:
         f.result(600)
     total = time.perf_counter() - t
-    lat = []
-    for _ in range(latency_n):
-        s = time.perf_counter()
-        c.run(noop).result(60)
-        lat.append(time.perf_counter() - s)
+    lat = _latencies(lambda: c.run(noop).result(60), latency_n)
     return {
         "bench": "tasks",
         "n": n,
@@ -69,11 +74,7 @@ def bench_actors(c: frayhq.Client, n: int, latency_n: int) -> dict[str, Any]:
         for f in fs:
             f.result(600)
         total = time.perf_counter() - t
-        lat = []
-        for _ in range(latency_n):
-            s = time.perf_counter()
-            h.ping()
-            lat.append(time.perf_counter() - s)
+        lat = _latencies(h.ping, latency_n)
     finally:
         h.shutdown()
     return {
