@@ -112,3 +112,24 @@ def test_inside_a_python_actor_current_client_is_fray_in_its_namespace(client, n
         assert h.which() == ["team-c", "frayhq"]
     finally:
         h.shutdown()
+
+
+def test_call_to_an_actor_whose_host_was_killed_is_unavailable(fray_bin_dir, name):
+    import signal
+    import time
+
+    import fray.actor
+
+    c = frayhq.connect("local", workers=2)
+    try:
+        h = c.create_actor(Acc, 0, name=name)
+        assert h.add() == 1
+        rec, _ = c._run(c._actors.get_record(c.namespace, name))
+        host = next(p for p in c.local.procs[1:] if rec["host"] in p.args)
+        host.send_signal(signal.SIGKILL)
+        t = time.monotonic()
+        with pytest.raises(fray.actor.ActorUnavailableError):
+            while time.monotonic() - t < 60:  # calls fail once the lease (10 s) is gone
+                h.add()
+    finally:
+        c.shutdown()
