@@ -55,7 +55,7 @@ func (reg *Registry) RegisterDynamic(className string, ctor DynamicConstructor) 
 	if ctor == nil {
 		return fmt.Errorf("actors: register %s: nil constructor", className)
 	}
-	c := &class{name: className, ctor: func(ctx context.Context, raw []byte) (any, error) {
+	return reg.add(&class{name: className, ctor: func(ctx context.Context, raw []byte) (any, error) {
 		d, err := ctor(ctx, raw)
 		if err != nil {
 			return nil, err
@@ -64,14 +64,7 @@ func (reg *Registry) RegisterDynamic(className string, ctor DynamicConstructor) 
 			return nil, fmt.Errorf("constructor returned a nil instance")
 		}
 		return d, nil
-	}}
-	reg.mu.Lock()
-	defer reg.mu.Unlock()
-	if _, dup := reg.classes[className]; dup {
-		return fmt.Errorf("actors: register %s: class already registered", className)
-	}
-	reg.classes[className] = c
-	return nil
+	}})
 }
 
 // dynamic is a started DynamicInstance and its method set.
@@ -140,7 +133,7 @@ func (in *instance) invokeDynamic(ctx context.Context, cm *callMsg) (objects.Raw
 	case errors.As(err, &re):
 		return nil, wireOf(re), false
 	}
-	return nil, &wireError{Type: fmt.Sprintf("%T", err), Message: err.Error()}, false
+	return nil, &wireError{Type: fmt.Sprintf("%T", err), Lang: "go", Message: err.Error()}, false
 }
 
 // hasMethod reports whether the instance serves method.

@@ -173,7 +173,7 @@ func (h *Host) place(ctx context.Context, e *env, client *Client, hostID string,
 			if errors.Is(err, ErrBadArgument) {
 				typ = TypeBadArgument // the argument does not decode into the constructor's type
 			}
-			return nil, nil, &RemoteError{Type: typ, Message: err.Error()}
+			return nil, nil, &RemoteError{Type: typ, Lang: "go", Message: err.Error()}
 		}
 		return v, cls.methods, nil
 	})

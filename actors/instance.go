@@ -494,14 +494,14 @@ func (in *instance) invoke(ctx reflect.Value, cm *callMsg) (res objects.RawMessa
 	defer func() {
 		if r := recover(); r != nil {
 			res, stopNow = nil, false
-			werr = &wireError{Type: TypePanic, Message: fmt.Sprintf("panic in %s.%s: %v\n%s", in.rec.Class, cm.Method, r, panicStack(maxPanicFrames))}
+			werr = &wireError{Type: TypePanic, Lang: "go", Message: fmt.Sprintf("panic in %s.%s: %v\n%s", in.rec.Class, cm.Method, r, panicStack(maxPanicFrames))}
 		}
 	}()
 	outs := md.fn.Call(args[:n])
 	if e := outs[len(outs)-1]; !e.IsNil() {
 		err := e.Interface().(error)
 		if !errors.Is(err, ErrStop) {
-			return nil, &wireError{Type: fmt.Sprintf("%T", err), Message: err.Error()}, false
+			return nil, &wireError{Type: fmt.Sprintf("%T", err), Lang: "go", Message: err.Error()}, false
 		}
 		stopNow = true
 	}

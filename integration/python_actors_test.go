@@ -46,7 +46,8 @@ func TestPythonActorKeepsStateAcrossCalls(t *testing.T) {
 		}
 	}
 	who, err := fray.Call[map[string]any](ctx, h, "whoami", nil)
-	if err != nil || who["name"] != "counter" || who["epoch"] != uint64(1) || who["max_concurrency"] != uint64(1) {
+	if err != nil || who["name"] != "counter" || who["epoch"] != uint64(1) || who["max_concurrency"] != uint64(1) ||
+		who["handle"] != who["namespace"].(string)+"/counter" {
 		t.Fatalf("current_actor() in a method = %v, %v", who, err)
 	}
 	// A Python exception reaches the caller; the actor survives it.

@@ -234,3 +234,29 @@ func TestPythonImportErrorStopsTheWorkerWithTheTraceback(t *testing.T) {
 		t.Fatalf("bad interpreter: exit %v; want status 2 naming it\n%s", bad.err, bad.Output())
 	}
 }
+
+func TestPythonProcessesDieWithTheirWorker(t *testing.T) {
+	b := startBroker(t, "", 0)
+	c := client(t, b.URL)
+	w := startPythonWorker(t, c, "py-1", "--concurrency", "2")
+	ctx := frayt.Context(t, 2*time.Minute)
+	h, err := c.CreateActor(ctx, "rt.Counter", "doomed", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actorPid, err := fray.Call[int](ctx, h, "getpid", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "pid")
+	c.Run(ctx, "rt.pid_then_sleep", map[string]any{"file": file, "secs": 600})
+	taskPid := waitPidFile(t, file)
+	// SIGKILL the worker alone (its runtimes are in process groups of
+	// their own): the reaper takes them down.
+	if err := syscall.Kill(w.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the task and actor processes die with their worker", func() bool {
+		return !pidAlive(taskPid) && !pidAlive(actorPid)
+	})
+}

@@ -73,7 +73,7 @@ func runMain(args []string) error {
 		"each Python actor gets a process of its own besides")
 	fs.Var(&py.imports, "python-import", "MODULE: import MODULE in every Python process at start and serve the functions and classes it\n"+
 		"registers with @frayhq.task / @frayhq.actor; an import error stops the worker (exit 2) with the traceback (repeatable)")
-	fs.Var(&py.paths, "python-path", "DIR: put DIR first on the Python module search path (sys.path) (repeatable)")
+	fs.Var(&py.paths, "python-path", "DIR: put DIR first on the Python module search path (PYTHONPATH; frayhq itself may be found there) (repeatable)")
 	if err := fs.Parse(joinPythonValue(args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err

@@ -127,11 +127,9 @@ func (pf *pythonFlags) start(ctx context.Context, nc *nats.Conn, natsURL string,
 			env = append(env, kv)
 		}
 	}
-	rt, err := langrt.Start(ctx, langrt.Options{
-		Command: []string{pf.interpreter, "-m", "frayhq.runtime"},
-		Procs:   procs, Imports: pf.imports, Paths: pf.paths, Env: env, Objects: store,
-		Logger: log.With("lang", "python"),
-	})
+	o := langrt.Python(pf.interpreter, pf.paths, env)
+	o.Procs, o.Imports, o.Objects, o.Logger = procs, pf.imports, store, log.With("lang", "python")
+	rt, err := langrt.Start(ctx, o)
 	if err != nil {
 		return nil, daemon.StartError{Err: fmt.Errorf("--python: %w", err)}
 	}

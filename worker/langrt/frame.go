@@ -2,6 +2,7 @@ package langrt
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,10 +17,10 @@ import (
 // version it speaks in hello, and the worker refuses any other.
 const ProtocolVersion = 1
 
-// MaxFrame bounds one frame's payload (the CBOR after the length prefix).
-// Larger values travel through the object store, as they do in task
-// records.
-const MaxFrame = 64 << 20
+// MaxFrame bounds one frame's payload (the CBOR after the length prefix):
+// a sanity bound on the length prefix, above any value a task should pass
+// by value (larger ones belong in the object store, passed as refs).
+const MaxFrame = 1 << 30
 
 // Frame types. The worker sends start, run, new, call, object and stop; the
 // runtime sends hello, result, error, log and fetch.
@@ -161,9 +162,20 @@ func (fr *frameReader) read() (*Frame, error) {
 	if n > MaxFrame {
 		return nil, fmt.Errorf("%w: length %d over the %d-byte limit", ErrFrame, n, MaxFrame)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(fr.r, body); err != nil {
-		return nil, fmt.Errorf("%w: truncated frame: %v", ErrFrame, err)
+	var body []byte
+	if n <= 1<<20 {
+		body = make([]byte, n)
+		if _, err := io.ReadFull(fr.r, body); err != nil {
+			return nil, fmt.Errorf("%w: truncated frame: %v", ErrFrame, err)
+		}
+	} else {
+		// Grow with what arrives: a bad length costs no more memory than
+		// the bytes actually sent.
+		var b bytes.Buffer
+		if _, err := io.CopyN(&b, fr.r, int64(n)); err != nil {
+			return nil, fmt.Errorf("%w: truncated frame: %v", ErrFrame, err)
+		}
+		body = b.Bytes()
 	}
 	f := new(Frame)
 	if err := objects.Unmarshal(body, f); err != nil {

@@ -1,10 +1,8 @@
 package langrt_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,29 +11,11 @@ import (
 	"github.com/frayhq/fray/worker/langrt"
 )
 
-// syncBuffer is a log sink tests read while the runtime writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // options are the Options of a Python runtime importing the fixtures.
-func options(t *testing.T, procs int, imports ...string) (langrt.Options, *syncBuffer) {
+func options(t testing.TB, procs int, imports ...string) (langrt.Options, *frayt.SyncBuffer) {
 	t.Helper()
 	py, paths := frayt.Python(t)
-	logs := &syncBuffer{}
+	logs := &frayt.SyncBuffer{}
 	return langrt.Options{
 		Command: []string{py, "-m", "frayhq.runtime"},
 		Procs:   procs,
@@ -47,7 +27,7 @@ func options(t *testing.T, procs int, imports ...string) (langrt.Options, *syncB
 }
 
 // start starts a runtime importing rtfixtures, closed when the test ends.
-func start(t *testing.T, procs int) (*langrt.Runtime, *tasks.Registry, *syncBuffer) {
+func start(t testing.TB, procs int) (*langrt.Runtime, *tasks.Registry, *frayt.SyncBuffer) {
 	t.Helper()
 	o, logs := options(t, procs, "rtfixtures")
 	rt, err := langrt.Start(frayt.Context(t, 2*time.Minute), o)
@@ -63,7 +43,7 @@ func start(t *testing.T, procs int) (*langrt.Runtime, *tasks.Registry, *syncBuff
 }
 
 // run calls fn's handler with arg (encoded) and returns its raw result.
-func run(ctx context.Context, t *testing.T, reg *tasks.Registry, fn string, arg any) (any, error) {
+func run(ctx context.Context, t testing.TB, reg *tasks.Registry, fn string, arg any) (any, error) {
 	t.Helper()
 	h, ok := reg.Lookup(fn)
 	if !ok {

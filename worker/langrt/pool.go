@@ -33,7 +33,7 @@ func (pl *pool) add(p *proc) {
 	pl.mu.Lock()
 	if pl.closed {
 		pl.mu.Unlock()
-		go p.stop(0)
+		p.stop(0)
 		return
 	}
 	pl.all[p] = struct{}{}

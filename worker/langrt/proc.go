@@ -226,7 +226,11 @@ func (p *proc) pump(r *os.File, stream string, wg *sync.WaitGroup) {
 		if stream == "stderr" {
 			p.stderr.Write([]byte(line + "\n"))
 		}
-		p.cfg.log.Info("runtime output", "pid", p.pid, "stream", stream, "line", line)
+		if l := p.soleLabel(); l != "" {
+			p.cfg.log.Info("runtime output", "for", l, "pid", p.pid, "stream", stream, "line", line)
+		} else {
+			p.cfg.log.Info("runtime output", "pid", p.pid, "stream", stream, "line", line)
+		}
 	}
 }
 
@@ -261,6 +265,20 @@ func (p *proc) readLoop() {
 			p.cfg.log.Warn("runtime sent an unexpected frame; ignored", "pid", p.pid, "type", f.T)
 		}
 	}
+}
+
+// soleLabel is what the process's one pending request serves, "" when it
+// has none or several (then a line on its fd 1 or 2 cannot be attributed).
+func (p *proc) soleLabel() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.labels) != 1 {
+		return ""
+	}
+	for _, l := range p.labels {
+		return l
+	}
+	return ""
 }
 
 // label is what request id serves ("" when unknown), for log lines.

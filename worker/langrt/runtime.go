@@ -31,8 +31,8 @@ type Options struct {
 	// Objects serves the processes' fetches of object refs. Without it a
 	// fetch fails with a clear error.
 	Objects *objects.Store
-	// StartTimeout bounds a process's start, imports included. Defaults
-	// to 60 s.
+	// StartTimeout bounds a process's start, imports included (heavy ML
+	// libraries take a while). Defaults to 5 minutes.
 	StartTimeout time.Duration
 	// Logger receives the code's output and the runtime's events.
 	// Defaults to slog.Default().
@@ -70,7 +70,7 @@ func Start(ctx context.Context, o Options) (*Runtime, error) {
 		o.Env = os.Environ()
 	}
 	if o.StartTimeout == 0 {
-		o.StartTimeout = 60 * time.Second
+		o.StartTimeout = 5 * time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -165,7 +165,9 @@ func (rt *Runtime) startActorProc(ctx context.Context) (*proc, error) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if rt.closed {
-		go p.stop(0)
+		rt.mu.Unlock()
+		p.stop(0)
+		rt.mu.Lock()
 		return nil, errors.New("langrt: runtime closed")
 	}
 	rt.actors[p] = struct{}{}

@@ -55,6 +55,14 @@ def _check(name: Any, what: str) -> str:
     return name
 
 
+def _register(table: dict[str, Any], what: str, name: str, obj: Any, ok: bool, want: str) -> None:
+    if not ok:
+        raise TypeError(f"frayhq.{what}({name!r}): {obj!r} is not {want}")
+    if name in table and table[name] is not obj:
+        raise ValueError(f"frayhq.{what}: {name!r} is already registered to {table[name]!r}")
+    table[name] = obj
+
+
 def task(name: str) -> Callable[[F], F]:
     """Register the decorated function as fray task function ``name``.
 
@@ -65,11 +73,7 @@ def task(name: str) -> Callable[[F], F]:
     _check(name, "task")
 
     def register(fn: F) -> F:
-        if not callable(fn):
-            raise TypeError(f"frayhq.task({name!r}): {fn!r} is not callable")
-        if name in _TASKS and _TASKS[name] is not fn:
-            raise ValueError(f"frayhq.task: {name!r} is already registered to {_TASKS[name]!r}")
-        _TASKS[name] = fn
+        _register(_TASKS, "task", name, fn, callable(fn), "callable")
         return fn
 
     return register
@@ -84,11 +88,7 @@ def actor(name: str) -> Callable[[C], C]:
     _check(name, "actor")
 
     def register(cls: C) -> C:
-        if not isinstance(cls, type):
-            raise TypeError(f"frayhq.actor({name!r}): {cls!r} is not a class")
-        if name in _ACTORS and _ACTORS[name] is not cls:
-            raise ValueError(f"frayhq.actor: {name!r} is already registered to {_ACTORS[name]!r}")
-        _ACTORS[name] = cls
+        _register(_ACTORS, "actor", name, cls, isinstance(cls, type), "a class")
         return cls
 
     return register
@@ -113,10 +113,11 @@ class ActorContext:
     max_concurrency: int
 
     def handle(self) -> Any:
-        """This actor's handle, from the frayhq client of this process."""
-        from . import _client_handle  # type: ignore[attr-defined]  # provided by the client package
+        """This actor's own handle (bound to this process's client when
+        called), to pass to tasks and other actors."""
+        from ._actors import ActorHandle
 
-        return _client_handle(self.namespace, self.name)
+        return ActorHandle(self.namespace, self.name, self.class_name)
 
 
 _current: ActorContext | None = None

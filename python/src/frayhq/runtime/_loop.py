@@ -21,7 +21,7 @@ from .._decorators import PY_CALL, PY_OBJECT
 from ..errors import PickleFailed
 
 PROTOCOL_VERSION = 1
-MAX_FRAME = 64 << 20
+MAX_FRAME = 1 << 30
 IN_FD, OUT_FD = 3, 4
 _PICKLE_HEAD = b"\xda" + _codec.PICKLE_TAG.to_bytes(4, "big")
 _HDR = struct.Struct(">I")
@@ -90,8 +90,19 @@ class _FrameStream(io.TextIOBase):
         self.pipe, self.stream = pipe, name
         self.bufs = threading.local()
 
+    encoding = "utf-8"
+    errors = "strict"
+
     def writable(self) -> bool:
         return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        # Code that writes to the descriptor itself reaches the worker's log
+        # too, as the process's own output.
+        return 1 if self.stream == "stdout" else 2
 
     def write(self, s: str) -> int:
         buf = getattr(self.bufs, "b", "") + s
@@ -115,13 +126,12 @@ def _type_name(e: BaseException) -> str:
     return f"{t.__module__}.{t.__qualname__}"
 
 
-def _error(e: BaseException, skip: int = 1) -> dict[str, Any]:
+def _error(e: BaseException) -> dict[str, Any]:
     """The error map of a frame: type, message, traceback (without the
-    runtime's own frames) and the pickled exception."""
+    runtime's own leading frames) and the pickled exception."""
     tb = e.__traceback__
-    for _ in range(skip):
-        if tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
+    while tb is not None and tb.tb_next is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
     out: dict[str, Any] = {
         "type": _type_name(e),
         "message": str(e),
@@ -158,7 +168,13 @@ def _call_args(arg: bytes | None, what: str) -> tuple[tuple[Any, ...], dict[str,
 
 def _encode(value: Any, what: str) -> bytes:
     try:
-        return _codec.dumps(value)
+        out = _codec.dumps(value)
+        if len(out) > MAX_FRAME - 4096:
+            raise ValueError(
+                f"its encoding is {len(out)} bytes, over the {MAX_FRAME}-byte frame limit: "
+                "put it in the object store and return the Ref"
+            )
+        return out
     except Exception as e:  # noqa: BLE001 - the caller gets the reason, naming the type
         t = type(value)
         raise PickleFailed(
@@ -196,7 +212,7 @@ class Runtime:
             try:
                 __import__(mod)  # the C import path leaves importlib's frames out of a traceback
             except BaseException as e:  # noqa: BLE001 - reported to the worker, which exits 2
-                err = _error(e, skip=1)
+                err = _error(e)
                 err["message"] = f"import {mod}: {err['message']}"
                 err.pop("exc", None)
                 reply["error"] = err
@@ -212,29 +228,36 @@ class Runtime:
 
     # -- tasks -----------------------------------------------------------
 
-    def run(self, f: dict[str, Any]) -> None:
-        rid, fn = f["id"], f.get("fn", "")
-        arg = f.get("arg")
+    def _answer(self, rid: int, body: Any, f: dict[str, Any]) -> None:
+        """Serve request rid: body(f) returns the result frame's extra keys;
+        any exception (SystemExit too) is the request's error."""
         _local.id = rid
         try:
-            if fn == PY_CALL:
-                value = self._run_pickled(arg)
-            else:
-                func = _decorators._TASKS.get(fn)
-                if func is None:
-                    raise LookupError(
-                        f"no task function {fn!r} in this runtime (it has {sorted(_decorators._TASKS)})"
-                    )
-                value = func(None if arg is None else _codec.loads(arg, what=f"argument of {fn}"))
-            out = _encode(value, f"task {fn}")
+            frame = body(f)
             self._flush()
-        except BaseException as e:  # noqa: BLE001 - every failure is the task's (SystemExit too)
+        except BaseException as e:  # noqa: BLE001 - every failure is the request's
             self._flush()
-            self.pipe.write({"t": "error", "id": rid, "error": _error(e)})
-            return
+            frame = {"t": "error", "error": _error(e)}
         finally:
             _local.id = 0
-        self.pipe.write({"t": "result", "id": rid, "value": out})
+        frame["id"] = rid
+        self.pipe.write(frame)
+
+    def run(self, f: dict[str, Any]) -> None:
+        self._answer(f["id"], self._run, f)
+
+    def _run(self, f: dict[str, Any]) -> dict[str, Any]:
+        fn, arg = f.get("fn", ""), f.get("arg")
+        if fn == PY_CALL:
+            value = self._run_pickled(arg)
+        else:
+            func = _decorators._TASKS.get(fn)
+            if func is None:
+                raise LookupError(
+                    f"no task function {fn!r} in this runtime (it has {sorted(_decorators._TASKS)})"
+                )
+            value = func(None if arg is None else _codec.loads(arg, what=f"argument of {fn}"))
+        return {"t": "result", "value": _encode(value, f"task {fn}")}
 
     def _run_pickled(self, arg: bytes | None) -> Any:
         if not _tagged(arg):
@@ -253,54 +276,47 @@ class Runtime:
     # -- actors ----------------------------------------------------------
 
     def new(self, f: dict[str, Any]) -> None:
-        rid, cls_name = f["id"], f.get("fn", "")
+        self._answer(f["id"], self._new, f)
+
+    def _new(self, f: dict[str, Any]) -> dict[str, Any]:
+        cls_name = f.get("fn", "")
         info = f.get("actor") or {}
-        _local.id = rid
-        try:
-            if self.instance is not None:
-                raise RuntimeError("this runtime process already hosts an actor")
-            arg = f.get("arg")
-            if cls_name == PY_OBJECT:
-                if not _tagged(arg):
-                    raise TypeError(f"{PY_OBJECT}: the argument must be the pickled (class, args, kwargs)")
-                cls, args, kwargs = _codec.loads(arg, what=f"argument of {PY_OBJECT}")  # type: ignore[arg-type]
-                args, kwargs = tuple(args), dict(kwargs or {})
-            else:
-                cls = _decorators._ACTORS.get(cls_name)
-                if cls is None:
-                    raise LookupError(
-                        f"no actor class {cls_name!r} in this runtime (it has {sorted(_decorators._ACTORS)})"
-                    )
-                args, kwargs = _call_args(arg, f"constructor argument of {cls_name}")
-            conc = max(1, int(info.get("max_conc") or 1))
-            if info.get("ns"):
-                # This process hosts this one actor: its code's current_client()
-                # (frayhq's and marin's) works in the actor's namespace.
-                os.environ["FRAY_NAMESPACE"] = str(info["ns"])
-            _decorators._set_current(
-                _decorators.ActorContext(
-                    namespace=info.get("ns", ""),
-                    name=info.get("name", ""),
-                    class_name=cls_name,
-                    group=info.get("group", ""),
-                    index=int(info.get("index", -1)),
-                    epoch=int(info.get("epoch", 0)),
-                    host=info.get("host", ""),
-                    max_concurrency=conc,
+        if self.instance is not None:
+            raise RuntimeError("this runtime process already hosts an actor")
+        arg = f.get("arg")
+        if cls_name == PY_OBJECT:
+            if not _tagged(arg):
+                raise TypeError(f"{PY_OBJECT}: the argument must be the pickled (class, args, kwargs)")
+            cls, args, kwargs = _codec.loads(arg, what=f"argument of {PY_OBJECT}")  # type: ignore[arg-type]
+            args, kwargs = tuple(args), dict(kwargs or {})
+        else:
+            cls = _decorators._ACTORS.get(cls_name)
+            if cls is None:
+                raise LookupError(
+                    f"no actor class {cls_name!r} in this runtime (it has {sorted(_decorators._ACTORS)})"
                 )
+            args, kwargs = _call_args(arg, f"constructor argument of {cls_name}")
+        conc = max(1, int(info.get("max_conc") or 1))
+        if info.get("ns"):
+            # This process hosts this one actor: its code's current_client()
+            # (frayhq's and marin's) works in the actor's namespace.
+            os.environ["FRAY_NAMESPACE"] = str(info["ns"])
+        _decorators._set_current(
+            _decorators.ActorContext(
+                namespace=info.get("ns", ""),
+                name=info.get("name", ""),
+                class_name=cls_name,
+                group=info.get("group", ""),
+                index=int(info.get("index", -1)),
+                epoch=int(info.get("epoch", 0)),
+                host=info.get("host", ""),
+                max_concurrency=conc,
             )
-            self.instance = cls(*args, **kwargs)
-            if conc > 1:
-                self.pool = ThreadPoolExecutor(max_workers=conc, thread_name_prefix="fray-actor")
-            methods = _decorators.public_methods(type(self.instance))
-            self._flush()
-        except BaseException as e:  # noqa: BLE001 - the constructor's failure is the caller's
-            self._flush()
-            self.pipe.write({"t": "error", "id": rid, "error": _error(e)})
-            return
-        finally:
-            _local.id = 0
-        self.pipe.write({"t": "result", "id": rid, "value": b"\xf6", "methods": methods})
+        )
+        self.instance = cls(*args, **kwargs)
+        if conc > 1:
+            self.pool = ThreadPoolExecutor(max_workers=conc, thread_name_prefix="fray-actor")
+        return {"t": "result", "value": b"\xf6", "methods": _decorators.public_methods(type(self.instance))}
 
     def call(self, f: dict[str, Any]) -> None:
         if self.pool is not None:
@@ -309,24 +325,17 @@ class Runtime:
             self._call(f)
 
     def _call(self, f: dict[str, Any]) -> None:
-        rid, method = f["id"], f.get("fn", "")
-        _local.id = rid
-        try:
-            if self.instance is None:
-                raise RuntimeError("no actor constructed in this runtime process")
-            m = getattr(self.instance, method, None) if not method.startswith("_") else None
-            if m is None or not callable(m):
-                raise AttributeError(f"actor has no method {method!r}")
-            args, kwargs = _call_args(f.get("arg"), f"argument of {method}")
-            out = _encode(m(*args, **kwargs), f"method {method}")
-            self._flush()
-        except BaseException as e:  # noqa: BLE001 - every failure is the call's
-            self._flush()
-            self.pipe.write({"t": "error", "id": rid, "error": _error(e)})
-            return
-        finally:
-            _local.id = 0
-        self.pipe.write({"t": "result", "id": rid, "value": out})
+        self._answer(f["id"], self._call_method, f)
+
+    def _call_method(self, f: dict[str, Any]) -> dict[str, Any]:
+        method = f.get("fn", "")
+        if self.instance is None:
+            raise RuntimeError("no actor constructed in this runtime process")
+        m = getattr(self.instance, method, None) if not method.startswith("_") else None
+        if m is None or not callable(m):
+            raise AttributeError(f"actor has no method {method!r}")
+        args, kwargs = _call_args(f.get("arg"), f"argument of {method}")
+        return {"t": "result", "value": _encode(m(*args, **kwargs), f"method {method}")}
 
     # -- loop ------------------------------------------------------------
 
