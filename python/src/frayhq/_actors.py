@@ -95,6 +95,7 @@ def encode_args(python: bool, args: tuple[Any, ...], kwargs: dict[str, Any], wha
 
 
 _ABSENT = object()
+_UNSEEN = object()  # a waiting call's epoch before the sweep first read the record
 
 
 def _base36(n: int) -> str:
@@ -235,6 +236,8 @@ class Actors:
         self._replies: dict[str, asyncio.Future[Any]] = {}
         self._ntok = 0
         await self.c.nc.subscribe(self._inbox + ".*", cb=self._on_reply)
+        self._calls: dict[tuple[str, str], dict[str, list[Any]]] = {}
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_calls())
 
     async def close(self) -> None:
         for h in list(self.hosted):
@@ -518,19 +521,17 @@ class Actors:
 
     async def _request_watching(self, subj: str, body: bytes, left: float, ns: str, name: str) -> Any:
         """A call request on the client's one reply inbox (``<inbox>.<token>``).
-        A call still waiting after 500 ms is checked against the record: if
-        the instance running it ended (host died, actor stopped) it fails
-        with ActorUnavailableError instead of waiting out its deadline."""
+        A call still waiting after 500 ms is checked against the record by
+        the sweep: if the instance running it ended (host died, actor
+        stopped) it fails with ActorUnavailableError instead of waiting out
+        its deadline."""
         loop = asyncio.get_running_loop()
         self._ntok += 1
         tok = _base36(self._ntok)
         fut: asyncio.Future[Any] = loop.create_future()
         self._replies[tok] = fut
-        watch: list[asyncio.Task[None]] = []
-
-        def start_watch() -> None:
-            if not fut.done():
-                watch.append(loop.create_task(self._watch(fut, ns, name)))
+        calls = self._calls.setdefault((ns, name), {})
+        calls[tok] = [fut, loop.time(), _UNSEEN]
 
         def expire() -> None:
             if not fut.done():
@@ -538,17 +539,16 @@ class Actors:
                     ActorUnavailableError(f"frayhq: actor call to {ns}/{name}: no answer in time")
                 )
 
-        timer = loop.call_later(0.5, start_watch)
         deadline = loop.call_later(left, expire)
         try:
             await self.c.nc.publish(subj, body, reply=f"{self._inbox}.{tok}")
             msg = await fut
         finally:
             self._replies.pop(tok, None)
-            timer.cancel()
+            calls.pop(tok, None)
+            if not calls and self._calls.get((ns, name)) is calls:
+                del self._calls[(ns, name)]
             deadline.cancel()
-            for w in watch:
-                w.cancel()
         if not msg.data and msg.headers and msg.headers.get("Status") == "503":
             raise nats.errors.NoRespondersError
         return msg
@@ -558,24 +558,38 @@ class Actors:
         if fut is not None and not fut.done():
             fut.set_result(msg)
 
-    async def _watch(self, fut: asyncio.Future[Any], ns: str, name: str) -> None:
-        rec0, _ = await self.get_record(ns, name)
-        epoch0 = rec0.get("epoch") if rec0 else None
-        while not fut.done():
+    async def _sweep_calls(self) -> None:
+        """Every 250 ms, one record read per actor with calls waiting over
+        500 ms: a call fails once the epoch it was waiting on has ended."""
+        loop = asyncio.get_running_loop()
+        while True:
             await asyncio.sleep(0.25)
-            rec, _ = await self.get_record(ns, name)
-            gone = (
-                rec is None
-                or rec.get("state") in (*TERMINAL, "failed", "restarting")
-                or rec.get("epoch") != epoch0
-            )
-            if gone and not fut.done():
-                fut.set_exception(
-                    ActorUnavailableError(
-                        f"frayhq: actor {ns}/{name}: the instance running the call is gone"
-                        + (f" ({rec.get('state')}: {rec.get('error')})" if rec else " (its record expired)")
-                    )
-                )
+            now = loop.time()
+            for (ns, name), calls in list(self._calls.items()):
+                stale = [c for c in list(calls.values()) if now - c[1] > 0.5 and not c[0].done()]
+                if not stale:
+                    continue
+                try:
+                    rec, _ = await self.get_record(ns, name)
+                except Exception:  # noqa: BLE001 - broker away: look again next time
+                    continue
+                live = rec is not None and rec.get("state") not in (*TERMINAL, "failed", "restarting")
+                epoch = rec.get("epoch") if rec else None
+                for c in stale:
+                    if c[2] is _UNSEEN and live:
+                        c[2] = epoch
+                        continue
+                    if (not live or epoch != c[2]) and not c[0].done():
+                        c[0].set_exception(
+                            ActorUnavailableError(
+                                f"frayhq: actor {ns}/{name}: the instance running the call is gone"
+                                + (
+                                    f" ({rec.get('state')}: {rec.get('error')})"
+                                    if rec
+                                    else " (its record expired)"
+                                )
+                            )
+                        )
 
     # ---- long-running operations
 

@@ -45,6 +45,7 @@ TASKS_PREFIX = "fray.tasks."
 RESULTS_STREAM = "FRAY_RESULTS"
 CANCELS_BUCKET = "FRAY_CANCELS"
 _RETRY_PAUSES = (0.25, 0.5, 1, 2, 4)
+LOOKUPS_PER_SWEEP = 100  # safety-net result lookups per half second, at most
 
 
 class QueueFull(FrayError):
@@ -380,10 +381,17 @@ class Tasks:
             for tid, (sent, subject, body) in list(self._unacked.items()):
                 if now - sent > 30 and self._unacked.pop(tid, None) is not None:
                     self._retry(subject, tid, body)
+            looked = 0
             while self._checks and self._checks[0][0] <= now:
                 _, tid, every = heapq.heappop(self._checks)
                 if tid not in self.pending:
                     continue
+                if looked >= LOOKUPS_PER_SWEEP:
+                    # A long queue: the lookups of the rest wait for the next
+                    # sweeps rather than load the broker with thousands at once.
+                    heapq.heappush(self._checks, (now + 0.5, tid, every))
+                    break
+                looked += 1
                 try:
                     await self._check_one(tid)
                 except Exception:  # noqa: BLE001 - next time
