@@ -404,7 +404,10 @@ def callable_argv(c: Client, req: Any, owner: str, tid: str) -> tuple[str, list[
         raise ConfigError(f"frayhq: job {_attr(req, 'name', '')}: the callable entrypoint is not callable")
     call = encode_call(fn, tuple(_attr(ce, "args", ()) or ()), dict(_attr(ce, "kwargs", {}) or {}))
     ref = c._run(c.objects.put_bytes(call))  # noqa: SLF001
-    python = os.environ.get("FRAY_JOB_PYTHON") or (sys.executable if c.local is not None else "python3")
+    # A local cluster runs here, and a job's child runs on a worker like its
+    # parent: both use this interpreter; elsewhere the workers' python3.
+    here = c.local is not None or os.environ.get("FRAY_JOB_ID", "").startswith("/")
+    python = os.environ.get("FRAY_JOB_PYTHON") or (sys.executable if here else "python3")
     return python, [
         python,
         "-m",
@@ -414,6 +417,22 @@ def callable_argv(c: Client, req: Any, owner: str, tid: str) -> tuple[str, list[
         "--result",
         f"{owner}.{tid}",
     ]
+
+
+def inherit(req: dict[str, Any], parent: dict[str, Any]) -> None:
+    """A child job takes its parent's env vars, constraints (on keys it does
+    not constrain) and regions (when it has none); its own settings win."""
+    penv = (parent.get("environment") or {}).get("env_vars") or {}
+    if penv:
+        env = req.setdefault("environment", {})
+        env["env_vars"] = {**penv, **(env.get("env_vars") or {})}
+    have = {c.get("key") for c in req.get("constraints") or []}
+    extra = [c for c in parent.get("constraints") or [] if c.get("key") not in have]
+    if extra:
+        req["constraints"] = [*(req.get("constraints") or []), *extra]
+    pres = parent.get("resources") or {}
+    if "regions" not in req.get("resources", {}) and pres.get("regions") is not None:
+        req.setdefault("resources", {})["regions"] = pres["regions"]
 
 
 class JobAPI:
@@ -436,6 +455,10 @@ class JobAPI:
             wire["adopt_existing"] = False
         parent = os.environ.get("FRAY_JOB_ID", "")
         job_id = f"{parent}/{wire['name']}" if parent.startswith("/") else f"/{c.namespace}/{wire['name']}"
+        if parent.startswith("/"):
+            prec = c._run(c._jobs.record(parent))  # noqa: SLF001
+            if prec is not None:
+                inherit(wire, prec.get("request") or {})
         jid, adopted = c._run(c._jobs.submit(job_id, parent if parent.startswith("/") else "", wire))  # noqa: SLF001
         if adopted is None:
             raise JobAlreadyExists(job_id, JobHandle(c, job_id))

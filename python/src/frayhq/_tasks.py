@@ -142,6 +142,13 @@ class Tasks:
     async def start(self) -> None:
         nc = self.c.nc
         await nc.subscribe(f"fray.stored.{self.owner}.*", cb=self._on_stored)
+
+        async def on_election(_msg: Any) -> None:
+            # A leader that stepped down between storing and republishing
+            # leaves results unannounced: look them up, as after a reconnect.
+            await self.recheck_all()
+
+        await nc.subscribe("$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.FRAY_RESULTS", cb=on_election)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
     # ---- submitting
