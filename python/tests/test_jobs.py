@@ -111,3 +111,23 @@ def test_a_job_submitted_inside_a_job_is_its_child(client, name):
     child_id, (inherited, seen_id) = h.result(30)
     assert child_id == f"{h.job_id}/child" == seen_id
     assert inherited == "yes"
+
+
+def test_without_a_dispatcher_the_job_is_recorded_pending(fray_bin_dir, name):
+    from frayhq._local import LocalCluster
+
+    lc = LocalCluster(workers=0, broker_args=["--no-dispatcher"])
+    try:
+        c = frayhq.connect(lc.url)
+        try:
+            req = JobRequest(name=name, entrypoint=Entrypoint.from_binary("true", []))
+            h = c.submit(req)
+            assert h.status() == frayhq.JobStatus.PENDING
+            assert h.info()["pending_reason"] == "waiting for a dispatcher"
+            assert c.submit(req).job_id == h.job_id  # adopted
+            with pytest.raises(frayhq.JobAlreadyExists):
+                c.submit(req, adopt_existing=False)
+        finally:
+            c.shutdown()
+    finally:
+        lc.stop()

@@ -202,10 +202,8 @@ class Jobs:
         try:
             msg = await self.c.nc.request(SUBMIT_SUBJECT, _codec.dumps(body), timeout=SUBMIT_TIMEOUT)
         except nats.errors.NoRespondersError:
-            raise FrayError(
-                f"frayhq: submit {job_id}: no job dispatcher is running on {self.c.url} "
-                "(fray-broker runs one; is this a fray cluster?)"
-            ) from None
+            # No dispatcher runs: record the job; one will place it when it starts.
+            return await self._record_pending(job_id, parent, wire)
         except nats.errors.TimeoutError:
             raise FrayError(
                 f"frayhq: submit {job_id}: no dispatcher answered within {SUBMIT_TIMEOUT:.0f} s "
@@ -215,6 +213,8 @@ class Jobs:
         if not isinstance(rep, dict):
             raise FrayError(f"frayhq: submit {job_id}: the reply is not a CBOR map")
         code = rep.get("code") or ""
+        if code == "unavailable":  # a stopping dispatcher
+            return await self._record_pending(job_id, parent, wire)
         if code == "":
             return job_id, bool(rep.get("adopted"))
         if code == "exists":
@@ -224,6 +224,64 @@ class Jobs:
         if code == "rejected":
             raise FrayError(f"frayhq: job {job_id} was rejected by its backend: {rep.get('error')}")
         raise FrayError(f"frayhq: submit {job_id}: {code}: {rep.get('error')}")
+
+    async def _record_pending(
+        self, job_id: str, parent: str, wire: dict[str, Any]
+    ) -> tuple[str, bool | None]:
+        """Create-or-adopt the PENDING record as the Go client does when no
+        dispatcher answers (PROTOCOL.md, Jobs, "Subjects")."""
+        kv = await self.kv()
+        key = "j." + token(job_id)
+        ns, _, _ = job_id.lstrip("/").partition("/")
+        req = dict(wire)
+        req["replicas"] = max(1, int(req.get("replicas") or 1))
+        now = int(time.time() * 1000)
+        rec: dict[str, Any] = {
+            "v": 1,
+            "id": job_id,
+            "name": wire["name"],
+            "ns": ns,
+            "run": self.c._nuid(),  # noqa: SLF001
+            "request": req,
+            "status": "PENDING",
+            "backend": "",
+            "pending_reason": "waiting for a dispatcher",
+            "attempt": 0,
+            "failures": 0,
+            "preemptions": 0,
+            "tasks": [{"index": i, "state": "PENDING"} for i in range(req["replicas"])],
+            "submitted_ms": now,
+            "updated_ms": now,
+        }
+        if parent:
+            rec["parent"] = parent
+        adopt = wire.get("adopt_existing", True)
+        for _ in range(20):
+            try:
+                await kv.create(key, _codec.dumps(rec))
+                return job_id, False
+            except nats.js.errors.KeyWrongLastSequenceError:
+                pass
+            except nats.js.errors.APIError as e:
+                if "wrong last sequence" not in (e.description or "").lower():
+                    raise
+            try:
+                e = await kv.get(key)
+            except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+                continue
+            old = _codec.loads_plain(e.value, f"job record {job_id}") if e.value else None
+            if isinstance(old, dict) and old.get("status") not in TERMINAL:
+                return (job_id, True) if adopt else (job_id, None)
+            try:
+                await self.c.js._jsm.purge_stream(LOGS_STREAM, subject=f"fray.logs.{token(job_id)}.*")  # noqa: SLF001
+            except Exception:  # noqa: BLE001 - the old run's logs stay; the new run still starts
+                pass
+            try:
+                await kv.update(key, _codec.dumps(rec), last=e.revision)
+                return job_id, False
+            except nats.js.errors.APIError:
+                continue
+        raise FrayError(f"frayhq: submit {job_id}: too many concurrent writers")
 
     async def stop(self, job_id: str, reason: str) -> None:
         ctl = {"v": 1, "job": job_id, "op": "stop", "reason": reason}

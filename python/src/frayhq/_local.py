@@ -59,7 +59,7 @@ class LocalCluster:
         python: str | None = None,
         python_path: Sequence[str] | None = None,
         verbose: bool = False,
-        backend_args: Sequence[str] = (),
+        broker_args: Sequence[str] = (),
     ) -> None:
         self.dir = tempfile.mkdtemp(prefix="frayhq-local-")
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -67,7 +67,7 @@ class LocalCluster:
         self._lock = threading.Lock()
         self._stopped = False
         self._verbose = verbose
-        self._backend_args = list(backend_args)
+        self._broker_args = list(broker_args)
         try:
             self._start(workers, concurrency, list(worker_args), python, python_path)
         except BaseException:
@@ -110,7 +110,7 @@ class LocalCluster:
         broker = _bin.find("fray-broker")
         worker = _bin.find("fray-worker")
         b = self._popen(
-            [broker, "--port", "-1", "--store", os.path.join(self.dir, "store"), *self._backend_args],
+            [broker, "--port", "-1", "--store", os.path.join(self.dir, "store"), *self._broker_args],
             "broker.log",
         )
         self.url = self._wait_ready(b, os.path.join(self.dir, "broker.log"))

@@ -123,7 +123,7 @@ class Client(ActorAPI, JobAPI):
                     python_path=list(sys.path),
                 )
             else:
-                self.local = LocalCluster(workers=0, backend_args=_backend_args(sp))
+                self.local = LocalCluster(workers=0, broker_args=_broker_args(sp))
             urls = [self.local.url]
         else:
             opts = _nats_options()
@@ -320,7 +320,7 @@ def _check_namespace(ns: str) -> None:
         raise ConfigError(f"frayhq: namespace {ns!r}: want [A-Za-z0-9][A-Za-z0-9_-]*, at most 200 bytes")
 
 
-def _backend_args(sp: _spec.Spec) -> list[str]:
+def _broker_args(sp: _spec.Spec) -> list[str]:
     q = "&".join(f"{k}={v}" for k, v in sp.params.items() if k != "nats")
     args = ["--backend", f"{sp.kind}={sp.kind}?{q}"]
     return args
