@@ -45,17 +45,21 @@ def test_shutdown_stops_the_local_cluster(fray_bin_dir):
     assert not any(_alive(p) for p in pids)
 
 
-def test_local_cluster_dies_with_its_parent(fray_bin_dir):
+def test_local_cluster_dies_with_its_parent(fray_bin_dir, tmp_path):
     code = (
         "import frayhq, sys, time\n"
         "c = frayhq.connect('local', workers=1)\n"
         "print(' '.join(str(p.pid) for p in c.local.procs), flush=True)\n"
         "time.sleep(600)\n"
     )
-    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=child_env())
+    err = tmp_path / "stderr"
+    with open(err, "w") as ef:
+        p = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=ef, text=True, env=child_env()
+        )
     try:
         pids = [int(x) for x in p.stdout.readline().split()]
-        assert pids and all(_alive(x) for x in pids)
+        assert pids and all(_alive(x) for x in pids), err.read_text()
         p.send_signal(signal.SIGKILL)
         p.wait(10)
         deadline = time.monotonic() + 20
