@@ -69,6 +69,7 @@ fuzz: ## run each wire decoder's fuzz target for 20 s
 	$(GO) test ./tasks -run '^$$' -fuzz FuzzDecodeResult -fuzztime 20s
 	$(GO) test ./broker -run '^$$' -fuzz FuzzDecodeWorkerInfo -fuzztime 20s
 	$(GO) test ./objects -run '^$$' -fuzz FuzzRefDecode -fuzztime 20s
+	$(GO) test ./internal/metrics -run '^$$' -fuzz FuzzBrokerMetricsReadAnyTaskOrResult -fuzztime 20s
 
 .PHONY: clean
 clean: ## remove build output (keeps the cached Python virtualenvs in .build)

@@ -10,7 +10,7 @@ import (
 // jobs. It is built on first use.
 func (c *Client) Jobs(ctx context.Context) (*jobs.Client, error) {
 	v, err := c.ext.jobs.get(func() (any, error) {
-		return jobs.NewClient(ctx, c.NATS(), c.JetStream(), jobs.ClientOptions{Namespace: c.Namespace()})
+		return jobs.NewClient(ctx, c.NATS(), c.JetStream(), jobs.ClientOptions{Namespace: c.Namespace(), AskBackends: backendIsRecord(c.spec)})
 	})
 	if err != nil {
 		return nil, err

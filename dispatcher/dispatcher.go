@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/frayhq/fray/broker"
@@ -38,10 +39,11 @@ type Options struct {
 	// ReconcileInterval is how often records and allocations are checked
 	// against each other and against the live workers. Defaults to 5 s.
 	ReconcileInterval time.Duration
-	// StopWait bounds how long, after a job on an external backend ended
-	// on fray's side (a stop, a timeout, its parent ending), its logs are
-	// still mirrored while waiting for the backend to report it finished,
-	// so what it prints while shutting down is kept. Defaults to 30 s.
+	// StopWait bounds how long, after a job on an external backend was
+	// ended on fray's side by another writer (a stop does not end it: its
+	// backend's report does), its logs are still mirrored while waiting for
+	// the backend to report it finished, so what it prints while shutting
+	// down is kept. Defaults to 30 s.
 	StopWait time.Duration
 }
 
@@ -71,6 +73,10 @@ type Dispatcher struct {
 	// stopping holds workers whose runner reported a preempted exit: they
 	// are draining even if their registry record does not say so yet.
 	stopping map[string]int64 // worker id → its record's StartedMS
+
+	// importing holds the ids of jobs found on a backend whose lines are
+	// being copied (off the loop): no mirror may start for them meanwhile.
+	importing sync.Map
 }
 
 type recEntry struct {
@@ -192,6 +198,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	submits := make(chan submitMsg, 64)
 	unavailable := &jobs.SubmitReply{Code: jobs.CodeUnavailable, Error: "dispatcher stopping"}
 	sub, err := d.nc.QueueSubscribe(jobs.SubjectSubmit, jobs.QueueDispatchers, func(m *nats.Msg) {
+		d.adoptLive(ctx, m.Data) // a backend call: here, not in the loop
 		select {
 		case submits <- submitMsg{m}:
 		case <-ctx.Done():
@@ -215,6 +222,18 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		}
 	}()
+
+	found := make(chan string, 64)
+	for subj, h := range map[string]nats.MsgHandler{
+		jobs.SubjectFind:     func(m *nats.Msg) { d.onFind(ctx, m, found) },
+		jobs.SubjectBackends: d.onBackends,
+	} {
+		s, err := d.nc.QueueSubscribe(subj, jobs.QueueDispatchers, h)
+		if err != nil {
+			return fmt.Errorf("dispatcher: subscribe %s: %w", subj, err)
+		}
+		defer func() { _ = s.Unsubscribe() }()
+	}
 
 	cons, err := d.js.CreateOrUpdateConsumer(ctx, broker.StreamJobs, jetstream.ConsumerConfig{
 		Durable:        jobs.DurableDispatcher,
@@ -275,6 +294,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		case s := <-submits:
 			d.onSubmit(ctx, s.m)
+		case id := <-found:
+			d.onFound(ctx, id)
 		case m := <-events:
 			d.onEvent(ctx, m)
 			_ = m.Ack()

@@ -39,8 +39,8 @@ func (d *Dispatcher) afterFinish(ctx context.Context, id string) {
 	d.log.Info("job finished", "job", id, "status", e.r.Status, "error", e.r.Error)
 	d.release(ctx, id, -1, "")
 	if e.r.Backend != "" && e.r.Backend != BackendNative {
-		if e.r.Status == jobs.StatusStopped {
-			d.stopExternal(e.r)
+		if e.r.Status == jobs.StatusStopped && e.r.StopRequestedMS == 0 {
+			d.stopExternal(e.r) // ended on fray's side; else its backend ended it
 		}
 		// The mirror is not cancelled: it keeps mirroring logs until the
 		// backend reports the job finished (at most StopWait), then marks
@@ -66,6 +66,10 @@ func (d *Dispatcher) stopJob(ctx context.Context, id, reason string) {
 		d.recs[id] = e
 	}
 	if e.r.Status.Terminal() {
+		return
+	}
+	if external(e.r) {
+		d.requestStop(ctx, id, reason)
 		return
 	}
 	d.finish(ctx, id, jobs.StatusStopped, reason)
@@ -141,7 +145,7 @@ func (d *Dispatcher) reconcile(ctx context.Context) {
 		}
 		switch {
 		case lost != "":
-			d.preempt(ctx, id, fmt.Sprintf("worker %s lost (lease expired)", lost))
+			d.preempt(ctx, id, workerLostReason(lost))
 		case missing:
 			if err := d.claim(ctx, r); err != nil {
 				d.preempt(ctx, id, "its placement could not be restored: "+err.Error())

@@ -181,7 +181,7 @@ func assignment(r *jobs.Record, i int) jobs.Assignment {
 		Job: r.ID, Run: r.Run, Namespace: r.Namespace, Task: i, NumTasks: len(r.Tasks), Attempt: r.Attempt,
 		CPU: need.CPU, RAMBytes: need.RAM, DiskBytes: need.Disk, Devices: need.Devices,
 		Argv: r.Request.Entrypoint.Argv, Func: r.Request.Entrypoint.Func, Arg: r.Request.Entrypoint.Arg,
-		Env: r.Request.Environment.EnvVars, Workdir: r.Request.Environment.Workdir, Setup: r.Request.Environment.SetupCommands,
+		Env: r.Request.Environment.EnvVars, EnvFromWorker: r.Request.Environment.EnvFromWorker, Workdir: r.Request.Environment.Workdir, Setup: r.Request.Environment.SetupCommands,
 		CreatedMS: jobs.NowMS(),
 	}
 }

@@ -126,6 +126,10 @@ func TestLostWorkerRerunsTheJobElsewhere(t *testing.T) {
 	if r.Status != jobs.StatusSucceeded || r.Preemptions != 1 || r.Tasks[0].Worker != "w2" {
 		t.Fatalf("status %s preemptions %d worker %s: %s", r.Status, r.Preemptions, r.Tasks[0].Worker, r.Error)
 	}
+	// The attempt on the lost worker says why it stopped, naming the worker.
+	if a := r.Tasks[0].Attempts[0]; a.State != jobs.TaskStopped || a.Worker != "w1" || !strings.HasPrefix(a.Error, "worker lost (lease expired): w1") {
+		t.Fatalf("first attempt %+v; want it stopped with error naming the lost worker w1", a)
+	}
 }
 
 func TestLostWorkerWithoutPreemptionBudgetFailsNamingTheWorker(t *testing.T) {
@@ -137,8 +141,11 @@ func TestLostWorkerWithoutPreemptionBudgetFailsNamingTheWorker(t *testing.T) {
 	frayt.Eventually(t, 10*time.Second, "running", func() bool { return c.info(h).Running() == 1 })
 	w1.loseLease()
 	r := c.wait(h)
-	if r.Status != jobs.StatusFailed || !strings.Contains(r.Error, "w1") {
+	if r.Status != jobs.StatusFailed || !strings.Contains(r.Error, "worker lost (lease expired): w1") {
 		t.Fatalf("status %s error %q", r.Status, r.Error)
+	}
+	if a := r.Tasks[0].Current(); !strings.HasPrefix(a.Error, "worker lost (lease expired): w1") {
+		t.Fatalf("attempt %+v; want its error to name the lost worker", a)
 	}
 }
 

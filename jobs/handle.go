@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"sync"
 	"time"
 
 	"github.com/frayhq/fray/broker"
@@ -17,6 +18,9 @@ type Handle struct {
 	c       *Client
 	id      string
 	adopted bool
+
+	mu        sync.Mutex
+	refreshed bool // the backends were asked about the job (see refresh)
 }
 
 // ID is the job's hierarchical id, "/<namespace>/<name>[/<child>...]".
@@ -29,6 +33,9 @@ func (h *Handle) Adopted() bool { return h.adopted }
 
 // Info returns the job's record.
 func (h *Handle) Info(ctx context.Context) (*Record, error) {
+	if err := h.refresh(ctx); err != nil {
+		return nil, err
+	}
 	r, _, err := h.c.store.Get(ctx, h.id)
 	return r, err
 }
@@ -78,6 +85,9 @@ func (h *Handle) Wait(ctx context.Context, opts WaitOptions) (*Record, error) {
 // Besides the KV watch it re-reads the record every 2 s, because a watch
 // stalls for several heartbeats after a broker restart.
 func (h *Handle) watch(ctx context.Context, fn func(*Record) bool) error {
+	if err := h.refresh(ctx); err != nil {
+		return err
+	}
 	w, err := h.c.store.KV.Watch(ctx, JobKey(h.id))
 	if err != nil {
 		return fmt.Errorf("jobs: watch %s: %w", h.id, err)
@@ -133,6 +143,9 @@ func (h *Handle) watch(ctx context.Context, fn func(*Record) bool) error {
 // Logs returns the last maxLines lines of the job's output (all when
 // maxLines <= 0).
 func (h *Handle) Logs(ctx context.Context, maxLines int) ([]LogLine, error) {
+	if err := h.refresh(ctx); err != nil {
+		return nil, err
+	}
 	return TailLogs(ctx, h.c.js, h.id, maxLines)
 }
 

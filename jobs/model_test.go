@@ -112,6 +112,11 @@ func TestValidateRefusesBadRequestsWithClearErrors(t *testing.T) {
 		{func(r *jobs.JobRequest) { r.Timeout = -time.Second }, "negative"},
 		{func(r *jobs.JobRequest) { r.SchedulingTimeout = -time.Second }, "scheduling timeout -1s is negative"},
 		{func(r *jobs.JobRequest) { r.Coscheduling = &jobs.Coscheduling{} }, "GroupBy"},
+		{func(r *jobs.JobRequest) { r.Environment.EnvFromWorker = []string{"A=B"} }, `env_from_worker name "A=B"`},
+		{func(r *jobs.JobRequest) {
+			r.Environment.EnvVars = map[string]string{"TOKEN": "x"}
+			r.Environment.EnvFromWorker = []string{"TOKEN"}
+		}, "TOKEN is both in env_vars and in env_from_worker"},
 	}
 	for _, c := range cases {
 		r := ok

@@ -46,6 +46,9 @@ type ExecutorOptions struct {
 	HandlerContext func(context.Context) context.Context
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Observer hears each task start, finish and retry (for metrics).
+	// Defaults to none.
+	Observer Observer
 }
 
 // ConsumerName is the durable consumer of a pool on FRAY_TASKS.
@@ -112,6 +115,9 @@ func NewExecutor(nc *nats.Conn, js jetstream.JetStream, o ExecutorOptions) (*Exe
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Observer == nil {
+		o.Observer = noObserver{}
 	}
 	return &Executor{o: o, nc: nc, js: js, log: o.Logger.With("pool", o.Pool),
 		slots: make([]atomic.Pointer[runningTask], o.Concurrency), cancelled: map[string]struct{}{},
@@ -407,13 +413,20 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		m.Ack() // the canceller recorded the result
 		return
 	}
-	res := &Result{V: ResultVersion, ID: t.ID, Worker: e.o.WorkerID, Attempt: attempt, StartedMS: time.Now().UnixMilli()}
+	started := time.Now()
+	res := &Result{V: ResultVersion, ID: t.ID, Fn: t.Fn, Pool: e.o.Pool, Worker: e.o.WorkerID, Attempt: attempt,
+		SubmittedMS: t.SubmittedMS, StartedMS: started.UnixMilli()}
 	fail := func(kind, typ, msg string) {
 		res.Error = &ErrorInfo{Kind: kind, Fn: t.Fn, Message: msg, Type: typ, Worker: e.o.WorkerID, Attempt: attempt}
 		if typ != "" {
 			res.Error.Lang = "go" // a Go handler's error, panic or result
 		}
+		e.o.Observer.TaskFinished(t.Fn, time.Since(started), kind)
 		e.finish(t, res, m)
+	}
+	retry := func(kind string) {
+		e.o.Observer.TaskRetried(t.Fn, time.Since(started), kind)
+		m.NakWithDelay(backoff(t, attempt))
 	}
 	if attempt > t.MaxDeliveries+t.Retries && t.MaxDeliveries > 0 {
 		fail(KindExhausted, "", fmt.Sprintf("delivered %d times without a result: the workers running it crashed or lost their leases (MaxDeliveries %d)", attempt-1, t.MaxDeliveries))
@@ -446,6 +459,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		m.Nak() // not started before the drain: another worker runs it now
 		return
 	}
+	e.o.Observer.TaskStarted(t.Fn, sinceMS(t.SubmittedMS, started))
 	arg := t.Arg
 	if t.ArgRef != nil {
 		if e.o.Objects == nil {
@@ -510,23 +524,24 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 			// error, a runtime process that died).
 			kind := cmp.Or(re.Kind, KindHandler)
 			if (kind == KindRuntimeCrashed || IsRetryable(herr)) && attempt <= t.Retries {
-				m.NakWithDelay(backoff(t, attempt))
+				retry(kind)
 				return
 			}
 			res.Error = &ErrorInfo{Kind: kind, Fn: t.Fn, Message: re.Message, Type: re.Type, Worker: e.o.WorkerID, Attempt: attempt,
 				Lang: re.Lang, Traceback: re.Traceback, Exc: re.Exc}
+			e.o.Observer.TaskFinished(t.Fn, time.Since(started), kind)
 			e.finish(t, res, m)
 		case errors.As(herr, &bi):
 			fail(KindBadInput, "", bi.Error())
 		case errors.Is(cause, ErrTimeout):
 			if attempt <= t.Retries {
-				m.NakWithDelay(backoff(t, attempt))
+				retry(KindTimeout)
 				return
 			}
 			fail(KindTimeout, "", fmt.Sprintf("attempt ran past its %s timeout: %v", time.Duration(t.TimeoutMS)*time.Millisecond, herr))
 		default:
 			if IsRetryable(herr) && attempt <= t.Retries {
-				m.NakWithDelay(backoff(t, attempt))
+				retry(KindHandler)
 				return
 			}
 			fail(KindHandler, errorType(herr), herr.Error())
@@ -552,6 +567,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	} else {
 		res.Value = raw
 	}
+	e.o.Observer.TaskFinished(t.Fn, time.Since(started), "")
 	e.finish(t, res, m)
 }
 

@@ -411,6 +411,9 @@ func (p *Producer) forget(id string) *Future {
 
 // mapPublishError maps the stream's limit errors onto ErrQueueFull.
 func mapPublishError(err error) error {
+	if errors.Is(err, broker.ErrPermissionDenied) {
+		return fmt.Errorf("tasks: submit: %w", err)
+	}
 	if d := errorDescription(err); d != "" {
 		if strings.Contains(d, "maximum bytes exceeded") || strings.Contains(d, "maximum messages exceeded") ||
 			strings.Contains(d, "resource limits exceeded") || strings.Contains(d, "insufficient resources") {
@@ -481,9 +484,15 @@ func (p *Producer) watchForeign(f *Future) {
 			p.mu.Unlock()
 			sub.Unsubscribe()
 		}()
+		// A future of an owner whose results this user may not read fails
+		// here, naming the subject and the user, instead of never resolving.
 		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+		defer cancel()
+		if err := broker.Verify(ctx, p.nc, sub); errors.Is(err, broker.ErrPermissionDenied) {
+			f.resolve(nil, fmt.Errorf("tasks: result of %s: %w", f.ID(), err))
+			return
+		}
 		res, err := p.lookup(ctx, subj)
-		cancel()
 		switch {
 		case err == nil:
 			f.resolve(res, nil)
@@ -500,7 +509,10 @@ func (p *Producer) watchForeign(f *Future) {
 
 // lookup fetches the first result stored on subj.
 func (p *Producer) lookup(ctx context.Context, subj string) (*Result, error) {
-	msg, err := p.results.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subj))
+	// The last message of the subject is its one result. Asked by subject
+	// (a direct get on $JS.API.DIRECT.GET.FRAY_RESULTS.<subject>), so that
+	// fray auth's roles can let a user read only its own owner's results.
+	msg, err := p.results.GetLastMsgForSubject(ctx, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, ErrNoResult
 	}
@@ -538,25 +550,12 @@ func (p *Producer) cancel(ctx context.Context, f *Future) error {
 }
 
 // subscribeAllowed subscribes and waits for the server's verdict, so that a
-// subscription the account may not make fails here, naming the subject,
-// instead of silently never receiving.
+// subscription the user may not make fails here, naming the subject and
+// the user, instead of silently never receiving.
 func subscribeAllowed(ctx context.Context, nc *nats.Conn, subj string, cb nats.MsgHandler) (*nats.Subscription, error) {
-	sub, err := nc.Subscribe(subj, cb)
-	if err != nil {
-		return nil, err
+	sub, err := broker.Subscribe(ctx, nc, subj, cb)
+	if errors.Is(err, broker.ErrPermissionDenied) {
+		return nil, fmt.Errorf("tasks: %w; stored results arrive there (fray auth's producer role may subscribe to its own)", err)
 	}
-	if _, ok := ctx.Deadline(); !ok { // FlushWithContext needs one
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-	}
-	if err := nc.FlushWithContext(ctx); err != nil {
-		sub.Unsubscribe()
-		return nil, err
-	}
-	if err := nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), `"`+subj+`"`) {
-		sub.Unsubscribe()
-		return nil, fmt.Errorf("this account may not subscribe to %s, where stored results arrive: allow subscribe on %s> (%w)", subj, broker.SubjectStoredPrefix, err)
-	}
-	return sub, nil
+	return sub, err
 }

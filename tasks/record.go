@@ -54,12 +54,19 @@ type Result struct {
 	// Value is the CBOR encoding of the handler's return value, inline.
 	Value []byte `cbor:"value,omitempty"`
 	// ValueRef names the value's encoding in the object store instead.
-	ValueRef   *objects.Ref `cbor:"value_ref,omitempty"`
-	Error      *ErrorInfo   `cbor:"error,omitempty"`
-	Worker     string       `cbor:"worker,omitempty"`
-	Attempt    int          `cbor:"attempt,omitempty"`
-	StartedMS  int64        `cbor:"started_ms,omitempty"`
-	FinishedMS int64        `cbor:"finished_ms,omitempty"`
+	ValueRef *objects.Ref `cbor:"value_ref,omitempty"`
+	Error    *ErrorInfo   `cbor:"error,omitempty"`
+	// Fn, Pool and SubmittedMS repeat the task's function, pool and
+	// submission time, so that a reader of results alone (the broker's
+	// metrics) can count outcomes by function and time the queue wait.
+	// Absent from results not written by a worker (cancellations).
+	Fn          string `cbor:"fn,omitempty"`
+	Pool        string `cbor:"pool,omitempty"`
+	SubmittedMS int64  `cbor:"submitted_ms,omitempty"`
+	Worker      string `cbor:"worker,omitempty"`
+	Attempt     int    `cbor:"attempt,omitempty"`
+	StartedMS   int64  `cbor:"started_ms,omitempty"`
+	FinishedMS  int64  `cbor:"finished_ms,omitempty"`
 }
 
 // Error kinds in ErrorInfo.Kind.

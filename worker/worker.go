@@ -52,6 +52,19 @@ type Options struct {
 	HandlerContext func(context.Context) context.Context
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Observer hears the worker's tasks and lease renewals (for metrics).
+	// Defaults to none.
+	Observer Observer
+}
+
+// Observer hears what a worker does, for metrics: its task executor's
+// events (tasks.Observer) and its registry lease's failed renewals. Every
+// method must return at once.
+type Observer interface {
+	tasks.Observer
+	// LeaseRenewFailed: a renewal of the worker's registry entry failed
+	// (the broker unreachable, or the lease lost).
+	LeaseRenewFailed()
 }
 
 // Worker is a configured worker; Run serves.
@@ -168,7 +181,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	ex, err := tasks.NewExecutor(w.nc, w.js, tasks.ExecutorOptions{
 		WorkerID: w.o.ID, Pool: w.o.Pool, Concurrency: w.o.Concurrency, AckWait: w.o.AckWait,
 		DrainTimeout: w.o.DrainTimeout, Registry: w.o.Registry, Objects: store,
-		HandlerContext: w.o.HandlerContext, Logger: w.log,
+		HandlerContext: w.o.HandlerContext, Logger: w.log, Observer: w.o.Observer,
 	})
 	if err != nil {
 		return err
@@ -228,6 +241,9 @@ func (w *Worker) Run(ctx context.Context) error {
 // another process with the same id is fatal.
 func (w *Worker) keepLease(ctx context.Context, lease *broker.Lease) error {
 	for {
+		if w.o.Observer != nil {
+			lease.OnRenewError(func(error) { w.o.Observer.LeaseRenewFailed() })
+		}
 		err := lease.Keep(ctx, w.record)
 		if !errors.Is(err, broker.ErrLeaseLost) {
 			return nil

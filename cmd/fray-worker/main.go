@@ -52,9 +52,10 @@ func runMain(args []string) error {
 	id := fs.String("id", "", "worker id (default <hostname>-<random>)")
 	pool := fs.String("pool", tasks.DefaultPool, "pool whose tasks this worker serves")
 	concurrency := fs.Int("concurrency", 0, "task slots (default: number of CPUs)")
-	var attrs, execs multi
+	var attrs, execs, secrets multi
 	fs.Var(&attrs, "attr", "attribute k=v for placement, e.g. region=us-east1, preemptible=false (repeatable)")
 	fs.Var(&execs, "exec", "NAME=COMMAND: serve task NAME by running COMMAND in /bin/sh, argument as JSON on stdin, JSON result on stdout (repeatable)")
+	fs.Var(&secrets, "secret", "NAME=FILE: a job that asks for NAME with --env-from-worker gets FILE's contents in NAME, read at each start; the secret is stored nowhere in the cluster (repeatable)")
 	execMax := fs.String("exec-max-output", "64m", "how much an --exec command may print on stdout (e.g. 64m, 1g); past it the command is killed and its task fails as too large")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long running tasks may finish before they are handed back (0: at once)")
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "task lease: a task whose worker stops heartbeating for this long runs elsewhere")
@@ -65,6 +66,7 @@ func runMain(args []string) error {
 	jobGPU := fs.String("gpu", "", "GPUs this worker offers to jobs as VARIANT:COUNT, e.g. H100:8")
 	jobTPU := fs.String("tpu", "", "TPU slice type this VM belongs to, e.g. v5e-16; offers that type's chips per VM (set --attr tpu-name=SLICE too)")
 	jobGrace := fs.Duration("job-grace", 10*time.Second, "a stopped job's processes get SIGTERM, then SIGKILL after this")
+	metricsAddr := metricsFlag(fs)
 	var py pythonFlags
 	fs.Var(pythonFlag{&py.interpreter}, "python", "serve Python: run @frayhq.task functions, @frayhq.actor classes and pickled callables (py.call, py.object)\n"+
 		"in persistent Python processes (python -m frayhq.runtime); --python=INTERPRETER (or --python INTERPRETER)\n"+
@@ -144,7 +146,14 @@ func runMain(args []string) error {
 	if err != nil {
 		return daemon.UsageError{Err: err}
 	}
+	if jro.Secrets, err = secretFiles(secrets); err != nil {
+		return daemon.UsageError{Err: err}
+	}
 
+	wm, err := listenMetrics(*metricsAddr)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -175,14 +184,18 @@ func runMain(args []string) error {
 	if *drain == 0 {
 		*drain = time.Nanosecond // hand running tasks back at once (0 in Options means the default)
 	}
-	w, err := worker.New(client.NATS(), worker.Options{
+	wo := worker.Options{
 		ID: *id, Pool: *pool, Concurrency: *concurrency, Attributes: attributes, Registry: reg,
 		AckWait: *ackWait, DrainTimeout: *drain, LeaseTTL: *leaseTTL, Plugins: plugins, Logger: log,
 		HandlerContext: func(ctx context.Context) context.Context { return fray.WithClient(ctx, client) },
-	})
+	}
+	var w *worker.Worker
+	wm.observe(&wo, plugins, &w)
+	w, err = worker.New(client.NATS(), wo)
 	if err != nil {
 		return err
 	}
+	wm.serve(ctx, log)
 	ran := make(chan error, 1)
 	go func() { ran <- w.Run(ctx) }()
 	// Say ready once the registry lists this worker: from then on every

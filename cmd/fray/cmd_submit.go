@@ -37,8 +37,9 @@ func runSubmit(ctx context.Context, args []string) error {
 	gpu := fs.String("gpu", "", "GPUs per replica as VARIANT:COUNT, e.g. H100:8 (COUNT defaults to 1)")
 	replicas := fs.Int("replicas", 0, "number of replicas, gang-scheduled: all start or none (default 1, or what --tpu implies)")
 	groupBy := fs.String("group-by", "", "place all replicas on workers sharing this attribute's value, e.g. tpu-name")
-	var env, regions, constraints listFlag
-	fs.Var(&env, "env", "environment variable K=V for the job's processes (repeatable)")
+	var env, envFromWorker, regions, constraints listFlag
+	fs.Var(&env, "env", "environment variable K=V for the job's processes (repeatable); stored in the job record, readable by every worker and viewer: give secrets with --env-from-worker")
+	fs.Var(&envFromWorker, "env-from-worker", "variable NAME the worker fills in itself, from its --secret NAME=FILE or its own environment, so the value is stored nowhere (repeatable)")
 	fs.Var(&regions, "region", "region the job may run in (repeatable; * means any)")
 	fs.Var(&constraints, "constraint", "worker attribute constraint: KEY=VALUE, KEY=V1,V2 (any of), KEY!=VALUE, or KEY (has the attribute) (repeatable)")
 	zone := fs.String("zone", "", "zone the job must run in")
@@ -118,6 +119,7 @@ func runSubmit(ctx context.Context, args []string) error {
 			req.Environment.EnvVars[k] = v
 		}
 	}
+	req.Environment.EnvFromWorker = envFromWorker
 	for _, c := range constraints {
 		con, err := parseConstraint(c)
 		if err != nil {
@@ -189,8 +191,42 @@ func runSubmit(ctx context.Context, args []string) error {
 		return nil
 	}
 	err = followJob(ctx, h, true)
+	if ctx.Err() != nil {
+		return leaveRunning(ctx, h, spec)
+	}
 	fmt.Println(h.ID())
 	return err
+}
+
+// leaveRunning ends a `submit --wait` that a signal interrupted: waiting is
+// not owning, so the job keeps running. A backend driven from this process
+// gets the job first; the message says where it runs and how to reach it
+// from any process. It returns ctx's error (exit 130).
+func leaveRunning(ctx context.Context, h *jobs.Handle, spec string) error {
+	bctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if sp, _ := fray.ParseSpec(spec); (sp.Kind == fray.SpecRay || sp.Kind == fray.SpecIris) && len(sp.URLs) == 0 {
+		if err := awaitHandOff(bctx, h); err != nil {
+			fmt.Fprintf(os.Stderr, "fray submit: stopped waiting: %v\n", err)
+			fmt.Println(h.ID())
+			return ctx.Err()
+		}
+	}
+	where := "on the cluster"
+	r, err := h.Info(bctx)
+	switch {
+	case err != nil:
+	case r.Status.Terminal():
+		fmt.Fprintf(os.Stderr, "fray submit: stopped waiting; job %s ended %s\n", h.ID(), r.Status)
+		fmt.Println(h.ID())
+		return ctx.Err()
+	case r.ExternalID != "":
+		where = fmt.Sprintf("on %s (as %s)", r.Backend, r.ExternalID)
+	}
+	fmt.Fprintf(os.Stderr, "fray submit: stopped waiting; job %s keeps running %s, reachable by id from any process: "+
+		"fray jobs status %s, fray logs -f %s, fray stop %s\n", h.ID(), where, h.ID(), h.ID(), h.ID())
+	fmt.Println(h.ID())
+	return ctx.Err()
 }
 
 // followJob prints the job's logs to stdout until it ends, with progress on
