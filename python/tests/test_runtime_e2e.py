@@ -133,3 +133,23 @@ def test_call_to_an_actor_whose_host_was_killed_is_unavailable(fray_bin_dir, nam
                 h.add()
     finally:
         c.shutdown()
+
+
+class EnvReader:
+    def get(self, k):
+        return os.environ.get(k)
+
+
+def test_actor_environment_env_vars_reach_its_process(client, name):
+    from fray.types import EnvironmentConfig
+
+    env = EnvironmentConfig(workspace=".", env_vars={"CURRICULUM_SEED": "7"})
+    h = client.create_actor(EnvReader, name=name, environment=env)
+    try:
+        assert h.get("CURRICULUM_SEED") == "7"
+    finally:
+        h.shutdown()
+    with pytest.raises(frayhq.Unsupported, match="pip_packages"):
+        client.create_actor(
+            EnvReader, name=name, environment=EnvironmentConfig(workspace=".", pip_packages=["x"])
+        )
