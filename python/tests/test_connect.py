@@ -1,4 +1,5 @@
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,16 +50,19 @@ def test_local_cluster_dies_with_its_parent(fray_bin_dir, tmp_path):
     code = (
         "import frayhq, sys, time\n"
         "c = frayhq.connect('local', workers=1)\n"
-        "print(' '.join(str(p.pid) for p in c.local.procs), flush=True)\n"
+        "print(c.local.dir, ' '.join(str(p.pid) for p in c.local.procs), flush=True)\n"
         "time.sleep(600)\n"
     )
     err = tmp_path / "stderr"
+    line: list[str] = []
     with open(err, "w") as ef:
         p = subprocess.Popen(
             [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=ef, text=True, env=child_env()
         )
     try:
-        pids = [int(x) for x in p.stdout.readline().split()]
+        line = p.stdout.readline().split()
+        assert line, err.read_text()
+        tmp, pids = line[0], [int(x) for x in line[1:]]
         assert pids and all(_alive(x) for x in pids), err.read_text()
         p.send_signal(signal.SIGKILL)
         p.wait(10)
@@ -68,6 +72,8 @@ def test_local_cluster_dies_with_its_parent(fray_bin_dir, tmp_path):
         assert not any(_alive(x) for x in pids)
     finally:
         p.kill()
+        if line:
+            shutil.rmtree(tmp, ignore_errors=True)  # its parent could not remove it
 
 
 def test_current_client_is_the_first_connected(client):
