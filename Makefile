@@ -16,8 +16,27 @@ build: ## build every package and the three binaries into ./bin
 	$(GO) build -o bin/ ./cmd/fray ./cmd/fray-broker ./cmd/fray-worker
 
 .PHONY: test
-test: vet ## the whole suite, unit and integration (real binaries, real Ray and Iris heads), with -race
+test: vet ## the whole suite: Go unit and integration (real binaries, real Ray and Iris heads, -race), then the Python suite
 	$(GO) test -race -count=1 -timeout $(TIMEOUT) $(PKGS)
+	$(MAKE) test/python
+
+# The frayhq test venv: the same directory, pins and lock as the Go
+# integration tests' backends.PyVenv ($FRAY_BUILD_DIR, else .build).
+PYVENV_CMD = $(GO) run ./integration/backends/venvcmd venv-py
+
+.PHONY: test/python
+test/python: build ## the frayhq pytest suite (real local clusters of ./bin's binaries) and ruff
+	@venv=$$($(PYVENV_CMD)) || exit 1; \
+	echo "$$venv/bin/python -m pytest python/tests"; \
+	FRAY_BIN_DIR=$(CURDIR)/bin PYTHONPATH=$(CURDIR)/python/src $$venv/bin/python -m pytest -q python/tests || exit $$?; \
+	$$venv/bin/ruff check python && $$venv/bin/ruff format --check python
+
+.PHONY: wheel
+wheel: ## a platform wheel of frayhq carrying fray, fray-broker and fray-worker, in dist/
+	$(GO) build -trimpath -o .build/wheel-bin/ ./cmd/fray ./cmd/fray-broker ./cmd/fray-worker
+	@venv=$$($(PYVENV_CMD)) || exit 1; \
+	FRAY_WHEEL_BIN_DIR=$(CURDIR)/.build/wheel-bin $$venv/bin/python -m pip wheel --quiet --no-deps -w dist ./python && \
+	ls dist/frayhq-*.whl
 
 .PHONY: test/race
 test/race: test ## same as test: every package runs under the race detector
@@ -58,4 +77,4 @@ fuzz: ## run each wire decoder's fuzz target for 20 s
 
 .PHONY: clean
 clean: ## remove build output (keeps the cached Python virtualenvs in .build)
-	rm -rf bin
+	rm -rf bin dist .build/wheel-bin

@@ -1,4 +1,5 @@
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,17 +46,24 @@ def test_shutdown_stops_the_local_cluster(fray_bin_dir):
     assert not any(_alive(p) for p in pids)
 
 
-def test_local_cluster_dies_with_its_parent(fray_bin_dir):
+def test_local_cluster_dies_with_its_parent(fray_bin_dir, tmp_path):
     code = (
         "import frayhq, sys, time\n"
         "c = frayhq.connect('local', workers=1)\n"
-        "print(' '.join(str(p.pid) for p in c.local.procs), flush=True)\n"
+        "print(c.local.dir, ' '.join(str(p.pid) for p in c.local.procs), flush=True)\n"
         "time.sleep(600)\n"
     )
-    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=child_env())
+    err = tmp_path / "stderr"
+    line: list[str] = []
+    with open(err, "w") as ef:
+        p = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=ef, text=True, env=child_env()
+        )
     try:
-        pids = [int(x) for x in p.stdout.readline().split()]
-        assert pids and all(_alive(x) for x in pids)
+        line = p.stdout.readline().split()
+        assert line, err.read_text()
+        tmp, pids = line[0], [int(x) for x in line[1:]]
+        assert pids and all(_alive(x) for x in pids), err.read_text()
         p.send_signal(signal.SIGKILL)
         p.wait(10)
         deadline = time.monotonic() + 20
@@ -64,6 +72,8 @@ def test_local_cluster_dies_with_its_parent(fray_bin_dir):
         assert not any(_alive(x) for x in pids)
     finally:
         p.kill()
+        if line:
+            shutil.rmtree(tmp, ignore_errors=True)  # its parent could not remove it
 
 
 def test_current_client_is_the_first_connected(client):
@@ -93,3 +103,15 @@ def test_every_exception_class_subclasses_fray_error():
     for _, cls in inspect.getmembers(frayhq, inspect.isclass):
         if issubclass(cls, BaseException):
             assert issubclass(cls, frayhq.FrayError), cls
+
+
+def test_ray_spec_sends_jobs_to_the_ray_backend(fray_bin_dir):
+    # No Ray head listens there: the job is recorded on backend ray, not run natively.
+    c = frayhq.connect("ray?address=http://127.0.0.1:9")
+    try:
+        h = c.submit(frayhq.JobRequest(name="to-ray", entrypoint=frayhq.Entrypoint.from_binary("true")))
+        rec = h.info()
+        assert rec["backend"] == "ray"
+        assert h.status() != frayhq.JobStatus.SUCCEEDED
+    finally:
+        c.shutdown()

@@ -83,3 +83,51 @@ def test_secrets_are_refused(client, name):
 def test_bad_job_name(client):
     with pytest.raises(frayhq.ConfigError, match="job name"):
         client.submit(JobRequest(name="a/b", entrypoint=Entrypoint.from_binary("true", [])))
+
+
+def _submit_child(name):
+    import frayhq as f
+
+    c = f.current_client()
+    h = c.submit(f.JobRequest(name="child", entrypoint=f.Entrypoint.from_callable(_child_env)))
+    h.wait(120)
+    return h.job_id, h.result(30)
+
+
+def _child_env():
+    import os
+
+    return os.environ.get("FROM_PARENT"), os.environ["FRAY_JOB_ID"]
+
+
+def test_a_job_submitted_inside_a_job_is_its_child(client, name):
+    env = frayhq.EnvironmentConfig(env_vars={"FROM_PARENT": "yes"})
+    h = client.submit(
+        JobRequest(
+            name=name, entrypoint=Entrypoint.from_callable(_submit_child, args=(name,)), environment=env
+        )
+    )
+    h.wait(300)
+    child_id, (inherited, seen_id) = h.result(30)
+    assert child_id == f"{h.job_id}/child" == seen_id
+    assert inherited == "yes"
+
+
+def test_without_a_dispatcher_the_job_is_recorded_pending(fray_bin_dir, name):
+    from frayhq._local import LocalCluster
+
+    lc = LocalCluster(workers=0, broker_args=["--no-dispatcher"])
+    try:
+        c = frayhq.connect(lc.url)
+        try:
+            req = JobRequest(name=name, entrypoint=Entrypoint.from_binary("true", []))
+            h = c.submit(req)
+            assert h.status() == frayhq.JobStatus.PENDING
+            assert h.info()["pending_reason"] == "waiting for a dispatcher"
+            assert c.submit(req).job_id == h.job_id  # adopted
+            with pytest.raises(frayhq.JobAlreadyExists):
+                c.submit(req, adopt_existing=False)
+        finally:
+            c.shutdown()
+    finally:
+        lc.stop()

@@ -16,6 +16,15 @@ def _get(obj: Any, attr: str, default: Any) -> Any:
     return default if v is None else v
 
 
+def _with_env(actor_class: Any, environment: Any) -> Any:
+    env = {str(k): str(v) for k, v in (_get(environment, "env_vars", {}) or {}).items() if v is not None}
+    if not env:
+        return actor_class
+    if not isinstance(actor_class, type):
+        raise Unsupported(f"frayhq: environment.env_vars for {actor_class!r}: only Python classes take them")
+    return WithEnv(actor_class, env)
+
+
 def _class_and_arg(actor_class: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Any]:
     if isinstance(actor_class, str):
         if kwargs or len(args) > 1:
@@ -24,11 +33,10 @@ def _class_and_arg(actor_class: Any, args: tuple[Any, ...], kwargs: dict[str, An
                 f"argument, got {len(args)} positional and {len(kwargs)} keyword arguments"
             )
         return actor_class, (args[0] if args else _ABSENT)
-    if not isinstance(actor_class, type):
+    if not isinstance(actor_class, type | WithEnv):
         raise TypeError(f"frayhq: create_actor wants a class or a registered class name, got {actor_class!r}")
-    return PY_OBJECT, _pickled(
-        (actor_class, args, kwargs), f"actor class {actor_class.__qualname__} and its arguments"
-    )
+    what = getattr(actor_class, "cls", actor_class).__qualname__
+    return PY_OBJECT, _pickled((actor_class, args, kwargs), f"actor class {what} and its arguments")
 
 
 def _check_environment(environment: Any) -> None:
@@ -39,6 +47,27 @@ def _check_environment(environment: Any) -> None:
             "frayhq: environment.secrets: fray cannot keep secrets out of its records yet; "
             "pass them through the workers' own environment instead"
         )
+    for what in ("pip_packages", "docker_image"):
+        if _get(environment, what, None):
+            raise Unsupported(
+                f"frayhq: environment.{what} for an actor: an actor runs in its worker's Python environment; "
+                "install what it needs there (or run it as a job, which takes pip_packages)"
+            )
+
+
+class WithEnv:
+    """Constructs cls in the actor's own process after setting env vars
+    (each Python actor has a process of its own)."""
+
+    def __init__(self, cls: type, env: dict[str, str]) -> None:
+        self.cls = cls
+        self.env = env
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        import os
+
+        os.environ.update(self.env)
+        return self.cls(*args, **kwargs)
 
 
 class ActorGroup:
@@ -146,7 +175,7 @@ class ActorAPI:
         check_name("actor name", name)
         check_name("namespace", ns)
         _check_environment(environment)
-        cls, arg = _class_and_arg(actor_class, args, kwargs)
+        cls, arg = _class_and_arg(_with_env(actor_class, environment), args, kwargs)
         o = self._actor_opts(resources, actor_config)
         return self._run(
             self._actors.create(cls, arg, ns, name, detached=detached, get_if_exists=get_if_exists, **o)
@@ -177,7 +206,7 @@ class ActorAPI:
         if count < 1:
             raise ConfigError(f"frayhq: create_actor_group(count={count}): want >= 1")
         _check_environment(environment)
-        cls, arg = _class_and_arg(actor_class, args, kwargs)
+        cls, arg = _class_and_arg(_with_env(actor_class, environment), args, kwargs)
         o = self._actor_opts(resources, actor_config)
         import asyncio
 

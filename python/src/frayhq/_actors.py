@@ -48,6 +48,20 @@ TERMINAL = ("stopped", "dead")
 _NAME_OK = __import__("re").compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")
 
 
+async def kv_map(kv: Any, key: str, what: str) -> tuple[dict[str, Any] | None, int]:
+    """The CBOR map at key and its revision; (None, 0) when absent or deleted."""
+    try:
+        e = await kv.get(key)
+    except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError, nats.js.errors.NotFoundError):
+        return None, 0
+    if not e.value:
+        return None, 0
+    rec = _codec.loads_plain(e.value, what)
+    if not isinstance(rec, dict):
+        raise ActorError(f"frayhq: {what} is not a CBOR map")
+    return rec, int(e.revision or 0)
+
+
 def check_name(what: str, name: str) -> None:
     if not isinstance(name, str) or not _NAME_OK.fullmatch(name):
         raise ConfigError(f"frayhq: {what} {name!r}: want [A-Za-z0-9][A-Za-z0-9_-]*, at most 200 bytes")
@@ -81,6 +95,17 @@ def encode_args(python: bool, args: tuple[Any, ...], kwargs: dict[str, Any], wha
 
 
 _ABSENT = object()
+_UNSEEN = object()  # a waiting call's epoch before the sweep first read the record
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
 
 
 class ActorFuture(concurrent.futures.Future):
@@ -207,6 +232,12 @@ class Actors:
 
     async def start(self) -> None:
         self.kv = await self.c.kv(BUCKET)
+        self._inbox = self.c.nc.new_inbox()
+        self._replies: dict[str, asyncio.Future[Any]] = {}
+        self._ntok = 0
+        await self.c.nc.subscribe(self._inbox + ".*", cb=self._on_reply)
+        self._calls: dict[tuple[str, str], dict[str, list[Any]]] = {}
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_calls())
 
     async def close(self) -> None:
         for h in list(self.hosted):
@@ -218,33 +249,10 @@ class Actors:
     # ---- records
 
     async def get_record(self, ns: str, name: str) -> tuple[dict[str, Any] | None, int]:
-        try:
-            e = await self.kv.get(record_key(ns, name))
-        except (
-            nats.js.errors.KeyNotFoundError,
-            nats.js.errors.KeyDeletedError,
-            nats.js.errors.NotFoundError,
-        ):
-            return None, 0
-        if not e.value:
-            return None, 0
-        rec = _codec.loads_plain(e.value, f"actor record {ns}/{name}")
-        if not isinstance(rec, dict):
-            raise ActorError(f"frayhq: actor record {ns}/{name} is not a CBOR map")
-        return rec, int(e.revision or 0)
+        return await kv_map(self.kv, record_key(ns, name), f"actor record {ns}/{name}")
 
     async def _standing(self, ns: str, name: str) -> tuple[dict[str, Any] | None, int]:
-        try:
-            e = await self.kv.get(standing_key(ns, name))
-        except (
-            nats.js.errors.KeyNotFoundError,
-            nats.js.errors.KeyDeletedError,
-            nats.js.errors.NotFoundError,
-        ):
-            return None, 0
-        if not e.value:
-            return None, 0
-        return _codec.loads_plain(e.value, "standing actor record"), int(e.revision or 0)
+        return await kv_map(self.kv, standing_key(ns, name), f"standing actor record {ns}/{name}")
 
     async def kv_write(
         self,
@@ -512,36 +520,76 @@ class Actors:
             return reply.get("r")
 
     async def _request_watching(self, subj: str, body: bytes, left: float, ns: str, name: str) -> Any:
-        """A request whose instance is checked against the record while it
-        waits: a call to an epoch that ended (host died, actor stopped)
-        fails with ActorUnavailableError instead of waiting out its timeout."""
-        req = asyncio.ensure_future(self.c.nc.request(subj, body, timeout=left))
+        """A call request on the client's one reply inbox (``<inbox>.<token>``).
+        A call still waiting after 500 ms is checked against the record by
+        the sweep: if the instance running it ended (host died, actor
+        stopped) it fails with ActorUnavailableError instead of waiting out
+        its deadline."""
+        loop = asyncio.get_running_loop()
+        self._ntok += 1
+        tok = _base36(self._ntok)
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._replies[tok] = fut
+        calls = self._calls.setdefault((ns, name), {})
+        calls[tok] = [fut, loop.time(), _UNSEEN]
+
+        def expire() -> None:
+            if not fut.done():
+                fut.set_exception(
+                    ActorUnavailableError(f"frayhq: actor call to {ns}/{name}: no answer in time")
+                )
+
+        deadline = loop.call_later(left, expire)
         try:
-            done, _ = await asyncio.wait({req}, timeout=0.5)
-            if done:
-                return req.result()
-            rec0, _ = await self.get_record(ns, name)
-            epoch0 = rec0.get("epoch") if rec0 else None
-            while True:
-                done, _ = await asyncio.wait({req}, timeout=0.25)
-                if done:
-                    return req.result()
-                rec, _ = await self.get_record(ns, name)
-                if (
-                    rec is None
-                    or rec.get("state") in TERMINAL
-                    or rec.get("epoch") != epoch0
-                    or rec.get("state") in ("failed", "restarting")
-                ):
-                    raise ActorUnavailableError(
-                        f"frayhq: actor {ns}/{name}: the instance running the call is gone"
-                        + (f" ({rec.get('state')}: {rec.get('error')})" if rec else " (its record expired)")
-                    )
-        except nats.errors.TimeoutError:
-            raise ActorUnavailableError(f"frayhq: actor call to {ns}/{name}: no answer in time") from None
+            await self.c.nc.publish(subj, body, reply=f"{self._inbox}.{tok}")
+            msg = await fut
         finally:
-            if not req.done():
-                req.cancel()
+            self._replies.pop(tok, None)
+            calls.pop(tok, None)
+            if not calls and self._calls.get((ns, name)) is calls:
+                del self._calls[(ns, name)]
+            deadline.cancel()
+        if not msg.data and msg.headers and msg.headers.get("Status") == "503":
+            raise nats.errors.NoRespondersError
+        return msg
+
+    async def _on_reply(self, msg: Any) -> None:
+        fut = self._replies.pop(msg.subject.rsplit(".", 1)[-1], None)
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
+
+    async def _sweep_calls(self) -> None:
+        """Every 250 ms, one record read per actor with calls waiting over
+        500 ms: a call fails once the epoch it was waiting on has ended."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(0.25)
+            now = loop.time()
+            for (ns, name), calls in list(self._calls.items()):
+                stale = [c for c in list(calls.values()) if now - c[1] > 0.5 and not c[0].done()]
+                if not stale:
+                    continue
+                try:
+                    rec, _ = await self.get_record(ns, name)
+                except Exception:  # noqa: BLE001 - broker away: look again next time
+                    continue
+                live = rec is not None and rec.get("state") not in (*TERMINAL, "failed", "restarting")
+                epoch = rec.get("epoch") if rec else None
+                for c in stale:
+                    if c[2] is _UNSEEN and live:
+                        c[2] = epoch
+                        continue
+                    if (not live or epoch != c[2]) and not c[0].done():
+                        c[0].set_exception(
+                            ActorUnavailableError(
+                                f"frayhq: actor {ns}/{name}: the instance running the call is gone"
+                                + (
+                                    f" ({rec.get('state')}: {rec.get('error')})"
+                                    if rec
+                                    else " (its record expired)"
+                                )
+                            )
+                        )
 
     # ---- long-running operations
 

@@ -56,7 +56,6 @@ def error_map(e: BaseException, host: str) -> dict[str, Any]:
         "msg": str(e),
         "host": host,
         "lang": "python",
-        "type": f"{t.__module__}.{t.__qualname__}",
         "traceback": "".join(traceback.format_exception(e)),
     }
     try:

@@ -190,20 +190,9 @@ class Jobs:
         return await self.c.kv(STATE_BUCKET)
 
     async def record(self, job_id: str) -> dict[str, Any] | None:
-        kv = await self.kv()
-        try:
-            e = await kv.get("j." + token(job_id))
-        except (
-            nats.js.errors.KeyNotFoundError,
-            nats.js.errors.KeyDeletedError,
-            nats.js.errors.NotFoundError,
-        ):
-            return None
-        if not e.value:
-            return None
-        rec = _codec.loads_plain(e.value, f"job record {job_id}")
-        if not isinstance(rec, dict):
-            raise FrayError(f"frayhq: job record {job_id} is not a CBOR map")
+        from ._actors import kv_map
+
+        rec, _ = await kv_map(await self.kv(), "j." + token(job_id), f"job record {job_id}")
         return rec
 
     async def submit(self, job_id: str, parent: str, wire: dict[str, Any]) -> tuple[str, bool]:
@@ -213,10 +202,8 @@ class Jobs:
         try:
             msg = await self.c.nc.request(SUBMIT_SUBJECT, _codec.dumps(body), timeout=SUBMIT_TIMEOUT)
         except nats.errors.NoRespondersError:
-            raise FrayError(
-                f"frayhq: submit {job_id}: no job dispatcher is running on {self.c.url} "
-                "(fray-broker runs one; is this a fray cluster?)"
-            ) from None
+            # No dispatcher runs: record the job; one will place it when it starts.
+            return await self._record_pending(job_id, parent, wire)
         except nats.errors.TimeoutError:
             raise FrayError(
                 f"frayhq: submit {job_id}: no dispatcher answered within {SUBMIT_TIMEOUT:.0f} s "
@@ -226,6 +213,8 @@ class Jobs:
         if not isinstance(rep, dict):
             raise FrayError(f"frayhq: submit {job_id}: the reply is not a CBOR map")
         code = rep.get("code") or ""
+        if code == "unavailable":  # a stopping dispatcher
+            return await self._record_pending(job_id, parent, wire)
         if code == "":
             return job_id, bool(rep.get("adopted"))
         if code == "exists":
@@ -235,6 +224,64 @@ class Jobs:
         if code == "rejected":
             raise FrayError(f"frayhq: job {job_id} was rejected by its backend: {rep.get('error')}")
         raise FrayError(f"frayhq: submit {job_id}: {code}: {rep.get('error')}")
+
+    async def _record_pending(
+        self, job_id: str, parent: str, wire: dict[str, Any]
+    ) -> tuple[str, bool | None]:
+        """Create-or-adopt the PENDING record as the Go client does when no
+        dispatcher answers (PROTOCOL.md, Jobs, "Subjects")."""
+        kv = await self.kv()
+        key = "j." + token(job_id)
+        ns, _, _ = job_id.lstrip("/").partition("/")
+        req = dict(wire)
+        req["replicas"] = max(1, int(req.get("replicas") or 1))
+        now = int(time.time() * 1000)
+        rec: dict[str, Any] = {
+            "v": 1,
+            "id": job_id,
+            "name": wire["name"],
+            "ns": ns,
+            "run": self.c._nuid(),  # noqa: SLF001
+            "request": req,
+            "status": "PENDING",
+            "backend": "",
+            "pending_reason": "waiting for a dispatcher",
+            "attempt": 0,
+            "failures": 0,
+            "preemptions": 0,
+            "tasks": [{"index": i, "state": "PENDING"} for i in range(req["replicas"])],
+            "submitted_ms": now,
+            "updated_ms": now,
+        }
+        if parent:
+            rec["parent"] = parent
+        adopt = wire.get("adopt_existing", True)
+        for _ in range(20):
+            try:
+                await kv.create(key, _codec.dumps(rec))
+                return job_id, False
+            except nats.js.errors.KeyWrongLastSequenceError:
+                pass
+            except nats.js.errors.APIError as e:
+                if "wrong last sequence" not in (e.description or "").lower():
+                    raise
+            try:
+                e = await kv.get(key)
+            except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+                continue
+            old = _codec.loads_plain(e.value, f"job record {job_id}") if e.value else None
+            if isinstance(old, dict) and old.get("status") not in TERMINAL:
+                return (job_id, True) if adopt else (job_id, None)
+            try:
+                await self.c.js._jsm.purge_stream(LOGS_STREAM, subject=f"fray.logs.{token(job_id)}.*")  # noqa: SLF001
+            except Exception:  # noqa: BLE001 - the old run's logs stay; the new run still starts
+                pass
+            try:
+                await kv.update(key, _codec.dumps(rec), last=e.revision)
+                return job_id, False
+            except nats.js.errors.APIError:
+                continue
+        raise FrayError(f"frayhq: submit {job_id}: too many concurrent writers")
 
     async def stop(self, job_id: str, reason: str) -> None:
         ctl = {"v": 1, "job": job_id, "op": "stop", "reason": reason}
@@ -415,7 +462,10 @@ def callable_argv(c: Client, req: Any, owner: str, tid: str) -> tuple[str, list[
         raise ConfigError(f"frayhq: job {_attr(req, 'name', '')}: the callable entrypoint is not callable")
     call = encode_call(fn, tuple(_attr(ce, "args", ()) or ()), dict(_attr(ce, "kwargs", {}) or {}))
     ref = c._run(c.objects.put_bytes(call))  # noqa: SLF001
-    python = os.environ.get("FRAY_JOB_PYTHON") or (sys.executable if c.local is not None else "python3")
+    # A local cluster runs here, and a job's child runs on a worker like its
+    # parent: both use this interpreter; elsewhere the workers' python3.
+    here = c.local is not None or os.environ.get("FRAY_JOB_ID", "").startswith("/")
+    python = os.environ.get("FRAY_JOB_PYTHON") or (sys.executable if here else "python3")
     return python, [
         python,
         "-m",
@@ -425,6 +475,22 @@ def callable_argv(c: Client, req: Any, owner: str, tid: str) -> tuple[str, list[
         "--result",
         f"{owner}.{tid}",
     ]
+
+
+def inherit(req: dict[str, Any], parent: dict[str, Any]) -> None:
+    """A child job takes its parent's env vars, constraints (on keys it does
+    not constrain) and regions (when it has none); its own settings win."""
+    penv = (parent.get("environment") or {}).get("env_vars") or {}
+    if penv:
+        env = req.setdefault("environment", {})
+        env["env_vars"] = {**penv, **(env.get("env_vars") or {})}
+    have = {c.get("key") for c in req.get("constraints") or []}
+    extra = [c for c in parent.get("constraints") or [] if c.get("key") not in have]
+    if extra:
+        req["constraints"] = [*(req.get("constraints") or []), *extra]
+    pres = parent.get("resources") or {}
+    if "regions" not in req.get("resources", {}) and pres.get("regions") is not None:
+        req.setdefault("resources", {})["regions"] = pres["regions"]
 
 
 class JobAPI:
@@ -447,6 +513,10 @@ class JobAPI:
             wire["adopt_existing"] = False
         parent = os.environ.get("FRAY_JOB_ID", "")
         job_id = f"{parent}/{wire['name']}" if parent.startswith("/") else f"/{c.namespace}/{wire['name']}"
+        if parent.startswith("/"):
+            prec = c._run(c._jobs.record(parent))  # noqa: SLF001
+            if prec is not None:
+                inherit(wire, prec.get("request") or {})
         jid, adopted = c._run(c._jobs.submit(job_id, parent if parent.startswith("/") else "", wire))  # noqa: SLF001
         if adopted is None:
             raise JobAlreadyExists(job_id, JobHandle(c, job_id))

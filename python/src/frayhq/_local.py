@@ -1,9 +1,8 @@
 """A local cluster started from the fray binaries: one fray-broker and
 fray-worker processes, all in a temporary directory removed on stop.
 
-The processes die with their parent: on Linux each gets PDEATHSIG (SIGTERM,
-so the broker still removes nothing it should keep and the workers hand
-their tasks back), and stop() (called by Client.shutdown and at interpreter
+The processes die with their parent: on Linux each gets a parent-death
+signal (SIGTERM for the broker, SIGKILL for the workers), and stop() (called by Client.shutdown and at interpreter
 exit) terminates them in order, workers first.
 """
 
@@ -18,22 +17,25 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from . import _bin
+from . import _binaries as _bin
 from .errors import ConnectionError as FrayConnectionError
 
 _PR_SET_PDEATHSIG = 1
 _python_flags_cache: dict[str, bool] = {}
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except Exception:  # noqa: BLE001 - not Linux: stop() and atexit still apply
-        pass
-    os.setpgid(0, 0)
+def _die_with_parent(sig: int) -> Callable[[], None]:
+    def pre_exec() -> None:  # runs in the child between fork and exec
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        except Exception:  # noqa: BLE001 - not Linux: stop() and atexit still apply
+            pass
+        os.setpgid(0, 0)
+
+    return pre_exec
 
 
 def worker_speaks_python(worker_bin: str) -> bool:
@@ -59,7 +61,7 @@ class LocalCluster:
         python: str | None = None,
         python_path: Sequence[str] | None = None,
         verbose: bool = False,
-        backend_args: Sequence[str] = (),
+        broker_args: Sequence[str] = (),
     ) -> None:
         self.dir = tempfile.mkdtemp(prefix="frayhq-local-")
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -67,16 +69,22 @@ class LocalCluster:
         self._lock = threading.Lock()
         self._stopped = False
         self._verbose = verbose
-        self._backend_args = list(backend_args)
+        self._broker_args = list(broker_args)
         try:
             self._start(workers, concurrency, list(worker_args), python, python_path)
         except BaseException:
             self.stop()
             raise
 
-    def _popen(self, argv: list[str], log: str) -> subprocess.Popen[bytes]:
+    def _popen(
+        self, argv: list[str], log: str, death_signal: int = signal.SIGKILL
+    ) -> subprocess.Popen[bytes]:
         out = None if self._verbose else open(os.path.join(self.dir, log), "wb")  # noqa: SIM115
         env = dict(os.environ)
+        # The workers' Python runtime (python -m frayhq.runtime) imports this
+        # frayhq, wherever it was imported from.
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
         # The local cluster has no TLS nor auth: credentials meant for a
         # remote cluster must not be offered to it.
         for k in list(env):
@@ -88,7 +96,7 @@ class LocalCluster:
             stdout=out,
             stderr=subprocess.STDOUT,
             env=env,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+            preexec_fn=_die_with_parent(death_signal) if sys.platform.startswith("linux") else None,  # noqa: PLW1509
         )
         if out is not None:
             out.close()
@@ -105,9 +113,13 @@ class LocalCluster:
     ) -> None:
         broker = _bin.find("fray-broker")
         worker = _bin.find("fray-worker")
+        # When this process dies the broker gets SIGTERM (it stops cleanly at
+        # once) and the workers SIGKILL: with their broker gone a drain
+        # could only wait out its timeouts.
         b = self._popen(
-            [broker, "--port", "-1", "--store", os.path.join(self.dir, "store"), *self._backend_args],
+            [broker, "--port", "-1", "--store", os.path.join(self.dir, "store"), *self._broker_args],
             "broker.log",
+            death_signal=signal.SIGTERM,
         )
         self.url = self._wait_ready(b, os.path.join(self.dir, "broker.log"))
         wargs = ["--nats", self.url, "--attr", "preemptible=false", "--drain-timeout", "2s", *worker_args]

@@ -8,6 +8,7 @@ registered function's name goes with one plain CBOR argument.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import heapq
 import time
@@ -44,6 +45,7 @@ TASKS_PREFIX = "fray.tasks."
 RESULTS_STREAM = "FRAY_RESULTS"
 CANCELS_BUCKET = "FRAY_CANCELS"
 _RETRY_PAUSES = (0.25, 0.5, 1, 2, 4)
+LOOKUPS_PER_SWEEP = 100  # safety-net result lookups per half second, at most
 
 
 class QueueFull(FrayError):
@@ -132,11 +134,21 @@ class Tasks:
         self.pending: dict[str, Future] = {}
         self._checks: list[tuple[float, str, float]] = []  # (due, task id, interval)
         self._foreign_subs: dict[str, Any] = {}
+        self._outq: collections.deque[tuple[str, str, bytes]] = collections.deque()
+        self._kicked = False
+        self._unacked: dict[str, tuple[float, str, bytes]] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         nc = self.c.nc
         await nc.subscribe(f"fray.stored.{self.owner}.*", cb=self._on_stored)
+
+        async def on_election(_msg: Any) -> None:
+            # A leader that stepped down between storing and republishing
+            # leaves results unannounced: look them up, as after a reconnect.
+            await self.recheck_all()
+
+        await nc.subscribe("$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.FRAY_RESULTS", cb=on_election)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
     # ---- submitting
@@ -188,11 +200,70 @@ class Tasks:
         if retries:
             rec["retries"] = retries
         self.pending[tid] = fut
-        self.c._loop.call_soon(self._send_soon, pool, tid, rec, arg)  # noqa: SLF001
+        if arg is not None and len(arg) > INLINE_THRESHOLD:
+            # The argument goes to the object store first: the slow path.
+            self.c._loop.call_soon(self._send_soon, pool, tid, rec, arg)  # noqa: SLF001
+            return fut
+        if arg is not None:
+            rec["arg"] = arg
+        self._outq.append((TASKS_PREFIX + pool, tid, _codec.dumps_plain(rec)))
+        if not self._kicked:
+            self._kicked = True
+            self.c._loop.call_soon(self._kick)  # noqa: SLF001
         return fut
 
     def _send_soon(self, pool: str, tid: str, rec: dict[str, Any], arg: bytes | None) -> None:
         asyncio.get_running_loop().create_task(self._send(pool, tid, rec, arg))
+
+    def _kick(self) -> None:
+        asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        """The fast path: publish every queued task, one coroutine for all,
+        the PubAcks handled by callbacks; a refused or unanswered one goes
+        through _publish's retries."""
+        js = self.c.js
+        try:
+            while self._outq:
+                subject, tid, body = self._outq.popleft()
+                hdr = {"Nats-Msg-Id": tid, "Fray-Owner": self.owner}
+                try:
+                    ack = await js.publish_async(subject, body, headers=hdr)
+                except Exception:  # noqa: BLE001 - the slow path says what went wrong
+                    self._retry(subject, tid, body)
+                    continue
+                self._unacked[tid] = (time.monotonic(), subject, body)
+                ack.add_done_callback(lambda f, tid=tid: self._on_ack(tid, f))
+        finally:
+            self._kicked = False
+            if self._outq:  # appended after the loop ended
+                self._kicked = True
+                self._kick()
+
+    def _on_ack(self, tid: str, f: asyncio.Future[Any]) -> None:
+        sent = self._unacked.pop(tid, None)
+        if sent is None:
+            return
+        if f.cancelled() or f.exception() is not None:
+            self._retry(sent[1], tid, sent[2])
+            return
+        heapq.heappush(self._checks, (time.monotonic() + 5, tid, 5.0))
+
+    def _retry(self, subject: str, tid: str, body: bytes) -> None:
+        async def again() -> None:
+            fut = self.pending.get(tid)
+            if fut is None:
+                return
+            try:
+                await self._publish(
+                    subject, body, {"Nats-Msg-Id": tid, "Fray-Owner": self.owner}, what=f"task {tid}"
+                )
+                heapq.heappush(self._checks, (time.monotonic() + 5, tid, 5.0))
+            except Exception as e:  # noqa: BLE001 - the future carries it
+                self.pending.pop(tid, None)
+                _set_exception(fut, e)
+
+        asyncio.get_running_loop().create_task(again())
 
     async def _send(self, pool: str, tid: str, rec: dict[str, Any], arg: bytes | None) -> None:
         fut = self.pending.get(tid)
@@ -314,10 +385,20 @@ class Tasks:
         while True:
             await asyncio.sleep(0.5)
             now = time.monotonic()
+            for tid, (sent, subject, body) in list(self._unacked.items()):
+                if now - sent > 30 and self._unacked.pop(tid, None) is not None:
+                    self._retry(subject, tid, body)
+            looked = 0
             while self._checks and self._checks[0][0] <= now:
                 _, tid, every = heapq.heappop(self._checks)
                 if tid not in self.pending:
                     continue
+                if looked >= LOOKUPS_PER_SWEEP:
+                    # A long queue: the lookups of the rest wait for the next
+                    # sweeps rather than load the broker with thousands at once.
+                    heapq.heappush(self._checks, (now + 0.5, tid, every))
+                    break
+                looked += 1
                 try:
                     await self._check_one(tid)
                 except Exception:  # noqa: BLE001 - next time

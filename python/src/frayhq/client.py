@@ -123,7 +123,7 @@ class Client(ActorAPI, JobAPI):
                     python_path=list(sys.path),
                 )
             else:
-                self.local = LocalCluster(workers=0, backend_args=_backend_args(sp))
+                self.local = LocalCluster(workers=0, broker_args=_broker_args(sp))
             urls = [self.local.url]
         else:
             opts = _nats_options()
@@ -139,6 +139,8 @@ class Client(ActorAPI, JobAPI):
         self.objects = ObjectStore(self.nc, self.js)
         self._workers = Workers()
         await self._workers.start(self.js)
+        if self.local is not None and sp.kind == "local" and workers > 0:
+            await self._wait_local_workers(workers)
         self._tasks = Tasks(self)
         await self._tasks.start()
         from ._actors import Actors
@@ -147,6 +149,21 @@ class Client(ActorAPI, JobAPI):
         self._actors = Actors(self)
         await self._actors.start()
         self._jobs = Jobs(self)
+
+    async def _wait_local_workers(self, n: int, timeout: float = 60.0) -> None:
+        """Until the local cluster's n workers have registered (their Python
+        runtime started), or one of them died: then its log says why."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while len(self._workers.by_id) < n:
+            assert self.local is not None
+            if any(p.poll() is not None for p in self.local.procs):
+                raise FrayConnectionError(f"frayhq: the local cluster did not start:\n{self.local.logs()}")
+            if asyncio.get_running_loop().time() > deadline:
+                raise FrayConnectionError(
+                    f"frayhq: {len(self._workers.by_id)} of {n} local workers registered within {timeout:.0f} s:\n"
+                    f"{self.local.logs()}"
+                )
+            await asyncio.sleep(0.05)
 
     async def _dial(self, urls: list[str], opts: dict[str, Any]) -> Any:
         errors: list[str] = []
@@ -303,7 +320,7 @@ def _check_namespace(ns: str) -> None:
         raise ConfigError(f"frayhq: namespace {ns!r}: want [A-Za-z0-9][A-Za-z0-9_-]*, at most 200 bytes")
 
 
-def _backend_args(sp: _spec.Spec) -> list[str]:
+def _broker_args(sp: _spec.Spec) -> list[str]:
     q = "&".join(f"{k}={v}" for k, v in sp.params.items() if k != "nats")
     args = ["--backend", f"{sp.kind}={sp.kind}?{q}"]
     return args

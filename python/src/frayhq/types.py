@@ -56,7 +56,7 @@ class TpuConfig:
 class ResourceConfig:
     cpu: float = 1
     ram: str = "4g"
-    disk: str = "64g"
+    disk: str | None = None  # unset: the backend's default (Ray has no disk resource)
     device: Any = field(default_factory=CpuConfig)
     preemptible: bool = True
     regions: Sequence[str] | None = None

@@ -1,5 +1,6 @@
 """Where frayhq finds the fray binaries, and the console-script shims.
 
+
 A wheel built by ``make wheel`` carries ``fray``, ``fray-broker`` and
 ``fray-worker`` in ``frayhq/_bin/``; the console scripts of the same names
 exec them. Otherwise they are looked up in $FRAY_BIN_DIR, then on $PATH.
