@@ -70,7 +70,9 @@ func benchTasks(ctx context.Context, args []string) error {
 	base := fs.Bool("baseline", false, "also measure the bare JetStream path in the same run (prefetching; pulling only for free slots; and also storing each result before the ack, as fray does) and print fray's ratio to each")
 	asJSON := fs.Bool("json", false, "print one JSON line: n, concurrency, tasks_per_s, cpu_us_per_task, p50_ms, p99_ms (with --baseline also baseline_tasks_per_s, ratio, baseline_free_slots_tasks_per_s, ratio_free_slots, baseline_same_work_tasks_per_s, ratio_same_work, and each bare path's *_cpu_us_per_task)")
 	store := fs.String("store", "", "store directory (default: a temporary directory)")
+	cluster := fs.Int("cluster", 1, "brokers: 3 runs three in-process brokers joined in a cluster, every stream (the bare path's too) with 3 replicas, the producer on the first node and the worker on the last")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	memprofile := fs.String("memprofile", "", "write an allocation profile of the run to this file when it ends")
 	rt := addBenchRuntime(fs, "task")
 	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {
 		return err
@@ -88,6 +90,8 @@ func benchTasks(ctx context.Context, args []string) error {
 		return usagef(fs, "--payload %d: want 0 or more bytes", *payload)
 	case *seq < 0:
 		return usagef(fs, "--sequential %d: want 0 or more tasks (0: min(n, 2000))", *seq)
+	case bench.CheckCluster(*cluster) != nil:
+		return usagef(fs, "--cluster %d: want 3 (a replicated cluster) or 1 (one broker)", *cluster)
 	}
 	// The bench's worker logs to the default logger: only its warnings
 	// belong beside the results.
@@ -97,7 +101,10 @@ func benchTasks(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stopProfile()
-	res, err := bench.Tasks(ctx, bench.TasksOptions{N: *n, Concurrency: *c, Payload: *payload, Sequential: *seq, Baseline: *base, StoreDir: *store, Python: pyOpts})
+	if *memprofile != "" {
+		defer writeMemProfile(*memprofile)
+	}
+	res, err := bench.Tasks(ctx, bench.TasksOptions{N: *n, Concurrency: *c, Payload: *payload, Sequential: *seq, Baseline: *base, Cluster: *cluster, StoreDir: *store, Python: pyOpts})
 	if err != nil {
 		return err
 	}
@@ -169,4 +176,18 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// writeMemProfile writes the allocation profile (every allocation since
+// the process started) to path.
+func writeMemProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fray bench: memprofile: %v\n", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "fray bench: memprofile: %v\n", err)
+	}
 }
