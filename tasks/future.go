@@ -39,8 +39,8 @@ type Future struct {
 	isQueued bool
 	queued   chan struct{}
 	res      *Result
-	err    error
-	watch  sync.Once
+	err      error
+	watch    sync.Once
 }
 
 func newFuture(p *Producer, owner, id, fn string) *Future {
