@@ -25,7 +25,10 @@ var benchSummary = map[string]string{
 		"with --concurrency slots (tasks/s), then --sequential tasks one at a time (p50, p99 submit-to-result latency). " +
 		"--runtime python runs the no-op task in Python (one runtime process per slot) with a Go producer. " +
 		"--baseline also measures the bare JetStream path in the same run, three ways: prefetching 500 messages, " +
-		"pulling only for free slots, and doing fray's work (free slots, result stored before the ack).",
+		"pulling only for free slots, and doing fray's work (free slots, result stored before the ack). " +
+		"--cluster 3 runs it all on three in-process brokers in a cluster, every stream with 3 replicas. " +
+		"--producers P and --workers W instead run the real binaries as separate processes (one fray-broker, W fray-workers, P producers) " +
+		"and report tasks/s, p50/p99 under load and the CPU of the broker, workers and producers for each (P, W).",
 	"objects": "Object store throughput and memory: puts one --size object into an in-process broker on file storage and gets it back; " +
 		"prints MB/s (put+get, and each) and this process's peak RSS.",
 	"actors": "Actor call rate and latency: one client calls one actor (MaxConcurrency 1) hosted in this process through an in-process broker, " +
@@ -39,6 +42,7 @@ var benchSummary = map[string]string{
 func runBench(ctx context.Context, args []string) error {
 	subs := map[string]func(context.Context, []string) error{
 		"tasks": benchTasks, "objects": benchObjects, "actors": benchActors, "jobs": benchJobs,
+		bench.ProducerCommand: benchTasksProducer, // hidden: a producer process of bench tasks --producers
 	}
 	const usage = "Usage: fray bench tasks|objects|actors|jobs [flags]\n\nEach runs an in-process broker on file storage; 'fray bench NAME -h' describes it and lists its flags."
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
@@ -74,6 +78,7 @@ func benchTasks(ctx context.Context, args []string) error {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memprofile := fs.String("memprofile", "", "write an allocation profile of the run to this file when it ends")
 	rt := addBenchRuntime(fs, "task")
+	procs := addBenchProcs(fs)
 	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {
 		return err
 	}
@@ -92,6 +97,16 @@ func benchTasks(ctx context.Context, args []string) error {
 		return usagef(fs, "--sequential %d: want 0 or more tasks (0: min(n, 2000))", *seq)
 	case bench.CheckCluster(*cluster) != nil:
 		return usagef(fs, "--cluster %d: want 3 (a replicated cluster) or 1 (one broker)", *cluster)
+	}
+	if procs.selected() {
+		if *base || *cluster != 1 || pyOpts != nil || *payload != 0 || *store != "" {
+			return usagef(fs, "--producers and --workers run separate processes on one broker; --baseline, --cluster, --runtime python, --payload and --store apply to the in-process bench only")
+		}
+		o, err := procs.options(fs, *n, *c)
+		if err != nil {
+			return err
+		}
+		return runBenchProcs(ctx, o, *asJSON)
 	}
 	// The bench's worker logs to the default logger: only its warnings
 	// belong beside the results.
