@@ -194,7 +194,7 @@ func procsPair(ctx context.Context, o ProcsOptions, p, w int) (ProcsResult, erro
 		}
 		c := exec.Command(o.Fray, "bench", ProducerCommand, "--nats", url, "--n", strconv.Itoa(n), "--in-flight", strconv.Itoa(o.InFlight))
 		c.Stderr = os.Stderr
-		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL} // never outlive the bench
 		in, err := c.StdinPipe()
 		if err != nil {
 			return res, err
@@ -267,7 +267,7 @@ func procsPair(ctx context.Context, o ProcsOptions, p, w int) (ProcsResult, erro
 func startProc(bin string, args ...string) (*exec.Cmd, error) {
 	c := exec.Command(bin, args...)
 	c.Stdout, c.Stderr = os.Stderr, os.Stderr
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL} // never outlive the bench
 	if err := c.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
