@@ -248,7 +248,11 @@ func bareProduce(ctx context.Context, url string, n int, arg []byte, storeResult
 		return rate{}, err
 	}
 	defer pnc.Close()
-	pjs, _ := jetstream.New(pnc, jetstream.WithPublishAsyncMaxPending(4096))
+	// A publish refused or unanswered (a replicated stream electing its
+	// leader) is sent again, so the run does not wait for a lost task.
+	resend := make(chan *nats.Msg, n)
+	pjs, _ := jetstream.New(pnc, jetstream.WithPublishAsyncMaxPending(4096),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, _ error) { resend <- m }))
 	inbox := nats.NewInbox()
 	if storeResults {
 		inbox = bareStoredPrefix + ">"
@@ -276,10 +280,28 @@ func bareProduce(ctx context.Context, url string, n int, arg []byte, storeResult
 			return rate{}, err
 		}
 	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return rate{}, ctx.Err()
+	// Wait for every result; resend what failed; give up after a minute
+	// without progress rather than hang.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last, lastAt := int64(0), time.Now()
+	for {
+		select {
+		case <-done:
+			return start.measure(n), nil
+		case <-ctx.Done():
+			return rate{}, ctx.Err()
+		case m := <-resend:
+			m.Reply, m.Sub = "", nil
+			if _, err := pjs.PublishMsgAsync(m); err != nil {
+				return rate{}, err
+			}
+		case now := <-tick.C:
+			if g := got.Load(); g != last {
+				last, lastAt = g, now
+			} else if now.Sub(lastAt) > time.Minute {
+				return rate{}, fmt.Errorf("bench: bare path stalled at %d of %d results", g, n)
+			}
+		}
 	}
-	return start.measure(n), nil
 }
