@@ -239,6 +239,11 @@ func bareFinish(wnc *nats.Conn, storeResults bool) (func(ack, reply string), err
 	}, nil
 }
 
+// stallWait lets a publish wait for a free slot among the 4096 awaiting
+// their PubAck as long as fray's producer would (nats.go's default, 200 ms,
+// fails the run on a loaded machine).
+var stallWait = jetstream.WithStallWait(time.Minute)
+
 // bareProduce publishes n tasks asynchronously and waits for every result:
 // core replies to an inbox, or stored results republished under
 // bareStoredPrefix (each task's Reply header is then its result's token).
@@ -276,7 +281,7 @@ func bareProduce(ctx context.Context, url string, n int, arg []byte, storeResult
 			reply = strconv.Itoa(i)
 		}
 		m := &nats.Msg{Subject: bareTaskSubject, Data: arg, Header: nats.Header{"Reply": []string{reply}}}
-		if _, err := pjs.PublishMsgAsync(m); err != nil {
+		if _, err := pjs.PublishMsgAsync(m, stallWait); err != nil {
 			return rate{}, err
 		}
 	}
@@ -293,7 +298,7 @@ func bareProduce(ctx context.Context, url string, n int, arg []byte, storeResult
 			return rate{}, ctx.Err()
 		case m := <-resend:
 			m.Reply, m.Sub = "", nil
-			if _, err := pjs.PublishMsgAsync(m); err != nil {
+			if _, err := pjs.PublishMsgAsync(m, stallWait); err != nil {
 				return rate{}, err
 			}
 		case now := <-tick.C:
