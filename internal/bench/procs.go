@@ -157,12 +157,12 @@ func procsPair(ctx context.Context, o ProcsOptions, p, w int) (ProcsResult, erro
 		}
 	}()
 	o.say("starting fray-broker on %s", url)
-	brk, err := startProc(o.Broker, "--store", dir, "--port", strconv.Itoa(ports[0]), "--log-level", "warn")
+	brk, ready, err := startBroker(o.Broker, "--store", dir, "--port", strconv.Itoa(ports[0]), "--log-level", "warn")
 	if err != nil {
 		return res, err
 	}
 	procs = append(procs, brk)
-	nc, js, err := connectWhenUp(ctx, url, brk)
+	nc, js, err := connectWhenReady(ctx, url, brk, ready)
 	if err != nil {
 		return res, err
 	}
@@ -305,20 +305,60 @@ func exitOf(c *exec.Cmd, err error) error {
 	return errors.New("it closed its output")
 }
 
-// connectWhenUp connects to the broker at url once it listens and has
-// provisioned fray's streams, failing early if the broker exits.
-func connectWhenUp(ctx context.Context, url string, brk *exec.Cmd) (*nats.Conn, jetstream.JetStream, error) {
+// startBroker starts fray-broker and returns a channel closed once it
+// prints that it is ready (every stream and bucket provisioned: a worker
+// started before that exits). Its output goes to this process's stderr.
+func startBroker(bin string, args ...string) (*exec.Cmd, <-chan struct{}, error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	c := exec.Command(bin, args...)
+	c.Stdout, c.Stderr = pw, os.Stderr
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL} // never outlive the bench
+	err = c.Start()
+	pw.Close() // the broker holds the write end now
+	if err != nil {
+		pr.Close()
+		return nil, nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	ready := make(chan struct{})
+	go func() { // ends when the broker exits and its output closes
+		defer pr.Close()
+		sc := bufio.NewScanner(pr)
+		said := false
+		for sc.Scan() {
+			fmt.Fprintln(os.Stderr, sc.Text())
+			if !said && strings.HasPrefix(sc.Text(), "fray-broker ready") {
+				said = true
+				close(ready)
+			}
+		}
+	}()
+	return c, ready, nil
+}
+
+// connectWhenReady connects to the broker at url once it says it is
+// ready, failing early if it exits.
+func connectWhenReady(ctx context.Context, url string, brk *exec.Cmd, ready <-chan struct{}) (*nats.Conn, jetstream.JetStream, error) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if nc, err := nats.Connect(url); err == nil {
-			js, _ := jetstream.New(nc)
-			if _, err := js.Stream(ctx, broker.StreamResults); err == nil {
-				return nc, js, nil
+		select {
+		case <-ready:
+			nc, err := nats.Connect(url)
+			if err != nil {
+				return nil, nil, err
 			}
-			nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				nc.Close()
+				return nil, nil, err
+			}
+			return nc, js, nil
+		default:
 		}
 		if err := alive(ctx, deadline, brk); err != nil {
-			return nil, nil, fmt.Errorf("broker at %s not up: %w", url, err)
+			return nil, nil, fmt.Errorf("broker at %s not ready: %w", url, err)
 		}
 	}
 }
