@@ -408,7 +408,10 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		m.Term()
 		return
 	}
-	prior, _ := strconv.Atoi(m.Header.Get(HeaderPriorDeliveries))
+	prior := 0
+	if h := m.Header.Get(HeaderPriorDeliveries); h != "" { // set only on handed-on copies
+		prior, _ = strconv.Atoi(h)
+	}
 	attempt := max(0, prior) + int(meta.NumDelivered)
 	t, err := decodeTask(m.Data)
 	if err != nil {

@@ -29,16 +29,46 @@ type Future struct {
 
 	once sync.Once
 	done chan struct{}
-	// queued is closed when the submission's PubAck arrives (nil for
-	// futures obtained by id).
-	queued chan struct{}
-	res    *Result
-	err    error
-	watch  sync.Once
+	// submittedHere is set for futures this producer submitted (not
+	// obtained by id): only they wait for a PubAck.
+	submittedHere bool
+	// qmu guards isQueued (the submission's PubAck arrived) and queued,
+	// the channel closed then, made only when Queued has to wait: most
+	// futures are never asked.
+	qmu      sync.Mutex
+	isQueued bool
+	queued   chan struct{}
+	res      *Result
+	err      error
+	watch    sync.Once
 }
 
 func newFuture(p *Producer, owner, id, fn string) *Future {
-	return &Future{p: p, owner: owner, id: id, fn: fn, done: make(chan struct{}), queued: make(chan struct{})}
+	return &Future{p: p, owner: owner, id: id, fn: fn, done: make(chan struct{}), submittedHere: true}
+}
+
+// markQueued records the submission's PubAck.
+func (f *Future) markQueued() {
+	f.qmu.Lock()
+	f.isQueued = true
+	if f.queued != nil {
+		close(f.queued)
+	}
+	f.qmu.Unlock()
+}
+
+// queuedState reports whether the PubAck arrived and, if not, the channel
+// closed when it does.
+func (f *Future) queuedState() (bool, <-chan struct{}) {
+	f.qmu.Lock()
+	defer f.qmu.Unlock()
+	if f.isQueued {
+		return true, nil
+	}
+	if f.queued == nil {
+		f.queued = make(chan struct{})
+	}
+	return false, f.queued
 }
 
 // Queued waits until the task is stored in the queue (its submission was
@@ -46,17 +76,19 @@ func newFuture(p *Producer, owner, id, fn string) *Future {
 // unknown function, a full queue, ...). A future obtained by id returns nil
 // at once: its task was queued by another producer.
 func (f *Future) Queued(ctx context.Context) error {
-	if f.queued == nil {
+	if !f.submittedHere {
+		return nil
+	}
+	ok, queued := f.queuedState()
+	if ok {
 		return nil
 	}
 	select {
-	case <-f.queued:
+	case <-queued:
 		return nil
 	case <-f.done:
-		select {
-		case <-f.queued:
+		if ok, _ := f.queuedState(); ok {
 			return nil
-		default:
 		}
 		if f.res == nil && f.err != nil {
 			return f.err

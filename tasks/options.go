@@ -77,6 +77,11 @@ func MaxDeliveries(n int) Option {
 }
 
 func buildOptions(opts []Option) (submitOptions, error) {
+	if len(opts) == 0 {
+		// Declared apart from o, which the options' pointer moves to the
+		// heap: a submission without options allocates nothing here.
+		return submitOptions{pool: DefaultPool, maxDeliveries: DefaultMaxDeliveries}, nil
+	}
 	o := submitOptions{pool: DefaultPool, maxDeliveries: DefaultMaxDeliveries}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {

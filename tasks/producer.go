@@ -65,16 +65,18 @@ func (t sweepTiming) withDefaults() sweepTiming {
 // Producer submits tasks and receives their results. It is safe for
 // concurrent use.
 type Producer struct {
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	owner   string
-	store   *objects.Store
-	maxSize int64
-	inline  int
-	log     *slog.Logger
-	view    *WorkerView
-	results jetstream.Stream
-	cancels jetstream.KeyValue
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	owner string
+	// ownerHeader is the Fray-Owner header value of every task published.
+	ownerHeader []string
+	store       *objects.Store
+	maxSize     int64
+	inline      int
+	log         *slog.Logger
+	view        *WorkerView
+	results     jetstream.Stream
+	cancels     jetstream.KeyValue
 
 	mu      sync.Mutex
 	pending map[string]*Future
@@ -112,7 +114,7 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	p := &Producer{nc: nc, owner: o.Owner, store: o.Objects, maxSize: o.MaxValueSize, log: o.Logger,
+	p := &Producer{nc: nc, owner: o.Owner, ownerHeader: []string{o.Owner}, store: o.Objects, maxSize: o.MaxValueSize, log: o.Logger,
 		pending: map[string]*Future{}, foreign: map[*Future]*nats.Subscription{}, inline: objects.DefaultInlineThreshold}
 	if o.Objects != nil {
 		p.inline = o.Objects.InlineThreshold()
@@ -362,9 +364,9 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 	if err != nil {
 		return err
 	}
-	msg := &nats.Msg{Subject: TaskSubject(o.pool), Data: data, Header: nats.Header{
+	msg := &nats.Msg{Subject: taskSubject(o.pool), Data: data, Header: nats.Header{
 		jetstream.MsgIDHeader: []string{f.id},
-		HeaderOwner:           []string{p.owner},
+		HeaderOwner:           p.ownerHeader, // shared: headers are only read
 	}}
 	p.mu.Lock()
 	if p.closed {
@@ -373,47 +375,61 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 	}
 	p.pending[f.id] = f
 	p.mu.Unlock()
-	fut := f
-	fail := func(err error) {
-		if f := p.forget(fut.id); f != nil {
-			f.resolve(nil, err)
-		}
-	}
 	// A submission that met no JetStream (a broker restarting) or got no
 	// PubAck is sent again, with the same Nats-Msg-Id so the stream
 	// stores it once, while the retry budget lasts.
-	tries := 0
-	var onAck func(error)
-	onAck = func(err error) {
-		if err == nil {
-			close(fut.queued)
-			return
-		}
-		if !transientPublishError(err) || tries >= len(submitRetryDelays) {
-			fail(mapPublishError(err))
-			return
-		}
-		delay := submitRetryDelays[tries]
-		tries++
-		p.retrying.Add(1)
-		go func() { // not on the PubAck goroutine: publish may block for a slot
-			defer p.retrying.Done()
-			select {
-			case <-time.After(delay):
-			case <-p.ctx.Done():
-				fail(ErrClosed)
-				return
-			}
-			if err := p.pub.publish(msg, nil, onAck); err != nil {
-				fail(fmt.Errorf("tasks: publish %s: %w", fn, err))
-			}
-		}()
-	}
-	if err := p.pub.publish(msg, nil, onAck); err != nil {
+	sub := &submission{p: p, f: f, msg: msg, fn: fn}
+	if err := p.pub.publish(msg, nil, sub.onAck); err != nil {
 		p.forget(f.id)
 		return fmt.Errorf("tasks: publish %s: %w", fn, err)
 	}
 	return nil
+}
+
+// submission is one task's publish awaiting its PubAck: one allocation
+// per task for what would otherwise be several closures.
+type submission struct {
+	p     *Producer
+	f     *Future
+	msg   *nats.Msg
+	fn    string
+	tries int // resends so far
+}
+
+// fail resolves the future with err unless its result already did.
+func (s *submission) fail(err error) {
+	if f := s.p.forget(s.f.id); f != nil {
+		f.resolve(nil, err)
+	}
+}
+
+// onAck settles the PubAck: queued, refused, or sent again after a delay
+// when the error is transient and the retry budget lasts.
+func (s *submission) onAck(err error) {
+	if err == nil {
+		s.f.markQueued()
+		return
+	}
+	if !transientPublishError(err) || s.tries >= len(submitRetryDelays) {
+		s.fail(mapPublishError(err))
+		return
+	}
+	delay := submitRetryDelays[s.tries]
+	s.tries++
+	p := s.p
+	p.retrying.Add(1)
+	go func() { // not on the PubAck goroutine: publish may block for a slot
+		defer p.retrying.Done()
+		select {
+		case <-time.After(delay):
+		case <-p.ctx.Done():
+			s.fail(ErrClosed)
+			return
+		}
+		if err := p.pub.publish(s.msg, nil, s.onAck); err != nil {
+			s.fail(fmt.Errorf("tasks: publish %s: %w", s.fn, err))
+		}
+	}()
 }
 
 // submitRetryDelays paces the resubmission of a task whose publish met no

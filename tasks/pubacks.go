@@ -27,7 +27,7 @@ type asyncPublisher struct {
 
 	mu      sync.Mutex
 	seq     uint64
-	pending map[uint64]*inflight
+	pending map[uint64]inflight // by value: one allocation less per message
 	closed  bool
 	stop    chan struct{}
 	done    chan struct{}
@@ -57,7 +57,7 @@ func (e *pubAckError) Error() string {
 
 func newAsyncPublisher(nc *nats.Conn, maxPending int, timeout time.Duration) (*asyncPublisher, error) {
 	p := &asyncPublisher{nc: nc, prefix: nc.NewRespInbox(), timeout: timeout, slots: make(chan struct{}, maxPending),
-		pending: map[uint64]*inflight{}, stop: make(chan struct{}), done: make(chan struct{})}
+		pending: map[uint64]inflight{}, stop: make(chan struct{}), done: make(chan struct{})}
 	var err error
 	p.sub, err = nc.Subscribe(p.prefix+".*", p.onAck)
 	if err != nil {
@@ -87,7 +87,7 @@ func (p *asyncPublisher) publish(m *nats.Msg, held *nats.Msg, done func(error)) 
 	}
 	p.seq++
 	seq := p.seq
-	p.pending[seq] = &inflight{done: done, subject: m.Subject, sent: time.Now(), held: held}
+	p.pending[seq] = inflight{done: done, subject: m.Subject, sent: time.Now(), held: held}
 	p.mu.Unlock()
 	m.Reply = p.prefix + "." + strconv.FormatUint(seq, 36)
 	if err := p.nc.PublishMsg(m); err != nil {
@@ -110,15 +110,17 @@ func (p *asyncPublisher) heldMsgs() []*nats.Msg {
 	return held
 }
 
-func (p *asyncPublisher) take(seq uint64) *inflight {
+// take removes seq's entry and frees its slot; ok is false when it was
+// already taken (timed out, refused or closed).
+func (p *asyncPublisher) take(seq uint64) (f inflight, ok bool) {
 	p.mu.Lock()
-	f := p.pending[seq]
+	f, ok = p.pending[seq]
 	delete(p.pending, seq)
 	p.mu.Unlock()
-	if f != nil {
+	if ok {
 		<-p.slots
 	}
-	return f
+	return f, ok
 }
 
 func (p *asyncPublisher) onAck(m *nats.Msg) {
@@ -126,8 +128,8 @@ func (p *asyncPublisher) onAck(m *nats.Msg) {
 	if err != nil {
 		return
 	}
-	f := p.take(seq)
-	if f == nil {
+	f, ok := p.take(seq)
+	if !ok {
 		return // timed out already
 	}
 	f.done(parsePubAck(m))
@@ -148,7 +150,7 @@ func (p *asyncPublisher) denied(e *broker.PermissionError) {
 	}
 	p.mu.Unlock()
 	for _, seq := range refused {
-		if f := p.take(seq); f != nil {
+		if f, ok := p.take(seq); ok {
 			f.done(e)
 		}
 	}
@@ -203,7 +205,7 @@ func (p *asyncPublisher) expire() {
 			}
 			p.mu.Unlock()
 			for _, seq := range late {
-				if f := p.take(seq); f != nil {
+				if f, ok := p.take(seq); ok {
 					f.done(errPubAckTimeout)
 				}
 			}
@@ -220,7 +222,7 @@ func (p *asyncPublisher) close() {
 	}
 	p.closed = true
 	pending := p.pending
-	p.pending = map[uint64]*inflight{}
+	p.pending = map[uint64]inflight{}
 	p.mu.Unlock()
 	close(p.stop)
 	<-p.done

@@ -109,6 +109,18 @@ type ErrorInfo struct {
 // TaskSubject is the subject a pool's tasks are published on.
 func TaskSubject(pool string) string { return broker.SubjectTasksPrefix + pool }
 
+// defaultTaskSubject is TaskSubject(DefaultPool), built once.
+var defaultTaskSubject = TaskSubject(DefaultPool)
+
+// taskSubject is TaskSubject without building the default pool's subject
+// on every submission.
+func taskSubject(pool string) string {
+	if pool == DefaultPool {
+		return defaultTaskSubject
+	}
+	return TaskSubject(pool)
+}
+
 // ResultSubject is the subject of a task's result.
 func ResultSubject(owner, id string) string {
 	return broker.SubjectResultsPrefix + owner + "." + id

@@ -109,6 +109,15 @@ func TestCommandLineMistakesExitTwoWithAOneLineReason(t *testing.T) {
 		{[]string{"bench", "tasks", "--runtime", "ruby"}, `fray bench tasks: --runtime "ruby": want go or python`},
 		{[]string{"bench", "actors", "--runtime", "python", "--python", "/no/such/python"}, `fray bench actors: --python "/no/such/python"`},
 		{[]string{"bench", "objects", "--size", "lots"}, `fray bench objects: --size "lots"`},
+		{[]string{"bench", "tasks", "--cluster", "2"}, "fray bench tasks: --cluster 2: want 3"},
+		{[]string{"bench", "tasks", "--producers", "0"}, `fray bench tasks: --producers "0": "0" is not a count of processes`},
+		{[]string{"bench", "tasks", "--workers", "1,x"}, `fray bench tasks: --workers "1,x": "x" is not a count`},
+		{[]string{"bench", "tasks", "--workers", "1,,2"}, `fray bench tasks: --workers "1,,2"`},
+		{[]string{"bench", "tasks", "--producers", "2", "--n", "1"}, "fray bench tasks: n 1 is fewer than 2 producers"},
+		{[]string{"bench", "tasks", "--producers", "1", "--in-flight", "-1"}, "fray bench tasks: --in-flight -1"},
+		{[]string{"bench", "tasks", "--producers", "1", "--baseline"}, "apply to the in-process bench only"},
+		{[]string{"bench", "tasks", "--workers", "2", "--cluster", "3"}, "apply to the in-process bench only"},
+		{[]string{"bench", "tasks", "--producers", "1", "--bin-dir", "/no/such/dir"}, "--bin-dir /no/such/dir: no fray-broker there"},
 		{[]string{"submit", "--replicas", "0", "--", "true"}, "fray submit: --replicas 0: want at least 1"},
 		{[]string{"submit", "--slices", "2", "--", "true"}, "fray submit: --slices needs --tpu"},
 		{[]string{"submit", "--ram", "lots", "--", "true"}, `fray submit: --ram "lots"`},
@@ -124,7 +133,8 @@ func TestCommandLineMistakesExitTwoWithAOneLineReason(t *testing.T) {
 
 func TestBenchHelpDescribesThatBench(t *testing.T) {
 	for name, want := range map[string][]string{
-		"tasks":   {"Task throughput", "p99_ms", "baseline_free_slots_tasks_per_s", "baseline_same_work_tasks_per_s", "-sequential", "-store", "-cpuprofile"},
+		"tasks": {"Task throughput", "p99_ms", "baseline_free_slots_tasks_per_s", "baseline_same_work_tasks_per_s", "-sequential", "-store", "-cpuprofile",
+			"-memprofile", "allocs_per_task", "-cluster", "-producers", "-workers", "-in-flight", "broker_cpu_cores"},
 		"objects": {"Object store throughput", "peak_rss_mb", "-store", "1.5g"},
 		"actors":  {"Actor call rate", "p99_ms", "baseline_p50_ms", "-store", "-cpuprofile"},
 		"jobs":    {"Job start latency", "start_p99_ms", "-n", "-store"},

@@ -25,7 +25,10 @@ var benchSummary = map[string]string{
 		"with --concurrency slots (tasks/s), then --sequential tasks one at a time (p50, p99 submit-to-result latency). " +
 		"--runtime python runs the no-op task in Python (one runtime process per slot) with a Go producer. " +
 		"--baseline also measures the bare JetStream path in the same run, three ways: prefetching 500 messages, " +
-		"pulling only for free slots, and doing fray's work (free slots, result stored before the ack).",
+		"pulling only for free slots, and doing fray's work (free slots, result stored before the ack). " +
+		"--cluster 3 runs it all on three in-process brokers in a cluster, every stream with 3 replicas. " +
+		"--producers P and --workers W instead run the real binaries as separate processes (one fray-broker, W fray-workers, P producers) " +
+		"and report tasks/s, p50/p99 under load and the CPU of the broker, workers and producers for each (P, W).",
 	"objects": "Object store throughput and memory: puts one --size object into an in-process broker on file storage and gets it back; " +
 		"prints MB/s (put+get, and each) and this process's peak RSS.",
 	"actors": "Actor call rate and latency: one client calls one actor (MaxConcurrency 1) hosted in this process through an in-process broker, " +
@@ -39,6 +42,7 @@ var benchSummary = map[string]string{
 func runBench(ctx context.Context, args []string) error {
 	subs := map[string]func(context.Context, []string) error{
 		"tasks": benchTasks, "objects": benchObjects, "actors": benchActors, "jobs": benchJobs,
+		bench.ProducerCommand: benchTasksProducer, // hidden: a producer process of bench tasks --producers
 	}
 	const usage = "Usage: fray bench tasks|objects|actors|jobs [flags]\n\nEach runs an in-process broker on file storage; 'fray bench NAME -h' describes it and lists its flags."
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
@@ -68,10 +72,15 @@ func benchTasks(ctx context.Context, args []string) error {
 	payload := fs.Int("payload", 0, "argument size in bytes")
 	seq := fs.Int("sequential", 0, "tasks in the one-at-a-time latency phase (default min(n, 2000))")
 	base := fs.Bool("baseline", false, "also measure the bare JetStream path in the same run (prefetching; pulling only for free slots; and also storing each result before the ack, as fray does) and print fray's ratio to each")
-	asJSON := fs.Bool("json", false, "print one JSON line: n, concurrency, tasks_per_s, cpu_us_per_task, p50_ms, p99_ms (with --baseline also baseline_tasks_per_s, ratio, baseline_free_slots_tasks_per_s, ratio_free_slots, baseline_same_work_tasks_per_s, ratio_same_work, and each bare path's *_cpu_us_per_task)")
+	asJSON := fs.Bool("json", false, "print one JSON line: n, concurrency, brokers, replicas, tasks_per_s, cpu_us_per_task, allocs_per_task, alloc_bytes_per_task, p50_ms, p99_ms "+
+		"(with --baseline also baseline_tasks_per_s, ratio, baseline_free_slots_tasks_per_s, ratio_free_slots, baseline_same_work_tasks_per_s, ratio_same_work, and each bare path's *_cpu_us_per_task); "+
+		"with --producers/--workers one line per pair: producers, workers, concurrency, in_flight, n, tasks_per_s, p50_ms, p99_ms, broker_cpu_cores, workers_cpu_cores, producers_cpu_cores, *_cpu_us_per_task, machine_cpus")
 	store := fs.String("store", "", "store directory (default: a temporary directory)")
+	cluster := fs.Int("cluster", 1, "brokers: 3 runs three in-process brokers joined in a cluster, every stream (the bare path's too) with 3 replicas, the producer on the first node and the worker on the last")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	memprofile := fs.String("memprofile", "", "write an allocation profile of the run to this file when it ends")
 	rt := addBenchRuntime(fs, "task")
+	procs := addBenchProcs(fs)
 	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {
 		return err
 	}
@@ -88,6 +97,18 @@ func benchTasks(ctx context.Context, args []string) error {
 		return usagef(fs, "--payload %d: want 0 or more bytes", *payload)
 	case *seq < 0:
 		return usagef(fs, "--sequential %d: want 0 or more tasks (0: min(n, 2000))", *seq)
+	case bench.CheckCluster(*cluster) != nil:
+		return usagef(fs, "--cluster %d: want 3 (a replicated cluster) or 1 (one broker)", *cluster)
+	}
+	if procs.selected() {
+		if *base || *cluster != 1 || pyOpts != nil || *payload != 0 || *store != "" {
+			return usagef(fs, "--producers and --workers run separate processes on one broker; --baseline, --cluster, --runtime python, --payload and --store apply to the in-process bench only")
+		}
+		o, err := procs.options(fs, *n, *c)
+		if err != nil {
+			return err
+		}
+		return runBenchProcs(ctx, o, *asJSON)
 	}
 	// The bench's worker logs to the default logger: only its warnings
 	// belong beside the results.
@@ -97,7 +118,10 @@ func benchTasks(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stopProfile()
-	res, err := bench.Tasks(ctx, bench.TasksOptions{N: *n, Concurrency: *c, Payload: *payload, Sequential: *seq, Baseline: *base, StoreDir: *store, Python: pyOpts})
+	if *memprofile != "" {
+		defer writeMemProfile(*memprofile)
+	}
+	res, err := bench.Tasks(ctx, bench.TasksOptions{N: *n, Concurrency: *c, Payload: *payload, Sequential: *seq, Baseline: *base, Cluster: *cluster, StoreDir: *store, Python: pyOpts})
 	if err != nil {
 		return err
 	}
@@ -169,4 +193,18 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// writeMemProfile writes the allocation profile (every allocation since
+// the process started) to path.
+func writeMemProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "fray bench: memprofile: %v\n", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "fray bench: memprofile: %v\n", err)
+	}
 }

@@ -3,12 +3,14 @@ package bench
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/frayhq/fray/broker"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -38,16 +40,22 @@ const (
 // stream on file storage, a pull consumer feeding `slots` handler
 // goroutines, ack, and the result back to the producer. It returns
 // its rate (every result received) and CPU per message.
-func bare(ctx context.Context, url string, js jetstream.JetStream, n, slots int, arg []byte, path barePath) (rate, error) {
+func bare(ctx context.Context, purl, wurl string, js jetstream.JetStream, n, slots int, arg []byte, path barePath) (rate, error) {
+	// The streams have as many replicas as fray's (one, or three on a cluster).
+	ts, err := js.Stream(ctx, broker.StreamTasks)
+	if err != nil {
+		return rate{}, err
+	}
+	replicas := ts.CachedInfo().Config.Replicas
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: bareTasks, Subjects: []string{bareTaskSubject},
-		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage})
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Replicas: replicas})
 	if err != nil {
 		return rate{}, err
 	}
 	defer js.DeleteStream(context.Background(), bareTasks)
 	if path.storeResults {
 		if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: bareResults, Subjects: []string{bareResultPrefix + ">"},
-			Storage: jetstream.FileStorage, MaxMsgsPerSubject: 1, Discard: jetstream.DiscardNew, DiscardNewPerSubject: true,
+			Storage: jetstream.FileStorage, Replicas: replicas, MaxMsgsPerSubject: 1, Discard: jetstream.DiscardNew, DiscardNewPerSubject: true,
 			RePublish: &jetstream.RePublish{Source: bareResultPrefix + ">", Destination: bareStoredPrefix + ">"}}); err != nil {
 			return rate{}, err
 		}
@@ -56,7 +64,7 @@ func bare(ctx context.Context, url string, js jetstream.JetStream, n, slots int,
 	if _, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "base", AckPolicy: jetstream.AckExplicitPolicy, MaxWaiting: 4096}); err != nil {
 		return rate{}, err
 	}
-	wnc, err := nats.Connect(url)
+	wnc, err := nats.Connect(wurl)
 	if err != nil {
 		return rate{}, err
 	}
@@ -95,25 +103,34 @@ func bare(ctx context.Context, url string, js jetstream.JetStream, n, slots int,
 			}
 		}()
 	}
-	return bareProduce(ctx, url, n, arg, path.storeResults)
+	return bareProduce(ctx, purl, n, arg, path.storeResults)
 }
 
-// rate is a phase's throughput and the process CPU (user and system,
-// broker included) it used per message.
-type rate struct{ perS, cpuUS float64 }
+// rate is a phase's throughput, and the process CPU (user and system,
+// broker included) and heap allocations it used per message: allocations
+// are steady where CPU and rates move with the machine's load.
+type rate struct{ perS, cpuUS, allocs, allocBytes float64 }
 
 // measure times a phase of n messages from start, taken with phaseStart.
 func (st phaseStart) measure(n int) rate {
 	wall, cpu := time.Since(st.wall), processCPU()-st.cpu
-	return rate{perS: float64(n) / wall.Seconds(), cpuUS: float64(cpu.Microseconds()) / float64(n)}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return rate{perS: float64(n) / wall.Seconds(), cpuUS: float64(cpu.Microseconds()) / float64(n),
+		allocs: float64(ms.Mallocs-st.mallocs) / float64(n), allocBytes: float64(ms.TotalAlloc-st.allocBytes) / float64(n)}
 }
 
 type phaseStart struct {
-	wall time.Time
-	cpu  time.Duration
+	wall                time.Time
+	cpu                 time.Duration
+	mallocs, allocBytes uint64
 }
 
-func startPhase() phaseStart { return phaseStart{time.Now(), processCPU()} }
+func startPhase() phaseStart {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return phaseStart{time.Now(), processCPU(), ms.Mallocs, ms.TotalAlloc}
+}
 
 // processCPU is the CPU time this process has used, user and system.
 func processCPU() time.Duration {
@@ -222,6 +239,11 @@ func bareFinish(wnc *nats.Conn, storeResults bool) (func(ack, reply string), err
 	}, nil
 }
 
+// stallWait lets a publish wait for a free slot among the 4096 awaiting
+// their PubAck as long as fray's producer would (nats.go's default, 200 ms,
+// fails the run on a loaded machine).
+var stallWait = jetstream.WithStallWait(time.Minute)
+
 // bareProduce publishes n tasks asynchronously and waits for every result:
 // core replies to an inbox, or stored results republished under
 // bareStoredPrefix (each task's Reply header is then its result's token).
@@ -231,7 +253,11 @@ func bareProduce(ctx context.Context, url string, n int, arg []byte, storeResult
 		return rate{}, err
 	}
 	defer pnc.Close()
-	pjs, _ := jetstream.New(pnc, jetstream.WithPublishAsyncMaxPending(4096))
+	// A publish refused or unanswered (a replicated stream electing its
+	// leader) is sent again, so the run does not wait for a lost task.
+	resend := make(chan *nats.Msg, n)
+	pjs, _ := jetstream.New(pnc, jetstream.WithPublishAsyncMaxPending(4096),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, _ error) { resend <- m }))
 	inbox := nats.NewInbox()
 	if storeResults {
 		inbox = bareStoredPrefix + ">"
@@ -255,14 +281,32 @@ func bareProduce(ctx context.Context, url string, n int, arg []byte, storeResult
 			reply = strconv.Itoa(i)
 		}
 		m := &nats.Msg{Subject: bareTaskSubject, Data: arg, Header: nats.Header{"Reply": []string{reply}}}
-		if _, err := pjs.PublishMsgAsync(m); err != nil {
+		if _, err := pjs.PublishMsgAsync(m, stallWait); err != nil {
 			return rate{}, err
 		}
 	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return rate{}, ctx.Err()
+	// Wait for every result; resend what failed; give up after a minute
+	// without progress rather than hang.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last, lastAt := int64(0), time.Now()
+	for {
+		select {
+		case <-done:
+			return start.measure(n), nil
+		case <-ctx.Done():
+			return rate{}, ctx.Err()
+		case m := <-resend:
+			m.Reply, m.Sub = "", nil
+			if _, err := pjs.PublishMsgAsync(m, stallWait); err != nil {
+				return rate{}, err
+			}
+		case now := <-tick.C:
+			if g := got.Load(); g != last {
+				last, lastAt = g, now
+			} else if now.Sub(lastAt) > time.Minute {
+				return rate{}, fmt.Errorf("bench: bare path stalled at %d of %d results", g, n)
+			}
+		}
 	}
-	return start.measure(n), nil
 }

@@ -26,7 +26,11 @@ type TasksOptions struct {
 	Payload     int  // argument bytes per task
 	Sequential  int  // tasks in the one-at-a-time latency phase; defaults to min(N, 2000)
 	Baseline    bool // also measure the bare JetStream path
-	StoreDir    string
+	// Cluster, if 3, runs on three in-process brokers joined in a cluster,
+	// every stream with three replicas (the bare path's too); the producer
+	// is on the first node and the worker on the last. 0 or 1: one broker.
+	Cluster  int
+	StoreDir string
 	// Python, if set, runs the no-op task in the worker's Python runtime
 	// (Procs processes, default one per slot) instead of in Go: the tasks are
 	// PythonNoop, served by the runtime's frayhq.runtime._bench module.
@@ -46,11 +50,17 @@ const PythonBenchModule = "frayhq.runtime._bench"
 type TasksResult struct {
 	N           int     `json:"n"`
 	Concurrency int     `json:"concurrency"`
+	Brokers     int     `json:"brokers"`
+	Replicas    int     `json:"replicas"`
 	TasksPerS   float64 `json:"tasks_per_s"`
 	// CPUUSPerTask is the process's CPU (broker, worker and producer, user
 	// and system) per task in the throughput phase, in µs; steadier than
 	// rates on a noisy machine. Each bare path reports its own.
-	CPUUSPerTask      float64 `json:"cpu_us_per_task"`
+	CPUUSPerTask float64 `json:"cpu_us_per_task"`
+	// AllocsPerTask and AllocBytesPerTask are the process's heap
+	// allocations per task in the throughput phase (broker included).
+	AllocsPerTask     float64 `json:"allocs_per_task"`
+	AllocBytesPerTask float64 `json:"alloc_bytes_per_task"`
 	P50MS             float64 `json:"p50_ms"`
 	P99MS             float64 `json:"p99_ms"`
 	BaselineTasksPerS float64 `json:"baseline_tasks_per_s,omitempty"`
@@ -67,11 +77,13 @@ type TasksResult struct {
 	SameWorkTasksPerS float64 `json:"baseline_same_work_tasks_per_s,omitempty"`
 	SameWorkRatio     float64 `json:"ratio_same_work,omitempty"`
 	SameWorkCPUUS     float64 `json:"baseline_same_work_cpu_us_per_task,omitempty"`
+	SameWorkAllocs    float64 `json:"baseline_same_work_allocs_per_task,omitempty"`
+	SameWorkBytes     float64 `json:"baseline_same_work_alloc_bytes_per_task,omitempty"`
 }
 
 func (r TasksResult) String() string {
-	s := fmt.Sprintf("tasks: %d no-op tasks, %d slots: %.0f tasks/s (results back to the producer), %.0f µs CPU per task\nlatency one at a time: p50 %.3f ms, p99 %.3f ms",
-		r.N, r.Concurrency, r.TasksPerS, r.CPUUSPerTask, r.P50MS, r.P99MS)
+	s := fmt.Sprintf("tasks: %d no-op tasks, %d slots: %.0f tasks/s (results back to the producer), %.0f µs CPU per task, %.0f allocations (%.0f bytes) per task in the process\nlatency one at a time: p50 %.3f ms, p99 %.3f ms",
+		r.N, r.Concurrency, r.TasksPerS, r.CPUUSPerTask, r.AllocsPerTask, r.AllocBytesPerTask, r.P50MS, r.P99MS)
 	if r.BaselineTasksPerS > 0 {
 		s += fmt.Sprintf("\nbaseline (bare JetStream: async publish, pull with 500 prefetched, ack, core reply): %.0f msgs/s, %.0f µs CPU each\nfray/baseline: %.2f", r.BaselineTasksPerS, r.BaselineCPUUS, r.Ratio)
 	}
@@ -79,7 +91,7 @@ func (r TasksResult) String() string {
 		s += fmt.Sprintf("\nbare JetStream pulling only for free slots, as fray does: %.0f msgs/s, %.0f µs CPU each (fray/that: %.2f)", r.FreeSlotsTasksPerS, r.FreeSlotsCPUUS, r.FreeSlotsRatio)
 	}
 	if r.SameWorkTasksPerS > 0 {
-		s += fmt.Sprintf("\nbare JetStream doing fray's work (free slots, result stored and republished, ack after its PubAck): %.0f msgs/s, %.0f µs CPU each (fray/that: %.2f)", r.SameWorkTasksPerS, r.SameWorkCPUUS, r.SameWorkRatio)
+		s += fmt.Sprintf("\nbare JetStream doing fray's work (free slots, result stored and republished, ack after its PubAck): %.0f msgs/s, %.0f µs CPU, %.0f allocations (%.0f bytes) each (fray/that: %.2f)", r.SameWorkTasksPerS, r.SameWorkCPUUS, r.SameWorkAllocs, r.SameWorkBytes, r.SameWorkRatio)
 	}
 	return s
 }
@@ -91,10 +103,14 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 	if o.N <= 0 || o.Concurrency <= 0 || o.Payload < 0 {
 		return TasksResult{}, fmt.Errorf("bench tasks: n %d, concurrency %d, payload %d: want n, concurrency > 0 and payload >= 0", o.N, o.Concurrency, o.Payload)
 	}
+	if err := CheckCluster(o.Cluster); err != nil {
+		return TasksResult{}, err
+	}
+	nodes := max(1, o.Cluster)
 	if o.Sequential == 0 {
 		o.Sequential = min(o.N, 2000)
 	}
-	res := TasksResult{N: o.N, Concurrency: o.Concurrency}
+	res := TasksResult{N: o.N, Concurrency: o.Concurrency, Brokers: nodes, Replicas: nodes}
 	fn := worker.FnNoop
 	reg := tasks.NewRegistry()
 	if err := worker.RegisterBuiltins(reg); err != nil {
@@ -125,12 +141,14 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	srv, err := broker.Start(ctx, broker.Options{StoreDir: dir, Port: -1})
+	srvs, err := startBrokers(ctx, nodes, dir)
 	if err != nil {
 		return res, err
 	}
-	defer srv.Shutdown()
-	pnc, err := nats.Connect(srv.ClientURL())
+	defer shutdown(srvs)
+	// On a cluster the producer and the worker sit on different nodes.
+	purl, wurl := srvs[0].ClientURL(), srvs[nodes-1].ClientURL()
+	pnc, err := nats.Connect(purl)
 	if err != nil {
 		return res, err
 	}
@@ -139,12 +157,12 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := broker.Provision(ctx, js, pnc.ConnectedServerVersion(), broker.ProvisionOptions{}); err != nil {
+	if err := broker.Provision(ctx, js, pnc.ConnectedServerVersion(), broker.ProvisionOptions{Replicas: nodes}); err != nil {
 		return res, err
 	}
 
 	// The worker, on its own connection as in a real deployment.
-	wnc, err := nats.Connect(srv.ClientURL())
+	wnc, err := nats.Connect(wurl)
 	if err != nil {
 		return res, err
 	}
@@ -186,7 +204,7 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 		return res, err
 	}
 	r := start.measure(o.N)
-	res.TasksPerS, res.CPUUSPerTask = r.perS, r.cpuUS
+	res.TasksPerS, res.CPUUSPerTask, res.AllocsPerTask, res.AllocBytesPerTask = r.perS, r.cpuUS, r.allocs, r.allocBytes
 
 	// Latency, one task at a time.
 	lat := make([]time.Duration, 0, o.Sequential)
@@ -213,14 +231,25 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 			{barePath{freeSlots: true}, &res.FreeSlotsTasksPerS, &res.FreeSlotsRatio, &res.FreeSlotsCPUUS},
 			{barePath{freeSlots: true, storeResults: true}, &res.SameWorkTasksPerS, &res.SameWorkRatio, &res.SameWorkCPUUS},
 		} {
-			r, err := bare(ctx, srv.ClientURL(), js, o.N, o.Concurrency, arg, b.path)
+			r, err := bare(ctx, purl, wurl, js, o.N, o.Concurrency, arg, b.path)
 			if err != nil {
 				return res, err
 			}
 			*b.perS, *b.ratio, *b.cpuUS = r.perS, res.TasksPerS/r.perS, r.cpuUS
+			if b.path.storeResults {
+				res.SameWorkAllocs, res.SameWorkBytes = r.allocs, r.allocBytes
+			}
 		}
 	}
 	return res, nil
+}
+
+// CheckCluster validates TasksOptions.Cluster.
+func CheckCluster(n int) error {
+	if n != 0 && n != 1 && n != 3 {
+		return fmt.Errorf("bench tasks: cluster of %d brokers: want 3 (a replicated cluster) or 1", n)
+	}
+	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

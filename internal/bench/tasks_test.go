@@ -37,7 +37,8 @@ func TestTasksMeasuresFrayAndEveryBarePath(t *testing.T) {
 }
 
 func TestTasksRefusesBadOptions(t *testing.T) {
-	for _, o := range []TasksOptions{{N: 0, Concurrency: 1}, {N: 1, Concurrency: 0}, {N: 1, Concurrency: 1, Payload: -1}} {
+	for _, o := range []TasksOptions{{N: 0, Concurrency: 1}, {N: 1, Concurrency: 0}, {N: 1, Concurrency: 1, Payload: -1},
+		{N: 1, Concurrency: 1, Cluster: 2}, {N: 1, Concurrency: 1, Cluster: -1}} {
 		if _, err := Tasks(context.Background(), o); err == nil {
 			t.Errorf("%+v: no error", o)
 		}
