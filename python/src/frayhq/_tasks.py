@@ -320,8 +320,9 @@ class Tasks:
         last: Exception | None = None
         for pause in (*_RETRY_PAUSES, None):
             try:
-                ack_fut = await js.publish_async(subject, body, headers=dict(hdr))
-                await asyncio.wait_for(ack_fut, 30)
+                # A request, not publish_async: nats-py 2.16 never completes
+                # a publish_async future whose PubAck is an error.
+                await js.publish(subject, body, timeout=30, headers=dict(hdr))
                 return
             except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError, TimeoutError) as e:
                 last = e
