@@ -159,3 +159,14 @@ def test_a_refused_task_fails_its_future_with_the_brokers_reason(fray_bin_dir):
 
 def _double(x):
     return x * 2
+
+
+def test_submits_past_the_pubacks_bound_all_complete(client, monkeypatch):
+    # The fast path stops publishing while MAX_UNACKED tasks await their
+    # PubAck and goes on as they come: with a bound of 2, 60 submissions
+    # in a burst must wait on it and still all run.
+    from frayhq import _tasks
+
+    monkeypatch.setattr(_tasks, "MAX_UNACKED", 2)
+    fs = [client.run(_double, i) for i in range(60)]
+    assert [f.result(60) for f in fs] == [2 * i for i in range(60)]

@@ -421,6 +421,8 @@ class Tasks:
             for tid, (sent, subject, body) in list(self._unacked.items()):
                 if now - sent > 30 and self._unacked.pop(tid, None) is not None:
                     self._retry(subject, tid, body)
+            if len(self._unacked) < MAX_UNACKED:
+                self._room.set()  # PubAcks lost (a reconnect): the fast path goes on
             looked = 0
             while self._checks and self._checks[0][0] <= now:
                 _, tid, every = heapq.heappop(self._checks)
