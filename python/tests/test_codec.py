@@ -64,3 +64,19 @@ def test_task_record_encodes_canonically() -> None:
         assert encode_task(rec) == cbor2.dumps(rec, canonical=True), extra
     odd = {**base, "a_new_field": 7}
     assert encode_task(odd) == cbor2.dumps(odd, canonical=True)
+
+
+def test_import_frayhq_leaves_the_client_dependencies_unloaded() -> None:
+    # A runtime process and a Python actor import frayhq without
+    # connecting: nats-py and aiohttp (most of a second) load on first use.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, frayhq, frayhq.runtime._loop\n"
+        "print(sorted(m for m in ('nats', 'aiohttp') if m in sys.modules))\n"
+        "frayhq.connect\n"
+        "print('nats' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "True"], out.stdout + out.stderr
