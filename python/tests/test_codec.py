@@ -51,3 +51,32 @@ def test_ref_round_trips_as_the_go_record():
     assert frayhq.Ref.from_wire(m) == r
     with pytest.raises(frayhq.DecodeError, match="digest"):
         frayhq.Ref.from_wire({"v": 1, "bucket": "B", "digest": "md5:x", "size": 1})
+
+
+def test_task_record_encodes_canonically() -> None:
+    # The fast path orders the Task record's keys itself instead of letting
+    # cbor2 sort them: the bytes must be what canonical encoding gives.
+    from frayhq._tasks import encode_task
+
+    base = {"v": 1, "id": "T1", "owner": "O1", "fn": "py.call", "submitted_ms": 1 << 41, "max_deliveries": 5}
+    for extra in ({}, {"arg": b"\x01\x02"}, {"retries": 3, "timeout_ms": 1500}, {"arg": b"", "retries": 1}):
+        rec = {**base, **extra}
+        assert encode_task(rec) == cbor2.dumps(rec, canonical=True), extra
+    odd = {**base, "a_new_field": 7}
+    assert encode_task(odd) == cbor2.dumps(odd, canonical=True)
+
+
+def test_import_frayhq_leaves_the_client_dependencies_unloaded() -> None:
+    # A runtime process and a Python actor import frayhq without
+    # connecting: nats-py and aiohttp (most of a second) load on first use.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, frayhq, frayhq.runtime._loop\n"
+        "print(sorted(m for m in ('nats', 'aiohttp') if m in sys.modules))\n"
+        "frayhq.connect\n"
+        "print('nats' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "True"], out.stdout + out.stderr

@@ -132,3 +132,41 @@ def test_bad_options_are_refused(client):
         client.run("fray.echo", 1, 2)
     with pytest.raises(frayhq.ConfigError, match="retries"):
         client.run("fray.echo", 1, retries=-1)
+
+
+def test_a_refused_task_fails_its_future_with_the_brokers_reason(fray_bin_dir):
+    # The fast path's PubAcks come on the client's own reply subscription:
+    # a negative one must reach the future (through the slow path's
+    # retries), not leave it pending.
+    c = frayhq.connect("local", workers=1)
+    try:
+        assert c.run(_double, 4).result(60) == 8
+
+        async def limit(size):
+            jsm = c.js._jsm
+            cfg = (await jsm.stream_info("FRAY_TASKS")).config
+            cfg.max_msg_size = size
+            await jsm.update_stream(cfg)
+
+        c._run(limit(4096))
+        f = c.run(_double, b"x" * 20000)  # inline (under 256 KiB), over the stream's limit
+        with pytest.raises(frayhq.FrayError, match="refused"):
+            f.result(60)
+        assert c.run(_double, 5).result(60) == 10  # a task within the limit still runs
+    finally:
+        c.shutdown()
+
+
+def _double(x):
+    return x * 2
+
+
+def test_submits_past_the_pubacks_bound_all_complete(client, monkeypatch):
+    # The fast path stops publishing while MAX_UNACKED tasks await their
+    # PubAck and goes on as they come: with a bound of 2, 60 submissions
+    # in a burst must wait on it and still all run.
+    from frayhq import _tasks
+
+    monkeypatch.setattr(_tasks, "MAX_UNACKED", 2)
+    fs = [client.run(_double, i) for i in range(60)]
+    assert [f.result(60) for f in fs] == [2 * i for i in range(60)]

@@ -109,7 +109,7 @@ def dumps(obj: Any) -> bytes:
 
 def _tag_hook(*args: Any) -> Any:
     # cbor2 6 calls tag_hook(tag, immutable); older releases (decoder, tag).
-    tag = next(a for a in args if isinstance(a, cbor2.CBORTag))
+    tag = args[0] if type(args[0]) is cbor2.CBORTag else next(a for a in args if isinstance(a, cbor2.CBORTag))
     if tag.tag == PICKLE_TAG:
         if not isinstance(tag.value, bytes | bytearray):
             raise DecodeError(f"frayhq: CBOR tag {PICKLE_TAG} wraps a {type(tag.value).__name__}, not bytes")

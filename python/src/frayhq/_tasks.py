@@ -46,6 +46,7 @@ RESULTS_STREAM = "FRAY_RESULTS"
 CANCELS_BUCKET = "FRAY_CANCELS"
 _RETRY_PAUSES = (0.25, 0.5, 1, 2, 4)
 LOOKUPS_PER_SWEEP = 100  # safety-net result lookups per half second, at most
+MAX_UNACKED = 4096  # task messages awaiting their PubAck, at most
 
 
 class QueueFull(FrayError):
@@ -120,6 +121,20 @@ def _arg_name(i: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     return repr(list(kwargs)[i - len(args)])
 
 
+# The task record's keys in CBOR's canonical (length-first, then bytewise)
+# order: a dict built in this order encodes canonically without cbor2's
+# sorting, which costs several times the encoding itself.
+_TASK_KEYS = ("v", "fn", "id", "arg", "owner", "retries", "timeout_ms", "submitted_ms", "max_deliveries")
+
+
+def encode_task(rec: dict[str, Any]) -> bytes:
+    """The Task record rec (scalar values) as canonical CBOR."""
+    ordered = {k: rec[k] for k in _TASK_KEYS if k in rec}
+    if len(ordered) != len(rec):  # a key this order does not know: let cbor2 sort
+        return _codec.dumps_plain(rec)
+    return cbor2.dumps(ordered)
+
+
 def encode_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
     """The py.call argument: CBOR tag PICKLE_TAG around pickled (fn, args, kwargs)."""
     return cbor2.dumps(cbor2.CBORTag(PICKLE_TAG, _pickle_call(fn, args, kwargs)))
@@ -137,11 +152,18 @@ class Tasks:
         self._outq: collections.deque[tuple[str, str, bytes]] = collections.deque()
         self._kicked = False
         self._unacked: dict[str, tuple[float, str, bytes]] = {}
+        self._room = asyncio.Event()  # set while _unacked is under MAX_UNACKED
+        self._room.set()
+        self._ack_prefix = ""
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         nc = self.c.nc
         await nc.subscribe(f"fray.stored.{self.owner}.*", cb=self._on_stored)
+        # PubAcks of the fast path come to <inbox>.<task id>: one
+        # subscription for all, no future, timer or random token per task.
+        self._ack_prefix = nc.new_inbox() + "."
+        await nc.subscribe(self._ack_prefix + "*", cb=self._on_puback)
 
         async def on_election(_msg: Any) -> None:
             # A leader that stepped down between storing and republishing
@@ -206,7 +228,7 @@ class Tasks:
             return fut
         if arg is not None:
             rec["arg"] = arg
-        self._outq.append((TASKS_PREFIX + pool, tid, _codec.dumps_plain(rec)))
+        self._outq.append((TASKS_PREFIX + pool, tid, encode_task(rec)))
         if not self._kicked:
             self._kicked = True
             self.c._loop.call_soon(self._kick)  # noqa: SLF001
@@ -222,29 +244,39 @@ class Tasks:
         """The fast path: publish every queued task, one coroutine for all,
         the PubAcks handled by callbacks; a refused or unanswered one goes
         through _publish's retries."""
-        js = self.c.js
+        nc = self.c.nc
         try:
             while self._outq:
+                if len(self._unacked) >= MAX_UNACKED:
+                    self._room.clear()
+                    await self._room.wait()
+                    continue
                 subject, tid, body = self._outq.popleft()
                 hdr = {"Nats-Msg-Id": tid, "Fray-Owner": self.owner}
-                try:
-                    ack = await js.publish_async(subject, body, headers=hdr)
-                except Exception:  # noqa: BLE001 - the slow path says what went wrong
-                    self._retry(subject, tid, body)
-                    continue
                 self._unacked[tid] = (time.monotonic(), subject, body)
-                ack.add_done_callback(lambda f, tid=tid: self._on_ack(tid, f))
+                try:
+                    await nc.publish(subject, body, reply=self._ack_prefix + tid, headers=hdr)
+                except Exception:  # noqa: BLE001 - the slow path says what went wrong
+                    self._unacked.pop(tid, None)
+                    self._retry(subject, tid, body)
         finally:
             self._kicked = False
             if self._outq:  # appended after the loop ended
                 self._kicked = True
                 self._kick()
 
-    def _on_ack(self, tid: str, f: asyncio.Future[Any]) -> None:
+    async def _on_puback(self, msg: Any) -> None:
+        tid = msg.subject[len(self._ack_prefix) :]
         sent = self._unacked.pop(tid, None)
+        if len(self._unacked) < MAX_UNACKED:
+            self._room.set()
         if sent is None:
             return
-        if f.cancelled() or f.exception() is not None:
+        data = msg.data
+        # A PubAck is a JSON object naming the stream; an error, or an
+        # empty no-responders status, goes through _publish's retries,
+        # which say what went wrong.
+        if not data or b'"error"' in data:
             self._retry(sent[1], tid, sent[2])
             return
         heapq.heappush(self._checks, (time.monotonic() + 5, tid, 5.0))
@@ -288,8 +320,9 @@ class Tasks:
         last: Exception | None = None
         for pause in (*_RETRY_PAUSES, None):
             try:
-                ack_fut = await js.publish_async(subject, body, headers=dict(hdr))
-                await asyncio.wait_for(ack_fut, 30)
+                # A request, not publish_async: nats-py 2.16 never completes
+                # a publish_async future whose PubAck is an error.
+                await js.publish(subject, body, timeout=30, headers=dict(hdr))
                 return
             except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError, TimeoutError) as e:
                 last = e
@@ -388,6 +421,8 @@ class Tasks:
             for tid, (sent, subject, body) in list(self._unacked.items()):
                 if now - sent > 30 and self._unacked.pop(tid, None) is not None:
                     self._retry(subject, tid, body)
+            if len(self._unacked) < MAX_UNACKED:
+                self._room.set()  # PubAcks lost (a reconnect): the fast path goes on
             looked = 0
             while self._checks and self._checks[0][0] <= now:
                 _, tid, every = heapq.heappop(self._checks)

@@ -130,11 +130,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--spec", default=None, help="cluster spec (default $FRAY_CLUSTER_SPEC, else a local cluster)"
     )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="task slots of each local worker (default: its CPUs); fray bench tasks runs 8 slots",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
     if a.n < 1 or a.latency_n < 1:
         p.error("--n and --latency-n must be at least 1")
-    c = frayhq.connect(a.spec)
+    if a.concurrency is not None and a.concurrency < 1:
+        p.error("--concurrency must be at least 1")
+    opts = {} if a.concurrency is None else {"concurrency": a.concurrency}
+    c = frayhq.connect(a.spec, **opts)
     try:
         if a.what == "tasks":
             out = bench_tasks(c, a.n, a.latency_n)

@@ -25,6 +25,7 @@ MAX_FRAME = 1 << 30
 IN_FD, OUT_FD = 3, 4
 _PICKLE_HEAD = b"\xda" + _codec.PICKLE_TAG.to_bytes(4, "big")
 _HDR = struct.Struct(">I")
+_NULL = b"\xf6"  # CBOR null
 
 
 class _Pipe:
@@ -167,6 +168,8 @@ def _call_args(arg: bytes | None, what: str) -> tuple[tuple[Any, ...], dict[str,
 
 
 def _encode(value: Any, what: str) -> bytes:
+    if value is None:
+        return _NULL  # most tasks and methods return nothing: skip the encoder
     try:
         out = _codec.dumps(value)
         if len(out) > MAX_FRAME - 4096:
