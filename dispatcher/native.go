@@ -17,6 +17,9 @@ func (d *Dispatcher) workerStates() []WorkerState {
 		if w.Resources.CPU <= 0 {
 			continue // no job runner on this worker
 		}
+		if _, expiring := d.expiring[id]; expiring {
+			continue // its lease expired: nothing new until it renews
+		}
 		out = append(out, WorkerState{Info: *w, Used: d.used(id)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Info.ID < out[j].Info.ID })

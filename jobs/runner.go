@@ -3,6 +3,7 @@ package jobs
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -192,32 +193,55 @@ func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream,
 		spec = nc.ConnectedUrl()
 	}
 	key := AllocKey(self.ID)
-	w, err := kv.Watch(ctx, key)
+	// The worker's allocation changes only when the dispatcher places or
+	// stops something here: a core subscription to its key's subject says
+	// when (no consumer per worker on the bucket), and a direct get reads
+	// it. A cheap read every second catches a change the subscription
+	// missed (published while this connection was away).
+	changed := make(chan struct{}, 1)
+	sub, err := nc.Subscribe("$KV."+broker.BucketJobState+"."+key, func(*nats.Msg) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
 	if err != nil {
-		return fmt.Errorf("jobs runner: watch assignments: %w", err)
+		return fmt.Errorf("jobs runner: subscribe to assignments: %w", broker.ExplainLimit(err))
 	}
-	defer func() { w.Stop() }()
+	defer func() { _ = sub.Unsubscribe() }()
 	host := &host{r: r, js: js, worker: self.ID, spec: spec, running: map[string]*proc{}, finished: map[string]*exitReport{}}
 	if r.o.DeviceKind != "" {
 		host.devs = newDevicePool(r.o.DeviceKind, r.o.Devices)
 	}
 	var lastRev uint64
-	apply := func(e jetstream.KeyValueEntry) {
-		if e.Revision() <= lastRev {
-			return
-		}
-		lastRev = e.Revision()
+	gone := false // the key was found deleted, and that was applied
+	read := func() {
+		gctx, cancel := context.WithTimeout(ctx, time.Second)
+		e, err := kv.Get(gctx, key)
+		cancel()
 		var a Allocation
-		if e.Operation() == jetstream.KeyValuePut {
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+			if lastRev == 0 || gone {
+				return // never assigned anything, or already applied
+			}
+			gone = true
+			// Deleted: nothing is assigned here any more. The revision of
+			// the deletion is unknown; the next put has a higher one.
+		case err != nil:
+			return // try again at the next tick
+		case e.Revision() <= lastRev:
+			return
+		default:
+			lastRev, gone = e.Revision(), false
 			if err := objects.Unmarshal(e.Value(), &a); err != nil {
-				r.log.Error("bad allocation record", "key", e.Key(), "err", err)
+				r.log.Error("bad allocation record", "key", key, "err", err)
 				return
 			}
 		}
 		host.apply(ctx, a.Tasks)
 	}
-	// A watch stalls for several heartbeats after a broker restart; a
-	// cheap read every second notices a missed update and restarts it.
+	read()
 	resync := time.NewTicker(time.Second)
 	defer resync.Stop()
 	for {
@@ -227,34 +251,9 @@ func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream,
 			return nil
 		case <-resync.C:
 			host.repeatExits()
-			gctx, cancel := context.WithTimeout(ctx, time.Second)
-			e, err := kv.Get(gctx, key)
-			cancel()
-			if err != nil || e.Revision() <= lastRev {
-				continue
-			}
-			apply(e)
-			if nw, err := kv.Watch(ctx, key, jetstream.ResumeFromRevision(lastRev+1)); err == nil {
-				w.Stop()
-				w = nw
-			}
-		case e, ok := <-w.Updates():
-			if !ok {
-				if ctx.Err() != nil {
-					host.stopAll()
-					return nil
-				}
-				nw, err := kv.Watch(ctx, key, jetstream.ResumeFromRevision(lastRev+1))
-				if err != nil {
-					host.stopAll()
-					return fmt.Errorf("jobs runner: assignment watch closed: %w", err)
-				}
-				w = nw
-				continue
-			}
-			if e != nil {
-				apply(e)
-			}
+			read()
+		case <-changed:
+			read()
 		}
 	}
 }

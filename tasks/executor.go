@@ -16,6 +16,7 @@ import (
 
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/objects"
+	"github.com/frayhq/fray/registry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -43,6 +44,10 @@ type ExecutorOptions struct {
 	// HandlerContext, if set, derives each handler's context (to carry a
 	// client, say).
 	HandlerContext func(context.Context) context.Context
+	// Workers is the pool directory view used to hand a task on to a peer
+	// that serves its function. Defaults to registry.Shared of the
+	// executor's connection.
+	Workers *registry.View
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -58,11 +63,11 @@ type Executor struct {
 	js    jetstream.JetStream
 	log   *slog.Logger
 	pull  *puller
-	view  *WorkerView
+	view  *registry.View
 	slots []atomic.Pointer[runningTask]
 
 	cmu       sync.RWMutex
-	cancelled map[string]struct{}
+	cancelled map[string]time.Time // id → when first seen
 	retries   sync.WaitGroup
 	rmu       sync.Mutex // guards rclosed against retries.Add racing Wait, and resending
 	rclosed   bool
@@ -113,7 +118,7 @@ func NewExecutor(nc *nats.Conn, js jetstream.JetStream, o ExecutorOptions) (*Exe
 		o.Logger = slog.Default()
 	}
 	return &Executor{o: o, nc: nc, js: js, log: o.Logger.With("pool", o.Pool),
-		slots: make([]atomic.Pointer[runningTask], o.Concurrency), cancelled: map[string]struct{}{},
+		slots: make([]atomic.Pointer[runningTask], o.Concurrency), cancelled: map[string]time.Time{},
 		resending: map[*nats.Msg]struct{}{}}, nil
 }
 
@@ -135,16 +140,25 @@ func (e *Executor) Served() int64 { return e.served.Load() }
 // running tasks finish for DrainTimeout, cancels the rest and hands them
 // back (nak) so other workers take them at once.
 func (e *Executor) Run(ctx context.Context) error {
-	err := e.ensureConsumer(ctx)
-	if err != nil {
+	// Start-up steps the server may refuse while thousands of workers
+	// start at once (a JetStream timeout, a limit) are retried.
+	if err := broker.Retry(ctx, e.log, "create the pool's consumer", e.ensureConsumer); err != nil {
 		return err
 	}
 	bg, stopBG := context.WithCancel(context.Background())
 	defer stopBG()
-	if e.view, err = WatchWorkers(bg, e.js); err != nil {
-		return err
+	if e.o.Workers != nil {
+		e.view = e.o.Workers
+	} else {
+		if err := broker.Retry(ctx, e.log, "open the pool directory", func(ctx context.Context) (err error) {
+			e.view, err = registry.Shared(ctx, e.nc)
+			return err
+		}); err != nil {
+			return err
+		}
+		defer e.view.Release()
 	}
-	cancelsDone, cancelsReady, err := e.watchCancels(bg)
+	cancelsDone, cancelsReady, err := e.watchCancels(ctx, bg)
 	if err != nil {
 		return err
 	}
@@ -154,7 +168,6 @@ func (e *Executor) Run(ctx context.Context) error {
 	if e.pub, err = newAsyncPublisher(e.nc, 4096, 10*time.Second); err != nil {
 		stopBG()
 		<-cancelsDone
-		<-e.view.Done()
 		return fmt.Errorf("tasks: %w", err)
 	}
 	sub, err := e.nc.Subscribe(e.pull.inbox+".*", func(m *nats.Msg) {
@@ -178,7 +191,6 @@ func (e *Executor) Run(ctx context.Context) error {
 		e.pub.close()
 		stopBG()
 		<-cancelsDone
-		<-e.view.Done()
 		return fmt.Errorf("tasks: subscribe: %w", err)
 	}
 	sub.SetPendingLimits(-1, -1)
@@ -207,11 +219,13 @@ func (e *Executor) Run(ctx context.Context) error {
 	// Take no task before knowing the pool's peers (a task only a peer
 	// serves is handed on, not failed) and the cancellations (a task
 	// cancelled while queued never starts).
-	for _, ready := range []<-chan struct{}{e.view.Ready(), cancelsReady} {
-		select {
-		case <-ready:
-		case <-ctx.Done():
-		}
+	_ = broker.Retry(ctx, e.log, "read the pool directory", func(ctx context.Context) error {
+		_, _, err := e.view.Pool(ctx, e.o.Pool)
+		return err
+	})
+	select {
+	case <-cancelsReady:
+	case <-ctx.Done():
 	}
 	if ctx.Err() == nil {
 		e.pull.start()
@@ -254,7 +268,6 @@ wait:
 	<-tickerDone
 	stopBG()
 	<-cancelsDone
-	<-e.view.Done()
 	e.nc.Flush()
 	return nil
 }
@@ -323,61 +336,110 @@ func (e *Executor) ticks(ctx context.Context) {
 }
 
 // watchCancels keeps the set of cancelled task ids and cancels running ones.
-// ready is closed once the cancellations stored so far are known.
-func (e *Executor) watchCancels(ctx context.Context) (done, ready <-chan struct{}, err error) {
-	kv, err := e.js.KeyValue(ctx, broker.BucketCancels)
-	if err != nil {
+// ready is closed once the cancellations stored so far are known. New
+// cancellations arrive on a core subscription to the bucket's subjects (no
+// consumer per worker); the stored ones are read once at start, and again
+// after a reconnect, by a watch that ends with the read. An id is
+// forgotten when its cancellation would have expired (the bucket's TTL).
+func (e *Executor) watchCancels(ctx, bg context.Context) (done, ready <-chan struct{}, err error) {
+	var kv jetstream.KeyValue
+	if err := broker.Retry(ctx, e.log, "open the cancellations", func(ctx context.Context) (err error) {
+		kv, err = e.js.KeyValue(ctx, broker.BucketCancels)
+		return err
+	}); err != nil {
 		return nil, nil, fmt.Errorf("tasks: cancel bucket: %w", err)
 	}
-	w, err := kv.WatchAll(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("tasks: watch cancels: %w", err)
+	keep := time.Duration(0)
+	if st, err := kv.Status(ctx); err == nil {
+		keep = st.TTL()
 	}
+	prefix := "$KV." + broker.BucketCancels + "."
+	sub, err := e.nc.Subscribe(prefix+"*", func(m *nats.Msg) {
+		if m.Header.Get("KV-Operation") != "" {
+			return
+		}
+		e.cancel(strings.TrimPrefix(m.Subject, prefix))
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("tasks: subscribe to cancellations: %w", broker.ExplainLimit(err))
+	}
+	sub.SetPendingLimits(-1, -1)
 	doneCh, readyCh := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(doneCh)
-		defer w.Stop()
-		loaded := false
-		defer func() {
-			if !loaded {
-				close(readyCh)
+		defer sub.Unsubscribe()
+		load := func() error {
+			lctx, cancel := context.WithTimeout(bg, 30*time.Second)
+			defer cancel()
+			w, err := kv.WatchAll(lctx, jetstream.IgnoreDeletes(), jetstream.MetaOnly())
+			if err != nil {
+				return err
 			}
-		}()
+			defer func() { _ = w.Stop() }()
+			for {
+				select {
+				case <-lctx.Done():
+					return lctx.Err()
+				case en, ok := <-w.Updates():
+					if !ok {
+						return errors.New("watch closed")
+					}
+					if en == nil {
+						return nil
+					}
+					e.cancel(en.Key())
+				}
+			}
+		}
+		if broker.Retry(bg, e.log, "read the cancellations", func(context.Context) error { return load() }) != nil {
+			close(readyCh)
+			return
+		}
+		close(readyCh)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		reconnects, lastPrune := e.nc.Stats().Reconnects, time.Now()
 		for {
 			select {
-			case <-ctx.Done():
+			case <-bg.Done():
 				return
-			case en, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if en == nil {
-					if !loaded {
-						loaded = true
-						close(readyCh)
+			case now := <-t.C:
+				if r := e.nc.Stats().Reconnects; r != reconnects && e.nc.IsConnected() {
+					// Cancellations stored while disconnected reached no
+					// subscriber: read them all again.
+					if broker.Retry(bg, e.log, "read the cancellations", func(context.Context) error { return load() }) != nil {
+						return
 					}
-					continue
+					reconnects = r
 				}
-				id := en.Key()
-				if en.Operation() != jetstream.KeyValuePut {
-					// The cancellation expired with its result: forget it.
+				if keep > 0 && now.Sub(lastPrune) >= time.Minute {
+					lastPrune = now
 					e.cmu.Lock()
-					delete(e.cancelled, id)
-					e.cmu.Unlock()
-					continue
-				}
-				e.cmu.Lock()
-				e.cancelled[id] = struct{}{}
-				e.cmu.Unlock()
-				for i := range e.slots {
-					if r := e.slots[i].Load(); r != nil && r.id == id {
-						r.cancel(ErrCancelled)
+					for id, at := range e.cancelled {
+						if now.Sub(at) > keep {
+							delete(e.cancelled, id)
+						}
 					}
+					e.cmu.Unlock()
 				}
 			}
 		}
 	}()
 	return doneCh, readyCh, nil
+}
+
+// cancel records id as cancelled and cancels it if it is running here.
+func (e *Executor) cancel(id string) {
+	e.cmu.Lock()
+	if _, ok := e.cancelled[id]; !ok {
+		e.cancelled[id] = time.Now()
+	}
+	e.cmu.Unlock()
+	for i := range e.slots {
+		if r := e.slots[i].Load(); r != nil && r.id == id {
+			r.cancel(ErrCancelled)
+		}
+	}
 }
 
 func (e *Executor) isCancelled(id string) bool {

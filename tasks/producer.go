@@ -12,6 +12,7 @@ import (
 
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/objects"
+	"github.com/frayhq/fray/registry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -47,7 +48,7 @@ type Producer struct {
 	maxSize int64
 	inline  int
 	log     *slog.Logger
-	view    *WorkerView
+	view    *registry.View
 	results jetstream.Stream
 	cancels jetstream.KeyValue
 
@@ -125,23 +126,16 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 	p.leaderSub, _ = nc.Subscribe("$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED."+broker.StreamResults, func(*nats.Msg) {
 		p.leaderChanges.Add(1)
 	})
-	wctx, stop := context.WithCancel(context.Background())
-	p.ctx, p.stop = wctx, stop
-	if p.view, err = WatchWorkers(wctx, js); err != nil {
-		stop()
+	if p.view, err = registry.Shared(ctx, nc); err != nil {
 		p.sub.Unsubscribe()
 		if p.leaderSub != nil {
 			p.leaderSub.Unsubscribe()
 		}
 		p.pub.close()
-		return nil, err
+		return nil, fmt.Errorf("tasks: %w", err)
 	}
-	select {
-	case <-p.view.Ready():
-	case <-ctx.Done():
-		p.Close()
-		return nil, ctx.Err()
-	}
+	wctx, stop := context.WithCancel(context.Background())
+	p.ctx, p.stop = wctx, stop
 	p.sweepDone = make(chan struct{})
 	go p.sweep(wctx)
 	return p, nil
@@ -235,8 +229,9 @@ func (p *Producer) sweep(ctx context.Context) {
 // Owner is the token this producer's results are addressed to.
 func (p *Producer) Owner() string { return p.owner }
 
-// Workers is the producer's live view of the worker registry.
-func (p *Producer) Workers() *WorkerView { return p.view }
+// Workers is the producer's view of the pool directory (shared with the
+// other users of its connection).
+func (p *Producer) Workers() *registry.View { return p.view }
 
 // Close stops receiving results; futures still waiting resolve with
 // ErrClosed.
@@ -262,7 +257,7 @@ func (p *Producer) Close() {
 	p.stop()      // resubmissions waiting out a delay give up
 	p.pub.close() // blocked and pending publishes fail with ErrClosed
 	p.retrying.Wait()
-	<-p.view.Done()
+	p.view.Release()
 	if p.sweepDone != nil {
 		<-p.sweepDone
 	}

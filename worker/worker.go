@@ -15,6 +15,7 @@ import (
 
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/objects"
+	"github.com/frayhq/fray/registry"
 	"github.com/frayhq/fray/tasks"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -61,6 +62,7 @@ type Worker struct {
 	o    Options
 	log  *slog.Logger
 	exec atomic.Pointer[tasks.Executor] // set once by Run; read by Running
+	reg  atomic.Bool                    // the registry lease is held (first taken)
 
 	mu   sync.Mutex
 	info broker.WorkerInfo
@@ -148,6 +150,10 @@ func (w *Worker) Info() broker.WorkerInfo {
 	return w.info
 }
 
+// Registered reports whether Run has registered the worker (taken its
+// registry lease) and not yet stopped.
+func (w *Worker) Registered() bool { return w.reg.Load() }
+
 // Running is the number of tasks running now.
 func (w *Worker) Running() int {
 	ex := w.exec.Load()
@@ -161,14 +167,28 @@ func (w *Worker) Running() int {
 // and the executor stop (running tasks finish within DrainTimeout, the rest
 // are handed back) and the registry entry is removed.
 func (w *Worker) Run(ctx context.Context) error {
-	store, err := objects.New(ctx, w.js, objects.Options{InlineThreshold: w.o.InlineThreshold})
-	if err != nil {
+	// Start-up steps the server may refuse or time out while thousands of
+	// workers start together are retried with backoff; only a live worker
+	// holding this id ends the start.
+	var store *objects.Store
+	if err := broker.Retry(ctx, w.log, "open the object store", func(ctx context.Context) (err error) {
+		store, err = objects.New(ctx, w.js, objects.Options{InlineThreshold: w.o.InlineThreshold})
+		return err
+	}); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
+	var view *registry.View
+	if err := broker.Retry(ctx, w.log, "open the pool directory", func(ctx context.Context) (err error) {
+		view, err = registry.Shared(ctx, w.nc)
+		return err
+	}); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	defer view.Release()
 	ex, err := tasks.NewExecutor(w.nc, w.js, tasks.ExecutorOptions{
 		WorkerID: w.o.ID, Pool: w.o.Pool, Concurrency: w.o.Concurrency, AckWait: w.o.AckWait,
 		DrainTimeout: w.o.DrainTimeout, Registry: w.o.Registry, Objects: store,
-		HandlerContext: w.o.HandlerContext, Logger: w.log,
+		HandlerContext: w.o.HandlerContext, Logger: w.log, Workers: view,
 	})
 	if err != nil {
 		return err
@@ -178,10 +198,26 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	lease, err := broker.AcquireLease(ctx, w.js, broker.BucketWorkers, w.o.ID, rec, w.o.LeaseTTL)
-	if err != nil {
+	var lease *broker.Lease
+	if err := broker.Retry(ctx, w.log, "register", func(ctx context.Context) (err error) {
+		lease, err = broker.AcquireLease(ctx, w.js, broker.BucketWorkers, w.o.ID, rec, w.o.LeaseTTL)
+		if errors.Is(err, broker.ErrLeaseHeld) {
+			// Our own record, if an earlier try was stored without its
+			// acknowledgement reaching us; else another live process.
+			own, ours, rerr := w.resume(ctx)
+			switch {
+			case rerr != nil:
+				return rerr
+			case !ours:
+				return broker.Permanent(err)
+			}
+			lease, err = own, nil
+		}
+		return err
+	}); err != nil {
 		return fmt.Errorf("worker: register %s: %w", w.o.ID, err)
 	}
+	w.reg.Store(true)
 	w.log.Info("worker registered", "pool", w.o.Pool, "concurrency", w.o.Concurrency, "handlers", w.info.Handlers)
 
 	runCtx, cancelRun := context.WithCancelCause(ctx)
@@ -216,6 +252,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	err = g.Run()
 	stopLease()
 	<-leaseDone
+	w.reg.Store(false)
 	w.log.Info("worker stopped", "served", ex.Served())
 	if errors.Is(err, context.Canceled) {
 		err = nil
@@ -233,7 +270,7 @@ func (w *Worker) keepLease(ctx context.Context, lease *broker.Lease) error {
 			return nil
 		}
 		w.log.Warn("registry lease lost; registering again", "err", err)
-		for {
+		for n := 0; ; n++ {
 			lease, err = broker.AcquireLease(ctx, w.js, broker.BucketWorkers, w.o.ID, w.record(), w.o.LeaseTTL)
 			if err == nil {
 				break
@@ -257,7 +294,10 @@ func (w *Worker) keepLease(ctx context.Context, lease *broker.Lease) error {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(w.o.LeaseTTL / 3): // retry while the broker is unreachable
+			// Retry soon (a stream leader may just have been elected; the
+			// liveness deciders wait registry.ExpiryGrace for us), backing
+			// off while the broker stays unreachable.
+			case <-time.After(min(broker.Backoff(n), w.o.LeaseTTL/3)):
 			}
 		}
 	}

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -158,19 +157,41 @@ func runMain(args []string) error {
 	}
 	ran := make(chan error, 1)
 	go func() { ran <- w.Run(ctx) }()
-	// Say ready once the registry lists this worker: from then on every
-	// client sees its functions (a submission is not refused as unknown).
-	tick := time.NewTicker(10 * time.Millisecond)
+	// Say ready once this worker is registered and its pool's directory
+	// lists its functions: from then on every client sees them (a
+	// submission is not refused as unknown). A broker without the
+	// directory (an older fray-broker) never lists them: say ready anyway
+	// after directoryWait.
+	const directoryWait = 10 * time.Second
+	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	var registeredAt time.Time
 	for {
 		select {
 		case err := <-ran:
 			return err
 		case <-tick.C:
 		}
-		if slices.ContainsFunc(client.Workers(), func(wi broker.WorkerInfo) bool { return wi.ID == w.ID() }) {
-			fmt.Printf("fray-worker ready id=%s pool=%s\n", w.ID(), *pool)
-			return <-ran
+		if !w.Registered() {
+			continue
 		}
+		if registeredAt.IsZero() {
+			registeredAt = time.Now()
+		}
+		listed := true
+		for _, fn := range w.Info().Handlers {
+			if served, _ := client.Pools().Serves(w.Info().Pool, fn); !served {
+				listed = false
+				break
+			}
+		}
+		if !listed && time.Since(registeredAt) < directoryWait {
+			continue
+		}
+		if !listed {
+			log.Warn("the pool directory does not list this worker's functions; is fray-broker of this version running?", "bucket", broker.BucketPools)
+		}
+		fmt.Printf("fray-worker ready id=%s pool=%s\n", w.ID(), *pool)
+		return <-ran
 	}
 }
