@@ -196,8 +196,9 @@ func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream,
 	// The worker's allocation changes only when the dispatcher places or
 	// stops something here: a core subscription to its key's subject says
 	// when (no consumer per worker on the bucket), and a direct get reads
-	// it. A cheap read every second catches a change the subscription
-	// missed (published while this connection was away).
+	// it. A read after each reconnect, and every few seconds, catches a
+	// change the subscription missed (published while this connection was
+	// away).
 	changed := make(chan struct{}, 1)
 	sub, err := nc.Subscribe("$KV."+broker.BucketJobState+"."+key, func(*nats.Msg) {
 		select {
@@ -242,16 +243,23 @@ func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream,
 		host.apply(ctx, a.Tasks)
 	}
 	read()
-	resync := time.NewTicker(time.Second)
-	defer resync.Stop()
+	// Exits not yet acknowledged are sent again every second; the key is
+	// read again after a reconnect and every resyncEvery as a safety net.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	const resyncEvery = 5 * time.Second
+	reconnects, lastRead := nc.Stats().Reconnects, time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			host.stopAll()
 			return nil
-		case <-resync.C:
+		case now := <-tick.C:
 			host.repeatExits()
-			read()
+			if r := nc.Stats().Reconnects; r != reconnects || now.Sub(lastRead) >= resyncEvery {
+				reconnects, lastRead = r, now
+				read()
+			}
 		case <-changed:
 			read()
 		}

@@ -27,7 +27,6 @@ type MaintainerOptions struct {
 	Logger *slog.Logger
 }
 
-
 // Maintainer keeps the pool directory (FRAY_POOLS) in step with the worker
 // registry (FRAY_WORKERS). Several may run (one per broker of a cluster):
 // each writes a pool's record only when it differs from the stored one,

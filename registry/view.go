@@ -33,9 +33,9 @@ type View struct {
 	nc *nats.Conn
 	kv jetstream.KeyValue
 
-	mu    sync.RWMutex
-	pools map[string]*broker.PoolDirectory // nil: asked, no record
-	refs  int                              // Shared users; 0 for a View from NewView
+	mu     sync.RWMutex
+	pools  map[string]*broker.PoolDirectory // nil: asked, no record
+	shared *sharedView                      // nil for a View from NewView
 
 	sub       *nats.Subscription
 	delivered atomic.Uint64
@@ -52,42 +52,78 @@ const fetchTimeout = 2 * time.Second
 
 var (
 	sharedMu sync.Mutex
-	shared   = map[*nats.Conn]*View{}
+	shared   = map[*nats.Conn]*sharedView{}
 )
+
+// sharedView is a Shared View being opened (ready open) or open.
+type sharedView struct {
+	ready chan struct{} // closed once v or err is set
+	v     *View
+	err   error
+	refs  int
+}
 
 // Shared returns the View of nc's process, creating it on first use: the
 // client, the task executor and the plugins of one worker share it. Each
-// call must be paired with a Release.
+// call that returns no error must be paired with a Release. Connections
+// open their views independently: a slow broker delays only the callers
+// on the same connection.
 func Shared(ctx context.Context, nc *nats.Conn) (*View, error) {
+	for {
+		sharedMu.Lock()
+		sv := shared[nc]
+		if sv == nil {
+			sv = &sharedView{ready: make(chan struct{}), refs: 1}
+			shared[nc] = sv
+			sharedMu.Unlock()
+			sv.v, sv.err = NewView(ctx, nc)
+			sharedMu.Lock()
+			if sv.err != nil {
+				delete(shared, nc)
+			} else {
+				sv.v.shared = sv
+			}
+			close(sv.ready)
+			sharedMu.Unlock()
+			return sv.v, sv.err
+		}
+		sv.refs++
+		sharedMu.Unlock()
+		select {
+		case <-ctx.Done():
+			release(nc, sv)
+			return nil, ctx.Err()
+		case <-sv.ready:
+		}
+		if sv.err == nil {
+			return sv.v, nil
+		}
+		// The opener failed (its context, say): try again ourselves.
+	}
+}
+
+// release drops one reference to sv, closing its View with the last one.
+func release(nc *nats.Conn, sv *sharedView) {
 	sharedMu.Lock()
-	defer sharedMu.Unlock()
-	if v := shared[nc]; v != nil {
-		v.refs++
-		return v, nil
+	sv.refs--
+	last := sv.refs == 0 && sv.v != nil
+	if last && shared[nc] == sv {
+		delete(shared, nc)
 	}
-	v, err := NewView(ctx, nc)
-	if err != nil {
-		return nil, err
+	sharedMu.Unlock()
+	if last {
+		sv.v.Close()
 	}
-	v.refs = 1
-	shared[nc] = v
-	return v, nil
 }
 
 // Release ends one Shared use of v; the last one closes it. On a View from
 // NewView it is Close.
 func (v *View) Release() {
-	sharedMu.Lock()
-	if shared[v.nc] == v {
-		v.refs--
-		if v.refs > 0 {
-			sharedMu.Unlock()
-			return
-		}
-		delete(shared, v.nc)
+	if v.shared == nil {
+		v.Close()
+		return
 	}
-	sharedMu.Unlock()
-	v.Close()
+	release(v.nc, v.shared)
 }
 
 // NewView starts a View of its own on nc (most callers want Shared).

@@ -77,6 +77,7 @@ type Executor struct {
 	pub      *asyncPublisher
 	served   atomic.Int64
 	draining atomic.Bool // set when Run's ctx ends: no task starts after it
+	pulling  atomic.Bool // set once Run has started pulling tasks
 }
 
 type runningTask struct {
@@ -132,6 +133,10 @@ func (e *Executor) Running() int {
 	}
 	return n
 }
+
+// Pulling reports whether Run has finished starting (its consumer, the
+// pool directory and the cancellations are ready) and pulls tasks.
+func (e *Executor) Pulling() bool { return e.pulling.Load() && !e.draining.Load() }
 
 // Served is the number of tasks completed (with any outcome) so far.
 func (e *Executor) Served() int64 { return e.served.Load() }
@@ -229,6 +234,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	}
 	if ctx.Err() == nil {
 		e.pull.start()
+		e.pulling.Store(true)
 	}
 	<-ctx.Done()
 
@@ -272,9 +278,12 @@ wait:
 	return nil
 }
 
-// ensureConsumer creates (or updates) the pool's durable consumer.
+// ensureConsumer creates the pool's durable consumer, or updates it when
+// its settings differ from this executor's. A consumer already as wanted
+// is only looked up: thousands of workers starting together do not
+// rewrite it thousands of times.
 func (e *Executor) ensureConsumer(ctx context.Context) error {
-	_, err := e.js.CreateOrUpdateConsumer(ctx, broker.StreamTasks, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       ConsumerName(e.o.Pool),
 		Description:   "fray workers of pool " + e.o.Pool,
 		FilterSubject: TaskSubject(e.o.Pool),
@@ -283,8 +292,15 @@ func (e *Executor) ensureConsumer(ctx context.Context) error {
 		MaxDeliver:    -1,
 		MaxAckPending: -1,
 		MaxWaiting:    4096,
-	})
-	if err != nil {
+	}
+	if c, err := e.js.Consumer(ctx, broker.StreamTasks, cfg.Durable); err == nil {
+		got := c.CachedInfo().Config
+		if got.AckWait == cfg.AckWait && got.FilterSubject == cfg.FilterSubject && got.MaxDeliver == cfg.MaxDeliver &&
+			got.MaxAckPending == cfg.MaxAckPending && got.MaxWaiting == cfg.MaxWaiting && got.AckPolicy == cfg.AckPolicy {
+			return nil
+		}
+	}
+	if _, err := e.js.CreateOrUpdateConsumer(ctx, broker.StreamTasks, cfg); err != nil {
 		return fmt.Errorf("tasks: consumer for pool %s: %w", e.o.Pool, err)
 	}
 	return nil

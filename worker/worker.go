@@ -143,6 +143,9 @@ func New(nc *nats.Conn, o Options) (*Worker, error) {
 // ID is the worker's id.
 func (w *Worker) ID() string { return w.o.ID }
 
+// NATS is the worker's connection.
+func (w *Worker) NATS() *nats.Conn { return w.nc }
+
 // Info is a copy of the worker's registry record.
 func (w *Worker) Info() broker.WorkerInfo {
 	w.mu.Lock()
@@ -153,6 +156,13 @@ func (w *Worker) Info() broker.WorkerInfo {
 // Registered reports whether Run has registered the worker (taken its
 // registry lease) and not yet stopped.
 func (w *Worker) Registered() bool { return w.reg.Load() }
+
+// Serving reports whether the worker's executor has started and pulls
+// tasks of its pool.
+func (w *Worker) Serving() bool {
+	ex := w.exec.Load()
+	return ex != nil && ex.Pulling()
+}
 
 // Running is the number of tasks running now.
 func (w *Worker) Running() int {
