@@ -43,7 +43,7 @@ func AcquireLease(ctx context.Context, js jetstream.JetStream, bucket, key strin
 	if ttl < time.Second {
 		return nil, fmt.Errorf("%w: lease TTL %s under 1s", ErrBadOptions, ttl)
 	}
-	kv, err := js.KeyValue(ctx, bucket)
+	kv, err := KeyValue(ctx, js, bucket)
 	if err != nil {
 		return nil, fmt.Errorf("broker: bucket %s: %w", bucket, err)
 	}
@@ -66,7 +66,7 @@ func ResumeLease(ctx context.Context, js jetstream.JetStream, bucket, key string
 	if ttl < time.Second {
 		return nil, fmt.Errorf("%w: lease TTL %s under 1s", ErrBadOptions, ttl)
 	}
-	kv, err := js.KeyValue(ctx, bucket)
+	kv, err := KeyValue(ctx, js, bucket)
 	if err != nil {
 		return nil, fmt.Errorf("broker: bucket %s: %w", bucket, err)
 	}

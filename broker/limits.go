@@ -31,9 +31,9 @@ func ExplainLimit(err error) error {
 	switch {
 	case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeMaximumConsumersLimit,
 		errors.As(err, &legacyErr) && legacyErr.ErrorCode == nats.ErrorCode(jetstream.JSErrCodeMaximumConsumersLimit):
-		hint = "a stream's consumer limit (nats-server allows 1,000 consumers per stream unless configured; " +
-			"fray-broker lifts it; on your own nats-server set jetstream { limits { default_max_consumers: -1 } } " +
-			"or raise the account's max_consumers)"
+		hint = "a stream's consumer limit (nats-server's jetstream.limits.default_max_consumers, 1,000 per stream " +
+			"unless configured, or the account's max_consumers; fray-broker lifts the default unless its --config sets it; " +
+			"on your own nats-server set jetstream { limits { default_max_consumers: -1 } })"
 	case errors.Is(err, nats.ErrMaxConnectionsExceeded):
 		hint = "the server's connection limit (nats-server max_connections, default 65,536)"
 	case errors.Is(err, nats.ErrMaxSubscriptionsExceeded):

@@ -184,8 +184,14 @@ func HostMemory() int64 {
 // running replica (reported as preempted, so the job reruns elsewhere
 // without spending its failure budget) and returns nil.
 func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, self *broker.WorkerInfo) error {
-	kv, err := js.KeyValue(ctx, broker.BucketJobState)
-	if err != nil {
+	var kv jetstream.KeyValue
+	if err := broker.Retry(ctx, r.log, "open "+broker.BucketJobState, func(sctx context.Context) (err error) {
+		kv, err = broker.KeyValue(sctx, js, broker.BucketJobState)
+		return err
+	}); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("jobs runner: open %s: %w", broker.BucketJobState, err)
 	}
 	spec := r.o.ClusterSpec

@@ -132,7 +132,7 @@ func NewView(ctx context.Context, nc *nats.Conn) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
-	kv, err := js.KeyValue(ctx, broker.BucketPools)
+	kv, err := broker.KeyValue(ctx, js, broker.BucketPools)
 	if err != nil {
 		return nil, fmt.Errorf("registry: bucket %s: %w (is the cluster provisioned by a fray-broker of this version?)", broker.BucketPools, err)
 	}

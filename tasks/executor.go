@@ -360,15 +360,14 @@ func (e *Executor) ticks(ctx context.Context) {
 func (e *Executor) watchCancels(ctx, bg context.Context) (done, ready <-chan struct{}, err error) {
 	var kv jetstream.KeyValue
 	if err := broker.Retry(ctx, e.log, "open the cancellations", func(ctx context.Context) (err error) {
-		kv, err = e.js.KeyValue(ctx, broker.BucketCancels)
+		kv, err = broker.KeyValue(ctx, e.js, broker.BucketCancels)
 		return err
 	}); err != nil {
 		return nil, nil, fmt.Errorf("tasks: cancel bucket: %w", err)
 	}
-	keep := time.Duration(0)
-	if st, err := kv.Status(ctx); err == nil {
-		keep = st.TTL()
-	}
+	// The bucket's TTL (how long a cancellation is kept) is read at the
+	// first prune, a minute in, not among the start-up requests.
+	keep := time.Duration(-1)
 	prefix := "$KV." + broker.BucketCancels + "."
 	sub, err := e.nc.Subscribe(prefix+"*", func(m *nats.Msg) {
 		if m.Header.Get("KV-Operation") != "" {
@@ -427,6 +426,13 @@ func (e *Executor) watchCancels(ctx, bg context.Context) (done, ready <-chan str
 						return
 					}
 					reconnects = r
+				}
+				if keep < 0 && now.Sub(lastPrune) >= time.Minute {
+					sctx, cancel := context.WithTimeout(bg, 5*time.Second)
+					if st, err := kv.Status(sctx); err == nil {
+						keep = st.TTL()
+					}
+					cancel()
 				}
 				if keep > 0 && now.Sub(lastPrune) >= time.Minute {
 					lastPrune = now

@@ -110,7 +110,7 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 		return nil, fmt.Errorf("tasks: %w: stream %s does not republish stored results to %s>; restart fray-broker (or run broker.Provision) with this fray version",
 			broker.ErrLayoutTooOld, broker.StreamResults, broker.SubjectStoredPrefix)
 	}
-	if p.cancels, err = js.KeyValue(ctx, broker.BucketCancels); err != nil {
+	if p.cancels, err = broker.KeyValue(ctx, js, broker.BucketCancels); err != nil {
 		p.pub.close()
 		return nil, fmt.Errorf("tasks: cancel bucket: %w", err)
 	}

@@ -49,6 +49,10 @@ type Options struct {
 	// InlineThreshold is the size above which results go to the object
 	// store. Defaults to objects.DefaultInlineThreshold.
 	InlineThreshold int
+	// Objects is the object store for large arguments and results
+	// (InlineThreshold is then the store's). Defaults to one opened on the
+	// worker's connection; fray-worker passes its client's.
+	Objects *objects.Store
 	// HandlerContext derives each task handler's context.
 	HandlerContext func(context.Context) context.Context
 	// Logger defaults to slog.Default().
@@ -180,12 +184,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Start-up steps the server may refuse or time out while thousands of
 	// workers start together are retried with backoff; only a live worker
 	// holding this id ends the start.
-	var store *objects.Store
-	if err := broker.Retry(ctx, w.log, "open the object store", func(ctx context.Context) (err error) {
+	store := w.o.Objects
+	if store == nil && broker.Retry(ctx, w.log, "open the object store", func(ctx context.Context) (err error) {
 		store, err = objects.New(ctx, w.js, objects.Options{InlineThreshold: w.o.InlineThreshold})
 		return err
-	}); err != nil {
-		return fmt.Errorf("worker: %w", err)
+	}) != nil {
+		return fmt.Errorf("worker: %w", ctx.Err())
 	}
 	var view *registry.View
 	if err := broker.Retry(ctx, w.log, "open the pool directory", func(ctx context.Context) (err error) {
@@ -319,7 +323,7 @@ func (w *Worker) keepLease(ctx context.Context, lease *broker.Lease) error {
 // error means the key could not be read (the broker unreachable, or the key
 // gone).
 func (w *Worker) resume(ctx context.Context) (lease *broker.Lease, ours bool, err error) {
-	kv, err := w.js.KeyValue(ctx, broker.BucketWorkers)
+	kv, err := broker.KeyValue(ctx, w.js, broker.BucketWorkers)
 	if err != nil {
 		return nil, false, err
 	}

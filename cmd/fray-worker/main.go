@@ -23,6 +23,7 @@ import (
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
+	"github.com/nats-io/nats.go"
 )
 
 func main() { daemon.Exit("fray-worker", runMain(os.Args[1:])) }
@@ -133,8 +134,17 @@ func runMain(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	client, err := fray.Connect(cctx, *natsURL)
+	// A broker busy with thousands of workers starting at once may time
+	// out a set-up request: try again with backoff for up to two minutes.
+	var client *fray.Client
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	err = broker.Retry(cctx, log, "connect to "+*natsURL, func(sctx context.Context) (err error) {
+		client, err = fray.Connect(sctx, *natsURL)
+		if errors.Is(err, fray.ErrBadSpec) || errors.Is(err, nats.ErrAuthorization) {
+			return broker.Permanent(err)
+		}
+		return err
+	})
 	cancel()
 	if err != nil {
 		return err
@@ -151,6 +161,7 @@ func runMain(args []string) error {
 		ID: *id, Pool: *pool, Concurrency: *concurrency, Attributes: attributes, Registry: reg,
 		AckWait: *ackWait, DrainTimeout: *drain, LeaseTTL: *leaseTTL, Plugins: plugins, Logger: log,
 		HandlerContext: func(ctx context.Context) context.Context { return fray.WithClient(ctx, client) },
+		Objects:        client.Objects(),
 	})
 	if err != nil {
 		return err

@@ -67,8 +67,10 @@ type FleetResult struct {
 	JobStartP50MS float64 `json:"job_start_p50_ms"`
 	JobStartP99MS float64 `json:"job_start_p99_ms"`
 	// LeasesLost counts worker lease keys that expired (a liveness decider
-	// saw the expiry) from registration to the end of the run.
-	LeasesLost int `json:"leases_lost"`
+	// saw the expiry) from the first start to the end of the run;
+	// LeasesLostIdle those in the idle window (after the start-up storm).
+	LeasesLost     int `json:"leases_lost"`
+	LeasesLostIdle int `json:"leases_lost_idle"`
 }
 
 func (r FleetResult) String() string {
@@ -76,9 +78,9 @@ func (r FleetResult) String() string {
 		"idle %.0f s: broker CPU %.1f%% of one core, RSS %.0f MiB, in %.0f msgs/s (%.0f KiB/s), out %.0f msgs/s (%.0f KiB/s)\n"+
 		"tasks: %d no-op: %.0f tasks/s, latency p50 %.2f ms, p99 %.2f ms\n"+
 		"jobs: %d one at a time: submit-to-RUNNING p50 %.1f ms, p99 %.1f ms\n"+
-		"leases lost: %d",
+		"leases lost: %d (%d while idle)",
 		r.Workers, r.RegisterS, r.Exited, r.IdleS, r.IdleCPUPct, r.BrokerRSSMiB, r.IdleInMsgsPS, r.IdleInKBPS, r.IdleOutMsgsPS, r.IdleOutKBPS,
-		r.Tasks, r.TasksPerS, r.TaskP50MS, r.TaskP99MS, r.Jobs, r.JobStartP50MS, r.JobStartP99MS, r.LeasesLost)
+		r.Tasks, r.TasksPerS, r.TaskP50MS, r.TaskP99MS, r.Jobs, r.JobStartP50MS, r.JobStartP99MS, r.LeasesLost, r.LeasesLostIdle)
 }
 
 // Fleet starts o.Workers workers in this process, each as fray-worker
@@ -123,12 +125,13 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 		go func() {
 			defer wg.Done()
 			if err := runFleetWorker(wctx, o, i, log); err != nil && wctx.Err() == nil {
-				exited.Add(1)
 				mu.Lock()
 				if firstErr == nil {
 					firstErr = err
+					say(fmt.Sprintf("a worker exited: %v", err))
 				}
 				mu.Unlock()
+				exited.Add(1)
 			}
 		}()
 	}
@@ -149,7 +152,7 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 	if err != nil {
 		return res, err
 	}
-	i0 := time.Now()
+	i0, lost0 := time.Now(), lost.Load()
 	var rss float64
 	for time.Since(i0) < o.Idle {
 		select {
@@ -167,6 +170,7 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 	}
 	el := time.Since(i0).Seconds()
 	res.IdleS = el
+	res.LeasesLostIdle = int(lost.Load() - lost0)
 	res.BrokerRSSMiB = max(rss, float64(v1.Mem)/(1<<20))
 	res.IdleInMsgsPS = float64(v1.InMsgs-v0.InMsgs) / el
 	res.IdleOutMsgsPS = float64(v1.OutMsgs-v0.OutMsgs) / el
@@ -198,9 +202,6 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 	}
 	res.Exited = int(exited.Load())
 	res.LeasesLost = int(lost.Load())
-	if firstErr != nil {
-		say(fmt.Sprintf("a worker exited: %v", firstErr))
-	}
 	return res, nil
 }
 
@@ -226,6 +227,7 @@ func runFleetWorker(ctx context.Context, o FleetOptions, i int, log *slog.Logger
 		ID: fmt.Sprintf("fleet-%05d", i), Concurrency: o.Concurrency, LeaseTTL: o.LeaseTTL, Plugins: plugins,
 		DrainTimeout: time.Nanosecond, Logger: log,
 		HandlerContext: func(ctx context.Context) context.Context { return fray.WithClient(ctx, c) },
+		Objects:        c.Objects(),
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,217 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/frayhq/fray"
+	"github.com/frayhq/fray/actors"
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/jobs"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// clusterNode is one fray-broker of a three-node cluster.
+type clusterNode struct {
+	*proc
+	name, url string
+}
+
+// startCluster runs three fray-broker processes routed into one cluster
+// with three replicas, started together, and waits until each is ready. A
+// node that gives up while the cluster forms is started again (clustered
+// start-up is issue 13's other part; this test is about failover).
+func startCluster(t *testing.T) []*clusterNode {
+	t.Helper()
+	ports := frayt.FreePorts(t, 6)
+	nodes := make([]*clusterNode, 3)
+	args := make([][]string, 3)
+	for i := range 3 {
+		var routes []string
+		for j := range 3 {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[3+j]))
+			}
+		}
+		name := fmt.Sprintf("b%d", i)
+		args[i] = []string{"--store", t.TempDir(), "--port", fmt.Sprint(ports[i]), "--server-name", name, "--cluster-name", "fray-failover",
+			"--cluster-port", fmt.Sprint(ports[3+i]), "--routes", strings.Join(routes, ","), "--replicas", "3", "--log-level", "warn"}
+		nodes[i] = &clusterNode{name: name, url: fmt.Sprintf("nats://127.0.0.1:%d", ports[i])}
+	}
+	for i := range 3 {
+		nodes[i].proc = start(t, "fray-broker", nil, args[i]...)
+	}
+	deadline := time.Now().Add(4 * time.Minute)
+	ready := make([]bool, 3)
+	restarts := 0
+	for !(ready[0] && ready[1] && ready[2]) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the cluster is not ready within 4m (%d restarts)", restarts)
+		}
+		for i, n := range nodes {
+			if ready[i] {
+				continue
+			}
+			select {
+			case l := <-n.lines:
+				ready[i] = strings.Contains(l, "fray-broker ready")
+			case <-n.done:
+				if restarts++; restarts > 9 {
+					t.Fatalf("%s exited; %d restarts while the cluster formed:\n%s", n.name, restarts, n.Output())
+				}
+				t.Logf("%s exited while the cluster formed; starting it again", n.name)
+				n.proc = start(t, "fray-broker", nil, args[i]...)
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return nodes
+}
+
+// streamLeader is the server leading stream ("" during an election).
+func streamLeader(ctx context.Context, js jetstream.JetStream, stream string) string {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return ""
+	}
+	info, err := s.Info(ctx)
+	if err != nil || info.Cluster == nil {
+		return ""
+	}
+	return info.Cluster.Leader
+}
+
+// moveLeader asks stream's leader to step down in favour of server.
+func moveLeader(t *testing.T, c *fray.Client, stream, server string) {
+	t.Helper()
+	req, _ := json.Marshal(map[string]any{"placement": map[string]any{"preferred": server}})
+	frayt.Eventually(t, 60*time.Second, stream+" led by "+server, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if streamLeader(ctx, c.JetStream(), stream) == server {
+			return true
+		}
+		_, _ = c.NATS().RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+stream, req)
+		time.Sleep(500 * time.Millisecond) // let the election settle before looking again
+		return streamLeader(ctx, c.JetStream(), stream) == server
+	})
+}
+
+// Killing the node that leads the worker registry, the actor registry and
+// the job state, with the workers and the actor's host connected to it and
+// a job running, declares no live worker lost: no worker's registration
+// is lost, the job keeps running without a preemption, the actor keeps its
+// epoch and answers calls, and no surviving broker logs a lost worker.
+func TestKillingTheRegistryLeaderDeclaresNoLiveWorkerLost(t *testing.T) {
+	nodes := startCluster(t)
+	var urls []string
+	for _, n := range nodes {
+		urls = append(urls, n.url)
+	}
+	c := client(t, strings.Join(urls, ","))
+	victim := nodes[0]
+	for _, s := range []string{"KV_" + broker.BucketWorkers, "KV_" + broker.BucketActors, "KV_" + broker.BucketJobState} {
+		moveLeader(t, c, s, victim.name)
+	}
+	// The workers (each an actor host and a job runner) know only the
+	// victim's URL; they learn the others from it.
+	ids := []string{"fw-1", "fw-2"}
+	workers := map[string]*proc{}
+	for _, id := range ids {
+		workers[id] = start(t, "fray-worker", nil, "--nats", victim.url, "--id", id, "--log-level", "warn")
+	}
+	waitFor(t, 60*time.Second, "both workers registered", func() bool { return len(c.Workers()) == 2 })
+	started := map[string]int64{}
+	for _, w := range c.Workers() {
+		started[w.ID] = w.StartedMS
+	}
+	ctx := frayt.Context(t, 5*time.Minute)
+	h, err := c.Submit(ctx, jobs.JobRequest{Name: "failover-job", Entrypoint: jobs.Command("sleep", "300")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before *jobs.Record
+	waitFor(t, 60*time.Second, "the job running", func() bool {
+		r, err := h.Info(ctx)
+		before = r
+		return err == nil && r.Status == jobs.StatusRunning
+	})
+	actor, err := c.CreateActor(ctx, actors.ClassCounter, "failover-counter", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := actor.Call(ctx, "Add", 1).Get(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	arec, err := actor.Record(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"KV_" + broker.BucketWorkers, "KV_" + broker.BucketActors} {
+		if l := streamLeader(ctx, c.JetStream(), s); l != victim.name {
+			t.Fatalf("%s led by %q before the kill, want %s", s, l, victim.name)
+		}
+	}
+
+	victim.Kill()
+	killed := time.Now()
+	waitFor(t, 60*time.Second, "new leaders of the registries", func() bool {
+		for _, s := range []string{"KV_" + broker.BucketWorkers, "KV_" + broker.BucketActors, "KV_" + broker.BucketJobState} {
+			if l := streamLeader(ctx, c.JetStream(), s); l == "" || l == victim.name {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("new leaders %s after the kill", time.Since(killed).Round(time.Millisecond))
+	// The liveness deciders act on an expiry after broker.ExpiryGrace;
+	// watch for two lease TTLs (fray-worker's 6 s) beyond that.
+	observe := broker.ExpiryGrace + 12*time.Second
+	for end := time.Now().Add(observe); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		for id, p := range workers {
+			if p.Exited() {
+				t.Fatalf("worker %s exited after the kill:\n%s", id, p.Output())
+			}
+		}
+	}
+	after, err := h.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Status != jobs.StatusRunning || after.Preemptions != before.Preemptions || after.Attempt != before.Attempt {
+		t.Errorf("job after the kill: %s, attempt %d, preemptions %d; before: %s, attempt %d, preemptions %d",
+			after.Status, after.Attempt, after.Preemptions, before.Status, before.Attempt, before.Preemptions)
+	}
+	got := map[string]int64{}
+	for _, w := range c.Workers() {
+		got[w.ID] = w.StartedMS
+	}
+	for _, id := range ids {
+		if got[id] != started[id] {
+			t.Errorf("worker %s after the kill: registered %v (start %d), want the same process (start %d)", id, got[id] != 0, got[id], started[id])
+		}
+	}
+	brec, err := actor.Record(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if brec.Epoch != arec.Epoch || brec.Host != arec.Host || brec.Restarts != arec.Restarts {
+		t.Errorf("actor after the kill: epoch %d on %s, %d restarts; before: epoch %d on %s", brec.Epoch, brec.Host, brec.Restarts, arec.Epoch, arec.Host)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var n int
+	if err := actor.Call(cctx, "Add", 1).Get(cctx, &n); err != nil || n != 2 {
+		t.Errorf("actor call after the kill: %d, %v; want 2 (its state kept)", n, err)
+	}
+	for _, node := range nodes[1:] {
+		if out := node.Output(); strings.Contains(out, "worker lost") {
+			t.Errorf("%s declared a live worker lost:\n%s", node.name, out)
+		}
+	}
+}
