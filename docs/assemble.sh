@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 {
-  for f in 00-core objects actors jobs backends 99-reference; do
+  for f in 00-core objects actors jobs backends fleet 99-reference; do
     cat "docs/readme/$f.md"; echo
   done
 } > README.md
