@@ -13,6 +13,7 @@ import (
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/frayt"
 	"github.com/frayhq/fray/jobs"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -84,6 +85,26 @@ func streamLeader(ctx context.Context, js jetstream.JetStream, stream string) st
 		return ""
 	}
 	return info.Cluster.Leader
+}
+
+// replicasCurrent reports whether stream has a leader and every replica
+// is current, and describes what it found.
+func replicasCurrent(ctx context.Context, js jetstream.JetStream, stream string) (bool, string) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return false, fmt.Sprintf("%s: %v", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil || info.Cluster == nil {
+		return false, fmt.Sprintf("%s: %v", stream, err)
+	}
+	desc := fmt.Sprintf("%s: leader %q", stream, info.Cluster.Leader)
+	ok := info.Cluster.Leader != ""
+	for _, r := range info.Cluster.Replicas {
+		desc += fmt.Sprintf(", %s current=%v offline=%v lag=%d", r.Name, r.Current, r.Offline, r.Lag)
+		ok = ok && r.Current && !r.Offline
+	}
+	return ok, desc
 }
 
 // moveLeader asks stream's leader to step down in favour of server.
@@ -158,16 +179,49 @@ func TestKillingTheRegistryLeaderDeclaresNoLiveWorkerLost(t *testing.T) {
 		}
 	}
 
+	// Losing one node keeps a stream available only if the other two hold
+	// current replicas.
+	registries := []string{"KV_" + broker.BucketWorkers, "KV_" + broker.BucketActors, "KV_" + broker.BucketJobState}
+	last := map[string]string{}
+	waitFor(t, 60*time.Second, "every replica of the registries current", func() bool {
+		all := true
+		for _, s := range registries {
+			ok, desc := replicasCurrent(ctx, c.JetStream(), s)
+			last[s], all = desc, all && ok
+		}
+		return all
+	})
+	// Look from a survivor, on a connection of its own.
+	snc, err := nats.Connect(nodes[1].url, nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snc.Close()
+	sjs, err := jetstream.New(snc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	victim.Kill()
 	killed := time.Now()
-	waitFor(t, 60*time.Second, "new leaders of the registries", func() bool {
-		for _, s := range []string{"KV_" + broker.BucketWorkers, "KV_" + broker.BucketActors, "KV_" + broker.BucketJobState} {
-			if l := streamLeader(ctx, c.JetStream(), s); l == "" || l == victim.name {
-				return false
+	for end := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		elected := true
+		for _, s := range registries {
+			lctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, desc := replicasCurrent(lctx, sjs, s)
+			l := streamLeader(lctx, sjs, s)
+			cancel()
+			last[s] = desc
+			if l == "" || l == victim.name {
+				elected = false
 			}
 		}
-		return true
-	})
+		if elected {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("no new leaders of the registries within 60s of the kill: %v", last)
+		}
+	}
 	t.Logf("new leaders %s after the kill", time.Since(killed).Round(time.Millisecond))
 	// The liveness deciders act on an expiry after broker.ExpiryGrace;
 	// watch for two lease TTLs (fray-worker's 6 s) beyond that.

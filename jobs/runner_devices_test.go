@@ -1,7 +1,6 @@
 package jobs_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -28,7 +27,7 @@ type runnerRig struct {
 	ctx    context.Context
 	kv     jetstream.KeyValue
 	worker string
-	logs   *syncBuffer // the runner's slog output
+	logs   *frayt.SyncBuffer // the runner's slog output
 
 	mu     sync.Mutex
 	events []jobs.TaskEvent
@@ -37,7 +36,7 @@ type runnerRig struct {
 
 func startRunner(t *testing.T, o jobs.RunnerOptions) *runnerRig {
 	t.Helper()
-	rig := &runnerRig{t: t, ctx: frayt.Context(t, time.Minute), worker: "w1", logs: &syncBuffer{}, lines: map[string][]string{}}
+	rig := &runnerRig{t: t, ctx: frayt.Context(t, time.Minute), worker: "w1", logs: &frayt.SyncBuffer{}, lines: map[string][]string{}}
 	nc, js := frayt.Connect(t, frayt.Server(t).ClientURL())
 	var err error
 	if rig.kv, err = js.KeyValue(rig.ctx, broker.BucketJobState); err != nil {
@@ -358,22 +357,4 @@ func TestFunctionEntrypointIsToldItsDevices(t *testing.T) {
 		t.Fatalf("function logged %q", got)
 	}
 	rig.waitEvent("/t/fn", jobs.EventExited)
-}
-
-// syncBuffer is a bytes.Buffer safe for the runner's logger and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

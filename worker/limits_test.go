@@ -1,12 +1,10 @@
 package worker_test
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +13,6 @@ import (
 	"github.com/frayhq/fray/worker"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A worker that a consumer limit refuses says which limit and how to raise
 // it, keeps retrying instead of exiting, and serves once the limit frees.
@@ -69,7 +49,7 @@ func TestAWorkerRefusedByTheConsumerLimitSaysSoAndRetries(t *testing.T) {
 		t.Fatal("a third consumer on the cancellations was allowed: the limit is not in force")
 	}
 
-	logs := &syncBuffer{}
+	logs := &frayt.SyncBuffer{}
 	w, _ := startWorker(t, srv.ClientURL(), worker.Options{ID: "limited", Concurrency: 1,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	frayt.Eventually(t, 30*time.Second, "the worker logs the limit it hit", func() bool {
