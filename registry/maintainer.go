@@ -72,23 +72,23 @@ func NewMaintainer(js jetstream.JetStream, o MaintainerOptions) *Maintainer {
 func (m *Maintainer) Run(ctx context.Context) error {
 	wkv, err := m.js.KeyValue(ctx, broker.BucketWorkers)
 	if err != nil {
-		return fmt.Errorf("registry: bucket %s: %w", broker.BucketWorkers, err)
+		return setupErr(ctx, fmt.Errorf("registry: bucket %s: %w", broker.BucketWorkers, err))
 	}
 	pkv, err := m.js.KeyValue(ctx, broker.BucketPools)
 	if err != nil {
-		return fmt.Errorf("registry: bucket %s (provisioned by a fray-broker of this version): %w", broker.BucketPools, err)
+		return setupErr(ctx, fmt.Errorf("registry: bucket %s (provisioned by a fray-broker of this version): %w", broker.BucketPools, err))
 	}
 	m.members, m.expired, m.stored, m.dirty = map[string]member{}, map[string]time.Time{}, map[string]stored{}, map[string]bool{}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ww, err := wkv.WatchAll(ctx)
 	if err != nil {
-		return fmt.Errorf("registry: watch %s: %w", broker.BucketWorkers, err)
+		return setupErr(ctx, fmt.Errorf("registry: watch %s: %w", broker.BucketWorkers, err))
 	}
 	defer func() { _ = ww.Stop() }()
 	pw, err := pkv.WatchAll(ctx)
 	if err != nil {
-		return fmt.Errorf("registry: watch %s: %w", broker.BucketPools, err)
+		return setupErr(ctx, fmt.Errorf("registry: watch %s: %w", broker.BucketPools, err))
 	}
 	defer func() { _ = pw.Stop() }()
 	t := time.NewTicker(m.o.Every)
@@ -129,6 +129,15 @@ func (m *Maintainer) Run(ctx context.Context) error {
 			m.flush(ctx, pkv)
 		}
 	}
+}
+
+// setupErr is err, or nil when ctx ended (being stopped while starting is
+// no failure).
+func setupErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 func closedErr(ctx context.Context, bucket string) error {

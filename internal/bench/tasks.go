@@ -12,6 +12,7 @@ import (
 
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/objects"
+	"github.com/frayhq/fray/registry"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
 	"github.com/nats-io/nats.go"
@@ -107,6 +108,12 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 	if err := broker.Provision(ctx, js, pnc.ConnectedServerVersion(), broker.ProvisionOptions{}); err != nil {
 		return res, err
 	}
+
+	// The pool directory, as fray-broker keeps it.
+	mctx, stopDirectory := context.WithCancel(context.Background())
+	mdone := make(chan error, 1)
+	go func() { mdone <- registry.NewMaintainer(js, registry.MaintainerOptions{}).Run(mctx) }()
+	defer func() { stopDirectory(); <-mdone }()
 
 	// The worker, on its own connection as in a real deployment.
 	wnc, err := nats.Connect(srv.ClientURL())
