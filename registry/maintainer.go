@@ -67,28 +67,39 @@ func NewMaintainer(js jetstream.JetStream, o MaintainerOptions) *Maintainer {
 	return &Maintainer{js: js, o: o, log: o.Logger}
 }
 
-// Run maintains the directory until ctx ends, then returns nil. It fails
-// when the buckets cannot be opened or a watch ends unasked.
+// Run maintains the directory until ctx ends, then returns nil. Opening the
+// buckets is retried until it succeeds; Run fails when a watch ends unasked.
 func (m *Maintainer) Run(ctx context.Context) error {
-	wkv, err := m.js.KeyValue(ctx, broker.BucketWorkers)
-	if err != nil {
-		return setupErr(ctx, fmt.Errorf("registry: bucket %s: %w", broker.BucketWorkers, err))
-	}
-	pkv, err := m.js.KeyValue(ctx, broker.BucketPools)
-	if err != nil {
-		return setupErr(ctx, fmt.Errorf("registry: bucket %s (provisioned by a fray-broker of this version): %w", broker.BucketPools, err))
-	}
 	m.members, m.expired, m.stored, m.dirty = map[string]member{}, map[string]time.Time{}, map[string]stored{}, map[string]bool{}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ww, err := wkv.WatchAll(ctx)
-	if err != nil {
-		return setupErr(ctx, fmt.Errorf("registry: watch %s: %w", broker.BucketWorkers, err))
+	// The buckets and watches are opened again until they open: a broker
+	// restarting (or busy with a fleet starting) is waited for.
+	var pkv jetstream.KeyValue
+	var ww, pw jetstream.KeyWatcher
+	err := broker.Retry(ctx, m.log, "open the worker registry", func(sctx context.Context) error {
+		wkv, err := broker.KeyValue(sctx, m.js, broker.BucketWorkers)
+		if err != nil {
+			return fmt.Errorf("registry: bucket %s: %w", broker.BucketWorkers, err)
+		}
+		if pkv, err = broker.KeyValue(sctx, m.js, broker.BucketPools); err != nil {
+			return fmt.Errorf("registry: bucket %s (provisioned by a fray-broker of this version): %w", broker.BucketPools, err)
+		}
+		if ww == nil {
+			if ww, err = wkv.WatchAll(ctx); err != nil {
+				return fmt.Errorf("registry: watch %s: %w", broker.BucketWorkers, err)
+			}
+		}
+		if pw, err = pkv.WatchAll(ctx); err != nil {
+			return fmt.Errorf("registry: watch %s: %w", broker.BucketPools, err)
+		}
+		return nil
+	})
+	if ww != nil {
+		defer func() { _ = ww.Stop() }()
 	}
-	defer func() { _ = ww.Stop() }()
-	pw, err := pkv.WatchAll(ctx)
 	if err != nil {
-		return setupErr(ctx, fmt.Errorf("registry: watch %s: %w", broker.BucketPools, err))
+		return setupErr(ctx, err)
 	}
 	defer func() { _ = pw.Stop() }()
 	t := time.NewTicker(m.o.Every)
