@@ -121,7 +121,9 @@ func waitPool(t *testing.T, js jetstream.JetStream, pool string, n int, fn strin
 type registryOps struct {
 	mu      sync.Mutex
 	puts    int
-	expired map[string]bool
+	expired map[string]time.Time // key → its latest expiry not yet followed by a put
+	retaken map[string]int       // key → expiries its holder took back within the grace
+	lost    map[string]bool      // keys expired and not taken back within the grace
 }
 
 func watchRegistry(t *testing.T, js jetstream.JetStream) *registryOps {
@@ -135,7 +137,7 @@ func watchRegistry(t *testing.T, js jetstream.JetStream) *registryOps {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ops := &registryOps{expired: map[string]bool{}}
+	ops := &registryOps{expired: map[string]time.Time{}, retaken: map[string]int{}, lost: map[string]bool{}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -144,11 +146,20 @@ func watchRegistry(t *testing.T, js jetstream.JetStream) *registryOps {
 				continue
 			}
 			ops.mu.Lock()
+			key := e.Key()
 			switch e.Operation() {
 			case jetstream.KeyValuePut:
 				ops.puts++
+				if at, ok := ops.expired[key]; ok {
+					delete(ops.expired, key)
+					if time.Since(at) <= broker.ExpiryGrace {
+						ops.retaken[key]++
+					} else {
+						ops.lost[key] = true
+					}
+				}
 			default:
-				ops.expired[e.Key()] = true
+				ops.expired[key] = time.Now()
 			}
 			ops.mu.Unlock()
 		}
@@ -161,13 +172,24 @@ func watchRegistry(t *testing.T, js jetstream.JetStream) *registryOps {
 	return ops
 }
 
-func (o *registryOps) counts() (puts int, expired []string) {
+// counts returns the puts seen, the workers a liveness decider would have
+// declared lost (expired and not taken back within broker.ExpiryGrace, as
+// of now), and how many expiries were taken back in time.
+func (o *registryOps) counts() (puts int, lost []string, retaken int) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	for k := range o.expired {
-		expired = append(expired, k)
+	for k := range o.lost {
+		lost = append(lost, k)
 	}
-	return o.puts, expired
+	for k, at := range o.expired {
+		if time.Since(at) > broker.ExpiryGrace {
+			lost = append(lost, k)
+		}
+	}
+	for _, n := range o.retaken {
+		retaken += n
+	}
+	return o.puts, lost, retaken
 }
 
 // extraRegistry is the built-ins plus fn.
