@@ -3,8 +3,8 @@
 //
 // A worker's record lives in KV FRAY_WORKERS under a lease (see
 // broker.Lease) that it renews every lease period. Those renewals are for
-// the liveness deciders only (the job dispatcher, the actor supervisor and
-// the Maintainer here): they are the only processes that watch the bucket.
+// the liveness deciders only (the job dispatcher and the Maintainer here):
+// they are the only processes that watch the bucket.
 // Everybody else (producers refusing an unknown function, workers handing
 // a task to a peer, plugins) reads the pool directory: one small record
 // per pool in KV FRAY_POOLS (broker.PoolDirectory), which the Maintainer
