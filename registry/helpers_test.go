@@ -25,13 +25,9 @@ var testLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Le
 func maintain(t *testing.T, url string) {
 	t.Helper()
 	_, js := frayt.Connect(t, url)
-	m := registry.NewMaintainer(js, registry.MaintainerOptions{Every: 20 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
+	stop := registry.NewMaintainer(js, registry.MaintainerOptions{Every: 20 * time.Millisecond}).Start()
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("maintainer: %v", err)
 		}
 	})

@@ -142,6 +142,19 @@ func (m *Maintainer) Run(ctx context.Context) error {
 	}
 }
 
+// Start runs Run in a goroutine of its own, for a process that keeps the
+// directory beside other work (a test, a bench); stop ends it and returns
+// what Run returned.
+func (m *Maintainer) Start() (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	return func() error {
+		cancel()
+		return <-done
+	}
+}
+
 // setupErr is err, or nil when ctx ended (being stopped while starting is
 // no failure).
 func setupErr(ctx context.Context, err error) error {

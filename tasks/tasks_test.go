@@ -40,13 +40,9 @@ func newEnv(t *testing.T, po ...broker.ProvisionOptions) *env {
 // startEnv maintains the pool directory on url's broker until the test ends.
 func startEnv(t *testing.T, url string) *env {
 	_, js := frayt.Connect(t, url)
-	m := registry.NewMaintainer(js, registry.MaintainerOptions{Every: 10 * time.Millisecond})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
+	stop := registry.NewMaintainer(js, registry.MaintainerOptions{Every: 10 * time.Millisecond}).Start()
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("pool directory: %v", err)
 		}
 	})

@@ -110,10 +110,8 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 	}
 
 	// The pool directory, as fray-broker keeps it.
-	mctx, stopDirectory := context.WithCancel(context.Background())
-	mdone := make(chan error, 1)
-	go func() { mdone <- registry.NewMaintainer(js, registry.MaintainerOptions{}).Run(mctx) }()
-	defer func() { stopDirectory(); <-mdone }()
+	stopDirectory := registry.NewMaintainer(js, registry.MaintainerOptions{}).Start()
+	defer func() { _ = stopDirectory() }()
 
 	// The worker, on its own connection as in a real deployment.
 	wnc, err := nats.Connect(srv.ClientURL())
