@@ -16,8 +16,27 @@ build: ## build every package and the three binaries into ./bin
 	$(GO) build -o bin/ ./cmd/fray ./cmd/fray-broker ./cmd/fray-worker
 
 .PHONY: test
-test: vet ## the whole suite, unit and integration (real binaries, real Ray and Iris heads), with -race
+test: vet ## the whole suite: Go unit and integration (real binaries, real Ray and Iris heads, -race), then the Python suite
 	$(GO) test -race -count=1 -timeout $(TIMEOUT) $(PKGS)
+	$(MAKE) test/python
+
+# The frayhq test venv: the same directory, pins and lock as the Go
+# integration tests' backends.PyVenv ($FRAY_BUILD_DIR, else .build).
+PYVENV_CMD = $(GO) run ./integration/backends/venvcmd venv-py
+
+.PHONY: test/python
+test/python: build ## the frayhq pytest suite (real local clusters of ./bin's binaries) and ruff
+	@venv=$$($(PYVENV_CMD)) || exit 1; \
+	echo "$$venv/bin/python -m pytest python/tests"; \
+	FRAY_BIN_DIR=$(CURDIR)/bin PYTHONPATH=$(CURDIR)/python/src $$venv/bin/python -m pytest -q python/tests || exit $$?; \
+	$$venv/bin/ruff check python && $$venv/bin/ruff format --check python
+
+.PHONY: wheel
+wheel: ## a platform wheel of frayhq carrying fray, fray-broker and fray-worker, in dist/
+	$(GO) build -trimpath -o .build/wheel-bin/ ./cmd/fray ./cmd/fray-broker ./cmd/fray-worker
+	@venv=$$($(PYVENV_CMD)) || exit 1; \
+	FRAY_WHEEL_BIN_DIR=$(CURDIR)/.build/wheel-bin $$venv/bin/python -m pip wheel --quiet --no-deps -w dist ./python && \
+	ls dist/frayhq-*.whl
 
 .PHONY: test/race
 test/race: test ## same as test: every package runs under the race detector
@@ -26,14 +45,18 @@ test/race: test ## same as test: every package runs under the race detector
 test/short: ## unit tests only (no integration package)
 	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /integration)
 
+# The Go files to check for formatting, generated code aside.
+GOFILES = $$(grep -L '^// Code generated .* DO NOT EDIT\.$$' $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+
 .PHONY: vet
-vet: ## go vet and a gofmt check
+vet: ## go vet, gofmt, import grouping (goimports) and staticcheck; the tools are pinned in go.mod
 	$(GO) vet ./...
-	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$($(GO) tool goimports -l $(GOFILES)); if [ -n "$$out" ]; then echo "imports need grouping (standard library first; go tool goimports -w FILE):"; echo "$$out"; exit 1; fi
+	$(GO) tool staticcheck ./...
 
 .PHONY: lint
-lint: vet ## vet, gofmt and staticcheck (fetched from the Go module proxy)
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+lint: vet ## same as vet: vet, gofmt, goimports and staticcheck
 
 .PHONY: bench
 bench: ## fray bench tasks (with the bare-JetStream baseline) and objects
@@ -50,7 +73,8 @@ fuzz: ## run each wire decoder's fuzz target for 20 s
 	$(GO) test ./tasks -run '^$$' -fuzz FuzzDecodeResult -fuzztime 20s
 	$(GO) test ./broker -run '^$$' -fuzz FuzzDecodeWorkerInfo -fuzztime 20s
 	$(GO) test ./objects -run '^$$' -fuzz FuzzRefDecode -fuzztime 20s
+	$(GO) test ./internal/metrics -run '^$$' -fuzz FuzzBrokerMetricsReadAnyTaskOrResult -fuzztime 20s
 
 .PHONY: clean
 clean: ## remove build output (keeps the cached Python virtualenvs in .build)
-	rm -rf bin
+	rm -rf bin dist .build/wheel-bin

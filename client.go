@@ -13,6 +13,7 @@ import (
 	"github.com/frayhq/fray/actors"
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/cluster"
+	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 	"github.com/frayhq/fray/registry"
 	"github.com/frayhq/fray/tasks"
@@ -33,12 +34,27 @@ const (
 	EnvTLSCA       = "FRAY_NATS_CA"    // CA bundle to verify the servers
 	EnvTLSCert     = "FRAY_NATS_CERT"  // client certificate (with FRAY_NATS_KEY)
 	EnvTLSKey      = "FRAY_NATS_KEY"
+	// EnvInbox is the prefix of this client's reply subjects (inboxes),
+	// e.g. _INBOX.fray-producer: with fray auth's roles a user may only
+	// subscribe to its own inboxes.
+	EnvInbox = "FRAY_NATS_INBOX"
+	// EnvOwner is the owner token of this client's task results
+	// (fray.results.<owner>.<task>). Defaults to a random token per
+	// process; with fray auth's roles it is the user's name, the only
+	// owner whose results the user may read.
+	EnvOwner = "FRAY_OWNER"
 )
 
 // localDrainTimeout is how long the in-process workers of a local client
 // let running tasks finish when the client closes (fray up keeps the
 // workers' 30 s default).
 const localDrainTimeout = time.Second
+
+// ErrPermissionDenied is matched (errors.Is) by every error returned
+// because the server refused a publish or a subscription to this user: the
+// call fails at once with a *broker.PermissionError naming the subject and
+// the user, instead of waiting out a timeout.
+var ErrPermissionDenied = broker.ErrPermissionDenied
 
 // DefaultNamespace is the namespace of jobs and actors unless set.
 const DefaultNamespace = "default"
@@ -53,12 +69,13 @@ type Client struct {
 	store     *objects.Store
 	producer  *tasks.Producer
 	local     *cluster.Local
+	localReg  *tasks.Registry // the in-process workers' handlers (local mode)
 	log       *slog.Logger
 
 	// ext holds lazily built sub-clients of the capability packages.
 	ext struct {
-		actors lazy
-		jobs   lazy
+		actors lazy[*actors.Client]
+		jobs   lazy[*jobs.Client]
 	}
 	closers   []func() error
 	closeOnce sync.Once
@@ -74,6 +91,7 @@ type config struct {
 	maxValueSize int64
 	storeDir     string
 	noEnv        bool
+	owner        string
 }
 
 // Option configures Connect.
@@ -204,7 +222,39 @@ func envOptions() []Option {
 	if ca, cert := os.Getenv(EnvTLSCA), os.Getenv(EnvTLSCert); ca != "" || cert != "" {
 		out = append(out, WithTLS(ca, cert, os.Getenv(EnvTLSKey)))
 	}
+	if v := os.Getenv(EnvInbox); v != "" {
+		out = append(out, WithInboxPrefix(v))
+	}
+	if v := os.Getenv(EnvOwner); v != "" {
+		out = append(out, WithOwner(v))
+	}
 	return out
+}
+
+// WithInboxPrefix makes the client's reply subjects start with prefix
+// (nats.go's CustomInboxPrefix), e.g. _INBOX.fray-producer, the inboxes
+// fray auth's roles let a user subscribe to.
+func WithInboxPrefix(prefix string) Option {
+	return func(c *config) error {
+		if prefix == "" || strings.ContainsAny(prefix, " *>") || strings.HasSuffix(prefix, ".") {
+			return fmt.Errorf("fray: inbox prefix %q: want a subject without wildcards, not ending in '.'", prefix)
+		}
+		c.natsOpts = append(c.natsOpts, nats.CustomInboxPrefix(prefix))
+		return nil
+	}
+}
+
+// WithOwner sets the owner token of the client's task results
+// (fray.results.<owner>.<task>); with fray auth's roles it must be the
+// user's name. Defaults to a random token per client.
+func WithOwner(owner string) Option {
+	return func(c *config) error {
+		if owner == "" || strings.ContainsAny(owner, " .*>") {
+			return fmt.Errorf("fray: owner %q: want a non-empty token without spaces, '.', '*' or '>'", owner)
+		}
+		c.owner = owner
+		return nil
+	}
 }
 
 // buildConfig applies the FRAY_NATS_* variables (unless an option says
@@ -272,10 +322,15 @@ func Connect(ctx context.Context, spec string, opts ...Option) (*Client, error) 
 				DrainTimeout: localDrainTimeout},
 			Logger: cfg.logger,
 		}
-		if cfg.registry != nil {
-			if err := worker.RegisterBuiltins(cfg.registry); err != nil && !errors.Is(err, tasks.ErrDuplicate) {
-				return nil, err
-			}
+		if cfg.registry == nil {
+			cfg.registry = tasks.NewRegistry() // shared by the workers, so Register can add to it
+		}
+		if err := worker.RegisterBuiltins(cfg.registry); err != nil && !errors.Is(err, tasks.ErrDuplicate) {
+			return nil, err
+		}
+		lo.Worker.Registry = cfg.registry
+		if cfg.workers > 0 {
+			c.localReg = cfg.registry
 		}
 		if sp.Kind == SpecRay || sp.Kind == SpecIris {
 			b, err := cluster.Backend(sp.Kind, sp.Params)
@@ -292,7 +347,13 @@ func Connect(ctx context.Context, spec string, opts ...Option) (*Client, error) 
 		c.closers = append(c.closers, c.local.Stop)
 		url = c.local.URL()
 	}
-	nopts := append([]nats.Option{nats.Name("fray-client"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}, cfg.natsOpts...)
+	// nats.go prints async errors to stderr by default; fray returns the
+	// ones that matter (a refused publish or subscription) from the call
+	// that caused them, and logs the rest.
+	logAsync := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		cfg.logger.Warn("nats async error", "err", err)
+	})
+	nopts := append([]nats.Option{nats.Name("fray-client"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond), logAsync}, cfg.natsOpts...)
 	c.nc, err = nats.Connect(url, nopts...)
 	if err != nil {
 		c.Close()
@@ -306,7 +367,11 @@ func Connect(ctx context.Context, spec string, opts ...Option) (*Client, error) 
 		c.Close()
 		return nil, fmt.Errorf("fray: %w (is %s a provisioned fray cluster? start fray-broker there)", err, url)
 	}
-	if c.producer, err = tasks.NewProducer(ctx, c.nc, tasks.ProducerOptions{Objects: c.store, MaxValueSize: cfg.maxValueSize, Logger: cfg.logger}); err != nil {
+	if c.producer, err = tasks.NewProducer(ctx, c.nc, tasks.ProducerOptions{Objects: c.store, MaxValueSize: cfg.maxValueSize, Logger: cfg.logger, Owner: cfg.owner}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if err := errors.Join(c.awaitDispatcher(ctx), c.checkBackend(ctx)); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -340,6 +405,11 @@ func (c *Client) Close() error {
 		if c.nc != nil {
 			c.nc.Drain()
 			c.nc.Close()
+		}
+		for _, err := range []error{c.ext.actors.close(), c.ext.jobs.close()} {
+			if err != nil {
+				errs = append(errs, err)
+			}
 		}
 		for i := len(c.closers) - 1; i >= 0; i-- {
 			if err := c.closers[i](); err != nil {
@@ -421,7 +491,7 @@ type clientKey struct{}
 // decoded from a task's argument can be called directly.
 func WithClient(ctx context.Context, c *Client) context.Context {
 	ctx = context.WithValue(ctx, clientKey{}, c)
-	if ac, err := c.Actors(); err == nil {
+	if ac, err := c.Actors(ctx); err == nil {
 		ctx = actors.ContextWithClient(ctx, ac)
 	}
 	return ctx

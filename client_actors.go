@@ -7,22 +7,19 @@ import (
 	"github.com/frayhq/fray/actors"
 )
 
-// Actors is the client's actor sub-client, built on first use.
-func (c *Client) Actors() (*actors.Client, error) {
-	v, err := c.ext.actors.get(func() (any, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), defaultActorSetupTimeout)
+// Actors is the client's actor sub-client, built on first use (within
+// ctx, and at most 30 s). A build that fails is tried again on the next
+// call; after Close it fails with ErrClientClosed.
+func (c *Client) Actors(ctx context.Context) (*actors.Client, error) {
+	return c.ext.actors.get(ctx, func(ctx context.Context) (*actors.Client, func() error, error) {
+		ctx, cancel := context.WithTimeout(ctx, defaultActorSetupTimeout)
 		defer cancel()
 		ac, err := actors.NewClient(ctx, c.nc, c.js, actors.ClientOptions{Namespace: c.namespace, Logger: c.log})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		c.closers = append(c.closers, ac.Close)
-		return ac, nil
+		return ac, ac.Close, nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*actors.Client), nil
 }
 
 // CreateActor creates actor name of class className (registered on the
@@ -31,7 +28,7 @@ func (c *Client) Actors() (*actors.Client, error) {
 // (GetIfExists, Namespace, Pool, NonPreemptible, MaxConcurrency,
 // MaxRestarts, MaxTaskRetries, Detached).
 func (c *Client) CreateActor(ctx context.Context, className, name string, arg any, opts ...actors.CreateOption) (*actors.Handle, error) {
-	ac, err := c.Actors()
+	ac, err := c.Actors(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +37,7 @@ func (c *Client) CreateActor(ctx context.Context, className, name string, arg an
 
 // GetActor returns a handle to the live actor name, or actors.ErrNotFound.
 func (c *Client) GetActor(ctx context.Context, name string, opts ...actors.CreateOption) (*actors.Handle, error) {
-	ac, err := c.Actors()
+	ac, err := c.Actors(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +47,7 @@ func (c *Client) GetActor(ctx context.Context, name string, opts ...actors.Creat
 // CreateActorGroup starts creating count actors name-0 … name-(count-1) and
 // returns at once; see actors.Group.
 func (c *Client) CreateActorGroup(ctx context.Context, className, name string, count int, arg any, opts ...actors.CreateOption) (*actors.Group, error) {
-	ac, err := c.Actors()
+	ac, err := c.Actors(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +57,7 @@ func (c *Client) CreateActorGroup(ctx context.Context, className, name string, c
 // HostActor serves impl as actor name from this process, with no worker,
 // until Shutdown or Close.
 func (c *Client) HostActor(ctx context.Context, className, name string, impl any, opts ...actors.CreateOption) (*actors.Hosted, error) {
-	ac, err := c.Actors()
+	ac, err := c.Actors(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +66,7 @@ func (c *Client) HostActor(ctx context.Context, className, name string, impl any
 
 // ListActors lists the actor records of namespace ns ("" for all).
 func (c *Client) ListActors(ctx context.Context, ns string) ([]*actors.Record, error) {
-	ac, err := c.Actors()
+	ac, err := c.Actors(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +81,7 @@ func Call[R any](ctx context.Context, h *actors.Handle, method string, arg any) 
 	var r R
 	if h != nil && !h.Bound() && actors.ClientFromContext(ctx) == nil {
 		if c, ok := ctx.Value(clientKey{}).(*Client); ok {
-			ac, err := c.Actors()
+			ac, err := c.Actors(ctx)
 			if err != nil {
 				return r, err
 			}

@@ -1,6 +1,7 @@
 package fray_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/jobs"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -71,7 +73,7 @@ func TestConnectNamesAResultsSubscriptionTheAccountMayNotMake(t *testing.T) {
 		{ user: trainer, password: t, permissions: { subscribe: { deny: ["fray.stored.>"] } } }
 	] }`, "admin", "a")
 	_, err := fray.Connect(ctx, srv.ClientURL(), fray.WithUserPass("trainer", "t"))
-	if err == nil || !strings.Contains(err.Error(), "may not subscribe to fray.stored.") {
+	if !errors.Is(err, fray.ErrPermissionDenied) || !strings.Contains(err.Error(), `user trainer may not subscribe to "fray.stored.`) {
 		t.Fatalf("connect: %v, want an error naming the fray.stored subscription", err)
 	}
 	c, err := fray.Connect(ctx, srv.ClientURL(), fray.WithUserPass("admin", "a"))
@@ -96,4 +98,45 @@ func TestWithoutEnvCredentialsIgnoresFRAYNATSVariables(t *testing.T) {
 		t.Fatalf("connect without the environment: %v", err)
 	}
 	c.Close()
+}
+
+// A user the server refuses a publish gets the refusal at once, naming
+// the subject and the user, from every call that publishes: never a
+// timeout (a submit used to wait 10 s and blame the dispatcher).
+func TestRefusedPublishesFailAtOnceNamingSubjectAndUser(t *testing.T) {
+	ctx := frayt.Context(t, 60*time.Second)
+	srv := authBroker(t, `authorization { users = [
+		{ user: admin, password: a }
+		{ user: looker, password: l, permissions: { publish: { deny: ["fray.>", "$KV.>", "$O.>"] } } }
+	] }`, "admin", "a")
+	c, err := fray.Connect(ctx, srv.ClientURL(), fray.WithUserPass("looker", "l"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	check := func(what string, began time.Time, err error, subject string) {
+		t.Helper()
+		if d := time.Since(began); d > 3*time.Second {
+			t.Errorf("%s: refused after %s, want at once", what, d)
+		}
+		if !errors.Is(err, fray.ErrPermissionDenied) || !strings.Contains(err.Error(), "user looker may not publish to") || !strings.Contains(err.Error(), subject) {
+			t.Errorf("%s: %v; want ErrPermissionDenied naming user looker and %s", what, err, subject)
+		}
+	}
+	began := time.Now()
+	_, err = c.Submit(ctx, jobs.JobRequest{Name: "j", Entrypoint: jobs.Command("true")})
+	check("submit a job", began, err, "fray.dispatcher.submit")
+
+	began = time.Now()
+	var out int
+	err = c.Run(ctx, "fray.echo", 1).Get(ctx, &out)
+	check("run a task", began, err, `"fray.tasks.default"`)
+
+	began = time.Now()
+	_, err = c.Put(ctx, make([]byte, 4<<20))
+	check("put an object", began, err, `"$O.FRAY_OBJECTS.`)
+
+	began = time.Now()
+	_, err = c.CreateActor(ctx, "Counter", "a1", nil)
+	check("create an actor", began, err, `"$KV.FRAY_ACTORS.`)
 }

@@ -7,15 +7,13 @@ import (
 )
 
 // Jobs is the client's jobs sub-client: submit, list, stop and inspect
-// jobs. It is built on first use.
+// jobs. It is built on first use, within ctx; a build that fails is tried
+// again on the next call, and after Close it fails with ErrClientClosed.
 func (c *Client) Jobs(ctx context.Context) (*jobs.Client, error) {
-	v, err := c.ext.jobs.get(func() (any, error) {
-		return jobs.NewClient(ctx, c.NATS(), c.JetStream(), jobs.ClientOptions{Namespace: c.Namespace()})
+	return c.ext.jobs.get(ctx, func(ctx context.Context) (*jobs.Client, func() error, error) {
+		jc, err := jobs.NewClient(ctx, c.NATS(), c.JetStream(), jobs.ClientOptions{Namespace: c.Namespace(), AskBackends: backendIsRecord(c.spec)})
+		return jc, nil, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	return v.(*jobs.Client), nil
 }
 
 // Submit starts a job and returns its handle:
@@ -24,19 +22,22 @@ func (c *Client) Jobs(ctx context.Context) (*jobs.Client, error) {
 //		Name:       "train",
 //		Entrypoint: jobs.Command("python", "train.py"),
 //		Resources:  jobs.ResourceConfig{CPU: 4, RAM: "16g"},
-//	})
-//	rec, err := h.Wait(ctx, jobs.WaitOptions{RaiseOnFailure: true})
+//	}, jobs.TPU("v5e-16", 1))
+//	rec, err := h.Wait(ctx)
 //
-// Inside a job (FRAY_JOB_ID set) the new job becomes its child. A live job
-// of the same name is adopted unless req.AdoptExisting is false, which
-// returns a *jobs.AlreadyExistsError carrying its handle. A request the
+// opts adjust req before it is checked (jobs.TPU, jobs.GPU,
+// jobs.NotPreemptible, jobs.RefuseExisting, jobs.MaxPreemptions). Inside a
+// job (FRAY_JOB_ID set) the new job becomes its child. A live job of the
+// same name is adopted unless req.AdoptExisting is false
+// (jobs.RefuseExisting), which returns a *jobs.AlreadyExistsError carrying
+// its handle. A request the
 // target backend cannot honour returns an error wrapping jobs.ErrRejected.
-func (c *Client) Submit(ctx context.Context, req jobs.JobRequest) (*jobs.Handle, error) {
+func (c *Client) Submit(ctx context.Context, req jobs.JobRequest, opts ...jobs.RequestOption) (*jobs.Handle, error) {
 	jc, err := c.Jobs(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return jc.Submit(ctx, req)
+	return jc.Submit(ctx, req, opts...)
 }
 
 // ListJobs returns the jobs that pass filter (the zero Filter lists all),

@@ -43,11 +43,19 @@ func TestConnectLocalRunsRegisteredFunctionsWithNoSetup(t *testing.T) {
 	if err != nil || up != "BY REFERENCE" {
 		t.Fatalf("upper(ref): %q %v", up, err)
 	}
-	// Wait over futures from the client.
+	// Wait over futures from the client, untyped and typed.
 	futs := []*tasks.Future{c.Run(ctx, "upper", "a"), c.Run(ctx, "upper", "b")}
-	ready, pending, err := c.Wait(ctx, futs, 2, 10*time.Second)
+	ready, pending, err := fray.Wait(ctx, futs, 2, 10*time.Second)
 	if err != nil || len(ready) != 2 || len(pending) != 0 {
 		t.Fatalf("wait: %d ready, %d pending, %v", len(ready), len(pending), err)
+	}
+	typed := []tasks.TypedFuture[string]{fray.Run[string, string](ctx, c, "upper", "c")}
+	tready, _, err := fray.Wait(ctx, typed, 1, 10*time.Second)
+	if err != nil || len(tready) != 1 {
+		t.Fatalf("wait on typed futures: %d ready, %v", len(tready), err)
+	}
+	if v, err := tready[0].Get(ctx); err != nil || v != "C" {
+		t.Fatalf("typed future from Wait: %q %v", v, err)
 	}
 	if err := c.Run(ctx, "nosuch", 1).Get(ctx, nil); !errors.Is(err, tasks.ErrUnknownFunction) {
 		t.Fatalf("unknown function: %v", err)
@@ -148,5 +156,33 @@ func TestCloseOfLocalClientReturnsPromptlyWhileATaskRuns(t *testing.T) {
 		t.Logf("Close took %s", time.Since(start).Round(time.Millisecond))
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close of a local client still blocked 5 s after a task started: it waits out the worker's drain")
+	}
+}
+
+func TestHandlersRegisteredAfterConnectAreServedByTheLocalWorkers(t *testing.T) {
+	ctx := frayt.Context(t, 30*time.Second)
+	c, err := fray.Connect(ctx, "local", fray.WithLocalWorkers(2, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := fray.Register(ctx, c, "triple", func(_ context.Context, x int) (int, error) { return 3 * x, nil }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := fray.Run[int, int](ctx, c, "triple", 3).Get(ctx)
+	if err != nil || got != 9 {
+		t.Fatalf("triple(3) = %d, %v", got, err)
+	}
+	if err := fray.Register(ctx, c, "triple", func(_ context.Context, x int) (int, error) { return x, nil }); !errors.Is(err, tasks.ErrDuplicate) {
+		t.Fatalf("second Register of a name: %v", err)
+	}
+
+	bare, err := fray.Connect(ctx, "local", fray.WithLocalWorkers(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bare.Close()
+	if err := fray.Register(ctx, bare, "triple", func(_ context.Context, x int) (int, error) { return x, nil }); !errors.Is(err, fray.ErrNotLocal) {
+		t.Fatalf("Register without in-process workers: %v", err)
 	}
 }

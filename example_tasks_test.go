@@ -21,15 +21,15 @@ func Example_tasks() {
 	}
 	defer c.Close()
 
-	var futs []*tasks.Future
+	var futs []tasks.TypedFuture[int]
 	for i := 1; i <= 4; i++ {
-		futs = append(futs, fray.Run[int, int](ctx, c, "square", i).Future)
+		futs = append(futs, fray.Run[int, int](ctx, c, "square", i))
 	}
-	ready, _, _ := c.Wait(ctx, futs, len(futs), -1)
+	ready, _, _ := fray.Wait(ctx, futs, len(futs), -1)
 	sum := 0
 	for _, f := range ready {
-		var v int
-		if err := f.Get(ctx, &v); err != nil {
+		v, err := f.Get(ctx)
+		if err != nil {
 			panic(err)
 		}
 		sum += v

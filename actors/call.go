@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go"
 )
@@ -67,6 +68,7 @@ type mux struct {
 	c       *Client
 	prefix  string
 	sub     *nats.Subscription
+	unwatch func()   // stops the permission-error watch
 	targets sync.Map // "ns/name" -> *target
 
 	// sendMu is held (read) by each send from reading the generation until
@@ -100,8 +102,29 @@ func newMux(c *Client) (*mux, error) {
 	// Replies can burst (pipelined calls); never drop them.
 	_ = sub.SetPendingLimits(-1, -1)
 	m.sub = sub
+	m.unwatch = broker.OnPermissionDenied(c.nc, m.denied)
 	go m.sweep()
 	return m, nil
+}
+
+// denied fails at once the calls whose request the server refused: no
+// reply will come.
+func (m *mux) denied(e *broker.PermissionError) {
+	if e.Op != "publish" {
+		return
+	}
+	var refused []*Future
+	m.mu.Lock()
+	for token, f := range m.pending {
+		if f.t.subject == e.Subject {
+			delete(m.pending, token)
+			refused = append(refused, f)
+		}
+	}
+	m.mu.Unlock()
+	for _, f := range refused {
+		f.complete(fmt.Errorf("actors: call %s: %w", f.method, e))
+	}
 }
 
 func (m *mux) close() error {
@@ -116,6 +139,7 @@ func (m *mux) close() error {
 	m.mu.Unlock()
 	close(m.stop)
 	<-m.finished
+	m.unwatch()
 	err := m.sub.Unsubscribe()
 	for _, f := range pend {
 		f.complete(fmt.Errorf("%w: client closed", ErrActorUnavailable))
@@ -212,7 +236,7 @@ func (f *Future) Get(ctx context.Context, out any) error {
 	}
 	f.replyEpoch = r.Epoch
 	if r.Err != nil {
-		return &RemoteError{Method: f.method, Message: r.Err.Message, Type: r.Err.Type, Host: r.Err.Host}
+		return r.Err.remote(f.method, r.Err.Host)
 	}
 	if out != nil && len(r.Result) > 0 {
 		if err := objects.Unmarshal(r.Result, out); err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -170,6 +171,8 @@ func (c *Client) create(ctx context.Context, className, name, group string, inde
 		return nil, fmt.Errorf("%w: empty class name", ErrUnknownClass)
 	}
 	key := recordKey(o.namespace, name)
+	ctx, unguard := broker.GuardPublish(ctx, c.nc, "$KV."+broker.BucketActors+".>")
+	defer unguard()
 	for {
 		rec := c.newRecord(className, name, group, index, arg, o)
 		data, err := objects.Marshal(rec)
@@ -187,7 +190,7 @@ func (c *Client) create(ctx context.Context, className, name, group string, inde
 			return c.handle(o.namespace, name, className, rec.Epoch), nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return nil, fmt.Errorf("actors: claim %s/%s: %w", o.namespace, name, err)
+			return nil, fmt.Errorf("actors: claim %s/%s: %w", o.namespace, name, broker.Denied(ctx, err))
 		}
 		cur, curRev, err := getRecord(ctx, c.kv, key)
 		if errors.Is(err, ErrNotFound) {

@@ -11,6 +11,8 @@ type Self struct {
 	Index  int     // index in the group, -1 outside a group
 	Epoch  uint64  // instance number: 1, then +1 per restart
 	Host   string  // id of the hosting worker or process
+	// MaxConcurrency is how many calls the instance runs at once.
+	MaxConcurrency int
 }
 
 // Current returns the running actor's identity; ok is false outside an
@@ -21,7 +23,8 @@ func Current(ctx context.Context) (Self, bool) {
 		return Self{Index: -1}, false
 	}
 	h := &Handle{ns: in.rec.Namespace, name: in.rec.Name, class: in.rec.Class, c: in.client}
-	return Self{Handle: h, Group: in.rec.Group, Index: in.rec.Index, Epoch: in.epoch, Host: in.hostID}, true
+	return Self{Handle: h, Group: in.rec.Group, Index: in.rec.Index, Epoch: in.epoch, Host: in.hostID,
+		MaxConcurrency: max(1, in.rec.MaxConcurrency)}, true
 }
 
 // Fail marks the running actor as failed with err: once the current method

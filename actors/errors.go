@@ -52,11 +52,24 @@ const (
 
 // RemoteError is a method error, a recovered panic or a bad-input report from
 // the actor's host. The actor survives it.
+//
+// A dynamic class (RegisterDynamic) returns one from its constructor or
+// Call to describe an error of another language: Type, Message, Lang,
+// Traceback and Exc travel to the caller.
 type RemoteError struct {
 	Method  string // method called ("" for a constructor)
 	Message string // the error's message
-	Type    string // the error's Go type (%T), or one of the Type* constants
-	Host    string // id of the hosting worker
+	// Type is the error's type name in Lang (Go: %T, or one of the Type*
+	// constants; Python: the qualified name, e.g. "builtins.KeyError"). An
+	// opaque label to readers of another language.
+	Type string
+	Host string // id of the hosting worker
+	// Lang is the language the error was raised in ("" or "go", "python").
+	Lang string
+	// Traceback is the formatted remote traceback, if any.
+	Traceback string
+	// Exc is the language's own encoding of the error (Python: pickled).
+	Exc []byte
 }
 
 func (e *RemoteError) Error() string {

@@ -35,8 +35,8 @@ func TestPanicMessageShowsThePanickingMethodWithoutRecoveryOrReflectFrames(t *te
 		t.Fatal(err)
 	}
 	var re *RemoteError
-	if err := h.Call(ctx, "Panic", "kaboom").Get(ctx, nil); !errors.As(err, &re) || re.Type != TypePanic {
-		t.Fatalf("panic: %v", err)
+	if err := h.Call(ctx, "Panic", "kaboom").Get(ctx, nil); !errors.As(err, &re) || re.Type != TypePanic || re.Lang != "go" {
+		t.Fatalf("panic: %v (%+v); want a %s raised in go", err, re, TypePanic)
 	}
 	lines := strings.Split(re.Message, "\n")
 	if lines[0] != "panic in fray.Echo.Panic: kaboom" || len(lines) < 3 ||

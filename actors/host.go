@@ -128,7 +128,7 @@ func (h *Host) place(ctx context.Context, e *env, client *Client, hostID string,
 		if err != nil {
 			var re *RemoteError
 			if errors.As(err, &re) {
-				rep.Err = &wireError{Type: re.Type, Message: re.Message}
+				rep.Err = wireOf(re)
 			} else {
 				rep.Err = &wireError{Type: TypeConstructor, Message: err.Error()}
 			}
@@ -174,12 +174,16 @@ func (h *Host) place(ctx context.Context, e *env, client *Client, hostID string,
 	}
 	err = in.start(func(ctx context.Context) (any, *methodSet, error) {
 		v, err := cls.ctor(ctx, rec.Arg)
+		var re *RemoteError
+		if errors.As(err, &re) {
+			return nil, nil, re // described by a dynamic class
+		}
 		if err != nil {
 			typ := fmt.Sprintf("%T", err)
 			if errors.Is(err, ErrBadArgument) {
 				typ = TypeBadArgument // the argument does not decode into the constructor's type
 			}
-			return nil, nil, &RemoteError{Type: typ, Message: err.Error()}
+			return nil, nil, &RemoteError{Type: typ, Lang: "go", Message: err.Error()}
 		}
 		return v, cls.methods, nil
 	})

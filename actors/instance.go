@@ -27,6 +27,7 @@ type instance struct {
 	ttl    time.Duration
 	ms     *methodSet
 	val    reflect.Value
+	dyn    *dynamic // set instead of ms and val for a dynamic class
 	key    string
 	epoch  uint64
 
@@ -55,6 +56,10 @@ type instance struct {
 	running  map[string]struct{}
 	ops      sync.Map // op id -> context.CancelFunc
 	canceled sync.Map // op id -> struct{}: cancel arrived before start
+	// opTail is closed when the last operation queued on a serial instance
+	// has ended: the next operation, and the next call, wait for it. Only
+	// the call subscription's goroutine touches it.
+	opTail chan struct{}
 
 	stopOnce sync.Once
 	stopped  chan struct{}
@@ -106,6 +111,10 @@ func (in *instance) start(construct func(context.Context) (any, *methodSet, erro
 	}
 	go in.keep()
 	v, ms, err := construct(in.ctx)
+	if d, ok := v.(DynamicInstance); ok && err == nil && ms == nil {
+		in.dyn = newDynamic(d)
+		go in.watchDynamic()
+	}
 	if err != nil {
 		in.stop(stopLeaseGone, "")
 		in.wmu.Lock()
@@ -117,7 +126,9 @@ func (in *instance) start(construct func(context.Context) (any, *methodSet, erro
 		in.stop(stopLeaseGone, "")
 		return fmt.Errorf("lease lost (or stopped) while constructing")
 	}
-	in.ms, in.val = ms, reflect.ValueOf(v)
+	if in.dyn == nil {
+		in.ms, in.val = ms, reflect.ValueOf(v)
+	}
 	if in.rec.MaxConcurrency > 1 {
 		in.sem = make(chan struct{}, in.rec.MaxConcurrency)
 		in.running = map[string]struct{}{}
@@ -302,6 +313,9 @@ func (in *instance) stop(mode int, reason string) {
 			_ = in.ctlSub.Unsubscribe()
 		}
 		in.subMu.Unlock()
+		if in.dyn != nil {
+			in.dyn.d.Close()
+		}
 		if mode != stopLeaseGone {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			in.wmu.Lock()
@@ -371,8 +385,26 @@ func (in *instance) onCall(msg *nats.Msg) {
 		in.barrier(msg)
 		return
 	}
+	var cm callMsg
+	if err := objects.Unmarshal(msg.Data, &cm); err != nil {
+		in.reply(msg.Reply, nil, &wireError{Type: TypeBadArgument, Message: "malformed call record: " + err.Error()})
+		return
+	}
+	if cm.Op != "" {
+		in.acceptOp(msg.Reply, &cm) // never waits: accepted now, queued
+		return
+	}
 	if in.sem == nil {
-		in.handle(msg) // MaxConcurrency 1: inline, in arrival order
+		// MaxConcurrency 1: inline, in arrival order, after the operations
+		// accepted before it.
+		if t := in.opTail; t != nil {
+			select {
+			case <-t:
+			case <-in.ctx.Done():
+				return
+			}
+		}
+		in.handle(msg.Reply, &cm)
 		return
 	}
 	select {
@@ -385,7 +417,7 @@ func (in *instance) onCall(msg *nats.Msg) {
 	in.runMu.Unlock()
 	go func() {
 		defer func() { <-in.sem }()
-		in.handle(msg) // replies before leaving running
+		in.handle(msg.Reply, &cm) // replies before leaving running
 		in.runMu.Lock()
 		delete(in.running, msg.Reply)
 		in.runMu.Unlock()
@@ -421,22 +453,16 @@ func (in *instance) barrier(msg *nats.Msg) {
 	_ = in.env.nc.Publish(msg.Reply, data)
 }
 
-func (in *instance) handle(msg *nats.Msg) {
-	var cm callMsg
-	if err := objects.Unmarshal(msg.Data, &cm); err != nil {
-		in.reply(msg.Reply, nil, &wireError{Type: TypeBadArgument, Message: "malformed call record: " + err.Error()})
-		return
+func (in *instance) handle(replyTo string, cm *callMsg) {
+	res, werr, stopNow := in.invoke(in.callCtx, cm)
+	if werr == lostCall {
+		return // the instance failed; the caller learns it from the record
 	}
-	if cm.Op != "" {
-		in.runOp(msg, &cm)
-		return
-	}
-	res, werr, stopNow := in.invoke(in.callCtx, &cm)
 	in.calls.Add(1)
 	// Stop before replying, so the caller that made the actor stop or fail
 	// observes the final record and its next call waits for a new instance.
 	in.afterCall(stopNow)
-	in.reply(msg.Reply, res, werr)
+	in.reply(replyTo, res, werr)
 }
 
 func (in *instance) afterCall(stopNow bool) {
@@ -463,6 +489,9 @@ func (in *instance) reply(to string, res objects.RawMessage, werr *wireError) {
 
 // invoke runs one method. stopNow reports that it returned ErrStop.
 func (in *instance) invoke(ctx reflect.Value, cm *callMsg) (res objects.RawMessage, werr *wireError, stopNow bool) {
+	if in.dyn != nil {
+		return in.invokeDynamic(ctx.Interface().(context.Context), cm)
+	}
 	md := in.ms.methods[cm.Method]
 	if md == nil {
 		return nil, &wireError{Type: TypeNoSuchMethod, Message: fmt.Sprintf("class %s has no method %q (methods: %s)",
@@ -485,14 +514,14 @@ func (in *instance) invoke(ctx reflect.Value, cm *callMsg) (res objects.RawMessa
 	defer func() {
 		if r := recover(); r != nil {
 			res, stopNow = nil, false
-			werr = &wireError{Type: TypePanic, Message: fmt.Sprintf("panic in %s.%s: %v\n%s", in.rec.Class, cm.Method, r, panicStack(maxPanicFrames))}
+			werr = &wireError{Type: TypePanic, Lang: "go", Message: fmt.Sprintf("panic in %s.%s: %v\n%s", in.rec.Class, cm.Method, r, panicStack(maxPanicFrames))}
 		}
 	}()
 	outs := md.fn.Call(args[:n])
 	if e := outs[len(outs)-1]; !e.IsNil() {
 		err := e.Interface().(error)
 		if !errors.Is(err, ErrStop) {
-			return nil, &wireError{Type: fmt.Sprintf("%T", err), Message: err.Error()}, false
+			return nil, &wireError{Type: fmt.Sprintf("%T", err), Lang: "go", Message: err.Error()}, false
 		}
 		stopNow = true
 	}

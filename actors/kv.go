@@ -26,14 +26,20 @@ func casWrite(ctx context.Context, js jetstream.JetStream, key string, data []by
 	}
 	ack, err := js.Publish(ctx, "$KV."+broker.BucketActors+"."+key, data, opts...)
 	if err != nil {
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
-			return 0, fmt.Errorf("%w: %s", errRevMismatch, key)
-		}
-		return 0, fmt.Errorf("actors: write %s: %w", key, err)
+		return 0, casError("write", key, err)
 	}
 	return ack.Sequence, nil
+}
+
+// casError is the error of a sequence-checked write (verb) of key:
+// errRevMismatch when it lost the race.
+func casError(verb, key string, err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		return fmt.Errorf("%w: %s", errRevMismatch, key)
+	}
+	return fmt.Errorf("actors: %s %s: %w", verb, key, err)
 }
 
 // putTTL writes data to key unconditionally with a per-key TTL.
@@ -195,7 +201,7 @@ func removeKey(ctx context.Context, js jetstream.JetStream, key string, rev uint
 	m.Header.Set("KV-Operation", "DEL")
 	_, err := js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(ttl))
 	if err != nil {
-		return fmt.Errorf("actors: remove %s: %w", key, err)
+		return casError("remove", key, err)
 	}
 	return nil
 }

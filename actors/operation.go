@@ -58,9 +58,11 @@ type Operation struct {
 	id string
 }
 
-// Submit starts method(arg) as a long-running operation and returns once the
-// actor has accepted it. It runs under the actor's MaxConcurrency like a
-// call; its result is recorded instead of replied.
+// Submit starts method(arg) as a long-running operation and returns as soon
+// as the actor has accepted it: queued behind what runs there, or running.
+// It runs under the actor's MaxConcurrency like a call, in submission
+// order on a serial actor; its result is recorded instead of replied. An
+// operation whose Submit returns an error never runs.
 func (h *Handle) Submit(ctx context.Context, method string, arg any) (*Operation, error) {
 	c, err := h.client(ctx)
 	if err != nil {
@@ -83,7 +85,18 @@ func (h *Handle) Submit(ctx context.Context, method string, arg any) (*Operation
 	}
 	f := c.mux.call(ctx, c.mux.target(h.ns, h.name), method, arg, op.id)
 	if err := f.Get(ctx, nil); err != nil {
-		_ = removeKey(context.WithoutCancel(ctx), c.js, key, rev, time.Minute)
+		// Withdraw the operation: a host that got the call but whose
+		// acceptance did not reach us starts it only if the record is
+		// still there (instance.startOp). If the host started it first,
+		// the removal fails and the operation stands: it was accepted.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		rerr := removeKey(rctx, c.js, key, rev, time.Minute)
+		if rerr != nil && errors.Is(rerr, errRevMismatch) {
+			if r, serr := op.Status(rctx); serr == nil && r.State != OpPending {
+				return op, nil
+			}
+		}
 		return nil, err
 	}
 	// Record which instance accepted it, unless it already started (then
@@ -141,7 +154,7 @@ func (op *Operation) Wait(ctx context.Context, out any) error {
 			}
 			return nil
 		case OpFailed:
-			return &RemoteError{Method: r.Method, Message: r.Err.Message, Type: r.Err.Type, Host: r.Err.Host}
+			return r.Err.remote(r.Method, r.Err.Host)
 		case OpCanceled:
 			return fmt.Errorf("actors: operation %s: %w", op.id, context.Canceled)
 		case OpRunning, OpPending:
@@ -182,15 +195,50 @@ func (op *Operation) Cancel(ctx context.Context) error {
 	return nil
 }
 
-// runOp runs a long-running operation on the host: accept at once, record
-// running, invoke, record the outcome.
-func (in *instance) runOp(msg *nats.Msg, cm *callMsg) {
-	if in.ms.methods[cm.Method] == nil {
+// acceptOp accepts a long-running operation on the host: it replies at
+// once (so Submit returns while the operation waits for its turn) and
+// queues the operation under the actor's concurrency limit, behind the
+// operations accepted before it on a serial instance.
+func (in *instance) acceptOp(replyTo string, cm *callMsg) {
+	if !in.hasMethod(cm.Method) {
 		_, werr, _ := in.invoke(in.callCtx, cm)
-		in.reply(msg.Reply, nil, werr)
+		in.reply(replyTo, nil, werr)
 		return
 	}
-	in.reply(msg.Reply, nil, nil)
+	in.reply(replyTo, nil, nil)
+	if in.sem != nil {
+		go func() {
+			select {
+			case in.sem <- struct{}{}:
+			case <-in.ctx.Done():
+				return // queued on an instance that stopped: Wait reports it
+			}
+			defer func() { <-in.sem }()
+			in.runOp(cm)
+		}()
+		return
+	}
+	prev, done := in.opTail, make(chan struct{})
+	in.opTail = done
+	go func() {
+		defer close(done)
+		if prev != nil {
+			select {
+			case <-prev:
+			case <-in.ctx.Done():
+				return
+			}
+		}
+		if in.ctx.Err() == nil {
+			in.runOp(cm)
+		}
+	}()
+}
+
+// runOp runs an accepted operation on the host: record running, invoke,
+// record the outcome. An operation whose record is gone (its submitter
+// gave up and removed it) or already ended never runs.
+func (in *instance) runOp(cm *callMsg) {
 	key := opKey(in.rec.Namespace, in.rec.Name, cm.Op)
 	write := func(state string, res objects.RawMessage, werr *wireError) {
 		now := time.Now().UnixMilli()
@@ -212,17 +260,22 @@ func (in *instance) runOp(msg *nats.Msg, cm *callMsg) {
 	// control handler marks canceled, then looks for the func, so one of
 	// the two always sees the other and no cancellation is lost.
 	ctx, cancel := context.WithCancel(in.ctx)
+	defer cancel()
 	in.ops.Store(cm.Op, cancel)
+	defer in.ops.Delete(cm.Op)
 	if _, canceled := in.canceled.LoadAndDelete(cm.Op); canceled {
-		in.ops.Delete(cm.Op)
-		cancel()
 		write(OpCanceled, nil, nil)
 		return
 	}
-	write(OpRunning, nil, nil)
+	if !in.startOp(key, cm.Op) {
+		return
+	}
 	res, werr, stopNow := in.invoke(reflect.ValueOf(ctx), cm)
-	in.ops.Delete(cm.Op)
 	in.canceled.Delete(cm.Op)
+	if werr == lostCall {
+		cancel()
+		return // the operation's instance is gone: Wait reports it
+	}
 	in.calls.Add(1)
 	switch {
 	case ctx.Err() != nil && in.ctx.Err() == nil && werr != nil:
@@ -235,6 +288,43 @@ func (in *instance) runOp(msg *nats.Msg, cm *callMsg) {
 	default:
 		write(OpSucceeded, res, nil)
 	}
-	cancel()
 	in.afterCall(stopNow)
+}
+
+// startOp moves the operation's record from pending to running with a
+// compare-and-set, so that it starts only if its submitter still stands
+// by it: a submitter that gave up removed the record (compare-and-set too),
+// and then the operation never runs. It reports whether to run it.
+func (in *instance) startOp(key, id string) bool {
+	ctx, cancel := context.WithTimeout(in.ctx, 10*time.Second)
+	defer cancel()
+	for {
+		e, err := in.env.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			in.env.log.Info("operation not started: its submitter removed it", "op", id)
+			return false
+		}
+		if err != nil {
+			in.env.log.Warn("operation not started: its record cannot be read", "op", id, "err", err)
+			return false
+		}
+		var r OpRecord
+		if err := objects.Unmarshal(e.Value(), &r); err != nil || r.State != OpPending {
+			return false
+		}
+		r.State, r.Epoch, r.Host, r.UpdatedMS = OpRunning, in.epoch, in.hostID, time.Now().UnixMilli()
+		data, err := objects.Marshal(&r)
+		if err != nil {
+			return false
+		}
+		_, err = casWrite(ctx, in.env.js, key, data, e.Revision(), OpTTL)
+		if err == nil {
+			return true
+		}
+		if !errors.Is(err, errRevMismatch) {
+			in.env.log.Warn("operation not started: its record cannot be written", "op", id, "err", err)
+			return false
+		}
+		// The submitter wrote meanwhile (its epoch, or the removal): read again.
+	}
 }

@@ -122,7 +122,7 @@ func (e *env) place(ctx context.Context, rec *Record, rev uint64, p placement) (
 			return "", fmt.Errorf("actors: placement reply from %s: %w", w.ID, err)
 		}
 		if rep.Err != nil {
-			return "", &RemoteError{Message: rep.Err.Message, Type: rep.Err.Type, Host: w.ID}
+			return "", rep.Err.remote("", w.ID)
 		}
 		return w.ID, nil
 	}

@@ -168,11 +168,25 @@ type replyMsg struct {
 	Err    *wireError         `cbor:"e,omitempty"`
 }
 
-// wireError is an error crossing the wire.
+// wireError is an error crossing the wire. Lang, Traceback and Exc are
+// optional additions (the version is unchanged); see RemoteError.
 type wireError struct {
-	Type    string `cbor:"t" json:"type"`
-	Message string `cbor:"msg" json:"message"`
-	Host    string `cbor:"host,omitempty" json:"host,omitempty"`
+	Type      string `cbor:"t" json:"type"`
+	Message   string `cbor:"msg" json:"message"`
+	Host      string `cbor:"host,omitempty" json:"host,omitempty"`
+	Lang      string `cbor:"lang,omitempty" json:"lang,omitempty"`
+	Traceback string `cbor:"traceback,omitempty" json:"traceback,omitempty"`
+	Exc       []byte `cbor:"exc,omitempty" json:"-"`
+}
+
+// remote is the RemoteError a caller gets for w.
+func (w *wireError) remote(method, host string) *RemoteError {
+	return &RemoteError{Method: method, Message: w.Message, Type: w.Type, Host: host, Lang: w.Lang, Traceback: w.Traceback, Exc: w.Exc}
+}
+
+// wireOf is the wire form of e.
+func wireOf(e *RemoteError) *wireError {
+	return &wireError{Type: e.Type, Message: e.Message, Lang: e.Lang, Traceback: e.Traceback, Exc: e.Exc}
 }
 
 // placeMsg asks a host to construct and serve an actor. Version 1.

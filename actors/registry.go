@@ -91,12 +91,17 @@ func RegisterSafely[T, A any](reg *Registry, className string, ctor func(context
 		}
 		return t, nil
 	}}
+	return reg.add(c)
+}
+
+// add adds c, refusing a name already registered.
+func (reg *Registry) add(c *class) error {
 	reg.mu.Lock()
 	defer reg.mu.Unlock()
-	if _, dup := reg.classes[className]; dup {
-		return fmt.Errorf("actors: register %s: class already registered", className)
+	if _, dup := reg.classes[c.name]; dup {
+		return fmt.Errorf("actors: register %s: class already registered", c.name)
 	}
-	reg.classes[className] = c
+	reg.classes[c.name] = c
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -315,4 +316,22 @@ func (a slogAdapter) Fatalf(f string, v ...any) {
 	case a.fatal <- fatalLog{f, v}:
 	default:
 	}
+}
+
+// RoutedPeers names the cluster nodes this server has a route to now, and
+// says how many routes it was configured with.
+func (s *Server) RoutedPeers() (names []string, configured int) {
+	rz, err := s.ns.Routez(nil)
+	if err != nil {
+		return nil, len(s.opts.Routes)
+	}
+	seen := map[string]bool{}
+	for _, r := range rz.Routes {
+		if r.RemoteName != "" && !seen[r.RemoteName] {
+			seen[r.RemoteName] = true
+			names = append(names, r.RemoteName)
+		}
+	}
+	slices.Sort(names)
+	return names, len(s.opts.Routes)
 }

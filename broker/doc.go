@@ -9,7 +9,14 @@
 //	js, _ := jetstream.New(nc)
 //	err = broker.Provision(ctx, js, broker.ProvisionOptions{})
 //
-// Provision is idempotent: every fray process that connects may call it, and
-// an existing layout is updated in place. The names of the streams and
+// Provision is idempotent: every fray process that connects may call it,
+// every node of a forming cluster at once (it waits, saying why through
+// ProvisionOptions.OnWait, for a meta leader, peers and stream leaders),
+// and an existing layout is updated in place only where it differs.
+//
+// A publish or subscription the server's permissions refuse is reported by
+// nats.go only to the connection's async error handler; OnPermissionDenied,
+// GuardPublish and Subscribe turn it into a *PermissionError for the call
+// that caused it. The names of the streams and
 // buckets are part of fray's wire protocol (see PROTOCOL.md).
 package broker

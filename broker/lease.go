@@ -35,7 +35,13 @@ type Lease struct {
 	key    string
 	ttl    time.Duration
 	rev    uint64
+	// onRenewError, if set, hears each failed renewal in Keep.
+	onRenewError func(error)
 }
+
+// OnRenewError makes Keep call fn with each renewal that fails (transient
+// or the lease lost), for metrics. Call it before Keep.
+func (l *Lease) OnRenewError(fn func(error)) { l.onRenewError = fn }
 
 // AcquireLease claims key in bucket with value v, atomically: it fails with
 // ErrLeaseHeld when a live lease holds the key. ttl must be >= 1 s.
@@ -124,6 +130,9 @@ func (l *Lease) Keep(ctx context.Context, value func() []byte) error {
 			rctx, cancel := context.WithTimeout(ctx, period)
 			err := l.Renew(rctx, value())
 			cancel()
+			if err != nil && l.onRenewError != nil {
+				l.onRenewError(err)
+			}
 			if errors.Is(err, ErrLeaseLost) {
 				return err
 			}

@@ -38,6 +38,11 @@ type ProvisionOptions struct {
 	// JobTTL is how long job submissions and control messages are kept.
 	// Defaults to 7 days.
 	JobTTL time.Duration
+	// OnWait, when set, is told in words what provisioning is waiting for
+	// while a cluster forms (a meta leader, peers for the replicas, a
+	// stream's leader): when the reason changes, and every 5 s while it
+	// does not. Provision waits until ctx ends. Defaults to nil (silent).
+	OnWait func(what string)
 }
 
 func (o *ProvisionOptions) withDefaults() error {
@@ -124,8 +129,11 @@ func versionParts(v string) [3]int {
 }
 
 // Provision creates or updates every stream and bucket fray uses. It is
-// idempotent and safe to run concurrently from several processes. serverVersion
-// is the connected server's version (nats.Conn.ConnectedServerVersion).
+// idempotent and safe to run at once from every node of a cluster: it waits
+// (until ctx ends, saying why through OnWait) for a meta leader, for enough
+// peers for the replicas and for each stream's leader, and leaves an asset
+// whose config already matches alone. serverVersion is the connected
+// server's version (nats.Conn.ConnectedServerVersion).
 func Provision(ctx context.Context, js jetstream.JetStream, serverVersion string, o ProvisionOptions) error {
 	if err := CheckServerVersion(serverVersion); err != nil {
 		return err
@@ -133,7 +141,10 @@ func Provision(ctx context.Context, js jetstream.JetStream, serverVersion string
 	if err := o.withDefaults(); err != nil {
 		return err
 	}
-	meta := map[string]string{MetadataLayoutKey: strconv.Itoa(LayoutVersion)}
+	w := &waiter{onWait: o.OnWait, replicas: o.Replicas}
+	if err := w.waitJetStream(ctx, js); err != nil {
+		return err
+	}
 	streams := []jetstream.StreamConfig{{
 		Name:        StreamTasks,
 		Description: "fray task queue, one durable pull consumer per pool",
@@ -178,12 +189,13 @@ func Provision(ctx context.Context, js jetstream.JetStream, serverVersion string
 	for _, cfg := range streams {
 		cfg.Storage = jetstream.FileStorage
 		cfg.Replicas = o.Replicas
-		cfg.Metadata = meta
-		if err := checkLayout(ctx, js, cfg.Name); err != nil {
+		fp := fingerprint(cfg)
+		cfg.Metadata = layoutMetadata(fp)
+		err := w.ensure(ctx, js, asset{what: "stream " + cfg.Name, stream: cfg.Name, fingerprint: fp,
+			create: func(ctx context.Context) error { _, err := js.CreateStream(ctx, cfg); return err },
+			update: func(ctx context.Context) error { _, err := js.UpdateStream(ctx, cfg); return err }})
+		if err != nil {
 			return err
-		}
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("broker: provision stream %s: %w", cfg.Name, err)
 		}
 	}
 	kvs := []jetstream.KeyValueConfig{
@@ -196,46 +208,34 @@ func Provision(ctx context.Context, js jetstream.JetStream, serverVersion string
 	for _, cfg := range kvs {
 		cfg.Storage = jetstream.FileStorage
 		cfg.Replicas = o.Replicas
-		cfg.Metadata = meta
-		if err := checkLayout(ctx, js, "KV_"+cfg.Bucket); err != nil {
+		fp := fingerprint(cfg)
+		cfg.Metadata = layoutMetadata(fp)
+		err := w.ensure(ctx, js, asset{what: "bucket " + cfg.Bucket, stream: "KV_" + cfg.Bucket, fingerprint: fp,
+			create: func(ctx context.Context) error { _, err := js.CreateKeyValue(ctx, cfg); return err },
+			update: func(ctx context.Context) error { _, err := js.UpdateKeyValue(ctx, cfg); return err }})
+		if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
+			return fmt.Errorf("%w: bucket %s needs per-key TTLs (nats-server >= %s): %v", ErrServerTooOld, cfg.Bucket, MinServerVersion, err)
+		}
+		if err != nil {
 			return err
 		}
-		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
-			if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
-				return fmt.Errorf("%w: bucket %s needs per-key TTLs (nats-server >= %s): %v", ErrServerTooOld, cfg.Bucket, MinServerVersion, err)
-			}
-			return fmt.Errorf("broker: provision bucket %s: %w", cfg.Bucket, err)
-		}
 	}
-	if err := checkLayout(ctx, js, "OBJ_"+BucketObjects); err != nil {
-		return err
-	}
-	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	ocfg := jetstream.ObjectStoreConfig{
 		Bucket:      BucketObjects,
 		Description: "fray objects, named by SHA-256 of their bytes",
 		TTL:         o.ObjectTTL,
 		MaxBytes:    o.ObjectMaxBytes,
 		Storage:     jetstream.FileStorage,
 		Replicas:    o.Replicas,
-		Metadata:    meta,
-	}); err != nil {
-		return fmt.Errorf("broker: provision object store %s: %w", BucketObjects, err)
 	}
-	return nil
+	fp := fingerprint(ocfg)
+	ocfg.Metadata = layoutMetadata(fp)
+	return w.ensure(ctx, js, asset{what: "object store " + BucketObjects, stream: "OBJ_" + BucketObjects, fingerprint: fp,
+		create: func(ctx context.Context) error { _, err := js.CreateObjectStore(ctx, ocfg); return err },
+		update: func(ctx context.Context) error { _, err := js.UpdateObjectStore(ctx, ocfg); return err }})
 }
 
-// checkLayout refuses to downgrade a stream provisioned by a newer fray.
-func checkLayout(ctx context.Context, js jetstream.JetStream, stream string) error {
-	s, err := js.Stream(ctx, stream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("broker: look up stream %s: %w", stream, err)
-	}
-	v, _ := strconv.Atoi(s.CachedInfo().Config.Metadata[MetadataLayoutKey])
-	if v > LayoutVersion {
-		return fmt.Errorf("%w: stream %s has layout %d, this fray knows %d", ErrLayoutTooNew, stream, v, LayoutVersion)
-	}
-	return nil
+// layoutMetadata is the metadata Provision writes on every asset.
+func layoutMetadata(fingerprint string) map[string]string {
+	return map[string]string{MetadataLayoutKey: strconv.Itoa(LayoutVersion), MetadataConfigKey: fingerprint}
 }

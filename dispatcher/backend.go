@@ -51,10 +51,49 @@ type RemoteStatus struct {
 	StartedMS, FinishedMS int64
 }
 
-// RemoteJob is one entry of Backend.List.
+// RemoteJob is one entry of Backend.List, or what Finder.Find found.
 type RemoteJob struct {
 	ExternalID string
 	JobID      string // fray's id when the job came from fray, else ""
 	Name       string
 	Status     RemoteStatus
+	// Run is the fray run the job was submitted for ("" when the backend
+	// does not say: a job fray did not submit, or an older fray's).
+	Run string
+	// Request is the fray request the job was submitted with, when the
+	// backend kept it; else nil (the record is built from what it has).
+	Request *jobs.JobRequest
+	// SubmittedMS is when the backend accepted the job (Unix ms, the
+	// backend's clock); 0 when it does not say.
+	SubmittedMS int64
 }
+
+// Finder is implemented by a backend that can find fray's jobs by fray's
+// job id, so that any process can see, follow and stop them without the
+// broker that submitted them: the backend is the record.
+type Finder interface {
+	// Find returns the backend's newest job for fray job jobID (with Run,
+	// Request and SubmittedMS when it has them), or an error matching
+	// ErrJobNotFound.
+	Find(ctx context.Context, jobID string) (*RemoteJob, error)
+}
+
+// LogFinder is implemented by a backend whose log cursors are shared by
+// every run of a job name (Iris): a job found on it, not submitted by this
+// dispatcher, reads its logs from LogStartOf.
+type LogFinder interface {
+	// LogStartOf returns the log cursor before the first line of rj's run.
+	LogStartOf(ctx context.Context, rj *RemoteJob) (int64, error)
+}
+
+// Located is implemented by a backend that can say what it is and where:
+// its kind ("ray", "iris") and its head's URL.
+type Located interface {
+	Kind() string
+	Address() string
+}
+
+// ErrLiveElsewhere is matched by a backend's Submit refusing to replace a
+// live job of the same name that belongs to another run: a live job is
+// adopted, never killed and replaced.
+var ErrLiveElsewhere = errors.New("dispatcher: a live job of that name on the backend belongs to another submission")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/frayhq/fray/broker"
@@ -45,11 +46,20 @@ type Options struct {
 	// the worker meanwhile. A worker that deregistered is gone at once.
 	// Defaults to broker.ExpiryGrace.
 	ExpiryGrace time.Duration
-	// StopWait bounds how long, after a job on an external backend ended
-	// on fray's side (a stop, a timeout, its parent ending), its logs are
-	// still mirrored while waiting for the backend to report it finished,
-	// so what it prints while shutting down is kept. Defaults to 30 s.
+	// StopWait bounds how long, after a job on an external backend was
+	// ended on fray's side by another writer (a stop does not end it: its
+	// backend's report does), its logs are still mirrored while waiting for
+	// the backend to report it finished, so what it prints while shutting
+	// down is kept. Defaults to 30 s.
 	StopWait time.Duration
+	// StartTimeout bounds how long a task may stay ASSIGNED, its worker's
+	// job runner not having reported it started, before the dispatcher
+	// takes the assignment back, places the job again (not counted as a
+	// preemption) and places nothing more on that worker process: a worker
+	// that advertises job capacity without a runner (an older fray) would
+	// otherwise hold the job forever. It must exceed the runners'
+	// DeviceWait. Defaults to 2 min.
+	StartTimeout time.Duration
 }
 
 // Dispatcher places submitted jobs on fray workers or external backends and
@@ -81,6 +91,13 @@ type Dispatcher struct {
 	// expiring holds live workers whose lease key expired, until their
 	// grace ends (see Options.ExpiryGrace).
 	expiring map[string]time.Time // worker id → end of its grace
+
+	// importing holds the ids of jobs found on a backend whose lines are
+	// being copied (off the loop): no mirror may start for them meanwhile.
+	importing sync.Map
+	// silent holds workers that left an assignment unstarted past
+	// StartTimeout: nothing more is placed on that process.
+	silent map[string]int64 // worker id → its record's StartedMS
 }
 
 type recEntry struct {
@@ -116,6 +133,9 @@ func New(nc *nats.Conn, js jetstream.JetStream, o Options) (*Dispatcher, error) 
 	if o.ExpiryGrace <= 0 {
 		o.ExpiryGrace = broker.ExpiryGrace
 	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = DefaultStartTimeout
+	}
 	bs := map[string]Backend{}
 	for _, b := range o.Backends {
 		name := b.Name()
@@ -149,6 +169,45 @@ type submitMsg struct{ m *nats.Msg }
 // Run serves until ctx ends and returns nil then, or an error when the
 // cluster cannot be reached at start.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	if err := d.open(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ww, err := d.workers.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("dispatcher: watch workers: %w", err)
+	}
+	defer ww.Stop()
+	sw, err := d.store.KV.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("dispatcher: watch job state: %w", err)
+	}
+	defer sw.Stop()
+	if err := d.replay(ctx, ww, sw); err != nil || ctx.Err() != nil {
+		return err
+	}
+	submits, stopSubmits, err := d.takeSubmits(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopSubmits()
+	found, stopFinds, err := d.takeFinds(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopFinds()
+	events, stopEvents, err := d.takeEvents(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopEvents()
+	d.log.Info("dispatcher running", "backends", backendNames(d.backends), "default", d.o.DefaultBackend)
+	return d.loop(ctx, ww, sw, submits, found, events)
+}
+
+// open opens the buckets and resets the loop state.
+func (d *Dispatcher) open(ctx context.Context) error {
 	var err error
 	if d.store, err = jobs.OpenStore(ctx, d.js); err != nil {
 		return err
@@ -164,20 +223,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.mirrors = map[string]context.CancelFunc{}
 	d.stopping = map[string]int64{}
 	d.expiring = map[string]time.Time{}
+	d.silent = map[string]int64{}
+	return nil
+}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ww, err := d.workers.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("dispatcher: watch workers: %w", err)
-	}
-	defer ww.Stop()
-	sw, err := d.store.KV.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("dispatcher: watch job state: %w", err)
-	}
-	defer sw.Stop()
-	// Initial state: everything up to the watchers' end-of-replay markers.
+// replay applies the initial state: everything up to the watchers'
+// end-of-replay markers. It returns nil with ctx ended when stopped.
+func (d *Dispatcher) replay(ctx context.Context, ww, sw jetstream.KeyWatcher) error {
 	for _, w := range []jetstream.KeyWatcher{ww, sw} {
 	replay:
 		for {
@@ -202,10 +254,16 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		}
 	}
+	return nil
+}
 
-	submits := make(chan submitMsg, 64)
+// takeSubmits subscribes to submit requests; stop unsubscribes and turns
+// away those already queued.
+func (d *Dispatcher) takeSubmits(ctx context.Context) (submits chan submitMsg, stop func(), err error) {
+	submits = make(chan submitMsg, 64)
 	unavailable := &jobs.SubmitReply{Code: jobs.CodeUnavailable, Error: "dispatcher stopping"}
 	sub, err := d.nc.QueueSubscribe(jobs.SubjectSubmit, jobs.QueueDispatchers, func(m *nats.Msg) {
+		d.adoptLive(ctx, m.Data) // a backend call: here, not in the loop
 		select {
 		case submits <- submitMsg{m}:
 		case <-ctx.Done():
@@ -213,9 +271,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 	})
 	if err != nil {
-		return fmt.Errorf("dispatcher: subscribe %s: %w", jobs.SubjectSubmit, err)
+		return nil, nil, fmt.Errorf("dispatcher: subscribe %s: %w", jobs.SubjectSubmit, err)
 	}
-	defer func() {
+	stop = func() {
 		// Stop taking submits before anything else, then turn away those
 		// already queued: their clients record the jobs themselves.
 		_ = sub.Unsubscribe()
@@ -228,8 +286,36 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				return
 			}
 		}
-	}()
+	}
+	return submits, stop, nil
+}
 
+// takeFinds serves the backend lookups (find, backends); the ids of the jobs
+// a find imported reach the loop on found.
+func (d *Dispatcher) takeFinds(ctx context.Context) (found chan string, stop func(), err error) {
+	found = make(chan string, 64)
+	var subs []*nats.Subscription
+	stop = func() {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+	}
+	for subj, h := range map[string]nats.MsgHandler{
+		jobs.SubjectFind:     func(m *nats.Msg) { d.onFind(ctx, m, found) },
+		jobs.SubjectBackends: d.onBackends,
+	} {
+		s, err := d.nc.QueueSubscribe(subj, jobs.QueueDispatchers, h)
+		if err != nil {
+			stop()
+			return nil, nil, fmt.Errorf("dispatcher: subscribe %s: %w", subj, err)
+		}
+		subs = append(subs, s)
+	}
+	return found, stop, nil
+}
+
+// takeEvents consumes task events and job control messages from FRAY_JOBS.
+func (d *Dispatcher) takeEvents(ctx context.Context) (events chan jetstream.Msg, stop func(), err error) {
 	cons, err := d.js.CreateOrUpdateConsumer(ctx, broker.StreamJobs, jetstream.ConsumerConfig{
 		Durable:        jobs.DurableDispatcher,
 		Description:    "fray dispatchers: task events and job control",
@@ -240,9 +326,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		MaxAckPending:  4096,
 	})
 	if err != nil {
-		return fmt.Errorf("dispatcher: consumer on %s: %w", broker.StreamJobs, err)
+		return nil, nil, fmt.Errorf("dispatcher: consumer on %s: %w", broker.StreamJobs, err)
 	}
-	events := make(chan jetstream.Msg, 256)
+	events = make(chan jetstream.Msg, 256)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
 		case events <- m:
@@ -250,11 +336,15 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 	}, jetstream.PullMaxMessages(256))
 	if err != nil {
-		return fmt.Errorf("dispatcher: consume %s: %w", broker.StreamJobs, err)
+		return nil, nil, fmt.Errorf("dispatcher: consume %s: %w", broker.StreamJobs, err)
 	}
-	defer cc.Stop()
+	return events, cc.Stop, nil
+}
 
-	d.log.Info("dispatcher running", "backends", backendNames(d.backends), "default", d.o.DefaultBackend)
+// loop is the dispatcher's one goroutine over its state: it applies
+// worker and job changes, submits and events, and places, reconciles and
+// times jobs out on a tick, until ctx ends.
+func (d *Dispatcher) loop(ctx context.Context, ww, sw jetstream.KeyWatcher, submits <-chan submitMsg, found <-chan string, events <-chan jetstream.Msg) error {
 	d.reconcile(ctx)
 	d.placeAll(ctx)
 	tick := time.NewTicker(250 * time.Millisecond)
@@ -289,12 +379,15 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		case s := <-submits:
 			d.onSubmit(ctx, s.m)
+		case id := <-found:
+			d.onFound(ctx, id)
 		case m := <-events:
 			d.onEvent(ctx, m)
 			_ = m.Ack()
 		case now := <-tick.C:
 			d.checkExpiring(ctx, now)
 			d.checkTimeouts(ctx)
+			d.checkStarts(ctx)
 			if now.Sub(lastReconcile) >= d.o.ReconcileInterval {
 				lastReconcile = now
 				d.reconcile(ctx)
@@ -367,6 +460,10 @@ func (d *Dispatcher) onWorker(ctx context.Context, e jetstream.KeyValueEntry, in
 			delete(d.stopping, w.ID) // a new process under the same id
 		}
 	}
+	if started, ok := d.silent[w.ID]; ok && started != w.StartedMS {
+		delete(d.silent, w.ID) // a new process under the same id
+		d.dirty = true
+	}
 	d.keyToID[e.Key()] = w.ID
 	d.live[w.ID] = &w
 }
@@ -376,6 +473,7 @@ func (d *Dispatcher) forgetWorker(key, id string) {
 	delete(d.keyToID, key)
 	delete(d.live, id)
 	delete(d.stopping, id)
+	delete(d.silent, id)
 	delete(d.expiring, id)
 }
 

@@ -200,6 +200,13 @@ func (d *Dispatcher) preempt(ctx context.Context, id, why string) {
 			return jobs.ErrNoChange
 		}
 		r.Preemptions++
+		// Every live attempt says why it was stopped (its process, if any,
+		// never reported an exit code).
+		for i := range r.Tasks {
+			if a := r.Tasks[i].Current(); a != nil && !a.State.Done() && a.Error == "" {
+				a.Error = why
+			}
+		}
 		if budget := r.Request.PreemptionBudget(); r.Preemptions > budget {
 			finished = true
 			return r.Finish(jobs.StatusFailed, fmt.Sprintf("%s; preempted %d times, over MaxRetriesPreemption %d", why, r.Preemptions, budget))
@@ -221,6 +228,12 @@ func (d *Dispatcher) preempt(ctx context.Context, id, why string) {
 	}
 }
 
+// workerLostReason is what a job and its stopped attempts say when their
+// worker's registry lease expired.
+func workerLostReason(worker string) string {
+	return "worker lost (lease expired): " + worker
+}
+
 // workerLost preempts every job with a live task on the lost worker and
 // drops its allocation.
 func (d *Dispatcher) workerLost(ctx context.Context, worker string) {
@@ -230,7 +243,7 @@ func (d *Dispatcher) workerLost(ctx context.Context, worker string) {
 		}
 		for _, t := range e.r.Tasks {
 			if t.Worker == worker && !t.State.Done() {
-				d.preempt(ctx, id, fmt.Sprintf("worker %s lost (lease expired) while running task %d", worker, t.Index))
+				d.preempt(ctx, id, fmt.Sprintf("%s, running task %d", workerLostReason(worker), t.Index))
 				break
 			}
 		}

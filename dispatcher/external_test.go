@@ -22,6 +22,8 @@ type fakeBackend struct {
 	jobs    map[string]*fakeJob
 	submits int
 	stops   int
+	finds   int
+	polls   int      // Status calls
 	runs    []string // the run of each Submit
 	// graceful makes Stop only ask: the job keeps running (as a process
 	// in its SIGTERM handler does) until the test finishes it.
@@ -30,6 +32,7 @@ type fakeBackend struct {
 
 type fakeJob struct {
 	id    string
+	run   string
 	state jobs.JobStatus
 	msg   string
 	log   []string
@@ -55,7 +58,7 @@ func (f *fakeBackend) Submit(ctx context.Context, jobID, run string, req *jobs.J
 	ext := "ext-" + strings.ReplaceAll(jobID, "/", "_")
 	if f.jobs[ext] == nil {
 		f.submits++
-		f.jobs[ext] = &fakeJob{id: jobID, state: jobs.StatusRunning, log: []string{"started " + strings.Join(req.Entrypoint.Argv, " ")}}
+		f.jobs[ext] = &fakeJob{id: jobID, run: run, state: jobs.StatusRunning, log: []string{"started " + strings.Join(req.Entrypoint.Argv, " ")}}
 	}
 	return ext, nil
 }
@@ -63,6 +66,7 @@ func (f *fakeBackend) Submit(ctx context.Context, jobID, run string, req *jobs.J
 func (f *fakeBackend) Status(ctx context.Context, ext string) (dispatcher.RemoteStatus, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.polls++
 	j := f.jobs[ext]
 	if j == nil {
 		return dispatcher.RemoteStatus{}, fmt.Errorf("fake: %s: %w", ext, dispatcher.ErrJobNotFound)
@@ -93,7 +97,38 @@ func (f *fakeBackend) Stop(ctx context.Context, ext string) error {
 	return nil
 }
 
-func (f *fakeBackend) List(ctx context.Context) ([]dispatcher.RemoteJob, error) { return nil, nil }
+func (f *fakeBackend) List(ctx context.Context) ([]dispatcher.RemoteJob, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []dispatcher.RemoteJob
+	for ext, j := range f.jobs {
+		out = append(out, j.remote(ext))
+	}
+	return out, nil
+}
+
+// Find makes the fake a dispatcher.Finder.
+func (f *fakeBackend) Find(ctx context.Context, jobID string) (*dispatcher.RemoteJob, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.finds++
+	for ext, j := range f.jobs {
+		if j.id == jobID {
+			rj := j.remote(ext)
+			return &rj, nil
+		}
+	}
+	return nil, fmt.Errorf("fake: %s: %w", jobID, dispatcher.ErrJobNotFound)
+}
+
+func (j *fakeJob) remote(ext string) dispatcher.RemoteJob {
+	st := dispatcher.RemoteStatus{State: j.state, Message: j.msg}
+	if j.state != jobs.StatusPending {
+		st.StartedMS = time.Now().Add(-time.Minute).UnixMilli() // it ran
+	}
+	return dispatcher.RemoteJob{ExternalID: ext, JobID: j.id, Run: j.run, Status: st,
+		Request: &jobs.JobRequest{Entrypoint: jobs.Command("elsewhere")}}
+}
 
 func (f *fakeBackend) do(fn func(map[string]*fakeJob)) {
 	f.mu.Lock()
@@ -252,6 +287,12 @@ func follow(ctx context.Context, h *jobs.Handle) <-chan []string {
 	return out
 }
 
+func (f *fakeBackend) polled() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.polls
+}
+
 func (f *fakeBackend) stopAsked() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -272,16 +313,28 @@ func TestFollowingAStoppedExternalJobIncludesWhatItPrintsWhileShuttingDown(t *te
 	fctx, cancel := context.WithTimeout(c.ctx, 20*time.Second)
 	defer cancel()
 	lines := follow(fctx, h)
-	if err := h.Terminate(c.ctx); err != nil {
-		t.Fatal(err)
-	}
+	terminated := make(chan error, 1)
+	go func() { terminated <- h.Terminate(c.ctx) }()
 	frayt.Eventually(t, 10*time.Second, "stop asked on the backend", fb.stopAsked)
+	// STOPPED means stopped: while the backend still runs the job, the
+	// record is live, with the stop pending, and Terminate waits.
+	if r := c.info(h); r.Status != jobs.StatusRunning || r.StopRequestedMS == 0 || r.StopReason == "" {
+		t.Fatalf("record %s, stop requested at %d (%q) while the backend runs the job; want RUNNING with the stop pending", r.Status, r.StopRequestedMS, r.StopReason)
+	}
+	select {
+	case err := <-terminated:
+		t.Fatalf("Terminate returned (%v) before the backend stopped the job", err)
+	default:
+	}
 	fb.do(func(m map[string]*fakeJob) {
 		for _, j := range m {
 			j.log = append(j.log, "got TERM")
 			j.state = jobs.StatusStopped
 		}
 	})
+	if err := <-terminated; err != nil {
+		t.Fatalf("Terminate: %v", err)
+	}
 	got := <-lines
 	if fctx.Err() != nil {
 		t.Fatalf("Follow did not end: %q", got)
@@ -290,41 +343,58 @@ func TestFollowingAStoppedExternalJobIncludesWhatItPrintsWhileShuttingDown(t *te
 		t.Fatalf("followed %q; want the line printed after the stop", got)
 	}
 	r := c.info(h)
-	if r.Status != jobs.StatusStopped || len(r.Tasks) != 1 {
-		t.Fatalf("record %s tasks %+v", r.Status, r.Tasks)
+	if r.Status != jobs.StatusStopped || r.Error != "terminated by user" || len(r.Tasks) != 1 {
+		t.Fatalf("record %s (%q) tasks %+v; want STOPPED, terminated by user", r.Status, r.Error, r.Tasks)
 	}
 	if a := r.Tasks[0].Current(); a == nil || !a.Exited || a.Worker != "fake" || a.StartMS == 0 || a.State != jobs.TaskStopped {
 		t.Fatalf("attempt %+v; want exited on fake, STOPPED", a)
 	}
 }
 
-func TestFollowingAStoppedExternalJobThatNeverEndsEndsAfterStopWait(t *testing.T) {
+func TestAStopTheBackendHasNotCarriedOutLeavesTheJobLiveUntilItDoes(t *testing.T) {
 	fb := newFake("fake")
 	fb.graceful = true
 	c := newCluster(t, dispatcher.Options{Backends: []dispatcher.Backend{fb}, DefaultBackend: "fake", PollInterval: 20 * time.Millisecond, StopWait: 500 * time.Millisecond})
 	h := c.submit(sh("stuck", "sleep 600"))
 	frayt.Eventually(t, 10*time.Second, "running", func() bool { return c.info(h).Status == jobs.StatusRunning })
-	if err := h.Terminate(c.ctx); err != nil {
-		t.Fatal(err)
+	tctx, cancel := context.WithTimeout(c.ctx, time.Second)
+	defer cancel()
+	if err := h.Terminate(tctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Terminate of a job the backend keeps running: %v; want its deadline to run out", err)
 	}
-	frayt.Eventually(t, 10*time.Second, "stop asked on the backend", fb.stopAsked)
+	if !fb.stopAsked() {
+		t.Fatal("the backend was not asked to stop the job")
+	}
 	fb.do(func(m map[string]*fakeJob) {
 		for _, j := range m {
 			j.log = append(j.log, "still here")
 		}
 	})
-	// Follow's own bound is 45 s; the dispatcher ends the wait after StopWait.
 	fctx, cancel := context.WithTimeout(c.ctx, 15*time.Second)
 	defer cancel()
-	got := <-follow(fctx, h)
+	lines := follow(fctx, h)
+	// Far past StopWait (30 polls), the job is still live: only its
+	// backend ends it.
+	polls := fb.polled()
+	frayt.Eventually(t, 10*time.Second, "30 more status polls", func() bool { return fb.polled() >= polls+30 })
+	if r := c.info(h); r.Status != jobs.StatusRunning || r.StopRequestedMS == 0 {
+		t.Fatalf("record %s (stop requested at %d) while the backend runs the job; want RUNNING, stop pending", r.Status, r.StopRequestedMS)
+	}
+	fb.do(func(m map[string]*fakeJob) {
+		for _, j := range m {
+			j.state = jobs.StatusStopped
+		}
+	})
+	got := <-lines
 	if fctx.Err() != nil {
 		t.Fatalf("Follow did not end: %q", got)
 	}
 	if len(got) != 2 || got[1] != "still here" {
 		t.Fatalf("followed %q", got)
 	}
-	if a := c.info(h).Tasks[0].Current(); a == nil || !a.Exited {
-		t.Fatalf("attempt %+v; want exited", a)
+	r := c.info(h)
+	if a := r.Tasks[0].Current(); r.Status != jobs.StatusStopped || a == nil || !a.Exited {
+		t.Fatalf("record %s attempt %+v; want STOPPED, exited", r.Status, a)
 	}
 }
 

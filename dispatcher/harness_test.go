@@ -88,9 +88,38 @@ func (c *cluster) addWorker(id string, cpu float64, attrs map[string]string, ro 
 	}
 	info := broker.WorkerInfo{V: broker.WorkerInfoVersion, ID: id, Host: "test", Pool: "default", Attributes: attrs, Concurrency: 1, StartedMS: jobs.NowMS()}
 	r.Describe(&info)
-	b, _ := objects.Marshal(&info)
 	nc, js := frayt.Connect(c.t, c.url)
-	lease, err := broker.AcquireLease(c.ctx, js, broker.BucketWorkers, id, b, time.Second)
+	stopLease := c.register(js, &info)
+	rctx, stopRunner := context.WithCancel(context.Background())
+	w := &fakeWorker{id: id, stopLease: stopLease, stopRunner: stopRunner, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		_ = r.Run(rctx, nc, js, &info)
+	}()
+	c.t.Cleanup(func() { stopLease(); stopRunner(); <-w.done })
+	c.mu.Lock()
+	c.ws[id] = w
+	c.mu.Unlock()
+	return w
+}
+
+// addSilentWorker registers a worker that advertises cpu cores of job
+// capacity but runs no job runner, as an older fray worker hosting only
+// actors did: nothing ever starts the jobs placed on it.
+func (c *cluster) addSilentWorker(id string, cpu float64) {
+	c.t.Helper()
+	info := broker.WorkerInfo{V: broker.WorkerInfoVersion, ID: id, Host: "test", Pool: "default", Concurrency: 1,
+		StartedMS: jobs.NowMS(), Resources: broker.WorkerResources{CPU: cpu}}
+	_, js := frayt.Connect(c.t, c.url)
+	c.t.Cleanup(c.register(js, &info))
+}
+
+// register holds info's lease in FRAY_WORKERS (a 1 s TTL renewed every
+// 300 ms) until the returned function is called.
+func (c *cluster) register(js jetstream.JetStream, info *broker.WorkerInfo) (stop func()) {
+	c.t.Helper()
+	b, _ := objects.Marshal(info)
+	lease, err := broker.AcquireLease(c.ctx, js, broker.BucketWorkers, info.ID, b, time.Second)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -107,17 +136,7 @@ func (c *cluster) addWorker(id string, cpu float64, attrs map[string]string, ro 
 			}
 		}
 	}()
-	rctx, stopRunner := context.WithCancel(context.Background())
-	w := &fakeWorker{id: id, stopLease: stopLease, stopRunner: stopRunner, done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		_ = r.Run(rctx, nc, js, &info)
-	}()
-	c.t.Cleanup(func() { stopLease(); stopRunner(); <-w.done })
-	c.mu.Lock()
-	c.ws[id] = w
-	c.mu.Unlock()
-	return w
+	return stopLease
 }
 
 // loseLease stops renewing the worker's lease, as if it were SIGKILLed: the
@@ -138,7 +157,7 @@ func (c *cluster) wait(h *jobs.Handle) *jobs.Record {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 	defer cancel()
-	r, err := h.Wait(ctx, jobs.WaitOptions{})
+	r, err := h.Wait(ctx)
 	if err != nil {
 		c.t.Fatalf("wait %s: %v", h.ID(), err)
 	}

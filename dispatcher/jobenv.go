@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"encoding/json"
 	"maps"
 	"strings"
 
@@ -34,4 +35,27 @@ func JobEnv(jobID string, req *jobs.JobRequest, extra map[string]string) map[str
 		return nil
 	}
 	return env
+}
+
+// EncodeRequest is req as JSON, for a backend to keep with the job (Ray's
+// job metadata, Iris's submit_argv), so that the job's record can be built
+// from the backend alone (Finder).
+func EncodeRequest(req *jobs.JobRequest) string {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// DecodeRequest reverses EncodeRequest; nil when s is not a request.
+func DecodeRequest(s string) *jobs.JobRequest {
+	if s == "" {
+		return nil
+	}
+	var req jobs.JobRequest
+	if json.Unmarshal([]byte(s), &req) != nil {
+		return nil
+	}
+	return &req
 }

@@ -39,8 +39,8 @@ func (d *Dispatcher) afterFinish(ctx context.Context, id string) {
 	d.log.Info("job finished", "job", id, "status", e.r.Status, "error", e.r.Error)
 	d.release(ctx, id, -1, "")
 	if e.r.Backend != "" && e.r.Backend != BackendNative {
-		if e.r.Status == jobs.StatusStopped {
-			d.stopExternal(e.r)
+		if e.r.Status == jobs.StatusStopped && e.r.StopRequestedMS == 0 {
+			d.stopExternal(e.r) // ended on fray's side; else its backend ended it
 		}
 		// The mirror is not cancelled: it keeps mirroring logs until the
 		// backend reports the job finished (at most StopWait), then marks
@@ -68,6 +68,10 @@ func (d *Dispatcher) stopJob(ctx context.Context, id, reason string) {
 	if e.r.Status.Terminal() {
 		return
 	}
+	if external(e.r) {
+		d.requestStop(ctx, id, reason)
+		return
+	}
 	d.finish(ctx, id, jobs.StatusStopped, reason)
 }
 
@@ -90,6 +94,60 @@ func (d *Dispatcher) checkTimeouts(ctx context.Context) {
 		if time.Duration(now-r.StartedMS)*time.Millisecond > r.Request.Timeout {
 			d.stopJob(ctx, id, fmt.Sprintf("timed out after %s", r.Request.Timeout))
 		}
+	}
+}
+
+// DefaultStartTimeout is Options.StartTimeout's default.
+const DefaultStartTimeout = 2 * time.Minute
+
+// checkStarts takes back the tasks of running native jobs that their
+// workers have not started within StartTimeout of the placement: the job
+// goes back to PENDING with a reason that names the worker, the attempt
+// records why it ended, and that worker process gets nothing more.
+func (d *Dispatcher) checkStarts(ctx context.Context) {
+	now := jobs.NowMS()
+	for id, e := range d.recs {
+		r := e.r
+		if r.Status != jobs.StatusRunning || (r.Backend != "" && r.Backend != BackendNative) || r.StartedMS == 0 ||
+			time.Duration(now-r.StartedMS)*time.Millisecond <= d.o.StartTimeout {
+			continue
+		}
+		for _, t := range r.Tasks {
+			if t.State == jobs.TaskAssigned {
+				d.notStarted(ctx, id, r.Attempt, t.Index, t.Worker)
+				break
+			}
+		}
+	}
+}
+
+// notStarted takes back the assignment of task of job id (attempt) that
+// worker never started, and places the job again.
+func (d *Dispatcher) notStarted(ctx context.Context, id string, attempt, task int, worker string) {
+	why := fmt.Sprintf("task %d was not started by worker %s within %s of its placement (no job runner there?)", task, worker, d.o.StartTimeout)
+	d.log.Warn("assignment not started; placing the job again", "job", id, "task", task, "worker", worker, "after", d.o.StartTimeout)
+	if w := d.live[worker]; w != nil {
+		d.silent[worker] = w.StartedMS
+	}
+	restarted := false
+	if _, err := d.mutate(ctx, id, func(r *jobs.Record) error {
+		restarted = false
+		if r.Status != jobs.StatusRunning || r.Attempt != attempt || task >= len(r.Tasks) || r.Tasks[task].State != jobs.TaskAssigned {
+			return jobs.ErrNoChange
+		}
+		if a := r.Tasks[task].Current(); a != nil && a.Attempt == attempt {
+			a.Error = "not started within " + d.o.StartTimeout.String()
+		}
+		restarted = true
+		restart(r, why+"; placing it again")
+		return nil
+	}); err != nil {
+		d.log.Error("take back an unstarted assignment", "job", id, "err", err)
+		return
+	}
+	if restarted {
+		d.release(ctx, id, -1, "")
+		d.dirty = true
 	}
 }
 
@@ -141,7 +199,7 @@ func (d *Dispatcher) reconcile(ctx context.Context) {
 		}
 		switch {
 		case lost != "":
-			d.preempt(ctx, id, fmt.Sprintf("worker %s lost (lease expired)", lost))
+			d.preempt(ctx, id, workerLostReason(lost))
 		case missing:
 			if err := d.claim(ctx, r); err != nil {
 				d.preempt(ctx, id, "its placement could not be restored: "+err.Error())

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/frayhq/fray/jobs"
@@ -20,10 +21,29 @@ func (d *Dispatcher) workerStates() []WorkerState {
 		if _, expiring := d.expiring[id]; expiring {
 			continue // its lease expired: nothing new until it renews
 		}
+		if started, ok := d.silent[id]; ok && started == w.StartedMS {
+			continue // it left an assignment unstarted
+		}
 		out = append(out, WorkerState{Info: *w, Used: d.used(id)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Info.ID < out[j].Info.ID })
 	return out
+}
+
+// silentText names the live workers left out of placement because they did
+// not start an assignment, or is "".
+func (d *Dispatcher) silentText() string {
+	var ids []string
+	for id, started := range d.silent {
+		if w := d.live[id]; w != nil && w.StartedMS == started {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return ""
+	}
+	sort.Strings(ids)
+	return fmt.Sprintf("not placed on %s: left an assignment unstarted for %s (no job runner there?)", strings.Join(ids, ", "), d.o.StartTimeout)
 }
 
 // placeAll tries to place every PENDING job, highest priority first, then
@@ -99,6 +119,9 @@ func (d *Dispatcher) placeOne(ctx context.Context, id string) {
 	}
 	p := Place(&r.Request, d.workerStates())
 	if p.Workers == nil {
+		if s := d.silentText(); s != "" {
+			p.Reason += "; " + s
+		}
 		// Within the startup grace workers may still be registering: no
 		// verdict on a job's chances yet.
 		settled := time.Since(d.started) >= d.o.StartupGrace
@@ -184,7 +207,7 @@ func assignment(r *jobs.Record, i int) jobs.Assignment {
 		Job: r.ID, Run: r.Run, Namespace: r.Namespace, Task: i, NumTasks: len(r.Tasks), Attempt: r.Attempt,
 		CPU: need.CPU, RAMBytes: need.RAM, DiskBytes: need.Disk, Devices: need.Devices,
 		Argv: r.Request.Entrypoint.Argv, Func: r.Request.Entrypoint.Func, Arg: r.Request.Entrypoint.Arg,
-		Env: r.Request.Environment.EnvVars, Workdir: r.Request.Environment.Workdir, Setup: r.Request.Environment.SetupCommands,
+		Env: r.Request.Environment.EnvVars, EnvFromWorker: r.Request.Environment.EnvFromWorker, Workdir: r.Request.Environment.Workdir, Setup: r.Request.Environment.SetupCommands,
 		CreatedMS: jobs.NowMS(),
 	}
 }

@@ -2,6 +2,7 @@ package dispatcher_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -126,19 +127,55 @@ func TestLostWorkerRerunsTheJobElsewhere(t *testing.T) {
 	if r.Status != jobs.StatusSucceeded || r.Preemptions != 1 || r.Tasks[0].Worker != "w2" {
 		t.Fatalf("status %s preemptions %d worker %s: %s", r.Status, r.Preemptions, r.Tasks[0].Worker, r.Error)
 	}
+	// The attempt on the lost worker says why it stopped, naming the worker.
+	if a := r.Tasks[0].Attempts[0]; a.State != jobs.TaskStopped || a.Worker != "w1" || !strings.HasPrefix(a.Error, "worker lost (lease expired): w1") {
+		t.Fatalf("first attempt %+v; want it stopped with error naming the lost worker w1", a)
+	}
 }
 
 func TestLostWorkerWithoutPreemptionBudgetFailsNamingTheWorker(t *testing.T) {
 	c := newCluster(t, dispatcher.Options{})
 	w1 := c.addWorker("w1", 1, nil)
-	req := sh("fragile", "sleep 600")
-	req.MaxRetriesPreemption = jobs.Ptr(0)
-	h := c.submit(req)
-	frayt.Eventually(t, 10*time.Second, "running", func() bool { return c.info(h).Running() == 1 })
+	h, err := c.jc.Submit(c.ctx, sh("fragile", "sleep 600"), jobs.MaxPreemptions(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frayt.Eventually(t, 10*time.Second, "running", func() bool {
+		st, err := h.Status(c.ctx)
+		return err == nil && st.Status == jobs.StatusRunning && st.Running == 1 && st.Replicas == 1
+	})
 	w1.loseLease()
 	r := c.wait(h)
-	if r.Status != jobs.StatusFailed || !strings.Contains(r.Error, "w1") {
-		t.Fatalf("status %s error %q", r.Status, r.Error)
+	// State, reruns and why it ended: one call.
+	st, err := h.Status(c.ctx)
+	if err != nil || st.Status != jobs.StatusFailed || st.Preemptions != 1 || st.Failures != 0 || !strings.Contains(st.Why, "worker lost (lease expired): w1") {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+	if a := r.Tasks[0].Current(); !strings.HasPrefix(a.Error, "worker lost (lease expired): w1") {
+		t.Fatalf("attempt %+v; want its error to name the lost worker", a)
+	}
+}
+
+func TestRequestOptionsAreCheckedAtSubmit(t *testing.T) {
+	c := newCluster(t, dispatcher.Options{})
+	if _, err := c.jc.Submit(c.ctx, sh("tpu", "true"), jobs.TPU("v5e-17", 1)); !errors.Is(err, jobs.ErrInvalid) || !strings.Contains(err.Error(), "v5e-16") {
+		t.Fatalf("unknown TPU type: %v", err)
+	}
+	if _, err := c.jc.Submit(c.ctx, sh("neg", "true"), jobs.MaxPreemptions(-1)); !errors.Is(err, jobs.ErrInvalid) {
+		t.Fatalf("negative MaxPreemptions: %v", err)
+	}
+	c.addWorker("w1", 1, map[string]string{"preemptible": "false"})
+	h, err := c.jc.Submit(c.ctx, sh("once", "sleep 600"), jobs.NotPreemptible(), jobs.RefuseExisting())
+	if err != nil {
+		t.Fatal(err)
+	}
+	frayt.Eventually(t, 10*time.Second, "running on the non-preemptible worker", func() bool { return c.info(h).Running() == 1 })
+	var exists *jobs.AlreadyExistsError
+	if _, err := c.jc.Submit(c.ctx, sh("once", "true"), jobs.RefuseExisting()); !errorsAs(err, &exists) || exists.Handle.ID() != h.ID() {
+		t.Fatalf("second submit of a live name with RefuseExisting: %v", err)
+	}
+	if err := h.Terminate(c.ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 

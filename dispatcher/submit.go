@@ -110,6 +110,9 @@ func (d *Dispatcher) onSubmit(ctx context.Context, m *nats.Msg) {
 	}
 	if adopted {
 		reply(m, &jobs.SubmitReply{Record: out, Adopted: true})
+		if out.Backend != BackendNative {
+			d.startMirror(ctx, sr.ID) // a live job found on its backend
+		}
 		return
 	}
 	if berr != nil {

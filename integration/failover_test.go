@@ -17,59 +17,23 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// clusterNode is one fray-broker of a three-node cluster.
-type clusterNode struct {
+// failoverNode is a running node of a three-broker cluster.
+type failoverNode struct {
 	*proc
 	name, url string
 }
 
-// startCluster runs three fray-broker processes routed into one cluster
-// with three replicas, started together, and waits until each is ready. A
-// node that gives up while the cluster forms is started again (clustered
-// start-up is issue 13's other part; this test is about failover).
-func startCluster(t *testing.T) []*clusterNode {
+// startCluster runs three fray-broker processes as the README starts them,
+// together, and waits until each is ready.
+func startCluster(t *testing.T) []failoverNode {
 	t.Helper()
-	ports := frayt.FreePorts(t, 6)
-	nodes := make([]*clusterNode, 3)
-	args := make([][]string, 3)
-	for i := range 3 {
-		var routes []string
-		for j := range 3 {
-			if j != i {
-				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[3+j]))
-			}
-		}
-		name := fmt.Sprintf("b%d", i)
-		args[i] = []string{"--store", t.TempDir(), "--port", fmt.Sprint(ports[i]), "--server-name", name, "--cluster-name", "fray-failover",
-			"--cluster-port", fmt.Sprint(ports[3+i]), "--routes", strings.Join(routes, ","), "--replicas", "3", "--log-level", "warn"}
-		nodes[i] = &clusterNode{name: name, url: fmt.Sprintf("nats://127.0.0.1:%d", ports[i])}
+	var nodes []failoverNode
+	for _, n := range threeNodes(t) {
+		nodes = append(nodes, failoverNode{proc: start(t, "fray-broker", nil, n.args...), name: n.name, url: n.url})
 	}
-	for i := range 3 {
-		nodes[i].proc = start(t, "fray-broker", nil, args[i]...)
-	}
-	deadline := time.Now().Add(4 * time.Minute)
-	ready := make([]bool, 3)
-	restarts := 0
-	for !(ready[0] && ready[1] && ready[2]) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the cluster is not ready within 4m (%d restarts)", restarts)
-		}
-		for i, n := range nodes {
-			if ready[i] {
-				continue
-			}
-			select {
-			case l := <-n.lines:
-				ready[i] = strings.Contains(l, "fray-broker ready")
-			case <-n.done:
-				if restarts++; restarts > 9 {
-					t.Fatalf("%s exited; %d restarts while the cluster formed:\n%s", n.name, restarts, n.Output())
-				}
-				t.Logf("%s exited while the cluster formed; starting it again", n.name)
-				n.proc = start(t, "fray-broker", nil, args[i]...)
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
+	deadline := time.Now().Add(60 * time.Second)
+	for _, n := range nodes {
+		waitReady(t, n.proc, deadline)
 	}
 	return nodes
 }

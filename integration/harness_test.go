@@ -179,13 +179,20 @@ type brokerProc struct {
 // free one if 0) and waits until it is ready.
 func startBroker(t testing.TB, store string, port int, args ...string) *brokerProc {
 	t.Helper()
+	return startBrokerEnv(t, nil, store, port, args...)
+}
+
+// startBrokerEnv is startBroker with env added to the broker's
+// environment (credentials).
+func startBrokerEnv(t testing.TB, env []string, store string, port int, args ...string) *brokerProc {
+	t.Helper()
 	if store == "" {
 		store = t.TempDir()
 	}
 	if port == 0 {
 		port = frayt.FreePort(t)
 	}
-	p := start(t, "fray-broker", nil, append([]string{"--store", store, "--port", fmt.Sprint(port), "--log-level", "warn"}, args...)...)
+	p := start(t, "fray-broker", env, append([]string{"--store", store, "--port", fmt.Sprint(port), "--log-level", "warn"}, args...)...)
 	line := p.waitLine("fray-broker ready", 60*time.Second)
 	url := strings.TrimPrefix(strings.Fields(line)[2], "url=")
 	return &brokerProc{proc: p, URL: url, Store: store, Port: port}

@@ -155,7 +155,7 @@ func TestLostWorkerReruns(t *testing.T) {
 			w1.Kill()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			r, err := jobHandle(t, c, id).Wait(ctx, jobs.WaitOptions{})
+			r, err := jobHandle(t, c, id).Wait(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -235,7 +235,7 @@ func TestChildJobIsListedUnderItsParentAndStoppedWithIt(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	r, err := jobHandle(t, c, "/default/parent/child").Wait(ctx, jobs.WaitOptions{})
+	r, err := jobHandle(t, c, "/default/parent/child").Wait(ctx)
 	if err != nil || r.Status != jobs.StatusStopped {
 		t.Fatalf("child: %v %v", r, err)
 	}
@@ -291,7 +291,7 @@ func TestJobsSurviveABrokerRestart(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	r, err := jobHandle(t, c2, "/default/across").Wait(ctx, jobs.WaitOptions{})
+	r, err := jobHandle(t, c2, "/default/across").Wait(ctx)
 	if err != nil || r.Status != jobs.StatusSucceeded {
 		t.Fatalf("across the restart: %+v %v", r, err)
 	}

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"slices"
 	"time"
 
+	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,6 +28,13 @@ type ClientOptions struct {
 	// With no dispatcher running, the job is recorded PENDING directly and a
 	// dispatcher picks it up when it starts. Defaults to 10 s.
 	SubmitTimeout time.Duration
+	// AskBackends makes the external backends the record (fray.Connect sets
+	// it for a ray?/iris? spec without nats=, whose broker lives only in
+	// this process): before a handle first reads its job, and before every
+	// ListJobs, the dispatcher is asked to look the jobs up on its backends
+	// (SubjectFind), so jobs submitted from any process are seen. Defaults
+	// to false: the broker's records are the truth.
+	AskBackends bool
 }
 
 // Client submits, lists and controls jobs.
@@ -36,6 +45,7 @@ type Client struct {
 	ns            string
 	parent        string
 	submitTimeout time.Duration
+	askBackends   bool
 }
 
 // NewClient makes a jobs client on an open connection.
@@ -62,7 +72,7 @@ func NewClient(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, o Cli
 	if err != nil {
 		return nil, err
 	}
-	return &Client{nc: nc, js: js, store: st, ns: o.Namespace, parent: o.Parent, submitTimeout: o.SubmitTimeout}, nil
+	return &Client{nc: nc, js: js, store: st, ns: o.Namespace, parent: o.Parent, submitTimeout: o.SubmitTimeout, askBackends: o.AskBackends}, nil
 }
 
 // Store is the client's record store.
@@ -80,8 +90,14 @@ func (c *Client) ResolveID(s string) string {
 	return JobID(c.ns, s)
 }
 
-// ListJobs returns the jobs that pass f.
+// ListJobs returns the jobs that pass f. With AskBackends, the backends'
+// jobs are looked up first.
 func (c *Client) ListJobs(ctx context.Context, f Filter) ([]*Record, error) {
+	if c.askBackends {
+		if _, err := c.FindAll(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return c.store.List(ctx, f)
 }
 
@@ -115,6 +131,11 @@ func inherit(req, parent *JobRequest) {
 	if len(env) > 0 {
 		req.Environment.EnvVars = env
 	}
+	for _, k := range parent.Environment.EnvFromWorker {
+		if _, set := req.Environment.EnvVars[k]; !set && !slices.Contains(req.Environment.EnvFromWorker, k) {
+			req.Environment.EnvFromWorker = append(req.Environment.EnvFromWorker, k)
+		}
+	}
 	have := map[string]bool{}
 	for _, c := range req.Constraints {
 		have[c.Key] = true
@@ -132,8 +153,12 @@ func inherit(req, parent *JobRequest) {
 // Submit starts a job and returns its handle. A dispatcher validates it
 // against the backend that will run it: a refusal returns an error wrapping
 // ErrRejected (and the job is recorded FAILED). A live job of the same name
-// is adopted (the default) or reported as *AlreadyExistsError.
-func (c *Client) Submit(ctx context.Context, req JobRequest) (*Handle, error) {
+// is adopted (the default) or reported as *AlreadyExistsError. opts adjust
+// req first (see RequestOption).
+func (c *Client) Submit(ctx context.Context, req JobRequest, opts ...RequestOption) (*Handle, error) {
+	if err := req.apply(opts); err != nil {
+		return nil, err
+	}
 	id, parent, err := c.Prepare(ctx, &req)
 	if err != nil {
 		return nil, err
@@ -142,9 +167,17 @@ func (c *Client) Submit(ctx context.Context, req JobRequest) (*Handle, error) {
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := context.WithTimeout(ctx, c.submitTimeout)
+	// A submit the server refuses to this user fails at once, naming both.
+	gctx, unguard := broker.GuardPublish(ctx, c.nc, SubjectSubmit, "$KV."+broker.BucketJobState+".>")
+	defer unguard()
+	rctx, cancel := context.WithTimeout(gctx, c.submitTimeout)
 	defer cancel()
 	msg, err := c.nc.RequestWithContext(rctx, SubjectSubmit, body)
+	if err != nil {
+		if derr := broker.Denied(gctx, err); derr != err {
+			return nil, fmt.Errorf("jobs: submit %s: %w", id, derr)
+		}
+	}
 	var rep SubmitReply
 	if err == nil {
 		if err := objects.Unmarshal(msg.Data, &rep); err != nil {
@@ -154,7 +187,8 @@ func (c *Client) Submit(ctx context.Context, req JobRequest) (*Handle, error) {
 	if errors.Is(err, nats.ErrNoResponders) || err == nil && rep.Code == CodeUnavailable {
 		// No dispatcher is running: record the job; one will place it.
 		rec := NewRecord(id, parent, &req)
-		_, _, adopted, err := c.store.CreateOrAdopt(ctx, rec, req.Adopt())
+		_, _, adopted, err := c.store.CreateOrAdopt(gctx, rec, req.Adopt())
+		err = broker.Denied(gctx, err)
 		var ae *AlreadyExistsError
 		if errors.As(err, &ae) {
 			ae.Handle = c.Handle(id)
@@ -163,14 +197,14 @@ func (c *Client) Submit(ctx context.Context, req JobRequest) (*Handle, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Handle{c: c, id: id, adopted: adopted}, nil
+		return &Handle{c: c, id: id, adopted: adopted, refreshed: true}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: submit %s: %v", ErrNoDispatcher, id, err)
 	}
 	switch rep.Code {
 	case CodeOK:
-		return &Handle{c: c, id: id, adopted: rep.Adopted}, nil
+		return &Handle{c: c, id: id, adopted: rep.Adopted, refreshed: true}, nil
 	case CodeExists:
 		return nil, &AlreadyExistsError{ID: id, Handle: c.Handle(id)}
 	case CodeInvalid:
@@ -201,6 +235,10 @@ func (c *Client) Stop(ctx context.Context, id string, reason string) error {
 }
 
 func (c *Client) stop(ctx context.Context, id, reason string) error {
+	h := c.Handle(id)
+	if err := h.refresh(ctx); err != nil {
+		return err
+	}
 	r, _, err := c.store.Get(ctx, id)
 	if err != nil {
 		return err
@@ -212,9 +250,11 @@ func (c *Client) stop(ctx context.Context, id, reason string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.js.Publish(ctx, ControlSubject(id), b); err != nil {
-		return fmt.Errorf("jobs: stop %s: %w", id, err)
+	gctx, unguard := broker.GuardPublish(ctx, c.nc, ControlSubject(id))
+	defer unguard()
+	if _, err := c.js.Publish(gctx, ControlSubject(id), b); err != nil {
+		return fmt.Errorf("jobs: stop %s: %w", id, broker.Denied(gctx, err))
 	}
-	_, err = c.Handle(id).Wait(ctx, WaitOptions{})
+	_, err = h.Wait(ctx)
 	return err
 }

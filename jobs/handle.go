@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"sync"
 	"time"
 
 	"github.com/frayhq/fray/broker"
@@ -17,6 +18,9 @@ type Handle struct {
 	c       *Client
 	id      string
 	adopted bool
+
+	mu        sync.Mutex
+	refreshed bool // the backends were asked about the job (see refresh)
 }
 
 // ID is the job's hierarchical id, "/<namespace>/<name>[/<child>...]".
@@ -29,17 +33,57 @@ func (h *Handle) Adopted() bool { return h.adopted }
 
 // Info returns the job's record.
 func (h *Handle) Info(ctx context.Context) (*Record, error) {
+	if err := h.refresh(ctx); err != nil {
+		return nil, err
+	}
 	r, _, err := h.c.store.Get(ctx, h.id)
 	return r, err
 }
 
-// Status returns the job's status.
-func (h *Handle) Status(ctx context.Context) (JobStatus, error) {
+// Summary answers the common questions about a job in one read: its
+// state, how often it was rerun and why, and why it ended or waits.
+// Handle.Info has the whole record.
+type Summary struct {
+	ID     string
+	Status JobStatus
+	// Attempt counts gang (re)starts: 0 for the first run.
+	Attempt int
+	// Failures and Preemptions are the reruns after a failure and after a
+	// lost or drained worker so far (see MaxRetriesFailure and
+	// MaxRetriesPreemption).
+	Failures    int
+	Preemptions int
+	// Why says why a finished job FAILED or was STOPPED (the record's
+	// Error), or why a PENDING one waits (its PendingReason); empty for a
+	// running or succeeded job.
+	Why string
+	// Running is the number of replicas running now, of Replicas.
+	Running, Replicas int
+}
+
+// Terminal reports whether the job has ended.
+func (s Summary) Terminal() bool { return s.Status.Terminal() }
+
+// Summarize is r's Summary.
+func Summarize(r *Record) Summary {
+	s := Summary{ID: r.ID, Status: r.Status, Attempt: r.Attempt, Failures: r.Failures, Preemptions: r.Preemptions,
+		Running: r.Running(), Replicas: len(r.Tasks)}
+	switch {
+	case r.Status.Terminal():
+		s.Why = r.Error
+	case r.Status == StatusPending:
+		s.Why = r.PendingReason
+	}
+	return s
+}
+
+// Status returns the job's state, reruns and why it ended or waits.
+func (h *Handle) Status(ctx context.Context) (Summary, error) {
 	r, err := h.Info(ctx)
 	if err != nil {
-		return "", err
+		return Summary{}, err
 	}
-	return r.Status, nil
+	return Summarize(r), nil
 }
 
 // WaitOptions tunes Wait.
@@ -52,8 +96,12 @@ type WaitOptions struct {
 }
 
 // Wait blocks until the job finishes or ctx ends, and returns its final
-// record.
-func (h *Handle) Wait(ctx context.Context, opts WaitOptions) (*Record, error) {
+// record. opts is optional: h.Wait(ctx) takes the defaults.
+func (h *Handle) Wait(ctx context.Context, opt ...WaitOptions) (*Record, error) {
+	var opts WaitOptions
+	if len(opt) > 0 {
+		opts = opt[0]
+	}
 	var final *Record
 	err := h.watch(ctx, func(r *Record) bool {
 		if opts.Progress != nil {
@@ -78,6 +126,9 @@ func (h *Handle) Wait(ctx context.Context, opts WaitOptions) (*Record, error) {
 // Besides the KV watch it re-reads the record every 2 s, because a watch
 // stalls for several heartbeats after a broker restart.
 func (h *Handle) watch(ctx context.Context, fn func(*Record) bool) error {
+	if err := h.refresh(ctx); err != nil {
+		return err
+	}
 	w, err := h.c.store.KV.Watch(ctx, JobKey(h.id))
 	if err != nil {
 		return fmt.Errorf("jobs: watch %s: %w", h.id, err)
@@ -133,6 +184,9 @@ func (h *Handle) watch(ctx context.Context, fn func(*Record) bool) error {
 // Logs returns the last maxLines lines of the job's output (all when
 // maxLines <= 0).
 func (h *Handle) Logs(ctx context.Context, maxLines int) ([]LogLine, error) {
+	if err := h.refresh(ctx); err != nil {
+		return nil, err
+	}
 	return TailLogs(ctx, h.c.js, h.id, maxLines)
 }
 

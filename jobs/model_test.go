@@ -112,6 +112,11 @@ func TestValidateRefusesBadRequestsWithClearErrors(t *testing.T) {
 		{func(r *jobs.JobRequest) { r.Timeout = -time.Second }, "negative"},
 		{func(r *jobs.JobRequest) { r.SchedulingTimeout = -time.Second }, "scheduling timeout -1s is negative"},
 		{func(r *jobs.JobRequest) { r.Coscheduling = &jobs.Coscheduling{} }, "GroupBy"},
+		{func(r *jobs.JobRequest) { r.Environment.EnvFromWorker = []string{"A=B"} }, `env_from_worker name "A=B"`},
+		{func(r *jobs.JobRequest) {
+			r.Environment.EnvVars = map[string]string{"TOKEN": "x"}
+			r.Environment.EnvFromWorker = []string{"TOKEN"}
+		}, "TOKEN is both in env_vars and in env_from_worker"},
 	}
 	for _, c := range cases {
 		r := ok
@@ -167,8 +172,8 @@ func TestSchedulingTimeoutIsEncodedLikeTimeoutAndOmittedWhenZero(t *testing.T) {
 	if err := objects.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	if m["scheduling_timeout"] == nil || m["scheduling_timeout"] != m["timeout"] {
-		t.Fatalf("scheduling_timeout %v (%T), timeout %v (%T): want the same encoding", m["scheduling_timeout"], m["scheduling_timeout"], m["timeout"], m["timeout"])
+	if m["scheduling_timeout_ms"] == nil || m["scheduling_timeout_ms"] != m["timeout_ms"] {
+		t.Fatalf("scheduling_timeout_ms %v (%T), timeout_ms %v (%T): want the same encoding", m["scheduling_timeout_ms"], m["scheduling_timeout_ms"], m["timeout_ms"], m["timeout_ms"])
 	}
 	var back jobs.JobRequest
 	if err := objects.Unmarshal(b, &back); err != nil || back.SchedulingTimeout != 90*time.Second {
@@ -178,7 +183,7 @@ func TestSchedulingTimeoutIsEncodedLikeTimeoutAndOmittedWhenZero(t *testing.T) {
 	b, _ = objects.Marshal(&req)
 	m = nil
 	_ = objects.Unmarshal(b, &m)
-	if _, ok := m["scheduling_timeout"]; ok {
+	if _, ok := m["scheduling_timeout_ms"]; ok {
 		t.Fatal("a zero scheduling timeout is encoded")
 	}
 }

@@ -67,6 +67,13 @@ type Record struct {
 	// UnreachableError is the last failed poll's error while
 	// UnreachableSinceMS is set.
 	UnreachableError string `cbor:"unreachable_error,omitempty" json:"unreachable_error,omitempty"`
+	// StopRequestedMS is set on a live job on an external backend (Ray,
+	// Iris) once a stop was asked for (by a client, a timeout, its parent
+	// ending): since when. The job stays live until its backend reports it
+	// finished; it then becomes STOPPED with StopReason as its error.
+	StopRequestedMS int64 `cbor:"stop_requested_ms,omitempty" json:"stop_requested_ms,omitempty"`
+	// StopReason says why the stop was asked for.
+	StopReason string `cbor:"stop_reason,omitempty" json:"stop_reason,omitempty"`
 }
 
 // TaskState is one replica of a job.

@@ -102,12 +102,21 @@ type ResourceConfig struct {
 
 // EnvironmentConfig is the environment a replica's process runs in.
 type EnvironmentConfig struct {
-	EnvVars       map[string]string `cbor:"env_vars,omitempty" json:"env_vars,omitempty"`
-	Workdir       string            `cbor:"workdir,omitempty" json:"workdir,omitempty"`
-	SetupCommands []string          `cbor:"setup_commands,omitempty" json:"setup_commands,omitempty"`
-	PipPackages   []string          `cbor:"pip_packages,omitempty" json:"pip_packages,omitempty"`
-	Extras        []string          `cbor:"extras,omitempty" json:"extras,omitempty"`
-	DockerImage   string            `cbor:"docker_image,omitempty" json:"docker_image,omitempty"`
+	// EnvVars are stored in the job record: every worker and viewer of the
+	// cluster (tenant) can read them. Give secrets through EnvFromWorker.
+	EnvVars map[string]string `cbor:"env_vars,omitempty" json:"env_vars,omitempty"`
+	// EnvFromWorker names variables the worker running each replica fills
+	// in itself, from the file it was given for the name (fray-worker
+	// --secret NAME=FILE, read at each start) or else from its own
+	// environment: a secret reaches the job without being stored anywhere
+	// in the cluster. A worker that has neither fails the attempt naming
+	// the variable. Native backend only.
+	EnvFromWorker []string `cbor:"env_from_worker,omitempty" json:"env_from_worker,omitempty"`
+	Workdir       string   `cbor:"workdir,omitempty" json:"workdir,omitempty"`
+	SetupCommands []string `cbor:"setup_commands,omitempty" json:"setup_commands,omitempty"`
+	PipPackages   []string `cbor:"pip_packages,omitempty" json:"pip_packages,omitempty"`
+	Extras        []string `cbor:"extras,omitempty" json:"extras,omitempty"`
+	DockerImage   string   `cbor:"docker_image,omitempty" json:"docker_image,omitempty"`
 }
 
 // JobStatus is a job's state. Terminal states are final.

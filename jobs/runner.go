@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/frayhq/fray/broker"
@@ -67,6 +68,11 @@ type RunnerOptions struct {
 	DeviceWait time.Duration
 	// Funcs are the functions Func entrypoints may name.
 	Funcs map[string]JobFunc
+	// Secrets maps a variable name to a file whose contents (without a
+	// trailing newline) the runner gives a job that names the variable in
+	// EnvironmentConfig.EnvFromWorker; the file is read at each start.
+	// Defaults to none: such names come from the worker's environment.
+	Secrets map[string]string
 	// ClusterSpec is passed to job processes as FRAY_CLUSTER_SPEC. Defaults
 	// to the URL of the worker's NATS connection.
 	ClusterSpec string
@@ -82,9 +88,13 @@ type RunnerOptions struct {
 // worker, streams their output to FRAY_LOGS, reports their state, and kills
 // their process groups when they are stopped.
 type Runner struct {
-	o   RunnerOptions
-	log *slog.Logger
+	o     RunnerOptions
+	log   *slog.Logger
+	procs atomic.Int64 // job processes running now
 }
+
+// Processes is the number of job processes this runner runs now.
+func (r *Runner) Processes() int { return int(r.procs.Load()) }
 
 // NewRunner validates o and makes a runner.
 func NewRunner(o RunnerOptions) (*Runner, error) {
@@ -307,9 +317,11 @@ func (h *host) apply(ctx context.Context, tasks []Assignment) {
 		p := &proc{h: h, a: a, stop: make(chan bool, 1), done: make(chan struct{})}
 		h.running[k] = p
 		h.wg.Add(1)
+		h.r.procs.Add(1)
 		go func() {
 			defer h.wg.Done()
 			ev := p.run(context.WithoutCancel(ctx))
+			h.r.procs.Add(-1)
 			h.mu.Lock()
 			delete(h.running, k)
 			if h.listed[k] { // still assigned: remember, to repeat the report if unanswered

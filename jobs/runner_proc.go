@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"sort"
@@ -24,6 +25,9 @@ type proc struct {
 	done chan struct{}
 	// started closes when the started event is published.
 	started chan struct{}
+	// env is the request's environment with the variables the worker
+	// fills in itself (EnvFromWorker), set before the replica starts.
+	env map[string]string
 }
 
 func (p *proc) publishStarted(ev TaskEvent) {
@@ -43,7 +47,7 @@ func (p *proc) requestStop(preempted bool) {
 // request's, then fray's variables. A request that sets the kind's
 // visibility variable itself (CUDA_VISIBLE_DEVICES, TPU_VISIBLE_CHIPS)
 // takes over device selection: fray sets none of its device variables.
-func (p *proc) env(devs []string) []string {
+func (p *proc) environ(devs []string) []string {
 	m := map[string]string{}
 	for _, kv := range os.Environ() {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -51,13 +55,13 @@ func (p *proc) env(devs []string) []string {
 		}
 	}
 	if pool := p.h.devs; pool != nil {
-		if _, own := p.a.Env[DeviceVisibilityVar(pool.kind)]; !own {
+		if _, own := p.env[DeviceVisibilityVar(pool.kind)]; !own {
 			for k, v := range deviceEnv(pool.kind, devs, len(pool.ids)) {
 				m[k] = v
 			}
 		}
 	}
-	for k, v := range p.a.Env {
+	for k, v := range p.env {
 		m[k] = v
 	}
 	m[EnvJobID] = p.a.Job
@@ -72,6 +76,36 @@ func (p *proc) env(devs []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// requestEnv is the request's environment plus the variables it asks the
+// worker to fill in (secrets): from the file given for the name
+// (RunnerOptions.Secrets), else the worker's own environment. A name the
+// worker has neither for fails the attempt with a message naming it.
+func (p *proc) requestEnv() (map[string]string, string) {
+	if len(p.a.EnvFromWorker) == 0 {
+		return p.a.Env, ""
+	}
+	env := maps.Clone(p.a.Env)
+	if env == nil {
+		env = map[string]string{}
+	}
+	for _, name := range p.a.EnvFromWorker {
+		if file, ok := p.h.r.o.Secrets[name]; ok {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				return nil, fmt.Sprintf("env_from_worker %s: worker %s cannot read its secret file: %v", name, p.h.worker, err)
+			}
+			env[name] = strings.TrimRight(string(b), "\r\n")
+			continue
+		}
+		if v, ok := os.LookupEnv(name); ok {
+			env[name] = v
+			continue
+		}
+		return nil, fmt.Sprintf("env_from_worker %s: worker %s has no --secret %s=FILE and no %s in its environment", name, p.h.worker, name, name)
+	}
+	return env, ""
 }
 
 // takeDevices gets the attempt its devices: the lowest free ones of the
@@ -141,7 +175,9 @@ func (p *proc) run(ctx context.Context) TaskEvent {
 	var code int
 	var errMsg string
 	var preempted, stopped bool
-	if p.a.Func != "" {
+	if p.env, errMsg = p.requestEnv(); errMsg != "" {
+		code = 1
+	} else if p.a.Func != "" {
 		code, errMsg, preempted, stopped = p.runFunc(ctx, lw, devs)
 	} else {
 		code, errMsg, preempted, stopped = p.runCommand(ctx, lw, devs)
@@ -181,7 +217,7 @@ func (p *proc) runCommand(ctx context.Context, lw *LogWriter, devs []string) (co
 		}
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = p.env(devs)
+	cmd.Env = p.environ(devs)
 	cmd.Dir = p.a.Workdir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	pr, pw, err := os.Pipe()
@@ -303,7 +339,7 @@ func (p *proc) runFunc(ctx context.Context, lw *LogWriter, devs []string) (code 
 				res <- fmt.Errorf("panic: %v", v)
 			}
 		}()
-		res <- fn(fctx, FuncEnv{JobID: p.a.Job, Namespace: p.a.Namespace, Task: p.a.Task, NumTasks: p.a.NumTasks, Attempt: p.a.Attempt, Arg: p.a.Arg, Env: p.a.Env, Devices: devs, Log: pw})
+		res <- fn(fctx, FuncEnv{JobID: p.a.Job, Namespace: p.a.Namespace, Task: p.a.Task, NumTasks: p.a.NumTasks, Attempt: p.a.Attempt, Arg: p.a.Arg, Env: p.env, Devices: devs, Log: pw})
 	}()
 	var err error
 	select {

@@ -7,7 +7,7 @@ import (
 )
 
 // RequestVersion is the current JobRequest record version.
-const RequestVersion = 1
+const RequestVersion = 2
 
 // Default retry budgets.
 const (
@@ -166,6 +166,14 @@ func (r *JobRequest) Validate() error {
 	for k := range r.Environment.EnvVars {
 		if k == "" || strings.ContainsAny(k, "= \x00") {
 			bad("environment variable name %q is not valid", k)
+		}
+	}
+	for _, k := range r.Environment.EnvFromWorker {
+		if k == "" || strings.ContainsAny(k, "= \x00") {
+			bad("env_from_worker name %q is not a valid environment variable name", k)
+		}
+		if _, both := r.Environment.EnvVars[k]; both {
+			bad("%s is both in env_vars and in env_from_worker; give it one way", k)
 		}
 	}
 	return errors.Join(errs...)

@@ -170,12 +170,14 @@ type Assignment struct {
 	DiskBytes int64   `cbor:"disk_bytes,omitempty"`
 	Devices   int     `cbor:"devices,omitempty"`
 	// What to run.
-	Argv    []string          `cbor:"argv,omitempty"`
-	Func    string            `cbor:"func,omitempty"`
-	Arg     []byte            `cbor:"arg,omitempty"`
-	Env     map[string]string `cbor:"env,omitempty"`
-	Workdir string            `cbor:"workdir,omitempty"`
-	Setup   []string          `cbor:"setup,omitempty"`
+	Argv []string          `cbor:"argv,omitempty"`
+	Func string            `cbor:"func,omitempty"`
+	Arg  []byte            `cbor:"arg,omitempty"`
+	Env  map[string]string `cbor:"env,omitempty"`
+	// EnvFromWorker names variables the worker fills in itself (secrets).
+	EnvFromWorker []string `cbor:"env_from_worker,omitempty"`
+	Workdir       string   `cbor:"workdir,omitempty"`
+	Setup         []string `cbor:"setup,omitempty"`
 	// CreatedMS is when the dispatcher placed it.
 	CreatedMS int64 `cbor:"created_ms"`
 }

@@ -1,6 +1,8 @@
 package objects
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"reflect"
 
@@ -29,10 +31,34 @@ func init() {
 		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
 		DefaultMapType:   reflect.TypeOf(map[string]any(nil)),
 	}
-	if decMode, err = do.DecMode(); err != nil {
+	// A pickled Python value decodes into an error naming the tag, never
+	// into an opaque cbor.Tag.
+	tags := cbor.NewTagSet()
+	if err := tags.Add(cbor.TagOptions{DecTag: cbor.DecTagRequired, EncTag: cbor.EncTagRequired}, reflect.TypeOf(pythonValue{}), PythonTag); err != nil {
+		panic(err)
+	}
+	if decMode, err = do.DecModeWithTags(tags); err != nil {
 		panic(err)
 	}
 }
+
+// PythonTag is the CBOR tag number wrapping a pickled Python value: a byte
+// string holding cloudpickle.dumps(obj), for the Python objects CBOR
+// cannot carry natively. 1718772089 is 0x66726179, "fray" in ASCII, in
+// IANA's first-come-first-served range. See PROTOCOL.md.
+const PythonTag = 1718772089
+
+// ErrPythonValue means a value holds a pickled Python object (CBOR tag
+// PythonTag), which only Python can decode.
+var ErrPythonValue = errors.New("objects: CBOR tag 1718772089 (a pickled Python value) cannot be decoded outside Python")
+
+// pythonValue is what the decoder maps PythonTag onto: decoding it fails.
+type pythonValue struct{}
+
+func (*pythonValue) UnmarshalCBOR([]byte) error { return ErrPythonValue }
+
+// pythonTagHead is the encoded head of tag PythonTag.
+var pythonTagHead = []byte{0xda, 0x66, 0x72, 0x61, 0x79}
 
 // Marshal encodes v as deterministic CBOR.
 func Marshal(v any) ([]byte, error) {
@@ -46,6 +72,10 @@ func Marshal(v any) ([]byte, error) {
 // Unmarshal decodes CBOR data into v, which must be a non-nil pointer.
 func Unmarshal(data []byte, v any) error {
 	if err := decMode.Unmarshal(data, v); err != nil {
+		if !errors.Is(err, ErrPythonValue) && bytes.Contains(data, pythonTagHead) {
+			// A typed target met the tag's content first.
+			return fmt.Errorf("fray: decode into %T: %w (%v)", v, ErrPythonValue, err)
+		}
 		return fmt.Errorf("fray: decode into %T: %w", v, err)
 	}
 	return nil

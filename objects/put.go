@@ -9,6 +9,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/frayhq/fray/broker"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -16,7 +18,9 @@ import (
 
 // PutBytes stores b under its SHA-256 and returns its ref. Bytes already
 // stored are not sent again.
-func (s *Store) PutBytes(ctx context.Context, b []byte) (Ref, error) {
+func (s *Store) PutBytes(ctx context.Context, b []byte) (ref Ref, err error) {
+	ctx, unguard := s.guard(ctx)
+	defer func() { unguard(); err = broker.Denied(ctx, err) }()
 	if s.max > 0 && int64(len(b)) > s.max {
 		return Ref{}, s.tooLarge(int64(len(b)))
 	}
@@ -43,7 +47,9 @@ func (s *Store) PutBytes(ctx context.Context, b []byte) (Ref, error) {
 // chunk of r in memory and has at most Options.WindowBytes in flight. The digest is known only at the end:
 // the chunks go up under a fresh id and the object's name is published last,
 // so a put that fails or loses a race leaves nothing behind.
-func (s *Store) PutReader(ctx context.Context, r io.Reader) (Ref, error) {
+func (s *Store) PutReader(ctx context.Context, r io.Reader) (ref Ref, err error) {
+	ctx, unguard := s.guard(ctx)
+	defer func() { unguard(); err = broker.Denied(ctx, err) }()
 	if r == nil {
 		return Ref{}, errors.New("objects: put: nil reader")
 	}
@@ -73,6 +79,9 @@ func (s *Store) upload(ctx context.Context, r io.Reader) (up upload, err error) 
 	subj := chunkSubject(s.bucket, up.nuid)
 	w := newAckWindow(s.window)
 	defer func() {
+		if errors.Is(context.Cause(ctx), broker.ErrPermissionDenied) {
+			return // every chunk was refused: nothing stored, no ack to wait for
+		}
 		if err != nil {
 			w.drain(ctx)
 			if perr := s.purgeChunks(ctx, up.nuid); perr != nil {
@@ -228,4 +237,10 @@ func (w *ackWindow) drain(ctx context.Context) {
 	for w.len() > 0 {
 		_ = w.waitOldest(ctx)
 	}
+}
+
+// guard makes a put the server refuses to this user fail at once, naming
+// the subject and the user.
+func (s *Store) guard(ctx context.Context) (context.Context, context.CancelFunc) {
+	return broker.GuardPublish(ctx, s.js.Conn(), "$O."+s.bucket+".>")
 }

@@ -13,8 +13,9 @@ import (
 // On a cluster, a FRAY_RESULTS leader that steps down between storing a
 // result and republishing it leaves the result unannounced. The producer
 // looks up its waiting futures when the stream elects a leader, instead of
-// leaving them to the safety net (whose looks come about 5, 10, 20 and 40 s
-// after submission).
+// leaving them to the safety net (whose looks come 5, 10, 20 and 40 s after
+// submission by default; stretched here past the test's end, so only the
+// election can find the result).
 func TestAResultStoredButNotAnnouncedIsFoundAfterALeaderElection(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a three-node cluster")
@@ -23,7 +24,9 @@ func TestAResultStoredButNotAnnouncedIsFoundAfterALeaderElection(t *testing.T) {
 	frayt.ProvisionCluster(t, url)
 	ctx := frayt.Context(t, 90*time.Second)
 	nc, js := frayt.Connect(t, url)
-	p, err := tasks.NewProducer(ctx, nc, tasks.ProducerOptions{})
+	var o tasks.ProducerOptions
+	tasks.SetSweepTiming(&o, 0, time.Hour, time.Hour)
+	p, err := tasks.NewProducer(ctx, nc, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,10 +37,6 @@ func TestAResultStoredButNotAnnouncedIsFoundAfterALeaderElection(t *testing.T) {
 	}
 	submitted := time.Now()
 	owner, id, _ := tasks.ParseFutureID(fut.ID())
-
-	// Let the safety net's early looks pass: its next is about 40 s after
-	// submission.
-	time.Sleep(time.Until(submitted.Add(21 * time.Second)))
 
 	// The fault: a result stored without being republished.
 	rs, err := js.Stream(ctx, broker.StreamResults)
@@ -72,9 +71,5 @@ func TestAResultStoredButNotAnnouncedIsFoundAfterALeaderElection(t *testing.T) {
 	if err := fut.Get(ctx, &got); err != nil || got != "stored quietly" {
 		t.Fatalf("got %q, %v", got, err)
 	}
-	at := time.Since(submitted)
-	t.Logf("resolved %s after submission", at.Round(time.Millisecond))
-	if at > 30*time.Second {
-		t.Fatalf("resolved %s after submission: found by the safety net, not on the leader election", at.Round(time.Millisecond))
-	}
+	t.Logf("resolved %s after submission", time.Since(submitted).Round(time.Millisecond))
 }

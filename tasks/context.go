@@ -18,6 +18,10 @@ func withTaskInfo(ctx context.Context, ti TaskInfo) context.Context {
 	return context.WithValue(ctx, taskInfoKey{}, ti)
 }
 
+// ContextWithTask returns ctx carrying ti, as the executor gives it to a
+// handler, for running a handler outside an executor (tests, adapters).
+func ContextWithTask(ctx context.Context, ti TaskInfo) context.Context { return withTaskInfo(ctx, ti) }
+
 // CurrentTask returns the task a handler's context belongs to.
 func CurrentTask(ctx context.Context) (TaskInfo, bool) {
 	ti, ok := ctx.Value(taskInfoKey{}).(TaskInfo)

@@ -29,19 +29,33 @@ var (
 	ErrBadID = errors.New("tasks: bad future id")
 	// ErrNoResult means a future's result is not (or no longer) stored.
 	ErrNoResult = errors.New("tasks: no result")
+	// ErrRuntimeCrashed means the language runtime process running the
+	// task died mid-task (kind runtime_crashed).
+	ErrRuntimeCrashed = errors.New("tasks: runtime process crashed")
 	// ErrDuplicate reports a function registered twice.
 	ErrDuplicate = errors.New("tasks: function already registered")
 )
 
 // RemoteError is a task's failure as recorded by the worker that ran it.
+//
+// A handler may also return one to describe its failure in full (a handler
+// running code of another language does): the executor records its Kind
+// (KindHandler when empty; KindRuntimeCrashed is retried while the task has
+// retries), Message, Type, Lang, Traceback and Exc, and fills in the rest.
 type RemoteError struct {
 	TaskID  string
 	Kind    string // one of the Kind* constants
 	Fn      string
 	Message string
-	Type    string // Go type of the handler's error, or "panic"
+	Type    string // the error's type name in Lang (Go: %T of the error, or "panic"): an opaque label
 	Worker  string
 	Attempt int
+	// Lang is the language the error was raised in ("go", "python").
+	Lang string
+	// Traceback is the formatted remote traceback, if any.
+	Traceback string
+	// Exc is the language's own encoding of the error (Python: pickled).
+	Exc []byte
 }
 
 func (e *RemoteError) Error() string {
@@ -74,12 +88,15 @@ func (e *RemoteError) Is(target error) bool {
 		return e.Kind == KindBadInput
 	case ErrExhausted:
 		return e.Kind == KindExhausted
+	case ErrRuntimeCrashed:
+		return e.Kind == KindRuntimeCrashed
 	}
 	return false
 }
 
 func remoteError(id string, ei *ErrorInfo) *RemoteError {
-	return &RemoteError{TaskID: id, Kind: ei.Kind, Fn: ei.Fn, Message: ei.Message, Type: ei.Type, Worker: ei.Worker, Attempt: ei.Attempt}
+	return &RemoteError{TaskID: id, Kind: ei.Kind, Fn: ei.Fn, Message: ei.Message, Type: ei.Type, Worker: ei.Worker, Attempt: ei.Attempt,
+		Lang: ei.Lang, Traceback: ei.Traceback, Exc: ei.Exc}
 }
 
 type retryable struct{ err error }

@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -50,6 +51,12 @@ type ExecutorOptions struct {
 	Workers *registry.View
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Observer hears each task start, finish and retry (for metrics).
+	// Defaults to none.
+	Observer Observer
+
+	// timeoutGrace overrides timeoutGrace; tests shorten it (export_test.go).
+	timeoutGrace time.Duration
 }
 
 // ConsumerName is the durable consumer of a pool on FRAY_TASKS.
@@ -115,8 +122,14 @@ func NewExecutor(nc *nats.Conn, js jetstream.JetStream, o ExecutorOptions) (*Exe
 	if o.DrainTimeout == 0 {
 		o.DrainTimeout = 30 * time.Second
 	}
+	if o.timeoutGrace <= 0 {
+		o.timeoutGrace = timeoutGrace
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Observer == nil {
+		o.Observer = noObserver{}
 	}
 	return &Executor{o: o, nc: nc, js: js, log: o.Logger.With("pool", o.Pool),
 		slots: make([]atomic.Pointer[runningTask], o.Concurrency), cancelled: map[string]time.Time{},
@@ -150,8 +163,15 @@ func (e *Executor) Run(ctx context.Context) error {
 	if err := broker.Retry(ctx, e.log, "create the pool's consumer", e.ensureConsumer); err != nil {
 		return err
 	}
+	// The background watchers end with Run, however it returns.
 	bg, stopBG := context.WithCancel(context.Background())
-	defer stopBG()
+	var bgDone []<-chan struct{}
+	defer func() {
+		stopBG()
+		for _, done := range bgDone {
+			<-done
+		}
+	}()
 	if e.o.Workers != nil {
 		e.view = e.o.Workers
 	} else {
@@ -167,12 +187,11 @@ func (e *Executor) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	bgDone = append(bgDone, cancelsDone)
 
 	e.pull = newPuller(e.nc, broker.StreamTasks, ConsumerName(e.o.Pool), e.o.Concurrency)
 	e.work = make(chan *nats.Msg, 2*e.o.Concurrency)
 	if e.pub, err = newAsyncPublisher(e.nc, 4096, 10*time.Second); err != nil {
-		stopBG()
-		<-cancelsDone
 		return fmt.Errorf("tasks: %w", err)
 	}
 	sub, err := e.nc.Subscribe(e.pull.inbox+".*", func(m *nats.Msg) {
@@ -194,8 +213,6 @@ func (e *Executor) Run(ctx context.Context) error {
 	})
 	if err != nil {
 		e.pub.close()
-		stopBG()
-		<-cancelsDone
 		return fmt.Errorf("tasks: subscribe: %w", err)
 	}
 	sub.SetPendingLimits(-1, -1)
@@ -272,10 +289,8 @@ wait:
 	e.retries.Wait()
 	stopTicks()
 	<-tickerDone
-	stopBG()
-	<-cancelsDone
 	e.nc.Flush()
-	return nil
+	return nil // the deferred clean-up stops the watchers
 }
 
 // ensureConsumer creates the pool's durable consumer, or updates it when
@@ -490,11 +505,11 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		m.Ack() // the canceller recorded the result
 		return
 	}
-	res := &Result{V: ResultVersion, ID: t.ID, Worker: e.o.WorkerID, Attempt: attempt, StartedMS: time.Now().UnixMilli()}
-	fail := func(kind, typ, msg string) {
-		res.Error = &ErrorInfo{Kind: kind, Fn: t.Fn, Message: msg, Type: typ, Worker: e.o.WorkerID, Attempt: attempt}
-		e.finish(t, res, m)
-	}
+	started := time.Now()
+	res := &Result{V: ResultVersion, ID: t.ID, Fn: t.Fn, Pool: e.o.Pool, Worker: e.o.WorkerID, Attempt: attempt,
+		SubmittedMS: t.SubmittedMS, StartedMS: started.UnixMilli()}
+	tr := &taskRun{t: t, res: res, m: m, started: started}
+	fail := func(kind, typ, msg string) { e.fail(tr, kind, typ, msg) }
 	if attempt > t.MaxDeliveries+t.Retries && t.MaxDeliveries > 0 {
 		fail(KindExhausted, "", fmt.Sprintf("delivered %d times without a result: the workers running it crashed or lost their leases (MaxDeliveries %d)", attempt-1, t.MaxDeliveries))
 		return
@@ -526,6 +541,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		m.Nak() // not started before the drain: another worker runs it now
 		return
 	}
+	e.o.Observer.TaskStarted(t.Fn, sinceMS(t.SubmittedMS, started))
 	arg := t.Arg
 	if t.ArgRef != nil {
 		if e.o.Objects == nil {
@@ -546,7 +562,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	late := false
 	if t.TimeoutMS > 0 {
 		var running <-chan struct{}
-		if val, running, late, herr = callWithin(ctx, h, arg, timeoutGrace); running != nil {
+		if val, running, late, herr = callWithin(ctx, h, arg, e.o.timeoutGrace); running != nil {
 			// The handler ignores its context: the attempt ends now, and
 			// the handler keeps its slot (without heartbeats for a task
 			// that is no longer this slot's) until it returns, or until
@@ -579,28 +595,84 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		herr = cause // a value returned after the timeout: the attempt ran past it
 	}
 	if herr != nil {
-		var pe panicError
-		var bi badInput
-		switch {
-		case errors.As(herr, &pe):
-			fail(KindPanic, "panic", pe.Error())
-		case errors.As(herr, &bi):
-			fail(KindBadInput, "", bi.Error())
-		case errors.Is(cause, ErrTimeout):
-			if attempt <= t.Retries {
-				m.NakWithDelay(backoff(t, attempt))
-				return
-			}
-			fail(KindTimeout, "", fmt.Sprintf("attempt ran past its %s timeout: %v", time.Duration(t.TimeoutMS)*time.Millisecond, herr))
-		default:
-			if IsRetryable(herr) && attempt <= t.Retries {
-				m.NakWithDelay(backoff(t, attempt))
-				return
-			}
-			fail(KindHandler, errorType(herr), herr.Error())
-		}
+		e.handlerFailed(tr, herr, cause)
 		return
 	}
+	e.succeed(hctx, tr, val)
+}
+
+// taskRun is one attempt of a task as process handles it: the task, its
+// result being built, its message and when the attempt started.
+type taskRun struct {
+	t       *Task
+	res     *Result
+	m       *nats.Msg
+	started time.Time
+}
+
+// fail records the attempt's failure as the task's result.
+func (e *Executor) fail(tr *taskRun, kind, typ, msg string) {
+	t, res, attempt := tr.t, tr.res, tr.res.Attempt
+	res.Error = &ErrorInfo{Kind: kind, Fn: t.Fn, Message: msg, Type: typ, Worker: e.o.WorkerID, Attempt: attempt}
+	if typ != "" {
+		res.Error.Lang = "go" // a Go handler's error, panic or result
+	}
+	e.o.Observer.TaskFinished(t.Fn, time.Since(tr.started), kind)
+	e.finish(t, res, tr.m)
+}
+
+// retry hands the attempt back for a retry with the task's backoff.
+func (e *Executor) retry(tr *taskRun, kind string) {
+	e.o.Observer.TaskRetried(tr.t.Fn, time.Since(tr.started), kind)
+	tr.m.NakWithDelay(backoff(tr.t, tr.res.Attempt))
+}
+
+// handlerFailed settles an attempt whose handler returned herr (cause is
+// its context's): handed back for a retry with backoff while the task's
+// retries last and the error allows one, else recorded as failed.
+func (e *Executor) handlerFailed(tr *taskRun, herr, cause error) {
+	t, attempt := tr.t, tr.res.Attempt
+	fail := func(kind, typ, msg string) { e.fail(tr, kind, typ, msg) }
+	var pe panicError
+	var bi badInput
+	var re *RemoteError
+	switch {
+	case errors.As(herr, &pe):
+		fail(KindPanic, "panic", pe.Error())
+	case errors.As(herr, &re) && !errors.Is(cause, ErrTimeout):
+		// The handler described its failure itself (another language's
+		// error, a runtime process that died).
+		kind := cmp.Or(re.Kind, KindHandler)
+		if (kind == KindRuntimeCrashed || IsRetryable(herr)) && attempt <= t.Retries {
+			e.retry(tr, kind)
+			return
+		}
+		tr.res.Error = &ErrorInfo{Kind: kind, Fn: t.Fn, Message: re.Message, Type: re.Type, Worker: e.o.WorkerID, Attempt: attempt,
+			Lang: re.Lang, Traceback: re.Traceback, Exc: re.Exc}
+		e.o.Observer.TaskFinished(t.Fn, time.Since(tr.started), kind)
+		e.finish(t, tr.res, tr.m)
+	case errors.As(herr, &bi):
+		fail(KindBadInput, "", bi.Error())
+	case errors.Is(cause, ErrTimeout):
+		if attempt <= t.Retries {
+			e.retry(tr, KindTimeout)
+			return
+		}
+		fail(KindTimeout, "", fmt.Sprintf("attempt ran past its %s timeout: %v", time.Duration(t.TimeoutMS)*time.Millisecond, herr))
+	default:
+		if IsRetryable(herr) && attempt <= t.Retries {
+			e.retry(tr, KindHandler)
+			return
+		}
+		fail(KindHandler, errorType(herr), herr.Error())
+	}
+}
+
+// succeed records the handler's value as the task's result: inline, or in
+// the object store when over its inline threshold.
+func (e *Executor) succeed(ctx context.Context, tr *taskRun, val any) {
+	res := tr.res
+	fail := func(kind, typ, msg string) { e.fail(tr, kind, typ, msg) }
 	raw, err := objects.Marshal(val)
 	if err != nil {
 		fail(KindHandler, "encode", fmt.Sprintf("encode result %T: %v", val, err))
@@ -611,7 +683,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		return
 	}
 	if e.o.Objects != nil && len(raw) > e.o.Objects.InlineThreshold() {
-		ref, err := e.o.Objects.PutBytes(hctx, raw)
+		ref, err := e.o.Objects.PutBytes(ctx, raw)
 		if err != nil {
 			fail(KindObject, "", fmt.Sprintf("store result (%d bytes): %v", len(raw), err))
 			return
@@ -620,7 +692,8 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	} else {
 		res.Value = raw
 	}
-	e.finish(t, res, m)
+	e.o.Observer.TaskFinished(tr.t.Fn, time.Since(tr.started), "")
+	e.finish(tr.t, res, tr.m)
 }
 
 func backoff(t *Task, attempt int) time.Duration {
@@ -633,10 +706,10 @@ func backoff(t *Task, attempt int) time.Duration {
 
 // timeoutGrace is how long a handler may take to return once its
 // attempt's timeout has cancelled its context, before the attempt is
-// ended without it. It is longer than an exec handler takes to stop its
+// ended without it (the default of ExecutorOptions.timeoutGrace). It is longer than an exec handler takes to stop its
 // command (SIGTERM, then SIGKILL 5 s later), so a retry never runs beside
 // a command still stopping.
-var timeoutGrace = 6 * time.Second
+const timeoutGrace = 6 * time.Second
 
 // callWithin is call for an attempt with a timeout (ctx's deadline): a
 // handler still running grace after ctx ends is left running, and

@@ -36,6 +36,31 @@ type ProducerOptions struct {
 	MaxPending int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+
+	// sweep times the result safety net (see Producer.sweep); zero fields
+	// take the defaults. Tests shorten or stretch it (export_test.go).
+	sweep sweepTiming
+}
+
+// sweepTiming is the timing of the result safety net.
+type sweepTiming struct {
+	every    time.Duration // how often the sweep runs; defaults to 250 ms
+	age      time.Duration // first look at a waiting future; defaults to 5 s
+	maxEvery time.Duration // cap of the doubling looks; defaults to 1 min
+}
+
+// withDefaults fills zero fields.
+func (t sweepTiming) withDefaults() sweepTiming {
+	if t.every <= 0 {
+		t.every = 250 * time.Millisecond
+	}
+	if t.age <= 0 {
+		t.age = 5 * time.Second
+	}
+	if t.maxEvery <= 0 {
+		t.maxEvery = time.Minute
+	}
+	return t
 }
 
 // Producer submits tasks and receives their results. It is safe for
@@ -137,21 +162,21 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 	wctx, stop := context.WithCancel(context.Background())
 	p.ctx, p.stop = wctx, stop
 	p.sweepDone = make(chan struct{})
-	go p.sweep(wctx)
+	go p.sweep(wctx, o.sweep.withDefaults())
 	return p, nil
 }
 
 // sweep recovers results the live subscriptions missed: after a reconnect
 // (results published while disconnected never reach a core subscriber)
 // every pending and foreign future is looked up in the stream, and futures
-// pending longer than sweepAge are looked up every sweepAge as a safety
-// net. A foreign future is also looked up once more sweepEvery after it
+// pending longer than sweepAge (5 s) are looked up at doubling intervals
+// (10, 20, 40 s, then every maxCheckEvery, 1 min) as a safety net. A foreign future is also looked up once more sweepEvery after it
 // started watching: a result routed before its subscription existed can be
 // stored just after its first lookup (the stream stores asynchronously), and
 // would otherwise wait for the safety net.
-func (p *Producer) sweep(ctx context.Context) {
+func (p *Producer) sweep(ctx context.Context, timing sweepTiming) {
 	defer close(p.sweepDone)
-	const sweepEvery, sweepAge, maxCheckEvery = 250 * time.Millisecond, 5 * time.Second, time.Minute
+	sweepEvery, sweepAge, maxCheckEvery := timing.every, timing.age, timing.maxEvery
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
 	reconnects, elections := p.nc.Stats().Reconnects, p.leaderChanges.Load()
@@ -406,6 +431,9 @@ func (p *Producer) forget(id string) *Future {
 
 // mapPublishError maps the stream's limit errors onto ErrQueueFull.
 func mapPublishError(err error) error {
+	if errors.Is(err, broker.ErrPermissionDenied) {
+		return fmt.Errorf("tasks: submit: %w", err)
+	}
 	if d := errorDescription(err); d != "" {
 		if strings.Contains(d, "maximum bytes exceeded") || strings.Contains(d, "maximum messages exceeded") ||
 			strings.Contains(d, "resource limits exceeded") || strings.Contains(d, "insufficient resources") {
@@ -476,9 +504,15 @@ func (p *Producer) watchForeign(f *Future) {
 			p.mu.Unlock()
 			sub.Unsubscribe()
 		}()
+		// A future of an owner whose results this user may not read fails
+		// here, naming the subject and the user, instead of never resolving.
 		ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+		defer cancel()
+		if err := broker.Verify(ctx, p.nc, sub); errors.Is(err, broker.ErrPermissionDenied) {
+			f.resolve(nil, fmt.Errorf("tasks: result of %s: %w", f.ID(), err))
+			return
+		}
 		res, err := p.lookup(ctx, subj)
-		cancel()
 		switch {
 		case err == nil:
 			f.resolve(res, nil)
@@ -495,7 +529,10 @@ func (p *Producer) watchForeign(f *Future) {
 
 // lookup fetches the first result stored on subj.
 func (p *Producer) lookup(ctx context.Context, subj string) (*Result, error) {
-	msg, err := p.results.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subj))
+	// The last message of the subject is its one result. Asked by subject
+	// (a direct get on $JS.API.DIRECT.GET.FRAY_RESULTS.<subject>), so that
+	// fray auth's roles can let a user read only its own owner's results.
+	msg, err := p.results.GetLastMsgForSubject(ctx, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, ErrNoResult
 	}
@@ -533,25 +570,12 @@ func (p *Producer) cancel(ctx context.Context, f *Future) error {
 }
 
 // subscribeAllowed subscribes and waits for the server's verdict, so that a
-// subscription the account may not make fails here, naming the subject,
-// instead of silently never receiving.
+// subscription the user may not make fails here, naming the subject and
+// the user, instead of silently never receiving.
 func subscribeAllowed(ctx context.Context, nc *nats.Conn, subj string, cb nats.MsgHandler) (*nats.Subscription, error) {
-	sub, err := nc.Subscribe(subj, cb)
-	if err != nil {
-		return nil, err
+	sub, err := broker.Subscribe(ctx, nc, subj, cb)
+	if errors.Is(err, broker.ErrPermissionDenied) {
+		return nil, fmt.Errorf("tasks: %w; stored results arrive there (fray auth's producer role may subscribe to its own)", err)
 	}
-	if _, ok := ctx.Deadline(); !ok { // FlushWithContext needs one
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-	}
-	if err := nc.FlushWithContext(ctx); err != nil {
-		sub.Unsubscribe()
-		return nil, err
-	}
-	if err := nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), `"`+subj+`"`) {
-		sub.Unsubscribe()
-		return nil, fmt.Errorf("this account may not subscribe to %s, where stored results arrive: allow subscribe on %s> (%w)", subj, broker.SubjectStoredPrefix, err)
-	}
-	return sub, nil
+	return sub, err
 }

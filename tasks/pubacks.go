@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/frayhq/fray/broker"
 	"github.com/nats-io/nats.go"
 )
 
@@ -20,6 +21,7 @@ type asyncPublisher struct {
 	nc      *nats.Conn
 	prefix  string
 	sub     *nats.Subscription
+	unwatch func() // stops the permission-error watch
 	timeout time.Duration
 	slots   chan struct{} // bounds messages awaiting their PubAck
 
@@ -32,9 +34,10 @@ type asyncPublisher struct {
 }
 
 type inflight struct {
-	done func(error)
-	sent time.Time
-	held *nats.Msg // the task message whose ack waits on this PubAck, if any
+	done    func(error)
+	subject string
+	sent    time.Time
+	held    *nats.Msg // the task message whose ack waits on this PubAck, if any
 }
 
 // errPubAckTimeout means no PubAck arrived in time: the message may or may
@@ -61,6 +64,7 @@ func newAsyncPublisher(nc *nats.Conn, maxPending int, timeout time.Duration) (*a
 		return nil, err
 	}
 	p.sub.SetPendingLimits(-1, -1)
+	p.unwatch = broker.OnPermissionDenied(nc, p.denied)
 	go p.expire()
 	return p, nil
 }
@@ -83,7 +87,7 @@ func (p *asyncPublisher) publish(m *nats.Msg, held *nats.Msg, done func(error)) 
 	}
 	p.seq++
 	seq := p.seq
-	p.pending[seq] = &inflight{done: done, sent: time.Now(), held: held}
+	p.pending[seq] = &inflight{done: done, subject: m.Subject, sent: time.Now(), held: held}
 	p.mu.Unlock()
 	m.Reply = p.prefix + "." + strconv.FormatUint(seq, 36)
 	if err := p.nc.PublishMsg(m); err != nil {
@@ -127,6 +131,27 @@ func (p *asyncPublisher) onAck(m *nats.Msg) {
 		return // timed out already
 	}
 	f.done(parsePubAck(m))
+}
+
+// denied fails at once every message waiting on a publish the server
+// refused: no PubAck will come.
+func (p *asyncPublisher) denied(e *broker.PermissionError) {
+	if e.Op != "publish" {
+		return
+	}
+	var refused []uint64
+	p.mu.Lock()
+	for seq, f := range p.pending {
+		if f.subject == e.Subject {
+			refused = append(refused, seq)
+		}
+	}
+	p.mu.Unlock()
+	for _, seq := range refused {
+		if f := p.take(seq); f != nil {
+			f.done(e)
+		}
+	}
 }
 
 // parsePubAck returns nil for a positive PubAck.
@@ -199,6 +224,7 @@ func (p *asyncPublisher) close() {
 	p.mu.Unlock()
 	close(p.stop)
 	<-p.done
+	p.unwatch()
 	p.sub.Unsubscribe()
 	for range pending {
 		<-p.slots

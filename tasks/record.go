@@ -54,12 +54,19 @@ type Result struct {
 	// Value is the CBOR encoding of the handler's return value, inline.
 	Value []byte `cbor:"value,omitempty"`
 	// ValueRef names the value's encoding in the object store instead.
-	ValueRef   *objects.Ref `cbor:"value_ref,omitempty"`
-	Error      *ErrorInfo   `cbor:"error,omitempty"`
-	Worker     string       `cbor:"worker,omitempty"`
-	Attempt    int          `cbor:"attempt,omitempty"`
-	StartedMS  int64        `cbor:"started_ms,omitempty"`
-	FinishedMS int64        `cbor:"finished_ms,omitempty"`
+	ValueRef *objects.Ref `cbor:"value_ref,omitempty"`
+	Error    *ErrorInfo   `cbor:"error,omitempty"`
+	// Fn, Pool and SubmittedMS repeat the task's function, pool and
+	// submission time, so that a reader of results alone (the broker's
+	// metrics) can count outcomes by function and time the queue wait.
+	// Absent from results not written by a worker (cancellations).
+	Fn          string `cbor:"fn,omitempty"`
+	Pool        string `cbor:"pool,omitempty"`
+	SubmittedMS int64  `cbor:"submitted_ms,omitempty"`
+	Worker      string `cbor:"worker,omitempty"`
+	Attempt     int    `cbor:"attempt,omitempty"`
+	StartedMS   int64  `cbor:"started_ms,omitempty"`
+	FinishedMS  int64  `cbor:"finished_ms,omitempty"`
 }
 
 // Error kinds in ErrorInfo.Kind.
@@ -72,6 +79,9 @@ const (
 	KindBadInput  = "bad_input" // the task or its argument could not be decoded
 	KindExhausted = "exhausted" // delivered MaxDeliveries times without a result
 	KindObject    = "object"    // an argument or result object could not be read or written
+	// KindRuntimeCrashed: the language runtime process running the task
+	// died mid-task (killed, crashed, exited); retried per Retries.
+	KindRuntimeCrashed = "runtime_crashed"
 )
 
 // ErrorInfo describes a failed task.
@@ -79,9 +89,21 @@ type ErrorInfo struct {
 	Kind    string `cbor:"kind"`
 	Fn      string `cbor:"fn,omitempty"`
 	Message string `cbor:"message"`
-	Type    string `cbor:"type,omitempty"` // the Go type of the handler's error, or "panic"
+	// Type is the error's type name in the language it was raised in
+	// (Lang): for Go the %T of the handler's error, or "panic"; for Python
+	// the qualified name, e.g. "builtins.ValueError". Readers in another
+	// language treat it as an opaque label.
+	Type    string `cbor:"type,omitempty"`
 	Worker  string `cbor:"worker,omitempty"`
 	Attempt int    `cbor:"attempt,omitempty"`
+	// Lang is the language the error was raised in: "go", "python".
+	Lang string `cbor:"lang,omitempty"`
+	// Traceback is the formatted remote traceback, when the language has one.
+	Traceback string `cbor:"traceback,omitempty"`
+	// Exc is the language's own encoding of the error (Python: the pickled
+	// exception), so a caller of that language can re-raise it; others
+	// ignore it.
+	Exc []byte `cbor:"exc,omitempty"`
 }
 
 // TaskSubject is the subject a pool's tasks are published on.

@@ -22,7 +22,10 @@ func TestATimeoutBoundsTheAttemptOfAHandlerThatIgnoresItsContext(t *testing.T) {
 		<-release // ignores ctx
 		return 1, nil
 	})
-	ex, stop := e.executor("w1", reg, func(o *tasks.ExecutorOptions) { o.DrainTimeout = time.Hour })
+	ex, stop := e.executor("w1", reg, func(o *tasks.ExecutorOptions) {
+		o.DrainTimeout = time.Hour
+		tasks.SetTimeoutGrace(o, 500*time.Millisecond) // not the 6 s default
+	})
 	t.Cleanup(func() { close(release) }) // after the executor stopped
 	p := e.producer()
 	ctx := frayt.Context(t, 30*time.Second)

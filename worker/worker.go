@@ -13,7 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/frayhq/fray/actors"
 	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 	"github.com/frayhq/fray/registry"
 	"github.com/frayhq/fray/tasks"
@@ -46,6 +48,15 @@ type Options struct {
 	LeaseTTL time.Duration
 	// Plugins run beside the task executor: the actor host, the job runner.
 	Plugins []Plugin
+	// Actors, when set, hosts the registry's actor classes on this worker:
+	// New adds an actors.Host with default options to Plugins. Defaults to
+	// none.
+	Actors *actors.Registry
+	// Jobs, when set, runs native job replicas on this worker: New adds a
+	// jobs.Runner with these options to Plugins. Only a worker with a job
+	// runner offers job capacity to the dispatcher; defaults to nil, a
+	// worker that is never given jobs.
+	Jobs *jobs.RunnerOptions
 	// InlineThreshold is the size above which results go to the object
 	// store. Defaults to objects.DefaultInlineThreshold.
 	InlineThreshold int
@@ -57,6 +68,19 @@ type Options struct {
 	HandlerContext func(context.Context) context.Context
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Observer hears the worker's tasks and lease renewals (for metrics).
+	// Defaults to none.
+	Observer Observer
+}
+
+// Observer hears what a worker does, for metrics: its task executor's
+// events (tasks.Observer) and its registry lease's failed renewals. Every
+// method must return at once.
+type Observer interface {
+	tasks.Observer
+	// LeaseRenewFailed: a renewal of the worker's registry entry failed
+	// (the broker unreachable, or the lease lost).
+	LeaseRenewFailed()
 }
 
 // Worker is a configured worker; Run serves.
@@ -129,14 +153,17 @@ func New(nc *nats.Conn, o Options) (*Worker, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if err := o.addPlugins(); err != nil {
+		return nil, err
+	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, err
 	}
 	w := &Worker{nc: nc, js: js, o: o, log: o.Logger.With("worker", o.ID)}
 	w.info = broker.WorkerInfo{V: broker.WorkerInfoVersion, ID: o.ID, Host: host, PID: os.Getpid(), Pool: o.Pool,
-		Attributes: o.Attributes, Concurrency: o.Concurrency, Handlers: o.Registry.Names(), StartedMS: time.Now().UnixMilli(),
-		Resources: broker.WorkerResources{CPU: float64(runtime.NumCPU())}}
+		Attributes: o.Attributes, Concurrency: o.Concurrency, Handlers: o.Registry.Names(), StartedMS: time.Now().UnixMilli()}
+	// Job capacity is the job runner's to describe: none without one.
 	for _, p := range o.Plugins {
 		p.Describe(&w.info)
 	}
@@ -202,7 +229,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	ex, err := tasks.NewExecutor(w.nc, w.js, tasks.ExecutorOptions{
 		WorkerID: w.o.ID, Pool: w.o.Pool, Concurrency: w.o.Concurrency, AckWait: w.o.AckWait,
 		DrainTimeout: w.o.DrainTimeout, Registry: w.o.Registry, Objects: store,
-		HandlerContext: w.o.HandlerContext, Logger: w.log, Workers: view,
+		HandlerContext: w.o.HandlerContext, Logger: w.log, Observer: w.o.Observer, Workers: view,
 	})
 	if err != nil {
 		return err
@@ -279,6 +306,9 @@ func (w *Worker) Run(ctx context.Context) error {
 // another process with the same id is fatal.
 func (w *Worker) keepLease(ctx context.Context, lease *broker.Lease) error {
 	for {
+		if w.o.Observer != nil {
+			lease.OnRenewError(func(error) { w.o.Observer.LeaseRenewFailed() })
+		}
 		err := lease.Keep(ctx, w.record)
 		if !errors.Is(err, broker.ErrLeaseLost) {
 			return nil
@@ -347,6 +377,7 @@ func (w *Worker) resume(ctx context.Context) (lease *broker.Lease, ours bool, er
 func (w *Worker) record() []byte {
 	w.mu.Lock()
 	w.info.Running = w.Running()
+	w.info.Handlers = w.o.Registry.Names() // handlers may be added while it runs
 	info := w.info
 	w.mu.Unlock()
 	b, _ := objects.Marshal(info)

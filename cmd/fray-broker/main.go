@@ -23,6 +23,7 @@ import (
 	"github.com/frayhq/fray/dispatcher"
 	"github.com/frayhq/fray/internal/cluster"
 	"github.com/frayhq/fray/internal/daemon"
+	"github.com/frayhq/fray/internal/observe"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/oklog/run"
@@ -38,6 +39,7 @@ type flags struct {
 	noSupervisor, noDispatcher                                                    bool
 	backends                                                                      multi
 	rayAddress, rayNamespace, irisController, irisUser, backendToken              string
+	observe                                                                       observe.Flags
 }
 
 // multi is a repeatable flag.
@@ -79,6 +81,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.StringVar(&f.irisController, "iris-controller", "", "Iris controller URL for --backend iris, e.g. http://host:10000")
 	fs.StringVar(&f.irisUser, "iris-user", "", "user Iris jobs are launched as (--backend iris; default: fray)")
 	fs.StringVar(&f.backendToken, "backend-token", "", "bearer token for Ray dashboards or Iris controllers behind an authenticating proxy")
+	f.observe.Register(fs, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -144,6 +147,11 @@ func runMain(args []string) error {
 	if err != nil {
 		return err
 	}
+	obs, err := listenObserve(f)
+	if err != nil {
+		return err
+	}
+	defer obs.close()
 	url := f.natsURL
 	var srv *broker.Server
 	if url == "" {
@@ -176,7 +184,10 @@ func runMain(args []string) error {
 		return err
 	}
 	po := broker.ProvisionOptions{Replicas: f.replicas, ResultTTL: f.resultTTL, ObjectTTL: f.objectTTL, TaskQueueMaxBytes: f.queueMaxBytes}
-	if err := provision(ctx, nc, js, po); err != nil {
+	if err := provision(ctx, nc, js, srv, log, po); err != nil {
+		return startupErr(ctx, log, err)
+	}
+	if backends, err = obs.setup(f, url, natsOpts, backends, log); err != nil {
 		return startupErr(ctx, log, err)
 	}
 	so := cluster.ServiceOptions{ActorRestartWait: f.actorRestartWait, NoSupervisor: f.noSupervisor, NoDispatcher: f.noDispatcher, Logger: log}
@@ -191,6 +202,17 @@ func runMain(args []string) error {
 
 	var g run.Group
 	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { stop() })
+	{
+		octx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			// A failure here is logged, never fatal: the broker's work goes on.
+			if err := obs.run(octx); err != nil && octx.Err() == nil {
+				log.Error("metrics and dashboard stopped", "err", err)
+			}
+			<-octx.Done()
+			return nil
+		}, func(error) { cancel() })
+	}
 	for _, s := range services {
 		sctx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {
@@ -250,31 +272,28 @@ func retryable(err error) bool {
 	return errors.Is(err, nats.ErrNoServers) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, io.EOF) || errors.As(err, &ne)
 }
 
-// errReplicasNotSupported is JetStream's error code for replicas > 1 on a
-// server that is not clustered.
-const errReplicasNotSupported = 10074
-
-// provision retries while a cluster forms (JetStream has no leader yet).
-func provision(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, po broker.ProvisionOptions) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := broker.Provision(pctx, js, nc.ConnectedServerVersion(), po)
-		cancel()
-		if err == nil || errors.Is(err, broker.ErrServerTooOld) || errors.Is(err, broker.ErrBadOptions) || errors.Is(err, broker.ErrLayoutTooNew) {
-			return err
+// provision provisions the layout, waiting as long as it takes for the
+// cluster to form (other nodes may start minutes later) and saying what it
+// waits for every few seconds. A mistake (bad options, a newer layout,
+// replicas on a single server) fails at once.
+func provision(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, srv *broker.Server, log *slog.Logger, po broker.ProvisionOptions) error {
+	po.OnWait = func(what string) {
+		args := []any{"for", what}
+		if srv != nil {
+			if peers, routes := srv.RoutedPeers(); routes > 0 {
+				args = append(args, "routed_nodes", fmt.Sprintf("%d of %d", len(peers), routes), "routed_to", strings.Join(peers, ","))
+			}
 		}
-		if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errReplicasNotSupported {
-			return fmt.Errorf("--replicas %d needs a clustered NATS (3 nodes): %w", po.Replicas, err)
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("provision: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second): // JetStream may still be electing a leader
-		}
+		log.Warn("fray-broker waiting", args...)
 	}
+	err := broker.Provision(ctx, js, nc.ConnectedServerVersion(), po)
+	if errors.Is(err, broker.ErrReplicasNeedCluster) {
+		return fmt.Errorf("--replicas %d needs a clustered NATS (3 nodes): %w", po.Replicas, err)
+	}
+	if err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	return nil
 }
 
 // jobBackends builds the external backends named by --backend; the first

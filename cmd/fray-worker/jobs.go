@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -40,4 +41,21 @@ func jobRunnerOptions(cpu float64, ram, gpu, tpu string, grace time.Duration) (j
 		o.DeviceKind, o.DeviceVariant, o.DeviceCount = jobs.DeviceTPU, t.Variant, t.ChipsPerVM()
 	}
 	return o, nil
+}
+
+// secretFiles parses --secret NAME=FILE flags; each file must be readable
+// now (it is read again at each job start).
+func secretFiles(flags []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, f := range flags {
+		name, file, ok := strings.Cut(f, "=")
+		if !ok || name == "" || file == "" || strings.ContainsAny(name, " \x00") {
+			return nil, fmt.Errorf("--secret %q: want NAME=FILE", f)
+		}
+		if _, err := os.ReadFile(file); err != nil {
+			return nil, fmt.Errorf("--secret %s: %w", name, err)
+		}
+		out[name] = file
+	}
+	return out, nil
 }

@@ -1,6 +1,7 @@
 // Command fray-worker is the fray worker daemon, one per host: it serves
-// tasks of one pool (registered Go built-ins and --exec shell handlers),
-// hosts actors and runs job processes, and drains on SIGTERM.
+// tasks of one pool (registered Go built-ins, --exec shell handlers and,
+// with --python, Python functions), hosts actors (Go and Python) and runs
+// job processes, and drains on SIGTERM.
 package main
 
 import (
@@ -51,9 +52,10 @@ func runMain(args []string) error {
 	id := fs.String("id", "", "worker id (default <hostname>-<random>)")
 	pool := fs.String("pool", tasks.DefaultPool, "pool whose tasks this worker serves")
 	concurrency := fs.Int("concurrency", 0, "task slots (default: number of CPUs)")
-	var attrs, execs multi
+	var attrs, execs, secrets multi
 	fs.Var(&attrs, "attr", "attribute k=v for placement, e.g. region=us-east1, preemptible=false (repeatable)")
 	fs.Var(&execs, "exec", "NAME=COMMAND: serve task NAME by running COMMAND in /bin/sh, argument as JSON on stdin, JSON result on stdout (repeatable)")
+	fs.Var(&secrets, "secret", "NAME=FILE: a job that asks for NAME with --env-from-worker gets FILE's contents in NAME, read at each start; the secret is stored nowhere in the cluster (repeatable)")
 	execMax := fs.String("exec-max-output", "64m", "how much an --exec command may print on stdout (e.g. 64m, 1g); past it the command is killed and its task fails as too large")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long running tasks may finish before they are handed back (0: at once)")
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "task lease: a task whose worker stops heartbeating for this long runs elsewhere")
@@ -64,7 +66,17 @@ func runMain(args []string) error {
 	jobGPU := fs.String("gpu", "", "GPUs this worker offers to jobs as VARIANT:COUNT, e.g. H100:8")
 	jobTPU := fs.String("tpu", "", "TPU slice type this VM belongs to, e.g. v5e-16; offers that type's chips per VM (set --attr tpu-name=SLICE too)")
 	jobGrace := fs.Duration("job-grace", 10*time.Second, "a stopped job's processes get SIGTERM, then SIGKILL after this")
-	if err := fs.Parse(args); err != nil {
+	metricsAddr := metricsFlag(fs)
+	var py pythonFlags
+	fs.Var(pythonFlag{&py.interpreter}, "python", "serve Python: run @frayhq.task functions, @frayhq.actor classes and pickled callables (py.call, py.object)\n"+
+		"in persistent Python processes (python -m frayhq.runtime); --python=INTERPRETER (or --python INTERPRETER)\n"+
+		"picks the interpreter, default python3 on PATH; it needs the frayhq package importable")
+	fs.IntVar(&py.procs, "python-procs", 0, "how many Python processes serve tasks, one task each at a time (default: --concurrency);\n"+
+		"each Python actor gets a process of its own besides")
+	fs.Var(&py.imports, "python-import", "MODULE: import MODULE in every Python process at start and serve the functions and classes it\n"+
+		"registers with @frayhq.task / @frayhq.actor; an import error stops the worker (exit 2) with the traceback (repeatable)")
+	fs.Var(&py.paths, "python-path", "DIR: put DIR first on the Python module search path (PYTHONPATH; frayhq itself may be found there) (repeatable)")
+	if err := fs.Parse(joinPythonValue(args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
@@ -102,6 +114,9 @@ func runMain(args []string) error {
 	case *jobCPU < 0:
 		return daemon.Usagef("--cpu %g: want a positive number of cores, or 0 for all", *jobCPU)
 	}
+	if err := py.check(); err != nil {
+		return err
+	}
 	attributes := map[string]string{}
 	for _, a := range attrs {
 		k, v, ok := strings.Cut(a, "=")
@@ -131,7 +146,14 @@ func runMain(args []string) error {
 	if err != nil {
 		return daemon.UsageError{Err: err}
 	}
+	if jro.Secrets, err = secretFiles(secrets); err != nil {
+		return daemon.UsageError{Err: err}
+	}
 
+	wm, err := listenMetrics(*metricsAddr)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// A broker busy with thousands of workers starting at once may time
@@ -150,22 +172,40 @@ func runMain(args []string) error {
 		return err
 	}
 	defer client.Close()
-	plugins, err := cluster.Plugins(cluster.PluginOptions{NATSURL: *natsURL, Logger: log, JobRunner: jro})
+	// The Python runtime starts (and its imports succeed) before the
+	// worker registers anything.
+	rt, err := py.start(ctx, client.NATS(), *natsURL, *concurrency, log)
+	if err != nil {
+		return err
+	}
+	po := cluster.PluginOptions{NATSURL: *natsURL, Logger: log, JobRunner: jro}
+	if rt != nil {
+		defer rt.Close() // after the worker drained: no task runs any more
+		if err := rt.RegisterTasks(reg); err != nil {
+			return daemon.StartError{Err: fmt.Errorf("--python: %w", err)}
+		}
+		po.ActorClasses = rt.RegisterActors
+	}
+	plugins, err := cluster.Plugins(po)
 	if err != nil {
 		return err
 	}
 	if *drain == 0 {
 		*drain = time.Nanosecond // hand running tasks back at once (0 in Options means the default)
 	}
-	w, err := worker.New(client.NATS(), worker.Options{
+	wo := worker.Options{
 		ID: *id, Pool: *pool, Concurrency: *concurrency, Attributes: attributes, Registry: reg,
 		AckWait: *ackWait, DrainTimeout: *drain, LeaseTTL: *leaseTTL, Plugins: plugins, Logger: log,
 		HandlerContext: func(ctx context.Context) context.Context { return fray.WithClient(ctx, client) },
 		Objects:        client.Objects(),
-	})
+	}
+	var w *worker.Worker
+	wm.observe(&wo, plugins, &w)
+	w, err = worker.New(client.NATS(), wo)
 	if err != nil {
 		return err
 	}
+	wm.serve(ctx, log)
 	ran := make(chan error, 1)
 	go func() { ran <- w.Run(ctx) }()
 	// Say ready once this worker is registered and its pool's directory

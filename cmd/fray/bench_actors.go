@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"sort"
 	"sync"
@@ -11,6 +12,9 @@ import (
 
 	"github.com/frayhq/fray/actors"
 	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/bench"
+	"github.com/frayhq/fray/worker"
+	"github.com/frayhq/fray/worker/langrt"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -48,7 +52,12 @@ func benchActors(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON line: calls, concurrency, rounds, calls_per_s, p50_ms, p99_ms (with --baseline also baseline_calls_per_s, baseline_p50_ms, ratio)")
 	store := fs.String("store", "", "store directory (default: a temporary directory)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	rt := addBenchRuntime(fs, "actor")
 	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {
+		return err
+	}
+	pyOpts, err := rt.options(fs)
+	if err != nil {
 		return err
 	}
 	if *calls < 1 || *conc < 1 || *rounds < 1 {
@@ -85,26 +94,39 @@ func benchActors(ctx context.Context, args []string) error {
 	}
 
 	// One actor, MaxConcurrency 1, served by its own connection; one caller.
-	host, err := actors.NewClient(ctx, hostNC, hostJS, actors.ClientOptions{})
-	if err != nil {
-		return err
-	}
-	defer host.Close()
-	hosted, err := host.HostActor(ctx, actors.ClassEcho, "bench", &actors.Echo{}, actors.MaxConcurrency(1))
-	if err != nil {
-		return err
-	}
-	defer hosted.Shutdown(context.Background())
 	caller, err := actors.NewClient(ctx, callerNC, callerJS, actors.ClientOptions{})
 	if err != nil {
 		return err
 	}
 	defer caller.Close()
+	method := "Noop"
+	if pyOpts == nil {
+		host, err := actors.NewClient(ctx, hostNC, hostJS, actors.ClientOptions{})
+		if err != nil {
+			return err
+		}
+		defer host.Close()
+		hosted, err := host.HostActor(ctx, actors.ClassEcho, "bench", &actors.Echo{}, actors.MaxConcurrency(1))
+		if err != nil {
+			return err
+		}
+		defer hosted.Shutdown(context.Background())
+	} else {
+		stop, err := benchPythonHost(ctx, hostNC, *pyOpts)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		if _, err := caller.CreateActor(ctx, bench.PythonEcho, "bench", nil, actors.MaxConcurrency(1)); err != nil {
+			return err
+		}
+		method = "noop"
+	}
 	h, err := caller.GetActor(ctx, "bench")
 	if err != nil {
 		return err
 	}
-	call := func() error { return h.Call(ctx, "Noop", nil).Get(ctx, nil) }
+	call := func() error { return h.Call(ctx, method, nil).Get(ctx, nil) }
 
 	const subject = "fray.bench.baseline"
 	if *base {
@@ -236,4 +258,54 @@ func actorsMedian(v []float64) float64 {
 	s := append([]float64(nil), v...)
 	sort.Float64s(s)
 	return s[len(s)/2]
+}
+
+// benchPythonHost runs a worker on nc whose actor host serves the Python
+// bench class in a Python runtime, until stop.
+func benchPythonHost(ctx context.Context, nc *nats.Conn, po langrt.Options) (stop func(), err error) {
+	po.Procs = 1
+	po.Imports = append(po.Imports, bench.PythonBenchModule)
+	po.Logger = slog.New(slog.DiscardHandler)
+	rt, err := langrt.Start(ctx, po)
+	if err != nil {
+		return nil, err
+	}
+	areg := actors.NewRegistry()
+	if err := rt.RegisterActors(areg); err != nil {
+		rt.Close()
+		return nil, err
+	}
+	w, err := worker.New(nc, worker.Options{ID: "bench-python", Concurrency: 1, Logger: slog.New(slog.DiscardHandler),
+		Plugins: []worker.Plugin{actors.NewHost(areg, actors.HostOptions{})}})
+	if err != nil {
+		rt.Close()
+		return nil, err
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(wctx) }()
+	stop = func() {
+		cancel()
+		<-done
+		rt.Close()
+	}
+	// Placement needs the worker in the registry.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	for {
+		if kv, err := js.KeyValue(ctx, broker.BucketWorkers); err == nil {
+			if _, err := kv.Get(ctx, "bench-python"); err == nil {
+				return stop, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			stop()
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond): // registry poll
+		}
+	}
 }

@@ -106,6 +106,8 @@ func TestCommandLineMistakesExitTwoWithAOneLineReason(t *testing.T) {
 		{[]string{"bench", "foo"}, "fray bench: unknown bench foo (want tasks, objects, actors, jobs or fleet)"},
 		{[]string{"bench", "tasks", "extra"}, `fray bench tasks: unexpected argument "extra"`},
 		{[]string{"bench", "jobs", "extra"}, `fray bench jobs: unexpected argument "extra"`},
+		{[]string{"bench", "tasks", "--runtime", "ruby"}, `fray bench tasks: --runtime "ruby": want go or python`},
+		{[]string{"bench", "actors", "--runtime", "python", "--python", "/no/such/python"}, `fray bench actors: --python "/no/such/python"`},
 		{[]string{"bench", "objects", "--size", "lots"}, `fray bench objects: --size "lots"`},
 		{[]string{"submit", "--replicas", "0", "--", "true"}, "fray submit: --replicas 0: want at least 1"},
 		{[]string{"submit", "--slices", "2", "--", "true"}, "fray submit: --slices needs --tpu"},

@@ -23,11 +23,13 @@ func init() {
 var benchSummary = map[string]string{
 	"tasks": "Task throughput and latency: an in-process broker on file storage and one in-process worker run --n no-op tasks " +
 		"with --concurrency slots (tasks/s), then --sequential tasks one at a time (p50, p99 submit-to-result latency). " +
+		"--runtime python runs the no-op task in Python (one runtime process per slot) with a Go producer. " +
 		"--baseline also measures the bare JetStream path in the same run, three ways: prefetching 500 messages, " +
 		"pulling only for free slots, and doing fray's work (free slots, result stored before the ack).",
 	"objects": "Object store throughput and memory: puts one --size object into an in-process broker on file storage and gets it back; " +
 		"prints MB/s (put+get, and each) and this process's peak RSS.",
 	"actors": "Actor call rate and latency: one client calls one actor (MaxConcurrency 1) hosted in this process through an in-process broker, " +
+		"(with --runtime python: a Python actor in its runtime process, hosted by an in-process worker) " +
 		"--calls calls with --concurrency in flight (calls/s, median of --rounds), then --sequential calls one at a time (p50, p99). " +
 		"--baseline also measures bare NATS request/reply set up the same way.",
 	"jobs": "Job start latency on the native backend: submits --n jobs (each runs `date +%s%N`, which prints when it started) one at a time to an in-process cluster with one worker; " +
@@ -69,7 +71,12 @@ func benchTasks(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON line: n, concurrency, tasks_per_s, cpu_us_per_task, p50_ms, p99_ms (with --baseline also baseline_tasks_per_s, ratio, baseline_free_slots_tasks_per_s, ratio_free_slots, baseline_same_work_tasks_per_s, ratio_same_work, and each bare path's *_cpu_us_per_task)")
 	store := fs.String("store", "", "store directory (default: a temporary directory)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	rt := addBenchRuntime(fs, "task")
 	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {
+		return err
+	}
+	pyOpts, err := rt.options(fs)
+	if err != nil {
 		return err
 	}
 	switch {
@@ -90,7 +97,7 @@ func benchTasks(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stopProfile()
-	res, err := bench.Tasks(ctx, bench.TasksOptions{N: *n, Concurrency: *c, Payload: *payload, Sequential: *seq, Baseline: *base, StoreDir: *store})
+	res, err := bench.Tasks(ctx, bench.TasksOptions{N: *n, Concurrency: *c, Payload: *payload, Sequential: *seq, Baseline: *base, StoreDir: *store, Python: pyOpts})
 	if err != nil {
 		return err
 	}

@@ -64,21 +64,6 @@ func parseJSONArg(s string) (any, error) {
 	return v, nil
 }
 
-// openJob parses a job command's flags and its one ID argument (before or
-// after the flags), connects to *spec (read after parsing, so --nats
-// counts), and returns the job's handle. what describes the missing id.
-func openJob(ctx context.Context, fs *flag.FlagSet, args []string, spec *string, what string) (*fray.Client, *jobs.Handle, error) {
-	pos, err := parsePositional(fs, args, 1, 1, what)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, hs, err := openJobs(ctx, *spec, pos)
-	if err != nil {
-		return nil, nil, err
-	}
-	return c, hs[0], nil
-}
-
 // openJobs connects to spec and returns the handles of the jobs ids names.
 func openJobs(ctx context.Context, spec string, ids []string) (*fray.Client, []*jobs.Handle, error) {
 	c, err := connect(ctx, spec)

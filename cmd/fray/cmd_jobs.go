@@ -157,6 +157,10 @@ func printRecord(r *jobs.Record) {
 	if lost := contactLost(r, time.Now()); lost != "" {
 		fmt.Printf("contact:     %s\n", lost)
 	}
+	if r.StopRequestedMS > 0 && !r.Status.Terminal() {
+		fmt.Printf("stopping:    asked %s ago (%s); waiting for %s to report it killed\n",
+			time.Since(time.UnixMilli(r.StopRequestedMS)).Round(time.Second), r.StopReason, r.Backend)
+	}
 	fmt.Printf("entrypoint:  %s\n", entrypointText(&r.Request.Entrypoint))
 	fmt.Printf("submitted:   %s ago\nduration:    %s\n", age(r.SubmittedMS), duration(r))
 	fmt.Printf("attempt:     %d (failures %d, preemptions %d)\n", r.Attempt, r.Failures, r.Preemptions)
@@ -181,11 +185,18 @@ func taskLine(r *jobs.Record, t *jobs.TaskState) string {
 		line += fmt.Sprintf(" [%s %s]", kind, strings.Join(a.Devices, ","))
 	}
 	if a != nil && a.State.Done() {
-		line += fmt.Sprintf(" (exit %d", a.ExitCode)
-		if a.Error != "" {
-			line += ": " + a.Error
+		// An attempt whose process never reported (its worker was lost)
+		// has no exit code: say why it stopped instead.
+		var how []string
+		if a.Exited || a.ExitCode != -1 {
+			how = append(how, fmt.Sprintf("exit %d", a.ExitCode))
 		}
-		line += ")"
+		if a.Error != "" {
+			how = append(how, a.Error)
+		}
+		if len(how) > 0 {
+			line += " (" + strings.Join(how, ": ") + ")"
+		}
 	}
 	return line
 }

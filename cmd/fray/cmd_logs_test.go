@@ -37,7 +37,7 @@ func TestLogsFollowPrintsEachLineWhileTheJobStillRuns(t *testing.T) {
 		return strings.Contains(r.Stdout(), "first-line")
 	})
 	if st, err := h.Status(ctx); err != nil || st.Terminal() {
-		t.Fatalf("the job ended (%s, %v) before its line was shown", st, err)
+		t.Fatalf("the job ended (%s, %v) before its line was shown", st.Status, err)
 	}
 	cancel()
 	<-r.done

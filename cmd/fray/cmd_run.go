@@ -67,7 +67,7 @@ func runRun(ctx context.Context, args []string) error {
 	}
 	v, err := parseJSONArg(*arg)
 	if err != nil {
-		return err
+		return usagef(fs, "%v", err) // a command-line mistake: exit 2
 	}
 	c, err := connectTasks(ctx, fs, *natsURL)
 	if err != nil {

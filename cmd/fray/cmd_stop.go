@@ -5,7 +5,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+
 	"time"
+
+	"github.com/frayhq/fray/jobs"
 )
 
 func init() {
@@ -17,7 +20,7 @@ func bufferedStdout() *bufio.Writer { return bufio.NewWriterSize(os.Stdout, 64<<
 func runStop(ctx context.Context, args []string) error {
 	fs := newFlags("stop", "ID [ID...] [flags]")
 	natsURL := clusterFlag(fs)
-	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for each job to be STOPPED")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long to wait for each job to be STOPPED (on Ray or Iris: until the backend reports it killed)")
 	ids, err := parsePositional(fs, args, 1, -1, "job ID, e.g. fray stop /default/train")
 	if err != nil {
 		return err
@@ -40,7 +43,8 @@ func runStop(ctx context.Context, args []string) error {
 		timedOut := err != nil && sctx.Err() != nil && ctx.Err() == nil
 		cancel()
 		if timedOut {
-			fmt.Fprintf(os.Stderr, "fray stop: %s not STOPPED within %s; check it with fray jobs status %s, or give a longer --timeout\n", h.ID(), *timeout, h.ID())
+			fmt.Fprintf(os.Stderr, "fray stop: %s not STOPPED within %s%s; check it with fray jobs status %s, or give a longer --timeout\n",
+				h.ID(), *timeout, stopPending(ctx, h), h.ID())
 			failed++
 			continue
 		}
@@ -62,4 +66,17 @@ func runStop(ctx context.Context, args []string) error {
 		return exitError{1}
 	}
 	return nil
+}
+
+// stopPending says, for a job whose stop ran out of time, what it waits
+// for: its external backend to report it killed.
+func stopPending(ctx context.Context, h *jobs.Handle) string {
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	r, err := h.Info(ictx)
+	if err != nil || r.StopRequestedMS == 0 || r.Status.Terminal() {
+		return ""
+	}
+	return fmt.Sprintf(": %s was asked to stop it %s ago and still reports it %s", r.Backend,
+		time.Since(time.UnixMilli(r.StopRequestedMS)).Round(time.Second), r.Status)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/cluster"
+	"github.com/frayhq/fray/internal/observe"
 	"github.com/frayhq/fray/worker"
 )
 
@@ -28,6 +29,8 @@ func runUp(ctx context.Context, args []string) error {
 	port := fs.Int("port", 4222, "client port (-1 for a random free port)")
 	host := fs.String("host", "127.0.0.1", "client listen address")
 	verbose := fs.Bool("v", false, "log what the broker and workers do")
+	var of observe.Flags
+	of.Register(fs, "127.0.0.1:0")
 	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {
 		return err
 	}
@@ -39,6 +42,10 @@ func runUp(ctx context.Context, args []string) error {
 	}
 	if *port < -1 || *port > 65535 {
 		return usagef(fs, "--port %d: want a port number (0 to 65535), or -1 for a random free port", *port)
+	}
+	metricsL, uiL, err := listenFlags(fs, &of, nil)
+	if err != nil {
+		return err
 	}
 	level := slog.LevelWarn
 	if *verbose {
@@ -70,6 +77,7 @@ func runUp(ctx context.Context, args []string) error {
 		Logger:    log,
 	})
 	if err != nil {
+		closeAll(metricsL, uiL)
 		if ctx.Err() != nil {
 			return nil // stopped (Ctrl-C) before it was ready: no failure
 		}
@@ -77,15 +85,24 @@ func runUp(ctx context.Context, args []string) error {
 	}
 	c, err := fray.Connect(ctx, l.URL(), fray.WithoutEnvCredentials()) // its own broker: no credentials
 	if err != nil {
+		closeAll(metricsL, uiL)
 		l.Stop()
 		return err
 	}
+	obs, err := startObserve(l.URL(), metricsL, uiL, &of, log)
+	if err != nil {
+		c.Close()
+		l.Stop()
+		return err
+	}
+	defer obs.stop()
 	client.Store(c)
 	noun := "workers"
 	if *workers == 1 {
 		noun = "worker"
 	}
 	fmt.Printf("fray up: %d %s ready\nexport FRAY_CLUSTER_SPEC=%s\n", *workers, noun, l.URL())
+	obs.print()
 	// A second Ctrl-C (or SIGTERM) stops at once instead of waiting for
 	// running tasks (up to 30 s): the broker goes down under them, and
 	// with --store they run again after their lease once fray up is back.
@@ -101,11 +118,17 @@ func runUp(ctx context.Context, args []string) error {
 	}
 	again := signals
 	fmt.Fprintln(os.Stderr, "fray up: stopping (workers drain first; Ctrl-C again to stop at once)")
+	obs.stop() // before the broker goes, so it does not log the broker's absence
 	stopped := make(chan error, 1)
-	go func() { stopped <- l.Stop() }()
+	go func() {
+		// The client closes while the broker is still up, so it says
+		// goodbye instead of waiting on, or writing to, a dead connection.
+		_ = l.Drain() // Stop returns its errors
+		c.Close()
+		stopped <- l.Stop()
+	}()
 	select {
 	case err = <-stopped:
-		c.Close()
 		return err
 	case <-again:
 		fmt.Fprintln(os.Stderr, "fray up: stopping at once, without waiting for running tasks")

@@ -20,10 +20,13 @@ import (
 // Submit launches the job as "/<user>/<flattened fray id>". Submitting the
 // same jobID again returns the existing Iris job without launching another.
 //
-// The fray run goes into submit_argv as "--fray-run
-// RUN". An Iris job of the same name left by an earlier run of the job name
-// (Iris keeps finished jobs) is not adopted: it is replaced
-// (EXISTING_JOB_POLICY_RECREATE), so a new run never reports an old result.
+// The fray run and request go into submit_argv as "fray --fray-job ID
+// --fray-run RUN --fray-request JSON" (what Find reads back). An Iris job of
+// the same name left by an earlier run of the job name (Iris keeps finished
+// jobs) is not adopted: a finished one is replaced (Iris's default policy,
+// which refuses to replace a running job), so a new run never reports an old
+// result; a live one is never killed: Submit fails with an error matching
+// dispatcher.ErrLiveElsewhere.
 func (b *Backend) Submit(ctx context.Context, jobID, run string, req *jobs.JobRequest) (string, error) {
 	lr, err := b.launchRequest(jobID, req)
 	if err != nil {
@@ -31,14 +34,20 @@ func (b *Backend) Submit(ctx context.Context, jobID, run string, req *jobs.JobRe
 	}
 	if run != "" {
 		lr.SubmitArgv = []string{"fray", "--fray-job", jobID, "--fray-run", run}
+		if enc := dispatcher.EncodeRequest(req); enc != "" {
+			lr.SubmitArgv = append(lr.SubmitArgv, "--fray-request", enc)
+		}
 	}
 	if st, err := b.JobStatus(ctx, lr.Name); err == nil {
 		if run == "" || submittedRun(st.GetRequest()) == run {
 			return lr.Name, nil
 		}
+		if !remoteStatus(st.GetJob()).State.Terminal() {
+			return "", fmt.Errorf("%w: iris job %s runs for fray run %q, not %q", dispatcher.ErrLiveElsewhere, lr.Name, submittedRun(st.GetRequest()), run)
+		}
 		// The log server keeps the earlier job's lines under the same
 		// name: the dispatcher asked LogStart first.
-		lr.ExistingJobPolicy = jobpb.ExistingJobPolicy_EXISTING_JOB_POLICY_RECREATE
+		lr.ExistingJobPolicy = jobpb.ExistingJobPolicy_EXISTING_JOB_POLICY_UNSPECIFIED
 	} else if !errors.Is(err, ErrNotFound) {
 		return "", err
 	}
@@ -80,9 +89,14 @@ func (b *Backend) LogStart(ctx context.Context, jobID, run string) (int64, error
 
 // submittedRun is the fray run an Iris job was launched for ("" if none).
 func submittedRun(lr *clusterpb.Controller_LaunchJobRequest) string {
+	return submitArg(lr, "--fray-run")
+}
+
+// submitArg is the value after flag in the job's submit_argv ("" if none).
+func submitArg(lr *clusterpb.Controller_LaunchJobRequest, flag string) string {
 	argv := lr.GetSubmitArgv()
 	for i := 0; i+1 < len(argv); i++ {
-		if argv[i] == "--fray-run" {
+		if argv[i] == flag {
 			return argv[i+1]
 		}
 	}
@@ -329,38 +343,4 @@ func (b *Backend) Stop(ctx context.Context, externalID string) error {
 		return b.ctl.TerminateJob(ctx, connect.NewRequest(&clusterpb.Controller_TerminateJobRequest{JobId: externalID}))
 	})
 	return err
-}
-
-// listLimit is Iris's largest ListJobs page.
-const listLimit = 500
-
-// List returns the Iris jobs under "/<user>/"; JobID is fray's id for the
-// jobs fray named.
-func (b *Backend) List(ctx context.Context) ([]dispatcher.RemoteJob, error) {
-	var out []dispatcher.RemoteJob
-	for offset := int32(0); ; offset += listLimit {
-		q := &clusterpb.Controller_JobQuery{
-			Scope:       clusterpb.Controller_JOB_QUERY_SCOPE_ROOTS,
-			JobIdPrefix: "/" + b.user + "/",
-			Offset:      offset,
-			Limit:       listLimit,
-		}
-		resp, err := call(ctx, b, "ListJobs", func(ctx context.Context) (*connect.Response[clusterpb.Controller_ListJobsResponse], error) {
-			return b.ctl.ListJobs(ctx, connect.NewRequest(&clusterpb.Controller_ListJobsRequest{Query: q}))
-		})
-		if err != nil {
-			return nil, err
-		}
-		for _, j := range resp.Msg.GetJobs() {
-			rj := dispatcher.RemoteJob{ExternalID: j.GetJobId(), Status: remoteStatus(j)}
-			if id, ok := b.frayID(j.GetJobId()); ok {
-				rj.JobID = id
-				rj.Name = id[strings.LastIndexByte(id, '/')+1:]
-			}
-			out = append(out, rj)
-		}
-		if !resp.Msg.GetHasMore() || len(resp.Msg.GetJobs()) == 0 {
-			return out, nil
-		}
-	}
 }

@@ -553,8 +553,8 @@ func TestANewRunOfAJobNameReplacesTheEarlierRunsJobAndItsLogsStartAfterThatJobsL
 	if err != nil || id != "/alice/ns.train" {
 		t.Fatalf("Submit run-2 = %q, %v", id, err)
 	}
-	if len(fc.launched) != 2 || fc.launched[1].GetExistingJobPolicy() != jobpb.ExistingJobPolicy_EXISTING_JOB_POLICY_RECREATE {
-		t.Fatalf("%d launches; want run-2 launched with RECREATE (Iris keeps the finished run-1 job)", len(fc.launched))
+	if len(fc.launched) != 2 || fc.launched[1].GetExistingJobPolicy() != jobpb.ExistingJobPolicy_EXISTING_JOB_POLICY_UNSPECIFIED {
+		t.Fatalf("%d launches; want run-2 launched with Iris's default policy (replace the finished run-1 job, never a running one)", len(fc.launched))
 	}
 	logs.entries = append(logs.entries, &loggingpb.LogEntry{Key: "/alice/ns.train/0:0", Data: "second", Seq: 8})
 	lines, _, err := b.Logs(ctx(t), id, start)
@@ -587,5 +587,34 @@ func TestFrayJobVariablesWinOverTheRequestsAndTheClusterSpecIsSetOnlyWhenConfigu
 	}
 	if env := lr.GetEnvironment().GetEnvVars(); env["FRAY_CLUSTER_SPEC"] != "nats://broker:4222" {
 		t.Errorf("env_vars %v: want the configured cluster spec", env)
+	}
+}
+
+func TestALiveJobOfAnotherRunIsNeverReplacedAndFindReadsItsRunAndRequest(t *testing.T) {
+	fc, b := serve(t, &fakeLogs{}, false)
+	req := argvJob("sleep", "600")
+	req.Environment.EnvVars = map[string]string{"K": "V"}
+	if _, err := b.Submit(ctx(t), "/ns/live", "run-1", req); err != nil {
+		t.Fatal(err)
+	}
+	fc.mu.Lock()
+	fc.jobs["/alice/ns.live"].State = jobpb.JobState_JOB_STATE_RUNNING
+	fc.jobs["/alice/ns.live"].SubmittedAt = &timepb.Timestamp{EpochMs: 1234}
+	fc.mu.Unlock()
+	_, err := b.Submit(ctx(t), "/ns/live", "run-2", argvJob("echo", "other"))
+	if !errors.Is(err, dispatcher.ErrLiveElsewhere) || len(fc.launched) != 1 {
+		t.Fatalf("Submit of run-2 over run-1's running job: %v, %d launches; want ErrLiveElsewhere and no launch", err, len(fc.launched))
+	}
+	rj, err := b.Find(ctx(t), "/ns/live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rj.JobID != "/ns/live" || rj.Run != "run-1" || rj.ExternalID != "/alice/ns.live" || rj.SubmittedMS != 1234 ||
+		rj.Status.State != jobs.StatusRunning || rj.Request == nil || rj.Request.Environment.EnvVars["K"] != "V" ||
+		strings.Join(rj.Request.Entrypoint.Argv, " ") != "sleep 600" {
+		t.Fatalf("Find = %+v (request %+v); want run-1's job with its request", rj, rj.Request)
+	}
+	if _, err := b.Find(ctx(t), "/ns/absent"); !errors.Is(err, dispatcher.ErrJobNotFound) {
+		t.Fatalf("Find of an absent job: %v; want ErrJobNotFound", err)
 	}
 }

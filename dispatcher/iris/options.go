@@ -91,6 +91,9 @@ type Backend struct {
 var (
 	_ dispatcher.Backend    = (*Backend)(nil)
 	_ dispatcher.LogStarter = (*Backend)(nil)
+	_ dispatcher.Finder     = (*Backend)(nil)
+	_ dispatcher.LogFinder  = (*Backend)(nil)
+	_ dispatcher.Located    = (*Backend)(nil)
 )
 
 // New validates opts and returns the backend. It does not contact Iris.

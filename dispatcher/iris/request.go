@@ -42,6 +42,8 @@ func (b *Backend) launchRequest(jobID string, req *jobs.JobRequest) (*clusterpb.
 	switch {
 	case ep.Func != "":
 		return nil, unsupported("Func entrypoints (%q) run only on fray workers; give an Argv command", ep.Func)
+	case len(req.Environment.EnvFromWorker) > 0:
+		return nil, unsupported("env_from_worker (%s) is filled in by fray workers; give the secret to the job another way", strings.Join(req.Environment.EnvFromWorker, ", "))
 	case len(ep.Argv) == 0:
 		return nil, fmt.Errorf("iris: job has no entrypoint: Argv is empty")
 	case req.Resources.Image != "" || req.Environment.DockerImage != "":

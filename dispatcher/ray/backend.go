@@ -154,7 +154,7 @@ func (b *Backend) Stop(ctx context.Context, externalID string) error {
 }
 
 // List returns the submission jobs Ray knows (only those of Options.Namespace
-// when it is set); fray's ids come from the job metadata.
+// when it is set); fray's ids, runs and requests come from the job metadata.
 func (b *Backend) List(ctx context.Context) ([]dispatcher.RemoteJob, error) {
 	var infos []JobInfo
 	if err := b.do(ctx, http.MethodGet, "/api/jobs/", nil, &infos); err != nil {
@@ -174,11 +174,39 @@ func (b *Backend) List(ctx context.Context) ([]dispatcher.RemoteJob, error) {
 			continue
 		}
 		out = append(out, dispatcher.RemoteJob{
-			ExternalID: info.SubmissionID,
-			JobID:      info.Metadata[MetaJobID],
-			Name:       info.Metadata[MetaJobName],
-			Status:     st,
+			ExternalID:  info.SubmissionID,
+			JobID:       info.Metadata[MetaJobID],
+			Name:        info.Metadata[MetaJobName],
+			Status:      st,
+			Run:         info.Metadata[MetaRun],
+			Request:     dispatcher.DecodeRequest(info.Metadata[MetaRequest]),
+			SubmittedMS: info.StartTime,
 		})
 	}
 	return out, nil
 }
+
+// Find returns Ray's newest job for fray job jobID (dispatcher.Finder): the
+// submission ids hash the run in, so it is found by its metadata.
+func (b *Backend) Find(ctx context.Context, jobID string) (*dispatcher.RemoteJob, error) {
+	list, err := b.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var best *dispatcher.RemoteJob
+	for i := range list {
+		if j := &list[i]; j.JobID == jobID && (best == nil || j.SubmittedMS > best.SubmittedMS) {
+			best = j
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("%w: ray has no job for fray job %s", dispatcher.ErrJobNotFound, jobID)
+	}
+	return best, nil
+}
+
+// Kind is "ray" (dispatcher.Located).
+func (b *Backend) Kind() string { return "ray" }
+
+// Address is the dashboard URL (dispatcher.Located).
+func (b *Backend) Address() string { return b.base }

@@ -40,9 +40,10 @@ func TestARayJobThatRanAndFinishedBetweenTwoPollsHasADuration(t *testing.T) {
 	o := dispatcher.Options{Backends: []dispatcher.Backend{rb}, DefaultBackend: rb.Name(), PollInterval: time.Hour}
 	stop := c.Start(o)
 	h := c.Submit(jobs.JobRequest{Name: "short", Entrypoint: jobs.Command("true")})
-	r := c.Await(h, time.Minute, "submitted to Ray", func(r *jobs.Record) bool { return r.ExternalID != "" })
+	c.Await(h, time.Minute, "submitted to Ray", func(r *jobs.Record) bool { return r.ExternalID != "" })
 	stop()
-	if r = c.Info(h); r.Status != jobs.StatusPending || r.StartedMS != 0 {
+	r := c.Info(h)
+	if r.Status != jobs.StatusPending || r.StartedMS != 0 {
 		t.Fatalf("record %s started_ms %d right after the submission; want PENDING, not started", r.Status, r.StartedMS)
 	}
 	frayt.Eventually(t, 2*time.Minute, "Ray runs the job to its end", func() bool {

@@ -60,7 +60,11 @@ type Backend struct {
 	spec    string
 }
 
-var _ dispatcher.Backend = (*Backend)(nil)
+var (
+	_ dispatcher.Backend = (*Backend)(nil)
+	_ dispatcher.Finder  = (*Backend)(nil)
+	_ dispatcher.Located = (*Backend)(nil)
+)
 
 // New validates opts and returns the backend. It does not contact Ray.
 func New(opts Options) (*Backend, error) {

@@ -222,6 +222,7 @@ func TestSubmitSendsExactFieldsForAGPUJob(t *testing.T) {
 	}
 	b := func(u string) *Backend { return newBackend(t, u, func(o *Options) { o.Namespace = "lab" }) }
 	got := capture(t, b, "/team/train", req)
+	checkStoredRequest(t, got, req)
 	want := map[string]any{
 		"entrypoint":    "python train.py --lr 3e-4 --name 'my run'",
 		"submission_id": "fray-lab-team-train-" + got["submission_id"].(string)[len("fray-lab-team-train-"):],
@@ -257,6 +258,7 @@ func TestSubmitSendsExactFieldsForATPUSlice(t *testing.T) {
 	req.Environment.SetupCommands = []string{"cd /app", "source .venv/bin/activate"}
 	got := capture(t, func(u string) *Backend { return newBackend(t, u) }, "/ns/llama", req)
 	delete(got, "submission_id")
+	checkStoredRequest(t, got, req)
 	want := map[string]any{
 		"entrypoint": "cd /app && source .venv/bin/activate && python -m levanter.main",
 		"metadata":   map[string]any{"fray_job_id": "/ns/llama", "fray_job_name": "train"},
@@ -482,4 +484,41 @@ func TestStatusGivesRaysStartAndEndTimesOnlyForAJobThatRan(t *testing.T) {
 			t.Errorf("%+v → started %d finished %d, %v; want %d, %d", c.info, st.StartedMS, st.FinishedMS, err, c.start, c.finish)
 		}
 	}
+}
+
+func TestFindPicksTheNewestRunOfTheJobIDWithItsRequest(t *testing.T) {
+	req := argvJob("python", "train.py")
+	enc := dispatcher.EncodeRequest(req)
+	body, _ := json.Marshal([]map[string]any{
+		{"submission_id": "fray-old", "status": "SUCCEEDED", "start_time": 100, "metadata": map[string]string{MetaJobID: "/ns/train", MetaRun: "r1", MetaNamespace: "team"}},
+		{"submission_id": "fray-new", "status": "RUNNING", "driver_node_id": "n1", "start_time": 200, "metadata": map[string]string{MetaJobID: "/ns/train", MetaRun: "r2", MetaNamespace: "team", MetaRequest: enc}},
+		{"submission_id": "fray-elsewhere", "status": "RUNNING", "start_time": 300, "metadata": map[string]string{MetaJobID: "/ns/train", MetaRun: "r3", MetaNamespace: "other"}},
+	})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(body) }))
+	defer srv.Close()
+	b := newBackend(t, srv.URL, func(o *Options) { o.Namespace = "team" })
+	rj, err := b.Find(ctx(t), "/ns/train")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rj.ExternalID != "fray-new" || rj.Run != "r2" || rj.SubmittedMS != 200 || rj.Status.State != jobs.StatusRunning ||
+		rj.Request == nil || strings.Join(rj.Request.Entrypoint.Argv, " ") != "python train.py" {
+		t.Fatalf("Find = %+v; want the namespace's newest run r2 with its request", rj)
+	}
+	if _, err := b.Find(ctx(t), "/ns/other"); !errors.Is(err, dispatcher.ErrJobNotFound) {
+		t.Fatalf("Find of an unknown job: %v; want ErrJobNotFound", err)
+	}
+}
+
+// checkStoredRequest checks that the submission's metadata keeps req (as
+// Find reads it back), then drops it from got for the exact comparison.
+func checkStoredRequest(t *testing.T, got map[string]any, req *jobs.JobRequest) {
+	t.Helper()
+	md, _ := got["metadata"].(map[string]any)
+	enc, _ := md[MetaRequest].(string)
+	back := dispatcher.DecodeRequest(enc)
+	if back == nil || !reflect.DeepEqual(back.Entrypoint.Argv, req.Entrypoint.Argv) || back.Replicas != req.Replicas {
+		t.Errorf("metadata %s = %q; want the request", MetaRequest, enc)
+	}
+	delete(md, MetaRequest)
 }

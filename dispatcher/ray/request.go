@@ -17,6 +17,8 @@ const (
 	MetaJobName   = "fray_job_name"
 	MetaNamespace = "fray_namespace"
 	MetaRun       = "fray_run"
+	// MetaRequest holds the fray request as JSON (dispatcher.EncodeRequest).
+	MetaRequest = "fray_request"
 )
 
 // submitRequest is the body of POST /api/jobs/ (Ray's JobSubmitRequest).
@@ -61,6 +63,8 @@ func (b *Backend) translate(jobID, run string, req *jobs.JobRequest) (*submitReq
 	switch {
 	case ep.Func != "":
 		return nil, unsupported("Func entrypoints (%q) run only on fray workers; give an Argv command", ep.Func)
+	case len(req.Environment.EnvFromWorker) > 0:
+		return nil, unsupported("env_from_worker (%s) is filled in by fray workers; give the secret to the job another way", strings.Join(req.Environment.EnvFromWorker, ", "))
 	case len(ep.Argv) == 0:
 		return nil, fmt.Errorf("ray: job has no entrypoint: Argv is empty")
 	}
@@ -115,6 +119,9 @@ func (b *Backend) translate(jobID, run string, req *jobs.JobRequest) (*submitReq
 	}
 	if run != "" {
 		s.Metadata[MetaRun] = run
+	}
+	if enc := dispatcher.EncodeRequest(req); enc != "" {
+		s.Metadata[MetaRequest] = enc
 	}
 	if req.Name != "" {
 		s.Metadata[MetaJobName] = req.Name

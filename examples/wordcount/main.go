@@ -76,13 +76,13 @@ func run(corpus string, chunkSize, top int) error {
 	}
 	fmt.Printf("put %d files as %d chunks (%d KiB) into the object store\n", files, len(chunks), total>>10)
 
-	futs := make([]*tasks.Future, len(refs))
+	futs := make([]tasks.TypedFuture[map[string]int], len(refs))
 	for i, ref := range refs {
-		futs[i] = fray.RunRef[map[string]int](ctx, c, "wordcount", ref).Future
+		futs[i] = fray.RunRef[map[string]int](ctx, c, "wordcount", ref)
 	}
 	pending := futs
 	for len(pending) > 0 {
-		_, pending, err = c.Wait(ctx, pending, len(pending), 200*time.Millisecond)
+		_, pending, err = fray.Wait(ctx, pending, len(pending), 200*time.Millisecond)
 		if err != nil {
 			return err
 		}
@@ -93,8 +93,8 @@ func run(corpus string, chunkSize, top int) error {
 	totals := map[string]int{}
 	byWorker := map[string]int{}
 	for _, f := range futs {
-		var counts map[string]int
-		if err := f.Get(ctx, &counts); err != nil {
+		counts, err := f.Get(ctx)
+		if err != nil {
 			return err
 		}
 		for w, n := range counts {

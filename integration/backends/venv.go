@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,13 +34,60 @@ type VenvSpec struct {
 	Name         string                 // directory under the build dir
 	Python       func() (string, error) // the interpreter that creates it
 	Requirements []string
+	// RequirementsFile, relative to the module root, adds its non-empty,
+	// non-comment lines to Requirements.
+	RequirementsFile string
 }
 
 // RayVenv and IrisVenv are the two environments.
 var (
 	RayVenv  = VenvSpec{Name: "venv-ray", Python: python3, Requirements: RayRequirements}
 	IrisVenv = VenvSpec{Name: "venv-iris", Python: python312, Requirements: IrisRequirements}
+	// PyVenv is the frayhq test environment (Python 3.12): the pinned
+	// runtime and test dependencies of python/requirements-test.txt.
+	// frayhq itself is not installed: put python/src on PYTHONPATH.
+	PyVenv = VenvSpec{Name: "venv-py", Python: python312, RequirementsFile: "python/requirements-test.txt"}
 )
+
+// ModuleRoot is the directory holding go.mod, above the working directory.
+func ModuleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("backends: no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// requirements is spec's full list of requirements.
+func (spec VenvSpec) requirements() ([]string, error) {
+	reqs := slices.Clone(spec.Requirements)
+	if spec.RequirementsFile == "" {
+		return reqs, nil
+	}
+	root, err := ModuleRoot()
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(filepath.Join(root, spec.RequirementsFile))
+	if err != nil {
+		return nil, fmt.Errorf("backends: requirements of %s: %w", spec.Name, err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+			reqs = append(reqs, l)
+		}
+	}
+	return reqs, nil
+}
 
 // Venv is an installed virtualenv.
 type Venv struct{ Dir string }
@@ -55,20 +103,11 @@ func BuildDir() (string, error) {
 	if d := os.Getenv("FRAY_BUILD_DIR"); d != "" {
 		return filepath.Abs(d)
 	}
-	dir, err := os.Getwd()
+	root, err := ModuleRoot()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%w; set FRAY_BUILD_DIR", err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, ".build"), nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("backends: no go.mod above the working directory; set FRAY_BUILD_DIR")
-		}
-		dir = parent
-	}
+	return filepath.Join(root, ".build"), nil
 }
 
 // Ensure returns the venv for spec, creating it and installing the pinned
@@ -85,7 +124,11 @@ func Ensure(ctx context.Context, spec VenvSpec) (Venv, error) {
 		return Venv{}, err
 	}
 	v := Venv{Dir: filepath.Join(build, spec.Name)}
-	want := strings.Join(spec.Requirements, "\n") + "\n"
+	reqs, err := spec.requirements()
+	if err != nil {
+		return v, err
+	}
+	want := strings.Join(reqs, "\n") + "\n"
 	lock, err := os.OpenFile(filepath.Join(build, spec.Name+".lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return v, err
@@ -110,14 +153,14 @@ func Ensure(ctx context.Context, spec VenvSpec) (Venv, error) {
 	if err := run(ctx, "", py, "-m", "venv", v.Dir); err != nil {
 		return v, fmt.Errorf("backends: create virtualenv %s with %s: %w", v.Dir, py, err)
 	}
-	args := append([]string{"-m", "pip", "install", "--quiet", "--disable-pip-version-check"}, spec.Requirements...)
+	args := append([]string{"-m", "pip", "install", "--quiet", "--disable-pip-version-check"}, reqs...)
 	if err := run(ctx, "", v.Bin("python"), args...); err != nil {
-		return v, fmt.Errorf("backends: cannot install %s (pip needs PyPI): %w", strings.Join(spec.Requirements, " "), err)
+		return v, fmt.Errorf("backends: cannot install %s (pip needs PyPI): %w", strings.Join(reqs, " "), err)
 	}
 	if err := os.WriteFile(filepath.Join(v.Dir, marker), []byte(want), 0o644); err != nil {
 		return v, err
 	}
-	fmt.Fprintf(os.Stderr, "backends: installed %s into %s in %s\n", strings.Join(spec.Requirements, " "), v.Dir, time.Since(start).Round(time.Second))
+	fmt.Fprintf(os.Stderr, "backends: installed %s into %s in %s\n", strings.Join(reqs, " "), v.Dir, time.Since(start).Round(time.Second))
 	return v, nil
 }
 

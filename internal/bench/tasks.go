@@ -15,6 +15,7 @@ import (
 	"github.com/frayhq/fray/registry"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
+	"github.com/frayhq/fray/worker/langrt"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -27,7 +28,20 @@ type TasksOptions struct {
 	Sequential  int  // tasks in the one-at-a-time latency phase; defaults to min(N, 2000)
 	Baseline    bool // also measure the bare JetStream path
 	StoreDir    string
+	// Python, if set, runs the no-op task in the worker's Python runtime
+	// (Procs processes, default one per slot) instead of in Go: the tasks are
+	// PythonNoop, served by the runtime's frayhq.runtime._bench module.
+	Python *langrt.Options
 }
+
+// PythonNoop is the Python no-op task of the bench (frayhq.runtime._bench).
+const PythonNoop = "py.bench.noop"
+
+// PythonEcho is the Python actor class of the bench (frayhq.runtime._bench).
+const PythonEcho = "py.bench.Echo"
+
+// PythonBenchModule registers the Python bench task and actor class.
+const PythonBenchModule = "frayhq.runtime._bench"
 
 // TasksResult is the outcome of one Tasks run.
 type TasksResult struct {
@@ -82,6 +96,27 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 		o.Sequential = min(o.N, 2000)
 	}
 	res := TasksResult{N: o.N, Concurrency: o.Concurrency}
+	fn := worker.FnNoop
+	reg := tasks.NewRegistry()
+	if err := worker.RegisterBuiltins(reg); err != nil {
+		return res, err
+	}
+	if o.Python != nil {
+		po := *o.Python
+		if po.Procs == 0 {
+			po.Procs = o.Concurrency
+		}
+		po.Imports = append(slices.Clone(po.Imports), PythonBenchModule)
+		rt, err := langrt.Start(ctx, po)
+		if err != nil {
+			return res, err
+		}
+		defer rt.Close()
+		if err := rt.RegisterTasks(reg); err != nil {
+			return res, err
+		}
+		fn = PythonNoop
+	}
 	dir := o.StoreDir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "fray-bench-*")
@@ -119,7 +154,7 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 		return res, err
 	}
 	defer wnc.Close()
-	w, err := worker.New(wnc, worker.Options{ID: "bench", Concurrency: o.Concurrency})
+	w, err := worker.New(wnc, worker.Options{ID: "bench", Concurrency: o.Concurrency, Registry: reg})
 	if err != nil {
 		return res, err
 	}
@@ -138,7 +173,7 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 	}
 	defer p.Close()
 	// Wait for the worker to register so the first submission finds it.
-	for served, _ := p.Workers().Serves(tasks.DefaultPool, worker.FnNoop); !served; served, _ = p.Workers().Serves(tasks.DefaultPool, worker.FnNoop) {
+	for served, _ := p.Workers().Serves(tasks.DefaultPool, fn); !served; served, _ = p.Workers().Serves(tasks.DefaultPool, fn) {
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()
@@ -148,11 +183,11 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 	arg := make([]byte, o.Payload)
 
 	// Warm up, then the throughput phase.
-	if err := runBatch(ctx, p, min(o.N, 1000), arg); err != nil {
+	if err := runBatch(ctx, p, fn, min(o.N, 1000), arg); err != nil {
 		return res, err
 	}
 	start := startPhase()
-	if err := runBatch(ctx, p, o.N, arg); err != nil {
+	if err := runBatch(ctx, p, fn, o.N, arg); err != nil {
 		return res, err
 	}
 	r := start.measure(o.N)
@@ -162,7 +197,7 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 	lat := make([]time.Duration, 0, o.Sequential)
 	for range o.Sequential {
 		t0 := time.Now()
-		if err := p.Submit(ctx, worker.FnNoop, arg).Get(ctx, nil); err != nil {
+		if err := p.Submit(ctx, fn, arg).Get(ctx, nil); err != nil {
 			return res, err
 		}
 		lat = append(lat, time.Since(t0))
@@ -195,10 +230,10 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-func runBatch(ctx context.Context, p *tasks.Producer, n int, arg []byte) error {
+func runBatch(ctx context.Context, p *tasks.Producer, fn string, n int, arg []byte) error {
 	futs := make([]*tasks.Future, n)
 	for i := range futs {
-		futs[i] = p.Submit(ctx, worker.FnNoop, arg)
+		futs[i] = p.Submit(ctx, fn, arg)
 	}
 	for _, f := range futs {
 		if err := f.Get(ctx, nil); err != nil {

@@ -5,6 +5,9 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/worker/langrt"
 )
 
 // TestTasksMeasuresFrayAndEveryBarePath runs the task benchmark small:
@@ -38,5 +41,21 @@ func TestTasksRefusesBadOptions(t *testing.T) {
 		if _, err := Tasks(context.Background(), o); err == nil {
 			t.Errorf("%+v: no error", o)
 		}
+	}
+}
+
+// TestTasksRunsTheNoopInPython runs the benchmark small with the Python
+// runtime: every task must come back from a Python process.
+func TestTasksRunsTheNoopInPython(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	py, paths := frayt.Python(t)
+	o := langrt.Python(py, paths[:1], nil)
+	res, err := Tasks(ctx, TasksOptions{N: 200, Concurrency: 2, Sequential: 20, StoreDir: t.TempDir(), Python: &o})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.TasksPerS <= 0 || res.P50MS <= 0 {
+		t.Fatalf("rates missing: %+v", res)
 	}
 }

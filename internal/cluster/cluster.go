@@ -95,6 +95,9 @@ type PluginOptions struct {
 	// JobRunner configures the native job runner (capacity offered to
 	// jobs, registered functions). Its ClusterSpec defaults to NATSURL.
 	JobRunner jobs.RunnerOptions
+	// ActorClasses, if set, registers more actor classes beside the
+	// built-ins (a language runtime's).
+	ActorClasses func(*actors.Registry) error
 }
 
 // Plugins returns the plugins every worker runs beside its task executor.
@@ -107,6 +110,11 @@ func Plugins(o PluginOptions) ([]worker.Plugin, error) {
 	areg := actors.NewRegistry()
 	if err := actors.RegisterBuiltins(areg); err != nil {
 		return nil, err
+	}
+	if o.ActorClasses != nil {
+		if err := o.ActorClasses(areg); err != nil {
+			return nil, err
+		}
 	}
 	out = append(out, actors.NewHost(areg, actors.HostOptions{Logger: o.Logger.With("plugin", "actors")}))
 	ro := o.JobRunner

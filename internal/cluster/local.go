@@ -47,6 +47,8 @@ type Local struct {
 	mu     sync.Mutex
 	errs   []error
 	once   sync.Once
+	// drainOnce guards Drain, which Stop calls too.
+	drainOnce sync.Once
 }
 
 // URL is the embedded broker's client URL.
@@ -186,14 +188,24 @@ func (l *Local) err() error {
 	return errors.Join(l.errs...)
 }
 
-// Stop drains the workers, stops the services and shuts the broker down.
-// It returns the errors the parts ended with.
-func (l *Local) Stop() error {
-	l.once.Do(func() {
+// Drain drains the workers and stops the services, leaving the broker up
+// for clients of this process to close against before Stop. It returns
+// the errors the parts ended with.
+func (l *Local) Drain() error {
+	l.drainOnce.Do(func() {
 		if l.cancel != nil {
 			l.cancel()
 		}
 		l.wg.Wait()
+	})
+	return l.err()
+}
+
+// Stop drains the workers, stops the services and shuts the broker down.
+// It returns the errors the parts ended with.
+func (l *Local) Stop() error {
+	l.once.Do(func() {
+		_ = l.Drain()
 		if l.nc != nil {
 			l.nc.Close()
 		}

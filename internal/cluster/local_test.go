@@ -82,7 +82,7 @@ func TestLocalClusterFailsAJobNoWorkerCanRunPromptly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := h.Wait(ctx, jobs.WaitOptions{})
+	rec, err := h.Wait(ctx)
 	if err != nil || rec.Status != jobs.StatusFailed {
 		t.Fatalf("%+v, %v: want FAILED", rec, err)
 	}

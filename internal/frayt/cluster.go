@@ -41,14 +41,14 @@ func Cluster(t testing.TB, n int) ([]*broker.Server, string) {
 }
 
 // ProvisionCluster provisions fray's layout with 3 replicas on the cluster
-// at url, retrying until JetStream has a meta leader (up to a minute).
+// at url; Provision waits for the cluster to form (up to a minute here).
 func ProvisionCluster(t testing.TB, url string) {
 	t.Helper()
 	nc, js := Connect(t, url)
 	defer nc.Close()
-	Eventually(t, 60*time.Second, "replicated provisioning succeeds", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return broker.Provision(ctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{Replicas: 3}) == nil
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := broker.Provision(ctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{Replicas: 3}); err != nil {
+		t.Fatalf("provision a 3-replica layout: %v", err)
+	}
 }

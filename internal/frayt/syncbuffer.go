@@ -5,8 +5,8 @@ import (
 	"sync"
 )
 
-// SyncBuffer is a bytes.Buffer safe for concurrent writers (a logger) and
-// readers (the test).
+// SyncBuffer is a bytes.Buffer safe to write from one goroutine (a
+// logger, say) while the test reads it from another.
 type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -18,7 +18,6 @@ func (s *SyncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
-// String is everything written so far.
 func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,0 +1,85 @@
+package auth_test
+
+import (
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/frayhq/fray/auth"
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/frayt"
+)
+
+func TestInitWritesAConfigNATSServerAcceptsAndOneEnvFilePerUser(t *testing.T) {
+	dir := t.TempDir()
+	res, err := auth.Init(auth.Options{Dir: dir, Tenants: []auth.Tenant{{Name: "a", Producers: []string{"alice", "bob"}}, {Name: "b"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, u := range res.Users {
+		names = append(names, u.Name)
+		env, err := os.ReadFile(u.EnvFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"FRAY_NATS_USER=" + u.Name + "\n", "FRAY_NATS_PASSWORD=" + u.Password + "\n", "FRAY_NATS_INBOX=_INBOX." + u.Name + "\n", "FRAY_OWNER=" + u.Name + "\n"} {
+			if !strings.Contains(string(env), want) {
+				t.Errorf("%s lacks %q:\n%s", u.EnvFile, want, env)
+			}
+		}
+		if fi, _ := os.Stat(u.EnvFile); fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, want 0600", u.EnvFile, fi.Mode().Perm())
+		}
+	}
+	want := []string{"a-admin", "a-alice", "a-bob", "a-worker", "a-viewer", "b-admin", "b-producer", "b-worker", "b-viewer"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("users %v, want %v", names, want)
+	}
+	conf, _ := os.ReadFile(res.ConfigFile)
+	if strings.Contains(string(conf), res.Users[0].Password) {
+		t.Fatal("nats.conf holds a password in clear")
+	}
+	srv, err := broker.Start(frayt.Context(t, 30*time.Second), broker.Options{Port: -1, StoreDir: t.TempDir(), ConfigFile: res.ConfigFile})
+	if err != nil {
+		t.Fatalf("nats-server refuses the config: %v", err)
+	}
+	srv.Shutdown()
+}
+
+func TestInitRefusesBadOptions(t *testing.T) {
+	for name, o := range map[string]auth.Options{
+		"no dir":            {},
+		"bad tenant":        {Dir: t.TempDir(), Tenants: []auth.Tenant{{Name: "a.b"}}},
+		"duplicate tenant":  {Dir: t.TempDir(), Tenants: []auth.Tenant{{Name: "a"}, {Name: "a"}}},
+		"producer = role":   {Dir: t.TempDir(), Tenants: []auth.Tenant{{Producers: []string{"worker"}}}},
+		"cert without key":  {Dir: t.TempDir(), TLSCert: "c.pem"},
+		"producer with dot": {Dir: t.TempDir(), Tenants: []auth.Tenant{{Producers: []string{"a.b"}}}},
+	} {
+		if _, err := auth.Init(o); !errors.Is(err, auth.ErrBadOptions) {
+			t.Errorf("%s: %v, want ErrBadOptions", name, err)
+		}
+	}
+}
+
+// The registry's grants follow the registry's bucket: workers write it,
+// every other role only reads it.
+func TestRegistryGrantsComeFromTheRegistryBucket(t *testing.T) {
+	put := "$KV." + broker.BucketWorkers + ".>"
+	watch := "$JS.API.CONSUMER.CREATE.KV_" + broker.BucketWorkers + ".>"
+	for _, r := range []auth.Role{auth.RoleProducer, auth.RoleWorker, auth.RoleViewer} {
+		p := auth.PermissionsFor(r, "u")
+		if !slices.Contains(p.Publish, watch) {
+			t.Errorf("%s cannot watch the registry", r)
+		}
+		if slices.Contains(p.Publish, put) != (r == auth.RoleWorker) {
+			t.Errorf("%s: may write the registry: %v", r, slices.Contains(p.Publish, put))
+		}
+	}
+	if auth.PermissionsFor(auth.RoleAdmin, "u") != nil {
+		t.Error("admin is restricted")
+	}
+}

@@ -1,0 +1,178 @@
+package auth
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// ErrBadOptions wraps every mistake in Options.
+var ErrBadOptions = errors.New("auth: bad options")
+
+// Tenant is one NATS account: a fray cluster of its own (streams,
+// buckets, workers, jobs), invisible to every other tenant on the broker.
+type Tenant struct {
+	// Name names the account; users are <name>-<role>. Defaults to "fray".
+	Name string
+	// Producers name the producer users (<tenant>-<name>), each reading
+	// only its own results. Defaults to one, "producer".
+	Producers []string
+}
+
+// Options configures Init.
+type Options struct {
+	// Dir receives nats.conf and one <user>.env per user. Required; made
+	// if missing.
+	Dir string
+	// Tenants are the accounts. Defaults to one tenant named "fray".
+	Tenants []Tenant
+	// TLSCert and TLSKey, when set, add a tls block to nats.conf: clients
+	// must then connect with TLS (TLSCA, if set, goes into each .env file
+	// as FRAY_NATS_CA).
+	TLSCert, TLSKey, TLSCA string
+}
+
+// User is one generated user.
+type User struct {
+	Name, Tenant string
+	Role         Role
+	Password     string // in clear: the .env file holds it, nats.conf its bcrypt hash
+	EnvFile      string
+}
+
+// Result is what Init wrote.
+type Result struct {
+	ConfigFile string
+	Users      []User
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
+
+func (o *Options) validate() error {
+	if o.Dir == "" {
+		return fmt.Errorf("%w: no output directory", ErrBadOptions)
+	}
+	if len(o.Tenants) == 0 {
+		o.Tenants = []Tenant{{}}
+	}
+	seen := map[string]bool{}
+	for i := range o.Tenants {
+		t := &o.Tenants[i]
+		if t.Name == "" {
+			t.Name = "fray"
+		}
+		if len(t.Producers) == 0 {
+			t.Producers = []string{"producer"}
+		}
+		if !nameRE.MatchString(t.Name) || seen[t.Name] {
+			return fmt.Errorf("%w: tenant %q: want a unique name of letters, digits, '_' and '-'", ErrBadOptions, t.Name)
+		}
+		seen[t.Name] = true
+		for _, p := range t.Producers {
+			if !nameRE.MatchString(p) || p == string(RoleAdmin) || p == string(RoleWorker) || p == string(RoleViewer) {
+				return fmt.Errorf("%w: producer %q: want a name of letters, digits, '_' and '-' other than admin, worker, viewer", ErrBadOptions, p)
+			}
+		}
+	}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return fmt.Errorf("%w: TLS needs both a certificate and its key", ErrBadOptions)
+	}
+	return nil
+}
+
+// Init writes a nats-server configuration (for fray-broker --config) with
+// one account per tenant and a user per role, and for each user an .env
+// file with its credentials in the FRAY_NATS_* variables. Passwords are
+// random; nats.conf holds only their bcrypt hashes.
+func Init(o Options) (*Result, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	if abs, err := filepath.Abs(o.Dir); err == nil {
+		o.Dir = abs
+	}
+	res := &Result{ConfigFile: filepath.Join(o.Dir, "nats.conf")}
+	var conf strings.Builder
+	conf.WriteString("# nats-server configuration written by `fray auth init`: one account per\n# fray tenant, one user per role. Start the broker with\n#   fray-broker --config " + res.ConfigFile + "\n# and the broker's own credentials (the admin user of the first tenant).\n")
+	if o.TLSCert != "" {
+		fmt.Fprintf(&conf, "tls {\n  cert_file: %s\n  key_file: %s\n}\n", strconv.Quote(o.TLSCert), strconv.Quote(o.TLSKey))
+	}
+	conf.WriteString("accounts {\n")
+	for _, t := range o.Tenants {
+		fmt.Fprintf(&conf, "  %s: {\n    jetstream: enabled\n    users: [\n", strconv.Quote(t.Name))
+		type member struct {
+			name string
+			role Role
+		}
+		members := []member{{t.Name + "-admin", RoleAdmin}}
+		for _, p := range t.Producers {
+			members = append(members, member{t.Name + "-" + p, RoleProducer})
+		}
+		members = append(members, member{t.Name + "-worker", RoleWorker}, member{t.Name + "-viewer", RoleViewer})
+		for _, m := range members {
+			u, err := writeUser(o, t.Name, m.name, m.role)
+			if err != nil {
+				return nil, err
+			}
+			hash, err := bcrypt.GenerateFromPassword([]byte(u.Password), bcrypt.DefaultCost)
+			if err != nil {
+				return nil, fmt.Errorf("auth: %w", err)
+			}
+			fmt.Fprintf(&conf, "      # role %s\n      { user: %s, password: %s%s }\n", m.role, strconv.Quote(u.Name), strconv.Quote(string(hash)), permissionsConf(PermissionsFor(m.role, u.Name)))
+			res.Users = append(res.Users, *u)
+		}
+		conf.WriteString("    ]\n  }\n")
+	}
+	conf.WriteString("}\n")
+	if err := os.WriteFile(res.ConfigFile, []byte(conf.String()), 0o600); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return res, nil
+}
+
+func writeUser(o Options, tenant, name string, role Role) (*User, error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	u := &User{Name: name, Tenant: tenant, Role: role, Password: base64.RawURLEncoding.EncodeToString(b), EnvFile: filepath.Join(o.Dir, name+".env")}
+	env := fmt.Sprintf("# fray credentials of user %s: role %s, tenant (NATS account) %s.\n# Load with: set -a; . %s; set +a\nFRAY_NATS_USER=%s\nFRAY_NATS_PASSWORD=%s\nFRAY_NATS_INBOX=%s\nFRAY_OWNER=%s\n",
+		name, role, tenant, u.EnvFile, name, u.Password, InboxPrefix(name), name)
+	if o.TLSCA != "" {
+		env += "FRAY_NATS_CA=" + o.TLSCA + "\n"
+	}
+	if err := os.WriteFile(u.EnvFile, []byte(env), 0o600); err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	return u, nil
+}
+
+// permissionsConf renders p as a nats-server user's permissions block.
+func permissionsConf(p *Permissions) string {
+	if p == nil {
+		return ""
+	}
+	list := func(subjects []string) string {
+		q := make([]string, len(subjects))
+		for i, s := range subjects {
+			q[i] = strconv.Quote(s)
+		}
+		return "[" + strings.Join(q, ", ") + "]"
+	}
+	out := fmt.Sprintf(", permissions: { publish: { allow: %s }, subscribe: { allow: %s }", list(p.Publish), list(p.Subscribe))
+	if p.AllowResponses {
+		out += ", allow_responses: true"
+	}
+	return out + " }"
+}

@@ -1,0 +1,169 @@
+package auth
+
+import (
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/jobs"
+)
+
+// Role is one of fray's roles.
+type Role string
+
+// The roles. Admin is unrestricted within its account; the others get the
+// permissions Permissions lists.
+const (
+	// RoleAdmin runs the broker's services: provisioning, the dispatcher,
+	// the actor supervisor.
+	RoleAdmin Role = "admin"
+	// RoleProducer submits tasks and jobs, reads its own results, creates
+	// and calls actors, puts and gets objects, and reads what a viewer
+	// reads.
+	RoleProducer Role = "producer"
+	// RoleWorker pulls its pool's tasks, stores results, keeps its
+	// registry entry, reports the events and logs of the jobs placed on
+	// it, and hosts actors.
+	RoleWorker Role = "worker"
+	// RoleViewer reads: jobs, workers, actors, logs, stream sizes.
+	RoleViewer Role = "viewer"
+)
+
+// Roles lists every role, admin first.
+var Roles = []Role{RoleAdmin, RoleProducer, RoleWorker, RoleViewer}
+
+// Permissions is what a user may publish and subscribe to (NATS subject
+// patterns), and whether it may reply to the requests it receives
+// (nats-server's allow_responses).
+type Permissions struct {
+	Publish        []string
+	Subscribe      []string
+	AllowResponses bool
+}
+
+// Stream-level grants, in the JetStream API's subjects.
+const api = "$JS.API."
+
+// readStream lets a user read stream s through consumers and direct
+// gets: what KV watches, KV gets, object gets and log tails do.
+func readStream(s string) []string {
+	return []string{
+		api + "CONSUMER.CREATE." + s, api + "CONSUMER.CREATE." + s + ".>",
+		api + "CONSUMER.INFO." + s + ".*", api + "CONSUMER.DELETE." + s + ".*",
+		api + "CONSUMER.MSG.NEXT." + s + ".*",
+		api + "DIRECT.GET." + s, api + "DIRECT.GET." + s + ".>",
+		api + "STREAM.MSG.GET." + s,
+		"$JS.FC." + s + ".>", // flow control of ordered push consumers
+	}
+}
+
+// kv names the stream and the put subjects of a KV bucket.
+func kvStream(bucket string) string { return "KV_" + bucket }
+func kvKeys(bucket string) string   { return "$KV." + bucket + ".>" }
+
+// registry is every grant about the worker registry, in one place: when
+// its layout changes (subjects, buckets), change it here. Readers watch
+// it; workers also write their entries.
+func registry(write bool) []string {
+	out := readStream(kvStream(broker.BucketWorkers))
+	// the pool directory: direct gets of a pool's record (its changes
+	// arrive on the subscription in registrySubscribe)
+	out = append(out, readStream(kvStream(broker.BucketPools))...)
+	if write {
+		out = append(out, kvKeys(broker.BucketWorkers))
+	}
+	return out
+}
+
+// registrySubscribe is the core subscription every client holds to hear
+// the pool directory's changes.
+func registrySubscribe() string { return kvKeys(broker.BucketPools) }
+
+// common is what every role needs to connect: account and stream info,
+// its own user info, its own inbox and its own results' subject (a fray
+// client always listens for the results of its owner, = user name).
+func common(user string) Permissions {
+	return Permissions{
+		Publish: []string{api + "INFO", api + "STREAM.INFO.*", api + "STREAM.NAMES", api + "STREAM.LIST", broker.UserInfoSubject},
+		Subscribe: []string{
+			InboxPrefix(user) + ".>",
+			broker.SubjectStoredPrefix + user + ".>",
+			"$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED." + broker.StreamResults,
+			registrySubscribe(),
+		},
+	}
+}
+
+// viewing is what a viewer reads, and producers too: jobs, workers,
+// actors, logs.
+func viewing() []string {
+	var out []string
+	for _, s := range []string{kvStream(broker.BucketJobState), kvStream(broker.BucketActors), broker.StreamLogs} {
+		out = append(out, readStream(s)...)
+	}
+	// queue sizes per pool, as fray workers and the dashboard show them
+	out = append(out, api+"CONSUMER.INFO."+broker.StreamTasks+".*", api+"CONSUMER.LIST."+broker.StreamTasks, api+"CONSUMER.NAMES."+broker.StreamTasks)
+	return append(out, registry(false)...)
+}
+
+// objectsRW reads and writes the object store.
+func objectsRW() []string {
+	s := "OBJ_" + broker.BucketObjects
+	return append(readStream(s), "$O."+broker.BucketObjects+".>", api+"STREAM.PURGE."+s)
+}
+
+// PermissionsFor is what user (of role r) may do. Admin has no
+// restrictions (nil).
+func PermissionsFor(r Role, user string) *Permissions {
+	p := common(user)
+	switch r {
+	case RoleAdmin:
+		return nil
+	case RoleViewer:
+		p.Publish = append(p.Publish, viewing()...)
+	case RoleProducer:
+		p.Publish = append(p.Publish, viewing()...)
+		p.Publish = append(p.Publish, objectsRW()...)
+		p.Publish = append(p.Publish,
+			broker.SubjectTasksPrefix+">",         // submit tasks to any pool
+			jobs.SubjectSubmit,                    // submit jobs
+			jobs.SubjectControlPrefix+">",         // stop jobs
+			broker.SubjectActorPrefix+">",         // create (place), call and stop actors
+			kvKeys(broker.BucketActors),           // claim actor names
+			kvKeys(broker.BucketCancels),          // cancel tasks
+			broker.SubjectResultsPrefix+user+".>", // record a cancelled task's result
+			api+"DIRECT.GET."+broker.StreamResults+"."+broker.SubjectResultsPrefix+user+".>", // read its own results
+		)
+	case RoleWorker:
+		p.Publish = append(p.Publish, registry(true)...)
+		p.Publish = append(p.Publish, objectsRW()...)
+		p.Publish = append(p.Publish, readStream(kvStream(broker.BucketActors))...)
+		p.Publish = append(p.Publish, readStream(kvStream(broker.BucketCancels))...)
+		tasksStream := broker.StreamTasks
+		p.Publish = append(p.Publish,
+			api+"CONSUMER.CREATE."+tasksStream+".>", api+"CONSUMER.DURABLE.CREATE."+tasksStream+".*",
+			api+"CONSUMER.INFO."+tasksStream+".*", api+"CONSUMER.MSG.NEXT."+tasksStream+".*",
+			"$JS.ACK."+tasksStream+".>",
+			broker.SubjectResultsPrefix+">", // store the result of any task it runs: by design
+			jobs.SubjectEventsPrefix+">",    // events of the jobs placed on it
+			broker.SubjectLogsPrefix+">",    // their logs
+			kvKeys(broker.BucketActors),     // actor leases of the actors it hosts
+			// its allocation: the job assignments placed on workers, not
+			// the job records
+			api+"CONSUMER.CREATE."+kvStream(broker.BucketJobState)+".*.$KV."+broker.BucketJobState+"."+jobs.KeyAllocPrefix+">",
+			api+"CONSUMER.DELETE."+kvStream(broker.BucketJobState)+".*",
+			api+"DIRECT.GET."+kvStream(broker.BucketJobState)+".$KV."+broker.BucketJobState+"."+jobs.KeyAllocPrefix+">",
+			"$JS.FC."+kvStream(broker.BucketJobState)+".>",
+		)
+		p.Subscribe = append(p.Subscribe, broker.SubjectActorPrefix+">") // host actors: calls, control, placement
+		// new cancellations, and changes of the allocations (core
+		// subscriptions: a worker holds no consumer of its own)
+		p.Subscribe = append(p.Subscribe, kvKeys(broker.BucketCancels), "$KV."+broker.BucketJobState+"."+jobs.KeyAllocPrefix+">")
+		p.AllowResponses = true // reply to actor calls
+	default:
+		return nil
+	}
+	return &p
+}
+
+// InboxPrefix is the prefix of user's reply subjects: a user may
+// subscribe to its own inboxes only (a client sets it with
+// fray.WithInboxPrefix or FRAY_NATS_INBOX).
+func InboxPrefix(user string) string { return "_INBOX." + user }

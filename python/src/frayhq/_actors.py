@@ -1,0 +1,695 @@
+"""Named actors from Python: create, get, call, stop (PROTOCOL.md, "Actors").
+
+A Python class goes as the reserved class ``py.object`` (the constructor
+argument is the pickled (cls, args, kwargs); calls send pickled (args,
+kwargs)), served by the Python runtime on the worker. A class registered in
+Go (``fray.Counter``) is named by its string and called with plain values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import time
+from typing import TYPE_CHECKING, Any
+
+import cbor2
+import cloudpickle
+import nats.errors
+import nats.js.errors
+
+from . import _codec
+from ._codec import PICKLE_TAG
+from ._errinfo import actor_error
+from .errors import (
+    ActorError,
+    ActorExists,
+    ActorUnavailableError,
+    ConfigError,
+    NoEligibleWorker,
+    NotFound,
+    PickleFailed,
+    UnknownClass,
+)
+from .errors import TimeoutError as FrayTimeoutError
+
+if TYPE_CHECKING:
+    from .client import Client
+
+PY_OBJECT = "py.object"
+BUCKET = "FRAY_ACTORS"
+KV_PREFIX = f"$KV.{BUCKET}."
+CALL_TIMEOUT = 60.0
+PLACEMENT_TIMEOUT = 10.0
+CONSTRUCT_TIMEOUT = 120.0
+CLAIM_TTL = 30
+TOMBSTONE_TTL = "60s"
+TERMINAL = ("stopped", "dead")
+_NAME_OK = __import__("re").compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,199}")
+
+
+async def kv_map(kv: Any, key: str, what: str) -> tuple[dict[str, Any] | None, int]:
+    """The CBOR map at key and its revision; (None, 0) when absent or deleted."""
+    try:
+        e = await kv.get(key)
+    except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError, nats.js.errors.NotFoundError):
+        return None, 0
+    if not e.value:
+        return None, 0
+    rec = _codec.loads_plain(e.value, what)
+    if not isinstance(rec, dict):
+        raise ActorError(f"frayhq: {what} is not a CBOR map")
+    return rec, int(e.revision or 0)
+
+
+def check_name(what: str, name: str) -> None:
+    if not isinstance(name, str) or not _NAME_OK.fullmatch(name):
+        raise ConfigError(f"frayhq: {what} {name!r}: want [A-Za-z0-9][A-Za-z0-9_-]*, at most 200 bytes")
+
+
+def record_key(ns: str, name: str) -> str:
+    return f"a.{ns}.{name}"
+
+
+def standing_key(ns: str, name: str) -> str:
+    return f"s.{ns}.{name}"
+
+
+def _pickled(obj: Any, what: str) -> cbor2.CBORTag:
+    try:
+        return cbor2.CBORTag(PICKLE_TAG, cloudpickle.dumps(obj))
+    except Exception as e:  # noqa: BLE001
+        raise PickleFailed(f"frayhq: cannot pickle {what}: {e}") from e
+
+
+def encode_args(python: bool, args: tuple[Any, ...], kwargs: dict[str, Any], what: str) -> Any:
+    """The call (or constructor) argument as the record embeds it."""
+    if python:
+        return _pickled((args, kwargs), f"the arguments of {what}")
+    if kwargs or len(args) > 1:
+        raise ConfigError(
+            f"frayhq: {what}: a Go actor method takes at most one argument, "
+            f"got {len(args)} positional and {len(kwargs)} keyword arguments"
+        )
+    return args[0] if args else _ABSENT
+
+
+_ABSENT = object()
+_UNSEEN = object()  # a waiting call's epoch before the sweep first read the record
+
+
+def _base36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
+
+
+class ActorFuture(concurrent.futures.Future):
+    """The result of an actor call (usable with concurrent.futures.wait)."""
+
+    def result(self, timeout: float | None = None) -> Any:
+        try:
+            return super().result(timeout)
+        except concurrent.futures.TimeoutError:
+            if self.done():
+                raise
+            raise FrayTimeoutError(f"frayhq: actor call not answered within {timeout} s") from None
+
+
+class ActorMethod:
+    def __init__(self, handle: ActorHandle, method: str) -> None:
+        self._h = handle
+        self._m = method
+
+    def remote(self, *args: Any, **kwargs: Any) -> ActorFuture:
+        """Call the method; returns a future at once."""
+        return self._h._call(self._m, args, kwargs)  # noqa: SLF001
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the method and wait for its result."""
+        return self._h._call(self._m, args, kwargs).result()  # noqa: SLF001
+
+    def submit(self, *args: Any, **kwargs: Any) -> ActorFuture:
+        """Run the method as a long-running operation (durable record, polled)."""
+        return self._h._submit(self._m, args, kwargs)  # noqa: SLF001
+
+    def __repr__(self) -> str:
+        return f"<frayhq actor method {self._h.qualified_name}.{self._m}>"
+
+
+class ActorHandle:
+    """A handle to a named actor: ``h.method.remote(...)``, ``h.method(...)``.
+
+    Handles pickle: they travel into tasks, jobs and other actors and bind
+    to the current client where they land.
+    """
+
+    def __init__(self, namespace: str, name: str, class_name: str, client: Client | None = None) -> None:
+        self.namespace = namespace
+        self.name = name
+        self.class_name = class_name
+        self._client = client
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    @property
+    def is_python(self) -> bool:
+        return self.class_name == PY_OBJECT
+
+    def _c(self) -> Client:
+        if self._client is None or self._client._closed:  # noqa: SLF001
+            from .client import current_client
+
+            self._client = current_client()
+        return self._client
+
+    def __getattr__(self, method: str) -> ActorMethod:
+        if method.startswith("__") and method.endswith("__"):
+            raise AttributeError(method)
+        return ActorMethod(self, method)
+
+    def _call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActorFuture:
+        c = self._c()
+        arg = encode_args(self.is_python, args, kwargs, f"{self.qualified_name}.{method}")
+        rec: dict[str, Any] = {"v": 1, "m": method}
+        if arg is not _ABSENT:
+            rec["a"] = arg
+        body = _codec.dumps(rec)
+        fut = ActorFuture()
+        c._loop.call_soon(c._actors.call_soon, self, method, body, fut)  # noqa: SLF001
+        return fut
+
+    def _submit(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActorFuture:
+        c = self._c()
+        arg = encode_args(self.is_python, args, kwargs, f"{self.qualified_name}.{method}")
+        fut = ActorFuture()
+        c._loop.call_soon(c._actors.submit_soon, self, method, arg, fut)  # noqa: SLF001
+        return fut
+
+    def shutdown(self) -> None:
+        """Stop the actor (a stopped tombstone, then stop on its control subject)."""
+        c = self._c()
+        c._run(c._actors.stop(self.namespace, self.name))  # noqa: SLF001
+
+    def __reduce__(self) -> Any:
+        return (ActorHandle, (self.namespace, self.name, self.class_name))
+
+    def __repr__(self) -> str:
+        return f"<frayhq.ActorHandle {self.qualified_name} ({self.class_name})>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ActorHandle) and other.qualified_name == self.qualified_name
+
+    def __hash__(self) -> int:
+        return hash(self.qualified_name)
+
+
+def _set(fut: concurrent.futures.Future, value: Any = None, exc: BaseException | None = None) -> None:
+    if fut.done():
+        return
+    try:
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(value)
+    except concurrent.futures.InvalidStateError:
+        pass
+
+
+class Actors:
+    """The client's actor machinery, on its event loop."""
+
+    def __init__(self, client: Client) -> None:
+        self.c = client
+        self.kv: Any = None
+        self.hosted: list[Any] = []
+
+    async def start(self) -> None:
+        self.kv = await self.c.kv(BUCKET)
+        self._inbox = self.c.nc.new_inbox()
+        self._replies: dict[str, asyncio.Future[Any]] = {}
+        self._ntok = 0
+        await self.c.nc.subscribe(self._inbox + ".*", cb=self._on_reply)
+        self._calls: dict[tuple[str, str], dict[str, list[Any]]] = {}
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_calls())
+
+    async def close(self) -> None:
+        for h in list(self.hosted):
+            try:
+                await h.stop()
+            except Exception:  # noqa: BLE001
+                pass
+
+    # ---- records
+
+    async def get_record(self, ns: str, name: str) -> tuple[dict[str, Any] | None, int]:
+        return await kv_map(self.kv, record_key(ns, name), f"actor record {ns}/{name}")
+
+    async def _standing(self, ns: str, name: str) -> tuple[dict[str, Any] | None, int]:
+        return await kv_map(self.kv, standing_key(ns, name), f"standing actor record {ns}/{name}")
+
+    async def kv_write(
+        self,
+        key: str,
+        rec: dict[str, Any],
+        last: int | None,
+        ttl: str | None,
+        extra: dict[str, str] | None = None,
+    ) -> int:
+        hdr: dict[str, str] = dict(extra or {})
+        if last is not None:
+            hdr["Nats-Expected-Last-Subject-Sequence"] = str(last)
+        if ttl:
+            hdr["Nats-TTL"] = ttl
+        ack = await self.c.js.publish(
+            KV_PREFIX + key, _codec.dumps_plain(rec) if rec is not None else b"", headers=hdr or None
+        )
+        return int(ack.seq)
+
+    # ---- create
+
+    async def create(
+        self,
+        class_name: str,
+        arg: Any,
+        ns: str,
+        name: str,
+        *,
+        nonpreempt: bool,
+        max_conc: int,
+        max_restarts: int,
+        max_task_retries: int,
+        detached: bool,
+        get_if_exists: bool,
+        group: str = "",
+        index: int = -1,
+        pool: str = "default",
+    ) -> ActorHandle:
+        import os
+
+        key = record_key(ns, name)
+        while True:
+            rec: dict[str, Any] = {
+                "v": 1,
+                "ns": ns,
+                "name": name,
+                "class": class_name,
+                "state": "placing",
+                "epoch": 1,
+                "max_conc": max_conc,
+                "index": index,
+                "calls": 0,
+                "created_ms": int(time.time() * 1000),
+            }
+            if arg is not _ABSENT:
+                rec["arg"] = arg
+            if pool:
+                rec["pool"] = pool
+            if nonpreempt:
+                rec["nonpreempt"] = True
+            if max_restarts:
+                rec["max_restarts"] = max_restarts
+            if max_task_retries:
+                rec["max_task_retries"] = max_task_retries
+            if detached:
+                rec["detached"] = True
+            if job := os.environ.get("FRAY_JOB_ID"):
+                rec["creator_job"] = job
+            if group:
+                rec["group"] = group
+            try:
+                rev = await self.kv_write(key, rec, 0, f"{int(PLACEMENT_TIMEOUT) + CLAIM_TTL}s")
+            except nats.js.errors.APIError as e:
+                if "wrong last sequence" not in (e.description or "").lower():
+                    raise ActorError(f"frayhq: claim {ns}/{name}: {e.description}") from None
+                cur, cur_rev = await self.get_record(ns, name)
+                if cur is None:
+                    continue
+                if cur.get("state") in TERMINAL:
+                    try:
+                        await self.kv.delete(key, last=cur_rev)
+                    except Exception:  # noqa: BLE001 - someone else did; claim again
+                        pass
+                    continue
+                if cur.get("class") != class_name:
+                    raise ActorExists(
+                        f"frayhq: actor {ns}/{name} exists with class {cur.get('class')!r}, not {class_name!r}"
+                    ) from None
+                if not get_if_exists:
+                    raise ActorExists(
+                        f"frayhq: actor {ns}/{name} already exists (class {cur.get('class')!r}, "
+                        f"state {cur.get('state')}); pass get_if_exists=True to use it"
+                    ) from None
+                if await self._wait_ready(ns, name) is None:
+                    continue  # its creation failed and freed the name
+                return ActorHandle(ns, name, class_name, self.c)
+            try:
+                await self._place(rec, rev, unknown_class_fails=True)
+            except BaseException:
+                try:
+                    await self.kv.delete(key, last=rev)
+                except Exception:  # noqa: BLE001 - a host took it over and freed it itself
+                    pass
+                raise
+            return ActorHandle(ns, name, class_name, self.c)
+
+    async def _wait_ready(self, ns: str, name: str) -> dict[str, Any] | None:
+        deadline = time.monotonic() + PLACEMENT_TIMEOUT + CONSTRUCT_TIMEOUT
+        wait = 0.005
+        while True:
+            rec, _ = await self.get_record(ns, name)
+            if rec is None or rec.get("state") in TERMINAL:
+                return None
+            if rec.get("state") == "ready":
+                return rec
+            if time.monotonic() > deadline:
+                raise ActorUnavailableError(f"frayhq: actor {ns}/{name} not ready (state {rec.get('state')})")
+            await asyncio.sleep(wait)
+            wait = min(2 * wait, 0.1)
+
+    def _eligible(self, rec: dict[str, Any], tried: set[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        pool = rec.get("pool") or "default"
+        live = self.c._workers.in_pool(pool)  # noqa: SLF001
+        cls = rec["class"]
+        with_class = [w for w in live if cls in (w.get("actor_classes") or []) and not w.get("draining")]
+        ok = with_class
+        if rec.get("nonpreempt"):
+            ok = [w for w in ok if (w.get("attrs") or {}).get("preemptible") == "false"]
+        diag = {
+            "pool": pool,
+            "live": len(live),
+            "with_class": len(with_class),
+            "nonpreempt": len(ok),
+            "classes": sorted({c for w in live for c in (w.get("actor_classes") or [])}),
+        }
+        return [w for w in ok if w.get("id") not in tried], diag
+
+    async def _place(self, rec: dict[str, Any], rev: int, unknown_class_fails: bool) -> str:
+        deadline = time.monotonic() + PLACEMENT_TIMEOUT
+        tried: set[str] = set()
+        wait = 0.02
+        ns, name = rec["ns"], rec["name"]
+        while True:
+            cands, diag = self._eligible(rec, tried)
+            if unknown_class_fails and diag["live"] > 0 and diag["with_class"] == 0:
+                raise UnknownClass(
+                    f"frayhq: actor class {rec['class']!r}: no live worker of pool {diag['pool']!r} offers it "
+                    f"(they offer: {', '.join(diag['classes']) or 'none'})"
+                    + (
+                        "; Python classes need workers started with the Python runtime (--python)"
+                        if rec["class"] == PY_OBJECT
+                        else ""
+                    )
+                )
+            if cands:
+                idx = rec.get("index", -1)
+                w = cands[idx % len(cands)] if idx >= 0 else cands[int(time.monotonic_ns()) % len(cands)]
+                wid = str(w.get("id"))
+                tried.add(wid)
+                req = {
+                    "v": 1,
+                    "op": "place",
+                    "ns": ns,
+                    "name": name,
+                    "rev": rev,
+                    "epoch": rec.get("epoch", 1),
+                }
+                subj = "fray.actor._host." + "".join("_" if (c in "*> " or ord(c) < 32) else c for c in wid)
+                try:
+                    msg = await self.c.nc.request(subj, _codec.dumps_plain(req), timeout=CONSTRUCT_TIMEOUT)
+                except nats.errors.NoRespondersError:
+                    continue
+                except nats.errors.TimeoutError:
+                    raise ActorError(
+                        f"frayhq: actor {ns}/{name}: worker {wid} did not answer the placement "
+                        f"within {CONSTRUCT_TIMEOUT:.0f} s"
+                    ) from None
+                reply = _codec.loads(msg.data, f"placement reply for {ns}/{name}")
+                e = reply.get("e") if isinstance(reply, dict) else None
+                if e:
+                    if isinstance(e, dict) and e.get("t") == "fray.UnknownClass":
+                        raise UnknownClass(f"frayhq: actor {ns}/{name} on {wid}: {e.get('msg')}")
+                    raise actor_error(e, f"frayhq: constructing actor {ns}/{name} on {wid}")
+                return wid
+            if time.monotonic() > deadline:
+                why = (
+                    f"{diag['live']} live workers in pool {diag['pool']!r}, {diag['with_class']} offer class "
+                    f"{rec['class']!r}"
+                )
+                if rec.get("nonpreempt"):
+                    why += f", {diag['nonpreempt']} of those have preemptible=false"
+                raise NoEligibleWorker(
+                    f"frayhq: no eligible worker for actor {ns}/{name} within "
+                    f"{PLACEMENT_TIMEOUT:.0f} s: {why}"
+                )
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 0.5)
+
+    # ---- get
+
+    async def get(self, ns: str, name: str) -> ActorHandle:
+        rec, _ = await self.get_record(ns, name)
+        if rec is None or rec.get("state") in TERMINAL:
+            raise NotFound(f"frayhq: no live actor {ns}/{name}")
+        return ActorHandle(ns, name, str(rec.get("class")), self.c)
+
+    # ---- calls
+
+    def call_soon(self, h: ActorHandle, method: str, body: bytes, fut: ActorFuture) -> None:
+        asyncio.get_running_loop().create_task(self._call(h, method, body, fut))
+
+    async def _call(self, h: ActorHandle, method: str, body: bytes, fut: ActorFuture) -> None:
+        try:
+            _set(fut, await self.call(h, method, body))
+        except BaseException as e:  # noqa: BLE001 - the future carries it
+            _set(fut, exc=e)
+
+    async def call(self, h: ActorHandle, method: str, body: bytes, timeout: float = CALL_TIMEOUT) -> Any:
+        ns, name = h.namespace, h.name
+        subj = f"fray.actor.{ns}.{name}"
+        where = f"{ns}/{name}.{method}"
+        deadline = time.monotonic() + timeout
+        wait = 0.01
+        refused_epoch = None
+        absent_since: float | None = None
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ActorUnavailableError(f"frayhq: actor call {where}: no answer within {timeout:.0f} s")
+            try:
+                msg = await self._request_watching(subj, body, left, ns, name)
+            except nats.errors.NoRespondersError:
+                rec, _ = await self.get_record(ns, name)
+                if rec is None:
+                    now = time.monotonic()
+                    absent_since = absent_since or now
+                    standing, _ = await self._standing(ns, name)
+                    limit = 3.0 if standing is None else 4 * (standing.get("lease_ms") or 10000) / 1000
+                    if now - absent_since > limit:
+                        raise ActorUnavailableError(
+                            f"frayhq: actor {ns}/{name} not found (call {where})"
+                        ) from None
+                elif rec.get("state") in TERMINAL:
+                    raise ActorUnavailableError(
+                        f"frayhq: actor {ns}/{name} is {rec.get('state')}"
+                        + (f": {rec.get('error')}" if rec.get("error") else "")
+                    ) from None
+                else:
+                    absent_since = None
+                    if (
+                        rec.get("state") == "ready"
+                        and rec.get("epoch") != refused_epoch
+                        and refused_epoch is not None
+                    ):
+                        wait = 0.01
+                    refused_epoch = rec.get("epoch")
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 0.2)
+                continue
+            reply = _codec.loads(msg.data, f"reply of actor call {where}")
+            if not isinstance(reply, dict):
+                raise ActorError(f"frayhq: reply of actor call {where} is not a CBOR map")
+            if reply.get("e"):
+                raise actor_error(reply["e"], where)
+            return reply.get("r")
+
+    async def _request_watching(self, subj: str, body: bytes, left: float, ns: str, name: str) -> Any:
+        """A call request on the client's one reply inbox (``<inbox>.<token>``).
+        A call still waiting after 500 ms is checked against the record by
+        the sweep: if the instance running it ended (host died, actor
+        stopped) it fails with ActorUnavailableError instead of waiting out
+        its deadline."""
+        loop = asyncio.get_running_loop()
+        self._ntok += 1
+        tok = _base36(self._ntok)
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._replies[tok] = fut
+        calls = self._calls.setdefault((ns, name), {})
+        calls[tok] = [fut, loop.time(), _UNSEEN]
+
+        def expire() -> None:
+            if not fut.done():
+                fut.set_exception(
+                    ActorUnavailableError(f"frayhq: actor call to {ns}/{name}: no answer in time")
+                )
+
+        deadline = loop.call_later(left, expire)
+        try:
+            await self.c.nc.publish(subj, body, reply=f"{self._inbox}.{tok}")
+            msg = await fut
+        finally:
+            self._replies.pop(tok, None)
+            calls.pop(tok, None)
+            if not calls and self._calls.get((ns, name)) is calls:
+                del self._calls[(ns, name)]
+            deadline.cancel()
+        if not msg.data and msg.headers and msg.headers.get("Status") == "503":
+            raise nats.errors.NoRespondersError
+        return msg
+
+    async def _on_reply(self, msg: Any) -> None:
+        fut = self._replies.pop(msg.subject.rsplit(".", 1)[-1], None)
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
+
+    async def _sweep_calls(self) -> None:
+        """Every 250 ms, one record read per actor with calls waiting over
+        500 ms: a call fails once the epoch it was waiting on has ended."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(0.25)
+            now = loop.time()
+            for (ns, name), calls in list(self._calls.items()):
+                stale = [c for c in list(calls.values()) if now - c[1] > 0.5 and not c[0].done()]
+                if not stale:
+                    continue
+                try:
+                    rec, _ = await self.get_record(ns, name)
+                except Exception:  # noqa: BLE001 - broker away: look again next time
+                    continue
+                live = rec is not None and rec.get("state") not in (*TERMINAL, "failed", "restarting")
+                epoch = rec.get("epoch") if rec else None
+                for c in stale:
+                    if c[2] is _UNSEEN and live:
+                        c[2] = epoch
+                        continue
+                    if (not live or epoch != c[2]) and not c[0].done():
+                        c[0].set_exception(
+                            ActorUnavailableError(
+                                f"frayhq: actor {ns}/{name}: the instance running the call is gone"
+                                + (
+                                    f" ({rec.get('state')}: {rec.get('error')})"
+                                    if rec
+                                    else " (its record expired)"
+                                )
+                            )
+                        )
+
+    # ---- long-running operations
+
+    def submit_soon(self, h: ActorHandle, method: str, arg: Any, fut: ActorFuture) -> None:
+        asyncio.get_running_loop().create_task(self._submit(h, method, arg, fut))
+
+    async def _submit(self, h: ActorHandle, method: str, arg: Any, fut: ActorFuture) -> None:
+        try:
+            _set(fut, await self.submit(h, method, arg))
+        except BaseException as e:  # noqa: BLE001
+            _set(fut, exc=e)
+
+    async def submit(self, h: ActorHandle, method: str, arg: Any) -> Any:
+        ns, name = h.namespace, h.name
+        op = self.c._nuid()  # noqa: SLF001
+        key = f"a_op.{ns}.{name}.{op}"
+        now = int(time.time() * 1000)
+        oprec = {
+            "v": 1,
+            "id": op,
+            "ns": ns,
+            "actor": name,
+            "method": method,
+            "state": "pending",
+            "created_ms": now,
+            "updated_ms": now,
+        }
+        await self.kv_write(key, oprec, 0, "24h")
+        call: dict[str, Any] = {"v": 1, "m": method, "op": op}
+        if arg is not _ABSENT:
+            call["a"] = arg
+        await self.call(h, method, _codec.dumps(call))
+        wait = 0.01
+        where = f"{ns}/{name}.{method} (operation {op})"
+        while True:
+            try:
+                e = await self.kv.get(key)
+            except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+                raise ActorUnavailableError(f"frayhq: {where}: the operation record is gone") from None
+            rec = _codec.loads(e.value, f"operation record {where}")
+            st = rec.get("state")
+            if st == "succeeded":
+                return rec.get("result")
+            if st == "failed":
+                raise actor_error(rec.get("e"), where)
+            if st == "canceled":
+                from .errors import CancelledError
+
+                raise CancelledError(f"frayhq: {where} was cancelled")
+            if rec.get("epoch"):
+                cur, _ = await self.get_record(ns, name)
+                if cur is None or cur.get("state") in TERMINAL or cur.get("epoch") != rec.get("epoch"):
+                    raise ActorUnavailableError(f"frayhq: {where}: the instance running it is gone")
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 0.5)
+
+    # ---- stop
+
+    async def stop(self, ns: str, name: str, reason: str = "shut down by the caller") -> None:
+        key = record_key(ns, name)
+        for _ in range(10):
+            rec, rev = await self.get_record(ns, name)
+            if rec is None or rec.get("state") in TERMINAL:
+                return
+            tomb = dict(rec)
+            tomb["state"] = "stopped"
+            tomb["error"] = reason
+            try:
+                await self.kv_write(key, tomb, rev, TOMBSTONE_TTL)
+            except nats.js.errors.APIError as e:
+                if "wrong last sequence" in (e.description or "").lower():
+                    continue
+                raise
+            await self._remove_standing(ns, name, rec)
+            await self._send_stop(ns, name, rec.get("epoch"))
+            return
+
+    async def _remove_standing(self, ns: str, name: str, rec: dict[str, Any]) -> None:
+        try:
+            st, srev = await self._standing(ns, name)
+            if st is None or not isinstance(st, dict) or st.get("created_ms") != rec.get("created_ms"):
+                return
+            if (st.get("epoch") or 0) > (rec.get("epoch") or 0):
+                return
+            hdr = {"KV-Operation": "DEL", "Nats-Expected-Last-Subject-Sequence": str(srev), "Nats-TTL": "60s"}
+            await self.c.js.publish(KV_PREFIX + standing_key(ns, name), b"", headers=hdr)
+        except Exception:  # noqa: BLE001 - the supervisor's sweep removes it too
+            pass
+
+    async def _send_stop(self, ns: str, name: str, epoch: Any) -> None:
+        ctl: dict[str, Any] = {"v": 1, "op": "stop"}
+        if epoch:
+            ctl["epoch"] = epoch
+        body = _codec.dumps_plain(ctl)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                await self.c.nc.request(f"fray.actor._ctl.{ns}.{name}", body, timeout=0.5)
+                return
+            except nats.errors.NoRespondersError:
+                return
+            except nats.errors.TimeoutError:
+                continue

@@ -1,0 +1,205 @@
+"""A local cluster started from the fray binaries: one fray-broker and
+fray-worker processes, all in a temporary directory removed on stop.
+
+The processes die with their parent: on Linux each gets a parent-death
+signal (SIGTERM for the broker, SIGKILL for the workers), and stop() (called by Client.shutdown and at interpreter
+exit) terminates them in order, workers first.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from . import _binaries as _bin
+from .errors import ConnectionError as FrayConnectionError
+
+_PR_SET_PDEATHSIG = 1
+_python_flags_cache: dict[str, bool] = {}
+
+
+def _die_with_parent(sig: int) -> Callable[[], None]:
+    def pre_exec() -> None:  # runs in the child between fork and exec
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        except Exception:  # noqa: BLE001 - not Linux: stop() and atexit still apply
+            pass
+        os.setpgid(0, 0)
+
+    return pre_exec
+
+
+def worker_speaks_python(worker_bin: str) -> bool:
+    """Whether this fray-worker has the Python runtime flags (--python)."""
+    if worker_bin not in _python_flags_cache:
+        try:
+            out = subprocess.run([worker_bin, "--help"], capture_output=True, text=True, timeout=20)
+            text = out.stdout + out.stderr
+        except (OSError, subprocess.SubprocessError):
+            text = ""
+        _python_flags_cache[worker_bin] = "-python " in text or "-python\n" in text
+    return _python_flags_cache[worker_bin]
+
+
+class LocalCluster:
+    """fray-broker plus ``workers`` fray-worker processes on this machine."""
+
+    def __init__(
+        self,
+        workers: int = 2,
+        concurrency: int | None = None,
+        worker_args: Sequence[str] = (),
+        python: str | None = None,
+        python_path: Sequence[str] | None = None,
+        verbose: bool = False,
+        broker_args: Sequence[str] = (),
+    ) -> None:
+        self.dir = tempfile.mkdtemp(prefix="frayhq-local-")
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.url = ""
+        self._lock = threading.Lock()
+        self._stopped = False
+        self._verbose = verbose
+        self._broker_args = list(broker_args)
+        try:
+            self._start(workers, concurrency, list(worker_args), python, python_path)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _popen(
+        self, argv: list[str], log: str, death_signal: int = signal.SIGKILL
+    ) -> subprocess.Popen[bytes]:
+        out = None if self._verbose else open(os.path.join(self.dir, log), "wb")  # noqa: SIM115
+        env = dict(os.environ)
+        # The workers' Python runtime (python -m frayhq.runtime) imports this
+        # frayhq, wherever it was imported from.
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH", "")) if p)
+        # The local cluster has no TLS nor auth: credentials meant for a
+        # remote cluster must not be offered to it.
+        for k in list(env):
+            if k.startswith("FRAY_NATS_"):
+                del env[k]
+        p = subprocess.Popen(  # noqa: S603 - argv built here from the found binaries
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=_die_with_parent(death_signal) if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+        )
+        if out is not None:
+            out.close()
+        self.procs.append(p)
+        return p
+
+    def _start(
+        self,
+        workers: int,
+        concurrency: int | None,
+        worker_args: list[str],
+        python: str | None,
+        python_path: Sequence[str] | None,
+    ) -> None:
+        broker = _bin.find("fray-broker")
+        worker = _bin.find("fray-worker")
+        # When this process dies the broker gets SIGTERM (it stops cleanly at
+        # once) and the workers SIGKILL: with their broker gone a drain
+        # could only wait out its timeouts.
+        b = self._popen(
+            [broker, "--port", "-1", "--store", os.path.join(self.dir, "store"), *self._broker_args],
+            "broker.log",
+            death_signal=signal.SIGTERM,
+        )
+        self.url = self._wait_ready(b, os.path.join(self.dir, "broker.log"))
+        wargs = ["--nats", self.url, "--attr", "preemptible=false", "--drain-timeout", "2s", *worker_args]
+        if concurrency:
+            wargs += ["--concurrency", str(concurrency)]
+        if python and worker_speaks_python(worker):
+            wargs += ["--python", python]
+            seen: set[str] = set()
+            for d in python_path or ():
+                d = os.path.abspath(d or os.getcwd())
+                if d not in seen and os.path.isdir(d):
+                    seen.add(d)
+                    wargs += ["--python-path", d]
+        for i in range(workers):
+            self._popen([worker, "--id", f"local-{os.getpid()}-{i}", *wargs], f"worker-{i}.log")
+
+    def _wait_ready(self, p: subprocess.Popen[bytes], log: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if p.poll() is not None:
+                raise FrayConnectionError(
+                    f"frayhq: the local fray-broker exited with code {p.returncode}: {self._tail(log)}"
+                )
+            try:
+                with open(log, encoding="utf-8", errors="replace") as f:
+                    for line in f:
+                        if line.startswith("fray-broker ready url="):
+                            return line.split()[2].removeprefix("url=")
+            except FileNotFoundError:
+                pass
+            time.sleep(0.02)
+        raise FrayConnectionError(
+            f"frayhq: the local fray-broker was not ready within {timeout} s: {self._tail(log)}"
+        )
+
+    @staticmethod
+    def _tail(log: str) -> str:
+        try:
+            with open(log, encoding="utf-8", errors="replace") as f:
+                return "".join(f.readlines()[-8:]).strip()
+        except OSError:
+            return "(no log)"
+
+    def logs(self) -> str:
+        """The last lines of each process's log (for error messages)."""
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            if name.endswith(".log"):
+                out.append(f"--- {name}\n{self._tail(os.path.join(self.dir, name))}")
+        return "\n".join(out)
+
+    def add_worker(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start one more fray-worker with extra flags (e.g. --tpu, --pool)."""
+        worker = _bin.find("fray-worker")
+        n = len(self.procs)
+        return self._popen(
+            [worker, "--nats", self.url, "--drain-timeout", "2s", "--id", f"local-{os.getpid()}-x{n}", *args],
+            f"worker-x{n}.log",
+        )
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        # Workers first (they drain), then the broker.
+        for group in (self.procs[1:], self.procs[:1]):
+            for p in group:
+                if p.poll() is None:
+                    try:
+                        p.send_signal(signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+            for p in group:
+                try:
+                    p.wait(8)
+                except subprocess.TimeoutExpired:
+                    try:
+                        os.killpg(p.pid, signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        p.kill()
+                    p.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)

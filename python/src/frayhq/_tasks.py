@@ -1,0 +1,529 @@
+"""Tasks from Python: Task records out, Result records back, futures.
+
+Wire: PROTOCOL.md, "Tasks". A Python callable goes as reserved function
+``py.call`` with the pickled (fn, args, kwargs) as its argument; a
+registered function's name goes with one plain CBOR argument.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import heapq
+import time
+from typing import TYPE_CHECKING, Any
+
+import cbor2
+import cloudpickle
+import nats.errors
+import nats.js.errors
+
+from . import _codec
+from ._codec import PICKLE_TAG, Ref
+from ._errinfo import task_error
+from ._objects import INLINE_THRESHOLD
+from .errors import (
+    CancelledError,
+    ConfigError,
+    DecodeError,
+    FrayError,
+    NotFound,
+    PickleFailed,
+    UnknownFunction,
+)
+from .errors import TimeoutError as FrayTimeoutError
+
+if TYPE_CHECKING:
+    from .client import Client
+
+PY_CALL = "py.call"
+_DEFAULT_NS = "default"
+TASK_VERSION = 1
+MAX_DELIVERIES = 5
+TASKS_PREFIX = "fray.tasks."
+RESULTS_STREAM = "FRAY_RESULTS"
+CANCELS_BUCKET = "FRAY_CANCELS"
+_RETRY_PAUSES = (0.25, 0.5, 1, 2, 4)
+LOOKUPS_PER_SWEEP = 100  # safety-net result lookups per half second, at most
+
+
+class QueueFull(FrayError):
+    """The task queue (or the server's JetStream storage) is full; nothing was queued."""
+
+
+class Future(concurrent.futures.Future):
+    """A task's result, usable with concurrent.futures.wait / as_completed.
+
+    ``id`` is "<owner>.<task-id>": any process can wait on it with
+    ``client.future(id)`` while the result is kept (24 h by default).
+    """
+
+    def __init__(self, client: Client, owner: str, task_id: str, fn: str = "") -> None:
+        super().__init__()
+        self._client = client
+        self._owner = owner
+        self._task_id = task_id
+        self._fn = fn
+
+    @property
+    def id(self) -> str:
+        return f"{self._owner}.{self._task_id}"
+
+    def result(self, timeout: float | None = None) -> Any:
+        try:
+            return super().result(timeout)
+        except concurrent.futures.CancelledError:
+            raise CancelledError(f"frayhq: task {self.id} was cancelled") from None
+        except concurrent.futures.TimeoutError:
+            if self.done():
+                raise
+            raise FrayTimeoutError(f"frayhq: task {self.id} not finished within {timeout} s") from None
+
+    def cancel(self) -> bool:
+        """Cancel the task: a queued one never starts, a running one's context is cancelled."""
+        if not super().cancel():
+            return False
+        self._client._tasks.cancel(self)  # noqa: SLF001
+        return True
+
+    def __repr__(self) -> str:
+        state = "done" if self.done() else "pending"
+        return f"<frayhq.Future {self.id} {self._fn} {state}>"
+
+    def __reduce__(self) -> Any:
+        return (_future_from_id, (self.id,))
+
+
+def _future_from_id(fid: str) -> Future:
+    from .client import current_client
+
+    return current_client().future(fid)
+
+
+def _pickle_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    try:
+        return cloudpickle.dumps((fn, args, kwargs))
+    except Exception as e:  # noqa: BLE001 - find the culprit to name it
+        for i, a in enumerate((fn, *args, *kwargs.values())):
+            try:
+                cloudpickle.dumps(a)
+            except Exception:  # noqa: BLE001
+                what = "the function" if i == 0 else f"argument {_arg_name(i - 1, args, kwargs)}"
+                raise PickleFailed(f"frayhq: cannot pickle {what}: {_codec._describe(a)}: {e}") from e  # noqa: SLF001
+        raise PickleFailed(f"frayhq: cannot pickle the call of {fn!r}: {e}") from e
+
+
+def _arg_name(i: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    if i < len(args):
+        return f"#{i}"
+    return repr(list(kwargs)[i - len(args)])
+
+
+def encode_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    """The py.call argument: CBOR tag PICKLE_TAG around pickled (fn, args, kwargs)."""
+    return cbor2.dumps(cbor2.CBORTag(PICKLE_TAG, _pickle_call(fn, args, kwargs)))
+
+
+class Tasks:
+    """The client's task machinery; lives on the client's event loop."""
+
+    def __init__(self, client: Client) -> None:
+        self.c = client
+        self.owner = client._nuid()  # noqa: SLF001
+        self.pending: dict[str, Future] = {}
+        self._checks: list[tuple[float, str, float]] = []  # (due, task id, interval)
+        self._foreign_subs: dict[str, Any] = {}
+        self._outq: collections.deque[tuple[str, str, bytes]] = collections.deque()
+        self._kicked = False
+        self._unacked: dict[str, tuple[float, str, bytes]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        nc = self.c.nc
+        await nc.subscribe(f"fray.stored.{self.owner}.*", cb=self._on_stored)
+
+        async def on_election(_msg: Any) -> None:
+            # A leader that stepped down between storing and republishing
+            # leaves results unannounced: look them up, as after a reconnect.
+            await self.recheck_all()
+
+        await nc.subscribe("$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.FRAY_RESULTS", cb=on_election)
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    # ---- submitting
+
+    def submit(
+        self,
+        fn: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        pool: str,
+        retries: int,
+        timeout: float | None,
+    ) -> Future:
+        if isinstance(fn, str):
+            name = fn
+            if kwargs or len(args) > 1:
+                raise ConfigError(
+                    f"frayhq: run({fn!r}, ...): a registered function takes one argument, "
+                    f"got {len(args)} positional and {len(kwargs)} keyword arguments"
+                )
+            arg = _codec.dumps(args[0]) if args else None
+        elif callable(fn):
+            name = PY_CALL
+            if self.c.namespace != _DEFAULT_NS:
+                from ._context import NamespacedCall
+
+                fn = NamespacedCall(fn, self.c.namespace)
+            arg = encode_call(fn, args, kwargs)
+        else:
+            raise TypeError(f"frayhq: run() wants a callable or a function name, got {_codec._describe(fn)}")  # noqa: SLF001
+        _check_token("pool", pool)
+        if retries < 0:
+            raise ConfigError(f"frayhq: retries={retries}: want >= 0")
+        if timeout is not None and timeout <= 0:
+            raise ConfigError(f"frayhq: timeout={timeout}: want > 0 seconds")
+        self.c._workers.check_function(pool, name)  # noqa: SLF001
+        tid = self.c._nuid()  # noqa: SLF001
+        fut = Future(self.c, self.owner, tid, name)
+        rec: dict[str, Any] = {
+            "v": TASK_VERSION,
+            "id": tid,
+            "owner": self.owner,
+            "fn": name,
+            "submitted_ms": int(time.time() * 1000),
+            "max_deliveries": MAX_DELIVERIES,
+        }
+        if timeout:
+            rec["timeout_ms"] = int(timeout * 1000)
+        if retries:
+            rec["retries"] = retries
+        self.pending[tid] = fut
+        if arg is not None and len(arg) > INLINE_THRESHOLD:
+            # The argument goes to the object store first: the slow path.
+            self.c._loop.call_soon(self._send_soon, pool, tid, rec, arg)  # noqa: SLF001
+            return fut
+        if arg is not None:
+            rec["arg"] = arg
+        self._outq.append((TASKS_PREFIX + pool, tid, _codec.dumps_plain(rec)))
+        if not self._kicked:
+            self._kicked = True
+            self.c._loop.call_soon(self._kick)  # noqa: SLF001
+        return fut
+
+    def _send_soon(self, pool: str, tid: str, rec: dict[str, Any], arg: bytes | None) -> None:
+        asyncio.get_running_loop().create_task(self._send(pool, tid, rec, arg))
+
+    def _kick(self) -> None:
+        asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        """The fast path: publish every queued task, one coroutine for all,
+        the PubAcks handled by callbacks; a refused or unanswered one goes
+        through _publish's retries."""
+        js = self.c.js
+        try:
+            while self._outq:
+                subject, tid, body = self._outq.popleft()
+                hdr = {"Nats-Msg-Id": tid, "Fray-Owner": self.owner}
+                try:
+                    ack = await js.publish_async(subject, body, headers=hdr)
+                except Exception:  # noqa: BLE001 - the slow path says what went wrong
+                    self._retry(subject, tid, body)
+                    continue
+                self._unacked[tid] = (time.monotonic(), subject, body)
+                ack.add_done_callback(lambda f, tid=tid: self._on_ack(tid, f))
+        finally:
+            self._kicked = False
+            if self._outq:  # appended after the loop ended
+                self._kicked = True
+                self._kick()
+
+    def _on_ack(self, tid: str, f: asyncio.Future[Any]) -> None:
+        sent = self._unacked.pop(tid, None)
+        if sent is None:
+            return
+        if f.cancelled() or f.exception() is not None:
+            self._retry(sent[1], tid, sent[2])
+            return
+        heapq.heappush(self._checks, (time.monotonic() + 5, tid, 5.0))
+
+    def _retry(self, subject: str, tid: str, body: bytes) -> None:
+        async def again() -> None:
+            fut = self.pending.get(tid)
+            if fut is None:
+                return
+            try:
+                await self._publish(
+                    subject, body, {"Nats-Msg-Id": tid, "Fray-Owner": self.owner}, what=f"task {tid}"
+                )
+                heapq.heappush(self._checks, (time.monotonic() + 5, tid, 5.0))
+            except Exception as e:  # noqa: BLE001 - the future carries it
+                self.pending.pop(tid, None)
+                _set_exception(fut, e)
+
+        asyncio.get_running_loop().create_task(again())
+
+    async def _send(self, pool: str, tid: str, rec: dict[str, Any], arg: bytes | None) -> None:
+        fut = self.pending.get(tid)
+        if fut is None:
+            return
+        try:
+            if arg is not None:
+                if len(arg) > INLINE_THRESHOLD:
+                    rec["arg_ref"] = (await self.c.objects.put_bytes(arg)).to_wire()
+                else:
+                    rec["arg"] = arg
+            body = _codec.dumps_plain(rec)
+            hdr = {"Nats-Msg-Id": tid, "Fray-Owner": self.owner}
+            await self._publish(TASKS_PREFIX + pool, body, hdr, what=f"task {tid}")
+            heapq.heappush(self._checks, (time.monotonic() + 5, tid, 5.0))
+        except Exception as e:  # noqa: BLE001 - the future carries the failure
+            self.pending.pop(tid, None)
+            _set_exception(fut, e)
+
+    async def _publish(self, subject: str, body: bytes, hdr: dict[str, str], what: str) -> None:
+        js = self.c.js
+        last: Exception | None = None
+        for pause in (*_RETRY_PAUSES, None):
+            try:
+                ack_fut = await js.publish_async(subject, body, headers=dict(hdr))
+                await asyncio.wait_for(ack_fut, 30)
+                return
+            except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError, TimeoutError) as e:
+                last = e
+            except nats.js.errors.APIError as e:
+                d = (e.description or "").lower()
+                if any(
+                    s in d
+                    for s in (
+                        "maximum bytes exceeded",
+                        "maximum messages exceeded",
+                        "resource limits exceeded",
+                        "insufficient resources",
+                    )
+                ):
+                    raise QueueFull(
+                        f"frayhq: {what}: the task queue is full ({e.description}); nothing was queued"
+                    ) from None
+                if "temporarily unavailable" not in d:
+                    raise FrayError(f"frayhq: {what}: the broker refused it: {e.description}") from None
+                last = e
+            if pause is None:
+                break
+            await asyncio.sleep(pause)
+        raise FrayError(f"frayhq: {what}: no JetStream answered after 6 tries ({last!r}); is the broker up?")
+
+    # ---- results
+
+    async def _on_stored(self, msg: Any) -> None:
+        tid = msg.subject.rsplit(".", 1)[-1]
+        fut = self.pending.pop(tid, None)
+        if fut is None:
+            return
+        await self._resolve(fut, msg.data)
+
+    async def _resolve(self, fut: Future, data: bytes) -> None:
+        if fut.done():
+            return
+        try:
+            value = await self.decode_result(data, fut.id)
+        except BaseException as e:  # noqa: BLE001 - the future carries it
+            _set_exception(fut, e)
+            return
+        if not fut.done():
+            try:
+                fut.set_result(value)
+            except concurrent.futures.InvalidStateError:
+                pass
+
+    async def decode_result(self, data: bytes, fid: str) -> Any:
+        rec = _codec.loads_plain(data, f"result record of task {fid}")
+        if not isinstance(rec, dict):
+            raise DecodeError(
+                f"frayhq: result record of task {fid}: want a CBOR map, got {type(rec).__name__}"
+            )
+        if rec.get("v") != TASK_VERSION:
+            raise DecodeError(
+                f"frayhq: result record of task {fid}: version {rec.get('v')}, this frayhq reads {TASK_VERSION}"
+            )
+        if rec.get("error"):
+            raise task_error(rec["error"], fid)
+        if "value_ref" in rec:
+            ref = Ref.from_wire(rec["value_ref"])
+            raw = await self.c.objects.get_bytes(ref)
+        else:
+            raw = rec.get("value")
+            if raw is None:
+                return None
+            if not isinstance(raw, bytes):
+                raise DecodeError(
+                    f"frayhq: result record of task {fid}: value is a {type(raw).__name__}, not bytes"
+                )
+        return _codec.loads(raw, f"result value of task {fid}")
+
+    async def lookup(self, owner: str, tid: str) -> bytes | None:
+        try:
+            m = await self.c.js._jsm.get_msg(  # noqa: SLF001
+                RESULTS_STREAM, seq=1, subject=f"fray.results.{owner}.{tid}", direct=True, next=True
+            )
+        except nats.js.errors.NotFoundError:
+            return None
+        return m.data
+
+    async def _check_one(self, tid: str) -> None:
+        fut = self.pending.get(tid)
+        if fut is None:
+            return
+        data = await self.lookup(self.owner, tid)
+        if data is not None and self.pending.pop(tid, None) is not None:
+            await self._resolve(fut, data)
+
+    async def _sweep(self) -> None:
+        """Safety net: look each future up 5 s after submission, then at doubling intervals up to a minute."""
+        while True:
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            for tid, (sent, subject, body) in list(self._unacked.items()):
+                if now - sent > 30 and self._unacked.pop(tid, None) is not None:
+                    self._retry(subject, tid, body)
+            looked = 0
+            while self._checks and self._checks[0][0] <= now:
+                _, tid, every = heapq.heappop(self._checks)
+                if tid not in self.pending:
+                    continue
+                if looked >= LOOKUPS_PER_SWEEP:
+                    # A long queue: the lookups of the rest wait for the next
+                    # sweeps rather than load the broker with thousands at once.
+                    heapq.heappush(self._checks, (now + 0.5, tid, every))
+                    break
+                looked += 1
+                try:
+                    await self._check_one(tid)
+                except Exception:  # noqa: BLE001 - next time
+                    pass
+                if tid in self.pending:
+                    nxt = min(every * 2, 60.0)
+                    heapq.heappush(self._checks, (now + nxt, tid, nxt))
+
+    async def recheck_all(self) -> None:
+        """After a reconnect: results stored meanwhile reached no subscriber."""
+        for tid in list(self.pending):
+            fut = self.pending.get(tid)
+            if fut is None:
+                continue
+            owner = fut._owner  # noqa: SLF001
+            try:
+                data = await self.lookup(owner, tid)
+            except Exception:  # noqa: BLE001
+                continue
+            if data is not None and self.pending.pop(tid, None) is not None:
+                await self._resolve(fut, data)
+
+    # ---- futures by id
+
+    def future(self, fid: str) -> Future:
+        owner, sep, tid = fid.partition(".")
+        if not sep or not owner or not tid or "." in tid:
+            raise ConfigError(f"frayhq: future id {fid!r}: want <owner>.<task-id>")
+        if owner == self.owner and tid in self.pending:
+            return self.pending[tid]
+        fut = Future(self.c, owner, tid)
+        self.c._loop.run(self._watch_foreign(fut))  # noqa: SLF001
+        return fut
+
+    async def _watch_foreign(self, fut: Future) -> None:
+        owner, tid = fut._owner, fut._task_id  # noqa: SLF001
+        key = f"{owner}.{tid}"
+
+        async def on_msg(msg: Any) -> None:
+            if self.pending.pop(tid, None) is fut:
+                await self._resolve(fut, msg.data)
+            await self._drop_foreign(key)
+
+        if owner != self.owner:
+            self._foreign_subs[key] = await self.c.nc.subscribe(f"fray.stored.{key}", cb=on_msg)
+        self.pending[tid] = fut
+        for pause in (0, 0.25):
+            await asyncio.sleep(pause)
+            data = await self.lookup(owner, tid)
+            if data is not None:
+                if self.pending.pop(tid, None) is fut:
+                    await self._resolve(fut, data)
+                await self._drop_foreign(key)
+                return
+        heapq.heappush(self._checks, (time.monotonic() + 5, tid, 5.0))
+
+    async def _drop_foreign(self, key: str) -> None:
+        sub = self._foreign_subs.pop(key, None)
+        if sub is not None:
+            try:
+                await sub.unsubscribe()
+            except Exception:  # noqa: BLE001
+                pass
+
+    # ---- cancelling
+
+    def cancel(self, fut: Future) -> None:
+        self.pending.pop(fut._task_id, None)  # noqa: SLF001
+        self.c._loop.call_soon(self._cancel_soon, fut)  # noqa: SLF001
+
+    def _cancel_soon(self, fut: Future) -> None:
+        asyncio.get_running_loop().create_task(self._cancel(fut))
+
+    async def _cancel(self, fut: Future) -> None:
+        owner, tid = fut._owner, fut._task_id  # noqa: SLF001
+        try:
+            kv = await self.c.kv(CANCELS_BUCKET)
+            await kv.put(tid, owner.encode())
+            res = {
+                "v": TASK_VERSION,
+                "id": tid,
+                "error": {"kind": "cancelled", "fn": fut._fn, "message": "cancelled by the caller"},
+            }  # noqa: SLF001
+            try:
+                await self.c.js.publish(f"fray.results.{owner}.{tid}", _codec.dumps_plain(res))
+            except nats.js.errors.APIError:
+                pass  # a result exists already
+        except Exception:  # noqa: BLE001 - the local future is cancelled either way
+            pass
+
+
+def _set_exception(fut: concurrent.futures.Future, e: BaseException) -> None:
+    if not fut.done():
+        try:
+            fut.set_exception(e)
+        except concurrent.futures.InvalidStateError:
+            pass
+
+
+def _check_token(what: str, s: str) -> None:
+    if not isinstance(s, str) or not s or len(s) > 128 or any(c in s for c in " \t\r\n.*>"):
+        raise ConfigError(f"frayhq: {what} {s!r}: want 1-128 bytes without white space, '.', '*' or '>'")
+
+
+def wait(
+    futures: list[Any], num_returns: int = 1, timeout: float | None = None
+) -> tuple[list[Any], list[Any]]:
+    """ray.wait: block until num_returns of futures are done (or timeout);
+    returns (ready, pending), each in input order."""
+    futures = list(futures)
+    if num_returns < 0 or num_returns > len(futures):
+        raise ConfigError(f"frayhq: wait(num_returns={num_returns}) of {len(futures)} futures")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        done = [f for f in futures if f.done()]
+        if len(done) >= num_returns:
+            break
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            break
+        concurrent.futures.wait(
+            [f for f in futures if not f.done()], timeout=left, return_when=concurrent.futures.FIRST_COMPLETED
+        )
+    ready_ids = {id(f) for f in [f for f in futures if f.done()][:num_returns]}
+    return [f for f in futures if id(f) in ready_ids], [f for f in futures if id(f) not in ready_ids]
+
+
+__all__ = ["Future", "NotFound", "QueueFull", "wait", "UnknownFunction"]

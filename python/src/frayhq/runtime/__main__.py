@@ -1,0 +1,3 @@
+from ._loop import main
+
+main()

@@ -1,0 +1,134 @@
+import pickle
+
+import pytest
+
+import frayhq
+
+
+class Acc:
+    def __init__(self, start):
+        self.total = start
+
+    def add(self, x, y=0):
+        self.total += x + y
+        return self.total
+
+    def boom(self):
+        raise ValueError("bad value")
+
+    def call_other(self, handle, n):
+        # A handle that travelled here pickled calls through this process's client.
+        return handle.Add(n)
+
+
+def test_go_actor_with_plain_values(client, name):
+    h = client.create_actor("fray.Counter", name=name)
+    assert h.Add(5) == 5
+    assert h.Add.remote(2).result(10) == 7
+    assert h.Get() == 7
+    assert h.Add.submit(3).result(30) == 10  # a long-running operation
+    h.shutdown()
+    with pytest.raises(frayhq.ActorUnavailableError, match="stopped"):
+        h.Get()
+
+
+def test_get_if_exists_reaches_the_same_instance(client, name):
+    a = client.create_actor("fray.Counter", name=name, get_if_exists=True)
+    b = client.create_actor("fray.Counter", name=name, get_if_exists=True)
+    a.Add(1)
+    assert b.Get() == 1
+    assert client.get_actor(name).Get() == 1
+    with pytest.raises(frayhq.ActorExists, match="get_if_exists"):
+        client.create_actor("fray.Counter", name=name)
+    a.shutdown()
+    with pytest.raises(frayhq.NotFound):
+        client.get_actor(name)
+
+
+def test_unavailable_actor_is_marins_error(client, name):
+    import fray.actor
+
+    h = client.create_actor("fray.Counter", name=name)
+    h.shutdown()
+    with pytest.raises(fray.actor.ActorUnavailableError):
+        h.Get()
+
+
+def test_no_such_method_lists_the_methods(client, name):
+    h = client.create_actor("fray.Counter", name=name)
+    try:
+        with pytest.raises(frayhq.RemoteError, match="Add, Get, ID"):
+            h.Nope()
+    finally:
+        h.shutdown()
+
+
+def test_unknown_class_lists_what_the_pool_offers(client, name):
+    with pytest.raises(frayhq.UnknownClass, match="fray.Counter"):
+        client.create_actor("no.Such", name=name)
+
+
+def test_non_preemptible_actor_on_a_local_cluster(client, name):
+    from fray.types import ResourceConfig
+
+    h = client.create_actor("fray.Counter", name=name, resources=ResourceConfig(preemptible=False))
+    try:
+        assert h.Add(1) == 1
+        rec, _ = client._run(client._actors.get_record(client.namespace, name))
+        assert rec["nonpreempt"] is True
+    finally:
+        h.shutdown()
+
+
+def test_group(client, name):
+    g = client.create_actor_group("fray.Counter", name=name, count=3)
+    try:
+        hs = g.wait_ready(timeout=30)
+        assert len(hs) == 3 and g.ready_count == 3
+        assert len({h.ID() for h in hs}) == 3
+        assert g.discover_new() == []
+        assert not g.is_done()
+    finally:
+        g.shutdown()
+    assert g.is_done()
+
+
+def test_host_actor_serves_python_calls_and_reraises_the_original(client, name):
+    hosted = client.host_actor(Acc, 10, name=name)
+    try:
+        h = hosted.handle
+        assert h.add(1, y=2) == 13
+        assert h.add.remote(3).result(10) == 16
+        with pytest.raises(ValueError, match="bad value"):
+            h.boom()
+        assert client.get_actor(name).add(0) == 16
+    finally:
+        hosted.shutdown()
+    with pytest.raises(frayhq.ActorUnavailableError):
+        hosted.handle.add(1)
+
+
+def test_handles_pickle_and_travel(client, name):
+    counter = client.create_actor("fray.Counter", name=name + "-c")
+    hosted = client.host_actor(Acc, 0, name=name)
+    try:
+        h2 = pickle.loads(pickle.dumps(counter))
+        assert h2 == counter
+        assert hosted.handle.call_other(counter, 4) == 4
+        assert counter.Get() == 4
+    finally:
+        hosted.shutdown()
+        counter.shutdown()
+
+
+def test_environment_secrets_are_refused(client, name):
+    from fray.types import EnvironmentConfig
+
+    env = EnvironmentConfig(workspace=".", secrets={"TOKEN": "x"})
+    with pytest.raises(frayhq.Unsupported, match="secrets"):
+        client.create_actor("fray.Counter", name=name, environment=env)
+
+
+def test_bad_names_are_refused(client):
+    with pytest.raises(frayhq.ConfigError, match="actor name"):
+        client.create_actor("fray.Counter", name="a.b")

@@ -1,0 +1,117 @@
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import frayhq
+from conftest import child_env
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_unreachable_cluster_is_a_connection_error_within_10s(fray_bin_dir):
+    t = time.monotonic()
+    with pytest.raises(ConnectionError) as ei:
+        frayhq.connect("nats://127.0.0.1:1")
+    assert time.monotonic() - t < 11
+    assert isinstance(ei.value, frayhq.FrayError)
+
+
+def test_bad_spec_lists_the_accepted_forms():
+    with pytest.raises(frayhq.ConfigError, match="accepted forms"):
+        frayhq.connect("http://x")
+    with pytest.raises(frayhq.ConfigError, match="address"):
+        frayhq.connect("ray?namespace=x")
+
+
+def test_shutdown_stops_the_local_cluster(fray_bin_dir):
+    c = frayhq.connect("local", workers=1)
+    pids = [p.pid for p in c.local.procs]
+    assert all(_alive(p) for p in pids)
+    c.shutdown()
+    assert not any(_alive(p) for p in pids)
+
+
+def test_local_cluster_dies_with_its_parent(fray_bin_dir, tmp_path):
+    code = (
+        "import frayhq, sys, time\n"
+        "c = frayhq.connect('local', workers=1)\n"
+        "print(c.local.dir, ' '.join(str(p.pid) for p in c.local.procs), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    err = tmp_path / "stderr"
+    line: list[str] = []
+    with open(err, "w") as ef:
+        p = subprocess.Popen(
+            [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=ef, text=True, env=child_env()
+        )
+    try:
+        line = p.stdout.readline().split()
+        assert line, err.read_text()
+        tmp, pids = line[0], [int(x) for x in line[1:]]
+        assert pids and all(_alive(x) for x in pids), err.read_text()
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+        deadline = time.monotonic() + 20
+        while any(_alive(x) for x in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(x) for x in pids)
+    finally:
+        p.kill()
+        if line:
+            shutil.rmtree(tmp, ignore_errors=True)  # its parent could not remove it
+
+
+def test_current_client_is_the_first_connected(client):
+    assert frayhq.current_client() is client
+    other = frayhq.connect(client.url, namespace="other")
+    try:
+        with frayhq.set_current_client(other):
+            assert frayhq.current_client() is other
+        assert frayhq.current_client() is client
+    finally:
+        other.shutdown()
+
+
+def test_namespace_from_job_id(client, monkeypatch):
+    monkeypatch.setenv("FRAY_JOB_ID", "/teamx/job1")
+    monkeypatch.delenv("FRAY_NAMESPACE", raising=False)
+    c = frayhq.connect(client.url)
+    try:
+        assert c.namespace == "teamx"
+    finally:
+        c.shutdown()
+
+
+def test_every_exception_class_subclasses_fray_error():
+    import inspect
+
+    for _, cls in inspect.getmembers(frayhq, inspect.isclass):
+        if issubclass(cls, BaseException):
+            assert issubclass(cls, frayhq.FrayError), cls
+
+
+def test_ray_spec_sends_jobs_to_the_ray_backend(fray_bin_dir):
+    # No Ray head listens there: the job is recorded on backend ray, not run natively.
+    c = frayhq.connect("ray?address=http://127.0.0.1:9")
+    try:
+        h = c.submit(frayhq.JobRequest(name="to-ray", entrypoint=frayhq.Entrypoint.from_binary("true")))
+        rec = h.info()
+        assert rec["backend"] == "ray"
+        assert h.status() != frayhq.JobStatus.SUCCEEDED
+    finally:
+        c.shutdown()

@@ -1,0 +1,96 @@
+"""marin-fray 0.2.227's own API running on fray: set_current_client with a
+frayhq client, marin's JobRequest/ResourceConfig objects, marin's wait_all,
+marin's JobStatus."""
+
+import pytest
+from fray.actor import ActorUnavailableError
+from fray.client import JobAlreadyExists, JobFailed, wait_all
+from fray.current_client import current_client, set_current_client
+from fray.types import ActorConfig, Entrypoint, JobRequest, JobStatus, ResourceConfig
+
+
+def _job(x):
+    return x + 1
+
+
+def _crash():
+    raise RuntimeError("job crashed")
+
+
+def test_marin_submit_and_wait_all(client, name):
+    with set_current_client(client):
+        c = current_client()
+        assert c is client
+        jobs = [
+            c.submit(JobRequest(name=f"{name}-{i}", entrypoint=Entrypoint.from_callable(_job, args=(i,))))
+            for i in range(2)
+        ]
+        statuses = wait_all(jobs, timeout=300)
+    assert statuses == [JobStatus.SUCCEEDED, JobStatus.SUCCEEDED]
+    assert all(JobStatus.finished(s) for s in statuses)
+    assert jobs[0].status() is JobStatus.SUCCEEDED
+
+
+def test_marin_wait_all_raises_jobfailed(client, name):
+    with set_current_client(client):
+        h = current_client().submit(
+            JobRequest(name=name, entrypoint=Entrypoint.from_binary("sh", ["-c", "exit 3"]))
+        )
+        with pytest.raises(JobFailed) as ei:
+            wait_all([h], timeout=300)
+    assert ei.value.failed_status == JobStatus.FAILED
+
+
+def test_callable_job_exception_via_marin_handle(client, name):
+    h = client.submit(JobRequest(name=name, entrypoint=Entrypoint.from_callable(_crash)))
+    with pytest.raises(RuntimeError, match="job crashed"):
+        h.wait(300)
+
+
+def test_marin_job_already_exists(client, name):
+    req = JobRequest(name=name, entrypoint=Entrypoint.from_binary("sleep", ["30"]))
+    h = client.submit(req)
+    try:
+        with pytest.raises(JobAlreadyExists) as ei:
+            client.submit(req, adopt_existing=False)
+        assert ei.value.handle.job_id == h.job_id
+    finally:
+        h.terminate()
+
+
+def test_marin_create_actor_non_preemptible(client, name):
+    class Counter:
+        def __init__(self):
+            self.n = 0
+
+        def incr(self, k=1):
+            self.n += k
+            return self.n
+
+    with set_current_client(client):
+        h = current_client().create_actor(
+            Counter,
+            name=name,
+            resources=ResourceConfig(preemptible=False),
+            actor_config=ActorConfig(max_concurrency=1),
+        )
+        try:
+            assert h.incr.remote(2).result() == 2
+            assert h.incr() == 3
+        finally:
+            h.shutdown()
+        with pytest.raises(ActorUnavailableError):
+            h.incr()
+
+
+def test_with_tpu_request_is_accepted_as_is(client):
+    from frayhq._jobs import request_map
+
+    req = JobRequest(
+        name="tpu",
+        entrypoint=Entrypoint.from_binary("true", []),
+        resources=ResourceConfig.with_tpu("v5litepod-16"),
+    )
+    wire = request_map(client, req, None)
+    assert wire["resources"]["device"] == {"kind": "tpu", "variant": "v5litepod-16", "count": 4}
+    assert wire["replicas"] == 4 and wire["coscheduling"] == {"group_by": "tpu-name"}

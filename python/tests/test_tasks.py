@@ -1,0 +1,134 @@
+import concurrent.futures
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import frayhq
+from conftest import child_env
+
+
+def test_registered_function_takes_one_plain_argument(client):
+    f = client.run("fray.echo", {"a": [1, 2], "b": b"x"})
+    assert f.result(30) == {"a": [1, 2], "b": b"x"}
+    assert f.done() and "." in f.id
+
+
+def test_large_argument_and_result_go_through_the_object_store(client):
+    # Over the 256 KiB inline threshold both ways: the Go worker (nats.go)
+    # reads the object frayhq wrote, metadata and all, and frayhq reads the
+    # one the worker wrote.
+    big = "x" * (600 << 10)
+    assert client.run("fray.echo", big).result(30) == big
+
+
+def test_put_get_round_trip_and_content_addressing(client):
+    value = {"rows": list(range(200_000)), "tag": {1, 2}}
+    r1 = client.put(value)
+    r2 = client.put(value)
+    assert r1 == r2 and r1.size > 256 << 10
+    assert client.get(r1) == value
+    assert client.get([r1, client.run("fray.echo", 5)]) == [value, 5]
+
+
+def test_wait_has_ray_semantics_in_input_order(client):
+    slow = client.run("fray.sleep", 3)
+    fast = [client.run("fray.echo", i) for i in range(3)]
+    ready, pending = client.wait([slow, *fast], num_returns=2, timeout=20)
+    assert len(ready) == 2 and all(f in fast for f in ready)
+    assert ready == [f for f in fast if f in ready]  # input order
+    assert pending[0] is slow
+    ready, pending = client.wait([slow], num_returns=1, timeout=0.1)
+    assert ready == [] and pending == [slow]
+    assert slow.result(30) == 3
+
+
+def test_futures_work_with_concurrent_futures(client):
+    fs = [client.run("fray.echo", i) for i in range(20)]
+    got = sorted(f.result() for f in concurrent.futures.as_completed(fs, timeout=30))
+    assert got == list(range(20))
+    done, not_done = concurrent.futures.wait(fs, timeout=30)
+    assert len(done) == 20 and not not_done
+
+
+def test_future_by_id_from_another_process(client):
+    f = client.run("fray.echo", "shared")
+    f.result(30)
+    code = (
+        "import frayhq, sys\n"
+        f"c = frayhq.connect({client.url!r})\n"
+        f"print(c.future({f.id!r}).result(30))\n"
+        "c.shutdown()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=child_env()
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "shared"
+
+
+def test_future_by_id_waits_for_a_task_still_running(client):
+    f = client.run("fray.sleep", 1)
+    other = frayhq.connect(client.url)
+    try:
+        assert other.future(f.id).result(30) == 1
+    finally:
+        other.shutdown()
+
+
+def test_cancel_a_running_task(client):
+    f = client.run("fray.sleep", 30)
+    time.sleep(0.5)
+    assert f.cancel()
+    with pytest.raises(frayhq.CancelledError):
+        f.result(5)
+    # Another process sees the cancellation as the task's result.
+    other = frayhq.connect(client.url)
+    try:
+        with pytest.raises(frayhq.CancelledError):
+            other.future(f.id).result(10)
+    finally:
+        other.shutdown()
+
+
+def test_unknown_function_names_what_the_pool_serves(client):
+    with pytest.raises(frayhq.UnknownFunction, match="fray.echo"):
+        client.run("no.such.fn", 1)
+
+
+def test_unpicklable_argument_fails_before_sending(client):
+    with pytest.raises(TypeError, match="argument #0.*_thread.lock"):
+        client.run(len, threading.Lock())
+
+
+def test_task_timeout_is_a_task_error(client):
+    f = client.run("fray.sleep", 30, timeout=0.5)
+    with pytest.raises(frayhq.TaskError) as ei:
+        f.result(30)
+    assert ei.value.kind == "timeout"
+
+
+def test_result_timeout_is_a_fray_timeout(client):
+    f = client.run("fray.sleep", 2)
+    with pytest.raises(frayhq.TimeoutError):
+        f.result(0.05)
+    assert f.result(30) == 2
+
+
+def test_undecodable_result_names_the_record(client):
+    f = client.run("fray.sleep", 2)
+    owner, tid = f.id.split(".")
+    client._run(client.js.publish(f"fray.results.{owner}.{tid}", b"\xff not cbor"))
+    with pytest.raises(frayhq.DecodeError, match="result record of task"):
+        f.result(10)
+
+
+def test_bad_options_are_refused(client):
+    with pytest.raises(frayhq.ConfigError, match="pool"):
+        client.run("fray.echo", 1, pool="a.b")
+    with pytest.raises(frayhq.ConfigError, match="one argument"):
+        client.run("fray.echo", 1, 2)
+    with pytest.raises(frayhq.ConfigError, match="retries"):
+        client.run("fray.echo", 1, retries=-1)

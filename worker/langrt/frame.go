@@ -1,0 +1,188 @@
+package langrt
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/frayhq/fray/objects"
+)
+
+// ProtocolVersion is the version of the frame protocol this package speaks.
+// The worker sends it in the start frame; a runtime answers with the
+// version it speaks in hello, and the worker refuses any other.
+const ProtocolVersion = 1
+
+// MaxFrame bounds one frame's payload (the CBOR after the length prefix):
+// a sanity bound on the length prefix, above any value a task should pass
+// by value (larger ones belong in the object store, passed as refs).
+const MaxFrame = 1 << 30
+
+// Frame types. The worker sends start, run, new, call, object and stop; the
+// runtime sends hello, result, error, log and fetch.
+const (
+	FrameStart  = "start"  // worker → runtime, first: protocol version, modules to import, paths
+	FrameHello  = "hello"  // runtime → worker, answer to start: what it registered (or why it could not)
+	FrameRun    = "run"    // worker → runtime: run task function fn with arg
+	FrameNew    = "new"    // worker → runtime: construct actor class fn with arg; this process now hosts it
+	FrameCall   = "call"   // worker → runtime: call method fn of the hosted actor with arg
+	FrameResult = "result" // runtime → worker: request id succeeded with value
+	FrameError  = "error"  // runtime → worker: request id failed with error
+	FrameLog    = "log"    // runtime → worker: a line the code printed while serving request id
+	FrameFetch  = "fetch"  // runtime → worker: read object ref from the object store (id is the runtime's)
+	FrameObject = "object" // worker → runtime: answer to fetch id: value, or error
+	FrameStop   = "stop"   // worker → runtime: exit now
+)
+
+// Frame is one message on the pipes. Which fields are set depends on T
+// (see the constants and PROTOCOL.md); absent fields are omitted.
+type Frame struct {
+	T  string `cbor:"t"`
+	ID uint64 `cbor:"id,omitempty"`
+	V  int    `cbor:"v,omitempty"`
+	// Fn is the function (run), class (new) or method (call).
+	Fn string `cbor:"fn,omitempty"`
+	// Arg is the CBOR encoding of the argument (run, new, call).
+	Arg []byte `cbor:"arg,omitempty"`
+	// Value is the CBOR encoding of a result (result, object).
+	Value []byte     `cbor:"value,omitempty"`
+	Err   *LangError `cbor:"error,omitempty"`
+	// Task describes the task being run (run).
+	Task *TaskInfo `cbor:"task,omitempty"`
+	// Actor describes the actor being constructed (new).
+	Actor *ActorInfo `cbor:"actor,omitempty"`
+	// Ref is the object to fetch (fetch).
+	Ref *objects.Ref `cbor:"ref,omitempty"`
+	// Stream and Line carry printed output (log): "stdout" or "stderr".
+	Stream string `cbor:"stream,omitempty"`
+	Line   string `cbor:"line,omitempty"`
+	// Start: modules to import and directories to put first on the
+	// module search path.
+	Imports []string `cbor:"imports,omitempty"`
+	Paths   []string `cbor:"paths,omitempty"`
+	// Hello: the runtime's language and its version, its process id, and
+	// what the imported modules registered. Methods answers new.
+	Lang        string      `cbor:"lang,omitempty"`
+	LangVersion string      `cbor:"lang_version,omitempty"`
+	PID         int         `cbor:"pid,omitempty"`
+	Functions   []string    `cbor:"functions,omitempty"`
+	Classes     []ClassInfo `cbor:"classes,omitempty"`
+	Methods     []string    `cbor:"methods,omitempty"`
+}
+
+// LangError is a failure in the runtime's language.
+type LangError struct {
+	// Type is the error's type name in its language (for Python the
+	// qualified name, e.g. "builtins.ValueError"): an opaque label.
+	Type      string `cbor:"type"`
+	Message   string `cbor:"message"`
+	Traceback string `cbor:"traceback,omitempty"`
+	// Exc is the language's own encoding of the error (Python: the pickled
+	// exception), passed on to callers of the same language.
+	Exc []byte `cbor:"exc,omitempty"`
+}
+
+func (e *LangError) Error() string {
+	if e.Type == "" {
+		return e.Message
+	}
+	return e.Type + ": " + e.Message
+}
+
+// TaskInfo describes the task a run frame is for.
+type TaskInfo struct {
+	ID      string `cbor:"id"`
+	Attempt int    `cbor:"attempt,omitempty"`
+}
+
+// ActorInfo describes the actor a new frame constructs.
+type ActorInfo struct {
+	Namespace      string `cbor:"ns"`
+	Name           string `cbor:"name"`
+	Class          string `cbor:"class"`
+	Group          string `cbor:"group,omitempty"`
+	Index          int    `cbor:"index"`
+	Epoch          uint64 `cbor:"epoch"`
+	Host           string `cbor:"host"`
+	MaxConcurrency int    `cbor:"max_conc"`
+}
+
+// ClassInfo is an actor class a runtime registered, with its methods.
+type ClassInfo struct {
+	Name    string   `cbor:"name"`
+	Methods []string `cbor:"methods"`
+}
+
+// ErrFrame reports a malformed frame or a broken pipe.
+var ErrFrame = errors.New("langrt: bad frame")
+
+// frameWriter writes whole frames, one write per frame.
+type frameWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	buf []byte
+}
+
+func (fw *frameWriter) write(f *Frame) error {
+	body, err := objects.Marshal(f)
+	if err != nil {
+		return err
+	}
+	if len(body) > MaxFrame {
+		return fmt.Errorf("%w: %s frame of %d bytes over the %d-byte limit", ErrFrame, f.T, len(body), MaxFrame)
+	}
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	fw.buf = binary.BigEndian.AppendUint32(fw.buf[:0], uint32(len(body)))
+	fw.buf = append(fw.buf, body...)
+	_, err = fw.w.Write(fw.buf)
+	if cap(fw.buf) > 1<<20 {
+		fw.buf = nil // do not keep a large value's buffer
+	}
+	return err
+}
+
+// frameReader reads frames from a buffered pipe.
+type frameReader struct {
+	r   *bufio.Reader
+	hdr [4]byte
+}
+
+func newFrameReader(r io.Reader) *frameReader { return &frameReader{r: bufio.NewReaderSize(r, 64<<10)} }
+
+func (fr *frameReader) read() (*Frame, error) {
+	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(fr.hdr[:])
+	if n > MaxFrame {
+		return nil, fmt.Errorf("%w: length %d over the %d-byte limit", ErrFrame, n, MaxFrame)
+	}
+	var body []byte
+	if n <= 1<<20 {
+		body = make([]byte, n)
+		if _, err := io.ReadFull(fr.r, body); err != nil {
+			return nil, fmt.Errorf("%w: truncated frame: %v", ErrFrame, err)
+		}
+	} else {
+		// Grow with what arrives: a bad length costs no more memory than
+		// the bytes actually sent.
+		var b bytes.Buffer
+		if _, err := io.CopyN(&b, fr.r, int64(n)); err != nil {
+			return nil, fmt.Errorf("%w: truncated frame: %v", ErrFrame, err)
+		}
+		body = b.Bytes()
+	}
+	f := new(Frame)
+	if err := objects.Unmarshal(body, f); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFrame, err)
+	}
+	if f.T == "" {
+		return nil, fmt.Errorf("%w: no frame type", ErrFrame)
+	}
+	return f, nil
+}
