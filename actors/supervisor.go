@@ -90,8 +90,16 @@ func NewSupervisor(nc *nats.Conn, js jetstream.JetStream, opts SupervisorOptions
 // Run watches the registry until ctx ends, then waits for restarts in
 // progress and returns nil.
 func (s *Supervisor) Run(ctx context.Context) error {
-	e, err := newEnv(ctx, s.nc, s.js, s.opts.Logger)
-	if err != nil {
+	// Opening the buckets is retried (a broker restarting, or busy with a
+	// fleet starting, is waited for).
+	var e *env
+	if err := broker.Retry(ctx, s.opts.Logger, "open the actor registry", func(sctx context.Context) (err error) {
+		e, err = newEnv(sctx, s.nc, s.js, s.opts.Logger)
+		return err
+	}); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	defer s.wg.Wait()
