@@ -15,6 +15,7 @@ import (
 	"github.com/frayhq/fray/internal/cluster"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
+	"github.com/frayhq/fray/registry"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
 	"github.com/nats-io/nats.go"
@@ -441,8 +442,23 @@ func (c *Client) Objects() *objects.Store { return c.store }
 // Producer is the client's task producer.
 func (c *Client) Producer() *tasks.Producer { return c.producer }
 
-// Workers lists the live workers.
-func (c *Client) Workers() []broker.WorkerInfo { return c.producer.Workers().Workers() }
+// Workers lists the live workers, read from the registry now (nil if it
+// cannot be read within 10 s; ListWorkers says why).
+func (c *Client) Workers() []broker.WorkerInfo {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, _ := c.ListWorkers(ctx)
+	return out
+}
+
+// ListWorkers reads the live workers' records, sorted by id.
+func (c *Client) ListWorkers(ctx context.Context) ([]broker.WorkerInfo, error) {
+	return registry.List(ctx, c.js)
+}
+
+// Pools is the client's view of the pool directory: what each pool's live
+// workers serve, kept current without following lease renewals.
+func (c *Client) Pools() *registry.View { return c.producer.Workers() }
 
 var (
 	currentMu sync.Mutex

@@ -76,12 +76,22 @@ func (h *Host) Describe(info *broker.WorkerInfo) {
 // instance stops and is marked failed, so the supervisor restarts it
 // elsewhere while its restarts last.
 func (h *Host) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, self *broker.WorkerInfo) error {
-	e, err := newEnv(ctx, nc, js, h.opts.Logger)
-	if err != nil {
+	// Set-up steps the server may refuse or time out while thousands of
+	// workers start together are retried with backoff.
+	var e *env
+	var client *Client
+	if err := broker.Retry(ctx, h.opts.Logger, "start the actor host", func(sctx context.Context) (err error) {
+		if e == nil {
+			if e, err = newEnv(sctx, nc, js, h.opts.Logger); err != nil {
+				return err
+			}
+		}
+		client, err = NewClient(sctx, nc, js, h.opts.Client)
 		return err
-	}
-	client, err := NewClient(ctx, nc, js, h.opts.Client)
-	if err != nil {
+	}); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	defer client.Close()

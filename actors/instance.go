@@ -256,9 +256,13 @@ func (in *instance) recoverLeaseLocked(ctx context.Context) (found string, err e
 	return found, nil
 }
 
-// keep renews the lease every TTL/3 until the instance stops.
+// keep renews the lease every TTL/3 until the instance stops. A renewal
+// that failed without a verdict (no stream leader during an election, a
+// reconnect) is retried every broker.RetryEvery(TTL), so the lease is
+// renewed, or taken back if it expired meanwhile, as soon as the stream
+// answers again.
 func (in *instance) keep() {
-	t := time.NewTicker(in.ttl / 3)
+	t := time.NewTimer(in.ttl / 3)
 	defer t.Stop()
 	for {
 		select {
@@ -289,7 +293,10 @@ func (in *instance) keep() {
 		}
 		if err != nil && in.ctx.Err() == nil {
 			in.env.log.Warn("actor lease renewal failed; retrying", "actor", in.key, "err", err)
+			t.Reset(broker.RetryEvery(in.ttl))
+			continue
 		}
+		t.Reset(in.ttl / 3)
 	}
 }
 

@@ -33,11 +33,11 @@ func newEnv(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, log *slo
 	if nc == nil || js == nil {
 		return nil, fmt.Errorf("actors: nil NATS connection or JetStream context")
 	}
-	kv, err := js.KeyValue(ctx, broker.BucketActors)
+	kv, err := broker.KeyValue(ctx, js, broker.BucketActors)
 	if err != nil {
 		return nil, fmt.Errorf("actors: bucket %s (is the broker provisioned?): %w", broker.BucketActors, err)
 	}
-	wkv, err := js.KeyValue(ctx, broker.BucketWorkers)
+	wkv, err := broker.KeyValue(ctx, js, broker.BucketWorkers)
 	if err != nil {
 		return nil, fmt.Errorf("actors: bucket %s (is the broker provisioned?): %w", broker.BucketWorkers, err)
 	}

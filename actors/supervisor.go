@@ -22,6 +22,12 @@ type SupervisorOptions struct {
 	// ConstructTimeout bounds a restarted instance's constructor. Defaults to
 	// 2 min.
 	ConstructTimeout time.Duration
+	// ExpiryGrace is how long after an actor's lease key expired the
+	// supervisor waits before restarting it elsewhere: a live host whose
+	// renewals could not reach the stream while it elected a leader takes
+	// its key back within it (and the restart's Create then loses to it).
+	// Defaults to broker.ExpiryGrace.
+	ExpiryGrace time.Duration
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 
@@ -69,6 +75,9 @@ func NewSupervisor(nc *nats.Conn, js jetstream.JetStream, opts SupervisorOptions
 	if opts.claimMargin <= 0 {
 		opts.claimMargin = claimTTL
 	}
+	if opts.ExpiryGrace <= 0 {
+		opts.ExpiryGrace = broker.ExpiryGrace
+	}
 	if opts.sweepTick <= 0 {
 		opts.sweepTick = time.Second
 	}
@@ -81,8 +90,16 @@ func NewSupervisor(nc *nats.Conn, js jetstream.JetStream, opts SupervisorOptions
 // Run watches the registry until ctx ends, then waits for restarts in
 // progress and returns nil.
 func (s *Supervisor) Run(ctx context.Context) error {
-	e, err := newEnv(ctx, s.nc, s.js, s.opts.Logger)
-	if err != nil {
+	// Opening the buckets is retried (a broker restarting, or busy with a
+	// fleet starting, is waited for).
+	var e *env
+	if err := broker.Retry(ctx, s.opts.Logger, "open the actor registry", func(sctx context.Context) (err error) {
+		e, err = newEnv(sctx, s.nc, s.js, s.opts.Logger)
+		return err
+	}); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	defer s.wg.Wait()
@@ -146,12 +163,28 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			prev := last[key]
 			delete(last, key)
 			if prev != nil && (prev.State == StateReady || prev.State == StateRestarting || prev.State == StateFailed) {
-				s.spawn(ctx, e, prev, 0, true, "")
+				s.spawnAfterGrace(ctx, e, prev)
 			}
 		case jetstream.KeyValueDelete:
 			delete(last, key)
 		}
 	}
+}
+
+// spawnAfterGrace restarts an actor whose lease expired once ExpiryGrace
+// has passed, unless its host took the key back meanwhile (the restart's
+// Create then fails: the key exists).
+func (s *Supervisor) spawnAfterGrace(ctx context.Context, e *env, prev *Record) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.opts.ExpiryGrace):
+		}
+		s.restart(ctx, e, prev, 0, true, "")
+	}()
 }
 
 func (s *Supervisor) spawn(ctx context.Context, e *env, r *Record, rev uint64, expired bool, why string) {

@@ -63,11 +63,18 @@ func kvKeys(bucket string) string   { return "$KV." + bucket + ".>" }
 // it; workers also write their entries.
 func registry(write bool) []string {
 	out := readStream(kvStream(broker.BucketWorkers))
+	// the pool directory: direct gets of a pool's record (its changes
+	// arrive on the subscription in registrySubscribe)
+	out = append(out, readStream(kvStream(broker.BucketPools))...)
 	if write {
 		out = append(out, kvKeys(broker.BucketWorkers))
 	}
 	return out
 }
+
+// registrySubscribe is the core subscription every client holds to hear
+// the pool directory's changes.
+func registrySubscribe() string { return kvKeys(broker.BucketPools) }
 
 // common is what every role needs to connect: account and stream info,
 // its own user info, its own inbox and its own results' subject (a fray
@@ -79,6 +86,7 @@ func common(user string) Permissions {
 			InboxPrefix(user) + ".>",
 			broker.SubjectStoredPrefix + user + ".>",
 			"$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED." + broker.StreamResults,
+			registrySubscribe(),
 		},
 	}
 }
@@ -145,7 +153,10 @@ func PermissionsFor(r Role, user string) *Permissions {
 			"$JS.FC."+kvStream(broker.BucketJobState)+".>",
 		)
 		p.Subscribe = append(p.Subscribe, broker.SubjectActorPrefix+">") // host actors: calls, control, placement
-		p.AllowResponses = true                                          // reply to actor calls
+		// new cancellations, and changes of the allocations (core
+		// subscriptions: a worker holds no consumer of its own)
+		p.Subscribe = append(p.Subscribe, kvKeys(broker.BucketCancels), "$KV."+broker.BucketJobState+"."+jobs.KeyAllocPrefix+">")
+		p.AllowResponses = true // reply to actor calls
 	default:
 		return nil
 	}

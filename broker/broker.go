@@ -231,6 +231,13 @@ func (o Options) serverOptions() (*server.Options, string, error) {
 	if o.MaxStore > 0 {
 		sopts.JetStreamMaxStore = o.MaxStore
 	}
+	// nats-server caps every stream at 1,000 consumers unless told
+	// otherwise; a large fleet's transient watches (start-up loads, `fray
+	// workers`, actor placement) can pass that at once. A config file's own
+	// jetstream.limits.default_max_consumers wins.
+	if sopts.JetStreamLimits.DefaultMaxConsumers == 0 {
+		sopts.JetStreamLimits.DefaultMaxConsumers = -1
+	}
 	if len(o.Routes) > 0 || o.ClusterName != "" {
 		if o.ClusterName == "" {
 			return nil, "", fmt.Errorf("%w: routes given without a cluster name", ErrBadOptions)

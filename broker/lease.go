@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,6 +16,15 @@ var ErrLeaseLost = errors.New("broker: lease lost")
 
 // ErrLeaseHeld means Acquire found the key held by a live lease.
 var ErrLeaseHeld = errors.New("broker: lease held by another owner")
+
+// ExpiryGrace is the default time a liveness decider waits, after a
+// worker's lease key expired, for the same worker process to take it back
+// before it declares the worker lost. It covers a stream leader election
+// in a cluster (nats-server elects within 4 to 9 s of the last heartbeat,
+// and a key whose TTL ran out meanwhile expires as soon as the new leader
+// runs its expiry; the holder's next renewal retry, at most 1 s later,
+// takes it back).
+const ExpiryGrace = 5 * time.Second
 
 // Lease is a key in a KV bucket with a per-key TTL that its holder renews.
 // When the holder dies the key expires TTL later and watchers see a purge.
@@ -39,7 +49,7 @@ func AcquireLease(ctx context.Context, js jetstream.JetStream, bucket, key strin
 	if ttl < time.Second {
 		return nil, fmt.Errorf("%w: lease TTL %s under 1s", ErrBadOptions, ttl)
 	}
-	kv, err := js.KeyValue(ctx, bucket)
+	kv, err := KeyValue(ctx, js, bucket)
 	if err != nil {
 		return nil, fmt.Errorf("broker: bucket %s: %w", bucket, err)
 	}
@@ -62,7 +72,7 @@ func ResumeLease(ctx context.Context, js jetstream.JetStream, bucket, key string
 	if ttl < time.Second {
 		return nil, fmt.Errorf("%w: lease TTL %s under 1s", ErrBadOptions, ttl)
 	}
-	kv, err := js.KeyValue(ctx, bucket)
+	kv, err := KeyValue(ctx, js, bucket)
 	if err != nil {
 		return nil, fmt.Errorf("broker: bucket %s: %w", bucket, err)
 	}
@@ -98,8 +108,17 @@ func (l *Lease) Renew(ctx context.Context, v []byte) error {
 // Keep renews the lease with value() every TTL/3 until ctx ends, then
 // releases it. It returns ErrLeaseLost if the lease is lost, or nil after a
 // release on ctx's end.
+//
+// A renewal that fails without a verdict (no stream leader while a
+// cluster elects one, the broker restarting, a reconnect) is retried every
+// RetryEvery(TTL) rather than at the next period, so the lease is renewed
+// as soon as the stream answers again: a leader election (4 to 9 s in
+// nats-server) costs a lease no more than the election itself. If the key
+// expired meanwhile, the first renewal that reaches the new leader reports
+// ErrLeaseLost at once and the holder can take the key back.
 func (l *Lease) Keep(ctx context.Context, value func() []byte) error {
-	t := time.NewTicker(l.ttl / 3)
+	period := l.ttl / 3
+	t := time.NewTimer(jitter(period))
 	defer t.Stop()
 	for {
 		select {
@@ -108,7 +127,7 @@ func (l *Lease) Keep(ctx context.Context, value func() []byte) error {
 			defer cancel()
 			return l.Release(rctx)
 		case <-t.C:
-			rctx, cancel := context.WithTimeout(ctx, l.ttl/3)
+			rctx, cancel := context.WithTimeout(ctx, period)
 			err := l.Renew(rctx, value())
 			cancel()
 			if err != nil && l.onRenewError != nil {
@@ -117,10 +136,25 @@ func (l *Lease) Keep(ctx context.Context, value func() []byte) error {
 			if errors.Is(err, ErrLeaseLost) {
 				return err
 			}
-			// A transient error (broker restarting) is retried on the next
-			// tick; the TTL tolerates two missed renewals.
+			if err != nil && ctx.Err() == nil {
+				t.Reset(RetryEvery(l.ttl))
+				continue
+			}
+			t.Reset(jitter(period))
 		}
 	}
+}
+
+// RetryEvery is how often a lease of ttl retries a renewal that failed
+// without a verdict: ttl/12, between 100 ms and 1 s.
+func RetryEvery(ttl time.Duration) time.Duration {
+	return min(max(ttl/12, 100*time.Millisecond), time.Second)
+}
+
+// jitter spreads d by up to ±5%, so that holders started together do not
+// renew in lock step.
+func jitter(d time.Duration) time.Duration {
+	return d - d/20 + rand.N(d/10+1)
 }
 
 // Release deletes the key if this lease still holds it.

@@ -13,6 +13,7 @@ const (
 	BucketActors   = "FRAY_ACTORS"    // KV, per-key TTL: actor registry
 	BucketJobState = "FRAY_JOB_STATE" // KV: job records
 	BucketCancels  = "FRAY_CANCELS"   // KV, per-key TTL: cancelled task ids
+	BucketPools    = "FRAY_POOLS"     // KV: per-pool worker directory (registry package)
 
 	SubjectTasksPrefix   = "fray.tasks."
 	SubjectResultsPrefix = "fray.results."

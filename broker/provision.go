@@ -202,6 +202,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, serverVersion string
 		{Bucket: BucketWorkers, Description: "live fray workers (leased)", LimitMarkerTTL: time.Second},
 		{Bucket: BucketActors, Description: "fray actor registry (leased)", LimitMarkerTTL: time.Second, History: 1},
 		{Bucket: BucketJobState, Description: "fray job records", History: 8},
+		{Bucket: BucketPools, Description: "fray worker directory: per pool, its live workers' functions and classes", History: 1},
 		{Bucket: BucketCancels, Description: "cancelled fray tasks", LimitMarkerTTL: time.Second, TTL: o.ResultTTL},
 	}
 	for _, cfg := range kvs {

@@ -33,3 +33,26 @@ type WorkerResources struct {
 
 // WorkerInfoVersion is the current WorkerInfo record version.
 const WorkerInfoVersion = 1
+
+// PoolDirectory is a pool's entry in the FRAY_POOLS bucket, under the key
+// of the pool's name: what the pool's live workers offer together. The
+// registry's maintainer (in fray-broker) derives it from FRAY_WORKERS and
+// rewrites it only when it changes, so processes that need to know what a
+// pool serves (producers, workers handing a task on) follow this record,
+// never the lease renewals. Version 1. See PROTOCOL.md.
+type PoolDirectory struct {
+	V    int    `cbor:"v" json:"v"`
+	Pool string `cbor:"pool" json:"pool"`
+	// Gen grows by one on every write of the record, so a reader that
+	// holds two copies keeps the one with the higher Gen.
+	Gen uint64 `cbor:"gen" json:"gen"`
+	// Workers is the number of live workers in the pool (0: none now).
+	Workers int `cbor:"workers" json:"workers"`
+	// Functions is the union of the live workers' Handlers, sorted.
+	Functions []string `cbor:"functions,omitempty" json:"functions,omitempty"`
+	// ActorClasses is the union of their ActorClasses, sorted.
+	ActorClasses []string `cbor:"actor_classes,omitempty" json:"actor_classes,omitempty"`
+}
+
+// PoolDirectoryVersion is the current PoolDirectory record version.
+const PoolDirectoryVersion = 1

@@ -39,6 +39,13 @@ type Options struct {
 	// ReconcileInterval is how often records and allocations are checked
 	// against each other and against the live workers. Defaults to 5 s.
 	ReconcileInterval time.Duration
+	// ExpiryGrace is how long, after a worker's lease key expired, the
+	// dispatcher waits for the same worker process to take it back (a
+	// stream leader election in a cluster can outlast a lease) before it
+	// declares the worker lost and preempts its jobs. Nothing is placed on
+	// the worker meanwhile. A worker that deregistered is gone at once.
+	// Defaults to broker.ExpiryGrace.
+	ExpiryGrace time.Duration
 	// StopWait bounds how long, after a job on an external backend was
 	// ended on fray's side by another writer (a stop does not end it: its
 	// backend's report does), its logs are still mirrored while waiting for
@@ -81,6 +88,9 @@ type Dispatcher struct {
 	// stopping holds workers whose runner reported a preempted exit: they
 	// are draining even if their registry record does not say so yet.
 	stopping map[string]int64 // worker id → its record's StartedMS
+	// expiring holds live workers whose lease key expired, until their
+	// grace ends (see Options.ExpiryGrace).
+	expiring map[string]time.Time // worker id → end of its grace
 
 	// importing holds the ids of jobs found on a backend whose lines are
 	// being copied (off the loop): no mirror may start for them meanwhile.
@@ -119,6 +129,9 @@ func New(nc *nats.Conn, js jetstream.JetStream, o Options) (*Dispatcher, error) 
 	}
 	if o.StopWait <= 0 {
 		o.StopWait = DefaultStopWait
+	}
+	if o.ExpiryGrace <= 0 {
+		o.ExpiryGrace = broker.ExpiryGrace
 	}
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = DefaultStartTimeout
@@ -209,6 +222,7 @@ func (d *Dispatcher) open(ctx context.Context) error {
 	d.recs = map[string]*recEntry{}
 	d.mirrors = map[string]context.CancelFunc{}
 	d.stopping = map[string]int64{}
+	d.expiring = map[string]time.Time{}
 	d.silent = map[string]int64{}
 	return nil
 }
@@ -371,6 +385,7 @@ func (d *Dispatcher) loop(ctx context.Context, ww, sw jetstream.KeyWatcher, subm
 			d.onEvent(ctx, m)
 			_ = m.Ack()
 		case now := <-tick.C:
+			d.checkExpiring(ctx, now)
 			d.checkTimeouts(ctx)
 			d.checkStarts(ctx)
 			if now.Sub(lastReconcile) >= d.o.ReconcileInterval {
@@ -400,16 +415,19 @@ func (d *Dispatcher) onWorker(ctx context.Context, e jetstream.KeyValueEntry, in
 		if !ok {
 			return
 		}
-		delete(d.keyToID, e.Key())
-		delete(d.live, id)
-		delete(d.stopping, id)
-		delete(d.silent, id)
-		if !initial {
-			if e.Operation() == jetstream.KeyValueDelete {
-				d.log.Info("worker left", "worker", id) // it deregistered on a clean stop
-			} else {
-				d.log.Warn("worker lost", "worker", id) // its lease expired
+		if !initial && e.Operation() == jetstream.KeyValuePurge {
+			// Its lease expired: the worker may be dead, or may not have
+			// reached the stream while it elected a leader. Wait for it to
+			// take the key back before preempting anything.
+			if _, waiting := d.expiring[id]; !waiting {
+				d.expiring[id] = time.Now().Add(d.o.ExpiryGrace)
+				d.log.Info("worker lease expired; waiting for it to renew", "worker", id, "grace", d.o.ExpiryGrace)
 			}
+			return
+		}
+		d.forgetWorker(e.Key(), id)
+		if !initial {
+			d.log.Info("worker left", "worker", id) // it deregistered on a clean stop
 			d.workerLost(ctx, id)
 		}
 		return
@@ -417,6 +435,17 @@ func (d *Dispatcher) onWorker(ctx context.Context, e jetstream.KeyValueEntry, in
 	var w broker.WorkerInfo
 	if err := objects.Unmarshal(e.Value(), &w); err != nil || w.ID == "" {
 		return
+	}
+	if _, waiting := d.expiring[w.ID]; waiting {
+		delete(d.expiring, w.ID)
+		if old := d.live[w.ID]; old != nil && old.StartedMS != w.StartedMS {
+			// Another process under the same id: the expired one is dead.
+			d.log.Warn("worker lost", "worker", w.ID, "reason", "lease expired; a new process took its id")
+			d.forgetWorker(e.Key(), w.ID)
+			d.workerLost(ctx, w.ID)
+		} else {
+			d.log.Info("worker renewed its expired lease; not lost", "worker", w.ID)
+		}
 	}
 	if _, known := d.live[w.ID]; !known {
 		d.dirty = true
@@ -437,6 +466,34 @@ func (d *Dispatcher) onWorker(ctx context.Context, e jetstream.KeyValueEntry, in
 	}
 	d.keyToID[e.Key()] = w.ID
 	d.live[w.ID] = &w
+}
+
+// forgetWorker drops a worker from the live set.
+func (d *Dispatcher) forgetWorker(key, id string) {
+	delete(d.keyToID, key)
+	delete(d.live, id)
+	delete(d.stopping, id)
+	delete(d.silent, id)
+	delete(d.expiring, id)
+}
+
+// checkExpiring declares lost the workers whose grace after a lease expiry
+// ended without their renewal.
+func (d *Dispatcher) checkExpiring(ctx context.Context, now time.Time) {
+	for id, until := range d.expiring {
+		if now.Before(until) {
+			continue
+		}
+		for key, kid := range d.keyToID {
+			if kid == id {
+				d.forgetWorker(key, id)
+			}
+		}
+		delete(d.expiring, id)
+		delete(d.live, id)
+		d.log.Warn("worker lost", "worker", id, "reason", "lease expired")
+		d.workerLost(ctx, id)
+	}
 }
 
 // onState applies a FRAY_JOB_STATE change seen by the watcher.

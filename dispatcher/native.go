@@ -18,6 +18,9 @@ func (d *Dispatcher) workerStates() []WorkerState {
 		if w.Resources.CPU <= 0 {
 			continue // no job runner on this worker
 		}
+		if _, expiring := d.expiring[id]; expiring {
+			continue // its lease expired: nothing new until it renews
+		}
 		if started, ok := d.silent[id]; ok && started == w.StartedMS {
 			continue // it left an assignment unstarted
 		}

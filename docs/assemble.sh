@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 {
-  for f in 00-core objects actors python python-runtime jobs backends observe auth 99-reference; do
+  for f in 00-core objects actors python python-runtime jobs backends fleet observe auth 99-reference; do
     cat "docs/readme/$f.md"; echo
   done
 } > README.md

@@ -109,7 +109,7 @@ func TestActorServesAgainFromAnotherWorkerAfterItsWorkerIsKilled(t *testing.T) {
 	frayt.Eventually(t, 10*time.Second, "calls succeeding", func() bool { return ok.Load() >= 100 })
 	killed := time.Now()
 	wa.Kill()
-	frayt.Eventually(t, actorsLeaseTTL+5*time.Second, "actor ready on worker-b with epoch 2", func() bool {
+	frayt.Eventually(t, actorsLeaseTTL+broker.ExpiryGrace+5*time.Second, "actor ready on worker-b with epoch 2", func() bool {
 		rec, err := h.Record(ctx)
 		return err == nil && rec.State == actors.StateReady && rec.Host == "worker-b" && rec.Epoch == 2
 	})

@@ -3,6 +3,7 @@ package jobs
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -193,8 +194,14 @@ func HostMemory() int64 {
 // running replica (reported as preempted, so the job reruns elsewhere
 // without spending its failure budget) and returns nil.
 func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, self *broker.WorkerInfo) error {
-	kv, err := js.KeyValue(ctx, broker.BucketJobState)
-	if err != nil {
+	var kv jetstream.KeyValue
+	if err := broker.Retry(ctx, r.log, "open "+broker.BucketJobState, func(sctx context.Context) (err error) {
+		kv, err = broker.KeyValue(sctx, js, broker.BucketJobState)
+		return err
+	}); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("jobs runner: open %s: %w", broker.BucketJobState, err)
 	}
 	spec := r.o.ClusterSpec
@@ -202,69 +209,75 @@ func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream,
 		spec = nc.ConnectedUrl()
 	}
 	key := AllocKey(self.ID)
-	w, err := kv.Watch(ctx, key)
+	// The worker's allocation changes only when the dispatcher places or
+	// stops something here: a core subscription to its key's subject says
+	// when (no consumer per worker on the bucket), and a direct get reads
+	// it. A read after each reconnect, and every few seconds, catches a
+	// change the subscription missed (published while this connection was
+	// away).
+	changed := make(chan struct{}, 1)
+	sub, err := nc.Subscribe("$KV."+broker.BucketJobState+"."+key, func(*nats.Msg) {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	})
 	if err != nil {
-		return fmt.Errorf("jobs runner: watch assignments: %w", err)
+		return fmt.Errorf("jobs runner: subscribe to assignments: %w", broker.ExplainLimit(err))
 	}
-	defer func() { w.Stop() }()
+	defer func() { _ = sub.Unsubscribe() }()
 	host := &host{r: r, js: js, worker: self.ID, spec: spec, running: map[string]*proc{}, finished: map[string]*exitReport{}}
 	if r.o.DeviceKind != "" {
 		host.devs = newDevicePool(r.o.DeviceKind, r.o.Devices)
 	}
 	var lastRev uint64
-	apply := func(e jetstream.KeyValueEntry) {
-		if e.Revision() <= lastRev {
-			return
-		}
-		lastRev = e.Revision()
+	gone := false // the key was found deleted, and that was applied
+	read := func() {
+		gctx, cancel := context.WithTimeout(ctx, time.Second)
+		e, err := kv.Get(gctx, key)
+		cancel()
 		var a Allocation
-		if e.Operation() == jetstream.KeyValuePut {
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+			if lastRev == 0 || gone {
+				return // never assigned anything, or already applied
+			}
+			gone = true
+			// Deleted: nothing is assigned here any more. The revision of
+			// the deletion is unknown; the next put has a higher one.
+		case err != nil:
+			return // try again at the next tick
+		case e.Revision() <= lastRev:
+			return
+		default:
+			lastRev, gone = e.Revision(), false
 			if err := objects.Unmarshal(e.Value(), &a); err != nil {
-				r.log.Error("bad allocation record", "key", e.Key(), "err", err)
+				r.log.Error("bad allocation record", "key", key, "err", err)
 				return
 			}
 		}
 		host.apply(ctx, a.Tasks)
 	}
-	// A watch stalls for several heartbeats after a broker restart; a
-	// cheap read every second notices a missed update and restarts it.
-	resync := time.NewTicker(time.Second)
-	defer resync.Stop()
+	read()
+	// Exits not yet acknowledged are sent again every second; the key is
+	// read again after a reconnect and every resyncEvery as a safety net.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	const resyncEvery = 5 * time.Second
+	reconnects, lastRead := nc.Stats().Reconnects, time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			host.stopAll()
 			return nil
-		case <-resync.C:
+		case now := <-tick.C:
 			host.repeatExits()
-			gctx, cancel := context.WithTimeout(ctx, time.Second)
-			e, err := kv.Get(gctx, key)
-			cancel()
-			if err != nil || e.Revision() <= lastRev {
-				continue
+			if r := nc.Stats().Reconnects; r != reconnects || now.Sub(lastRead) >= resyncEvery {
+				reconnects, lastRead = r, now
+				read()
 			}
-			apply(e)
-			if nw, err := kv.Watch(ctx, key, jetstream.ResumeFromRevision(lastRev+1)); err == nil {
-				w.Stop()
-				w = nw
-			}
-		case e, ok := <-w.Updates():
-			if !ok {
-				if ctx.Err() != nil {
-					host.stopAll()
-					return nil
-				}
-				nw, err := kv.Watch(ctx, key, jetstream.ResumeFromRevision(lastRev+1))
-				if err != nil {
-					host.stopAll()
-					return fmt.Errorf("jobs runner: assignment watch closed: %w", err)
-				}
-				w = nw
-				continue
-			}
-			if e != nil {
-				apply(e)
-			}
+		case <-changed:
+			read()
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/objects"
+	"github.com/frayhq/fray/registry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -44,6 +45,10 @@ type ExecutorOptions struct {
 	// HandlerContext, if set, derives each handler's context (to carry a
 	// client, say).
 	HandlerContext func(context.Context) context.Context
+	// Workers is the pool directory view used to hand a task on to a peer
+	// that serves its function. Defaults to registry.Shared of the
+	// executor's connection.
+	Workers *registry.View
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Observer hears each task start, finish and retry (for metrics).
@@ -65,11 +70,11 @@ type Executor struct {
 	js    jetstream.JetStream
 	log   *slog.Logger
 	pull  *puller
-	view  *WorkerView
+	view  *registry.View
 	slots []atomic.Pointer[runningTask]
 
 	cmu       sync.RWMutex
-	cancelled map[string]struct{}
+	cancelled map[string]time.Time // id → when first seen
 	retries   sync.WaitGroup
 	rmu       sync.Mutex // guards rclosed against retries.Add racing Wait, and resending
 	rclosed   bool
@@ -79,6 +84,7 @@ type Executor struct {
 	pub      *asyncPublisher
 	served   atomic.Int64
 	draining atomic.Bool // set when Run's ctx ends: no task starts after it
+	pulling  atomic.Bool // set once Run has started pulling tasks
 }
 
 type runningTask struct {
@@ -126,7 +132,7 @@ func NewExecutor(nc *nats.Conn, js jetstream.JetStream, o ExecutorOptions) (*Exe
 		o.Observer = noObserver{}
 	}
 	return &Executor{o: o, nc: nc, js: js, log: o.Logger.With("pool", o.Pool),
-		slots: make([]atomic.Pointer[runningTask], o.Concurrency), cancelled: map[string]struct{}{},
+		slots: make([]atomic.Pointer[runningTask], o.Concurrency), cancelled: map[string]time.Time{},
 		resending: map[*nats.Msg]struct{}{}}, nil
 }
 
@@ -141,6 +147,10 @@ func (e *Executor) Running() int {
 	return n
 }
 
+// Pulling reports whether Run has finished starting (its consumer, the
+// pool directory and the cancellations are ready) and pulls tasks.
+func (e *Executor) Pulling() bool { return e.pulling.Load() && !e.draining.Load() }
+
 // Served is the number of tasks completed (with any outcome) so far.
 func (e *Executor) Served() int64 { return e.served.Load() }
 
@@ -148,8 +158,9 @@ func (e *Executor) Served() int64 { return e.served.Load() }
 // running tasks finish for DrainTimeout, cancels the rest and hands them
 // back (nak) so other workers take them at once.
 func (e *Executor) Run(ctx context.Context) error {
-	err := e.ensureConsumer(ctx)
-	if err != nil {
+	// Start-up steps the server may refuse while thousands of workers
+	// start at once (a JetStream timeout, a limit) are retried.
+	if err := broker.Retry(ctx, e.log, "create the pool's consumer", e.ensureConsumer); err != nil {
 		return err
 	}
 	// The background watchers end with Run, however it returns.
@@ -161,11 +172,18 @@ func (e *Executor) Run(ctx context.Context) error {
 			<-done
 		}
 	}()
-	if e.view, err = WatchWorkers(bg, e.js); err != nil {
-		return err
+	if e.o.Workers != nil {
+		e.view = e.o.Workers
+	} else {
+		if err := broker.Retry(ctx, e.log, "open the pool directory", func(ctx context.Context) (err error) {
+			e.view, err = registry.Shared(ctx, e.nc)
+			return err
+		}); err != nil {
+			return err
+		}
+		defer e.view.Release()
 	}
-	bgDone = append(bgDone, e.view.Done())
-	cancelsDone, cancelsReady, err := e.watchCancels(bg)
+	cancelsDone, cancelsReady, err := e.watchCancels(ctx, bg)
 	if err != nil {
 		return err
 	}
@@ -223,14 +241,17 @@ func (e *Executor) Run(ctx context.Context) error {
 	// Take no task before knowing the pool's peers (a task only a peer
 	// serves is handed on, not failed) and the cancellations (a task
 	// cancelled while queued never starts).
-	for _, ready := range []<-chan struct{}{e.view.Ready(), cancelsReady} {
-		select {
-		case <-ready:
-		case <-ctx.Done():
-		}
+	_ = broker.Retry(ctx, e.log, "read the pool directory", func(ctx context.Context) error {
+		_, _, err := e.view.Pool(ctx, e.o.Pool)
+		return err
+	})
+	select {
+	case <-cancelsReady:
+	case <-ctx.Done():
 	}
 	if ctx.Err() == nil {
 		e.pull.start()
+		e.pulling.Store(true)
 	}
 	<-ctx.Done()
 
@@ -272,9 +293,12 @@ wait:
 	return nil // the deferred clean-up stops the watchers
 }
 
-// ensureConsumer creates (or updates) the pool's durable consumer.
+// ensureConsumer creates the pool's durable consumer, or updates it when
+// its settings differ from this executor's. A consumer already as wanted
+// is only looked up: thousands of workers starting together do not
+// rewrite it thousands of times.
 func (e *Executor) ensureConsumer(ctx context.Context) error {
-	_, err := e.js.CreateOrUpdateConsumer(ctx, broker.StreamTasks, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:       ConsumerName(e.o.Pool),
 		Description:   "fray workers of pool " + e.o.Pool,
 		FilterSubject: TaskSubject(e.o.Pool),
@@ -283,8 +307,15 @@ func (e *Executor) ensureConsumer(ctx context.Context) error {
 		MaxDeliver:    -1,
 		MaxAckPending: -1,
 		MaxWaiting:    4096,
-	})
-	if err != nil {
+	}
+	if c, err := e.js.Consumer(ctx, broker.StreamTasks, cfg.Durable); err == nil {
+		got := c.CachedInfo().Config
+		if got.AckWait == cfg.AckWait && got.FilterSubject == cfg.FilterSubject && got.MaxDeliver == cfg.MaxDeliver &&
+			got.MaxAckPending == cfg.MaxAckPending && got.MaxWaiting == cfg.MaxWaiting && got.AckPolicy == cfg.AckPolicy {
+			return nil
+		}
+	}
+	if _, err := e.js.CreateOrUpdateConsumer(ctx, broker.StreamTasks, cfg); err != nil {
 		return fmt.Errorf("tasks: consumer for pool %s: %w", e.o.Pool, err)
 	}
 	return nil
@@ -336,61 +367,116 @@ func (e *Executor) ticks(ctx context.Context) {
 }
 
 // watchCancels keeps the set of cancelled task ids and cancels running ones.
-// ready is closed once the cancellations stored so far are known.
-func (e *Executor) watchCancels(ctx context.Context) (done, ready <-chan struct{}, err error) {
-	kv, err := e.js.KeyValue(ctx, broker.BucketCancels)
-	if err != nil {
+// ready is closed once the cancellations stored so far are known. New
+// cancellations arrive on a core subscription to the bucket's subjects (no
+// consumer per worker); the stored ones are read once at start, and again
+// after a reconnect, by a watch that ends with the read. An id is
+// forgotten when its cancellation would have expired (the bucket's TTL).
+func (e *Executor) watchCancels(ctx, bg context.Context) (done, ready <-chan struct{}, err error) {
+	var kv jetstream.KeyValue
+	if err := broker.Retry(ctx, e.log, "open the cancellations", func(ctx context.Context) (err error) {
+		kv, err = broker.KeyValue(ctx, e.js, broker.BucketCancels)
+		return err
+	}); err != nil {
 		return nil, nil, fmt.Errorf("tasks: cancel bucket: %w", err)
 	}
-	w, err := kv.WatchAll(ctx)
+	// The bucket's TTL (how long a cancellation is kept) is read at the
+	// first prune, a minute in, not among the start-up requests.
+	keep := time.Duration(-1)
+	prefix := "$KV." + broker.BucketCancels + "."
+	sub, err := e.nc.Subscribe(prefix+"*", func(m *nats.Msg) {
+		if m.Header.Get("KV-Operation") != "" {
+			return
+		}
+		e.cancel(strings.TrimPrefix(m.Subject, prefix))
+	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("tasks: watch cancels: %w", err)
+		return nil, nil, fmt.Errorf("tasks: subscribe to cancellations: %w", broker.ExplainLimit(err))
 	}
+	sub.SetPendingLimits(-1, -1)
 	doneCh, readyCh := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(doneCh)
-		defer w.Stop()
-		loaded := false
-		defer func() {
-			if !loaded {
-				close(readyCh)
+		defer sub.Unsubscribe()
+		load := func() error {
+			lctx, cancel := context.WithTimeout(bg, 30*time.Second)
+			defer cancel()
+			w, err := kv.WatchAll(lctx, jetstream.IgnoreDeletes(), jetstream.MetaOnly())
+			if err != nil {
+				return err
 			}
-		}()
+			defer func() { _ = w.Stop() }()
+			for {
+				select {
+				case <-lctx.Done():
+					return lctx.Err()
+				case en, ok := <-w.Updates():
+					if !ok {
+						return errors.New("watch closed")
+					}
+					if en == nil {
+						return nil
+					}
+					e.cancel(en.Key())
+				}
+			}
+		}
+		if broker.Retry(bg, e.log, "read the cancellations", func(context.Context) error { return load() }) != nil {
+			close(readyCh)
+			return
+		}
+		close(readyCh)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		reconnects, lastPrune := e.nc.Stats().Reconnects, time.Now()
 		for {
 			select {
-			case <-ctx.Done():
+			case <-bg.Done():
 				return
-			case en, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if en == nil {
-					if !loaded {
-						loaded = true
-						close(readyCh)
+			case now := <-t.C:
+				if r := e.nc.Stats().Reconnects; r != reconnects && e.nc.IsConnected() {
+					// Cancellations stored while disconnected reached no
+					// subscriber: read them all again.
+					if broker.Retry(bg, e.log, "read the cancellations", func(context.Context) error { return load() }) != nil {
+						return
 					}
-					continue
+					reconnects = r
 				}
-				id := en.Key()
-				if en.Operation() != jetstream.KeyValuePut {
-					// The cancellation expired with its result: forget it.
+				if keep < 0 && now.Sub(lastPrune) >= time.Minute {
+					sctx, cancel := context.WithTimeout(bg, 5*time.Second)
+					if st, err := kv.Status(sctx); err == nil {
+						keep = st.TTL()
+					}
+					cancel()
+				}
+				if keep > 0 && now.Sub(lastPrune) >= time.Minute {
+					lastPrune = now
 					e.cmu.Lock()
-					delete(e.cancelled, id)
-					e.cmu.Unlock()
-					continue
-				}
-				e.cmu.Lock()
-				e.cancelled[id] = struct{}{}
-				e.cmu.Unlock()
-				for i := range e.slots {
-					if r := e.slots[i].Load(); r != nil && r.id == id {
-						r.cancel(ErrCancelled)
+					for id, at := range e.cancelled {
+						if now.Sub(at) > keep {
+							delete(e.cancelled, id)
+						}
 					}
+					e.cmu.Unlock()
 				}
 			}
 		}
 	}()
 	return doneCh, readyCh, nil
+}
+
+// cancel records id as cancelled and cancels it if it is running here.
+func (e *Executor) cancel(id string) {
+	e.cmu.Lock()
+	if _, ok := e.cancelled[id]; !ok {
+		e.cancelled[id] = time.Now()
+	}
+	e.cmu.Unlock()
+	for i := range e.slots {
+		if r := e.slots[i].Load(); r != nil && r.id == id {
+			r.cancel(ErrCancelled)
+		}
+	}
 }
 
 func (e *Executor) isCancelled(id string) bool {

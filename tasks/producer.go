@@ -12,6 +12,7 @@ import (
 
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/objects"
+	"github.com/frayhq/fray/registry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
@@ -74,7 +75,7 @@ type Producer struct {
 	maxSize     int64
 	inline      int
 	log         *slog.Logger
-	view        *WorkerView
+	view        *registry.View
 	results     jetstream.Stream
 	cancels     jetstream.KeyValue
 
@@ -136,7 +137,7 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 		return nil, fmt.Errorf("tasks: %w: stream %s does not republish stored results to %s>; restart fray-broker (or run broker.Provision) with this fray version",
 			broker.ErrLayoutTooOld, broker.StreamResults, broker.SubjectStoredPrefix)
 	}
-	if p.cancels, err = js.KeyValue(ctx, broker.BucketCancels); err != nil {
+	if p.cancels, err = broker.KeyValue(ctx, js, broker.BucketCancels); err != nil {
 		p.pub.close()
 		return nil, fmt.Errorf("tasks: cancel bucket: %w", err)
 	}
@@ -152,23 +153,16 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 	p.leaderSub, _ = nc.Subscribe("$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED."+broker.StreamResults, func(*nats.Msg) {
 		p.leaderChanges.Add(1)
 	})
-	wctx, stop := context.WithCancel(context.Background())
-	p.ctx, p.stop = wctx, stop
-	if p.view, err = WatchWorkers(wctx, js); err != nil {
-		stop()
+	if p.view, err = registry.Shared(ctx, nc); err != nil {
 		p.sub.Unsubscribe()
 		if p.leaderSub != nil {
 			p.leaderSub.Unsubscribe()
 		}
 		p.pub.close()
-		return nil, err
+		return nil, fmt.Errorf("tasks: %w", err)
 	}
-	select {
-	case <-p.view.Ready():
-	case <-ctx.Done():
-		p.Close()
-		return nil, ctx.Err()
-	}
+	wctx, stop := context.WithCancel(context.Background())
+	p.ctx, p.stop = wctx, stop
 	p.sweepDone = make(chan struct{})
 	go p.sweep(wctx, o.sweep.withDefaults())
 	return p, nil
@@ -262,8 +256,9 @@ func (p *Producer) sweep(ctx context.Context, timing sweepTiming) {
 // Owner is the token this producer's results are addressed to.
 func (p *Producer) Owner() string { return p.owner }
 
-// Workers is the producer's live view of the worker registry.
-func (p *Producer) Workers() *WorkerView { return p.view }
+// Workers is the producer's view of the pool directory (shared with the
+// other users of its connection).
+func (p *Producer) Workers() *registry.View { return p.view }
 
 // Close stops receiving results; futures still waiting resolve with
 // ErrClosed.
@@ -289,7 +284,7 @@ func (p *Producer) Close() {
 	p.stop()      // resubmissions waiting out a delay give up
 	p.pub.close() // blocked and pending publishes fail with ErrClosed
 	p.retrying.Wait()
-	<-p.view.Done()
+	p.view.Release()
 	if p.sweepDone != nil {
 		<-p.sweepDone
 	}

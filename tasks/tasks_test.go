@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,20 +16,62 @@ import (
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/frayt"
 	"github.com/frayhq/fray/objects"
+	"github.com/frayhq/fray/registry"
 	"github.com/frayhq/fray/tasks"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 )
 
-// env is a provisioned server with helpers to start executors and producers.
+// env is a provisioned server, with the pool directory maintained, and
+// helpers to start executors and producers.
 type env struct {
 	t   *testing.T
 	url string
+
+	mu         sync.Mutex
+	registered map[string]int // executors registered per pool
 }
 
 func newEnv(t *testing.T, po ...broker.ProvisionOptions) *env {
-	return &env{t: t, url: frayt.Server(t, po...).ClientURL()}
+	return startEnv(t, frayt.Server(t, po...).ClientURL())
+}
+
+// startEnv maintains the pool directory on url's broker until the test ends.
+func startEnv(t *testing.T, url string) *env {
+	_, js := frayt.Connect(t, url)
+	stop := registry.NewMaintainer(js, registry.MaintainerOptions{Every: 10 * time.Millisecond}).Start()
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("pool directory: %v", err)
+		}
+	})
+	return &env{t: t, url: url, registered: map[string]int{}}
+}
+
+// waitListed waits until pool's directory counts n workers and lists fns.
+func (e *env) waitListed(js jetstream.JetStream, pool string, n int, fns []string) {
+	e.t.Helper()
+	kv, err := js.KeyValue(context.Background(), broker.BucketPools)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	frayt.Eventually(e.t, 10*time.Second, fmt.Sprintf("pool %s's directory lists %d workers", pool, n), func() bool {
+		en, err := kv.Get(context.Background(), pool)
+		if err != nil {
+			return false
+		}
+		var d broker.PoolDirectory
+		if objects.Unmarshal(en.Value(), &d) != nil || d.Workers < n {
+			return false
+		}
+		for _, fn := range fns {
+			if !slices.Contains(d.Functions, fn) {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func (e *env) store(js jetstream.JetStream, threshold int) *objects.Store {
@@ -57,6 +100,11 @@ func (e *env) executor(id string, reg *tasks.Registry, mod func(*tasks.ExecutorO
 	if _, err := kv.Put(context.Background(), id, info); err != nil {
 		e.t.Fatal(err)
 	}
+	e.mu.Lock()
+	e.registered[orDefault(o.Pool)]++
+	n := e.registered[orDefault(o.Pool)]
+	e.mu.Unlock()
+	e.waitListed(js, orDefault(o.Pool), n, reg.Names())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- ex.Run(ctx) }()
@@ -68,6 +116,9 @@ func (e *env) executor(id string, reg *tasks.Registry, mod func(*tasks.ExecutorO
 				e.t.Errorf("executor %s: %v", id, err)
 			}
 			kv.Delete(context.Background(), id)
+			e.mu.Lock()
+			e.registered[orDefault(o.Pool)]--
+			e.mu.Unlock()
 		})
 	}
 	e.t.Cleanup(stop)
@@ -1021,7 +1072,7 @@ func TestSubmissionDuringABrokerRestartIsSentAgainAndRuns(t *testing.T) {
 	if err := broker.Provision(ctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, url: srv.ClientURL()}
+	e := startEnv(t, srv.ClientURL())
 	p := e.producer()
 	// The broker goes away; a submission made now finds no JetStream.
 	srv.Shutdown()

@@ -17,6 +17,7 @@ import (
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
+	"github.com/frayhq/fray/registry"
 	"github.com/frayhq/fray/tasks"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -59,6 +60,10 @@ type Options struct {
 	// InlineThreshold is the size above which results go to the object
 	// store. Defaults to objects.DefaultInlineThreshold.
 	InlineThreshold int
+	// Objects is the object store for large arguments and results
+	// (InlineThreshold is then the store's). Defaults to one opened on the
+	// worker's connection; fray-worker passes its client's.
+	Objects *objects.Store
 	// HandlerContext derives each task handler's context.
 	HandlerContext func(context.Context) context.Context
 	// Logger defaults to slog.Default().
@@ -85,6 +90,7 @@ type Worker struct {
 	o    Options
 	log  *slog.Logger
 	exec atomic.Pointer[tasks.Executor] // set once by Run; read by Running
+	reg  atomic.Bool                    // the registry lease is held (first taken)
 
 	mu   sync.Mutex
 	info broker.WorkerInfo
@@ -168,11 +174,25 @@ func New(nc *nats.Conn, o Options) (*Worker, error) {
 // ID is the worker's id.
 func (w *Worker) ID() string { return w.o.ID }
 
+// NATS is the worker's connection.
+func (w *Worker) NATS() *nats.Conn { return w.nc }
+
 // Info is a copy of the worker's registry record.
 func (w *Worker) Info() broker.WorkerInfo {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.info
+}
+
+// Registered reports whether Run has registered the worker (taken its
+// registry lease) and not yet stopped.
+func (w *Worker) Registered() bool { return w.reg.Load() }
+
+// Serving reports whether the worker's executor has started and pulls
+// tasks of its pool.
+func (w *Worker) Serving() bool {
+	ex := w.exec.Load()
+	return ex != nil && ex.Pulling()
 }
 
 // Running is the number of tasks running now.
@@ -188,14 +208,28 @@ func (w *Worker) Running() int {
 // and the executor stop (running tasks finish within DrainTimeout, the rest
 // are handed back) and the registry entry is removed.
 func (w *Worker) Run(ctx context.Context) error {
-	store, err := objects.New(ctx, w.js, objects.Options{InlineThreshold: w.o.InlineThreshold})
-	if err != nil {
+	// Start-up steps the server may refuse or time out while thousands of
+	// workers start together are retried with backoff; only a live worker
+	// holding this id ends the start.
+	store := w.o.Objects
+	if store == nil && broker.Retry(ctx, w.log, "open the object store", func(ctx context.Context) (err error) {
+		store, err = objects.New(ctx, w.js, objects.Options{InlineThreshold: w.o.InlineThreshold})
+		return err
+	}) != nil {
+		return fmt.Errorf("worker: %w", ctx.Err())
+	}
+	var view *registry.View
+	if err := broker.Retry(ctx, w.log, "open the pool directory", func(ctx context.Context) (err error) {
+		view, err = registry.Shared(ctx, w.nc)
+		return err
+	}); err != nil {
 		return fmt.Errorf("worker: %w", err)
 	}
+	defer view.Release()
 	ex, err := tasks.NewExecutor(w.nc, w.js, tasks.ExecutorOptions{
 		WorkerID: w.o.ID, Pool: w.o.Pool, Concurrency: w.o.Concurrency, AckWait: w.o.AckWait,
 		DrainTimeout: w.o.DrainTimeout, Registry: w.o.Registry, Objects: store,
-		HandlerContext: w.o.HandlerContext, Logger: w.log, Observer: w.o.Observer,
+		HandlerContext: w.o.HandlerContext, Logger: w.log, Observer: w.o.Observer, Workers: view,
 	})
 	if err != nil {
 		return err
@@ -205,10 +239,26 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	lease, err := broker.AcquireLease(ctx, w.js, broker.BucketWorkers, w.o.ID, rec, w.o.LeaseTTL)
-	if err != nil {
+	var lease *broker.Lease
+	if err := broker.Retry(ctx, w.log, "register", func(ctx context.Context) (err error) {
+		lease, err = broker.AcquireLease(ctx, w.js, broker.BucketWorkers, w.o.ID, rec, w.o.LeaseTTL)
+		if errors.Is(err, broker.ErrLeaseHeld) {
+			// Our own record, if an earlier try was stored without its
+			// acknowledgement reaching us; else another live process.
+			own, ours, rerr := w.resume(ctx)
+			switch {
+			case rerr != nil:
+				return rerr
+			case !ours:
+				return broker.Permanent(err)
+			}
+			lease, err = own, nil
+		}
+		return err
+	}); err != nil {
 		return fmt.Errorf("worker: register %s: %w", w.o.ID, err)
 	}
+	w.reg.Store(true)
 	w.log.Info("worker registered", "pool", w.o.Pool, "concurrency", w.o.Concurrency, "handlers", w.info.Handlers)
 
 	runCtx, cancelRun := context.WithCancelCause(ctx)
@@ -243,6 +293,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	err = g.Run()
 	stopLease()
 	<-leaseDone
+	w.reg.Store(false)
 	w.log.Info("worker stopped", "served", ex.Served())
 	if errors.Is(err, context.Canceled) {
 		err = nil
@@ -263,7 +314,7 @@ func (w *Worker) keepLease(ctx context.Context, lease *broker.Lease) error {
 			return nil
 		}
 		w.log.Warn("registry lease lost; registering again", "err", err)
-		for {
+		for n := 0; ; n++ {
 			lease, err = broker.AcquireLease(ctx, w.js, broker.BucketWorkers, w.o.ID, w.record(), w.o.LeaseTTL)
 			if err == nil {
 				break
@@ -287,7 +338,10 @@ func (w *Worker) keepLease(ctx context.Context, lease *broker.Lease) error {
 			select {
 			case <-ctx.Done():
 				return nil
-			case <-time.After(w.o.LeaseTTL / 3): // retry while the broker is unreachable
+			// Retry soon (a stream leader may just have been elected; the
+			// liveness deciders wait registry.ExpiryGrace for us), backing
+			// off while the broker stays unreachable.
+			case <-time.After(min(broker.Backoff(n), w.o.LeaseTTL/3)):
 			}
 		}
 	}
@@ -299,7 +353,7 @@ func (w *Worker) keepLease(ctx context.Context, lease *broker.Lease) error {
 // error means the key could not be read (the broker unreachable, or the key
 // gone).
 func (w *Worker) resume(ctx context.Context) (lease *broker.Lease, ours bool, err error) {
-	kv, err := w.js.KeyValue(ctx, broker.BucketWorkers)
+	kv, err := broker.KeyValue(ctx, w.js, broker.BucketWorkers)
 	if err != nil {
 		return nil, false, err
 	}

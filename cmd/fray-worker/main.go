@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -25,6 +24,7 @@ import (
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
+	"github.com/nats-io/nats.go"
 )
 
 func main() { daemon.Exit("fray-worker", runMain(os.Args[1:])) }
@@ -156,8 +156,17 @@ func runMain(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	client, err := fray.Connect(cctx, *natsURL)
+	// A broker busy with thousands of workers starting at once may time
+	// out a set-up request: try again with backoff for up to two minutes.
+	var client *fray.Client
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	err = broker.Retry(cctx, log, "connect to "+*natsURL, func(sctx context.Context) (err error) {
+		client, err = fray.Connect(sctx, *natsURL)
+		if errors.Is(err, fray.ErrBadSpec) || errors.Is(err, nats.ErrAuthorization) {
+			return broker.Permanent(err)
+		}
+		return err
+	})
 	cancel()
 	if err != nil {
 		return err
@@ -188,6 +197,7 @@ func runMain(args []string) error {
 		ID: *id, Pool: *pool, Concurrency: *concurrency, Attributes: attributes, Registry: reg,
 		AckWait: *ackWait, DrainTimeout: *drain, LeaseTTL: *leaseTTL, Plugins: plugins, Logger: log,
 		HandlerContext: func(ctx context.Context) context.Context { return fray.WithClient(ctx, client) },
+		Objects:        client.Objects(),
 	}
 	var w *worker.Worker
 	wm.observe(&wo, plugins, &w)
@@ -198,19 +208,41 @@ func runMain(args []string) error {
 	wm.serve(ctx, log)
 	ran := make(chan error, 1)
 	go func() { ran <- w.Run(ctx) }()
-	// Say ready once the registry lists this worker: from then on every
-	// client sees its functions (a submission is not refused as unknown).
-	tick := time.NewTicker(10 * time.Millisecond)
+	// Say ready once this worker is registered and its pool's directory
+	// lists its functions: from then on every client sees them (a
+	// submission is not refused as unknown). A broker without the
+	// directory (an older fray-broker) never lists them: say ready anyway
+	// after directoryWait.
+	const directoryWait = 10 * time.Second
+	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
+	var registeredAt time.Time
 	for {
 		select {
 		case err := <-ran:
 			return err
 		case <-tick.C:
 		}
-		if slices.ContainsFunc(client.Workers(), func(wi broker.WorkerInfo) bool { return wi.ID == w.ID() }) {
-			fmt.Printf("fray-worker ready id=%s pool=%s\n", w.ID(), *pool)
-			return <-ran
+		if !w.Registered() {
+			continue
 		}
+		if registeredAt.IsZero() {
+			registeredAt = time.Now()
+		}
+		listed := true
+		for _, fn := range w.Info().Handlers {
+			if served, _ := client.Pools().Serves(w.Info().Pool, fn); !served {
+				listed = false
+				break
+			}
+		}
+		if !listed && time.Since(registeredAt) < directoryWait {
+			continue
+		}
+		if !listed {
+			log.Warn("the pool directory does not list this worker's functions; is fray-broker of this version running?", "bucket", broker.BucketPools)
+		}
+		fmt.Printf("fray-worker ready id=%s pool=%s\n", w.ID(), *pool)
+		return <-ran
 	}
 }

@@ -103,7 +103,7 @@ func TestCommandLineMistakesExitTwoWithAOneLineReason(t *testing.T) {
 		{[]string{"stop"}, "fray stop: missing job ID"},
 		{[]string{"stop", "--timeout", "0s", "job"}, "fray stop: --timeout 0s: want a positive duration"},
 		{[]string{"bench"}, "fray bench: missing bench NAME"},
-		{[]string{"bench", "foo"}, "fray bench: unknown bench foo (want tasks, objects, actors or jobs)"},
+		{[]string{"bench", "foo"}, "fray bench: unknown bench foo (want tasks, objects, actors, jobs or fleet)"},
 		{[]string{"bench", "tasks", "extra"}, `fray bench tasks: unexpected argument "extra"`},
 		{[]string{"bench", "jobs", "extra"}, `fray bench jobs: unexpected argument "extra"`},
 		{[]string{"bench", "tasks", "--runtime", "ruby"}, `fray bench tasks: --runtime "ruby": want go or python`},

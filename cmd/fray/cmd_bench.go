@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register(command{name: "bench", summary: "measure fray on this machine: fray bench tasks|objects|actors|jobs", run: runBench})
+	register(command{name: "bench", summary: "measure fray on this machine: fray bench tasks|objects|actors|jobs|fleet", run: runBench})
 }
 
 // benchSummary describes each `fray bench NAME` for its -h.
@@ -41,20 +41,20 @@ var benchSummary = map[string]string{
 
 func runBench(ctx context.Context, args []string) error {
 	subs := map[string]func(context.Context, []string) error{
-		"tasks": benchTasks, "objects": benchObjects, "actors": benchActors, "jobs": benchJobs,
+		"tasks": benchTasks, "objects": benchObjects, "actors": benchActors, "jobs": benchJobs, "fleet": benchFleet,
 		bench.ProducerCommand: benchTasksProducer, // hidden: a producer process of bench tasks --producers
 	}
-	const usage = "Usage: fray bench tasks|objects|actors|jobs [flags]\n\nEach runs an in-process broker on file storage; 'fray bench NAME -h' describes it and lists its flags."
+	const usage = "Usage: fray bench tasks|objects|actors|jobs|fleet [flags]\n\nEach runs an in-process broker on file storage (fleet: a fray-broker child process); 'fray bench NAME -h' describes it and lists its flags."
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 		fmt.Fprintln(os.Stderr, usage)
 		return nil
 	}
 	if len(args) == 0 {
-		fmt.Fprintf(os.Stderr, "fray bench: missing bench NAME (want tasks, objects, actors or jobs)\n\n%s\n", usage)
+		fmt.Fprintf(os.Stderr, "fray bench: missing bench NAME (want tasks, objects, actors, jobs or fleet)\n\n%s\n", usage)
 		return errUsage
 	}
 	if subs[args[0]] == nil {
-		fmt.Fprintf(os.Stderr, "fray bench: unknown bench %s (want tasks, objects, actors or jobs)\n", args[0])
+		fmt.Fprintf(os.Stderr, "fray bench: unknown bench %s (want tasks, objects, actors, jobs or fleet)\n", args[0])
 		return errUsage
 	}
 	return subs[args[0]](ctx, args[1:])

@@ -12,6 +12,7 @@ import (
 
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/objects"
+	"github.com/frayhq/fray/registry"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
 	"github.com/frayhq/fray/worker/langrt"
@@ -160,6 +161,10 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 	if err := broker.Provision(ctx, js, pnc.ConnectedServerVersion(), broker.ProvisionOptions{Replicas: nodes}); err != nil {
 		return res, err
 	}
+
+	// The pool directory, as fray-broker keeps it.
+	stopDirectory := registry.NewMaintainer(js, registry.MaintainerOptions{}).Start()
+	defer func() { _ = stopDirectory() }()
 
 	// The worker, on its own connection as in a real deployment.
 	wnc, err := nats.Connect(wurl)

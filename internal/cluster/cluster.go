@@ -17,6 +17,7 @@ import (
 	"github.com/frayhq/fray/dispatcher/iris"
 	"github.com/frayhq/fray/dispatcher/ray"
 	"github.com/frayhq/fray/jobs"
+	"github.com/frayhq/fray/registry"
 	"github.com/frayhq/fray/worker"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,7 +48,16 @@ type ServiceOptions struct {
 	// NoSupervisor and NoDispatcher switch those services off.
 	NoSupervisor bool
 	NoDispatcher bool
-	Logger       *slog.Logger
+	// NoDirectory switches off the pool directory's maintainer (another
+	// broker of the cluster must run one, or producers and workers learn
+	// no pool's functions).
+	NoDirectory bool
+	// ExpiryGrace is how long the liveness deciders (dispatcher,
+	// supervisor, directory) wait after a worker's or actor's lease
+	// expired for its live holder to take it back, before declaring it
+	// lost. Defaults to broker.ExpiryGrace.
+	ExpiryGrace time.Duration
+	Logger      *slog.Logger
 }
 
 // Services returns the services to run beside a broker.
@@ -56,14 +66,18 @@ func Services(nc *nats.Conn, js jetstream.JetStream, o ServiceOptions) ([]Servic
 		o.Logger = slog.Default()
 	}
 	var out []Service
-	// Wiring points: the actor supervisor and the job dispatcher add
-	// themselves here.
+	// Wiring points: the pool directory, the actor supervisor and the job
+	// dispatcher add themselves here.
+	if !o.NoDirectory {
+		m := registry.NewMaintainer(js, registry.MaintainerOptions{ExpiryGrace: o.ExpiryGrace, Logger: o.Logger.With("service", "registry")})
+		out = append(out, Service{Name: "pool directory", Run: m.Run})
+	}
 	if !o.NoSupervisor {
-		sup := actors.NewSupervisor(nc, js, actors.SupervisorOptions{PlacementTimeout: o.ActorRestartWait, Logger: o.Logger.With("service", "actors")})
+		sup := actors.NewSupervisor(nc, js, actors.SupervisorOptions{PlacementTimeout: o.ActorRestartWait, ExpiryGrace: o.ExpiryGrace, Logger: o.Logger.With("service", "actors")})
 		out = append(out, Service{Name: "actor supervisor", Run: sup.Run})
 	}
 	if !o.NoDispatcher {
-		d, err := dispatcher.New(nc, js, dispatcher.Options{Backends: o.Backends, DefaultBackend: o.DefaultBackend, StartupGrace: o.JobStartupGrace, Logger: o.Logger.With("service", "dispatcher")})
+		d, err := dispatcher.New(nc, js, dispatcher.Options{Backends: o.Backends, ExpiryGrace: o.ExpiryGrace, DefaultBackend: o.DefaultBackend, StartupGrace: o.JobStartupGrace, Logger: o.Logger.With("service", "dispatcher")})
 		if err != nil {
 			return nil, err
 		}

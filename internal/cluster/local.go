@@ -12,6 +12,7 @@ import (
 
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/jobs"
+	"github.com/frayhq/fray/objects"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
 	"github.com/nats-io/nats.go"
@@ -132,27 +133,39 @@ func StartLocal(ctx context.Context, o LocalOptions) (*Local, error) {
 		}
 		l.goRun("worker "+wo.ID, func() error { return w.Run(rctx) })
 	}
-	// Wait until every worker is registered, so a first submission finds
-	// its function.
-	kv, err := js.KeyValue(ctx, broker.BucketWorkers)
+	// Wait until the pool directory counts every worker, so a first
+	// submission finds its function (or is refused as unknown).
+	pool := o.Worker.Pool
+	if pool == "" {
+		pool = tasks.DefaultPool
+	}
+	pools := map[string]int{}
+	if n > 0 {
+		pools[pool] = n
+	}
+	kv, err := js.KeyValue(ctx, broker.BucketPools)
 	if err != nil {
 		return fail(err)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		keys, _ := kv.ListKeys(ctx)
-		count := 0
-		if keys != nil {
-			for range keys.Keys() {
-				count++
+		missing := ""
+		for pool, want := range pools {
+			var d broker.PoolDirectory
+			e, err := kv.Get(ctx, pool)
+			if err == nil {
+				err = objects.Unmarshal(e.Value(), &d)
+			}
+			if err != nil || d.Workers < want {
+				missing = fmt.Sprintf("pool %s lists %d of %d local workers", pool, d.Workers, want)
 			}
 		}
-		if count >= n {
+		if missing == "" || o.Services.NoDirectory {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fail(fmt.Errorf("cluster: %d of %d local workers registered after 10s: %v", count, n, l.err()))
+			return fail(fmt.Errorf("cluster: %s after 10s: %v", missing, l.err()))
 		}
-		time.Sleep(5 * time.Millisecond) // poll the registry
+		time.Sleep(5 * time.Millisecond) // poll the directory
 	}
 	return l, nil
 }

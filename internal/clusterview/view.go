@@ -12,7 +12,7 @@ import (
 	"github.com/frayhq/fray/actors"
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/jobs"
-	"github.com/frayhq/fray/tasks"
+	"github.com/frayhq/fray/registry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -50,7 +50,7 @@ type View struct {
 	mu       sync.RWMutex
 	jobs     map[string]*jobs.Record   // by job id
 	actors   map[string]*actors.Record // by KV key
-	workers  *tasks.WorkerView
+	workers  *registry.Live
 	pools    map[string]*Pool
 	streams  []Stream
 	failures []Failure // ring, newest last
@@ -109,7 +109,7 @@ func (v *View) Refresh() time.Duration { return v.o.Refresh }
 func (v *View) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wv, err := tasks.WatchWorkers(ctx, js)
+	wv, err := registry.WatchLive(ctx, js)
 	if err != nil {
 		return err
 	}
