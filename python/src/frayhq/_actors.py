@@ -373,9 +373,11 @@ class Actors:
             await asyncio.sleep(wait)
             wait = min(2 * wait, 0.1)
 
-    def _eligible(self, rec: dict[str, Any], tried: set[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    async def _eligible(
+        self, rec: dict[str, Any], tried: set[str]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         pool = rec.get("pool") or "default"
-        live = self.c._workers.in_pool(pool)  # noqa: SLF001
+        live = await self.c._workers.list_pool(pool)  # noqa: SLF001
         cls = rec["class"]
         with_class = [w for w in live if cls in (w.get("actor_classes") or []) and not w.get("draining")]
         ok = with_class
@@ -396,7 +398,7 @@ class Actors:
         wait = 0.02
         ns, name = rec["ns"], rec["name"]
         while True:
-            cands, diag = self._eligible(rec, tried)
+            cands, diag = await self._eligible(rec, tried)
             if unknown_class_fails and diag["live"] > 0 and diag["with_class"] == 0:
                 raise UnknownClass(
                     f"frayhq: actor class {rec['class']!r}: no live worker of pool {diag['pool']!r} offers it "

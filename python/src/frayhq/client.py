@@ -137,8 +137,8 @@ class Client(ActorAPI, JobAPI):
                 f"frayhq: {self.url} is not a provisioned fray cluster (no stream FRAY_RESULTS); start fray-broker there"
             ) from None
         self.objects = ObjectStore(self.nc, self.js)
-        self._workers = Workers()
-        await self._workers.start(self.js)
+        self._workers = Workers(self._loop)
+        await self._workers.start(self.nc, self.js)
         if self.local is not None and sp.kind == "local" and workers > 0:
             await self._wait_local_workers(workers)
         self._tasks = Tasks(self)
@@ -154,13 +154,13 @@ class Client(ActorAPI, JobAPI):
         """Until the local cluster's n workers have registered (their Python
         runtime started), or one of them died: then its log says why."""
         deadline = asyncio.get_running_loop().time() + timeout
-        while len(self._workers.by_id) < n:
+        while (live := await self._workers.live("default")) < n:
             assert self.local is not None
             if any(p.poll() is not None for p in self.local.procs):
                 raise FrayConnectionError(f"frayhq: the local cluster did not start:\n{self.local.logs()}")
             if asyncio.get_running_loop().time() > deadline:
                 raise FrayConnectionError(
-                    f"frayhq: {len(self._workers.by_id)} of {n} local workers registered within {timeout:.0f} s:\n"
+                    f"frayhq: {live} of {n} local workers registered within {timeout:.0f} s:\n"
                     f"{self.local.logs()}"
                 )
             await asyncio.sleep(0.05)
@@ -172,6 +172,7 @@ class Client(ActorAPI, JobAPI):
             errors.append(str(e) or type(e).__name__)
 
         async def on_reconnect() -> None:
+            await self._workers.refresh()
             await self._tasks.recheck_all()
 
         try:
@@ -280,6 +281,7 @@ class Client(ActorAPI, JobAPI):
             await self._actors.close()
         except Exception:  # noqa: BLE001
             pass
+        await self._workers.stop()
         try:
             await self.nc.drain()
         except Exception:  # noqa: BLE001
