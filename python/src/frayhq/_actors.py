@@ -267,9 +267,10 @@ class Actors:
             hdr["Nats-Expected-Last-Subject-Sequence"] = str(last)
         if ttl:
             hdr["Nats-TTL"] = ttl
-        ack = await self.c.js.publish(
-            KV_PREFIX + key, _codec.dumps_plain(rec) if rec is not None else b"", headers=hdr or None
-        )
+        async with self.c.perms.guard(KV_PREFIX + key):
+            ack = await self.c.js.publish(
+                KV_PREFIX + key, _codec.dumps_plain(rec) if rec is not None else b"", headers=hdr or None
+            )
         return int(ack.seq)
 
     # ---- create
@@ -541,8 +542,9 @@ class Actors:
 
         deadline = loop.call_later(left, expire)
         try:
-            await self.c.nc.publish(subj, body, reply=f"{self._inbox}.{tok}")
-            msg = await fut
+            async with self.c.perms.guard(subj):  # a refused call fails at once
+                await self.c.nc.publish(subj, body, reply=f"{self._inbox}.{tok}")
+                msg = await fut
         finally:
             self._replies.pop(tok, None)
             calls.pop(tok, None)

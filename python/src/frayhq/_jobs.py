@@ -200,7 +200,8 @@ class Jobs:
         if parent:
             body["parent"] = parent
         try:
-            msg = await self.c.nc.request(SUBMIT_SUBJECT, _codec.dumps(body), timeout=SUBMIT_TIMEOUT)
+            async with self.c.perms.guard(SUBMIT_SUBJECT, "$KV.FRAY_JOB_STATE.>"):
+                msg = await self.c.nc.request(SUBMIT_SUBJECT, _codec.dumps(body), timeout=SUBMIT_TIMEOUT)
         except nats.errors.NoRespondersError:
             # No dispatcher runs: record the job; one will place it when it starts.
             return await self._record_pending(job_id, parent, wire)
@@ -285,7 +286,9 @@ class Jobs:
 
     async def stop(self, job_id: str, reason: str) -> None:
         ctl = {"v": 1, "job": job_id, "op": "stop", "reason": reason}
-        await self.c.js.publish("fray.jobs.ctl." + token(job_id), _codec.dumps_plain(ctl))
+        subj = "fray.jobs.ctl." + token(job_id)
+        async with self.c.perms.guard(subj):
+            await self.c.js.publish(subj, _codec.dumps_plain(ctl))
 
     async def read_logs(self, job_id: str) -> list[str]:
         """Every stored line of the job's tasks, in stream order."""
