@@ -6,6 +6,7 @@ FRAY_LOGS. marin-fray's JobRequest objects are read by attribute.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import queue
 import re
@@ -36,6 +37,7 @@ STATE_BUCKET = "FRAY_JOB_STATE"
 LOGS_STREAM = "FRAY_LOGS"
 SUBMIT_SUBJECT = "fray.dispatcher.submit"
 SUBMIT_TIMEOUT = 10.0
+REQUEST_VERSION = 2  # timeouts in milliseconds (version 1: nanoseconds)
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -112,12 +114,15 @@ def request_map(c: Client, req: Any, callable_call: tuple[str, list[str]] | None
     res = _attr(req, "resources", None)
     env = _attr(req, "environment", None)
     if env is not None and _attr(env, "secrets", None):
+        names = ", ".join(sorted(str(k) for k in _attr(env, "secrets", {})))
         raise Unsupported(
-            f"frayhq: job {name}: environment.secrets would be stored in the job record in clear; "
-            "fray has no secret support yet, so it refuses them (give the workers the values in their own environment)"
+            f"frayhq: job {name}: environment.secrets ({names}) would be stored in the job record in clear, "
+            "readable by every worker and viewer; name the variables in "
+            "frayhq.EnvironmentConfig(env_from_worker=[...]) instead (wire environment.env_from_worker) "
+            "and give each worker its value with fray-worker --secret NAME=FILE (or its own environment)"
         )
     ep = _attr(req, "entrypoint", None)
-    out: dict[str, Any] = {"v": 1, "name": name}
+    out: dict[str, Any] = {"v": REQUEST_VERSION, "name": name}
     if callable_call is not None:
         out["entrypoint"] = {"argv": callable_call[1]}
     else:
@@ -153,6 +158,12 @@ def request_map(c: Client, req: Any, callable_call: tuple[str, list[str]] | None
         envvars.setdefault("PYTHONPATH", os.pathsep.join(p for p in sys.path if p))
     if envvars:
         e["env_vars"] = envvars
+    if efw := _attr(env, "env_from_worker", None):
+        if isinstance(efw, str):
+            raise ConfigError(
+                f"frayhq: job {name}: env_from_worker wants a list of names, got the string {efw!r}"
+            )
+        e["env_from_worker"] = [str(k) for k in efw]
     if ws := _attr(env, "workspace", None):
         e["workdir"] = str(ws)
     if setup := _attr(env, "setup_scripts", None):
@@ -177,8 +188,23 @@ def request_map(c: Client, req: Any, callable_call: tuple[str, list[str]] | None
     mrp = _attr(req, "max_retries_preemption", None)
     if mrp is not None and int(mrp) != 100:
         out["max_retries_preemption"] = int(mrp)
-    if t := _seconds(_attr(req, "timeout", None)):
-        out["timeout"] = int(t * 1e9)
+    for k in ("timeout", "scheduling_timeout"):
+        if t := _seconds(_attr(req, k, None)):
+            if t < 0:
+                raise ConfigError(f"frayhq: job {name}: {k}={t}: want >= 0 seconds")
+            out[k + "_ms"] = math.ceil(t * 1000)  # a partial millisecond rounds up, never to none
+    return out
+
+
+def read_request(req: dict[str, Any]) -> dict[str, Any]:
+    """A wire JobRequest of version 1 or 2 as version 2: version 1's
+    nanosecond ``timeout``/``scheduling_timeout`` become ``*_ms`` (rounded
+    up) when those are absent."""
+    out = dict(req)
+    for k in ("timeout", "scheduling_timeout"):
+        ns = out.pop(k, None)
+        if not out.get(k + "_ms") and ns:
+            out[k + "_ms"] = math.ceil(int(ns) / 1e6)
     return out
 
 
@@ -338,8 +364,13 @@ class JobHandle:
         return to_status(self._record().get("status", "PENDING"))
 
     def info(self) -> dict[str, Any]:
-        """The job's record (PROTOCOL.md, "Record")."""
-        return self._record()
+        """The job's record (PROTOCOL.md, "Record"); its request as version 2
+        (timeouts in ``timeout_ms``/``scheduling_timeout_ms``) whichever
+        version was stored."""
+        rec = self._record()
+        if isinstance(rec.get("request"), dict):
+            rec["request"] = read_request(rec["request"])
+        return rec
 
     def wait(self, timeout: float | None = None, *, raise_on_failure: bool = True) -> Any:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -487,6 +518,12 @@ def inherit(req: dict[str, Any], parent: dict[str, Any]) -> None:
     if penv:
         env = req.setdefault("environment", {})
         env["env_vars"] = {**penv, **(env.get("env_vars") or {})}
+    pefw = (parent.get("environment") or {}).get("env_from_worker") or []
+    if pefw:
+        env = req.setdefault("environment", {})
+        have_vars, efw = env.get("env_vars") or {}, list(env.get("env_from_worker") or [])
+        efw += [k for k in pefw if k not in have_vars and k not in efw]
+        env["env_from_worker"] = efw
     have = {c.get("key") for c in req.get("constraints") or []}
     extra = [c for c in parent.get("constraints") or [] if c.get("key") not in have]
     if extra:
@@ -519,7 +556,7 @@ class JobAPI:
         if parent.startswith("/"):
             prec = c._run(c._jobs.record(parent))  # noqa: SLF001
             if prec is not None:
-                inherit(wire, prec.get("request") or {})
+                inherit(wire, read_request(prec.get("request") or {}))
         jid, adopted = c._run(c._jobs.submit(job_id, parent if parent.startswith("/") else "", wire))  # noqa: SLF001
         if adopted is None:
             raise JobAlreadyExists(job_id, JobHandle(c, job_id))
