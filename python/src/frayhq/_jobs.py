@@ -208,9 +208,32 @@ def read_request(req: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+FIND_SUBJECT = "fray.dispatcher.find"
+FIND_TIMEOUT = 45.0  # the dispatcher bounds a look-up at 40 s
+
+
 class Jobs:
     def __init__(self, client: Client) -> None:
         self.c = client
+        # A ray?/iris? spec without nats=: this client's broker is private,
+        # the backend holds the jobs.
+        self.asks_backends = client.spec.kind in ("ray", "iris") and not client.spec.urls
+
+    async def find(self, job_id: str) -> None:
+        """Ask the dispatchers to look job_id up on their backends and record
+        it in FRAY_JOB_STATE before they answer; no dispatcher: nothing to do."""
+        body = _codec.dumps_plain({"v": 1, "id": job_id})
+        try:
+            msg = await self.c.nc.request(FIND_SUBJECT, body, timeout=FIND_TIMEOUT)
+        except nats.errors.NoRespondersError:
+            return
+        except nats.errors.TimeoutError:
+            raise FrayError(
+                f"frayhq: find {job_id} on the backends: no dispatcher answered within {FIND_TIMEOUT:.0f} s"
+            ) from None
+        rep = _codec.loads_plain(msg.data, f"find reply for {job_id}")
+        if isinstance(rep, dict) and rep.get("code"):
+            raise FrayError(f"frayhq: find {job_id} on the backends: {rep.get('error') or rep.get('code')}")
 
     async def kv(self) -> Any:
         return await self.c.kv(STATE_BUCKET)
@@ -349,12 +372,28 @@ class JobHandle:
         self._c = client
         self._id = job_id
         self._result_id = result_id  # the pickled-exception channel of a callable job
+        self._refreshed = False
 
     @property
     def job_id(self) -> str:
         return self._id
 
+    def _refresh(self) -> None:
+        """With a plain ray?/iris? spec the backend is the record: the first
+        time the handle reads its job, the private broker's dispatcher looks
+        it up there and records it (PROTOCOL.md, "The backend is the record")."""
+        if self._refreshed or not self._c._jobs.asks_backends:  # noqa: SLF001
+            return
+        try:
+            self._c._run(self._c._jobs.find(self._id))  # noqa: SLF001
+        except FrayError:
+            if self._c._run(self._c._jobs.record(self._id)) is None:  # noqa: SLF001
+                raise
+            return  # the record we have will do; ask again next time
+        self._refreshed = True
+
     def _record(self) -> dict[str, Any]:
+        self._refresh()
         rec = self._c._run(self._c._jobs.record(self._id))  # noqa: SLF001
         if rec is None:
             raise NotFound(f"frayhq: no job {self._id}")
@@ -429,6 +468,7 @@ class JobHandle:
             pass
 
     def logs(self, max_lines: int = 0) -> tuple[str, ...]:
+        self._refresh()
         lines = self._c._run(self._c._jobs.read_logs(self._id))  # noqa: SLF001
         if max_lines and max_lines > 0:
             lines = lines[-max_lines:]
@@ -437,6 +477,7 @@ class JobHandle:
     def follow_logs(self, settle: float = 2.0) -> Iterator[str]:
         """Every log line as it is written, until the job has ended and its
         last lines are in (``settle`` seconds of silence after the end)."""
+        self._refresh()
         q: queue.Queue[str | None] = queue.Queue()
         c = self._c
         subj = f"fray.logs.{token(self._id)}.*"
