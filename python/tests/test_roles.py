@@ -64,6 +64,19 @@ def test_viewer_submit_fails_at_once_naming_subject_and_user(roles, monkeypatch)
         assert "fray-viewer" in e.user and "fray-viewer" in str(e) and "fray.tasks.default" in str(e)
 
 
+def test_viewer_put_fails_at_once(roles, monkeypatch):
+    d, b = roles
+    as_user(monkeypatch, d, "fray-viewer")
+    with frayhq.connect(b.url) as c:
+        began = time.monotonic()
+        with pytest.raises(frayhq.PermissionDenied) as ei:
+            c.put(b"x" * 1000)
+        assert time.monotonic() - began < 5
+        # Matched by a wildcard pattern: the subject as nats-py reports it, lowercased.
+        assert "fray_objects" in ei.value.subject.lower()
+        assert "fray-viewer" in str(ei.value)
+
+
 def test_producer_may_not_read_another_owners_result(roles, monkeypatch):
     d, b = roles
     as_user(monkeypatch, d, "fray-producer")

@@ -154,7 +154,7 @@ class Client(ActorAPI, JobAPI):
             raise FrayConnectionError(
                 f"frayhq: {self.url} is not a provisioned fray cluster (no stream FRAY_RESULTS); start fray-broker there"
             ) from None
-        self.objects = ObjectStore(self.nc, self.js)
+        self.objects = ObjectStore(self.nc, self.js, self.perms)
         self._workers = Workers()
         await self._workers.start(self.js)
         if self.local is not None and sp.kind == "local" and workers > 0:
