@@ -5,6 +5,7 @@ from fray.types import EnvironmentConfig
 
 import frayhq
 from frayhq import Entrypoint, JobRequest
+from frayhq._jobs import token
 
 
 def _double(x):
@@ -76,8 +77,65 @@ def test_wait_all_returns_statuses_in_order(client, name):
 def test_secrets_are_refused(client, name):
     env = EnvironmentConfig(workspace=".", secrets={"HF_TOKEN": "x"})
     req = JobRequest(name=name, entrypoint=Entrypoint.from_binary("true", []), environment=env)
-    with pytest.raises(frayhq.Unsupported, match="secrets"):
+    with pytest.raises(frayhq.Unsupported, match="secrets") as ei:
         client.submit(req)
+    # The error says what to do instead.
+    assert "HF_TOKEN" in str(ei.value) and "env_from_worker" in str(ei.value) and "--secret" in str(ei.value)
+
+
+def test_requests_are_written_as_version_2_with_millisecond_timeouts(client, name):
+    req = frayhq.JobRequest(name=name, entrypoint=frayhq.Entrypoint.from_binary("sleep", ["30"]), timeout=1.5)
+    h = client.submit(req)
+    r = h.info()["request"]
+    raw = client._run(client._jobs.record(h.job_id))["request"]  # noqa: SLF001 - the stored bytes, not read_request's
+    assert raw["v"] == 2 and raw["timeout_ms"] == 1500 and "timeout" not in raw
+    assert r["timeout_ms"] == 1500
+    assert h.wait(60, raise_on_failure=False) == frayhq.JobStatus.STOPPED
+    assert "timed out after 1.5s" in h.info().get("error", "")
+    # A scheduling timeout (fray's own field) travels in milliseconds too.
+    req = frayhq.JobRequest(
+        name=name + "-s", entrypoint=frayhq.Entrypoint.from_binary("true", []), scheduling_timeout=0.0015
+    )
+    h = client.submit(req)
+    assert client._run(client._jobs.record(h.job_id))["request"]["scheduling_timeout_ms"] == 2  # noqa: SLF001
+    assert h.wait(60) == frayhq.JobStatus.SUCCEEDED
+
+
+def test_version_1_requests_are_read(client, name):
+    """A record written before version 2 (nanosecond timeouts) reads as version 2."""
+    jid = f"/{client.namespace}/{name}"
+    rec = {
+        "v": 1,
+        "id": jid,
+        "status": "SUCCEEDED",
+        "request": {"v": 1, "name": name, "timeout": 90_000_000_000, "scheduling_timeout": 600_001_500_000},
+    }
+
+    async def put() -> None:
+        kv = await client._jobs.kv()  # noqa: SLF001
+        await kv.put("j." + token(jid), frayhq._codec.dumps_plain(rec))  # noqa: SLF001
+
+    client._run(put())  # noqa: SLF001
+    r = frayhq.JobHandle(client, jid).info()["request"]
+    assert r["timeout_ms"] == 90_000 and r["scheduling_timeout_ms"] == 600_002 and "timeout" not in r
+
+
+def test_env_from_worker_is_filled_by_the_worker_and_stored_nowhere(tmp_path, name):
+    secret = tmp_path / "token"
+    secret.write_text("s3cr3t-value")
+    with frayhq.connect("local", workers=0) as c:
+        c.local.add_worker("--secret", f"HF_TOKEN={secret}")
+        deadline = time.monotonic() + 60
+        while not c._workers.by_id:  # noqa: SLF001
+            assert time.monotonic() < deadline, c.local.logs()
+            time.sleep(0.1)
+        env = frayhq.EnvironmentConfig(env_from_worker=["HF_TOKEN"])
+        ep = frayhq.Entrypoint.from_binary("sh", ["-c", 'echo "token=$HF_TOKEN"'])
+        h = c.submit(frayhq.JobRequest(name=name, entrypoint=ep, environment=env))
+        assert h.wait(60) == frayhq.JobStatus.SUCCEEDED
+        assert any("token=s3cr3t-value" in line for line in h.logs())
+        assert h.info()["request"]["environment"]["env_from_worker"] == ["HF_TOKEN"]
+        assert "s3cr3t-value" not in repr(h.info())
 
 
 def test_bad_job_name(client):

@@ -97,6 +97,27 @@ def encode_args(python: bool, args: tuple[Any, ...], kwargs: dict[str, Any], wha
 _ABSENT = object()
 _UNSEEN = object()  # a waiting call's epoch before the sweep first read the record
 
+BARRIER_RESEND = 3.0  # a barrier unanswered this long is replaced by another
+BARRIER_WAIT_MAX = 2.0  # the longest pause between barriers the actor refused (no responders)
+
+
+class _Call:
+    """A call waiting for its reply: what the sweep and the barriers need."""
+
+    __slots__ = ("fut", "sent", "epoch", "gen", "subj", "body", "reply", "redelivered")
+
+    def __init__(
+        self, fut: asyncio.Future[Any], sent: float, gen: int, subj: str, body: bytes, reply: str
+    ) -> None:
+        self.fut = fut
+        self.sent = sent
+        self.epoch: Any = _UNSEEN
+        self.gen = gen  # the connection generation it was (last) sent in
+        self.subj = subj
+        self.body = body
+        self.reply = reply
+        self.redelivered = 0
+
 
 def _base36(n: int) -> str:
     digits = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -236,8 +257,16 @@ class Actors:
         self._replies: dict[str, asyncio.Future[Any]] = {}
         self._ntok = 0
         await self.c.nc.subscribe(self._inbox + ".*", cb=self._on_reply)
-        self._calls: dict[tuple[str, str], dict[str, list[Any]]] = {}
+        self._calls: dict[tuple[str, str], dict[str, _Call]] = {}
+        # The connection generation: the reconnects seen so far. A call of
+        # an earlier one may have been lost with the connection; barriers
+        # (one task per actor at a time) find out.
+        self._gen = self._reconnects()
+        self._barriers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_calls())
+
+    def _reconnects(self) -> int:
+        return int(self.c.nc.stats.get("reconnects", 0))
 
     async def close(self) -> None:
         for h in list(self.hosted):
@@ -267,9 +296,10 @@ class Actors:
             hdr["Nats-Expected-Last-Subject-Sequence"] = str(last)
         if ttl:
             hdr["Nats-TTL"] = ttl
-        ack = await self.c.js.publish(
-            KV_PREFIX + key, _codec.dumps_plain(rec) if rec is not None else b"", headers=hdr or None
-        )
+        async with self.c.perms.guard(KV_PREFIX + key):
+            ack = await self.c.js.publish(
+                KV_PREFIX + key, _codec.dumps_plain(rec) if rec is not None else b"", headers=hdr or None
+            )
         return int(ack.seq)
 
     # ---- create
@@ -426,6 +456,12 @@ class Actors:
                 try:
                     msg = await self.c.nc.request(subj, _codec.dumps_plain(req), timeout=CONSTRUCT_TIMEOUT)
                 except nats.errors.NoRespondersError:
+                    # Registered but not subscribed yet (starting, or
+                    # reconnecting): ask it again after a pause.
+                    if time.monotonic() < deadline:
+                        tried.discard(wid)
+                    await asyncio.sleep(wait)
+                    wait = min(wait * 2, 0.5)
                     continue
                 except nats.errors.TimeoutError:
                     raise ActorError(
@@ -533,7 +569,8 @@ class Actors:
         fut: asyncio.Future[Any] = loop.create_future()
         self._replies[tok] = fut
         calls = self._calls.setdefault((ns, name), {})
-        calls[tok] = [fut, loop.time(), _UNSEEN]
+        reply = f"{self._inbox}.{tok}"
+        calls[tok] = _Call(fut, loop.time(), self._gen, subj, body, reply)
 
         def expire() -> None:
             if not fut.done():
@@ -543,8 +580,9 @@ class Actors:
 
         deadline = loop.call_later(left, expire)
         try:
-            await self.c.nc.publish(subj, body, reply=f"{self._inbox}.{tok}")
-            msg = await fut
+            async with self.c.perms.guard(subj):  # a refused call fails at once
+                await self.c.nc.publish(subj, body, reply=reply)
+                msg = await fut
         finally:
             self._replies.pop(tok, None)
             calls.pop(tok, None)
@@ -566,9 +604,10 @@ class Actors:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(0.25)
+            self._barrier_after_reconnect()
             now = loop.time()
             for (ns, name), calls in list(self._calls.items()):
-                stale = [c for c in list(calls.values()) if now - c[1] > 0.5 and not c[0].done()]
+                stale = [c for c in list(calls.values()) if now - c.sent > 0.5 and not c.fut.done()]
                 if not stale:
                     continue
                 try:
@@ -578,11 +617,11 @@ class Actors:
                 live = rec is not None and rec.get("state") not in (*TERMINAL, "failed", "restarting")
                 epoch = rec.get("epoch") if rec else None
                 for c in stale:
-                    if c[2] is _UNSEEN and live:
-                        c[2] = epoch
+                    if c.epoch is _UNSEEN and live:
+                        c.epoch = epoch
                         continue
-                    if (not live or epoch != c[2]) and not c[0].done():
-                        c[0].set_exception(
+                    if (not live or epoch != c.epoch) and not c.fut.done():
+                        c.fut.set_exception(
                             ActorUnavailableError(
                                 f"frayhq: actor {ns}/{name}: the instance running the call is gone"
                                 + (
@@ -592,6 +631,99 @@ class Actors:
                                 )
                             )
                         )
+
+    # ---- barriers (PROTOCOL.md, actors: "Connection lost")
+
+    def _barrier_after_reconnect(self) -> None:
+        """After a reconnect, a barrier to each actor with calls of an
+        earlier generation still unanswered (one at a time per actor)."""
+        gen = self._reconnects()
+        if gen != self._gen:
+            self._gen = gen
+        loop = asyncio.get_running_loop()
+        for key, calls in list(self._calls.items()):
+            if key in self._barriers:
+                continue
+            if any(c.gen < self._gen and not c.fut.done() for c in calls.values()):
+                self._barriers[key] = loop.create_task(self._barrier(*key))
+
+    async def _barrier(self, ns: str, name: str) -> None:
+        try:
+            await self._barrier_rounds(ns, name)
+        except Exception:  # noqa: BLE001 - the next sweep sends another
+            await asyncio.sleep(1)
+        finally:
+            self._barriers.pop((ns, name), None)
+
+    async def _barrier_rounds(self, ns: str, name: str) -> None:
+        loop = asyncio.get_running_loop()
+        wait = 0.05
+        while True:
+            gen = self._gen
+            calls = self._calls.get((ns, name)) or {}
+            named = [c for c in calls.values() if c.gen < gen and not c.fut.done()]
+            if not named:
+                return
+            self._ntok += 1
+            tok = _base36(self._ntok)
+            fut: asyncio.Future[Any] = loop.create_future()
+            self._replies[tok] = fut
+            body = _codec.dumps_plain({"v": 1, "replies": [c.reply for c in named]})
+            try:
+                await self.c.nc.publish(
+                    named[0].subj, body, reply=f"{self._inbox}.{tok}", headers={"Fray-Barrier": "1"}
+                )
+                msg = await asyncio.wait_for(fut, BARRIER_RESEND)
+            except TimeoutError:
+                continue  # lost too, or behind a long call of a serial instance: ask again
+            finally:
+                self._replies.pop(tok, None)
+            if not msg.data and msg.headers and msg.headers.get("Status") == "503":
+                # No instance subscribed (its host reconnecting, or gone).
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, BARRIER_WAIT_MAX)
+                continue
+            rep = _codec.loads_plain(msg.data, f"barrier reply of actor {ns}/{name}")
+            if not isinstance(rep, dict) or rep.get("e"):
+                # A host older than barriers took it for a call: the calls
+                # are left to their replies and deadlines.
+                for c in named:
+                    c.gen = max(c.gen, gen)
+                return
+            running = set(rep.get("running") or ())
+            lost = []
+            for c in named:
+                if c.fut.done():
+                    continue  # its reply came first
+                if c.reply in running:
+                    c.gen = max(c.gen, gen)  # its reply will come
+                else:
+                    lost.append(c)
+            if not lost:
+                continue
+            rec, _ = await self.get_record(ns, name)
+            if rec is None:
+                # The record is missing (a broker restart dropped expired
+                # lease keys): the next barrier asks again a second later;
+                # the sweep fails the calls past the absence limit.
+                await asyncio.sleep(1)
+                continue
+            retries = int(rec.get("max_task_retries") or 0)
+            for c in lost:
+                if c.fut.done():
+                    continue
+                if c.redelivered < retries:
+                    c.redelivered += 1
+                    c.gen = self._gen
+                    c.sent = loop.time()
+                    await self.c.nc.publish(c.subj, c.body, reply=c.reply)
+                else:
+                    c.fut.set_exception(
+                        ActorUnavailableError(
+                            f"frayhq: actor {ns}/{name}: the call was in flight when the connection to the "
+                            f"broker was lost (redelivered {c.redelivered} of max_task_retries={retries} times)"
+                        )
+                    )
 
     # ---- long-running operations
 

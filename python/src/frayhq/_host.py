@@ -23,6 +23,9 @@ from ._actors import PY_OBJECT, TERMINAL, ActorHandle, record_key, standing_key
 from .errors import ActorError, ActorExists
 
 LEASE_TTL = 10.0
+# How long after its last write a host may take back a lease that expired
+# under it: well within the stop tombstone's TTL (60 s).
+RECLAIM_WITHIN = 50.0
 
 
 def _hosted_base() -> type:
@@ -83,6 +86,10 @@ class Host:
         self.calls = 0
         self.stopped = False
         self.renewer: asyncio.Task[None] | None = None
+        self.ops: dict[str, asyncio.Task[None]] = {}
+        self.running_ops: set[str] = set()
+        self.canceled_ops: set[str] = set()
+        self.written = 0.0  # monotonic time of the last record write that went through
 
     async def start(self, max_conc: int) -> None:
         a = self.c._actors  # noqa: SLF001
@@ -119,7 +126,7 @@ class Host:
                         pass
         rec["host"] = self.id
         rec["lease_ms"] = int(LEASE_TTL * 1000)
-        self.rev = await a.kv_write(self.key, rec, self.rev, f"{int(LEASE_TTL)}s")
+        await self._write(rec, self.rev)
         nc = self.c.nc
         self.subs.append(await nc.subscribe(f"fray.actor._ctl.{self.ns}.{self.name}", cb=self._on_ctl))
         self.subs.append(
@@ -128,7 +135,7 @@ class Host:
         await nc.flush()
         rec["state"] = "ready"
         rec["started_ms"] = int(time.time() * 1000)
-        self.rev = await a.kv_write(self.key, rec, self.rev, f"{int(LEASE_TTL)}s")
+        await self._write(rec, self.rev)
         self.rec = rec
         await self._write_standing()
         self.renewer = asyncio.get_running_loop().create_task(self._renew())
@@ -147,7 +154,6 @@ class Host:
                 pass
 
     async def _renew(self) -> None:
-        a = self.c._actors  # noqa: SLF001
         while not self.stopped:
             await asyncio.sleep(LEASE_TTL / 3)
             if self.stopped:
@@ -155,19 +161,70 @@ class Host:
             rec = dict(self.rec)
             rec["calls"] = self.calls
             try:
-                self.rev = await a.kv_write(self.key, rec, self.rev, f"{int(LEASE_TTL)}s")
+                await self._write(rec, self.rev)
             except nats.js.errors.APIError:
-                # Someone else wrote the key (a stop, a creator): the lease is gone.
-                await self._unserve()
-                return
+                try:
+                    found = await self._recover_lease(rec)
+                except Exception:  # noqa: BLE001 - can't tell yet: look again at the next renewal
+                    continue
+                if found is None:
+                    # Someone else wrote the key (a stop, a creator): the lease is gone.
+                    await self._unserve()
+                    return
             except Exception:  # noqa: BLE001 - broker away: try again next time
                 continue
+
+    async def _write(self, rec: dict[str, Any], last: int) -> None:
+        self.rev = await self.c._actors.kv_write(self.key, rec, last, f"{int(LEASE_TTL)}s")  # noqa: SLF001
+        self.written = time.monotonic()
+
+    async def _recover_lease(self, rec: dict[str, Any]) -> str | None:
+        """After a renewal's sequence check failed: take the lease back when
+        the key holds this host's own unacknowledged write, or nothing / an
+        expiry marker (the broker was away longer than the lease and dropped
+        the key), as the Go host does (actors/instance.go recoverLeaseLocked);
+        None when someone else wrote it. An expired key is taken back only
+        within RECLAIM_WITHIN of the last write that went through, so an
+        expired stop tombstone is never mistaken for an expired lease."""
+        try:
+            last = await self.c.js._jsm.get_msg(  # noqa: SLF001
+                "KV_FRAY_ACTORS", subject="$KV.FRAY_ACTORS." + self.key, direct=True
+            )
+        except nats.js.errors.NotFoundError:
+            last = None
+        hdrs = (last.headers or {}) if last is not None else {}
+        if last is None or hdrs.get("Nats-Marker-Reason") == "MaxAge":
+            if not self.written or time.monotonic() - self.written >= RECLAIM_WITHIN:
+                return None
+            found, expect = "expired", (last.seq if last is not None else 0)
+        else:
+            try:
+                cur = _codec.loads_plain(last.data or b"", "actor record")
+            except Exception:  # noqa: BLE001
+                cur = None
+            if (
+                hdrs.get("Nats-Marker-Reason")
+                or hdrs.get("KV-Operation")
+                or not isinstance(cur, dict)
+                or cur.get("host") != self.id
+                or cur.get("epoch") != self.rec.get("epoch")
+                or cur.get("state") != self.rec.get("state")
+            ):
+                return None
+            found, expect = "own unacknowledged write", last.seq
+        try:
+            await self._write(rec, expect or 0)
+        except nats.js.errors.APIError:
+            return None  # a supervisor or creator won the free key
+        return found
 
     async def _on_ctl(self, msg: Any) -> None:
         try:
             ctl = _codec.loads_plain(msg.data, "actor control record")
         except Exception:  # noqa: BLE001
             ctl = {}
+        if isinstance(ctl, dict) and ctl.get("op") == "cancel" and isinstance(ctl.get("op_id"), str):
+            self.cancel_op(ctl["op_id"])
         if isinstance(ctl, dict) and ctl.get("op") == "stop":
             ep = ctl.get("epoch")
             if ep and ep != self.rec.get("epoch"):
@@ -191,6 +248,13 @@ class Host:
                 await self.c.nc.publish(msg.reply, _codec.dumps_plain(reply))
             return
         self.calls += 1
+        try:
+            peek = _codec.loads_plain(msg.data, "actor call record")
+        except Exception:  # noqa: BLE001 - _invoke answers the decode error
+            peek = None
+        if isinstance(peek, dict) and isinstance(peek.get("op"), str) and peek["op"]:
+            await self._accept_op(msg, peek)
+            return
         if msg.reply:
             self.running.add(msg.reply)
         loop = asyncio.get_running_loop()
@@ -205,58 +269,139 @@ class Host:
         ep = self.rec.get("epoch", 1)
         try:
             call = _codec.loads(data, "actor call record")
-            method = call.get("m") if isinstance(call, dict) else None
-            if (
-                not isinstance(method, str)
-                or method.startswith("_")
-                or not callable(getattr(self.inst, method, None))
-            ):
-                names = sorted(
-                    n for n in dir(self.inst) if not n.startswith("_") and callable(getattr(self.inst, n))
-                )
-                return _codec.dumps_plain(
-                    {
-                        "v": 1,
-                        "ep": ep,
-                        "e": {
-                            "t": "fray.NoSuchMethod",
-                            "host": self.id,
-                            "msg": f"{type(self.inst).__qualname__} has no method {method!r} (methods: {', '.join(names)})",
-                        },
-                    }
-                )
-            if call.get("op"):
-                return _codec.dumps_plain(
-                    {
-                        "v": 1,
-                        "ep": ep,
-                        "e": {
-                            "t": "fray.BadArgument",
-                            "host": self.id,
-                            "msg": "long-running operations (submit) are not served by host_actor; call remote() instead",
-                        },
-                    }
-                )
-            a = call.get("a")
-            fn = getattr(self.inst, method)
-            if (
-                isinstance(a, tuple | list)
-                and len(a) == 2
-                and isinstance(a[1], dict)
-                and "a" in call
-                and isinstance(a[0], tuple)
-            ):
-                result = fn(*a[0], **a[1])
-            elif "a" in call:
-                result = fn(a)
-            else:
-                result = fn()
+            err = self._no_method(call.get("m") if isinstance(call, dict) else None)
+            if err is not None:
+                return _codec.dumps_plain({"v": 1, "ep": ep, "e": err})
+            result = self._apply(call)
             out: dict[str, Any] = {"v": 1, "ep": ep}
             if result is not None:
                 out["r"] = result
             return _codec.dumps(out)
         except BaseException as e:  # noqa: BLE001 - every failure is the caller's answer
             return _codec.dumps({"v": 1, "ep": ep, "e": error_map(e, self.id)})
+
+    def _apply(self, call: dict[str, Any]) -> Any:
+        """Run the call's method on the instance (a Python caller's
+        (args, kwargs), or one plain argument from another language)."""
+        a = call.get("a")
+        fn = getattr(self.inst, call["m"])
+        if isinstance(a, tuple | list) and len(a) == 2 and isinstance(a[1], dict) and isinstance(a[0], tuple):
+            return fn(*a[0], **a[1])
+        if "a" in call:
+            return fn(a)
+        return fn()
+
+    def _no_method(self, method: Any) -> dict[str, Any] | None:
+        if (
+            isinstance(method, str)
+            and not method.startswith("_")
+            and callable(getattr(self.inst, method, None))
+        ):
+            return None
+        names = sorted(n for n in dir(self.inst) if not n.startswith("_") and callable(getattr(self.inst, n)))
+        return {
+            "t": "fray.NoSuchMethod",
+            "host": self.id,
+            "msg": f"{type(self.inst).__qualname__} has no method {method!r} (methods: {', '.join(names)})",
+        }
+
+    # ---- long-running operations (PROTOCOL.md, actors: a_op.<ns>.<name>.<id>)
+
+    async def _accept_op(self, msg: Any, peek: dict[str, Any]) -> None:
+        """Reply at once (accepted, or the no-such-method error), then queue
+        the operation under the actor's concurrency limit."""
+        ep = self.rec.get("epoch", 1)
+        err = self._no_method(peek.get("m"))
+        reply: dict[str, Any] = {"v": 1, "ep": ep}
+        if err is not None:
+            reply["e"] = err
+        if msg.reply:
+            await self.c.nc.publish(msg.reply, _codec.dumps_plain(reply))
+        if err is not None:
+            return
+        op = peek["op"]
+        key = f"a_op.{self.ns}.{self.name}.{op}"
+        loop = asyncio.get_running_loop()
+        t = loop.create_task(self._run_op(key, op, msg.data, loop))
+        self.ops[op] = t
+        t.add_done_callback(lambda _t: self.ops.pop(op, None))
+
+    async def _run_op(self, key: str, op: str, data: bytes, loop: asyncio.AbstractEventLoop) -> None:
+        await loop.run_in_executor(self.pool, self._op_turn, key, op, data, loop)
+
+    def _op_turn(self, key: str, op: str, data: bytes, loop: asyncio.AbstractEventLoop) -> None:
+        """In a pool thread, so that operations and calls share the actor's
+        concurrency limit (a serial actor runs them in arrival order)."""
+
+        def on_loop(coro: Any) -> Any:
+            return asyncio.run_coroutine_threadsafe(coro, loop).result(30)
+
+        if self.stopped or op in self.canceled_ops:
+            on_loop(self._op_finish(key, op, "canceled", None, None))
+            return
+        rev = on_loop(self._op_start(key))
+        if rev is None:
+            return  # withdrawn, cancelled or taken: the operation does not run
+        self.running_ops.add(op)
+        try:
+            result = self._apply(_codec.loads(data, "actor call record"))
+            err = None
+        except BaseException as e:  # noqa: BLE001 - recorded as the operation's failure
+            result, err = None, error_map(e, self.id)
+        finally:
+            self.running_ops.discard(op)
+        state = "canceled" if op in self.canceled_ops else ("failed" if err else "succeeded")
+        on_loop(self._op_finish(key, op, state, result, err))
+
+    async def _op_start(self, key: str) -> int | None:
+        a = self.c._actors  # noqa: SLF001
+        try:
+            e = await a.kv.get(key)
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+            return None
+        rec = _codec.loads_plain(e.value, f"operation record {key}")
+        if not isinstance(rec, dict) or rec.get("state") != "pending":
+            return None
+        rec.update(
+            state="running", epoch=self.rec.get("epoch", 1), host=self.id, updated_ms=int(time.time() * 1000)
+        )
+        try:
+            return await a.kv_write(key, rec, int(e.revision), "24h")
+        except nats.js.errors.APIError:
+            return None  # someone else wrote it first (a withdrawal)
+
+    async def _op_finish(
+        self, key: str, op: str, state: str, result: Any, err: dict[str, Any] | None
+    ) -> None:
+        a = self.c._actors  # noqa: SLF001
+        for _ in range(5):
+            try:
+                e = await a.kv.get(key)
+                rec = _codec.loads_plain(e.value, f"operation record {key}")
+            except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+                return
+            rec.update(state=state, updated_ms=int(time.time() * 1000))
+            rec.setdefault("epoch", self.rec.get("epoch", 1))
+            rec.setdefault("host", self.id)
+            if err is not None:
+                rec["e"] = err
+            body = _codec.dumps(
+                {**rec, "result": result} if state == "succeeded" and result is not None else rec
+            )
+            try:
+                await a.c.js.publish(
+                    "$KV.FRAY_ACTORS." + key,
+                    body,
+                    headers={"Nats-Expected-Last-Subject-Sequence": str(e.revision), "Nats-TTL": "24h"},
+                )
+                return
+            except nats.js.errors.APIError:
+                continue
+            except Exception:  # noqa: BLE001 - broker away: try again
+                await asyncio.sleep(1)
+
+    def cancel_op(self, op: str) -> None:
+        self.canceled_ops.add(op)
 
     async def _unserve(self) -> None:
         if self.stopped:

@@ -6,6 +6,7 @@ FRAY_LOGS. marin-fray's JobRequest objects are read by attribute.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import queue
 import re
@@ -36,6 +37,7 @@ STATE_BUCKET = "FRAY_JOB_STATE"
 LOGS_STREAM = "FRAY_LOGS"
 SUBMIT_SUBJECT = "fray.dispatcher.submit"
 SUBMIT_TIMEOUT = 10.0
+REQUEST_VERSION = 2  # timeouts in milliseconds (version 1: nanoseconds)
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -112,12 +114,15 @@ def request_map(c: Client, req: Any, callable_call: tuple[str, list[str]] | None
     res = _attr(req, "resources", None)
     env = _attr(req, "environment", None)
     if env is not None and _attr(env, "secrets", None):
+        names = ", ".join(sorted(str(k) for k in _attr(env, "secrets", {})))
         raise Unsupported(
-            f"frayhq: job {name}: environment.secrets would be stored in the job record in clear; "
-            "fray has no secret support yet, so it refuses them (give the workers the values in their own environment)"
+            f"frayhq: job {name}: environment.secrets ({names}) would be stored in the job record in clear, "
+            "readable by every worker and viewer; name the variables in "
+            "frayhq.EnvironmentConfig(env_from_worker=[...]) instead (wire environment.env_from_worker) "
+            "and give each worker its value with fray-worker --secret NAME=FILE (or its own environment)"
         )
     ep = _attr(req, "entrypoint", None)
-    out: dict[str, Any] = {"v": 1, "name": name}
+    out: dict[str, Any] = {"v": REQUEST_VERSION, "name": name}
     if callable_call is not None:
         out["entrypoint"] = {"argv": callable_call[1]}
     else:
@@ -153,6 +158,12 @@ def request_map(c: Client, req: Any, callable_call: tuple[str, list[str]] | None
         envvars.setdefault("PYTHONPATH", os.pathsep.join(p for p in sys.path if p))
     if envvars:
         e["env_vars"] = envvars
+    if efw := _attr(env, "env_from_worker", None):
+        if isinstance(efw, str):
+            raise ConfigError(
+                f"frayhq: job {name}: env_from_worker wants a list of names, got the string {efw!r}"
+            )
+        e["env_from_worker"] = [str(k) for k in efw]
     if ws := _attr(env, "workspace", None):
         e["workdir"] = str(ws)
     if setup := _attr(env, "setup_scripts", None):
@@ -177,14 +188,52 @@ def request_map(c: Client, req: Any, callable_call: tuple[str, list[str]] | None
     mrp = _attr(req, "max_retries_preemption", None)
     if mrp is not None and int(mrp) != 100:
         out["max_retries_preemption"] = int(mrp)
-    if t := _seconds(_attr(req, "timeout", None)):
-        out["timeout"] = int(t * 1e9)
+    for k in ("timeout", "scheduling_timeout"):
+        if t := _seconds(_attr(req, k, None)):
+            if t < 0:
+                raise ConfigError(f"frayhq: job {name}: {k}={t}: want >= 0 seconds")
+            out[k + "_ms"] = math.ceil(t * 1000)  # a partial millisecond rounds up, never to none
     return out
+
+
+def read_request(req: dict[str, Any]) -> dict[str, Any]:
+    """A wire JobRequest of version 1 or 2 as version 2: version 1's
+    nanosecond ``timeout``/``scheduling_timeout`` become ``*_ms`` (rounded
+    up) when those are absent."""
+    out = dict(req)
+    for k in ("timeout", "scheduling_timeout"):
+        ns = out.pop(k, None)
+        if not out.get(k + "_ms") and ns:
+            out[k + "_ms"] = math.ceil(int(ns) / 1e6)
+    return out
+
+
+FIND_SUBJECT = "fray.dispatcher.find"
+FIND_TIMEOUT = 45.0  # the dispatcher bounds a look-up at 40 s
 
 
 class Jobs:
     def __init__(self, client: Client) -> None:
         self.c = client
+        # A ray?/iris? spec without nats=: this client's broker is private,
+        # the backend holds the jobs.
+        self.asks_backends = client.spec.kind in ("ray", "iris") and not client.spec.urls
+
+    async def find(self, job_id: str) -> None:
+        """Ask the dispatchers to look job_id up on their backends and record
+        it in FRAY_JOB_STATE before they answer; no dispatcher: nothing to do."""
+        body = _codec.dumps_plain({"v": 1, "id": job_id})
+        try:
+            msg = await self.c.nc.request(FIND_SUBJECT, body, timeout=FIND_TIMEOUT)
+        except nats.errors.NoRespondersError:
+            return
+        except nats.errors.TimeoutError:
+            raise FrayError(
+                f"frayhq: find {job_id} on the backends: no dispatcher answered within {FIND_TIMEOUT:.0f} s"
+            ) from None
+        rep = _codec.loads_plain(msg.data, f"find reply for {job_id}")
+        if isinstance(rep, dict) and rep.get("code"):
+            raise FrayError(f"frayhq: find {job_id} on the backends: {rep.get('error') or rep.get('code')}")
 
     async def kv(self) -> Any:
         return await self.c.kv(STATE_BUCKET)
@@ -200,7 +249,8 @@ class Jobs:
         if parent:
             body["parent"] = parent
         try:
-            msg = await self.c.nc.request(SUBMIT_SUBJECT, _codec.dumps(body), timeout=SUBMIT_TIMEOUT)
+            async with self.c.perms.guard(SUBMIT_SUBJECT, "$KV.FRAY_JOB_STATE.>"):
+                msg = await self.c.nc.request(SUBMIT_SUBJECT, _codec.dumps(body), timeout=SUBMIT_TIMEOUT)
         except nats.errors.NoRespondersError:
             # No dispatcher runs: record the job; one will place it when it starts.
             return await self._record_pending(job_id, parent, wire)
@@ -285,7 +335,9 @@ class Jobs:
 
     async def stop(self, job_id: str, reason: str) -> None:
         ctl = {"v": 1, "job": job_id, "op": "stop", "reason": reason}
-        await self.c.js.publish("fray.jobs.ctl." + token(job_id), _codec.dumps_plain(ctl))
+        subj = "fray.jobs.ctl." + token(job_id)
+        async with self.c.perms.guard(subj):
+            await self.c.js.publish(subj, _codec.dumps_plain(ctl))
 
     async def read_logs(self, job_id: str) -> list[str]:
         """Every stored line of the job's tasks, in stream order."""
@@ -320,12 +372,28 @@ class JobHandle:
         self._c = client
         self._id = job_id
         self._result_id = result_id  # the pickled-exception channel of a callable job
+        self._refreshed = False
 
     @property
     def job_id(self) -> str:
         return self._id
 
+    def _refresh(self) -> None:
+        """With a plain ray?/iris? spec the backend is the record: the first
+        time the handle reads its job, the private broker's dispatcher looks
+        it up there and records it (PROTOCOL.md, "The backend is the record")."""
+        if self._refreshed or not self._c._jobs.asks_backends:  # noqa: SLF001
+            return
+        try:
+            self._c._run(self._c._jobs.find(self._id))  # noqa: SLF001
+        except FrayError:
+            if self._c._run(self._c._jobs.record(self._id)) is None:  # noqa: SLF001
+                raise
+            return  # the record we have will do; ask again next time
+        self._refreshed = True
+
     def _record(self) -> dict[str, Any]:
+        self._refresh()
         rec = self._c._run(self._c._jobs.record(self._id))  # noqa: SLF001
         if rec is None:
             raise NotFound(f"frayhq: no job {self._id}")
@@ -335,8 +403,13 @@ class JobHandle:
         return to_status(self._record().get("status", "PENDING"))
 
     def info(self) -> dict[str, Any]:
-        """The job's record (PROTOCOL.md, "Record")."""
-        return self._record()
+        """The job's record (PROTOCOL.md, "Record"); its request as version 2
+        (timeouts in ``timeout_ms``/``scheduling_timeout_ms``) whichever
+        version was stored."""
+        rec = self._record()
+        if isinstance(rec.get("request"), dict):
+            rec["request"] = read_request(rec["request"])
+        return rec
 
     def wait(self, timeout: float | None = None, *, raise_on_failure: bool = True) -> Any:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -395,6 +468,7 @@ class JobHandle:
             pass
 
     def logs(self, max_lines: int = 0) -> tuple[str, ...]:
+        self._refresh()
         lines = self._c._run(self._c._jobs.read_logs(self._id))  # noqa: SLF001
         if max_lines and max_lines > 0:
             lines = lines[-max_lines:]
@@ -403,6 +477,7 @@ class JobHandle:
     def follow_logs(self, settle: float = 2.0) -> Iterator[str]:
         """Every log line as it is written, until the job has ended and its
         last lines are in (``settle`` seconds of silence after the end)."""
+        self._refresh()
         q: queue.Queue[str | None] = queue.Queue()
         c = self._c
         subj = f"fray.logs.{token(self._id)}.*"
@@ -484,6 +559,12 @@ def inherit(req: dict[str, Any], parent: dict[str, Any]) -> None:
     if penv:
         env = req.setdefault("environment", {})
         env["env_vars"] = {**penv, **(env.get("env_vars") or {})}
+    pefw = (parent.get("environment") or {}).get("env_from_worker") or []
+    if pefw:
+        env = req.setdefault("environment", {})
+        have_vars, efw = env.get("env_vars") or {}, list(env.get("env_from_worker") or [])
+        efw += [k for k in pefw if k not in have_vars and k not in efw]
+        env["env_from_worker"] = efw
     have = {c.get("key") for c in req.get("constraints") or []}
     extra = [c for c in parent.get("constraints") or [] if c.get("key") not in have]
     if extra:
@@ -516,7 +597,7 @@ class JobAPI:
         if parent.startswith("/"):
             prec = c._run(c._jobs.record(parent))  # noqa: SLF001
             if prec is not None:
-                inherit(wire, prec.get("request") or {})
+                inherit(wire, read_request(prec.get("request") or {}))
         jid, adopted = c._run(c._jobs.submit(job_id, parent if parent.startswith("/") else "", wire))  # noqa: SLF001
         if adopted is None:
             raise JobAlreadyExists(job_id, JobHandle(c, job_id))

@@ -64,10 +64,21 @@ def meta_json(name: str, nuid: str, size: int, chunks: int, ndigest: str) -> byt
     return json.dumps(info, separators=(",", ":")).encode()
 
 
+# What a put publishes: the object's chunks and metadata, and the reads of
+# its metadata (whether it is stored already).
+_PUT_SUBJECTS = (
+    f"$O.{BUCKET}.>",
+    f"$JS.API.DIRECT.GET.{STREAM}",
+    f"$JS.API.DIRECT.GET.{STREAM}.>",
+    f"$JS.API.STREAM.MSG.GET.{STREAM}",
+)
+
+
 class ObjectStore:
-    def __init__(self, nc: NATS, js: JetStreamContext) -> None:
+    def __init__(self, nc: NATS, js: JetStreamContext, perms: Any = None) -> None:
         self.nc = nc
         self.js = js
+        self.perms = perms  # a Perms: a refused chunk or metadata publish fails the put at once
 
     async def _meta(self, name: str, leader: bool = False) -> tuple[dict[str, Any] | None, int]:
         """The object's metadata and its stream sequence (None, 0 when absent)."""
@@ -96,6 +107,12 @@ class ObjectStore:
         )
 
     async def put_bytes(self, data: bytes) -> Ref:
+        if self.perms is None:
+            return await self._put_bytes(data)
+        async with self.perms.guard(*_PUT_SUBJECTS):
+            return await self._put_bytes(data)
+
+    async def _put_bytes(self, data: bytes) -> Ref:
         if len(data) > MAX_VALUE_SIZE:
             raise TooLarge(f"frayhq: value of {len(data)} bytes is over the {MAX_VALUE_SIZE}-byte limit")
         sum_ = hashlib.sha256(data).digest()

@@ -29,6 +29,7 @@ from .errors import (
     DecodeError,
     FrayError,
     NotFound,
+    PermissionDenied,
     PickleFailed,
     UnknownFunction,
 )
@@ -316,6 +317,22 @@ class Tasks:
             _set_exception(fut, e)
 
     async def _publish(self, subject: str, body: bytes, hdr: dict[str, str], what: str) -> None:
+        async with self.c.perms.guard(subject):
+            await self._publish_retrying(subject, body, hdr, what)
+
+    def denied(self, e: PermissionDenied) -> None:
+        """The server refused a publish: the tasks sent there and not yet
+        acknowledged fail at once (no PubAck will come)."""
+        if e.op != "publish" or not e.subject.lower().startswith(TASKS_PREFIX):
+            return
+        for tid, (_, subject, _) in list(self._unacked.items()):
+            if subject.lower() == e.subject.lower():  # nats-py lowercases the report
+                self._unacked.pop(tid, None)
+                fut = self.pending.pop(tid, None)
+                if fut is not None:
+                    _set_exception(fut, PermissionDenied(e.user, e.op, subject))
+
+    async def _publish_retrying(self, subject: str, body: bytes, hdr: dict[str, str], what: str) -> None:
         js = self.c.js
         last: Exception | None = None
         for pause in (*_RETRY_PAUSES, None):
@@ -397,10 +414,13 @@ class Tasks:
         return _codec.loads(raw, f"result value of task {fid}")
 
     async def lookup(self, owner: str, tid: str) -> bytes | None:
+        # The subject's last message is its one result. Asked by subject
+        # ($JS.API.DIRECT.GET.FRAY_RESULTS.<subject>, no body), so that fray
+        # auth's roles can let a user read only its own owner's results.
+        subject = f"fray.results.{owner}.{tid}"
         try:
-            m = await self.c.js._jsm.get_msg(  # noqa: SLF001
-                RESULTS_STREAM, seq=1, subject=f"fray.results.{owner}.{tid}", direct=True, next=True
-            )
+            async with self.c.perms.guard(f"$JS.API.DIRECT.GET.{RESULTS_STREAM}.{subject}"):
+                m = await self.c.js._jsm.get_msg(RESULTS_STREAM, subject=subject, direct=True)  # noqa: SLF001
         except nats.js.errors.NotFoundError:
             return None
         return m.data

@@ -26,10 +26,11 @@ from ._jobs import JobAPI
 from ._local import LocalCluster
 from ._loop import LoopThread
 from ._objects import ObjectStore
+from ._perms import Perms
 from ._tasks import Future, Tasks
 from ._tasks import wait as _wait
 from ._workers import Workers
-from .errors import ConfigError, FrayError
+from .errors import ConfigError, FrayError, PermissionDenied
 from .errors import ConnectionError as FrayConnectionError
 
 CONNECT_TIMEOUT = 10.0
@@ -54,6 +55,17 @@ def _namespace(explicit: str | None) -> str:
     return DEFAULT_NAMESPACE
 
 
+def _owner() -> str | None:
+    """FRAY_OWNER: the owner token of this client's task results (with fray
+    auth's roles, the user name, whose results the user may read)."""
+    v = os.environ.get("FRAY_OWNER", "")
+    if not v:
+        return None
+    if any(c in v for c in " .*>\t\r\n"):
+        raise ConfigError(f"frayhq: FRAY_OWNER={v!r}: want a non-empty token without spaces, '.', '*' or '>'")
+    return v
+
+
 def _nats_options() -> dict[str, Any]:
     """The FRAY_NATS_* credentials and TLS files, as the Go client reads them."""
     o: dict[str, Any] = {}
@@ -65,6 +77,9 @@ def _nats_options() -> dict[str, Any]:
         o["password"] = env.get("FRAY_NATS_PASSWORD", "")
     if v := env.get("FRAY_NATS_TOKEN"):
         o["token"] = v
+    if v := env.get("FRAY_NATS_INBOX"):
+        # fray auth's roles let a user subscribe to its own inboxes only.
+        o["inbox_prefix"] = v
     ca, cert, key = env.get("FRAY_NATS_CA"), env.get("FRAY_NATS_CERT"), env.get("FRAY_NATS_KEY")
     if ca or cert:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca or None)
@@ -88,6 +103,7 @@ class Client(ActorAPI, JobAPI):
         concurrency: int | None = None,
     ) -> None:
         self.spec = _spec.parse(spec)
+        self.owner = _owner()
         self.namespace = _namespace(namespace)
         _check_namespace(self.namespace)
         self.local: LocalCluster | None = None
@@ -128,7 +144,9 @@ class Client(ActorAPI, JobAPI):
         else:
             opts = _nats_options()
         self.url = ",".join(urls)
+        self.perms = Perms(opts.get("user", ""))
         self.nc = await self._dial(urls, opts)
+        self.perms.nc = self.nc
         self.js = self.nc.jetstream()
         try:
             await self.js._jsm.stream_info("FRAY_RESULTS")  # noqa: SLF001
@@ -136,13 +154,26 @@ class Client(ActorAPI, JobAPI):
             raise FrayConnectionError(
                 f"frayhq: {self.url} is not a provisioned fray cluster (no stream FRAY_RESULTS); start fray-broker there"
             ) from None
-        self.objects = ObjectStore(self.nc, self.js)
+        self.objects = ObjectStore(self.nc, self.js, self.perms)
         self._workers = Workers(self._loop)
         await self._workers.start(self.nc, self.js)
         if self.local is not None and sp.kind == "local" and workers > 0:
             await self._wait_local_workers(workers)
         self._tasks = Tasks(self)
+        if self.owner:
+            self._tasks.owner = self.owner
+        self.perms.listen(self._tasks.denied)
         await self._tasks.start()
+        await self.perms.roundtrip()
+        stored = f"fray.stored.{self._tasks.owner}.*"
+        if stored.lower() in self.perms.refused_subs:
+            raise PermissionDenied(
+                await self.perms.user(),
+                "subscribe",
+                stored,
+                "this client's task results arrive there: with fray auth's roles, "
+                "FRAY_OWNER must be the user name (as in the user's .env file)",
+            )
         from ._actors import Actors
         from ._jobs import Jobs
 
@@ -169,6 +200,8 @@ class Client(ActorAPI, JobAPI):
         errors: list[str] = []
 
         async def on_error(e: Exception) -> None:
+            if self.perms.on_error(e):
+                return
             errors.append(str(e) or type(e).__name__)
 
         async def on_reconnect() -> None:

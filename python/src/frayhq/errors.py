@@ -30,6 +30,22 @@ class ConnectionError(FrayError, builtins.ConnectionError):  # noqa: A001
     """The cluster cannot be reached, or the connection was lost."""
 
 
+class PermissionDenied(FrayError, builtins.PermissionError):
+    """The server refused a publish or subscription to this connection's user
+    (fray auth's roles): ``user``, ``op`` ("publish" or "subscribe") and
+    ``subject`` say which."""
+
+    def __init__(self, user: str, op: str, subject: str, hint: str = ""):
+        who = f"user {user}" if user else "this connection's user"
+        super().__init__(
+            f"permission denied: {who} may not {op} to {subject!r} (the server's permissions refuse it; see fray auth)"
+            + (f"; {hint}" if hint else "")
+        )
+        self.user = user
+        self.op = op
+        self.subject = subject
+
+
 class TimeoutError(FrayError, builtins.TimeoutError):  # noqa: A001
     """A wait ran out of time."""
 

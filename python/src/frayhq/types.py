@@ -92,6 +92,9 @@ class EnvironmentConfig:
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
     extras: Sequence[str] = field(default_factory=list)
     setup_scripts: Sequence[str] | None = None
+    # Names of variables each worker fills in itself (fray-worker --secret
+    # NAME=FILE, else its own environment): secrets stored nowhere.
+    env_from_worker: Sequence[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,9 @@ class JobRequest:
     max_task_failures: int = 0
     priority: int = 0
     timeout: float | None = None  # seconds (or an object with to_seconds())
+    # fray only: a job still PENDING, unplaceable on fray's workers this
+    # long, is FAILED (seconds; None waits forever).
+    scheduling_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if " " in self.name:

@@ -1,0 +1,98 @@
+"""Actor calls across a broker restart: a reply published while the caller
+was disconnected is lost (core NATS), and the barrier the client sends
+after its reconnect finds the call lost at once instead of at its deadline."""
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import frayhq
+import procs
+
+
+class Slow:
+    """Its method waits for a file, so the test decides when it returns."""
+
+    def __init__(self, gate: str) -> None:
+        self.gate = gate
+        self.runs = 0
+
+    def work(self, x: int) -> int:
+        self.runs += 1
+        Path(self.gate + ".started").write_text(str(self.runs))
+        deadline = time.monotonic() + 120
+        while not Path(self.gate).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return x + 1
+
+    def count(self) -> int:
+        return self.runs
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    b = procs.Broker(tmp_path)
+    w = procs.worker(tmp_path, b.url, "rc-w1")
+    p = procs.Proxy(b.port)
+    yield tmp_path, b, p
+    p.close()
+    w.stop()
+    b.stop()
+
+
+def wait_until(what: str, cond, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"{what} within {timeout} s"
+        time.sleep(0.05)
+
+
+def lose_the_reply(tmp_path: Path, b: procs.Broker, p: procs.Proxy, c: frayhq.Client, h, gate: Path):
+    """Start h.work, restart the broker with the caller held off, let the
+    method return (its reply published with nobody subscribed), then let the
+    caller reconnect. Returns the call's future."""
+    fut = h.work.remote(41)
+    wait_until("the call started", lambda: Path(str(gate) + ".started").exists())
+    seen = threading.Event()
+
+    async def on_msg(_m) -> None:
+        seen.set()
+
+    with frayhq.connect(b.url) as watcher:
+        # A direct connection sees the reply go by: nobody else hears it.
+        watcher._run(watcher.nc.subscribe(c._actors._inbox + ".*", cb=on_msg))  # noqa: SLF001
+        p.hold()
+        b.restart()
+        wait_until("the watcher reconnected", lambda: watcher.nc.is_connected)
+        watcher._run(watcher.nc.flush())  # noqa: SLF001 - its subscription is back
+        assert not c.nc.is_connected
+        gate.write_text("go")
+        wait_until("the reply published", seen.is_set)
+    p.release()
+    return fut
+
+
+def test_a_call_whose_reply_was_lost_fails_at_once_after_the_reconnect(cluster, name):
+    tmp_path, b, p = cluster
+    gate = tmp_path / "gate"
+    with frayhq.connect(p.url) as c:
+        wait_until("the worker registered", lambda: c._workers.by_id)  # noqa: SLF001
+        h = c.create_actor(Slow, str(gate), name=name)
+        fut = lose_the_reply(tmp_path, b, p, c, h, gate)
+        began = time.monotonic()
+        with pytest.raises(frayhq.ActorUnavailableError, match="in flight when the connection"):
+            fut.result(30)  # without a barrier: the call's 60 s deadline
+        assert time.monotonic() - began < 15
+
+
+def test_a_lost_call_is_redelivered_within_max_task_retries(cluster, name):
+    tmp_path, b, p = cluster
+    gate = tmp_path / "gate"
+    with frayhq.connect(p.url) as c:
+        wait_until("the worker registered", lambda: c._workers.by_id)  # noqa: SLF001
+        h = c.create_actor(Slow, str(gate), name=name, actor_config=frayhq.ActorConfig(max_task_retries=1))
+        fut = lose_the_reply(tmp_path, b, p, c, h, gate)
+        assert fut.result(30) == 42
+        assert h.count() == 2  # run again: the first run's reply was lost
