@@ -523,7 +523,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 			e.handOn(hctx, slot, m, t.ID, attempt-1, meta.Sequence.Stream) // a peer serves it
 			return
 		}
-		fail(KindUnknownFn, "", fmt.Sprintf("no live worker of pool %q registers %q (this worker registers: %v)", e.o.Pool, t.Fn, e.o.Registry.Names()))
+		fail(KindUnknownFn, "", fmt.Sprintf("unknown function: no live worker of pool %q registers %q (this worker registers: %v)", e.o.Pool, t.Fn, e.o.Registry.Names()))
 		return
 	}
 	ctx, cancel := context.WithCancelCause(hctx)
