@@ -258,6 +258,14 @@ func (v *View) Pool(ctx context.Context, pool string) (d broker.PoolDirectory, o
 		}
 		v.mu.Unlock()
 		if err := v.fetch(ctx, pool); err != nil {
+			// Unknown again unless a write arrived meanwhile, so that the
+			// next call reads it rather than trusting an empty entry until
+			// the periodic refresh.
+			v.mu.Lock()
+			if cur, ok := v.pools[pool]; ok && cur == nil {
+				delete(v.pools, pool)
+			}
+			v.mu.Unlock()
 			return d, false, err
 		}
 		v.mu.RLock()
