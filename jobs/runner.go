@@ -232,7 +232,9 @@ func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream,
 	}
 	var lastRev uint64
 	gone := false // the key was found deleted, and that was applied
-	read := func() {
+	// read applies the key's current allocation; it reports false when it
+	// found nothing newer than what was applied, or could not read.
+	read := func() bool {
 		gctx, cancel := context.WithTimeout(ctx, time.Second)
 		e, err := kv.Get(gctx, key)
 		cancel()
@@ -240,25 +242,52 @@ func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream,
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
 			if lastRev == 0 || gone {
-				return // never assigned anything, or already applied
+				return false // never assigned anything, or already applied
 			}
 			gone = true
 			// Deleted: nothing is assigned here any more. The revision of
 			// the deletion is unknown; the next put has a higher one.
 		case err != nil:
-			return // try again at the next tick
+			return false // try again
 		case e.Revision() <= lastRev:
-			return
+			return false
 		default:
 			lastRev, gone = e.Revision(), false
 			if err := objects.Unmarshal(e.Value(), &a); err != nil {
 				r.log.Error("bad allocation record", "key", key, "err", err)
-				return
+				return true
 			}
 		}
 		host.apply(ctx, a.Tasks)
+		return true
 	}
 	read()
+	// A change is heard on the key's subject as the stream stores it, so
+	// the read that follows can still find the revision before it (or fail
+	// under load): it is read again after 10 ms, doubling up to 500 ms,
+	// until a newer revision shows or 2 s have passed (then the periodic
+	// read takes over).
+	again := time.NewTimer(time.Hour)
+	again.Stop()
+	defer again.Stop()
+	var againC <-chan time.Time
+	var againDelay time.Duration
+	var againUntil time.Time
+	settle := func(advanced, first bool) {
+		againC = nil
+		if advanced {
+			return
+		}
+		if first {
+			againDelay, againUntil = 10*time.Millisecond, time.Now().Add(2*time.Second)
+		} else {
+			againDelay = min(2*againDelay, 500*time.Millisecond)
+		}
+		if time.Now().Before(againUntil) {
+			again.Reset(againDelay)
+			againC = again.C
+		}
+	}
 	// Exits not yet acknowledged are sent again every second; the key is
 	// read again after a reconnect and every resyncEvery as a safety net.
 	tick := time.NewTicker(time.Second)
@@ -277,7 +306,9 @@ func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream,
 				read()
 			}
 		case <-changed:
-			read()
+			settle(read(), true)
+		case <-againC:
+			settle(read(), false)
 		}
 	}
 }
