@@ -260,7 +260,11 @@ func (in *instance) recoverLeaseLocked(ctx context.Context) (found string, err e
 // that failed without a verdict (no stream leader during an election, a
 // reconnect) is retried every broker.RetryEvery(TTL), so the lease is
 // renewed, or taken back if it expired meanwhile, as soon as the stream
-// answers again.
+// answers again. A renewal may take until the lease runs out (at least
+// TTL/3): its write shares the host's connection with the calls, so a
+// burst of calls queued ahead of it delays its acknowledgement, and a
+// renewal given up early while its write still lands only costs another
+// round of writes.
 func (in *instance) keep() {
 	t := time.NewTimer(in.ttl / 3)
 	defer t.Stop()
@@ -270,8 +274,8 @@ func (in *instance) keep() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(in.ctx, in.ttl/3)
 		in.wmu.Lock()
+		ctx, cancel := context.WithTimeout(in.ctx, max(in.ttl/3, time.Until(in.written.Add(in.ttl))))
 		err := in.writeLocked(ctx, in.ttl)
 		if errors.Is(err, errRevMismatch) {
 			if found, rerr := in.recoverLeaseLocked(ctx); rerr == nil {

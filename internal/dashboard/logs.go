@@ -25,7 +25,7 @@ type logLine struct {
 // and then as lines arrive, until the browser leaves. It reads
 // FRAY_LOGS with an ordered consumer of its own; nothing else waits on it.
 func (s *Server) logStream(w http.ResponseWriter, r *http.Request, id string) {
-	if s.view.Job(id) == nil {
+	if s.job(r.Context(), id) == nil {
 		s.notFound(w, r, "There is no job "+id+".")
 		return
 	}

@@ -1,12 +1,14 @@
 package dashboard
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"html/template"
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/frayhq/fray/actors"
 	"github.com/frayhq/fray/broker"
@@ -155,9 +157,29 @@ type jobData struct {
 // jobID is the job id of a /jobs/<id> path value ("ns/name" → "/ns/name").
 func jobID(r *http.Request) string { return "/" + strings.Trim(r.PathValue("id"), "/") }
 
+// job is job id's record: the view's, or for a job the view has not
+// heard of yet (submitted a moment ago, or the view still loading) the
+// stored one. nil means there is no such job.
+func (s *Server) job(ctx context.Context, id string) *jobs.Record {
+	if rec := s.view.Job(id); rec != nil {
+		return rec
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := jobs.OpenStore(ctx, s.js)
+	if err != nil {
+		return nil
+	}
+	rec, _, err := st.Get(ctx, id)
+	if err != nil {
+		return nil
+	}
+	return rec
+}
+
 func (s *Server) jobPage(r *http.Request) (string, any, error) {
 	id := jobID(r)
-	rec := s.view.Job(id)
+	rec := s.job(r.Context(), id)
 	if rec == nil {
 		return "", nil, errNotFound{fmt.Sprintf("There is no job %s. It may never have existed, or its record was removed; the jobs list shows every job this cluster keeps.", id)}
 	}

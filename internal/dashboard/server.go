@@ -169,7 +169,7 @@ func (s *Server) stopJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PostFormValue("id")
-	if s.view.Job(id) == nil {
+	if s.job(r.Context(), id) == nil {
 		s.notFound(w, r, "There is no job "+id+".")
 		return
 	}

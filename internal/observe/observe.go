@@ -38,6 +38,7 @@ type Options struct {
 type Observer struct {
 	o       Options
 	metrics *metrics.Broker
+	ready   chan struct{}
 }
 
 // New validates o. Nothing runs until Run.
@@ -48,7 +49,7 @@ func New(o Options) (*Observer, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	x := &Observer{o: o}
+	x := &Observer{o: o, ready: make(chan struct{})}
 	if o.Metrics != nil {
 		x.metrics = metrics.NewBroker()
 	}
@@ -67,6 +68,12 @@ func (x *Observer) WrapBackends(bs []dispatcher.Backend) []dispatcher.Backend {
 	}
 	return out
 }
+
+// Ready is closed once Run has loaded the view and its subscriptions are
+// in place on the server: from then on every task submitted and every
+// result stored is counted, and the dashboard shows every job and actor
+// recorded before. It stays open if Run ends first.
+func (x *Observer) Ready() <-chan struct{} { return x.ready }
 
 // URL is the address a person opens for a listener ("http://host:port/").
 func URL(l net.Listener) string {
@@ -108,7 +115,13 @@ func (x *Observer) Run(ctx context.Context) error {
 	}
 	start(func() error { return view.Run(ctx, c.NATS(), c.JetStream()) })
 	if x.metrics != nil {
-		if err := x.metrics.Subscribe(c.NATS()); err != nil {
+		err := x.metrics.Subscribe(c.NATS())
+		if err == nil {
+			// The server has the subscription once it answered a flush
+			// sent after it: Ready promises counting from then on.
+			err = c.NATS().FlushWithContext(ctx)
+		}
+		if err != nil {
 			cancel()
 			<-errs
 			return err
@@ -133,14 +146,24 @@ func (x *Observer) Run(ctx context.Context) error {
 		}
 		start(func() error { return metrics.Serve(ctx, x.o.UI, srv) })
 	}
+	// The view subscribes to results before it loads, on the same
+	// connection as the metrics' subscription: both are in place on the
+	// server once it is ready.
+	ready := view.Ready()
 	var first error
-	for i := range running {
-		err := <-errs
-		if i == 0 {
-			cancel() // one part ended: stop the others
-		}
-		if first == nil && err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
-			first = err
+	for ended := 0; ended < running; {
+		select {
+		case <-ready:
+			close(x.ready)
+			ready = nil
+		case err := <-errs:
+			if ended == 0 {
+				cancel() // one part ended: stop the others
+			}
+			ended++
+			if first == nil && err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
+				first = err
+			}
 		}
 	}
 	return first

@@ -26,7 +26,8 @@ type Cluster struct {
 
 // Start runs a cluster of one worker (configured by w) with a store in
 // t.TempDir(), and serves its metrics and dashboard (with actions) on free
-// loopback ports, all stopped when the test ends.
+// loopback ports, all stopped when the test ends. It returns once they are
+// ready (observe.Observer.Ready).
 func Start(t testing.TB, ctx context.Context, w worker.Options) *Cluster {
 	t.Helper()
 	l, err := cluster.StartLocal(ctx, cluster.LocalOptions{Broker: broker.Options{StoreDir: t.TempDir(), Port: -1}, Workers: 1, Worker: w})
@@ -56,6 +57,16 @@ func Start(t testing.TB, ctx context.Context, w worker.Options) *Cluster {
 			t.Errorf("metrics and dashboard: %v", err)
 		}
 	})
+	// What a test does next is counted and shown only once the view is
+	// loaded and subscribed.
+	select {
+	case <-x.Ready():
+	case err := <-done:
+		done <- err // for the clean-up
+		t.Fatalf("metrics and dashboard ended while starting: %v", err)
+	case <-ctx.Done():
+		t.Fatalf("metrics and dashboard not ready: %v", ctx.Err())
+	}
 	c, err := fray.Connect(ctx, l.URL(), fray.WithoutEnvCredentials())
 	if err != nil {
 		t.Fatal(err)
