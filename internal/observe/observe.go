@@ -119,7 +119,9 @@ func (x *Observer) Run(ctx context.Context) error {
 		if err == nil {
 			// The server has the subscription once it answered a flush
 			// sent after it: Ready promises counting from then on.
-			err = c.NATS().FlushWithContext(ctx)
+			fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
+			err = c.NATS().FlushWithContext(fctx)
+			fcancel()
 		}
 		if err != nil {
 			cancel()
