@@ -126,7 +126,7 @@ def test_env_from_worker_is_filled_by_the_worker_and_stored_nowhere(tmp_path, na
     with frayhq.connect("local", workers=0) as c:
         c.local.add_worker("--secret", f"HF_TOKEN={secret}")
         deadline = time.monotonic() + 60
-        while not c._workers.by_id:  # noqa: SLF001
+        while not c._loop.run(c._workers.live("default")):  # noqa: SLF001
             assert time.monotonic() < deadline, c.local.logs()
             time.sleep(0.1)
         env = frayhq.EnvironmentConfig(env_from_worker=["HF_TOKEN"])

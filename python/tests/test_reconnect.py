@@ -78,7 +78,7 @@ def test_a_call_whose_reply_was_lost_fails_at_once_after_the_reconnect(cluster, 
     tmp_path, b, p = cluster
     gate = tmp_path / "gate"
     with frayhq.connect(p.url) as c:
-        wait_until("the worker registered", lambda: c._workers.by_id)  # noqa: SLF001
+        wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
         h = c.create_actor(Slow, str(gate), name=name)
         fut = lose_the_reply(tmp_path, b, p, c, h, gate)
         began = time.monotonic()
@@ -91,7 +91,7 @@ def test_a_lost_call_is_redelivered_within_max_task_retries(cluster, name):
     tmp_path, b, p = cluster
     gate = tmp_path / "gate"
     with frayhq.connect(p.url) as c:
-        wait_until("the worker registered", lambda: c._workers.by_id)  # noqa: SLF001
+        wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
         h = c.create_actor(Slow, str(gate), name=name, actor_config=frayhq.ActorConfig(max_task_retries=1))
         fut = lose_the_reply(tmp_path, b, p, c, h, gate)
         assert fut.result(30) == 42

@@ -28,7 +28,7 @@ def as_user(monkeypatch: pytest.MonkeyPatch, d, user: str) -> None:
 
 def wait_worker(c: frayhq.Client) -> None:
     deadline = time.monotonic() + 60
-    while not c._workers.by_id:
+    while not c._loop.run(c._workers.live("default")):
         assert time.monotonic() < deadline, "the worker did not register within 60 s"
         time.sleep(0.1)
 
