@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/actors"
+	"github.com/frayhq/fray/integration/backends"
 	"github.com/frayhq/fray/internal/frayt"
 	"github.com/frayhq/fray/internal/observe/observetest"
 	"github.com/frayhq/fray/jobs"
@@ -124,7 +125,7 @@ func (b *browser) screenshot(t *testing.T, name string) {
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", name, err)
 	}
-	root, err := frayt.ModuleRoot()
+	root, err := backends.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
