@@ -71,14 +71,7 @@ func benchFleet(ctx context.Context, args []string) error {
 		defer stop()
 	}
 	res, err := bench.Fleet(ctx, o)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(res)
-	}
-	fmt.Println(res)
-	return nil
+	return printBench(res, err, *asJSON)
 }
 
 // startBenchBroker starts fray-broker as a child process on a temporary

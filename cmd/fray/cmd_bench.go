@@ -122,14 +122,7 @@ func benchTasks(ctx context.Context, args []string) error {
 		defer writeMemProfile(*memprofile)
 	}
 	res, err := bench.Tasks(ctx, bench.TasksOptions{N: *n, Concurrency: *c, Payload: *payload, Sequential: *seq, Baseline: *base, Cluster: *cluster, StoreDir: *store, Python: pyOpts})
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(res)
-	}
-	fmt.Println(res)
-	return nil
+	return printBench(res, err, *asJSON)
 }
 
 func benchObjects(ctx context.Context, args []string) error {
@@ -152,14 +145,7 @@ func benchObjects(ctx context.Context, args []string) error {
 		defer os.RemoveAll(dir)
 	}
 	res, err := bench.Objects(ctx, n, dir)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(res)
-	}
-	fmt.Println(res)
-	return nil
+	return printBench(res, err, *asJSON)
 }
 
 // parseSize reads "123", "64k", "10m", "1g", "1.5g" (binary units).

@@ -52,6 +52,19 @@ func printJSON(v any) error {
 	return enc.Encode(v)
 }
 
+// printBench prints a bench's result, as one JSON line with asJSON, or
+// returns the bench's error.
+func printBench(res fmt.Stringer, err error, asJSON bool) error {
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(res)
+	}
+	fmt.Println(res)
+	return nil
+}
+
 // parseJSONArg decodes a --arg value ("" means null).
 func parseJSONArg(s string) (any, error) {
 	if s == "" {
