@@ -168,24 +168,32 @@ func CheckPool(pool string) error {
 
 func decodeTask(data []byte) (*Task, error) {
 	var t Task
-	if err := objects.Unmarshal(data, &t); err != nil {
+	if err := decodeTaskInto(data, &t); err != nil {
 		return nil, err
-	}
-	if t.V != TaskVersion {
-		return nil, fmt.Errorf("task record version %d, this worker knows %d", t.V, TaskVersion)
-	}
-	if t.ID == "" || t.Fn == "" || !validToken(t.Owner) {
-		return nil, fmt.Errorf("task record lacks id, fn or a valid owner")
-	}
-	if t.Arg != nil && t.ArgRef != nil {
-		return nil, fmt.Errorf("task record has both arg and arg_ref")
 	}
 	return &t, nil
 }
 
+// decodeTaskInto is decodeTask into a zero t.
+func decodeTaskInto(data []byte, t *Task) error {
+	if err := unmarshalTask(data, t); err != nil {
+		return err
+	}
+	if t.V != TaskVersion {
+		return fmt.Errorf("task record version %d, this worker knows %d", t.V, TaskVersion)
+	}
+	if t.ID == "" || t.Fn == "" || !validToken(t.Owner) {
+		return fmt.Errorf("task record lacks id, fn or a valid owner")
+	}
+	if t.Arg != nil && t.ArgRef != nil {
+		return fmt.Errorf("task record has both arg and arg_ref")
+	}
+	return nil
+}
+
 func decodeResult(data []byte) (*Result, error) {
 	var r Result
-	if err := objects.Unmarshal(data, &r); err != nil {
+	if err := unmarshalResult(data, &r); err != nil {
 		return nil, err
 	}
 	if r.V != ResultVersion {
