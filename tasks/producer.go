@@ -355,7 +355,7 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 			t.Arg = raw
 		}
 	}
-	data, err := objects.Marshal(&t)
+	data, err := encodeTask(&t)
 	if err != nil {
 		return err
 	}
@@ -374,7 +374,7 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 	// PubAck is sent again, with the same Nats-Msg-Id so the stream
 	// stores it once, while the retry budget lasts.
 	sub := &submission{p: p, f: f, msg: msg, fn: fn}
-	if err := p.pub.publish(msg, nil, sub.onAck); err != nil {
+	if err := p.pub.publish(msg, nil, sub); err != nil {
 		p.forget(f.id)
 		return fmt.Errorf("tasks: publish %s: %w", fn, err)
 	}
@@ -398,9 +398,9 @@ func (s *submission) fail(err error) {
 	}
 }
 
-// onAck settles the PubAck: queued, refused, or sent again after a delay
+// pubAcked settles the PubAck: queued, refused, or sent again after a delay
 // when the error is transient and the retry budget lasts.
-func (s *submission) onAck(err error) {
+func (s *submission) pubAcked(err error) {
 	if err == nil {
 		s.f.markQueued()
 		return
@@ -421,7 +421,7 @@ func (s *submission) onAck(err error) {
 			s.fail(ErrClosed)
 			return
 		}
-		if err := p.pub.publish(s.msg, nil, s.onAck); err != nil {
+		if err := p.pub.publish(s.msg, nil, s); err != nil {
 			s.fail(fmt.Errorf("tasks: publish %s: %w", s.fn, err))
 		}
 	}()
@@ -484,7 +484,7 @@ func (p *Producer) Future(fid string) (*Future, error) {
 			return f, nil
 		}
 	}
-	return &Future{p: p, owner: owner, id: id, done: make(chan struct{}), foreign: true}, nil
+	return &Future{p: p, owner: owner, id: id, foreign: true}, nil
 }
 
 // watchForeign subscribes to a future's result subject, then looks the
@@ -539,7 +539,7 @@ func (p *Producer) watchForeign(f *Future) {
 			// again; the subscription still hears a result published now.
 			p.log.Warn("look up a future's result; will retry", "future", f.ID(), "err", err)
 		}
-		<-f.done // by the subscription, the sweep, or Close
+		<-f.doneChan() // by the subscription, the sweep, or Close
 	}()
 }
 
