@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/frayhq/fray/objects"
 	"github.com/frayhq/fray/registry"
 	"github.com/nats-io/nats.go"
@@ -58,9 +59,6 @@ type ExecutorOptions struct {
 	// timeoutGrace overrides timeoutGrace; tests shorten it (export_test.go).
 	timeoutGrace time.Duration
 }
-
-// ConsumerName is the durable consumer of a pool on FRAY_TASKS.
-func ConsumerName(pool string) string { return "pool-" + pool }
 
 // Executor pulls tasks of one pool and runs them on a fixed number of
 // slots, never holding more messages than it has free slots.
@@ -107,7 +105,7 @@ func NewExecutor(nc *nats.Conn, js jetstream.JetStream, o ExecutorOptions) (*Exe
 	if o.Pool == "" {
 		o.Pool = DefaultPool
 	}
-	if err := CheckPool(o.Pool); err != nil {
+	if err := taskwire.CheckPool(o.Pool); err != nil {
 		return nil, err
 	}
 	if o.Concurrency <= 0 {
@@ -189,7 +187,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	}
 	bgDone = append(bgDone, cancelsDone)
 
-	e.pull = newPuller(e.nc, broker.StreamTasks, ConsumerName(e.o.Pool), e.o.Concurrency)
+	e.pull = newPuller(e.nc, broker.StreamTasks, taskwire.ConsumerName(e.o.Pool), e.o.Concurrency)
 	e.work = make(chan *nats.Msg, 2*e.o.Concurrency)
 	if e.pub, err = newAsyncPublisher(e.nc, 4096, 10*time.Second); err != nil {
 		return fmt.Errorf("tasks: %w", err)
@@ -299,9 +297,9 @@ wait:
 // rewrite it thousands of times.
 func (e *Executor) ensureConsumer(ctx context.Context) error {
 	cfg := jetstream.ConsumerConfig{
-		Durable:       ConsumerName(e.o.Pool),
+		Durable:       taskwire.ConsumerName(e.o.Pool),
 		Description:   "fray workers of pool " + e.o.Pool,
-		FilterSubject: TaskSubject(e.o.Pool),
+		FilterSubject: taskwire.TaskSubject(e.o.Pool),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       e.o.AckWait,
 		MaxDeliver:    -1,
@@ -334,7 +332,7 @@ func (e *Executor) ticks(ctx context.Context) {
 			return
 		case now := <-t.C:
 			if failed := e.pull.tick(now); failed != "" {
-				e.log.Warn("pull request refused; asking again", "consumer", ConsumerName(e.o.Pool), "status", failed)
+				e.log.Warn("pull request refused; asking again", "consumer", taskwire.ConsumerName(e.o.Pool), "status", failed)
 				// The consumer may be gone (deleted by an operator, or the
 				// stream recreated): put it back.
 				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -495,13 +493,13 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		return
 	}
 	prior := 0
-	if h := m.Header.Get(HeaderPriorDeliveries); h != "" { // set only on handed-on copies
+	if h := m.Header.Get(taskwire.HeaderPriorDeliveries); h != "" { // set only on handed-on copies
 		prior, _ = strconv.Atoi(h)
 	}
 	attempt := max(0, prior) + int(meta.NumDelivered)
 	tr := &taskRun{e: e, m: m}
 	t := &tr.t
-	if err := decodeTaskInto(m.Data, t); err != nil {
+	if err := taskwire.DecodeTaskInto(m.Data, t); err != nil {
 		e.poison(m, err)
 		return
 	}
@@ -511,7 +509,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	}
 	started := time.Now()
 	tr.started = started
-	tr.res = Result{V: ResultVersion, ID: t.ID, Fn: t.Fn, Pool: e.o.Pool, Worker: e.o.WorkerID, Attempt: attempt,
+	tr.res = Result{V: taskwire.ResultVersion, ID: t.ID, Fn: t.Fn, Pool: e.o.Pool, Worker: e.o.WorkerID, Attempt: attempt,
 		SubmittedMS: t.SubmittedMS, StartedMS: started.UnixMilli()}
 	res := &tr.res
 	fail := func(kind, typ, msg string) { e.fail(tr, kind, typ, msg) }
@@ -539,7 +537,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		ctx = e.o.HandlerContext(ctx)
 	}
 	// The future id is the tail of the result's subject: one string for both.
-	tr.subject = ResultSubject(t.Owner, t.ID)
+	tr.subject = taskwire.ResultSubject(t.Owner, t.ID)
 	tr.info = TaskInfo{ID: t.ID, FutureID: tr.subject[len(tr.subject)-len(t.Owner)-1-len(t.ID):], Fn: t.Fn, Attempt: attempt,
 		Worker: e.o.WorkerID, Pool: e.o.Pool}
 	ctx = withTaskInfo(ctx, &tr.info)
@@ -617,13 +615,13 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 // encoding until the result is stored. One allocation per attempt.
 type taskRun struct {
 	e       *Executor
-	t       Task
+	t       taskwire.Task
 	res     Result
 	m       *nats.Msg
 	started time.Time
 	info    TaskInfo
 	running runningTask
-	subject string // ResultSubject(t.Owner, t.ID), once known
+	subject string // taskwire.ResultSubject(t.Owner, t.ID), once known
 	data    []byte // the encoded result, once finished
 }
 
@@ -713,7 +711,7 @@ func (e *Executor) succeed(ctx context.Context, tr *taskRun, val any) {
 	e.finish(tr)
 }
 
-func backoff(t *Task, attempt int) time.Duration {
+func backoff(t *taskwire.Task, attempt int) time.Duration {
 	d := time.Duration(t.BackoffMS) * time.Millisecond
 	for i := 1; i < attempt && d < 5*time.Minute; i++ {
 		d *= 2
@@ -802,14 +800,14 @@ func errorType(err error) string {
 // finish publishes the result; pubAcked acks the task once it is stored.
 func (e *Executor) finish(tr *taskRun) {
 	t, m := &tr.t, tr.m
-	data, err := encodeResult(&tr.res)
+	data, err := taskwire.EncodeResult(&tr.res)
 	if err != nil {
 		e.log.Error("encode result", "task", t.ID, "err", err)
 		m.Nak()
 		return
 	}
 	if tr.subject == "" {
-		tr.subject = ResultSubject(t.Owner, t.ID)
+		tr.subject = taskwire.ResultSubject(t.Owner, t.ID)
 	}
 	tr.data = data
 	if err := e.pub.publish(&nats.Msg{Subject: tr.subject, Data: data}, m, tr); err != nil {
@@ -895,8 +893,8 @@ func (e *Executor) handOn(hctx context.Context, slot int, m *nats.Msg, id string
 	defer e.slots[slot].Store(nil)
 	cp := nats.NewMsg(m.Subject)
 	cp.Data = m.Data
-	cp.Header.Set(HeaderOwner, m.Header.Get(HeaderOwner))
-	cp.Header.Set(HeaderPriorDeliveries, strconv.Itoa(counted))
+	cp.Header.Set(taskwire.HeaderOwner, m.Header.Get(taskwire.HeaderOwner))
+	cp.Header.Set(taskwire.HeaderPriorDeliveries, strconv.Itoa(counted))
 	cp.Header.Set(jetstream.MsgIDHeader, id+"~"+strconv.FormatUint(seq, 10))
 	for delay := handOnDelay; ; delay = min(2*delay, maxHandOnRetry) {
 		select {
@@ -928,14 +926,14 @@ func (e *Executor) handOn(hctx context.Context, slot int, m *nats.Msg, id string
 // when the headers say who that is.
 func (e *Executor) poison(m *nats.Msg, cause error) {
 	id, _, _ := strings.Cut(m.Header.Get(jetstream.MsgIDHeader), "~") // a handed-on copy's id has a suffix
-	owner := m.Header.Get(HeaderOwner)
+	owner := m.Header.Get(taskwire.HeaderOwner)
 	e.log.Error("malformed task terminated", "task", id, "owner", owner, "err", cause)
-	if validToken(owner) && validToken(id) {
-		res := Result{V: ResultVersion, ID: id, Worker: e.o.WorkerID, FinishedMS: time.Now().UnixMilli(),
+	if taskwire.ValidToken(owner) && taskwire.ValidToken(id) {
+		res := Result{V: taskwire.ResultVersion, ID: id, Worker: e.o.WorkerID, FinishedMS: time.Now().UnixMilli(),
 			Error: &ErrorInfo{Kind: KindBadInput, Message: "malformed task record: " + cause.Error(), Worker: e.o.WorkerID}}
 		if data, err := objects.Marshal(&res); err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			e.js.Publish(ctx, ResultSubject(owner, id), data)
+			e.js.Publish(ctx, taskwire.ResultSubject(owner, id), data)
 			cancel()
 		}
 	}

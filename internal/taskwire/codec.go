@@ -1,4 +1,4 @@
-package tasks
+package taskwire
 
 import (
 	"errors"
@@ -88,10 +88,11 @@ var (
 	keyMaxDeliveries = key("max_deliveries")
 )
 
-// encodeTask is objects.Marshal(t).
-func encodeTask(t *Task) ([]byte, error) {
+// EncodeTask is objects.Marshal(t), faster: the producer's encoder.
+func EncodeTask(t *Task) ([]byte, error) {
 	if t.ArgRef != nil {
-		return objects.Marshal(t)
+		c := *t // only this copy escapes: the caller's task can stay on its stack
+		return objects.Marshal(&c)
 	}
 	n := 5 // v, id, owner, fn, submitted_ms
 	for _, set := range [...]bool{len(t.Arg) > 0, t.TimeoutMS != 0, t.Retries != 0, t.BackoffMS != 0, t.MaxDeliveries != 0} {
@@ -124,10 +125,11 @@ func encodeTask(t *Task) ([]byte, error) {
 	return b, nil
 }
 
-// encodeResult is objects.Marshal(r).
-func encodeResult(r *Result) ([]byte, error) {
+// EncodeResult is objects.Marshal(r), faster: the worker's encoder.
+func EncodeResult(r *Result) ([]byte, error) {
 	if r.ValueRef != nil || r.Error != nil {
-		return objects.Marshal(r)
+		c := *r // only this copy escapes
+		return objects.Marshal(&c)
 	}
 	n := 2 // v, id
 	for _, set := range [...]bool{r.Fn != "", r.Pool != "", len(r.Value) > 0, r.Worker != "", r.Attempt != 0,

@@ -1,4 +1,4 @@
-package tasks
+package taskwire
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ func codecTasks() []Task {
 		{},
 		{V: TaskVersion, ID: "W1dtIxqFtC1nDEwpDgq3SQ", Owner: "OWNERj3kdkAQSgJ8c4XBs", Fn: "fray.echo", Arg: raw,
 			TimeoutMS: 5000, Retries: 2, BackoffMS: 100, MaxDeliveries: 5, SubmittedMS: 1765000000000},
-		{V: TaskVersion, ID: "a", Owner: "o", Fn: "f", Arg: []byte{0x40}, MaxDeliveries: DefaultMaxDeliveries, SubmittedMS: 1},
+		{V: TaskVersion, ID: "a", Owner: "o", Fn: "f", Arg: []byte{0x40}, MaxDeliveries: 5, SubmittedMS: 1},
 		{V: 23, ID: long, Owner: "ünïcode", Fn: long[:24], Arg: bytes.Repeat([]byte{7}, 70000), TimeoutMS: math.MaxInt64,
 			Retries: -1, BackoffMS: math.MinInt64, MaxDeliveries: 255, SubmittedMS: -24},
 		{V: 24, Retries: 256, BackoffMS: 65535, TimeoutMS: 65536, MaxDeliveries: math.MaxUint32, SubmittedMS: math.MaxUint32 + 1},
@@ -39,7 +39,7 @@ func codecResults() []Result {
 			Attempt: 3, StartedMS: 1765000000001, FinishedMS: 1765000000002},
 		{V: -5, ID: string(bytes.Repeat([]byte("é"), 200)), Attempt: math.MinInt64, StartedMS: -1, FinishedMS: math.MaxInt64},
 		{V: ResultVersion, ID: "t", ValueRef: &ref, Worker: "w"},
-		{V: ResultVersion, ID: "t", Error: &ErrorInfo{Kind: KindHandler, Message: "boom", Exc: []byte{1}}, Fn: "f"},
+		{V: ResultVersion, ID: "t", Error: &ErrorInfo{Kind: "handler", Message: "boom", Exc: []byte{1}}, Fn: "f"},
 	}
 }
 
@@ -60,9 +60,9 @@ func checkTaskCodec(t *testing.T, i int, task *Task) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := encodeTask(task)
+	got, err := EncodeTask(task)
 	if err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("task %d: encodeTask = %x, %v; objects.Marshal = %x", i, got, err, want)
+		t.Fatalf("task %d: EncodeTask = %x, %v; objects.Marshal = %x", i, got, err, want)
 	}
 	var fast, slow Task
 	ferr, serr := unmarshalTask(want, &fast), objects.Unmarshal(want, &slow)
@@ -79,9 +79,9 @@ func checkResultCodec(t *testing.T, i int, res *Result) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := encodeResult(res)
+	got, err := EncodeResult(res)
 	if err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("result %d: encodeResult = %x, %v; objects.Marshal = %x", i, got, err, want)
+		t.Fatalf("result %d: EncodeResult = %x, %v; objects.Marshal = %x", i, got, err, want)
 	}
 	var fast, slow Result
 	ferr, serr := unmarshalResult(want, &fast), objects.Unmarshal(want, &slow)
@@ -96,14 +96,14 @@ func checkResultCodec(t *testing.T, i int, res *Result) {
 // the producer or a worker writes decodes without the generic decoder.
 func TestCodecFastPathReadsFraysRecords(t *testing.T) {
 	for i, task := range codecTasks()[1:5] {
-		data, _ := encodeTask(&task)
+		data, _ := EncodeTask(&task)
 		var got Task
 		if !fastTask(data, &got) {
 			t.Errorf("task %d (%x) left to the generic decoder", i+1, data)
 		}
 	}
 	for i, res := range codecResults()[1:4] {
-		data, _ := encodeResult(&res)
+		data, _ := EncodeResult(&res)
 		var got Result
 		if !fastResult(data, &got) {
 			t.Errorf("result %d (%x) left to the generic decoder", i+1, data)
@@ -116,21 +116,21 @@ func TestCodecFastPathReadsFraysRecords(t *testing.T) {
 func TestCodecReadsAndWritesWireVectors(t *testing.T) {
 	for _, name := range []string{"task", "task_arg_ref"} {
 		data := readVector(t, name)
-		task, err := decodeTask(data)
+		task, err := DecodeTask(data)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if again, err := encodeTask(task); err != nil || !bytes.Equal(again, data) {
+		if again, err := EncodeTask(task); err != nil || !bytes.Equal(again, data) {
 			t.Fatalf("%s: re-encoded as %x, %v; want %x", name, again, err, data)
 		}
 	}
 	for _, name := range []string{"result", "result_value_ref", "result_error"} {
 		data := readVector(t, name)
-		res, err := decodeResult(data)
+		res, err := DecodeResult(data)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if again, err := encodeResult(res); err != nil || !bytes.Equal(again, data) {
+		if again, err := EncodeResult(res); err != nil || !bytes.Equal(again, data) {
 			t.Fatalf("%s: re-encoded as %x, %v; want %x", name, again, err, data)
 		}
 	}
@@ -138,14 +138,14 @@ func TestCodecReadsAndWritesWireVectors(t *testing.T) {
 
 func readVector(t *testing.T, name string) []byte {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "testdata", "wire", name+".cbor"))
+	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "wire", name+".cbor"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return data
 }
 
-// FuzzTaskCodec: for any field values, encodeTask writes objects.Marshal's
+// FuzzTaskCodec: for any field values, EncodeTask writes objects.Marshal's
 // bytes and both decoders agree on them.
 func FuzzTaskCodec(f *testing.F) {
 	for _, task := range codecTasks() {
