@@ -356,14 +356,16 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 			t.Arg = raw
 		}
 	}
-	data, err := taskwire.EncodeTask(&t)
+	sub := submissions.Get().(*submission)
+	data, err := taskwire.AppendTask(sub.msg.Data[:0], &t)
 	if err != nil {
 		return err
 	}
-	msg := &nats.Msg{Subject: taskSubject(o.pool), Data: data, Header: nats.Header{
-		jetstream.MsgIDHeader: []string{f.id},
-		taskwire.HeaderOwner:  p.ownerHeader, // shared: headers are only read
-	}}
+	sub.p, sub.f, sub.fn, sub.tries = p, f, fn, 0
+	sub.holds.Store(2)
+	sub.msg.Subject, sub.msg.Data = taskSubject(o.pool), data
+	sub.msgID[0] = f.id
+	sub.msg.Header[taskwire.HeaderOwner] = p.ownerHeader // shared: headers are only read
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -374,22 +376,50 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 	// A submission that met no JetStream (a broker restarting) or got no
 	// PubAck is sent again, with the same Nats-Msg-Id so the stream
 	// stores it once, while the retry budget lasts.
-	sub := &submission{p: p, f: f, msg: msg, fn: fn}
-	if err := p.pub.publish(msg, nil, sub); err != nil {
+	if err := p.pub.publish(&sub.msg, nil, sub); err != nil {
 		p.forget(f.id)
 		return fmt.Errorf("tasks: publish %s: %w", fn, err)
 	}
+	sub.release()
 	return nil
 }
 
-// submission is one task's publish awaiting its PubAck: one allocation
-// per task for what would otherwise be several closures.
+// submission is one task's publish awaiting its PubAck, and the message it
+// sends: one record per task for what would otherwise be several closures.
+// A submission acknowledged at the first try goes back to the submissions
+// pool, its message, header map and buffer with it, once both the Submit
+// that sent it and its PubAck are done with it (holds); one that was sent
+// again, or failed, is left to the garbage collector.
 type submission struct {
 	p     *Producer
 	f     *Future
-	msg   *nats.Msg
+	msg   nats.Msg
+	msgID []string // msg.Header[Nats-Msg-Id]
 	fn    string
 	tries int // resends so far
+	holds atomic.Int32
+}
+
+var submissions = sync.Pool{New: func() any {
+	s := &submission{msgID: make([]string, 1)}
+	s.msg.Header = nats.Header{jetstream.MsgIDHeader: s.msgID, taskwire.HeaderOwner: nil}
+	return s
+}}
+
+// maxPooledData bounds the task buffer a pooled submission keeps.
+const maxPooledData = 4 << 10
+
+// release drops one hold; the last puts the submission back in the pool.
+func (s *submission) release() {
+	if s.holds.Add(-1) != 0 {
+		return
+	}
+	s.p, s.f, s.fn, s.msg.Reply, s.msgID[0] = nil, nil, "", "", ""
+	s.msg.Header[taskwire.HeaderOwner] = nil
+	if cap(s.msg.Data) > maxPooledData {
+		s.msg.Data = nil
+	}
+	submissions.Put(s)
 }
 
 // fail resolves the future with err unless its result already did.
@@ -404,6 +434,9 @@ func (s *submission) fail(err error) {
 func (s *submission) pubAcked(err error) {
 	if err == nil {
 		s.f.markQueued()
+		if s.tries == 0 {
+			s.release()
+		}
 		return
 	}
 	if !transientPublishError(err) || s.tries >= len(submitRetryDelays) {
@@ -422,7 +455,7 @@ func (s *submission) pubAcked(err error) {
 			s.fail(ErrClosed)
 			return
 		}
-		if err := p.pub.publish(s.msg, nil, s); err != nil {
+		if err := p.pub.publish(&s.msg, nil, s); err != nil {
 			s.fail(fmt.Errorf("tasks: publish %s: %w", s.fn, err))
 		}
 	}()

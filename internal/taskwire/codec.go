@@ -3,6 +3,7 @@ package taskwire
 import (
 	"errors"
 	"math"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/frayhq/fray/objects"
@@ -89,7 +90,11 @@ var (
 )
 
 // EncodeTask is objects.Marshal(t), faster: the producer's encoder.
-func EncodeTask(t *Task) ([]byte, error) {
+func EncodeTask(t *Task) ([]byte, error) { return AppendTask(nil, t) }
+
+// AppendTask appends EncodeTask(t) to b (or, for a task with an object
+// reference, returns objects.Marshal's own slice).
+func AppendTask(b []byte, t *Task) ([]byte, error) {
 	if t.ArgRef != nil {
 		c := *t // only this copy escapes: the caller's task can stay on its stack
 		return objects.Marshal(&c)
@@ -100,7 +105,7 @@ func EncodeTask(t *Task) ([]byte, error) {
 			n++
 		}
 	}
-	b := make([]byte, 0, 96+len(t.ID)+len(t.Owner)+len(t.Fn)+len(t.Arg))
+	b = slices.Grow(b, 96+len(t.ID)+len(t.Owner)+len(t.Fn)+len(t.Arg))
 	b = appendHead(b, cborMap, uint64(n))
 	b = appendInt(append(b, keyV...), int64(t.V))
 	b = appendText(append(b, keyFn...), t.Fn)
