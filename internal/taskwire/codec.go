@@ -267,121 +267,108 @@ func (r *recordReader) fields(field func(key string) (bit uint32, ok bool)) bool
 	return r.pos == len(r.s)
 }
 
-// unmarshalTask is objects.Unmarshal(data, t) into a zero t.
-func unmarshalTask(data []byte, t *Task) error {
-	if fastTask(data, t) {
+// unmarshal is objects.Unmarshal(data, v) into a zero v, read by field
+// (which reads key's value into v and names the key's bit) when it can.
+func unmarshal[T any](data []byte, v *T, field func(r *recordReader, v *T, key string) (bit uint32, ok bool)) error {
+	if fast(data, v, field) {
 		return nil
 	}
-	*t = Task{}
-	return objects.Unmarshal(data, t)
+	var zero T
+	*v = zero
+	return objects.Unmarshal(data, v)
 }
 
-func fastTask(data []byte, t *Task) bool {
+// fast reads data into v with field; false leaves it to objects.Unmarshal.
+func fast[T any](data []byte, v *T, field func(r *recordReader, v *T, key string) (bit uint32, ok bool)) bool {
 	r := recordReader{s: string(data)}
-	var arg string
-	hasArg := false
-	ok := r.fields(func(k string) (uint32, bool) {
-		var ok bool
-		var v int64
-		switch k {
-		case "v":
-			v, ok = r.int()
-			t.V = int(v)
-			return 1 << 0, ok
-		case "id":
-			t.ID, ok = r.str(cborText)
-			return 1 << 1, ok
-		case "owner":
-			t.Owner, ok = r.str(cborText)
-			return 1 << 2, ok
-		case "fn":
-			t.Fn, ok = r.str(cborText)
-			return 1 << 3, ok
-		case "arg":
-			arg, ok = r.str(cborBytes)
-			hasArg = true
-			return 1 << 4, ok
-		case "timeout_ms":
-			t.TimeoutMS, ok = r.int()
-			return 1 << 5, ok
-		case "retries":
-			v, ok = r.int()
-			t.Retries = int(v)
-			return 1 << 6, ok
-		case "backoff_ms":
-			t.BackoffMS, ok = r.int()
-			return 1 << 7, ok
-		case "max_deliveries":
-			v, ok = r.int()
-			t.MaxDeliveries = int(v)
-			return 1 << 8, ok
-		case "submitted_ms":
-			t.SubmittedMS, ok = r.int()
-			return 1 << 9, ok
-		}
-		return 0, false // arg_ref, or a key objects.Unmarshal matches loosely or ignores
-	})
-	if ok && hasArg {
-		t.Arg = []byte(arg)
-	}
-	return ok
+	return r.fields(func(k string) (uint32, bool) { return field(&r, v, k) })
 }
 
-// unmarshalResult is objects.Unmarshal(data, res) into a zero res.
-func unmarshalResult(data []byte, res *Result) error {
-	if fastResult(data, res) {
-		return nil
+func unmarshalTask(data []byte, t *Task) error { return unmarshal(data, t, taskField) }
+
+func unmarshalResult(data []byte, res *Result) error { return unmarshal(data, res, resultField) }
+
+// taskField reads the value of a task record's key.
+func taskField(r *recordReader, t *Task, k string) (bit uint32, ok bool) {
+	var n int64
+	var b string
+	switch k {
+	case "v":
+		n, ok = r.int()
+		t.V = int(n)
+		return 1 << 0, ok
+	case "id":
+		t.ID, ok = r.str(cborText)
+		return 1 << 1, ok
+	case "owner":
+		t.Owner, ok = r.str(cborText)
+		return 1 << 2, ok
+	case "fn":
+		t.Fn, ok = r.str(cborText)
+		return 1 << 3, ok
+	case "arg":
+		b, ok = r.str(cborBytes)
+		t.Arg = []byte(b)
+		return 1 << 4, ok
+	case "timeout_ms":
+		t.TimeoutMS, ok = r.int()
+		return 1 << 5, ok
+	case "retries":
+		n, ok = r.int()
+		t.Retries = int(n)
+		return 1 << 6, ok
+	case "backoff_ms":
+		t.BackoffMS, ok = r.int()
+		return 1 << 7, ok
+	case "max_deliveries":
+		n, ok = r.int()
+		t.MaxDeliveries = int(n)
+		return 1 << 8, ok
+	case "submitted_ms":
+		t.SubmittedMS, ok = r.int()
+		return 1 << 9, ok
 	}
-	*res = Result{}
-	return objects.Unmarshal(data, res)
+	return 0, false // arg_ref, or a key objects.Unmarshal matches loosely or ignores
 }
 
-func fastResult(data []byte, res *Result) bool {
-	r := recordReader{s: string(data)}
-	var value string
-	hasValue := false
-	ok := r.fields(func(k string) (uint32, bool) {
-		var ok bool
-		var v int64
-		switch k {
-		case "v":
-			v, ok = r.int()
-			res.V = int(v)
-			return 1 << 0, ok
-		case "id":
-			res.ID, ok = r.str(cborText)
-			return 1 << 1, ok
-		case "value":
-			value, ok = r.str(cborBytes)
-			hasValue = true
-			return 1 << 2, ok
-		case "fn":
-			res.Fn, ok = r.str(cborText)
-			return 1 << 3, ok
-		case "pool":
-			res.Pool, ok = r.str(cborText)
-			return 1 << 4, ok
-		case "submitted_ms":
-			res.SubmittedMS, ok = r.int()
-			return 1 << 5, ok
-		case "worker":
-			res.Worker, ok = r.str(cborText)
-			return 1 << 6, ok
-		case "attempt":
-			v, ok = r.int()
-			res.Attempt = int(v)
-			return 1 << 7, ok
-		case "started_ms":
-			res.StartedMS, ok = r.int()
-			return 1 << 8, ok
-		case "finished_ms":
-			res.FinishedMS, ok = r.int()
-			return 1 << 9, ok
-		}
-		return 0, false // value_ref, error, or a key objects.Unmarshal matches loosely or ignores
-	})
-	if ok && hasValue {
-		res.Value = []byte(value)
+// resultField reads the value of a result record's key.
+func resultField(r *recordReader, res *Result, k string) (bit uint32, ok bool) {
+	var n int64
+	var b string
+	switch k {
+	case "v":
+		n, ok = r.int()
+		res.V = int(n)
+		return 1 << 0, ok
+	case "id":
+		res.ID, ok = r.str(cborText)
+		return 1 << 1, ok
+	case "value":
+		b, ok = r.str(cborBytes)
+		res.Value = []byte(b)
+		return 1 << 2, ok
+	case "fn":
+		res.Fn, ok = r.str(cborText)
+		return 1 << 3, ok
+	case "pool":
+		res.Pool, ok = r.str(cborText)
+		return 1 << 4, ok
+	case "worker":
+		res.Worker, ok = r.str(cborText)
+		return 1 << 5, ok
+	case "attempt":
+		n, ok = r.int()
+		res.Attempt = int(n)
+		return 1 << 6, ok
+	case "started_ms":
+		res.StartedMS, ok = r.int()
+		return 1 << 7, ok
+	case "finished_ms":
+		res.FinishedMS, ok = r.int()
+		return 1 << 8, ok
+	case "submitted_ms":
+		res.SubmittedMS, ok = r.int()
+		return 1 << 9, ok
 	}
-	return ok
+	return 0, false // value_ref, error, or a key objects.Unmarshal matches loosely or ignores
 }

@@ -56,39 +56,32 @@ func TestCodecMatchesObjectsCodec(t *testing.T) {
 
 func checkTaskCodec(t *testing.T, i int, task *Task) {
 	t.Helper()
-	want, err := objects.Marshal(task)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := EncodeTask(task)
-	if err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("task %d: EncodeTask = %x, %v; objects.Marshal = %x", i, got, err, want)
-	}
-	var fast, slow Task
-	ferr, serr := unmarshalTask(want, &fast), objects.Unmarshal(want, &slow)
-	// Both refuse what objects.Marshal writes but objects.Unmarshal does
-	// not read (strings that are not UTF-8).
-	if (ferr == nil) != (serr == nil) || ferr == nil && !reflect.DeepEqual(fast, slow) {
-		t.Fatalf("task %d: unmarshalTask = %+v, %v; objects.Unmarshal = %+v, %v", i, fast, ferr, slow, serr)
-	}
+	checkCodec(t, "task", i, task, EncodeTask, unmarshalTask)
 }
 
 func checkResultCodec(t *testing.T, i int, res *Result) {
 	t.Helper()
-	want, err := objects.Marshal(res)
+	checkCodec(t, "result", i, res, EncodeResult, unmarshalResult)
+}
+
+// checkCodec checks that encode writes objects.Marshal's bytes for v, and
+// that decode reads them as objects.Unmarshal does.
+func checkCodec[T any](t *testing.T, what string, i int, v *T, encode func(*T) ([]byte, error), decode func([]byte, *T) error) {
+	t.Helper()
+	want, err := objects.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := EncodeResult(res)
+	got, err := encode(v)
 	if err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("result %d: EncodeResult = %x, %v; objects.Marshal = %x", i, got, err, want)
+		t.Fatalf("%s %d: hand-written encoding %x, %v; objects.Marshal %x", what, i, got, err, want)
 	}
-	var fast, slow Result
-	ferr, serr := unmarshalResult(want, &fast), objects.Unmarshal(want, &slow)
+	var fast, slow T
+	ferr, serr := decode(want, &fast), objects.Unmarshal(want, &slow)
 	// Both refuse what objects.Marshal writes but objects.Unmarshal does
 	// not read (strings that are not UTF-8).
 	if (ferr == nil) != (serr == nil) || ferr == nil && !reflect.DeepEqual(fast, slow) {
-		t.Fatalf("result %d: unmarshalResult = %+v, %v; objects.Unmarshal = %+v, %v", i, fast, ferr, slow, serr)
+		t.Fatalf("%s %d: hand-written decoder %+v, %v; objects.Unmarshal %+v, %v", what, i, fast, ferr, slow, serr)
 	}
 }
 
@@ -98,14 +91,14 @@ func TestCodecFastPathReadsFraysRecords(t *testing.T) {
 	for i, task := range codecTasks()[1:5] {
 		data, _ := EncodeTask(&task)
 		var got Task
-		if !fastTask(data, &got) {
+		if !fast(data, &got, taskField) {
 			t.Errorf("task %d (%x) left to the generic decoder", i+1, data)
 		}
 	}
 	for i, res := range codecResults()[1:4] {
 		data, _ := EncodeResult(&res)
 		var got Result
-		if !fastResult(data, &got) {
+		if !fast(data, &got, resultField) {
 			t.Errorf("result %d (%x) left to the generic decoder", i+1, data)
 		}
 	}
