@@ -876,7 +876,7 @@ const handOnDelay, maxHandOnRetry = 100 * time.Millisecond, 2 * time.Second
 // max_deliveries, so in a pool of workers with different functions tasks
 // would fail as exhausted without ever having run. Instead, after
 // handOnDelay, a copy carrying the deliveries that counted so far
-// (HeaderPriorDeliveries) is queued, and the original acked once the copy
+// (taskwire.HeaderPriorDeliveries) is queued, and the original acked once the copy
 // is stored. The copy's Nats-Msg-Id names the message it copies (by stream
 // sequence): unique per hand-on and the same on a resend, so a retried
 // publish is stored once.

@@ -41,6 +41,9 @@ type ProducerOptions struct {
 	// sweep times the result safety net (see Producer.sweep); zero fields
 	// take the defaults. Tests shorten or stretch it (export_test.go).
 	sweep sweepTiming
+	// submitRetry overrides submitRetryDelays; tests shorten it
+	// (export_test.go).
+	submitRetry []time.Duration
 }
 
 // sweepTiming is the timing of the result safety net.
@@ -74,6 +77,8 @@ type Producer struct {
 	ownerHeader []string
 	store       *objects.Store
 	maxSize     int64
+	// retryDelays paces the resubmissions of a task (submitRetryDelays).
+	retryDelays []time.Duration
 	inline      int
 	log         *slog.Logger
 	view        *registry.View
@@ -117,7 +122,11 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 		o.Logger = slog.Default()
 	}
 	p := &Producer{nc: nc, owner: o.Owner, ownerHeader: []string{o.Owner}, store: o.Objects, maxSize: o.MaxValueSize, log: o.Logger,
-		pending: map[string]*Future{}, foreign: map[*Future]*nats.Subscription{}, inline: objects.DefaultInlineThreshold}
+		pending: map[string]*Future{}, foreign: map[*Future]*nats.Subscription{}, inline: objects.DefaultInlineThreshold,
+		retryDelays: submitRetryDelays}
+	if o.submitRetry != nil {
+		p.retryDelays = o.submitRetry
+	}
 	if o.Objects != nil {
 		p.inline = o.Objects.InlineThreshold()
 	}
@@ -439,11 +448,11 @@ func (s *submission) pubAcked(err error) {
 		}
 		return
 	}
-	if !transientPublishError(err) || s.tries >= len(submitRetryDelays) {
+	if !transientPublishError(err) || s.tries >= len(s.p.retryDelays) {
 		s.fail(mapPublishError(err))
 		return
 	}
-	delay := submitRetryDelays[s.tries]
+	delay := s.p.retryDelays[s.tries]
 	s.tries++
 	p := s.p
 	p.retrying.Add(1)
@@ -462,7 +471,8 @@ func (s *submission) pubAcked(err error) {
 }
 
 // submitRetryDelays paces the resubmission of a task whose publish met no
-// JetStream or no PubAck: about 8 s in all, enough for a broker restart.
+// JetStream or no PubAck: about 8 s in all, enough for a broker restart
+// (the default of ProducerOptions.submitRetry).
 var submitRetryDelays = []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second}
 
 // transientPublishError reports errors that a resubmission may cure.
