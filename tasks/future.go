@@ -127,6 +127,13 @@ func (f *Future) resolve(res *Result, err error) {
 	}
 }
 
+// isResolved reports whether the outcome is set.
+func (f *Future) isResolved() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.resolved
+}
+
 // doneChan is Done without starting a foreign future's watch.
 func (f *Future) doneChan() <-chan struct{} {
 	f.mu.Lock()

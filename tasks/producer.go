@@ -249,18 +249,31 @@ func (p *Producer) sweep(ctx context.Context, timing sweepTiming) {
 				if ctx.Err() != nil {
 					return
 				}
-				lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				res, err := p.lookup(lctx, taskwire.ResultSubject(f.owner, f.id))
-				cancel()
-				if err == nil {
-					if !f.foreign {
-						p.forget(f.id)
-					}
-					f.resolve(res, nil)
-				}
+				p.check(ctx, f)
 			}
 		}
 	}
+}
+
+// check looks f's result up in the stream and resolves f with it, unless f
+// resolved since the sweep found it due: a sweep of thousands of waiting
+// futures takes seconds of lookups, during which most of them get their
+// result from the subscription, and a resolved future needs no lookup.
+// It reports whether it looked up.
+func (p *Producer) check(ctx context.Context, f *Future) bool {
+	if f.isResolved() {
+		return false
+	}
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	res, err := p.lookup(lctx, taskwire.ResultSubject(f.owner, f.id))
+	cancel()
+	if err == nil {
+		if !f.foreign {
+			p.forget(f.id)
+		}
+		f.resolve(res, nil)
+	}
+	return true
 }
 
 // Owner is the token this producer's results are addressed to.
