@@ -21,12 +21,15 @@ type Future struct {
 	// foreign futures were not submitted by p: Done subscribes to the
 	// result subject and looks the result up.
 	foreign   bool
-	submitted time.Time // submit time; for a foreign future, when its watch began
+	submitted time.Time // when it became pending (guarded by p.mu); for a foreign future, when its watch began
 	rechecked bool      // foreign: looked up again after the first lookup (guarded by p.mu)
 	// nextCheck and checkEvery pace the producer's result lookups for
 	// this future (guarded by p.mu).
 	nextCheck  time.Time
 	checkEvery time.Duration
+	// older and newer link a pending future into its producer's
+	// waiting list (guarded by p.mu).
+	older, newer *Future
 
 	// submittedHere is set for futures this producer submitted (not
 	// obtained by id): only they wait for a PubAck.

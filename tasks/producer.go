@@ -87,6 +87,9 @@ type Producer struct {
 
 	mu      sync.Mutex
 	pending map[string]*Future
+	// waiting lists the pending futures oldest first, so a sweep walks
+	// only those old enough to be due (see sweep).
+	waiting waitList
 	// foreign holds the futures watched by subject (Future by id), with
 	// their subscriptions, until they resolve or the producer closes.
 	foreign   map[*Future]*nats.Subscription
@@ -223,7 +226,12 @@ func (p *Producer) sweep(ctx context.Context, timing sweepTiming) {
 				return reconnected || !now.Before(f.nextCheck)
 			}
 			if full {
-				for _, f := range p.pending {
+				// Oldest first: past the first future younger than
+				// sweepAge, none is due but after a reconnect.
+				for f := p.waiting.oldest; f != nil; f = f.newer {
+					if !reconnected && now.Sub(f.submitted) < sweepAge {
+						break
+					}
 					if isDue(f) {
 						due = append(due, f)
 					}
@@ -294,6 +302,7 @@ func (p *Producer) Close() {
 	p.closed = true
 	pending := p.pending
 	p.pending = map[string]*Future{}
+	p.waiting = waitList{}
 	var foreign []*Future
 	for f, s := range p.foreign {
 		s.Unsubscribe()
@@ -327,7 +336,6 @@ func (p *Producer) Close() {
 func (p *Producer) Submit(ctx context.Context, fn string, arg any, opts ...Option) *Future {
 	id := nuid.Next()
 	f := newFuture(p, p.owner, id, fn)
-	f.submitted = time.Now()
 	if err := p.submit(ctx, f, fn, arg, opts); err != nil {
 		f.resolve(nil, err)
 	}
@@ -393,7 +401,10 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 		p.mu.Unlock()
 		return ErrClosed
 	}
+	// Taken under p.mu, so p.waiting is in submission order.
+	f.submitted = time.Now()
 	p.pending[f.id] = f
+	p.waiting.push(f)
 	p.mu.Unlock()
 	// A submission that met no JetStream (a broker restarting) or got no
 	// PubAck is sent again, with the same Nats-Msg-Id so the stream
@@ -497,7 +508,10 @@ func transientPublishError(err error) bool {
 func (p *Producer) forget(id string) *Future {
 	p.mu.Lock()
 	f := p.pending[id]
-	delete(p.pending, id)
+	if f != nil {
+		delete(p.pending, id)
+		p.waiting.remove(f)
+	}
 	p.mu.Unlock()
 	return f
 }

@@ -6,7 +6,15 @@ import (
 	"time"
 
 	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/internal/taskwire"
 )
+
+// submittedAt is when f became pending.
+func (f *Future) submittedAt(p *Producer) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return f.submitted
+}
 
 // A sweep of many waiting futures takes seconds of lookups; a future that
 // got its result meanwhile is not looked up, and one still waiting is.
@@ -38,5 +46,93 @@ func TestTheSweepSkipsTheLookupOfAFutureResolvedMeanwhile(t *testing.T) {
 	}
 	if res, err := f.Result(context.Background()); err != nil || res.ID != f.id {
 		t.Fatalf("the first result must stand: %v, %v", res, err)
+	}
+}
+
+func TestTheWaitListKeepsThePendingFuturesOldestFirst(t *testing.T) {
+	var l waitList
+	a, b, c, d := &Future{id: "a"}, &Future{id: "b"}, &Future{id: "c"}, &Future{id: "d"}
+	order := func() string {
+		var s string
+		for f := l.oldest; f != nil; f = f.newer {
+			s += f.id
+		}
+		var back string
+		for f := l.newest; f != nil; f = f.older {
+			back = f.id + back
+		}
+		if back != s {
+			t.Fatalf("forward %q, backward %q", s, back)
+		}
+		return s
+	}
+	for _, f := range []*Future{a, b, c, d} {
+		l.push(f)
+	}
+	if got := order(); got != "abcd" {
+		t.Fatalf("got %q, want abcd", got)
+	}
+	for _, step := range []struct {
+		f    *Future
+		want string
+	}{{b, "acd"}, {a, "cd"}, {d, "c"}, {c, ""}} {
+		l.remove(step.f)
+		if got := order(); got != step.want {
+			t.Fatalf("after removing %s: got %q, want %q", step.f.id, got, step.want)
+		}
+	}
+	l.push(b)
+	if got := order(); got != "b" {
+		t.Fatalf("got %q, want b", got)
+	}
+}
+
+// A result the subscription never delivered is found by the sweep once
+// its future is old enough; a future submitted later is not looked up
+// before its own age, and is found after it (the walk that stops at the
+// first young future misses no old one).
+func TestTheSweepFindsAResultTheSubscriptionMissed(t *testing.T) {
+	srv := frayt.Server(t)
+	nc, js := frayt.Connect(t, srv.ClientURL())
+	o := ProducerOptions{}
+	const age = 300 * time.Millisecond
+	SetSweepTiming(&o, 20*time.Millisecond, age, time.Hour)
+	p, err := NewProducer(frayt.Context(t, 5*time.Second), nc, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := frayt.Context(t, 10*time.Second)
+	if err := p.sub.Unsubscribe(); err != nil { // results now reach only the sweep
+		t.Fatal(err)
+	}
+	old := p.Submit(ctx, "nobody.serves.it", 1)
+	if err := old.Queued(ctx); err != nil {
+		t.Fatal(err)
+	}
+	store := func(f *Future) {
+		data, err := taskwire.EncodeResult(&Result{V: taskwire.ResultVersion, ID: f.id, Fn: f.fn, Value: []byte{0x01}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(ctx, taskwire.ResultSubject(f.owner, f.id), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store(old)
+	young := p.Submit(ctx, "nobody.serves.it", 2)
+	if err := young.Queued(ctx); err != nil {
+		t.Fatal(err)
+	}
+	store(young)
+	res, err := old.Result(ctx)
+	if err != nil || res.ID != old.id {
+		t.Fatalf("the sweep did not resolve the old future: %v, %v", res, err)
+	}
+	if young.isResolved() && time.Since(young.submittedAt(p)) < age {
+		t.Fatal("the young future was looked up before its age")
+	}
+	if res, err := young.Result(ctx); err != nil || res.ID != young.id {
+		t.Fatalf("the sweep did not resolve the young future once old: %v, %v", res, err)
 	}
 }
