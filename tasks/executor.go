@@ -486,7 +486,7 @@ func (e *Executor) isCancelled(id string) bool {
 
 // process runs one delivered task message on slot i.
 func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
-	meta, err := m.Metadata()
+	delivered, streamSeq, err := ackMeta(m.Reply)
 	if err != nil {
 		e.log.Error("task message without JetStream metadata; terminating it", "subject", m.Subject, "err", err)
 		m.Term()
@@ -496,7 +496,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	if h := m.Header.Get(taskwire.HeaderPriorDeliveries); h != "" { // set only on handed-on copies
 		prior, _ = strconv.Atoi(h)
 	}
-	attempt := max(0, prior) + int(meta.NumDelivered)
+	attempt := max(0, prior) + int(delivered)
 	tr := &taskRun{e: e, m: m}
 	t := &tr.t
 	if err := taskwire.DecodeTaskInto(m.Data, t); err != nil {
@@ -520,7 +520,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	h, ok := e.o.Registry.Lookup(t.Fn)
 	if !ok {
 		if served, _ := e.view.Serves(e.o.Pool, t.Fn); served {
-			e.handOn(hctx, slot, m, t.ID, attempt-1, meta.Sequence.Stream) // a peer serves it
+			e.handOn(hctx, slot, m, t.ID, attempt-1, streamSeq) // a peer serves it
 			return
 		}
 		fail(KindUnknownFn, "", fmt.Sprintf("unknown function: no live worker of pool %q registers %q (this worker registers: %v)", e.o.Pool, t.Fn, e.o.Registry.Names()))
@@ -688,7 +688,10 @@ func (e *Executor) handlerFailed(tr *taskRun, herr, cause error) {
 func (e *Executor) succeed(ctx context.Context, tr *taskRun, val any) {
 	res := &tr.res
 	fail := func(kind, typ, msg string) { e.fail(tr, kind, typ, msg) }
-	raw, err := objects.Marshal(val)
+	raw, err := nullValue, error(nil) // most handlers that return nothing: no encoder call
+	if val != nil {
+		raw, err = objects.Marshal(val)
+	}
 	if err != nil {
 		fail(KindHandler, "encode", fmt.Sprintf("encode result %T: %v", val, err))
 		return
@@ -710,6 +713,10 @@ func (e *Executor) succeed(ctx context.Context, tr *taskRun, val any) {
 	e.o.Observer.TaskFinished(tr.t.Fn, time.Since(tr.started), "")
 	e.finish(tr)
 }
+
+// nullValue is the encoding of a nil result (CBOR null), shared: a
+// result's value is only read.
+var nullValue = []byte{0xf6}
 
 func backoff(t *taskwire.Task, attempt int) time.Duration {
 	d := time.Duration(t.BackoffMS) * time.Millisecond
