@@ -184,7 +184,7 @@ func ownWorker(id string) Permissions {
 			RegistryKeySubject(id),
 			api + "CONSUMER.CREATE." + kvStream(broker.BucketJobState) + ".*." + alloc,
 			api + "DIRECT.GET." + kvStream(broker.BucketJobState) + "." + alloc,
-			jobs.SubjectEventsPrefix + tok + ".>", // its jobs' events
+			jobs.SubjectEventsPrefix + tok + ".>",   // its jobs' events
 			broker.SubjectLogsPrefix + "*.*." + tok, // its jobs' logs
 		},
 		// changes of its allocation (a core subscription: a worker holds
