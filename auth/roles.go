@@ -70,11 +70,8 @@ func registry() []string {
 }
 
 // RegistryKeySubject is the subject a worker writes its registry entry
-// on (its KV key in FRAY_WORKERS is its id): the one registry grant a
-// worker user holds.
-func RegistryKeySubject(workerID string) string {
-	return "$KV." + broker.BucketWorkers + "." + workerID
-}
+// on: the one registry grant a worker user holds.
+func RegistryKeySubject(workerID string) string { return broker.WorkerKeySubject(workerID) }
 
 // registrySubscribe is the core subscription every client holds to hear
 // the pool directory's changes.
