@@ -122,7 +122,7 @@ func (p *permissions) userName() string {
 	p.user = p.nc.Opts.User
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if u, err := WhoAmI(ctx, p.nc); err == nil {
+	if u, err := whoAmI(ctx, p.nc); err == nil {
 		p.user = u.Name()
 	}
 	return p.user

@@ -61,8 +61,15 @@ func (u *UserInfo) Name() string {
 func WhoAmI(ctx context.Context, nc *nats.Conn) (*UserInfo, error) {
 	gctx, cancel := GuardPublish(ctx, nc, UserInfoSubject)
 	defer cancel()
-	msg, err := nc.RequestWithContext(gctx, UserInfoSubject, nil)
-	if err = Denied(gctx, err); err != nil {
+	u, err := whoAmI(gctx, nc)
+	return u, Denied(gctx, err)
+}
+
+// whoAmI is WhoAmI unguarded: the permission watcher asks it while it
+// holds its own lock.
+func whoAmI(ctx context.Context, nc *nats.Conn) (*UserInfo, error) {
+	msg, err := nc.RequestWithContext(ctx, UserInfoSubject, nil)
+	if err != nil {
 		return nil, fmt.Errorf("broker: ask the server who this user is (%s): %w", UserInfoSubject, err)
 	}
 	var resp struct {

@@ -13,9 +13,9 @@ import procs
 @pytest.fixture(scope="module")
 def roles(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("roles")
-    d = procs.auth_init(tmp)
+    d = procs.auth_init(tmp, "--worker", "rw1")
     b = procs.Broker(tmp, "--config", str(d / "nats.conf"), env=procs.env_file(d / "fray-admin.env"))
-    w = procs.worker(tmp, b.url, "rw1", env=procs.env_file(d / "fray-worker.env"))
+    w = procs.worker(tmp, b.url, "rw1", env=procs.env_file(d / "fray-worker-rw1.env"))
     yield d, b
     w.stop()
     b.stop()
