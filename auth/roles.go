@@ -2,7 +2,7 @@ package auth
 
 import (
 	"github.com/frayhq/fray/broker"
-	"github.com/frayhq/fray/jobs"
+	"github.com/frayhq/fray/internal/jobwire"
 )
 
 // Role is one of fray's roles.
@@ -127,8 +127,8 @@ func PermissionsFor(u User) *Permissions {
 		p.Publish = append(p.Publish, objectsRW()...)
 		p.Publish = append(p.Publish,
 			broker.SubjectTasksPrefix+">",         // submit tasks to any pool
-			jobs.SubjectSubmit,                    // submit jobs
-			jobs.SubjectControlPrefix+">",         // stop jobs
+			jobwire.SubjectSubmit,                 // submit jobs
+			jobwire.SubjectControlPrefix+">",      // stop jobs
 			broker.SubjectActorPrefix+">",         // create (place), call and stop actors
 			kvKeys(broker.BucketActors),           // claim actor names
 			kvKeys(broker.BucketCancels),          // cancel tasks
@@ -174,15 +174,14 @@ func InboxPrefix(user string) string { return "_INBOX." + user }
 // environments), and report the events and logs of its job processes on
 // subjects that name it.
 func ownWorker(id string) Permissions {
-	tok := jobs.WorkerToken(id)
-	alloc := "$KV." + broker.BucketJobState + "." + jobs.AllocKey(id)
+	alloc := "$KV." + broker.BucketJobState + "." + jobwire.AllocKey(id)
 	return Permissions{
 		Publish: []string{
 			RegistryKeySubject(id),
 			api + "CONSUMER.CREATE." + kvStream(broker.BucketJobState) + ".*." + alloc,
 			api + "DIRECT.GET." + kvStream(broker.BucketJobState) + "." + alloc,
-			jobs.SubjectEventsPrefix + tok + ".>",   // its jobs' events
-			broker.SubjectLogsPrefix + "*.*." + tok, // its jobs' logs
+			jobwire.SubjectEventsPrefix + jobwire.WorkerToken(id) + ".>", // its jobs' events
+			broker.SubjectLogsPrefix + "*.*." + jobwire.WorkerToken(id),  // its jobs' logs
 		},
 		// changes of its allocation (a core subscription: a worker holds
 		// no consumer of its own)

@@ -22,6 +22,7 @@ import (
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/cluster"
 	"github.com/frayhq/fray/internal/daemon"
+	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
@@ -103,7 +104,7 @@ func runMain(args []string) error {
 		return daemon.Usagef("--id %q: want letters, digits, '-', '_', '=', '.' and '/'", *id)
 	case *id != "" && os.Getenv(auth.EnvWorkerID) != "" && *id != os.Getenv(auth.EnvWorkerID):
 		return daemon.Usagef("--id %q, but $%s (set by the worker's credentials file) is %q: a worker's credentials fix its id", *id, auth.EnvWorkerID, os.Getenv(auth.EnvWorkerID))
-	case tasks.CheckPool(*pool) != nil:
+	case taskwire.CheckPool(*pool) != nil:
 		return daemon.Usagef("--pool %q: want a non-empty name without spaces, '.', '*' or '>'", *pool)
 	case *concurrency < 0:
 		return daemon.Usagef("--concurrency %d: want at least 1, or 0 for the number of CPUs", *concurrency)
