@@ -180,8 +180,8 @@ func ownWorker(id string) Permissions {
 			RegistryKeySubject(id),
 			api + "CONSUMER.CREATE." + kvStream(broker.BucketJobState) + ".*." + alloc,
 			api + "DIRECT.GET." + kvStream(broker.BucketJobState) + "." + alloc,
-			jobwire.SubjectEventsPrefix + jobwire.WorkerToken(id) + ".>", // its jobs' events
-			broker.SubjectLogsPrefix + "*.*." + jobwire.WorkerToken(id),  // its jobs' logs
+			jobwire.WorkerEvents(id), // its jobs' events
+			jobwire.WorkerLogs(id),   // its jobs' logs
 		},
 		// changes of its allocation (a core subscription: a worker holds
 		// no consumer of its own)

@@ -100,7 +100,7 @@ func TestDevicesBusyExitRerunsTheJobWithoutSpendingFailuresOrDrainingTheWorker(t
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.js.Publish(c.ctx, jobwire.EventSubject(r.ID), b); err != nil {
+	if _, err := c.js.Publish(c.ctx, jobwire.EventSubject("w1", r.ID), b); err != nil {
 		t.Fatal(err)
 	}
 	r = c.wait(h)

@@ -53,7 +53,13 @@ func userEnv(t *testing.T, dir, user string, more ...string) []string {
 // roleBroker starts fray-broker on dir's nats.conf as tenant's admin.
 func roleBroker(t *testing.T, dir, tenant string, args ...string) string {
 	t.Helper()
-	return startBrokerEnv(t, userEnv(t, dir, tenant+"-admin"), "", 0, append([]string{"--config", filepath.Join(dir, "nats.conf")}, args...)...).URL
+	return roleBrokerProc(t, dir, tenant, args...).URL
+}
+
+// roleBrokerProc is roleBroker returning the process.
+func roleBrokerProc(t *testing.T, dir, tenant string, args ...string) *brokerProc {
+	t.Helper()
+	return startBrokerEnv(t, userEnv(t, dir, tenant+"-admin"), "", 0, append([]string{"--config", filepath.Join(dir, "nats.conf")}, args...)...)
 }
 
 // roleWorker starts fray-worker as tenant's worker user of id (which

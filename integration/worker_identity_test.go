@@ -13,7 +13,9 @@ import (
 	"github.com/frayhq/fray/auth"
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
+	"github.com/frayhq/fray/objects"
 )
 
 // exitOf waits for p to exit and returns its exit code.
@@ -41,7 +43,8 @@ func envValue(env []string, name string) string {
 // and a worker's user may not write another worker's registry entry.
 func TestAWorkerIsWhoItsCredentialsSay(t *testing.T) {
 	dir := authInit(t, "--worker", "wa", "--worker", "wb", "--producer", "alice", "--producer", "jobs")
-	url := roleBroker(t, dir, "fray")
+	b := roleBrokerProc(t, dir, "fray")
+	url := b.URL
 	wa := userEnv(t, dir, "fray-worker-wa")
 	if envValue(wa, auth.EnvWorkerID) != "wa" {
 		t.Fatalf("fray-worker-wa.env: %s=%q, want wa", auth.EnvWorkerID, envValue(wa, auth.EnvWorkerID))
@@ -93,7 +96,7 @@ func TestAWorkerIsWhoItsCredentialsSay(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		_, err = s.Get(ctx, jobs.AllocKey("wb"))
+		_, err = s.Get(ctx, jobwire.AllocKey("wb"))
 		return err
 	})
 
@@ -129,6 +132,56 @@ func TestAWorkerIsWhoItsCredentialsSay(t *testing.T) {
 			}
 		}
 	}
+
+	// Worker wa reports on a job placed on wb: refused on wb's subjects,
+	// dropped by the dispatcher on its own.
+	if _, errOut, code := runFray(t, env, time.Minute, "submit", "--name", "on-b", "--constraint", "side=b", "--", "sleep", "600"); code != 0 {
+		t.Fatalf("submit on-b: %s", errOut)
+	}
+	h, err := prod.Job(ctx, "/default/on-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r *jobs.Record
+	waitFor(t, 30*time.Second, "on-b running on wb", func() bool {
+		r, err = h.Info(ctx)
+		return err == nil && r.Running() == 1 && r.Tasks[0].Worker == "wb"
+	})
+	publish := func(ctx context.Context, subj string, sender string) error {
+		ev := jobwire.TaskEvent{V: jobwire.WireVersion, Job: r.ID, Run: r.Run, Task: 0, Attempt: r.Attempt, Worker: sender, Kind: jobwire.EventExited, TimeMS: jobwire.NowMS()}
+		data, err := objects.Marshal(&ev)
+		if err != nil {
+			return err
+		}
+		_, err = wac.JetStream().Publish(ctx, subj, data)
+		return err
+	}
+	refused(t, wac, "fray-worker-wa", "worker wa reports on wb's subject", func(ctx context.Context) error {
+		return publish(ctx, jobwire.EventSubject("wb", r.ID), "wb")
+	})
+	refused(t, wac, "fray-worker-wa", "worker wa writes logs on wb's subject", func(ctx context.Context) error {
+		_, err := wac.JetStream().Publish(ctx, jobwire.WorkerLogSubject(r.ID, 0, "wb"), []byte("forged"))
+		return err
+	})
+	for _, sender := range []string{"wb", "wa"} {
+		if err := publish(ctx, jobwire.EventSubject("wa", r.ID), sender); err != nil {
+			t.Fatalf("worker wa publishes on its own event subject: %v", err)
+		}
+	}
+	// The stop is consumed after the forged exits: had one counted, the
+	// job would have SUCCEEDED before it.
+	if _, errOut, code := runFray(t, env, time.Minute, "stop", "/default/on-b"); code != 0 {
+		t.Fatalf("stop on-b: %s", errOut)
+	}
+	if r, err = h.Wait(ctx); err != nil || r.Status != jobs.StatusStopped {
+		t.Fatalf("on-b: %v, %v; want STOPPED: wa's exits must not count", r.Status, err)
+	}
+	for _, want := range []string{"task event dropped: its subject names another sender", "task event dropped: the task is not placed on its sender"} {
+		if !strings.Contains(b.Output(), want) {
+			t.Errorf("the broker's log lacks %q:\n%s", want, b.Output())
+		}
+	}
+
 	out, errOut, code := runFray(t, env, time.Minute, "submit", "--name", "thief", "--constraint", "side=a", "--env-from-worker", fray.EnvPassword, "--wait", "--", "true")
 	if code == 0 || !strings.Contains(out+errOut, "that is worker wa's own credential, never given to a job") {
 		t.Errorf("a job asking for its worker's password: exit %d\n%s\n%s", code, out, errOut)

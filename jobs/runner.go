@@ -415,7 +415,7 @@ func (h *host) repeatExits() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, _ = h.js.Publish(ctx, jobwire.EventSubject(ev.Job), b)
+		_, _ = h.js.Publish(ctx, jobwire.EventSubject(h.worker, ev.Job), b)
 		cancel()
 	}
 }
@@ -445,7 +445,7 @@ func (h *host) publishEvent(ev jobwire.TaskEvent) jobwire.TaskEvent {
 	// that is repeated by repeatExits.
 	for try := 0; try < 10; try++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err = h.js.Publish(ctx, jobwire.EventSubject(ev.Job), b)
+		_, err = h.js.Publish(ctx, jobwire.EventSubject(h.worker, ev.Job), b)
 		cancel()
 		if err == nil {
 			return ev

@@ -166,7 +166,7 @@ func (p *proc) event(kind string) jobwire.TaskEvent {
 
 func (p *proc) run(ctx context.Context) jobwire.TaskEvent {
 	defer close(p.done)
-	lw := NewLogWriter(p.h.js, p.a.Job, p.a.Task, p.a.Attempt)
+	lw := NewWorkerLogWriter(p.h.js, p.a.Job, p.a.Task, p.a.Attempt, p.h.worker)
 	lw.Dedup(fmt.Sprintf("%s:%d:%d", p.a.Run, p.a.Task, p.a.Attempt))
 	devs, ev, ok := p.takeDevices(ctx, lw)
 	if !ok {
