@@ -46,7 +46,8 @@ func runMain(args []string) error {
 			"  FRAY_CLUSTER_SPEC      the cluster URL when --nats is not given\n"+
 			"  FRAY_NATS_CREDS, FRAY_NATS_USER, FRAY_NATS_PASSWORD, FRAY_NATS_TOKEN,\n"+
 			"  FRAY_NATS_CA, FRAY_NATS_CERT, FRAY_NATS_KEY\n"+
-			"                         NATS credentials and TLS files\n"+
+			"                         NATS credentials and TLS files (never passed on to job processes)\n"+
+			"  FRAY_WORKER_ID         the worker id its credentials allow (a `fray auth init` worker's .env sets it)\n"+
 			"  %s   lease of this worker's actors (default 10s): a SIGKILLed\n"+
 			"                         worker's actors restart elsewhere about this long after it dies\n", actors.EnvLeaseTTL)
 	}
