@@ -221,7 +221,7 @@ func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream,
 	if spec == "" {
 		spec = nc.ConnectedUrl()
 	}
-	spec = withoutUserinfo(spec)
+	spec = WithoutUserinfo(spec)
 	key := jobwire.AllocKey(self.ID)
 	// The worker's allocation changes only when the dispatcher places or
 	// stops something here: a core subscription to its key's subject says

@@ -40,10 +40,10 @@ func envMap(env []string) map[string]string {
 	return m
 }
 
-// withoutUserinfo drops the user and password from each URL of a cluster
+// WithoutUserinfo drops the user and password from each URL of a cluster
 // spec ("nats://u:p@host:4222,nats://…"): the cluster a job is told about
 // carries no credentials.
-func withoutUserinfo(spec string) string {
+func WithoutUserinfo(spec string) string {
 	parts := strings.Split(spec, ",")
 	for i, p := range parts {
 		scheme, rest, ok := strings.Cut(p, "://")

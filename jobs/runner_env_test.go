@@ -9,8 +9,8 @@ func TestTheClusterSpecJobsGetHoldsNoUserOrPassword(t *testing.T) {
 		"tls://token@b1:4222,nats://u:p@w@b2:4222/path": "tls://b1:4222,nats://b2:4222/path",
 		"nats://b1:4222/x@y":                            "nats://b1:4222/x@y",
 	} {
-		if got := withoutUserinfo(in); got != want {
-			t.Errorf("withoutUserinfo(%q) = %q, want %q", in, got, want)
+		if got := WithoutUserinfo(in); got != want {
+			t.Errorf("WithoutUserinfo(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

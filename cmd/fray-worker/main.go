@@ -59,7 +59,7 @@ func runMain(args []string) error {
 	fs.Var(&attrs, "attr", "attribute k=v for placement, e.g. region=us-east1, preemptible=false (repeatable)")
 	fs.Var(&execs, "exec", "NAME=COMMAND: serve task NAME by running COMMAND in /bin/sh, argument as JSON on stdin, JSON result on stdout (repeatable)")
 	fs.Var(&secrets, "secret", "NAME=FILE: a job that asks for NAME with --env-from-worker gets FILE's contents in NAME, read at each start; the secret is stored nowhere in the cluster (repeatable)")
-	jobEnv := fs.String("job-env", "", "FILE of NAME=VALUE lines (a `fray auth init` .env file, say) added to every job process's environment: the credentials its jobs talk to fray with. Job processes never inherit this worker's own credentials ("+strings.Join(jobs.CredentialVars, ", ")+"); without --job-env they get none")
+	jobEnv := fs.String("job-env", "", "FILE of NAME=VALUE lines (a `fray auth init` .env file, say) added to every job process's environment: the credentials its jobs (and its Python processes, which run producers' code) talk to fray with. Neither ever inherits this worker's own credentials ("+strings.Join(jobs.CredentialVars, ", ")+"); without --job-env they get none")
 	execMax := fs.String("exec-max-output", "64m", "how much an --exec command may print on stdout (e.g. 64m, 1g); past it the command is killed and its task fails as too large")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long running tasks may finish before they are handed back (0: at once)")
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "task lease: a task whose worker stops heartbeating for this long runs elsewhere")
@@ -195,7 +195,7 @@ func runMain(args []string) error {
 	}
 	// The Python runtime starts (and its imports succeed) before the
 	// worker registers anything.
-	rt, err := py.start(ctx, client.NATS(), *natsURL, *concurrency, log)
+	rt, err := py.start(ctx, client.NATS(), *natsURL, jro.Environ, *concurrency, log)
 	if err != nil {
 		return err
 	}
