@@ -64,5 +64,11 @@ func runAuth(ctx context.Context, args []string) error {
 	}
 	first := res.Users[0]
 	fmt.Printf("\nstart the broker with its admin credentials:\n  (set -a; . %s; exec fray-broker --config %s)\n", first.EnvFile, res.ConfigFile)
+	for _, u := range res.Users {
+		if u.WorkerID != "" {
+			fmt.Printf("and each worker with its own (its id comes from them), e.g.:\n  (set -a; . %s; exec fray-worker --nats nats://BROKER:4222)\n", u.EnvFile)
+			break
+		}
+	}
 	return nil
 }
