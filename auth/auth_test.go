@@ -55,16 +55,19 @@ func TestInitWritesAConfigNATSServerAcceptsAndOneEnvFilePerUser(t *testing.T) {
 
 func TestInitRefusesBadOptions(t *testing.T) {
 	for name, o := range map[string]auth.Options{
-		"no dir":            {},
-		"bad tenant":        {Dir: t.TempDir(), Tenants: []auth.Tenant{{Name: "a.b"}}},
-		"duplicate tenant":  {Dir: t.TempDir(), Tenants: []auth.Tenant{{Name: "a"}, {Name: "a"}}},
-		"producer = role":   {Dir: t.TempDir(), Tenants: []auth.Tenant{{Producers: []string{"worker"}}}},
-		"cert without key":  {Dir: t.TempDir(), TLSCert: "c.pem"},
-		"producer with dot": {Dir: t.TempDir(), Tenants: []auth.Tenant{{Producers: []string{"a.b"}}}},
-		"producer = worker": {Dir: t.TempDir(), Tenants: []auth.Tenant{{Producers: []string{"worker-w1"}}}},
-		"worker with dot":   {Dir: t.TempDir(), Tenants: []auth.Tenant{{Workers: []string{"w.1"}}}},
-		"worker with star":  {Dir: t.TempDir(), Tenants: []auth.Tenant{{Workers: []string{"*"}}}},
-		"duplicate worker":  {Dir: t.TempDir(), Tenants: []auth.Tenant{{Workers: []string{"w1", "w1"}}}},
+		"no dir":                 {},
+		"bad tenant":             {Dir: t.TempDir(), Tenants: []auth.Tenant{{Name: "a.b"}}},
+		"duplicate tenant":       {Dir: t.TempDir(), Tenants: []auth.Tenant{{Name: "a"}, {Name: "a"}}},
+		"producer = role":        {Dir: t.TempDir(), Tenants: []auth.Tenant{{Producers: []string{"worker"}}}},
+		"cert without key":       {Dir: t.TempDir(), TLSCert: "c.pem"},
+		"producer with dot":      {Dir: t.TempDir(), Tenants: []auth.Tenant{{Producers: []string{"a.b"}}}},
+		"producer = worker":      {Dir: t.TempDir(), Tenants: []auth.Tenant{{Producers: []string{"worker-w1"}}}},
+		"worker with dot":        {Dir: t.TempDir(), Tenants: []auth.Tenant{{Workers: []string{"w.1"}}}},
+		"worker with star":       {Dir: t.TempDir(), Tenants: []auth.Tenant{{Workers: []string{"*"}}}},
+		"duplicate worker":       {Dir: t.TempDir(), Tenants: []auth.Tenant{{Workers: []string{"w1", "w1"}}}},
+		"same worker, two pools": {Dir: t.TempDir(), Tenants: []auth.Tenant{{Workers: []string{"w1@a", "w1@b"}}}},
+		"empty pool":             {Dir: t.TempDir(), Tenants: []auth.Tenant{{Workers: []string{"w1@"}}}},
+		"pool with dot":          {Dir: t.TempDir(), Tenants: []auth.Tenant{{Workers: []string{"w1@a.b"}}}},
 	} {
 		if _, err := auth.Init(o); !errors.Is(err, auth.ErrBadOptions) {
 			t.Errorf("%s: %v, want ErrBadOptions", name, err)
@@ -94,5 +97,36 @@ func TestRegistryGrantsComeFromTheRegistryBucket(t *testing.T) {
 	}
 	if auth.PermissionsFor(auth.User{Name: "u", Role: auth.RoleAdmin}) != nil {
 		t.Error("admin is restricted")
+	}
+}
+
+// A worker user pulls its own pool's tasks and no other's: the pool it
+// was given with NAME@POOL, or the default pool.
+func TestAWorkerMayPullOnlyItsPool(t *testing.T) {
+	res, err := auth.Init(auth.Options{Dir: t.TempDir(), Tenants: []auth.Tenant{{Workers: []string{"w1", "g1@gpu"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pools := map[string]string{}
+	for _, u := range res.Users {
+		if u.Role == auth.RoleWorker {
+			pools[u.WorkerID] = u.Pool
+		}
+	}
+	if pools["w1"] != "default" || pools["g1"] != "gpu" {
+		t.Fatalf("worker pools %v, want w1 default and g1 gpu", pools)
+	}
+	pull := func(pool string) string { return "$JS.API.CONSUMER.MSG.NEXT." + broker.StreamTasks + ".pool-" + pool }
+	for id, own := range pools {
+		p := auth.PermissionsFor(auth.User{Name: "u", Role: auth.RoleWorker, WorkerID: id, Pool: own})
+		for _, pool := range []string{"default", "gpu", "other"} {
+			may := false
+			for _, s := range p.Publish {
+				may = may || broker.SubjectMatches(s, pull(pool))
+			}
+			if may != (pool == own) {
+				t.Errorf("worker %s of pool %s may pull pool %s: %v", id, own, pool, may)
+			}
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/frayhq/fray/internal/taskwire"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -26,8 +27,10 @@ type Tenant struct {
 	// only its own results. Defaults to one, "producer".
 	Producers []string
 	// Workers name the workers (user <tenant>-worker-<name>, worker id
-	// <name>): each may write only its own registry entry and report only
-	// on its own subjects. Defaults to one, "w1".
+	// <name>): each may write only its own registry entry, report only on
+	// its own subjects and pull only its pool's tasks. "<name>@<pool>"
+	// names its pool; without one it is tasks' default pool. Defaults to
+	// one, "w1".
 	Workers []string
 }
 
@@ -51,6 +54,9 @@ type User struct {
 	// WorkerID is the worker id a worker user's credentials fix (its .env
 	// file sets FRAY_WORKER_ID to it); empty for the other roles.
 	WorkerID string
+	// Pool is the one pool a worker user may pull tasks from; empty for
+	// the other roles.
+	Pool     string
 	Password string // in clear: the .env file holds it, nats.conf its bcrypt hash
 	EnvFile  string
 }
@@ -96,9 +102,13 @@ func (o *Options) validate() error {
 			}
 		}
 		workers := map[string]bool{}
-		for _, w := range t.Workers {
+		for _, spec := range t.Workers {
+			w, pool := workerSpec(spec)
 			if !nameRE.MatchString(w) || workers[w] {
-				return fmt.Errorf("%w: worker %q: want a unique name of letters, digits, '_' and '-' (it is the worker's id)", ErrBadOptions, w)
+				return fmt.Errorf("%w: worker %q: want a unique name of letters, digits, '_' and '-' (it is the worker's id), optionally @POOL", ErrBadOptions, spec)
+			}
+			if err := taskwire.CheckPool(pool); err != nil {
+				return fmt.Errorf("%w: worker %q: %v", ErrBadOptions, spec, err)
 			}
 			workers[w] = true
 		}
@@ -138,8 +148,9 @@ func Init(o Options) (*Result, error) {
 		for _, p := range t.Producers {
 			members = append(members, User{Name: t.Name + "-" + p, Role: RoleProducer})
 		}
-		for _, w := range t.Workers {
-			members = append(members, User{Name: t.Name + "-worker-" + w, Role: RoleWorker, WorkerID: w})
+		for _, spec := range t.Workers {
+			w, pool := workerSpec(spec)
+			members = append(members, User{Name: t.Name + "-worker-" + w, Role: RoleWorker, WorkerID: w, Pool: pool})
 		}
 		members = append(members, User{Name: t.Name + "-viewer", Role: RoleViewer})
 		for _, m := range members {
@@ -154,7 +165,7 @@ func Init(o Options) (*Result, error) {
 			}
 			comment := "role " + string(u.Role)
 			if u.WorkerID != "" {
-				comment += ", worker id " + u.WorkerID
+				comment += ", worker id " + u.WorkerID + ", pool " + u.Pool
 			}
 			fmt.Fprintf(&conf, "      # %s\n      { user: %s, password: %s%s }\n", comment, strconv.Quote(u.Name), strconv.Quote(string(hash)), permissionsConf(PermissionsFor(*u)))
 			res.Users = append(res.Users, *u)
@@ -166,6 +177,16 @@ func Init(o Options) (*Result, error) {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
 	return res, nil
+}
+
+// workerSpec splits a worker's "<name>[@<pool>]" into its id and pool
+// (tasks' default pool when none is named).
+func workerSpec(spec string) (id, pool string) {
+	id, pool, found := strings.Cut(spec, "@")
+	if !found {
+		pool = taskwire.DefaultPool
+	}
+	return id, pool
 }
 
 // writeUser gives u a random password and writes its .env file.

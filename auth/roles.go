@@ -3,6 +3,7 @@ package auth
 import (
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/jobwire"
+	"github.com/frayhq/fray/internal/taskwire"
 )
 
 // Role is one of fray's roles.
@@ -140,11 +141,8 @@ func PermissionsFor(u User) *Permissions {
 		p.Publish = append(p.Publish, objectsRW()...)
 		p.Publish = append(p.Publish, readStream(kvStream(broker.BucketActors))...)
 		p.Publish = append(p.Publish, readStream(kvStream(broker.BucketCancels))...)
-		tasksStream := broker.StreamTasks
+		p.Publish = append(p.Publish, pullPool(u.Pool)...)
 		p.Publish = append(p.Publish,
-			api+"CONSUMER.CREATE."+tasksStream+".>", api+"CONSUMER.DURABLE.CREATE."+tasksStream+".*",
-			api+"CONSUMER.INFO."+tasksStream+".*", api+"CONSUMER.MSG.NEXT."+tasksStream+".*",
-			"$JS.ACK."+tasksStream+".>",
 			broker.SubjectResultsPrefix+">", // store the result of any task it runs: by design
 			kvKeys(broker.BucketActors),     // actor leases of the actors it hosts
 			api+"CONSUMER.DELETE."+kvStream(broker.BucketJobState)+".*",
@@ -162,6 +160,21 @@ func PermissionsFor(u User) *Permissions {
 		return nil
 	}
 	return &p
+}
+
+// pullPool is what a worker needs to serve pool's tasks: make or bind
+// the pool's durable consumer, pull from it and acknowledge what it
+// delivers; any pool's when pool is "" (a worker role of no one pool).
+func pullPool(pool string) []string {
+	s := broker.StreamTasks + ".*"
+	if pool != "" {
+		s = broker.StreamTasks + "." + taskwire.ConsumerName(pool)
+	}
+	return []string{
+		api + "CONSUMER.CREATE." + s, api + "CONSUMER.CREATE." + s + ".>", api + "CONSUMER.DURABLE.CREATE." + s,
+		api + "CONSUMER.INFO." + s, api + "CONSUMER.MSG.NEXT." + s,
+		"$JS.ACK." + s + ".>",
+	}
 }
 
 // InboxPrefix is the prefix of user's reply subjects: a user may

@@ -16,6 +16,7 @@ import (
 	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
+	"github.com/frayhq/fray/tasks"
 )
 
 // exitOf waits for p to exit and returns its exit code.
@@ -186,4 +187,32 @@ func TestAWorkerIsWhoItsCredentialsSay(t *testing.T) {
 	if code == 0 || !strings.Contains(out+errOut, "that is worker wa's own credential, never given to a job") {
 		t.Errorf("a job asking for its worker's password: exit %d\n%s\n%s", code, out, errOut)
 	}
+}
+
+// A worker's credentials name its pool too: fray-worker serves it
+// without --pool, refuses another pool at start, and its user may not
+// pull another pool's tasks.
+func TestAWorkerPullsOnlyThePoolItsCredentialsName(t *testing.T) {
+	dir := authInit(t, "--worker", "g1@gpu", "--producer", "alice")
+	url := roleBroker(t, dir, "fray")
+	g1 := userEnv(t, dir, "fray-worker-g1")
+	p := start(t, "fray-worker", g1, "--nats", url, "--pool", "default", "--log-level", "warn")
+	if code := exitOf(t, p, 30*time.Second); code != 2 || !strings.Contains(p.Output(), "user fray-worker-g1 (account fray) may not pull pool default's tasks") || !strings.Contains(p.Output(), "--pool gpu") {
+		t.Errorf("fray-worker --pool default as g1 of pool gpu: exit %d\n%s\nwant exit 2 naming the user and the pool it may serve", code, p.Output())
+	}
+	p = start(t, "fray-worker", g1, "--nats", url, "--log-level", "warn", "--cpu", "1")
+	if line := p.waitLine("fray-worker ready", 30*time.Second); !strings.Contains(line, "id=g1 pool=gpu") {
+		t.Fatalf("ready line %q, want id=g1 pool=gpu", line)
+	}
+	alice := userClient(t, dir, "fray-alice", url)
+	ctx := frayt.Context(t, time.Minute)
+	var got string
+	if err := alice.Run(ctx, "fray.echo", "on gpu", tasks.Pool("gpu")).Get(ctx, &got); err != nil || got != "on gpu" {
+		t.Fatalf("a task on pool gpu: %q, %v", got, err)
+	}
+	wc := userClient(t, dir, "fray-worker-g1", url)
+	refused(t, wc, "fray-worker-g1", "worker of pool gpu pulls pool default", func(ctx context.Context) error {
+		_, err := wc.NATS().RequestWithContext(ctx, "$JS.API.CONSUMER.MSG.NEXT."+broker.StreamTasks+".pool-default", []byte(`{"batch":1,"no_wait":true}`))
+		return err
+	})
 }

@@ -53,7 +53,7 @@ func runMain(args []string) error {
 	}
 	natsURL := fs.String("nats", os.Getenv(fray.EnvClusterSpec), "cluster URL (nats://host:4222); defaults to $FRAY_CLUSTER_SPEC")
 	id := fs.String("id", os.Getenv(auth.EnvWorkerID), "worker id (default $"+auth.EnvWorkerID+", which a `fray auth init` worker's credentials set, else the one id the credentials allow, else <hostname>-<random>); credentials that fix another id are refused at start")
-	pool := fs.String("pool", tasks.DefaultPool, "pool whose tasks this worker serves")
+	pool := fs.String("pool", "", "pool whose tasks this worker serves (default: the one pool its credentials allow, else \""+tasks.DefaultPool+"\")")
 	concurrency := fs.Int("concurrency", 0, "task slots (default: number of CPUs)")
 	var attrs, execs, secrets multi
 	fs.Var(&attrs, "attr", "attribute k=v for placement, e.g. region=us-east1, preemptible=false (repeatable)")
@@ -105,7 +105,7 @@ func runMain(args []string) error {
 		return daemon.Usagef("--id %q: want letters, digits, '-', '_', '=', '.' and '/'", *id)
 	case *id != "" && os.Getenv(auth.EnvWorkerID) != "" && *id != os.Getenv(auth.EnvWorkerID):
 		return daemon.Usagef("--id %q, but $%s (set by the worker's credentials file) is %q: a worker's credentials fix its id", *id, auth.EnvWorkerID, os.Getenv(auth.EnvWorkerID))
-	case taskwire.CheckPool(*pool) != nil:
+	case *pool != "" && taskwire.CheckPool(*pool) != nil:
 		return daemon.Usagef("--pool %q: want a non-empty name without spaces, '.', '*' or '>'", *pool)
 	case *concurrency < 0:
 		return daemon.Usagef("--concurrency %d: want at least 1, or 0 for the number of CPUs", *concurrency)
@@ -181,17 +181,18 @@ func runMain(args []string) error {
 		return err
 	}
 	defer client.Close()
-	// The worker's credentials may fix its id (a worker user of `fray
-	// auth init` may write only its own registry entry): refuse a
-	// mismatch now, not with a registration that times out.
+	// The worker's credentials may fix its id and pool (a worker user of
+	// `fray auth init` may write only its own registry entry and pull
+	// only its pool): refuse a mismatch now, not with a registration or
+	// a pull that times out.
 	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	*id, err = worker.Identify(ictx, client.NATS(), *id)
+	*id, *pool, err = worker.Identify(ictx, client.NATS(), *id, *pool)
 	cancel()
-	if errors.Is(err, worker.ErrIdentity) {
+	if errors.Is(err, worker.ErrIdentity) || errors.Is(err, worker.ErrPool) {
 		return daemon.StartError{Err: err}
 	}
 	if err != nil {
-		log.Warn("cannot check this worker's id against its credentials; registering unchecked", "id", *id, "err", err)
+		log.Warn("cannot check this worker's id and pool against its credentials; registering unchecked", "id", *id, "pool", *pool, "err", err)
 	}
 	// The Python runtime starts (and its imports succeed) before the
 	// worker registers anything.

@@ -19,8 +19,8 @@ func runAuth(ctx context.Context, args []string) error {
 	var tenants, producers, workers listFlag
 	fs.Var(&tenants, "tenant", "a tenant: a NATS account that is a fray cluster of its own (repeatable; default one, \"fray\"); users are <tenant>-<role>")
 	fs.Var(&producers, "producer", "a producer user NAME in every tenant, reading only its own results (repeatable; default one, \"producer\")")
-	fs.Var(&workers, "worker", "a worker NAME in every tenant: user <tenant>-worker-NAME, whose credentials fix worker id NAME; it may write only its own registry entry and report only on the jobs placed on it (repeatable)")
-	nWorkers := fs.Int("workers", 0, "N more workers named w1..wN (default 1 when no --worker is given)")
+	fs.Var(&workers, "worker", "a worker NAME[@POOL] in every tenant: user <tenant>-worker-NAME, whose credentials fix worker id NAME and its pool (default \"default\"); it may write only its own registry entry, pull only POOL's tasks and report only on the jobs placed on it (repeatable)")
+	nWorkers := fs.Int("workers", 0, "N more workers named w1..wN, of the default pool (default 1 when no --worker is given)")
 	tlsCert := fs.String("tls-cert", "", "server certificate: clients must then connect with TLS")
 	tlsKey := fs.String("tls-key", "", "the server certificate's key (with --tls-cert)")
 	tlsCA := fs.String("tls-ca", "", "CA that signed the server certificate, written into each .env file as FRAY_NATS_CA")
