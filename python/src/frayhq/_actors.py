@@ -21,6 +21,7 @@ import nats.js.errors
 from . import _codec
 from ._codec import PICKLE_TAG
 from ._errinfo import actor_error
+from ._futures import SharedFuture
 from .errors import (
     ActorError,
     ActorExists,
@@ -129,7 +130,7 @@ def _base36(n: int) -> str:
             return out
 
 
-class ActorFuture(concurrent.futures.Future):
+class ActorFuture(SharedFuture):
     """The result of an actor call (usable with concurrent.futures.wait)."""
 
     def result(self, timeout: float | None = None) -> Any:

@@ -11,6 +11,7 @@ import asyncio
 import collections
 import concurrent.futures
 import heapq
+import pickle
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +20,10 @@ import cloudpickle
 import nats.errors
 import nats.js.errors
 
-from . import _codec
+from . import _codec, _fncache
 from ._codec import PICKLE_TAG, Ref
 from ._errinfo import task_error
+from ._futures import SharedFuture
 from ._objects import INLINE_THRESHOLD
 from .errors import (
     CancelledError,
@@ -54,7 +56,7 @@ class QueueFull(FrayError):
     """The task queue (or the server's JetStream storage) is full; nothing was queued."""
 
 
-class Future(concurrent.futures.Future):
+class Future(SharedFuture):
     """A task's result, usable with concurrent.futures.wait / as_completed.
 
     ``id`` is "<owner>.<task-id>": any process can wait on it with
@@ -62,7 +64,7 @@ class Future(concurrent.futures.Future):
     """
 
     def __init__(self, client: Client, owner: str, task_id: str, fn: str = "") -> None:
-        super().__init__()
+        SharedFuture.__init__(self)
         self._client = client
         self._owner = owner
         self._task_id = task_id
@@ -122,6 +124,38 @@ def _arg_name(i: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     return repr(list(kwargs)[i - len(args)])
 
 
+_ATOMS = frozenset((type(None), bool, int, float, str, bytes, Ref))
+_PLAIN_BUDGET = 1000  # values looked at, at most; more (or a cycle) goes through cloudpickle
+
+
+def _plain(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether args and kwargs hold only builtin scalars, Refs, and tuples,
+    lists and dicts of them: what plain pickle writes as cloudpickle does."""
+    stack: list[Any] = [args, kwargs]
+    for _ in range(_PLAIN_BUDGET):
+        if not stack:
+            return True
+        x = stack.pop()
+        t = type(x)
+        if t in _ATOMS:
+            continue
+        if t is tuple or t is list:
+            stack.extend(x)
+        elif t is dict:
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        else:
+            return False
+    return False
+
+
+def _export(fn: Any) -> _fncache.Exported | None:
+    try:
+        return _fncache.export(fn)
+    except Exception as e:  # noqa: BLE001 - name the culprit, as for any pickling failure
+        raise PickleFailed(f"frayhq: cannot pickle the function: {_codec._describe(fn)}: {e}") from e  # noqa: SLF001
+
+
 # The task record's keys in CBOR's canonical (length-first, then bytewise)
 # order: a dict built in this order encodes canonically without cbor2's
 # sorting, which costs several times the encoding itself.
@@ -136,8 +170,25 @@ def encode_task(rec: dict[str, Any]) -> bytes:
     return cbor2.dumps(ordered)
 
 
-def encode_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-    """The py.call argument: CBOR tag PICKLE_TAG around pickled (fn, args, kwargs)."""
+def encode_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, export: bool = False) -> bytes:
+    """The py.call argument: CBOR tag PICKLE_TAG around pickled (fn, args, kwargs).
+
+    With export, a plain function is pickled once per process and stands in
+    the call as a call of _fncache.load (see _fncache): tasks. Jobs pickle
+    their callable afresh each time.
+    """
+    if export:
+        ex = _export(fn)
+        if ex is not None:
+            if args or kwargs:
+                if _plain(args, kwargs):
+                    # Plain values pickle the same way without cloudpickle's
+                    # Python-level pickler, which costs several times more.
+                    return cbor2.dumps(cbor2.CBORTag(PICKLE_TAG, pickle.dumps((ex, args, kwargs), 5)))
+                return cbor2.dumps(cbor2.CBORTag(PICKLE_TAG, _pickle_call(ex, args, kwargs)))
+            if ex.noargs is None:
+                ex.noargs = cbor2.dumps(cbor2.CBORTag(PICKLE_TAG, _pickle_call(ex, (), {})))
+            return ex.noargs
     return cbor2.dumps(cbor2.CBORTag(PICKLE_TAG, _pickle_call(fn, args, kwargs)))
 
 
@@ -198,11 +249,11 @@ class Tasks:
             if self.c.namespace != _DEFAULT_NS:
                 from ._context import NamespacedCall
 
-                fn = NamespacedCall(fn, self.c.namespace)
-            arg = encode_call(fn, args, kwargs)
+                fn = NamespacedCall(_export(fn) or fn, self.c.namespace)
+            arg = encode_call(fn, args, kwargs, export=True)
         else:
             raise TypeError(f"frayhq: run() wants a callable or a function name, got {_codec._describe(fn)}")  # noqa: SLF001
-        _check_token("pool", pool)
+        _check_pool(pool)
         if retries < 0:
             raise ConfigError(f"frayhq: retries={retries}: want >= 0")
         if timeout is not None and timeout <= 0:
@@ -551,6 +602,16 @@ def _set_exception(fut: concurrent.futures.Future, e: BaseException) -> None:
             fut.set_exception(e)
         except concurrent.futures.InvalidStateError:
             pass
+
+
+_GOOD_POOLS: set[str] = set()  # pool names already checked
+
+
+def _check_pool(pool: str) -> None:
+    if type(pool) is not str or pool not in _GOOD_POOLS:
+        _check_token("pool", pool)
+        if len(_GOOD_POOLS) < 1024:
+            _GOOD_POOLS.add(pool)
 
 
 def _check_token(what: str, s: str) -> None:

@@ -17,11 +17,11 @@ from typing import Any
 import nats
 import nats.errors
 import nats.js.errors
-from nats.nuid import NUID
 
 from . import _codec, _spec
 from ._actor_api import ActorAPI
 from ._codec import Ref
+from ._futures import IDs
 from ._jobs import JobAPI
 from ._local import LocalCluster
 from ._loop import LoopThread
@@ -108,8 +108,7 @@ class Client(ActorAPI, JobAPI):
         _check_namespace(self.namespace)
         self.local: LocalCluster | None = None
         self._closed = False
-        self._nuidgen = NUID()
-        self._nuid_lock = threading.Lock()
+        self._ids = IDs()
         self._kvs: dict[str, Any] = {}
         self._loop = LoopThread()
         try:
@@ -120,8 +119,7 @@ class Client(ActorAPI, JobAPI):
         _live.add(self)
 
     def _nuid(self) -> str:
-        with self._nuid_lock:
-            return self._nuidgen.next().decode()
+        return self._ids.next()
 
     async def _open(self, workers: int, concurrency: int | None) -> None:
         sp = self.spec
