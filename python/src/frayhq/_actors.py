@@ -9,7 +9,9 @@ Go (``fray.Counter``) is named by its string and called with plain values.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
+import pickle
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -83,9 +85,18 @@ def _pickled(obj: Any, what: str) -> cbor2.CBORTag:
         raise PickleFailed(f"frayhq: cannot pickle {what}: {e}") from e
 
 
+_NO_ARGS = cbor2.CBORTag(PICKLE_TAG, cloudpickle.dumps(((), {})))
+
+
 def encode_args(python: bool, args: tuple[Any, ...], kwargs: dict[str, Any], what: str) -> Any:
     """The call (or constructor) argument as the record embeds it."""
     if python:
+        if not args and not kwargs:
+            return _NO_ARGS
+        if _codec.plain_args(args, kwargs):
+            # Plain values pickle the same way without cloudpickle's
+            # Python-level pickler, which costs several times more.
+            return cbor2.CBORTag(PICKLE_TAG, pickle.dumps((args, kwargs), 5))
         return _pickled((args, kwargs), f"the arguments of {what}")
     if kwargs or len(args) > 1:
         raise ConfigError(
@@ -96,6 +107,17 @@ def encode_args(python: bool, args: tuple[Any, ...], kwargs: dict[str, Any], wha
 
 
 _ABSENT = object()
+
+
+def encode_call(method: str, arg: Any) -> bytes:
+    """The call record {v, m, a} as canonical CBOR."""
+    if arg is _ABSENT:
+        return cbor2.dumps({"m": method, "v": 1})  # canonical order: by length, then bytewise
+    if type(arg) is cbor2.CBORTag:  # a Python caller's pickled arguments: nothing to sort inside
+        return cbor2.dumps({"a": arg, "m": method, "v": 1})
+    return _codec.dumps({"v": 1, "m": method, "a": arg})
+
+
 _UNSEEN = object()  # a waiting call's epoch before the sweep first read the record
 
 BARRIER_RESEND = 3.0  # a barrier unanswered this long is replaced by another
@@ -199,12 +221,9 @@ class ActorHandle:
     def _call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActorFuture:
         c = self._c()
         arg = encode_args(self.is_python, args, kwargs, f"{self.qualified_name}.{method}")
-        rec: dict[str, Any] = {"v": 1, "m": method}
-        if arg is not _ABSENT:
-            rec["a"] = arg
-        body = _codec.dumps(rec)
+        body = encode_call(method, arg)
         fut = ActorFuture()
-        c._loop.call_soon(c._actors.call_soon, self, method, body, fut)  # noqa: SLF001
+        c._actors.enqueue(self, method, body, fut)  # noqa: SLF001
         return fut
 
     def _submit(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActorFuture:
@@ -259,6 +278,8 @@ class Actors:
         self._ntok = 0
         await self.c.nc.subscribe(self._inbox + ".*", cb=self._on_reply)
         self._calls: dict[tuple[str, str], dict[str, _Call]] = {}
+        self._intake: collections.deque[tuple[ActorHandle, str, bytes, ActorFuture]] = collections.deque()
+        self._kicked = False
         # The connection generation: the reconnects seen so far. A call of
         # an earlier one may have been lost with the connection; barriers
         # (one task per actor at a time) find out.
@@ -500,8 +521,22 @@ class Actors:
 
     # ---- calls
 
-    def call_soon(self, h: ActorHandle, method: str, body: bytes, fut: ActorFuture) -> None:
-        asyncio.get_running_loop().create_task(self._call(h, method, body, fut))
+    def enqueue(self, h: ActorHandle, method: str, body: bytes, fut: ActorFuture) -> None:
+        """Queue a call from any thread; the loop is woken once per burst."""
+        self._intake.append((h, method, body, fut))
+        if not self._kicked:
+            self._kicked = True
+            self.c._loop.call_soon(self._take)  # noqa: SLF001
+
+    def _take(self) -> None:
+        # The flag drops before the queue is emptied: a call queued after
+        # the last pop finds it down and wakes the loop again.
+        self._kicked = False
+        loop = asyncio.get_running_loop()
+        intake = self._intake
+        while intake:
+            h, method, body, fut = intake.popleft()
+            loop.create_task(self._call(h, method, body, fut))
 
     async def _call(self, h: ActorHandle, method: str, body: bytes, fut: ActorFuture) -> None:
         try:
@@ -582,7 +617,8 @@ class Actors:
         deadline = loop.call_later(left, expire)
         try:
             async with self.c.perms.guard(subj):  # a refused call fails at once
-                await self.c.nc.publish(subj, body, reply=reply)
+                if not self.c._pub.publish(subj, body, reply):  # noqa: SLF001
+                    await self.c.nc.publish(subj, body, reply=reply)
                 msg = await fut
         finally:
             self._replies.pop(tok, None)

@@ -124,31 +124,6 @@ def _arg_name(i: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     return repr(list(kwargs)[i - len(args)])
 
 
-_ATOMS = frozenset((type(None), bool, int, float, str, bytes, Ref))
-_PLAIN_BUDGET = 1000  # values looked at, at most; more (or a cycle) goes through cloudpickle
-
-
-def _plain(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    """Whether args and kwargs hold only builtin scalars, Refs, and tuples,
-    lists and dicts of them: what plain pickle writes as cloudpickle does."""
-    stack: list[Any] = [args, kwargs]
-    for _ in range(_PLAIN_BUDGET):
-        if not stack:
-            return True
-        x = stack.pop()
-        t = type(x)
-        if t in _ATOMS:
-            continue
-        if t is tuple or t is list:
-            stack.extend(x)
-        elif t is dict:
-            stack.extend(x.keys())
-            stack.extend(x.values())
-        else:
-            return False
-    return False
-
-
 def _export(fn: Any) -> _fncache.Exported | None:
     try:
         return _fncache.export(fn)
@@ -181,7 +156,7 @@ def encode_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, expor
         ex = _export(fn)
         if ex is not None:
             if args or kwargs:
-                if _plain(args, kwargs):
+                if _codec.plain_args(args, kwargs):
                     # Plain values pickle the same way without cloudpickle's
                     # Python-level pickler, which costs several times more.
                     return cbor2.dumps(cbor2.CBORTag(PICKLE_TAG, pickle.dumps((ex, args, kwargs), 5)))
@@ -207,6 +182,7 @@ class Tasks:
         self._room = asyncio.Event()  # set while _unacked is under MAX_UNACKED
         self._room.set()
         self._ack_prefix = ""
+        self._hdr_tail = f"\r\nFray-Owner: {self.owner}\r\n\r\n".encode()  # after a task's Nats-Msg-Id
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -304,10 +280,14 @@ class Tasks:
                     await self._room.wait()
                     continue
                 subject, tid, body = self._outq.popleft()
-                hdr = {"Nats-Msg-Id": tid, "Fray-Owner": self.owner}
                 self._unacked[tid] = (time.monotonic(), subject, body)
+                reply = self._ack_prefix + tid
                 try:
-                    await nc.publish(subject, body, reply=self._ack_prefix + tid, headers=hdr)
+                    hdr = b"NATS/1.0\r\nNats-Msg-Id: " + tid.encode() + self._hdr_tail
+                    if not self.c._pub.publish(subject, body, reply, hdr):  # noqa: SLF001
+                        await nc.publish(
+                            subject, body, reply=reply, headers={"Nats-Msg-Id": tid, "Fray-Owner": self.owner}
+                        )
                 except Exception:  # noqa: BLE001 - the slow path says what went wrong
                     self._unacked.pop(tid, None)
                     self._retry(subject, tid, body)

@@ -21,6 +21,7 @@ import nats.js.errors
 from . import _codec, _spec
 from ._actor_api import ActorAPI
 from ._codec import Ref
+from ._fastpub import Writer
 from ._futures import IDs
 from ._jobs import JobAPI
 from ._local import LocalCluster
@@ -146,6 +147,7 @@ class Client(ActorAPI, JobAPI):
         self.nc = await self._dial(urls, opts)
         self.perms.nc = self.nc
         self.js = self.nc.jetstream()
+        self._pub = Writer(self.nc)  # the hot paths' publishes (tasks, actor calls)
         try:
             await self.js._jsm.stream_info("FRAY_RESULTS")  # noqa: SLF001
         except nats.js.errors.NotFoundError:
