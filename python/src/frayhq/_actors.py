@@ -12,6 +12,7 @@ import asyncio
 import collections
 import concurrent.futures
 import pickle
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ import cloudpickle
 import nats.errors
 import nats.js.errors
 
-from . import _codec
+from . import _codec, _fastpub
 from ._codec import PICKLE_TAG
 from ._errinfo import actor_error
 from ._futures import SharedFuture
@@ -107,6 +108,19 @@ def encode_args(python: bool, args: tuple[Any, ...], kwargs: dict[str, Any], wha
 
 
 _ABSENT = object()
+
+
+if sys.version_info >= (3, 12):
+
+    def _start(loop: asyncio.AbstractEventLoop, coro: Any) -> None:
+        """Run coro up to its first wait now (the call is published in this
+        loop turn, not the next), then as a task."""
+        asyncio.Task(coro, loop=loop, eager_start=True)
+
+else:
+
+    def _start(loop: asyncio.AbstractEventLoop, coro: Any) -> None:
+        loop.create_task(coro)
 
 
 def encode_call(method: str, arg: Any) -> bytes:
@@ -276,7 +290,7 @@ class Actors:
         self._inbox = self.c.nc.new_inbox()
         self._replies: dict[str, asyncio.Future[Any]] = {}
         self._ntok = 0
-        await self.c.nc.subscribe(self._inbox + ".*", cb=self._on_reply)
+        await _fastpub.subscribe_direct(self.c.nc, self._inbox + ".*", self._on_reply)
         self._calls: dict[tuple[str, str], dict[str, _Call]] = {}
         self._intake: collections.deque[tuple[ActorHandle, str, bytes, ActorFuture]] = collections.deque()
         self._kicked = False
@@ -536,7 +550,7 @@ class Actors:
         intake = self._intake
         while intake:
             h, method, body, fut = intake.popleft()
-            loop.create_task(self._call(h, method, body, fut))
+            _start(loop, self._call(h, method, body, fut))
 
     async def _call(self, h: ActorHandle, method: str, body: bytes, fut: ActorFuture) -> None:
         try:
@@ -630,7 +644,7 @@ class Actors:
             raise nats.errors.NoRespondersError
         return msg
 
-    async def _on_reply(self, msg: Any) -> None:
+    def _on_reply(self, msg: Any) -> None:
         fut = self._replies.pop(msg.subject.rsplit(".", 1)[-1], None)
         if fut is not None and not fut.done():
             fut.set_result(msg)

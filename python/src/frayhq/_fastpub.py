@@ -1,4 +1,4 @@
-"""Publishing on the per-task hot path without nats-py's flusher hop.
+"""The per-task hot path on nats-py without its flusher and queue hops.
 
 nats-py's publish queues the command and wakes its flusher task, which
 writes it on a later turn of the event loop: a loop turn, an asyncio
@@ -8,17 +8,20 @@ the connection's transport itself: the first publish of a burst at once
 together when the loop next turns (one system call for many tasks).
 Messages keep their order with nats-py's own: a publish that finds
 nats-py's queue non-empty writes what it gathered and goes through
-nc.publish. It reads nats-py 2.16's connection fields (pinned in
-pyproject.toml).
+nc.publish. subscribe_direct hands each message to a plain function as
+it is parsed. Both read nats-py 2.16's connection and subscription fields
+(pinned in pyproject.toml).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from typing import Any
 
 _SUBJECT = re.compile(r"[^\s]+")
+log = logging.getLogger("frayhq")
 
 
 class Writer:
@@ -73,3 +76,43 @@ class Writer:
         # later than these): nats-py's queue sends them after a reconnect.
         nc._pending[:0] = burst  # noqa: SLF001
         nc._pending_data_size += sum(len(c) for c in burst)  # noqa: SLF001
+
+
+class _Direct:
+    """Stands in for a nats-py subscription's pending queue: each message
+    goes to fn at once, in the read loop's turn, instead of through an
+    asyncio.Queue and the subscription's own task (a loop turn and a
+    coroutine per message)."""
+
+    def __init__(self, sub: Any, fn: Any) -> None:
+        self.sub = sub
+        self.fn = fn
+
+    def put_nowait(self, msg: Any) -> None:
+        self.sub._pending_size -= len(msg.data)  # noqa: SLF001 - nats-py counted it as queued
+        try:
+            self.fn(msg)
+        except Exception:  # noqa: BLE001 - the read loop must go on
+            log.exception("frayhq: handling a message on %s", msg.subject)
+
+    def qsize(self) -> int:
+        return 0
+
+    def empty(self) -> bool:
+        return True
+
+    def task_done(self) -> None:
+        pass
+
+    async def join(self) -> None:
+        pass
+
+
+async def subscribe_direct(nc: Any, subject: str, fn: Any) -> Any:
+    """Subscribe with fn (synchronous, on the loop; it must not block)
+    called for every message as the read loop parses it."""
+    sub = await nc.subscribe(subject)  # no callback: no task of its own
+    queued, sub._pending_queue = sub._pending_queue, _Direct(sub, fn)  # noqa: SLF001
+    while not queued.empty():  # none in practice: nothing ran since the SUB
+        sub._pending_queue.put_nowait(queued.get_nowait())  # noqa: SLF001
+    return sub

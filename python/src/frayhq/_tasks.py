@@ -20,7 +20,7 @@ import cloudpickle
 import nats.errors
 import nats.js.errors
 
-from . import _codec, _fncache
+from . import _codec, _fastpub, _fncache
 from ._codec import PICKLE_TAG, Ref
 from ._errinfo import task_error
 from ._futures import SharedFuture
@@ -187,11 +187,11 @@ class Tasks:
 
     async def start(self) -> None:
         nc = self.c.nc
-        await nc.subscribe(f"fray.stored.{self.owner}.*", cb=self._on_stored)
+        await _fastpub.subscribe_direct(nc, f"fray.stored.{self.owner}.*", self._on_stored)
         # PubAcks of the fast path come to <inbox>.<task id>: one
         # subscription for all, no future, timer or random token per task.
         self._ack_prefix = nc.new_inbox() + "."
-        await nc.subscribe(self._ack_prefix + "*", cb=self._on_puback)
+        await _fastpub.subscribe_direct(nc, self._ack_prefix + "*", self._on_puback)
 
         async def on_election(_msg: Any) -> None:
             # A leader that stepped down between storing and republishing
@@ -297,7 +297,7 @@ class Tasks:
                 self._kicked = True
                 self._kick()
 
-    async def _on_puback(self, msg: Any) -> None:
+    def _on_puback(self, msg: Any) -> None:
         tid = msg.subject[len(self._ack_prefix) :]
         sent = self._unacked.pop(tid, None)
         if len(self._unacked) < MAX_UNACKED:
@@ -398,12 +398,23 @@ class Tasks:
 
     # ---- results
 
-    async def _on_stored(self, msg: Any) -> None:
+    def _on_stored(self, msg: Any) -> None:
         tid = msg.subject.rsplit(".", 1)[-1]
         fut = self.pending.pop(tid, None)
-        if fut is None:
+        if fut is None or fut.done():
             return
-        await self._resolve(fut, msg.data)
+        # An inline value settles the future here; one in the object store
+        # is read by a task.
+        try:
+            rec = self._result_record(msg.data, fut.id)
+            if "value_ref" in rec:
+                asyncio.get_running_loop().create_task(self._resolve(fut, msg.data))
+                return
+            value = self._inline_value(rec, fut.id)
+        except BaseException as e:  # noqa: BLE001 - the future carries it
+            _set_exception(fut, e)
+            return
+        _set_result(fut, value)
 
     async def _resolve(self, fut: Future, data: bytes) -> None:
         if fut.done():
@@ -413,13 +424,19 @@ class Tasks:
         except BaseException as e:  # noqa: BLE001 - the future carries it
             _set_exception(fut, e)
             return
-        if not fut.done():
-            try:
-                fut.set_result(value)
-            except concurrent.futures.InvalidStateError:
-                pass
+        _set_result(fut, value)
 
     async def decode_result(self, data: bytes, fid: str) -> Any:
+        rec = self._result_record(data, fid)
+        if "value_ref" in rec:
+            ref = Ref.from_wire(rec["value_ref"])
+            raw = await self.c.objects.get_bytes(ref)
+            return _codec.loads(raw, f"result value of task {fid}")
+        return self._inline_value(rec, fid)
+
+    @staticmethod
+    def _result_record(data: bytes, fid: str) -> dict[str, Any]:
+        """The result record in data; raises the task's error when it failed."""
         rec = _codec.loads_plain(data, f"result record of task {fid}")
         if not isinstance(rec, dict):
             raise DecodeError(
@@ -431,17 +448,17 @@ class Tasks:
             )
         if rec.get("error"):
             raise task_error(rec["error"], fid)
-        if "value_ref" in rec:
-            ref = Ref.from_wire(rec["value_ref"])
-            raw = await self.c.objects.get_bytes(ref)
-        else:
-            raw = rec.get("value")
-            if raw is None:
-                return None
-            if not isinstance(raw, bytes):
-                raise DecodeError(
-                    f"frayhq: result record of task {fid}: value is a {type(raw).__name__}, not bytes"
-                )
+        return rec
+
+    @staticmethod
+    def _inline_value(rec: dict[str, Any], fid: str) -> Any:
+        raw = rec.get("value")
+        if raw is None:
+            return None
+        if not isinstance(raw, bytes):
+            raise DecodeError(
+                f"frayhq: result record of task {fid}: value is a {type(raw).__name__}, not bytes"
+            )
         return _codec.loads(raw, f"result value of task {fid}")
 
     async def lookup(self, owner: str, tid: str) -> bytes | None:
@@ -573,6 +590,14 @@ class Tasks:
             except nats.js.errors.APIError:
                 pass  # a result exists already
         except Exception:  # noqa: BLE001 - the local future is cancelled either way
+            pass
+
+
+def _set_result(fut: concurrent.futures.Future, value: Any) -> None:
+    if not fut.done():
+        try:
+            fut.set_result(value)
+        except concurrent.futures.InvalidStateError:
             pass
 
 
