@@ -108,6 +108,23 @@ def encode_args(python: bool, args: tuple[Any, ...], kwargs: dict[str, Any], wha
 
 
 _ABSENT = object()
+_SETTLED = object()  # a call whose reply settled the caller's future already
+
+
+def _settle(fut: ActorFuture, data: bytes, where: str) -> bool:
+    """Settle fut from a call's reply; False (fut untouched) when the reply
+    needs the call's own handling (it cannot be decoded)."""
+    try:
+        reply = _codec.loads(data, f"reply of actor call {where}")
+    except Exception:  # noqa: BLE001 - the call's task reports it
+        return False
+    if not isinstance(reply, dict):
+        return False
+    if reply.get("e"):
+        _set(fut, exc=actor_error(reply["e"], where))
+    else:
+        _set(fut, reply.get("r"))
+    return True
 
 
 if sys.version_info >= (3, 12):
@@ -289,6 +306,7 @@ class Actors:
         self.kv = await self.c.kv(BUCKET)
         self._inbox = self.c.nc.new_inbox()
         self._replies: dict[str, asyncio.Future[Any]] = {}
+        self._outers: dict[str, tuple[ActorFuture, str]] = {}  # token -> the caller's future, what it calls
         self._ntok = 0
         await _fastpub.subscribe_direct(self.c.nc, self._inbox + ".*", self._on_reply)
         self._calls: dict[tuple[str, str], dict[str, _Call]] = {}
@@ -554,11 +572,22 @@ class Actors:
 
     async def _call(self, h: ActorHandle, method: str, body: bytes, fut: ActorFuture) -> None:
         try:
-            _set(fut, await self.call(h, method, body))
+            value = await self.call(h, method, body, outer=fut)
+            if value is not _SETTLED:
+                _set(fut, value)
         except BaseException as e:  # noqa: BLE001 - the future carries it
             _set(fut, exc=e)
 
-    async def call(self, h: ActorHandle, method: str, body: bytes, timeout: float = CALL_TIMEOUT) -> Any:
+    async def call(
+        self,
+        h: ActorHandle,
+        method: str,
+        body: bytes,
+        timeout: float = CALL_TIMEOUT,
+        outer: ActorFuture | None = None,
+    ) -> Any:
+        """The method's result. With outer, the reply may settle outer as it
+        arrives (see _on_reply); then this returns _SETTLED."""
         ns, name = h.namespace, h.name
         subj = f"fray.actor.{ns}.{name}"
         where = f"{ns}/{name}.{method}"
@@ -571,7 +600,7 @@ class Actors:
             if left <= 0:
                 raise ActorUnavailableError(f"frayhq: actor call {where}: no answer within {timeout:.0f} s")
             try:
-                msg = await self._request_watching(subj, body, left, ns, name)
+                msg = await self._request_watching(subj, body, left, ns, name, outer, where)
             except nats.errors.NoRespondersError:
                 rec, _ = await self.get_record(ns, name)
                 if rec is None:
@@ -600,6 +629,8 @@ class Actors:
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, 0.2)
                 continue
+            if msg is _SETTLED:
+                return _SETTLED
             reply = _codec.loads(msg.data, f"reply of actor call {where}")
             if not isinstance(reply, dict):
                 raise ActorError(f"frayhq: reply of actor call {where} is not a CBOR map")
@@ -607,7 +638,16 @@ class Actors:
                 raise actor_error(reply["e"], where)
             return reply.get("r")
 
-    async def _request_watching(self, subj: str, body: bytes, left: float, ns: str, name: str) -> Any:
+    async def _request_watching(
+        self,
+        subj: str,
+        body: bytes,
+        left: float,
+        ns: str,
+        name: str,
+        outer: ActorFuture | None = None,
+        where: str = "",
+    ) -> Any:
         """A call request on the client's one reply inbox (``<inbox>.<token>``).
         A call still waiting after 500 ms is checked against the record by
         the sweep: if the instance running it ended (host died, actor
@@ -618,6 +658,8 @@ class Actors:
         tok = _base36(self._ntok)
         fut: asyncio.Future[Any] = loop.create_future()
         self._replies[tok] = fut
+        if outer is not None:
+            self._outers[tok] = (outer, where)
         calls = self._calls.setdefault((ns, name), {})
         reply = f"{self._inbox}.{tok}"
         calls[tok] = _Call(fut, loop.time(), self._gen, subj, body, reply)
@@ -636,18 +678,27 @@ class Actors:
                 msg = await fut
         finally:
             self._replies.pop(tok, None)
+            self._outers.pop(tok, None)
             calls.pop(tok, None)
             if not calls and self._calls.get((ns, name)) is calls:
                 del self._calls[(ns, name)]
             deadline.cancel()
-        if not msg.data and msg.headers and msg.headers.get("Status") == "503":
+        if msg is not _SETTLED and not msg.data and msg.headers and msg.headers.get("Status") == "503":
             raise nats.errors.NoRespondersError
         return msg
 
     def _on_reply(self, msg: Any) -> None:
-        fut = self._replies.pop(msg.subject.rsplit(".", 1)[-1], None)
-        if fut is not None and not fut.done():
-            fut.set_result(msg)
+        tok = msg.subject.rsplit(".", 1)[-1]
+        fut = self._replies.pop(tok, None)
+        if fut is None or fut.done():
+            return
+        outer = self._outers.pop(tok, None)
+        if outer is not None and msg.data and _settle(outer[0], msg.data, outer[1]):
+            # The caller's future is settled now, not a loop turn later when
+            # the call's task resumes (a synchronous call's latency).
+            fut.set_result(_SETTLED)
+            return
+        fut.set_result(msg)
 
     async def _sweep_calls(self) -> None:
         """Every 250 ms, one record read per actor with calls waiting over
