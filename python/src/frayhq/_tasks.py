@@ -177,7 +177,8 @@ class Tasks:
         self._checks: list[tuple[float, str, float]] = []  # (due, task id, interval)
         self._foreign_subs: dict[str, Any] = {}
         self._outq: collections.deque[tuple[str, str, bytes]] = collections.deque()
-        self._kicked = False
+        self._kicked = False  # a _kick is scheduled and has not started
+        self._draining = False  # a _drain task is publishing
         self._unacked: dict[str, tuple[float, str, bytes]] = {}
         self._room = asyncio.Event()  # set while _unacked is under MAX_UNACKED
         self._room.set()
@@ -266,11 +267,37 @@ class Tasks:
         asyncio.get_running_loop().create_task(self._send(pool, tid, rec, arg))
 
     def _kick(self) -> None:
+        """The fast path: publish the queued tasks in this loop turn, the
+        PubAcks handled by callbacks. When one must wait (the PubAck window
+        is full, nats-py has commands queued) the rest go on in _drain."""
+        # Down before the queue empties: a task queued after the last pop
+        # schedules another kick.
+        self._kicked = False
+        if self._draining:
+            return  # _drain takes them, and kicks again when it ends
+        outq, pub = self._outq, self.c._pub  # noqa: SLF001
+        while outq:
+            if len(self._unacked) >= MAX_UNACKED:
+                break
+            subject, tid, body = outq[0]  # other threads only append
+            hdr = b"NATS/1.0\r\nNats-Msg-Id: " + tid.encode() + self._hdr_tail
+            self._unacked[tid] = (time.monotonic(), subject, body)
+            try:
+                sent = pub.publish(subject, body, self._ack_prefix + tid, hdr)
+            except Exception:  # noqa: BLE001 - _drain's publish says what went wrong
+                sent = False
+            if not sent:
+                self._unacked.pop(tid, None)
+                break
+            outq.popleft()
+        else:
+            return
+        self._draining = True
         asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
-        """The fast path: publish every queued task, one coroutine for all,
-        the PubAcks handled by callbacks; a refused or unanswered one goes
+        """The rest of a kick's queue, waiting for room in the PubAck window
+        and publishing through nats-py; a refused or unanswered task goes
         through _publish's retries."""
         nc = self.c.nc
         try:
@@ -281,20 +308,19 @@ class Tasks:
                     continue
                 subject, tid, body = self._outq.popleft()
                 self._unacked[tid] = (time.monotonic(), subject, body)
-                reply = self._ack_prefix + tid
                 try:
-                    hdr = b"NATS/1.0\r\nNats-Msg-Id: " + tid.encode() + self._hdr_tail
-                    if not self.c._pub.publish(subject, body, reply, hdr):  # noqa: SLF001
-                        await nc.publish(
-                            subject, body, reply=reply, headers={"Nats-Msg-Id": tid, "Fray-Owner": self.owner}
-                        )
+                    await nc.publish(
+                        subject,
+                        body,
+                        reply=self._ack_prefix + tid,
+                        headers={"Nats-Msg-Id": tid, "Fray-Owner": self.owner},
+                    )
                 except Exception:  # noqa: BLE001 - the slow path says what went wrong
                     self._unacked.pop(tid, None)
                     self._retry(subject, tid, body)
         finally:
-            self._kicked = False
+            self._draining = False
             if self._outq:  # appended after the loop ended
-                self._kicked = True
                 self._kick()
 
     def _on_puback(self, msg: Any) -> None:
