@@ -119,3 +119,15 @@ def test_writer_publishes_keep_their_order_with_nats_py_publishes(client):
         return got
 
     assert client._run(go()) == list(range(n))  # noqa: SLF001
+
+
+def test_tasks_beyond_the_puback_window_wait_for_room_and_all_run(client, monkeypatch):
+    from frayhq import _tasks
+
+    monkeypatch.setattr(_tasks, "MAX_UNACKED", 3)  # the kick stops at 3; _drain waits for PubAcks
+
+    def double(x):
+        return 2 * x
+
+    fs = [client.run(double, i) for i in range(40)]
+    assert [f.result(60) for f in fs] == [2 * i for i in range(40)]

@@ -280,7 +280,7 @@ class Tasks:
             if len(self._unacked) >= MAX_UNACKED:
                 break
             subject, tid, body = outq[0]  # other threads only append
-            hdr = b"NATS/1.0\r\nNats-Msg-Id: " + tid.encode() + self._hdr_tail
+            hdr = self._header(tid)
             self._unacked[tid] = (time.monotonic(), subject, body)
             try:
                 sent = pub.publish(subject, body, self._ack_prefix + tid, hdr)
@@ -295,10 +295,14 @@ class Tasks:
         self._draining = True
         asyncio.get_running_loop().create_task(self._drain())
 
+    def _header(self, tid: str) -> bytes:
+        """Task tid's NATS header block: Nats-Msg-Id (deduplication) and Fray-Owner."""
+        return b"NATS/1.0\r\nNats-Msg-Id: " + tid.encode() + self._hdr_tail
+
     async def _drain(self) -> None:
         """The rest of a kick's queue, waiting for room in the PubAck window
-        and publishing through nats-py; a refused or unanswered task goes
-        through _publish's retries."""
+        (through nats-py when its queue is not empty); a refused or
+        unanswered task goes through _publish's retries."""
         nc = self.c.nc
         try:
             while self._outq:
@@ -308,13 +312,13 @@ class Tasks:
                     continue
                 subject, tid, body = self._outq.popleft()
                 self._unacked[tid] = (time.monotonic(), subject, body)
+                reply = self._ack_prefix + tid
                 try:
-                    await nc.publish(
-                        subject,
-                        body,
-                        reply=self._ack_prefix + tid,
-                        headers={"Nats-Msg-Id": tid, "Fray-Owner": self.owner},
-                    )
+                    hdr = self._header(tid)
+                    if not self.c._pub.publish(subject, body, reply, hdr):  # noqa: SLF001
+                        await nc.publish(
+                            subject, body, reply=reply, headers={"Nats-Msg-Id": tid, "Fray-Owner": self.owner}
+                        )
                 except Exception:  # noqa: BLE001 - the slow path says what went wrong
                     self._unacked.pop(tid, None)
                     self._retry(subject, tid, body)
