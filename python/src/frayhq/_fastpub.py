@@ -9,7 +9,7 @@ together when the loop next turns (one system call for many tasks).
 Messages keep their order with nats-py's own: a publish that finds
 nats-py's queue non-empty writes what it gathered and goes through
 nc.publish. subscribe_direct hands each message to a plain function as
-it is parsed. Both read nats-py 2.16's connection and subscription fields
+it is parsed, without a queue, a task, header parsing or a Msg. Both read nats-py 2.16's connection and subscription fields
 (pinned in pyproject.toml).
 """
 
@@ -108,11 +108,54 @@ class _Direct:
         pass
 
 
+class RawMsg:
+    """A message as a direct subscription's function gets it: subject and
+    data (headers only on a status message, which comes as nats-py's Msg)."""
+
+    __slots__ = ("subject", "data", "headers")
+
+    def __init__(self, subject: str, data: bytes) -> None:
+        self.subject = subject
+        self.data = data
+        self.headers = None
+
+
+def _direct_table(nc: Any) -> dict[int, Any]:
+    """The connection's direct subscriptions by sid; the first call puts a
+    shortcut in front of nats-py's message processing: a message with data
+    for one of them goes to its function without parsing its headers or
+    building a Msg (the results' republished headers are never read)."""
+    table: dict[int, Any] | None = getattr(nc, "_frayhq_direct", None)
+    if table is not None:
+        return table
+    table = {}
+    slow = nc._process_msg  # noqa: SLF001
+
+    async def process(sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None) -> None:
+        fn = table.get(sid)
+        if fn is None or not data:  # not ours, or a status (no responders): nats-py's way
+            await slow(sid, subject, reply, data, headers)
+            return
+        stats = nc.stats
+        stats["in_msgs"] += 1
+        stats["in_bytes"] += len(data)
+        try:
+            fn(RawMsg(subject.decode(), data))
+        except Exception:  # noqa: BLE001 - the read loop must go on
+            log.exception("frayhq: handling a message on %s", subject)
+
+    nc._process_msg = process  # noqa: SLF001
+    nc._frayhq_direct = table
+    return table
+
+
 async def subscribe_direct(nc: Any, subject: str, fn: Any) -> Any:
     """Subscribe with fn (synchronous, on the loop; it must not block)
     called for every message as the read loop parses it."""
+    table = _direct_table(nc)
     sub = await nc.subscribe(subject)  # no callback: no task of its own
     queued, sub._pending_queue = sub._pending_queue, _Direct(sub, fn)  # noqa: SLF001
+    table[sub._id] = fn  # noqa: SLF001
     while not queued.empty():  # none in practice: nothing ran since the SUB
         sub._pending_queue.put_nowait(queued.get_nowait())  # noqa: SLF001
     return sub
