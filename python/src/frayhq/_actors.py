@@ -24,7 +24,7 @@ import nats.js.errors
 from . import _codec, _fastpub
 from ._codec import PICKLE_TAG
 from ._errinfo import actor_error
-from ._futures import SharedFuture
+from ._futures import SharedFuture, settle
 from .errors import (
     ActorError,
     ActorExists,
@@ -121,9 +121,9 @@ def _settle(fut: ActorFuture, data: bytes, where: str) -> bool:
     if not isinstance(reply, dict):
         return False
     if reply.get("e"):
-        _set(fut, exc=actor_error(reply["e"], where))
+        settle(fut, exc=actor_error(reply["e"], where))
     else:
-        _set(fut, reply.get("r"))
+        settle(fut, reply.get("r"))
     return True
 
 
@@ -280,18 +280,6 @@ class ActorHandle:
 
     def __hash__(self) -> int:
         return hash(self.qualified_name)
-
-
-def _set(fut: concurrent.futures.Future, value: Any = None, exc: BaseException | None = None) -> None:
-    if fut.done():
-        return
-    try:
-        if exc is not None:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(value)
-    except concurrent.futures.InvalidStateError:
-        pass
 
 
 class Actors:
@@ -574,9 +562,9 @@ class Actors:
         try:
             value = await self.call(h, method, body, outer=fut)
             if value is not _SETTLED:
-                _set(fut, value)
+                settle(fut, value)
         except BaseException as e:  # noqa: BLE001 - the future carries it
-            _set(fut, exc=e)
+            settle(fut, exc=e)
 
     async def call(
         self,
@@ -834,9 +822,9 @@ class Actors:
 
     async def _submit(self, h: ActorHandle, method: str, arg: Any, fut: ActorFuture) -> None:
         try:
-            _set(fut, await self.submit(h, method, arg))
+            settle(fut, await self.submit(h, method, arg))
         except BaseException as e:  # noqa: BLE001
-            _set(fut, exc=e)
+            settle(fut, exc=e)
 
     async def submit(self, h: ActorHandle, method: str, arg: Any) -> Any:
         ns, name = h.namespace, h.name

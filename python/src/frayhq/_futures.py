@@ -56,6 +56,20 @@ class SharedFuture(concurrent.futures.Future):
         return super().exception(0)
 
 
+def settle(fut: concurrent.futures.Future, value: Any = None, exc: BaseException | None = None) -> None:
+    """Set fut's exception (exc given) or result, unless it is done already
+    (cancelled, or settled by whoever came first)."""
+    if fut.done():
+        return
+    try:
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(value)
+    except concurrent.futures.InvalidStateError:
+        pass
+
+
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SEQ_DIGITS = 10
 _SEQ_END = 16**_SEQ_DIGITS

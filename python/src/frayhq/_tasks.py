@@ -23,7 +23,7 @@ import nats.js.errors
 from . import _codec, _fastpub, _fncache
 from ._codec import PICKLE_TAG, Ref
 from ._errinfo import task_error
-from ._futures import SharedFuture
+from ._futures import SharedFuture, settle
 from ._objects import INLINE_THRESHOLD
 from .errors import (
     CancelledError,
@@ -355,7 +355,7 @@ class Tasks:
                 heapq.heappush(self._checks, (time.monotonic() + 5, tid, 5.0))
             except Exception as e:  # noqa: BLE001 - the future carries it
                 self.pending.pop(tid, None)
-                _set_exception(fut, e)
+                settle(fut, exc=e)
 
         asyncio.get_running_loop().create_task(again())
 
@@ -375,7 +375,7 @@ class Tasks:
             heapq.heappush(self._checks, (time.monotonic() + 5, tid, 5.0))
         except Exception as e:  # noqa: BLE001 - the future carries the failure
             self.pending.pop(tid, None)
-            _set_exception(fut, e)
+            settle(fut, exc=e)
 
     async def _publish(self, subject: str, body: bytes, hdr: dict[str, str], what: str) -> None:
         async with self.c.perms.guard(subject):
@@ -391,7 +391,7 @@ class Tasks:
                 self._unacked.pop(tid, None)
                 fut = self.pending.pop(tid, None)
                 if fut is not None:
-                    _set_exception(fut, PermissionDenied(e.user, e.op, subject))
+                    settle(fut, exc=PermissionDenied(e.user, e.op, subject))
 
     async def _publish_retrying(self, subject: str, body: bytes, hdr: dict[str, str], what: str) -> None:
         js = self.c.js
@@ -442,9 +442,9 @@ class Tasks:
                 return
             value = self._inline_value(rec, fut.id)
         except BaseException as e:  # noqa: BLE001 - the future carries it
-            _set_exception(fut, e)
+            settle(fut, exc=e)
             return
-        _set_result(fut, value)
+        settle(fut, value)
 
     async def _resolve(self, fut: Future, data: bytes) -> None:
         if fut.done():
@@ -452,9 +452,9 @@ class Tasks:
         try:
             value = await self.decode_result(data, fut.id)
         except BaseException as e:  # noqa: BLE001 - the future carries it
-            _set_exception(fut, e)
+            settle(fut, exc=e)
             return
-        _set_result(fut, value)
+        settle(fut, value)
 
     async def decode_result(self, data: bytes, fid: str) -> Any:
         rec = self._result_record(data, fid)
@@ -620,22 +620,6 @@ class Tasks:
             except nats.js.errors.APIError:
                 pass  # a result exists already
         except Exception:  # noqa: BLE001 - the local future is cancelled either way
-            pass
-
-
-def _set_result(fut: concurrent.futures.Future, value: Any) -> None:
-    if not fut.done():
-        try:
-            fut.set_result(value)
-        except concurrent.futures.InvalidStateError:
-            pass
-
-
-def _set_exception(fut: concurrent.futures.Future, e: BaseException) -> None:
-    if not fut.done():
-        try:
-            fut.set_exception(e)
-        except concurrent.futures.InvalidStateError:
             pass
 
 
