@@ -4,6 +4,7 @@ futures, ids, and publishes that skip nats-py's flusher."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 import threading
 import time
@@ -11,7 +12,7 @@ import time
 import cloudpickle
 
 from frayhq import _fncache
-from frayhq._futures import _SHARED, IDs, SharedFuture
+from frayhq._futures import IDs, SharedFuture
 
 
 def test_a_function_runs_with_the_closure_values_of_its_first_run(client):
@@ -63,25 +64,32 @@ def test_the_runtime_cache_keeps_the_most_recently_used_functions():
     assert _fncache.load(big) is _fncache.load(bytes(big))
 
 
-def test_a_future_waits_through_another_futures_completion():
+def test_a_waiting_future_gets_its_own_result_while_others_settle():
     mine, other = SharedFuture(), SharedFuture()
 
-    def until_waiting() -> None:  # until result() waits on the shared condition
+    def until_waiting() -> None:  # until result() waits on mine's condition
         deadline = time.monotonic() + 30
-        while not _SHARED._waiters and time.monotonic() < deadline:  # noqa: SLF001
+        while not (mine._cond is not None and mine._cond._waiters) and time.monotonic() < deadline:  # noqa: SLF001
             time.sleep(0.001)
 
     def finish() -> None:
         until_waiting()
-        other.set_result("other")  # wakes mine's wait, which must wait on
+        other.set_result("other")  # same lock, another condition: mine waits on
         until_waiting()
-        mine.set_result("mine")
+        mine.set_exception(KeyError("mine"))
 
     t = threading.Thread(target=finish)
     t.start()
-    assert mine.result(timeout=30) == "mine"
+    try:
+        mine.result(timeout=30)
+    except KeyError as e:
+        assert e.args == ("mine",)
+    else:
+        raise AssertionError("want mine's exception")
     t.join()
-    assert other.result(0) == "other"
+    assert other.result(0) == "other" and other.exception(0) is None
+    assert isinstance(mine.exception(0), KeyError)
+    assert concurrent.futures.wait([mine, other], timeout=0).not_done == set()
 
 
 def test_ids_are_unique_and_shaped_like_nuids():

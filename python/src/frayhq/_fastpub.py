@@ -22,6 +22,7 @@ from typing import Any
 
 _SUBJECT = re.compile(r"[^\s]+")
 log = logging.getLogger("frayhq")
+BURST_BYTES = 64 << 10  # a burst gathers at most this much before it is written
 
 
 class Writer:
@@ -30,6 +31,7 @@ class Writer:
     def __init__(self, nc: Any) -> None:
         self.nc = nc
         self._burst: list[bytes] | None = None  # None: no burst under way, the next write goes at once
+        self._size = 0  # bytes in _burst
 
     def publish(self, subject: str, payload: bytes, reply: str = "", hdr: bytes | None = None) -> bool:
         """Send the message, in order after everything published before;
@@ -55,12 +57,18 @@ class Writer:
         stats = nc.stats
         stats["out_msgs"] += 1
         stats["out_bytes"] += len(payload)
-        if self._burst is None:
+        burst = self._burst
+        if burst is None:
             nc._transport.write(cmd)  # noqa: SLF001
-            self._burst = []
+            self._burst, self._size = [], 0
             asyncio.get_running_loop().call_soon(self.flush)
-        else:
-            self._burst.append(cmd)
+            return True
+        burst.append(cmd)
+        self._size += len(cmd)
+        if self._size >= BURST_BYTES:  # a long burst goes out as it grows
+            nc._transport.write(b"".join(burst))  # noqa: SLF001
+            burst.clear()
+            self._size = 0
         return True
 
     def flush(self) -> None:
