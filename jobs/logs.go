@@ -24,7 +24,7 @@ type LogLine struct {
 	Text    string `json:"text"`
 }
 
-// LogWriter batches the lines of one task attempt into LogBatch records on
+// LogWriter batches the lines of one task attempt into jobwire.LogBatch records on
 // FRAY_LOGS. It is not safe for concurrent use.
 type LogWriter struct {
 	js      jetstream.JetStream
@@ -104,7 +104,7 @@ func (w *LogWriter) Flush(ctx context.Context) error {
 }
 
 // pumpLines reads r line by line into w until EOF, sending a batch when it
-// is full or LogFlushInterval after its first line, and flushes at the end.
+// is full or jobwire.LogFlushInterval after its first line, and flushes at the end.
 // Publishing errors are returned after r is drained (so the process never
 // blocks on a full pipe).
 func pumpLines(ctx context.Context, r io.Reader, w *LogWriter) error {

@@ -82,6 +82,9 @@ type RunnerOptions struct {
 	Grace time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+
+	// exitRepeat overrides exitRepeat; tests shorten it (export_test.go).
+	exitRepeat time.Duration
 }
 
 // Runner is the native job runner: a worker plugin (it satisfies
@@ -131,6 +134,9 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 	}
 	if o.Grace <= 0 {
 		o.Grace = 10 * time.Second
+	}
+	if o.exitRepeat <= 0 {
+		o.exitRepeat = exitRepeat
 	}
 	if o.DeviceWait <= 0 {
 		o.DeviceWait = o.Grace + 10*time.Second
@@ -289,9 +295,11 @@ func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream,
 			againC = again.C
 		}
 	}
-	// Exits not yet acknowledged are sent again every second; the key is
-	// read again after a reconnect and every resyncEvery as a safety net.
-	tick := time.NewTicker(time.Second)
+	// Exits not yet acknowledged are sent again once exitRepeat old
+	// (looked at every second, or more often for a shorter exitRepeat); the
+	// key is read again after a reconnect and every resyncEvery as a safety
+	// net.
+	tick := time.NewTicker(min(time.Second, max(r.o.exitRepeat/2, 10*time.Millisecond)))
 	defer tick.Stop()
 	const resyncEvery = 5 * time.Second
 	reconnects, lastRead := nc.Stats().Reconnects, time.Now()
@@ -381,16 +389,17 @@ type exitReport struct {
 	at time.Time
 }
 
-// ExitRepeat is how long an exit report may go unanswered (its assignment
-// still listed) before the runner sends it again, in case it was lost.
-const ExitRepeat = 5 * time.Second
+// exitRepeat is how long an exit report may go unanswered (its assignment
+// still listed) before the runner sends it again, in case it was lost (the
+// default of RunnerOptions.exitRepeat).
+const exitRepeat = 5 * time.Second
 
 // repeatExits re-sends exit reports the dispatcher has not acted on.
 func (h *host) repeatExits() {
 	h.mu.Lock()
 	var due []jobwire.TaskEvent
 	for _, x := range h.finished {
-		if time.Since(x.at) >= ExitRepeat {
+		if time.Since(x.at) >= h.r.o.exitRepeat {
 			x.at = time.Now()
 			due = append(due, x.ev)
 		}
