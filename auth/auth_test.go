@@ -31,11 +31,14 @@ func TestInitWritesAConfigNATSServerAcceptsAndOneEnvFilePerUser(t *testing.T) {
 				t.Errorf("%s lacks %q:\n%s", u.EnvFile, want, env)
 			}
 		}
+		if hasID := strings.Contains(string(env), auth.EnvWorkerID+"="); hasID != (u.Role == auth.RoleWorker) || u.Role == auth.RoleWorker && !strings.Contains(string(env), auth.EnvWorkerID+"="+u.WorkerID+"\n") {
+			t.Errorf("%s: worker id %q wrongly written:\n%s", u.EnvFile, u.WorkerID, env)
+		}
 		if fi, _ := os.Stat(u.EnvFile); fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s mode %v, want 0600", u.EnvFile, fi.Mode().Perm())
 		}
 	}
-	want := []string{"a-admin", "a-alice", "a-bob", "a-worker", "a-viewer", "b-admin", "b-producer", "b-worker", "b-viewer"}
+	want := []string{"a-admin", "a-alice", "a-bob", "a-worker-w1", "a-viewer", "b-admin", "b-producer", "b-worker-w1", "b-viewer"}
 	if !slices.Equal(names, want) {
 		t.Fatalf("users %v, want %v", names, want)
 	}
@@ -58,6 +61,10 @@ func TestInitRefusesBadOptions(t *testing.T) {
 		"producer = role":   {Dir: t.TempDir(), Tenants: []auth.Tenant{{Producers: []string{"worker"}}}},
 		"cert without key":  {Dir: t.TempDir(), TLSCert: "c.pem"},
 		"producer with dot": {Dir: t.TempDir(), Tenants: []auth.Tenant{{Producers: []string{"a.b"}}}},
+		"producer = worker": {Dir: t.TempDir(), Tenants: []auth.Tenant{{Producers: []string{"worker-w1"}}}},
+		"worker with dot":   {Dir: t.TempDir(), Tenants: []auth.Tenant{{Workers: []string{"w.1"}}}},
+		"worker with star":  {Dir: t.TempDir(), Tenants: []auth.Tenant{{Workers: []string{"*"}}}},
+		"duplicate worker":  {Dir: t.TempDir(), Tenants: []auth.Tenant{{Workers: []string{"w1", "w1"}}}},
 	} {
 		if _, err := auth.Init(o); !errors.Is(err, auth.ErrBadOptions) {
 			t.Errorf("%s: %v, want ErrBadOptions", name, err)
@@ -65,21 +72,27 @@ func TestInitRefusesBadOptions(t *testing.T) {
 	}
 }
 
-// The registry's grants follow the registry's bucket: workers write it,
-// every other role only reads it.
+// The registry's grants follow the registry's bucket: every role reads it,
+// a worker writes its own entry only.
 func TestRegistryGrantsComeFromTheRegistryBucket(t *testing.T) {
-	put := "$KV." + broker.BucketWorkers + ".>"
 	watch := "$JS.API.CONSUMER.CREATE.KV_" + broker.BucketWorkers + ".>"
 	for _, r := range []auth.Role{auth.RoleProducer, auth.RoleWorker, auth.RoleViewer} {
-		p := auth.PermissionsFor(r, "u")
+		p := auth.PermissionsFor(auth.User{Name: "u", Role: r, WorkerID: "w1"})
 		if !slices.Contains(p.Publish, watch) {
 			t.Errorf("%s cannot watch the registry", r)
 		}
-		if slices.Contains(p.Publish, put) != (r == auth.RoleWorker) {
-			t.Errorf("%s: may write the registry: %v", r, slices.Contains(p.Publish, put))
+		own := false
+		for _, s := range p.Publish {
+			if broker.SubjectMatches(s, auth.RegistryKeySubject("w2")) {
+				t.Errorf("%s may write another worker's registry entry: %s", r, s)
+			}
+			own = own || broker.SubjectMatches(s, auth.RegistryKeySubject("w1"))
+		}
+		if own != (r == auth.RoleWorker) {
+			t.Errorf("%s: may write worker w1's registry entry: %v", r, own)
 		}
 	}
-	if auth.PermissionsFor(auth.RoleAdmin, "u") != nil {
+	if auth.PermissionsFor(auth.User{Name: "u", Role: auth.RoleAdmin}) != nil {
 		t.Error("admin is restricted")
 	}
 }
