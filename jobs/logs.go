@@ -34,9 +34,18 @@ type LogWriter struct {
 	msgID   string // when set, batches carry Nats-Msg-Id msgID:First (dedup)
 }
 
-// NewLogWriter makes a writer for task of job's attempt.
+// NewLogWriter makes a writer for task of job's attempt, for a writer that
+// is no worker (the dispatcher's logs of external backends' jobs).
 func NewLogWriter(js jetstream.JetStream, job string, task, attempt int) *LogWriter {
 	return &LogWriter{js: js, subject: jobwire.LogSubject(job, task), batch: jobwire.LogBatch{V: jobwire.WireVersion, Job: job, Task: task, Attempt: attempt}}
+}
+
+// NewWorkerLogWriter makes worker's writer for task of job's attempt: its
+// batches go on the worker's own log subjects.
+func NewWorkerLogWriter(js jetstream.JetStream, job string, task, attempt int, worker string) *LogWriter {
+	w := NewLogWriter(js, job, task, attempt)
+	w.subject = jobwire.WorkerLogSubject(job, task, worker)
+	return w
 }
 
 // Dedup makes every batch carry the message id prefix:<first line>, so a

@@ -74,9 +74,18 @@ type RunnerOptions struct {
 	// EnvironmentConfig.EnvFromWorker; the file is read at each start.
 	// Defaults to none: such names come from the worker's environment.
 	Secrets map[string]string
-	// ClusterSpec is passed to job processes as FRAY_CLUSTER_SPEC. Defaults
-	// to the URL of the worker's NATS connection.
+	// ClusterSpec is passed to job processes as FRAY_CLUSTER_SPEC, without
+	// any user and password it holds. Defaults to the URL of the worker's
+	// NATS connection.
 	ClusterSpec string
+	// Environ is the environment job processes start from (NAME=VALUE),
+	// before their devices', request's and fray's variables; the names
+	// that EnvironmentConfig.EnvFromWorker asks for are looked up here
+	// too. Defaults to the worker's own environment without its
+	// credentials (WithoutCredentials): a job never holds what its worker
+	// authenticates with. Give jobs credentials of their own by adding
+	// them here (fray-worker --job-env FILE).
+	Environ []string
 	// Grace is how long a stopped job's process group has between SIGTERM
 	// and SIGKILL. Defaults to 10 s.
 	Grace time.Duration
@@ -143,6 +152,9 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Environ == nil {
+		o.Environ = WithoutCredentials(os.Environ())
 	}
 	r := &Runner{o: o, log: o.Logger.With("component", "job-runner")}
 	if o.DeviceKind != "" {
@@ -215,6 +227,7 @@ func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream,
 	if spec == "" {
 		spec = nc.ConnectedUrl()
 	}
+	spec = WithoutUserinfo(spec)
 	key := jobwire.AllocKey(self.ID)
 	// The worker's allocation changes only when the dispatcher places or
 	// stops something here: a core subscription to its key's subject says
@@ -411,7 +424,7 @@ func (h *host) repeatExits() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, _ = h.js.Publish(ctx, jobwire.EventSubject(ev.Job), b)
+		_, _ = h.js.Publish(ctx, jobwire.EventSubject(h.worker, ev.Job), b)
 		cancel()
 	}
 }
@@ -441,7 +454,7 @@ func (h *host) publishEvent(ev jobwire.TaskEvent) jobwire.TaskEvent {
 	// that is repeated by repeatExits.
 	for try := 0; try < 10; try++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err = h.js.Publish(ctx, jobwire.EventSubject(ev.Job), b)
+		_, err = h.js.Publish(ctx, jobwire.EventSubject(h.worker, ev.Job), b)
 		cancel()
 		if err == nil {
 			return ev

@@ -1,7 +1,6 @@
 package taskwire
 
 import (
-	"errors"
 	"math"
 	"slices"
 	"unicode/utf8"
@@ -21,9 +20,6 @@ import (
 //
 // Records carrying an object reference or an error are rare and go through
 // objects.Marshal and objects.Unmarshal whole.
-
-// errSlowPath means the fast decoder left the record to objects.Unmarshal.
-var errSlowPath = errors.New("record needs the generic decoder")
 
 // CBOR major types, shifted into the initial byte.
 const (
@@ -74,13 +70,10 @@ var (
 	keyArg           = key("arg")
 	keyPool          = key("pool")
 	keyOwner         = key("owner")
-	keyError         = key("error")
 	keyValue         = key("value")
 	keyWorker        = key("worker")
-	keyArgRef        = key("arg_ref")
 	keyAttempt       = key("attempt")
 	keyRetries       = key("retries")
-	keyValueRef      = key("value_ref")
 	keyBackoffMS     = key("backoff_ms")
 	keyStartedMS     = key("started_ms")
 	keyTimeoutMS     = key("timeout_ms")
