@@ -18,23 +18,30 @@ import (
 // total instead: pending = messages asked for − messages received − the
 // unfilled counts the server reports when a request ends (408/409 with
 // Nats-Pending-Messages). A request that ends without a count (409
-// Leadership Change or Consumer Deleted, which end every waiting request, or
-// an error such as 503 No Responders) or a reconnect (after which the server
-// may or may not still hold our requests) starts a new epoch: pending is
-// zeroed and reports about older requests are ignored.
+// Leadership Change or Consumer Deleted, which end every waiting request, 409
+// Exceeded MaxWaiting, or an error such as 503 No Responders) or a reconnect
+// (after which the server may or may not still hold our requests) starts a
+// new epoch: pending is zeroed and reports about older requests are ignored.
+//
+// Requests ask for no idle heartbeats: the server's timer for them walks
+// every waiting request of the consumer each time one is due, a cost that
+// grows with the square of the fleet, and a request with heartbeats that
+// finds the consumer's MaxWaiting reached is dropped without a word. An
+// open request always ends with a status (408 at its expiry, 409 when a
+// cluster's consumer leader changes), so a silence longer than its expiry
+// plus silenceGrace while messages are outstanding means it is gone.
 //
 // A request from an older epoch can still deliver (a request outlives a
 // quick reconnect, since the resubscribed inbox gives it interest again),
 // so the count can be short; a message arriving when every slot is taken
 // is handed straight back (nak) instead of being held without a slot.
 type puller struct {
-	nc        *nats.Conn
-	subject   string // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
-	inbox     string
-	slots     int
-	batchMin  int
-	expires   time.Duration
-	heartbeat time.Duration
+	nc       *nats.Conn
+	subject  string // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
+	inbox    string
+	slots    int
+	batchMin int
+	expires  time.Duration
 
 	mu         sync.Mutex
 	seq        uint64 // last request's sequence (its token, base 36)
@@ -56,10 +63,13 @@ func newPuller(nc *nats.Conn, stream, consumer string, slots int) *puller {
 		slots:      slots,
 		batchMin:   max(1, slots/2),
 		expires:    20 * time.Second,
-		heartbeat:  2 * time.Second,
 		reconnects: nc.Stats().Reconnects,
 	}
 }
+
+// silenceGrace is how long past a request's expiry its 408 may take to
+// arrive before the puller gives the request up.
+const silenceGrace = 4 * time.Second
 
 // Verdicts of onMsg.
 const (
@@ -90,7 +100,7 @@ func (p *puller) onMsg(m *nats.Msg) int {
 	}
 	seq, err := strconv.ParseUint(m.Subject[min(len(m.Subject), len(p.inbox)+1):], 36, 64)
 	if err != nil || seq < p.epoch || status == "100" {
-		return pulledStatus // a heartbeat, or about a forgotten request
+		return pulledStatus // a heartbeat (none are asked for), or about a forgotten request
 	}
 	if n := m.Header.Get("Nats-Pending-Messages"); n != "" {
 		unfilled, _ := strconv.Atoi(n)
@@ -155,7 +165,7 @@ func (p *puller) tick(now time.Time) (failed string) {
 		p.reconnects = r
 		p.newEpochLocked()
 	}
-	if p.pending > 0 && now.Sub(p.lastSign) > p.expires+2*p.heartbeat {
+	if p.pending > 0 && now.Sub(p.lastSign) > p.expires+silenceGrace {
 		p.newEpochLocked()
 	}
 	failed, p.failed = p.failed, ""
@@ -189,7 +199,7 @@ func (p *puller) pullLocked() {
 		return
 	}
 	p.seq++
-	body := fmt.Sprintf(`{"batch":%d,"expires":%d,"idle_heartbeat":%d}`, free, p.expires.Nanoseconds(), p.heartbeat.Nanoseconds())
+	body := fmt.Sprintf(`{"batch":%d,"expires":%d}`, free, p.expires.Nanoseconds())
 	if err := p.nc.PublishRequest(p.subject, p.inbox+"."+strconv.FormatUint(p.seq, 36), []byte(body)); err != nil {
 		return // retried on the next release or tick
 	}
