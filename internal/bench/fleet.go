@@ -34,7 +34,8 @@ type FleetOptions struct {
 	Concurrency  int           // task slots per worker
 	LeaseTTL     time.Duration // worker lease TTL (fray-worker's default 6 s)
 	Idle         time.Duration // the idle measurement window
-	Tasks        int           // no-op tasks in the task phase
+	Serial       int           // no-op tasks run one at a time on the idle fleet
+	Tasks        int           // no-op tasks submitted at once in the burst phase
 	Jobs         int           // jobs submitted one at a time in the job phase
 	JobCommand   []string      // the job's command (e.g. /bin/true)
 	// Progress receives a line on each phase's start and while waiting.
@@ -58,11 +59,27 @@ type FleetResult struct {
 	IdleOutMsgsPS float64 `json:"idle_out_msgs_per_s"`
 	IdleInKBPS    float64 `json:"idle_in_kib_per_s"`
 	IdleOutKBPS   float64 `json:"idle_out_kib_per_s"`
-	// Task phase: Tasks no-op tasks submitted at once to the pool.
-	Tasks         int     `json:"tasks"`
-	TasksPerS     float64 `json:"tasks_per_s"`
-	TaskP50MS     float64 `json:"task_p50_ms"`
-	TaskP99MS     float64 `json:"task_p99_ms"`
+	// SchedP99MS is this process's goroutine scheduling latency p99
+	// over the idle window (the Go runtime's /sched/latencies): how late
+	// the simulated workers' renewals could run because this one process
+	// is starved, not because of fray or the broker.
+	SchedP99MS float64 `json:"idle_sched_p99_ms"`
+	SchedMaxMS float64 `json:"idle_sched_max_ms"`
+	// SimCPUPct is this process's CPU over the idle window, in % of one
+	// core: what simulating every worker in one process costs.
+	SimCPUPct float64 `json:"idle_sim_cpu_pct"`
+	// Serial tasks, one at a time on the idle fleet: the latency a user
+	// submitting a task feels.
+	Serial      int     `json:"serial_tasks"`
+	SerialP50MS float64 `json:"serial_task_p50_ms"`
+	SerialP99MS float64 `json:"serial_task_p99_ms"`
+	// Burst: Tasks no-op tasks submitted at once. Its latencies are mostly
+	// queueing (the time to drain the burst), so its throughput is the
+	// number that tells.
+	Tasks         int     `json:"burst_tasks"`
+	TasksPerS     float64 `json:"burst_tasks_per_s"`
+	TaskP50MS     float64 `json:"burst_task_p50_ms"`
+	TaskP99MS     float64 `json:"burst_task_p99_ms"`
 	Jobs          int     `json:"jobs"`
 	JobStartP50MS float64 `json:"job_start_p50_ms"`
 	JobStartP99MS float64 `json:"job_start_p99_ms"`
@@ -76,11 +93,13 @@ type FleetResult struct {
 func (r FleetResult) String() string {
 	return fmt.Sprintf("fleet: %d workers registered in %.1f s (%d exited)\n"+
 		"idle %.0f s: broker CPU %.1f%% of one core, RSS %.0f MiB, in %.0f msgs/s (%.0f KiB/s), out %.0f msgs/s (%.0f KiB/s)\n"+
-		"tasks: %d no-op: %.0f tasks/s, latency p50 %.2f ms, p99 %.2f ms\n"+
+		"this process (the simulated workers) while idle: CPU %.1f%% of one core, goroutine scheduling latency p99 %.2f ms, max %.0f ms\n"+
+		"tasks one at a time: %d, latency p50 %.2f ms, p99 %.2f ms\n"+
+		"burst of %d no-op tasks at once: %.0f tasks/s, latency p50 %.2f ms, p99 %.2f ms\n"+
 		"jobs: %d one at a time: submit-to-RUNNING p50 %.1f ms, p99 %.1f ms\n"+
 		"leases lost: %d (%d while idle)",
 		r.Workers, r.RegisterS, r.Exited, r.IdleS, r.IdleCPUPct, r.BrokerRSSMiB, r.IdleInMsgsPS, r.IdleInKBPS, r.IdleOutMsgsPS, r.IdleOutKBPS,
-		r.Tasks, r.TasksPerS, r.TaskP50MS, r.TaskP99MS, r.Jobs, r.JobStartP50MS, r.JobStartP99MS, r.LeasesLost, r.LeasesLostIdle)
+		r.SimCPUPct, r.SchedP99MS, r.SchedMaxMS, r.Serial, r.SerialP50MS, r.SerialP99MS, r.Tasks, r.TasksPerS, r.TaskP50MS, r.TaskP99MS, r.Jobs, r.JobStartP50MS, r.JobStartP99MS, r.LeasesLost, r.LeasesLostIdle)
 }
 
 // Fleet starts o.Workers workers in this process, each as fray-worker
@@ -88,7 +107,7 @@ func (r FleetResult) String() string {
 // and job runner plugins), all at once, against the broker at o.URL; then
 // measures the idle broker, a burst of tasks and a series of jobs.
 func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
-	res := FleetResult{Workers: o.Workers, Tasks: o.Tasks, Jobs: o.Jobs}
+	res := FleetResult{Workers: o.Workers, Serial: o.Serial, Tasks: o.Tasks, Jobs: o.Jobs}
 	say := o.Progress
 	if say == nil {
 		say = func(string) {}
@@ -152,7 +171,7 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 	if err != nil {
 		return res, err
 	}
-	i0, lost0 := time.Now(), lost.Load()
+	i0, lost0, sched0, self0 := time.Now(), lost.Load(), schedLatencies(), selfCPU()
 	var rss float64
 	for time.Since(i0) < o.Idle {
 		select {
@@ -170,6 +189,9 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 	}
 	el := time.Since(i0).Seconds()
 	res.IdleS = el
+	res.SimCPUPct = 100 * (selfCPU() - self0).Seconds() / el
+	sched := schedLatencies().since(sched0)
+	res.SchedP99MS, res.SchedMaxMS = ms(sched.quantile(0.99)), ms(sched.quantile(1))
 	res.LeasesLostIdle = int(lost.Load() - lost0)
 	res.BrokerRSSMiB = max(rss, float64(v1.Mem)/(1<<20))
 	res.IdleInMsgsPS = float64(v1.InMsgs-v0.InMsgs) / el
@@ -188,8 +210,14 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 		return res, err
 	}
 	defer c.Close()
+	if o.Serial > 0 {
+		say(fmt.Sprintf("running %d tasks one at a time", o.Serial))
+		if err := fleetSerial(ctx, c, o.Serial, &res); err != nil {
+			return res, err
+		}
+	}
 	if o.Tasks > 0 {
-		say(fmt.Sprintf("running %d tasks", o.Tasks))
+		say(fmt.Sprintf("running %d tasks at once", o.Tasks))
 		if err := fleetTasks(ctx, c, o.Tasks, &res); err != nil {
 			return res, err
 		}
@@ -314,6 +342,20 @@ func fleetTasks(ctx context.Context, c *fray.Client, n int, res *FleetResult) er
 	slices.Sort(lat)
 	res.TasksPerS = float64(n) / el.Seconds()
 	res.TaskP50MS, res.TaskP99MS = ms(lat[n/2]), ms(lat[min(n-1, n*99/100)])
+	return nil
+}
+
+func fleetSerial(ctx context.Context, c *fray.Client, n int, res *FleetResult) error {
+	lat := make([]time.Duration, n)
+	for i := range n {
+		s := time.Now()
+		if err := c.Run(ctx, "fray.noop", nil).Get(ctx, nil); err != nil {
+			return fmt.Errorf("task: %w", err)
+		}
+		lat[i] = time.Since(s)
+	}
+	slices.Sort(lat)
+	res.SerialP50MS, res.SerialP99MS = ms(lat[n/2]), ms(lat[min(n-1, n*99/100)])
 	return nil
 }
 
