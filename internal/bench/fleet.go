@@ -88,6 +88,12 @@ type FleetResult struct {
 	// LeasesLostIdle those in the idle window (after the start-up storm).
 	LeasesLost     int `json:"leases_lost"`
 	LeasesLostIdle int `json:"leases_lost_idle"`
+	// RenewGapMaxMS is the longest time between two stored renewals of
+	// one lease in the idle window (by the broker's clock), RenewsLate
+	// how many of those gaps exceeded two thirds of the TTL (a renewal
+	// more than one period late).
+	RenewGapMaxMS float64 `json:"idle_renew_gap_max_ms"`
+	RenewsLate    int     `json:"idle_renews_late"`
 }
 
 func (r FleetResult) String() string {
@@ -97,9 +103,9 @@ func (r FleetResult) String() string {
 		"tasks one at a time: %d, latency p50 %.2f ms, p99 %.2f ms\n"+
 		"burst of %d no-op tasks at once: %.0f tasks/s, latency p50 %.2f ms, p99 %.2f ms\n"+
 		"jobs: %d one at a time: submit-to-RUNNING p50 %.1f ms, p99 %.1f ms\n"+
-		"leases lost: %d (%d while idle)",
+		"leases lost: %d (%d while idle); idle renewals: longest gap %.0f ms, %d more than a period late",
 		r.Workers, r.RegisterS, r.Exited, r.IdleS, r.IdleCPUPct, r.BrokerRSSMiB, r.IdleInMsgsPS, r.IdleInKBPS, r.IdleOutMsgsPS, r.IdleOutKBPS,
-		r.SimCPUPct, r.SchedP99MS, r.SchedMaxMS, r.Serial, r.SerialP50MS, r.SerialP99MS, r.Tasks, r.TasksPerS, r.TaskP50MS, r.TaskP99MS, r.Jobs, r.JobStartP50MS, r.JobStartP99MS, r.LeasesLost, r.LeasesLostIdle)
+		r.SimCPUPct, r.SchedP99MS, r.SchedMaxMS, r.Serial, r.SerialP50MS, r.SerialP99MS, r.Tasks, r.TasksPerS, r.TaskP50MS, r.TaskP99MS, r.Jobs, r.JobStartP50MS, r.JobStartP99MS, r.LeasesLost, r.LeasesLostIdle, r.RenewGapMaxMS, r.RenewsLate)
 }
 
 // Fleet starts o.Workers workers in this process, each as fray-worker
@@ -121,7 +127,7 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 	if err != nil {
 		return res, err
 	}
-	lost, stopWatch, err := countExpiries(ctx, js)
+	leases, stopWatch, err := watchLeases(ctx, js)
 	if err != nil {
 		return res, err
 	}
@@ -171,7 +177,8 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 	if err != nil {
 		return res, err
 	}
-	i0, lost0, sched0, self0 := time.Now(), lost.Load(), schedLatencies(), selfCPU()
+	i0, lost0, sched0, self0 := time.Now(), leases.expired(), schedLatencies(), selfCPU()
+	leases.resetGaps()
 	var rss float64
 	for time.Since(i0) < o.Idle {
 		select {
@@ -192,7 +199,9 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 	res.SimCPUPct = 100 * (selfCPU() - self0).Seconds() / el
 	sched := schedLatencies().since(sched0)
 	res.SchedP99MS, res.SchedMaxMS = ms(sched.quantile(0.99)), ms(sched.quantile(1))
-	res.LeasesLostIdle = int(lost.Load() - lost0)
+	res.LeasesLostIdle = leases.expired() - lost0
+	gap, late := leases.gaps(o.LeaseTTL)
+	res.RenewGapMaxMS, res.RenewsLate = ms(gap), late
 	res.BrokerRSSMiB = max(rss, float64(v1.Mem)/(1<<20))
 	res.IdleInMsgsPS = float64(v1.InMsgs-v0.InMsgs) / el
 	res.IdleOutMsgsPS = float64(v1.OutMsgs-v0.OutMsgs) / el
@@ -229,7 +238,7 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 		}
 	}
 	res.Exited = int(exited.Load())
-	res.LeasesLost = int(lost.Load())
+	res.LeasesLost = leases.expired()
 	return res, nil
 }
 
@@ -261,31 +270,6 @@ func runFleetWorker(ctx context.Context, o FleetOptions, i int, log *slog.Logger
 		return err
 	}
 	return w.Run(ctx)
-}
-
-// countExpiries counts the worker lease keys that expire from now on.
-func countExpiries(ctx context.Context, js jetstream.JetStream) (*atomic.Int64, func(), error) {
-	kv, err := js.KeyValue(ctx, broker.BucketWorkers)
-	if err != nil {
-		return nil, nil, err
-	}
-	wctx, cancel := context.WithCancel(context.Background())
-	w, err := kv.WatchAll(wctx, jetstream.UpdatesOnly())
-	if err != nil {
-		cancel()
-		return nil, nil, err
-	}
-	var n atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for e := range w.Updates() {
-			if e != nil && e.Operation() == jetstream.KeyValuePurge {
-				n.Add(1)
-			}
-		}
-	}()
-	return &n, func() { cancel(); _ = w.Stop(); <-done }, nil
 }
 
 // waitDirectory waits until the default pool's directory counts n workers.
