@@ -36,12 +36,11 @@ import (
 // so the count can be short; a message arriving when every slot is taken
 // is handed straight back (nak) instead of being held without a slot.
 type puller struct {
-	nc       *nats.Conn
-	subject  string // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
-	inbox    string
-	slots    int
-	batchMin int
-	expires  time.Duration
+	nc      *nats.Conn
+	subject string // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
+	inbox   string
+	slots   int
+	expires time.Duration
 
 	mu         sync.Mutex
 	seq        uint64 // last request's sequence (its token, base 36)
@@ -61,7 +60,6 @@ func newPuller(nc *nats.Conn, stream, consumer string, slots int) *puller {
 		subject:    "$JS.API.CONSUMER.MSG.NEXT." + stream + "." + consumer,
 		inbox:      nc.NewRespInbox(),
 		slots:      slots,
-		batchMin:   max(1, slots/2),
 		expires:    20 * time.Second,
 		reconnects: nc.Stats().Reconnects,
 	}
@@ -186,16 +184,21 @@ func (p *puller) drain() {
 	p.mu.Unlock()
 }
 
-// pullLocked asks for the free slots. While a request is still open it
-// waits until at least half the slots are free, so a busy worker sends few
-// requests; with none open it asks at once, so a free slot never idles
-// while the queue has work.
+// pullLocked asks for the free slots when no request is open. An open
+// request means the queue had no more work when it was last served (the
+// server fills open requests first), so slots freed meanwhile wait for it
+// to be filled, which asks again at once, or to end: a free slot idles at
+// most one round trip while the queue has work. One open request per
+// worker keeps the consumer's waiting list, which nats-server walks
+// whenever the queue runs dry and whenever a request arrives, as short as
+// the fleet: asking for each freed slot at once doubled it, and added a
+// walk to every task.
 func (p *puller) pullLocked() {
-	if p.draining {
+	if p.draining || p.pending > 0 {
 		return
 	}
-	free := p.slots - p.running - p.abandoned - p.pending
-	if free <= 0 || (p.pending > 0 && free < p.batchMin) {
+	free := p.slots - p.running - p.abandoned
+	if free <= 0 {
 		return
 	}
 	p.seq++
@@ -203,8 +206,6 @@ func (p *puller) pullLocked() {
 	if err := p.nc.PublishRequest(p.subject, p.inbox+"."+strconv.FormatUint(p.seq, 36), []byte(body)); err != nil {
 		return // retried on the next release or tick
 	}
-	if p.pending == 0 {
-		p.lastSign = time.Now()
-	}
-	p.pending += free
+	p.lastSign = time.Now()
+	p.pending = free
 }
