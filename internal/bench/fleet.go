@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -68,6 +69,12 @@ type FleetResult struct {
 	// SimCPUPct is this process's CPU over the idle window, in % of one
 	// core: what simulating every worker in one process costs.
 	SimCPUPct float64 `json:"idle_sim_cpu_pct"`
+	// Run-queue waits over the idle window, in % of the window: the time
+	// the threads of this process and of the broker (when it is a child
+	// process) spent runnable but waiting for a CPU, summed over threads.
+	// High values mean the machine, not fray, held them back.
+	SimRunQueueWaitPct    float64 `json:"idle_sim_runq_wait_pct"`
+	BrokerRunQueueWaitPct float64 `json:"idle_broker_runq_wait_pct"`
 	// Serial tasks, one at a time on the idle fleet: the latency a user
 	// submitting a task feels.
 	Serial      int     `json:"serial_tasks"`
@@ -100,12 +107,13 @@ func (r FleetResult) String() string {
 	return fmt.Sprintf("fleet: %d workers registered in %.1f s (%d exited)\n"+
 		"idle %.0f s: broker CPU %.1f%% of one core, RSS %.0f MiB, in %.0f msgs/s (%.0f KiB/s), out %.0f msgs/s (%.0f KiB/s)\n"+
 		"this process (the simulated workers) while idle: CPU %.1f%% of one core, goroutine scheduling latency p99 %.2f ms, max %.0f ms\n"+
+		"run-queue waits while idle (threads runnable, no CPU free), %% of the window: this process %.1f, broker %.1f\n"+
 		"tasks one at a time: %d, latency p50 %.2f ms, p99 %.2f ms\n"+
 		"burst of %d no-op tasks at once: %.0f tasks/s, latency p50 %.2f ms, p99 %.2f ms\n"+
 		"jobs: %d one at a time: submit-to-RUNNING p50 %.1f ms, p99 %.1f ms\n"+
 		"leases lost: %d (%d while idle); idle renewals: longest gap %.0f ms, %d more than a period late",
 		r.Workers, r.RegisterS, r.Exited, r.IdleS, r.IdleCPUPct, r.BrokerRSSMiB, r.IdleInMsgsPS, r.IdleInKBPS, r.IdleOutMsgsPS, r.IdleOutKBPS,
-		r.SimCPUPct, r.SchedP99MS, r.SchedMaxMS, r.Serial, r.SerialP50MS, r.SerialP99MS, r.Tasks, r.TasksPerS, r.TaskP50MS, r.TaskP99MS, r.Jobs, r.JobStartP50MS, r.JobStartP99MS, r.LeasesLost, r.LeasesLostIdle, r.RenewGapMaxMS, r.RenewsLate)
+		r.SimCPUPct, r.SchedP99MS, r.SchedMaxMS, r.SimRunQueueWaitPct, r.BrokerRunQueueWaitPct, r.Serial, r.SerialP50MS, r.SerialP99MS, r.Tasks, r.TasksPerS, r.TaskP50MS, r.TaskP99MS, r.Jobs, r.JobStartP50MS, r.JobStartP99MS, r.LeasesLost, r.LeasesLostIdle, r.RenewGapMaxMS, r.RenewsLate)
 }
 
 // Fleet starts o.Workers workers in this process, each as fray-worker
@@ -179,6 +187,11 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 	}
 	i0, lost0, sched0, self0 := time.Now(), leases.expired(), schedLatencies(), selfCPU()
 	leases.resetGaps()
+	simWait0, _ := ProcRunQueueWait(os.Getpid())
+	var brokerWait0 time.Duration
+	if BrokerPID != 0 {
+		brokerWait0, _ = ProcRunQueueWait(BrokerPID)
+	}
 	var rss float64
 	for time.Since(i0) < o.Idle {
 		select {
@@ -197,6 +210,14 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 	el := time.Since(i0).Seconds()
 	res.IdleS = el
 	res.SimCPUPct = 100 * (selfCPU() - self0).Seconds() / el
+	if w, ok := ProcRunQueueWait(os.Getpid()); ok {
+		res.SimRunQueueWaitPct = 100 * (w - simWait0).Seconds() / el
+	}
+	if BrokerPID != 0 {
+		if w, ok := ProcRunQueueWait(BrokerPID); ok {
+			res.BrokerRunQueueWaitPct = 100 * (w - brokerWait0).Seconds() / el
+		}
+	}
 	sched := schedLatencies().since(sched0)
 	res.SchedP99MS, res.SchedMaxMS = ms(sched.quantile(0.99)), ms(sched.quantile(1))
 	res.LeasesLostIdle = leases.expired() - lost0
@@ -380,6 +401,10 @@ type varzInfo struct {
 	cpuTime time.Duration
 	at      time.Time
 }
+
+// BrokerPID, when set, is the broker's process id on this machine, for
+// its run-queue waits.
+var BrokerPID int
 
 // BrokerCPUTime, when set, reads the broker process's CPU time (user +
 // system); Fleet then reports idle CPU from it instead of varz's sample.

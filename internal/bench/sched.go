@@ -1,9 +1,14 @@
 package bench
 
 import (
+	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"runtime/metrics"
 	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -70,4 +75,32 @@ func (h schedHist) quantile(q float64) time.Duration {
 		}
 	}
 	return 0
+}
+
+// ProcRunQueueWait is the time the threads of process pid have spent
+// runnable but waiting for a CPU (Linux's /proc/<pid>/task/*/schedstat),
+// summed over its live threads: how much the machine, not the process,
+// held it back.
+func ProcRunQueueWait(pid int) (time.Duration, bool) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, false
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(filepath.Join(dir, t.Name(), "schedstat"))
+		if err != nil {
+			continue // the thread ended
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 2 {
+			continue
+		}
+		wait, err := strconv.ParseInt(f[1], 10, 64)
+		if err == nil {
+			sum += time.Duration(wait)
+		}
+	}
+	return sum, true
 }
