@@ -69,7 +69,7 @@ demo: ## a local cluster counting words over a text corpus with tasks and object
 
 .PHONY: fuzz
 fuzz: ## run each wire decoder's fuzz target for 20 s
-	$(GO) test ./tasks -run '^$$' -fuzz FuzzDecodeTask -fuzztime 20s
+	$(GO) test ./internal/taskwire -run '^$$' -fuzz FuzzDecodeTask -fuzztime 20s
 	$(GO) test ./tasks -run '^$$' -fuzz FuzzDecodeResult -fuzztime 20s
 	$(GO) test ./broker -run '^$$' -fuzz FuzzDecodeWorkerInfo -fuzztime 20s
 	$(GO) test ./objects -run '^$$' -fuzz FuzzRefDecode -fuzztime 20s

@@ -11,7 +11,7 @@ import (
 	"github.com/frayhq/fray/dispatcher/iris"
 	"github.com/frayhq/fray/internal/cluster"
 	"github.com/frayhq/fray/internal/frayt"
-	"github.com/frayhq/fray/jobs"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go"
 )
@@ -33,9 +33,9 @@ func TestConnectRefusesABackendAddressOtherThanTheBrokers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	body, _ := objects.Marshal(&jobs.BackendsRequest{V: jobs.WireVersion})
+	body, _ := objects.Marshal(&jobwire.BackendsRequest{V: jobwire.WireVersion})
 	frayt.Eventually(t, 10*time.Second, "the dispatcher answers", func() bool {
-		_, err := nc.Request(jobs.SubjectBackends, body, time.Second)
+		_, err := nc.Request(jobwire.SubjectBackends, body, time.Second)
 		return err == nil
 	})
 

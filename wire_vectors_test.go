@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/frayhq/fray/internal/wirevec"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
@@ -32,10 +33,10 @@ func mustMarshal(t *testing.T, v any) []byte {
 }
 
 func TestWireVectorsTasks(t *testing.T) {
-	wirevec.Check(t, "task", "Task", &tasks.Task{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3SQ", Owner: "OWNERj3kdkAQSgJ8c4XBs", Fn: "fray.echo",
+	wirevec.Check(t, "task", "Task", &taskwire.Task{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3SQ", Owner: "OWNERj3kdkAQSgJ8c4XBs", Fn: "fray.echo",
 		Arg: mustMarshal(t, map[string]any{"n": 1, "s": "x"}), TimeoutMS: 5000, Retries: 2, BackoffMS: 100, MaxDeliveries: 5, SubmittedMS: 1765000000000})
 	ref := vecRef
-	wirevec.Check(t, "task_arg_ref", "Task", &tasks.Task{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3ST", Owner: "OWNERj3kdkAQSgJ8c4XBs", Fn: "py.call",
+	wirevec.Check(t, "task_arg_ref", "Task", &taskwire.Task{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3ST", Owner: "OWNERj3kdkAQSgJ8c4XBs", Fn: "py.call",
 		ArgRef: &ref, MaxDeliveries: 5, SubmittedMS: 1765000000001})
 	wirevec.Check(t, "result", "Result", &tasks.Result{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3SQ", Value: mustMarshal(t, []any{1, 2.5, "three"}),
 		Worker: "host-1", Attempt: 1, StartedMS: 1765000000100, FinishedMS: 1765000000200})

@@ -2,7 +2,7 @@ package auth
 
 import (
 	"github.com/frayhq/fray/broker"
-	"github.com/frayhq/fray/jobs"
+	"github.com/frayhq/fray/internal/jobwire"
 )
 
 // Role is one of fray's roles.
@@ -123,8 +123,8 @@ func PermissionsFor(r Role, user string) *Permissions {
 		p.Publish = append(p.Publish, objectsRW()...)
 		p.Publish = append(p.Publish,
 			broker.SubjectTasksPrefix+">",         // submit tasks to any pool
-			jobs.SubjectSubmit,                    // submit jobs
-			jobs.SubjectControlPrefix+">",         // stop jobs
+			jobwire.SubjectSubmit,                 // submit jobs
+			jobwire.SubjectControlPrefix+">",      // stop jobs
 			broker.SubjectActorPrefix+">",         // create (place), call and stop actors
 			kvKeys(broker.BucketActors),           // claim actor names
 			kvKeys(broker.BucketCancels),          // cancel tasks
@@ -142,20 +142,20 @@ func PermissionsFor(r Role, user string) *Permissions {
 			api+"CONSUMER.INFO."+tasksStream+".*", api+"CONSUMER.MSG.NEXT."+tasksStream+".*",
 			"$JS.ACK."+tasksStream+".>",
 			broker.SubjectResultsPrefix+">", // store the result of any task it runs: by design
-			jobs.SubjectEventsPrefix+">",    // events of the jobs placed on it
+			jobwire.SubjectEventsPrefix+">", // events of the jobs placed on it
 			broker.SubjectLogsPrefix+">",    // their logs
 			kvKeys(broker.BucketActors),     // actor leases of the actors it hosts
 			// its allocation: the job assignments placed on workers, not
 			// the job records
-			api+"CONSUMER.CREATE."+kvStream(broker.BucketJobState)+".*.$KV."+broker.BucketJobState+"."+jobs.KeyAllocPrefix+">",
+			api+"CONSUMER.CREATE."+kvStream(broker.BucketJobState)+".*.$KV."+broker.BucketJobState+"."+jobwire.KeyAllocPrefix+">",
 			api+"CONSUMER.DELETE."+kvStream(broker.BucketJobState)+".*",
-			api+"DIRECT.GET."+kvStream(broker.BucketJobState)+".$KV."+broker.BucketJobState+"."+jobs.KeyAllocPrefix+">",
+			api+"DIRECT.GET."+kvStream(broker.BucketJobState)+".$KV."+broker.BucketJobState+"."+jobwire.KeyAllocPrefix+">",
 			"$JS.FC."+kvStream(broker.BucketJobState)+".>",
 		)
 		p.Subscribe = append(p.Subscribe, broker.SubjectActorPrefix+">") // host actors: calls, control, placement
 		// new cancellations, and changes of the allocations (core
 		// subscriptions: a worker holds no consumer of its own)
-		p.Subscribe = append(p.Subscribe, kvKeys(broker.BucketCancels), "$KV."+broker.BucketJobState+"."+jobs.KeyAllocPrefix+">")
+		p.Subscribe = append(p.Subscribe, kvKeys(broker.BucketCancels), "$KV."+broker.BucketJobState+"."+jobwire.KeyAllocPrefix+">")
 		p.AllowResponses = true // reply to actor calls
 	default:
 		return nil

@@ -8,6 +8,7 @@ import (
 
 	"github.com/frayhq/fray/dispatcher"
 	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 )
@@ -93,13 +94,13 @@ func TestDevicesBusyExitRerunsTheJobWithoutSpendingFailuresOrDrainingTheWorker(t
 	frayt.Eventually(t, 20*time.Second, "attempt 0 running", func() bool { return c.info(h).Running() == 1 })
 	r := c.info(h)
 	// What w1's runner reports when it finds the GPU it was given held.
-	ev := jobs.TaskEvent{V: jobs.WireVersion, Job: r.ID, Run: r.Run, Task: 0, Attempt: 0, Worker: "w1", Kind: jobs.EventExited,
-		ExitCode: -1, Error: "cannot start: devices busy: gpu 0 held by job /test/other task 0 attempt 0", DevicesBusy: true, TimeMS: jobs.NowMS()}
+	ev := jobwire.TaskEvent{V: jobwire.WireVersion, Job: r.ID, Run: r.Run, Task: 0, Attempt: 0, Worker: "w1", Kind: jobwire.EventExited,
+		ExitCode: -1, Error: "cannot start: devices busy: gpu 0 held by job /test/other task 0 attempt 0", DevicesBusy: true, TimeMS: jobwire.NowMS()}
 	b, err := objects.Marshal(&ev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.js.Publish(c.ctx, jobs.EventSubject(r.ID), b); err != nil {
+	if _, err := c.js.Publish(c.ctx, jobwire.EventSubject(r.ID), b); err != nil {
 		t.Fatal(err)
 	}
 	r = c.wait(h)

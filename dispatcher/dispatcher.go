@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go"
@@ -106,7 +107,7 @@ type recEntry struct {
 }
 
 type allocEntry struct {
-	a   jobs.Allocation
+	a   jobwire.Allocation
 	rev uint64 // 0: no key (or deleted)
 }
 
@@ -261,8 +262,8 @@ func (d *Dispatcher) replay(ctx context.Context, ww, sw jetstream.KeyWatcher) er
 // away those already queued.
 func (d *Dispatcher) takeSubmits(ctx context.Context) (submits chan submitMsg, stop func(), err error) {
 	submits = make(chan submitMsg, 64)
-	unavailable := &jobs.SubmitReply{Code: jobs.CodeUnavailable, Error: "dispatcher stopping"}
-	sub, err := d.nc.QueueSubscribe(jobs.SubjectSubmit, jobs.QueueDispatchers, func(m *nats.Msg) {
+	unavailable := &jobs.SubmitReply{Code: jobwire.CodeUnavailable, Error: "dispatcher stopping"}
+	sub, err := d.nc.QueueSubscribe(jobwire.SubjectSubmit, jobwire.QueueDispatchers, func(m *nats.Msg) {
 		d.adoptLive(ctx, m.Data) // a backend call: here, not in the loop
 		select {
 		case submits <- submitMsg{m}:
@@ -271,7 +272,7 @@ func (d *Dispatcher) takeSubmits(ctx context.Context) (submits chan submitMsg, s
 		}
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("dispatcher: subscribe %s: %w", jobs.SubjectSubmit, err)
+		return nil, nil, fmt.Errorf("dispatcher: subscribe %s: %w", jobwire.SubjectSubmit, err)
 	}
 	stop = func() {
 		// Stop taking submits before anything else, then turn away those
@@ -301,10 +302,10 @@ func (d *Dispatcher) takeFinds(ctx context.Context) (found chan string, stop fun
 		}
 	}
 	for subj, h := range map[string]nats.MsgHandler{
-		jobs.SubjectFind:     func(m *nats.Msg) { d.onFind(ctx, m, found) },
-		jobs.SubjectBackends: d.onBackends,
+		jobwire.SubjectFind:     func(m *nats.Msg) { d.onFind(ctx, m, found) },
+		jobwire.SubjectBackends: d.onBackends,
 	} {
-		s, err := d.nc.QueueSubscribe(subj, jobs.QueueDispatchers, h)
+		s, err := d.nc.QueueSubscribe(subj, jobwire.QueueDispatchers, h)
 		if err != nil {
 			stop()
 			return nil, nil, fmt.Errorf("dispatcher: subscribe %s: %w", subj, err)
@@ -317,9 +318,9 @@ func (d *Dispatcher) takeFinds(ctx context.Context) (found chan string, stop fun
 // takeEvents consumes task events and job control messages from FRAY_JOBS.
 func (d *Dispatcher) takeEvents(ctx context.Context) (events chan jetstream.Msg, stop func(), err error) {
 	cons, err := d.js.CreateOrUpdateConsumer(ctx, broker.StreamJobs, jetstream.ConsumerConfig{
-		Durable:        jobs.DurableDispatcher,
+		Durable:        jobwire.DurableDispatcher,
 		Description:    "fray dispatchers: task events and job control",
-		FilterSubjects: []string{jobs.SubjectEventsPrefix + ">", jobs.SubjectControlPrefix + ">"},
+		FilterSubjects: []string{jobwire.SubjectEventsPrefix + ">", jobwire.SubjectControlPrefix + ">"},
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 		AckWait:        30 * time.Second,
@@ -500,8 +501,8 @@ func (d *Dispatcher) checkExpiring(ctx context.Context, now time.Time) {
 func (d *Dispatcher) onState(e jetstream.KeyValueEntry) {
 	key := e.Key()
 	switch {
-	case strings.HasPrefix(key, jobs.KeyJobPrefix):
-		id := jobs.IDFromToken(strings.TrimPrefix(key, jobs.KeyJobPrefix))
+	case strings.HasPrefix(key, jobwire.KeyJobPrefix):
+		id := jobwire.IDFromToken(strings.TrimPrefix(key, jobwire.KeyJobPrefix))
 		if e.Operation() != jetstream.KeyValuePut {
 			delete(d.recs, id)
 			return
@@ -521,8 +522,8 @@ func (d *Dispatcher) onState(e jetstream.KeyValueEntry) {
 		if r.Status == jobs.StatusPending {
 			d.dirty = true
 		}
-	case strings.HasPrefix(key, jobs.KeyAllocPrefix):
-		var a jobs.Allocation
+	case strings.HasPrefix(key, jobwire.KeyAllocPrefix):
+		var a jobwire.Allocation
 		if e.Operation() == jetstream.KeyValuePut {
 			if err := objects.Unmarshal(e.Value(), &a); err != nil {
 				return
@@ -533,9 +534,9 @@ func (d *Dispatcher) onState(e jetstream.KeyValueEntry) {
 		worker := a.Worker
 		if worker == "" {
 			// A deleted key: find the worker by its token.
-			tok := strings.TrimPrefix(key, jobs.KeyAllocPrefix)
+			tok := strings.TrimPrefix(key, jobwire.KeyAllocPrefix)
 			for id := range d.allocs {
-				if jobs.WorkerToken(id) == tok {
+				if jobwire.WorkerToken(id) == tok {
 					worker = id
 				}
 			}
@@ -549,7 +550,7 @@ func (d *Dispatcher) onState(e jetstream.KeyValueEntry) {
 		rev := e.Revision()
 		d.allocs[worker] = &allocEntry{a: a, rev: rev}
 		if e.Operation() != jetstream.KeyValuePut {
-			d.allocs[worker].a = jobs.Allocation{Worker: worker}
+			d.allocs[worker].a = jobwire.Allocation{Worker: worker}
 		}
 	}
 }
@@ -563,7 +564,7 @@ func (d *Dispatcher) stopMirrors() {
 
 // reply answers a submit request.
 func reply(m *nats.Msg, rep *jobs.SubmitReply) {
-	rep.V = jobs.WireVersion
+	rep.V = jobwire.WireVersion
 	b, err := objects.Marshal(rep)
 	if err != nil {
 		return

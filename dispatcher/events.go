@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,13 +14,13 @@ import (
 func (d *Dispatcher) onEvent(ctx context.Context, m jetstream.Msg) {
 	subj := m.Subject()
 	switch {
-	case len(subj) > len(jobs.SubjectControlPrefix) && subj[:len(jobs.SubjectControlPrefix)] == jobs.SubjectControlPrefix:
-		var c jobs.Control
+	case len(subj) > len(jobwire.SubjectControlPrefix) && subj[:len(jobwire.SubjectControlPrefix)] == jobwire.SubjectControlPrefix:
+		var c jobwire.Control
 		if err := objects.Unmarshal(m.Data(), &c); err != nil {
 			d.log.Warn("malformed control message dropped", "subject", subj, "err", err)
 			return
 		}
-		if c.Op == jobs.OpStop {
+		if c.Op == jobwire.OpStop {
 			reason := c.Reason
 			if reason == "" {
 				reason = "stopped by request"
@@ -27,7 +28,7 @@ func (d *Dispatcher) onEvent(ctx context.Context, m jetstream.Msg) {
 			d.stopJob(ctx, c.Job, reason)
 		}
 	default:
-		var ev jobs.TaskEvent
+		var ev jobwire.TaskEvent
 		if err := objects.Unmarshal(m.Data(), &ev); err != nil {
 			d.log.Warn("malformed task event dropped", "subject", subj, "err", err)
 			return
@@ -38,7 +39,7 @@ func (d *Dispatcher) onEvent(ctx context.Context, m jetstream.Msg) {
 
 // onTaskEvent folds a worker's report into the job's record and decides
 // what follows: success, retry, failure.
-func (d *Dispatcher) onTaskEvent(ctx context.Context, ev *jobs.TaskEvent) {
+func (d *Dispatcher) onTaskEvent(ctx context.Context, ev *jobwire.TaskEvent) {
 	e := d.recs[ev.Job]
 	if e == nil {
 		if r, rev, err := d.store.Get(ctx, ev.Job); err == nil {
@@ -50,8 +51,8 @@ func (d *Dispatcher) onTaskEvent(ctx context.Context, ev *jobs.TaskEvent) {
 	}
 	r := e.r
 	if r.Status.Terminal() || r.Run != ev.Run || r.Attempt != ev.Attempt || ev.Task < 0 || ev.Task >= len(r.Tasks) {
-		if ev.Kind == jobs.EventExited {
-			d.releaseExact(ctx, ev.Worker, &jobs.Assignment{Job: ev.Job, Run: ev.Run, Task: ev.Task, Attempt: ev.Attempt})
+		if ev.Kind == jobwire.EventExited {
+			d.releaseExact(ctx, ev.Worker, &jobwire.Assignment{Job: ev.Job, Run: ev.Run, Task: ev.Task, Attempt: ev.Attempt})
 			if r.Status.Terminal() {
 				d.lateExit(ctx, ev)
 			}
@@ -62,7 +63,7 @@ func (d *Dispatcher) onTaskEvent(ctx context.Context, ev *jobs.TaskEvent) {
 		return
 	}
 	switch ev.Kind {
-	case jobs.EventStarted:
+	case jobwire.EventStarted:
 		if _, err := d.mutate(ctx, ev.Job, func(r *jobs.Record) error {
 			if r.Status != jobs.StatusRunning || r.Attempt != ev.Attempt || r.Run != ev.Run {
 				return jobs.ErrNoChange
@@ -81,8 +82,8 @@ func (d *Dispatcher) onTaskEvent(ctx context.Context, ev *jobs.TaskEvent) {
 		}); err != nil {
 			d.log.Warn("record task start", "job", ev.Job, "err", err)
 		}
-	case jobs.EventExited:
-		d.releaseExact(ctx, ev.Worker, &jobs.Assignment{Job: ev.Job, Run: ev.Run, Task: ev.Task, Attempt: ev.Attempt})
+	case jobwire.EventExited:
+		d.releaseExact(ctx, ev.Worker, &jobwire.Assignment{Job: ev.Job, Run: ev.Run, Task: ev.Task, Attempt: ev.Attempt})
 		if ev.DevicesBusy {
 			// The worker could not give the task its devices: not the job's
 			// fault, and not a reason to drain the worker. Rerun the gang
@@ -103,7 +104,7 @@ func (d *Dispatcher) onTaskEvent(ctx context.Context, ev *jobs.TaskEvent) {
 }
 
 // taskExited records a task's end and settles the job.
-func (d *Dispatcher) taskExited(ctx context.Context, ev *jobs.TaskEvent) {
+func (d *Dispatcher) taskExited(ctx context.Context, ev *jobwire.TaskEvent) {
 	var outcome string // "", "succeeded", "retry", "failed"
 	var msg string
 	_, err := d.mutate(ctx, ev.Job, func(r *jobs.Record) error {
@@ -175,7 +176,7 @@ func (d *Dispatcher) taskExited(ctx context.Context, ev *jobs.TaskEvent) {
 
 // restart puts r back to PENDING for its next gang attempt.
 func restart(r *jobs.Record, reason string) {
-	now := jobs.NowMS()
+	now := jobwire.NowMS()
 	r.Attempt++
 	r.Status = jobs.StatusPending
 	r.PendingReason = reason
@@ -249,7 +250,7 @@ func (d *Dispatcher) workerLost(ctx context.Context, worker string) {
 		}
 	}
 	if e := d.allocs[worker]; e != nil && e.rev != 0 {
-		if err := d.store.KV.Delete(ctx, jobs.AllocKey(worker)); err != nil {
+		if err := d.store.KV.Delete(ctx, jobwire.AllocKey(worker)); err != nil {
 			d.log.Warn("drop allocation of lost worker", "worker", worker, "err", err)
 		}
 		delete(d.allocs, worker)
@@ -261,7 +262,7 @@ func (d *Dispatcher) workerLost(ctx context.Context, worker string) {
 // job (a stop, a timeout, a failed replica of a gang): the job's status
 // stays, but its attempt gets the exit code and Exited, which tells log
 // followers that the process's last lines are stored.
-func (d *Dispatcher) lateExit(ctx context.Context, ev *jobs.TaskEvent) {
+func (d *Dispatcher) lateExit(ctx context.Context, ev *jobwire.TaskEvent) {
 	if _, err := d.mutate(ctx, ev.Job, func(r *jobs.Record) error {
 		if !r.Status.Terminal() || r.Run != ev.Run || r.Attempt != ev.Attempt || ev.Task < 0 || ev.Task >= len(r.Tasks) {
 			return jobs.ErrNoChange

@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 )
 
@@ -85,8 +86,8 @@ func startAttempts(r *jobs.Record, backend string) {
 		t := &r.Tasks[i]
 		t.State = jobs.TaskRunning
 		t.Attempts = append(t.Attempts, jobs.TaskAttempt{Attempt: r.Attempt, Worker: backend, State: jobs.TaskRunning, ExitCode: -1, StartMS: r.StartedMS})
-		if len(t.Attempts) > jobs.MaxAttemptsKept {
-			t.Attempts = t.Attempts[len(t.Attempts)-jobs.MaxAttemptsKept:]
+		if len(t.Attempts) > jobwire.MaxAttemptsKept {
+			t.Attempts = t.Attempts[len(t.Attempts)-jobwire.MaxAttemptsKept:]
 		}
 	}
 }
@@ -395,7 +396,7 @@ func (m *mirror) record(ctx context.Context, st RemoteStatus, serr error, lost b
 		switch s := st.State; {
 		case s == jobs.StatusRunning && r.Status != jobs.StatusRunning:
 			r.Status = jobs.StatusRunning
-			r.StartedMS = jobs.NowMS()
+			r.StartedMS = jobwire.NowMS()
 			r.PendingReason = ""
 			startAttempts(r, m.b.Name())
 		case s == jobs.StatusPending && st.Message != "" && r.PendingReason != st.Message:
@@ -453,7 +454,7 @@ func (m *mirror) settle(ctx context.Context, st *RemoteStatus) {
 				}
 			}
 		}
-		now := jobs.NowMS()
+		now := jobwire.NowMS()
 		for i := range r.Tasks {
 			t := &r.Tasks[i]
 			a := t.Current()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go"
@@ -49,7 +50,7 @@ func recordOf(backend string, rj *RemoteJob) (*jobs.Record, error) {
 	}
 	started := st.StartedMS
 	if started == 0 && st.State == jobs.StatusRunning {
-		started = jobs.NowMS()
+		started = jobwire.NowMS()
 	}
 	if started > 0 {
 		r.Status, r.StartedMS = jobs.StatusRunning, started
@@ -233,15 +234,15 @@ func (d *Dispatcher) findAll(ctx context.Context) (found int, live []string, err
 // not the loop: found live jobs are handed to the loop on found, which
 // starts their mirrors.
 func (d *Dispatcher) onFind(ctx context.Context, m *nats.Msg, found chan<- string) {
-	var req jobs.FindRequest
-	rep := &jobs.FindReply{V: jobs.WireVersion}
+	var req jobwire.FindRequest
+	rep := &jobs.FindReply{V: jobwire.WireVersion}
 	answer := func() {
 		if b, err := objects.Marshal(rep); err == nil {
 			_ = m.Respond(b)
 		}
 	}
 	if err := objects.Unmarshal(m.Data, &req); err != nil {
-		rep.Code, rep.Error = jobs.CodeInvalid, "malformed find request: "+err.Error()
+		rep.Code, rep.Error = jobwire.CodeInvalid, "malformed find request: "+err.Error()
 		answer()
 		return
 	}
@@ -253,11 +254,11 @@ func (d *Dispatcher) onFind(ctx context.Context, m *nats.Msg, found chan<- strin
 		n, ids, err := d.findAll(fctx)
 		rep.Found, live = n, ids
 		if err != nil {
-			rep.Code, rep.Error = jobs.CodeInternal, err.Error()
+			rep.Code, rep.Error = jobwire.CodeInternal, err.Error()
 		}
 	default:
 		if _, _, _, err := jobs.ParseID(req.ID); err != nil {
-			rep.Code, rep.Error = jobs.CodeInvalid, err.Error()
+			rep.Code, rep.Error = jobwire.CodeInvalid, err.Error()
 			break
 		}
 		rec, err := d.findOne(fctx, req.ID)
@@ -271,7 +272,7 @@ func (d *Dispatcher) onFind(ctx context.Context, m *nats.Msg, found chan<- strin
 		if r, _, gerr := d.store.Get(fctx, req.ID); gerr == nil {
 			rep.Record = r // the backends do not have it, but this broker does
 		} else if err != nil {
-			rep.Code, rep.Error = jobs.CodeInternal, err.Error()
+			rep.Code, rep.Error = jobwire.CodeInternal, err.Error()
 		}
 	}
 	answer()
@@ -321,7 +322,7 @@ func (d *Dispatcher) adoptLive(ctx context.Context, data []byte) {
 
 // onBackends answers a BackendsRequest.
 func (d *Dispatcher) onBackends(m *nats.Msg) {
-	rep := &jobs.BackendsReply{V: jobs.WireVersion, Default: d.o.DefaultBackend,
+	rep := &jobs.BackendsReply{V: jobwire.WireVersion, Default: d.o.DefaultBackend,
 		Backends: []jobs.BackendInfo{{Name: BackendNative, Kind: BackendNative}}}
 	for _, b := range d.o.Backends {
 		info := jobs.BackendInfo{Name: b.Name()}

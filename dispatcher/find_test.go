@@ -8,6 +8,7 @@ import (
 
 	"github.com/frayhq/fray/dispatcher"
 	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 )
 
@@ -53,7 +54,7 @@ func TestASubmitAdoptsALiveJobOfItsNameOnTheBackend(t *testing.T) {
 	fb := newFake("fake")
 	fb.jobs["ext-1"] = &fakeJob{id: "/test/live", run: "r1", state: jobs.StatusRunning}
 	c := newCluster(t, dispatcher.Options{Backends: []dispatcher.Backend{fb}, DefaultBackend: "fake", PollInterval: 20 * time.Millisecond})
-	_, err := c.jc.Submit(c.ctx, jobs.JobRequest{Name: "live", Entrypoint: jobs.Command("other"), AdoptExisting: jobs.Ptr(false)})
+	_, err := c.jc.Submit(c.ctx, jobs.JobRequest{Name: "live", Entrypoint: jobs.Command("other"), AdoptExisting: jobwire.Ptr(false)})
 	var ae *jobs.AlreadyExistsError
 	if !errors.As(err, &ae) {
 		t.Fatalf("submit with adoption off of a name live on the backend: %v; want AlreadyExistsError", err)

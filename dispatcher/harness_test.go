@@ -12,6 +12,7 @@ import (
 	"github.com/frayhq/fray/dispatcher"
 	"github.com/frayhq/fray/dispatcher/internal/dispatchtest"
 	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go"
@@ -86,7 +87,7 @@ func (c *cluster) addWorker(id string, cpu float64, attrs map[string]string, ro 
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	info := broker.WorkerInfo{V: broker.WorkerInfoVersion, ID: id, Host: "test", Pool: "default", Attributes: attrs, Concurrency: 1, StartedMS: jobs.NowMS()}
+	info := broker.WorkerInfo{V: broker.WorkerInfoVersion, ID: id, Host: "test", Pool: "default", Attributes: attrs, Concurrency: 1, StartedMS: jobwire.NowMS()}
 	r.Describe(&info)
 	nc, js := frayt.Connect(c.t, c.url)
 	stopLease := c.register(js, &info)
@@ -109,7 +110,7 @@ func (c *cluster) addWorker(id string, cpu float64, attrs map[string]string, ro 
 func (c *cluster) addSilentWorker(id string, cpu float64) {
 	c.t.Helper()
 	info := broker.WorkerInfo{V: broker.WorkerInfoVersion, ID: id, Host: "test", Pool: "default", Concurrency: 1,
-		StartedMS: jobs.NowMS(), Resources: broker.WorkerResources{CPU: cpu}}
+		StartedMS: jobwire.NowMS(), Resources: broker.WorkerResources{CPU: cpu}}
 	_, js := frayt.Connect(c.t, c.url)
 	c.t.Cleanup(c.register(js, &info))
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 )
 
@@ -85,7 +86,7 @@ func (d *Dispatcher) parentFinished(r *jobs.Record) bool {
 
 // checkTimeouts stops running jobs past their timeout.
 func (d *Dispatcher) checkTimeouts(ctx context.Context) {
-	now := jobs.NowMS()
+	now := jobwire.NowMS()
 	for id, e := range d.recs {
 		r := e.r
 		if r.Status != jobs.StatusRunning || r.Request.Timeout <= 0 || r.StartedMS == 0 {
@@ -105,7 +106,7 @@ const DefaultStartTimeout = 2 * time.Minute
 // goes back to PENDING with a reason that names the worker, the attempt
 // records why it ended, and that worker process gets nothing more.
 func (d *Dispatcher) checkStarts(ctx context.Context) {
-	now := jobs.NowMS()
+	now := jobwire.NowMS()
 	for id, e := range d.recs {
 		r := e.r
 		if r.Status != jobs.StatusRunning || (r.Backend != "" && r.Backend != BackendNative) || r.StartedMS == 0 ||
@@ -193,7 +194,7 @@ func (d *Dispatcher) reconcile(ctx context.Context) {
 			}
 			as := assignment(r, i)
 			ae := d.allocs[t.Worker]
-			if ae == nil || !slices.ContainsFunc(ae.a.Tasks, func(x jobs.Assignment) bool { return x.Same(&as) }) {
+			if ae == nil || !slices.ContainsFunc(ae.a.Tasks, func(x jobwire.Assignment) bool { return x.Same(&as) }) {
 				missing = true
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 )
 
@@ -148,7 +149,7 @@ func (d *Dispatcher) placeOne(ctx context.Context, id string) {
 	}
 	// Record the placement first: the record is the intent, allocations
 	// follow it, and reconcile repairs a crash in between.
-	now := jobs.NowMS()
+	now := jobwire.NowMS()
 	placed, err := d.mutate(ctx, id, func(r *jobs.Record) error {
 		if r.Status != jobs.StatusPending {
 			return fmt.Errorf("no longer pending: %s", r.Status)
@@ -164,8 +165,8 @@ func (d *Dispatcher) placeOne(ctx context.Context, id string) {
 			t.State = jobs.TaskAssigned
 			t.Worker = p.Workers[i]
 			t.Attempts = append(t.Attempts, jobs.TaskAttempt{Attempt: r.Attempt, Worker: p.Workers[i], State: jobs.TaskAssigned, ExitCode: -1})
-			if len(t.Attempts) > jobs.MaxAttemptsKept {
-				t.Attempts = t.Attempts[len(t.Attempts)-jobs.MaxAttemptsKept:]
+			if len(t.Attempts) > jobwire.MaxAttemptsKept {
+				t.Attempts = t.Attempts[len(t.Attempts)-jobwire.MaxAttemptsKept:]
 			}
 		}
 		return nil
@@ -201,14 +202,14 @@ func (d *Dispatcher) placeOne(ctx context.Context, id string) {
 }
 
 // assignment builds the runner's view of task i of r.
-func assignment(r *jobs.Record, i int) jobs.Assignment {
+func assignment(r *jobs.Record, i int) jobwire.Assignment {
 	need := NeedOf(&r.Request)
-	return jobs.Assignment{
+	return jobwire.Assignment{
 		Job: r.ID, Run: r.Run, Namespace: r.Namespace, Task: i, NumTasks: len(r.Tasks), Attempt: r.Attempt,
 		CPU: need.CPU, RAMBytes: need.RAM, DiskBytes: need.Disk, Devices: need.Devices,
 		Argv: r.Request.Entrypoint.Argv, Func: r.Request.Entrypoint.Func, Arg: r.Request.Entrypoint.Arg,
 		Env: r.Request.Environment.EnvVars, EnvFromWorker: r.Request.Environment.EnvFromWorker, Workdir: r.Request.Environment.Workdir, Setup: r.Request.Environment.SetupCommands,
-		CreatedMS: jobs.NowMS(),
+		CreatedMS: jobwire.NowMS(),
 	}
 }
 
@@ -232,12 +233,12 @@ func (d *Dispatcher) claim(ctx context.Context, r *jobs.Record) error {
 		if info == nil {
 			return fmt.Errorf("worker %s is gone", worker)
 		}
-		err := d.mutateAlloc(ctx, worker, func(a *jobs.Allocation) error {
+		err := d.mutateAlloc(ctx, worker, func(a *jobwire.Allocation) error {
 			ws := WorkerState{Info: *info}
-			var add []jobs.Assignment
+			var add []jobwire.Assignment
 			for _, i := range byWorker[worker] {
 				as := assignment(r, i)
-				if slices.ContainsFunc(a.Tasks, func(t jobs.Assignment) bool { return t.Same(&as) }) {
+				if slices.ContainsFunc(a.Tasks, func(t jobwire.Assignment) bool { return t.Same(&as) }) {
 					continue
 				}
 				add = append(add, as)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/frayhq/fray/dispatcher"
 	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go/jetstream"
@@ -266,7 +267,7 @@ func TestSubmittingALiveNameAdoptsOrRefuses(t *testing.T) {
 		t.Fatal("adopt returned another job")
 	}
 	req := sh("dup", "true")
-	req.AdoptExisting = jobs.Ptr(false)
+	req.AdoptExisting = jobwire.Ptr(false)
 	_, err := c.jc.Submit(c.ctx, req)
 	var ae *jobs.AlreadyExistsError
 	if !errorsAs(err, &ae) || ae.Handle == nil || ae.Handle.ID() != h.ID() {
@@ -340,7 +341,7 @@ func TestTwoDispatchersNeverDoubleBookAWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := kv.Watch(c.ctx, jobs.AllocKey("w1"), jetstream.IncludeHistory())
+	w, err := kv.Watch(c.ctx, jobwire.AllocKey("w1"), jetstream.IncludeHistory())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +357,7 @@ func TestTwoDispatchersNeverDoubleBookAWorker(t *testing.T) {
 			if e.Operation() != jetstream.KeyValuePut {
 				continue
 			}
-			var a jobs.Allocation
+			var a jobwire.Allocation
 			if objects.Unmarshal(e.Value(), &a) == nil && len(a.Tasks) > 1 {
 				select {
 				case overbooked <- len(a.Tasks):
@@ -373,7 +374,7 @@ func TestTwoDispatchersNeverDoubleBookAWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	frayt.Eventually(t, 10*time.Second, "every allocation seen", func() bool {
-		e, err := kv.Get(c.ctx, jobs.AllocKey("w1"))
+		e, err := kv.Get(c.ctx, jobwire.AllocKey("w1"))
 		return err == nil && seen.Load() >= e.Revision()
 	})
 	select {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 )
 
@@ -25,10 +26,10 @@ func (n Need) add(m Need) Need {
 func (n Need) String() string {
 	s := fmt.Sprintf("cpu=%g", n.CPU)
 	if n.RAM > 0 {
-		s += " ram=" + jobs.FormatBytes(n.RAM)
+		s += " ram=" + jobwire.FormatBytes(n.RAM)
 	}
 	if n.Disk > 0 {
-		s += " disk=" + jobs.FormatBytes(n.Disk)
+		s += " disk=" + jobwire.FormatBytes(n.Disk)
 	}
 	if n.Devices > 0 {
 		s += fmt.Sprintf(" devices=%d", n.Devices)

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 )
 
@@ -34,7 +35,7 @@ func TestPlaceMatchesAttributesAndConstraints(t *testing.T) {
 		{"region pin", func(r *jobs.JobRequest) { r.Resources.Regions = []string{"eu"} }, "b"},
 		{"any region", func(r *jobs.JobRequest) { r.Resources.Regions = []string{"*"} }, "a"},
 		{"zone", func(r *jobs.JobRequest) { r.Resources.Zone = "us-a" }, "a"},
-		{"non-preemptible", func(r *jobs.JobRequest) { r.Resources.Preemptible = jobs.Ptr(false); r.Resources.Regions = nil }, "a"},
+		{"non-preemptible", func(r *jobs.JobRequest) { r.Resources.Preemptible = jobwire.Ptr(false); r.Resources.Regions = nil }, "a"},
 		{"EQ", func(r *jobs.JobRequest) {
 			r.Constraints = []jobs.Constraint{{Key: "region", Op: "EQ", Values: []string{"eu"}}}
 		}, "b"},

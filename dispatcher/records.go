@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 )
@@ -57,16 +58,16 @@ var errAllocConflict = errors.New("dispatcher: worker capacity taken meanwhile")
 
 // mutateAlloc applies fn to worker's allocation record with compare-and-set,
 // retrying on a lost race with a fresh read.
-func (d *Dispatcher) mutateAlloc(ctx context.Context, worker string, fn func(*jobs.Allocation) error) error {
-	key := jobs.AllocKey(worker)
+func (d *Dispatcher) mutateAlloc(ctx context.Context, worker string, fn func(*jobwire.Allocation) error) error {
+	key := jobwire.AllocKey(worker)
 	for try := 0; ; try++ {
 		e := d.allocs[worker]
 		if e == nil {
-			e = &allocEntry{a: jobs.Allocation{Worker: worker}}
+			e = &allocEntry{a: jobwire.Allocation{Worker: worker}}
 		}
 		a := e.a
 		a.Tasks = slices.Clone(a.Tasks)
-		a.V = jobs.WireVersion
+		a.V = jobwire.WireVersion
 		a.Worker = worker
 		if err := fn(&a); err != nil {
 			if errors.Is(err, jobs.ErrNoChange) {
@@ -94,12 +95,12 @@ func (d *Dispatcher) mutateAlloc(ctx context.Context, worker string, fn func(*jo
 		// Lost a race: re-read and retry.
 		fresh, gerr := d.store.KV.Get(ctx, key)
 		if gerr != nil {
-			d.allocs[worker] = &allocEntry{a: jobs.Allocation{Worker: worker}}
+			d.allocs[worker] = &allocEntry{a: jobwire.Allocation{Worker: worker}}
 			continue
 		}
-		var fa jobs.Allocation
+		var fa jobwire.Allocation
 		if objects.Unmarshal(fresh.Value(), &fa) != nil {
-			fa = jobs.Allocation{Worker: worker}
+			fa = jobwire.Allocation{Worker: worker}
 		}
 		d.allocs[worker] = &allocEntry{a: fa, rev: fresh.Revision()}
 	}
@@ -123,15 +124,15 @@ func (d *Dispatcher) release(ctx context.Context, id string, task int, onlyWorke
 		if onlyWorker != "" && worker != onlyWorker {
 			continue
 		}
-		has := slices.ContainsFunc(e.a.Tasks, func(t jobs.Assignment) bool {
+		has := slices.ContainsFunc(e.a.Tasks, func(t jobwire.Assignment) bool {
 			return t.Job == id && (task < 0 || t.Task == task)
 		})
 		if !has {
 			continue
 		}
-		err := d.mutateAlloc(ctx, worker, func(a *jobs.Allocation) error {
+		err := d.mutateAlloc(ctx, worker, func(a *jobwire.Allocation) error {
 			n := len(a.Tasks)
-			a.Tasks = slices.DeleteFunc(a.Tasks, func(t jobs.Assignment) bool {
+			a.Tasks = slices.DeleteFunc(a.Tasks, func(t jobwire.Assignment) bool {
 				return t.Job == id && (task < 0 || t.Task == task)
 			})
 			if len(a.Tasks) == n {
@@ -147,14 +148,14 @@ func (d *Dispatcher) release(ctx context.Context, id string, task int, onlyWorke
 }
 
 // releaseExact removes one task attempt's assignment from worker.
-func (d *Dispatcher) releaseExact(ctx context.Context, worker string, as *jobs.Assignment) {
+func (d *Dispatcher) releaseExact(ctx context.Context, worker string, as *jobwire.Assignment) {
 	e := d.allocs[worker]
-	if e == nil || !slices.ContainsFunc(e.a.Tasks, func(t jobs.Assignment) bool { return t.Same(as) }) {
+	if e == nil || !slices.ContainsFunc(e.a.Tasks, func(t jobwire.Assignment) bool { return t.Same(as) }) {
 		return
 	}
-	err := d.mutateAlloc(ctx, worker, func(a *jobs.Allocation) error {
+	err := d.mutateAlloc(ctx, worker, func(a *jobwire.Allocation) error {
 		n := len(a.Tasks)
-		a.Tasks = slices.DeleteFunc(a.Tasks, func(t jobs.Assignment) bool { return t.Same(as) })
+		a.Tasks = slices.DeleteFunc(a.Tasks, func(t jobwire.Assignment) bool { return t.Same(as) })
 		if len(a.Tasks) == n {
 			return jobs.ErrNoChange
 		}

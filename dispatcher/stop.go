@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 )
 
@@ -25,7 +26,7 @@ func (d *Dispatcher) requestStop(ctx context.Context, id, reason string) {
 		if r.Status.Terminal() || r.StopRequestedMS != 0 {
 			return jobs.ErrNoChange
 		}
-		r.StopRequestedMS, r.StopReason = jobs.NowMS(), reason
+		r.StopRequestedMS, r.StopReason = jobwire.NowMS(), reason
 		return nil
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go"
@@ -58,7 +59,7 @@ func (d *Dispatcher) validate(name string, req *jobs.JobRequest) error {
 func (d *Dispatcher) onSubmit(ctx context.Context, m *nats.Msg) {
 	var sr jobs.SubmitRequest
 	if err := objects.Unmarshal(m.Data, &sr); err != nil {
-		reply(m, &jobs.SubmitReply{Code: jobs.CodeInvalid, Error: "malformed submit request: " + err.Error()})
+		reply(m, &jobs.SubmitReply{Code: jobwire.CodeInvalid, Error: "malformed submit request: " + err.Error()})
 		return
 	}
 	req := sr.Request
@@ -76,7 +77,7 @@ func (d *Dispatcher) onSubmit(ctx context.Context, m *nats.Msg) {
 		}
 	}
 	if err != nil {
-		reply(m, &jobs.SubmitReply{Code: jobs.CodeInvalid, Error: err.Error()})
+		reply(m, &jobs.SubmitReply{Code: jobwire.CodeInvalid, Error: err.Error()})
 		return
 	}
 	rec := jobs.NewRecord(sr.ID, sr.Parent, &req)
@@ -99,10 +100,10 @@ func (d *Dispatcher) onSubmit(ctx context.Context, m *nats.Msg) {
 	var ae *jobs.AlreadyExistsError
 	switch {
 	case errors.As(err, &ae):
-		reply(m, &jobs.SubmitReply{Code: jobs.CodeExists, Record: out, Error: ae.Error()})
+		reply(m, &jobs.SubmitReply{Code: jobwire.CodeExists, Record: out, Error: ae.Error()})
 		return
 	case err != nil:
-		reply(m, &jobs.SubmitReply{Code: jobs.CodeInternal, Error: err.Error()})
+		reply(m, &jobs.SubmitReply{Code: jobwire.CodeInternal, Error: err.Error()})
 		return
 	}
 	if cur := d.recs[sr.ID]; cur == nil || cur.rev < rev {
@@ -117,7 +118,7 @@ func (d *Dispatcher) onSubmit(ctx context.Context, m *nats.Msg) {
 	}
 	if berr != nil {
 		d.log.Info("job rejected", "job", sr.ID, "backend", name, "err", berr)
-		reply(m, &jobs.SubmitReply{Code: jobs.CodeRejected, Record: out, Error: berr.Error()})
+		reply(m, &jobs.SubmitReply{Code: jobwire.CodeRejected, Record: out, Error: berr.Error()})
 		return
 	}
 	reply(m, &jobs.SubmitReply{Record: out})

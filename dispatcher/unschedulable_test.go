@@ -7,6 +7,7 @@ import (
 
 	"github.com/frayhq/fray/dispatcher"
 	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 )
 
@@ -59,7 +60,7 @@ func TestSchedulingTimeoutCountsAfreshWhileAPreemptedJobWaitsToBePlacedAgain(t *
 	// not count, nor does the wait before its first placement once placed.
 	frayt.Eventually(t, 10*time.Second, "running for more than 1.5s", func() bool {
 		r := c.info(h)
-		return r.Running() == 1 && jobs.NowMS()-r.SubmittedMS > 1500
+		return r.Running() == 1 && jobwire.NowMS()-r.SubmittedMS > 1500
 	})
 	w1.loseLease() // no worker is left to run it again
 	r := c.wait(h)

@@ -13,6 +13,8 @@ import (
 	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/internal/jobwire"
+	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/tasks"
 	"github.com/nats-io/nats.go"
@@ -192,7 +194,7 @@ func TestRolesDoTheirWorkAndAreRefusedTheRest(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		_, err = kv.Put(ctx, jobs.JobKey("/default/hello"), []byte("forged"))
+		_, err = kv.Put(ctx, jobwire.JobKey("/default/hello"), []byte("forged"))
 		return err
 	})
 	refused(t, wc, "fray-worker", "worker purges a stream", func(ctx context.Context) error {
@@ -231,7 +233,7 @@ func TestRolesDoTheirWorkAndAreRefusedTheRest(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			_, err = s.GetLastMsgForSubject(ctx, tasks.ResultSubject("fray-alice", fut.TaskID()))
+			_, err = s.GetLastMsgForSubject(ctx, taskwire.ResultSubject("fray-alice", fut.TaskID()))
 			return err
 		})
 		refused(t, other.c, other.user, other.user+" reads the results stream with a consumer", func(ctx context.Context) error {

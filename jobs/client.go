@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -163,16 +164,16 @@ func (c *Client) Submit(ctx context.Context, req JobRequest, opts ...RequestOpti
 	if err != nil {
 		return nil, err
 	}
-	body, err := objects.Marshal(&SubmitRequest{V: WireVersion, ID: id, Parent: parent, Request: req})
+	body, err := objects.Marshal(&SubmitRequest{V: jobwire.WireVersion, ID: id, Parent: parent, Request: req})
 	if err != nil {
 		return nil, err
 	}
 	// A submit the server refuses to this user fails at once, naming both.
-	gctx, unguard := broker.GuardPublish(ctx, c.nc, SubjectSubmit, "$KV."+broker.BucketJobState+".>")
+	gctx, unguard := broker.GuardPublish(ctx, c.nc, jobwire.SubjectSubmit, "$KV."+broker.BucketJobState+".>")
 	defer unguard()
 	rctx, cancel := context.WithTimeout(gctx, c.submitTimeout)
 	defer cancel()
-	msg, err := c.nc.RequestWithContext(rctx, SubjectSubmit, body)
+	msg, err := c.nc.RequestWithContext(rctx, jobwire.SubjectSubmit, body)
 	if err != nil {
 		if derr := broker.Denied(gctx, err); derr != err {
 			return nil, fmt.Errorf("jobs: submit %s: %w", id, derr)
@@ -184,7 +185,7 @@ func (c *Client) Submit(ctx context.Context, req JobRequest, opts ...RequestOpti
 			return nil, fmt.Errorf("jobs: submit %s: bad reply: %w", id, err)
 		}
 	}
-	if errors.Is(err, nats.ErrNoResponders) || err == nil && rep.Code == CodeUnavailable {
+	if errors.Is(err, nats.ErrNoResponders) || err == nil && rep.Code == jobwire.CodeUnavailable {
 		// No dispatcher is running: record the job; one will place it.
 		rec := NewRecord(id, parent, &req)
 		_, _, adopted, err := c.store.CreateOrAdopt(gctx, rec, req.Adopt())
@@ -203,13 +204,13 @@ func (c *Client) Submit(ctx context.Context, req JobRequest, opts ...RequestOpti
 		return nil, fmt.Errorf("%w: submit %s: %v", ErrNoDispatcher, id, err)
 	}
 	switch rep.Code {
-	case CodeOK:
+	case jobwire.CodeOK:
 		return &Handle{c: c, id: id, adopted: rep.Adopted, refreshed: true}, nil
-	case CodeExists:
+	case jobwire.CodeExists:
 		return nil, &AlreadyExistsError{ID: id, Handle: c.Handle(id)}
-	case CodeInvalid:
+	case jobwire.CodeInvalid:
 		return nil, fmt.Errorf("%w: %s", ErrInvalid, rep.Error)
-	case CodeRejected:
+	case jobwire.CodeRejected:
 		return nil, fmt.Errorf("%w: job %s: %s", ErrRejected, id, rep.Error)
 	default:
 		return nil, fmt.Errorf("jobs: submit %s: %s", id, rep.Error)
@@ -219,9 +220,9 @@ func (c *Client) Submit(ctx context.Context, req JobRequest, opts ...RequestOpti
 // NewRecord makes the PENDING record of a new submission.
 func NewRecord(id, parent string, req *JobRequest) *Record {
 	ns, name, _, _ := ParseID(id)
-	now := NowMS()
+	now := jobwire.NowMS()
 	return &Record{
-		V: RecordVersion, ID: id, Name: name, Namespace: ns, Parent: parent,
+		V: jobwire.RecordVersion, ID: id, Name: name, Namespace: ns, Parent: parent,
 		Run: nuid.Next(), Request: *req, Status: StatusPending,
 		PendingReason: "waiting for a dispatcher",
 		Tasks:         NewTasks(req.NumReplicas()),
@@ -246,13 +247,13 @@ func (c *Client) stop(ctx context.Context, id, reason string) error {
 	if r.Status.Terminal() {
 		return nil
 	}
-	b, err := objects.Marshal(&Control{V: WireVersion, Job: id, Op: OpStop, Reason: reason})
+	b, err := objects.Marshal(&jobwire.Control{V: jobwire.WireVersion, Job: id, Op: jobwire.OpStop, Reason: reason})
 	if err != nil {
 		return err
 	}
-	gctx, unguard := broker.GuardPublish(ctx, c.nc, ControlSubject(id))
+	gctx, unguard := broker.GuardPublish(ctx, c.nc, jobwire.ControlSubject(id))
 	defer unguard()
-	if _, err := c.js.Publish(gctx, ControlSubject(id), b); err != nil {
+	if _, err := c.js.Publish(gctx, jobwire.ControlSubject(id), b); err != nil {
 		return fmt.Errorf("jobs: stop %s: %w", id, broker.Denied(gctx, err))
 	}
 	_, err = h.Wait(ctx)

@@ -19,5 +19,8 @@
 //	runner, err := jobs.NewRunner(jobs.RunnerOptions{CPU: 8, RAM: "32g"})
 //	w, err := worker.New(nc, worker.Options{Plugins: []worker.Plugin{runner}})
 //
-// The wire protocol (subjects, keys, records) is in docs/protocol/jobs.md.
+// The wire protocol (subjects, keys, records) is in docs/protocol/jobs.md;
+// its Go form, which only fray itself uses, is in internal/jobwire (the
+// records that embed this package's types, Record, SubmitRequest,
+// SubmitReply and FindReply, stay here).
 package jobs

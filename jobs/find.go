@@ -6,31 +6,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go"
 )
-
-// Subjects of the backend look-ups the dispatchers serve (core-NATS
-// requests, queue group QueueDispatchers, outside every stream). See
-// docs/protocol/backends.md.
-const (
-	// SubjectFind: FindRequest in, FindReply out. The dispatcher asks its
-	// external backends (Ray, Iris) for the job (or all of fray's jobs) and
-	// records what they have in FRAY_JOB_STATE before it answers.
-	SubjectFind = "fray.dispatcher.find"
-	// SubjectBackends: BackendsRequest in, BackendsReply out: the
-	// dispatcher's backends and where they are.
-	SubjectBackends = "fray.dispatcher.backends"
-)
-
-// FindRequest asks a dispatcher to look jobs up on its external backends.
-// With ID set it looks up that job: the backend's newest run of it; with
-// All set, every job of fray's the backends list.
-type FindRequest struct {
-	V   int    `cbor:"v"`
-	ID  string `cbor:"id,omitempty"`
-	All bool   `cbor:"all,omitempty"`
-}
 
 // FindReply answers a FindRequest once what was found is recorded.
 type FindReply struct {
@@ -44,11 +23,6 @@ type FindReply struct {
 	// backend could not be asked; Error says which and why).
 	Code  string `cbor:"code,omitempty"`
 	Error string `cbor:"error,omitempty"`
-}
-
-// BackendsRequest asks a dispatcher which backends it runs jobs on.
-type BackendsRequest struct {
-	V int `cbor:"v"`
 }
 
 // BackendsReply lists a dispatcher's backends.
@@ -99,11 +73,11 @@ func request(ctx context.Context, nc *nats.Conn, subject string, req, rep any) (
 // ErrNotFound when no backend has the job and no record exists.
 func (c *Client) Find(ctx context.Context, id string) (*Record, error) {
 	var rep FindReply
-	ok, err := request(ctx, c.nc, SubjectFind, &FindRequest{V: WireVersion, ID: id}, &rep)
+	ok, err := request(ctx, c.nc, jobwire.SubjectFind, &jobwire.FindRequest{V: jobwire.WireVersion, ID: id}, &rep)
 	if err != nil {
 		return nil, err
 	}
-	if ok && rep.Code != CodeOK {
+	if ok && rep.Code != jobwire.CodeOK {
 		return nil, fmt.Errorf("jobs: find %s on the backends: %s", id, rep.Error)
 	}
 	if ok && rep.Record != nil {
@@ -117,11 +91,11 @@ func (c *Client) Find(ctx context.Context, id string) (*Record, error) {
 // external backends list, and returns how many they found.
 func (c *Client) FindAll(ctx context.Context) (int, error) {
 	var rep FindReply
-	ok, err := request(ctx, c.nc, SubjectFind, &FindRequest{V: WireVersion, All: true}, &rep)
+	ok, err := request(ctx, c.nc, jobwire.SubjectFind, &jobwire.FindRequest{V: jobwire.WireVersion, All: true}, &rep)
 	if err != nil || !ok {
 		return 0, err
 	}
-	if rep.Code != CodeOK {
+	if rep.Code != jobwire.CodeOK {
 		return rep.Found, fmt.Errorf("jobs: list the backends' jobs: %s", rep.Error)
 	}
 	return rep.Found, nil
@@ -131,7 +105,7 @@ func (c *Client) FindAll(ctx context.Context) (int, error) {
 // when no dispatcher answers.
 func (c *Client) Backends(ctx context.Context) (rep *BackendsReply, ok bool, err error) {
 	rep = &BackendsReply{}
-	ok, err = request(ctx, c.nc, SubjectBackends, &BackendsRequest{V: WireVersion}, rep)
+	ok, err = request(ctx, c.nc, jobwire.SubjectBackends, &jobwire.BackendsRequest{V: jobwire.WireVersion}, rep)
 	return rep, ok, err
 }
 

@@ -3,6 +3,7 @@ package jobs_test
 import (
 	"testing"
 
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 )
@@ -10,10 +11,10 @@ import (
 func seeds(f *testing.F) {
 	req := jobs.JobRequest{Name: "j", Entrypoint: jobs.Command("echo", "hi"), Replicas: 2, Constraints: []jobs.Constraint{{Key: "k", Op: "IN", Values: []string{"a"}}}}
 	rec := jobs.NewRecord("/ns/j", "", &req)
-	for _, v := range []any{rec, &jobs.LogBatch{Job: "/ns/j", Lines: []string{"a", "b"}},
-		&jobs.TaskEvent{Job: "/ns/j", Kind: jobs.EventExited, ExitCode: 3},
-		&jobs.Allocation{Worker: "w", Tasks: []jobs.Assignment{{Job: "/ns/j", Argv: []string{"true"}}}},
-		&jobs.SubmitRequest{ID: "/ns/j", Request: req}, &jobs.Control{Job: "/ns/j", Op: jobs.OpStop}} {
+	for _, v := range []any{rec, &jobwire.LogBatch{Job: "/ns/j", Lines: []string{"a", "b"}},
+		&jobwire.TaskEvent{Job: "/ns/j", Kind: jobwire.EventExited, ExitCode: 3},
+		&jobwire.Allocation{Worker: "w", Tasks: []jobwire.Assignment{{Job: "/ns/j", Argv: []string{"true"}}}},
+		&jobs.SubmitRequest{ID: "/ns/j", Request: req}, &jobwire.Control{Job: "/ns/j", Op: jobwire.OpStop}} {
 		b, err := objects.Marshal(v)
 		if err != nil {
 			f.Fatal(err)
@@ -39,13 +40,13 @@ func FuzzDecodeJobWire(f *testing.F) {
 			_ = sr.Request.Validate()
 			_, _, _, _ = jobs.ParseID(sr.ID)
 		}
-		var ev jobs.TaskEvent
+		var ev jobwire.TaskEvent
 		_ = objects.Unmarshal(b, &ev)
-		var a jobs.Allocation
+		var a jobwire.Allocation
 		_ = objects.Unmarshal(b, &a)
-		var c jobs.Control
+		var c jobwire.Control
 		_ = objects.Unmarshal(b, &c)
-		var lb jobs.LogBatch
+		var lb jobwire.LogBatch
 		_ = objects.Unmarshal(b, &lb)
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -129,7 +130,7 @@ func (h *Handle) watch(ctx context.Context, fn func(*Record) bool) error {
 	if err := h.refresh(ctx); err != nil {
 		return err
 	}
-	w, err := h.c.store.KV.Watch(ctx, JobKey(h.id))
+	w, err := h.c.store.KV.Watch(ctx, jobwire.JobKey(h.id))
 	if err != nil {
 		return fmt.Errorf("jobs: watch %s: %w", h.id, err)
 	}
@@ -156,7 +157,7 @@ func (h *Handle) watch(ctx context.Context, fn func(*Record) bool) error {
 			return ctx.Err()
 		case <-resync.C:
 			gctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			e, err := h.c.store.KV.Get(gctx, JobKey(h.id))
+			e, err := h.c.store.KV.Get(gctx, jobwire.JobKey(h.id))
 			cancel()
 			if err == nil && handle(e.Revision(), e.Value()) {
 				return nil
@@ -209,7 +210,7 @@ func (h *Handle) follow(ctx context.Context, yield func(LogLine, error) bool) er
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	oc, err := h.c.js.OrderedConsumer(ctx, broker.StreamLogs, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{LogFilter(h.id)},
+		FilterSubjects: []string{jobwire.LogFilter(h.id)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {

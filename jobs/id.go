@@ -82,31 +82,6 @@ func ParseID(id string) (ns, name, parent string, err error) {
 	return ns, name, parent, nil
 }
 
-// Token encodes a job id as one NATS subject token and KV key part: the
-// leading '/' is dropped and '.' becomes '=' (which names never contain),
-// e.g. "/ns/llama-3.1" → "ns/llama-3=1".
-func Token(id string) string {
-	return strings.ReplaceAll(strings.TrimPrefix(id, "/"), ".", "=")
-}
-
-// IDFromToken reverses Token.
-func IDFromToken(tok string) string {
-	return "/" + strings.ReplaceAll(tok, "=", ".")
-}
-
-// WorkerToken encodes a worker id as a KV key part and subject token: any
-// character outside [-_/=a-zA-Z0-9] becomes '_'.
-func WorkerToken(id string) string {
-	b := []byte(id)
-	for i, c := range b {
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '/' || c == '='
-		if !ok {
-			b[i] = '_'
-		}
-	}
-	return string(b)
-}
-
 // ValidRef reports why s, a job as a user names it, is not one, or nil:
 // an id ("/ns/name[/child...]", see ParseID) or a name in the client's
 // namespace, possibly with its children ("name[/child...]").

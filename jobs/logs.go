@@ -11,19 +11,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go/jetstream"
-)
-
-// Log batching bounds.
-const (
-	// MaxLineBytes truncates longer lines (marked with " …[truncated]").
-	MaxLineBytes = 16 << 10
-	// MaxBatchLines and MaxBatchBytes bound one LogBatch.
-	MaxBatchLines = 2000
-	MaxBatchBytes = 256 << 10
-	// LogFlushInterval is how long a line waits at most before it is sent.
-	LogFlushInterval = 100 * time.Millisecond
 )
 
 // LogLine is one line of a job's output.
@@ -39,14 +29,14 @@ type LogLine struct {
 type LogWriter struct {
 	js      jetstream.JetStream
 	subject string
-	batch   LogBatch
+	batch   jobwire.LogBatch
 	bytes   int
 	msgID   string // when set, batches carry Nats-Msg-Id msgID:First (dedup)
 }
 
 // NewLogWriter makes a writer for task of job's attempt.
 func NewLogWriter(js jetstream.JetStream, job string, task, attempt int) *LogWriter {
-	return &LogWriter{js: js, subject: LogSubject(job, task), batch: LogBatch{V: WireVersion, Job: job, Task: task, Attempt: attempt}}
+	return &LogWriter{js: js, subject: jobwire.LogSubject(job, task), batch: jobwire.LogBatch{V: jobwire.WireVersion, Job: job, Task: task, Attempt: attempt}}
 }
 
 // Dedup makes every batch carry the message id prefix:<first line>, so a
@@ -61,15 +51,15 @@ func (w *LogWriter) SetNext(n int64) { w.batch.First = n; w.batch.Lines = nil; w
 
 // Line adds a line, sending the batch when it is full.
 func (w *LogWriter) Line(ctx context.Context, s string) error {
-	if len(s) > MaxLineBytes {
-		s = s[:MaxLineBytes] + " …[truncated]"
+	if len(s) > jobwire.MaxLineBytes {
+		s = s[:jobwire.MaxLineBytes] + " …[truncated]"
 	}
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD") // CBOR text must be UTF-8
 	}
 	w.batch.Lines = append(w.batch.Lines, s)
 	w.bytes += len(s) + 3
-	if len(w.batch.Lines) >= MaxBatchLines || w.bytes >= MaxBatchBytes {
+	if len(w.batch.Lines) >= jobwire.MaxBatchLines || w.bytes >= jobwire.MaxBatchBytes {
 		return w.Flush(ctx)
 	}
 	return nil
@@ -113,11 +103,11 @@ func (w *LogWriter) Flush(ctx context.Context) error {
 	return nil
 }
 
-// PumpLines reads r line by line into w until EOF, sending a batch when it
+// pumpLines reads r line by line into w until EOF, sending a batch when it
 // is full or LogFlushInterval after its first line, and flushes at the end.
 // Publishing errors are returned after r is drained (so the process never
 // blocks on a full pipe).
-func PumpLines(ctx context.Context, r io.Reader, w *LogWriter) error {
+func pumpLines(ctx context.Context, r io.Reader, w *LogWriter) error {
 	lines := make(chan string, 1024)
 	go func() {
 		defer close(lines)
@@ -149,7 +139,7 @@ func PumpLines(ctx context.Context, r io.Reader, w *LogWriter) error {
 				firstErr = err
 			}
 			if w.Pending() && !armed {
-				t.Reset(LogFlushInterval)
+				t.Reset(jobwire.LogFlushInterval)
 				armed = true
 			}
 		case <-t.C:
@@ -168,7 +158,7 @@ func readLine(br *bufio.Reader) (*string, error) {
 	truncated := false
 	for {
 		frag, isPrefix, err := br.ReadLine()
-		if len(buf) < MaxLineBytes+1 {
+		if len(buf) < jobwire.MaxLineBytes+1 {
 			buf = append(buf, frag...)
 		} else {
 			truncated = true
@@ -182,7 +172,7 @@ func readLine(br *bufio.Reader) (*string, error) {
 		}
 		if !isPrefix {
 			s := string(buf)
-			if truncated && len(s) <= MaxLineBytes {
+			if truncated && len(s) <= jobwire.MaxLineBytes {
 				s += " …[truncated]"
 			}
 			return &s, nil
@@ -192,7 +182,7 @@ func readLine(br *bufio.Reader) (*string, error) {
 
 // decodeBatch turns a log message into lines.
 func decodeBatch(data []byte) ([]LogLine, error) {
-	var b LogBatch
+	var b jobwire.LogBatch
 	if err := objects.Unmarshal(data, &b); err != nil {
 		return nil, err
 	}
@@ -207,7 +197,7 @@ func decodeBatch(data []byte) ([]LogLine, error) {
 // maxLines <= 0), in order.
 func TailLogs(ctx context.Context, js jetstream.JetStream, id string, maxLines int) ([]LogLine, error) {
 	oc, err := js.OrderedConsumer(ctx, broker.StreamLogs, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{LogFilter(id)},
+		FilterSubjects: []string{jobwire.LogFilter(id)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
@@ -231,7 +221,7 @@ func TailLogs(ctx context.Context, js jetstream.JetStream, id string, maxLines i
 		lines, derr := decodeBatch(msg.Data())
 		if derr == nil {
 			out = append(out, lines...)
-			if maxLines > 0 && len(out) > 2*maxLines+MaxBatchLines {
+			if maxLines > 0 && len(out) > 2*maxLines+jobwire.MaxBatchLines {
 				out = append(out[:0:0], out[len(out)-maxLines:]...)
 			}
 		}
@@ -252,7 +242,7 @@ func lastLogSeq(ctx context.Context, js jetstream.JetStream, id string) (uint64,
 	if err != nil {
 		return 0, err
 	}
-	m, err := s.GetLastMsgForSubject(ctx, LogFilter(id))
+	m, err := s.GetLastMsgForSubject(ctx, jobwire.LogFilter(id))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 )
@@ -83,7 +84,7 @@ func TestParseBytesReadsHumanSizes(t *testing.T) {
 			t.Errorf("ParseBytes(%q) accepted", bad)
 		}
 	}
-	if s := jobs.FormatBytes(3 << 29); s != "1.5g" {
+	if s := jobwire.FormatBytes(3 << 29); s != "1.5g" {
 		t.Errorf("FormatBytes = %s", s)
 	}
 }
@@ -137,7 +138,7 @@ func TestJobIDsAreHierarchical(t *testing.T) {
 	if _, _, _, err := jobs.ParseID("ns/train"); err == nil {
 		t.Fatal("id without leading / accepted")
 	}
-	if tok := jobs.Token("/ns/llama-3.1"); tok != "ns/llama-3=1" || jobs.IDFromToken(tok) != "/ns/llama-3.1" {
+	if tok := jobwire.Token("/ns/llama-3.1"); tok != "ns/llama-3=1" || jobwire.IDFromToken(tok) != "/ns/llama-3.1" {
 		t.Fatalf("token %q", tok)
 	}
 }

@@ -2,11 +2,9 @@ package jobs
 
 import (
 	"fmt"
-	"time"
-)
 
-// RecordVersion is the current Record version.
-const RecordVersion = 1
+	"github.com/frayhq/fray/internal/jobwire"
+)
 
 // Task states.
 type TaskStatus string
@@ -85,9 +83,6 @@ type TaskState struct {
 	Attempts []TaskAttempt `cbor:"attempts,omitempty" json:"attempts,omitempty"`
 }
 
-// MaxAttemptsKept bounds TaskState.Attempts so records stay small.
-const MaxAttemptsKept = 8
-
 // TaskAttempt is one run of a task.
 type TaskAttempt struct {
 	Attempt  int        `cbor:"attempt" json:"attempt"`
@@ -149,13 +144,10 @@ func (r *Record) PendingSinceMS() int64 {
 
 // Handle-independent helpers.
 
-// NowMS is the current time in Unix milliseconds.
-func NowMS() int64 { return time.Now().UnixMilli() }
-
-// CanTransition reports whether a job may go from status from to status to.
+// canTransition reports whether a job may go from status from to status to.
 // PENDING → RUNNING and RUNNING → PENDING (a retry) are allowed, as is any
 // live status to a terminal one; a terminal status is final.
-func CanTransition(from, to JobStatus) bool {
+func canTransition(from, to JobStatus) bool {
 	if from == to {
 		return true
 	}
@@ -169,9 +161,9 @@ func CanTransition(from, to JobStatus) bool {
 	return false
 }
 
-// checkTransition is CanTransition as an error.
+// checkTransition is canTransition as an error.
 func checkTransition(id string, from, to JobStatus) error {
-	if CanTransition(from, to) {
+	if canTransition(from, to) {
 		return nil
 	}
 	if from.Terminal() {
@@ -198,7 +190,7 @@ func (r *Record) Finish(s JobStatus, msg string) error {
 	r.Status = s
 	r.Error = msg
 	r.PendingReason = ""
-	r.FinishedMS = NowMS()
+	r.FinishedMS = jobwire.NowMS()
 	for i := range r.Tasks {
 		t := &r.Tasks[i]
 		if !t.State.Done() {

@@ -1,6 +1,10 @@
 package jobs
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/frayhq/fray/internal/jobwire"
+)
 
 // RequestOption adjusts a JobRequest at submit, so that a request reads as
 // one expression: the literal with what needs no checking, the options
@@ -28,13 +32,13 @@ func GPU(variant string, n int) RequestOption {
 // NotPreemptible keeps the job off preemptible hosts (Resources.Preemptible
 // false): it needs workers with the attribute preemptible=false.
 func NotPreemptible() RequestOption {
-	return func(r *JobRequest) error { r.Resources.Preemptible = Ptr(false); return nil }
+	return func(r *JobRequest) error { r.Resources.Preemptible = jobwire.Ptr(false); return nil }
 }
 
 // RefuseExisting makes Submit fail with *AlreadyExistsError when a live job
 // of the same name exists, instead of adopting it (AdoptExisting false).
 func RefuseExisting() RequestOption {
-	return func(r *JobRequest) error { r.AdoptExisting = Ptr(false); return nil }
+	return func(r *JobRequest) error { r.AdoptExisting = jobwire.Ptr(false); return nil }
 }
 
 // MaxPreemptions sets how many times the job is rerun after losing a
@@ -44,7 +48,7 @@ func MaxPreemptions(n int) RequestOption {
 		if n < 0 {
 			return fmt.Errorf("%w: MaxPreemptions(%d): want 0 or more", ErrInvalid, n)
 		}
-		r.MaxRetriesPreemption = Ptr(n)
+		r.MaxRetriesPreemption = jobwire.Ptr(n)
 		return nil
 	}
 }

@@ -3,6 +3,7 @@ package jobs
 import (
 	"time"
 
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/objects"
 )
 
@@ -26,7 +27,7 @@ type requestWire struct {
 // millisecond rounds up, so a timeout never becomes none).
 func (r JobRequest) MarshalCBOR() ([]byte, error) {
 	w := requestWire{requestFields: requestFields(r), TimeoutMS: ceilMS(r.Timeout), SchedulingTimeoutMS: ceilMS(r.SchedulingTimeout)}
-	w.V = RequestVersion
+	w.V = jobwire.RequestVersion
 	w.Timeout, w.SchedulingTimeout = 0, 0
 	return objects.Marshal(&w)
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 )
@@ -20,7 +21,7 @@ func TestJobRequestTimeoutsTravelAsMilliseconds(t *testing.T) {
 	if err := objects.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	if m["v"] != uint64(jobs.RequestVersion) || m["timeout_ms"] != uint64(90_000) || m["scheduling_timeout_ms"] != uint64(600_002) {
+	if m["v"] != uint64(jobwire.RequestVersion) || m["timeout_ms"] != uint64(90_000) || m["scheduling_timeout_ms"] != uint64(600_002) {
 		t.Fatalf("encoded %v", m)
 	}
 	if _, ok := m["timeout"]; ok {

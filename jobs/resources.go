@@ -159,20 +159,3 @@ func ParseBytes(s string) (int64, error) {
 	}
 	return int64(math.Round(v)), nil
 }
-
-// FormatBytes renders n in the largest binary unit that keeps it readable,
-// e.g. "4g" or "1.5g".
-func FormatBytes(n int64) string {
-	units := []struct {
-		s string
-		v int64
-	}{{"t", 1 << 40}, {"g", 1 << 30}, {"m", 1 << 20}, {"k", 1 << 10}}
-	for _, u := range units {
-		if n >= u.v {
-			f := strconv.FormatFloat(float64(n)/float64(u.v), 'f', 2, 64)
-			f = strings.TrimRight(strings.TrimRight(f, "0"), ".")
-			return f + u.s
-		}
-	}
-	return strconv.FormatInt(n, 10)
-}

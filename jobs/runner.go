@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -208,7 +209,7 @@ func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream,
 	if spec == "" {
 		spec = nc.ConnectedUrl()
 	}
-	key := AllocKey(self.ID)
+	key := jobwire.AllocKey(self.ID)
 	// The worker's allocation changes only when the dispatcher places or
 	// stops something here: a core subscription to its key's subject says
 	// when (no consumer per worker on the bucket), and a direct get reads
@@ -238,7 +239,7 @@ func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream,
 		gctx, cancel := context.WithTimeout(ctx, time.Second)
 		e, err := kv.Get(gctx, key)
 		cancel()
-		var a Allocation
+		var a jobwire.Allocation
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
 			if lastRev == 0 || gone {
@@ -328,13 +329,13 @@ type host struct {
 	wg       sync.WaitGroup
 }
 
-func assignKey(a *Assignment) string {
+func assignKey(a *jobwire.Assignment) string {
 	return a.Job + "|" + a.Run + "|" + strconv.Itoa(a.Task) + "|" + strconv.Itoa(a.Attempt)
 }
 
 // apply starts the listed assignments not yet started and stops the
 // running ones no longer listed.
-func (h *host) apply(ctx context.Context, tasks []Assignment) {
+func (h *host) apply(ctx context.Context, tasks []jobwire.Assignment) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	want := map[string]bool{}
@@ -376,7 +377,7 @@ func (h *host) apply(ctx context.Context, tasks []Assignment) {
 
 // exitReport is a reported exit, kept while the assignment is still listed.
 type exitReport struct {
-	ev TaskEvent
+	ev jobwire.TaskEvent
 	at time.Time
 }
 
@@ -387,7 +388,7 @@ const ExitRepeat = 5 * time.Second
 // repeatExits re-sends exit reports the dispatcher has not acted on.
 func (h *host) repeatExits() {
 	h.mu.Lock()
-	var due []TaskEvent
+	var due []jobwire.TaskEvent
 	for _, x := range h.finished {
 		if time.Since(x.at) >= ExitRepeat {
 			x.at = time.Now()
@@ -401,7 +402,7 @@ func (h *host) repeatExits() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, _ = h.js.Publish(ctx, EventSubject(ev.Job), b)
+		_, _ = h.js.Publish(ctx, jobwire.EventSubject(ev.Job), b)
 		cancel()
 	}
 }
@@ -417,11 +418,11 @@ func (h *host) stopAll() {
 }
 
 // publishEvent reports a task event, retrying while the broker restarts.
-func (h *host) publishEvent(ev TaskEvent) TaskEvent {
-	ev.V = WireVersion
+func (h *host) publishEvent(ev jobwire.TaskEvent) jobwire.TaskEvent {
+	ev.V = jobwire.WireVersion
 	ev.Worker = h.worker
 	if ev.TimeMS == 0 {
-		ev.TimeMS = NowMS()
+		ev.TimeMS = jobwire.NowMS()
 	}
 	b, err := objects.Marshal(&ev)
 	if err != nil {
@@ -431,7 +432,7 @@ func (h *host) publishEvent(ev TaskEvent) TaskEvent {
 	// that is repeated by repeatExits.
 	for try := 0; try < 10; try++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err = h.js.Publish(ctx, EventSubject(ev.Job), b)
+		_, err = h.js.Publish(ctx, jobwire.EventSubject(ev.Job), b)
 		cancel()
 		if err == nil {
 			return ev

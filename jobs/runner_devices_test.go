@@ -13,6 +13,7 @@ import (
 
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go"
@@ -30,7 +31,7 @@ type runnerRig struct {
 	logs   *frayt.SyncBuffer // the runner's slog output
 
 	mu     sync.Mutex
-	events []jobs.TaskEvent
+	events []jobwire.TaskEvent
 	lines  map[string][]string // job id → output lines
 }
 
@@ -43,7 +44,7 @@ func startRunner(t *testing.T, o jobs.RunnerOptions) *runnerRig {
 		t.Fatal(err)
 	}
 	sub, err := nc.Subscribe(broker.SubjectLogsPrefix+">", func(m *nats.Msg) {
-		var b jobs.LogBatch
+		var b jobwire.LogBatch
 		if objects.Unmarshal(m.Data, &b) == nil {
 			rig.mu.Lock()
 			rig.lines[b.Job] = append(rig.lines[b.Job], b.Lines...)
@@ -54,8 +55,8 @@ func startRunner(t *testing.T, o jobs.RunnerOptions) *runnerRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	esub, err := nc.Subscribe(jobs.SubjectEventsPrefix+">", func(m *nats.Msg) {
-		var ev jobs.TaskEvent
+	esub, err := nc.Subscribe(jobwire.SubjectEventsPrefix+">", func(m *nats.Msg) {
+		var ev jobwire.TaskEvent
 		if objects.Unmarshal(m.Data, &ev) == nil {
 			rig.mu.Lock()
 			rig.events = append(rig.events, ev)
@@ -77,7 +78,7 @@ func startRunner(t *testing.T, o jobs.RunnerOptions) *runnerRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info := broker.WorkerInfo{V: broker.WorkerInfoVersion, ID: rig.worker, Host: "test", StartedMS: jobs.NowMS()}
+	info := broker.WorkerInfo{V: broker.WorkerInfoVersion, ID: rig.worker, Host: "test", StartedMS: jobwire.NowMS()}
 	r.Describe(&info)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -92,19 +93,19 @@ func startRunner(t *testing.T, o jobs.RunnerOptions) *runnerRig {
 }
 
 // assign makes as the worker's whole allocation.
-func (r *runnerRig) assign(as ...jobs.Assignment) {
+func (r *runnerRig) assign(as ...jobwire.Assignment) {
 	r.t.Helper()
-	b, err := objects.Marshal(&jobs.Allocation{V: jobs.WireVersion, Worker: r.worker, Tasks: as})
+	b, err := objects.Marshal(&jobwire.Allocation{V: jobwire.WireVersion, Worker: r.worker, Tasks: as})
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	if _, err := r.kv.Put(r.ctx, jobs.AllocKey(r.worker), b); err != nil {
+	if _, err := r.kv.Put(r.ctx, jobwire.AllocKey(r.worker), b); err != nil {
 		r.t.Fatal(err)
 	}
 }
 
 // event is the job's first event of kind, or nil.
-func (r *runnerRig) event(job, kind string) *jobs.TaskEvent {
+func (r *runnerRig) event(job, kind string) *jobwire.TaskEvent {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, ev := range r.events {
@@ -132,9 +133,9 @@ func (r *runnerRig) output(job string) string {
 }
 
 // waitEvent waits for the job's first event of kind.
-func (r *runnerRig) waitEvent(job, kind string) *jobs.TaskEvent {
+func (r *runnerRig) waitEvent(job, kind string) *jobwire.TaskEvent {
 	r.t.Helper()
-	var ev *jobs.TaskEvent
+	var ev *jobwire.TaskEvent
 	frayt.Eventually(r.t, 30*time.Second, job+" "+kind, func() bool { ev = r.event(job, kind); return ev != nil })
 	return ev
 }
@@ -153,10 +154,10 @@ func (r *runnerRig) waitWaiting(job string) {
 }
 
 // gpuTask is a one-replica command task of job id claiming devices.
-func gpuTask(id string, devices int, script string) jobs.Assignment {
-	return jobs.Assignment{
+func gpuTask(id string, devices int, script string) jobwire.Assignment {
+	return jobwire.Assignment{
 		Job: id, Run: "run-" + id, Namespace: "t", Task: 0, NumTasks: 1, CPU: 1, Devices: devices,
-		Argv: []string{"sh", "-c", script}, CreatedMS: jobs.NowMS(),
+		Argv: []string{"sh", "-c", script}, CreatedMS: jobwire.NowMS(),
 	}
 }
 
@@ -186,7 +187,7 @@ func TestTwoGPUTasksOnATwoGPURunnerGetDistinctDevicesAndAThirdWaitsForAFreedOne(
 	if want := []string{"cuda=[0] set=yes", "cuda=[1] set=yes"}; !slices.Equal(outs, want) {
 		t.Fatalf("outputs %q, want %q", outs, want)
 	}
-	aDevs := rig.waitEvent("/t/a", jobs.EventStarted).Devices
+	aDevs := rig.waitEvent("/t/a", jobwire.EventStarted).Devices
 	if len(aDevs) != 1 || "cuda=["+aDevs[0]+"] set=yes" != rig.output("/t/a") {
 		t.Fatalf("started event of a reports devices %q, its process printed %q", aDevs, rig.output("/t/a"))
 	}
@@ -194,7 +195,7 @@ func TestTwoGPUTasksOnATwoGPURunnerGetDistinctDevicesAndAThirdWaitsForAFreedOne(
 	// A third 1-GPU task finds both GPUs held: it waits, unstarted.
 	rig.assign(a, b, c)
 	rig.waitWaiting("/t/c")
-	if ev := rig.event("/t/c", jobs.EventStarted); ev != nil {
+	if ev := rig.event("/t/c", jobwire.EventStarted); ev != nil {
 		t.Fatalf("c started while both GPUs were held: %+v", ev)
 	}
 	// a stops: c gets a's GPU, once a's process is gone.
@@ -202,13 +203,13 @@ func TestTwoGPUTasksOnATwoGPURunnerGetDistinctDevicesAndAThirdWaitsForAFreedOne(
 	if got, want := rig.output("/t/c"), rig.output("/t/a"); got != want {
 		t.Fatalf("c printed %q, want a's device: %q", got, want)
 	}
-	rig.waitEvent("/t/a", jobs.EventExited)
-	if ev := rig.waitEvent("/t/c", jobs.EventStarted); !slices.Equal(ev.Devices, aDevs) {
+	rig.waitEvent("/t/a", jobwire.EventExited)
+	if ev := rig.waitEvent("/t/c", jobwire.EventStarted); !slices.Equal(ev.Devices, aDevs) {
 		t.Fatalf("c's started event reports devices %q, want %q", ev.Devices, aDevs)
 	}
 	rig.assign()
-	rig.waitEvent("/t/b", jobs.EventExited)
-	rig.waitEvent("/t/c", jobs.EventExited)
+	rig.waitEvent("/t/b", jobwire.EventExited)
+	rig.waitEvent("/t/c", jobwire.EventExited)
 }
 
 func TestTaskStoppedWhileWaitingForDevicesExitsWithoutStarting(t *testing.T) {
@@ -220,14 +221,14 @@ func TestTaskStoppedWhileWaitingForDevicesExitsWithoutStarting(t *testing.T) {
 	rig.assign(a, b)
 	rig.waitWaiting("/t/b")
 	rig.assign(a)
-	if ev := rig.waitEvent("/t/b", jobs.EventExited); ev.Error != "stopped" || ev.DevicesBusy || ev.Preempted {
+	if ev := rig.waitEvent("/t/b", jobwire.EventExited); ev.Error != "stopped" || ev.DevicesBusy || ev.Preempted {
 		t.Fatalf("exit of b: %+v", ev)
 	}
-	if rig.event("/t/b", jobs.EventStarted) != nil || rig.event("/t/a", jobs.EventExited) != nil {
+	if rig.event("/t/b", jobwire.EventStarted) != nil || rig.event("/t/a", jobwire.EventExited) != nil {
 		t.Fatal("b started, or a was disturbed")
 	}
 	rig.assign()
-	rig.waitEvent("/t/a", jobs.EventExited)
+	rig.waitEvent("/t/a", jobwire.EventExited)
 }
 
 func TestTaskWhoseDevicesStayBusyFailsToStartNamingThem(t *testing.T) {
@@ -241,7 +242,7 @@ func TestTaskWhoseDevicesStayBusyFailsToStartNamingThem(t *testing.T) {
 	rig.output("/t/a")
 	rig.output("/t/b")
 	rig.assign(a, b, c)
-	ev := rig.waitEvent("/t/c", jobs.EventExited)
+	ev := rig.waitEvent("/t/c", jobwire.EventExited)
 	if !ev.DevicesBusy || ev.ExitCode != -1 || ev.Preempted {
 		t.Fatalf("exit of c: %+v, want devices_busy with exit code -1", ev)
 	}
@@ -250,15 +251,15 @@ func TestTaskWhoseDevicesStayBusyFailsToStartNamingThem(t *testing.T) {
 			t.Fatalf("error %q does not say %q", ev.Error, want)
 		}
 	}
-	if rig.event("/t/c", jobs.EventStarted) != nil {
+	if rig.event("/t/c", jobwire.EventStarted) != nil {
 		t.Fatal("c reported started")
 	}
 	if line := rig.output("/t/c"); !strings.HasPrefix(line, "fray: cannot start: devices busy") {
 		t.Fatalf("c's log: %q", line)
 	}
 	rig.assign()
-	rig.waitEvent("/t/a", jobs.EventExited)
-	rig.waitEvent("/t/b", jobs.EventExited)
+	rig.waitEvent("/t/a", jobwire.EventExited)
+	rig.waitEvent("/t/b", jobwire.EventExited)
 }
 
 func TestRunnerRestrictedByCUDAVisibleDevicesHandsOutThoseEntries(t *testing.T) {
@@ -276,7 +277,7 @@ func TestRunnerRestrictedByCUDAVisibleDevicesHandsOutThoseEntries(t *testing.T) 
 		t.Fatalf("2-GPU task printed %q", got)
 	}
 	rig.assign()
-	rig.waitEvent("/t/both", jobs.EventExited)
+	rig.waitEvent("/t/both", jobwire.EventExited)
 }
 
 func TestRunnerRefusesMoreDevicesThanItsVisibleList(t *testing.T) {
@@ -295,11 +296,11 @@ func TestTaskWithoutDevicesOnAGPURunnerSeesNoGPU(t *testing.T) {
 	if got := rig.output("/t/cpu"); got != "cuda=[] set=yes" {
 		t.Fatalf("0-GPU task printed %q, want CUDA_VISIBLE_DEVICES set and empty", got)
 	}
-	if ev := rig.waitEvent("/t/cpu", jobs.EventStarted); len(ev.Devices) != 0 {
+	if ev := rig.waitEvent("/t/cpu", jobwire.EventStarted); len(ev.Devices) != 0 {
 		t.Fatalf("started event reports devices %q", ev.Devices)
 	}
 	rig.assign()
-	rig.waitEvent("/t/cpu", jobs.EventExited)
+	rig.waitEvent("/t/cpu", jobwire.EventExited)
 }
 
 func TestVisibilityVariableInTheRequestWinsOverTheRunners(t *testing.T) {
@@ -312,11 +313,11 @@ func TestVisibilityVariableInTheRequestWinsOverTheRunners(t *testing.T) {
 		t.Fatalf("task with its own TPU_VISIBLE_CHIPS printed %q", got)
 	}
 	// fray still counts the chip it assigned as held.
-	if ev := rig.waitEvent("/t/own", jobs.EventStarted); !slices.Equal(ev.Devices, []string{"0"}) {
+	if ev := rig.waitEvent("/t/own", jobwire.EventStarted); !slices.Equal(ev.Devices, []string{"0"}) {
 		t.Fatalf("started event reports devices %q, want [0]", ev.Devices)
 	}
 	rig.assign()
-	rig.waitEvent("/t/own", jobs.EventExited)
+	rig.waitEvent("/t/own", jobwire.EventExited)
 }
 
 func TestTPUTasksGetTheirChipsAndHostBoundsForAPartialHost(t *testing.T) {
@@ -332,14 +333,14 @@ func TestTPUTasksGetTheirChipsAndHostBoundsForAPartialHost(t *testing.T) {
 		t.Fatalf("2-chip task printed %q", got)
 	}
 	rig.assign()
-	rig.waitEvent("/t/one", jobs.EventExited)
-	rig.waitEvent("/t/two", jobs.EventExited)
+	rig.waitEvent("/t/one", jobwire.EventExited)
+	rig.waitEvent("/t/two", jobwire.EventExited)
 	rig.assign(gpuTask("/t/all", 8, script))
 	if got := rig.output("/t/all"); got != "tpu=[0,1,2,3,4,5,6,7] chips=[] hosts=[] cuda=[unset]" {
 		t.Fatalf("whole-host task printed %q", got)
 	}
 	rig.assign()
-	rig.waitEvent("/t/all", jobs.EventExited)
+	rig.waitEvent("/t/all", jobwire.EventExited)
 }
 
 func TestFunctionEntrypointIsToldItsDevices(t *testing.T) {
@@ -356,5 +357,5 @@ func TestFunctionEntrypointIsToldItsDevices(t *testing.T) {
 	if got := rig.output("/t/fn"); got != "devices=0,1,2" {
 		t.Fatalf("function logged %q", got)
 	}
-	rig.waitEvent("/t/fn", jobs.EventExited)
+	rig.waitEvent("/t/fn", jobwire.EventExited)
 }

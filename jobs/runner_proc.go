@@ -14,13 +14,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/internal/reaper"
 )
 
 // proc is one running replica.
 type proc struct {
 	h    *host
-	a    Assignment
+	a    jobwire.Assignment
 	stop chan bool // true: preempted (worker going away)
 	done chan struct{}
 	// started closes when the started event is published.
@@ -30,7 +31,7 @@ type proc struct {
 	env map[string]string
 }
 
-func (p *proc) publishStarted(ev TaskEvent) {
+func (p *proc) publishStarted(ev jobwire.TaskEvent) {
 	defer close(p.started)
 	_ = p.h.publishEvent(ev)
 }
@@ -114,7 +115,7 @@ func (p *proc) requestEnv() (map[string]string, string) {
 // DeviceWait. It never shares a device: if they stay busy, or the attempt
 // is stopped while it waits, it returns ok false and the exited event to
 // report.
-func (p *proc) takeDevices(ctx context.Context, lw *LogWriter) (devs []string, ev TaskEvent, ok bool) {
+func (p *proc) takeDevices(ctx context.Context, lw *LogWriter) (devs []string, ev jobwire.TaskEvent, ok bool) {
 	pool := p.h.devs
 	if pool == nil || p.a.Devices <= 0 {
 		return nil, ev, true
@@ -136,7 +137,7 @@ func (p *proc) takeDevices(ctx context.Context, lw *LogWriter) (devs []string, e
 		select {
 		case <-freed:
 		case pre := <-p.stop:
-			ev = p.event(EventExited)
+			ev = p.event(jobwire.EventExited)
 			ev.ExitCode = -1
 			ev.Preempted = pre
 			if !pre {
@@ -151,7 +152,7 @@ func (p *proc) takeDevices(ctx context.Context, lw *LogWriter) (devs []string, e
 				p.a.Devices, pool.kind, p.h.worker, busy, wait)
 			_ = lw.Line(ctx, "fray: "+msg)
 			_ = lw.Flush(ctx)
-			ev = p.event(EventExited)
+			ev = p.event(jobwire.EventExited)
 			ev.ExitCode = -1
 			ev.Error = msg
 			ev.DevicesBusy = true
@@ -160,11 +161,11 @@ func (p *proc) takeDevices(ctx context.Context, lw *LogWriter) (devs []string, e
 	}
 }
 
-func (p *proc) event(kind string) TaskEvent {
-	return TaskEvent{Job: p.a.Job, Run: p.a.Run, Task: p.a.Task, Attempt: p.a.Attempt, Kind: kind}
+func (p *proc) event(kind string) jobwire.TaskEvent {
+	return jobwire.TaskEvent{Job: p.a.Job, Run: p.a.Run, Task: p.a.Task, Attempt: p.a.Attempt, Kind: kind}
 }
 
-func (p *proc) run(ctx context.Context) TaskEvent {
+func (p *proc) run(ctx context.Context) jobwire.TaskEvent {
 	defer close(p.done)
 	lw := NewLogWriter(p.h.js, p.a.Job, p.a.Task, p.a.Attempt)
 	lw.Dedup(fmt.Sprintf("%s:%d:%d", p.a.Run, p.a.Task, p.a.Attempt))
@@ -188,7 +189,7 @@ func (p *proc) run(ctx context.Context) TaskEvent {
 	if p.started != nil {
 		<-p.started // the exit is reported after the start, never before
 	}
-	ev = p.event(EventExited)
+	ev = p.event(jobwire.EventExited)
 	ev.ExitCode = code
 	ev.Error = errMsg
 	ev.Preempted = preempted
@@ -239,15 +240,15 @@ func (p *proc) runCommand(ctx context.Context, lw *LogWriter, devs []string) (co
 	} else {
 		defer stopReaper() // on return: after the sweep below has killed the group
 	}
-	ev := p.event(EventStarted)
-	ev.TimeMS = NowMS()
+	ev := p.event(jobwire.EventStarted)
+	ev.TimeMS = jobwire.NowMS()
 	ev.Devices = devs
 	p.started = make(chan struct{})
 	go p.publishStarted(ev)
 	pumped := make(chan struct{})
 	go func() {
 		defer close(pumped)
-		if err := PumpLines(ctx, pr, lw); err != nil {
+		if err := pumpLines(ctx, pr, lw); err != nil {
 			p.h.r.log.Warn("job logs lost", "job", p.a.Job, "task", p.a.Task, "err", err)
 		}
 	}()
@@ -325,10 +326,10 @@ func (p *proc) runFunc(ctx context.Context, lw *LogWriter, devs []string) (code 
 	pumped := make(chan struct{})
 	go func() {
 		defer close(pumped)
-		_ = PumpLines(ctx, pr, lw)
+		_ = pumpLines(ctx, pr, lw)
 	}()
-	sev := p.event(EventStarted)
-	sev.TimeMS = NowMS()
+	sev := p.event(jobwire.EventStarted)
+	sev.TimeMS = jobwire.NowMS()
 	sev.Devices = devs
 	p.started = make(chan struct{})
 	go p.publishStarted(sev)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -42,7 +43,7 @@ func DecodeRecord(b []byte) (*Record, error) {
 
 // Get returns the record of job id and its revision, or ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (*Record, uint64, error) {
-	e, err := s.KV.Get(ctx, JobKey(id))
+	e, err := s.KV.Get(ctx, jobwire.JobKey(id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return nil, 0, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -66,16 +67,16 @@ func (s *Store) Put(ctx context.Context, r *Record, prev *Record, rev uint64) (u
 			return 0, err
 		}
 	}
-	r.V = RecordVersion
-	r.UpdatedMS = NowMS()
+	r.V = jobwire.RecordVersion
+	r.UpdatedMS = jobwire.NowMS()
 	b, err := objects.Marshal(r)
 	if err != nil {
 		return 0, err
 	}
 	if rev == 0 {
-		return s.KV.Create(ctx, JobKey(r.ID), b)
+		return s.KV.Create(ctx, jobwire.JobKey(r.ID), b)
 	}
-	return s.KV.Update(ctx, JobKey(r.ID), b, rev)
+	return s.KV.Update(ctx, jobwire.JobKey(r.ID), b, rev)
 }
 
 // IsConflict reports whether err is a lost compare-and-set race.
@@ -140,13 +141,13 @@ func (s *Store) CreateOrAdopt(ctx context.Context, rec *Record, adopt bool) (out
 		// A finished job's name is reused: its logs go with it, so the new
 		// run's lines never mix with the old run's.
 		s.purgeLogs(ctx, rec.ID)
-		rec.V = RecordVersion
-		rec.UpdatedMS = NowMS()
+		rec.V = jobwire.RecordVersion
+		rec.UpdatedMS = jobwire.NowMS()
 		b, merr := objects.Marshal(rec)
 		if merr != nil {
 			return nil, 0, false, merr
 		}
-		rev, err = s.KV.Update(ctx, JobKey(rec.ID), b, orev)
+		rev, err = s.KV.Update(ctx, jobwire.JobKey(rec.ID), b, orev)
 		if err == nil {
 			return rec, rev, false, nil
 		}
@@ -163,7 +164,7 @@ func (s *Store) purgeLogs(ctx context.Context, id string) {
 		return
 	}
 	if ls, err := s.js.Stream(ctx, broker.StreamLogs); err == nil {
-		_ = ls.Purge(ctx, jetstream.WithPurgeSubject(LogFilter(id)))
+		_ = ls.Purge(ctx, jetstream.WithPurgeSubject(jobwire.LogFilter(id)))
 	}
 }
 
@@ -210,7 +211,7 @@ func (f Filter) Match(r *Record) bool {
 
 // List returns the records that pass f, ordered by submission time then id.
 func (s *Store) List(ctx context.Context, f Filter) ([]*Record, error) {
-	filter := KeyJobPrefix + ">"
+	filter := jobwire.KeyJobPrefix + ">"
 	w, err := s.KV.WatchFiltered(ctx, []string{filter}, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("jobs: list: %w", err)

@@ -4,10 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-)
 
-// RequestVersion is the current JobRequest record version.
-const RequestVersion = 2
+	"github.com/frayhq/fray/internal/jobwire"
+)
 
 // Default retry budgets.
 const (
@@ -22,9 +21,6 @@ func Command(argv ...string) Entrypoint { return Entrypoint{Argv: argv} }
 // worker binary (see RunnerOptions.Funcs) with arg, encoded with the fray
 // codec by the caller (objects.Marshal) or raw bytes.
 func Func(name string, arg []byte) Entrypoint { return Entrypoint{Func: name, Arg: arg} }
-
-// Ptr returns a pointer to v, for the optional fields of JobRequest.
-func Ptr[T any](v T) *T { return &v }
 
 // PreemptionBudget is MaxRetriesPreemption with its default applied.
 func (r *JobRequest) PreemptionBudget() int {
@@ -50,7 +46,7 @@ func (r *JobRequest) NumReplicas() int {
 
 // Normalize fills defaults in place: version, replicas, device kind.
 func (r *JobRequest) Normalize() {
-	r.V = RequestVersion
+	r.V = jobwire.RequestVersion
 	if r.Replicas <= 0 {
 		r.Replicas = 1
 	}

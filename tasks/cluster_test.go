@@ -6,6 +6,7 @@ import (
 
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/frayhq/fray/objects"
 	"github.com/frayhq/fray/tasks"
 )
@@ -36,7 +37,7 @@ func TestAResultStoredButNotAnnouncedIsFoundAfterALeaderElection(t *testing.T) {
 		t.Fatal(err)
 	}
 	submitted := time.Now()
-	owner, id, _ := tasks.ParseFutureID(fut.ID())
+	owner, id, _ := taskwire.ParseFutureID(fut.ID())
 
 	// The fault: a result stored without being republished.
 	rs, err := js.Stream(ctx, broker.StreamResults)
@@ -50,8 +51,8 @@ func TestAResultStoredButNotAnnouncedIsFoundAfterALeaderElection(t *testing.T) {
 		t.Fatal(err)
 	}
 	val, _ := objects.Marshal("stored quietly")
-	data, _ := objects.Marshal(&tasks.Result{V: tasks.ResultVersion, ID: id, Value: val, Worker: "forger"})
-	if _, err := js.Publish(ctx, tasks.ResultSubject(owner, id), data); err != nil {
+	data, _ := objects.Marshal(&tasks.Result{V: taskwire.ResultVersion, ID: id, Value: val, Worker: "forger"})
+	if _, err := js.Publish(ctx, taskwire.ResultSubject(owner, id), data); err != nil {
 		t.Fatal(err)
 	}
 	cfg.RePublish = republish

@@ -20,5 +20,6 @@
 // FRAY_TASKS on subject fray.tasks.<pool>; its result in the Limits stream
 // FRAY_RESULTS on fray.results.<owner>.<task-id>, which republishes what it
 // stores to fray.stored.<owner>.<task-id>, where producers listen: a future
-// resolves only with the stored result. PROTOCOL.md documents both records.
+// resolves only with the stored result. PROTOCOL.md documents both records;
+// their Go form, subjects and headers are in internal/taskwire.
 package tasks

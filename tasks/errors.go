@@ -3,6 +3,8 @@ package tasks
 import (
 	"errors"
 	"fmt"
+
+	"github.com/frayhq/fray/internal/taskwire"
 )
 
 var (
@@ -24,9 +26,9 @@ var (
 	// without producing a result (its workers crashed).
 	ErrExhausted = errors.New("tasks: deliveries exhausted")
 	// ErrBadName reports an invalid pool or function name.
-	ErrBadName = errors.New("tasks: bad name")
+	ErrBadName = taskwire.ErrBadName
 	// ErrBadID reports a malformed future id.
-	ErrBadID = errors.New("tasks: bad future id")
+	ErrBadID = taskwire.ErrBadID
 	// ErrNoResult means a future's result is not (or no longer) stored.
 	ErrNoResult = errors.New("tasks: no result")
 	// ErrRuntimeCrashed means the language runtime process running the

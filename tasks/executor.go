@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/frayhq/fray/objects"
 	"github.com/frayhq/fray/registry"
 	"github.com/nats-io/nats.go"
@@ -58,9 +59,6 @@ type ExecutorOptions struct {
 	// timeoutGrace overrides timeoutGrace; tests shorten it (export_test.go).
 	timeoutGrace time.Duration
 }
-
-// ConsumerName is the durable consumer of a pool on FRAY_TASKS.
-func ConsumerName(pool string) string { return "pool-" + pool }
 
 // Executor pulls tasks of one pool and runs them on a fixed number of
 // slots, never holding more messages than it has free slots.
@@ -109,7 +107,7 @@ func NewExecutor(nc *nats.Conn, js jetstream.JetStream, o ExecutorOptions) (*Exe
 	if o.Pool == "" {
 		o.Pool = DefaultPool
 	}
-	if err := CheckPool(o.Pool); err != nil {
+	if err := taskwire.CheckPool(o.Pool); err != nil {
 		return nil, err
 	}
 	if o.Concurrency <= 0 {
@@ -191,7 +189,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	}
 	bgDone = append(bgDone, cancelsDone)
 
-	e.pull = newPuller(e.nc, broker.StreamTasks, ConsumerName(e.o.Pool), e.o.Concurrency)
+	e.pull = newPuller(e.nc, broker.StreamTasks, taskwire.ConsumerName(e.o.Pool), e.o.Concurrency)
 	e.work = make(chan *nats.Msg, 2*e.o.Concurrency)
 	if e.pub, err = newAsyncPublisher(e.nc, 4096, 10*time.Second); err != nil {
 		return fmt.Errorf("tasks: %w", err)
@@ -309,9 +307,9 @@ const MaxWaiting = 1 << 16
 // rewrite it thousands of times.
 func (e *Executor) ensureConsumer(ctx context.Context) error {
 	cfg := jetstream.ConsumerConfig{
-		Durable:       ConsumerName(e.o.Pool),
+		Durable:       taskwire.ConsumerName(e.o.Pool),
 		Description:   "fray workers of pool " + e.o.Pool,
-		FilterSubject: TaskSubject(e.o.Pool),
+		FilterSubject: taskwire.TaskSubject(e.o.Pool),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       e.o.AckWait,
 		MaxDeliver:    -1,
@@ -341,8 +339,8 @@ func (e *Executor) pullLimitError(status string) error {
 	return fmt.Errorf("%w: pool %s's consumer %s on %s holds at most %d open pull requests (its MaxWaiting; a worker keeps one open), "+
 		"so this worker gets no tasks until others' requests end; the pool has more workers than the consumer allows: "+
 		"while the pool is idle, delete the consumer (nats consumer rm %s %s) and the next worker creates it with MaxWaiting %d "+
-		"(server said %q)", broker.ErrLimit, e.o.Pool, ConsumerName(e.o.Pool), broker.StreamTasks, e.maxWaiting.Load(),
-		broker.StreamTasks, ConsumerName(e.o.Pool), MaxWaiting, status)
+		"(server said %q)", broker.ErrLimit, e.o.Pool, taskwire.ConsumerName(e.o.Pool), broker.StreamTasks, e.maxWaiting.Load(),
+		broker.StreamTasks, taskwire.ConsumerName(e.o.Pool), MaxWaiting, status)
 }
 
 // limitLogEvery spaces out the error a worker logs while the pool's
@@ -371,7 +369,7 @@ func (e *Executor) ticks(ctx context.Context) {
 					e.log.Error("pull request refused; asking again", "err", e.pullLimitError(failed))
 				}
 			case failed != "":
-				e.log.Warn("pull request refused; asking again", "consumer", ConsumerName(e.o.Pool), "status", failed)
+				e.log.Warn("pull request refused; asking again", "consumer", taskwire.ConsumerName(e.o.Pool), "status", failed)
 				// The consumer may be gone (deleted by an operator, or the
 				// stream recreated): put it back.
 				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -532,11 +530,11 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		return
 	}
 	prior := 0
-	if h := m.Header.Get(HeaderPriorDeliveries); h != "" { // set only on handed-on copies
+	if h := m.Header.Get(taskwire.HeaderPriorDeliveries); h != "" { // set only on handed-on copies
 		prior, _ = strconv.Atoi(h)
 	}
 	attempt := max(0, prior) + int(meta.NumDelivered)
-	t, err := decodeTask(m.Data)
+	t, err := taskwire.DecodeTask(m.Data)
 	if err != nil {
 		e.poison(m, err)
 		return
@@ -546,7 +544,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		return
 	}
 	started := time.Now()
-	res := &Result{V: ResultVersion, ID: t.ID, Fn: t.Fn, Pool: e.o.Pool, Worker: e.o.WorkerID, Attempt: attempt,
+	res := &Result{V: taskwire.ResultVersion, ID: t.ID, Fn: t.Fn, Pool: e.o.Pool, Worker: e.o.WorkerID, Attempt: attempt,
 		SubmittedMS: t.SubmittedMS, StartedMS: started.UnixMilli()}
 	tr := &taskRun{t: t, res: res, m: m, started: started}
 	fail := func(kind, typ, msg string) { e.fail(tr, kind, typ, msg) }
@@ -573,7 +571,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	if e.o.HandlerContext != nil {
 		ctx = e.o.HandlerContext(ctx)
 	}
-	ctx = withTaskInfo(ctx, TaskInfo{ID: t.ID, FutureID: FutureID(t.Owner, t.ID), Fn: t.Fn, Attempt: attempt, Worker: e.o.WorkerID, Pool: e.o.Pool})
+	ctx = withTaskInfo(ctx, TaskInfo{ID: t.ID, FutureID: taskwire.FutureID(t.Owner, t.ID), Fn: t.Fn, Attempt: attempt, Worker: e.o.WorkerID, Pool: e.o.Pool})
 	// From here the task holds its slot: it heartbeats and can be cancelled.
 	e.slots[slot].Store(&runningTask{id: t.ID, msg: m, started: time.Now(), cancel: cancel})
 	defer e.slots[slot].Store(nil)
@@ -644,7 +642,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 // taskRun is one attempt of a task as process handles it: the task, its
 // result being built, its message and when the attempt started.
 type taskRun struct {
-	t       *Task
+	t       *taskwire.Task
 	res     *Result
 	m       *nats.Msg
 	started time.Time
@@ -736,7 +734,7 @@ func (e *Executor) succeed(ctx context.Context, tr *taskRun, val any) {
 	e.finish(tr.t, res, tr.m)
 }
 
-func backoff(t *Task, attempt int) time.Duration {
+func backoff(t *taskwire.Task, attempt int) time.Duration {
 	d := time.Duration(t.BackoffMS) * time.Millisecond
 	for i := 1; i < attempt && d < 5*time.Minute; i++ {
 		d *= 2
@@ -824,14 +822,14 @@ func errorType(err error) string {
 
 // finish publishes the result; the completer acks the task once it is
 // stored.
-func (e *Executor) finish(t *Task, res *Result, m *nats.Msg) {
+func (e *Executor) finish(t *taskwire.Task, res *Result, m *nats.Msg) {
 	data, err := objects.Marshal(res)
 	if err != nil {
 		e.log.Error("encode result", "task", t.ID, "err", err)
 		m.Nak()
 		return
 	}
-	subj := ResultSubject(t.Owner, t.ID)
+	subj := taskwire.ResultSubject(t.Owner, t.ID)
 	err = e.pub.publish(&nats.Msg{Subject: subj, Data: data}, m, func(err error) {
 		e.completed(m, subj, data, t.ID, err)
 	})
@@ -917,8 +915,8 @@ func (e *Executor) handOn(hctx context.Context, slot int, m *nats.Msg, id string
 	defer e.slots[slot].Store(nil)
 	cp := nats.NewMsg(m.Subject)
 	cp.Data = m.Data
-	cp.Header.Set(HeaderOwner, m.Header.Get(HeaderOwner))
-	cp.Header.Set(HeaderPriorDeliveries, strconv.Itoa(counted))
+	cp.Header.Set(taskwire.HeaderOwner, m.Header.Get(taskwire.HeaderOwner))
+	cp.Header.Set(taskwire.HeaderPriorDeliveries, strconv.Itoa(counted))
 	cp.Header.Set(jetstream.MsgIDHeader, id+"~"+strconv.FormatUint(seq, 10))
 	for delay := handOnDelay; ; delay = min(2*delay, maxHandOnRetry) {
 		select {
@@ -950,14 +948,14 @@ func (e *Executor) handOn(hctx context.Context, slot int, m *nats.Msg, id string
 // when the headers say who that is.
 func (e *Executor) poison(m *nats.Msg, cause error) {
 	id, _, _ := strings.Cut(m.Header.Get(jetstream.MsgIDHeader), "~") // a handed-on copy's id has a suffix
-	owner := m.Header.Get(HeaderOwner)
+	owner := m.Header.Get(taskwire.HeaderOwner)
 	e.log.Error("malformed task terminated", "task", id, "owner", owner, "err", cause)
-	if validToken(owner) && validToken(id) {
-		res := Result{V: ResultVersion, ID: id, Worker: e.o.WorkerID, FinishedMS: time.Now().UnixMilli(),
+	if taskwire.ValidToken(owner) && taskwire.ValidToken(id) {
+		res := Result{V: taskwire.ResultVersion, ID: id, Worker: e.o.WorkerID, FinishedMS: time.Now().UnixMilli(),
 			Error: &ErrorInfo{Kind: KindBadInput, Message: "malformed task record: " + cause.Error(), Worker: e.o.WorkerID}}
 		if data, err := objects.Marshal(&res); err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			e.js.Publish(ctx, ResultSubject(owner, id), data)
+			e.js.Publish(ctx, taskwire.ResultSubject(owner, id), data)
 			cancel()
 		}
 	}

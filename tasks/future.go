@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/frayhq/fray/objects"
 )
 
@@ -100,7 +101,7 @@ func (f *Future) Queued(ctx context.Context) error {
 }
 
 // ID is the future's public id, "<owner>.<task-id>".
-func (f *Future) ID() string { return FutureID(f.owner, f.id) }
+func (f *Future) ID() string { return taskwire.FutureID(f.owner, f.id) }
 
 // TaskID is the task's id (the Nats-Msg-Id of its record).
 func (f *Future) TaskID() string { return f.id }

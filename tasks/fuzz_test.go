@@ -3,6 +3,7 @@ package tasks
 import (
 	"testing"
 
+	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/frayhq/fray/objects"
 )
 
@@ -20,68 +21,24 @@ func seedRecords(f *testing.F, recs ...any) {
 	f.Add([]byte{0x9f, 0x9f, 0x9f, 0x9f, 0x9f, 0x9f, 0x9f, 0x9f})                         // nested indefinite arrays
 }
 
-// FuzzDecodeTask: a worker must survive any bytes on fray.tasks.<pool>.
-func FuzzDecodeTask(f *testing.F) {
-	raw, _ := objects.Marshal([2]int{1, 2})
-	ref := objects.Ref{V: 1, Bucket: "FRAY_OBJECTS", Digest: "sha256:00", Size: 3}
-	seedRecords(f,
-		Task{V: TaskVersion, ID: "t1", Owner: "o1", Fn: "add", Arg: raw, MaxDeliveries: 5},
-		Task{V: TaskVersion, ID: "t2", Owner: "o1", Fn: "len", ArgRef: &ref, TimeoutMS: 100, Retries: 2, BackoffMS: 10},
-		Task{V: 2, ID: "t3", Owner: "o1", Fn: "x"},
-	)
-	f.Fuzz(func(t *testing.T, data []byte) {
-		task, err := decodeTask(data)
-		if err != nil {
-			return
-		}
-		if task.ID == "" || task.Fn == "" || !validToken(task.Owner) || task.V != TaskVersion {
-			t.Fatalf("decodeTask accepted an invalid record: %+v", task)
-		}
-		// What decodes re-encodes and decodes to the same record.
-		again, err := objects.Marshal(task)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := decodeTask(again); err != nil {
-			t.Fatalf("re-encoded task does not decode: %v", err)
-		}
-	})
-}
-
 // FuzzDecodeResult: a producer must survive any bytes on fray.results.>.
 func FuzzDecodeResult(f *testing.F) {
 	val, _ := objects.Marshal(42)
 	seedRecords(f,
-		Result{V: ResultVersion, ID: "t1", Value: val, Worker: "w", Attempt: 1},
-		Result{V: ResultVersion, ID: "t2", Error: &ErrorInfo{Kind: KindHandler, Fn: "f", Message: "m", Type: "*errors.errorString"}},
+		Result{V: taskwire.ResultVersion, ID: "t1", Value: val, Worker: "w", Attempt: 1},
+		Result{V: taskwire.ResultVersion, ID: "t2", Error: &ErrorInfo{Kind: KindHandler, Fn: "f", Message: "m", Type: "*errors.errorString"}},
 		Result{V: 9, ID: "t3"},
 	)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r, err := decodeResult(data)
+		r, err := taskwire.DecodeResult(data)
 		if err != nil {
 			return
 		}
-		if r.V != ResultVersion {
-			t.Fatalf("decodeResult accepted version %d", r.V)
+		if r.V != taskwire.ResultVersion {
+			t.Fatalf("taskwire.DecodeResult accepted version %d", r.V)
 		}
 		if r.Error != nil {
 			_ = remoteError(r.ID, r.Error).Error()
-		}
-	})
-}
-
-// FuzzParseFutureID: ids come from users and other processes.
-func FuzzParseFutureID(f *testing.F) {
-	for _, s := range []string{"owner.task", "", ".", "a.b.c", "a b.c", "x.*", "o.>"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		owner, id, err := ParseFutureID(s)
-		if err != nil {
-			return
-		}
-		if FutureID(owner, id) != s || !validToken(owner) || !validToken(id) {
-			t.Fatalf("ParseFutureID(%q) = %q, %q", s, owner, id)
 		}
 	})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/frayhq/fray/tasks"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -22,13 +23,13 @@ func TestAWorkerRefusedByTheConsumersMaxWaitingSaysSoAndAsksAgain(t *testing.T) 
 	// A consumer created (by an older fray, say) with room for one open
 	// request: the executors keep its MaxWaiting, which cannot change.
 	if _, err := js.CreateConsumer(ctx, broker.StreamTasks, jetstream.ConsumerConfig{
-		Durable: tasks.ConsumerName(tasks.DefaultPool), FilterSubject: tasks.TaskSubject(tasks.DefaultPool),
+		Durable: taskwire.ConsumerName(tasks.DefaultPool), FilterSubject: taskwire.TaskSubject(tasks.DefaultPool),
 		AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: -1, MaxAckPending: -1, MaxWaiting: 1,
 	}); err != nil {
 		t.Fatal(err)
 	}
 	waiting := func() int {
-		c, err := js.Consumer(ctx, broker.StreamTasks, tasks.ConsumerName(tasks.DefaultPool))
+		c, err := js.Consumer(ctx, broker.StreamTasks, taskwire.ConsumerName(tasks.DefaultPool))
 		if err != nil {
 			return -1
 		}
@@ -44,10 +45,10 @@ func TestAWorkerRefusedByTheConsumersMaxWaitingSaysSoAndAsksAgain(t *testing.T) 
 	})
 	frayt.Eventually(t, 10*time.Second, "w2 says its pull request was refused for MaxWaiting", func() bool {
 		return strings.Contains(log.String(), "holds at most 1 open pull requests (its MaxWaiting") &&
-			strings.Contains(log.String(), "nats consumer rm "+broker.StreamTasks+" "+tasks.ConsumerName(tasks.DefaultPool)) &&
+			strings.Contains(log.String(), "nats consumer rm "+broker.StreamTasks+" "+taskwire.ConsumerName(tasks.DefaultPool)) &&
 			strings.Contains(log.String(), broker.ErrLimit.Error())
 	})
-	if c, err := js.Consumer(ctx, broker.StreamTasks, tasks.ConsumerName(tasks.DefaultPool)); err != nil || c.CachedInfo().Config.MaxWaiting != 1 {
+	if c, err := js.Consumer(ctx, broker.StreamTasks, taskwire.ConsumerName(tasks.DefaultPool)); err != nil || c.CachedInfo().Config.MaxWaiting != 1 {
 		t.Fatalf("the consumer's MaxWaiting changed (or it is gone: %v)", err)
 	}
 

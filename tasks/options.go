@@ -3,6 +3,8 @@ package tasks
 import (
 	"fmt"
 	"time"
+
+	"github.com/frayhq/fray/internal/taskwire"
 )
 
 // DefaultPool is the pool tasks go to unless Pool says otherwise.
@@ -27,7 +29,7 @@ type Option func(*submitOptions) error
 // Pool sends the task to a pool of workers. Defaults to "default".
 func Pool(name string) Option {
 	return func(o *submitOptions) error {
-		if err := CheckPool(name); err != nil {
+		if err := taskwire.CheckPool(name); err != nil {
 			return err
 		}
 		o.pool = name

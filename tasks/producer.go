@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/frayhq/fray/objects"
 	"github.com/frayhq/fray/registry"
 	"github.com/nats-io/nats.go"
@@ -103,7 +104,7 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 	if o.Owner == "" {
 		o.Owner = nuid.Next()
 	}
-	if !validToken(o.Owner) {
+	if !taskwire.ValidToken(o.Owner) {
 		return nil, fmt.Errorf("%w: owner %q", ErrBadName, o.Owner)
 	}
 	if o.MaxValueSize == 0 {
@@ -141,7 +142,7 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 		p.pub.close()
 		return nil, fmt.Errorf("tasks: cancel bucket: %w", err)
 	}
-	if p.sub, err = subscribeAllowed(ctx, nc, StoredSubject(p.owner, "*"), p.onResult); err != nil {
+	if p.sub, err = subscribeAllowed(ctx, nc, taskwire.StoredSubject(p.owner, "*"), p.onResult); err != nil {
 		p.pub.close()
 		return nil, fmt.Errorf("tasks: subscribe to results: %w", err)
 	}
@@ -240,7 +241,7 @@ func (p *Producer) sweep(ctx context.Context, timing sweepTiming) {
 					return
 				}
 				lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				res, err := p.lookup(lctx, ResultSubject(f.owner, f.id))
+				res, err := p.lookup(lctx, taskwire.ResultSubject(f.owner, f.id))
 				cancel()
 				if err == nil {
 					if !f.foreign {
@@ -319,14 +320,14 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 	if err != nil {
 		return err
 	}
-	if err := CheckFunction(fn); err != nil {
+	if err := taskwire.CheckFunction(fn); err != nil {
 		return err
 	}
 	if served, live := p.view.Serves(o.pool, fn); live && !served {
 		return fmt.Errorf("%w: no live worker of pool %q registers %q (they register: %s)",
 			ErrUnknownFunction, o.pool, fn, strings.Join(p.view.Functions(o.pool), ", "))
 	}
-	t := Task{V: TaskVersion, ID: f.id, Owner: p.owner, Fn: fn, TimeoutMS: o.timeout.Milliseconds(),
+	t := taskwire.Task{V: taskwire.TaskVersion, ID: f.id, Owner: p.owner, Fn: fn, TimeoutMS: o.timeout.Milliseconds(),
 		Retries: o.retries, BackoffMS: o.backoff.Milliseconds(), MaxDeliveries: o.maxDeliveries,
 		SubmittedMS: time.Now().UnixMilli()}
 	switch a := arg.(type) {
@@ -361,7 +362,7 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 	}
 	msg := &nats.Msg{Subject: taskSubject(o.pool), Data: data, Header: nats.Header{
 		jetstream.MsgIDHeader: []string{f.id},
-		HeaderOwner:           p.ownerHeader, // shared: headers are only read
+		taskwire.HeaderOwner:  p.ownerHeader, // shared: headers are only read
 	}}
 	p.mu.Lock()
 	if p.closed {
@@ -465,14 +466,14 @@ func (p *Producer) onResult(m *nats.Msg) {
 	if f == nil {
 		return // a duplicate, or a result for a producer before a restart
 	}
-	res, err := decodeResult(m.Data)
+	res, err := taskwire.DecodeResult(m.Data)
 	f.resolve(res, err)
 }
 
 // Future returns the future with the given id, from this or any other
 // producer, while its result is retained.
 func (p *Producer) Future(fid string) (*Future, error) {
-	owner, id, err := ParseFutureID(fid)
+	owner, id, err := taskwire.ParseFutureID(fid)
 	if err != nil {
 		return nil, err
 	}
@@ -491,15 +492,15 @@ func (p *Producer) Future(fid string) (*Future, error) {
 // result up in the stream, so it resolves whether the result is already
 // stored or still to come.
 func (p *Producer) watchForeign(f *Future) {
-	subj := ResultSubject(f.owner, f.id)
+	subj := taskwire.ResultSubject(f.owner, f.id)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		f.resolve(nil, ErrClosed)
 		return
 	}
-	sub, err := p.nc.Subscribe(StoredSubject(f.owner, f.id), func(m *nats.Msg) {
-		res, err := decodeResult(m.Data)
+	sub, err := p.nc.Subscribe(taskwire.StoredSubject(f.owner, f.id), func(m *nats.Msg) {
+		res, err := taskwire.DecodeResult(m.Data)
 		f.resolve(res, err)
 	})
 	if err == nil {
@@ -509,7 +510,7 @@ func (p *Producer) watchForeign(f *Future) {
 	}
 	p.mu.Unlock()
 	if err != nil {
-		f.resolve(nil, fmt.Errorf("tasks: subscribe %s: %w", StoredSubject(f.owner, f.id), err))
+		f.resolve(nil, fmt.Errorf("tasks: subscribe %s: %w", taskwire.StoredSubject(f.owner, f.id), err))
 		return
 	}
 	go func() {
@@ -555,31 +556,31 @@ func (p *Producer) lookup(ctx context.Context, subj string) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tasks: look up %s: %w", subj, err)
 	}
-	return decodeResult(msg.Data)
+	return taskwire.DecodeResult(msg.Data)
 }
 
 // Lookup returns a future's stored result without waiting: ErrNoResult when
 // none is stored (the task is still queued or running, or the result
 // expired).
 func (p *Producer) Lookup(ctx context.Context, fid string) (*Result, error) {
-	owner, id, err := ParseFutureID(fid)
+	owner, id, err := taskwire.ParseFutureID(fid)
 	if err != nil {
 		return nil, err
 	}
-	return p.lookup(ctx, ResultSubject(owner, id))
+	return p.lookup(ctx, taskwire.ResultSubject(owner, id))
 }
 
 func (p *Producer) cancel(ctx context.Context, f *Future) error {
 	if _, err := p.cancels.Put(ctx, f.id, []byte(f.owner)); err != nil {
 		return fmt.Errorf("tasks: cancel %s: %w", f.ID(), err)
 	}
-	res := Result{V: ResultVersion, ID: f.id, FinishedMS: time.Now().UnixMilli(),
+	res := Result{V: taskwire.ResultVersion, ID: f.id, FinishedMS: time.Now().UnixMilli(),
 		Error: &ErrorInfo{Kind: KindCancelled, Fn: f.fn, Message: "cancelled by the caller"}}
 	data, err := objects.Marshal(&res)
 	if err != nil {
 		return err
 	}
-	if _, err := p.js.Publish(ctx, ResultSubject(f.owner, f.id), data); err != nil && !alreadyRecorded(err) {
+	if _, err := p.js.Publish(ctx, taskwire.ResultSubject(f.owner, f.id), data); err != nil && !alreadyRecorded(err) {
 		return fmt.Errorf("tasks: record cancellation of %s: %w", f.ID(), err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/frayhq/fray/objects"
 )
 
@@ -24,7 +25,7 @@ func NewRegistry() *Registry { return &Registry{handlers: map[string]Handler{}} 
 
 // Handle registers an untyped handler under name.
 func (r *Registry) Handle(name string, h Handler) error {
-	if err := CheckFunction(name); err != nil {
+	if err := taskwire.CheckFunction(name); err != nil {
 		return err
 	}
 	if h == nil {
@@ -89,18 +90,3 @@ type badInput struct{ err error }
 
 func (b badInput) Error() string { return b.err.Error() }
 func (b badInput) Unwrap() error { return b.err }
-
-// CheckFunction returns an error when name cannot name a function: it must
-// be 1 to 256 bytes without white space or control characters.
-func CheckFunction(name string) error {
-	ok := name != "" && len(name) <= 256
-	for _, r := range name {
-		if r <= ' ' || r == 0x7f {
-			ok = false
-		}
-	}
-	if !ok {
-		return fmt.Errorf("%w: function %q: want 1 to 256 bytes without spaces or control characters", ErrBadName, name)
-	}
-	return nil
-}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/frayhq/fray/objects"
 	"github.com/frayhq/fray/registry"
 	"github.com/frayhq/fray/tasks"
@@ -314,11 +315,11 @@ func TestUnknownFunctionFailsFastOnProducerAndWorker(t *testing.T) {
 	nc, js := frayt.Connect(t, e.url)
 	_ = nc
 	raw, _ := objects.Marshal(1)
-	rec, _ := objects.Marshal(tasks.Task{V: tasks.TaskVersion, ID: "t1", Owner: p.Owner(), Fn: "nosuch", Arg: raw, MaxDeliveries: 5})
-	if _, err := js.Publish(ctx, tasks.TaskSubject("default"), rec); err != nil {
+	rec, _ := objects.Marshal(taskwire.Task{V: taskwire.TaskVersion, ID: "t1", Owner: p.Owner(), Fn: "nosuch", Arg: raw, MaxDeliveries: 5})
+	if _, err := js.Publish(ctx, taskwire.TaskSubject("default"), rec); err != nil {
 		t.Fatal(err)
 	}
-	f, _ := p.Future(tasks.FutureID(p.Owner(), "t1"))
+	f, _ := p.Future(taskwire.FutureID(p.Owner(), "t1"))
 	if err := f.Get(ctx, nil); !errors.Is(err, tasks.ErrUnknownFunction) {
 		t.Fatalf("worker: %v, want ErrUnknownFunction", err)
 	}
@@ -380,12 +381,12 @@ func TestMalformedTaskIsTerminatedAndReported(t *testing.T) {
 	ctx := frayt.Context(t, 10*time.Second)
 	nc, _ := frayt.Connect(t, e.url)
 	js, _ := jetstream.New(nc)
-	msg := &nats.Msg{Subject: tasks.TaskSubject("default"), Data: []byte{0xff, 0x00, 0x13}, Header: nats.Header{
-		jetstream.MsgIDHeader: []string{"bad1"}, tasks.HeaderOwner: []string{p.Owner()}}}
+	msg := &nats.Msg{Subject: taskwire.TaskSubject("default"), Data: []byte{0xff, 0x00, 0x13}, Header: nats.Header{
+		jetstream.MsgIDHeader: []string{"bad1"}, taskwire.HeaderOwner: []string{p.Owner()}}}
 	if _, err := js.PublishMsg(ctx, msg); err != nil {
 		t.Fatal(err)
 	}
-	f, _ := p.Future(tasks.FutureID(p.Owner(), "bad1"))
+	f, _ := p.Future(taskwire.FutureID(p.Owner(), "bad1"))
 	if err := f.Get(ctx, nil); !errors.Is(err, tasks.ErrBadInput) {
 		t.Fatalf("got %v, want ErrBadInput", err)
 	}
@@ -606,7 +607,7 @@ func TestTaskAwaitingASlowResultPubAckIsNotRedelivered(t *testing.T) {
 	if err := m.Respond([]byte(`{"stream":"FRAY_RESULTS","seq":1}`)); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := js.Consumer(ctx, broker.StreamTasks, tasks.ConsumerName("default"))
+	cons, err := js.Consumer(ctx, broker.StreamTasks, taskwire.ConsumerName("default"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -631,7 +632,7 @@ func TestALiveFutureResolvesOnlyWithAStoredResult(t *testing.T) {
 	if err := fut.Queued(ctx); err != nil {
 		t.Fatal(err)
 	}
-	owner, id, err := tasks.ParseFutureID(fut.ID())
+	owner, id, err := taskwire.ParseFutureID(fut.ID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -647,8 +648,8 @@ func TestALiveFutureResolvesOnlyWithAStoredResult(t *testing.T) {
 	}
 	publish := func(v string) error {
 		val, _ := objects.Marshal(v)
-		data, _ := objects.Marshal(&tasks.Result{V: tasks.ResultVersion, ID: id, Value: val, Worker: "forger"})
-		_, err := js.Publish(ctx, tasks.ResultSubject(owner, id), data)
+		data, _ := objects.Marshal(&tasks.Result{V: taskwire.ResultVersion, ID: id, Value: val, Worker: "forger"})
+		_, err := js.Publish(ctx, taskwire.ResultSubject(owner, id), data)
 		return err
 	}
 	if err := publish(strings.Repeat("refused ", 100)); err == nil {
@@ -689,7 +690,7 @@ func TestExecutorHoldsNoMoreMessagesThanSlots(t *testing.T) {
 	}
 	frayt.Eventually(t, 5*time.Second, "two tasks start", func() bool { return started.Load() == 2 })
 	_, js := frayt.Connect(t, e.url)
-	cons, err := js.Consumer(ctx, broker.StreamTasks, tasks.ConsumerName("default"))
+	cons, err := js.Consumer(ctx, broker.StreamTasks, taskwire.ConsumerName("default"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -874,7 +875,7 @@ func TestAMessageFromARequestTheWorkerForgotIsHandedBackWhenNoSlotIsFree(t *test
 	e := newEnv(t)
 	snoop, _ := frayt.Connect(t, e.url)
 	requests := make(chan *nats.Msg, 16)
-	sub, err := snoop.ChanSubscribe("$JS.API.CONSUMER.MSG.NEXT."+broker.StreamTasks+"."+tasks.ConsumerName("default"), requests)
+	sub, err := snoop.ChanSubscribe("$JS.API.CONSUMER.MSG.NEXT."+broker.StreamTasks+"."+taskwire.ConsumerName("default"), requests)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -922,7 +923,7 @@ func TestForeignFutureResolvesWithErrClosedWhenItsProducerCloses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := p.Future(tasks.FutureID("someoneelse", "never-submitted"))
+	f, err := p.Future(taskwire.FutureID("someoneelse", "never-submitted"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1011,7 +1012,7 @@ func TestForeignFutureGetsAResultStoredWhileItsProducerWasDisconnected(t *testin
 		t.Fatal(err)
 	}
 	defer p.Close()
-	f, _ := p.Future(tasks.FutureID("elsewhere", "t1"))
+	f, _ := p.Future(taskwire.FutureID("elsewhere", "t1"))
 	f.Done()
 	frayt.Eventually(t, 5*time.Second, "the future's first lookup found nothing", func() bool {
 		var b strings.Builder
@@ -1028,9 +1029,9 @@ func TestForeignFutureGetsAResultStoredWhileItsProducerWasDisconnected(t *testin
 	srv.Shutdown()
 	srv = start()
 	_, js2 := frayt.Connect(t, srv.ClientURL())
-	rec, _ := objects.Marshal(tasks.Result{V: tasks.ResultVersion, ID: "t1", Value: []byte{0x18, 42}})
+	rec, _ := objects.Marshal(tasks.Result{V: taskwire.ResultVersion, ID: "t1", Value: []byte{0x18, 42}})
 	ctx := frayt.Context(t, 15*time.Second)
-	if _, err := js2.Publish(ctx, tasks.ResultSubject("elsewhere", "t1"), rec); err != nil {
+	if _, err := js2.Publish(ctx, taskwire.ResultSubject("elsewhere", "t1"), rec); err != nil {
 		t.Fatal(err)
 	}
 	dialer.open.Store(true)
@@ -1050,7 +1051,7 @@ func TestWorkerRecreatesItsConsumerWhenItIsDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, js := frayt.Connect(t, e.url)
-	if err := js.DeleteConsumer(ctx, broker.StreamTasks, tasks.ConsumerName("default")); err != nil {
+	if err := js.DeleteConsumer(ctx, broker.StreamTasks, taskwire.ConsumerName("default")); err != nil {
 		t.Fatal(err)
 	}
 	// Tasks submitted after the deletion still run once the worker has

@@ -15,6 +15,7 @@ import (
 
 	"github.com/frayhq/fray/actors"
 	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 	"github.com/frayhq/fray/registry"
@@ -123,7 +124,7 @@ func New(nc *nats.Conn, o Options) (*Worker, error) {
 	if o.Pool == "" {
 		o.Pool = tasks.DefaultPool
 	}
-	if err := tasks.CheckPool(o.Pool); err != nil {
+	if err := taskwire.CheckPool(o.Pool); err != nil {
 		return nil, err
 	}
 	if o.Concurrency == 0 {

@@ -21,6 +21,7 @@ import (
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/cluster"
 	"github.com/frayhq/fray/internal/daemon"
+	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
@@ -99,7 +100,7 @@ func runMain(args []string) error {
 	switch {
 	case *id != "" && worker.CheckID(*id) != nil:
 		return daemon.Usagef("--id %q: want letters, digits, '-', '_', '=', '.' and '/'", *id)
-	case tasks.CheckPool(*pool) != nil:
+	case taskwire.CheckPool(*pool) != nil:
 		return daemon.Usagef("--pool %q: want a non-empty name without spaces, '.', '*' or '>'", *pool)
 	case *concurrency < 0:
 		return daemon.Usagef("--concurrency %d: want at least 1, or 0 for the number of CPUs", *concurrency)

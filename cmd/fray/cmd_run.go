@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/frayhq/fray"
+	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/frayhq/fray/objects"
 	"github.com/frayhq/fray/tasks"
 	"github.com/fxamacker/cbor/v2"
@@ -53,10 +54,10 @@ func runRun(ctx context.Context, args []string) error {
 		return err
 	}
 	name := pos[0]
-	if err := tasks.CheckFunction(name); err != nil {
+	if err := taskwire.CheckFunction(name); err != nil {
 		return usagef(fs, "bad function name %q; want 1 to 256 bytes without spaces or control characters, e.g. fray.echo", name)
 	}
-	if err := tasks.CheckPool(*pool); err != nil {
+	if err := taskwire.CheckPool(*pool); err != nil {
 		return usagef(fs, "--pool %q: want a non-empty name without spaces, '.', '*' or '>'", *pool)
 	}
 	if *timeout < 0 {
@@ -187,7 +188,7 @@ func runResult(ctx context.Context, args []string) error {
 		return err
 	}
 	id := pos[0]
-	if _, _, err := tasks.ParseFutureID(id); err != nil {
+	if _, _, err := taskwire.ParseFutureID(id); err != nil {
 		return usagef(fs, "bad future id %q; want <owner>.<task-id>, the id `fray run` printed", id)
 	}
 	if *wait < 0 {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/frayhq/fray"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 )
 
@@ -190,7 +191,7 @@ func (f *submitFlags) request() (jobs.JobRequest, error) {
 		Resources:         jobs.ResourceConfig{CPU: *f.cpu, RAM: *f.ram, Disk: *f.disk, Zone: *f.zone, TargetCluster: *f.target},
 	}
 	if f.set["max-retries-preemption"] {
-		req.MaxRetriesPreemption = jobs.Ptr(*f.retriesPreemption)
+		req.MaxRetriesPreemption = jobwire.Ptr(*f.retriesPreemption)
 	}
 	if req.Name == "" {
 		req.Name = defaultJobName(argv[0])
@@ -199,10 +200,10 @@ func (f *submitFlags) request() (jobs.JobRequest, error) {
 		req.Resources.Regions = f.regions
 	}
 	if *f.nonPreemptible {
-		req.Resources.Preemptible = jobs.Ptr(false)
+		req.Resources.Preemptible = jobwire.Ptr(false)
 	}
 	if *f.noAdopt {
-		req.AdoptExisting = jobs.Ptr(false)
+		req.AdoptExisting = jobwire.Ptr(false)
 	}
 	req.Environment.Workdir = *f.workdir
 	if err := f.placement(&req); err != nil {

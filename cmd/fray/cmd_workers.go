@@ -10,7 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/frayhq/fray/broker"
-	"github.com/frayhq/fray/jobs"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -49,8 +49,8 @@ func runWorkers(ctx context.Context, args []string) error {
 		return err
 	}
 	assigned := map[string][]string{}
-	if err := readBucket(ctx, js, broker.BucketJobState, []string{jobs.KeyAllocPrefix + ">"}, func(_ string, b []byte) {
-		var a jobs.Allocation
+	if err := readBucket(ctx, js, broker.BucketJobState, []string{jobwire.KeyAllocPrefix + ">"}, func(_ string, b []byte) {
+		var a jobwire.Allocation
 		if objects.Unmarshal(b, &a) == nil {
 			for _, t := range a.Tasks {
 				assigned[a.Worker] = append(assigned[a.Worker], fmt.Sprintf("%s[%d]", t.Job, t.Task))
@@ -83,7 +83,7 @@ func runWorkers(ctx context.Context, args []string) error {
 		r := w.Resources
 		capacity := fmt.Sprintf("cpu=%g", r.CPU)
 		if r.RAMBytes > 0 {
-			capacity += " ram=" + jobs.FormatBytes(r.RAMBytes)
+			capacity += " ram=" + jobwire.FormatBytes(r.RAMBytes)
 		}
 		if r.DeviceKind != "" {
 			capacity += fmt.Sprintf(" %s=%s×%d", r.DeviceKind, r.DeviceVariant, r.DeviceCount)

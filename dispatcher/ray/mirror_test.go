@@ -15,6 +15,7 @@ import (
 	"github.com/frayhq/fray/dispatcher/ray"
 	"github.com/frayhq/fray/integration/backends"
 	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 )
 
@@ -57,7 +58,7 @@ func TestARayJobThatRanAndFinishedBetweenTwoPollsHasADuration(t *testing.T) {
 	}
 	// Ray's clock: from accepting the submission (after fray recorded it)
 	// to the job's end.
-	if r.StartedMS < r.SubmittedMS || r.FinishedMS < r.StartedMS || r.FinishedMS > jobs.NowMS() {
+	if r.StartedMS < r.SubmittedMS || r.FinishedMS < r.StartedMS || r.FinishedMS > jobwire.NowMS() {
 		t.Fatalf("submitted_ms %d, started_ms %d, finished_ms %d: want a duration within the job's life",
 			r.SubmittedMS, r.StartedMS, r.FinishedMS)
 	}

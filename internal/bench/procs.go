@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/frayhq/fray/tasks"
 	"github.com/frayhq/fray/worker"
 	"github.com/nats-io/nats.go"
@@ -368,7 +369,7 @@ func connectWhenReady(ctx context.Context, url string, brk *exec.Cmd, ready <-ch
 func waitPulling(ctx context.Context, js jetstream.JetStream, w int, watch []*exec.Cmd) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if c, err := js.Consumer(ctx, broker.StreamTasks, tasks.ConsumerName(tasks.DefaultPool)); err == nil {
+		if c, err := js.Consumer(ctx, broker.StreamTasks, taskwire.ConsumerName(tasks.DefaultPool)); err == nil {
 			if info, err := c.Info(ctx); err == nil && info.NumWaiting >= w {
 				return nil
 			}

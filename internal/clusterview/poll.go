@@ -48,7 +48,7 @@ type Stream struct {
 	Bytes    uint64 `json:"bytes"`
 }
 
-// poolConsumerPrefix is how tasks.ConsumerName names a pool's consumer.
+// poolConsumerPrefix is how taskwire.ConsumerName names a pool's consumer.
 const poolConsumerPrefix = "pool-"
 
 // poll reads the pool consumers and the streams. Errors are kept for the

@@ -11,6 +11,7 @@ import (
 
 	"github.com/frayhq/fray/actors"
 	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/registry"
 	"github.com/nats-io/nats.go"
@@ -134,7 +135,7 @@ func (v *View) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) e
 	errs := make(chan error, 2)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); errs <- v.watch(ctx, jobsKV, jobs.KeyJobPrefix+">", jobsReady, v.applyJob) }()
+	go func() { defer wg.Done(); errs <- v.watch(ctx, jobsKV, jobwire.KeyJobPrefix+">", jobsReady, v.applyJob) }()
 	go func() { defer wg.Done(); errs <- v.watch(ctx, actorsKV, "a.>", actorsReady, v.applyActor) }()
 	defer wg.Wait()
 	defer cancel()
@@ -219,7 +220,7 @@ func (v *View) applyJob(e jetstream.KeyValueEntry, initial bool) {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	id := jobs.IDFromToken(e.Key()[len(jobs.KeyJobPrefix):])
+	id := jobwire.IDFromToken(e.Key()[len(jobwire.KeyJobPrefix):])
 	if r != nil {
 		id = r.ID
 	}

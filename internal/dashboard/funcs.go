@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/frayhq/fray/internal/clusterview"
-	"github.com/frayhq/fray/jobs"
+	"github.com/frayhq/fray/internal/jobwire"
 )
 
 var funcs = template.FuncMap{
@@ -17,7 +17,7 @@ var funcs = template.FuncMap{
 	"span":      span,
 	"state":     stateClass,
 	"sparkline": sparkline,
-	"bytes":     jobs.FormatBytes,
+	"bytes":     jobwire.FormatBytes,
 	"jobURL":    jobURL,
 	"join":      strings.Join,
 	"rate":      func(r float64) string { return fmt.Sprintf("%.1f", r) },

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/frayhq/fray/broker"
-	"github.com/frayhq/fray/jobs"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -31,7 +31,7 @@ func (s *Server) logStream(w http.ResponseWriter, r *http.Request, id string) {
 	}
 	ctx := r.Context()
 	oc, err := s.js.OrderedConsumer(ctx, broker.StreamLogs, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{jobs.LogFilter(id)},
+		FilterSubjects: []string{jobwire.LogFilter(id)},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
@@ -69,7 +69,7 @@ func (s *Server) logStream(w http.ResponseWriter, r *http.Request, id string) {
 				skipped++
 				continue
 			}
-			var b jobs.LogBatch
+			var b jobwire.LogBatch
 			if objects.Unmarshal(m.Data(), &b) != nil {
 				continue
 			}
@@ -106,6 +106,6 @@ const (
 	// maxLogFetch is the most log batches read per fetch.
 	maxLogFetch = 64
 	// tailBatches is how many of a log's last batches a page starts with
-	// (a batch holds up to jobs.MaxBatchLines lines, usually far fewer).
+	// (a batch holds up to jobwire.MaxBatchLines lines, usually far fewer).
 	tailBatches = 200
 )

@@ -13,6 +13,7 @@ import (
 	"github.com/frayhq/fray/actors"
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/clusterview"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 )
 
@@ -250,7 +251,7 @@ func (s *Server) workersPage(r *http.Request) (string, any, error) {
 		res := w.Resources
 		row.Capacity = fmt.Sprintf("%g CPU", res.CPU)
 		if res.RAMBytes > 0 {
-			row.Capacity += " · " + jobs.FormatBytes(res.RAMBytes) + " RAM"
+			row.Capacity += " · " + jobwire.FormatBytes(res.RAMBytes) + " RAM"
 		}
 		if res.DeviceKind != "" {
 			row.Capacity += fmt.Sprintf(" · %d× %s %s", res.DeviceCount, res.DeviceVariant, strings.ToUpper(res.DeviceKind))

@@ -6,9 +6,9 @@ import (
 	"github.com/frayhq/fray/actors"
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/clusterview"
+	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
-	"github.com/frayhq/fray/tasks"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -99,7 +99,7 @@ type taskFn struct {
 }
 
 func (b *Broker) onTask(m *nats.Msg) {
-	if m.Header.Get(tasks.HeaderPriorDeliveries) != "" {
+	if m.Header.Get(taskwire.HeaderPriorDeliveries) != "" {
 		return // a worker handing the task on, not a submission
 	}
 	var t taskFn

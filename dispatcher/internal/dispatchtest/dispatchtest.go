@@ -19,6 +19,7 @@ import (
 
 	"github.com/frayhq/fray/dispatcher"
 	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
 )
 
@@ -84,7 +85,7 @@ func Run(t testing.TB, url string, o dispatcher.Options) (stop func()) {
 	t.Cleanup(stop)
 	frayt.Eventually(t, 10*time.Second, "the dispatcher serves submits", func() bool {
 		// A malformed submit gets an "invalid" reply once a dispatcher listens.
-		m, err := nc.Request(jobs.SubjectSubmit, []byte{0xff}, 200*time.Millisecond)
+		m, err := nc.Request(jobwire.SubjectSubmit, []byte{0xff}, 200*time.Millisecond)
 		return err == nil && len(m.Data) > 0
 	})
 	return stop

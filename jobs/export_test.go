@@ -1,0 +1,4 @@
+package jobs
+
+// CanTransition is canTransition, for the external tests.
+var CanTransition = canTransition
