@@ -39,7 +39,7 @@ func benchFleet(ctx context.Context, args []string) error {
 	natsURL := fs.String("nats", "", "use the broker at this URL instead of starting one (its cluster must be provisioned with a fray-broker of this version running)")
 	monitor := fs.String("monitor", "", "with --nats: the broker's monitoring URL (http://host:8222) for CPU, RSS and message rates")
 	brokerBin := fs.String("broker-bin", "", "fray-broker binary to start (default: fray-broker beside this binary, else on PATH)")
-	asJSON := fs.Bool("json", false, "print one JSON line: workers, register_s, workers_exited, idle_s, idle_broker_cpu_pct, broker_rss_mib, idle_in_msgs_per_s, idle_out_msgs_per_s, idle_in_kib_per_s, idle_out_kib_per_s, idle_sched_p99_ms, idle_sched_max_ms, idle_sim_cpu_pct, idle_sim_runq_wait_pct, idle_broker_runq_wait_pct, serial_tasks, serial_task_p50_ms, serial_task_p99_ms, burst_tasks, burst_tasks_per_s, burst_task_p50_ms, burst_task_p99_ms, jobs, job_start_p50_ms, job_start_p99_ms, leases_lost, leases_lost_idle, idle_renew_gap_max_ms, idle_renews_late")
+	asJSON := fs.Bool("json", false, "print one JSON line: workers, register_s, workers_exited, idle_s, idle_broker_cpu_pct, broker_rss_mib, idle_in_msgs_per_s, idle_out_msgs_per_s, idle_in_kib_per_s, idle_out_kib_per_s, idle_sched_p99_ms, idle_sched_max_ms, idle_sim_cpu_pct, idle_sim_runq_wait_pct, idle_broker_runq_wait_pct, serial_tasks, serial_task_p50_ms, serial_task_p99_ms, burst_tasks, burst_tasks_per_s, burst_task_p50_ms, burst_task_p99_ms, jobs, job_start_p50_ms, job_start_p99_ms, leases_lost, leases_lost_idle, workers_lost, idle_renew_gap_max_ms, idle_renews_late")
 	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {
 		return err
 	}

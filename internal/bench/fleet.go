@@ -95,6 +95,9 @@ type FleetResult struct {
 	// LeasesLostIdle those in the idle window (after the start-up storm).
 	LeasesLost     int `json:"leases_lost"`
 	LeasesLostIdle int `json:"leases_lost_idle"`
+	// WorkersLost counts expired leases not taken back within
+	// broker.ExpiryGrace: the workers the dispatcher declared lost.
+	WorkersLost int `json:"workers_lost"`
 	// RenewGapMaxMS is the longest time between two stored renewals of
 	// one lease in the idle window (by the broker's clock), RenewsLate
 	// how many of those gaps exceeded two thirds of the TTL (a renewal
@@ -111,9 +114,9 @@ func (r FleetResult) String() string {
 		"tasks one at a time: %d, latency p50 %.2f ms, p99 %.2f ms\n"+
 		"burst of %d no-op tasks at once: %.0f tasks/s, latency p50 %.2f ms, p99 %.2f ms\n"+
 		"jobs: %d one at a time: submit-to-RUNNING p50 %.1f ms, p99 %.1f ms\n"+
-		"leases lost: %d (%d while idle); idle renewals: longest gap %.0f ms, %d more than a period late",
+		"leases expired: %d (%d while idle), not taken back within the grace (workers lost): %d; idle renewals: longest gap %.0f ms, %d more than a period late",
 		r.Workers, r.RegisterS, r.Exited, r.IdleS, r.IdleCPUPct, r.BrokerRSSMiB, r.IdleInMsgsPS, r.IdleInKBPS, r.IdleOutMsgsPS, r.IdleOutKBPS,
-		r.SimCPUPct, r.SchedP99MS, r.SchedMaxMS, r.SimRunQueueWaitPct, r.BrokerRunQueueWaitPct, r.Serial, r.SerialP50MS, r.SerialP99MS, r.Tasks, r.TasksPerS, r.TaskP50MS, r.TaskP99MS, r.Jobs, r.JobStartP50MS, r.JobStartP99MS, r.LeasesLost, r.LeasesLostIdle, r.RenewGapMaxMS, r.RenewsLate)
+		r.SimCPUPct, r.SchedP99MS, r.SchedMaxMS, r.SimRunQueueWaitPct, r.BrokerRunQueueWaitPct, r.Serial, r.SerialP50MS, r.SerialP99MS, r.Tasks, r.TasksPerS, r.TaskP50MS, r.TaskP99MS, r.Jobs, r.JobStartP50MS, r.JobStartP99MS, r.LeasesLost, r.LeasesLostIdle, r.WorkersLost, r.RenewGapMaxMS, r.RenewsLate)
 }
 
 // Fleet starts o.Workers workers in this process, each as fray-worker
@@ -259,7 +262,7 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 		}
 	}
 	res.Exited = int(exited.Load())
-	res.LeasesLost = leases.expired()
+	res.LeasesLost, res.WorkersLost = leases.expired(), leases.lost()
 	return res, nil
 }
 

@@ -17,6 +17,11 @@ type leaseWatch struct {
 	expires int
 	last    map[string]time.Time // key → its last renewal's stored time
 	gapList []time.Duration      // gaps since the last resetGaps
+	// expiredAt holds keys whose lease expired and was not taken back
+	// yet; lost counts those not taken back within broker.ExpiryGrace
+	// (the dispatcher declares such a worker lost).
+	expiredAt map[string]time.Time
+	lostN     int
 }
 
 // watchLeases starts a leaseWatch from now on.
@@ -31,7 +36,7 @@ func watchLeases(ctx context.Context, js jetstream.JetStream) (*leaseWatch, func
 		cancel()
 		return nil, nil, err
 	}
-	l := &leaseWatch{last: map[string]time.Time{}}
+	l := &leaseWatch{last: map[string]time.Time{}, expiredAt: map[string]time.Time{}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -50,7 +55,14 @@ func (l *leaseWatch) add(key string, op jetstream.KeyValueOp, at time.Time) {
 	if op != jetstream.KeyValuePut {
 		l.expires++
 		delete(l.last, key)
+		l.expiredAt[key] = at
 		return
+	}
+	if exp, ok := l.expiredAt[key]; ok {
+		delete(l.expiredAt, key)
+		if at.Sub(exp) > broker.ExpiryGrace {
+			l.lostN++
+		}
 	}
 	if prev, ok := l.last[key]; ok {
 		l.gapList = append(l.gapList, at.Sub(prev))
@@ -62,6 +74,21 @@ func (l *leaseWatch) expired() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.expires
+}
+
+// lost is how many expired leases were not taken back within
+// broker.ExpiryGrace, as of now: the workers a liveness decider declares
+// lost.
+func (l *leaseWatch) lost() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := l.lostN
+	for _, at := range l.expiredAt {
+		if time.Since(at) > broker.ExpiryGrace {
+			n++
+		}
+	}
+	return n
 }
 
 func (l *leaseWatch) resetGaps() {
