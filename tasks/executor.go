@@ -294,9 +294,9 @@ wait:
 }
 
 // MaxWaiting is the MaxWaiting (open pull requests) of a pool consumer
-// this fray creates. A worker keeps one request open, so a pool holds up
-// to MaxWaiting workers (fewer while requests the workers gave up on after
-// a reconnect linger). nats-server keeps waiting requests in
+// this fray creates. An idle worker keeps one request open (a busy one up
+// to two), so a pool holds up to MaxWaiting idle workers (fewer while
+// requests the workers gave up on after a reconnect linger). nats-server keeps waiting requests in
 // a list that costs nothing until used; it cannot change a consumer's
 // MaxWaiting, so a consumer created by an older fray (4,096) keeps its own.
 const MaxWaiting = 1 << 16
@@ -336,7 +336,7 @@ func (e *Executor) ensureConsumer(ctx context.Context) error {
 // pullLimitError explains a pull request refused because the pool's
 // consumer holds its MaxWaiting of open requests.
 func (e *Executor) pullLimitError(status string) error {
-	return fmt.Errorf("%w: pool %s's consumer %s on %s holds at most %d open pull requests (its MaxWaiting; a worker keeps one open), "+
+	return fmt.Errorf("%w: pool %s's consumer %s on %s holds at most %d open pull requests (its MaxWaiting; an idle worker keeps one open), "+
 		"so this worker gets no tasks until others' requests end; the pool has more workers than the consumer allows: "+
 		"while the pool is idle, delete the consumer (nats consumer rm %s %s) and the next worker creates it with MaxWaiting %d "+
 		"(server said %q)", broker.ErrLimit, e.o.Pool, taskwire.ConsumerName(e.o.Pool), broker.StreamTasks, e.maxWaiting.Load(),

@@ -36,11 +36,12 @@ import (
 // so the count can be short; a message arriving when every slot is taken
 // is handed straight back (nak) instead of being held without a slot.
 type puller struct {
-	nc      *nats.Conn
-	subject string // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
-	inbox   string
-	slots   int
-	expires time.Duration
+	nc       *nats.Conn
+	subject  string // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
+	inbox    string
+	slots    int
+	batchMin int
+	expires  time.Duration
 
 	mu         sync.Mutex
 	seq        uint64 // last request's sequence (its token, base 36)
@@ -52,6 +53,7 @@ type puller struct {
 	reconnects uint64
 	draining   bool
 	failed     string // status of the last request refused without a count
+	dry        bool   // the last task delivered left the queue empty (or did not say)
 }
 
 func newPuller(nc *nats.Conn, stream, consumer string, slots int) *puller {
@@ -60,6 +62,7 @@ func newPuller(nc *nats.Conn, stream, consumer string, slots int) *puller {
 		subject:    "$JS.API.CONSUMER.MSG.NEXT." + stream + "." + consumer,
 		inbox:      nc.NewRespInbox(),
 		slots:      slots,
+		batchMin:   max(1, slots/2),
 		expires:    20 * time.Second,
 		reconnects: nc.Stats().Reconnects,
 	}
@@ -87,6 +90,10 @@ func (p *puller) onMsg(m *nats.Msg) int {
 	p.lastSign = time.Now()
 	if status == "" {
 		p.pending = max(0, p.pending-1)
+		p.dry = true
+		if meta, err := m.Metadata(); err == nil {
+			p.dry = meta.NumPending == 0
+		}
 		if p.running+p.abandoned >= p.slots {
 			return pulledExtra
 		}
@@ -184,21 +191,22 @@ func (p *puller) drain() {
 	p.mu.Unlock()
 }
 
-// pullLocked asks for the free slots when no request is open. An open
-// request means the queue had no more work when it was last served (the
-// server fills open requests first), so slots freed meanwhile wait for it
-// to be filled, which asks again at once, or to end: a free slot idles at
-// most one round trip while the queue has work. One open request per
-// worker keeps the consumer's waiting list, which nats-server walks
-// whenever the queue runs dry and whenever a request arrives, as short as
-// the fleet: asking for each freed slot at once doubled it, and added a
-// walk to every task.
+// pullLocked asks for the free slots. With no request open it asks at
+// once, so a free slot never idles while the queue has work. With one
+// open, it asks again only while the queue is busy (the last task
+// delivered said more were pending) and half the slots are free, so a
+// busy worker sends few requests. Once the queue ran dry it waits for the
+// open request to be filled, which asks again at once, or to end: the
+// server fills open requests before the queue keeps any work. So an idle
+// worker keeps one request open, and a task on an idle fleet adds none:
+// nats-server walks a consumer's whole list of waiting requests each time
+// the queue runs dry and each time a request arrives.
 func (p *puller) pullLocked() {
-	if p.draining || p.pending > 0 {
+	if p.draining {
 		return
 	}
-	free := p.slots - p.running - p.abandoned
-	if free <= 0 {
+	free := p.slots - p.running - p.abandoned - p.pending
+	if free <= 0 || (p.pending > 0 && (p.dry || free < p.batchMin)) {
 		return
 	}
 	p.seq++
@@ -206,6 +214,8 @@ func (p *puller) pullLocked() {
 	if err := p.nc.PublishRequest(p.subject, p.inbox+"."+strconv.FormatUint(p.seq, 36), []byte(body)); err != nil {
 		return // retried on the next release or tick
 	}
-	p.lastSign = time.Now()
-	p.pending = free
+	if p.pending == 0 {
+		p.lastSign = time.Now()
+	}
+	p.pending += free
 }
