@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/frayhq/fray"
+	"github.com/frayhq/fray/auth"
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/frayt"
 	"github.com/frayhq/fray/jobs"
@@ -139,4 +140,15 @@ func TestRefusedPublishesFailAtOnceNamingSubjectAndUser(t *testing.T) {
 	began = time.Now()
 	_, err = c.CreateActor(ctx, "Counter", "a1", nil)
 	check("create an actor", began, err, `"$KV.FRAY_ACTORS.`)
+}
+
+// Every variable a fray process authenticates with is one that job
+// processes do not inherit from their worker.
+func TestJobsInheritNoneOfTheCredentialVariables(t *testing.T) {
+	for _, name := range []string{fray.EnvCreds, fray.EnvUser, fray.EnvPassword, fray.EnvToken, fray.EnvTLSCert, fray.EnvTLSKey, fray.EnvInbox, fray.EnvOwner, auth.EnvWorkerID} {
+		env := jobs.WithoutCredentials([]string{"PATH=/bin", name + "=secret", fray.EnvTLSCA + "=/ca.pem"})
+		if strings.Contains(strings.Join(env, "\n"), "secret") || len(env) != 2 {
+			t.Errorf("%s: jobs inherit %q", name, env)
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/frayhq/fray/internal/taskwire"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -25,6 +26,12 @@ type Tenant struct {
 	// Producers name the producer users (<tenant>-<name>), each reading
 	// only its own results. Defaults to one, "producer".
 	Producers []string
+	// Workers name the workers (user <tenant>-worker-<name>, worker id
+	// <name>): each may write only its own registry entry, report only on
+	// its own subjects and pull only its pool's tasks. "<name>@<pool>"
+	// names its pool; without one it is tasks' default pool. Defaults to
+	// one, "w1".
+	Workers []string
 }
 
 // Options configures Init.
@@ -44,9 +51,19 @@ type Options struct {
 type User struct {
 	Name, Tenant string
 	Role         Role
-	Password     string // in clear: the .env file holds it, nats.conf its bcrypt hash
-	EnvFile      string
+	// WorkerID is the worker id a worker user's credentials fix (its .env
+	// file sets FRAY_WORKER_ID to it); empty for the other roles.
+	WorkerID string
+	// Pool is the one pool a worker user may pull tasks from; empty for
+	// the other roles.
+	Pool     string
+	Password string // in clear: the .env file holds it, nats.conf its bcrypt hash
+	EnvFile  string
 }
+
+// EnvWorkerID is the variable of a worker's .env file that names the
+// worker id its credentials allow: fray-worker takes it as its --id.
+const EnvWorkerID = "FRAY_WORKER_ID"
 
 // Result is what Init wrote.
 type Result struct {
@@ -76,10 +93,24 @@ func (o *Options) validate() error {
 			return fmt.Errorf("%w: tenant %q: want a unique name of letters, digits, '_' and '-'", ErrBadOptions, t.Name)
 		}
 		seen[t.Name] = true
+		if len(t.Workers) == 0 {
+			t.Workers = []string{"w1"}
+		}
 		for _, p := range t.Producers {
-			if !nameRE.MatchString(p) || p == string(RoleAdmin) || p == string(RoleWorker) || p == string(RoleViewer) {
-				return fmt.Errorf("%w: producer %q: want a name of letters, digits, '_' and '-' other than admin, worker, viewer", ErrBadOptions, p)
+			if !nameRE.MatchString(p) || p == string(RoleAdmin) || p == string(RoleWorker) || p == string(RoleViewer) || strings.HasPrefix(p, string(RoleWorker)+"-") {
+				return fmt.Errorf("%w: producer %q: want a name of letters, digits, '_' and '-' other than admin, worker, viewer and worker-*", ErrBadOptions, p)
 			}
+		}
+		workers := map[string]bool{}
+		for _, spec := range t.Workers {
+			w, pool := workerSpec(spec)
+			if !nameRE.MatchString(w) || workers[w] {
+				return fmt.Errorf("%w: worker %q: want a unique name of letters, digits, '_' and '-' (it is the worker's id), optionally @POOL", ErrBadOptions, spec)
+			}
+			if err := taskwire.CheckPool(pool); err != nil {
+				return fmt.Errorf("%w: worker %q: %v", ErrBadOptions, spec, err)
+			}
+			workers[w] = true
 		}
 	}
 	if (o.TLSCert == "") != (o.TLSKey == "") {
@@ -89,7 +120,9 @@ func (o *Options) validate() error {
 }
 
 // Init writes a nats-server configuration (for fray-broker --config) with
-// one account per tenant and a user per role, and for each user an .env
+// one account per tenant, a user per role and one per worker (nats-server's
+// configuration has no permission templates: each worker's block names its
+// own subjects), and for each user an .env
 // file with its credentials in the FRAY_NATS_* variables. Passwords are
 // random; nats.conf holds only their bcrypt hashes.
 func Init(o Options) (*Result, error) {
@@ -111,17 +144,18 @@ func Init(o Options) (*Result, error) {
 	conf.WriteString("accounts {\n")
 	for _, t := range o.Tenants {
 		fmt.Fprintf(&conf, "  %s: {\n    jetstream: enabled\n    users: [\n", strconv.Quote(t.Name))
-		type member struct {
-			name string
-			role Role
-		}
-		members := []member{{t.Name + "-admin", RoleAdmin}}
+		members := []User{{Name: t.Name + "-admin", Role: RoleAdmin}}
 		for _, p := range t.Producers {
-			members = append(members, member{t.Name + "-" + p, RoleProducer})
+			members = append(members, User{Name: t.Name + "-" + p, Role: RoleProducer})
 		}
-		members = append(members, member{t.Name + "-worker", RoleWorker}, member{t.Name + "-viewer", RoleViewer})
+		for _, spec := range t.Workers {
+			w, pool := workerSpec(spec)
+			members = append(members, User{Name: t.Name + "-worker-" + w, Role: RoleWorker, WorkerID: w, Pool: pool})
+		}
+		members = append(members, User{Name: t.Name + "-viewer", Role: RoleViewer})
 		for _, m := range members {
-			u, err := writeUser(o, t.Name, m.name, m.role)
+			m.Tenant = t.Name
+			u, err := writeUser(o, m)
 			if err != nil {
 				return nil, err
 			}
@@ -129,7 +163,11 @@ func Init(o Options) (*Result, error) {
 			if err != nil {
 				return nil, fmt.Errorf("auth: %w", err)
 			}
-			fmt.Fprintf(&conf, "      # role %s\n      { user: %s, password: %s%s }\n", m.role, strconv.Quote(u.Name), strconv.Quote(string(hash)), permissionsConf(PermissionsFor(m.role, u.Name)))
+			comment := "role " + string(u.Role)
+			if u.WorkerID != "" {
+				comment += ", worker id " + u.WorkerID + ", pool " + u.Pool
+			}
+			fmt.Fprintf(&conf, "      # %s\n      { user: %s, password: %s%s }\n", comment, strconv.Quote(u.Name), strconv.Quote(string(hash)), permissionsConf(PermissionsFor(*u)))
 			res.Users = append(res.Users, *u)
 		}
 		conf.WriteString("    ]\n  }\n")
@@ -141,21 +179,36 @@ func Init(o Options) (*Result, error) {
 	return res, nil
 }
 
-func writeUser(o Options, tenant, name string, role Role) (*User, error) {
+// workerSpec splits a worker's "<name>[@<pool>]" into its id and pool
+// (tasks' default pool when none is named).
+func workerSpec(spec string) (id, pool string) {
+	id, pool, found := strings.Cut(spec, "@")
+	if !found {
+		pool = taskwire.DefaultPool
+	}
+	return id, pool
+}
+
+// writeUser gives u a random password and writes its .env file.
+func writeUser(o Options, u User) (*User, error) {
 	b := make([]byte, 24)
 	if _, err := rand.Read(b); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	u := &User{Name: name, Tenant: tenant, Role: role, Password: base64.RawURLEncoding.EncodeToString(b), EnvFile: filepath.Join(o.Dir, name+".env")}
+	u.Password, u.EnvFile = base64.RawURLEncoding.EncodeToString(b), filepath.Join(o.Dir, u.Name+".env")
+	name := u.Name
 	env := fmt.Sprintf("# fray credentials of user %s: role %s, tenant (NATS account) %s.\n# Load with: set -a; . %s; set +a\nFRAY_NATS_USER=%s\nFRAY_NATS_PASSWORD=%s\nFRAY_NATS_INBOX=%s\nFRAY_OWNER=%s\n",
-		name, role, tenant, u.EnvFile, name, u.Password, InboxPrefix(name), name)
+		name, u.Role, u.Tenant, u.EnvFile, name, u.Password, InboxPrefix(name), name)
+	if u.WorkerID != "" {
+		env += EnvWorkerID + "=" + u.WorkerID + "\n"
+	}
 	if o.TLSCA != "" {
 		env += "FRAY_NATS_CA=" + o.TLSCA + "\n"
 	}
 	if err := os.WriteFile(u.EnvFile, []byte(env), 0o600); err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	return u, nil
+	return &u, nil
 }
 
 // permissionsConf renders p as a nats-server user's permissions block.

@@ -3,8 +3,12 @@
 // no other tenant), one user per role with subject permissions.
 //
 // Roles: admin (the broker's services), producer (submit, read its own
-// results, actors, objects), worker (pull its pool, store results,
-// registry, job events and logs, host actors) and viewer (read-only).
+// results, actors, objects), worker (pull its pool, store results, its own
+// registry entry and allocation, the events and logs of the jobs placed on
+// it, host actors) and viewer (read-only). Every worker is a user of its
+// own whose credentials fix its worker id: nats-server's configuration
+// has no permission templates, so each worker's block names its own
+// subjects.
 // PermissionsFor lists each role's subjects; Init writes the nats-server
 // configuration and each user's credentials:
 //

@@ -3,6 +3,7 @@ package auth
 import (
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/jobwire"
+	"github.com/frayhq/fray/internal/taskwire"
 )
 
 // Role is one of fray's roles.
@@ -18,9 +19,10 @@ const (
 	// and calls actors, puts and gets objects, and reads what a viewer
 	// reads.
 	RoleProducer Role = "producer"
-	// RoleWorker pulls its pool's tasks, stores results, keeps its
-	// registry entry, reports the events and logs of the jobs placed on
-	// it, and hosts actors.
+	// RoleWorker pulls its pool's tasks, stores results, keeps its own
+	// registry entry, reads its own allocation, reports the events and
+	// logs of the jobs placed on it, and hosts actors. Each worker is a
+	// user of its own: its credentials fix its worker id (User.WorkerID).
 	RoleWorker Role = "worker"
 	// RoleViewer reads: jobs, workers, actors, logs, stream sizes.
 	RoleViewer Role = "viewer"
@@ -58,19 +60,19 @@ func readStream(s string) []string {
 func kvStream(bucket string) string { return "KV_" + bucket }
 func kvKeys(bucket string) string   { return "$KV." + bucket + ".>" }
 
-// registry is every grant about the worker registry, in one place: when
-// its layout changes (subjects, buckets), change it here. Readers watch
-// it; workers also write their entries.
-func registry(write bool) []string {
+// registry is every grant to read the worker registry, in one place: when
+// its layout changes (subjects, buckets), change it here (a worker's
+// write of its own entry is in ownWorker).
+func registry() []string {
 	out := readStream(kvStream(broker.BucketWorkers))
 	// the pool directory: direct gets of a pool's record (its changes
 	// arrive on the subscription in registrySubscribe)
-	out = append(out, readStream(kvStream(broker.BucketPools))...)
-	if write {
-		out = append(out, kvKeys(broker.BucketWorkers))
-	}
-	return out
+	return append(out, readStream(kvStream(broker.BucketPools))...)
 }
+
+// RegistryKeySubject is the subject a worker writes its registry entry
+// on: the one registry grant a worker user holds.
+func RegistryKeySubject(workerID string) string { return broker.WorkerKeySubject(workerID) }
 
 // registrySubscribe is the core subscription every client holds to hear
 // the pool directory's changes.
@@ -100,7 +102,7 @@ func viewing() []string {
 	}
 	// queue sizes per pool, as fray workers and the dashboard show them
 	out = append(out, api+"CONSUMER.INFO."+broker.StreamTasks+".*", api+"CONSUMER.LIST."+broker.StreamTasks, api+"CONSUMER.NAMES."+broker.StreamTasks)
-	return append(out, registry(false)...)
+	return append(out, registry()...)
 }
 
 // objectsRW reads and writes the object store.
@@ -109,11 +111,14 @@ func objectsRW() []string {
 	return append(readStream(s), "$O."+broker.BucketObjects+".>", api+"STREAM.PURGE."+s)
 }
 
-// PermissionsFor is what user (of role r) may do. Admin has no
-// restrictions (nil).
-func PermissionsFor(r Role, user string) *Permissions {
+// PermissionsFor is what user u (its Name, Role and, for a worker, its
+// WorkerID) may do. Admin has no restrictions (nil). A worker without a
+// WorkerID gets no grant on any worker's own subjects: it can register
+// nothing.
+func PermissionsFor(u User) *Permissions {
+	user := u.Name
 	p := common(user)
-	switch r {
+	switch u.Role {
 	case RoleAdmin:
 		return nil
 	case RoleViewer:
@@ -132,30 +137,24 @@ func PermissionsFor(r Role, user string) *Permissions {
 			api+"DIRECT.GET."+broker.StreamResults+"."+broker.SubjectResultsPrefix+user+".>", // read its own results
 		)
 	case RoleWorker:
-		p.Publish = append(p.Publish, registry(true)...)
+		p.Publish = append(p.Publish, registry()...)
 		p.Publish = append(p.Publish, objectsRW()...)
 		p.Publish = append(p.Publish, readStream(kvStream(broker.BucketActors))...)
 		p.Publish = append(p.Publish, readStream(kvStream(broker.BucketCancels))...)
-		tasksStream := broker.StreamTasks
+		p.Publish = append(p.Publish, pullPool(u.Pool)...)
 		p.Publish = append(p.Publish,
-			api+"CONSUMER.CREATE."+tasksStream+".>", api+"CONSUMER.DURABLE.CREATE."+tasksStream+".*",
-			api+"CONSUMER.INFO."+tasksStream+".*", api+"CONSUMER.MSG.NEXT."+tasksStream+".*",
-			"$JS.ACK."+tasksStream+".>",
 			broker.SubjectResultsPrefix+">", // store the result of any task it runs: by design
-			jobwire.SubjectEventsPrefix+">", // events of the jobs placed on it
-			broker.SubjectLogsPrefix+">",    // their logs
 			kvKeys(broker.BucketActors),     // actor leases of the actors it hosts
-			// its allocation: the job assignments placed on workers, not
-			// the job records
-			api+"CONSUMER.CREATE."+kvStream(broker.BucketJobState)+".*.$KV."+broker.BucketJobState+"."+jobwire.KeyAllocPrefix+">",
 			api+"CONSUMER.DELETE."+kvStream(broker.BucketJobState)+".*",
-			api+"DIRECT.GET."+kvStream(broker.BucketJobState)+".$KV."+broker.BucketJobState+"."+jobwire.KeyAllocPrefix+">",
 			"$JS.FC."+kvStream(broker.BucketJobState)+".>",
 		)
 		p.Subscribe = append(p.Subscribe, broker.SubjectActorPrefix+">") // host actors: calls, control, placement
-		// new cancellations, and changes of the allocations (core
-		// subscriptions: a worker holds no consumer of its own)
-		p.Subscribe = append(p.Subscribe, kvKeys(broker.BucketCancels), "$KV."+broker.BucketJobState+"."+jobwire.KeyAllocPrefix+">")
+		p.Subscribe = append(p.Subscribe, kvKeys(broker.BucketCancels))  // new cancellations
+		if u.WorkerID != "" {
+			own := ownWorker(u.WorkerID)
+			p.Publish = append(p.Publish, own.Publish...)
+			p.Subscribe = append(p.Subscribe, own.Subscribe...)
+		}
 		p.AllowResponses = true // reply to actor calls
 	default:
 		return nil
@@ -163,7 +162,42 @@ func PermissionsFor(r Role, user string) *Permissions {
 	return &p
 }
 
+// pullPool is what a worker needs to serve pool's tasks: make or bind
+// the pool's durable consumer, pull from it and acknowledge what it
+// delivers; any pool's when pool is "" (a worker role of no one pool).
+func pullPool(pool string) []string {
+	s := broker.StreamTasks + ".*"
+	if pool != "" {
+		s = broker.StreamTasks + "." + taskwire.ConsumerName(pool)
+	}
+	return []string{
+		api + "CONSUMER.CREATE." + s, api + "CONSUMER.CREATE." + s + ".>", api + "CONSUMER.DURABLE.CREATE." + s,
+		api + "CONSUMER.INFO." + s, api + "CONSUMER.MSG.NEXT." + s,
+		"$JS.ACK." + s + ".>",
+	}
+}
+
 // InboxPrefix is the prefix of user's reply subjects: a user may
 // subscribe to its own inboxes only (a client sets it with
 // fray.WithInboxPrefix or FRAY_NATS_INBOX).
 func InboxPrefix(user string) string { return "_INBOX." + user }
+
+// ownWorker is what only worker id may do: write its registry entry, read
+// its allocation (the job assignments placed on it, with their
+// environments), and report the events and logs of its job processes on
+// subjects that name it.
+func ownWorker(id string) Permissions {
+	alloc := "$KV." + broker.BucketJobState + "." + jobwire.AllocKey(id)
+	return Permissions{
+		Publish: []string{
+			RegistryKeySubject(id),
+			api + "CONSUMER.CREATE." + kvStream(broker.BucketJobState) + ".*." + alloc,
+			api + "DIRECT.GET." + kvStream(broker.BucketJobState) + "." + alloc,
+			jobwire.WorkerEvents(id), // its jobs' events
+			jobwire.WorkerLogs(id),   // its jobs' logs
+		},
+		// changes of its allocation (a core subscription: a worker holds
+		// no consumer of its own)
+		Subscribe: []string{alloc},
+	}
+}

@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -121,25 +120,10 @@ func (p *permissions) userName() string {
 	}
 	p.userKnown = true
 	p.user = p.nc.Opts.User
-	msg, err := p.nc.Request(UserInfoSubject, nil, time.Second)
-	if err != nil {
-		return p.user
-	}
-	var resp struct {
-		Data struct {
-			User     string `json:"user"`
-			UserName string `json:"user_name"`
-			Account  string `json:"account"`
-		} `json:"data"`
-	}
-	if json.Unmarshal(msg.Data, &resp) == nil && resp.Data.User != "" {
-		p.user = resp.Data.User
-		if resp.Data.UserName != "" {
-			p.user = resp.Data.UserName
-		}
-		if resp.Data.Account != "" && resp.Data.Account != "$G" {
-			p.user += " (account " + resp.Data.Account + ")"
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if u, err := whoAmI(ctx, p.nc); err == nil {
+		p.user = u.Name()
 	}
 	return p.user
 }

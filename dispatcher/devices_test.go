@@ -10,7 +10,6 @@ import (
 	"github.com/frayhq/fray/internal/frayt"
 	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
-	"github.com/frayhq/fray/objects"
 )
 
 // noCUDAEnv starts the test's workers without CUDA_VISIBLE_DEVICES.
@@ -94,15 +93,8 @@ func TestDevicesBusyExitRerunsTheJobWithoutSpendingFailuresOrDrainingTheWorker(t
 	frayt.Eventually(t, 20*time.Second, "attempt 0 running", func() bool { return c.info(h).Running() == 1 })
 	r := c.info(h)
 	// What w1's runner reports when it finds the GPU it was given held.
-	ev := jobwire.TaskEvent{V: jobwire.WireVersion, Job: r.ID, Run: r.Run, Task: 0, Attempt: 0, Worker: "w1", Kind: jobwire.EventExited,
-		ExitCode: -1, Error: "cannot start: devices busy: gpu 0 held by job /test/other task 0 attempt 0", DevicesBusy: true, TimeMS: jobwire.NowMS()}
-	b, err := objects.Marshal(&ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.js.Publish(c.ctx, jobwire.EventSubject(r.ID), b); err != nil {
-		t.Fatal(err)
-	}
+	c.publishEvent(jobwire.EventSubject("w1", r.ID), jobwire.TaskEvent{Job: r.ID, Run: r.Run, Task: 0, Attempt: 0, Worker: "w1", Kind: jobwire.EventExited,
+		ExitCode: -1, Error: "cannot start: devices busy: gpu 0 held by job /test/other task 0 attempt 0", DevicesBusy: true})
 	r = c.wait(h)
 	if r.Status != jobs.StatusSucceeded || r.Preemptions != 1 || r.Failures != 0 || r.Tasks[0].Worker != "w1" {
 		t.Fatalf("status %s preemptions %d failures %d on %s: %s", r.Status, r.Preemptions, r.Failures, r.Tasks[0].Worker, r.Error)

@@ -28,9 +28,18 @@ func (d *Dispatcher) onEvent(ctx context.Context, m jetstream.Msg) {
 			d.stopJob(ctx, c.Job, reason)
 		}
 	default:
+		worker, job, ok := jobwire.ParseEventSubject(subj)
 		var ev jobwire.TaskEvent
-		if err := objects.Unmarshal(m.Data(), &ev); err != nil {
+		if err := objects.Unmarshal(m.Data(), &ev); !ok || err != nil {
 			d.log.Warn("malformed task event dropped", "subject", subj, "err", err)
+			return
+		}
+		// The subject is what the sender's permissions allowed: an event
+		// counts only for the worker and job it names. (A layout-1
+		// subject names no worker; only a user allowed every event
+		// subject can send one.)
+		if job != jobwire.Token(ev.Job) || worker != "" && worker != jobwire.WorkerToken(ev.Worker) {
+			d.log.Warn("task event dropped: its subject names another sender or job than the event", "subject", subj, "job", ev.Job, "worker", ev.Worker)
 			return
 		}
 		d.onTaskEvent(ctx, &ev)
@@ -59,7 +68,11 @@ func (d *Dispatcher) onTaskEvent(ctx context.Context, ev *jobwire.TaskEvent) {
 		}
 		return
 	}
-	if t := r.Tasks[ev.Task]; t.Worker != ev.Worker || t.State.Done() {
+	if t := r.Tasks[ev.Task]; t.Worker != ev.Worker {
+		// Only the worker the task is placed on reports on it.
+		d.log.Warn("task event dropped: the task is not placed on its sender", "job", ev.Job, "task", ev.Task, "attempt", ev.Attempt, "kind", ev.Kind, "sender", ev.Worker, "placed_on", t.Worker)
+		return
+	} else if t.State.Done() {
 		return
 	}
 	switch ev.Kind {

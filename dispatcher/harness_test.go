@@ -140,6 +140,11 @@ func (c *cluster) register(js jetstream.JetStream, info *broker.WorkerInfo) (sto
 	return stopLease
 }
 
+// lossGrace is the dispatchers' ExpiryGrace in tests that lose a worker:
+// its lease key expires a second after loseLease, and the default grace
+// (5 s) would only lengthen the wait for the loss.
+const lossGrace = 500 * time.Millisecond
+
 // loseLease stops renewing the worker's lease, as if it were SIGKILLed: the
 // key expires a second later. Its runner keeps going until the dispatcher
 // takes its assignments away.

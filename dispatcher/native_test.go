@@ -118,7 +118,7 @@ func TestTimeoutStopsTheJob(t *testing.T) {
 }
 
 func TestLostWorkerRerunsTheJobElsewhere(t *testing.T) {
-	c := newCluster(t, dispatcher.Options{})
+	c := newCluster(t, dispatcher.Options{ExpiryGrace: lossGrace})
 	w1 := c.addWorker("w1", 1, nil)
 	h := c.submit(sh("survivor", `[ "$FRAY_JOB_ATTEMPT" -ge 1 ] || sleep 600`))
 	frayt.Eventually(t, 10*time.Second, "running on w1", func() bool { return c.info(h).Running() == 1 })
@@ -135,7 +135,7 @@ func TestLostWorkerRerunsTheJobElsewhere(t *testing.T) {
 }
 
 func TestLostWorkerWithoutPreemptionBudgetFailsNamingTheWorker(t *testing.T) {
-	c := newCluster(t, dispatcher.Options{})
+	c := newCluster(t, dispatcher.Options{ExpiryGrace: lossGrace})
 	w1 := c.addWorker("w1", 1, nil)
 	h, err := c.jc.Submit(c.ctx, sh("fragile", "sleep 600"), jobs.MaxPreemptions(0))
 	if err != nil {

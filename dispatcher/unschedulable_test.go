@@ -51,7 +51,7 @@ func TestSchedulingTimeoutFailsAGangThatNeverFitsWhileZeroWaitsOn(t *testing.T) 
 }
 
 func TestSchedulingTimeoutCountsAfreshWhileAPreemptedJobWaitsToBePlacedAgain(t *testing.T) {
-	c := newCluster(t, dispatcher.Options{})
+	c := newCluster(t, dispatcher.Options{ExpiryGrace: lossGrace})
 	w1 := c.addWorker("w1", 1, nil)
 	req := sh("preempted", "exec sleep 600")
 	req.SchedulingTimeout = time.Second

@@ -53,14 +53,20 @@ func userEnv(t *testing.T, dir, user string, more ...string) []string {
 // roleBroker starts fray-broker on dir's nats.conf as tenant's admin.
 func roleBroker(t *testing.T, dir, tenant string, args ...string) string {
 	t.Helper()
-	return startBrokerEnv(t, userEnv(t, dir, tenant+"-admin"), "", 0, append([]string{"--config", filepath.Join(dir, "nats.conf")}, args...)...).URL
+	return roleBrokerProc(t, dir, tenant, args...).URL
 }
 
-// roleWorker starts fray-worker as tenant's worker user and waits until
-// c sees it.
-func roleWorker(t *testing.T, dir, tenant, url, id string, c *fray.Client) {
+// roleBrokerProc is roleBroker returning the process.
+func roleBrokerProc(t *testing.T, dir, tenant string, args ...string) *brokerProc {
 	t.Helper()
-	start(t, "fray-worker", userEnv(t, dir, tenant+"-worker"), "--nats", url, "--id", id, "--log-level", "warn", "--cpu", "1")
+	return startBrokerEnv(t, userEnv(t, dir, tenant+"-admin"), "", 0, append([]string{"--config", filepath.Join(dir, "nats.conf")}, args...)...)
+}
+
+// roleWorker starts fray-worker as tenant's worker user of id (which
+// fixes its id: no --id is given) and waits until c sees it.
+func roleWorker(t *testing.T, dir, tenant, url, id string, c *fray.Client, args ...string) *proc {
+	t.Helper()
+	p := start(t, "fray-worker", userEnv(t, dir, tenant+"-worker-"+id), append([]string{"--nats", url, "--log-level", "warn", "--cpu", "1"}, args...)...)
 	waitFor(t, 30*time.Second, "worker "+id+" registered", func() bool {
 		for _, w := range c.Workers() {
 			if w.ID == id {
@@ -69,6 +75,7 @@ func roleWorker(t *testing.T, dir, tenant, url, id string, c *fray.Client) {
 		}
 		return false
 	})
+	return p
 }
 
 // userClient connects as user with the credentials of its .env file.
@@ -184,12 +191,12 @@ func TestRolesDoTheirWorkAndAreRefusedTheRest(t *testing.T) {
 	})
 
 	// The worker's user: what the worker does, and not the rest.
-	wc := userClient(t, dir, "fray-worker", url)
-	refused(t, wc, "fray-worker", "worker submits a job", func(ctx context.Context) error {
+	wc := userClient(t, dir, "fray-worker-w1", url)
+	refused(t, wc, "fray-worker-w1", "worker submits a job", func(ctx context.Context) error {
 		_, err := wc.Submit(ctx, jobs.JobRequest{Name: "sneaky", Entrypoint: jobs.Command("true")})
 		return err
 	})
-	refused(t, wc, "fray-worker", "worker writes job state", func(ctx context.Context) error {
+	refused(t, wc, "fray-worker-w1", "worker writes job state", func(ctx context.Context) error {
 		kv, err := wc.JetStream().KeyValue(ctx, broker.BucketJobState)
 		if err != nil {
 			return err
@@ -197,14 +204,14 @@ func TestRolesDoTheirWorkAndAreRefusedTheRest(t *testing.T) {
 		_, err = kv.Put(ctx, jobwire.JobKey("/default/hello"), []byte("forged"))
 		return err
 	})
-	refused(t, wc, "fray-worker", "worker purges a stream", func(ctx context.Context) error {
+	refused(t, wc, "fray-worker-w1", "worker purges a stream", func(ctx context.Context) error {
 		s, err := wc.JetStream().Stream(ctx, broker.StreamTasks)
 		if err != nil {
 			return err
 		}
 		return s.Purge(ctx)
 	})
-	refused(t, wc, "fray-worker", "worker submits a task", func(ctx context.Context) error {
+	refused(t, wc, "fray-worker-w1", "worker submits a task", func(ctx context.Context) error {
 		var v any
 		return wc.Run(ctx, "fray.echo", 1).Get(ctx, &v)
 	})
@@ -215,7 +222,7 @@ func TestRolesDoTheirWorkAndAreRefusedTheRest(t *testing.T) {
 	for _, other := range []struct {
 		c    *fray.Client
 		user string
-	}{{wc, "fray-worker"}, {bob, "fray-bob"}} {
+	}{{wc, "fray-worker-w1"}, {bob, "fray-bob"}} {
 		refused(t, other.c, other.user, other.user+" reads alice's result by future id", func(ctx context.Context) error {
 			f, err := other.c.Future(fut.ID())
 			if err != nil {
@@ -257,7 +264,7 @@ func TestRolesDoTheirWorkAndAreRefusedTheRest(t *testing.T) {
 // sees none of the other's workers, jobs, tasks, actors, results or
 // objects.
 func TestTwoTenantsOnOneBrokerSeeNothingOfEachOther(t *testing.T) {
-	dir := authInit(t, "--tenant", "a", "--tenant", "b")
+	dir := authInit(t, "--tenant", "a", "--tenant", "b", "--worker", "wa", "--worker", "wb")
 	url := roleBroker(t, dir, "a")
 	// Tenant b's services: a fray-broker running no server, on b's admin.
 	bb := start(t, "fray-broker", userEnv(t, dir, "b-admin"), "--nats", url, "--log-level", "warn")

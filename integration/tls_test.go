@@ -61,7 +61,7 @@ func tlsFiles(t *testing.T) (ca, cert, key string) {
 // without the CA is refused.
 func TestRolesOverTLS(t *testing.T) {
 	ca, cert, key := tlsFiles(t)
-	dir := authInit(t, "--tls-cert", cert, "--tls-key", key, "--tls-ca", ca)
+	dir := authInit(t, "--tls-cert", cert, "--tls-key", key, "--tls-ca", ca, "--worker", "wtls")
 	url := roleBroker(t, dir, "fray")
 	p := userClient(t, dir, "fray-producer", url)
 	if !p.NATS().TLSRequired() {

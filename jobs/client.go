@@ -33,7 +33,7 @@ type ClientOptions struct {
 	// it for a ray?/iris? spec without nats=, whose broker lives only in
 	// this process): before a handle first reads its job, and before every
 	// ListJobs, the dispatcher is asked to look the jobs up on its backends
-	// (SubjectFind), so jobs submitted from any process are seen. Defaults
+	// (jobwire.SubjectFind), so jobs submitted from any process are seen. Defaults
 	// to false: the broker's records are the truth.
 	AskBackends bool
 }

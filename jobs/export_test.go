@@ -1,4 +1,10 @@
 package jobs
 
+import "time"
+
 // CanTransition is canTransition, for the external tests.
 var CanTransition = canTransition
+
+// SetExitRepeat sets how long the runner waits for an exit report to be
+// acted on before it sends it again (5 s by default).
+func SetExitRepeat(o *RunnerOptions, d time.Duration) { o.exitRepeat = d }

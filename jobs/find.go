@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// FindReply answers a FindRequest once what was found is recorded.
+// FindReply answers a jobwire.FindRequest once what was found is recorded.
 type FindReply struct {
 	V int `cbor:"v"`
 	// Found counts the jobs found on a backend (0 or 1 for an ID).
@@ -19,7 +19,7 @@ type FindReply struct {
 	// Record is the job's record after the look-up (ID requests that found
 	// it, or that found a record the dispatcher had already).
 	Record *Record `cbor:"record,omitempty"`
-	// Code is CodeOK, CodeInvalid (a malformed request) or CodeInternal (a
+	// Code is jobwire.CodeOK, CodeInvalid (a malformed request) or CodeInternal (a
 	// backend could not be asked; Error says which and why).
 	Code  string `cbor:"code,omitempty"`
 	Error string `cbor:"error,omitempty"`

@@ -24,7 +24,7 @@ type LogLine struct {
 	Text    string `json:"text"`
 }
 
-// LogWriter batches the lines of one task attempt into LogBatch records on
+// LogWriter batches the lines of one task attempt into jobwire.LogBatch records on
 // FRAY_LOGS. It is not safe for concurrent use.
 type LogWriter struct {
 	js      jetstream.JetStream
@@ -34,9 +34,18 @@ type LogWriter struct {
 	msgID   string // when set, batches carry Nats-Msg-Id msgID:First (dedup)
 }
 
-// NewLogWriter makes a writer for task of job's attempt.
+// NewLogWriter makes a writer for task of job's attempt, for a writer that
+// is no worker (the dispatcher's logs of external backends' jobs).
 func NewLogWriter(js jetstream.JetStream, job string, task, attempt int) *LogWriter {
 	return &LogWriter{js: js, subject: jobwire.LogSubject(job, task), batch: jobwire.LogBatch{V: jobwire.WireVersion, Job: job, Task: task, Attempt: attempt}}
+}
+
+// NewWorkerLogWriter makes worker's writer for task of job's attempt: its
+// batches go on the worker's own log subjects.
+func NewWorkerLogWriter(js jetstream.JetStream, job string, task, attempt int, worker string) *LogWriter {
+	w := NewLogWriter(js, job, task, attempt)
+	w.subject = jobwire.WorkerLogSubject(job, task, worker)
+	return w
 }
 
 // Dedup makes every batch carry the message id prefix:<first line>, so a
@@ -104,7 +113,7 @@ func (w *LogWriter) Flush(ctx context.Context) error {
 }
 
 // pumpLines reads r line by line into w until EOF, sending a batch when it
-// is full or LogFlushInterval after its first line, and flushes at the end.
+// is full or jobwire.LogFlushInterval after its first line, and flushes at the end.
 // Publishing errors are returned after r is drained (so the process never
 // blocks on a full pipe).
 func pumpLines(ctx context.Context, r io.Reader, w *LogWriter) error {

@@ -79,7 +79,7 @@ type TaskState struct {
 	Index  int        `cbor:"index" json:"index"`
 	State  TaskStatus `cbor:"state" json:"state"`
 	Worker string     `cbor:"worker,omitempty" json:"worker,omitempty"`
-	// Attempts holds the task's most recent attempts (at most MaxAttemptsKept).
+	// Attempts holds the task's most recent attempts (at most jobwire.MaxAttemptsKept).
 	Attempts []TaskAttempt `cbor:"attempts,omitempty" json:"attempts,omitempty"`
 }
 

@@ -74,14 +74,26 @@ type RunnerOptions struct {
 	// EnvironmentConfig.EnvFromWorker; the file is read at each start.
 	// Defaults to none: such names come from the worker's environment.
 	Secrets map[string]string
-	// ClusterSpec is passed to job processes as FRAY_CLUSTER_SPEC. Defaults
-	// to the URL of the worker's NATS connection.
+	// ClusterSpec is passed to job processes as FRAY_CLUSTER_SPEC, without
+	// any user and password it holds. Defaults to the URL of the worker's
+	// NATS connection.
 	ClusterSpec string
+	// Environ is the environment job processes start from (NAME=VALUE),
+	// before their devices', request's and fray's variables; the names
+	// that EnvironmentConfig.EnvFromWorker asks for are looked up here
+	// too. Defaults to the worker's own environment without its
+	// credentials (WithoutCredentials): a job never holds what its worker
+	// authenticates with. Give jobs credentials of their own by adding
+	// them here (fray-worker --job-env FILE).
+	Environ []string
 	// Grace is how long a stopped job's process group has between SIGTERM
 	// and SIGKILL. Defaults to 10 s.
 	Grace time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+
+	// exitRepeat overrides exitRepeat; tests shorten it (export_test.go).
+	exitRepeat time.Duration
 }
 
 // Runner is the native job runner: a worker plugin (it satisfies
@@ -132,11 +144,17 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 	if o.Grace <= 0 {
 		o.Grace = 10 * time.Second
 	}
+	if o.exitRepeat <= 0 {
+		o.exitRepeat = exitRepeat
+	}
 	if o.DeviceWait <= 0 {
 		o.DeviceWait = o.Grace + 10*time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Environ == nil {
+		o.Environ = WithoutCredentials(os.Environ())
 	}
 	r := &Runner{o: o, log: o.Logger.With("component", "job-runner")}
 	if o.DeviceKind != "" {
@@ -209,6 +227,7 @@ func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream,
 	if spec == "" {
 		spec = nc.ConnectedUrl()
 	}
+	spec = WithoutUserinfo(spec)
 	key := jobwire.AllocKey(self.ID)
 	// The worker's allocation changes only when the dispatcher places or
 	// stops something here: a core subscription to its key's subject says
@@ -289,9 +308,11 @@ func (r *Runner) Run(ctx context.Context, nc *nats.Conn, js jetstream.JetStream,
 			againC = again.C
 		}
 	}
-	// Exits not yet acknowledged are sent again every second; the key is
-	// read again after a reconnect and every resyncEvery as a safety net.
-	tick := time.NewTicker(time.Second)
+	// Exits not yet acknowledged are sent again once exitRepeat old
+	// (looked at every second, or more often for a shorter exitRepeat); the
+	// key is read again after a reconnect and every resyncEvery as a safety
+	// net.
+	tick := time.NewTicker(min(time.Second, max(r.o.exitRepeat/2, 10*time.Millisecond)))
 	defer tick.Stop()
 	const resyncEvery = 5 * time.Second
 	reconnects, lastRead := nc.Stats().Reconnects, time.Now()
@@ -381,16 +402,17 @@ type exitReport struct {
 	at time.Time
 }
 
-// ExitRepeat is how long an exit report may go unanswered (its assignment
-// still listed) before the runner sends it again, in case it was lost.
-const ExitRepeat = 5 * time.Second
+// exitRepeat is how long an exit report may go unanswered (its assignment
+// still listed) before the runner sends it again, in case it was lost (the
+// default of RunnerOptions.exitRepeat).
+const exitRepeat = 5 * time.Second
 
 // repeatExits re-sends exit reports the dispatcher has not acted on.
 func (h *host) repeatExits() {
 	h.mu.Lock()
 	var due []jobwire.TaskEvent
 	for _, x := range h.finished {
-		if time.Since(x.at) >= ExitRepeat {
+		if time.Since(x.at) >= h.r.o.exitRepeat {
 			x.at = time.Now()
 			due = append(due, x.ev)
 		}
@@ -402,7 +424,7 @@ func (h *host) repeatExits() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, _ = h.js.Publish(ctx, jobwire.EventSubject(ev.Job), b)
+		_, _ = h.js.Publish(ctx, jobwire.EventSubject(h.worker, ev.Job), b)
 		cancel()
 	}
 }
@@ -432,7 +454,7 @@ func (h *host) publishEvent(ev jobwire.TaskEvent) jobwire.TaskEvent {
 	// that is repeated by repeatExits.
 	for try := 0; try < 10; try++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err = h.js.Publish(ctx, jobwire.EventSubject(ev.Job), b)
+		_, err = h.js.Publish(ctx, jobwire.EventSubject(h.worker, ev.Job), b)
 		cancel()
 		if err == nil {
 			return ev

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,18 +44,13 @@ func (p *proc) requestStop(preempted bool) {
 	}
 }
 
-// env is the replica's environment: the worker's, then the device
+// env is the replica's environment: the runner's Environ, then the device
 // visibility variables for devs (on a worker with devices), then the
 // request's, then fray's variables. A request that sets the kind's
 // visibility variable itself (CUDA_VISIBLE_DEVICES, TPU_VISIBLE_CHIPS)
 // takes over device selection: fray sets none of its device variables.
 func (p *proc) environ(devs []string) []string {
-	m := map[string]string{}
-	for _, kv := range os.Environ() {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			m[k] = v
-		}
-	}
+	m := envMap(p.h.r.o.Environ)
 	if pool := p.h.devs; pool != nil {
 		if _, own := p.env[DeviceVisibilityVar(pool.kind)]; !own {
 			for k, v := range deviceEnv(pool.kind, devs, len(pool.ids)) {
@@ -100,9 +96,12 @@ func (p *proc) requestEnv() (map[string]string, string) {
 			env[name] = strings.TrimRight(string(b), "\r\n")
 			continue
 		}
-		if v, ok := os.LookupEnv(name); ok {
+		if v, ok := envMap(p.h.r.o.Environ)[name]; ok {
 			env[name] = v
 			continue
+		}
+		if slices.Contains(CredentialVars, name) {
+			return nil, fmt.Sprintf("env_from_worker %s: that is worker %s's own credential, never given to a job", name, p.h.worker)
 		}
 		return nil, fmt.Sprintf("env_from_worker %s: worker %s has no --secret %s=FILE and no %s in its environment", name, p.h.worker, name, name)
 	}
@@ -167,7 +166,7 @@ func (p *proc) event(kind string) jobwire.TaskEvent {
 
 func (p *proc) run(ctx context.Context) jobwire.TaskEvent {
 	defer close(p.done)
-	lw := NewLogWriter(p.h.js, p.a.Job, p.a.Task, p.a.Attempt)
+	lw := NewWorkerLogWriter(p.h.js, p.a.Job, p.a.Task, p.a.Attempt, p.h.worker)
 	lw.Dedup(fmt.Sprintf("%s:%d:%d", p.a.Run, p.a.Task, p.a.Attempt))
 	devs, ev, ok := p.takeDevices(ctx, lw)
 	if !ok {

@@ -14,7 +14,9 @@ import (
 )
 
 // Store reads and writes job records in KV FRAY_JOB_STATE with
-// compare-and-set, enforcing the state machine.
+// compare-and-set, enforcing the state machine. Programs use Client and
+// Handle; Store is the layer beneath them that the dispatcher and tools
+// reading job records directly (the dashboard) share.
 type Store struct {
 	KV jetstream.KeyValue
 	js jetstream.JetStream // for the logs of a finished job whose name is reused

@@ -290,13 +290,25 @@ func (v *View) Pool(ctx context.Context, pool string) (d broker.PoolDirectory, o
 // whether the pool has any live worker at all. A pool the View cannot read
 // counts as having none (nothing is refused on its account).
 func (v *View) Serves(pool, fn string) (served, poolLive bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
-	defer cancel()
-	d, ok, err := v.Pool(ctx, pool)
-	if err != nil || !ok || d.Workers == 0 {
+	// A pool already known is answered from memory, without the context
+	// (and its timer) that a first read needs: producers ask on every
+	// submission.
+	v.mu.RLock()
+	cur, known := v.pools[pool]
+	v.mu.RUnlock()
+	if !known {
+		ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
+		defer cancel()
+		d, ok, err := v.Pool(ctx, pool)
+		if err != nil || !ok {
+			return false, false
+		}
+		cur = &d
+	}
+	if cur == nil || cur.Workers == 0 {
 		return false, false
 	}
-	_, found := slices.BinarySearch(d.Functions, fn)
+	_, found := slices.BinarySearch(cur.Functions, fn)
 	return found, true
 }
 

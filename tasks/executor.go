@@ -534,8 +534,9 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		prior, _ = strconv.Atoi(h)
 	}
 	attempt := max(0, prior) + int(meta.NumDelivered)
-	t, err := taskwire.DecodeTask(m.Data)
-	if err != nil {
+	tr := &taskRun{e: e, m: m}
+	t := &tr.t
+	if err := taskwire.DecodeTaskInto(m.Data, t); err != nil {
 		e.poison(m, err)
 		return
 	}
@@ -544,9 +545,10 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		return
 	}
 	started := time.Now()
-	res := &Result{V: taskwire.ResultVersion, ID: t.ID, Fn: t.Fn, Pool: e.o.Pool, Worker: e.o.WorkerID, Attempt: attempt,
+	tr.started = started
+	tr.res = Result{V: taskwire.ResultVersion, ID: t.ID, Fn: t.Fn, Pool: e.o.Pool, Worker: e.o.WorkerID, Attempt: attempt,
 		SubmittedMS: t.SubmittedMS, StartedMS: started.UnixMilli()}
-	tr := &taskRun{t: t, res: res, m: m, started: started}
+	res := &tr.res
 	fail := func(kind, typ, msg string) { e.fail(tr, kind, typ, msg) }
 	if attempt > t.MaxDeliveries+t.Retries && t.MaxDeliveries > 0 {
 		fail(KindExhausted, "", fmt.Sprintf("delivered %d times without a result: the workers running it crashed or lost their leases (MaxDeliveries %d)", attempt-1, t.MaxDeliveries))
@@ -571,9 +573,14 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	if e.o.HandlerContext != nil {
 		ctx = e.o.HandlerContext(ctx)
 	}
-	ctx = withTaskInfo(ctx, TaskInfo{ID: t.ID, FutureID: taskwire.FutureID(t.Owner, t.ID), Fn: t.Fn, Attempt: attempt, Worker: e.o.WorkerID, Pool: e.o.Pool})
+	// The future id is the tail of the result's subject: one string for both.
+	tr.subject = taskwire.ResultSubject(t.Owner, t.ID)
+	tr.info = TaskInfo{ID: t.ID, FutureID: tr.subject[len(tr.subject)-len(t.Owner)-1-len(t.ID):], Fn: t.Fn, Attempt: attempt,
+		Worker: e.o.WorkerID, Pool: e.o.Pool}
+	ctx = withTaskInfo(ctx, &tr.info)
 	// From here the task holds its slot: it heartbeats and can be cancelled.
-	e.slots[slot].Store(&runningTask{id: t.ID, msg: m, started: time.Now(), cancel: cancel})
+	tr.running = runningTask{id: t.ID, msg: m, started: time.Now(), cancel: cancel}
+	e.slots[slot].Store(&tr.running)
 	defer e.slots[slot].Store(nil)
 	if e.draining.Load() {
 		m.Nak() // not started before the drain: another worker runs it now
@@ -640,36 +647,43 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 }
 
 // taskRun is one attempt of a task as process handles it: the task, its
-// result being built, its message and when the attempt started.
+// result being built, its message, when the attempt started, what its
+// handler's context and its slot hold, and the result's subject and
+// encoding until the result is stored. One allocation per attempt.
 type taskRun struct {
-	t       *taskwire.Task
-	res     *Result
+	e       *Executor
+	t       taskwire.Task
+	res     Result
 	m       *nats.Msg
 	started time.Time
+	info    TaskInfo
+	running runningTask
+	subject string // taskwire.ResultSubject(t.Owner, t.ID), once known
+	data    []byte // the encoded result, once finished
 }
 
 // fail records the attempt's failure as the task's result.
 func (e *Executor) fail(tr *taskRun, kind, typ, msg string) {
-	t, res, attempt := tr.t, tr.res, tr.res.Attempt
+	t, res, attempt := &tr.t, &tr.res, tr.res.Attempt
 	res.Error = &ErrorInfo{Kind: kind, Fn: t.Fn, Message: msg, Type: typ, Worker: e.o.WorkerID, Attempt: attempt}
 	if typ != "" {
 		res.Error.Lang = "go" // a Go handler's error, panic or result
 	}
 	e.o.Observer.TaskFinished(t.Fn, time.Since(tr.started), kind)
-	e.finish(t, res, tr.m)
+	e.finish(tr)
 }
 
 // retry hands the attempt back for a retry with the task's backoff.
 func (e *Executor) retry(tr *taskRun, kind string) {
 	e.o.Observer.TaskRetried(tr.t.Fn, time.Since(tr.started), kind)
-	tr.m.NakWithDelay(backoff(tr.t, tr.res.Attempt))
+	tr.m.NakWithDelay(backoff(&tr.t, tr.res.Attempt))
 }
 
 // handlerFailed settles an attempt whose handler returned herr (cause is
 // its context's): handed back for a retry with backoff while the task's
 // retries last and the error allows one, else recorded as failed.
 func (e *Executor) handlerFailed(tr *taskRun, herr, cause error) {
-	t, attempt := tr.t, tr.res.Attempt
+	t, attempt := &tr.t, tr.res.Attempt
 	fail := func(kind, typ, msg string) { e.fail(tr, kind, typ, msg) }
 	var pe panicError
 	var bi badInput
@@ -688,7 +702,7 @@ func (e *Executor) handlerFailed(tr *taskRun, herr, cause error) {
 		tr.res.Error = &ErrorInfo{Kind: kind, Fn: t.Fn, Message: re.Message, Type: re.Type, Worker: e.o.WorkerID, Attempt: attempt,
 			Lang: re.Lang, Traceback: re.Traceback, Exc: re.Exc}
 		e.o.Observer.TaskFinished(t.Fn, time.Since(tr.started), kind)
-		e.finish(t, tr.res, tr.m)
+		e.finish(tr)
 	case errors.As(herr, &bi):
 		fail(KindBadInput, "", bi.Error())
 	case errors.Is(cause, ErrTimeout):
@@ -709,7 +723,7 @@ func (e *Executor) handlerFailed(tr *taskRun, herr, cause error) {
 // succeed records the handler's value as the task's result: inline, or in
 // the object store when over its inline threshold.
 func (e *Executor) succeed(ctx context.Context, tr *taskRun, val any) {
-	res := tr.res
+	res := &tr.res
 	fail := func(kind, typ, msg string) { e.fail(tr, kind, typ, msg) }
 	raw, err := objects.Marshal(val)
 	if err != nil {
@@ -731,7 +745,7 @@ func (e *Executor) succeed(ctx context.Context, tr *taskRun, val any) {
 		res.Value = raw
 	}
 	e.o.Observer.TaskFinished(tr.t.Fn, time.Since(tr.started), "")
-	e.finish(tr.t, res, tr.m)
+	e.finish(tr)
 }
 
 func backoff(t *taskwire.Task, attempt int) time.Duration {
@@ -820,27 +834,28 @@ func errorType(err error) string {
 	return reflect.TypeOf(err).String()
 }
 
-// finish publishes the result; the completer acks the task once it is
-// stored.
-func (e *Executor) finish(t *taskwire.Task, res *Result, m *nats.Msg) {
-	data, err := objects.Marshal(res)
+// finish publishes the result; pubAcked acks the task once it is stored.
+func (e *Executor) finish(tr *taskRun) {
+	t, m := &tr.t, tr.m
+	data, err := taskwire.EncodeResult(&tr.res)
 	if err != nil {
 		e.log.Error("encode result", "task", t.ID, "err", err)
 		m.Nak()
 		return
 	}
-	subj := taskwire.ResultSubject(t.Owner, t.ID)
-	err = e.pub.publish(&nats.Msg{Subject: subj, Data: data}, m, func(err error) {
-		e.completed(m, subj, data, t.ID, err)
-	})
-	if err != nil {
+	if tr.subject == "" {
+		tr.subject = taskwire.ResultSubject(t.Owner, t.ID)
+	}
+	tr.data = data
+	if err := e.pub.publish(&nats.Msg{Subject: tr.subject, Data: data}, m, tr); err != nil {
 		e.log.Warn("publish result; handing task back", "task", t.ID, "err", err)
 		m.Nak()
 	}
 }
 
-// completed acks a task once its result is stored.
-func (e *Executor) completed(m *nats.Msg, subj string, data []byte, id string, err error) {
+// pubAcked acks the task once its result is stored.
+func (tr *taskRun) pubAcked(err error) {
+	e, m, subj, data, id := tr.e, tr.m, tr.subject, tr.data, tr.t.ID
 	e.served.Add(1)
 	switch {
 	case err == nil || alreadyRecorded(err):
@@ -898,7 +913,7 @@ const handOnDelay, maxHandOnRetry = 100 * time.Millisecond, 2 * time.Second
 // max_deliveries, so in a pool of workers with different functions tasks
 // would fail as exhausted without ever having run. Instead, after
 // handOnDelay, a copy carrying the deliveries that counted so far
-// (HeaderPriorDeliveries) is queued, and the original acked once the copy
+// (taskwire.HeaderPriorDeliveries) is queued, and the original acked once the copy
 // is stored. The copy's Nats-Msg-Id names the message it copies (by stream
 // sequence): unique per hand-on and the same on a resend, so a retried
 // publish is stored once.

@@ -12,3 +12,8 @@ func SetSweepTiming(o *ProducerOptions, every, age, maxEvery time.Duration) {
 // SetTimeoutGrace sets how long a timed-out handler may take to return
 // before its attempt ends without it (6 s by default).
 func SetTimeoutGrace(o *ExecutorOptions, d time.Duration) { o.timeoutGrace = d }
+
+// SetSubmitRetryDelays sets the pauses before each resubmission of a task
+// whose publish met no JetStream or no PubAck (about 8 s in all by
+// default); after the last, the submission fails.
+func SetSubmitRetryDelays(o *ProducerOptions, delays ...time.Duration) { o.submitRetry = delays }

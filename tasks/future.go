@@ -28,41 +28,49 @@ type Future struct {
 	nextCheck  time.Time
 	checkEvery time.Duration
 
-	once sync.Once
-	done chan struct{}
 	// submittedHere is set for futures this producer submitted (not
 	// obtained by id): only they wait for a PubAck.
 	submittedHere bool
-	// qmu guards isQueued (the submission's PubAck arrived) and queued,
-	// the channel closed then, made only when Queued has to wait: most
-	// futures are never asked.
-	qmu      sync.Mutex
-	isQueued bool
-	queued   chan struct{}
+
+	// mu guards the rest. The channels are made only when someone has to
+	// wait on them: most results arrive before their future is asked,
+	// and most futures are never asked whether they are queued.
+	mu       sync.Mutex
+	resolved bool          // res and err are set, never to change
+	done     chan struct{} // closed on resolve, if made before
+	watching bool          // a foreign future's watch has started
+	isQueued bool          // the submission's PubAck arrived
+	queued   chan struct{} // closed then, if made before
 	res      *Result
 	err      error
-	watch    sync.Once
 }
 
+// closedChan is the Done channel of every future resolved before it was asked.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
 func newFuture(p *Producer, owner, id, fn string) *Future {
-	return &Future{p: p, owner: owner, id: id, fn: fn, done: make(chan struct{}), submittedHere: true}
+	return &Future{p: p, owner: owner, id: id, fn: fn, submittedHere: true}
 }
 
 // markQueued records the submission's PubAck.
 func (f *Future) markQueued() {
-	f.qmu.Lock()
+	f.mu.Lock()
 	f.isQueued = true
 	if f.queued != nil {
 		close(f.queued)
 	}
-	f.qmu.Unlock()
+	f.mu.Unlock()
 }
 
 // queuedState reports whether the PubAck arrived and, if not, the channel
 // closed when it does.
 func (f *Future) queuedState() (bool, <-chan struct{}) {
-	f.qmu.Lock()
-	defer f.qmu.Unlock()
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.isQueued {
 		return true, nil
 	}
@@ -87,7 +95,7 @@ func (f *Future) Queued(ctx context.Context) error {
 	select {
 	case <-queued:
 		return nil
-	case <-f.done:
+	case <-f.doneChan():
 		if ok, _ := f.queuedState(); ok {
 			return nil
 		}
@@ -106,21 +114,44 @@ func (f *Future) ID() string { return taskwire.FutureID(f.owner, f.id) }
 // TaskID is the task's id (the Nats-Msg-Id of its record).
 func (f *Future) TaskID() string { return f.id }
 
+// resolve sets the outcome; the first one stands.
 func (f *Future) resolve(res *Result, err error) {
-	f.once.Do(func() {
-		f.res, f.err = res, err
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.resolved {
+		return
+	}
+	f.res, f.err, f.resolved = res, err, true
+	if f.done != nil {
 		close(f.done)
-	})
+	}
+}
+
+// doneChan is Done without starting a foreign future's watch.
+func (f *Future) doneChan() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.resolved {
+		return closedChan
+	}
+	if f.done == nil {
+		f.done = make(chan struct{})
+	}
+	return f.done
 }
 
 // Done is closed when the result (or a submission error) is known.
 func (f *Future) Done() <-chan struct{} {
-	f.watch.Do(func() {
-		if f.p != nil && f.foreign {
+	if f.foreign && f.p != nil {
+		f.mu.Lock()
+		start := !f.watching
+		f.watching = true
+		f.mu.Unlock()
+		if start {
 			f.p.watchForeign(f)
 		}
-	})
-	return f.done
+	}
+	return f.doneChan()
 }
 
 // Result waits for the raw result record. A failed task returns its record

@@ -8,7 +8,7 @@ import (
 )
 
 // DefaultPool is the pool tasks go to unless Pool says otherwise.
-const DefaultPool = "default"
+const DefaultPool = taskwire.DefaultPool
 
 // DefaultMaxDeliveries is how many deliveries without a result (crashed
 // workers) a task tolerates unless MaxDeliveries says otherwise.

@@ -41,6 +41,9 @@ type ProducerOptions struct {
 	// sweep times the result safety net (see Producer.sweep); zero fields
 	// take the defaults. Tests shorten or stretch it (export_test.go).
 	sweep sweepTiming
+	// submitRetry overrides submitRetryDelays; tests shorten it
+	// (export_test.go).
+	submitRetry []time.Duration
 }
 
 // sweepTiming is the timing of the result safety net.
@@ -74,6 +77,8 @@ type Producer struct {
 	ownerHeader []string
 	store       *objects.Store
 	maxSize     int64
+	// retryDelays paces the resubmissions of a task (submitRetryDelays).
+	retryDelays []time.Duration
 	inline      int
 	log         *slog.Logger
 	view        *registry.View
@@ -117,7 +122,11 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 		o.Logger = slog.Default()
 	}
 	p := &Producer{nc: nc, owner: o.Owner, ownerHeader: []string{o.Owner}, store: o.Objects, maxSize: o.MaxValueSize, log: o.Logger,
-		pending: map[string]*Future{}, foreign: map[*Future]*nats.Subscription{}, inline: objects.DefaultInlineThreshold}
+		pending: map[string]*Future{}, foreign: map[*Future]*nats.Subscription{}, inline: objects.DefaultInlineThreshold,
+		retryDelays: submitRetryDelays}
+	if o.submitRetry != nil {
+		p.retryDelays = o.submitRetry
+	}
 	if o.Objects != nil {
 		p.inline = o.Objects.InlineThreshold()
 	}
@@ -356,14 +365,16 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 			t.Arg = raw
 		}
 	}
-	data, err := objects.Marshal(&t)
+	sub := submissions.Get().(*submission)
+	data, err := taskwire.AppendTask(sub.msg.Data[:0], &t)
 	if err != nil {
 		return err
 	}
-	msg := &nats.Msg{Subject: taskSubject(o.pool), Data: data, Header: nats.Header{
-		jetstream.MsgIDHeader: []string{f.id},
-		taskwire.HeaderOwner:  p.ownerHeader, // shared: headers are only read
-	}}
+	sub.p, sub.f, sub.fn, sub.tries = p, f, fn, 0
+	sub.holds.Store(2)
+	sub.msg.Subject, sub.msg.Data = taskSubject(o.pool), data
+	sub.msgID[0] = f.id
+	sub.msg.Header[taskwire.HeaderOwner] = p.ownerHeader // shared: headers are only read
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -374,22 +385,50 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 	// A submission that met no JetStream (a broker restarting) or got no
 	// PubAck is sent again, with the same Nats-Msg-Id so the stream
 	// stores it once, while the retry budget lasts.
-	sub := &submission{p: p, f: f, msg: msg, fn: fn}
-	if err := p.pub.publish(msg, nil, sub.onAck); err != nil {
+	if err := p.pub.publish(&sub.msg, nil, sub); err != nil {
 		p.forget(f.id)
 		return fmt.Errorf("tasks: publish %s: %w", fn, err)
 	}
+	sub.release()
 	return nil
 }
 
-// submission is one task's publish awaiting its PubAck: one allocation
-// per task for what would otherwise be several closures.
+// submission is one task's publish awaiting its PubAck, and the message it
+// sends: one record per task for what would otherwise be several closures.
+// A submission acknowledged at the first try goes back to the submissions
+// pool, its message, header map and buffer with it, once both the Submit
+// that sent it and its PubAck are done with it (holds); one that was sent
+// again, or failed, is left to the garbage collector.
 type submission struct {
 	p     *Producer
 	f     *Future
-	msg   *nats.Msg
+	msg   nats.Msg
+	msgID []string // msg.Header[Nats-Msg-Id]
 	fn    string
 	tries int // resends so far
+	holds atomic.Int32
+}
+
+var submissions = sync.Pool{New: func() any {
+	s := &submission{msgID: make([]string, 1)}
+	s.msg.Header = nats.Header{jetstream.MsgIDHeader: s.msgID, taskwire.HeaderOwner: nil}
+	return s
+}}
+
+// maxPooledData bounds the task buffer a pooled submission keeps.
+const maxPooledData = 4 << 10
+
+// release drops one hold; the last puts the submission back in the pool.
+func (s *submission) release() {
+	if s.holds.Add(-1) != 0 {
+		return
+	}
+	s.p, s.f, s.fn, s.msg.Reply, s.msgID[0] = nil, nil, "", "", ""
+	s.msg.Header[taskwire.HeaderOwner] = nil
+	if cap(s.msg.Data) > maxPooledData {
+		s.msg.Data = nil
+	}
+	submissions.Put(s)
 }
 
 // fail resolves the future with err unless its result already did.
@@ -399,18 +438,21 @@ func (s *submission) fail(err error) {
 	}
 }
 
-// onAck settles the PubAck: queued, refused, or sent again after a delay
+// pubAcked settles the PubAck: queued, refused, or sent again after a delay
 // when the error is transient and the retry budget lasts.
-func (s *submission) onAck(err error) {
+func (s *submission) pubAcked(err error) {
 	if err == nil {
 		s.f.markQueued()
+		if s.tries == 0 {
+			s.release()
+		}
 		return
 	}
-	if !transientPublishError(err) || s.tries >= len(submitRetryDelays) {
+	if !transientPublishError(err) || s.tries >= len(s.p.retryDelays) {
 		s.fail(mapPublishError(err))
 		return
 	}
-	delay := submitRetryDelays[s.tries]
+	delay := s.p.retryDelays[s.tries]
 	s.tries++
 	p := s.p
 	p.retrying.Add(1)
@@ -422,14 +464,15 @@ func (s *submission) onAck(err error) {
 			s.fail(ErrClosed)
 			return
 		}
-		if err := p.pub.publish(s.msg, nil, s.onAck); err != nil {
+		if err := p.pub.publish(&s.msg, nil, s); err != nil {
 			s.fail(fmt.Errorf("tasks: publish %s: %w", s.fn, err))
 		}
 	}()
 }
 
 // submitRetryDelays paces the resubmission of a task whose publish met no
-// JetStream or no PubAck: about 8 s in all, enough for a broker restart.
+// JetStream or no PubAck: about 8 s in all, enough for a broker restart
+// (the default of ProducerOptions.submitRetry).
 var submitRetryDelays = []time.Duration{250 * time.Millisecond, 500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second}
 
 // transientPublishError reports errors that a resubmission may cure.
@@ -485,7 +528,7 @@ func (p *Producer) Future(fid string) (*Future, error) {
 			return f, nil
 		}
 	}
-	return &Future{p: p, owner: owner, id: id, done: make(chan struct{}), foreign: true}, nil
+	return &Future{p: p, owner: owner, id: id, foreign: true}, nil
 }
 
 // watchForeign subscribes to a future's result subject, then looks the
@@ -540,7 +583,7 @@ func (p *Producer) watchForeign(f *Future) {
 			// again; the subscription still hears a result published now.
 			p.log.Warn("look up a future's result; will retry", "future", f.ID(), "err", err)
 		}
-		<-f.done // by the subscription, the sweep, or Close
+		<-f.doneChan() // by the subscription, the sweep, or Close
 	}()
 }
 

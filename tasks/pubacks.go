@@ -33,8 +33,15 @@ type asyncPublisher struct {
 	done    chan struct{}
 }
 
+// pubAcker hears a PubAck's verdict: an interface rather than a func, so
+// a record that already exists (a submission, a task run) is the callback
+// and no closure is made per message.
+type pubAcker interface {
+	pubAcked(error)
+}
+
 type inflight struct {
-	done    func(error)
+	done    pubAcker
 	subject string
 	sent    time.Time
 	held    *nats.Msg // the task message whose ack waits on this PubAck, if any
@@ -73,7 +80,7 @@ func newAsyncPublisher(nc *nats.Conn, maxPending int, timeout time.Duration) (*a
 // is stored, or with the error. It blocks while maxPending messages await
 // their PubAck. held, if not nil, is a task message whose ack waits on
 // this PubAck; heldMsgs lists it until then.
-func (p *asyncPublisher) publish(m *nats.Msg, held *nats.Msg, done func(error)) error {
+func (p *asyncPublisher) publish(m *nats.Msg, held *nats.Msg, done pubAcker) error {
 	select {
 	case p.slots <- struct{}{}:
 	case <-p.stop:
@@ -89,7 +96,8 @@ func (p *asyncPublisher) publish(m *nats.Msg, held *nats.Msg, done func(error)) 
 	seq := p.seq
 	p.pending[seq] = inflight{done: done, subject: m.Subject, sent: time.Now(), held: held}
 	p.mu.Unlock()
-	m.Reply = p.prefix + "." + strconv.FormatUint(seq, 36)
+	var reply [64]byte
+	m.Reply = string(strconv.AppendUint(append(append(reply[:0], p.prefix...), '.'), seq, 36))
 	if err := p.nc.PublishMsg(m); err != nil {
 		p.take(seq)
 		return err
@@ -132,7 +140,7 @@ func (p *asyncPublisher) onAck(m *nats.Msg) {
 	if !ok {
 		return // timed out already
 	}
-	f.done(parsePubAck(m))
+	f.done.pubAcked(parsePubAck(m))
 }
 
 // denied fails at once every message waiting on a publish the server
@@ -151,7 +159,7 @@ func (p *asyncPublisher) denied(e *broker.PermissionError) {
 	p.mu.Unlock()
 	for _, seq := range refused {
 		if f, ok := p.take(seq); ok {
-			f.done(e)
+			f.done.pubAcked(e)
 		}
 	}
 }
@@ -206,7 +214,7 @@ func (p *asyncPublisher) expire() {
 			p.mu.Unlock()
 			for _, seq := range late {
 				if f, ok := p.take(seq); ok {
-					f.done(errPubAckTimeout)
+					f.done.pubAcked(errPubAckTimeout)
 				}
 			}
 		}
@@ -232,7 +240,7 @@ func (p *asyncPublisher) close() {
 		<-p.slots
 	}
 	for _, f := range pending {
-		f.done(ErrClosed)
+		f.done.pubAcked(ErrClosed)
 	}
 }
 

@@ -20,7 +20,7 @@ const (
 // defaultTaskSubject is taskwire.TaskSubject(DefaultPool), built once.
 var defaultTaskSubject = taskwire.TaskSubject(DefaultPool)
 
-// taskSubject is TaskSubject without building the default pool's subject
+// taskSubject is taskwire.TaskSubject without building the default pool's subject
 // on every submission.
 func taskSubject(pool string) string {
 	if pool == DefaultPool {

@@ -9,6 +9,7 @@ import (
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/frayt"
 	"github.com/frayhq/fray/tasks"
+	"github.com/nats-io/nats.go"
 )
 
 // Submitting with a context that is already done queues nothing: the
@@ -60,5 +61,28 @@ func TestACancellationByIDReadsCleanly(t *testing.T) {
 	want := "task " + queued.TaskID() + " failed: cancelled by the caller"
 	if !errors.Is(err, tasks.ErrCancelled) || err.Error() != want {
 		t.Fatalf("got %q, want %q", err, want)
+	}
+}
+
+// A submission whose publish finds no stream (no responders) is sent again
+// after each retry delay while the stream may come back, then fails naming
+// the cause rather than waiting for ever.
+func TestASubmissionThatFindsNoStreamFailsNamingTheCauseAfterItsRetries(t *testing.T) {
+	e := newEnv(t)
+	ctx := frayt.Context(t, 20*time.Second)
+	nc, js := frayt.Connect(t, e.url)
+	o := tasks.ProducerOptions{}
+	tasks.SetSubmitRetryDelays(&o, 20*time.Millisecond, 40*time.Millisecond)
+	p, err := tasks.NewProducer(ctx, nc, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	if err := js.DeleteStream(ctx, broker.StreamTasks); err != nil {
+		t.Fatal(err)
+	}
+	f := p.Submit(ctx, "add", [2]int{1, 2})
+	if err := f.Queued(ctx); !errors.Is(err, nats.ErrNoResponders) {
+		t.Fatalf("Queued: %v, want the publish's no-responders error", err)
 	}
 }

@@ -29,6 +29,9 @@ import (
 type env struct {
 	t   *testing.T
 	url string
+	// stopDirectory stops the pool directory's maintainer (once; it is also
+	// a clean-up).
+	stopDirectory func()
 
 	mu         sync.Mutex
 	registered map[string]int // executors registered per pool
@@ -42,12 +45,16 @@ func newEnv(t *testing.T, po ...broker.ProvisionOptions) *env {
 func startEnv(t *testing.T, url string) *env {
 	_, js := frayt.Connect(t, url)
 	stop := registry.NewMaintainer(js, registry.MaintainerOptions{Every: 10 * time.Millisecond}).Start()
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("pool directory: %v", err)
-		}
-	})
-	return &env{t: t, url: url, registered: map[string]int{}}
+	var once sync.Once
+	stopDirectory := func() {
+		once.Do(func() {
+			if err := stop(); err != nil {
+				t.Errorf("pool directory: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stopDirectory)
+	return &env{t: t, url: url, stopDirectory: stopDirectory, registered: map[string]int{}}
 }
 
 // waitListed waits until pool's directory counts n workers and lists fns.
@@ -1083,6 +1090,9 @@ func TestSubmissionDuringABrokerRestartIsSentAgainAndRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv2.Shutdown)
+	// The directory's maintainer stops first (clean-ups run last first):
+	// stopping its watches once the broker is gone waits out a 5 s request.
+	t.Cleanup(e.stopDirectory)
 	if err := f.Queued(ctx); err != nil {
 		t.Fatalf("submission across the restart: %v, want it queued once the broker is back", err)
 	}

@@ -22,13 +22,14 @@ import (
 	"github.com/frayhq/fray/tasks"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 	"github.com/oklog/run"
 )
 
 // Options configures a worker. Every field has a documented default.
 type Options struct {
-	// ID names the worker. Defaults to "<host>-<random>".
+	// ID names the worker. Defaults to "<host>-<random>". A worker
+	// whose credentials fix its id (a `fray auth init` worker user) gets
+	// it from Identify.
 	ID string
 	// Pool is the pool whose tasks the worker serves. Defaults to "default".
 	Pool string
@@ -116,7 +117,7 @@ func CheckID(id string) error {
 func New(nc *nats.Conn, o Options) (*Worker, error) {
 	host, _ := os.Hostname()
 	if o.ID == "" {
-		o.ID = fmt.Sprintf("%s-%s", host, nuid.Next()[16:])
+		o.ID = DefaultID()
 	}
 	if err := CheckID(o.ID); err != nil {
 		return nil, err

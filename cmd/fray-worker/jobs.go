@@ -59,3 +59,29 @@ func secretFiles(flags []string) (map[string]string, error) {
 	}
 	return out, nil
 }
+
+// jobEnviron is the environment job processes start from: the worker's
+// without its credentials, plus the NAME=VALUE lines of file (--job-env;
+// blank lines and # comments skipped).
+func jobEnviron(file string) ([]string, error) {
+	env := jobs.WithoutCredentials(os.Environ())
+	if file == "" {
+		return env, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("--job-env: %w", err)
+	}
+	for i, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		name, _, ok := strings.Cut(l, "=")
+		if !ok || name == "" || strings.ContainsAny(name, " \t\x00") {
+			return nil, fmt.Errorf("--job-env %s line %d: want NAME=VALUE, got %q", file, i+1, l)
+		}
+		env = append(env, l)
+	}
+	return env, nil
+}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/actors"
+	"github.com/frayhq/fray/auth"
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/cluster"
 	"github.com/frayhq/fray/internal/daemon"
@@ -45,18 +46,20 @@ func runMain(args []string) error {
 			"  FRAY_CLUSTER_SPEC      the cluster URL when --nats is not given\n"+
 			"  FRAY_NATS_CREDS, FRAY_NATS_USER, FRAY_NATS_PASSWORD, FRAY_NATS_TOKEN,\n"+
 			"  FRAY_NATS_CA, FRAY_NATS_CERT, FRAY_NATS_KEY\n"+
-			"                         NATS credentials and TLS files\n"+
+			"                         NATS credentials and TLS files (never passed on to job processes)\n"+
+			"  FRAY_WORKER_ID         the worker id its credentials allow (a `fray auth init` worker's .env sets it)\n"+
 			"  %s   lease of this worker's actors (default 10s): a SIGKILLed\n"+
 			"                         worker's actors restart elsewhere about this long after it dies\n", actors.EnvLeaseTTL)
 	}
 	natsURL := fs.String("nats", os.Getenv(fray.EnvClusterSpec), "cluster URL (nats://host:4222); defaults to $FRAY_CLUSTER_SPEC")
-	id := fs.String("id", "", "worker id (default <hostname>-<random>)")
-	pool := fs.String("pool", tasks.DefaultPool, "pool whose tasks this worker serves")
+	id := fs.String("id", os.Getenv(auth.EnvWorkerID), "worker id (default $"+auth.EnvWorkerID+", which a `fray auth init` worker's credentials set, else the one id the credentials allow, else <hostname>-<random>); credentials that fix another id are refused at start")
+	pool := fs.String("pool", "", "pool whose tasks this worker serves (default: the one pool its credentials allow, else \""+tasks.DefaultPool+"\")")
 	concurrency := fs.Int("concurrency", 0, "task slots (default: number of CPUs)")
 	var attrs, execs, secrets multi
 	fs.Var(&attrs, "attr", "attribute k=v for placement, e.g. region=us-east1, preemptible=false (repeatable)")
 	fs.Var(&execs, "exec", "NAME=COMMAND: serve task NAME by running COMMAND in /bin/sh, argument as JSON on stdin, JSON result on stdout (repeatable)")
 	fs.Var(&secrets, "secret", "NAME=FILE: a job that asks for NAME with --env-from-worker gets FILE's contents in NAME, read at each start; the secret is stored nowhere in the cluster (repeatable)")
+	jobEnv := fs.String("job-env", "", "FILE of NAME=VALUE lines (a `fray auth init` .env file, say) added to every job process's environment: the credentials its jobs (and its Python processes, which run producers' code) talk to fray with. Neither ever inherits this worker's own credentials ("+strings.Join(jobs.CredentialVars, ", ")+"); without --job-env they get none")
 	execMax := fs.String("exec-max-output", "64m", "how much an --exec command may print on stdout (e.g. 64m, 1g); past it the command is killed and its task fails as too large")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long running tasks may finish before they are handed back (0: at once)")
 	ackWait := fs.Duration("ack-wait", 30*time.Second, "task lease: a task whose worker stops heartbeating for this long runs elsewhere")
@@ -100,7 +103,9 @@ func runMain(args []string) error {
 	switch {
 	case *id != "" && worker.CheckID(*id) != nil:
 		return daemon.Usagef("--id %q: want letters, digits, '-', '_', '=', '.' and '/'", *id)
-	case taskwire.CheckPool(*pool) != nil:
+	case *id != "" && os.Getenv(auth.EnvWorkerID) != "" && *id != os.Getenv(auth.EnvWorkerID):
+		return daemon.Usagef("--id %q, but $%s (set by the worker's credentials file) is %q: a worker's credentials fix its id", *id, auth.EnvWorkerID, os.Getenv(auth.EnvWorkerID))
+	case *pool != "" && taskwire.CheckPool(*pool) != nil:
 		return daemon.Usagef("--pool %q: want a non-empty name without spaces, '.', '*' or '>'", *pool)
 	case *concurrency < 0:
 		return daemon.Usagef("--concurrency %d: want at least 1, or 0 for the number of CPUs", *concurrency)
@@ -150,6 +155,9 @@ func runMain(args []string) error {
 	if jro.Secrets, err = secretFiles(secrets); err != nil {
 		return daemon.UsageError{Err: err}
 	}
+	if jro.Environ, err = jobEnviron(*jobEnv); err != nil {
+		return daemon.UsageError{Err: err}
+	}
 
 	wm, err := listenMetrics(*metricsAddr)
 	if err != nil {
@@ -173,9 +181,22 @@ func runMain(args []string) error {
 		return err
 	}
 	defer client.Close()
+	// The worker's credentials may fix its id and pool (a worker user of
+	// `fray auth init` may write only its own registry entry and pull
+	// only its pool): refuse a mismatch now, not with a registration or
+	// a pull that times out.
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	*id, *pool, err = worker.Identify(ictx, client.NATS(), *id, *pool)
+	cancel()
+	if errors.Is(err, worker.ErrIdentity) || errors.Is(err, worker.ErrPool) {
+		return daemon.StartError{Err: err}
+	}
+	if err != nil {
+		log.Warn("cannot check this worker's id and pool against its credentials; registering unchecked", "id", *id, "pool", *pool, "err", err)
+	}
 	// The Python runtime starts (and its imports succeed) before the
 	// worker registers anything.
-	rt, err := py.start(ctx, client.NATS(), *natsURL, *concurrency, log)
+	rt, err := py.start(ctx, client.NATS(), *natsURL, jro.Environ, *concurrency, log)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/internal/daemon"
+	"github.com/frayhq/fray/jobs"
 	"github.com/frayhq/fray/objects"
 	"github.com/frayhq/fray/worker/langrt"
 	"github.com/nats-io/nats.go"
@@ -100,9 +101,12 @@ func (pf *pythonFlags) check() error {
 }
 
 // start starts the Python runtime for a worker of concurrency slots on
-// cluster natsURL. An import error (or an interpreter that cannot run
-// frayhq) is a daemon.StartError carrying Python's traceback.
-func (pf *pythonFlags) start(ctx context.Context, nc *nats.Conn, natsURL string, concurrency int, log *slog.Logger) (*langrt.Runtime, error) {
+// cluster natsURL, its processes in environ (what job processes get: the
+// worker's environment without its credentials, plus --job-env): the code
+// they run (pickled callables included) comes from producers. An import
+// error (or an interpreter that cannot run frayhq) is a daemon.StartError
+// carrying Python's traceback.
+func (pf *pythonFlags) start(ctx context.Context, nc *nats.Conn, natsURL string, environ []string, concurrency int, log *slog.Logger) (*langrt.Runtime, error) {
 	if pf.interpreter == "" {
 		return nil, nil
 	}
@@ -121,8 +125,8 @@ func (pf *pythonFlags) start(ctx context.Context, nc *nats.Conn, natsURL string,
 	if err != nil {
 		return nil, fmt.Errorf("python runtime: %w", err)
 	}
-	env := []string{fray.EnvClusterSpec + "=" + natsURL}
-	for _, kv := range os.Environ() {
+	env := []string{fray.EnvClusterSpec + "=" + jobs.WithoutUserinfo(natsURL)}
+	for _, kv := range environ {
 		if !strings.HasPrefix(kv, fray.EnvClusterSpec+"=") {
 			env = append(env, kv)
 		}

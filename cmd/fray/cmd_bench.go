@@ -25,7 +25,7 @@ var benchSummary = map[string]string{
 		"with --concurrency slots (tasks/s), then --sequential tasks one at a time (p50, p99 submit-to-result latency). " +
 		"--runtime python runs the no-op task in Python (one runtime process per slot) with a Go producer. " +
 		"--baseline also measures the bare JetStream path in the same run, three ways: prefetching 500 messages, " +
-		"pulling only for free slots, and doing fray's work (free slots, result stored before the ack). " +
+		"pulling only for free slots, and doing fray's work (a deduplication id per task, free slots, result stored before the ack). " +
 		"--cluster 3 runs it all on three in-process brokers in a cluster, every stream with 3 replicas. " +
 		"--producers P and --workers W instead run the real binaries as separate processes (one fray-broker, W fray-workers, P producers) " +
 		"and report tasks/s, p50/p99 under load and the CPU of the broker, workers and producers for each (P, W).",
@@ -71,7 +71,7 @@ func benchTasks(ctx context.Context, args []string) error {
 	c := fs.Int("concurrency", 8, "worker task slots")
 	payload := fs.Int("payload", 0, "argument size in bytes")
 	seq := fs.Int("sequential", 0, "tasks in the one-at-a-time latency phase (default min(n, 2000))")
-	base := fs.Bool("baseline", false, "also measure the bare JetStream path in the same run (prefetching; pulling only for free slots; and also storing each result before the ack, as fray does) and print fray's ratio to each")
+	base := fs.Bool("baseline", false, "also measure the bare JetStream path in the same run (prefetching; pulling only for free slots; and also giving each task a deduplication id and storing each result before the ack, as fray does) and print fray's ratio to each")
 	asJSON := fs.Bool("json", false, "print one JSON line: n, concurrency, brokers, replicas, tasks_per_s, cpu_us_per_task, allocs_per_task, alloc_bytes_per_task, p50_ms, p99_ms "+
 		"(with --baseline also baseline_tasks_per_s, ratio, baseline_free_slots_tasks_per_s, ratio_free_slots, baseline_same_work_tasks_per_s, ratio_same_work, and each bare path's *_cpu_us_per_task); "+
 		"with --producers/--workers one line per pair: producers, workers, concurrency, in_flight, n, tasks_per_s, p50_ms, p99_ms, broker_cpu_cores, workers_cpu_cores, producers_cpu_cores, *_cpu_us_per_task, machine_cpus")

@@ -22,9 +22,11 @@ type barePath struct {
 	// freeSlots asks only for free slots, with fray's top-up rule
 	// (tasks/pull.go), instead of prefetching.
 	freeSlots bool
-	// storeResults stores each result, as fray does: in a stream keeping
-	// one message per subject that republishes it to the producer, with
-	// the task acked once the result's PubAck arrives.
+	// storeResults does fray's work: each task carries a Nats-Msg-Id (the
+	// stream deduplicates a resent task) and is published as fray's
+	// producer publishes (leanPublisher), and each result is stored in a
+	// stream keeping one message per subject that republishes it to the
+	// producer, with the task acked once the result's PubAck arrives.
 	storeResults bool
 }
 
@@ -245,8 +247,9 @@ func bareFinish(wnc *nats.Conn, storeResults bool) (func(ack, reply string), err
 var stallWait = jetstream.WithStallWait(time.Minute)
 
 // bareProduce publishes n tasks asynchronously and waits for every result:
-// core replies to an inbox, or stored results republished under
-// bareStoredPrefix (each task's Reply header is then its result's token).
+// core replies to an inbox, or, storing results, stored results
+// republished under bareStoredPrefix (each task's Reply header is then its
+// result's token, and leanPublisher publishes the tasks).
 func bareProduce(ctx context.Context, url string, n int, arg []byte, storeResults bool) (rate, error) {
 	pnc, err := nats.Connect(url)
 	if err != nil {
@@ -274,13 +277,22 @@ func bareProduce(ctx context.Context, url string, n int, arg []byte, storeResult
 	}
 	sub.SetPendingLimits(-1, -1)
 	defer sub.Unsubscribe()
+	var lean *leanPublisher
+	if storeResults {
+		if lean, err = newLeanPublisher(pnc, n); err != nil {
+			return rate{}, err
+		}
+		defer lean.close()
+	}
 	start := startPhase()
 	for i := range n {
-		reply := inbox
-		if storeResults {
-			reply = strconv.Itoa(i)
+		if lean != nil {
+			if err := lean.publish(ctx, i, arg); err != nil {
+				return rate{}, err
+			}
+			continue
 		}
-		m := &nats.Msg{Subject: bareTaskSubject, Data: arg, Header: nats.Header{"Reply": []string{reply}}}
+		m := &nats.Msg{Subject: bareTaskSubject, Data: arg, Header: nats.Header{"Reply": []string{inbox}}}
 		if _, err := pjs.PublishMsgAsync(m, stallWait); err != nil {
 			return rate{}, err
 		}
@@ -302,6 +314,11 @@ func bareProduce(ctx context.Context, url string, n int, arg []byte, storeResult
 				return rate{}, err
 			}
 		case now := <-tick.C:
+			if lean != nil {
+				if err := lean.retry(now); err != nil {
+					return rate{}, err
+				}
+			}
 			if g := got.Load(); g != last {
 				last, lastAt = g, now
 			} else if now.Sub(lastAt) > time.Minute {

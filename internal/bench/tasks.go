@@ -72,9 +72,11 @@ type TasksResult struct {
 	FreeSlotsTasksPerS float64 `json:"baseline_free_slots_tasks_per_s,omitempty"`
 	FreeSlotsRatio     float64 `json:"ratio_free_slots,omitempty"`
 	FreeSlotsCPUUS     float64 `json:"baseline_free_slots_cpu_us_per_task,omitempty"`
-	// The bare path doing the work fray guarantees: pulling only for free
-	// slots, storing each result in a stream that republishes it to the
-	// producer, and acking the task once the result's PubAck arrives.
+	// The bare path doing the work fray guarantees and no more: a
+	// deduplication id on each task, published as fray's producer publishes
+	// (barePath.storeResults), pulling only for free slots, storing each
+	// result in a stream that republishes it to the producer, and acking the
+	// task once the result's PubAck arrives.
 	SameWorkTasksPerS float64 `json:"baseline_same_work_tasks_per_s,omitempty"`
 	SameWorkRatio     float64 `json:"ratio_same_work,omitempty"`
 	SameWorkCPUUS     float64 `json:"baseline_same_work_cpu_us_per_task,omitempty"`
@@ -92,7 +94,7 @@ func (r TasksResult) String() string {
 		s += fmt.Sprintf("\nbare JetStream pulling only for free slots, as fray does: %.0f msgs/s, %.0f µs CPU each (fray/that: %.2f)", r.FreeSlotsTasksPerS, r.FreeSlotsCPUUS, r.FreeSlotsRatio)
 	}
 	if r.SameWorkTasksPerS > 0 {
-		s += fmt.Sprintf("\nbare JetStream doing fray's work (free slots, result stored and republished, ack after its PubAck): %.0f msgs/s, %.0f µs CPU, %.0f allocations (%.0f bytes) each (fray/that: %.2f)", r.SameWorkTasksPerS, r.SameWorkCPUUS, r.SameWorkAllocs, r.SameWorkBytes, r.SameWorkRatio)
+		s += fmt.Sprintf("\nbare JetStream doing fray's work (a deduplication id per task, free slots, result stored and republished, ack after its PubAck): %.0f msgs/s, %.0f µs CPU, %.0f allocations (%.0f bytes) each (fray/that: %.2f)", r.SameWorkTasksPerS, r.SameWorkCPUUS, r.SameWorkAllocs, r.SameWorkBytes, r.SameWorkRatio)
 	}
 	return s
 }

@@ -1,6 +1,10 @@
 package jobwire
 
-import "github.com/frayhq/fray/broker"
+import (
+	"strings"
+
+	"github.com/frayhq/fray/broker"
+)
 
 // Subjects and keys of the jobs protocol. See docs/protocol/jobs.md.
 const (
@@ -9,7 +13,8 @@ const (
 	// outside every stream on purpose.
 	SubjectSubmit    = "fray.dispatcher.submit"
 	QueueDispatchers = "fray-dispatchers"
-	// SubjectEventsPrefix + Token(job id): TaskEvent from workers (FRAY_JOBS).
+	// SubjectEventsPrefix + WorkerToken(worker id) + "." + Token(job id):
+	// TaskEvent from workers (FRAY_JOBS). See EventSubject.
 	SubjectEventsPrefix = broker.SubjectJobsPrefix + "events."
 	// SubjectControlPrefix + Token(job id): Control from clients (FRAY_JOBS).
 	SubjectControlPrefix = broker.SubjectJobsPrefix + "ctl."
@@ -28,19 +33,65 @@ func JobKey(id string) string { return KeyJobPrefix + Token(id) }
 // AllocKey is the KV key of the worker's allocation record.
 func AllocKey(worker string) string { return KeyAllocPrefix + WorkerToken(worker) }
 
-// EventSubject is the subject of the job's task events.
-func EventSubject(id string) string { return SubjectEventsPrefix + Token(id) }
+// SubjectLayout is the version of the layout of the subjects workers
+// publish on. Layout 2 puts the worker's token in them (EventSubject,
+// WorkerLogSubject), so that a worker's permissions can name its own
+// subjects and the dispatcher can tell who sent an event. Layout 1
+// (fray.jobs.events.<job token>, fray.logs.<job token>.<task>) is still
+// read: the dispatcher applies such events on the word of their Worker
+// field, and only a user allowed the whole prefix (no `fray auth init`
+// worker) can publish them.
+const SubjectLayout = 2
+
+// EventSubject is the subject worker publishes the task events of job id
+// on: fray.jobs.events.<worker token>.<job token>.
+func EventSubject(worker, id string) string {
+	return SubjectEventsPrefix + WorkerToken(worker) + "." + Token(id)
+}
+
+// WorkerEvents is the subject filter of every event worker publishes.
+func WorkerEvents(worker string) string { return SubjectEventsPrefix + WorkerToken(worker) + ".>" }
+
+// ParseEventSubject splits an event subject into the worker token and the
+// job token it names; worker is "" for a layout-1 subject (job token
+// only). ok is false for anything else.
+func ParseEventSubject(subj string) (worker, job string, ok bool) {
+	rest, ok := strings.CutPrefix(subj, SubjectEventsPrefix)
+	if !ok || rest == "" {
+		return "", "", false
+	}
+	worker, job, two := strings.Cut(rest, ".")
+	switch {
+	case !two:
+		return "", rest, true
+	case worker == "" || job == "" || strings.Contains(job, "."):
+		return "", "", false
+	}
+	return worker, job, true
+}
 
 // ControlSubject is the subject of the job's control messages.
 func ControlSubject(id string) string { return SubjectControlPrefix + Token(id) }
 
-// LogSubject is the subject of the log batches of one task of the job.
+// LogSubject is the subject of the log batches of one task of the job
+// that no worker writes (the dispatcher's, for jobs of external backends):
+// fray.logs.<job token>.<task>.
 func LogSubject(id string, task int) string {
 	return broker.SubjectLogsPrefix + Token(id) + "." + itoa(task)
 }
 
-// LogFilter is the subject filter of all the job's log batches.
-func LogFilter(id string) string { return broker.SubjectLogsPrefix + Token(id) + ".*" }
+// WorkerLogSubject is the subject worker publishes the log batches of one
+// task of the job on: fray.logs.<job token>.<task>.<worker token>.
+func WorkerLogSubject(id string, task int, worker string) string {
+	return LogSubject(id, task) + "." + WorkerToken(worker)
+}
+
+// WorkerLogs is the subject filter of every log batch worker publishes.
+func WorkerLogs(worker string) string { return broker.SubjectLogsPrefix + "*.*." + WorkerToken(worker) }
+
+// LogFilter is the subject filter of all the job's log batches, with and
+// without a worker token.
+func LogFilter(id string) string { return broker.SubjectLogsPrefix + Token(id) + ".>" }
 
 func itoa(i int) string {
 	if i == 0 {

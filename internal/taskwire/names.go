@@ -15,11 +15,31 @@ var (
 	ErrBadID = errors.New("tasks: bad future id")
 )
 
+// DefaultPool is the pool tasks go to unless their producer names one
+// (tasks.DefaultPool).
+const DefaultPool = "default"
+
 // TaskSubject is the subject a pool's tasks are published on.
 func TaskSubject(pool string) string { return broker.SubjectTasksPrefix + pool }
 
 // ConsumerName is the durable consumer of a pool on FRAY_TASKS.
-func ConsumerName(pool string) string { return "pool-" + pool }
+func ConsumerName(pool string) string { return consumerPrefix + pool }
+
+const consumerPrefix = "pool-"
+
+// PullPrefix starts the JetStream API subject a pool's workers pull its
+// tasks with: PullPrefix + ConsumerName(pool).
+const PullPrefix = "$JS.API.CONSUMER.MSG.NEXT." + broker.StreamTasks + "."
+
+// PoolOfConsumer is the pool whose durable consumer is named name, or ""
+// when name is not a pool's consumer.
+func PoolOfConsumer(name string) string {
+	pool, _ := strings.CutPrefix(name, consumerPrefix)
+	if pool == name {
+		return ""
+	}
+	return pool
+}
 
 // ResultSubject is the subject of a task's result.
 func ResultSubject(owner, id string) string {

@@ -92,25 +92,33 @@ type ErrorInfo struct {
 // DecodeTask decodes a task record and checks its version and fields.
 func DecodeTask(data []byte) (*Task, error) {
 	var t Task
-	if err := objects.Unmarshal(data, &t); err != nil {
+	if err := DecodeTaskInto(data, &t); err != nil {
 		return nil, err
 	}
+	return &t, nil
+}
+
+// DecodeTaskInto is DecodeTask into a zero t (a worker's task run holds it).
+func DecodeTaskInto(data []byte, t *Task) error {
+	if err := unmarshalTask(data, t); err != nil {
+		return err
+	}
 	if t.V != TaskVersion {
-		return nil, fmt.Errorf("task record version %d, this worker knows %d", t.V, TaskVersion)
+		return fmt.Errorf("task record version %d, this worker knows %d", t.V, TaskVersion)
 	}
 	if t.ID == "" || t.Fn == "" || !ValidToken(t.Owner) {
-		return nil, fmt.Errorf("task record lacks id, fn or a valid owner")
+		return fmt.Errorf("task record lacks id, fn or a valid owner")
 	}
 	if t.Arg != nil && t.ArgRef != nil {
-		return nil, fmt.Errorf("task record has both arg and arg_ref")
+		return fmt.Errorf("task record has both arg and arg_ref")
 	}
-	return &t, nil
+	return nil
 }
 
 // DecodeResult decodes a result record and checks its version.
 func DecodeResult(data []byte) (*Result, error) {
 	var r Result
-	if err := objects.Unmarshal(data, &r); err != nil {
+	if err := unmarshalResult(data, &r); err != nil {
 		return nil, err
 	}
 	if r.V != ResultVersion {

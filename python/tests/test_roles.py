@@ -13,9 +13,16 @@ import procs
 @pytest.fixture(scope="module")
 def roles(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("roles")
-    d = procs.auth_init(tmp)
+    d = procs.auth_init(tmp, "--worker", "rw1", "--producer", "producer", "--producer", "jobs")
     b = procs.Broker(tmp, "--config", str(d / "nats.conf"), env=procs.env_file(d / "fray-admin.env"))
-    w = procs.worker(tmp, b.url, "rw1", env=procs.env_file(d / "fray-worker.env"))
+    w = procs.worker(
+        tmp,
+        b.url,
+        "rw1",
+        "--job-env",
+        str(d / "fray-jobs.env"),
+        env=procs.env_file(d / "fray-worker-rw1.env"),
+    )
     yield d, b
     w.stop()
     b.stop()
@@ -47,6 +54,18 @@ def test_producer_runs_tasks_and_reads_its_own_results(roles, monkeypatch):
             assert c2.future(f.id).result(30) == 42
         # Many at once, through the pipelined submit path.
         assert c.get([c.run(pow, i, 2) for i in range(20)], timeout=60) == [i * i for i in range(20)]
+
+
+def test_producer_code_on_the_worker_holds_the_job_credentials_not_the_workers(roles, monkeypatch):
+    d, b = roles
+    as_user(monkeypatch, d, "fray-producer")
+    worker = procs.env_file(d / "fray-worker-rw1.env")
+    with frayhq.connect(b.url) as c:
+        wait_worker(c)
+        env = c.run(lambda: dict(__import__("os").environ)).result(60)
+    assert env.get("FRAY_NATS_USER") == "fray-jobs"
+    assert worker["FRAY_NATS_PASSWORD"] not in env.values()
+    assert "FRAY_WORKER_ID" not in env
 
 
 def test_viewer_submit_fails_at_once_naming_subject_and_user(roles, monkeypatch):

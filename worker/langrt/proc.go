@@ -129,11 +129,11 @@ func startProc(ctx context.Context, cfg *procConfig) (*proc, error) {
 		closeAll(toRTw, fromRTr, outR, errR)
 		return nil, &StartError{Command: name, Cause: err}
 	}
+	p.pid = cmd.Process.Pid // before the pumps, which log it
 	var pumps sync.WaitGroup
 	pumps.Add(2)
 	go p.pump(outR, "stdout", &pumps)
 	go p.pump(errR, "stderr", &pumps)
-	p.pid = cmd.Process.Pid
 	// A worker that dies (SIGKILL, OOM) takes its runtimes with it.
 	if p.stopReaper, err = reaper.Start(p.pid); err != nil {
 		syscall.Kill(-p.pid, syscall.SIGKILL)

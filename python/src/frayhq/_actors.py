@@ -9,7 +9,10 @@ Go (``fray.Counter``) is named by its string and called with plain values.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
+import pickle
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +21,10 @@ import cloudpickle
 import nats.errors
 import nats.js.errors
 
-from . import _codec
+from . import _codec, _fastpub
 from ._codec import PICKLE_TAG
 from ._errinfo import actor_error
+from ._futures import SharedFuture, settle
 from .errors import (
     ActorError,
     ActorExists,
@@ -82,9 +86,18 @@ def _pickled(obj: Any, what: str) -> cbor2.CBORTag:
         raise PickleFailed(f"frayhq: cannot pickle {what}: {e}") from e
 
 
+_NO_ARGS = cbor2.CBORTag(PICKLE_TAG, cloudpickle.dumps(((), {})))
+
+
 def encode_args(python: bool, args: tuple[Any, ...], kwargs: dict[str, Any], what: str) -> Any:
     """The call (or constructor) argument as the record embeds it."""
     if python:
+        if not args and not kwargs:
+            return _NO_ARGS
+        if _codec.plain_args(args, kwargs):
+            # Plain values pickle the same way without cloudpickle's
+            # Python-level pickler, which costs several times more.
+            return cbor2.CBORTag(PICKLE_TAG, pickle.dumps((args, kwargs), 5))
         return _pickled((args, kwargs), f"the arguments of {what}")
     if kwargs or len(args) > 1:
         raise ConfigError(
@@ -95,6 +108,47 @@ def encode_args(python: bool, args: tuple[Any, ...], kwargs: dict[str, Any], wha
 
 
 _ABSENT = object()
+_SETTLED = object()  # a call whose reply settled the caller's future already
+
+
+def _settle(fut: ActorFuture, data: bytes, where: str) -> bool:
+    """Settle fut from a call's reply; False (fut untouched) when the reply
+    needs the call's own handling (it cannot be decoded)."""
+    try:
+        reply = _codec.loads(data, f"reply of actor call {where}")
+    except Exception:  # noqa: BLE001 - the call's task reports it
+        return False
+    if not isinstance(reply, dict):
+        return False
+    if reply.get("e"):
+        settle(fut, exc=actor_error(reply["e"], where))
+    else:
+        settle(fut, reply.get("r"))
+    return True
+
+
+if sys.version_info >= (3, 12):
+
+    def _start(loop: asyncio.AbstractEventLoop, coro: Any) -> None:
+        """Run coro up to its first wait now (the call is published in this
+        loop turn, not the next), then as a task."""
+        asyncio.Task(coro, loop=loop, eager_start=True)
+
+else:
+
+    def _start(loop: asyncio.AbstractEventLoop, coro: Any) -> None:
+        loop.create_task(coro)
+
+
+def encode_call(method: str, arg: Any) -> bytes:
+    """The call record {v, m, a} as canonical CBOR."""
+    if arg is _ABSENT:
+        return cbor2.dumps({"m": method, "v": 1})  # canonical order: by length, then bytewise
+    if type(arg) is cbor2.CBORTag:  # a Python caller's pickled arguments: nothing to sort inside
+        return cbor2.dumps({"a": arg, "m": method, "v": 1})
+    return _codec.dumps({"v": 1, "m": method, "a": arg})
+
+
 _UNSEEN = object()  # a waiting call's epoch before the sweep first read the record
 
 BARRIER_RESEND = 3.0  # a barrier unanswered this long is replaced by another
@@ -129,7 +183,7 @@ def _base36(n: int) -> str:
             return out
 
 
-class ActorFuture(concurrent.futures.Future):
+class ActorFuture(SharedFuture):
     """The result of an actor call (usable with concurrent.futures.wait)."""
 
     def result(self, timeout: float | None = None) -> Any:
@@ -198,12 +252,9 @@ class ActorHandle:
     def _call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActorFuture:
         c = self._c()
         arg = encode_args(self.is_python, args, kwargs, f"{self.qualified_name}.{method}")
-        rec: dict[str, Any] = {"v": 1, "m": method}
-        if arg is not _ABSENT:
-            rec["a"] = arg
-        body = _codec.dumps(rec)
+        body = encode_call(method, arg)
         fut = ActorFuture()
-        c._loop.call_soon(c._actors.call_soon, self, method, body, fut)  # noqa: SLF001
+        c._actors.enqueue(self, method, body, fut)  # noqa: SLF001
         return fut
 
     def _submit(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActorFuture:
@@ -231,18 +282,6 @@ class ActorHandle:
         return hash(self.qualified_name)
 
 
-def _set(fut: concurrent.futures.Future, value: Any = None, exc: BaseException | None = None) -> None:
-    if fut.done():
-        return
-    try:
-        if exc is not None:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(value)
-    except concurrent.futures.InvalidStateError:
-        pass
-
-
 class Actors:
     """The client's actor machinery, on its event loop."""
 
@@ -255,9 +294,12 @@ class Actors:
         self.kv = await self.c.kv(BUCKET)
         self._inbox = self.c.nc.new_inbox()
         self._replies: dict[str, asyncio.Future[Any]] = {}
+        self._outers: dict[str, tuple[ActorFuture, str]] = {}  # token -> the caller's future, what it calls
         self._ntok = 0
-        await self.c.nc.subscribe(self._inbox + ".*", cb=self._on_reply)
+        await _fastpub.subscribe_direct(self.c.nc, self._inbox + ".*", self._on_reply)
         self._calls: dict[tuple[str, str], dict[str, _Call]] = {}
+        self._intake: collections.deque[tuple[ActorHandle, str, bytes, ActorFuture]] = collections.deque()
+        self._kicked = False
         # The connection generation: the reconnects seen so far. A call of
         # an earlier one may have been lost with the connection; barriers
         # (one task per actor at a time) find out.
@@ -499,16 +541,41 @@ class Actors:
 
     # ---- calls
 
-    def call_soon(self, h: ActorHandle, method: str, body: bytes, fut: ActorFuture) -> None:
-        asyncio.get_running_loop().create_task(self._call(h, method, body, fut))
+    def enqueue(self, h: ActorHandle, method: str, body: bytes, fut: ActorFuture) -> None:
+        """Queue a call from any thread; the loop is woken once per burst."""
+        self._intake.append((h, method, body, fut))
+        if not self._kicked:
+            self._kicked = True
+            self.c._loop.call_soon(self._take)  # noqa: SLF001
+
+    def _take(self) -> None:
+        # The flag drops before the queue is emptied: a call queued after
+        # the last pop finds it down and wakes the loop again.
+        self._kicked = False
+        loop = asyncio.get_running_loop()
+        intake = self._intake
+        while intake:
+            h, method, body, fut = intake.popleft()
+            _start(loop, self._call(h, method, body, fut))
 
     async def _call(self, h: ActorHandle, method: str, body: bytes, fut: ActorFuture) -> None:
         try:
-            _set(fut, await self.call(h, method, body))
+            value = await self.call(h, method, body, outer=fut)
+            if value is not _SETTLED:
+                settle(fut, value)
         except BaseException as e:  # noqa: BLE001 - the future carries it
-            _set(fut, exc=e)
+            settle(fut, exc=e)
 
-    async def call(self, h: ActorHandle, method: str, body: bytes, timeout: float = CALL_TIMEOUT) -> Any:
+    async def call(
+        self,
+        h: ActorHandle,
+        method: str,
+        body: bytes,
+        timeout: float = CALL_TIMEOUT,
+        outer: ActorFuture | None = None,
+    ) -> Any:
+        """The method's result. With outer, the reply may settle outer as it
+        arrives (see _on_reply); then this returns _SETTLED."""
         ns, name = h.namespace, h.name
         subj = f"fray.actor.{ns}.{name}"
         where = f"{ns}/{name}.{method}"
@@ -521,7 +588,7 @@ class Actors:
             if left <= 0:
                 raise ActorUnavailableError(f"frayhq: actor call {where}: no answer within {timeout:.0f} s")
             try:
-                msg = await self._request_watching(subj, body, left, ns, name)
+                msg = await self._request_watching(subj, body, left, ns, name, outer, where)
             except nats.errors.NoRespondersError:
                 rec, _ = await self.get_record(ns, name)
                 if rec is None:
@@ -550,6 +617,8 @@ class Actors:
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, 0.2)
                 continue
+            if msg is _SETTLED:
+                return _SETTLED
             reply = _codec.loads(msg.data, f"reply of actor call {where}")
             if not isinstance(reply, dict):
                 raise ActorError(f"frayhq: reply of actor call {where} is not a CBOR map")
@@ -557,7 +626,16 @@ class Actors:
                 raise actor_error(reply["e"], where)
             return reply.get("r")
 
-    async def _request_watching(self, subj: str, body: bytes, left: float, ns: str, name: str) -> Any:
+    async def _request_watching(
+        self,
+        subj: str,
+        body: bytes,
+        left: float,
+        ns: str,
+        name: str,
+        outer: ActorFuture | None = None,
+        where: str = "",
+    ) -> Any:
         """A call request on the client's one reply inbox (``<inbox>.<token>``).
         A call still waiting after 500 ms is checked against the record by
         the sweep: if the instance running it ended (host died, actor
@@ -568,6 +646,8 @@ class Actors:
         tok = _base36(self._ntok)
         fut: asyncio.Future[Any] = loop.create_future()
         self._replies[tok] = fut
+        if outer is not None:
+            self._outers[tok] = (outer, where)
         calls = self._calls.setdefault((ns, name), {})
         reply = f"{self._inbox}.{tok}"
         calls[tok] = _Call(fut, loop.time(), self._gen, subj, body, reply)
@@ -581,22 +661,32 @@ class Actors:
         deadline = loop.call_later(left, expire)
         try:
             async with self.c.perms.guard(subj):  # a refused call fails at once
-                await self.c.nc.publish(subj, body, reply=reply)
+                if not self.c._pub.publish(subj, body, reply):  # noqa: SLF001
+                    await self.c.nc.publish(subj, body, reply=reply)
                 msg = await fut
         finally:
             self._replies.pop(tok, None)
+            self._outers.pop(tok, None)
             calls.pop(tok, None)
             if not calls and self._calls.get((ns, name)) is calls:
                 del self._calls[(ns, name)]
             deadline.cancel()
-        if not msg.data and msg.headers and msg.headers.get("Status") == "503":
+        if msg is not _SETTLED and not msg.data and msg.headers and msg.headers.get("Status") == "503":
             raise nats.errors.NoRespondersError
         return msg
 
-    async def _on_reply(self, msg: Any) -> None:
-        fut = self._replies.pop(msg.subject.rsplit(".", 1)[-1], None)
-        if fut is not None and not fut.done():
-            fut.set_result(msg)
+    def _on_reply(self, msg: Any) -> None:
+        tok = msg.subject.rsplit(".", 1)[-1]
+        fut = self._replies.pop(tok, None)
+        if fut is None or fut.done():
+            return
+        outer = self._outers.pop(tok, None)
+        if outer is not None and msg.data and _settle(outer[0], msg.data, outer[1]):
+            # The caller's future is settled now, not a loop turn later when
+            # the call's task resumes (a synchronous call's latency).
+            fut.set_result(_SETTLED)
+            return
+        fut.set_result(msg)
 
     async def _sweep_calls(self) -> None:
         """Every 250 ms, one record read per actor with calls waiting over
@@ -732,9 +822,9 @@ class Actors:
 
     async def _submit(self, h: ActorHandle, method: str, arg: Any, fut: ActorFuture) -> None:
         try:
-            _set(fut, await self.submit(h, method, arg))
+            settle(fut, await self.submit(h, method, arg))
         except BaseException as e:  # noqa: BLE001
-            _set(fut, exc=e)
+            settle(fut, exc=e)
 
     async def submit(self, h: ActorHandle, method: str, arg: Any) -> Any:
         ns, name = h.namespace, h.name

@@ -188,3 +188,28 @@ class Ref:
 
     def __str__(self) -> str:
         return f"{self.bucket}/{self.digest} ({self.size} bytes)"
+
+
+_ATOMS = frozenset((type(None), bool, int, float, str, bytes, Ref))
+_PLAIN_BUDGET = 1000  # values looked at, at most; more (or a cycle) goes through cloudpickle
+
+
+def plain_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Whether args and kwargs hold only builtin scalars, Refs, and tuples,
+    lists and dicts of them: what plain pickle writes as cloudpickle does."""
+    stack: list[Any] = [args, kwargs]
+    for _ in range(_PLAIN_BUDGET):
+        if not stack:
+            return True
+        x = stack.pop()
+        t = type(x)
+        if t in _ATOMS:
+            continue
+        if t is tuple or t is list:
+            stack.extend(x)
+        elif t is dict:
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        else:
+            return False
+    return False

@@ -323,7 +323,7 @@ class Jobs:
             if isinstance(old, dict) and old.get("status") not in TERMINAL:
                 return (job_id, True) if adopt else (job_id, None)
             try:
-                await self.c.js._jsm.purge_stream(LOGS_STREAM, subject=f"fray.logs.{token(job_id)}.*")  # noqa: SLF001
+                await self.c.js._jsm.purge_stream(LOGS_STREAM, subject=f"fray.logs.{token(job_id)}.>")  # noqa: SLF001
             except Exception:  # noqa: BLE001 - the old run's logs stay; the new run still starts
                 pass
             try:
@@ -341,7 +341,7 @@ class Jobs:
 
     async def read_logs(self, job_id: str) -> list[str]:
         """Every stored line of the job's tasks, in stream order."""
-        subj = f"fray.logs.{token(job_id)}.*"
+        subj = f"fray.logs.{token(job_id)}.>"
         try:
             info = await self.c.js._jsm.stream_info(LOGS_STREAM, subjects_filter=subj)  # noqa: SLF001
         except nats.js.errors.NotFoundError:
@@ -480,7 +480,7 @@ class JobHandle:
         self._refresh()
         q: queue.Queue[str | None] = queue.Queue()
         c = self._c
-        subj = f"fray.logs.{token(self._id)}.*"
+        subj = f"fray.logs.{token(self._id)}.>"
 
         async def on_msg(m: Any) -> None:
             b = _codec.loads_plain(m.data, "log batch")

@@ -24,6 +24,7 @@ INLINE_THRESHOLD = 256 << 10
 CHUNK_SIZE = 256 << 10
 MAX_VALUE_SIZE = 1 << 30
 WINDOW = 8  # chunks in flight
+ACK_TIMEOUT = 30.0  # seconds a chunk's PubAck may take
 BATCH = 32  # chunks per batched direct get
 # nats.go reads mtime as a time.Time: the zero time is what Go writes.
 ZERO_MTIME = "0001-01-01T00:00:00Z"
@@ -79,6 +80,58 @@ class ObjectStore:
         self.nc = nc
         self.js = js
         self.perms = perms  # a Perms: a refused chunk or metadata publish fails the put at once
+        self._ack_prefix = ""  # PubAcks of chunks come to <inbox>.<token>
+        self._acks: dict[str, asyncio.Future[None]] = {}
+        self._ack_seq = 0
+
+    async def _publish_chunk(self, subj: str, data: bytes) -> tuple[str, asyncio.Future[None]]:
+        """Publish one chunk; the future settles with its PubAck: an error
+        PubAck (a stream limit, say) fails it. nats-py's publish_async never
+        settles on an error PubAck, which would hang the put."""
+        if not self._ack_prefix:
+            prefix = self.nc.new_inbox() + "."
+            await self.nc.subscribe(prefix + "*", cb=self._on_ack)
+            self._ack_prefix = prefix
+        self._ack_seq += 1
+        token = str(self._ack_seq)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._acks[token] = fut
+        try:
+            await self.nc.publish(subj, data, reply=self._ack_prefix + token)
+        except BaseException:
+            self._acks.pop(token, None)
+            raise
+        return token, fut
+
+    async def _on_ack(self, msg: Any) -> None:
+        fut = self._acks.pop(msg.subject[len(self._ack_prefix) :], None)
+        if fut is None or fut.done():
+            return
+        data = msg.data
+        if not data:  # a no-responders status: no stream took it
+            fut.set_exception(FrayError(f"frayhq: no JetStream stream took a chunk on {msg.subject}"))
+            return
+        try:
+            ack = json.loads(data)
+        except ValueError:
+            ack = {"error": {"description": f"unreadable PubAck {data[:200]!r}"}}
+        err = ack.get("error") if isinstance(ack, dict) else None
+        if err:
+            desc = err.get("description", err) if isinstance(err, dict) else err
+            fut.set_exception(FrayError(f"frayhq: the object store refused a chunk: {desc}"))
+        else:
+            fut.set_result(None)
+
+    async def _chunk_acked(self, sent: tuple[str, asyncio.Future[None]]) -> None:
+        token, fut = sent
+        try:
+            await asyncio.wait_for(fut, ACK_TIMEOUT)
+        except TimeoutError:
+            raise FrayError(
+                f"frayhq: no PubAck for an object chunk within {ACK_TIMEOUT} s; is the broker up?"
+            ) from None
+        finally:
+            self._acks.pop(token, None)
 
     async def _meta(self, name: str, leader: bool = False) -> tuple[dict[str, Any] | None, int]:
         """The object's metadata and its stream sequence (None, 0 when absent)."""
@@ -126,18 +179,17 @@ class ObjectStore:
                 return ref
         nuid = self.nc._nuid.next().decode()  # noqa: SLF001
         subj = _chunk_subject(nuid)
-        inflight: list[asyncio.Future[Any]] = []
+        inflight: list[tuple[str, asyncio.Future[None]]] = []
         nchunks = 0
         try:
             view = memoryview(data)
             for off in range(0, len(data), CHUNK_SIZE):
                 if len(inflight) >= WINDOW:
-                    await inflight.pop(0)
-                inflight.append(await self.js.publish_async(subj, bytes(view[off : off + CHUNK_SIZE])))
+                    await self._chunk_acked(inflight.pop(0))
+                inflight.append(await self._publish_chunk(subj, bytes(view[off : off + CHUNK_SIZE])))
                 nchunks += 1
-            for f in inflight:
-                await f
-            inflight.clear()
+            while inflight:
+                await self._chunk_acked(inflight.pop(0))
             body = meta_json(name, nuid, len(data), nchunks, ndigest)
             for _ in range(5):
                 _, seq = await self._meta(name, leader=True)
@@ -154,7 +206,8 @@ class ObjectStore:
                         return ref
             raise FrayError(f"frayhq: put of {ref}: the metadata kept changing under it")
         except BaseException:
-            for f in inflight:
+            for token, f in inflight:
+                self._acks.pop(token, None)
                 f.cancel()
             try:
                 await asyncio.shield(self._purge(subj))

@@ -15,10 +15,9 @@ and report the subject as they sent it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from .errors import PermissionDenied
@@ -95,34 +94,12 @@ class Perms:
         self._listeners[i] = f
         return lambda: self._listeners.pop(i, None)
 
-    @contextlib.asynccontextmanager
-    async def guard(self, *patterns: str) -> AsyncIterator[None]:
-        """Cancel the enclosed await at once, raising PermissionDenied, when a
-        publish to a subject one of patterns matches is refused meanwhile."""
-        task = asyncio.current_task()
-        assert task is not None
-        hit: list[PermissionDenied] = []
-
-        def on(e: PermissionDenied) -> None:
-            if hit or e.op != "publish":
-                return
-            for p in patterns:
-                if matches(p.lower(), e.subject.lower()):
-                    literal = "*" not in p.split(".") and ">" not in p.split(".")
-                    hit.append(PermissionDenied(e.user, e.op, p) if literal else e)
-                    task.cancel()
-                    return
-
-        stop = self.listen(on)
-        try:
-            yield
-        except asyncio.CancelledError:
-            if hit:
-                task.uncancel()
-                raise hit[0] from None
-            raise
-        finally:
-            stop()
+    def guard(self, *patterns: str) -> _Guard:
+        """``async with perms.guard(...)``: cancel the enclosed await at once,
+        raising PermissionDenied, when a publish to a subject one of patterns
+        matches is refused meanwhile. (A class, not a generator: it wraps
+        every actor call.)"""
+        return _Guard(self, patterns)
 
     async def roundtrip(self) -> None:
         """A round trip to the server after everything sent so far, after
@@ -142,3 +119,38 @@ class Perms:
             await sub.unsubscribe()
             raise PermissionDenied(await self.user(), "subscribe", subject)
         return sub
+
+
+class _Guard:
+    __slots__ = ("perms", "patterns", "task", "hit", "key")
+
+    def __init__(self, perms: Perms, patterns: tuple[str, ...]) -> None:
+        self.perms = perms
+        self.patterns = patterns
+        self.hit: PermissionDenied | None = None
+
+    def _on(self, e: PermissionDenied) -> None:
+        if self.hit is not None or e.op != "publish":
+            return
+        for p in self.patterns:
+            if matches(p.lower(), e.subject.lower()):
+                literal = "*" not in p.split(".") and ">" not in p.split(".")
+                self.hit = PermissionDenied(e.user, e.op, p) if literal else e
+                self.task.cancel()
+                return
+
+    async def __aenter__(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        pm = self.perms
+        self.key = pm._next  # noqa: SLF001
+        pm._next += 1  # noqa: SLF001
+        pm._listeners[self.key] = self._on  # noqa: SLF001
+
+    async def __aexit__(self, et: Any, e: Any, tb: Any) -> bool:
+        self.perms._listeners.pop(self.key, None)  # noqa: SLF001
+        if et is not None and issubclass(et, asyncio.CancelledError) and self.hit is not None:
+            self.task.uncancel()
+            raise self.hit from None
+        return False

@@ -11,6 +11,7 @@ import asyncio
 import collections
 import concurrent.futures
 import heapq
+import pickle
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -19,9 +20,10 @@ import cloudpickle
 import nats.errors
 import nats.js.errors
 
-from . import _codec
+from . import _codec, _fastpub, _fncache
 from ._codec import PICKLE_TAG, Ref
 from ._errinfo import task_error
+from ._futures import SharedFuture, settle
 from ._objects import INLINE_THRESHOLD
 from .errors import (
     CancelledError,
@@ -54,7 +56,7 @@ class QueueFull(FrayError):
     """The task queue (or the server's JetStream storage) is full; nothing was queued."""
 
 
-class Future(concurrent.futures.Future):
+class Future(SharedFuture):
     """A task's result, usable with concurrent.futures.wait / as_completed.
 
     ``id`` is "<owner>.<task-id>": any process can wait on it with
@@ -62,7 +64,7 @@ class Future(concurrent.futures.Future):
     """
 
     def __init__(self, client: Client, owner: str, task_id: str, fn: str = "") -> None:
-        super().__init__()
+        SharedFuture.__init__(self)
         self._client = client
         self._owner = owner
         self._task_id = task_id
@@ -122,6 +124,13 @@ def _arg_name(i: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     return repr(list(kwargs)[i - len(args)])
 
 
+def _export(fn: Any) -> _fncache.Exported | None:
+    try:
+        return _fncache.export(fn)
+    except Exception as e:  # noqa: BLE001 - name the culprit, as for any pickling failure
+        raise PickleFailed(f"frayhq: cannot pickle the function: {_codec._describe(fn)}: {e}") from e  # noqa: SLF001
+
+
 # The task record's keys in CBOR's canonical (length-first, then bytewise)
 # order: a dict built in this order encodes canonically without cbor2's
 # sorting, which costs several times the encoding itself.
@@ -136,8 +145,25 @@ def encode_task(rec: dict[str, Any]) -> bytes:
     return cbor2.dumps(ordered)
 
 
-def encode_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-    """The py.call argument: CBOR tag PICKLE_TAG around pickled (fn, args, kwargs)."""
+def encode_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, export: bool = False) -> bytes:
+    """The py.call argument: CBOR tag PICKLE_TAG around pickled (fn, args, kwargs).
+
+    With export, a plain function is pickled once per process and stands in
+    the call as a call of _fncache.load (see _fncache): tasks. Jobs pickle
+    their callable afresh each time.
+    """
+    if export:
+        ex = _export(fn)
+        if ex is not None:
+            if args or kwargs:
+                if _codec.plain_args(args, kwargs):
+                    # Plain values pickle the same way without cloudpickle's
+                    # Python-level pickler, which costs several times more.
+                    return cbor2.dumps(cbor2.CBORTag(PICKLE_TAG, pickle.dumps((ex, args, kwargs), 5)))
+                return cbor2.dumps(cbor2.CBORTag(PICKLE_TAG, _pickle_call(ex, args, kwargs)))
+            if ex.noargs is None:
+                ex.noargs = cbor2.dumps(cbor2.CBORTag(PICKLE_TAG, _pickle_call(ex, (), {})))
+            return ex.noargs
     return cbor2.dumps(cbor2.CBORTag(PICKLE_TAG, _pickle_call(fn, args, kwargs)))
 
 
@@ -151,20 +177,22 @@ class Tasks:
         self._checks: list[tuple[float, str, float]] = []  # (due, task id, interval)
         self._foreign_subs: dict[str, Any] = {}
         self._outq: collections.deque[tuple[str, str, bytes]] = collections.deque()
-        self._kicked = False
+        self._kicked = False  # a _kick is scheduled and has not started
+        self._draining = False  # a _drain task is publishing
         self._unacked: dict[str, tuple[float, str, bytes]] = {}
         self._room = asyncio.Event()  # set while _unacked is under MAX_UNACKED
         self._room.set()
         self._ack_prefix = ""
+        self._hdr_tail = f"\r\nFray-Owner: {self.owner}\r\n\r\n".encode()  # after a task's Nats-Msg-Id
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         nc = self.c.nc
-        await nc.subscribe(f"fray.stored.{self.owner}.*", cb=self._on_stored)
+        await _fastpub.subscribe_direct(nc, f"fray.stored.{self.owner}.*", self._on_stored)
         # PubAcks of the fast path come to <inbox>.<task id>: one
         # subscription for all, no future, timer or random token per task.
         self._ack_prefix = nc.new_inbox() + "."
-        await nc.subscribe(self._ack_prefix + "*", cb=self._on_puback)
+        await _fastpub.subscribe_direct(nc, self._ack_prefix + "*", self._on_puback)
 
         async def on_election(_msg: Any) -> None:
             # A leader that stepped down between storing and republishing
@@ -198,11 +226,11 @@ class Tasks:
             if self.c.namespace != _DEFAULT_NS:
                 from ._context import NamespacedCall
 
-                fn = NamespacedCall(fn, self.c.namespace)
-            arg = encode_call(fn, args, kwargs)
+                fn = NamespacedCall(_export(fn) or fn, self.c.namespace)
+            arg = encode_call(fn, args, kwargs, export=True)
         else:
             raise TypeError(f"frayhq: run() wants a callable or a function name, got {_codec._describe(fn)}")  # noqa: SLF001
-        _check_token("pool", pool)
+        _check_pool(pool)
         if retries < 0:
             raise ConfigError(f"frayhq: retries={retries}: want >= 0")
         if timeout is not None and timeout <= 0:
@@ -239,12 +267,42 @@ class Tasks:
         asyncio.get_running_loop().create_task(self._send(pool, tid, rec, arg))
 
     def _kick(self) -> None:
+        """The fast path: publish the queued tasks in this loop turn, the
+        PubAcks handled by callbacks. When one must wait (the PubAck window
+        is full, nats-py has commands queued) the rest go on in _drain."""
+        # Down before the queue empties: a task queued after the last pop
+        # schedules another kick.
+        self._kicked = False
+        if self._draining:
+            return  # _drain takes them, and kicks again when it ends
+        outq, pub = self._outq, self.c._pub  # noqa: SLF001
+        while outq:
+            if len(self._unacked) >= MAX_UNACKED:
+                break
+            subject, tid, body = outq[0]  # other threads only append
+            hdr = self._header(tid)
+            self._unacked[tid] = (time.monotonic(), subject, body)
+            try:
+                sent = pub.publish(subject, body, self._ack_prefix + tid, hdr)
+            except Exception:  # noqa: BLE001 - _drain's publish says what went wrong
+                sent = False
+            if not sent:
+                self._unacked.pop(tid, None)
+                break
+            outq.popleft()
+        else:
+            return
+        self._draining = True
         asyncio.get_running_loop().create_task(self._drain())
 
+    def _header(self, tid: str) -> bytes:
+        """Task tid's NATS header block: Nats-Msg-Id (deduplication) and Fray-Owner."""
+        return b"NATS/1.0\r\nNats-Msg-Id: " + tid.encode() + self._hdr_tail
+
     async def _drain(self) -> None:
-        """The fast path: publish every queued task, one coroutine for all,
-        the PubAcks handled by callbacks; a refused or unanswered one goes
-        through _publish's retries."""
+        """The rest of a kick's queue, waiting for room in the PubAck window
+        (through nats-py when its queue is not empty); a refused or
+        unanswered task goes through _publish's retries."""
         nc = self.c.nc
         try:
             while self._outq:
@@ -253,20 +311,23 @@ class Tasks:
                     await self._room.wait()
                     continue
                 subject, tid, body = self._outq.popleft()
-                hdr = {"Nats-Msg-Id": tid, "Fray-Owner": self.owner}
                 self._unacked[tid] = (time.monotonic(), subject, body)
+                reply = self._ack_prefix + tid
                 try:
-                    await nc.publish(subject, body, reply=self._ack_prefix + tid, headers=hdr)
+                    hdr = self._header(tid)
+                    if not self.c._pub.publish(subject, body, reply, hdr):  # noqa: SLF001
+                        await nc.publish(
+                            subject, body, reply=reply, headers={"Nats-Msg-Id": tid, "Fray-Owner": self.owner}
+                        )
                 except Exception:  # noqa: BLE001 - the slow path says what went wrong
                     self._unacked.pop(tid, None)
                     self._retry(subject, tid, body)
         finally:
-            self._kicked = False
+            self._draining = False
             if self._outq:  # appended after the loop ended
-                self._kicked = True
                 self._kick()
 
-    async def _on_puback(self, msg: Any) -> None:
+    def _on_puback(self, msg: Any) -> None:
         tid = msg.subject[len(self._ack_prefix) :]
         sent = self._unacked.pop(tid, None)
         if len(self._unacked) < MAX_UNACKED:
@@ -294,7 +355,7 @@ class Tasks:
                 heapq.heappush(self._checks, (time.monotonic() + 5, tid, 5.0))
             except Exception as e:  # noqa: BLE001 - the future carries it
                 self.pending.pop(tid, None)
-                _set_exception(fut, e)
+                settle(fut, exc=e)
 
         asyncio.get_running_loop().create_task(again())
 
@@ -314,7 +375,7 @@ class Tasks:
             heapq.heappush(self._checks, (time.monotonic() + 5, tid, 5.0))
         except Exception as e:  # noqa: BLE001 - the future carries the failure
             self.pending.pop(tid, None)
-            _set_exception(fut, e)
+            settle(fut, exc=e)
 
     async def _publish(self, subject: str, body: bytes, hdr: dict[str, str], what: str) -> None:
         async with self.c.perms.guard(subject):
@@ -330,7 +391,7 @@ class Tasks:
                 self._unacked.pop(tid, None)
                 fut = self.pending.pop(tid, None)
                 if fut is not None:
-                    _set_exception(fut, PermissionDenied(e.user, e.op, subject))
+                    settle(fut, exc=PermissionDenied(e.user, e.op, subject))
 
     async def _publish_retrying(self, subject: str, body: bytes, hdr: dict[str, str], what: str) -> None:
         js = self.c.js
@@ -367,12 +428,23 @@ class Tasks:
 
     # ---- results
 
-    async def _on_stored(self, msg: Any) -> None:
+    def _on_stored(self, msg: Any) -> None:
         tid = msg.subject.rsplit(".", 1)[-1]
         fut = self.pending.pop(tid, None)
-        if fut is None:
+        if fut is None or fut.done():
             return
-        await self._resolve(fut, msg.data)
+        # An inline value settles the future here; one in the object store
+        # is read by a task.
+        try:
+            rec = self._result_record(msg.data, fut.id)
+            if "value_ref" in rec:
+                asyncio.get_running_loop().create_task(self._resolve(fut, msg.data))
+                return
+            value = self._inline_value(rec, fut.id)
+        except BaseException as e:  # noqa: BLE001 - the future carries it
+            settle(fut, exc=e)
+            return
+        settle(fut, value)
 
     async def _resolve(self, fut: Future, data: bytes) -> None:
         if fut.done():
@@ -380,15 +452,21 @@ class Tasks:
         try:
             value = await self.decode_result(data, fut.id)
         except BaseException as e:  # noqa: BLE001 - the future carries it
-            _set_exception(fut, e)
+            settle(fut, exc=e)
             return
-        if not fut.done():
-            try:
-                fut.set_result(value)
-            except concurrent.futures.InvalidStateError:
-                pass
+        settle(fut, value)
 
     async def decode_result(self, data: bytes, fid: str) -> Any:
+        rec = self._result_record(data, fid)
+        if "value_ref" in rec:
+            ref = Ref.from_wire(rec["value_ref"])
+            raw = await self.c.objects.get_bytes(ref)
+            return _codec.loads(raw, f"result value of task {fid}")
+        return self._inline_value(rec, fid)
+
+    @staticmethod
+    def _result_record(data: bytes, fid: str) -> dict[str, Any]:
+        """The result record in data; raises the task's error when it failed."""
         rec = _codec.loads_plain(data, f"result record of task {fid}")
         if not isinstance(rec, dict):
             raise DecodeError(
@@ -400,17 +478,17 @@ class Tasks:
             )
         if rec.get("error"):
             raise task_error(rec["error"], fid)
-        if "value_ref" in rec:
-            ref = Ref.from_wire(rec["value_ref"])
-            raw = await self.c.objects.get_bytes(ref)
-        else:
-            raw = rec.get("value")
-            if raw is None:
-                return None
-            if not isinstance(raw, bytes):
-                raise DecodeError(
-                    f"frayhq: result record of task {fid}: value is a {type(raw).__name__}, not bytes"
-                )
+        return rec
+
+    @staticmethod
+    def _inline_value(rec: dict[str, Any], fid: str) -> Any:
+        raw = rec.get("value")
+        if raw is None:
+            return None
+        if not isinstance(raw, bytes):
+            raise DecodeError(
+                f"frayhq: result record of task {fid}: value is a {type(raw).__name__}, not bytes"
+            )
         return _codec.loads(raw, f"result value of task {fid}")
 
     async def lookup(self, owner: str, tid: str) -> bytes | None:
@@ -545,12 +623,14 @@ class Tasks:
             pass
 
 
-def _set_exception(fut: concurrent.futures.Future, e: BaseException) -> None:
-    if not fut.done():
-        try:
-            fut.set_exception(e)
-        except concurrent.futures.InvalidStateError:
-            pass
+_GOOD_POOLS: set[str] = set()  # pool names already checked
+
+
+def _check_pool(pool: str) -> None:
+    if type(pool) is not str or pool not in _GOOD_POOLS:
+        _check_token("pool", pool)
+        if len(_GOOD_POOLS) < 1024:
+            _GOOD_POOLS.add(pool)
 
 
 def _check_token(what: str, s: str) -> None:

@@ -17,11 +17,12 @@ from typing import Any
 import nats
 import nats.errors
 import nats.js.errors
-from nats.nuid import NUID
 
 from . import _codec, _spec
 from ._actor_api import ActorAPI
 from ._codec import Ref
+from ._fastpub import Writer
+from ._futures import IDs
 from ._jobs import JobAPI
 from ._local import LocalCluster
 from ._loop import LoopThread
@@ -108,8 +109,7 @@ class Client(ActorAPI, JobAPI):
         _check_namespace(self.namespace)
         self.local: LocalCluster | None = None
         self._closed = False
-        self._nuidgen = NUID()
-        self._nuid_lock = threading.Lock()
+        self._ids = IDs()
         self._kvs: dict[str, Any] = {}
         self._loop = LoopThread()
         try:
@@ -120,8 +120,7 @@ class Client(ActorAPI, JobAPI):
         _live.add(self)
 
     def _nuid(self) -> str:
-        with self._nuid_lock:
-            return self._nuidgen.next().decode()
+        return self._ids.next()
 
     async def _open(self, workers: int, concurrency: int | None) -> None:
         sp = self.spec
@@ -148,6 +147,7 @@ class Client(ActorAPI, JobAPI):
         self.nc = await self._dial(urls, opts)
         self.perms.nc = self.nc
         self.js = self.nc.jetstream()
+        self._pub = Writer(self.nc)  # the hot paths' publishes (tasks, actor calls)
         try:
             await self.js._jsm.stream_info("FRAY_RESULTS")  # noqa: SLF001
         except nats.js.errors.NotFoundError:
