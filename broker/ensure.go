@@ -222,6 +222,9 @@ func fingerprint(cfg any) string {
 	if err != nil {
 		panic(fmt.Sprintf("broker: fingerprint of %T: %v", cfg, err)) // configs are plain data
 	}
+	// The layout version is part of the digest, so a new version rewrites
+	// every asset's metadata once, even where its settings did not change.
+	b = strconv.AppendInt(b, LayoutVersion, 10)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:12])
 }

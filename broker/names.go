@@ -27,7 +27,8 @@ const (
 
 	// LayoutVersion is the version of the stream and bucket layout that
 	// Provision writes into each asset's metadata under MetadataLayoutKey.
-	// Version 2 added FRAY_RESULTS's republish to fray.stored.>.
-	LayoutVersion     = 2
+	// Version 2 added FRAY_RESULTS's republish to fray.stored.>; version 3
+	// the FRAY_POOLS bucket (the pool directory).
+	LayoutVersion     = 3
 	MetadataLayoutKey = "fray.layout"
 )

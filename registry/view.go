@@ -133,6 +133,14 @@ func NewView(ctx context.Context, nc *nats.Conn) (*View, error) {
 		return nil, err
 	}
 	kv, err := broker.KeyValue(ctx, js, broker.BucketPools)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		// An old broker never creates the bucket: say so rather than wait
+		// for it forever.
+		lerr := broker.RequireLayout(ctx, js, broker.LayoutPools, "the pool directory (bucket "+broker.BucketPools+")")
+		if errors.Is(lerr, broker.ErrLayoutTooOld) {
+			return nil, broker.Permanent(fmt.Errorf("registry: %w", lerr))
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("registry: bucket %s: %w (is the cluster provisioned by a fray-broker of this version?)", broker.BucketPools, err)
 	}

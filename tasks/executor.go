@@ -78,11 +78,13 @@ type Executor struct {
 	rclosed   bool
 	resending map[*nats.Msg]struct{} // tasks whose result is being sent again
 
-	work     chan *nats.Msg
-	pub      *asyncPublisher
-	served   atomic.Int64
-	draining atomic.Bool // set when Run's ctx ends: no task starts after it
-	pulling  atomic.Bool // set once Run has started pulling tasks
+	work   chan *nats.Msg
+	pub    *asyncPublisher
+	served atomic.Int64
+	// maxWaiting is the pool consumer's MaxWaiting, as last looked up.
+	maxWaiting atomic.Int64
+	draining   atomic.Bool // set when Run's ctx ends: no task starts after it
+	pulling    atomic.Bool // set once Run has started pulling tasks
 }
 
 type runningTask struct {
@@ -291,6 +293,14 @@ wait:
 	return nil // the deferred clean-up stops the watchers
 }
 
+// MaxWaiting is the MaxWaiting (open pull requests) of a pool consumer
+// this fray creates. An idle worker keeps one request open (a busy one up
+// to two), so a pool holds up to MaxWaiting idle workers (fewer while
+// requests the workers gave up on after a reconnect linger). nats-server keeps waiting requests in
+// a list that costs nothing until used; it cannot change a consumer's
+// MaxWaiting, so a consumer created by an older fray (4,096) keeps its own.
+const MaxWaiting = 1 << 16
+
 // ensureConsumer creates the pool's durable consumer, or updates it when
 // its settings differ from this executor's. A consumer already as wanted
 // is only looked up: thousands of workers starting together do not
@@ -304,20 +314,38 @@ func (e *Executor) ensureConsumer(ctx context.Context) error {
 		AckWait:       e.o.AckWait,
 		MaxDeliver:    -1,
 		MaxAckPending: -1,
-		MaxWaiting:    4096,
+		MaxWaiting:    MaxWaiting,
 	}
 	if c, err := e.js.Consumer(ctx, broker.StreamTasks, cfg.Durable); err == nil {
 		got := c.CachedInfo().Config
+		cfg.MaxWaiting = got.MaxWaiting // fixed at creation
+		e.maxWaiting.Store(int64(got.MaxWaiting))
 		if got.AckWait == cfg.AckWait && got.FilterSubject == cfg.FilterSubject && got.MaxDeliver == cfg.MaxDeliver &&
-			got.MaxAckPending == cfg.MaxAckPending && got.MaxWaiting == cfg.MaxWaiting && got.AckPolicy == cfg.AckPolicy {
+			got.MaxAckPending == cfg.MaxAckPending && got.AckPolicy == cfg.AckPolicy {
 			return nil
 		}
 	}
-	if _, err := e.js.CreateOrUpdateConsumer(ctx, broker.StreamTasks, cfg); err != nil {
+	c, err := e.js.CreateOrUpdateConsumer(ctx, broker.StreamTasks, cfg)
+	if err != nil {
 		return fmt.Errorf("tasks: consumer for pool %s: %w", e.o.Pool, err)
 	}
+	e.maxWaiting.Store(int64(c.CachedInfo().Config.MaxWaiting))
 	return nil
 }
+
+// pullLimitError explains a pull request refused because the pool's
+// consumer holds its MaxWaiting of open requests.
+func (e *Executor) pullLimitError(status string) error {
+	return fmt.Errorf("%w: pool %s's consumer %s on %s holds at most %d open pull requests (its MaxWaiting; an idle worker keeps one open), "+
+		"so this worker gets no tasks until others' requests end; the pool has more workers than the consumer allows: "+
+		"while the pool is idle, delete the consumer (nats consumer rm %s %s) and the next worker creates it with MaxWaiting %d "+
+		"(server said %q)", broker.ErrLimit, e.o.Pool, taskwire.ConsumerName(e.o.Pool), broker.StreamTasks, e.maxWaiting.Load(),
+		broker.StreamTasks, taskwire.ConsumerName(e.o.Pool), MaxWaiting, status)
+}
+
+// limitLogEvery spaces out the error a worker logs while the pool's
+// consumer refuses its pull requests for MaxWaiting.
+const limitLogEvery = 30 * time.Second
 
 // ticks heartbeats long-running tasks and retires dead pull requests.
 func (e *Executor) ticks(ctx context.Context) {
@@ -326,12 +354,21 @@ func (e *Executor) ticks(ctx context.Context) {
 	t := time.NewTicker(min(every/2, time.Second))
 	defer t.Stop()
 	lastBeat := time.Now()
+	var lastLimitLog time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			if failed := e.pull.tick(now); failed != "" {
+			failed := e.pull.tick(now)
+			switch {
+			case strings.Contains(failed, "Exceeded MaxWaiting"):
+				// The consumer is there and full: no need to look it up.
+				if now.Sub(lastLimitLog) >= limitLogEvery {
+					lastLimitLog = now
+					e.log.Error("pull request refused; asking again", "err", e.pullLimitError(failed))
+				}
+			case failed != "":
 				e.log.Warn("pull request refused; asking again", "consumer", taskwire.ConsumerName(e.o.Pool), "status", failed)
 				// The consumer may be gone (deleted by an operator, or the
 				// stream recreated): put it back.

@@ -18,23 +18,30 @@ import (
 // total instead: pending = messages asked for − messages received − the
 // unfilled counts the server reports when a request ends (408/409 with
 // Nats-Pending-Messages). A request that ends without a count (409
-// Leadership Change or Consumer Deleted, which end every waiting request, or
-// an error such as 503 No Responders) or a reconnect (after which the server
-// may or may not still hold our requests) starts a new epoch: pending is
-// zeroed and reports about older requests are ignored.
+// Leadership Change or Consumer Deleted, which end every waiting request, 409
+// Exceeded MaxWaiting, or an error such as 503 No Responders) or a reconnect
+// (after which the server may or may not still hold our requests) starts a
+// new epoch: pending is zeroed and reports about older requests are ignored.
+//
+// Requests ask for no idle heartbeats: the server's timer for them walks
+// every waiting request of the consumer each time one is due, a cost that
+// grows with the square of the fleet, and a request with heartbeats that
+// finds the consumer's MaxWaiting reached is dropped without a word. An
+// open request always ends with a status (408 at its expiry, 409 when a
+// cluster's consumer leader changes), so a silence longer than its expiry
+// plus silenceGrace while messages are outstanding means it is gone.
 //
 // A request from an older epoch can still deliver (a request outlives a
 // quick reconnect, since the resubscribed inbox gives it interest again),
 // so the count can be short; a message arriving when every slot is taken
 // is handed straight back (nak) instead of being held without a slot.
 type puller struct {
-	nc        *nats.Conn
-	subject   string // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
-	inbox     string
-	slots     int
-	batchMin  int
-	expires   time.Duration
-	heartbeat time.Duration
+	nc       *nats.Conn
+	subject  string // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
+	inbox    string
+	slots    int
+	batchMin int
+	expires  time.Duration
 
 	mu         sync.Mutex
 	seq        uint64 // last request's sequence (its token, base 36)
@@ -46,6 +53,7 @@ type puller struct {
 	reconnects uint64
 	draining   bool
 	failed     string // status of the last request refused without a count
+	dry        bool   // the last task delivered left the queue empty (or did not say)
 }
 
 func newPuller(nc *nats.Conn, stream, consumer string, slots int) *puller {
@@ -56,10 +64,13 @@ func newPuller(nc *nats.Conn, stream, consumer string, slots int) *puller {
 		slots:      slots,
 		batchMin:   max(1, slots/2),
 		expires:    20 * time.Second,
-		heartbeat:  2 * time.Second,
 		reconnects: nc.Stats().Reconnects,
 	}
 }
+
+// silenceGrace is how long past a request's expiry its 408 may take to
+// arrive before the puller gives the request up.
+const silenceGrace = 4 * time.Second
 
 // Verdicts of onMsg.
 const (
@@ -79,6 +90,10 @@ func (p *puller) onMsg(m *nats.Msg) int {
 	p.lastSign = time.Now()
 	if status == "" {
 		p.pending = max(0, p.pending-1)
+		p.dry = true
+		if meta, err := m.Metadata(); err == nil {
+			p.dry = meta.NumPending == 0
+		}
 		if p.running+p.abandoned >= p.slots {
 			return pulledExtra
 		}
@@ -90,7 +105,7 @@ func (p *puller) onMsg(m *nats.Msg) int {
 	}
 	seq, err := strconv.ParseUint(m.Subject[min(len(m.Subject), len(p.inbox)+1):], 36, 64)
 	if err != nil || seq < p.epoch || status == "100" {
-		return pulledStatus // a heartbeat, or about a forgotten request
+		return pulledStatus // a heartbeat (none are asked for), or about a forgotten request
 	}
 	if n := m.Header.Get("Nats-Pending-Messages"); n != "" {
 		unfilled, _ := strconv.Atoi(n)
@@ -155,7 +170,7 @@ func (p *puller) tick(now time.Time) (failed string) {
 		p.reconnects = r
 		p.newEpochLocked()
 	}
-	if p.pending > 0 && now.Sub(p.lastSign) > p.expires+2*p.heartbeat {
+	if p.pending > 0 && now.Sub(p.lastSign) > p.expires+silenceGrace {
 		p.newEpochLocked()
 	}
 	failed, p.failed = p.failed, ""
@@ -176,20 +191,26 @@ func (p *puller) drain() {
 	p.mu.Unlock()
 }
 
-// pullLocked asks for the free slots. While a request is still open it
-// waits until at least half the slots are free, so a busy worker sends few
-// requests; with none open it asks at once, so a free slot never idles
-// while the queue has work.
+// pullLocked asks for the free slots. With no request open it asks at
+// once, so a free slot never idles while the queue has work. With one
+// open, it asks again only while the queue is busy (the last task
+// delivered said more were pending) and half the slots are free, so a
+// busy worker sends few requests. Once the queue ran dry it waits for the
+// open request to be filled, which asks again at once, or to end: the
+// server fills open requests before the queue keeps any work. So an idle
+// worker keeps one request open, and a task on an idle fleet adds none:
+// nats-server walks a consumer's whole list of waiting requests each time
+// the queue runs dry and each time a request arrives.
 func (p *puller) pullLocked() {
 	if p.draining {
 		return
 	}
 	free := p.slots - p.running - p.abandoned - p.pending
-	if free <= 0 || (p.pending > 0 && free < p.batchMin) {
+	if free <= 0 || (p.pending > 0 && (p.dry || free < p.batchMin)) {
 		return
 	}
 	p.seq++
-	body := fmt.Sprintf(`{"batch":%d,"expires":%d,"idle_heartbeat":%d}`, free, p.expires.Nanoseconds(), p.heartbeat.Nanoseconds())
+	body := fmt.Sprintf(`{"batch":%d,"expires":%d}`, free, p.expires.Nanoseconds())
 	if err := p.nc.PublishRequest(p.subject, p.inbox+"."+strconv.FormatUint(p.seq, 36), []byte(body)); err != nil {
 		return // retried on the next release or tick
 	}

@@ -21,7 +21,8 @@ func init() {
 	benchSummary["fleet"] = "Fleet scale: starts --workers simulated workers in this process, all at once, each wired as fray-worker " +
 		"(its own client and NATS connection, the actor host and the job runner), against a fray-broker started as a child process " +
 		"(or the broker at --nats, read through --monitor). Prints the time until the pool directory counts them all, the idle broker's " +
-		"CPU (% of one core), RSS and messages and bytes per second over --idle, then --tasks no-op tasks (tasks/s, p50, p99) and " +
+		"CPU (% of one core), RSS and messages and bytes per second over --idle, then --serial no-op tasks one at a time (latency p50, p99: what one user feels), " +
+		"--tasks no-op tasks at once (tasks/s; their p50 and p99 are mostly the time to drain the burst) and " +
 		"--jobs jobs one at a time (submit-to-RUNNING p50, p99), and the worker leases that expired during the run."
 }
 
@@ -31,12 +32,14 @@ func benchFleet(ctx context.Context, args []string) error {
 	conc := fs.Int("concurrency", 2, "task slots per worker")
 	lease := fs.Duration("lease-ttl", 6*time.Second, "worker lease TTL (fray-worker's default is 6s)")
 	idle := fs.Duration("idle", 30*time.Second, "idle measurement window, after registration and one lease period to settle")
-	nTasks := fs.Int("tasks", 2000, "no-op tasks submitted at once after the idle window (0 skips)")
+	nSerial := fs.Int("serial", 200, "no-op tasks run one at a time after the idle window, for the latency one task sees (0 skips)")
+	nTasks := fs.Int("tasks", 2000, "no-op tasks submitted at once after the one-at-a-time tasks, for throughput (0 skips)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of this process (the simulated workers and the measuring client) to this file")
 	nJobs := fs.Int("jobs", 20, "jobs (/bin/true) submitted one at a time after the tasks (0 skips)")
 	natsURL := fs.String("nats", "", "use the broker at this URL instead of starting one (its cluster must be provisioned with a fray-broker of this version running)")
 	monitor := fs.String("monitor", "", "with --nats: the broker's monitoring URL (http://host:8222) for CPU, RSS and message rates")
 	brokerBin := fs.String("broker-bin", "", "fray-broker binary to start (default: fray-broker beside this binary, else on PATH)")
-	asJSON := fs.Bool("json", false, "print one JSON line: workers, register_s, workers_exited, idle_s, idle_broker_cpu_pct, broker_rss_mib, idle_in_msgs_per_s, idle_out_msgs_per_s, idle_in_kib_per_s, idle_out_kib_per_s, tasks, tasks_per_s, task_p50_ms, task_p99_ms, jobs, job_start_p50_ms, job_start_p99_ms, leases_lost, leases_lost_idle")
+	asJSON := fs.Bool("json", false, "print one JSON line: workers, register_s, workers_exited, idle_s, idle_broker_cpu_pct, broker_rss_mib, idle_in_msgs_per_s, idle_out_msgs_per_s, idle_in_kib_per_s, idle_out_kib_per_s, idle_sched_p99_ms, idle_sched_max_ms, idle_sim_cpu_pct, idle_sim_runq_wait_pct, idle_broker_runq_wait_pct, serial_tasks, serial_task_p50_ms, serial_task_p99_ms, burst_tasks, burst_tasks_per_s, burst_task_p50_ms, burst_task_p99_ms, jobs, job_start_p50_ms, job_start_p99_ms, leases_lost, leases_lost_idle, workers_lost, idle_renew_gap_max_ms, idle_renews_late")
 	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {
 		return err
 	}
@@ -49,8 +52,8 @@ func benchFleet(ctx context.Context, args []string) error {
 		return usagef(fs, "--lease-ttl %s: want at least 1s", *lease)
 	case *idle < time.Second:
 		return usagef(fs, "--idle %s: want at least 1s", *idle)
-	case *nTasks < 0 || *nJobs < 0:
-		return usagef(fs, "--tasks and --jobs: want 0 or more")
+	case *nSerial < 0 || *nTasks < 0 || *nJobs < 0:
+		return usagef(fs, "--serial, --tasks and --jobs: want 0 or more")
 	case *monitor != "" && *natsURL == "":
 		return usagef(fs, "--monitor needs --nats (the broker this bench starts is monitored already)")
 	case *natsURL != "" && *monitor == "":
@@ -61,7 +64,7 @@ func benchFleet(ctx context.Context, args []string) error {
 		return fmt.Errorf("bench fleet: the jobs run true(1): %w", err)
 	}
 	o := bench.FleetOptions{URL: *natsURL, Monitor: *monitor, Workers: *n, Concurrency: *conc, LeaseTTL: *lease, Idle: *idle,
-		Tasks: *nTasks, Jobs: *nJobs, JobCommand: []string{trueBin},
+		Serial: *nSerial, Tasks: *nTasks, Jobs: *nJobs, JobCommand: []string{trueBin},
 		Progress: func(s string) { fmt.Fprintln(os.Stderr, "fray bench fleet:", s) }}
 	if *natsURL == "" {
 		stop, err := startBenchBroker(ctx, *brokerBin, &o)
@@ -70,6 +73,11 @@ func benchFleet(ctx context.Context, args []string) error {
 		}
 		defer stop()
 	}
+	stopProfile, err := startCPUProfile(*cpuprofile)
+	if err != nil {
+		return err
+	}
+	defer stopProfile()
 	res, err := bench.Fleet(ctx, o)
 	return printBench(res, err, *asJSON)
 }
@@ -145,6 +153,7 @@ func startBenchBroker(ctx context.Context, bin string, o *bench.FleetOptions) (s
 	}
 	pid := cmd.Process.Pid
 	bench.BrokerCPUTime = func() (time.Duration, bool) { return procCPUTime(pid) }
+	bench.BrokerPID = pid
 	return stop, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -34,7 +35,8 @@ type FleetOptions struct {
 	Concurrency  int           // task slots per worker
 	LeaseTTL     time.Duration // worker lease TTL (fray-worker's default 6 s)
 	Idle         time.Duration // the idle measurement window
-	Tasks        int           // no-op tasks in the task phase
+	Serial       int           // no-op tasks run one at a time on the idle fleet
+	Tasks        int           // no-op tasks submitted at once in the burst phase
 	Jobs         int           // jobs submitted one at a time in the job phase
 	JobCommand   []string      // the job's command (e.g. /bin/true)
 	// Progress receives a line on each phase's start and while waiting.
@@ -58,11 +60,33 @@ type FleetResult struct {
 	IdleOutMsgsPS float64 `json:"idle_out_msgs_per_s"`
 	IdleInKBPS    float64 `json:"idle_in_kib_per_s"`
 	IdleOutKBPS   float64 `json:"idle_out_kib_per_s"`
-	// Task phase: Tasks no-op tasks submitted at once to the pool.
-	Tasks         int     `json:"tasks"`
-	TasksPerS     float64 `json:"tasks_per_s"`
-	TaskP50MS     float64 `json:"task_p50_ms"`
-	TaskP99MS     float64 `json:"task_p99_ms"`
+	// SchedP99MS is this process's goroutine scheduling latency p99
+	// over the idle window (the Go runtime's /sched/latencies): how late
+	// the simulated workers' renewals could run because this one process
+	// is starved, not because of fray or the broker.
+	SchedP99MS float64 `json:"idle_sched_p99_ms"`
+	SchedMaxMS float64 `json:"idle_sched_max_ms"`
+	// SimCPUPct is this process's CPU over the idle window, in % of one
+	// core: what simulating every worker in one process costs.
+	SimCPUPct float64 `json:"idle_sim_cpu_pct"`
+	// Run-queue waits over the idle window, in % of the window: the time
+	// the threads of this process and of the broker (when it is a child
+	// process) spent runnable but waiting for a CPU, summed over threads.
+	// High values mean the machine, not fray, held them back.
+	SimRunQueueWaitPct    float64 `json:"idle_sim_runq_wait_pct"`
+	BrokerRunQueueWaitPct float64 `json:"idle_broker_runq_wait_pct"`
+	// Serial tasks, one at a time on the idle fleet: the latency a user
+	// submitting a task feels.
+	Serial      int     `json:"serial_tasks"`
+	SerialP50MS float64 `json:"serial_task_p50_ms"`
+	SerialP99MS float64 `json:"serial_task_p99_ms"`
+	// Burst: Tasks no-op tasks submitted at once. Its latencies are mostly
+	// queueing (the time to drain the burst), so its throughput is the
+	// number that tells.
+	Tasks         int     `json:"burst_tasks"`
+	TasksPerS     float64 `json:"burst_tasks_per_s"`
+	TaskP50MS     float64 `json:"burst_task_p50_ms"`
+	TaskP99MS     float64 `json:"burst_task_p99_ms"`
 	Jobs          int     `json:"jobs"`
 	JobStartP50MS float64 `json:"job_start_p50_ms"`
 	JobStartP99MS float64 `json:"job_start_p99_ms"`
@@ -71,16 +95,28 @@ type FleetResult struct {
 	// LeasesLostIdle those in the idle window (after the start-up storm).
 	LeasesLost     int `json:"leases_lost"`
 	LeasesLostIdle int `json:"leases_lost_idle"`
+	// WorkersLost counts expired leases not taken back within
+	// broker.ExpiryGrace: the workers the dispatcher declared lost.
+	WorkersLost int `json:"workers_lost"`
+	// RenewGapMaxMS is the longest time between two stored renewals of
+	// one lease in the idle window (by the broker's clock), RenewsLate
+	// how many of those gaps exceeded two thirds of the TTL (a renewal
+	// more than one period late).
+	RenewGapMaxMS float64 `json:"idle_renew_gap_max_ms"`
+	RenewsLate    int     `json:"idle_renews_late"`
 }
 
 func (r FleetResult) String() string {
 	return fmt.Sprintf("fleet: %d workers registered in %.1f s (%d exited)\n"+
 		"idle %.0f s: broker CPU %.1f%% of one core, RSS %.0f MiB, in %.0f msgs/s (%.0f KiB/s), out %.0f msgs/s (%.0f KiB/s)\n"+
-		"tasks: %d no-op: %.0f tasks/s, latency p50 %.2f ms, p99 %.2f ms\n"+
+		"this process (the simulated workers) while idle: CPU %.1f%% of one core, goroutine scheduling latency p99 %.2f ms, max %.0f ms\n"+
+		"run-queue waits while idle (threads runnable, no CPU free), %% of the window: this process %.1f, broker %.1f\n"+
+		"tasks one at a time: %d, latency p50 %.2f ms, p99 %.2f ms\n"+
+		"burst of %d no-op tasks at once: %.0f tasks/s, latency p50 %.2f ms, p99 %.2f ms\n"+
 		"jobs: %d one at a time: submit-to-RUNNING p50 %.1f ms, p99 %.1f ms\n"+
-		"leases lost: %d (%d while idle)",
+		"leases expired: %d (%d while idle), not taken back within the grace (workers lost): %d; idle renewals: longest gap %.0f ms, %d more than a period late",
 		r.Workers, r.RegisterS, r.Exited, r.IdleS, r.IdleCPUPct, r.BrokerRSSMiB, r.IdleInMsgsPS, r.IdleInKBPS, r.IdleOutMsgsPS, r.IdleOutKBPS,
-		r.Tasks, r.TasksPerS, r.TaskP50MS, r.TaskP99MS, r.Jobs, r.JobStartP50MS, r.JobStartP99MS, r.LeasesLost, r.LeasesLostIdle)
+		r.SimCPUPct, r.SchedP99MS, r.SchedMaxMS, r.SimRunQueueWaitPct, r.BrokerRunQueueWaitPct, r.Serial, r.SerialP50MS, r.SerialP99MS, r.Tasks, r.TasksPerS, r.TaskP50MS, r.TaskP99MS, r.Jobs, r.JobStartP50MS, r.JobStartP99MS, r.LeasesLost, r.LeasesLostIdle, r.WorkersLost, r.RenewGapMaxMS, r.RenewsLate)
 }
 
 // Fleet starts o.Workers workers in this process, each as fray-worker
@@ -88,7 +124,7 @@ func (r FleetResult) String() string {
 // and job runner plugins), all at once, against the broker at o.URL; then
 // measures the idle broker, a burst of tasks and a series of jobs.
 func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
-	res := FleetResult{Workers: o.Workers, Tasks: o.Tasks, Jobs: o.Jobs}
+	res := FleetResult{Workers: o.Workers, Serial: o.Serial, Tasks: o.Tasks, Jobs: o.Jobs}
 	say := o.Progress
 	if say == nil {
 		say = func(string) {}
@@ -102,7 +138,7 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 	if err != nil {
 		return res, err
 	}
-	lost, stopWatch, err := countExpiries(ctx, js)
+	leases, stopWatch, err := watchLeases(ctx, js)
 	if err != nil {
 		return res, err
 	}
@@ -152,7 +188,13 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 	if err != nil {
 		return res, err
 	}
-	i0, lost0 := time.Now(), lost.Load()
+	i0, lost0, sched0, self0 := time.Now(), leases.expired(), schedLatencies(), selfCPU()
+	leases.resetGaps()
+	simWait0, _ := ProcRunQueueWait(os.Getpid())
+	var brokerWait0 time.Duration
+	if BrokerPID != 0 {
+		brokerWait0, _ = ProcRunQueueWait(BrokerPID)
+	}
 	var rss float64
 	for time.Since(i0) < o.Idle {
 		select {
@@ -170,7 +212,20 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 	}
 	el := time.Since(i0).Seconds()
 	res.IdleS = el
-	res.LeasesLostIdle = int(lost.Load() - lost0)
+	res.SimCPUPct = 100 * (selfCPU() - self0).Seconds() / el
+	if w, ok := ProcRunQueueWait(os.Getpid()); ok {
+		res.SimRunQueueWaitPct = 100 * (w - simWait0).Seconds() / el
+	}
+	if BrokerPID != 0 {
+		if w, ok := ProcRunQueueWait(BrokerPID); ok {
+			res.BrokerRunQueueWaitPct = 100 * (w - brokerWait0).Seconds() / el
+		}
+	}
+	sched := schedLatencies().since(sched0)
+	res.SchedP99MS, res.SchedMaxMS = ms(sched.quantile(0.99)), ms(sched.quantile(1))
+	res.LeasesLostIdle = leases.expired() - lost0
+	gap, late := leases.gaps(o.LeaseTTL)
+	res.RenewGapMaxMS, res.RenewsLate = ms(gap), late
 	res.BrokerRSSMiB = max(rss, float64(v1.Mem)/(1<<20))
 	res.IdleInMsgsPS = float64(v1.InMsgs-v0.InMsgs) / el
 	res.IdleOutMsgsPS = float64(v1.OutMsgs-v0.OutMsgs) / el
@@ -188,8 +243,14 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 		return res, err
 	}
 	defer c.Close()
+	if o.Serial > 0 {
+		say(fmt.Sprintf("running %d tasks one at a time", o.Serial))
+		if err := fleetSerial(ctx, c, o.Serial, &res); err != nil {
+			return res, err
+		}
+	}
 	if o.Tasks > 0 {
-		say(fmt.Sprintf("running %d tasks", o.Tasks))
+		say(fmt.Sprintf("running %d tasks at once", o.Tasks))
 		if err := fleetTasks(ctx, c, o.Tasks, &res); err != nil {
 			return res, err
 		}
@@ -201,7 +262,7 @@ func Fleet(ctx context.Context, o FleetOptions) (FleetResult, error) {
 		}
 	}
 	res.Exited = int(exited.Load())
-	res.LeasesLost = int(lost.Load())
+	res.LeasesLost, res.WorkersLost = leases.expired(), leases.lost()
 	return res, nil
 }
 
@@ -233,31 +294,6 @@ func runFleetWorker(ctx context.Context, o FleetOptions, i int, log *slog.Logger
 		return err
 	}
 	return w.Run(ctx)
-}
-
-// countExpiries counts the worker lease keys that expire from now on.
-func countExpiries(ctx context.Context, js jetstream.JetStream) (*atomic.Int64, func(), error) {
-	kv, err := js.KeyValue(ctx, broker.BucketWorkers)
-	if err != nil {
-		return nil, nil, err
-	}
-	wctx, cancel := context.WithCancel(context.Background())
-	w, err := kv.WatchAll(wctx, jetstream.UpdatesOnly())
-	if err != nil {
-		cancel()
-		return nil, nil, err
-	}
-	var n atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for e := range w.Updates() {
-			if e != nil && e.Operation() == jetstream.KeyValuePurge {
-				n.Add(1)
-			}
-		}
-	}()
-	return &n, func() { cancel(); _ = w.Stop(); <-done }, nil
 }
 
 // waitDirectory waits until the default pool's directory counts n workers.
@@ -317,6 +353,20 @@ func fleetTasks(ctx context.Context, c *fray.Client, n int, res *FleetResult) er
 	return nil
 }
 
+func fleetSerial(ctx context.Context, c *fray.Client, n int, res *FleetResult) error {
+	lat := make([]time.Duration, n)
+	for i := range n {
+		s := time.Now()
+		if err := c.Run(ctx, "fray.noop", nil).Get(ctx, nil); err != nil {
+			return fmt.Errorf("task: %w", err)
+		}
+		lat[i] = time.Since(s)
+	}
+	slices.Sort(lat)
+	res.SerialP50MS, res.SerialP99MS = ms(lat[n/2]), ms(lat[min(n-1, n*99/100)])
+	return nil
+}
+
 func fleetJobs(ctx context.Context, c *fray.Client, o FleetOptions, res *FleetResult) error {
 	var starts []time.Duration
 	for i := range o.Jobs {
@@ -354,6 +404,10 @@ type varzInfo struct {
 	cpuTime time.Duration
 	at      time.Time
 }
+
+// BrokerPID, when set, is the broker's process id on this machine, for
+// its run-queue waits.
+var BrokerPID int
 
 // BrokerCPUTime, when set, reads the broker process's CPU time (user +
 // system); Fleet then reports idle CPU from it instead of varz's sample.
