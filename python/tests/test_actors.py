@@ -32,6 +32,17 @@ def test_go_actor_with_plain_values(client, name):
         h.Get()
 
 
+def test_a_shut_down_actors_name_is_created_again_at_once(client, name):
+    # The stopped record is deleted and the new claim is made over its
+    # delete marker (it used to spin on the marker forever).
+    h = client.create_actor("fray.Counter", name=name)
+    h.Add(1)
+    h.shutdown()
+    again = client.create_actor("fray.Counter", name=name)
+    assert again.Add(2) == 2
+    again.shutdown()
+
+
 def test_get_if_exists_reaches_the_same_instance(client, name):
     a = client.create_actor("fray.Counter", name=name, get_if_exists=True)
     b = client.create_actor("fray.Counter", name=name, get_if_exists=True)

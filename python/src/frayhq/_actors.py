@@ -325,6 +325,18 @@ class Actors:
     async def _standing(self, ns: str, name: str) -> tuple[dict[str, Any] | None, int]:
         return await kv_map(self.kv, standing_key(ns, name), f"standing actor record {ns}/{name}")
 
+    async def _marker_rev(self, key: str) -> int:
+        """The revision of key's delete or purge marker, which a claim over
+        a deleted record must expect (0 when the key holds nothing)."""
+        try:
+            e = await self.kv.get(key)
+        except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError) as err:
+            entry = getattr(err, "entry", None)
+            return int(entry.revision or 0) if entry is not None else 0
+        except nats.js.errors.NotFoundError:
+            return 0
+        return int(e.revision or 0)
+
     async def kv_write(
         self,
         key: str,
@@ -366,6 +378,7 @@ class Actors:
         import os
 
         key = record_key(ns, name)
+        claim_last = 0  # the revision a claim expects: 0, or a deleted record's marker
         while True:
             rec: dict[str, Any] = {
                 "v": 1,
@@ -396,12 +409,14 @@ class Actors:
             if group:
                 rec["group"] = group
             try:
-                rev = await self.kv_write(key, rec, 0, f"{int(PLACEMENT_TIMEOUT) + CLAIM_TTL}s")
+                rev = await self.kv_write(key, rec, claim_last, f"{int(PLACEMENT_TIMEOUT) + CLAIM_TTL}s")
             except nats.js.errors.APIError as e:
                 if "wrong last sequence" not in (e.description or "").lower():
                     raise ActorError(f"frayhq: claim {ns}/{name}: {e.description}") from None
                 cur, cur_rev = await self.get_record(ns, name)
                 if cur is None:
+                    # A deleted record leaves a marker: claim over it.
+                    claim_last = await self._marker_rev(key)
                     continue
                 if cur.get("state") in TERMINAL:
                     try:
