@@ -16,6 +16,10 @@ class Acc:
     def boom(self):
         raise ValueError("bad value")
 
+    def finish(self, x):
+        # Ends this actor cleanly; the caller still gets its answer.
+        raise frayhq.StopActor(self.total + x)
+
     def call_other(self, handle, n):
         # A handle that travelled here pickled calls through this process's client.
         return handle.Add(n)
@@ -117,6 +121,25 @@ def test_host_actor_serves_python_calls_and_reraises_the_original(client, name):
         hosted.shutdown()
     with pytest.raises(frayhq.ActorUnavailableError):
         hosted.handle.add(1)
+
+
+@pytest.mark.parametrize("where", ["worker", "host_actor"])
+def test_a_method_raising_stop_actor_answers_then_ends_its_actor_for_good(client, name, where):
+    if where == "worker":
+        h = client.create_actor(Acc, 5, name=name, actor_config=frayhq.ActorConfig(max_restarts=3))
+    else:
+        h = client.host_actor(Acc, 5, name=name).handle
+    assert h.add(1) == 6
+    assert h.finish(10) == 16
+    # Stopped, not crashed: no restart brings it back, whatever max_restarts.
+    with pytest.raises(frayhq.ActorUnavailableError, match="stopped"):
+        h.add(1)
+    with pytest.raises(frayhq.NotFound):
+        client.get_actor(name)
+    # Its name is free again.
+    again = client.create_actor("fray.Counter", name=name)
+    assert again.Add(2) == 2
+    again.shutdown()
 
 
 def test_handles_pickle_and_travel(client, name):

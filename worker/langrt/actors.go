@@ -66,6 +66,8 @@ func (x *actorProc) Call(ctx context.Context, method string, arg []byte) (object
 		return nil, err // ctx ended; the code runs on
 	case r.T == FrameError:
 		return nil, x.rt.actorError(r.Err)
+	case r.Stop:
+		return objects.RawMessage(r.Value), actors.ErrStop
 	}
 	return objects.RawMessage(r.Value), nil
 }

@@ -72,6 +72,10 @@ type Frame struct {
 	Functions   []string    `cbor:"functions,omitempty"`
 	Classes     []ClassInfo `cbor:"classes,omitempty"`
 	Methods     []string    `cbor:"methods,omitempty"`
+	// Stop, on a call's result, says the method asked its actor to stop
+	// (Python's frayhq.StopActor): the caller gets Value, then the actor
+	// ends cleanly, as a Go method returning actors.ErrStop does.
+	Stop bool `cbor:"stop,omitempty"`
 }
 
 // LangError is a failure in the runtime's language.

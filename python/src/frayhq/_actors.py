@@ -888,11 +888,20 @@ class Actors:
     # ---- stop
 
     async def stop(self, ns: str, name: str, reason: str = "shut down by the caller") -> None:
+        rec = await self.tombstone(ns, name, reason)
+        if rec is not None:
+            await self._send_stop(ns, name, rec.get("epoch"))
+
+    async def tombstone(self, ns: str, name: str, reason: str) -> dict[str, Any] | None:
+        """Mark the actor stopped (a stopped tombstone in place of its
+        record; its standing record removed) and return the record it
+        replaced, or None when it was already gone. Its host is not told:
+        stop does that."""
         key = record_key(ns, name)
         for _ in range(10):
             rec, rev = await self.get_record(ns, name)
             if rec is None or rec.get("state") in TERMINAL:
-                return
+                return None
             tomb = dict(rec)
             tomb["state"] = "stopped"
             tomb["error"] = reason
@@ -903,8 +912,8 @@ class Actors:
                     continue
                 raise
             await self._remove_standing(ns, name, rec)
-            await self._send_stop(ns, name, rec.get("epoch"))
-            return
+            return rec
+        return None
 
     async def _remove_standing(self, ns: str, name: str, rec: dict[str, Any]) -> None:
         try:

@@ -20,7 +20,7 @@ import nats.js.errors
 
 from . import _codec
 from ._actors import PY_OBJECT, TERMINAL, ActorHandle, record_key, standing_key
-from .errors import ActorError, ActorExists
+from .errors import ActorError, ActorExists, StopActor
 
 LEASE_TTL = 10.0
 # How long after its last write a host may take back a lease that expired
@@ -85,6 +85,7 @@ class Host:
         self.running: set[str] = set()
         self.calls = 0
         self.stopped = False
+        self.stop_asked = False  # a method raised StopActor
         self.renewer: asyncio.Task[None] | None = None
         self.ops: dict[str, asyncio.Task[None]] = {}
         self.running_ops: set[str] = set()
@@ -247,6 +248,8 @@ class Host:
             if msg.reply:
                 await self.c.nc.publish(msg.reply, _codec.dumps_plain(reply))
             return
+        if self.stop_asked:
+            return  # stopping: the caller learns it from the record
         self.calls += 1
         try:
             peek = _codec.loads_plain(msg.data, "actor call record")
@@ -262,6 +265,16 @@ class Host:
             body = await loop.run_in_executor(self.pool, self._invoke, msg.data)
         finally:
             self.running.discard(msg.reply)
+        if self.stop_asked and not self.stopped:
+            # A method raised StopActor: the actor ends as if shut down.
+            # Its record says so before its caller has the answer, so that
+            # caller's next call finds it stopped; calls that arrive
+            # meanwhile go unanswered and learn it from the record.
+            await self.c._actors.tombstone(self.ns, self.name, "stopped by its method raising StopActor")  # noqa: SLF001
+            if msg.reply:
+                await self.c.nc.publish(msg.reply, body)
+            await self._unserve()
+            return
         if msg.reply and not self.stopped:
             await self.c.nc.publish(msg.reply, body)
 
@@ -272,7 +285,10 @@ class Host:
             err = self._no_method(call.get("m") if isinstance(call, dict) else None)
             if err is not None:
                 return _codec.dumps_plain({"v": 1, "ep": ep, "e": err})
-            result = self._apply(call)
+            try:
+                result = self._apply(call)
+            except StopActor as stop:
+                self.stop_asked, result = True, stop.value
             out: dict[str, Any] = {"v": 1, "ep": ep}
             if result is not None:
                 out["r"] = result

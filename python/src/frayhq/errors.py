@@ -148,6 +148,17 @@ class Unsupported(FrayError, NotImplementedError):
     """Something fray does not support (yet); the message says what."""
 
 
+class StopActor(FrayError):
+    """Raised by an actor's method to end its actor cleanly: the call
+    returns ``value`` to its caller, then the actor stops for good, as if
+    shut down (no restart, whatever its max_restarts; its name is free to
+    create again). The counterpart of Go's ``actors.ErrStop``."""
+
+    def __init__(self, value: Any = None):
+        super().__init__("actor stopped by its method")
+        self.value = value
+
+
 class ActorExists(FrayError):
     """create_actor of a live name without get_if_exists=True."""
 

@@ -18,7 +18,7 @@ import cloudpickle
 
 from .. import _codec, _decorators
 from .._decorators import PY_CALL, PY_OBJECT
-from ..errors import PickleFailed
+from ..errors import PickleFailed, StopActor
 
 PROTOCOL_VERSION = 1
 MAX_FRAME = 1 << 30
@@ -338,7 +338,13 @@ class Runtime:
         if m is None or not callable(m):
             raise AttributeError(f"actor has no method {method!r}")
         args, kwargs = _call_args(f.get("arg"), f"argument of {method}")
-        return {"t": "result", "value": _encode(m(*args, **kwargs), f"method {method}")}
+        try:
+            value = m(*args, **kwargs)
+        except StopActor as stop:
+            # The caller gets the value; the worker then stops the actor
+            # cleanly (Go's actors.ErrStop).
+            return {"t": "result", "value": _encode(stop.value, f"method {method}"), "stop": True}
+        return {"t": "result", "value": _encode(value, f"method {method}")}
 
     # -- loop ------------------------------------------------------------
 
