@@ -3,28 +3,15 @@ package taskwire
 import (
 	"testing"
 
+	"github.com/frayhq/fray/internal/frayt"
 	"github.com/frayhq/fray/objects"
 )
-
-func seedRecords(f *testing.F, recs ...any) {
-	for _, r := range recs {
-		b, err := objects.Marshal(r)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-	f.Add([]byte{})
-	f.Add([]byte{0xff, 0x00, 0x13})
-	f.Add([]byte{0xa1, 0x61, 0x76, 0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}) // {"v": huge}
-	f.Add([]byte{0x9f, 0x9f, 0x9f, 0x9f, 0x9f, 0x9f, 0x9f, 0x9f})                         // nested indefinite arrays
-}
 
 // FuzzDecodeTask: a worker must survive any bytes on fray.tasks.<pool>.
 func FuzzDecodeTask(f *testing.F) {
 	raw, _ := objects.Marshal([2]int{1, 2})
 	ref := objects.Ref{V: 1, Bucket: "FRAY_OBJECTS", Digest: "sha256:00", Size: 3}
-	seedRecords(f,
+	frayt.SeedRecords(f, objects.Marshal,
 		Task{V: TaskVersion, ID: "t1", Owner: "o1", Fn: "add", Arg: raw, MaxDeliveries: 5},
 		Task{V: TaskVersion, ID: "t2", Owner: "o1", Fn: "len", ArgRef: &ref, TimeoutMS: 100, Retries: 2, BackoffMS: 10},
 		Task{V: 2, ID: "t3", Owner: "o1", Fn: "x"},
