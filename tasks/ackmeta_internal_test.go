@@ -21,9 +21,9 @@ func TestAckMetaReadsWhatNatsMetadataReads(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: nats.go refuses it: %v", reply, err)
 		}
-		d, s, err := ackMeta(reply)
-		if err != nil || d != want.NumDelivered || s != want.Sequence.Stream {
-			t.Errorf("%s: got %d, %d, %v; want %d, %d", reply, d, s, err, want.NumDelivered, want.Sequence.Stream)
+		a, err := ackMeta(reply)
+		if err != nil || a.delivered != want.NumDelivered || a.streamSeq != want.Sequence.Stream || a.pending != want.NumPending {
+			t.Errorf("%s: got %+v, %v; want delivered %d, stream sequence %d, pending %d", reply, a, err, want.NumDelivered, want.Sequence.Stream, want.NumPending)
 		}
 	}
 	for _, reply := range []string{
@@ -36,8 +36,8 @@ func TestAckMetaReadsWhatNatsMetadataReads(t *testing.T) {
 		"$JS.API.S.C.1.2.3.4.5",   // not an ack
 		"$JS.ACK.S.C.99999999999999999999.2.3.4.5", // over uint64
 	} {
-		if d, s, err := ackMeta(reply); err == nil {
-			t.Errorf("%q: got %d, %d and no error", reply, d, s)
+		if a, err := ackMeta(reply); err == nil {
+			t.Errorf("%q: got %+v and no error", reply, a)
 		}
 	}
 }

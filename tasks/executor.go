@@ -523,7 +523,7 @@ func (e *Executor) isCancelled(id string) bool {
 
 // process runs one delivered task message on slot i.
 func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
-	delivered, streamSeq, err := ackMeta(m.Reply)
+	ack, err := ackMeta(m.Reply)
 	if err != nil {
 		e.log.Error("task message without JetStream metadata; terminating it", "subject", m.Subject, "err", err)
 		m.Term()
@@ -533,7 +533,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	if h := m.Header.Get(taskwire.HeaderPriorDeliveries); h != "" { // set only on handed-on copies
 		prior, _ = strconv.Atoi(h)
 	}
-	attempt := max(0, prior) + int(delivered)
+	attempt := max(0, prior) + int(ack.delivered)
 	tr := &taskRun{e: e, m: m}
 	t := &tr.t
 	if err := taskwire.DecodeTaskInto(m.Data, t); err != nil {
@@ -557,7 +557,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	h, ok := e.o.Registry.Lookup(t.Fn)
 	if !ok {
 		if served, _ := e.view.Serves(e.o.Pool, t.Fn); served {
-			e.handOn(hctx, slot, m, t.ID, attempt-1, streamSeq) // a peer serves it
+			e.handOn(hctx, slot, m, t.ID, attempt-1, ack.streamSeq) // a peer serves it
 			return
 		}
 		fail(KindUnknownFn, "", fmt.Sprintf("unknown function: no live worker of pool %q registers %q (this worker registers: %v)", e.o.Pool, t.Fn, e.o.Registry.Names()))

@@ -90,10 +90,8 @@ func (p *puller) onMsg(m *nats.Msg) int {
 	p.lastSign = time.Now()
 	if status == "" {
 		p.pending = max(0, p.pending-1)
-		p.dry = true
-		if meta, err := m.Metadata(); err == nil {
-			p.dry = meta.NumPending == 0
-		}
+		ack, err := ackMeta(m.Reply)
+		p.dry = err != nil || ack.pending == 0
 		if p.running+p.abandoned >= p.slots {
 			return pulledExtra
 		}
