@@ -190,6 +190,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	bgDone = append(bgDone, cancelsDone)
 
 	e.pull = newPuller(e.nc, broker.StreamTasks, taskwire.ConsumerName(e.o.Pool), e.o.Concurrency)
+	e.pull.park = newParking(e.o.Pool)
 	e.work = make(chan *nats.Msg, 2*e.o.Concurrency)
 	if e.pub, err = newAsyncPublisher(e.nc, 4096, 10*time.Second); err != nil {
 		return fmt.Errorf("tasks: %w", err)
@@ -250,6 +251,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	if ctx.Err() == nil {
+		e.pull.setWorkers(e.poolWorkers(ctx))
 		e.pull.start()
 		e.pulling.Store(true)
 	}
@@ -360,6 +362,7 @@ func (e *Executor) ticks(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			e.pull.setWorkers(e.poolWorkers(ctx))
 			failed := e.pull.tick(now)
 			switch {
 			case strings.Contains(failed, "Exceeded MaxWaiting"):

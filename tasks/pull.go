@@ -54,6 +54,7 @@ type puller struct {
 	draining   bool
 	failed     string // status of the last request refused without a count
 	dry        bool   // the last task delivered left the queue empty (or did not say)
+	park       parking
 }
 
 func newPuller(nc *nats.Conn, stream, consumer string, slots int) *puller {
@@ -92,6 +93,9 @@ func (p *puller) onMsg(m *nats.Msg) int {
 		p.pending = max(0, p.pending-1)
 		ack, err := ackMeta(m.Reply)
 		p.dry = err != nil || ack.pending == 0
+		if !p.dry {
+			p.wakeLocked() // more are queued: one parked worker more
+		}
 		if p.running+p.abandoned >= p.slots {
 			return pulledExtra
 		}
@@ -108,6 +112,9 @@ func (p *puller) onMsg(m *nats.Msg) int {
 	if n := m.Header.Get("Nats-Pending-Messages"); n != "" {
 		unfilled, _ := strconv.Atoi(n)
 		p.pending = max(0, p.pending-unfilled)
+		if status == "408" {
+			p.dry = true // it waited out its expiry: the queue had nothing for it
+		}
 		p.pullLocked()
 		return pulledStatus
 	}
@@ -172,6 +179,9 @@ func (p *puller) tick(now time.Time) (failed string) {
 		p.newEpochLocked()
 	}
 	failed, p.failed = p.failed, ""
+	if p.park.keeper() && p.running+p.abandoned >= p.slots {
+		p.wakeLocked() // a busy keeper: a parked worker keeps a request open
+	}
 	p.pullLocked()
 	return failed
 }
@@ -186,6 +196,7 @@ func (p *puller) start() {
 func (p *puller) drain() {
 	p.mu.Lock()
 	p.draining = true
+	p.parkLocked(false)
 	p.mu.Unlock()
 }
 
@@ -200,15 +211,18 @@ func (p *puller) drain() {
 // nats-server walks a consumer's whole list of waiting requests each time
 // the queue runs dry and each time a request arrives.
 func (p *puller) pullLocked() {
-	if p.draining {
+	free := p.slots - p.running - p.abandoned - p.pending
+	// A parker of a large pool waits for a wake instead (see parking).
+	parked := !p.draining && free > 0 && p.pending == 0 && p.dry && !p.park.keeper() && !p.park.woken
+	if p.parkLocked(parked); parked || p.draining {
 		return
 	}
-	free := p.slots - p.running - p.abandoned - p.pending
 	if free <= 0 || (p.pending > 0 && (p.dry || free < p.batchMin)) {
 		return
 	}
+	p.park.woken = false
 	p.seq++
-	body := fmt.Sprintf(`{"batch":%d,"expires":%d}`, free, p.expires.Nanoseconds())
+	body := fmt.Sprintf(`{"batch":%d,"expires":%d}`, free, p.expiresLocked().Nanoseconds())
 	if err := p.nc.PublishRequest(p.subject, p.inbox+"."+strconv.FormatUint(p.seq, 36), []byte(body)); err != nil {
 		return // retried on the next release or tick
 	}
