@@ -115,9 +115,12 @@ func (p *puller) wakeLocked() {
 	}
 }
 
-// expiresLocked is how long the next request may wait.
+// expiresLocked is how long the next request may wait. A worker's first
+// request is short too: in a start-up storm the pool's directory counts
+// only those registered so far, so a worker may take itself for a keeper
+// of a small pool and, with a long request, stay pulling for its expiry.
 func (p *puller) expiresLocked() time.Duration {
-	if p.park.keeper() {
+	if p.park.keeper() && p.seq > 1 {
 		return p.expires
 	}
 	return parkedExpires
