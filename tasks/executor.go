@@ -35,10 +35,12 @@ type ExecutorOptions struct {
 	// that a slot that frees starts the next task without a round trip to
 	// the server. It holds only as many as its slots would start within a
 	// few milliseconds at the pace of the tasks run lately, none until a
-	// task has run, and hands a held task back if it waits a second: long
+	// task has run, and hands a held task back if it waits a second (then
+	// prefetches nothing until tasks are seen to be short again): long
 	// tasks are shared out between workers as without prefetch. Held tasks
-	// heartbeat like running ones. Defaults to 0: never more tasks than
-	// free slots.
+	// heartbeat like running ones; a hand-back counts as a delivery
+	// towards MaxDeliveries, as a drain's does. Defaults to 0: never more
+	// tasks than free slots.
 	Prefetch int
 	// AckWait is the task lease: a task whose worker stops heartbeating for
 	// this long is redelivered. Running tasks heartbeat every AckWait/4.
@@ -399,7 +401,11 @@ func (e *Executor) ticks(ctx context.Context) {
 		case now := <-t.C:
 			failed := e.pull.tick(now)
 			if e.held != nil {
-				e.handBack(e.held.removeOlder(now.Add(-e.o.holdLimit)))
+				if late := e.held.removeOlder(now.Add(-e.o.holdLimit)); len(late) > 0 {
+					// The pace misled: prefetch nothing until it is short again.
+					e.pull.slowDown(e.o.holdLimit)
+					e.handBack(late)
+				}
 			}
 			switch {
 			case strings.Contains(failed, "Exceeded MaxWaiting"):

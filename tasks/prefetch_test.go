@@ -170,7 +170,7 @@ func TestAHeldTaskStuckBehindALongOneIsHandedBack(t *testing.T) {
 		ackPending, _, _ := consumerState(t, js)
 		return ackPending == 4
 	})
-	e.executor("b", g.reg, nil)
+	_, stopB := e.executor("b", g.reg, nil)
 	for _, f := range futs[1:] {
 		var w string
 		if err := f.Get(ctx, &w); err != nil || w != "b" {
@@ -180,11 +180,25 @@ func TestAHeldTaskStuckBehindALongOneIsHandedBack(t *testing.T) {
 	if exA.Running() != 1 {
 		t.Fatalf("a runs %d tasks, want the gated one still running", exA.Running())
 	}
-	g.open()
-	if err := futs[0].Get(ctx, nil); err != nil {
-		t.Fatal(err)
+	// Having had to hand tasks back, a prefetches nothing more for now.
+	stopB()
+	for i := 4; i <= 6; i++ {
+		futs = append(futs, p.Submit(ctx, "gated", i))
 	}
-	g.ranOnce(t, 4)
+	frayt.Eventually(t, 5*time.Second, "the three new tasks are queued", func() bool {
+		_, pending, _ := consumerState(t, js)
+		return pending == 3
+	})
+	if ackPending, pending, waiting := consumerState(t, js); ackPending != 1 || pending != 3 || waiting != 0 {
+		t.Fatalf("after a hand-back: ack pending %d, pending %d, open requests %d; want a's running task only, 3 queued, no request", ackPending, pending, waiting)
+	}
+	g.open()
+	for _, f := range futs {
+		if err := f.Get(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.ranOnce(t, 7)
 }
 
 // A draining worker hands its held tasks back at once: they do not wait

@@ -162,6 +162,15 @@ func (p *puller) release(ran time.Duration) {
 	p.mu.Unlock()
 }
 
+// slowDown takes the pace to be at least d a task: after a held task had
+// to be handed back, the worker prefetches nothing until tasks are seen
+// to be short again.
+func (p *puller) slowDown(d time.Duration) {
+	p.mu.Lock()
+	p.avgRun = max(p.avgRun, d)
+	p.mu.Unlock()
+}
+
 // releaseUnrun frees what a message that never ran held (handed back, or
 // dropped before a slot took it), and tops up.
 func (p *puller) releaseUnrun() {
