@@ -157,6 +157,15 @@ func NewExecutor(nc *nats.Conn, js jetstream.JetStream, o ExecutorOptions) (*Exe
 		resending: map[*nats.Msg]struct{}{}}, nil
 }
 
+// Held is the number of tasks received beyond the slots (see Prefetch)
+// and waiting for one now.
+func (e *Executor) Held() int {
+	if e.held == nil {
+		return 0
+	}
+	return e.held.len()
+}
+
 // Running is the number of tasks running now.
 func (e *Executor) Running() int {
 	n := 0

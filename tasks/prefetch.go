@@ -30,6 +30,12 @@ func (h *heldTasks) add(m *nats.Msg, now time.Time) {
 	h.mu.Unlock()
 }
 
+func (h *heldTasks) len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.m)
+}
+
 // take removes m for a slot to run; false if it was handed back meanwhile.
 func (h *heldTasks) take(m *nats.Msg) bool {
 	h.mu.Lock()

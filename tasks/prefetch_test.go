@@ -94,7 +94,7 @@ func run(t *testing.T, p *tasks.Producer, fn string, arg, n int) {
 func TestAPrefetchingExecutorHoldsShortTasksBeyondItsSlots(t *testing.T) {
 	e := newEnv(t)
 	g := newGatedTasks(t)
-	e.executor("a", g.reg, func(o *tasks.ExecutorOptions) { o.Concurrency = 1; o.Prefetch = 3 })
+	ex, _ := e.executor("a", g.reg, func(o *tasks.ExecutorOptions) { o.Concurrency = 1; o.Prefetch = 3 })
 	p := e.producer()
 	ctx := frayt.Context(t, 20*time.Second)
 	run(t, p, "quick", 0, 20) // the pace: tasks take microseconds
@@ -108,6 +108,9 @@ func TestAPrefetchingExecutorHoldsShortTasksBeyondItsSlots(t *testing.T) {
 		ackPending, pending, _ := consumerState(t, js)
 		return ackPending == 4 && pending == 2
 	})
+	if ex.Held() != 3 || ex.Running() != 1 {
+		t.Fatalf("held %d, running %d: want 3 held and 1 running", ex.Held(), ex.Running())
+	}
 	g.open()
 	for _, f := range futs {
 		if err := f.Get(ctx, nil); err != nil {

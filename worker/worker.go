@@ -201,6 +201,15 @@ func (w *Worker) Serving() bool {
 }
 
 // Running is the number of tasks running now.
+// Held is the number of prefetched tasks waiting for a slot now.
+func (w *Worker) Held() int {
+	ex := w.exec.Load()
+	if ex == nil {
+		return 0
+	}
+	return ex.Held()
+}
+
 func (w *Worker) Running() int {
 	ex := w.exec.Load()
 	if ex == nil {
