@@ -30,3 +30,7 @@ func SetParking(t testing.TB, keepers, above int, parked time.Duration, draw fun
 	keepersPerPool, parkAbove, parkedExpires, parkDraw = keepers, above, parked, draw
 	t.Cleanup(func() { keepersPerPool, parkAbove, parkedExpires, parkDraw = k, a, p, d })
 }
+
+// SetHoldLimit sets how long a prefetched task may wait for a slot before
+// it is handed back (a second by default).
+func SetHoldLimit(o *ExecutorOptions, d time.Duration) { o.holdLimit = d }
