@@ -24,7 +24,7 @@ func SetSubmitRetryDelays(o *ProducerOptions, delays ...time.Duration) { o.submi
 // SetParking sets parking's sizes until t ends: a pool of more than above
 // live workers keeps about keepers of them pulling while idle, a parked
 // worker's requests wait at most parked, and each executor started from
-// here on takes its place in the pool from draw.
+// here on (NewExecutor) takes its place in the pool from draw.
 func SetParking(t testing.TB, keepers, above int, parked time.Duration, draw func() float64) {
 	k, a, p, d := keepersPerPool, parkAbove, parkedExpires, parkDraw
 	keepersPerPool, parkAbove, parkedExpires, parkDraw = keepers, above, parked, draw

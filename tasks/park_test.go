@@ -12,6 +12,7 @@ import (
 	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/frayhq/fray/objects"
 	"github.com/frayhq/fray/tasks"
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // parkingPool starts len(draws) executors of the default pool, with slots
@@ -20,8 +21,13 @@ import (
 // draws draws[i] (its place in the pool, see tasks.SetParking) and serves
 // "who" (its index, after sleeping the given milliseconds) and "block"
 // (its index: it says so on started, then waits for release to close).
-func parkingPool(t *testing.T, e *env, keepers, slots int, draws []float64, started chan<- int, release <-chan struct{}) (waiting func() int) {
+//
+// settled reports whether only the keepers' requests wait on the pool's
+// consumer and every other worker is parked (listens for wakes).
+func parkingPool(t *testing.T, keepers, slots int, draws []float64, started chan<- int, release <-chan struct{}) (e *env, settled func() bool) {
 	t.Helper()
+	srv := frayt.Server(t)
+	e = startEnv(t, srv.ClientURL())
 	n := len(draws)
 	var next atomic.Int32
 	tasks.SetParking(t, keepers, keepers+1, 300*time.Millisecond, func() float64 { return draws[next.Add(1)-1] })
@@ -48,15 +54,16 @@ func parkingPool(t *testing.T, e *env, keepers, slots int, draws []float64, star
 			<-release
 			return i, nil
 		})
-		// Started one after another, so executor i draws draws[i].
+		// Made one after another, so executor i draws draws[i].
 		e.executor(fmt.Sprint("w", i), reg, func(o *tasks.ExecutorOptions) { o.Concurrency = slots })
 	}
-	return func() int {
+	return e, func() bool {
 		c, err := js.Consumer(context.Background(), broker.StreamTasks, taskwire.ConsumerName(tasks.DefaultPool))
-		if err != nil {
-			return -1
+		if err != nil || c.CachedInfo().NumWaiting != keepers {
+			return false
 		}
-		return c.CachedInfo().NumWaiting
+		subs, err := srv.NATS().Subsz(&server.SubszOptions{Subscriptions: true, Limit: 1 << 10, Test: broker.SubjectWakePrefix + tasks.DefaultPool})
+		return err == nil && len(subs.Subs) == n-keepers
 	}
 }
 
@@ -64,11 +71,10 @@ func parkingPool(t *testing.T, e *env, keepers, slots int, draws []float64, star
 // requests while idle, so a task on the idle pool runs on a keeper; a
 // burst wakes the parked workers, which park again once it is over.
 func TestALargeIdlePoolKeepsOnlyItsKeepersPulling(t *testing.T) {
-	e := newEnv(t)
 	ctx := frayt.Context(t, 60*time.Second)
 	// 8 workers, 2 keepers wanted: those drawing below 2/8 keep (w0, w1).
-	waiting := parkingPool(t, e, 2, 2, []float64{0, 0.2, 0.3, 0.45, 0.6, 0.7, 0.8, 0.95}, nil, nil)
-	frayt.Eventually(t, 10*time.Second, "only the 2 keepers' requests wait on the consumer", func() bool { return waiting() == 2 })
+	e, settled := parkingPool(t, 2, 2, []float64{0, 0.2, 0.3, 0.45, 0.6, 0.7, 0.8, 0.95}, nil, nil)
+	frayt.Eventually(t, 10*time.Second, "only the 2 keepers pull; the 6 others are parked", settled)
 
 	p := e.producer()
 	for range 20 {
@@ -80,8 +86,8 @@ func TestALargeIdlePoolKeepsOnlyItsKeepersPulling(t *testing.T) {
 			t.Fatalf("a task on the idle pool ran on w%d, a parked worker", who)
 		}
 	}
-	if n := waiting(); n != 2 {
-		t.Fatalf("%d requests wait after tasks one at a time, want the keepers' 2", n)
+	if !settled() {
+		t.Fatal("tasks one at a time woke parked workers")
 	}
 
 	// A burst: 60 tasks of 100 ms, more than the keepers' 4 slots take.
@@ -115,13 +121,12 @@ func TestALargeIdlePoolKeepsOnlyItsKeepersPulling(t *testing.T) {
 // The keeper busy with a long task: a parked worker is woken to hold a
 // request, so the next task runs at once rather than after the long one.
 func TestABusyKeeperWakesAParkedWorkerForTheNextTask(t *testing.T) {
-	e := newEnv(t)
 	ctx := frayt.Context(t, 60*time.Second)
 	started, release := make(chan int, 1), make(chan struct{})
 	defer close(release)
 	// 3 one-slot workers, 1 keeper wanted: w0 alone draws below 1/3.
-	waiting := parkingPool(t, e, 1, 1, []float64{0, 0.5, 0.9}, started, release)
-	frayt.Eventually(t, 10*time.Second, "only the keeper's request waits on the consumer", func() bool { return waiting() == 1 })
+	e, settled := parkingPool(t, 1, 1, []float64{0, 0.5, 0.9}, started, release)
+	frayt.Eventually(t, 10*time.Second, "only the keeper pulls; the 2 others are parked", settled)
 
 	p := e.producer()
 	long := p.Submit(ctx, "block", struct{}{})
