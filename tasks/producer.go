@@ -104,6 +104,10 @@ type Producer struct {
 	retrying  sync.WaitGroup // submissions waiting to be sent again
 
 	leaderChanges atomic.Uint64 // FRAY_RESULTS leader elections seen
+
+	// expect is what onResult, on the results subscription's goroutine
+	// only, expects a result record to say (see Future.resolveRecord).
+	expect Result
 }
 
 // NewProducer subscribes to the producer's results and starts watching the
@@ -536,8 +540,13 @@ func (p *Producer) onResult(m *nats.Msg) {
 	if f == nil {
 		return // a duplicate, or a result for a producer before a restart
 	}
-	res, err := taskwire.DecodeResult(m.Data)
-	f.resolve(res, err)
+	// The record is expected to name f's id and function, and the pool
+	// and worker of the last result: those strings are not copied.
+	like := &p.expect
+	like.ID, like.Fn = f.id, f.fn
+	if res := f.resolveRecord(m.Data, like); res != nil {
+		like.Pool, like.Worker = res.Pool, res.Worker
+	}
 }
 
 // Future returns the future with the given id, from this or any other
@@ -570,8 +579,7 @@ func (p *Producer) watchForeign(f *Future) {
 		return
 	}
 	sub, err := p.nc.Subscribe(taskwire.StoredSubject(f.owner, f.id), func(m *nats.Msg) {
-		res, err := taskwire.DecodeResult(m.Data)
-		f.resolve(res, err)
+		f.resolveRecord(m.Data, nil)
 	})
 	if err == nil {
 		f.submitted = time.Now()
