@@ -577,7 +577,8 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	tr.subject = taskwire.ResultSubject(t.Owner, t.ID)
 	tr.info = TaskInfo{ID: t.ID, FutureID: tr.subject[len(tr.subject)-len(t.Owner)-1-len(t.ID):], Fn: t.Fn, Attempt: attempt,
 		Worker: e.o.WorkerID, Pool: e.o.Pool}
-	ctx = withTaskInfo(ctx, &tr.info)
+	tr.ctx = taskContext{Context: ctx, info: &tr.info}
+	ctx = &tr.ctx
 	// From here the task holds its slot: it heartbeats and can be cancelled.
 	tr.running = runningTask{id: t.ID, msg: m, started: time.Now(), cancel: cancel}
 	e.slots[slot].Store(&tr.running)
@@ -660,7 +661,16 @@ type taskRun struct {
 	running runningTask
 	subject string // taskwire.ResultSubject(t.Owner, t.ID), once known
 	data    []byte // the encoded result, once finished
+	// The handler's context, and the result's message and its buffer:
+	// parts of the one allocation too.
+	ctx taskContext
+	out nats.Msg
+	buf [resultBuf]byte
 }
+
+// resultBuf holds the encoding of a typical result (a small value) in
+// its task run.
+const resultBuf = 192
 
 // fail records the attempt's failure as the task's result.
 func (e *Executor) fail(tr *taskRun, kind, typ, msg string) {
@@ -844,7 +854,7 @@ func errorType(err error) string {
 // finish publishes the result; pubAcked acks the task once it is stored.
 func (e *Executor) finish(tr *taskRun) {
 	t, m := &tr.t, tr.m
-	data, err := taskwire.EncodeResult(&tr.res)
+	data, err := taskwire.AppendResult(tr.buf[:0], &tr.res)
 	if err != nil {
 		e.log.Error("encode result", "task", t.ID, "err", err)
 		m.Nak()
@@ -854,7 +864,8 @@ func (e *Executor) finish(tr *taskRun) {
 		tr.subject = taskwire.ResultSubject(t.Owner, t.ID)
 	}
 	tr.data = data
-	if err := e.pub.publish(&nats.Msg{Subject: tr.subject, Data: data}, m, tr); err != nil {
+	tr.out = nats.Msg{Subject: tr.subject, Data: data}
+	if err := e.pub.publish(&tr.out, m, tr); err != nil {
 		e.log.Warn("publish result; handing task back", "task", t.ID, "err", err)
 		m.Nak()
 	}
