@@ -41,7 +41,9 @@ func TestAHandlersContextCarriesItsTaskValuesAndDeadline(t *testing.T) {
 		return 0, ctx.Err()
 	})
 	e.executor("w-ctx", reg, func(o *tasks.ExecutorOptions) {
-		o.HandlerContext = func(ctx context.Context) context.Context { return context.WithValue(ctx, ctxKey{}, "from HandlerContext") }
+		o.HandlerContext = func(ctx context.Context) context.Context {
+			return context.WithValue(ctx, ctxKey{}, "from HandlerContext")
+		}
 	})
 	p := e.producer()
 	ctx := frayt.Context(t, 20*time.Second)

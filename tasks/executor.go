@@ -580,7 +580,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	tr.ctx = taskContext{Context: ctx, info: &tr.info}
 	ctx = &tr.ctx
 	// From here the task holds its slot: it heartbeats and can be cancelled.
-	tr.running = runningTask{id: t.ID, msg: m, started: time.Now(), cancel: cancel}
+	tr.running = runningTask{id: t.ID, msg: m, started: started, cancel: cancel}
 	e.slots[slot].Store(&tr.running)
 	defer e.slots[slot].Store(nil)
 	if e.draining.Load() {
@@ -661,10 +661,9 @@ type taskRun struct {
 	running runningTask
 	subject string // taskwire.ResultSubject(t.Owner, t.ID), once known
 	data    []byte // the encoded result, once finished
-	// The handler's context, and the result's message and its buffer:
-	// parts of the one allocation too.
+	// The handler's context and the result's encoding: parts of the one
+	// allocation too.
 	ctx taskContext
-	out nats.Msg
 	buf [resultBuf]byte
 }
 
@@ -864,8 +863,7 @@ func (e *Executor) finish(tr *taskRun) {
 		tr.subject = taskwire.ResultSubject(t.Owner, t.ID)
 	}
 	tr.data = data
-	tr.out = nats.Msg{Subject: tr.subject, Data: data}
-	if err := e.pub.publish(&tr.out, m, tr); err != nil {
+	if err := e.pub.publishData(tr.subject, data, m, tr); err != nil {
 		e.log.Warn("publish result; handing task back", "task", t.ID, "err", err)
 		m.Nak()
 	}

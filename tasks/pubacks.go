@@ -104,15 +104,45 @@ func newAsyncPublisher(nc *nats.Conn, maxPending int, timeout time.Duration) (*a
 // their PubAck. held, if not nil, is a task message whose ack waits on
 // this PubAck; heldMsgs lists it until then.
 func (p *asyncPublisher) publish(m *nats.Msg, held *nats.Msg, done pubAcker) error {
+	reply, num, err := p.acquire(m.Subject, held, done)
+	if err != nil {
+		return err
+	}
+	m.Reply = reply
+	if err := p.nc.PublishMsg(m); err != nil {
+		p.take(num, true)
+		return err
+	}
+	return nil
+}
+
+// publishData is publish for a message of data alone, no headers: no
+// nats.Msg needed.
+func (p *asyncPublisher) publishData(subject string, data []byte, held *nats.Msg, done pubAcker) error {
+	reply, num, err := p.acquire(subject, held, done)
+	if err != nil {
+		return err
+	}
+	if err := p.nc.PublishRequest(subject, reply, data); err != nil {
+		p.take(num, true)
+		return err
+	}
+	return nil
+}
+
+// acquire takes a free slot for a message to subject, waiting for one
+// while maxPending messages await their PubAck: the reply subject to send
+// it with, and the slot's number.
+func (p *asyncPublisher) acquire(subject string, held *nats.Msg, done pubAcker) (reply string, num uint64, err error) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	for len(p.free) == 0 && len(p.slots) == p.max && !p.closed {
 		p.waiting++
 		p.room.Wait()
 		p.waiting--
 	}
 	if p.closed {
-		p.mu.Unlock()
-		return ErrClosed
+		return "", 0, ErrClosed
 	}
 	var pos int
 	if n := len(p.free); n > 0 {
@@ -126,15 +156,8 @@ func (p *asyncPublisher) publish(m *nats.Msg, held *nats.Msg, done pubAcker) err
 	if s.reply == "" {
 		s.reply = p.prefix + "." + strconv.FormatUint(s.num, 36)
 	}
-	s.done, s.subject, s.sent, s.held = done, m.Subject, p.now.Load(), held
-	num := s.num
-	m.Reply = s.reply
-	p.mu.Unlock()
-	if err := p.nc.PublishMsg(m); err != nil {
-		p.take(num, true)
-		return err
-	}
-	return nil
+	s.done, s.subject, s.sent, s.held = done, subject, p.now.Load(), held
+	return s.reply, s.num, nil
 }
 
 // heldMsgs lists the task messages whose acks wait on a PubAck.
