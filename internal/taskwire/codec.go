@@ -218,24 +218,32 @@ func (r *recordReader) head(major byte) (uint64, bool) {
 	return n, true
 }
 
-// span reads a text or byte string (by major type): where it starts and
+// raw reads a text or byte string (by major type): where it starts and
 // ends in b.
-func (r *recordReader) span(major byte) (start, end int, ok bool) {
+func (r *recordReader) raw(major byte) (start, end int, ok bool) {
 	n, ok := r.head(major)
 	if !ok || n > uint64(len(r.b)-r.pos) {
 		return 0, 0, false
 	}
 	start, end = r.pos, r.pos+int(n)
 	r.pos = end
-	if major == cborText && !utf8.Valid(r.b[start:end]) {
-		return 0, 0, false
-	}
 	return start, end, true
 }
 
-// key reads a map key, a text string, as a subslice of b.
+// span is raw, and a text string must be UTF-8.
+func (r *recordReader) span(major byte) (start, end int, ok bool) {
+	start, end, ok = r.raw(major)
+	if ok && major == cborText && !utf8.Valid(r.b[start:end]) {
+		return 0, 0, false
+	}
+	return start, end, ok
+}
+
+// key reads a map key, a text string, as a subslice of b. It is not
+// checked for UTF-8: a field function knows only ASCII keys, and refuses
+// any other, which leaves the record to objects.Unmarshal.
 func (r *recordReader) key() ([]byte, bool) {
-	start, end, ok := r.span(cborText)
+	start, end, ok := r.raw(cborText)
 	return r.b[start:end], ok
 }
 
