@@ -18,6 +18,7 @@ type Future struct {
 	owner string
 	id    string
 	fn    string
+	seq   uint64 // the task's number, if p submitted it (taskid.go)
 	// foreign futures were not submitted by p: Done subscribes to the
 	// result subject and looks the result up.
 	foreign   bool
