@@ -31,6 +31,17 @@ type ExecutorOptions struct {
 	Pool string
 	// Concurrency is the number of task slots. Defaults to GOMAXPROCS.
 	Concurrency int
+	// Prefetch is the most tasks the executor holds beyond its slots, so
+	// that a slot that frees starts the next task without a round trip to
+	// the server. It holds only as many as its slots would start within a
+	// few milliseconds at the pace of the tasks run lately, none until a
+	// task has run, and hands a held task back if it waits a second (then
+	// prefetches nothing until tasks are seen to be short again): long
+	// tasks are shared out between workers as without prefetch. Held tasks
+	// heartbeat like running ones; a hand-back counts as a delivery
+	// towards MaxDeliveries, as a drain's does. Defaults to 0: never more
+	// tasks than free slots.
+	Prefetch int
 	// AckWait is the task lease: a task whose worker stops heartbeating for
 	// this long is redelivered. Running tasks heartbeat every AckWait/4.
 	// Defaults to 30 s.
@@ -58,10 +69,13 @@ type ExecutorOptions struct {
 
 	// timeoutGrace overrides timeoutGrace; tests shorten it (export_test.go).
 	timeoutGrace time.Duration
+	// holdLimit overrides holdLimit; tests lengthen it (export_test.go).
+	holdLimit time.Duration
 }
 
 // Executor pulls tasks of one pool and runs them on a fixed number of
-// slots, never holding more messages than it has free slots.
+// slots, never holding more messages than it has free slots (plus, with
+// Prefetch, a few that the slots are about to start).
 type Executor struct {
 	o     ExecutorOptions
 	nc    *nats.Conn
@@ -79,6 +93,7 @@ type Executor struct {
 	resending map[*nats.Msg]struct{} // tasks whose result is being sent again
 
 	work   chan *nats.Msg
+	held   *heldTasks // with Prefetch: received, not yet taken by a slot
 	pub    *asyncPublisher
 	served atomic.Int64
 	// maxWaiting is the pool consumer's MaxWaiting, as last looked up.
@@ -113,6 +128,9 @@ func NewExecutor(nc *nats.Conn, js jetstream.JetStream, o ExecutorOptions) (*Exe
 	if o.Concurrency <= 0 {
 		o.Concurrency = runtime.GOMAXPROCS(0)
 	}
+	if o.Prefetch < 0 {
+		return nil, fmt.Errorf("tasks: Prefetch %d: want >= 0", o.Prefetch)
+	}
 	if o.AckWait == 0 {
 		o.AckWait = 30 * time.Second
 	}
@@ -125,6 +143,9 @@ func NewExecutor(nc *nats.Conn, js jetstream.JetStream, o ExecutorOptions) (*Exe
 	if o.timeoutGrace <= 0 {
 		o.timeoutGrace = timeoutGrace
 	}
+	if o.holdLimit <= 0 {
+		o.holdLimit = holdLimit
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -134,6 +155,15 @@ func NewExecutor(nc *nats.Conn, js jetstream.JetStream, o ExecutorOptions) (*Exe
 	return &Executor{o: o, nc: nc, js: js, log: o.Logger.With("pool", o.Pool),
 		slots: make([]atomic.Pointer[runningTask], o.Concurrency), cancelled: map[string]time.Time{},
 		resending: map[*nats.Msg]struct{}{}}, nil
+}
+
+// Held is the number of tasks received beyond the slots (see Prefetch)
+// and waiting for one now.
+func (e *Executor) Held() int {
+	if e.held == nil {
+		return 0
+	}
+	return e.held.len()
 }
 
 // Running is the number of tasks running now.
@@ -189,8 +219,11 @@ func (e *Executor) Run(ctx context.Context) error {
 	}
 	bgDone = append(bgDone, cancelsDone)
 
-	e.pull = newPuller(e.nc, broker.StreamTasks, taskwire.ConsumerName(e.o.Pool), e.o.Concurrency)
-	e.work = make(chan *nats.Msg, 2*e.o.Concurrency)
+	e.pull = newPuller(e.nc, broker.StreamTasks, taskwire.ConsumerName(e.o.Pool), e.o.Concurrency, e.o.Prefetch)
+	e.work = make(chan *nats.Msg, 2*(e.o.Concurrency+e.o.Prefetch))
+	if e.o.Prefetch > 0 {
+		e.held = newHeldTasks()
+	}
 	if e.pub, err = newAsyncPublisher(e.nc, 4096, 10*time.Second); err != nil {
 		return fmt.Errorf("tasks: %w", err)
 	}
@@ -204,11 +237,14 @@ func (e *Executor) Run(ctx context.Context) error {
 		}
 		if e.draining.Load() {
 			m.Nak()
-			e.pull.release()
+			e.pull.releaseUnrun()
 			return
 		}
-		// Never blocks: the puller holds at most one message per slot, and
-		// the channel has room for two per slot.
+		if e.held != nil {
+			e.held.add(m, time.Now())
+		}
+		// Never blocks: the puller holds at most Concurrency+Prefetch
+		// messages, and the channel has room for twice that.
 		e.work <- m
 	})
 	if err != nil {
@@ -226,8 +262,17 @@ func (e *Executor) Run(ctx context.Context) error {
 		go func() {
 			defer slotsWG.Done()
 			for m := range e.work {
+				if e.held == nil {
+					e.process(hctx, i, m)
+					e.pull.release(0)
+					continue
+				}
+				if !e.held.take(m) {
+					continue // handed back while it waited; released then
+				}
+				start := time.Now()
 				e.process(hctx, i, m)
-				e.pull.release()
+				e.pull.release(time.Since(start))
 			}
 		}()
 	}
@@ -262,6 +307,9 @@ func (e *Executor) Run(ctx context.Context) error {
 	// on e.work after it is closed.
 	e.draining.Store(true)
 	e.pull.drain()
+	if e.held != nil {
+		e.handBack(e.held.removeOlder(time.Time{})) // no slot would take them now
+	}
 	deadline := time.NewTimer(e.o.DrainTimeout)
 	defer deadline.Stop()
 	poll := time.NewTicker(20 * time.Millisecond)
@@ -361,6 +409,13 @@ func (e *Executor) ticks(ctx context.Context) {
 			return
 		case now := <-t.C:
 			failed := e.pull.tick(now)
+			if e.held != nil {
+				if late := e.held.removeOlder(now.Add(-e.o.holdLimit)); len(late) > 0 {
+					// The pace misled: prefetch nothing until it is short again.
+					e.pull.slowDown(e.o.holdLimit)
+					e.handBack(late)
+				}
+			}
 			switch {
 			case strings.Contains(failed, "Exceeded MaxWaiting"):
 				// The consumer is there and full: no need to look it up.
@@ -391,6 +446,9 @@ func (e *Executor) ticks(ctx context.Context) {
 			// PubAck must not let its lease lapse meanwhile.
 			for _, m := range e.pub.heldMsgs() {
 				m.InProgress()
+			}
+			if e.held != nil {
+				e.held.each(func(m *nats.Msg) { m.InProgress() })
 			}
 			e.rmu.Lock()
 			for m := range e.resending {

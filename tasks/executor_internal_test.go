@@ -78,7 +78,7 @@ func TestAPullRefusedWithoutACountIsNotRetriedInABusyLoop(t *testing.T) {
 	srv := frayt.Server(t)
 	nc, _ := frayt.Connect(t, srv.ClientURL())
 	// No such consumer: the request has no responders (503, no count).
-	p := newPuller(nc, "FRAY_TASKS", "pool-nobody", 4)
+	p := newPuller(nc, "FRAY_TASKS", "pool-nobody", 4, 0)
 	var statuses atomic.Int32
 	sub, err := nc.Subscribe(p.inbox+".*", func(m *nats.Msg) {
 		p.onMsg(m)

@@ -17,3 +17,7 @@ func SetTimeoutGrace(o *ExecutorOptions, d time.Duration) { o.timeoutGrace = d }
 // whose publish met no JetStream or no PubAck (about 8 s in all by
 // default); after the last, the submission fails.
 func SetSubmitRetryDelays(o *ProducerOptions, delays ...time.Duration) { o.submitRetry = delays }
+
+// SetHoldLimit sets how long a prefetched task may wait for a slot before
+// it is handed back (a second by default).
+func SetHoldLimit(o *ExecutorOptions, d time.Duration) { o.holdLimit = d }

@@ -11,7 +11,10 @@ import (
 
 // puller keeps pull requests outstanding on a durable consumer for exactly
 // as many messages as the executor has free slots, so no message is ever
-// held beyond a free slot. It speaks the consumer pull protocol directly.
+// held beyond a free slot, unless the executor prefetches: then it also
+// asks for up to prefetch more, as many as the slots would start within
+// prefetchWindow at the pace of the tasks run lately (see limitLocked). It
+// speaks the consumer pull protocol directly.
 //
 // Delivered messages carry their stream subject, not the request's reply
 // subject, so they cannot be attributed to a request; the puller keeps the
@@ -39,8 +42,8 @@ type puller struct {
 	nc       *nats.Conn
 	subject  string // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
 	inbox    string
-	slots    int
-	batchMin int
+	slots    int // messages run at once
+	prefetch int // the most messages held beyond the slots
 	expires  time.Duration
 
 	mu         sync.Mutex
@@ -52,20 +55,38 @@ type puller struct {
 	lastSign   time.Time
 	reconnects uint64
 	draining   bool
-	failed     string // status of the last request refused without a count
-	dry        bool   // the last task delivered left the queue empty (or did not say)
+	failed     string        // status of the last request refused without a count
+	dry        bool          // the last task delivered left the queue empty (or did not say)
+	avgRun     time.Duration // moving average of a task's time in its slot; 0 until one ran
 }
 
-func newPuller(nc *nats.Conn, stream, consumer string, slots int) *puller {
+func newPuller(nc *nats.Conn, stream, consumer string, slots, prefetch int) *puller {
 	return &puller{
 		nc:         nc,
 		subject:    "$JS.API.CONSUMER.MSG.NEXT." + stream + "." + consumer,
 		inbox:      nc.NewRespInbox(),
 		slots:      slots,
-		batchMin:   max(1, slots/2),
+		prefetch:   prefetch,
 		expires:    20 * time.Second,
 		reconnects: nc.Stats().Reconnects,
 	}
+}
+
+// prefetchWindow bounds how long a prefetched task is expected to wait for
+// a slot: a worker holds only as many tasks beyond its slots as those would
+// start within this time at the recent pace, so a pool of long tasks is
+// shared out between workers as without prefetch.
+const prefetchWindow = 5 * time.Millisecond
+
+// limitLocked is how many messages the puller holds at most now: the
+// slots, plus what the slots would start within prefetchWindow at the
+// recent pace, up to prefetch. Nothing is prefetched until a task has run.
+func (p *puller) limitLocked() int {
+	if p.prefetch == 0 || p.avgRun <= 0 {
+		return p.slots
+	}
+	extra := int(int64(prefetchWindow) * int64(p.slots) / int64(p.avgRun))
+	return p.slots + min(p.prefetch, extra)
 }
 
 // silenceGrace is how long past a request's expiry its 408 may take to
@@ -92,7 +113,9 @@ func (p *puller) onMsg(m *nats.Msg) int {
 		p.pending = max(0, p.pending-1)
 		ack, err := ackMeta(m.Reply)
 		p.dry = err != nil || ack.pending == 0
-		if p.running+p.abandoned >= p.slots {
+		// Against the hard bound, not limitLocked: a message asked for
+		// while the pace allowed it is kept when the pace has slowed since.
+		if p.running+p.abandoned >= p.slots+p.prefetch {
 			return pulledExtra
 		}
 		p.running++
@@ -124,8 +147,33 @@ func (p *puller) newEpochLocked() {
 	p.epoch = p.seq + 1
 }
 
-// release frees a slot and tops up.
-func (p *puller) release() {
+// release frees a slot whose task ran for ran, and tops up.
+func (p *puller) release(ran time.Duration) {
+	p.mu.Lock()
+	p.running--
+	if p.prefetch > 0 {
+		if p.avgRun <= 0 {
+			p.avgRun = max(ran, 1)
+		} else {
+			p.avgRun += (ran - p.avgRun) / 8
+		}
+	}
+	p.pullLocked()
+	p.mu.Unlock()
+}
+
+// slowDown takes the pace to be at least d a task: after a held task had
+// to be handed back, the worker prefetches nothing until tasks are seen
+// to be short again.
+func (p *puller) slowDown(d time.Duration) {
+	p.mu.Lock()
+	p.avgRun = max(p.avgRun, d)
+	p.mu.Unlock()
+}
+
+// releaseUnrun frees what a message that never ran held (handed back, or
+// dropped before a slot took it), and tops up.
+func (p *puller) releaseUnrun() {
 	p.mu.Lock()
 	p.running--
 	p.pullLocked()
@@ -189,11 +237,11 @@ func (p *puller) drain() {
 	p.mu.Unlock()
 }
 
-// pullLocked asks for the free slots. With no request open it asks at
-// once, so a free slot never idles while the queue has work. With one
-// open, it asks again only while the queue is busy (the last task
-// delivered said more were pending) and half the slots are free, so a
-// busy worker sends few requests. Once the queue ran dry it waits for the
+// pullLocked asks for the free slots (and what it may prefetch, see
+// limitLocked). With no request open it asks at once, so a free slot never
+// idles while the queue has work. With one open, it asks again only while
+// the queue is busy (the last task delivered said more were pending) and
+// half of what it may hold is free, so a busy worker sends few requests. Once the queue ran dry it waits for the
 // open request to be filled, which asks again at once, or to end: the
 // server fills open requests before the queue keeps any work. So an idle
 // worker keeps one request open, and a task on an idle fleet adds none:
@@ -203,8 +251,9 @@ func (p *puller) pullLocked() {
 	if p.draining {
 		return
 	}
-	free := p.slots - p.running - p.abandoned - p.pending
-	if free <= 0 || (p.pending > 0 && (p.dry || free < p.batchMin)) {
+	limit := p.limitLocked()
+	free := limit - p.running - p.abandoned - p.pending
+	if free <= 0 || (p.pending > 0 && (p.dry || free < max(1, limit/2))) {
 		return
 	}
 	p.seq++

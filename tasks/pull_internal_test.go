@@ -19,7 +19,7 @@ func TestAPullerKeepsOneRequestOpenOnceTheQueueRunsDry(t *testing.T) {
 	srv := frayt.Server(t)
 	nc, _ := frayt.Connect(t, srv.ClientURL())
 	snoop, _ := frayt.Connect(t, srv.ClientURL())
-	p := newPuller(nc, "S", "C", 2)
+	p := newPuller(nc, "S", "C", 2, 0)
 	var mu sync.Mutex
 	var bodies []string
 	sub, err := snoop.Subscribe(p.subject, func(m *nats.Msg) {
@@ -62,7 +62,7 @@ func TestAPullerKeepsOneRequestOpenOnceTheQueueRunsDry(t *testing.T) {
 	if p.onMsg(task(0)) != pulledTask {
 		t.Fatal("the first task was not given a slot")
 	}
-	p.release() // the task ends; the request still waits for one more
+	p.release(0) // the task ends; the request still waits for one more
 	if got := seen(); len(got) != 1 {
 		t.Fatalf("after a task ended with the request open: %q, want no new request", got)
 	}
@@ -77,7 +77,7 @@ func TestAPullerKeepsOneRequestOpenOnceTheQueueRunsDry(t *testing.T) {
 	// more wait (the worker asks for its other slot at once, as on any
 	// fill), and the slot it frees is asked for at once too, though that
 	// request is still open.
-	p.release()
+	p.release(0)
 	if got := seen(); len(got) != 2 {
 		t.Fatalf("the queue dry, a slot freed: %q, want no new request", got)
 	}
@@ -87,7 +87,7 @@ func TestAPullerKeepsOneRequestOpenOnceTheQueueRunsDry(t *testing.T) {
 	if got := seen(); len(got) != 3 {
 		t.Fatalf("after a fill: %q, want a third request", got)
 	}
-	p.release()
+	p.release(0)
 	if got := seen(); len(got) != 4 || !strings.Contains(got[3], `"batch":1`) {
 		t.Fatalf("a slot freed while the queue is busy: %q, want a fourth request at once", got)
 	}

@@ -35,6 +35,9 @@ type Options struct {
 	Pool string
 	// Concurrency is the number of task slots. Defaults to GOMAXPROCS.
 	Concurrency int
+	// Prefetch is the most tasks held beyond the slots while tasks are
+	// short (see tasks.ExecutorOptions). Defaults to 0.
+	Prefetch int
 	// Attributes describe the host for placement (region, zone,
 	// preemptible, tpu-name, device-variant, ...).
 	Attributes map[string]string
@@ -198,6 +201,15 @@ func (w *Worker) Serving() bool {
 }
 
 // Running is the number of tasks running now.
+// Held is the number of prefetched tasks waiting for a slot now.
+func (w *Worker) Held() int {
+	ex := w.exec.Load()
+	if ex == nil {
+		return 0
+	}
+	return ex.Held()
+}
+
 func (w *Worker) Running() int {
 	ex := w.exec.Load()
 	if ex == nil {
@@ -229,7 +241,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer view.Release()
 	ex, err := tasks.NewExecutor(w.nc, w.js, tasks.ExecutorOptions{
-		WorkerID: w.o.ID, Pool: w.o.Pool, Concurrency: w.o.Concurrency, AckWait: w.o.AckWait,
+		WorkerID: w.o.ID, Pool: w.o.Pool, Concurrency: w.o.Concurrency, Prefetch: w.o.Prefetch, AckWait: w.o.AckWait,
 		DrainTimeout: w.o.DrainTimeout, Registry: w.o.Registry, Objects: store,
 		HandlerContext: w.o.HandlerContext, Logger: w.log, Observer: w.o.Observer, Workers: view,
 	})

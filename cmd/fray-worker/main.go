@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -37,6 +39,29 @@ type multi []string
 func (m *multi) String() string     { return strings.Join(*m, ",") }
 func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
 
+// optionalInt is an int flag whose default is computed from other flags:
+// its help names the default in words, and set says whether it was given.
+type optionalInt struct {
+	n   int
+	set bool
+}
+
+func (o *optionalInt) String() string {
+	if o == nil || !o.set {
+		return ""
+	}
+	return strconv.Itoa(o.n)
+}
+
+func (o *optionalInt) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return errors.New("want a whole number")
+	}
+	o.n, o.set = n, true
+	return nil
+}
+
 func runMain(args []string) error {
 	fs := flag.NewFlagSet("fray-worker", flag.ContinueOnError)
 	fs.Usage = func() {
@@ -55,6 +80,11 @@ func runMain(args []string) error {
 	id := fs.String("id", os.Getenv(auth.EnvWorkerID), "worker id (default $"+auth.EnvWorkerID+", which a `fray auth init` worker's credentials set, else the one id the credentials allow, else <hostname>-<random>); credentials that fix another id are refused at start")
 	pool := fs.String("pool", "", "pool whose tasks this worker serves (default: the one pool its credentials allow, else \""+tasks.DefaultPool+"\")")
 	concurrency := fs.Int("concurrency", 0, "task slots (default: number of CPUs)")
+	var prefetch optionalInt
+	fs.Var(&prefetch, "prefetch", "hold up to `N` tasks beyond the slots while tasks are short, so a slot that frees starts the next\n"+
+		"without a round trip to the broker (default: 8 per slot; 0: never more tasks than free slots). A worker holds only\n"+
+		"as many as its slots start within about 5ms at the recent pace, so long tasks still spread over the pool's workers,\n"+
+		"and hands back a held task that waited a second")
 	var attrs, execs, secrets multi
 	fs.Var(&attrs, "attr", "attribute k=v for placement, e.g. region=us-east1, preemptible=false (repeatable)")
 	fs.Var(&execs, "exec", "NAME=COMMAND: serve task NAME by running COMMAND in /bin/sh, argument as JSON on stdin, JSON result on stdout (repeatable)")
@@ -109,6 +139,8 @@ func runMain(args []string) error {
 		return daemon.Usagef("--pool %q: want a non-empty name without spaces, '.', '*' or '>'", *pool)
 	case *concurrency < 0:
 		return daemon.Usagef("--concurrency %d: want at least 1, or 0 for the number of CPUs", *concurrency)
+	case prefetch.n < 0:
+		return daemon.Usagef("--prefetch %d: want 0 or more tasks", prefetch.n)
 	case *drain < 0:
 		return daemon.Usagef("--drain-timeout %s: want 0 or a positive duration", *drain)
 	case *ackWait < 300*time.Millisecond:
@@ -119,6 +151,12 @@ func runMain(args []string) error {
 		return daemon.Usagef("--job-grace %s: want 0 or a positive duration", *jobGrace)
 	case *jobCPU < 0:
 		return daemon.Usagef("--cpu %g: want a positive number of cores, or 0 for all", *jobCPU)
+	}
+	if *concurrency == 0 {
+		*concurrency = runtime.GOMAXPROCS(0)
+	}
+	if !prefetch.set {
+		prefetch.n = 8 * *concurrency
 	}
 	if err := py.check(); err != nil {
 		return err
@@ -216,7 +254,7 @@ func runMain(args []string) error {
 		*drain = time.Nanosecond // hand running tasks back at once (0 in Options means the default)
 	}
 	wo := worker.Options{
-		ID: *id, Pool: *pool, Concurrency: *concurrency, Attributes: attributes, Registry: reg,
+		ID: *id, Pool: *pool, Concurrency: *concurrency, Prefetch: prefetch.n, Attributes: attributes, Registry: reg,
 		AckWait: *ackWait, DrainTimeout: *drain, LeaseTTL: *leaseTTL, Plugins: plugins, Logger: log,
 		HandlerContext: func(ctx context.Context) context.Context { return fray.WithClient(ctx, client) },
 		Objects:        client.Objects(),

@@ -51,7 +51,8 @@ func (wm *workerMetrics) observe(o *worker.Options, plugins []worker.Plugin, w *
 		}
 	}
 	wo := metrics.WorkerOptions{Pool: o.Pool, Processes: procs,
-		Slots: func() int { return (*w).Info().Concurrency }, Busy: func() int { return (*w).Running() }}
+		Slots: func() int { return (*w).Info().Concurrency }, Busy: func() int { return (*w).Running() },
+		Held: func() int { return (*w).Held() }}
 	o.Observer = metrics.NewWorker(reg, wo)
 	wm.reg = reg
 }

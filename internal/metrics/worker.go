@@ -12,8 +12,9 @@ type WorkerOptions struct {
 	// Pool labels the slot gauges.
 	Pool string
 	// Slots reports the worker's task slots; Busy the slots running a task
-	// now; Processes the job processes running now. Any may be nil (0).
-	Slots, Busy, Processes func() int
+	// now; Held the prefetched tasks waiting for a slot; Processes the job
+	// processes running now. Any may be nil (0).
+	Slots, Busy, Held, Processes func() int
 }
 
 // Worker is a worker's metrics. It implements worker.Observer: the
@@ -65,6 +66,7 @@ func NewWorker(reg prometheus.Registerer, o WorkerOptions) *Worker {
 	reg.MustRegister(
 		gaugeFunc("fray_worker_slots", "Task slots of this worker.", pool, o.Slots),
 		gaugeFunc("fray_worker_slots_busy", "Task slots of this worker running a task now.", pool, o.Busy),
+		gaugeFunc("fray_worker_tasks_held", "Tasks this worker prefetched, waiting for a slot now.", pool, o.Held),
 		gaugeFunc("fray_worker_job_processes", "Job processes this worker runs now.", nil, o.Processes))
 	return w
 }

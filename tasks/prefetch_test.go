@@ -1,0 +1,246 @@
+package tasks_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/frayhq/fray/broker"
+	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/internal/taskwire"
+	"github.com/frayhq/fray/tasks"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// gatedTasks registers "quick" (returns at once), "slow" (sleeps its
+// argument in milliseconds) and "gated" (waits for the gate, then returns
+// its worker), and counts the runs of each argument of "gated".
+type gatedTasks struct {
+	reg     *tasks.Registry
+	gate    chan struct{}
+	started chan int
+	once    sync.Once
+	mu      sync.Mutex
+	runs    map[int]int
+}
+
+// open lets the gated task return.
+func (g *gatedTasks) open() { g.once.Do(func() { close(g.gate) }) }
+
+// ranOnce fails t unless each gated task 0..n-1 ran exactly once.
+func (g *gatedTasks) ranOnce(t *testing.T, n int) {
+	t.Helper()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := range n {
+		if g.runs[i] != 1 {
+			t.Fatalf("task %d ran %d times, want once", i, g.runs[i])
+		}
+	}
+}
+
+func newGatedTasks(t *testing.T) *gatedTasks {
+	g := &gatedTasks{reg: tasks.NewRegistry(), gate: make(chan struct{}), started: make(chan int, 100), runs: map[int]int{}}
+	tasks.Register(g.reg, "quick", func(context.Context, int) (int, error) { return 0, nil })
+	tasks.Register(g.reg, "slow", func(_ context.Context, ms int) (int, error) {
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		return 0, nil
+	})
+	tasks.Register(g.reg, "gated", func(ctx context.Context, i int) (string, error) {
+		g.mu.Lock()
+		g.runs[i]++
+		g.mu.Unlock()
+		g.started <- i
+		ti, _ := tasks.CurrentTask(ctx)
+		if i == 0 {
+			<-g.gate
+		}
+		return ti.Worker, nil
+	})
+	t.Cleanup(g.open) // before the executors stop
+	return g
+}
+
+// consumerState is the pool consumer's counts: messages delivered and not
+// acked, messages still queued, and open pull requests.
+func consumerState(t *testing.T, js jetstream.JetStream) (ackPending int, pending uint64, waiting int) {
+	t.Helper()
+	ctx := frayt.Context(t, 5*time.Second)
+	cons, err := js.Consumer(ctx, broker.StreamTasks, taskwire.ConsumerName(tasks.DefaultPool))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.NumAckPending, info.NumPending, info.NumWaiting
+}
+
+// run submits fn(arg) n times, one after the other, and waits for each.
+func run(t *testing.T, p *tasks.Producer, fn string, arg, n int) {
+	t.Helper()
+	ctx := frayt.Context(t, 20*time.Second)
+	for range n {
+		if err := p.Submit(ctx, fn, arg).Get(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// While tasks are short, a prefetching executor holds tasks beyond its
+// slots, so a slot that frees starts the next without asking the server.
+func TestAPrefetchingExecutorHoldsShortTasksBeyondItsSlots(t *testing.T) {
+	e := newEnv(t)
+	g := newGatedTasks(t)
+	ex, _ := e.executor("a", g.reg, func(o *tasks.ExecutorOptions) { o.Concurrency = 1; o.Prefetch = 3 })
+	p := e.producer()
+	ctx := frayt.Context(t, 20*time.Second)
+	run(t, p, "quick", 0, 20) // the pace: tasks take microseconds
+	futs := []*tasks.Future{p.Submit(ctx, "gated", 0)}
+	<-g.started
+	for i := 1; i <= 5; i++ {
+		futs = append(futs, p.Submit(ctx, "gated", i))
+	}
+	_, js := frayt.Connect(t, e.url)
+	frayt.Eventually(t, 5*time.Second, "the worker holds 3 tasks beside the running one", func() bool {
+		ackPending, pending, _ := consumerState(t, js)
+		return ackPending == 4 && pending == 2
+	})
+	if ex.Held() != 3 || ex.Running() != 1 {
+		t.Fatalf("held %d, running %d: want 3 held and 1 running", ex.Held(), ex.Running())
+	}
+	g.open()
+	for _, f := range futs {
+		if err := f.Get(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.ranOnce(t, 6)
+}
+
+// Once tasks take longer than the prefetch window, a prefetching executor
+// holds no task beyond its slots: it does not even ask for one.
+func TestAPrefetchingExecutorHoldsNothingExtraWhileTasksAreLong(t *testing.T) {
+	e := newEnv(t)
+	g := newGatedTasks(t)
+	e.executor("a", g.reg, func(o *tasks.ExecutorOptions) { o.Concurrency = 1; o.Prefetch = 3 })
+	p := e.producer()
+	ctx := frayt.Context(t, 20*time.Second)
+	run(t, p, "slow", 50, 1) // the pace: 50 ms a task, ten times the window
+	futs := []*tasks.Future{p.Submit(ctx, "gated", 0)}
+	<-g.started
+	for i := 1; i <= 3; i++ {
+		futs = append(futs, p.Submit(ctx, "gated", i))
+	}
+	_, js := frayt.Connect(t, e.url)
+	frayt.Eventually(t, 5*time.Second, "the three tasks are queued", func() bool {
+		_, pending, _ := consumerState(t, js)
+		return pending == 3
+	})
+	if ackPending, pending, waiting := consumerState(t, js); ackPending != 1 || pending != 3 || waiting != 0 {
+		t.Fatalf("ack pending %d, pending %d, open requests %d: want 1 running, 3 queued and no request", ackPending, pending, waiting)
+	}
+	g.open()
+	for _, f := range futs {
+		if err := f.Get(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A held task that waits too long behind a task much longer than the pace
+// is handed back, and another worker runs it, once.
+func TestAHeldTaskStuckBehindALongOneIsHandedBack(t *testing.T) {
+	e := newEnv(t)
+	g := newGatedTasks(t)
+	exA, _ := e.executor("a", g.reg, func(o *tasks.ExecutorOptions) {
+		o.Concurrency = 1
+		o.Prefetch = 3
+		tasks.SetHoldLimit(o, 200*time.Millisecond)
+	})
+	p := e.producer()
+	ctx := frayt.Context(t, 20*time.Second)
+	run(t, p, "quick", 0, 20)
+	futs := []*tasks.Future{p.Submit(ctx, "gated", 0)}
+	<-g.started
+	for i := 1; i <= 3; i++ {
+		futs = append(futs, p.Submit(ctx, "gated", i))
+	}
+	_, js := frayt.Connect(t, e.url)
+	frayt.Eventually(t, 5*time.Second, "a holds the three", func() bool {
+		ackPending, _, _ := consumerState(t, js)
+		return ackPending == 4
+	})
+	_, stopB := e.executor("b", g.reg, nil)
+	for _, f := range futs[1:] {
+		var w string
+		if err := f.Get(ctx, &w); err != nil || w != "b" {
+			t.Fatalf("a held task finished on %q, %v; want it handed back to b", w, err)
+		}
+	}
+	if exA.Running() != 1 {
+		t.Fatalf("a runs %d tasks, want the gated one still running", exA.Running())
+	}
+	// Having had to hand tasks back, a prefetches nothing more for now.
+	stopB()
+	for i := 4; i <= 6; i++ {
+		futs = append(futs, p.Submit(ctx, "gated", i))
+	}
+	frayt.Eventually(t, 5*time.Second, "the three new tasks are queued", func() bool {
+		_, pending, _ := consumerState(t, js)
+		return pending == 3
+	})
+	if ackPending, pending, waiting := consumerState(t, js); ackPending != 1 || pending != 3 || waiting != 0 {
+		t.Fatalf("after a hand-back: ack pending %d, pending %d, open requests %d; want a's running task only, 3 queued, no request", ackPending, pending, waiting)
+	}
+	g.open()
+	for _, f := range futs {
+		if err := f.Get(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.ranOnce(t, 7)
+}
+
+// A draining worker hands its held tasks back at once: they do not wait
+// for its running tasks.
+func TestADrainHandsHeldTasksBackAtOnce(t *testing.T) {
+	e := newEnv(t)
+	g := newGatedTasks(t)
+	_, stopA := e.executor("a", g.reg, func(o *tasks.ExecutorOptions) {
+		o.Concurrency = 1
+		o.Prefetch = 3
+		o.DrainTimeout = time.Hour
+		tasks.SetHoldLimit(o, time.Hour)
+	})
+	p := e.producer()
+	ctx := frayt.Context(t, 20*time.Second)
+	run(t, p, "quick", 0, 20)
+	futs := []*tasks.Future{p.Submit(ctx, "gated", 0)}
+	<-g.started
+	for i := 1; i <= 3; i++ {
+		futs = append(futs, p.Submit(ctx, "gated", i))
+	}
+	_, js := frayt.Connect(t, e.url)
+	frayt.Eventually(t, 5*time.Second, "a holds the three", func() bool {
+		ackPending, _, _ := consumerState(t, js)
+		return ackPending == 4
+	})
+	stopped := make(chan struct{})
+	go func() { stopA(); close(stopped) }()
+	e.executor("b", g.reg, nil)
+	for _, f := range futs[1:] {
+		var w string
+		if err := f.Get(ctx, &w); err != nil || w != "b" {
+			t.Fatalf("a held task finished on %q, %v; want it handed back to b", w, err)
+		}
+	}
+	g.open()
+	<-stopped
+	var w string
+	if err := futs[0].Get(ctx, &w); err != nil || w != "a" {
+		t.Fatalf("the running task finished on %q, %v; want a", w, err)
+	}
+}
