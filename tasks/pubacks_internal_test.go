@@ -36,12 +36,15 @@ func (v verdicts) none(t *testing.T, within time.Duration) {
 	}
 }
 
-// stand plays a stream that answers when told: it receives the publishes
-// on subj and hands them out.
-func stand(t *testing.T, nc *nats.Conn, subj string) <-chan *nats.Msg {
+// standing starts a publisher to subject "s" on a server where nothing
+// but the test answers: stream hands out the publishes, which the test
+// answers (or not) as a stream would. The publisher closes with the test.
+func standing(t *testing.T, maxPending int, timeout time.Duration) (p *asyncPublisher, nc *nats.Conn, stream <-chan *nats.Msg) {
 	t.Helper()
+	srv := frayt.Server(t)
+	nc, _ = frayt.Connect(t, srv.ClientURL())
 	got := make(chan *nats.Msg, 16)
-	sub, err := nc.ChanSubscribe(subj, got)
+	sub, err := nc.ChanSubscribe("s", got)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +52,11 @@ func stand(t *testing.T, nc *nats.Conn, subj string) <-chan *nats.Msg {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	return got
+	if p, err = newAsyncPublisher(nc, maxPending, timeout); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.close)
+	return p, nc, got
 }
 
 func received(t *testing.T, c <-chan *nats.Msg) *nats.Msg {
@@ -68,14 +75,7 @@ const positivePubAck = `{"stream":"S","seq":1}`
 // A publish's slot, and its reply subject, serve the next publish once its
 // PubAck arrived: no reply subject is made per message.
 func TestAPublishSlotServesAgainOnceItsPubAckArrived(t *testing.T) {
-	srv := frayt.Server(t)
-	nc, _ := frayt.Connect(t, srv.ClientURL())
-	stream := stand(t, nc, "s")
-	p, err := newAsyncPublisher(nc, 1, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
+	p, nc, stream := standing(t, 1, time.Minute)
 	v := make(verdicts, 4)
 	first := &nats.Msg{Subject: "s"}
 	if err := p.publish(first, nil, v); err != nil {
@@ -102,14 +102,7 @@ func TestAPublishSlotServesAgainOnceItsPubAckArrived(t *testing.T) {
 // An unanswered publish fails with errPubAckTimeout once its timeout
 // passed: its sender may resend it.
 func TestAnUnansweredPublishTimesOut(t *testing.T) {
-	srv := frayt.Server(t)
-	nc, _ := frayt.Connect(t, srv.ClientURL())
-	stream := stand(t, nc, "s")
-	p, err := newAsyncPublisher(nc, 4, 50*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
+	p, _, stream := standing(t, 4, 50*time.Millisecond)
 	v := make(verdicts, 1)
 	start := time.Now()
 	if err := p.publish(&nats.Msg{Subject: "s"}, nil, v); err != nil {
@@ -128,14 +121,7 @@ func TestAnUnansweredPublishTimesOut(t *testing.T) {
 // does) frees its slot under a new reply subject: its PubAck arriving late
 // is dropped, not taken for the verdict of the message published next.
 func TestALatePubAckIsNotTakenForAnotherMessages(t *testing.T) {
-	srv := frayt.Server(t)
-	nc, _ := frayt.Connect(t, srv.ClientURL())
-	stream := stand(t, nc, "s")
-	p, err := newAsyncPublisher(nc, 1, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
+	p, nc, stream := standing(t, 1, time.Minute)
 	late, next := make(verdicts, 4), make(verdicts, 4)
 	if err := p.publish(&nats.Msg{Subject: "s"}, nil, late); err != nil {
 		t.Fatal(err)
@@ -166,13 +152,7 @@ func TestALatePubAckIsNotTakenForAnotherMessages(t *testing.T) {
 // lets it go, and closing fails a waiting publish and every message still
 // awaiting its PubAck with ErrClosed.
 func TestAPublishWaitsForAFreeSlotAndCloseReleasesIt(t *testing.T) {
-	srv := frayt.Server(t)
-	nc, _ := frayt.Connect(t, srv.ClientURL())
-	stream := stand(t, nc, "s")
-	p, err := newAsyncPublisher(nc, 1, time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, nc, stream := standing(t, 1, time.Minute)
 	v := make(verdicts, 4)
 	if err := p.publish(&nats.Msg{Subject: "s"}, nil, v); err != nil {
 		t.Fatal(err)

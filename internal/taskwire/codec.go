@@ -294,48 +294,12 @@ func (r *recordReader) entries() (uint64, bool) {
 	return n, ok && n <= 32
 }
 
-// Each decoder reads a map of entries by key, with its record's field
-// function called directly (a call through a func value would move the
-// reader and the record to the heap): a key seen twice, a key or value
-// the field function refuses, or bytes left over leave the record to
-// objects.Unmarshal.
-
-// unmarshalTask is objects.Unmarshal(data, t) into a zero t.
-func unmarshalTask(data []byte, t *Task) error {
-	if fastTask(data, t) {
-		return nil
-	}
-	*t = Task{}
-	return objects.Unmarshal(data, t)
-}
-
-func fastTask(data []byte, t *Task) bool {
-	r := recordReader{b: data, like: noResult}
-	n, ok := r.entries()
-	var seen uint32
-	for ; ok && n > 0; n-- {
-		var k []byte
-		var bit uint32
-		if k, ok = r.key(); ok {
-			bit, ok = taskField(&r, t, k)
-		}
-		ok = ok && seen&bit == 0
-		seen |= bit
-	}
-	return ok && r.pos == len(r.b)
-}
-
-// unmarshalResult is objects.Unmarshal(data, res) into a zero res, like
-// its expected text values (see DecodeResultInto).
-func unmarshalResult(data []byte, res *Result, like *Result) error {
-	if fastResult(data, res, like) {
-		return nil
-	}
-	*res = Result{}
-	return objects.Unmarshal(data, res)
-}
-
-func fastResult(data []byte, res *Result, like *Result) bool {
+// fastRecord reads a map of entries by key into t or, if t is nil, res:
+// a key seen twice, a key or value the record's field function refuses,
+// or bytes left over leave the record to objects.Unmarshal (false). The
+// field functions are called directly: a call through a func value would
+// move the reader and the record to the heap.
+func fastRecord(data []byte, t *Task, res, like *Result) bool {
 	if like == nil {
 		like = noResult
 	}
@@ -345,13 +309,34 @@ func fastResult(data []byte, res *Result, like *Result) bool {
 	for ; ok && n > 0; n-- {
 		var k []byte
 		var bit uint32
-		if k, ok = r.key(); ok {
+		if k, ok = r.key(); ok && t != nil {
+			bit, ok = taskField(&r, t, k)
+		} else if ok {
 			bit, ok = resultField(&r, res, k)
 		}
 		ok = ok && seen&bit == 0
 		seen |= bit
 	}
 	return ok && r.pos == len(r.b)
+}
+
+// unmarshalTask is objects.Unmarshal(data, t) into a zero t.
+func unmarshalTask(data []byte, t *Task) error {
+	if fastRecord(data, t, nil, nil) {
+		return nil
+	}
+	*t = Task{}
+	return objects.Unmarshal(data, t)
+}
+
+// unmarshalResult is objects.Unmarshal(data, res) into a zero res, like
+// its expected text values (see DecodeResultInto).
+func unmarshalResult(data []byte, res *Result, like *Result) error {
+	if fastRecord(data, nil, res, like) {
+		return nil
+	}
+	*res = Result{}
+	return objects.Unmarshal(data, res)
 }
 
 // taskField reads the value of a task record's key.

@@ -91,14 +91,14 @@ func TestCodecFastPathReadsFraysRecords(t *testing.T) {
 	for i, task := range codecTasks()[1:5] {
 		data, _ := EncodeTask(&task)
 		var got Task
-		if !fastTask(data, &got) {
+		if !fastRecord(data, &got, nil, nil) {
 			t.Errorf("task %d (%x) left to the generic decoder", i+1, data)
 		}
 	}
 	for i, res := range codecResults()[1:4] {
 		data, _ := EncodeResult(&res)
 		var got Result
-		if !fastResult(data, &got, nil) {
+		if !fastRecord(data, nil, &got, nil) {
 			t.Errorf("result %d (%x) left to the generic decoder", i+1, data)
 		}
 	}
