@@ -40,14 +40,18 @@ type asyncPublisher struct {
 	now atomic.Int64
 
 	mu      sync.Mutex
-	room    sync.Cond  // a slot freed, or the publisher closed
-	waiting int        // publishes waiting for a free slot
-	slots   []inflight // by position, grown up to max as needed
-	free    []int      // positions of the slots not in use, a stack
-	max     int        // maxPending
-	closed  bool
-	stop    chan struct{}
-	done    chan struct{}
+	room    sync.Cond // wakeAt slots free, or the publisher closed
+	waiting int       // publishes waiting for a free slot
+	// wakeAt is how many slots must be free before the publishes waiting
+	// for one are woken: a full window refills in batches, not with a
+	// wake-up per PubAck.
+	wakeAt int
+	slots  []inflight // by position, grown up to max as needed
+	free   []int      // positions of the slots not in use, a stack
+	max    int        // maxPending
+	closed bool
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 // pubAcker hears a PubAck's verdict: an interface rather than a func, so
@@ -85,7 +89,7 @@ func (e *pubAckError) Error() string {
 
 func newAsyncPublisher(nc *nats.Conn, maxPending int, timeout time.Duration) (*asyncPublisher, error) {
 	p := &asyncPublisher{nc: nc, prefix: nc.NewRespInbox(), timeout: timeout, every: min(max(timeout/4, 10*time.Millisecond), 250*time.Millisecond),
-		max: max(1, maxPending), stop: make(chan struct{}), done: make(chan struct{})}
+		max: max(1, maxPending), wakeAt: max(1, maxPending/16), stop: make(chan struct{}), done: make(chan struct{})}
 	p.room.L = &p.mu
 	p.now.Store(time.Now().UnixNano())
 	var err error
@@ -195,8 +199,8 @@ func (p *asyncPublisher) take(num uint64, retire bool) (f inflight, ok bool) {
 		s.reply = ""
 	}
 	p.free = append(p.free, pos)
-	if p.waiting > 0 {
-		p.room.Signal()
+	if p.waiting > 0 && len(p.free) >= p.wakeAt {
+		p.room.Broadcast() // those that find no slot wait for the next batch
 	}
 	return f, true
 }

@@ -43,7 +43,7 @@ func standing(t *testing.T, maxPending int, timeout time.Duration) (p *asyncPubl
 	t.Helper()
 	srv := frayt.Server(t)
 	nc, _ = frayt.Connect(t, srv.ClientURL())
-	got := make(chan *nats.Msg, 16)
+	got := make(chan *nats.Msg, 128)
 	sub, err := nc.ChanSubscribe("s", got)
 	if err != nil {
 		t.Fatal(err)
@@ -179,5 +179,41 @@ func TestAPublishWaitsForAFreeSlotAndCloseReleasesIt(t *testing.T) {
 	}
 	if err := v.next(t); !errors.Is(err, ErrClosed) {
 		t.Fatalf("a message awaiting its PubAck at close heard %v, want ErrClosed", err)
+	}
+}
+
+// With the window full, waiting publishes are let go in batches (a
+// sixteenth of the window): every one of them goes once enough PubAcks
+// arrived, none is left waiting.
+func TestPublishesWaitingOnAFullWindowAllGoAsPubAcksArrive(t *testing.T) {
+	p, nc, stream := standing(t, 32, time.Minute)
+	v := make(verdicts, 64)
+	for range 32 {
+		if err := p.publish(&nats.Msg{Subject: "s"}, nil, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const waiters = 5
+	went := make(chan error, waiters)
+	for range waiters {
+		go func() { went <- p.publish(&nats.Msg{Subject: "s"}, nil, v) }()
+	}
+	for range 32 + waiters {
+		nc.Publish(received(t, stream).Reply, []byte(positivePubAck))
+	}
+	for range waiters {
+		select {
+		case err := <-went:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a publish still waits with every slot free")
+		}
+	}
+	for range 32 + waiters {
+		if err := v.next(t); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
