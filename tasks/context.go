@@ -20,6 +20,22 @@ func withTaskInfo(ctx context.Context, ti *TaskInfo) context.Context {
 	return context.WithValue(ctx, taskInfoKey{}, ti)
 }
 
+// taskContext is withTaskInfo's context as a value: an executor's task run
+// holds one, so a handler's context costs no allocation of its own. Like
+// context.WithValue's, it passes every other key, the parent's
+// cancellation and deadline through.
+type taskContext struct {
+	context.Context
+	info *TaskInfo
+}
+
+func (c *taskContext) Value(key any) any {
+	if key == (taskInfoKey{}) {
+		return c.info
+	}
+	return c.Context.Value(key)
+}
+
 // ContextWithTask returns ctx carrying ti, as the executor gives it to a
 // handler, for running a handler outside an executor (tests, adapters).
 func ContextWithTask(ctx context.Context, ti TaskInfo) context.Context { return withTaskInfo(ctx, &ti) }

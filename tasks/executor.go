@@ -639,9 +639,10 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	tr.subject = taskwire.ResultSubject(t.Owner, t.ID)
 	tr.info = TaskInfo{ID: t.ID, FutureID: tr.subject[len(tr.subject)-len(t.Owner)-1-len(t.ID):], Fn: t.Fn, Attempt: attempt,
 		Worker: e.o.WorkerID, Pool: e.o.Pool}
-	ctx = withTaskInfo(ctx, &tr.info)
+	tr.ctx = taskContext{Context: ctx, info: &tr.info}
+	ctx = &tr.ctx
 	// From here the task holds its slot: it heartbeats and can be cancelled.
-	tr.running = runningTask{id: t.ID, msg: m, started: time.Now(), cancel: cancel}
+	tr.running = runningTask{id: t.ID, msg: m, started: started, cancel: cancel}
 	e.slots[slot].Store(&tr.running)
 	defer e.slots[slot].Store(nil)
 	if e.draining.Load() {
@@ -722,7 +723,15 @@ type taskRun struct {
 	running runningTask
 	subject string // taskwire.ResultSubject(t.Owner, t.ID), once known
 	data    []byte // the encoded result, once finished
+	// The handler's context and the result's encoding: parts of the one
+	// allocation too.
+	ctx taskContext
+	buf [resultBuf]byte
 }
+
+// resultBuf holds the encoding of a typical result (a small value) in
+// its task run.
+const resultBuf = 192
 
 // fail records the attempt's failure as the task's result.
 func (e *Executor) fail(tr *taskRun, kind, typ, msg string) {
@@ -906,7 +915,7 @@ func errorType(err error) string {
 // finish publishes the result; pubAcked acks the task once it is stored.
 func (e *Executor) finish(tr *taskRun) {
 	t, m := &tr.t, tr.m
-	data, err := taskwire.EncodeResult(&tr.res)
+	data, err := taskwire.AppendResult(tr.buf[:0], &tr.res)
 	if err != nil {
 		e.log.Error("encode result", "task", t.ID, "err", err)
 		m.Nak()
@@ -916,7 +925,7 @@ func (e *Executor) finish(tr *taskRun) {
 		tr.subject = taskwire.ResultSubject(t.Owner, t.ID)
 	}
 	tr.data = data
-	if err := e.pub.publish(&nats.Msg{Subject: tr.subject, Data: data}, m, tr); err != nil {
+	if err := e.pub.publishData(tr.subject, data, m, tr); err != nil {
 		e.log.Warn("publish result; handing task back", "task", t.ID, "err", err)
 		m.Nak()
 	}

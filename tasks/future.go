@@ -18,6 +18,7 @@ type Future struct {
 	owner string
 	id    string
 	fn    string
+	seq   uint64 // the task's number, if p submitted it (taskid.go)
 	// foreign futures were not submitted by p: Done subscribes to the
 	// result subject and looks the result up.
 	foreign   bool
@@ -46,6 +47,9 @@ type Future struct {
 	queued   chan struct{} // closed then, if made before
 	res      *Result
 	err      error
+	// result holds the record a result message resolved the future with
+	// (res points to it): no record allocated per result.
+	result Result
 }
 
 // closedChan is the Done channel of every future resolved before it was asked.
@@ -128,6 +132,29 @@ func (f *Future) resolve(res *Result, err error) {
 	if f.done != nil {
 		close(f.done)
 	}
+}
+
+// resolveRecord resolves f with the result record data (or the error
+// decoding it), unless f is resolved: the first outcome stands. Text
+// values equal to like's are like's strings (taskwire.DecodeResultInto).
+// It returns the record it resolved f with, if any.
+func (f *Future) resolveRecord(data []byte, like *Result) *Result {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.resolved {
+		return nil
+	}
+	if err := taskwire.DecodeResultInto(data, &f.result, like); err != nil {
+		f.result = Result{}
+		f.err = err
+	} else {
+		f.res = &f.result
+	}
+	f.resolved = true
+	if f.done != nil {
+		close(f.done)
+	}
+	return f.res
 }
 
 // isResolved reports whether the outcome is set.

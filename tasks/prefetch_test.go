@@ -2,6 +2,7 @@ package tasks_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -89,6 +90,51 @@ func run(t *testing.T, p *tasks.Producer, fn string, arg, n int) {
 	}
 }
 
+// behindTheGate submits gated task 0, waits until it runs, then submits
+// gated tasks 1..n: the futures of all, in order.
+func (g *gatedTasks) behindTheGate(ctx context.Context, p *tasks.Producer, n int) []*tasks.Future {
+	futs := []*tasks.Future{p.Submit(ctx, "gated", 0)}
+	<-g.started
+	for i := 1; i <= n; i++ {
+		futs = append(futs, p.Submit(ctx, "gated", i))
+	}
+	return futs
+}
+
+// waitDelivered waits until the pool consumer has delivered n messages
+// that are not acked yet.
+func waitDelivered(t *testing.T, js jetstream.JetStream, n int) {
+	t.Helper()
+	frayt.Eventually(t, 5*time.Second, fmt.Sprintf("%d tasks delivered", n), func() bool {
+		ackPending, _, _ := consumerState(t, js)
+		return ackPending == n
+	})
+}
+
+// wantNotAsked waits until n tasks are queued, then checks that the one
+// worker holds only its one running task and asks for nothing more.
+func wantNotAsked(t *testing.T, js jetstream.JetStream, n uint64) {
+	t.Helper()
+	frayt.Eventually(t, 5*time.Second, fmt.Sprintf("%d tasks queued", n), func() bool {
+		_, pending, _ := consumerState(t, js)
+		return pending == n
+	})
+	if ackPending, pending, waiting := consumerState(t, js); ackPending != 1 || pending != n || waiting != 0 {
+		t.Fatalf("ack pending %d, pending %d, open requests %d: want 1 running, %d queued and no request", ackPending, pending, waiting, n)
+	}
+}
+
+// wantOn waits for each future and checks that worker ran it.
+func wantOn(ctx context.Context, t *testing.T, worker string, futs ...*tasks.Future) {
+	t.Helper()
+	for _, f := range futs {
+		var w string
+		if err := f.Get(ctx, &w); err != nil || (worker != "" && w != worker) {
+			t.Fatalf("a task finished on %q, %v; want it on %q", w, err, worker)
+		}
+	}
+}
+
 // While tasks are short, a prefetching executor holds tasks beyond its
 // slots, so a slot that frees starts the next without asking the server.
 func TestAPrefetchingExecutorHoldsShortTasksBeyondItsSlots(t *testing.T) {
@@ -98,25 +144,14 @@ func TestAPrefetchingExecutorHoldsShortTasksBeyondItsSlots(t *testing.T) {
 	p := e.producer()
 	ctx := frayt.Context(t, 20*time.Second)
 	run(t, p, "quick", 0, 20) // the pace: tasks take microseconds
-	futs := []*tasks.Future{p.Submit(ctx, "gated", 0)}
-	<-g.started
-	for i := 1; i <= 5; i++ {
-		futs = append(futs, p.Submit(ctx, "gated", i))
-	}
+	futs := g.behindTheGate(ctx, p, 5)
 	_, js := frayt.Connect(t, e.url)
-	frayt.Eventually(t, 5*time.Second, "the worker holds 3 tasks beside the running one", func() bool {
-		ackPending, pending, _ := consumerState(t, js)
-		return ackPending == 4 && pending == 2
-	})
+	waitDelivered(t, js, 4)
 	if ex.Held() != 3 || ex.Running() != 1 {
 		t.Fatalf("held %d, running %d: want 3 held and 1 running", ex.Held(), ex.Running())
 	}
 	g.open()
-	for _, f := range futs {
-		if err := f.Get(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	wantOn(ctx, t, "a", futs...)
 	g.ranOnce(t, 6)
 }
 
@@ -129,25 +164,11 @@ func TestAPrefetchingExecutorHoldsNothingExtraWhileTasksAreLong(t *testing.T) {
 	p := e.producer()
 	ctx := frayt.Context(t, 20*time.Second)
 	run(t, p, "slow", 50, 1) // the pace: 50 ms a task, ten times the window
-	futs := []*tasks.Future{p.Submit(ctx, "gated", 0)}
-	<-g.started
-	for i := 1; i <= 3; i++ {
-		futs = append(futs, p.Submit(ctx, "gated", i))
-	}
+	futs := g.behindTheGate(ctx, p, 3)
 	_, js := frayt.Connect(t, e.url)
-	frayt.Eventually(t, 5*time.Second, "the three tasks are queued", func() bool {
-		_, pending, _ := consumerState(t, js)
-		return pending == 3
-	})
-	if ackPending, pending, waiting := consumerState(t, js); ackPending != 1 || pending != 3 || waiting != 0 {
-		t.Fatalf("ack pending %d, pending %d, open requests %d: want 1 running, 3 queued and no request", ackPending, pending, waiting)
-	}
+	wantNotAsked(t, js, 3)
 	g.open()
-	for _, f := range futs {
-		if err := f.Get(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	wantOn(ctx, t, "a", futs...)
 }
 
 // A held task that waits too long behind a task much longer than the pace
@@ -163,23 +184,11 @@ func TestAHeldTaskStuckBehindALongOneIsHandedBack(t *testing.T) {
 	p := e.producer()
 	ctx := frayt.Context(t, 20*time.Second)
 	run(t, p, "quick", 0, 20)
-	futs := []*tasks.Future{p.Submit(ctx, "gated", 0)}
-	<-g.started
-	for i := 1; i <= 3; i++ {
-		futs = append(futs, p.Submit(ctx, "gated", i))
-	}
+	futs := g.behindTheGate(ctx, p, 3)
 	_, js := frayt.Connect(t, e.url)
-	frayt.Eventually(t, 5*time.Second, "a holds the three", func() bool {
-		ackPending, _, _ := consumerState(t, js)
-		return ackPending == 4
-	})
+	waitDelivered(t, js, 4)
 	_, stopB := e.executor("b", g.reg, nil)
-	for _, f := range futs[1:] {
-		var w string
-		if err := f.Get(ctx, &w); err != nil || w != "b" {
-			t.Fatalf("a held task finished on %q, %v; want it handed back to b", w, err)
-		}
-	}
+	wantOn(ctx, t, "b", futs[1:]...)
 	if exA.Running() != 1 {
 		t.Fatalf("a runs %d tasks, want the gated one still running", exA.Running())
 	}
@@ -188,19 +197,9 @@ func TestAHeldTaskStuckBehindALongOneIsHandedBack(t *testing.T) {
 	for i := 4; i <= 6; i++ {
 		futs = append(futs, p.Submit(ctx, "gated", i))
 	}
-	frayt.Eventually(t, 5*time.Second, "the three new tasks are queued", func() bool {
-		_, pending, _ := consumerState(t, js)
-		return pending == 3
-	})
-	if ackPending, pending, waiting := consumerState(t, js); ackPending != 1 || pending != 3 || waiting != 0 {
-		t.Fatalf("after a hand-back: ack pending %d, pending %d, open requests %d; want a's running task only, 3 queued, no request", ackPending, pending, waiting)
-	}
+	wantNotAsked(t, js, 3)
 	g.open()
-	for _, f := range futs {
-		if err := f.Get(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
+	wantOn(ctx, t, "", futs...)
 	g.ranOnce(t, 7)
 }
 
@@ -218,29 +217,14 @@ func TestADrainHandsHeldTasksBackAtOnce(t *testing.T) {
 	p := e.producer()
 	ctx := frayt.Context(t, 20*time.Second)
 	run(t, p, "quick", 0, 20)
-	futs := []*tasks.Future{p.Submit(ctx, "gated", 0)}
-	<-g.started
-	for i := 1; i <= 3; i++ {
-		futs = append(futs, p.Submit(ctx, "gated", i))
-	}
+	futs := g.behindTheGate(ctx, p, 3)
 	_, js := frayt.Connect(t, e.url)
-	frayt.Eventually(t, 5*time.Second, "a holds the three", func() bool {
-		ackPending, _, _ := consumerState(t, js)
-		return ackPending == 4
-	})
+	waitDelivered(t, js, 4)
 	stopped := make(chan struct{})
 	go func() { stopA(); close(stopped) }()
 	e.executor("b", g.reg, nil)
-	for _, f := range futs[1:] {
-		var w string
-		if err := f.Get(ctx, &w); err != nil || w != "b" {
-			t.Fatalf("a held task finished on %q, %v; want it handed back to b", w, err)
-		}
-	}
+	wantOn(ctx, t, "b", futs[1:]...)
 	g.open()
 	<-stopped
-	var w string
-	if err := futs[0].Get(ctx, &w); err != nil || w != "a" {
-		t.Fatalf("the running task finished on %q, %v; want a", w, err)
-	}
+	wantOn(ctx, t, "a", futs[0])
 }

@@ -85,8 +85,13 @@ type Producer struct {
 	results     jetstream.Stream
 	cancels     jetstream.KeyValue
 
+	// idPrefix starts the ids of this producer's tasks, and idSeq numbers
+	// them (taskid.go).
+	idPrefix string
+	idSeq    atomic.Uint64
+
 	mu      sync.Mutex
-	pending map[string]*Future
+	pending pendingTable // by task number
 	// waiting lists the pending futures oldest first, so a sweep walks
 	// only those old enough to be due (see sweep).
 	waiting waitList
@@ -104,6 +109,10 @@ type Producer struct {
 	retrying  sync.WaitGroup // submissions waiting to be sent again
 
 	leaderChanges atomic.Uint64 // FRAY_RESULTS leader elections seen
+
+	// expect is what onResult, on the results subscription's goroutine
+	// only, expects a result record to say (see Future.resolveRecord).
+	expect Result
 }
 
 // NewProducer subscribes to the producer's results and starts watching the
@@ -125,7 +134,7 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 		o.Logger = slog.Default()
 	}
 	p := &Producer{nc: nc, owner: o.Owner, ownerHeader: []string{o.Owner}, store: o.Objects, maxSize: o.MaxValueSize, log: o.Logger,
-		pending: map[string]*Future{}, foreign: map[*Future]*nats.Subscription{}, inline: objects.DefaultInlineThreshold,
+		idPrefix: newIDPrefix(), foreign: map[*Future]*nats.Subscription{}, inline: objects.DefaultInlineThreshold,
 		retryDelays: submitRetryDelays}
 	if o.submitRetry != nil {
 		p.retryDelays = o.submitRetry
@@ -300,8 +309,8 @@ func (p *Producer) Close() {
 		return
 	}
 	p.closed = true
-	pending := p.pending
-	p.pending = map[string]*Future{}
+	pending := p.pending.all()
+	p.pending = pendingTable{}
 	p.waiting = waitList{}
 	var foreign []*Future
 	for f, s := range p.foreign {
@@ -334,8 +343,9 @@ func (p *Producer) Close() {
 // queue) resolve the future with the error. An arg of type objects.Ref is
 // passed by reference: the worker fetches and decodes the object.
 func (p *Producer) Submit(ctx context.Context, fn string, arg any, opts ...Option) *Future {
-	id := nuid.Next()
-	f := newFuture(p, p.owner, id, fn)
+	seq := p.idSeq.Add(1)
+	f := newFuture(p, p.owner, taskID(p.idPrefix, seq), fn)
+	f.seq = seq
 	if err := p.submit(ctx, f, fn, arg, opts); err != nil {
 		f.resolve(nil, err)
 	}
@@ -403,7 +413,7 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 	}
 	// Taken under p.mu, so p.waiting is in submission order.
 	f.submitted = time.Now()
-	p.pending[f.id] = f
+	p.pending.put(f)
 	p.waiting.push(f)
 	p.mu.Unlock()
 	// A submission that met no JetStream (a broker restarting) or got no
@@ -505,11 +515,17 @@ func transientPublishError(err error) bool {
 		strings.Contains(errorDescription(err), "temporarily unavailable")
 }
 
+// forget takes the pending future of task id, if any, off the pending
+// futures.
 func (p *Producer) forget(id string) *Future {
+	seq, ok := taskSeq(p.idPrefix, id)
+	if !ok {
+		return nil // not a task of this producer's
+	}
 	p.mu.Lock()
-	f := p.pending[id]
+	f := p.pending.get(seq)
 	if f != nil {
-		delete(p.pending, id)
+		p.pending.remove(f)
 		p.waiting.remove(f)
 	}
 	p.mu.Unlock()
@@ -536,8 +552,13 @@ func (p *Producer) onResult(m *nats.Msg) {
 	if f == nil {
 		return // a duplicate, or a result for a producer before a restart
 	}
-	res, err := taskwire.DecodeResult(m.Data)
-	f.resolve(res, err)
+	// The record is expected to name f's id and function, and the pool
+	// and worker of the last result: those strings are not copied.
+	like := &p.expect
+	like.ID, like.Fn = f.id, f.fn
+	if res := f.resolveRecord(m.Data, like); res != nil {
+		like.Pool, like.Worker = res.Pool, res.Worker
+	}
 }
 
 // Future returns the future with the given id, from this or any other
@@ -547,9 +568,9 @@ func (p *Producer) Future(fid string) (*Future, error) {
 	if err != nil {
 		return nil, err
 	}
-	if owner == p.owner {
+	if seq, ok := taskSeq(p.idPrefix, id); ok && owner == p.owner {
 		p.mu.Lock()
-		f := p.pending[id]
+		f := p.pending.get(seq)
 		p.mu.Unlock()
 		if f != nil {
 			return f, nil
@@ -570,8 +591,7 @@ func (p *Producer) watchForeign(f *Future) {
 		return
 	}
 	sub, err := p.nc.Subscribe(taskwire.StoredSubject(f.owner, f.id), func(m *nats.Msg) {
-		res, err := taskwire.DecodeResult(m.Data)
-		f.resolve(res, err)
+		f.resolveRecord(m.Data, nil)
 	})
 	if err == nil {
 		f.submitted = time.Now()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/frayhq/fray/broker"
@@ -16,21 +17,41 @@ import (
 // asyncPublisher publishes to JetStream without waiting, and calls each
 // message's done function with the PubAck's verdict. It is what
 // jetstream.PublishAsync does, without a future and two channels per
-// message: one reply subscription, one map, one callback.
+// message: one reply subscription, one table, one callback.
+//
+// At most maxPending messages await their PubAck, each in a slot of the
+// table. A slot's reply subject (<prefix>.<number>, number in base 36)
+// names it: the PubAck is found by that number, without a map, and the
+// subject is made once and kept while the slot serves. A slot serves again
+// under the same number only after the PubAck of its last message arrived,
+// the one answer the server gives a publish; a slot given up on without
+// its PubAck (timed out, failed on a reconnect, refused, closed) takes a
+// new number (its old one plus maxPending), so a PubAck arriving late
+// finds no slot and is dropped rather than taken for another message's.
 type asyncPublisher struct {
 	nc      *nats.Conn
 	prefix  string
 	sub     *nats.Subscription
 	unwatch func() // stops the permission-error watch
 	timeout time.Duration
-	slots   chan struct{} // bounds messages awaiting their PubAck
+	every   time.Duration // how often expire looks for overdue PubAcks
+	// now is the time (Unix ns) of expire's last look, a message's send
+	// time to within every: no clock read per message.
+	now atomic.Int64
 
 	mu      sync.Mutex
-	seq     uint64
-	pending map[uint64]inflight // by value: one allocation less per message
-	closed  bool
-	stop    chan struct{}
-	done    chan struct{}
+	room    sync.Cond // wakeAt slots free, or the publisher closed
+	waiting int       // publishes waiting for a free slot
+	// wakeAt is how many slots must be free before the publishes waiting
+	// for one are woken: a full window refills in batches, not with a
+	// wake-up per PubAck.
+	wakeAt int
+	slots  []inflight // by position, grown up to max as needed
+	free   []int      // positions of the slots not in use, a stack
+	max    int        // maxPending
+	closed bool
+	stop   chan struct{}
+	done   chan struct{}
 }
 
 // pubAcker hears a PubAck's verdict: an interface rather than a func, so
@@ -40,10 +61,14 @@ type pubAcker interface {
 	pubAcked(error)
 }
 
+// inflight is a slot: its number and reply subject, and the message it
+// awaits the PubAck of (done is nil while the slot is free).
 type inflight struct {
+	num     uint64 // num % max is the slot's position
+	reply   string // prefix + "." + num in base 36, made on first use
 	done    pubAcker
 	subject string
-	sent    time.Time
+	sent    int64     // Unix ns, to within every
 	held    *nats.Msg // the task message whose ack waits on this PubAck, if any
 }
 
@@ -63,8 +88,10 @@ func (e *pubAckError) Error() string {
 }
 
 func newAsyncPublisher(nc *nats.Conn, maxPending int, timeout time.Duration) (*asyncPublisher, error) {
-	p := &asyncPublisher{nc: nc, prefix: nc.NewRespInbox(), timeout: timeout, slots: make(chan struct{}, maxPending),
-		pending: map[uint64]inflight{}, stop: make(chan struct{}), done: make(chan struct{})}
+	p := &asyncPublisher{nc: nc, prefix: nc.NewRespInbox(), timeout: timeout, every: min(max(timeout/4, 10*time.Millisecond), 250*time.Millisecond),
+		max: max(1, maxPending), wakeAt: max(1, maxPending/16), stop: make(chan struct{}), done: make(chan struct{})}
+	p.room.L = &p.mu
+	p.now.Store(time.Now().UnixNano())
 	var err error
 	p.sub, err = nc.Subscribe(p.prefix+".*", p.onAck)
 	if err != nil {
@@ -81,28 +108,60 @@ func newAsyncPublisher(nc *nats.Conn, maxPending int, timeout time.Duration) (*a
 // their PubAck. held, if not nil, is a task message whose ack waits on
 // this PubAck; heldMsgs lists it until then.
 func (p *asyncPublisher) publish(m *nats.Msg, held *nats.Msg, done pubAcker) error {
-	select {
-	case p.slots <- struct{}{}:
-	case <-p.stop:
-		return ErrClosed
+	reply, num, err := p.acquire(m.Subject, held, done)
+	if err != nil {
+		return err
 	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		<-p.slots
-		return ErrClosed
-	}
-	p.seq++
-	seq := p.seq
-	p.pending[seq] = inflight{done: done, subject: m.Subject, sent: time.Now(), held: held}
-	p.mu.Unlock()
-	var reply [64]byte
-	m.Reply = string(strconv.AppendUint(append(append(reply[:0], p.prefix...), '.'), seq, 36))
+	m.Reply = reply
 	if err := p.nc.PublishMsg(m); err != nil {
-		p.take(seq)
+		p.take(num, true)
 		return err
 	}
 	return nil
+}
+
+// publishData is publish for a message of data alone, no headers: no
+// nats.Msg needed.
+func (p *asyncPublisher) publishData(subject string, data []byte, held *nats.Msg, done pubAcker) error {
+	reply, num, err := p.acquire(subject, held, done)
+	if err != nil {
+		return err
+	}
+	if err := p.nc.PublishRequest(subject, reply, data); err != nil {
+		p.take(num, true)
+		return err
+	}
+	return nil
+}
+
+// acquire takes a free slot for a message to subject, waiting for one
+// while maxPending messages await their PubAck: the reply subject to send
+// it with, and the slot's number.
+func (p *asyncPublisher) acquire(subject string, held *nats.Msg, done pubAcker) (reply string, num uint64, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.free) == 0 && len(p.slots) == p.max && !p.closed {
+		p.waiting++
+		p.room.Wait()
+		p.waiting--
+	}
+	if p.closed {
+		return "", 0, ErrClosed
+	}
+	var pos int
+	if n := len(p.free); n > 0 {
+		pos = p.free[n-1]
+		p.free = p.free[:n-1]
+	} else {
+		pos = len(p.slots)
+		p.slots = append(p.slots, inflight{num: uint64(pos)})
+	}
+	s := &p.slots[pos]
+	if s.reply == "" {
+		s.reply = p.prefix + "." + strconv.FormatUint(s.num, 36)
+	}
+	s.done, s.subject, s.sent, s.held = done, subject, p.now.Load(), held
+	return s.reply, s.num, nil
 }
 
 // heldMsgs lists the task messages whose acks wait on a PubAck.
@@ -110,37 +169,74 @@ func (p *asyncPublisher) heldMsgs() []*nats.Msg {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var held []*nats.Msg
-	for _, f := range p.pending {
-		if f.held != nil {
-			held = append(held, f.held)
+	for i := range p.slots {
+		if s := &p.slots[i]; s.done != nil && s.held != nil {
+			held = append(held, s.held)
 		}
 	}
 	return held
 }
 
-// take removes seq's entry and frees its slot; ok is false when it was
-// already taken (timed out, refused or closed).
-func (p *asyncPublisher) take(seq uint64) (f inflight, ok bool) {
+// take frees slot num and returns what it held; ok is false when num
+// names no message awaiting its PubAck (taken already: timed out,
+// refused or closed). retire gives the slot a new number: its message may
+// still be answered.
+func (p *asyncPublisher) take(num uint64, retire bool) (f inflight, ok bool) {
+	pos := int(num % uint64(p.max))
 	p.mu.Lock()
-	f, ok = p.pending[seq]
-	delete(p.pending, seq)
-	p.mu.Unlock()
-	if ok {
-		<-p.slots
+	defer p.mu.Unlock()
+	if pos >= len(p.slots) {
+		return inflight{}, false
 	}
-	return f, ok
+	s := &p.slots[pos]
+	if s.num != num || s.done == nil {
+		return inflight{}, false
+	}
+	f = *s
+	s.done, s.subject, s.held = nil, "", nil
+	if retire {
+		s.num += uint64(p.max)
+		s.reply = ""
+	}
+	p.free = append(p.free, pos)
+	if p.waiting > 0 && len(p.free) >= p.wakeAt {
+		p.room.Broadcast() // those that find no slot wait for the next batch
+	}
+	return f, true
 }
 
 func (p *asyncPublisher) onAck(m *nats.Msg) {
-	seq, err := strconv.ParseUint(m.Subject[len(p.prefix)+1:], 36, 64)
+	num, err := strconv.ParseUint(m.Subject[len(p.prefix)+1:], 36, 64)
 	if err != nil {
 		return
 	}
-	f, ok := p.take(seq)
+	f, ok := p.take(num, false)
 	if !ok {
 		return // timed out already
 	}
 	f.done.pubAcked(parsePubAck(m))
+}
+
+// busy lists the numbers of the slots awaiting a PubAck that match.
+func (p *asyncPublisher) busy(match func(*inflight) bool) []uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var nums []uint64
+	for i := range p.slots {
+		if s := &p.slots[i]; s.done != nil && match(s) {
+			nums = append(nums, s.num)
+		}
+	}
+	return nums
+}
+
+// fail takes the slots nums and calls their messages' done with err.
+func (p *asyncPublisher) fail(nums []uint64, err error) {
+	for _, num := range nums {
+		if f, ok := p.take(num, true); ok {
+			f.done.pubAcked(err)
+		}
+	}
 }
 
 // denied fails at once every message waiting on a publish the server
@@ -149,19 +245,7 @@ func (p *asyncPublisher) denied(e *broker.PermissionError) {
 	if e.Op != "publish" {
 		return
 	}
-	var refused []uint64
-	p.mu.Lock()
-	for seq, f := range p.pending {
-		if f.subject == e.Subject {
-			refused = append(refused, seq)
-		}
-	}
-	p.mu.Unlock()
-	for _, seq := range refused {
-		if f, ok := p.take(seq); ok {
-			f.done.pubAcked(e)
-		}
-	}
+	p.fail(p.busy(func(s *inflight) bool { return s.subject == e.Subject }), e)
 }
 
 // parsePubAck returns nil for a positive PubAck.
@@ -193,7 +277,7 @@ func parsePubAck(m *nats.Msg) error {
 // sender resends (deduplicated) rather than wait out the timeout.
 func (p *asyncPublisher) expire() {
 	defer close(p.done)
-	t := time.NewTicker(min(max(p.timeout/4, 10*time.Millisecond), 250*time.Millisecond))
+	t := time.NewTicker(p.every)
 	defer t.Stop()
 	reconnects := p.nc.Stats().Reconnects
 	for {
@@ -201,22 +285,14 @@ func (p *asyncPublisher) expire() {
 		case <-p.stop:
 			return
 		case now := <-t.C:
+			ns := now.UnixNano()
+			p.now.Store(ns)
 			r := p.nc.Stats().Reconnects
 			reconnected := r != reconnects
 			reconnects = r
-			var late []uint64
-			p.mu.Lock()
-			for seq, f := range p.pending {
-				if now.Sub(f.sent) > p.timeout || reconnected {
-					late = append(late, seq)
-				}
-			}
-			p.mu.Unlock()
-			for _, seq := range late {
-				if f, ok := p.take(seq); ok {
-					f.done.pubAcked(errPubAckTimeout)
-				}
-			}
+			// A send time is up to every early: overdue is past both.
+			late := p.busy(func(s *inflight) bool { return reconnected || time.Duration(ns-s.sent) > p.timeout+p.every })
+			p.fail(late, errPubAckTimeout)
 		}
 	}
 }
@@ -229,19 +305,13 @@ func (p *asyncPublisher) close() {
 		return
 	}
 	p.closed = true
-	pending := p.pending
-	p.pending = map[uint64]inflight{}
+	p.room.Broadcast() // blocked publishes fail with ErrClosed
 	p.mu.Unlock()
 	close(p.stop)
 	<-p.done
 	p.unwatch()
 	p.sub.Unsubscribe()
-	for range pending {
-		<-p.slots
-	}
-	for _, f := range pending {
-		f.done.pubAcked(ErrClosed)
-	}
+	p.fail(p.busy(func(*inflight) bool { return true }), ErrClosed)
 }
 
 // waitIdle waits up to d for every PubAck to arrive.
@@ -249,7 +319,7 @@ func (p *asyncPublisher) waitIdle(d time.Duration) {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
 		p.mu.Lock()
-		n := len(p.pending)
+		n := len(p.slots) - len(p.free)
 		p.mu.Unlock()
 		if n == 0 {
 			return

@@ -124,7 +124,11 @@ func AppendTask(b []byte, t *Task) ([]byte, error) {
 }
 
 // EncodeResult is objects.Marshal(r), faster: the worker's encoder.
-func EncodeResult(r *Result) ([]byte, error) {
+func EncodeResult(r *Result) ([]byte, error) { return AppendResult(nil, r) }
+
+// AppendResult appends EncodeResult(r) to b (or, for a result with an
+// object reference or an error, returns objects.Marshal's own slice).
+func AppendResult(b []byte, r *Result) ([]byte, error) {
 	if r.ValueRef != nil || r.Error != nil {
 		c := *r // only this copy escapes
 		return objects.Marshal(&c)
@@ -136,7 +140,7 @@ func EncodeResult(r *Result) ([]byte, error) {
 			n++
 		}
 	}
-	b := make([]byte, 0, 112+len(r.ID)+len(r.Fn)+len(r.Pool)+len(r.Worker)+len(r.Value))
+	b = slices.Grow(b, 112+len(r.ID)+len(r.Fn)+len(r.Pool)+len(r.Worker)+len(r.Value))
 	b = appendHead(b, cborMap, uint64(n))
 	b = appendInt(append(b, keyV...), int64(r.V))
 	if r.Fn != "" {
@@ -168,19 +172,28 @@ func EncodeResult(r *Result) ([]byte, error) {
 }
 
 // recordReader walks one CBOR map of text keys to integers, text and byte
-// strings. Text values are substrings of s, one copy of the record, so a
-// record's strings cost one allocation.
+// strings. Byte values are subslices of b (capacity clipped), not copies:
+// a decoded record's byte values alias the bytes it was decoded from. A
+// text value equal to the one the reader expects for its field is that
+// string; the others are substrings of one copy of the record, made at the
+// first of them, so a record's strings cost one allocation, or none when
+// all were expected.
 type recordReader struct {
-	s   string
-	pos int
+	b    []byte
+	pos  int
+	like *Result // a result's expected text values (see DecodeResultInto)
+	s    string  // b as a string, once a text value was not expected
 }
+
+// noResult expects nothing.
+var noResult = &Result{}
 
 // head reads a definite head of the given major type: its argument.
 func (r *recordReader) head(major byte) (uint64, bool) {
-	if r.pos >= len(r.s) {
+	if r.pos >= len(r.b) {
 		return 0, false
 	}
-	c := r.s[r.pos]
+	c := r.b[r.pos]
 	if c&0xe0 != major {
 		return 0, false
 	}
@@ -191,11 +204,11 @@ func (r *recordReader) head(major byte) (uint64, bool) {
 		n = uint64(info)
 	case info <= 27:
 		size := 1 << (info - 24)
-		if len(r.s)-p < size {
+		if len(r.b)-p < size {
 			return 0, false
 		}
 		for i := range size {
-			n = n<<8 | uint64(r.s[p+i])
+			n = n<<8 | uint64(r.b[p+i])
 		}
 		p += size
 	default:
@@ -205,26 +218,63 @@ func (r *recordReader) head(major byte) (uint64, bool) {
 	return n, true
 }
 
-// str reads a text or byte string (by major type) as a substring of s.
-func (r *recordReader) str(major byte) (string, bool) {
+// raw reads a text or byte string (by major type): where it starts and
+// ends in b.
+func (r *recordReader) raw(major byte) (start, end int, ok bool) {
 	n, ok := r.head(major)
-	if !ok || n > uint64(len(r.s)-r.pos) {
+	if !ok || n > uint64(len(r.b)-r.pos) {
+		return 0, 0, false
+	}
+	start, end = r.pos, r.pos+int(n)
+	r.pos = end
+	return start, end, true
+}
+
+// span is raw, and a text string must be UTF-8.
+func (r *recordReader) span(major byte) (start, end int, ok bool) {
+	start, end, ok = r.raw(major)
+	if ok && major == cborText && !utf8.Valid(r.b[start:end]) {
+		return 0, 0, false
+	}
+	return start, end, ok
+}
+
+// key reads a map key, a text string, as a subslice of b. It is not
+// checked for UTF-8: a field function knows only ASCII keys, and refuses
+// any other, which leaves the record to objects.Unmarshal.
+func (r *recordReader) key() ([]byte, bool) {
+	start, end, ok := r.raw(cborText)
+	return r.b[start:end], ok
+}
+
+// text reads a text string: want when equal to it, else a substring of
+// the record's copy.
+func (r *recordReader) text(want string) (string, bool) {
+	start, end, ok := r.span(cborText)
+	if !ok {
 		return "", false
 	}
-	v := r.s[r.pos : r.pos+int(n)]
-	r.pos += int(n)
-	if major == cborText && !utf8.ValidString(v) {
-		return "", false
+	if want != "" && string(r.b[start:end]) == want {
+		return want, true
 	}
-	return v, true
+	if r.s == "" {
+		r.s = string(r.b)
+	}
+	return r.s[start:end], true
+}
+
+// bytes reads a byte string as a subslice of b.
+func (r *recordReader) bytes() ([]byte, bool) {
+	start, end, ok := r.span(cborBytes)
+	return r.b[start:end:end], ok
 }
 
 // int reads an integer that fits in int64.
 func (r *recordReader) int() (int64, bool) {
-	if r.pos >= len(r.s) {
+	if r.pos >= len(r.b) {
 		return 0, false
 	}
-	major := r.s[r.pos] & 0xe0
+	major := r.b[r.pos] & 0xe0
 	if major != cborUint && major != cborNeg {
 		return 0, false
 	}
@@ -238,70 +288,76 @@ func (r *recordReader) int() (int64, bool) {
 	return int64(n), true
 }
 
-// fields reads the map's head and calls field for each key, whose value
-// field must read; a key seen twice, or field reporting false, is false.
-func (r *recordReader) fields(field func(key string) (bit uint32, ok bool)) bool {
+// entries reads the map's head: its number of entries.
+func (r *recordReader) entries() (uint64, bool) {
 	n, ok := r.head(cborMap)
-	if !ok || n > 32 {
-		return false
+	return n, ok && n <= 32
+}
+
+// fastRecord reads a map of entries by key into t or, if t is nil, res:
+// a key seen twice, a key or value the record's field function refuses,
+// or bytes left over leave the record to objects.Unmarshal (false). The
+// field functions are called directly: a call through a func value would
+// move the reader and the record to the heap.
+func fastRecord(data []byte, t *Task, res, like *Result) bool {
+	if like == nil {
+		like = noResult
 	}
+	r := recordReader{b: data, like: like}
+	n, ok := r.entries()
 	var seen uint32
-	for range n {
-		k, ok := r.str(cborText)
-		if !ok {
-			return false
+	for ; ok && n > 0; n-- {
+		var k []byte
+		var bit uint32
+		if k, ok = r.key(); ok && t != nil {
+			bit, ok = taskField(&r, t, k)
+		} else if ok {
+			bit, ok = resultField(&r, res, k)
 		}
-		bit, ok := field(k)
-		if !ok || seen&bit != 0 {
-			return false
-		}
+		ok = ok && seen&bit == 0
 		seen |= bit
 	}
-	return r.pos == len(r.s)
+	return ok && r.pos == len(r.b)
 }
 
-// unmarshal is objects.Unmarshal(data, v) into a zero v, read by field
-// (which reads key's value into v and names the key's bit) when it can.
-func unmarshal[T any](data []byte, v *T, field func(r *recordReader, v *T, key string) (bit uint32, ok bool)) error {
-	if fast(data, v, field) {
+// unmarshalTask is objects.Unmarshal(data, t) into a zero t.
+func unmarshalTask(data []byte, t *Task) error {
+	if fastRecord(data, t, nil, nil) {
 		return nil
 	}
-	var zero T
-	*v = zero
-	return objects.Unmarshal(data, v)
+	*t = Task{}
+	return objects.Unmarshal(data, t)
 }
 
-// fast reads data into v with field; false leaves it to objects.Unmarshal.
-func fast[T any](data []byte, v *T, field func(r *recordReader, v *T, key string) (bit uint32, ok bool)) bool {
-	r := recordReader{s: string(data)}
-	return r.fields(func(k string) (uint32, bool) { return field(&r, v, k) })
+// unmarshalResult is objects.Unmarshal(data, res) into a zero res, like
+// its expected text values (see DecodeResultInto).
+func unmarshalResult(data []byte, res *Result, like *Result) error {
+	if fastRecord(data, nil, res, like) {
+		return nil
+	}
+	*res = Result{}
+	return objects.Unmarshal(data, res)
 }
-
-func unmarshalTask(data []byte, t *Task) error { return unmarshal(data, t, taskField) }
-
-func unmarshalResult(data []byte, res *Result) error { return unmarshal(data, res, resultField) }
 
 // taskField reads the value of a task record's key.
-func taskField(r *recordReader, t *Task, k string) (bit uint32, ok bool) {
+func taskField(r *recordReader, t *Task, k []byte) (bit uint32, ok bool) {
 	var n int64
-	var b string
-	switch k {
+	switch string(k) {
 	case "v":
 		n, ok = r.int()
 		t.V = int(n)
 		return 1 << 0, ok
 	case "id":
-		t.ID, ok = r.str(cborText)
+		t.ID, ok = r.text("")
 		return 1 << 1, ok
 	case "owner":
-		t.Owner, ok = r.str(cborText)
+		t.Owner, ok = r.text("")
 		return 1 << 2, ok
 	case "fn":
-		t.Fn, ok = r.str(cborText)
+		t.Fn, ok = r.text("")
 		return 1 << 3, ok
 	case "arg":
-		b, ok = r.str(cborBytes)
-		t.Arg = []byte(b)
+		t.Arg, ok = r.bytes()
 		return 1 << 4, ok
 	case "timeout_ms":
 		t.TimeoutMS, ok = r.int()
@@ -325,29 +381,27 @@ func taskField(r *recordReader, t *Task, k string) (bit uint32, ok bool) {
 }
 
 // resultField reads the value of a result record's key.
-func resultField(r *recordReader, res *Result, k string) (bit uint32, ok bool) {
+func resultField(r *recordReader, res *Result, k []byte) (bit uint32, ok bool) {
 	var n int64
-	var b string
-	switch k {
+	switch string(k) {
 	case "v":
 		n, ok = r.int()
 		res.V = int(n)
 		return 1 << 0, ok
 	case "id":
-		res.ID, ok = r.str(cborText)
+		res.ID, ok = r.text(r.like.ID)
 		return 1 << 1, ok
 	case "value":
-		b, ok = r.str(cborBytes)
-		res.Value = []byte(b)
+		res.Value, ok = r.bytes()
 		return 1 << 2, ok
 	case "fn":
-		res.Fn, ok = r.str(cborText)
+		res.Fn, ok = r.text(r.like.Fn)
 		return 1 << 3, ok
 	case "pool":
-		res.Pool, ok = r.str(cborText)
+		res.Pool, ok = r.text(r.like.Pool)
 		return 1 << 4, ok
 	case "worker":
-		res.Worker, ok = r.str(cborText)
+		res.Worker, ok = r.text(r.like.Worker)
 		return 1 << 5, ok
 	case "attempt":
 		n, ok = r.int()

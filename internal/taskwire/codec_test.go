@@ -61,7 +61,7 @@ func checkTaskCodec(t *testing.T, i int, task *Task) {
 
 func checkResultCodec(t *testing.T, i int, res *Result) {
 	t.Helper()
-	checkCodec(t, "result", i, res, EncodeResult, unmarshalResult)
+	checkCodec(t, "result", i, res, EncodeResult, func(b []byte, r *Result) error { return unmarshalResult(b, r, nil) })
 }
 
 // checkCodec checks that encode writes objects.Marshal's bytes for v, and
@@ -91,14 +91,14 @@ func TestCodecFastPathReadsFraysRecords(t *testing.T) {
 	for i, task := range codecTasks()[1:5] {
 		data, _ := EncodeTask(&task)
 		var got Task
-		if !fast(data, &got, taskField) {
+		if !fastRecord(data, &got, nil, nil) {
 			t.Errorf("task %d (%x) left to the generic decoder", i+1, data)
 		}
 	}
 	for i, res := range codecResults()[1:4] {
 		data, _ := EncodeResult(&res)
 		var got Result
-		if !fast(data, &got, resultField) {
+		if !fastRecord(data, nil, &got, nil) {
 			t.Errorf("result %d (%x) left to the generic decoder", i+1, data)
 		}
 	}
@@ -187,9 +187,42 @@ func FuzzCodecDecodersAgree(f *testing.F) {
 			t.Fatalf("task %x: unmarshalTask = %+v, %v; objects.Unmarshal = %+v, %v", data, fastT, ferr, slowT, serr)
 		}
 		var fastR, slowR Result
-		ferr, serr = unmarshalResult(data, &fastR), objects.Unmarshal(data, &slowR)
+		ferr, serr = unmarshalResult(data, &fastR, nil), objects.Unmarshal(data, &slowR)
 		if (ferr == nil) != (serr == nil) || ferr == nil && !reflect.DeepEqual(fastR, slowR) {
 			t.Fatalf("result %x: unmarshalResult = %+v, %v; objects.Unmarshal = %+v, %v", data, fastR, ferr, slowR, serr)
 		}
+		// Expecting the record's own text values changes nothing.
+		var likeR Result
+		if ferr == nil && (unmarshalResult(data, &likeR, &slowR) != nil || !reflect.DeepEqual(likeR, slowR)) {
+			t.Fatalf("result %x expecting its own values: %+v; objects.Unmarshal = %+v", data, likeR, slowR)
+		}
 	})
+}
+
+// A result whose text values are the ones expected decodes to the same
+// record without an allocation (a producer's common case), and one whose
+// values differ from those expected still reads its own.
+func TestAnExpectedResultDecodesWithoutAllocating(t *testing.T) {
+	res := Result{V: ResultVersion, ID: "W1dtIxqFtC1nDEwpDgq3SQ", Fn: "fray.noop", Pool: "default", Worker: "host-1",
+		Value: []byte{0xf6}, Attempt: 1, SubmittedMS: 1765000000000, StartedMS: 1765000000001, FinishedMS: 1765000000002}
+	data, err := EncodeResult(&res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	like := res
+	var got Result
+	allocs := testing.AllocsPerRun(100, func() {
+		got = Result{}
+		if err := DecodeResultInto(data, &got, &like); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 || !reflect.DeepEqual(got, res) {
+		t.Fatalf("expected result: %+v in %.0f allocations, want %+v in none", got, allocs, res)
+	}
+	other := Result{ID: "other", Fn: "fray.echo", Pool: "gpu", Worker: "host-2"}
+	got = Result{}
+	if err := DecodeResultInto(data, &got, &other); err != nil || !reflect.DeepEqual(got, res) {
+		t.Fatalf("unexpected values: %+v, %v; want %+v", got, err, res)
+	}
 }

@@ -89,6 +89,10 @@ type ErrorInfo struct {
 	Exc []byte `cbor:"exc,omitempty"`
 }
 
+// The decoders' byte values (a task's arg, a result's value) are subslices
+// of the bytes decoded, not copies: a caller hands them bytes it no longer
+// changes (a received message's data, which nats.go makes per message).
+
 // DecodeTask decodes a task record and checks its version and fields.
 func DecodeTask(data []byte) (*Task, error) {
 	var t Task
@@ -118,11 +122,22 @@ func DecodeTaskInto(data []byte, t *Task) error {
 // DecodeResult decodes a result record and checks its version.
 func DecodeResult(data []byte) (*Result, error) {
 	var r Result
-	if err := unmarshalResult(data, &r); err != nil {
+	if err := DecodeResultInto(data, &r, nil); err != nil {
 		return nil, err
 	}
-	if r.V != ResultVersion {
-		return nil, fmt.Errorf("result record version %d, this client knows %d", r.V, ResultVersion)
-	}
 	return &r, nil
+}
+
+// DecodeResultInto is DecodeResult into a zero res. A text value equal to
+// like's (ID, Fn, Pool, Worker; like may be nil) is like's string, not a
+// copy: a producer expects its future's id and function, and the pool and
+// worker of its last result, so a result it expects costs no allocation.
+func DecodeResultInto(data []byte, res, like *Result) error {
+	if err := unmarshalResult(data, res, like); err != nil {
+		return err
+	}
+	if res.V != ResultVersion {
+		return fmt.Errorf("result record version %d, this client knows %d", res.V, ResultVersion)
+	}
+	return nil
 }

@@ -1,0 +1,219 @@
+package tasks
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/frayhq/fray/internal/frayt"
+	"github.com/nats-io/nats.go"
+)
+
+// verdicts records the PubAck verdicts a publish hears.
+type verdicts chan error
+
+func (v verdicts) pubAcked(err error) { v <- err }
+
+// next waits for the next verdict.
+func (v verdicts) next(t *testing.T) error {
+	t.Helper()
+	select {
+	case err := <-v:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("no verdict")
+		return nil
+	}
+}
+
+// none checks that no verdict came.
+func (v verdicts) none(t *testing.T, within time.Duration) {
+	t.Helper()
+	select {
+	case err := <-v:
+		t.Fatalf("unexpected verdict %v", err)
+	case <-time.After(within):
+	}
+}
+
+// standing starts a publisher to subject "s" on a server where nothing
+// but the test answers: stream hands out the publishes, which the test
+// answers (or not) as a stream would. The publisher closes with the test.
+func standing(t *testing.T, maxPending int, timeout time.Duration) (p *asyncPublisher, nc *nats.Conn, stream <-chan *nats.Msg) {
+	t.Helper()
+	srv := frayt.Server(t)
+	nc, _ = frayt.Connect(t, srv.ClientURL())
+	got := make(chan *nats.Msg, 128)
+	sub, err := nc.ChanSubscribe("s", got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if p, err = newAsyncPublisher(nc, maxPending, timeout); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.close)
+	return p, nc, got
+}
+
+func received(t *testing.T, c <-chan *nats.Msg) *nats.Msg {
+	t.Helper()
+	select {
+	case m := <-c:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("publish not received")
+		return nil
+	}
+}
+
+const positivePubAck = `{"stream":"S","seq":1}`
+
+// A publish's slot, and its reply subject, serve the next publish once its
+// PubAck arrived: no reply subject is made per message.
+func TestAPublishSlotServesAgainOnceItsPubAckArrived(t *testing.T) {
+	p, nc, stream := standing(t, 1, time.Minute)
+	v := make(verdicts, 4)
+	first := &nats.Msg{Subject: "s"}
+	if err := p.publish(first, nil, v); err != nil {
+		t.Fatal(err)
+	}
+	nc.Publish(received(t, stream).Reply, []byte(positivePubAck))
+	if err := v.next(t); err != nil {
+		t.Fatalf("a positive PubAck gave %v", err)
+	}
+	second := &nats.Msg{Subject: "s"}
+	if err := p.publish(second, nil, v); err != nil {
+		t.Fatal(err)
+	}
+	if second.Reply != first.Reply {
+		t.Fatalf("the slot's reply subject changed from %q to %q though its PubAck arrived", first.Reply, second.Reply)
+	}
+	nc.Publish(received(t, stream).Reply, []byte(`{"error":{"code":400,"err_code":10077,"description":"maximum messages exceeded"}}`))
+	var pe *pubAckError
+	if err := v.next(t); !errors.As(err, &pe) || pe.Description != "maximum messages exceeded" {
+		t.Fatalf("a negative PubAck gave %v", err)
+	}
+}
+
+// An unanswered publish fails with errPubAckTimeout once its timeout
+// passed: its sender may resend it.
+func TestAnUnansweredPublishTimesOut(t *testing.T) {
+	p, _, stream := standing(t, 4, 50*time.Millisecond)
+	v := make(verdicts, 1)
+	start := time.Now()
+	if err := p.publish(&nats.Msg{Subject: "s"}, nil, v); err != nil {
+		t.Fatal(err)
+	}
+	received(t, stream)
+	if err := v.next(t); !errors.Is(err, errPubAckTimeout) {
+		t.Fatalf("an unanswered publish gave %v, want errPubAckTimeout", err)
+	}
+	if waited := time.Since(start); waited < 50*time.Millisecond {
+		t.Fatalf("timed out after %s, before its 50ms timeout", waited)
+	}
+}
+
+// A publish given up on (timed out, or failed on a reconnect, as expire
+// does) frees its slot under a new reply subject: its PubAck arriving late
+// is dropped, not taken for the verdict of the message published next.
+func TestALatePubAckIsNotTakenForAnotherMessages(t *testing.T) {
+	p, nc, stream := standing(t, 1, time.Minute)
+	late, next := make(verdicts, 4), make(verdicts, 4)
+	if err := p.publish(&nats.Msg{Subject: "s"}, nil, late); err != nil {
+		t.Fatal(err)
+	}
+	lateReply := received(t, stream).Reply
+	p.fail(p.busy(func(*inflight) bool { return true }), errPubAckTimeout) // as expire does
+	if err := late.next(t); !errors.Is(err, errPubAckTimeout) {
+		t.Fatalf("the message given up on heard %v", err)
+	}
+	m := &nats.Msg{Subject: "s"}
+	if err := p.publish(m, nil, next); err != nil {
+		t.Fatal(err)
+	}
+	if m.Reply == lateReply {
+		t.Fatalf("the slot kept reply subject %q after giving its message up", m.Reply)
+	}
+	nextReply := received(t, stream).Reply
+	nc.Publish(lateReply, []byte(positivePubAck))
+	nc.Publish(nextReply, []byte(`{"error":{"code":503,"err_code":10008,"description":"JetStream temporarily unavailable"}}`))
+	var pe *pubAckError
+	if err := next.next(t); !errors.As(err, &pe) || pe.ErrCode != 10008 {
+		t.Fatalf("the next message heard %v, want its own negative PubAck", err)
+	}
+	late.none(t, 0)
+}
+
+// While maxPending messages await their PubAck a publish waits; a PubAck
+// lets it go, and closing fails a waiting publish and every message still
+// awaiting its PubAck with ErrClosed.
+func TestAPublishWaitsForAFreeSlotAndCloseReleasesIt(t *testing.T) {
+	p, nc, stream := standing(t, 1, time.Minute)
+	v := make(verdicts, 4)
+	if err := p.publish(&nats.Msg{Subject: "s"}, nil, v); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- p.publish(&nats.Msg{Subject: "s"}, nil, v) }()
+	select {
+	case err := <-waited:
+		t.Fatalf("a publish beyond maxPending did not wait: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	nc.Publish(received(t, stream).Reply, []byte(positivePubAck))
+	if err := <-waited; err != nil {
+		t.Fatalf("the waiting publish failed: %v", err)
+	}
+	if err := v.next(t); err != nil {
+		t.Fatal(err)
+	}
+	blocked := make(chan error, 1)
+	go func() { blocked <- p.publish(&nats.Msg{Subject: "s"}, nil, v) }()
+	p.close()
+	if err := <-blocked; !errors.Is(err, ErrClosed) {
+		t.Fatalf("a publish waiting at close gave %v, want ErrClosed", err)
+	}
+	if err := v.next(t); !errors.Is(err, ErrClosed) {
+		t.Fatalf("a message awaiting its PubAck at close heard %v, want ErrClosed", err)
+	}
+}
+
+// With the window full, waiting publishes are let go in batches (a
+// sixteenth of the window): every one of them goes once enough PubAcks
+// arrived, none is left waiting.
+func TestPublishesWaitingOnAFullWindowAllGoAsPubAcksArrive(t *testing.T) {
+	p, nc, stream := standing(t, 32, time.Minute)
+	v := make(verdicts, 64)
+	for range 32 {
+		if err := p.publish(&nats.Msg{Subject: "s"}, nil, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const waiters = 5
+	went := make(chan error, waiters)
+	for range waiters {
+		go func() { went <- p.publish(&nats.Msg{Subject: "s"}, nil, v) }()
+	}
+	for range 32 + waiters {
+		nc.Publish(received(t, stream).Reply, []byte(positivePubAck))
+	}
+	for range waiters {
+		select {
+		case err := <-went:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a publish still waits with every slot free")
+		}
+	}
+	for range 32 + waiters {
+		if err := v.next(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
