@@ -38,9 +38,10 @@ type ExecutorOptions struct {
 	// task has run, and hands a held task back if it waits a second (then
 	// prefetches nothing until tasks are seen to be short again): long
 	// tasks are shared out between workers as without prefetch. Held tasks
-	// heartbeat like running ones; a hand-back counts as a delivery
-	// towards MaxDeliveries, as a drain's does. Defaults to 0: never more
-	// tasks than free slots.
+	// heartbeat like running ones; a task handed back after waiting uses
+	// up neither a delivery nor a retry (one a drain hands back counts as
+	// a delivery, as a running one does). Defaults to 0: never more tasks
+	// than free slots.
 	Prefetch int
 	// AckWait is the task lease: a task whose worker stops heartbeating for
 	// this long is redelivered. Running tasks heartbeat every AckWait/4.
@@ -153,9 +154,13 @@ func NewExecutor(nc *nats.Conn, js jetstream.JetStream, o ExecutorOptions) (*Exe
 	if o.Observer == nil {
 		o.Observer = noObserver{}
 	}
-	return &Executor{o: o, nc: nc, js: js, log: o.Logger.With("pool", o.Pool),
+	e := &Executor{o: o, nc: nc, js: js, log: o.Logger.With("pool", o.Pool),
 		slots: make([]atomic.Pointer[runningTask], o.Concurrency), cancelled: map[string]time.Time{},
-		resending: map[*nats.Msg]struct{}{}, park: newParking(o.Pool)}, nil
+		resending: map[*nats.Msg]struct{}{}, park: newParking(o.Pool)}
+	if o.Prefetch > 0 {
+		e.held = newHeldTasks()
+	}
+	return e, nil
 }
 
 // Held is the number of tasks received beyond the slots (see Prefetch)
@@ -222,10 +227,14 @@ func (e *Executor) Run(ctx context.Context) error {
 
 	e.pull = newPuller(e.nc, broker.StreamTasks, taskwire.ConsumerName(e.o.Pool), e.o.Concurrency, e.o.Prefetch)
 	e.pull.park = e.park
+	stopDenied := broker.OnPermissionDenied(e.nc, func(pe *broker.PermissionError) {
+		if pe.Op == "subscribe" && pe.Subject == e.park.subject {
+			e.log.Error("these credentials may not listen for wakes on "+pe.Subject+": this worker never parks (written by an older `fray auth init`? run it again to grant it)", "err", pe)
+			e.pull.wakesDenied()
+		}
+	})
+	defer stopDenied()
 	e.work = make(chan *nats.Msg, 2*(e.o.Concurrency+e.o.Prefetch))
-	if e.o.Prefetch > 0 {
-		e.held = newHeldTasks()
-	}
 	if e.pub, err = newAsyncPublisher(e.nc, 4096, 10*time.Second); err != nil {
 		return fmt.Errorf("tasks: %w", err)
 	}
@@ -245,9 +254,18 @@ func (e *Executor) Run(ctx context.Context) error {
 		if e.held != nil {
 			e.held.add(m, time.Now())
 		}
-		// Never blocks: the puller holds at most Concurrency+Prefetch
-		// messages, and the channel has room for twice that.
-		e.work <- m
+		// The puller holds at most Concurrency+Prefetch messages, and the
+		// channel has room for twice that (hand-backs leave stale entries
+		// in it until a slot skips them); should it be full, the message
+		// goes back rather than block the connection's callbacks.
+		select {
+		case e.work <- m:
+		default:
+			if e.held == nil || e.held.take(m) {
+				m.Nak()
+				e.pull.releaseUnrun()
+			}
+		}
 	})
 	if err != nil {
 		e.pub.close()
@@ -417,7 +435,9 @@ func (e *Executor) ticks(ctx context.Context) {
 				if late := e.held.removeOlder(now.Add(-e.o.holdLimit)); len(late) > 0 {
 					// The pace misled: prefetch nothing until it is short again.
 					e.pull.slowDown(e.o.holdLimit)
-					e.handBack(late)
+					for _, m := range late {
+						e.handBackUncounted(m)
+					}
 				}
 			}
 			switch {
@@ -1006,11 +1026,7 @@ func (e *Executor) handOn(hctx context.Context, slot int, m *nats.Msg, id string
 	defer cancel(nil)
 	e.slots[slot].Store(&runningTask{id: id, msg: m, started: time.Now(), cancel: cancel})
 	defer e.slots[slot].Store(nil)
-	cp := nats.NewMsg(m.Subject)
-	cp.Data = m.Data
-	cp.Header.Set(taskwire.HeaderOwner, m.Header.Get(taskwire.HeaderOwner))
-	cp.Header.Set(taskwire.HeaderPriorDeliveries, strconv.Itoa(counted))
-	cp.Header.Set(jetstream.MsgIDHeader, id+"~"+strconv.FormatUint(seq, 10))
+	cp := taskCopy(m, id, counted, seq)
 	for delay := handOnDelay; ; delay = min(2*delay, maxHandOnRetry) {
 		select {
 		case <-time.After(delay):
@@ -1031,10 +1047,24 @@ func (e *Executor) handOn(hctx context.Context, slot int, m *nats.Msg, id string
 		}
 		pcancel()
 		if err == nil {
+			e.pull.wake() // the peer that serves it may be parked
 			return
 		}
 		e.log.Warn("hand a task on to a peer; will retry", "task", id, "err", err)
 	}
+}
+
+// taskCopy is task message m (id, the stream's message seq) to queue again
+// without counting its deliveries anew: it carries the counted ones
+// (taskwire.HeaderPriorDeliveries), and a Nats-Msg-Id naming the message
+// it copies, the same on a resend, so a retried publish is stored once.
+func taskCopy(m *nats.Msg, id string, counted int, seq uint64) *nats.Msg {
+	cp := nats.NewMsg(m.Subject)
+	cp.Data = m.Data
+	cp.Header.Set(taskwire.HeaderOwner, m.Header.Get(taskwire.HeaderOwner))
+	cp.Header.Set(taskwire.HeaderPriorDeliveries, strconv.Itoa(counted))
+	cp.Header.Set(jetstream.MsgIDHeader, id+"~"+strconv.FormatUint(seq, 10))
+	return cp
 }
 
 // poison terminates an undecodable task and reports it to its producer

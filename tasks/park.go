@@ -60,6 +60,7 @@ type parking struct {
 	workers int     // live workers in the pool, from its directory (0: unknown)
 	sub     *nats.Subscription
 	woken   bool // a wake arrived: ask once although the queue ran dry
+	denied  bool // the credentials may not listen for wakes: never park
 }
 
 func newParking(pool string) parking {
@@ -71,7 +72,29 @@ func (k *parking) on() bool { return k.workers > parkAbove }
 
 // keeper reports whether this worker keeps a request open while idle.
 func (k *parking) keeper() bool {
-	return !k.on() || k.draw*float64(k.workers) < float64(keepersPerPool)
+	return !k.on() || k.denied || k.draw*float64(k.workers) < float64(keepersPerPool)
+}
+
+// wake wakes one parked worker of the pool, if any: a task was queued
+// again (handed on or back) that a parked worker may be the one to run.
+func (p *puller) wake() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.wakeLocked()
+}
+
+// wakesDenied makes the worker keep a request open for good: its
+// credentials (written before wakes existed) may not listen for them, and
+// a parked worker that never hears a wake would idle while work waits.
+func (p *puller) wakesDenied() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.park.denied {
+		return
+	}
+	p.park.denied = true
+	p.parkLocked(false)
+	p.pullLocked()
 }
 
 // setWorkers tells the puller how many live workers its pool has; the

@@ -3,6 +3,10 @@ package tasks_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -151,5 +155,117 @@ func TestABusyKeeperWakesAParkedWorkerForTheNextTask(t *testing.T) {
 	case <-long.Done():
 		t.Fatal("the long task ended before it was released")
 	default:
+	}
+}
+
+// In a pool whose workers serve different functions, a task only parked
+// workers serve is handed on by the keeper that took it, and the hand-on
+// wakes a parked worker to run it.
+func TestATaskOnlyParkedWorkersServeIsHandedOnToAWokenOne(t *testing.T) {
+	ctx := frayt.Context(t, 30*time.Second)
+	srv := frayt.Server(t)
+	e := startEnv(t, srv.ClientURL())
+	draws := []float64{0, 0.5, 0.6, 0.9} // 1 keeper wanted of 4: w0
+	var next atomic.Int32
+	tasks.SetParking(t, 1, 2, 300*time.Millisecond, func() float64 { return draws[next.Add(1)-1] })
+	_, js := frayt.Connect(t, e.url)
+	kv, err := js.KeyValue(ctx, broker.BucketWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := func(i int) string { return map[bool]string{true: "keeper-only", false: "parked-only"}[i == 0] }
+	for i := range draws {
+		info, _ := objects.Marshal(broker.WorkerInfo{V: 1, ID: fmt.Sprint("w", i), Pool: tasks.DefaultPool, Handlers: []string{fn(i)}, Concurrency: 1 + max(0, 1-i)})
+		if _, err := kv.Put(ctx, fmt.Sprint("w", i), info); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.waitListed(js, tasks.DefaultPool, len(draws), []string{"keeper-only", "parked-only"})
+	for i := range draws {
+		reg := tasks.NewRegistry()
+		tasks.Register(reg, fn(i), func(context.Context, struct{}) (int, error) { return i, nil })
+		// The keeper has a slot to spare while it hands the task on, so
+		// its tick (a busy keeper's wake) does not come into it.
+		e.executor(fmt.Sprint("w", i), reg, func(o *tasks.ExecutorOptions) { o.Concurrency = 1 + max(0, 1-i) })
+	}
+	frayt.Eventually(t, 10*time.Second, "the 3 workers without the keeper's function are parked", func() bool {
+		subs, err := srv.NATS().Subsz(&server.SubszOptions{Subscriptions: true, Limit: 1 << 10, Test: broker.SubjectWakePrefix + tasks.DefaultPool})
+		return err == nil && len(subs.Subs) == 3
+	})
+	p := e.producer()
+	gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var who int
+	if err := p.Submit(ctx, "parked-only", struct{}{}).Get(gctx, &who); err != nil || who == 0 {
+		t.Fatalf("the task ran on w%d, %v; want it handed on to a woken parked worker within 5 s", who, err)
+	}
+}
+
+// A worker whose credentials may not listen for wakes (written by a fray
+// auth init older than parking) never parks: it keeps a request open, as
+// in a small pool, rather than wait for a wake it would never hear.
+func TestAWorkerRefusedTheWakeSubjectKeepsARequestOpen(t *testing.T) {
+	ctx := frayt.Context(t, 30*time.Second)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, []byte(`authorization {
+  users = [
+    {user: admin, password: a}
+    {user: old, password: o, permissions: {publish: ">", subscribe: {allow: ">", deny: "fray.wake.>"}}}
+  ]
+}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := broker.Start(ctx, broker.Options{StoreDir: filepath.Join(dir, "store"), Port: -1, ConfigFile: conf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	url := func(user, pass string) string {
+		return strings.Replace(srv.ClientURL(), "nats://", "nats://"+user+":"+pass+"@", 1)
+	}
+	nc, js := frayt.Connect(t, url("admin", "a"))
+	if err := broker.Provision(ctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e := startEnv(t, url("old", "o"))
+	tasks.SetParking(t, 1, 2, 300*time.Millisecond, func() float64 { return 0.9 }) // all parkers, were they allowed
+	kv, err := js.KeyValue(ctx, broker.BucketWorkers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := tasks.NewRegistry()
+	tasks.Register(reg, "who", func(ctx context.Context, _ struct{}) (string, error) {
+		ti, _ := tasks.CurrentTask(ctx)
+		return ti.Worker, nil
+	})
+	for i := range 3 {
+		info, _ := objects.Marshal(broker.WorkerInfo{V: 1, ID: fmt.Sprint("w", i), Pool: tasks.DefaultPool, Handlers: reg.Names(), Concurrency: 1})
+		if _, err := kv.Put(ctx, fmt.Sprint("w", i), info); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.waitListed(js, tasks.DefaultPool, 3, nil)
+	logs := &frayt.SyncBuffer{}
+	for i := range 3 {
+		e.executor(fmt.Sprint("w", i), reg, func(o *tasks.ExecutorOptions) {
+			o.Concurrency = 1
+			o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+		})
+	}
+	// Each tried to park once its first request ended, and was refused.
+	frayt.Eventually(t, 10*time.Second, "the 3 workers are refused the wake subject", func() bool {
+		return strings.Count(logs.String(), "may not listen for wakes") == 3
+	})
+	frayt.Eventually(t, 10*time.Second, "all 3 workers keep a request open", func() bool {
+		c, err := js.Consumer(ctx, broker.StreamTasks, taskwire.ConsumerName(tasks.DefaultPool))
+		return err == nil && c.CachedInfo().NumWaiting == 3
+	})
+	p := e.producer()
+	gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := p.Submit(ctx, "who", struct{}{}).Get(gctx, new(string)); err != nil {
+		t.Fatalf("a task on the pool: %v", err)
 	}
 }

@@ -1,10 +1,16 @@
 package tasks
 
 import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // holdLimit is how long a prefetched task may wait for a slot before it is
@@ -70,10 +76,72 @@ func (h *heldTasks) each(f func(*nats.Msg)) {
 }
 
 // handBack returns held messages to the queue for another worker, freeing
-// what they held.
+// what they held (a drain: each counts as a delivery, as for a running task
+// handed back).
 func (e *Executor) handBack(ms []*nats.Msg) {
 	for _, m := range ms {
 		m.Nak()
 		e.pull.releaseUnrun()
 	}
+}
+
+// handBackUncounted returns a held message that waited too long to the
+// queue without using up a delivery or a retry of its task: a copy
+// carrying the deliveries counted so far is queued (at the tail), then the
+// original is acked, as a hand-on does. The message is released at once;
+// it heartbeats meanwhile. Should the copy not be stored, the original is
+// handed back with a nak.
+func (e *Executor) handBackUncounted(m *nats.Msg) {
+	e.pull.releaseUnrun()
+	ack, err := ackMeta(m.Reply)
+	id, _, _ := strings.Cut(m.Header.Get(jetstream.MsgIDHeader), "~")
+	if err != nil || id == "" {
+		m.Nak()
+		return
+	}
+	prior := 0
+	if h := m.Header.Get(taskwire.HeaderPriorDeliveries); h != "" {
+		prior, _ = strconv.Atoi(h)
+	}
+	cp := taskCopy(m, id, max(0, prior)+int(ack.delivered)-1, ack.streamSeq)
+	e.rmu.Lock()
+	if e.rclosed {
+		e.rmu.Unlock()
+		m.Nak()
+		return
+	}
+	e.retries.Add(1)
+	e.resending[m] = struct{}{}
+	e.rmu.Unlock()
+	go func() {
+		defer e.retries.Done()
+		err := e.requeue(m, cp)
+		e.rmu.Lock()
+		delete(e.resending, m)
+		e.rmu.Unlock()
+		if err != nil {
+			e.log.Warn("hand a held task back; it counts as a delivery", "task", id, "err", err)
+			m.Nak()
+		}
+		e.pull.wake() // a parked worker may be the one free to run it
+	}()
+}
+
+// requeue stores cp, a copy of m, then acks m; a few tries each.
+func (e *Executor) requeue(m, cp *nats.Msg) error {
+	var err error
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if _, err = e.js.PublishMsg(ctx, cp); err == nil {
+			if err = m.AckSync(nats.Context(ctx)); errors.Is(err, nats.ErrMsgAlreadyAckd) {
+				err = nil
+			}
+		}
+		cancel()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(time.Duration(100*(i+1)) * time.Millisecond)
+	}
+	return err
 }

@@ -18,42 +18,45 @@ import (
 // argument in milliseconds) and "gated" (waits for the gate, then returns
 // its worker), and counts the runs of each argument of "gated".
 type gatedTasks struct {
-	reg     *tasks.Registry
-	gate    chan struct{}
-	started chan int
-	once    sync.Once
-	mu      sync.Mutex
-	runs    map[int]int
+	reg      *tasks.Registry
+	gate     chan struct{}
+	started  chan int
+	once     sync.Once
+	mu       sync.Mutex
+	runs     map[int]int
+	attempts map[int]int // the attempt number of each gated task's last run
 }
 
 // open lets the gated task return.
 func (g *gatedTasks) open() { g.once.Do(func() { close(g.gate) }) }
 
-// ranOnce fails t unless each gated task 0..n-1 ran exactly once.
+// ranOnce fails t unless each gated task 0..n-1 ran exactly once, as its
+// first attempt: a hand-back does not count as one.
 func (g *gatedTasks) ranOnce(t *testing.T, n int) {
 	t.Helper()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for i := range n {
-		if g.runs[i] != 1 {
-			t.Fatalf("task %d ran %d times, want once", i, g.runs[i])
+		if g.runs[i] != 1 || g.attempts[i] != 1 {
+			t.Fatalf("task %d ran %d times, last as attempt %d; want once, as attempt 1", i, g.runs[i], g.attempts[i])
 		}
 	}
 }
 
 func newGatedTasks(t *testing.T) *gatedTasks {
-	g := &gatedTasks{reg: tasks.NewRegistry(), gate: make(chan struct{}), started: make(chan int, 100), runs: map[int]int{}}
+	g := &gatedTasks{reg: tasks.NewRegistry(), gate: make(chan struct{}), started: make(chan int, 100), runs: map[int]int{}, attempts: map[int]int{}}
 	tasks.Register(g.reg, "quick", func(context.Context, int) (int, error) { return 0, nil })
 	tasks.Register(g.reg, "slow", func(_ context.Context, ms int) (int, error) {
 		time.Sleep(time.Duration(ms) * time.Millisecond)
 		return 0, nil
 	})
 	tasks.Register(g.reg, "gated", func(ctx context.Context, i int) (string, error) {
+		ti, _ := tasks.CurrentTask(ctx)
 		g.mu.Lock()
 		g.runs[i]++
+		g.attempts[i] = ti.Attempt
 		g.mu.Unlock()
 		g.started <- i
-		ti, _ := tasks.CurrentTask(ctx)
 		if i == 0 {
 			<-g.gate
 		}
@@ -227,4 +230,29 @@ func TestADrainHandsHeldTasksBackAtOnce(t *testing.T) {
 	g.open()
 	<-stopped
 	wantOn(ctx, t, "a", futs[0])
+}
+
+// A hand-back uses up neither a delivery nor a retry of the task: one
+// allowed a single delivery still runs, on the worker that handed it back
+// once that worker's slot is free, as its first attempt.
+func TestAHandedBackTaskKeepsItsDeliveriesAndRetries(t *testing.T) {
+	e := newEnv(t)
+	g := newGatedTasks(t)
+	e.executor("a", g.reg, func(o *tasks.ExecutorOptions) {
+		o.Concurrency = 1
+		o.Prefetch = 3
+		tasks.SetHoldLimit(o, 200*time.Millisecond)
+	})
+	p := e.producer()
+	ctx := frayt.Context(t, 20*time.Second)
+	run(t, p, "quick", 0, 20)
+	futs := []*tasks.Future{p.Submit(ctx, "gated", 0)}
+	<-g.started
+	futs = append(futs, p.Submit(ctx, "gated", 1, tasks.MaxDeliveries(1)))
+	_, js := frayt.Connect(t, e.url)
+	waitDelivered(t, js, 2)
+	wantNotAsked(t, js, 1) // handed back: queued again, and a asks for nothing more
+	g.open()
+	wantOn(ctx, t, "a", futs...)
+	g.ranOnce(t, 2)
 }

@@ -90,6 +90,11 @@ func (p *puller) limitLocked() int {
 	return p.slots + min(p.prefetch, extra)
 }
 
+// prefetchExpires bounds a request that asks for more than the free
+// slots: it is filled at once while the queue is busy, and must not
+// linger once the queue ran dry, to take a task handed back later.
+const prefetchExpires = 100 * time.Millisecond
+
 // silenceGrace is how long past a request's expiry its 408 may take to
 // arrive before the puller gives the request up.
 const silenceGrace = 4 * time.Second
@@ -169,12 +174,12 @@ func (p *puller) release(ran time.Duration) {
 	p.mu.Unlock()
 }
 
-// slowDown takes the pace to be at least d a task: after a held task had
-// to be handed back, the worker prefetches nothing until tasks are seen
-// to be short again.
+// slowDown takes the pace to be at least d a task on each slot: after a
+// held task had to be handed back, the worker prefetches nothing (however
+// many its slots) until tasks are seen to be short again.
 func (p *puller) slowDown(d time.Duration) {
 	p.mu.Lock()
-	p.avgRun = max(p.avgRun, d)
+	p.avgRun = max(p.avgRun, d*time.Duration(p.slots))
 	p.mu.Unlock()
 }
 
@@ -227,7 +232,7 @@ func (p *puller) tick(now time.Time) (failed string) {
 		p.newEpochLocked()
 	}
 	failed, p.failed = p.failed, ""
-	if p.park.keeper() && p.running+p.abandoned >= p.limitLocked() {
+	if p.park.keeper() && p.running+p.abandoned >= p.slots {
 		p.wakeLocked() // a busy keeper: a parked worker keeps a request open
 	}
 	p.pullLocked()
@@ -272,7 +277,11 @@ func (p *puller) pullLocked() {
 	}
 	p.park.woken = false
 	p.seq++
-	body := fmt.Sprintf(`{"batch":%d,"expires":%d}`, free, p.expiresLocked().Nanoseconds())
+	expires := p.expiresLocked()
+	if p.running+p.abandoned+p.pending+free > p.slots {
+		expires = min(expires, prefetchExpires)
+	}
+	body := fmt.Sprintf(`{"batch":%d,"expires":%d}`, free, expires.Nanoseconds())
 	if err := p.nc.PublishRequest(p.subject, p.inbox+"."+strconv.FormatUint(p.seq, 36), []byte(body)); err != nil {
 		return // retried on the next release or tick
 	}

@@ -201,7 +201,6 @@ func (w *Worker) Serving() bool {
 	return ex != nil && ex.Pulling()
 }
 
-// Running is the number of tasks running now.
 // DefaultPrefetch is fray-worker's prefetch for a worker of concurrency
 // slots (0: GOMAXPROCS): 8 tasks a slot.
 func DefaultPrefetch(concurrency int) int {
@@ -220,6 +219,7 @@ func (w *Worker) Held() int {
 	return ex.Held()
 }
 
+// Running is the number of tasks running now.
 func (w *Worker) Running() int {
 	ex := w.exec.Load()
 	if ex == nil {
