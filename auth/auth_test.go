@@ -100,8 +100,9 @@ func TestRegistryGrantsComeFromTheRegistryBucket(t *testing.T) {
 	}
 }
 
-// A worker user pulls its own pool's tasks and no other's: the pool it
-// was given with NAME@POOL, or the default pool.
+// A worker user pulls its own pool's tasks and no other's, and wakes and
+// waits on its own pool's wake subject only: the pool it was given with
+// NAME@POOL, or the default pool.
 func TestAWorkerMayPullOnlyItsPool(t *testing.T) {
 	res, err := auth.Init(auth.Options{Dir: t.TempDir(), Tenants: []auth.Tenant{{Workers: []string{"w1", "g1@gpu"}}}})
 	if err != nil {
@@ -126,6 +127,19 @@ func TestAWorkerMayPullOnlyItsPool(t *testing.T) {
 			}
 			if may != (pool == own) {
 				t.Errorf("worker %s of pool %s may pull pool %s: %v", id, own, pool, may)
+			}
+			// A large pool's parked workers wait on its wake subject, and
+			// any of its workers wakes them (tasks package, parking).
+			wake := broker.SubjectWakePrefix + pool
+			pub, sub := false, false
+			for _, s := range p.Publish {
+				pub = pub || broker.SubjectMatches(s, wake)
+			}
+			for _, s := range p.Subscribe {
+				sub = sub || broker.SubjectMatches(s, wake)
+			}
+			if pub != (pool == own) || sub != (pool == own) {
+				t.Errorf("worker %s of pool %s may publish to %s: %v, subscribe: %v", id, own, wake, pub, sub)
 			}
 		}
 	}

@@ -149,6 +149,8 @@ func PermissionsFor(u User) *Permissions {
 			"$JS.FC."+kvStream(broker.BucketJobState)+".>",
 		)
 		p.Subscribe = append(p.Subscribe, broker.SubjectActorPrefix+">") // host actors: calls, control, placement
+		p.Publish = append(p.Publish, wakePool(u.Pool))                  // wake a parked worker of its pool
+		p.Subscribe = append(p.Subscribe, wakePool(u.Pool))              // park (tasks package)
 		p.Subscribe = append(p.Subscribe, kvKeys(broker.BucketCancels))  // new cancellations
 		if u.WorkerID != "" {
 			own := ownWorker(u.WorkerID)
@@ -175,6 +177,14 @@ func pullPool(pool string) []string {
 		api + "CONSUMER.INFO." + s, api + "CONSUMER.MSG.NEXT." + s,
 		"$JS.ACK." + s + ".>",
 	}
+}
+
+// wakePool is pool's wake subject; any pool's when pool is "".
+func wakePool(pool string) string {
+	if pool == "" {
+		return broker.SubjectWakePrefix + "*"
+	}
+	return broker.SubjectWakePrefix + pool
 }
 
 // InboxPrefix is the prefix of user's reply subjects: a user may

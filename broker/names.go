@@ -24,6 +24,11 @@ const (
 	SubjectJobsPrefix   = "fray.jobs."
 	SubjectLogsPrefix   = "fray.logs."
 	SubjectActorPrefix  = "fray.actor."
+	// SubjectWakePrefix is a pool's wake subject (fray.wake.<pool>): core
+	// NATS, no stream. A large pool's parked workers listen on it in a
+	// queue group; a message there (its body is empty) asks one of them to
+	// pull (tasks package, parking).
+	SubjectWakePrefix = "fray.wake."
 
 	// LayoutVersion is the version of the stream and bucket layout that
 	// Provision writes into each asset's metadata under MetadataLayoutKey.

@@ -22,4 +22,9 @@
 // stores to fray.stored.<owner>.<task-id>, where producers listen: a future
 // resolves only with the stored result. PROTOCOL.md documents both records;
 // their Go form, subjects and headers are in internal/taskwire.
+//
+// An Executor pulls only for its free slots. In a pool of more than 64
+// live workers, only about 32 keep a pull request open while idle; the
+// others park until a backlog or a busy keeper wakes them on
+// fray.wake.<pool> (see parking in park.go for why and what it costs).
 package tasks

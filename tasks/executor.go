@@ -82,6 +82,7 @@ type Executor struct {
 	js    jetstream.JetStream
 	log   *slog.Logger
 	pull  *puller
+	park  parking // the puller's, drawn when the executor is made
 	view  *registry.View
 	slots []atomic.Pointer[runningTask]
 
@@ -154,7 +155,7 @@ func NewExecutor(nc *nats.Conn, js jetstream.JetStream, o ExecutorOptions) (*Exe
 	}
 	return &Executor{o: o, nc: nc, js: js, log: o.Logger.With("pool", o.Pool),
 		slots: make([]atomic.Pointer[runningTask], o.Concurrency), cancelled: map[string]time.Time{},
-		resending: map[*nats.Msg]struct{}{}}, nil
+		resending: map[*nats.Msg]struct{}{}, park: newParking(o.Pool)}, nil
 }
 
 // Held is the number of tasks received beyond the slots (see Prefetch)
@@ -220,6 +221,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	bgDone = append(bgDone, cancelsDone)
 
 	e.pull = newPuller(e.nc, broker.StreamTasks, taskwire.ConsumerName(e.o.Pool), e.o.Concurrency, e.o.Prefetch)
+	e.pull.park = e.park
 	e.work = make(chan *nats.Msg, 2*(e.o.Concurrency+e.o.Prefetch))
 	if e.o.Prefetch > 0 {
 		e.held = newHeldTasks()
@@ -295,6 +297,7 @@ func (e *Executor) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	if ctx.Err() == nil {
+		e.pull.setWorkers(e.poolWorkers(ctx))
 		e.pull.start()
 		e.pulling.Store(true)
 	}
@@ -408,6 +411,7 @@ func (e *Executor) ticks(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			e.pull.setWorkers(e.poolWorkers(ctx))
 			failed := e.pull.tick(now)
 			if e.held != nil {
 				if late := e.held.removeOlder(now.Add(-e.o.holdLimit)); len(late) > 0 {

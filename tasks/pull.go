@@ -58,6 +58,7 @@ type puller struct {
 	failed     string        // status of the last request refused without a count
 	dry        bool          // the last task delivered left the queue empty (or did not say)
 	avgRun     time.Duration // moving average of a task's time in its slot; 0 until one ran
+	park       parking
 }
 
 func newPuller(nc *nats.Conn, stream, consumer string, slots, prefetch int) *puller {
@@ -113,6 +114,9 @@ func (p *puller) onMsg(m *nats.Msg) int {
 		p.pending = max(0, p.pending-1)
 		ack, err := ackMeta(m.Reply)
 		p.dry = err != nil || ack.pending == 0
+		if !p.dry {
+			p.wakeLocked() // more are queued: one parked worker more
+		}
 		// Against the hard bound, not limitLocked: a message asked for
 		// while the pace allowed it is kept when the pace has slowed since.
 		if p.running+p.abandoned >= p.slots+p.prefetch {
@@ -131,6 +135,9 @@ func (p *puller) onMsg(m *nats.Msg) int {
 	if n := m.Header.Get("Nats-Pending-Messages"); n != "" {
 		unfilled, _ := strconv.Atoi(n)
 		p.pending = max(0, p.pending-unfilled)
+		if status == "408" {
+			p.dry = true // it waited out its expiry: the queue had nothing for it
+		}
 		p.pullLocked()
 		return pulledStatus
 	}
@@ -220,6 +227,9 @@ func (p *puller) tick(now time.Time) (failed string) {
 		p.newEpochLocked()
 	}
 	failed, p.failed = p.failed, ""
+	if p.park.keeper() && p.running+p.abandoned >= p.limitLocked() {
+		p.wakeLocked() // a busy keeper: a parked worker keeps a request open
+	}
 	p.pullLocked()
 	return failed
 }
@@ -234,6 +244,7 @@ func (p *puller) start() {
 func (p *puller) drain() {
 	p.mu.Lock()
 	p.draining = true
+	p.parkLocked(false)
 	p.mu.Unlock()
 }
 
@@ -244,20 +255,24 @@ func (p *puller) drain() {
 // half of what it may hold is free, so a busy worker sends few requests. Once the queue ran dry it waits for the
 // open request to be filled, which asks again at once, or to end: the
 // server fills open requests before the queue keeps any work. So an idle
-// worker keeps one request open, and a task on an idle fleet adds none:
+// worker keeps one request open (a large pool's parkers none, see
+// parking), and a task on an idle fleet adds none:
 // nats-server walks a consumer's whole list of waiting requests each time
 // the queue runs dry and each time a request arrives.
 func (p *puller) pullLocked() {
-	if p.draining {
-		return
-	}
 	limit := p.limitLocked()
 	free := limit - p.running - p.abandoned - p.pending
+	// A parker of a large pool waits for a wake instead (see parking).
+	parked := !p.draining && free > 0 && p.pending == 0 && p.dry && !p.park.keeper() && !p.park.woken
+	if p.parkLocked(parked); parked || p.draining {
+		return
+	}
 	if free <= 0 || (p.pending > 0 && (p.dry || free < max(1, limit/2))) {
 		return
 	}
+	p.park.woken = false
 	p.seq++
-	body := fmt.Sprintf(`{"batch":%d,"expires":%d}`, free, p.expires.Nanoseconds())
+	body := fmt.Sprintf(`{"batch":%d,"expires":%d}`, free, p.expiresLocked().Nanoseconds())
 	if err := p.nc.PublishRequest(p.subject, p.inbox+"."+strconv.FormatUint(p.seq, 36), []byte(body)); err != nil {
 		return // retried on the next release or tick
 	}

@@ -36,7 +36,8 @@ type Options struct {
 	// Concurrency is the number of task slots. Defaults to GOMAXPROCS.
 	Concurrency int
 	// Prefetch is the most tasks held beyond the slots while tasks are
-	// short (see tasks.ExecutorOptions). Defaults to 0.
+	// short (see tasks.ExecutorOptions). Defaults to 0; fray-worker sets
+	// DefaultPrefetch.
 	Prefetch int
 	// Attributes describe the host for placement (region, zone,
 	// preemptible, tpu-name, device-variant, ...).
@@ -201,6 +202,15 @@ func (w *Worker) Serving() bool {
 }
 
 // Running is the number of tasks running now.
+// DefaultPrefetch is fray-worker's prefetch for a worker of concurrency
+// slots (0: GOMAXPROCS): 8 tasks a slot.
+func DefaultPrefetch(concurrency int) int {
+	if concurrency <= 0 {
+		concurrency = runtime.GOMAXPROCS(0)
+	}
+	return 8 * concurrency
+}
+
 // Held is the number of prefetched tasks waiting for a slot now.
 func (w *Worker) Held() int {
 	ex := w.exec.Load()

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -152,11 +151,8 @@ func runMain(args []string) error {
 	case *jobCPU < 0:
 		return daemon.Usagef("--cpu %g: want a positive number of cores, or 0 for all", *jobCPU)
 	}
-	if *concurrency == 0 {
-		*concurrency = runtime.GOMAXPROCS(0)
-	}
 	if !prefetch.set {
-		prefetch.n = 8 * *concurrency
+		prefetch.n = worker.DefaultPrefetch(*concurrency)
 	}
 	if err := py.check(); err != nil {
 		return err

@@ -73,7 +73,7 @@ func runUp(ctx context.Context, args []string) error {
 		Broker:    broker.Options{StoreDir: *store, Host: *host, Port: *port},
 		Workers:   *workers,
 		NoWorkers: *workers == 0,
-		Worker:    worker.Options{Concurrency: *concurrency, HandlerContext: handlerCtx},
+		Worker:    worker.Options{Concurrency: *concurrency, Prefetch: worker.DefaultPrefetch(*concurrency), HandlerContext: handlerCtx},
 		Logger:    log,
 	})
 	if err != nil {

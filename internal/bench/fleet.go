@@ -285,7 +285,7 @@ func runFleetWorker(ctx context.Context, o FleetOptions, i int, log *slog.Logger
 		return err
 	}
 	w, err := worker.New(c.NATS(), worker.Options{
-		ID: fmt.Sprintf("fleet-%05d", i), Concurrency: o.Concurrency, LeaseTTL: o.LeaseTTL, Plugins: plugins,
+		ID: fmt.Sprintf("fleet-%05d", i), Concurrency: o.Concurrency, Prefetch: worker.DefaultPrefetch(o.Concurrency), LeaseTTL: o.LeaseTTL, Plugins: plugins,
 		DrainTimeout: time.Nanosecond, Logger: log,
 		HandlerContext: func(ctx context.Context) context.Context { return fray.WithClient(ctx, c) },
 		Objects:        c.Objects(),

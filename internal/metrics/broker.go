@@ -164,7 +164,7 @@ type gauges struct{ b *Broker }
 
 var (
 	descQueued      = prometheus.NewDesc("fray_tasks_queued", "Tasks waiting in a pool's queue for a worker.", []string{"pool"}, nil)
-	descRunning     = prometheus.NewDesc("fray_tasks_running", "Tasks of a pool delivered to a worker and not yet acknowledged (running, or held by a dead worker until their lease lapses).", []string{"pool"}, nil)
+	descRunning     = prometheus.NewDesc("fray_tasks_running", "Tasks of a pool delivered to a worker and not yet acknowledged (running, prefetched and waiting for a slot, or held by a dead worker until their lease lapses).", []string{"pool"}, nil)
 	descRedelivered = prometheus.NewDesc("fray_tasks_redelivered", "Tasks of a pool delivered more than once and not yet done.", []string{"pool"}, nil)
 	descWorkers     = prometheus.NewDesc("fray_workers_live", "Live workers (registered, lease current) of a pool.", []string{"pool"}, nil)
 	descSlots       = prometheus.NewDesc("fray_workers_slots", "Task slots of a pool's live workers.", []string{"pool"}, nil)
