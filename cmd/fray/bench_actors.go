@@ -173,14 +173,14 @@ func benchActors(ctx context.Context, args []string) error {
 			baseRates = append(baseRates, r)
 		}
 	}
-	res.CallsPerS = actorsMedian(rates)
+	res.CallsPerS = bench.Median(rates)
 	lat, err := actorsSequential(*seq, call)
 	if err != nil {
 		return err
 	}
 	res.P50MS, res.P99MS = actorsPercentile(lat, 50), actorsPercentile(lat, 99)
 	if *base {
-		res.BaselinePerS = actorsMedian(baseRates)
+		res.BaselinePerS = bench.Median(baseRates)
 		blat, err := actorsSequential(*seq, bare)
 		if err != nil {
 			return err
@@ -252,12 +252,6 @@ func actorsPercentile(lat []time.Duration, p float64) float64 {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	i := int(float64(len(s)-1) * p / 100)
 	return float64(s[i].Microseconds()) / 1000
-}
-
-func actorsMedian(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	return s[len(s)/2]
 }
 
 // benchPythonHost runs a worker on nc whose actor host serves the Python

@@ -73,12 +73,14 @@ func benchTasks(ctx context.Context, args []string) error {
 	seq := fs.Int("sequential", 0, "tasks in the one-at-a-time latency phase (default min(n, 2000))")
 	base := fs.Bool("baseline", false, "also measure the bare JetStream path in the same run (prefetching; pulling only for free slots; and also giving each task a deduplication id and storing each result before the ack, as fray does) and print fray's ratio to each")
 	asJSON := fs.Bool("json", false, "print one JSON line: n, concurrency, brokers, replicas, tasks_per_s, cpu_us_per_task, allocs_per_task, alloc_bytes_per_task, p50_ms, p99_ms "+
-		"(with --baseline also baseline_tasks_per_s, ratio, baseline_free_slots_tasks_per_s, ratio_free_slots, baseline_same_work_tasks_per_s, ratio_same_work, and each bare path's *_cpu_us_per_task); "+
+		"(with --baseline also baseline_tasks_per_s, ratio, baseline_free_slots_tasks_per_s, ratio_free_slots, baseline_same_work_tasks_per_s, ratio_same_work, and each bare path's *_cpu_us_per_task; with --rounds above 1 also rounds and ratio_same_work_rounds); "+
 		"with --producers/--workers one line per pair: producers, workers, concurrency, in_flight, n, tasks_per_s, p50_ms, p99_ms, broker_cpu_cores, workers_cpu_cores, producers_cpu_cores, *_cpu_us_per_task, machine_cpus")
 	store := fs.String("store", "", "store directory (default: a temporary directory)")
 	cluster := fs.Int("cluster", 1, "brokers: 3 runs three in-process brokers joined in a cluster, every stream (the bare path's too) with 3 replicas, the producer on the first node and the worker on the last")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memprofile := fs.String("memprofile", "", "write an allocation profile of the run to this file when it ends")
+	rounds := fs.Int("rounds", 1, "with --baseline: measure fray's throughput phase and the same-work bare path this many times, alternating, in this process, "+
+		"and report the medians (ratio_same_work: the median of the rounds' ratios, listed in ratio_same_work_rounds); steadier than separate runs on a machine whose load drifts")
 	rt := addBenchRuntime(fs, "task")
 	procs := addBenchProcs(fs)
 	if _, err := parsePositional(fs, args, 0, 0, ""); err != nil {
@@ -99,10 +101,14 @@ func benchTasks(ctx context.Context, args []string) error {
 		return usagef(fs, "--sequential %d: want 0 or more tasks (0: min(n, 2000))", *seq)
 	case bench.CheckCluster(*cluster) != nil:
 		return usagef(fs, "--cluster %d: want 3 (a replicated cluster) or 1 (one broker)", *cluster)
+	case *rounds < 1:
+		return usagef(fs, "--rounds %d: want at least 1", *rounds)
+	case *rounds > 1 && !*base:
+		return usagef(fs, "--rounds %d: rounds pair fray with the same-work bare path: add --baseline", *rounds)
 	}
 	if procs.selected() {
-		if *base || *cluster != 1 || pyOpts != nil || *payload != 0 || *store != "" {
-			return usagef(fs, "--producers and --workers run separate processes on one broker; --baseline, --cluster, --runtime python, --payload and --store apply to the in-process bench only")
+		if *base || *rounds != 1 || *cluster != 1 || pyOpts != nil || *payload != 0 || *store != "" {
+			return usagef(fs, "--producers and --workers run separate processes on one broker; --baseline, --rounds, --cluster, --runtime python, --payload and --store apply to the in-process bench only")
 		}
 		o, err := procs.options(fs, *n, *c)
 		if err != nil {
@@ -121,7 +127,7 @@ func benchTasks(ctx context.Context, args []string) error {
 	if *memprofile != "" {
 		defer writeMemProfile(*memprofile)
 	}
-	res, err := bench.Tasks(ctx, bench.TasksOptions{N: *n, Concurrency: *c, Payload: *payload, Sequential: *seq, Baseline: *base, Cluster: *cluster, StoreDir: *store, Python: pyOpts})
+	res, err := bench.Tasks(ctx, bench.TasksOptions{N: *n, Concurrency: *c, Payload: *payload, Sequential: *seq, Baseline: *base, Rounds: *rounds, Cluster: *cluster, StoreDir: *store, Python: pyOpts})
 	return printBench(res, err, *asJSON)
 }
 

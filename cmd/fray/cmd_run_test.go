@@ -30,6 +30,8 @@ func TestTaskCommandFlagMistakesExitTwoNamingTheFlag(t *testing.T) {
 		{[]string{"bench", "tasks", "--concurrency", "0"}, "fray bench tasks: --concurrency 0"},
 		{[]string{"bench", "tasks", "--payload", "-1"}, "fray bench tasks: --payload -1"},
 		{[]string{"bench", "tasks", "--sequential", "-1"}, "fray bench tasks: --sequential -1"},
+		{[]string{"bench", "tasks", "--rounds", "0"}, "fray bench tasks: --rounds 0: want at least 1"},
+		{[]string{"bench", "tasks", "--rounds", "3"}, "fray bench tasks: --rounds 3: rounds pair fray with the same-work bare path: add --baseline"},
 	}
 	for _, c := range cases {
 		_, stderr, code := cli(t, c.args...)

@@ -27,6 +27,12 @@ type TasksOptions struct {
 	Payload     int  // argument bytes per task
 	Sequential  int  // tasks in the one-at-a-time latency phase; defaults to min(N, 2000)
 	Baseline    bool // also measure the bare JetStream path
+	// Rounds, with Baseline and above 1, measures fray's throughput phase
+	// and the same-work bare path Rounds times, alternating, in this
+	// process, and reports the medians: on a shared machine whose load
+	// drifts, pairs measured seconds apart compare better than runs
+	// measured minutes apart. 0 or 1: one of each.
+	Rounds int
 	// Cluster, if 3, runs on three in-process brokers joined in a cluster,
 	// every stream with three replicas (the bare path's too); the producer
 	// is on the first node and the worker on the last. 0 or 1: one broker.
@@ -82,6 +88,12 @@ type TasksResult struct {
 	SameWorkCPUUS     float64 `json:"baseline_same_work_cpu_us_per_task,omitempty"`
 	SameWorkAllocs    float64 `json:"baseline_same_work_allocs_per_task,omitempty"`
 	SameWorkBytes     float64 `json:"baseline_same_work_alloc_bytes_per_task,omitempty"`
+	// With Rounds above 1: the rounds, and each round's fray/same-work
+	// throughput ratio. SameWorkRatio is then the median of these ratios,
+	// and every rate, CPU and allocation figure of fray and of the
+	// same-work path is the median over the rounds.
+	Rounds         int       `json:"rounds,omitempty"`
+	SameWorkRatios []float64 `json:"ratio_same_work_rounds,omitempty"`
 }
 
 func (r TasksResult) String() string {
@@ -96,6 +108,9 @@ func (r TasksResult) String() string {
 	if r.SameWorkTasksPerS > 0 {
 		s += fmt.Sprintf("\nbare JetStream doing fray's work (a deduplication id per task, free slots, result stored and republished, ack after its PubAck): %.0f msgs/s, %.0f µs CPU, %.0f allocations (%.0f bytes) each (fray/that: %.2f)", r.SameWorkTasksPerS, r.SameWorkCPUUS, r.SameWorkAllocs, r.SameWorkBytes, r.SameWorkRatio)
 	}
+	if r.Rounds > 1 {
+		s += fmt.Sprintf("\n%d rounds of fray and the same-work path, alternating: medians above; fray/that per round: %.2f", r.Rounds, r.SameWorkRatios)
+	}
 	return s
 }
 
@@ -108,6 +123,9 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 	}
 	if err := CheckCluster(o.Cluster); err != nil {
 		return TasksResult{}, err
+	}
+	if o.Rounds < 0 || (o.Rounds > 1 && !o.Baseline) {
+		return TasksResult{}, fmt.Errorf("bench tasks: rounds %d: want 0 or 1, or more with the baseline (rounds pair fray with the same-work bare path)", o.Rounds)
 	}
 	nodes := max(1, o.Cluster)
 	if o.Sequential == 0 {
@@ -206,12 +224,28 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 	if err := runBatch(ctx, p, fn, min(o.N, 1000), arg); err != nil {
 		return res, err
 	}
-	start := startPhase()
-	if err := runBatch(ctx, p, fn, o.N, arg); err != nil {
-		return res, err
+	var sameWork rate // measured in the rounds, if any
+	if o.Rounds > 1 {
+		fray, bare, err := tasksRounds(ctx, o, p, fn, arg, purl, wurl, js)
+		if err != nil {
+			return res, err
+		}
+		res.Rounds = o.Rounds
+		for i := range fray {
+			res.SameWorkRatios = append(res.SameWorkRatios, fray[i].perS/bare[i].perS)
+		}
+		res.SameWorkRatio = Median(res.SameWorkRatios)
+		r, sw := medianRate(fray), medianRate(bare)
+		res.TasksPerS, res.CPUUSPerTask, res.AllocsPerTask, res.AllocBytesPerTask = r.perS, r.cpuUS, r.allocs, r.allocBytes
+		sameWork = sw
+	} else {
+		start := startPhase()
+		if err := runBatch(ctx, p, fn, o.N, arg); err != nil {
+			return res, err
+		}
+		r := start.measure(o.N)
+		res.TasksPerS, res.CPUUSPerTask, res.AllocsPerTask, res.AllocBytesPerTask = r.perS, r.cpuUS, r.allocs, r.allocBytes
 	}
-	r := start.measure(o.N)
-	res.TasksPerS, res.CPUUSPerTask, res.AllocsPerTask, res.AllocBytesPerTask = r.perS, r.cpuUS, r.allocs, r.allocBytes
 
 	// Latency, one task at a time.
 	lat := make([]time.Duration, 0, o.Sequential)
@@ -238,6 +272,13 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 			{barePath{freeSlots: true}, &res.FreeSlotsTasksPerS, &res.FreeSlotsRatio, &res.FreeSlotsCPUUS},
 			{barePath{freeSlots: true, storeResults: true}, &res.SameWorkTasksPerS, &res.SameWorkRatio, &res.SameWorkCPUUS},
 		} {
+			if b.path.storeResults && res.Rounds > 1 {
+				// Measured in the rounds: the medians, and the median of
+				// the rounds' ratios.
+				res.SameWorkTasksPerS, res.SameWorkCPUUS = sameWork.perS, sameWork.cpuUS
+				res.SameWorkAllocs, res.SameWorkBytes = sameWork.allocs, sameWork.allocBytes
+				continue
+			}
 			r, err := bare(ctx, purl, wurl, js, o.N, o.Concurrency, arg, b.path)
 			if err != nil {
 				return res, err
@@ -249,6 +290,52 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// tasksRounds measures fray's throughput phase and then the same-work bare
+// path, o.Rounds times. The worker stays up through the bare rounds (it
+// idles on one open pull request of its own consumer).
+func tasksRounds(ctx context.Context, o TasksOptions, p *tasks.Producer, fn string, arg []byte, purl, wurl string, js jetstream.JetStream) (fray, bareRates []rate, err error) {
+	for range o.Rounds {
+		start := startPhase()
+		if err := runBatch(ctx, p, fn, o.N, arg); err != nil {
+			return nil, nil, err
+		}
+		fray = append(fray, start.measure(o.N))
+		b, err := bare(ctx, purl, wurl, js, o.N, o.Concurrency, arg, barePath{freeSlots: true, storeResults: true})
+		if err != nil {
+			return nil, nil, err
+		}
+		bareRates = append(bareRates, b)
+	}
+	return fray, bareRates, nil
+}
+
+// medianRate is the median of each figure of rs, taken apart.
+func medianRate(rs []rate) rate {
+	pick := func(f func(rate) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		return Median(v)
+	}
+	return rate{perS: pick(func(r rate) float64 { return r.perS }), cpuUS: pick(func(r rate) float64 { return r.cpuUS }),
+		allocs: pick(func(r rate) float64 { return r.allocs }), allocBytes: pick(func(r rate) float64 { return r.allocBytes })}
+}
+
+// Median is the middle value of v (the mean of the middle two for an even
+// count), without reordering v; 0 for none.
+func Median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
 }
 
 // CheckCluster validates TasksOptions.Cluster.

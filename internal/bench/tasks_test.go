@@ -36,9 +36,54 @@ func TestTasksMeasuresFrayAndEveryBarePath(t *testing.T) {
 	}
 }
 
+// TestTasksPairsRoundsWithTheSameWorkPath runs the benchmark small in
+// rounds: one fray/same-work ratio per round, the reported ratio their
+// median, and every rate there.
+func TestTasksPairsRoundsWithTheSameWorkPath(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Tasks(ctx, TasksOptions{N: 300, Concurrency: 4, Sequential: 20, Baseline: true, Rounds: 3, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rounds != 3 || len(res.SameWorkRatios) != 3 {
+		t.Fatalf("rounds %d, ratios %v: want 3 of each", res.Rounds, res.SameWorkRatios)
+	}
+	for _, r := range res.SameWorkRatios {
+		if r <= 0 {
+			t.Fatalf("a round's ratio is %v: %v", r, res.SameWorkRatios)
+		}
+	}
+	if res.SameWorkRatio != Median(res.SameWorkRatios) {
+		t.Fatalf("ratio_same_work %v is not the median of %v", res.SameWorkRatio, res.SameWorkRatios)
+	}
+	if res.TasksPerS <= 0 || res.SameWorkTasksPerS <= 0 || res.CPUUSPerTask <= 0 || res.SameWorkCPUUS <= 0 ||
+		res.BaselineTasksPerS <= 0 || res.FreeSlotsTasksPerS <= 0 {
+		t.Fatalf("a rate or CPU figure is missing: %+v", res)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{3, 1, 2}, 2}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		in := append([]float64(nil), c.in...)
+		if got := Median(in); got != c.want {
+			t.Errorf("Median(%v) = %v, want %v", c.in, got, c.want)
+		}
+		for i := range in {
+			if in[i] != c.in[i] {
+				t.Fatalf("Median reordered its input: %v, was %v", in, c.in)
+			}
+		}
+	}
+}
+
 func TestTasksRefusesBadOptions(t *testing.T) {
 	for _, o := range []TasksOptions{{N: 0, Concurrency: 1}, {N: 1, Concurrency: 0}, {N: 1, Concurrency: 1, Payload: -1},
-		{N: 1, Concurrency: 1, Cluster: 2}, {N: 1, Concurrency: 1, Cluster: -1}} {
+		{N: 1, Concurrency: 1, Cluster: 2}, {N: 1, Concurrency: 1, Cluster: -1},
+		{N: 1, Concurrency: 1, Rounds: 2}, {N: 1, Concurrency: 1, Baseline: true, Rounds: -1}} {
 		if _, err := Tasks(context.Background(), o); err == nil {
 			t.Errorf("%+v: no error", o)
 		}
