@@ -961,23 +961,34 @@ func (tr *taskRun) pubAcked(err error) {
 	case errors.Is(err, ErrClosed):
 		m.Nak() // shutting down: whoever runs it next finds the result if it was stored
 	default:
-		e.rmu.Lock()
-		if e.rclosed { // a late PubAck after shutdown: hand the task back
-			e.rmu.Unlock()
-			m.Nak()
-			return
-		}
-		e.retries.Add(1)
-		e.resending[m] = struct{}{}
-		e.rmu.Unlock()
-		go func() {
-			defer e.retries.Done()
+		if !e.resendInBackground(m, func() {
 			e.retryResult(completion{msg: m, subject: subj, data: data, id: id}, err)
-			e.rmu.Lock()
-			delete(e.resending, m)
-			e.rmu.Unlock()
-		}()
+		}) {
+			m.Nak() // a late PubAck after shutdown: hand the task back
+		}
 	}
+}
+
+// resendInBackground runs f on a goroutine of its own while task message
+// m heartbeats as one being sent again; false, without running f, once the
+// executor has stopped.
+func (e *Executor) resendInBackground(m *nats.Msg, f func()) bool {
+	e.rmu.Lock()
+	if e.rclosed {
+		e.rmu.Unlock()
+		return false
+	}
+	e.retries.Add(1)
+	e.resending[m] = struct{}{}
+	e.rmu.Unlock()
+	go func() {
+		defer e.retries.Done()
+		f()
+		e.rmu.Lock()
+		delete(e.resending, m)
+		e.rmu.Unlock()
+	}()
+	return true
 }
 
 type completion struct {

@@ -104,27 +104,15 @@ func (e *Executor) handBackUncounted(m *nats.Msg) {
 		prior, _ = strconv.Atoi(h)
 	}
 	cp := taskCopy(m, id, max(0, prior)+int(ack.delivered)-1, ack.streamSeq)
-	e.rmu.Lock()
-	if e.rclosed {
-		e.rmu.Unlock()
-		m.Nak()
-		return
-	}
-	e.retries.Add(1)
-	e.resending[m] = struct{}{}
-	e.rmu.Unlock()
-	go func() {
-		defer e.retries.Done()
-		err := e.requeue(m, cp)
-		e.rmu.Lock()
-		delete(e.resending, m)
-		e.rmu.Unlock()
-		if err != nil {
+	if !e.resendInBackground(m, func() {
+		if err := e.requeue(m, cp); err != nil {
 			e.log.Warn("hand a held task back; it counts as a delivery", "task", id, "err", err)
 			m.Nak()
 		}
 		e.pull.wake() // a parked worker may be the one free to run it
-	}()
+	}) {
+		m.Nak()
+	}
 }
 
 // requeue stores cp, a copy of m, then acks m; a few tries each.
