@@ -138,121 +138,112 @@ func wantOn(ctx context.Context, t *testing.T, worker string, futs ...*tasks.Fut
 	}
 }
 
+// prefetchRig is worker "a" of one slot, prefetching up to 3 tasks (mod
+// may change its options further), serving gatedTasks, with a producer
+// and a connection to look at the pool's consumer.
+type prefetchRig struct {
+	e     *env
+	g     *gatedTasks
+	a     *tasks.Executor
+	stopA func()
+	p     *tasks.Producer
+	ctx   context.Context
+	js    jetstream.JetStream
+}
+
+func newPrefetchRig(t *testing.T, mod func(*tasks.ExecutorOptions)) *prefetchRig {
+	r := &prefetchRig{e: newEnv(t), g: newGatedTasks(t), ctx: frayt.Context(t, 20*time.Second)}
+	r.a, r.stopA = r.e.executor("a", r.g.reg, func(o *tasks.ExecutorOptions) {
+		o.Concurrency, o.Prefetch = 1, 3
+		if mod != nil {
+			mod(o)
+		}
+	})
+	r.p = r.e.producer()
+	_, r.js = frayt.Connect(t, r.e.url)
+	return r
+}
+
 // While tasks are short, a prefetching executor holds tasks beyond its
 // slots, so a slot that frees starts the next without asking the server.
 func TestAPrefetchingExecutorHoldsShortTasksBeyondItsSlots(t *testing.T) {
-	e := newEnv(t)
-	g := newGatedTasks(t)
-	ex, _ := e.executor("a", g.reg, func(o *tasks.ExecutorOptions) { o.Concurrency = 1; o.Prefetch = 3 })
-	p := e.producer()
-	ctx := frayt.Context(t, 20*time.Second)
-	run(t, p, "quick", 0, 20) // the pace: tasks take microseconds
-	futs := g.behindTheGate(ctx, p, 5)
-	_, js := frayt.Connect(t, e.url)
-	waitDelivered(t, js, 4)
-	if ex.Held() != 3 || ex.Running() != 1 {
-		t.Fatalf("held %d, running %d: want 3 held and 1 running", ex.Held(), ex.Running())
+	r := newPrefetchRig(t, nil)
+	run(t, r.p, "quick", 0, 20) // the pace: tasks take microseconds
+	futs := r.g.behindTheGate(r.ctx, r.p, 5)
+	waitDelivered(t, r.js, 4)
+	if r.a.Held() != 3 || r.a.Running() != 1 {
+		t.Fatalf("held %d, running %d: want 3 held and 1 running", r.a.Held(), r.a.Running())
 	}
-	g.open()
-	wantOn(ctx, t, "a", futs...)
-	g.ranOnce(t, 6)
+	r.g.open()
+	wantOn(r.ctx, t, "a", futs...)
+	r.g.ranOnce(t, 6)
 }
 
 // Once tasks take longer than the prefetch window, a prefetching executor
 // holds no task beyond its slots: it does not even ask for one.
 func TestAPrefetchingExecutorHoldsNothingExtraWhileTasksAreLong(t *testing.T) {
-	e := newEnv(t)
-	g := newGatedTasks(t)
-	e.executor("a", g.reg, func(o *tasks.ExecutorOptions) { o.Concurrency = 1; o.Prefetch = 3 })
-	p := e.producer()
-	ctx := frayt.Context(t, 20*time.Second)
-	run(t, p, "slow", 50, 1) // the pace: 50 ms a task, ten times the window
-	futs := g.behindTheGate(ctx, p, 3)
-	_, js := frayt.Connect(t, e.url)
-	wantNotAsked(t, js, 3)
-	g.open()
-	wantOn(ctx, t, "a", futs...)
+	r := newPrefetchRig(t, nil)
+	run(t, r.p, "slow", 50, 1) // the pace: 50 ms a task, ten times the window
+	futs := r.g.behindTheGate(r.ctx, r.p, 3)
+	wantNotAsked(t, r.js, 3)
+	r.g.open()
+	wantOn(r.ctx, t, "a", futs...)
 }
 
 // A held task that waits too long behind a task much longer than the pace
 // is handed back, and another worker runs it, once.
 func TestAHeldTaskStuckBehindALongOneIsHandedBack(t *testing.T) {
-	e := newEnv(t)
-	g := newGatedTasks(t)
-	exA, _ := e.executor("a", g.reg, func(o *tasks.ExecutorOptions) {
-		o.Concurrency = 1
-		o.Prefetch = 3
-		tasks.SetHoldLimit(o, 200*time.Millisecond)
-	})
-	p := e.producer()
-	ctx := frayt.Context(t, 20*time.Second)
-	run(t, p, "quick", 0, 20)
-	futs := g.behindTheGate(ctx, p, 3)
-	_, js := frayt.Connect(t, e.url)
-	waitDelivered(t, js, 4)
-	_, stopB := e.executor("b", g.reg, nil)
-	wantOn(ctx, t, "b", futs[1:]...)
-	if exA.Running() != 1 {
-		t.Fatalf("a runs %d tasks, want the gated one still running", exA.Running())
+	r := newPrefetchRig(t, func(o *tasks.ExecutorOptions) { tasks.SetHoldLimit(o, 200*time.Millisecond) })
+	run(t, r.p, "quick", 0, 20)
+	futs := r.g.behindTheGate(r.ctx, r.p, 3)
+	waitDelivered(t, r.js, 4)
+	_, stopB := r.e.executor("b", r.g.reg, nil)
+	wantOn(r.ctx, t, "b", futs[1:]...)
+	if r.a.Running() != 1 {
+		t.Fatalf("a runs %d tasks, want the gated one still running", r.a.Running())
 	}
 	// Having had to hand tasks back, a prefetches nothing more for now.
 	stopB()
 	for i := 4; i <= 6; i++ {
-		futs = append(futs, p.Submit(ctx, "gated", i))
+		futs = append(futs, r.p.Submit(r.ctx, "gated", i))
 	}
-	wantNotAsked(t, js, 3)
-	g.open()
-	wantOn(ctx, t, "", futs...)
-	g.ranOnce(t, 7)
+	wantNotAsked(t, r.js, 3)
+	r.g.open()
+	wantOn(r.ctx, t, "", futs...)
+	r.g.ranOnce(t, 7)
 }
 
 // A draining worker hands its held tasks back at once: they do not wait
 // for its running tasks.
 func TestADrainHandsHeldTasksBackAtOnce(t *testing.T) {
-	e := newEnv(t)
-	g := newGatedTasks(t)
-	_, stopA := e.executor("a", g.reg, func(o *tasks.ExecutorOptions) {
-		o.Concurrency = 1
-		o.Prefetch = 3
+	r := newPrefetchRig(t, func(o *tasks.ExecutorOptions) {
 		o.DrainTimeout = time.Hour
 		tasks.SetHoldLimit(o, time.Hour)
 	})
-	p := e.producer()
-	ctx := frayt.Context(t, 20*time.Second)
-	run(t, p, "quick", 0, 20)
-	futs := g.behindTheGate(ctx, p, 3)
-	_, js := frayt.Connect(t, e.url)
-	waitDelivered(t, js, 4)
+	run(t, r.p, "quick", 0, 20)
+	futs := r.g.behindTheGate(r.ctx, r.p, 3)
+	waitDelivered(t, r.js, 4)
 	stopped := make(chan struct{})
-	go func() { stopA(); close(stopped) }()
-	e.executor("b", g.reg, nil)
-	wantOn(ctx, t, "b", futs[1:]...)
-	g.open()
+	go func() { r.stopA(); close(stopped) }()
+	r.e.executor("b", r.g.reg, nil)
+	wantOn(r.ctx, t, "b", futs[1:]...)
+	r.g.open()
 	<-stopped
-	wantOn(ctx, t, "a", futs[0])
+	wantOn(r.ctx, t, "a", futs[0])
 }
 
 // A hand-back uses up neither a delivery nor a retry of the task: one
 // allowed a single delivery still runs, on the worker that handed it back
 // once that worker's slot is free, as its first attempt.
 func TestAHandedBackTaskKeepsItsDeliveriesAndRetries(t *testing.T) {
-	e := newEnv(t)
-	g := newGatedTasks(t)
-	e.executor("a", g.reg, func(o *tasks.ExecutorOptions) {
-		o.Concurrency = 1
-		o.Prefetch = 3
-		tasks.SetHoldLimit(o, 200*time.Millisecond)
-	})
-	p := e.producer()
-	ctx := frayt.Context(t, 20*time.Second)
-	run(t, p, "quick", 0, 20)
-	futs := []*tasks.Future{p.Submit(ctx, "gated", 0)}
-	<-g.started
-	futs = append(futs, p.Submit(ctx, "gated", 1, tasks.MaxDeliveries(1)))
-	_, js := frayt.Connect(t, e.url)
-	waitDelivered(t, js, 2)
-	wantNotAsked(t, js, 1) // handed back: queued again, and a asks for nothing more
-	g.open()
-	wantOn(ctx, t, "a", futs...)
-	g.ranOnce(t, 2)
+	r := newPrefetchRig(t, func(o *tasks.ExecutorOptions) { tasks.SetHoldLimit(o, 200*time.Millisecond) })
+	run(t, r.p, "quick", 0, 20)
+	futs := []*tasks.Future{r.p.Submit(r.ctx, "gated", 0)}
+	<-r.g.started
+	futs = append(futs, r.p.Submit(r.ctx, "gated", 1, tasks.MaxDeliveries(1)))
+	waitDelivered(t, r.js, 2)
+	wantNotAsked(t, r.js, 1) // handed back: queued again, and a asks for nothing more
+	r.g.open()
+	wantOn(r.ctx, t, "a", futs...)
+	r.g.ranOnce(t, 2)
 }
