@@ -29,13 +29,15 @@ func benchLines(t *testing.T, args ...string) []map[string]any {
 // producer processes, found beside fray) and reports one line per pair,
 // counting every task asked for.
 func TestBenchTasksAcrossProcessesPrintsOneLinePerPair(t *testing.T) {
-	lines := benchLines(t, "tasks", "--producers", "1", "--workers", "1", "--n", "200")
+	// Enough tasks that the broker's CPU time, which /proc counts in
+	// ticks of 10 ms, is more than a tick (about 60 µs a task).
+	lines := benchLines(t, "tasks", "--producers", "1", "--workers", "1", "--n", "3000")
 	if len(lines) != 1 {
 		t.Fatalf("%d lines, want 1: %v", len(lines), lines)
 	}
 	l := lines[0]
-	if l["producers"] != 1.0 || l["workers"] != 1.0 || l["n"] != 200.0 {
-		t.Fatalf("line %v: want producers 1, workers 1, n 200", l)
+	if l["producers"] != 1.0 || l["workers"] != 1.0 || l["n"] != 3000.0 {
+		t.Fatalf("line %v: want producers 1, workers 1, n 3000", l)
 	}
 	for _, k := range []string{"tasks_per_s", "p50_ms", "p99_ms", "broker_cpu_us_per_task", "producers_cpu_us_per_task"} {
 		if v, ok := l[k].(float64); !ok || v <= 0 {
