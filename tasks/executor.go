@@ -72,6 +72,9 @@ type ExecutorOptions struct {
 	timeoutGrace time.Duration
 	// holdLimit overrides holdLimit; tests lengthen it (export_test.go).
 	holdLimit time.Duration
+	// prefetchWindow overrides prefetchWindow; tests widen it so that
+	// what is prefetched does not depend on how fast the machine is.
+	prefetchWindow time.Duration
 }
 
 // Executor pulls tasks of one pool and runs them on a fixed number of
@@ -226,6 +229,9 @@ func (e *Executor) Run(ctx context.Context) error {
 	bgDone = append(bgDone, cancelsDone)
 
 	e.pull = newPuller(e.nc, broker.StreamTasks, taskwire.ConsumerName(e.o.Pool), e.o.Concurrency, e.o.Prefetch)
+	if e.o.prefetchWindow > 0 {
+		e.pull.window = e.o.prefetchWindow
+	}
 	e.pull.park = e.park
 	stopDenied := broker.OnPermissionDenied(e.nc, func(pe *broker.PermissionError) {
 		if pe.Op == "subscribe" && pe.Subject == e.park.subject {

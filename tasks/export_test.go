@@ -34,3 +34,8 @@ func SetParking(t testing.TB, keepers, above int, parked time.Duration, draw fun
 // SetHoldLimit sets how long a prefetched task may wait for a slot before
 // it is handed back (a second by default).
 func SetHoldLimit(o *ExecutorOptions, d time.Duration) { o.holdLimit = d }
+
+// SetPrefetchWindow sets how long prefetched tasks may be expected to wait
+// for a slot at the recent pace (5 ms by default), which bounds how many
+// are prefetched.
+func SetPrefetchWindow(o *ExecutorOptions, d time.Duration) { o.prefetchWindow = d }

@@ -58,11 +58,15 @@ func newGatedTasks(t *testing.T) *gatedTasks {
 		g.mu.Unlock()
 		g.started <- i
 		if i == 0 {
-			<-g.gate
+			select {
+			case <-g.gate:
+			case <-ctx.Done(): // the executor stops (a test failed before opening the gate)
+				return "", ctx.Err()
+			}
 		}
 		return ti.Worker, nil
 	})
-	t.Cleanup(g.open) // before the executors stop
+	t.Cleanup(g.open)
 	return g
 }
 
@@ -140,7 +144,9 @@ func wantOn(ctx context.Context, t *testing.T, worker string, futs ...*tasks.Fut
 
 // prefetchRig is worker "a" of one slot, prefetching up to 3 tasks (mod
 // may change its options further), serving gatedTasks, with a producer
-// and a connection to look at the pool's consumer.
+// and a connection to look at the pool's consumer. Its prefetch window is
+// a second, so that tasks taking microseconds (or, on a loaded machine
+// under the race detector, a millisecond or two) all count as short.
 type prefetchRig struct {
 	e     *env
 	g     *gatedTasks
@@ -155,6 +161,7 @@ func newPrefetchRig(t *testing.T, mod func(*tasks.ExecutorOptions)) *prefetchRig
 	r := &prefetchRig{e: newEnv(t), g: newGatedTasks(t), ctx: frayt.Context(t, 20*time.Second)}
 	r.a, r.stopA = r.e.executor("a", r.g.reg, func(o *tasks.ExecutorOptions) {
 		o.Concurrency, o.Prefetch = 1, 3
+		tasks.SetPrefetchWindow(o, time.Second)
 		if mod != nil {
 			mod(o)
 		}
@@ -170,10 +177,10 @@ func TestAPrefetchingExecutorHoldsShortTasksBeyondItsSlots(t *testing.T) {
 	r := newPrefetchRig(t, nil)
 	run(t, r.p, "quick", 0, 20) // the pace: tasks take microseconds
 	futs := r.g.behindTheGate(r.ctx, r.p, 5)
+	frayt.Eventually(t, 5*time.Second, "3 tasks held and 1 running", func() bool {
+		return r.a.Held() == 3 && r.a.Running() == 1
+	})
 	waitDelivered(t, r.js, 4)
-	if r.a.Held() != 3 || r.a.Running() != 1 {
-		t.Fatalf("held %d, running %d: want 3 held and 1 running", r.a.Held(), r.a.Running())
-	}
 	r.g.open()
 	wantOn(r.ctx, t, "a", futs...)
 	r.g.ranOnce(t, 6)
@@ -182,7 +189,7 @@ func TestAPrefetchingExecutorHoldsShortTasksBeyondItsSlots(t *testing.T) {
 // Once tasks take longer than the prefetch window, a prefetching executor
 // holds no task beyond its slots: it does not even ask for one.
 func TestAPrefetchingExecutorHoldsNothingExtraWhileTasksAreLong(t *testing.T) {
-	r := newPrefetchRig(t, nil)
+	r := newPrefetchRig(t, func(o *tasks.ExecutorOptions) { tasks.SetPrefetchWindow(o, 5*time.Millisecond) })
 	run(t, r.p, "slow", 50, 1) // the pace: 50 ms a task, ten times the window
 	futs := r.g.behindTheGate(r.ctx, r.p, 3)
 	wantNotAsked(t, r.js, 3)

@@ -42,8 +42,9 @@ type puller struct {
 	nc       *nats.Conn
 	subject  string // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
 	inbox    string
-	slots    int // messages run at once
-	prefetch int // the most messages held beyond the slots
+	slots    int           // messages run at once
+	prefetch int           // the most messages held beyond the slots
+	window   time.Duration // prefetchWindow, unless a test widens it
 	expires  time.Duration
 
 	mu         sync.Mutex
@@ -68,6 +69,7 @@ func newPuller(nc *nats.Conn, stream, consumer string, slots, prefetch int) *pul
 		inbox:      nc.NewRespInbox(),
 		slots:      slots,
 		prefetch:   prefetch,
+		window:     prefetchWindow,
 		expires:    20 * time.Second,
 		reconnects: nc.Stats().Reconnects,
 	}
@@ -86,7 +88,7 @@ func (p *puller) limitLocked() int {
 	if p.prefetch == 0 || p.avgRun <= 0 {
 		return p.slots
 	}
-	extra := int(int64(prefetchWindow) * int64(p.slots) / int64(p.avgRun))
+	extra := int(int64(p.window) * int64(p.slots) / int64(p.avgRun))
 	return p.slots + min(p.prefetch, extra)
 }
 
@@ -179,7 +181,8 @@ func (p *puller) release(ran time.Duration) {
 // many its slots) until tasks are seen to be short again.
 func (p *puller) slowDown(d time.Duration) {
 	p.mu.Lock()
-	p.avgRun = max(p.avgRun, d*time.Duration(p.slots))
+	// Past window×slots, limitLocked allows no extra.
+	p.avgRun = max(p.avgRun, max(d, 2*p.window)*time.Duration(p.slots))
 	p.mu.Unlock()
 }
 
