@@ -55,7 +55,10 @@ func parkingPool(t *testing.T, keepers, slots int, draws []float64, started chan
 		})
 		tasks.Register(reg, "block", func(ctx context.Context, _ struct{}) (int, error) {
 			started <- i
-			<-release
+			select {
+			case <-release:
+			case <-ctx.Done(): // the executor stops: the test failed before releasing it
+			}
 			return i, nil
 		})
 		// Made one after another, so executor i draws draws[i].

@@ -685,7 +685,10 @@ func TestExecutorHoldsNoMoreMessagesThanSlots(t *testing.T) {
 	var started atomic.Int32
 	tasks.Register(reg, "hold", func(ctx context.Context, _ int) (int, error) {
 		started.Add(1)
-		<-release
+		select {
+		case <-release:
+		case <-ctx.Done(): // the executor stops: the test failed before releasing it
+		}
 		return 0, nil
 	})
 	e.executor("w1", reg, func(o *tasks.ExecutorOptions) { o.Concurrency = 2 })
@@ -701,10 +704,11 @@ func TestExecutorHoldsNoMoreMessagesThanSlots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var info *jetstream.ConsumerInfo
+	frayt.Eventually(t, 5*time.Second, "all ten tasks stored", func() bool {
+		info, err = cons.Info(ctx)
+		return err == nil && info.NumAckPending+int(info.NumPending) == 10
+	})
 	if info.NumAckPending != 2 || info.NumPending != 8 {
 		t.Fatalf("ack pending %d, pending %d: want 2 held by the worker and 8 in the queue", info.NumAckPending, info.NumPending)
 	}
@@ -723,7 +727,10 @@ func TestDrainFinishesRunningTasksAndHandsBackTheRest(t *testing.T) {
 	tasks.Register(reg, "gated", func(ctx context.Context, _ int) (string, error) {
 		ti, _ := tasks.CurrentTask(ctx)
 		if ti.Worker == "a" {
-			<-gate
+			select {
+			case <-gate:
+			case <-ctx.Done(): // a's drain timed out: the test failed
+			}
 		}
 		return ti.Worker, nil
 	})
