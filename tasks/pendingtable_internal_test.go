@@ -86,19 +86,23 @@ func TestThePendingTableFindsEachFutureItHoldsByNumber(t *testing.T) {
 	check(-2)
 }
 
-// A producer's task ids are 22-character tokens that number its tasks:
-// a result's id gives back its task's number, and an id of another
-// producer's, or no id of fray's, gives none.
+// A producer's task ids are its prefix and its task's number, in base 62
+// without leading zeros: a result's id gives back its task's number, and
+// an id of another producer's, or no id of fray's, gives none.
 func TestTaskIDsNumberTheProducersTasks(t *testing.T) {
 	a, b := newIDPrefix(), newIDPrefix()
 	if a == b || len(a) != idPrefixLen {
 		t.Fatalf("prefixes %q and %q: want two distinct of %d characters", a, b, idPrefixLen)
 	}
 	seen := map[string]bool{}
-	for _, seq := range []uint64{0, 1, 61, 62, 3843, 1 << 32, 839299365868340223} { // the last: 62^10 - 1
+	for _, c := range []struct {
+		seq    uint64
+		digits string
+	}{{0, "0"}, {1, "1"}, {61, "z"}, {62, "10"}, {3843, "zz"}, {12345, "3D7"}, {1 << 32, "4gfFC4"}, {839299365868340223, "zzzzzzzzzz"}} { // the last: 62^10 - 1
+		seq := c.seq
 		id := taskID(a, seq)
-		if len(id) != 22 || !taskwire.ValidToken(id) || seen[id] {
-			t.Fatalf("id %q of task %d: want a new 22-character token", id, seq)
+		if id != a+c.digits || !taskwire.ValidToken(id) || seen[id] {
+			t.Fatalf("id %q of task %d: want a new token %q", id, seq, a+c.digits)
 		}
 		seen[id] = true
 		if got, ok := taskSeq(a, id); !ok || got != seq {
@@ -108,7 +112,7 @@ func TestTaskIDsNumberTheProducersTasks(t *testing.T) {
 			t.Fatalf("another producer's prefix read id %q", id)
 		}
 	}
-	for _, id := range []string{"", "short", a + strings.Repeat("0", 9), a + "00000000.0", a + "0000000000x"} {
+	for _, id := range []string{"", "short", a, a + "00", a + "01", a + strings.Repeat("1", 11), a + "0.", a + "1.0", a + "x~", b + "1"} {
 		if seq, ok := taskSeq(a, id); ok {
 			t.Fatalf("taskSeq(%q) = %d: want none", id, seq)
 		}

@@ -16,7 +16,6 @@ import (
 	"github.com/frayhq/fray/registry"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 )
 
 // ErrClosed means the producer was closed before the result arrived.
@@ -119,7 +118,7 @@ type Producer struct {
 // worker registry. Close releases both.
 func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Producer, error) {
 	if o.Owner == "" {
-		o.Owner = nuid.Next()
+		o.Owner = newOwner()
 	}
 	if !taskwire.ValidToken(o.Owner) {
 		return nil, fmt.Errorf("%w: owner %q", ErrBadName, o.Owner)

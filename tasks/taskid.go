@@ -3,39 +3,59 @@ package tasks
 import "github.com/nats-io/nuid"
 
 // A producer's task ids are a random prefix of its own followed by a
-// counter: 22 characters, like a NUID, as unique (the prefix is 12
-// characters drawn from crypto/rand per producer), and numbered, so that
-// a result finds its future by the number (see pendingTable) rather than
-// by hashing and comparing the id.
+// counter: the prefix is 12 characters drawn from crypto/rand per
+// producer (as unique as a NUID across producers), the counter its
+// submissions in base 62 without leading zeros (task 12,345 is "3D7"), so
+// ids stay short: the id is in a task's Nats-Msg-Id header, its record,
+// its result's subject, record and republished headers. The number lets a
+// result find its future by number (see pendingTable) rather than by
+// hashing and comparing the id.
 const (
 	idPrefixLen = 12
-	idSeqLen    = 10 // base 62: 62^10 > 8·10^17 ids per producer
-	idLen       = idPrefixLen + idSeqLen
+	idSeqMaxLen = 10 // base 62: 62^10 > 8·10^17 ids per producer
 )
+
+// ownerLen is the length of a producer's default owner token: drawn as an
+// id prefix is, as unique, and shorter than a NUID, for it is in every
+// result's subject too.
+const ownerLen = 12
 
 const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 // newIDPrefix draws a producer's id prefix: a fresh NUID's random part.
 func newIDPrefix() string { return nuid.New().Next()[:idPrefixLen] }
 
-// taskID is the id of a producer's task number seq.
+// newOwner draws a producer's default owner token, as newIDPrefix draws a
+// prefix.
+func newOwner() string { return nuid.New().Next()[:ownerLen] }
+
+// taskID is the id of a producer's task number seq (below 62^10).
 func taskID(prefix string, seq uint64) string {
-	var b [idLen]byte
-	copy(b[:], prefix)
-	for i := idLen - 1; i >= idPrefixLen; i-- {
-		b[i] = base62[seq%62]
-		seq /= 62
+	var b [idPrefixLen + idSeqMaxLen]byte
+	n := copy(b[:], prefix)
+	var digits [idSeqMaxLen]byte
+	i := len(digits)
+	for {
+		i--
+		digits[i] = base62[seq%62]
+		if seq /= 62; seq == 0 || i == 0 {
+			break
+		}
 	}
-	return string(b[:])
+	n += copy(b[n:], digits[i:])
+	return string(b[:n])
 }
 
-// taskSeq is the number of id if prefix's producer made it.
+// taskSeq is the number of id if prefix's producer made it: taskID of
+// that number is id exactly (no leading zeros, no other characters).
 func taskSeq(prefix, id string) (uint64, bool) {
-	if len(id) != idLen || id[:idPrefixLen] != prefix {
+	digits := len(id) - len(prefix)
+	if len(prefix) != idPrefixLen || digits < 1 || digits > idSeqMaxLen || id[:idPrefixLen] != prefix ||
+		(digits > 1 && id[idPrefixLen] == '0') {
 		return 0, false
 	}
 	var seq uint64
-	for i := idPrefixLen; i < idLen; i++ {
+	for i := idPrefixLen; i < len(id); i++ {
 		c := id[i]
 		var d byte
 		switch {

@@ -72,8 +72,8 @@ func benchTasks(ctx context.Context, args []string) error {
 	payload := fs.Int("payload", 0, "argument size in bytes")
 	seq := fs.Int("sequential", 0, "tasks in the one-at-a-time latency phase (default min(n, 2000))")
 	base := fs.Bool("baseline", false, "also measure the bare JetStream path in the same run (prefetching; pulling only for free slots; and also giving each task a deduplication id and storing each result before the ack, as fray does) and print fray's ratio to each")
-	asJSON := fs.Bool("json", false, "print one JSON line: n, concurrency, brokers, replicas, tasks_per_s, cpu_us_per_task, allocs_per_task, alloc_bytes_per_task, p50_ms, p99_ms "+
-		"(with --baseline also baseline_tasks_per_s, ratio, baseline_free_slots_tasks_per_s, ratio_free_slots, baseline_same_work_tasks_per_s, ratio_same_work, and each bare path's *_cpu_us_per_task; with --rounds above 1 also rounds and ratio_same_work_rounds); "+
+	asJSON := fs.Bool("json", false, "print one JSON line: n, concurrency, brokers, replicas, tasks_per_s, cpu_us_per_task, allocs_per_task, alloc_bytes_per_task, broker_msgs_per_task, broker_bytes_per_task (messages the broker received and delivered per task, and their header and payload bytes), p50_ms, p99_ms "+
+		"(with --baseline also baseline_tasks_per_s, ratio, baseline_free_slots_tasks_per_s, ratio_free_slots, baseline_same_work_tasks_per_s, ratio_same_work, each bare path's *_cpu_us_per_task, and the same-work path's *_allocs_per_task, *_alloc_bytes_per_task, *_broker_msgs_per_task and *_broker_bytes_per_task; with --rounds above 1 also rounds and ratio_same_work_rounds); "+
 		"with --producers/--workers one line per pair: producers, workers, concurrency, in_flight, n, tasks_per_s, p50_ms, p99_ms, broker_cpu_cores, workers_cpu_cores, producers_cpu_cores, *_cpu_us_per_task, machine_cpus")
 	store := fs.String("store", "", "store directory (default: a temporary directory)")
 	cluster := fs.Int("cluster", 1, "brokers: 3 runs three in-process brokers joined in a cluster, every stream (the bare path's too) with 3 replicas, the producer on the first node and the worker on the last")

@@ -42,7 +42,8 @@ const (
 // stream on file storage, a pull consumer feeding `slots` handler
 // goroutines, ack, and the result back to the producer. It returns
 // its rate (every result received) and CPU per message.
-func bare(ctx context.Context, purl, wurl string, js jetstream.JetStream, n, slots int, arg []byte, path barePath) (rate, error) {
+func bare(ctx context.Context, at site, n, slots int, arg []byte, path barePath) (rate, error) {
+	purl, wurl, js := at.purl, at.wurl, at.js
 	// The streams have as many replicas as fray's (one, or three on a cluster).
 	ts, err := js.Stream(ctx, broker.StreamTasks)
 	if err != nil {
@@ -105,33 +106,51 @@ func bare(ctx context.Context, purl, wurl string, js jetstream.JetStream, n, slo
 			}
 		}()
 	}
-	return bareProduce(ctx, purl, n, arg, path.storeResults)
+	return bareProduce(ctx, purl, at.meter, n, arg, path.storeResults)
+}
+
+// site is where the benchmark runs: the producer's and the worker's
+// broker URLs (the same one but on a cluster), a JetStream context to
+// set up streams with, and the brokers' meter.
+type site struct {
+	purl, wurl string
+	js         jetstream.JetStream
+	meter      brokerMeter
 }
 
 // rate is a phase's throughput, and the process CPU (user and system,
 // broker included) and heap allocations it used per message: allocations
 // are steady where CPU and rates move with the machine's load.
-type rate struct{ perS, cpuUS, allocs, allocBytes float64 }
+// brokerMsgs and brokerBytes are the messages and bytes the brokers moved
+// per message (brokerMeter), in and out: the broker's share of the work.
+type rate struct{ perS, cpuUS, allocs, allocBytes, brokerMsgs, brokerBytes float64 }
 
 // measure times a phase of n messages from start, taken with phaseStart.
 func (st phaseStart) measure(n int) rate {
 	wall, cpu := time.Since(st.wall), processCPU()-st.cpu
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	msgs, bytes := st.meter.read()
+	per := func(v uint64) float64 { return float64(v) / float64(n) }
 	return rate{perS: float64(n) / wall.Seconds(), cpuUS: float64(cpu.Microseconds()) / float64(n),
-		allocs: float64(ms.Mallocs-st.mallocs) / float64(n), allocBytes: float64(ms.TotalAlloc-st.allocBytes) / float64(n)}
+		allocs: per(ms.Mallocs - st.mallocs), allocBytes: per(ms.TotalAlloc - st.allocBytes),
+		brokerMsgs: per(msgs - st.brokerMsgs), brokerBytes: per(bytes - st.brokerBytes)}
 }
 
 type phaseStart struct {
-	wall                time.Time
-	cpu                 time.Duration
-	mallocs, allocBytes uint64
+	wall                    time.Time
+	cpu                     time.Duration
+	mallocs, allocBytes     uint64
+	meter                   brokerMeter
+	brokerMsgs, brokerBytes uint64
 }
 
-func startPhase() phaseStart {
+// startPhase starts measuring a phase; meter reads the brokers' counts.
+func startPhase(meter brokerMeter) phaseStart {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return phaseStart{time.Now(), processCPU(), ms.Mallocs, ms.TotalAlloc}
+	msgs, bytes := meter.read()
+	return phaseStart{time.Now(), processCPU(), ms.Mallocs, ms.TotalAlloc, meter, msgs, bytes}
 }
 
 // processCPU is the CPU time this process has used, user and system.
@@ -250,7 +269,7 @@ var stallWait = jetstream.WithStallWait(time.Minute)
 // core replies to an inbox, or, storing results, stored results
 // republished under bareStoredPrefix (each task's Reply header is then its
 // result's token, and leanPublisher publishes the tasks).
-func bareProduce(ctx context.Context, url string, n int, arg []byte, storeResults bool) (rate, error) {
+func bareProduce(ctx context.Context, url string, meter brokerMeter, n int, arg []byte, storeResults bool) (rate, error) {
 	pnc, err := nats.Connect(url)
 	if err != nil {
 		return rate{}, err
@@ -284,7 +303,7 @@ func bareProduce(ctx context.Context, url string, n int, arg []byte, storeResult
 		}
 		defer lean.close()
 	}
-	start := startPhase()
+	start := startPhase(meter)
 	for i := range n {
 		if lean != nil {
 			if err := lean.publish(ctx, i, arg); err != nil {

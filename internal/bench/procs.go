@@ -482,7 +482,7 @@ func RunProducer(ctx context.Context, url string, n, inFlight int, in io.Reader,
 	close(work)
 	lats := make([][]int64, min(inFlight, n))
 	errs := make(chan error, len(lats))
-	st := startPhase()
+	st := startPhase(nil) // the broker is another process
 	start := time.Now()
 	for i := range lats {
 		go func() {

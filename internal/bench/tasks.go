@@ -68,11 +68,19 @@ type TasksResult struct {
 	// allocations per task in the throughput phase (broker included).
 	AllocsPerTask     float64 `json:"allocs_per_task"`
 	AllocBytesPerTask float64 `json:"alloc_bytes_per_task"`
-	P50MS             float64 `json:"p50_ms"`
-	P99MS             float64 `json:"p99_ms"`
-	BaselineTasksPerS float64 `json:"baseline_tasks_per_s,omitempty"`
-	Ratio             float64 `json:"ratio,omitempty"`
-	BaselineCPUUS     float64 `json:"baseline_cpu_us_per_task,omitempty"`
+	// BrokerMsgsPerTask and BrokerBytesPerTask are what the brokers moved
+	// per task in the throughput phase: messages received and delivered
+	// (tasks, pull requests, deliveries, results, PubAcks, acks,
+	// republished results; a cluster's routes too), and their headers and
+	// payloads in bytes (nats-server's in/out counts; subjects not
+	// included). The same-work path reports its own.
+	BrokerMsgsPerTask  float64 `json:"broker_msgs_per_task"`
+	BrokerBytesPerTask float64 `json:"broker_bytes_per_task"`
+	P50MS              float64 `json:"p50_ms"`
+	P99MS              float64 `json:"p99_ms"`
+	BaselineTasksPerS  float64 `json:"baseline_tasks_per_s,omitempty"`
+	Ratio              float64 `json:"ratio,omitempty"`
+	BaselineCPUUS      float64 `json:"baseline_cpu_us_per_task,omitempty"`
 	// The bare path again, pulling only for free slots as fray's worker
 	// does: what that rule costs by itself, apart from fray's other work.
 	FreeSlotsTasksPerS float64 `json:"baseline_free_slots_tasks_per_s,omitempty"`
@@ -83,11 +91,13 @@ type TasksResult struct {
 	// (barePath.storeResults), pulling only for free slots, storing each
 	// result in a stream that republishes it to the producer, and acking the
 	// task once the result's PubAck arrives.
-	SameWorkTasksPerS float64 `json:"baseline_same_work_tasks_per_s,omitempty"`
-	SameWorkRatio     float64 `json:"ratio_same_work,omitempty"`
-	SameWorkCPUUS     float64 `json:"baseline_same_work_cpu_us_per_task,omitempty"`
-	SameWorkAllocs    float64 `json:"baseline_same_work_allocs_per_task,omitempty"`
-	SameWorkBytes     float64 `json:"baseline_same_work_alloc_bytes_per_task,omitempty"`
+	SameWorkTasksPerS   float64 `json:"baseline_same_work_tasks_per_s,omitempty"`
+	SameWorkRatio       float64 `json:"ratio_same_work,omitempty"`
+	SameWorkCPUUS       float64 `json:"baseline_same_work_cpu_us_per_task,omitempty"`
+	SameWorkAllocs      float64 `json:"baseline_same_work_allocs_per_task,omitempty"`
+	SameWorkBytes       float64 `json:"baseline_same_work_alloc_bytes_per_task,omitempty"`
+	SameWorkBrokerMsgs  float64 `json:"baseline_same_work_broker_msgs_per_task,omitempty"`
+	SameWorkBrokerBytes float64 `json:"baseline_same_work_broker_bytes_per_task,omitempty"`
 	// With Rounds above 1: the rounds, and each round's fray/same-work
 	// throughput ratio. SameWorkRatio is then the median of these ratios,
 	// and every rate, CPU and allocation figure of fray and of the
@@ -97,8 +107,8 @@ type TasksResult struct {
 }
 
 func (r TasksResult) String() string {
-	s := fmt.Sprintf("tasks: %d no-op tasks, %d slots: %.0f tasks/s (results back to the producer), %.0f µs CPU per task, %.0f allocations (%.0f bytes) per task in the process\nlatency one at a time: p50 %.3f ms, p99 %.3f ms",
-		r.N, r.Concurrency, r.TasksPerS, r.CPUUSPerTask, r.AllocsPerTask, r.AllocBytesPerTask, r.P50MS, r.P99MS)
+	s := fmt.Sprintf("tasks: %d no-op tasks, %d slots: %.0f tasks/s (results back to the producer), %.0f µs CPU per task, %.0f allocations (%.0f bytes) per task in the process, %.1f messages (%.0f bytes) per task through the broker\nlatency one at a time: p50 %.3f ms, p99 %.3f ms",
+		r.N, r.Concurrency, r.TasksPerS, r.CPUUSPerTask, r.AllocsPerTask, r.AllocBytesPerTask, r.BrokerMsgsPerTask, r.BrokerBytesPerTask, r.P50MS, r.P99MS)
 	if r.BaselineTasksPerS > 0 {
 		s += fmt.Sprintf("\nbaseline (bare JetStream: async publish, pull with 500 prefetched, ack, core reply): %.0f msgs/s, %.0f µs CPU each\nfray/baseline: %.2f", r.BaselineTasksPerS, r.BaselineCPUUS, r.Ratio)
 	}
@@ -106,7 +116,7 @@ func (r TasksResult) String() string {
 		s += fmt.Sprintf("\nbare JetStream pulling only for free slots, as fray does: %.0f msgs/s, %.0f µs CPU each (fray/that: %.2f)", r.FreeSlotsTasksPerS, r.FreeSlotsCPUUS, r.FreeSlotsRatio)
 	}
 	if r.SameWorkTasksPerS > 0 {
-		s += fmt.Sprintf("\nbare JetStream doing fray's work (a deduplication id per task, free slots, result stored and republished, ack after its PubAck): %.0f msgs/s, %.0f µs CPU, %.0f allocations (%.0f bytes) each (fray/that: %.2f)", r.SameWorkTasksPerS, r.SameWorkCPUUS, r.SameWorkAllocs, r.SameWorkBytes, r.SameWorkRatio)
+		s += fmt.Sprintf("\nbare JetStream doing fray's work (a deduplication id per task, free slots, result stored and republished, ack after its PubAck): %.0f msgs/s, %.0f µs CPU, %.0f allocations (%.0f bytes), %.1f messages (%.0f bytes) through the broker each (fray/that: %.2f)", r.SameWorkTasksPerS, r.SameWorkCPUUS, r.SameWorkAllocs, r.SameWorkBytes, r.SameWorkBrokerMsgs, r.SameWorkBrokerBytes, r.SameWorkRatio)
 	}
 	if r.Rounds > 1 {
 		s += fmt.Sprintf("\n%d rounds of fray and the same-work path, alternating: medians above; fray/that per round: %.2f", r.Rounds, r.SameWorkRatios)
@@ -181,6 +191,7 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 	if err := broker.Provision(ctx, js, pnc.ConnectedServerVersion(), broker.ProvisionOptions{Replicas: nodes}); err != nil {
 		return res, err
 	}
+	at := site{purl: purl, wurl: wurl, js: js, meter: srvs}
 
 	// The pool directory, as fray-broker keeps it.
 	stopDirectory := registry.NewMaintainer(js, registry.MaintainerOptions{}).Start()
@@ -226,7 +237,7 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 	}
 	var sameWork rate // measured in the rounds, if any
 	if o.Rounds > 1 {
-		fray, bare, err := tasksRounds(ctx, o, p, fn, arg, purl, wurl, js)
+		fray, bare, err := tasksRounds(ctx, o, p, fn, arg, at)
 		if err != nil {
 			return res, err
 		}
@@ -236,15 +247,14 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 		}
 		res.SameWorkRatio = Median(res.SameWorkRatios)
 		r, sw := medianRate(fray), medianRate(bare)
-		res.TasksPerS, res.CPUUSPerTask, res.AllocsPerTask, res.AllocBytesPerTask = r.perS, r.cpuUS, r.allocs, r.allocBytes
+		res.setFray(r)
 		sameWork = sw
 	} else {
-		start := startPhase()
+		start := startPhase(at.meter)
 		if err := runBatch(ctx, p, fn, o.N, arg); err != nil {
 			return res, err
 		}
-		r := start.measure(o.N)
-		res.TasksPerS, res.CPUUSPerTask, res.AllocsPerTask, res.AllocBytesPerTask = r.perS, r.cpuUS, r.allocs, r.allocBytes
+		res.setFray(start.measure(o.N))
 	}
 
 	// Latency, one task at a time.
@@ -276,33 +286,46 @@ func Tasks(ctx context.Context, o TasksOptions) (TasksResult, error) {
 				// Measured in the rounds: the medians, and the median of
 				// the rounds' ratios.
 				res.SameWorkTasksPerS, res.SameWorkCPUUS = sameWork.perS, sameWork.cpuUS
-				res.SameWorkAllocs, res.SameWorkBytes = sameWork.allocs, sameWork.allocBytes
+				res.setSameWork(sameWork)
 				continue
 			}
-			r, err := bare(ctx, purl, wurl, js, o.N, o.Concurrency, arg, b.path)
+			r, err := bare(ctx, at, o.N, o.Concurrency, arg, b.path)
 			if err != nil {
 				return res, err
 			}
 			*b.perS, *b.ratio, *b.cpuUS = r.perS, res.TasksPerS/r.perS, r.cpuUS
 			if b.path.storeResults {
-				res.SameWorkAllocs, res.SameWorkBytes = r.allocs, r.allocBytes
+				res.setSameWork(r)
 			}
 		}
 	}
 	return res, nil
 }
 
+// setFray sets fray's figures of the throughput phase.
+func (r *TasksResult) setFray(f rate) {
+	r.TasksPerS, r.CPUUSPerTask, r.AllocsPerTask, r.AllocBytesPerTask = f.perS, f.cpuUS, f.allocs, f.allocBytes
+	r.BrokerMsgsPerTask, r.BrokerBytesPerTask = f.brokerMsgs, f.brokerBytes
+}
+
+// setSameWork sets the same-work path's allocation and broker figures
+// (its rate, CPU and ratio are set with the other bare paths').
+func (r *TasksResult) setSameWork(b rate) {
+	r.SameWorkAllocs, r.SameWorkBytes = b.allocs, b.allocBytes
+	r.SameWorkBrokerMsgs, r.SameWorkBrokerBytes = b.brokerMsgs, b.brokerBytes
+}
+
 // tasksRounds measures fray's throughput phase and then the same-work bare
 // path, o.Rounds times. The worker stays up through the bare rounds (it
 // idles on one open pull request of its own consumer).
-func tasksRounds(ctx context.Context, o TasksOptions, p *tasks.Producer, fn string, arg []byte, purl, wurl string, js jetstream.JetStream) (fray, bareRates []rate, err error) {
+func tasksRounds(ctx context.Context, o TasksOptions, p *tasks.Producer, fn string, arg []byte, at site) (fray, bareRates []rate, err error) {
 	for range o.Rounds {
-		start := startPhase()
+		start := startPhase(at.meter)
 		if err := runBatch(ctx, p, fn, o.N, arg); err != nil {
 			return nil, nil, err
 		}
 		fray = append(fray, start.measure(o.N))
-		b, err := bare(ctx, purl, wurl, js, o.N, o.Concurrency, arg, barePath{freeSlots: true, storeResults: true})
+		b, err := bare(ctx, at, o.N, o.Concurrency, arg, barePath{freeSlots: true, storeResults: true})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -321,7 +344,8 @@ func medianRate(rs []rate) rate {
 		return Median(v)
 	}
 	return rate{perS: pick(func(r rate) float64 { return r.perS }), cpuUS: pick(func(r rate) float64 { return r.cpuUS }),
-		allocs: pick(func(r rate) float64 { return r.allocs }), allocBytes: pick(func(r rate) float64 { return r.allocBytes })}
+		allocs: pick(func(r rate) float64 { return r.allocs }), allocBytes: pick(func(r rate) float64 { return r.allocBytes }),
+		brokerMsgs: pick(func(r rate) float64 { return r.brokerMsgs }), brokerBytes: pick(func(r rate) float64 { return r.brokerBytes })}
 }
 
 // Median is the middle value of v (the mean of the middle two for an even

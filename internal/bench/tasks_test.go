@@ -29,6 +29,7 @@ func TestTasksMeasuresFrayAndEveryBarePath(t *testing.T) {
 	if res.P50MS <= 0 || res.P99MS < res.P50MS {
 		t.Fatalf("latency p50 %.3f ms, p99 %.3f ms", res.P50MS, res.P99MS)
 	}
+	checkBrokerCounts(t, res)
 	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9*math.Max(1, b) }
 	if !near(res.Ratio, res.TasksPerS/res.BaselineTasksPerS) || !near(res.FreeSlotsRatio, res.TasksPerS/res.FreeSlotsTasksPerS) ||
 		!near(res.SameWorkRatio, res.TasksPerS/res.SameWorkTasksPerS) {
@@ -54,12 +55,37 @@ func TestTasksPairsRoundsWithTheSameWorkPath(t *testing.T) {
 			t.Fatalf("a round's ratio is %v: %v", r, res.SameWorkRatios)
 		}
 	}
+	checkBrokerCounts(t, res)
 	if res.SameWorkRatio != Median(res.SameWorkRatios) {
 		t.Fatalf("ratio_same_work %v is not the median of %v", res.SameWorkRatio, res.SameWorkRatios)
 	}
 	if res.TasksPerS <= 0 || res.SameWorkTasksPerS <= 0 || res.CPUUSPerTask <= 0 || res.SameWorkCPUUS <= 0 ||
 		res.BaselineTasksPerS <= 0 || res.FreeSlotsTasksPerS <= 0 {
 		t.Fatalf("a rate or CPU figure is missing: %+v", res)
+	}
+}
+
+// checkBrokerCounts checks the broker's messages per task on both paths:
+// each task needs at least seven (the task and its PubAck, its delivery,
+// the result, its PubAck and its republished copy, the ack), plus pull
+// requests (at most one per task on either path, each asking for at least
+// one task), so fray sending one message per task more than the bare path
+// doing the same work shows as a difference of about one.
+func checkBrokerCounts(t *testing.T, res TasksResult) {
+	t.Helper()
+	t.Logf("through the broker per task: fray %.2f messages (%.0f bytes), same-work bare path %.2f (%.0f bytes)",
+		res.BrokerMsgsPerTask, res.BrokerBytesPerTask, res.SameWorkBrokerMsgs, res.SameWorkBrokerBytes)
+	for _, c := range []struct {
+		path        string
+		msgs, bytes float64
+	}{{"fray", res.BrokerMsgsPerTask, res.BrokerBytesPerTask}, {"same-work bare path", res.SameWorkBrokerMsgs, res.SameWorkBrokerBytes}} {
+		if c.msgs < 7 || c.bytes <= 0 {
+			t.Errorf("%s: %.2f messages (%.0f bytes) per task through the broker: want at least 7 messages", c.path, c.msgs, c.bytes)
+		}
+	}
+	if extra := res.BrokerMsgsPerTask - res.SameWorkBrokerMsgs; extra > 0.9 {
+		t.Errorf("fray: %.2f messages per task through the broker, %.2f more than the same-work bare path's %.2f",
+			res.BrokerMsgsPerTask, extra, res.SameWorkBrokerMsgs)
 	}
 }
 
