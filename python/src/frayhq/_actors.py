@@ -186,6 +186,9 @@ def _base36(n: int) -> str:
 class ActorFuture(SharedFuture):
     """The result of an actor call (usable with concurrent.futures.wait)."""
 
+    # A synchronous call (h.method(...)): its caller waits for it at once.
+    sync = False
+
     def result(self, timeout: float | None = None) -> Any:
         try:
             return super().result(timeout)
@@ -206,7 +209,7 @@ class ActorMethod:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the method and wait for its result."""
-        return self._h._call(self._m, args, kwargs).result()  # noqa: SLF001
+        return self._h._call(self._m, args, kwargs, sync=True).result()  # noqa: SLF001
 
     def submit(self, *args: Any, **kwargs: Any) -> ActorFuture:
         """Run the method as a long-running operation (durable record, polled)."""
@@ -249,11 +252,14 @@ class ActorHandle:
             raise AttributeError(method)
         return ActorMethod(self, method)
 
-    def _call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActorFuture:
+    def _call(
+        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], sync: bool = False
+    ) -> ActorFuture:
         c = self._c()
         arg = encode_args(self.is_python, args, kwargs, f"{self.qualified_name}.{method}")
         body = encode_call(method, arg)
         fut = ActorFuture()
+        fut.sync = sync
         c._actors.enqueue(self, method, body, fut)  # noqa: SLF001
         return fut
 
@@ -699,6 +705,13 @@ class Actors:
         if outer is not None and msg.data and _settle(outer[0], msg.data, outer[1]):
             # The caller's future is settled now, not a loop turn later when
             # the call's task resumes (a synchronous call's latency).
+            if outer[0].sync:
+                # A synchronous call's thread was just woken; it would wait
+                # for the GIL until this loop next blocks, a second wake-up.
+                # Dropping the GIL now lets it return at once. (Not for
+                # futures waited on one after another: handing the GIL over
+                # at each of thousands of replies slows the loop down.)
+                time.sleep(0)
             fut.set_result(_SETTLED)
             return
         fut.set_result(msg)
