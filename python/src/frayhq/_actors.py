@@ -665,12 +665,16 @@ class Actors:
         loop = asyncio.get_running_loop()
         self._ntok += 1
         tok = _base36(self._ntok)
+        reply = f"{self._inbox}.{tok}"
+        # Sent first: what follows runs while the call travels. Its reply,
+        # its refusal, a reconnect are all handled on this loop, so none can
+        # come before this turn ends, after the bookkeeping below.
+        sent = self.c._pub.publish(subj, body, reply)  # noqa: SLF001
         fut: asyncio.Future[Any] = loop.create_future()
         self._replies[tok] = fut
         if outer is not None:
             self._outers[tok] = (outer, where)
         calls = self._calls.setdefault((ns, name), {})
-        reply = f"{self._inbox}.{tok}"
         calls[tok] = _Call(fut, loop.time(), self._gen, subj, body, reply)
 
         def expire() -> None:
@@ -682,7 +686,7 @@ class Actors:
         deadline = loop.call_later(left, expire)
         try:
             async with self.c.perms.guard(subj):  # a refused call fails at once
-                if not self.c._pub.publish(subj, body, reply):  # noqa: SLF001
+                if not sent:
                     await self.c.nc.publish(subj, body, reply=reply)
                 msg = await fut
         finally:
