@@ -127,7 +127,9 @@ def _settle(fut: ActorFuture, data: bytes, where: str) -> bool:
     return True
 
 
-if sys.version_info >= (3, 12):
+_EAGER = sys.version_info >= (3, 12)  # _start runs a coroutine up to its first wait at once
+
+if _EAGER:
 
     def _start(loop: asyncio.AbstractEventLoop, coro: Any) -> None:
         """Run coro up to its first wait now (the call is published in this
@@ -577,11 +579,29 @@ class Actors:
         intake = self._intake
         while intake:
             h, method, body, fut = intake.popleft()
-            _start(loop, self._call(h, method, body, fut))
+            sent = None
+            if _EAGER:
+                # Sent now, before its task is made; the task, started
+                # eagerly, registers it within this turn of the loop.
+                try:
+                    sent = self._send(f"fray.actor.{h.namespace}.{h.name}", body)
+                except Exception:  # noqa: BLE001 - the task sends it again and reports
+                    sent = None
+            _start(loop, self._call(h, method, body, fut, sent))
 
-    async def _call(self, h: ActorHandle, method: str, body: bytes, fut: ActorFuture) -> None:
+    def _send(self, subj: str, body: bytes) -> tuple[str, str, bool]:
+        """Publish a call on a new reply token: (token, reply subject,
+        whether it went out; False: nats-py must send it)."""
+        self._ntok += 1
+        tok = _base36(self._ntok)
+        reply = f"{self._inbox}.{tok}"
+        return tok, reply, self.c._pub.publish(subj, body, reply)  # noqa: SLF001
+
+    async def _call(
+        self, h: ActorHandle, method: str, body: bytes, fut: ActorFuture, sent: tuple[str, str, bool] | None
+    ) -> None:
         try:
-            value = await self.call(h, method, body, outer=fut)
+            value = await self.call(h, method, body, outer=fut, sent=sent)
             if value is not _SETTLED:
                 settle(fut, value)
         except BaseException as e:  # noqa: BLE001 - the future carries it
@@ -594,9 +614,11 @@ class Actors:
         body: bytes,
         timeout: float = CALL_TIMEOUT,
         outer: ActorFuture | None = None,
+        sent: tuple[str, str, bool] | None = None,
     ) -> Any:
         """The method's result. With outer, the reply may settle outer as it
-        arrives (see _on_reply); then this returns _SETTLED."""
+        arrives (see _on_reply); then this returns _SETTLED. With sent, the
+        first attempt was published already (_send)."""
         ns, name = h.namespace, h.name
         subj = f"fray.actor.{ns}.{name}"
         where = f"{ns}/{name}.{method}"
@@ -609,7 +631,8 @@ class Actors:
             if left <= 0:
                 raise ActorUnavailableError(f"frayhq: actor call {where}: no answer within {timeout:.0f} s")
             try:
-                msg = await self._request_watching(subj, body, left, ns, name, outer, where)
+                msg = await self._request_watching(subj, body, left, ns, name, outer, where, sent)
+                sent = None
             except nats.errors.NoRespondersError:
                 rec, _ = await self.get_record(ns, name)
                 if rec is None:
@@ -656,6 +679,7 @@ class Actors:
         name: str,
         outer: ActorFuture | None = None,
         where: str = "",
+        sent: tuple[str, str, bool] | None = None,
     ) -> Any:
         """A call request on the client's one reply inbox (``<inbox>.<token>``).
         A call still waiting after 500 ms is checked against the record by
@@ -663,13 +687,11 @@ class Actors:
         stopped) it fails with ActorUnavailableError instead of waiting out
         its deadline."""
         loop = asyncio.get_running_loop()
-        self._ntok += 1
-        tok = _base36(self._ntok)
-        reply = f"{self._inbox}.{tok}"
-        # Sent first: what follows runs while the call travels. Its reply,
-        # its refusal, a reconnect are all handled on this loop, so none can
-        # come before this turn ends, after the bookkeeping below.
-        sent = self.c._pub.publish(subj, body, reply)  # noqa: SLF001
+        # Sent first (here, or before the call's task was made): what
+        # follows runs while the call travels. Its reply, its refusal, a
+        # reconnect are all handled on this loop, so none can come before
+        # this turn ends, after the bookkeeping below.
+        tok, reply, went = sent or self._send(subj, body)
         fut: asyncio.Future[Any] = loop.create_future()
         self._replies[tok] = fut
         if outer is not None:
@@ -686,7 +708,7 @@ class Actors:
         deadline = loop.call_later(left, expire)
         try:
             async with self.c.perms.guard(subj):  # a refused call fails at once
-                if not sent:
+                if not went:
                     await self.c.nc.publish(subj, body, reply=reply)
                 msg = await fut
         finally:
