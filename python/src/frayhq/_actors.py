@@ -86,14 +86,11 @@ def _pickled(obj: Any, what: str) -> cbor2.CBORTag:
         raise PickleFailed(f"frayhq: cannot pickle {what}: {e}") from e
 
 
-_NO_ARGS = cbor2.CBORTag(PICKLE_TAG, cloudpickle.dumps(((), {})))
-
-
 def encode_args(python: bool, args: tuple[Any, ...], kwargs: dict[str, Any], what: str) -> Any:
     """The call (or constructor) argument as the record embeds it."""
     if python:
         if not args and not kwargs:
-            return _NO_ARGS
+            return _codec.NO_ARGS
         if _codec.plain_args(args, kwargs):
             # Plain values pickle the same way without cloudpickle's
             # Python-level pickler, which costs several times more.

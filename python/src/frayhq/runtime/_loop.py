@@ -163,7 +163,7 @@ def _call_args(arg: bytes | None, what: str) -> tuple[tuple[Any, ...], dict[str,
     """The positional and keyword arguments a frame's argument stands for: a
     Python caller sends the tag wrapping (args, kwargs); any other caller
     one plain value, the single positional argument; none, no argument."""
-    if arg is None:
+    if arg is None or arg == _codec.NO_ARGS_WIRE:
         return (), {}
     v = _codec.loads(arg, what=what)
     if _tagged(arg):
