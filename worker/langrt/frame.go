@@ -150,16 +150,24 @@ func (fw *frameWriter) write(f *Frame) error {
 	return err
 }
 
-// frameReader reads frames from a buffered pipe.
+// frameReader reads frames from a buffered pipe. A read error before a
+// frame's first byte consumes nothing, so the next read starts at that
+// frame again; once a frame has begun it is read whole, and resume decides
+// whether an error in its middle is retried (an interrupt, which must not
+// split a frame) or ends the read.
 type frameReader struct {
-	r   *bufio.Reader
-	hdr [4]byte
+	r      *bufio.Reader
+	hdr    [4]byte
+	resume func(error) bool // nil: every error ends the read
 }
 
 func newFrameReader(r io.Reader) *frameReader { return &frameReader{r: bufio.NewReaderSize(r, 64<<10)} }
 
 func (fr *frameReader) read() (*Frame, error) {
-	if _, err := io.ReadFull(fr.r, fr.hdr[:]); err != nil {
+	if _, err := fr.r.Peek(1); err != nil {
+		return nil, err
+	}
+	if err := fr.full(fr.hdr[:]); err != nil {
 		return nil, err
 	}
 	n := binary.BigEndian.Uint32(fr.hdr[:])
@@ -169,15 +177,19 @@ func (fr *frameReader) read() (*Frame, error) {
 	var body []byte
 	if n <= 1<<20 {
 		body = make([]byte, n)
-		if _, err := io.ReadFull(fr.r, body); err != nil {
+		if err := fr.full(body); err != nil {
 			return nil, fmt.Errorf("%w: truncated frame: %v", ErrFrame, err)
 		}
 	} else {
 		// Grow with what arrives: a bad length costs no more memory than
 		// the bytes actually sent.
 		var b bytes.Buffer
-		if _, err := io.CopyN(&b, fr.r, int64(n)); err != nil {
-			return nil, fmt.Errorf("%w: truncated frame: %v", ErrFrame, err)
+		for left := int64(n); left > 0; {
+			m, err := io.CopyN(&b, fr.r, left)
+			left -= m
+			if err != nil && !fr.retry(err) {
+				return nil, fmt.Errorf("%w: truncated frame: %v", ErrFrame, err)
+			}
 		}
 		body = b.Bytes()
 	}
@@ -190,3 +202,20 @@ func (fr *frameReader) read() (*Frame, error) {
 	}
 	return f, nil
 }
+
+// full fills b, retrying the errors resume accepts.
+func (fr *frameReader) full(b []byte) error {
+	for done := 0; done < len(b); {
+		n, err := fr.r.Read(b[done:])
+		done += n
+		if err != nil && done < len(b) && !fr.retry(err) {
+			if err == io.EOF && done > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (fr *frameReader) retry(err error) bool { return fr.resume != nil && fr.resume(err) }

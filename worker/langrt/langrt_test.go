@@ -3,8 +3,10 @@ package langrt_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -130,6 +132,22 @@ func TestPrintedLinesReachTheLogWithTheTaskID(t *testing.T) {
 		return strings.Contains(out, "task=task-xyz") && strings.Contains(out, `line="hello from python"`) &&
 			strings.Contains(out, `line="second line"`) && strings.Contains(out, "stream=stderr")
 	})
+}
+
+func TestAnUnendedPrintedLineReachesTheLogWithTheTaskID(t *testing.T) {
+	_, reg, logs := start(t, 1)
+	for i := range 3 {
+		id := fmt.Sprintf("task-unended-%d", i)
+		ctx := tasks.ContextWithTask(frayt.Context(t, time.Minute), tasks.TaskInfo{ID: id, Attempt: 1})
+		if _, err := run(ctx, t, reg, "rt.print_unended", "no newline "+id); err != nil {
+			t.Fatal(err)
+		}
+		for _, stream := range []string{"stdout", "stderr"} {
+			frayt.Eventually(t, 10*time.Second, "the unended line on "+stream, func() bool {
+				return regexp.MustCompile(`task=` + id + ` pid=\d+ stream=` + stream + ` line="no newline ` + id + `"`).MatchString(logs.String())
+			})
+		}
+	}
 }
 
 func TestProcessKilledMidTaskFailsItAsRuntimeCrashedAndIsReplaced(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -76,8 +75,14 @@ type proc struct {
 
 	mu      sync.Mutex
 	next    uint64
-	pending map[uint64]chan *Frame
-	labels  map[uint64]string // request id -> what it serves, for log lines
+	pending map[uint64]chan *Frame // answers, or tokenFrame (reader.go)
+	labels  map[uint64]string      // request id -> what it serves, for log lines
+	tok     int                    // who reads the frame pipe (reader.go)
+	freeAt  time.Time              // when the token was last freed
+	idle    *time.Timer            // hands a free token to the background reader
+	// idleArmed: idle runs (guarded by mu).
+	idleArmed bool
+	kick      chan struct{} // wakes the background reader
 
 	stopReaper func()
 	stderr     *tailWriter
@@ -195,7 +200,7 @@ func startProc(ctx context.Context, cfg *procConfig) (*proc, error) {
 		return fail(fmt.Errorf("it speaks frame protocol version %d, this worker %d", h.f.V, ProtocolVersion), nil)
 	}
 	p.hello = h.f
-	go p.readLoop()
+	p.startReading()
 	return p, nil
 }
 
@@ -234,39 +239,6 @@ func (p *proc) pump(r *os.File, stream string, wg *sync.WaitGroup) {
 	}
 }
 
-// readLoop dispatches the runtime's frames until its pipe closes, then
-// fails the requests still pending.
-func (p *proc) readLoop() {
-	defer p.inF.Close()
-	for {
-		f, err := p.in.read()
-		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrClosed) {
-				p.cfg.log.Warn("runtime pipe broken; killing the process", "pid", p.pid, "err", err)
-			}
-			p.kill()
-			return
-		}
-		switch f.T {
-		case FrameResult, FrameError:
-			p.mu.Lock()
-			ch := p.pending[f.ID]
-			delete(p.pending, f.ID)
-			delete(p.labels, f.ID)
-			p.mu.Unlock()
-			if ch != nil {
-				ch <- f
-			}
-		case FrameLog:
-			p.cfg.onLog(p, f.ID, f.Stream, f.Line)
-		case FrameFetch:
-			go p.cfg.onFetch(p, f)
-		default:
-			p.cfg.log.Warn("runtime sent an unexpected frame; ignored", "pid", p.pid, "type", f.T)
-		}
-	}
-}
-
 // soleLabel is what the process's one pending request serves, "" when it
 // has none or several (then a line on its fd 1 or 2 cannot be attributed).
 func (p *proc) soleLabel() string {
@@ -286,51 +258,6 @@ func (p *proc) label(id uint64) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.labels[id]
-}
-
-// request sends f (its ID assigned here) and waits for the result or error
-// frame answering it. It returns ErrCrashed (wrapped, with how the process
-// ended) when the process dies first, and ctx's cause when ctx ends first;
-// the caller then decides the process's fate.
-func (p *proc) request(ctx context.Context, f *Frame, label string) (*Frame, error) {
-	ch := make(chan *Frame, 1)
-	p.mu.Lock()
-	p.next++
-	f.ID = p.next
-	p.pending[f.ID] = ch
-	p.labels[f.ID] = label
-	p.mu.Unlock()
-	forget := func() {
-		p.mu.Lock()
-		delete(p.pending, f.ID)
-		delete(p.labels, f.ID)
-		p.mu.Unlock()
-	}
-	if err := p.out.write(f); err != nil {
-		forget()
-		select {
-		case <-p.dead:
-			return nil, p.crashErr()
-		case <-time.After(time.Second):
-		}
-		return nil, fmt.Errorf("langrt: send %s frame to runtime process %d: %w", f.T, p.pid, err)
-	}
-	select {
-	case r := <-ch:
-		return r, nil
-	case <-p.dead:
-		// Prefer an answer that came just before the process went.
-		select {
-		case r := <-ch:
-			return r, nil
-		default:
-		}
-		forget()
-		return nil, p.crashErr()
-	case <-ctx.Done():
-		forget()
-		return nil, context.Cause(ctx)
-	}
 }
 
 // crashErr describes the process's death, once dead is closed.

@@ -86,14 +86,11 @@ def _pickled(obj: Any, what: str) -> cbor2.CBORTag:
         raise PickleFailed(f"frayhq: cannot pickle {what}: {e}") from e
 
 
-_NO_ARGS = cbor2.CBORTag(PICKLE_TAG, cloudpickle.dumps(((), {})))
-
-
 def encode_args(python: bool, args: tuple[Any, ...], kwargs: dict[str, Any], what: str) -> Any:
     """The call (or constructor) argument as the record embeds it."""
     if python:
         if not args and not kwargs:
-            return _NO_ARGS
+            return _codec.NO_ARGS
         if _codec.plain_args(args, kwargs):
             # Plain values pickle the same way without cloudpickle's
             # Python-level pickler, which costs several times more.
@@ -127,7 +124,9 @@ def _settle(fut: ActorFuture, data: bytes, where: str) -> bool:
     return True
 
 
-if sys.version_info >= (3, 12):
+_EAGER = sys.version_info >= (3, 12)  # _start runs a coroutine up to its first wait at once
+
+if _EAGER:
 
     def _start(loop: asyncio.AbstractEventLoop, coro: Any) -> None:
         """Run coro up to its first wait now (the call is published in this
@@ -186,6 +185,9 @@ def _base36(n: int) -> str:
 class ActorFuture(SharedFuture):
     """The result of an actor call (usable with concurrent.futures.wait)."""
 
+    # A synchronous call (h.method(...)): its caller waits for it at once.
+    sync = False
+
     def result(self, timeout: float | None = None) -> Any:
         try:
             return super().result(timeout)
@@ -206,7 +208,7 @@ class ActorMethod:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the method and wait for its result."""
-        return self._h._call(self._m, args, kwargs).result()  # noqa: SLF001
+        return self._h._call(self._m, args, kwargs, sync=True).result()  # noqa: SLF001
 
     def submit(self, *args: Any, **kwargs: Any) -> ActorFuture:
         """Run the method as a long-running operation (durable record, polled)."""
@@ -249,11 +251,14 @@ class ActorHandle:
             raise AttributeError(method)
         return ActorMethod(self, method)
 
-    def _call(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActorFuture:
+    def _call(
+        self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any], sync: bool = False
+    ) -> ActorFuture:
         c = self._c()
         arg = encode_args(self.is_python, args, kwargs, f"{self.qualified_name}.{method}")
         body = encode_call(method, arg)
         fut = ActorFuture()
+        fut.sync = sync
         c._actors.enqueue(self, method, body, fut)  # noqa: SLF001
         return fut
 
@@ -571,11 +576,29 @@ class Actors:
         intake = self._intake
         while intake:
             h, method, body, fut = intake.popleft()
-            _start(loop, self._call(h, method, body, fut))
+            sent = None
+            if _EAGER:
+                # Sent now, before its task is made; the task, started
+                # eagerly, registers it within this turn of the loop.
+                try:
+                    sent = self._send(f"fray.actor.{h.namespace}.{h.name}", body)
+                except Exception:  # noqa: BLE001 - the task sends it again and reports
+                    sent = None
+            _start(loop, self._call(h, method, body, fut, sent))
 
-    async def _call(self, h: ActorHandle, method: str, body: bytes, fut: ActorFuture) -> None:
+    def _send(self, subj: str, body: bytes) -> tuple[str, str, bool]:
+        """Publish a call on a new reply token: (token, reply subject,
+        whether it went out; False: nats-py must send it)."""
+        self._ntok += 1
+        tok = _base36(self._ntok)
+        reply = f"{self._inbox}.{tok}"
+        return tok, reply, self.c._pub.publish(subj, body, reply)  # noqa: SLF001
+
+    async def _call(
+        self, h: ActorHandle, method: str, body: bytes, fut: ActorFuture, sent: tuple[str, str, bool] | None
+    ) -> None:
         try:
-            value = await self.call(h, method, body, outer=fut)
+            value = await self.call(h, method, body, outer=fut, sent=sent)
             if value is not _SETTLED:
                 settle(fut, value)
         except BaseException as e:  # noqa: BLE001 - the future carries it
@@ -588,9 +611,11 @@ class Actors:
         body: bytes,
         timeout: float = CALL_TIMEOUT,
         outer: ActorFuture | None = None,
+        sent: tuple[str, str, bool] | None = None,
     ) -> Any:
         """The method's result. With outer, the reply may settle outer as it
-        arrives (see _on_reply); then this returns _SETTLED."""
+        arrives (see _on_reply); then this returns _SETTLED. With sent, the
+        first attempt was published already (_send)."""
         ns, name = h.namespace, h.name
         subj = f"fray.actor.{ns}.{name}"
         where = f"{ns}/{name}.{method}"
@@ -603,7 +628,8 @@ class Actors:
             if left <= 0:
                 raise ActorUnavailableError(f"frayhq: actor call {where}: no answer within {timeout:.0f} s")
             try:
-                msg = await self._request_watching(subj, body, left, ns, name, outer, where)
+                msg = await self._request_watching(subj, body, left, ns, name, outer, where, sent)
+                sent = None
             except nats.errors.NoRespondersError:
                 rec, _ = await self.get_record(ns, name)
                 if rec is None:
@@ -650,6 +676,7 @@ class Actors:
         name: str,
         outer: ActorFuture | None = None,
         where: str = "",
+        sent: tuple[str, str, bool] | None = None,
     ) -> Any:
         """A call request on the client's one reply inbox (``<inbox>.<token>``).
         A call still waiting after 500 ms is checked against the record by
@@ -657,14 +684,16 @@ class Actors:
         stopped) it fails with ActorUnavailableError instead of waiting out
         its deadline."""
         loop = asyncio.get_running_loop()
-        self._ntok += 1
-        tok = _base36(self._ntok)
+        # Sent first (here, or before the call's task was made): what
+        # follows runs while the call travels. Its reply, its refusal, a
+        # reconnect are all handled on this loop, so none can come before
+        # this turn ends, after the bookkeeping below.
+        tok, reply, went = sent or self._send(subj, body)
         fut: asyncio.Future[Any] = loop.create_future()
         self._replies[tok] = fut
         if outer is not None:
             self._outers[tok] = (outer, where)
         calls = self._calls.setdefault((ns, name), {})
-        reply = f"{self._inbox}.{tok}"
         calls[tok] = _Call(fut, loop.time(), self._gen, subj, body, reply)
 
         def expire() -> None:
@@ -676,7 +705,7 @@ class Actors:
         deadline = loop.call_later(left, expire)
         try:
             async with self.c.perms.guard(subj):  # a refused call fails at once
-                if not self.c._pub.publish(subj, body, reply):  # noqa: SLF001
+                if not went:
                     await self.c.nc.publish(subj, body, reply=reply)
                 msg = await fut
         finally:
@@ -699,6 +728,13 @@ class Actors:
         if outer is not None and msg.data and _settle(outer[0], msg.data, outer[1]):
             # The caller's future is settled now, not a loop turn later when
             # the call's task resumes (a synchronous call's latency).
+            if outer[0].sync:
+                # A synchronous call's thread was just woken; it would wait
+                # for the GIL until this loop next blocks, a second wake-up.
+                # Dropping the GIL now lets it return at once. (Not for
+                # futures waited on one after another: handing the GIL over
+                # at each of thousands of replies slows the loop down.)
+                time.sleep(0)
             fut.set_result(_SETTLED)
             return
         fut.set_result(msg)

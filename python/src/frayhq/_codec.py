@@ -15,6 +15,7 @@ import datetime
 import decimal
 import fractions
 import ipaddress
+import pickle
 import re
 import uuid
 from dataclasses import dataclass
@@ -26,6 +27,12 @@ import cloudpickle
 from .errors import DecodeError, PickleFailed
 
 PICKLE_TAG = 0x66726179  # 1718772089, "fray"
+
+# A Python caller's "no arguments", ((), {}) pickled (the bytes
+# cloudpickle.dumps makes too) under the tag, and its CBOR encoding: the
+# runtime knows it without unpickling it.
+NO_ARGS = cbor2.CBORTag(PICKLE_TAG, pickle.dumps(((), {}), 5))
+NO_ARGS_WIRE = cbor2.dumps(NO_ARGS)
 
 REF_VERSION = 1
 DIGEST_PREFIX = "sha256:"

@@ -58,9 +58,11 @@ class _Pipe:
         body = cbor2.dumps(frame)
         data = _HDR.pack(len(body)) + body
         with self.wlock:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(OUT_FD, view) :]
+            n = os.write(OUT_FD, data)
+            if n < len(data):  # a frame over the pipe's capacity
+                view = memoryview(data)[n:]
+                while view:
+                    view = view[os.write(OUT_FD, view) :]
 
     def fetch(self, ref: _codec.Ref) -> Any:
         """Read object ref's value through the worker (which reads the object
@@ -81,6 +83,9 @@ class _Pipe:
 
 
 _local = threading.local()  # .id: the request the current thread serves
+# (stream, thread) pairs holding the start of a line not yet ended: while
+# there are none, a request's answer needs no flush before it.
+_partial: set[tuple[str, int]] = set()
 
 
 class _FrameStream(io.TextIOBase):
@@ -113,12 +118,17 @@ class _FrameStream(io.TextIOBase):
             for line in lines:
                 self.pipe.write({"t": "log", "id": rid, "stream": self.stream, "line": line})
         self.bufs.b = buf
+        if buf:
+            _partial.add((self.stream, threading.get_ident()))
+        else:
+            _partial.discard((self.stream, threading.get_ident()))
         return len(s)
 
     def flush(self) -> None:
         buf = getattr(self.bufs, "b", "")
         if buf:
             self.bufs.b = ""
+            _partial.discard((self.stream, threading.get_ident()))
             self.pipe.write({"t": "log", "id": getattr(_local, "id", 0), "stream": self.stream, "line": buf})
 
 
@@ -153,7 +163,7 @@ def _call_args(arg: bytes | None, what: str) -> tuple[tuple[Any, ...], dict[str,
     """The positional and keyword arguments a frame's argument stands for: a
     Python caller sends the tag wrapping (args, kwargs); any other caller
     one plain value, the single positional argument; none, no argument."""
-    if arg is None:
+    if arg is None or arg == _codec.NO_ARGS_WIRE:
         return (), {}
     v = _codec.loads(arg, what=what)
     if _tagged(arg):
@@ -190,6 +200,8 @@ class Runtime:
         self.pipe = pipe
         self.instance: Any = None
         self.pool: ThreadPoolExecutor | None = None
+        self.out: Any = None  # the _FrameStreams main installed as sys.stdout and sys.stderr
+        self.err: Any = None
 
     # -- start -----------------------------------------------------------
 
@@ -237,7 +249,8 @@ class Runtime:
         _local.id = rid
         try:
             frame = body(f)
-            self._flush()
+            if _partial or sys.stdout is not self.out or sys.stderr is not self.err:
+                self._flush()
         except BaseException as e:  # noqa: BLE001 - every failure is the request's
             self._flush()
             frame = {"t": "error", "error": _error(e)}
@@ -376,8 +389,8 @@ def main() -> None:
     start = pipe.read()
     if start is None:
         return
-    sys.stdout = _FrameStream(pipe, "stdout")
-    sys.stderr = _FrameStream(pipe, "stderr")
+    sys.stdout = rt.out = _FrameStream(pipe, "stdout")
+    sys.stderr = rt.err = _FrameStream(pipe, "stderr")
     if not rt.hello(start):
         os._exit(1)
     # frayhq.current_client() and marin-fray's current_client() reach the

@@ -1,0 +1,316 @@
+package langrt
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/objects"
+)
+
+// printed collects a process's log frames.
+type printed struct {
+	mu    sync.Mutex
+	lines []string // "<id> <stream> <line>"
+	on    func(line string)
+}
+
+func (pr *printed) add(id uint64, stream, line string) {
+	pr.mu.Lock()
+	pr.lines = append(pr.lines, fmt.Sprintf("%d %s %s", id, stream, line))
+	on := pr.on
+	pr.mu.Unlock()
+	if on != nil {
+		on(line)
+	}
+}
+
+func (pr *printed) has(want string) bool {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	for _, l := range pr.lines {
+		if l == want {
+			return true
+		}
+	}
+	return false
+}
+
+func (pr *printed) count(prefix string) int {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	n := 0
+	for _, l := range pr.lines {
+		if strings.Contains(l, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// streamsActor starts a Python runtime process hosting an rt.Streams
+// actor that runs up to conc calls at a time; killed when the test ends.
+func streamsActor(t *testing.T, conc int) (*proc, *printed) {
+	t.Helper()
+	py, paths := frayt.Python(t)
+	pr := &printed{}
+	cfg := &procConfig{command: []string{py, "-m", PythonModule}, env: frayt.PythonEnv(paths[:1]),
+		imports: []string{"rtfixtures"}, paths: paths[1:], startTimeout: time.Minute,
+		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		onLog:   func(_ *proc, id uint64, stream, line string) { pr.add(id, stream, line) },
+		onFetch: func(*proc, *Frame) {}}
+	ctx := frayt.Context(t, time.Minute)
+	p, err := startProc(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.kill()
+		<-p.dead
+	})
+	r, err := p.request(ctx, &Frame{T: FrameNew, Fn: "rt.Streams", Actor: &ActorInfo{Class: "rt.Streams", Index: -1, MaxConcurrency: conc}}, "streams")
+	if err != nil || r.T != FrameResult {
+		t.Fatalf("construct: %v %+v", err, r)
+	}
+	return p, pr
+}
+
+// call calls method with arg and decodes the answer into out.
+func call(ctx context.Context, p *proc, method string, arg, out any) error {
+	raw, err := objects.Marshal(arg)
+	if err != nil {
+		return err
+	}
+	r, err := p.request(ctx, &Frame{T: FrameCall, Fn: method, Arg: raw}, "streams."+method)
+	if err != nil {
+		return err
+	}
+	if r.T == FrameError {
+		return r.Err
+	}
+	return objects.Unmarshal(r.Value, out)
+}
+
+func lastID(p *proc) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.next
+}
+
+func TestConcurrentRequestsOnOneProcessGetTheirOwnAnswers(t *testing.T) {
+	const n = 6
+	p, pr := streamsActor(t, n)
+	ctx := frayt.Context(t, time.Minute)
+	for round := range 3 {
+		got := make([]string, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// The first call sleeps longest: it reads the pipe, and
+				// hands the others their answers and lines.
+				v := fmt.Sprintf("r%d-%d", round, i)
+				errs[i] = call(ctx, p, "hold", map[string]any{"v": v, "secs": 0.05 * float64(n-i)}, &got[i])
+			}()
+			id := uint64(1 + round*n + i + 1) // the constructor's request was 1
+			frayt.Eventually(t, 10*time.Second, "the call is sent", func() bool { return lastID(p) == id })
+		}
+		wg.Wait()
+		for i := range n {
+			want := fmt.Sprintf("r%d-%d", round, i)
+			if errs[i] != nil || got[i] != want {
+				t.Fatalf("call %d: %q, %v; want %q", i, got[i], errs[i], want)
+			}
+			if !pr.has(fmt.Sprintf("%d stdout done %s", 1+round*n+i+1, want)) {
+				t.Errorf("the line of call %d is missing or lost its request id; have %q", i, pr.lines)
+			}
+		}
+	}
+}
+
+func TestAKilledProcessFailsEveryWaitingRequestWithTheCrash(t *testing.T) {
+	const n = 4
+	p, pr := streamsActor(t, n)
+	ctx := frayt.Context(t, time.Minute)
+	errc := make(chan error, n)
+	for i := range n {
+		go func() {
+			var s string
+			errc <- call(ctx, p, "hold", map[string]any{"v": fmt.Sprint(i), "secs": 60}, &s)
+		}()
+	}
+	frayt.Eventually(t, 20*time.Second, "every call running", func() bool { return pr.count("holding") == n })
+	if err := syscall.Kill(p.pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		select {
+		case err := <-errc:
+			if !errors.Is(err, ErrCrashed) || !strings.Contains(err.Error(), "signal 9") {
+				t.Fatalf("err %v: want ErrCrashed naming signal 9", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a waiting request did not return after its process was killed")
+		}
+	}
+}
+
+func TestACancelledRequestLeavesTheStreamWhole(t *testing.T) {
+	p, pr := streamsActor(t, 2)
+	ctx := frayt.Context(t, time.Minute)
+	for i := range 3 {
+		// The cancelled call reads the pipe (nobody else waits) when its
+		// ctx ends; its answer comes later, to nobody.
+		cctx, cancel := context.WithCancelCause(ctx)
+		pr.mu.Lock()
+		pr.on = func(line string) {
+			if line == fmt.Sprintf("holding a%d", i) {
+				cancel(errors.New("caller gave up"))
+			}
+		}
+		pr.mu.Unlock()
+		var s string
+		err := call(cctx, p, "hold", map[string]any{"v": fmt.Sprintf("a%d", i), "secs": 0.2}, &s)
+		if err == nil || err.Error() != "caller gave up" {
+			t.Fatalf("cancelled call: %q, %v; want the ctx's cause", s, err)
+		}
+		// The next call is answered with its own value, and so is one
+		// made after the cancelled call's answer came.
+		if err := call(ctx, p, "hold", map[string]any{"v": fmt.Sprintf("b%d", i), "secs": 0}, &s); err != nil || s != fmt.Sprintf("b%d", i) {
+			t.Fatalf("call after the cancelled one: %q, %v", s, err)
+		}
+		frayt.Eventually(t, 10*time.Second, "the cancelled call's answer is past", func() bool { return pr.count(fmt.Sprintf("done a%d", i)) == 1 })
+		if err := call(ctx, p, "hold", map[string]any{"v": fmt.Sprintf("c%d", i), "secs": 0}, &s); err != nil || s != fmt.Sprintf("c%d", i) {
+			t.Fatalf("call after the cancelled one's answer: %q, %v", s, err)
+		}
+	}
+	if !p.alive() {
+		t.Fatal("the process was killed")
+	}
+}
+
+func TestInterruptsWhileAFrameIsReadDoNotSplitIt(t *testing.T) {
+	p, _ := streamsActor(t, 1)
+	ctx := frayt.Context(t, time.Minute)
+	const n = 16 << 20 // the pipe holds 64 KiB: the answer arrives in many reads
+	for range 3 {
+		done := make(chan struct{})
+		go func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+					p.interrupt()
+					time.Sleep(20 * time.Microsecond)
+				}
+			}
+		}()
+		var s string
+		err := call(ctx, p, "big", n, &s)
+		close(done)
+		if err != nil || len(s) != n || strings.Trim(s, "x") != "" {
+			t.Fatalf("big answer: %d bytes, %v", len(s), err)
+		}
+		if err := call(ctx, p, "hold", map[string]any{"v": "after", "secs": 0}, &s); err != nil || s != "after" {
+			t.Fatalf("call after the big answer: %q, %v", s, err)
+		}
+	}
+}
+
+func TestLinesPrintedWhileNoRequestWaitsReachTheLog(t *testing.T) {
+	p, pr := streamsActor(t, 1)
+	ctx := frayt.Context(t, time.Minute)
+	for i := range 3 {
+		line := fmt.Sprintf("printed later %d", i)
+		var none any
+		if err := call(ctx, p, "print_later", map[string]any{"line": line, "secs": 0.1}, &none); err != nil {
+			t.Fatal(err)
+		}
+		frayt.Eventually(t, 10*time.Second, "the line printed after the call", func() bool { return pr.has("0 stdout " + line) })
+		// The background reader has the pipe now; a call takes it back.
+		var s string
+		if err := call(ctx, p, "hold", map[string]any{"v": "next", "secs": 0}, &s); err != nil || s != "next" {
+			t.Fatalf("call after the line: %q, %v", s, err)
+		}
+	}
+}
+
+// interrupting returns a reader that fails with a read deadline every few
+// reads, as an interrupted pipe read does.
+type interrupting struct {
+	r io.Reader
+	n int
+}
+
+func (ir *interrupting) Read(b []byte) (int, error) {
+	ir.n++
+	if ir.n%3 == 0 {
+		return 0, os.ErrDeadlineExceeded
+	}
+	return ir.r.Read(b[:min(len(b), 7)])
+}
+
+// An interrupt before a frame's first byte consumes nothing; one inside a
+// frame is retried when resume says so, and ends the read otherwise.
+func TestAFrameReaderResumesInterruptedFrames(t *testing.T) {
+	var buf bytes.Buffer
+	frames := []*Frame{{T: FrameLog, ID: 1, Line: strings.Repeat("l", 50)}, {T: FrameResult, ID: 2, Value: bytes.Repeat([]byte{0x41}, 3<<20)}, {T: FrameError, ID: 3, Err: &LangError{Message: "m"}}}
+	for _, f := range frames {
+		if err := (&frameWriter{w: &buf}).write(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw := buf.Bytes()
+	fr := newFrameReader(&interrupting{r: bytes.NewReader(raw)})
+	retried := 0
+	fr.resume = func(err error) bool {
+		retried++
+		return errors.Is(err, os.ErrDeadlineExceeded)
+	}
+	var got []*Frame
+	interrupted := 0
+	for {
+		f, err := fr.read()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			interrupted++
+			continue
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, f)
+	}
+	if len(got) != 3 || got[0].Line != frames[0].Line || !bytes.Equal(got[1].Value, frames[1].Value) || got[2].Err.Message != "m" {
+		t.Fatalf("read back %d frames", len(got))
+	}
+	if retried == 0 || interrupted == 0 {
+		t.Fatalf("%d interrupts inside frames, %d between: the reader was not interrupted both ways", retried, interrupted)
+	}
+	// Without resume, an interrupt inside a frame fails its read.
+	fr = newFrameReader(&interrupting{r: bytes.NewReader(raw)})
+	for {
+		_, err := fr.read()
+		if errors.Is(err, ErrFrame) {
+			break
+		}
+		if err == io.EOF {
+			t.Fatal("every frame read whole without resume")
+		}
+	}
+}
