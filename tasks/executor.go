@@ -951,7 +951,7 @@ func (e *Executor) finish(tr *taskRun) {
 		tr.subject = taskwire.ResultSubject(t.Owner, t.ID)
 	}
 	tr.data = data
-	if err := e.pub.publishData(tr.subject, data, m, tr); err != nil {
+	if err := e.pub.publishData(context.Background(), tr.subject, data, m, tr); err != nil {
 		e.log.Warn("publish result; handing task back", "task", t.ID, "err", err)
 		m.Nak()
 	}

@@ -32,7 +32,9 @@ type ProducerOptions struct {
 	// MaxValueSize refuses larger arguments at submit. Defaults to 1 GiB.
 	MaxValueSize int64
 	// MaxPending bounds submissions awaiting their PubAck; Submit blocks
-	// while it is reached. Defaults to 4096.
+	// while it is reached, until its context ends (its future then fails
+	// with the context's error), and blocked Submits go in the order they
+	// came. Defaults to 4096.
 	MaxPending int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -418,7 +420,7 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 	// A submission that met no JetStream (a broker restarting) or got no
 	// PubAck is sent again, with the same Nats-Msg-Id so the stream
 	// stores it once, while the retry budget lasts.
-	if err := p.pub.publish(&sub.msg, nil, sub); err != nil {
+	if err := p.pub.publish(ctx, &sub.msg, nil, sub); err != nil {
 		p.forget(f.id)
 		return fmt.Errorf("tasks: publish %s: %w", fn, err)
 	}
@@ -497,7 +499,10 @@ func (s *submission) pubAcked(err error) {
 			s.fail(ErrClosed)
 			return
 		}
-		if err := p.pub.publish(&s.msg, nil, s); err != nil {
+		if err := p.pub.publish(p.ctx, &s.msg, nil, s); err != nil {
+			if p.ctx.Err() != nil {
+				err = ErrClosed // the producer closed while it waited for a slot
+			}
 			s.fail(fmt.Errorf("tasks: publish %s: %w", s.fn, err))
 		}
 	}()

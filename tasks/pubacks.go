@@ -2,9 +2,11 @@ package tasks
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -39,12 +41,12 @@ type asyncPublisher struct {
 	// time to within every: no clock read per message.
 	now atomic.Int64
 
-	mu      sync.Mutex
-	room    sync.Cond // wakeAt slots free, or the publisher closed
-	waiting int       // publishes waiting for a free slot
-	// wakeAt is how many slots must be free before the publishes waiting
-	// for one are woken: a full window refills in batches, not with a
-	// wake-up per PubAck.
+	mu sync.Mutex
+	// queue holds the publishes waiting for a slot, first come first
+	// served: while it is not empty a new publish queues behind it. Slots
+	// are handed to them once wakeAt are free, so a full window refills
+	// in batches, not with a wake-up per PubAck.
+	queue  []*slotWaiter
 	wakeAt int
 	slots  []inflight // by position, grown up to max as needed
 	free   []int      // positions of the slots not in use, a stack
@@ -72,6 +74,13 @@ type inflight struct {
 	held    *nats.Msg // the task message whose ack waits on this PubAck, if any
 }
 
+// slotWaiter is a publish waiting for a slot: ready closes once it is
+// given one (pos) or the publisher closed (pos stays -1).
+type slotWaiter struct {
+	pos   int
+	ready chan struct{}
+}
+
 // errPubAckTimeout means no PubAck arrived in time: the message may or may
 // not be stored.
 var errPubAckTimeout = errors.New("no PubAck in time")
@@ -90,7 +99,6 @@ func (e *pubAckError) Error() string {
 func newAsyncPublisher(nc *nats.Conn, maxPending int, timeout time.Duration) (*asyncPublisher, error) {
 	p := &asyncPublisher{nc: nc, prefix: nc.NewRespInbox(), timeout: timeout, every: min(max(timeout/4, 10*time.Millisecond), 250*time.Millisecond),
 		max: max(1, maxPending), wakeAt: max(1, maxPending/16), stop: make(chan struct{}), done: make(chan struct{})}
-	p.room.L = &p.mu
 	p.now.Store(time.Now().UnixNano())
 	var err error
 	p.sub, err = nc.Subscribe(p.prefix+".*", p.onAck)
@@ -105,10 +113,10 @@ func newAsyncPublisher(nc *nats.Conn, maxPending int, timeout time.Duration) (*a
 
 // publish sends m (its Reply is set here) and calls done with nil once it
 // is stored, or with the error. It blocks while maxPending messages await
-// their PubAck. held, if not nil, is a task message whose ack waits on
-// this PubAck; heldMsgs lists it until then.
-func (p *asyncPublisher) publish(m *nats.Msg, held *nats.Msg, done pubAcker) error {
-	reply, num, err := p.acquire(m.Subject, held, done)
+// their PubAck, until ctx ends. held, if not nil, is a task message whose
+// ack waits on this PubAck; heldMsgs lists it until then.
+func (p *asyncPublisher) publish(ctx context.Context, m *nats.Msg, held *nats.Msg, done pubAcker) error {
+	reply, num, err := p.acquire(ctx, m.Subject, held, done)
 	if err != nil {
 		return err
 	}
@@ -122,8 +130,8 @@ func (p *asyncPublisher) publish(m *nats.Msg, held *nats.Msg, done pubAcker) err
 
 // publishData is publish for a message of data alone, no headers: no
 // nats.Msg needed.
-func (p *asyncPublisher) publishData(subject string, data []byte, held *nats.Msg, done pubAcker) error {
-	reply, num, err := p.acquire(subject, held, done)
+func (p *asyncPublisher) publishData(ctx context.Context, subject string, data []byte, held *nats.Msg, done pubAcker) error {
+	reply, num, err := p.acquire(ctx, subject, held, done)
 	if err != nil {
 		return err
 	}
@@ -135,26 +143,36 @@ func (p *asyncPublisher) publishData(subject string, data []byte, held *nats.Msg
 }
 
 // acquire takes a free slot for a message to subject, waiting for one
-// while maxPending messages await their PubAck: the reply subject to send
-// it with, and the slot's number.
-func (p *asyncPublisher) acquire(subject string, held *nats.Msg, done pubAcker) (reply string, num uint64, err error) {
+// (behind the publishes already waiting) while maxPending messages await
+// their PubAck, until ctx ends: the reply subject to send it with, and
+// the slot's number.
+func (p *asyncPublisher) acquire(ctx context.Context, subject string, held *nats.Msg, done pubAcker) (reply string, num uint64, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for len(p.free) == 0 && len(p.slots) == p.max && !p.closed {
-		p.waiting++
-		p.room.Wait()
-		p.waiting--
-	}
 	if p.closed {
 		return "", 0, ErrClosed
 	}
-	var pos int
-	if n := len(p.free); n > 0 {
-		pos = p.free[n-1]
-		p.free = p.free[:n-1]
-	} else {
-		pos = len(p.slots)
-		p.slots = append(p.slots, inflight{num: uint64(pos)})
+	pos := -1
+	if len(p.queue) == 0 {
+		pos = p.freeSlotLocked()
+	}
+	if pos < 0 {
+		w := &slotWaiter{pos: -1, ready: make(chan struct{})}
+		p.queue = append(p.queue, w)
+		p.mu.Unlock()
+		select {
+		case <-w.ready:
+		case <-ctx.Done():
+		}
+		p.mu.Lock()
+		if pos = w.pos; pos < 0 {
+			if p.closed {
+				return "", 0, ErrClosed
+			}
+			p.queue = slices.DeleteFunc(p.queue, func(q *slotWaiter) bool { return q == w })
+			return "", 0, ctx.Err()
+		}
+		// Given a slot, it is used even if ctx ended meanwhile.
 	}
 	s := &p.slots[pos]
 	if s.reply == "" {
@@ -162,6 +180,28 @@ func (p *asyncPublisher) acquire(subject string, held *nats.Msg, done pubAcker) 
 	}
 	s.done, s.subject, s.sent, s.held = done, subject, p.now.Load(), held
 	return s.reply, s.num, nil
+}
+
+// freeSlotLocked takes a free slot's position, or -1 if every slot awaits
+// its PubAck.
+func (p *asyncPublisher) freeSlotLocked() int {
+	if n := len(p.free); n > 0 {
+		pos := p.free[n-1]
+		p.free = p.free[:n-1]
+		return pos
+	}
+	if len(p.slots) < p.max {
+		p.slots = append(p.slots, inflight{num: uint64(len(p.slots))})
+		return len(p.slots) - 1
+	}
+	return -1
+}
+
+// waiters is the number of publishes waiting for a slot.
+func (p *asyncPublisher) waiters() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue)
 }
 
 // heldMsgs lists the task messages whose acks wait on a PubAck.
@@ -199,8 +239,15 @@ func (p *asyncPublisher) take(num uint64, retire bool) (f inflight, ok bool) {
 		s.reply = ""
 	}
 	p.free = append(p.free, pos)
-	if p.waiting > 0 && len(p.free) >= p.wakeAt {
-		p.room.Broadcast() // those that find no slot wait for the next batch
+	if len(p.queue) > 0 && len(p.free) >= p.wakeAt {
+		// A batch of slots to the publishes waiting longest.
+		n := 0
+		for ; n < len(p.queue) && len(p.free) > 0; n++ {
+			w := p.queue[n]
+			w.pos = p.freeSlotLocked()
+			close(w.ready)
+		}
+		p.queue = slices.Delete(p.queue, 0, n)
 	}
 	return f, true
 }
@@ -305,7 +352,10 @@ func (p *asyncPublisher) close() {
 		return
 	}
 	p.closed = true
-	p.room.Broadcast() // blocked publishes fail with ErrClosed
+	for _, w := range p.queue {
+		close(w.ready) // blocked publishes fail with ErrClosed
+	}
+	p.queue = nil
 	p.mu.Unlock()
 	close(p.stop)
 	<-p.done

@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -8,6 +9,9 @@ import (
 	"github.com/frayhq/fray/internal/frayt"
 	"github.com/nats-io/nats.go"
 )
+
+// bg is the context of publishes that wait as long as it takes.
+var bg = context.Background()
 
 // verdicts records the PubAck verdicts a publish hears.
 type verdicts chan error
@@ -78,7 +82,7 @@ func TestAPublishSlotServesAgainOnceItsPubAckArrived(t *testing.T) {
 	p, nc, stream := standing(t, 1, time.Minute)
 	v := make(verdicts, 4)
 	first := &nats.Msg{Subject: "s"}
-	if err := p.publish(first, nil, v); err != nil {
+	if err := p.publish(bg, first, nil, v); err != nil {
 		t.Fatal(err)
 	}
 	nc.Publish(received(t, stream).Reply, []byte(positivePubAck))
@@ -86,7 +90,7 @@ func TestAPublishSlotServesAgainOnceItsPubAckArrived(t *testing.T) {
 		t.Fatalf("a positive PubAck gave %v", err)
 	}
 	second := &nats.Msg{Subject: "s"}
-	if err := p.publish(second, nil, v); err != nil {
+	if err := p.publish(bg, second, nil, v); err != nil {
 		t.Fatal(err)
 	}
 	if second.Reply != first.Reply {
@@ -105,7 +109,7 @@ func TestAnUnansweredPublishTimesOut(t *testing.T) {
 	p, _, stream := standing(t, 4, 50*time.Millisecond)
 	v := make(verdicts, 1)
 	start := time.Now()
-	if err := p.publish(&nats.Msg{Subject: "s"}, nil, v); err != nil {
+	if err := p.publish(bg, &nats.Msg{Subject: "s"}, nil, v); err != nil {
 		t.Fatal(err)
 	}
 	received(t, stream)
@@ -123,7 +127,7 @@ func TestAnUnansweredPublishTimesOut(t *testing.T) {
 func TestALatePubAckIsNotTakenForAnotherMessages(t *testing.T) {
 	p, nc, stream := standing(t, 1, time.Minute)
 	late, next := make(verdicts, 4), make(verdicts, 4)
-	if err := p.publish(&nats.Msg{Subject: "s"}, nil, late); err != nil {
+	if err := p.publish(bg, &nats.Msg{Subject: "s"}, nil, late); err != nil {
 		t.Fatal(err)
 	}
 	lateReply := received(t, stream).Reply
@@ -132,7 +136,7 @@ func TestALatePubAckIsNotTakenForAnotherMessages(t *testing.T) {
 		t.Fatalf("the message given up on heard %v", err)
 	}
 	m := &nats.Msg{Subject: "s"}
-	if err := p.publish(m, nil, next); err != nil {
+	if err := p.publish(bg, m, nil, next); err != nil {
 		t.Fatal(err)
 	}
 	if m.Reply == lateReply {
@@ -154,11 +158,11 @@ func TestALatePubAckIsNotTakenForAnotherMessages(t *testing.T) {
 func TestAPublishWaitsForAFreeSlotAndCloseReleasesIt(t *testing.T) {
 	p, nc, stream := standing(t, 1, time.Minute)
 	v := make(verdicts, 4)
-	if err := p.publish(&nats.Msg{Subject: "s"}, nil, v); err != nil {
+	if err := p.publish(bg, &nats.Msg{Subject: "s"}, nil, v); err != nil {
 		t.Fatal(err)
 	}
 	waited := make(chan error, 1)
-	go func() { waited <- p.publish(&nats.Msg{Subject: "s"}, nil, v) }()
+	go func() { waited <- p.publish(bg, &nats.Msg{Subject: "s"}, nil, v) }()
 	select {
 	case err := <-waited:
 		t.Fatalf("a publish beyond maxPending did not wait: %v", err)
@@ -172,7 +176,7 @@ func TestAPublishWaitsForAFreeSlotAndCloseReleasesIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	blocked := make(chan error, 1)
-	go func() { blocked <- p.publish(&nats.Msg{Subject: "s"}, nil, v) }()
+	go func() { blocked <- p.publish(bg, &nats.Msg{Subject: "s"}, nil, v) }()
 	p.close()
 	if err := <-blocked; !errors.Is(err, ErrClosed) {
 		t.Fatalf("a publish waiting at close gave %v, want ErrClosed", err)
@@ -189,14 +193,14 @@ func TestPublishesWaitingOnAFullWindowAllGoAsPubAcksArrive(t *testing.T) {
 	p, nc, stream := standing(t, 32, time.Minute)
 	v := make(verdicts, 64)
 	for range 32 {
-		if err := p.publish(&nats.Msg{Subject: "s"}, nil, v); err != nil {
+		if err := p.publish(bg, &nats.Msg{Subject: "s"}, nil, v); err != nil {
 			t.Fatal(err)
 		}
 	}
 	const waiters = 5
 	went := make(chan error, waiters)
 	for range waiters {
-		go func() { went <- p.publish(&nats.Msg{Subject: "s"}, nil, v) }()
+		go func() { went <- p.publish(bg, &nats.Msg{Subject: "s"}, nil, v) }()
 	}
 	for range 32 + waiters {
 		nc.Publish(received(t, stream).Reply, []byte(positivePubAck))
@@ -213,6 +217,102 @@ func TestPublishesWaitingOnAFullWindowAllGoAsPubAcksArrive(t *testing.T) {
 	}
 	for range 32 + waiters {
 		if err := v.next(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A publish waiting for a slot gives up when its context ends, and leaves
+// the queue of waiting publishes as it was: the next one still gets the
+// next slot.
+func TestAPublishWaitingForASlotGivesUpWithItsContext(t *testing.T) {
+	p, nc, stream := standing(t, 1, time.Minute)
+	v := make(verdicts, 4)
+	if err := p.publish(bg, &nats.Msg{Subject: "s"}, nil, v); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	gaveUp := make(chan error, 1)
+	go func() { gaveUp <- p.publish(ctx, &nats.Msg{Subject: "s"}, nil, v) }()
+	frayt.Eventually(t, 5*time.Second, "the publish waits", func() bool { return p.waiters() == 1 })
+	cancel()
+	if err := <-gaveUp; !errors.Is(err, context.Canceled) {
+		t.Fatalf("a waiting publish whose context ended gave %v, want context.Canceled", err)
+	}
+	if n := p.waiters(); n != 0 {
+		t.Fatalf("%d publishes still queued after the only waiter gave up", n)
+	}
+	next := make(chan error, 1)
+	go func() { next <- p.publish(bg, &nats.Msg{Subject: "s"}, nil, v) }()
+	nc.Publish(received(t, stream).Reply, []byte(positivePubAck))
+	if err := <-next; err != nil {
+		t.Fatalf("the publish after one gave up: %v", err)
+	}
+	if m := received(t, stream); m.Reply == "" {
+		t.Fatal("the next publish went out without a reply subject")
+	}
+	v.next(t)
+}
+
+// Publishes waiting on a full window get slots in the order they came,
+// and a publish that comes later queues behind them rather than taking a
+// slot freed for them.
+func TestWaitingPublishesGoFirstComeFirstServed(t *testing.T) {
+	p, nc, stream := standing(t, 1, time.Minute)
+	v := make(verdicts, 8)
+	if err := p.publish(bg, &nats.Msg{Subject: "s", Data: []byte("0")}, nil, v); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		go func() {
+			if err := p.publish(bg, &nats.Msg{Subject: "s", Data: []byte{'0' + byte(i)}}, nil, v); err != nil {
+				t.Error(err)
+			}
+		}()
+		frayt.Eventually(t, 5*time.Second, "the publish waits", func() bool { return p.waiters() == i })
+	}
+	last := received(t, stream) // "0", holding the one slot
+	for want := byte('1'); want <= '3'; want++ {
+		nc.Publish(last.Reply, []byte(positivePubAck))
+		if last = received(t, stream); last.Data[0] != want {
+			t.Fatalf("publish %c went before %c, which waited longer", last.Data[0], want)
+		}
+		// A newcomer while others wait queues behind them.
+		if want == '1' {
+			go func() {
+				if err := p.publish(bg, &nats.Msg{Subject: "s", Data: []byte("4")}, nil, v); err != nil {
+					t.Error(err)
+				}
+			}()
+			frayt.Eventually(t, 5*time.Second, "the newcomer waits", func() bool { return p.waiters() == 3 })
+		}
+	}
+	nc.Publish(last.Reply, []byte(positivePubAck))
+	if m := received(t, stream); m.Data[0] != '4' {
+		t.Fatalf("the last to come went as %c", m.Data[0])
+	}
+}
+
+// While publishes wait for a batch of slots to free, a new publish queues
+// behind them even if a slot is free already: it does not take it first.
+func TestANewPublishDoesNotTakeASlotFreedForThoseWaiting(t *testing.T) {
+	p, nc, stream := standing(t, 32, time.Minute) // slots go to waiters two at a time
+	v := make(verdicts, 64)
+	for range 32 {
+		if err := p.publish(bg, &nats.Msg{Subject: "s"}, nil, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waited := make(chan error, 2)
+	go func() { waited <- p.publish(bg, &nats.Msg{Subject: "s"}, nil, v) }()
+	frayt.Eventually(t, 5*time.Second, "the publish waits", func() bool { return p.waiters() == 1 })
+	nc.Publish(received(t, stream).Reply, []byte(positivePubAck)) // one slot free: not yet a batch
+	v.next(t)
+	go func() { waited <- p.publish(bg, &nats.Msg{Subject: "s"}, nil, v) }()
+	frayt.Eventually(t, 5*time.Second, "the newcomer queues", func() bool { return p.waiters() == 2 })
+	nc.Publish(received(t, stream).Reply, []byte(positivePubAck)) // a batch of two: both go
+	for range 2 {
+		if err := <-waited; err != nil {
 			t.Fatal(err)
 		}
 	}
