@@ -166,3 +166,52 @@ def test_environment_secrets_are_refused(client, name):
 def test_bad_names_are_refused(client):
     with pytest.raises(frayhq.ConfigError, match="actor name"):
         client.create_actor("fray.Counter", name="a.b")
+
+
+def test_a_call_answered_no_responders_is_sent_again(client, name):
+    """A call that meets "no responders" (the actor's host not subscribed
+    yet: starting, restarting, reconnecting) is published again after a
+    pause, and is answered once something listens on the actor's subject."""
+    import threading
+
+    import cbor2
+    import nats
+
+    from frayhq._actors import ActorHandle
+
+    subj = f"fray.actor.{client.namespace}.{name}"
+    refused = threading.Event()
+    calls = []
+
+    # A call met "no responders" when it looks the actor's record up.
+    actors = client._actors
+    get_record = actors.get_record
+
+    async def looked_up(ns, n):
+        if n == name:
+            refused.set()
+        return await get_record(ns, n)
+
+    async def serve():
+        nc = await nats.connect(client.url)
+
+        async def on_call(msg):
+            calls.append(msg.data)
+            await nc.publish(msg.reply, cbor2.dumps({"v": 1, "r": 42}))
+
+        await nc.subscribe(subj, cb=on_call)
+        await nc.flush()
+        return nc
+
+    actors.get_record = looked_up
+    server = None
+    try:
+        fut = ActorHandle(client.namespace, name, "fray.Counter", client).Get.remote()
+        assert refused.wait(10), "the first attempt met no 503"
+        server = client._loop.submit(serve()).result(10)
+        assert fut.result(30) == 42
+        assert calls, "the call was never published again"
+    finally:
+        actors.get_record = get_record
+        if server is not None:
+            client._loop.submit(server.close()).result(10)

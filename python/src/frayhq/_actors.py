@@ -628,8 +628,10 @@ class Actors:
             if left <= 0:
                 raise ActorUnavailableError(f"frayhq: actor call {where}: no answer within {timeout:.0f} s")
             try:
-                msg = await self._request_watching(subj, body, left, ns, name, outer, where, sent)
-                sent = None
+                # A pre-sent call serves the first attempt only: a retry
+                # (after no responders) sends again.
+                first, sent = sent, None
+                msg = await self._request_watching(subj, body, left, ns, name, outer, where, first)
             except nats.errors.NoRespondersError:
                 rec, _ = await self.get_record(ns, name)
                 if rec is None:
