@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"github.com/frayhq/fray/objects"
@@ -150,49 +151,73 @@ func (fw *frameWriter) write(f *Frame) error {
 	return err
 }
 
-// frameReader reads frames from a buffered pipe. A read error before a
-// frame's first byte consumes nothing, so the next read starts at that
-// frame again; once a frame has begun it is read whole, and resume decides
-// whether an error in its middle is retried (an interrupt, which must not
-// split a frame) or ends the read.
+// frameReader reads frames from a buffered pipe. A read interrupted by a
+// read deadline (os.ErrDeadlineExceeded) returns that error and keeps
+// what it read of the frame in hand, so the next read, by whichever
+// goroutine, goes on where it stopped: an interrupt never splits a frame.
+// Any other error ends the stream.
 type frameReader struct {
-	r      *bufio.Reader
-	hdr    [4]byte
-	resume func(error) bool // nil: every error ends the read
+	r    *bufio.Reader
+	hdr  [4]byte
+	nhdr int           // header bytes read of the frame in hand
+	body []byte        // its body, once its length is known (up to 1 MiB)
+	nbod int           // body bytes read
+	big  *bytes.Buffer // a longer body, grown as it arrives
+	left int64         // big's bytes still to come
 }
 
 func newFrameReader(r io.Reader) *frameReader { return &frameReader{r: bufio.NewReaderSize(r, 64<<10)} }
 
+// interrupted is true for the error of a read deadline.
+func interrupted(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
 func (fr *frameReader) read() (*Frame, error) {
-	if _, err := fr.r.Peek(1); err != nil {
-		return nil, err
-	}
-	if err := fr.full(fr.hdr[:]); err != nil {
-		return nil, err
-	}
-	n := binary.BigEndian.Uint32(fr.hdr[:])
-	if n > MaxFrame {
-		return nil, fmt.Errorf("%w: length %d over the %d-byte limit", ErrFrame, n, MaxFrame)
-	}
-	var body []byte
-	if n <= 1<<20 {
-		body = make([]byte, n)
-		if err := fr.full(body); err != nil {
-			return nil, fmt.Errorf("%w: truncated frame: %v", ErrFrame, err)
+	if fr.nhdr == 0 {
+		if _, err := fr.r.Peek(1); err != nil {
+			return nil, err // nothing of a frame read: an EOF here is a clean end
 		}
-	} else {
-		// Grow with what arrives: a bad length costs no more memory than
-		// the bytes actually sent.
-		var b bytes.Buffer
-		for left := int64(n); left > 0; {
-			m, err := io.CopyN(&b, fr.r, left)
-			left -= m
-			if err != nil && !fr.retry(err) {
-				return nil, fmt.Errorf("%w: truncated frame: %v", ErrFrame, err)
+	}
+	if fr.nhdr < len(fr.hdr) {
+		for fr.nhdr < len(fr.hdr) {
+			n, err := fr.r.Read(fr.hdr[fr.nhdr:])
+			fr.nhdr += n
+			if err != nil && fr.nhdr < len(fr.hdr) {
+				return nil, fr.midFrame(err)
 			}
 		}
-		body = b.Bytes()
+		n := binary.BigEndian.Uint32(fr.hdr[:])
+		if n > MaxFrame {
+			return nil, fmt.Errorf("%w: length %d over the %d-byte limit", ErrFrame, n, MaxFrame)
+		}
+		if n <= 1<<20 {
+			fr.body, fr.nbod = make([]byte, n), 0
+		} else {
+			// Grow with what arrives: a bad length costs no more memory
+			// than the bytes actually sent.
+			fr.big, fr.left = new(bytes.Buffer), int64(n)
+		}
 	}
+	var body []byte
+	if fr.big == nil {
+		for fr.nbod < len(fr.body) {
+			n, err := fr.r.Read(fr.body[fr.nbod:])
+			fr.nbod += n
+			if err != nil && fr.nbod < len(fr.body) {
+				return nil, fr.midFrame(err)
+			}
+		}
+		body = fr.body
+	} else {
+		for fr.left > 0 {
+			m, err := io.CopyN(fr.big, fr.r, fr.left)
+			fr.left -= m
+			if err != nil && fr.left > 0 {
+				return nil, fr.midFrame(err)
+			}
+		}
+		body = fr.big.Bytes()
+	}
+	fr.nhdr, fr.body, fr.big = 0, nil, nil // the next read starts a new frame
 	f := new(Frame)
 	if err := objects.Unmarshal(body, f); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrFrame, err)
@@ -203,19 +228,15 @@ func (fr *frameReader) read() (*Frame, error) {
 	return f, nil
 }
 
-// full fills b, retrying the errors resume accepts.
-func (fr *frameReader) full(b []byte) error {
-	for done := 0; done < len(b); {
-		n, err := fr.r.Read(b[done:])
-		done += n
-		if err != nil && done < len(b) && !fr.retry(err) {
-			if err == io.EOF && done > 0 {
-				err = io.ErrUnexpectedEOF
-			}
-			return err
-		}
+// midFrame is the error of a read that stopped inside a frame: an
+// interrupt as it is (the frame resumes on the next read), anything else
+// a truncated frame.
+func (fr *frameReader) midFrame(err error) error {
+	if interrupted(err) {
+		return err
 	}
-	return nil
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("%w: truncated frame: %v", ErrFrame, err)
 }
-
-func (fr *frameReader) retry(err error) bool { return fr.resume != nil && fr.resume(err) }

@@ -77,6 +77,7 @@ type proc struct {
 	next    uint64
 	pending map[uint64]chan *Frame // answers, or tokenFrame (reader.go)
 	labels  map[uint64]string      // request id -> what it serves, for log lines
+	writing map[uint64]struct{}    // pending requests still writing their frame: not handed the token
 	tok     int                    // who reads the frame pipe (reader.go)
 	freeAt  time.Time              // when the token was last freed
 	idle    *time.Timer            // hands a free token to the background reader
@@ -110,7 +111,7 @@ func startProc(ctx context.Context, cfg *procConfig) (*proc, error) {
 		return nil, err
 	}
 	cmd.ExtraFiles = []*os.File{toRT, fromRT} // fd 3: frames in, fd 4: frames out
-	p := &proc{cfg: cfg, cmd: cmd, pending: map[uint64]chan *Frame{}, labels: map[uint64]string{},
+	p := &proc{cfg: cfg, cmd: cmd, pending: map[uint64]chan *Frame{}, labels: map[uint64]string{}, writing: map[uint64]struct{}{},
 		stderr: &tailWriter{max: 8192}, dead: make(chan struct{})}
 	p.out.w = toRTw
 	p.in, p.inF = newFrameReader(fromRTr), fromRTr

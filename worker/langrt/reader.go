@@ -28,10 +28,13 @@ import (
 // background reader holding the token interrupts its wait for the next
 // frame (a read deadline in the past) and gets the token at once.
 //
-// The token moves only between frames: a frame once begun is read whole,
-// interrupts meanwhile are retried (frameReader.resume). A request whose
-// ctx ends while it holds the token, or whose process dies, finishes the
-// frame in hand and passes the token on. The first read error (the pipe's
+// The token may move in the middle of a frame: the frame reader keeps
+// what it read of the frame in hand, and the next holder goes on from
+// there (frameReader). So a request whose ctx ends while it holds the
+// token, or whose process dies, returns at once, even while the process
+// is stuck halfway through writing a frame, and passes the token on. A
+// request still writing its own frame is not handed the token: while it
+// writes, the background reader reads. The first read error (the pipe's
 // end) is final: the process is killed, and every request still waiting
 // gets the crash error once it is reaped, as before.
 
@@ -51,21 +54,14 @@ const (
 // Never on the wire.
 var tokenFrame = &Frame{T: "reader token"}
 
-// errInterrupted: the token holder's wait for its next frame was
-// interrupted (a request wants the token, the holder's ctx ended, the
-// process died), and nothing of a frame was read.
+// errInterrupted: the token holder's read was interrupted (a request
+// wants the token, the holder's ctx ended, the process died); the frame
+// reader keeps any part of a frame it read for the next holder.
 var errInterrupted = errors.New("langrt: read interrupted")
 
 // startReading sets up the token machinery once the hello is in, and
 // starts the background reader with the token.
 func (p *proc) startReading() {
-	p.in.resume = func(err error) bool {
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			return false
-		}
-		p.inF.SetReadDeadline(time.Time{})
-		return true
-	}
 	p.idle = time.NewTimer(time.Hour)
 	p.idle.Stop()
 	p.kick = make(chan struct{}, 1)
@@ -85,12 +81,12 @@ func (p *proc) kickBackground() {
 	}
 }
 
-// waitFrame reads the next frame. A read deadline (an interrupt) while no
-// frame has begun clears the deadline and returns errInterrupted; the
-// caller then decides whether to give the token up.
+// waitFrame reads the next frame. A read deadline (an interrupt) clears
+// the deadline and returns errInterrupted; the caller then decides whether
+// to give the token up.
 func (p *proc) waitFrame() (*Frame, error) {
 	f, err := p.in.read()
-	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+	if err != nil && interrupted(err) {
 		p.inF.SetReadDeadline(time.Time{})
 		return nil, errInterrupted
 	}
@@ -152,7 +148,7 @@ func (p *proc) readIdle() {
 			p.dispatch(f)
 		}
 		p.mu.Lock()
-		if len(p.pending) > 0 {
+		if len(p.pending) > len(p.writing) {
 			p.passTokenLocked()
 			p.mu.Unlock()
 			return
@@ -161,13 +157,14 @@ func (p *proc) readIdle() {
 	}
 }
 
-// passTokenLocked gives the token up: to the oldest waiting request, else
-// to nobody (the background reader takes it after idleRead, at once if
-// the process died). Called by the holder, with p.mu held.
+// passTokenLocked gives the token up: to the oldest waiting request that
+// has written its frame, else to nobody (the background reader takes it
+// after idleRead; at once if the process died or a request is still
+// writing). Called by the holder, with p.mu held.
 func (p *proc) passTokenLocked() {
 	var next uint64
 	for id := range p.pending {
-		if next == 0 || id < next {
+		if _, w := p.writing[id]; !w && (next == 0 || id < next) {
 			next = id
 		}
 	}
@@ -177,6 +174,10 @@ func (p *proc) passTokenLocked() {
 		return
 	}
 	p.tok, p.freeAt = tokFree, time.Now()
+	if len(p.writing) > 0 {
+		p.kickBackground() // read what the runtime says while the request writes
+		return
+	}
 	select {
 	case <-p.dead:
 		p.kickBackground()
@@ -255,8 +256,13 @@ func (p *proc) request(ctx context.Context, f *Frame, label string) (*Frame, err
 	f.ID = p.next
 	p.pending[f.ID] = ch
 	p.labels[f.ID] = label
+	p.writing[f.ID] = struct{}{}
 	p.mu.Unlock()
-	if err := p.out.write(f); err != nil {
+	err := p.out.write(f)
+	p.mu.Lock()
+	delete(p.writing, f.ID)
+	p.mu.Unlock()
+	if err != nil {
 		p.leave(f.ID, ch)
 		select {
 		case <-p.dead:
@@ -309,7 +315,8 @@ func (p *proc) readFor(ctx context.Context, id uint64, ch chan *Frame) (*Frame, 
 		case errors.Is(err, errInterrupted):
 			// Our ctx ended, or the process died and the pipe is kept
 			// open (the background reader reads on to its end), or a
-			// stale interrupt: read on.
+			// stale interrupt: read on. Any part of a frame read so far
+			// stays with the frame reader for the next holder.
 			select {
 			case <-p.dead:
 				cause = p.crashErr()
@@ -362,4 +369,5 @@ func (p *proc) leave(id uint64, ch chan *Frame) *Frame {
 func (p *proc) forgetLocked(id uint64) {
 	delete(p.pending, id)
 	delete(p.labels, id)
+	delete(p.writing, id)
 }

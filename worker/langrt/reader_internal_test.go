@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/frayhq/fray/internal/frayt"
@@ -263,8 +264,9 @@ func (ir *interrupting) Read(b []byte) (int, error) {
 	return ir.r.Read(b[:min(len(b), 7)])
 }
 
-// An interrupt before a frame's first byte consumes nothing; one inside a
-// frame is retried when resume says so, and ends the read otherwise.
+// An interrupt returns from the read, before a frame or inside one; the
+// next read goes on where it stopped, so every frame arrives whole. Any
+// other error inside a frame is a truncated frame.
 func TestAFrameReaderResumesInterruptedFrames(t *testing.T) {
 	var buf bytes.Buffer
 	frames := []*Frame{{T: FrameLog, ID: 1, Line: strings.Repeat("l", 50)}, {T: FrameResult, ID: 2, Value: bytes.Repeat([]byte{0x41}, 3<<20)}, {T: FrameError, ID: 3, Err: &LangError{Message: "m"}}}
@@ -275,17 +277,16 @@ func TestAFrameReaderResumesInterruptedFrames(t *testing.T) {
 	}
 	raw := buf.Bytes()
 	fr := newFrameReader(&interrupting{r: bytes.NewReader(raw)})
-	retried := 0
-	fr.resume = func(err error) bool {
-		retried++
-		return errors.Is(err, os.ErrDeadlineExceeded)
-	}
 	var got []*Frame
-	interrupted := 0
+	inside, between := 0, 0
 	for {
 		f, err := fr.read()
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			interrupted++
+		if interrupted(err) {
+			if fr.nhdr > 0 {
+				inside++
+			} else {
+				between++
+			}
 			continue
 		}
 		if err == io.EOF {
@@ -299,18 +300,104 @@ func TestAFrameReaderResumesInterruptedFrames(t *testing.T) {
 	if len(got) != 3 || got[0].Line != frames[0].Line || !bytes.Equal(got[1].Value, frames[1].Value) || got[2].Err.Message != "m" {
 		t.Fatalf("read back %d frames", len(got))
 	}
-	if retried == 0 || interrupted == 0 {
-		t.Fatalf("%d interrupts inside frames, %d between: the reader was not interrupted both ways", retried, interrupted)
+	if inside == 0 || between == 0 {
+		t.Fatalf("%d interrupts inside frames, %d between: the reader was not interrupted both ways", inside, between)
 	}
-	// Without resume, an interrupt inside a frame fails its read.
-	fr = newFrameReader(&interrupting{r: bytes.NewReader(raw)})
-	for {
-		_, err := fr.read()
-		if errors.Is(err, ErrFrame) {
+	// A pipe that breaks inside a frame truncates it.
+	fr = newFrameReader(io.MultiReader(bytes.NewReader(raw[:30]), iotest.ErrReader(io.ErrClosedPipe)))
+	if _, err := fr.read(); !errors.Is(err, ErrFrame) {
+		t.Fatalf("a frame cut by a broken pipe read as %v, want ErrFrame", err)
+	}
+}
+
+// A process killed in the middle of writing a frame, whose frame pipe a
+// process it left behind (in a session of its own, so not killed with its
+// group) keeps open, still fails the request reading that frame with the
+// crash: the pipe never ends, so only the process's death can end the wait.
+func TestAProcessKilledMidFrameFailsTheRequestReadingIt(t *testing.T) {
+	p, pr := streamsActor(t, 1)
+	ctx := frayt.Context(t, time.Minute)
+	errc := make(chan error, 1)
+	go func() {
+		var s string
+		errc <- call(ctx, p, "die_mid_frame", nil, &s)
+	}()
+	frayt.Eventually(t, 20*time.Second, "the leaker's pid printed", func() bool { return pr.count(" stdout leaker ") == 1 })
+	pr.mu.Lock()
+	var pid int
+	for _, l := range pr.lines {
+		if _, err := fmt.Sscanf(l[strings.Index(l, "leaker "):], "leaker %d", &pid); err == nil {
 			break
 		}
-		if err == io.EOF {
-			t.Fatal("every frame read whole without resume")
+	}
+	pr.mu.Unlock()
+	if pid <= 0 {
+		t.Fatalf("no leaker pid in %q", pr.lines)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) }) // the pipe ends: the request returns
+	select {
+	case <-p.dead:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the process did not die")
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrCrashed) {
+			t.Fatalf("err %v: want ErrCrashed", err)
 		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request reading the unfinished frame did not return after its process died")
+	}
+}
+
+// A request whose ctx ends returns then, even while its process is stuck
+// in the middle of writing a frame (stopped, or blocked between the
+// writes of a large frame): the caller (a task's timeout) then kills the
+// process.
+func TestARequestWhoseCtxEndsReturnsWhileItsProcessStallsMidFrame(t *testing.T) {
+	p, _ := streamsActor(t, 1)
+	ctx, cancel := context.WithTimeout(frayt.Context(t, time.Minute), 2*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		var s string
+		errc <- call(ctx, p, "stall_mid_frame", 300, &s)
+	}()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err %v: want the ctx's deadline", err)
+		}
+	case <-time.After(15 * time.Second):
+		p.kill() // the pipe ends: the request returns
+		<-errc
+		t.Fatal("the request did not return when its ctx ended, its process stalled mid-frame")
+	}
+}
+
+// The token goes to the oldest request that has written its frame, never
+// to one still writing (nobody would read meanwhile); with only writing
+// requests left it goes to the background reader at once.
+func TestTheTokenSkipsRequestsStillWritingTheirFrame(t *testing.T) {
+	p := &proc{pending: map[uint64]chan *Frame{}, writing: map[uint64]struct{}{}, kick: make(chan struct{}, 1), dead: make(chan struct{})}
+	p.idle = time.NewTimer(time.Hour)
+	p.idle.Stop()
+	for id := uint64(1); id <= 3; id++ {
+		p.pending[id] = make(chan *Frame, 1)
+	}
+	p.writing[1] = struct{}{}
+	p.writing[3] = struct{}{}
+	p.mu.Lock()
+	p.passTokenLocked()
+	p.mu.Unlock()
+	if p.tok != tokRequest || len(p.pending[2]) != 1 || len(p.pending[1]) != 0 {
+		t.Fatalf("token %d, handed to 1: %d, to 2: %d; want request 2 (1 still writes)", p.tok, len(p.pending[1]), len(p.pending[2]))
+	}
+	delete(p.pending, 2)
+	p.mu.Lock()
+	p.passTokenLocked()
+	p.mu.Unlock()
+	if p.tok != tokFree || len(p.pending[1]) != 0 || len(p.pending[3]) != 0 || len(p.kick) != 1 {
+		t.Fatalf("token %d, kick %d: want it free and the background reader woken", p.tok, len(p.kick))
 	}
 }
