@@ -80,15 +80,28 @@ func run(corpus string, chunkSize, top int) error {
 	for i, ref := range refs {
 		futs[i] = fray.RunRef[map[string]int](ctx, c, "wordcount", ref)
 	}
-	pending := futs
+	// On a terminal the progress line rewrites itself; elsewhere (a log,
+	// a pipe) each change is a line of its own.
+	st, _ := os.Stdout.Stat()
+	tty := st != nil && st.Mode()&os.ModeCharDevice != 0
+	pending, shown := futs, -1
 	for len(pending) > 0 {
 		_, pending, err = fray.Wait(ctx, pending, len(pending), 200*time.Millisecond)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("\rcounting: %d/%d chunks done", len(futs)-len(pending), len(futs))
+		done := len(futs) - len(pending)
+		switch {
+		case tty:
+			fmt.Printf("\rcounting: %d/%d chunks done", done, len(futs))
+		case done != shown:
+			fmt.Printf("counting: %d/%d chunks done\n", done, len(futs))
+		}
+		shown = done
 	}
-	fmt.Println()
+	if tty {
+		fmt.Println()
+	}
 
 	totals := map[string]int{}
 	byWorker := map[string]int{}
