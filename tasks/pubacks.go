@@ -172,6 +172,12 @@ func (p *asyncPublisher) acquire(ctx context.Context, subject string, held *nats
 			p.queue = slices.DeleteFunc(p.queue, func(q *slotWaiter) bool { return q == w })
 			return "", 0, ctx.Err()
 		}
+		if p.closed {
+			// Given a slot just as the publisher closed: nothing would
+			// hear its PubAck, so it is not sent.
+			p.free = append(p.free, pos)
+			return "", 0, ErrClosed
+		}
 		// Given a slot, it is used even if ctx ended meanwhile.
 	}
 	s := &p.slots[pos]
@@ -247,7 +253,10 @@ func (p *asyncPublisher) take(num uint64, retire bool) (f inflight, ok bool) {
 			w.pos = p.freeSlotLocked()
 			close(w.ready)
 		}
-		p.queue = slices.Delete(p.queue, 0, n)
+		p.queue = p.queue[n:]
+		if len(p.queue) == 0 {
+			p.queue = nil // let the emptied backing array go
+		}
 	}
 	return f, true
 }

@@ -3,6 +3,7 @@ package tasks
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 
@@ -314,6 +315,50 @@ func TestANewPublishDoesNotTakeASlotFreedForThoseWaiting(t *testing.T) {
 	for range 2 {
 		if err := <-waited; err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// A publish handed a slot just as the publisher closes either fails or
+// hears its verdict: never is it sent with nobody left to answer it. (The
+// slot goes to the waiter in take; close's sweep of the busy slots runs
+// before the woken waiter marks its slot busy.)
+func TestAPublishGivenASlotAsThePublisherClosesHearsAVerdict(t *testing.T) {
+	srv := frayt.Server(t)
+	nc, _ := frayt.Connect(t, srv.ClientURL())
+	sub, err := nc.Subscribe("s", func(*nats.Msg) {}) // stored, never answered
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // the woken waiter runs after close, as on a busy machine
+	for i := range 50 {
+		p, err := newAsyncPublisher(nc, 1, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := make(verdicts, 1)
+		if err := p.publish(bg, &nats.Msg{Subject: "s"}, nil, first); err != nil {
+			t.Fatal(err)
+		}
+		v := make(verdicts, 1)
+		sent := make(chan error, 1)
+		go func() { sent <- p.publish(bg, &nats.Msg{Subject: "s"}, nil, v) }()
+		frayt.Eventually(t, 5*time.Second, "the publish waits", func() bool { return p.waiters() == 1 })
+		if _, ok := p.take(0, false); !ok { // the first message's PubAck: its slot goes to the waiter
+			t.Fatal("slot 0 not busy")
+		}
+		p.close()
+		if err := <-sent; err != nil {
+			continue // failed at once: fine
+		}
+		select {
+		case <-v:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: a publish sent as the publisher closed never heard its verdict", i)
 		}
 	}
 }

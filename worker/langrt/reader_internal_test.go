@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"testing/iotest"
@@ -399,5 +401,95 @@ func TestTheTokenSkipsRequestsStillWritingTheirFrame(t *testing.T) {
 	p.mu.Unlock()
 	if p.tok != tokFree || len(p.pending[1]) != 0 || len(p.pending[3]) != 0 || len(p.kick) != 1 {
 		t.Fatalf("token %d, kick %d: want it free and the background reader woken", p.tok, len(p.kick))
+	}
+}
+
+// heldWriter passes writes on; once armed, the next write returns only
+// when hold closes, as if its goroutine were not scheduled again until
+// then (its frame is in the pipe meanwhile).
+type heldWriter struct {
+	w     io.Writer
+	armed atomic.Bool
+	hold  chan struct{}
+}
+
+func (hw *heldWriter) Write(b []byte) (int, error) {
+	n, err := hw.w.Write(b)
+	if hw.armed.CompareAndSwap(true, false) {
+		<-hw.hold
+	}
+	return n, err
+}
+
+// A request whose answer is read (by the token holder) before it is done
+// writing still gets that answer when it then finds the token free: it
+// must not take the token and read the pipe for an answer already handed
+// to it.
+func TestARequestAnsweredWhileItWritesGetsItsAnswer(t *testing.T) {
+	p, pr := streamsActor(t, 2)
+	ctx := frayt.Context(t, time.Minute)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // the background reader runs late, as on a busy machine
+	hw := &heldWriter{hold: make(chan struct{})}
+	p.out.mu.Lock()
+	hw.w, p.out.w = p.out.w, hw
+	p.out.mu.Unlock()
+	for round := range 20 { // under -race the scheduler is shuffled: not every round meets the window
+		hw.hold = make(chan struct{})
+		bDone := make(chan error, 1)
+		go func() {
+			var s string
+			bDone <- call(ctx, p, "hold", map[string]any{"v": fmt.Sprint("b", round), "secs": 0.3}, &s)
+		}()
+		frayt.Eventually(t, 10*time.Second, "b holds", func() bool { return pr.count(fmt.Sprint("holding b", round)) == 1 })
+		hw.armed.Store(true)
+		wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		wDone := make(chan error, 1)
+		var got string
+		go func() { wDone <- call(wctx, p, "hold", map[string]any{"v": fmt.Sprint("w", round), "secs": 0}, &got) }()
+		// w's answer comes while it is still "writing": b, holding the
+		// token, hands it to w's channel.
+		frayt.Eventually(t, 10*time.Second, "w answered", func() bool {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			_, waiting := p.pending[p.next]
+			return pr.count(fmt.Sprint("done w", round)) == 1 && p.next >= 2 && !waiting
+		})
+		if err := <-bDone; err != nil {
+			t.Fatal(err)
+		}
+		close(hw.hold) // b freed the token; w goes on
+		err := <-wDone
+		cancel()
+		if err != nil || got != fmt.Sprint("w", round) {
+			t.Fatalf("round %d: the request answered while it wrote got %q, %v", round, got, err)
+		}
+	}
+}
+
+// A request whose ctx ends while its frame cannot be written (the process
+// is stopped and the pipe is full) returns then, as one stuck reading does.
+func TestARequestWhoseCtxEndsReturnsWhileItsFrameCannotBeWritten(t *testing.T) {
+	p, _ := streamsActor(t, 1)
+	if err := syscall.Kill(p.pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(p.pid, syscall.SIGCONT) })
+	ctx, cancel := context.WithTimeout(frayt.Context(t, time.Minute), time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		var s string
+		errc <- call(ctx, p, "hold", map[string]any{"v": strings.Repeat("x", 1<<20), "secs": 0}, &s)
+	}()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err %v: want the ctx's deadline", err)
+		}
+	case <-time.After(15 * time.Second):
+		p.kill() // the pipe breaks: the write fails
+		t0 := time.Now()
+		err := <-errc
+		t.Fatalf("the request did not return when its ctx ended, its frame not yet written (it returned %v once the process was killed, %v later)", err, time.Since(t0))
 	}
 }
