@@ -3,12 +3,14 @@ package langrt
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/frayhq/fray/objects"
 )
@@ -130,25 +132,66 @@ type frameWriter struct {
 	mu  sync.Mutex
 	w   io.Writer
 	buf []byte
+	// file, when set, is w as a pipe that takes write deadlines: writeCtx
+	// interrupts a write blocked on it once its ctx ends.
+	file *os.File
 }
 
 func (fw *frameWriter) write(f *Frame) error {
+	_, err := fw.writeCtx(context.Background(), f)
+	return err
+}
+
+// writeCtx writes f whole, or gives up once ctx ends (with its cause).
+// broken reports that part of the frame went out before it gave up: the
+// stream is then broken, and its process must go.
+func (fw *frameWriter) writeCtx(ctx context.Context, f *Frame) (broken bool, err error) {
 	body, err := objects.Marshal(f)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(body) > MaxFrame {
-		return fmt.Errorf("%w: %s frame of %d bytes over the %d-byte limit", ErrFrame, f.T, len(body), MaxFrame)
+		return false, fmt.Errorf("%w: %s frame of %d bytes over the %d-byte limit", ErrFrame, f.T, len(body), MaxFrame)
 	}
 	fw.mu.Lock()
 	defer fw.mu.Unlock()
+	if ctx.Err() != nil {
+		return false, context.Cause(ctx)
+	}
 	fw.buf = binary.BigEndian.AppendUint32(fw.buf[:0], uint32(len(body)))
 	fw.buf = append(fw.buf, body...)
-	_, err = fw.w.Write(fw.buf)
+	var n int
+	if fw.file != nil && ctx.Done() != nil {
+		// The deadline is set only if ctx ends during this write, and
+		// cleared before the next: never one left for another write.
+		var dl sync.Mutex
+		armed, tripped := true, false
+		stop := context.AfterFunc(ctx, func() {
+			dl.Lock()
+			defer dl.Unlock()
+			if armed {
+				tripped = true
+				fw.file.SetWriteDeadline(time.Unix(1, 0))
+			}
+		})
+		n, err = fw.w.Write(fw.buf)
+		stop()
+		dl.Lock()
+		armed = false
+		dl.Unlock()
+		if tripped {
+			fw.file.SetWriteDeadline(time.Time{})
+		}
+	} else {
+		n, err = fw.w.Write(fw.buf)
+	}
 	if cap(fw.buf) > 1<<20 {
 		fw.buf = nil // do not keep a large value's buffer
 	}
-	return err
+	if err != nil && interrupted(err) && ctx.Err() != nil {
+		return n > 0, context.Cause(ctx)
+	}
+	return false, err
 }
 
 // frameReader reads frames from a buffered pipe. A read interrupted by a

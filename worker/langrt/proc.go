@@ -113,7 +113,7 @@ func startProc(ctx context.Context, cfg *procConfig) (*proc, error) {
 	cmd.ExtraFiles = []*os.File{toRT, fromRT} // fd 3: frames in, fd 4: frames out
 	p := &proc{cfg: cfg, cmd: cmd, pending: map[uint64]chan *Frame{}, labels: map[uint64]string{}, writing: map[uint64]struct{}{},
 		stderr: &tailWriter{max: 8192}, dead: make(chan struct{})}
-	p.out.w = toRTw
+	p.out.w, p.out.file = toRTw, toRTw
 	p.in, p.inF = newFrameReader(fromRTr), fromRTr
 	// The code's output outside its print calls (native extensions,
 	// subprocesses, a fatal crash) goes to the worker's log. Our own pipes,

@@ -230,8 +230,7 @@ func (p *proc) dispatch(f *Frame) {
 	case FrameResult, FrameError:
 		p.mu.Lock()
 		ch := p.pending[f.ID]
-		delete(p.pending, f.ID)
-		delete(p.labels, f.ID)
+		p.forgetLocked(f.ID) // writing too: answered before its writer noticed
 		p.mu.Unlock()
 		if ch != nil {
 			ch <- f
@@ -258,12 +257,20 @@ func (p *proc) request(ctx context.Context, f *Frame, label string) (*Frame, err
 	p.labels[f.ID] = label
 	p.writing[f.ID] = struct{}{}
 	p.mu.Unlock()
-	err := p.out.write(f)
+	broken, err := p.out.writeCtx(ctx, f)
 	p.mu.Lock()
 	delete(p.writing, f.ID)
-	p.mu.Unlock()
 	if err != nil {
+		p.mu.Unlock()
 		p.leave(f.ID, ch)
+		if broken {
+			// Half a frame went out: nothing can follow it on the stream.
+			p.cfg.log.Warn("request given up in the middle of its frame; killing the runtime process", "pid", p.pid, "err", err)
+			p.kill()
+		}
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
 		select {
 		case <-p.dead:
 			return nil, p.crashErr()
@@ -271,7 +278,12 @@ func (p *proc) request(ctx context.Context, f *Frame, label string) (*Frame, err
 		}
 		return nil, fmt.Errorf("langrt: send %s frame to runtime process %d: %w", f.T, p.pid, err)
 	}
-	p.mu.Lock()
+	if _, waiting := p.pending[f.ID]; !waiting {
+		// Answered while it wrote (the token holder read the answer): it
+		// is in ch, or about to be.
+		p.mu.Unlock()
+		return <-ch, nil
+	}
 	switch p.tok {
 	case tokFree:
 		p.tok = tokRequest
