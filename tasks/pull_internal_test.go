@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/frayhq/fray/internal/frayt"
@@ -20,13 +19,10 @@ func TestAPullerKeepsOneRequestOpenOnceTheQueueRunsDry(t *testing.T) {
 	nc, _ := frayt.Connect(t, srv.ClientURL())
 	snoop, _ := frayt.Connect(t, srv.ClientURL())
 	p := newPuller(nc, "S", "C", 2, 0)
-	var mu sync.Mutex
-	var bodies []string
-	sub, err := snoop.Subscribe(p.subject, func(m *nats.Msg) {
-		mu.Lock()
-		bodies = append(bodies, string(m.Data))
-		mu.Unlock()
-	})
+	// A channel subscription: the snooping connection's reader puts each
+	// request in it before it reads the PONG that ends a flush.
+	got := make(chan *nats.Msg, 64)
+	sub, err := snoop.ChanSubscribe(p.subject, got)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,6 +32,7 @@ func TestAPullerKeepsOneRequestOpenOnceTheQueueRunsDry(t *testing.T) {
 	}
 	// seen is the requests the server has passed on so far: nc's flush
 	// puts them before snoop's PONG.
+	var bodies []string
 	seen := func() []string {
 		t.Helper()
 		if err := nc.Flush(); err != nil {
@@ -44,8 +41,9 @@ func TestAPullerKeepsOneRequestOpenOnceTheQueueRunsDry(t *testing.T) {
 		if err := snoop.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		mu.Lock()
-		defer mu.Unlock()
+		for len(got) > 0 {
+			bodies = append(bodies, string((<-got).Data))
+		}
 		return slices.Clone(bodies)
 	}
 	// A task as delivered: its ack subject ends with the number of
