@@ -118,13 +118,15 @@ func waitDelivered(t *testing.T, js jetstream.JetStream, n int) {
 	})
 }
 
-// wantNotAsked waits until n tasks are queued, then checks that the one
-// worker holds only its one running task and asks for nothing more.
+// wantNotAsked waits until n tasks are queued and one is delivered (the
+// acks of tasks run before it may still be on their way), then checks that
+// the one worker holds only its one running task and asks for nothing
+// more.
 func wantNotAsked(t *testing.T, js jetstream.JetStream, n uint64) {
 	t.Helper()
-	frayt.Eventually(t, 5*time.Second, fmt.Sprintf("%d tasks queued", n), func() bool {
-		_, pending, _ := consumerState(t, js)
-		return pending == n
+	frayt.Eventually(t, 5*time.Second, fmt.Sprintf("%d tasks queued, 1 delivered", n), func() bool {
+		ackPending, pending, _ := consumerState(t, js)
+		return pending == n && ackPending == 1
 	})
 	if ackPending, pending, waiting := consumerState(t, js); ackPending != 1 || pending != n || waiting != 0 {
 		t.Fatalf("ack pending %d, pending %d, open requests %d: want 1 running, %d queued and no request", ackPending, pending, waiting, n)
