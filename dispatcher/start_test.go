@@ -14,7 +14,10 @@ import (
 // (no job runner) must not hold a job: the assignment is taken back after
 // StartTimeout, the job's record says why, and the job runs elsewhere.
 func TestAssignmentNotStartedInTimeIsPlacedAgainElsewhere(t *testing.T) {
-	c := newCluster(t, dispatcher.Options{StartTimeout: 500 * time.Millisecond})
+	// Long enough for the real runner, added later, to start its job on a
+	// loaded machine: one that misses it is left out too, and the job
+	// would wait for ever.
+	c := newCluster(t, dispatcher.Options{StartTimeout: 3 * time.Second})
 	c.addSilentWorker("silent", 4)
 	h := c.submit(sh("rollout", "echo done"))
 	frayt.Eventually(t, 10*time.Second, "assigned to the silent worker", func() bool {
