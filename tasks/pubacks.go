@@ -203,13 +203,6 @@ func (p *asyncPublisher) freeSlotLocked() int {
 	return -1
 }
 
-// waiters is the number of publishes waiting for a slot.
-func (p *asyncPublisher) waiters() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.queue)
-}
-
 // heldMsgs lists the task messages whose acks wait on a PubAck.
 func (p *asyncPublisher) heldMsgs() []*nats.Msg {
 	p.mu.Lock()

@@ -14,6 +14,13 @@ import (
 // bg is the context of publishes that wait as long as it takes.
 var bg = context.Background()
 
+// waiters is the number of publishes waiting for a slot.
+func (p *asyncPublisher) waiters() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue)
+}
+
 // verdicts records the PubAck verdicts a publish hears.
 type verdicts chan error
 

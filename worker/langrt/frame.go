@@ -164,22 +164,14 @@ func (fw *frameWriter) writeCtx(ctx context.Context, f *Frame) (broken bool, err
 	if fw.file != nil && ctx.Done() != nil {
 		// The deadline is set only if ctx ends during this write, and
 		// cleared before the next: never one left for another write.
-		var dl sync.Mutex
-		armed, tripped := true, false
+		tripped := make(chan struct{})
 		stop := context.AfterFunc(ctx, func() {
-			dl.Lock()
-			defer dl.Unlock()
-			if armed {
-				tripped = true
-				fw.file.SetWriteDeadline(time.Unix(1, 0))
-			}
+			fw.file.SetWriteDeadline(time.Unix(1, 0))
+			close(tripped)
 		})
 		n, err = fw.w.Write(fw.buf)
-		stop()
-		dl.Lock()
-		armed = false
-		dl.Unlock()
-		if tripped {
+		if !stop() { // it ran, or runs: wait for its deadline, then clear it
+			<-tripped
 			fw.file.SetWriteDeadline(time.Time{})
 		}
 	} else {
