@@ -165,6 +165,10 @@ func (c *cluster) wait(h *jobs.Handle) *jobs.Record {
 	defer cancel()
 	r, err := h.Wait(ctx)
 	if err != nil {
+		// Say where the job is stuck.
+		if r, ierr := h.Info(c.ctx); ierr == nil {
+			c.t.Fatalf("wait %s: %v; it is %s (%s), tasks %+v", h.ID(), err, r.Status, r.PendingReason, r.Tasks)
+		}
 		c.t.Fatalf("wait %s: %v", h.ID(), err)
 	}
 	return r

@@ -14,17 +14,18 @@ import (
 // (no job runner) must not hold a job: the assignment is taken back after
 // StartTimeout, the job's record says why, and the job runs elsewhere.
 func TestAssignmentNotStartedInTimeIsPlacedAgainElsewhere(t *testing.T) {
-	// Long enough for the real runner, added later, to start its job on a
-	// loaded machine: one that misses it is left out too, and the job
-	// would wait for ever.
-	c := newCluster(t, dispatcher.Options{StartTimeout: 3 * time.Second})
+	// Longer than a real runner may take to see an assignment when it
+	// misses the notice (it reads its allocation again every 5 s), so the
+	// runner added below is never taken for a silent worker too: that
+	// would leave the job nowhere to go.
+	c := newCluster(t, dispatcher.Options{StartTimeout: 8 * time.Second})
 	c.addSilentWorker("silent", 4)
 	h := c.submit(sh("rollout", "echo done"))
 	frayt.Eventually(t, 10*time.Second, "assigned to the silent worker", func() bool {
 		r := c.info(h)
 		return r.Status == jobs.StatusRunning && r.Tasks[0].Worker == "silent"
 	})
-	frayt.Eventually(t, 10*time.Second, "taken back with a reason", func() bool {
+	frayt.Eventually(t, 20*time.Second, "taken back with a reason", func() bool {
 		r := c.info(h)
 		return r.Status == jobs.StatusPending && strings.Contains(r.PendingReason, "not placed on silent: left an assignment unstarted")
 	})
