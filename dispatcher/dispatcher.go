@@ -72,6 +72,9 @@ type Dispatcher struct {
 	o        Options
 	log      *slog.Logger
 	backends map[string]Backend
+	// ready is closed once Run serves submits, finds and events.
+	ready     chan struct{}
+	readyOnce sync.Once
 
 	// Set up by Run.
 	store   *jobs.Store
@@ -154,8 +157,14 @@ func New(nc *nats.Conn, js jetstream.JetStream, o Options) (*Dispatcher, error) 
 	if o.DefaultBackend != BackendNative && bs[o.DefaultBackend] == nil {
 		return nil, fmt.Errorf("dispatcher: default backend %q is not configured (have: %s)", o.DefaultBackend, strings.Join(backendNames(bs), ", "))
 	}
-	return &Dispatcher{nc: nc, js: js, o: o, log: o.Logger.With("component", "dispatcher"), backends: bs}, nil
+	return &Dispatcher{nc: nc, js: js, o: o, log: o.Logger.With("component", "dispatcher"), backends: bs, ready: make(chan struct{})}, nil
 }
+
+// Ready is closed once Run answers submits and look-ups (its state is
+// replayed and its subscriptions are in place): a client asking from then
+// on gets an answer, never "no responders". A process that starts a
+// dispatcher says it is ready only after this.
+func (d *Dispatcher) Ready() <-chan struct{} { return d.ready }
 
 func backendNames(bs map[string]Backend) []string {
 	out := []string{BackendNative}
@@ -204,6 +213,18 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	defer stopEvents()
 	d.log.Info("dispatcher running", "backends", backendNames(d.backends), "default", d.o.DefaultBackend)
+	// The server has our subscriptions once it answers a ping: only then
+	// may a client on another connection count on an answer.
+	fctx, fcancel := context.WithTimeout(ctx, 30*time.Second)
+	err = d.nc.FlushWithContext(fctx)
+	fcancel()
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("dispatcher: flush subscriptions: %w", err)
+	}
+	d.readyOnce.Do(func() { close(d.ready) })
 	return d.loop(ctx, ww, sw, submits, found, events)
 }
 

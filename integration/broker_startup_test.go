@@ -12,6 +12,9 @@ import (
 
 	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/internal/frayt"
+	"github.com/frayhq/fray/internal/jobwire"
+	"github.com/frayhq/fray/jobs"
+	"github.com/nats-io/nats.go"
 )
 
 // exitWithin waits up to d for p to exit and returns its exit code.
@@ -144,5 +147,48 @@ func TestBrokerStoppedDuringStartupExitsQuietly(t *testing.T) {
 	}
 	if out := p.Output(); strings.Contains(out, "not ready") || strings.Contains(out, "cannot connect") {
 		t.Fatalf("noisy exit:\n%s", out)
+	}
+}
+
+// "fray-broker ready" means its services serve: a client that asks the
+// dispatcher something the moment the line appears gets an answer, not "no
+// responders" (a private broker's client looks its jobs up at once).
+func TestBrokerReadyMeansTheDispatcherAnswers(t *testing.T) {
+	// A store with job records makes the dispatcher's replay take a while.
+	store := t.TempDir()
+	b := startBroker(t, store, 0)
+	c := client(t, b.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	jc, err := c.Jobs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		if _, err := jc.Submit(ctx, jobs.JobRequest{Name: fmt.Sprintf("j%d", i), Entrypoint: jobs.Command("true")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	if err := b.Term(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		b = startBroker(t, store, 0)
+		nc, err := nats.Connect(b.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := nc.Request(jobwire.SubjectBackends, []byte{0xa0}, 10*time.Second)
+		nc.Close()
+		if err != nil {
+			t.Fatalf("asked the dispatcher right after \"ready\": %v; want an answer", err)
+		}
+		if len(msg.Data) == 0 {
+			t.Fatal("empty answer")
+		}
+		if err := b.Term(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

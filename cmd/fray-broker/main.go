@@ -196,12 +196,23 @@ func runMain(args []string) error {
 	if err != nil {
 		return startupErr(ctx, log, err)
 	}
-	// The line tests and scripts wait for: the URL clients use.
-	fmt.Printf("fray-broker ready url=%s store=%s\n", url, f.store)
-	log.Info("fray-broker ready", "url", url, "sync", f.sync, "replicas", f.replicas)
-
 	var g run.Group
 	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { stop() })
+	{
+		rctx, cancel := context.WithCancel(context.Background())
+		g.Add(func() error {
+			// Ready once the services answer (a client may ask the
+			// dispatcher the moment it reads the line); a service that
+			// fails first ends the group, and this wait with it.
+			if cluster.WaitReady(rctx, services, nil) == nil {
+				// The line tests and scripts wait for: the URL clients use.
+				fmt.Printf("fray-broker ready url=%s store=%s\n", url, f.store)
+				log.Info("fray-broker ready", "url", url, "sync", f.sync, "replicas", f.replicas)
+			}
+			<-rctx.Done()
+			return nil
+		}, func(error) { cancel() })
+	}
 	{
 		octx, cancel := context.WithCancel(context.Background())
 		g.Add(func() error {

@@ -27,6 +27,28 @@ import (
 type Service struct {
 	Name string
 	Run  func(ctx context.Context) error
+	// Ready, if not nil, is closed once the service answers requests; nil
+	// means it has nothing to answer before Run starts.
+	Ready <-chan struct{}
+}
+
+// WaitReady waits until every service that says when it is ready is, ctx
+// ends, or failed is closed (a service's Run returned before it was
+// ready). A process prints or reports "ready" only after this.
+func WaitReady(ctx context.Context, services []Service, failed <-chan struct{}) error {
+	for _, s := range services {
+		if s.Ready == nil {
+			continue
+		}
+		select {
+		case <-s.Ready:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-failed:
+			return fmt.Errorf("cluster: %s stopped before it was ready", s.Name)
+		}
+	}
+	return nil
 }
 
 // ServiceOptions configures the cluster-side services.
@@ -81,7 +103,7 @@ func Services(nc *nats.Conn, js jetstream.JetStream, o ServiceOptions) ([]Servic
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, Service{Name: "job dispatcher", Run: d.Run})
+		out = append(out, Service{Name: "job dispatcher", Run: d.Run, Ready: d.Ready()})
 	}
 	return out, nil
 }

@@ -46,6 +46,8 @@ type Local struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	errs   []error
+	// failed is closed when a part's Run first returns an error.
+	failed chan struct{}
 	once   sync.Once
 	// drainOnce guards Drain, which Stop calls too.
 	drainOnce sync.Once
@@ -67,7 +69,7 @@ func StartLocal(ctx context.Context, o LocalOptions) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Local{Server: srv}
+	l := &Local{Server: srv, failed: make(chan struct{})}
 	fail := func(err error) (*Local, error) {
 		l.Stop()
 		return nil, err
@@ -97,6 +99,10 @@ func StartLocal(ctx context.Context, o LocalOptions) (*Local, error) {
 	}
 	for _, s := range services {
 		l.goRun(s.Name, func() error { return s.Run(rctx) })
+	}
+	// A client of this process may ask the dispatcher at once.
+	if err := WaitReady(ctx, services, l.failed); err != nil {
+		return fail(errors.Join(err, l.err()))
 	}
 	n := o.Workers
 	if n == 0 && !o.NoWorkers {
@@ -176,6 +182,9 @@ func (l *Local) goRun(name string, f func() error) {
 		defer l.wg.Done()
 		if err := f(); err != nil && !errors.Is(err, context.Canceled) {
 			l.mu.Lock()
+			if len(l.errs) == 0 {
+				close(l.failed)
+			}
 			l.errs = append(l.errs, fmt.Errorf("%s: %w", name, err))
 			l.mu.Unlock()
 		}

@@ -90,3 +90,23 @@ func TestLocalClusterFailsAJobNoWorkerCanRunPromptly(t *testing.T) {
 		t.Fatalf("failed after %s: the startup grace was not shortened", took.Round(time.Millisecond))
 	}
 }
+
+// A local cluster is started once its dispatcher answers: a client asking
+// it something the moment StartLocal returns gets an answer.
+func TestALocalClusterIsStartedOnceItsDispatcherAnswers(t *testing.T) {
+	ctx := frayt.Context(t, 30*time.Second)
+	l, err := cluster.StartLocal(ctx, cluster.LocalOptions{NoWorkers: true, Broker: broker.Options{Port: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Stop()
+	nc, js := frayt.Connect(t, l.URL())
+	jc, err := jobs.NewClient(ctx, nc, js, jobs.ClientOptions{Namespace: "test", Parent: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, ok, err := jc.Backends(ctx)
+	if err != nil || !ok || len(rep.Backends) == 0 {
+		t.Fatalf("asked the dispatcher as StartLocal returned: %+v, answered %v, %v; want its backends", rep, ok, err)
+	}
+}
