@@ -129,13 +129,29 @@ var ErrFrame = errors.New("langrt: bad frame")
 
 // frameWriter writes whole frames, one write per frame.
 type frameWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	buf []byte
+	// turn holds a token while a frame is written: a writer waiting its
+	// turn behind a blocked write still gives up when its ctx ends.
+	turn     chan struct{}
+	turnOnce sync.Once
+	w        io.Writer
+	buf      []byte
 	// file, when set, is w as a pipe that takes write deadlines: writeCtx
 	// interrupts a write blocked on it once its ctx ends.
 	file *os.File
 }
+
+// lock takes the writer's turn, or gives up once ctx ends.
+func (fw *frameWriter) lock(ctx context.Context) error {
+	fw.turnOnce.Do(func() { fw.turn = make(chan struct{}, 1) })
+	select {
+	case fw.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+func (fw *frameWriter) unlock() { <-fw.turn }
 
 func (fw *frameWriter) write(f *Frame) error {
 	_, err := fw.writeCtx(context.Background(), f)
@@ -153,8 +169,10 @@ func (fw *frameWriter) writeCtx(ctx context.Context, f *Frame) (broken bool, err
 	if len(body) > MaxFrame {
 		return false, fmt.Errorf("%w: %s frame of %d bytes over the %d-byte limit", ErrFrame, f.T, len(body), MaxFrame)
 	}
-	fw.mu.Lock()
-	defer fw.mu.Unlock()
+	if err := fw.lock(ctx); err != nil {
+		return false, err
+	}
+	defer fw.unlock()
 	if ctx.Err() != nil {
 		return false, context.Cause(ctx)
 	}

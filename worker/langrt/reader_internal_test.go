@@ -430,9 +430,11 @@ func TestARequestAnsweredWhileItWritesGetsItsAnswer(t *testing.T) {
 	ctx := frayt.Context(t, time.Minute)
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // the background reader runs late, as on a busy machine
 	hw := &heldWriter{hold: make(chan struct{})}
-	p.out.mu.Lock()
+	if err := p.out.lock(ctx); err != nil {
+		t.Fatal(err)
+	}
 	hw.w, p.out.w = p.out.w, hw
-	p.out.mu.Unlock()
+	p.out.unlock()
 	for round := range 20 { // under -race the scheduler is shuffled: not every round meets the window
 		hw.hold = make(chan struct{})
 		bDone := make(chan error, 1)
@@ -491,5 +493,36 @@ func TestARequestWhoseCtxEndsReturnsWhileItsFrameCannotBeWritten(t *testing.T) {
 		t0 := time.Now()
 		err := <-errc
 		t.Fatalf("the request did not return when its ctx ended, its frame not yet written (it returned %v once the process was killed, %v later)", err, time.Since(t0))
+	}
+}
+
+// A request waiting to write behind another's blocked frame gives up when
+// its ctx ends; it does not wait for the other write.
+func TestARequestWaitingBehindABlockedWriteReturnsWhenItsCtxEnds(t *testing.T) {
+	p, _ := streamsActor(t, 1)
+	if err := syscall.Kill(p.pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(p.pid, syscall.SIGCONT) })
+	long := frayt.Context(t, time.Minute)
+	go func() {
+		var s string
+		_ = call(long, p, "hold", map[string]any{"v": strings.Repeat("x", 1<<20), "secs": 0}, &s)
+	}()
+	frayt.Eventually(t, 10*time.Second, "the long request holds the writer", func() bool { return len(p.out.turn) == 1 })
+	ctx, cancel := context.WithTimeout(frayt.Context(t, time.Minute), 500*time.Millisecond)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		var s string
+		errc <- call(ctx, p, "hold", map[string]any{"v": "y", "secs": 0}, &s)
+	}()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err %v: want the ctx's deadline", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the request waited for another's blocked write past its ctx")
 	}
 }
