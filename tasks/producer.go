@@ -83,8 +83,10 @@ type Producer struct {
 	inline      int
 	log         *slog.Logger
 	view        *registry.View
-	results     jetstream.Stream
-	cancels     jetstream.KeyValue
+	// idlePools holds the pools said to have no live worker (once each).
+	idlePools sync.Map
+	results   jetstream.Stream
+	cancels   jetstream.KeyValue
 
 	// idPrefix starts the ids of this producer's tasks, and idSeq numbers
 	// them (taskid.go).
@@ -367,6 +369,12 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 	if served, live := p.view.Serves(o.pool, fn); live && !served {
 		return fmt.Errorf("%w: no live worker of pool %q registers %q (they register: %s)",
 			ErrUnknownFunction, o.pool, fn, strings.Join(p.view.Functions(o.pool), ", "))
+	} else if !live {
+		// Queued all the same: a worker may start. Said once per pool, so
+		// that a mistyped pool does not wait in silence.
+		if _, said := p.idlePools.LoadOrStore(o.pool, true); !said {
+			p.log.Warn("tasks: pool has no live workers: its tasks wait in its queue until one starts", "pool", o.pool)
+		}
 	}
 	t := taskwire.Task{V: taskwire.TaskVersion, ID: f.id, Owner: p.owner, Fn: fn, TimeoutMS: o.timeout.Milliseconds(),
 		Retries: o.retries, BackoffMS: o.backoff.Milliseconds(), MaxDeliveries: o.maxDeliveries,

@@ -1,9 +1,11 @@
 package tasks_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"runtime/pprof"
 	"slices"
@@ -1108,4 +1110,51 @@ func TestSubmissionDuringABrokerRestartIsSentAgainAndRuns(t *testing.T) {
 	if err := f.Get(ctx, &sum); err != nil || sum != 42 {
 		t.Fatalf("result: %d %v", sum, err)
 	}
+}
+
+// A submission to a pool without a live worker is queued all the same (a
+// worker may start), and the producer says so once per pool, so that a
+// mistyped pool does not wait in silence.
+func TestAPoolWithoutWorkersIsNamedOnce(t *testing.T) {
+	e := newEnv(t)
+	e.executor("w1", basicRegistry(), nil)
+	var logged lockedBuffer
+	nc, js := frayt.Connect(t, e.url)
+	ctx := frayt.Context(t, 10*time.Second)
+	p, err := tasks.NewProducer(ctx, nc, tasks.ProducerOptions{Objects: e.store(js, 0),
+		Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for range 2 {
+		if err := p.Submit(ctx, "add", [2]int{1, 2}, tasks.Pool("empty")).Queued(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var sum int
+	if err := p.Submit(ctx, "add", [2]int{1, 2}).Get(ctx, &sum); err != nil || sum != 3 {
+		t.Fatalf("default pool: %d, %v", sum, err)
+	}
+	out := logged.String()
+	if strings.Count(out, "no live workers") != 1 || !strings.Contains(out, "pool=empty") {
+		t.Fatalf("log:\n%s\nwant one line saying pool empty has no live workers", out)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

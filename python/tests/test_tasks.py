@@ -1,4 +1,5 @@
 import concurrent.futures
+import logging
 import subprocess
 import sys
 import threading
@@ -96,6 +97,25 @@ def test_cancel_a_running_task(client):
 def test_unknown_function_names_what_the_pool_serves(client):
     with pytest.raises(frayhq.UnknownFunction, match="fray.echo"):
         client.run("no.such.fn", 1)
+
+
+def test_a_pool_without_workers_is_named_once_and_in_a_timed_out_wait(client, name, caplog):
+    pool = "empty-" + name
+    with caplog.at_level(logging.WARNING, logger="frayhq"):
+        f = client.run(len, [1], pool=pool)
+        client.run(len, [2], pool=pool)
+    said = [r.getMessage() for r in caplog.records if pool in r.getMessage()]
+    assert said == [
+        f"frayhq: pool {pool!r} has no live workers: its tasks wait in its queue until one starts"
+    ]
+    with pytest.raises(frayhq.TimeoutError, match=f"pool {pool!r} has no live workers"):
+        f.result(0.05)
+    # A pool with workers is not said to have none.
+    g = client.run("fray.sleep", 2)
+    with pytest.raises(frayhq.TimeoutError) as ei:
+        g.result(0.05)
+    assert "no live workers" not in str(ei.value)
+    assert not [r for r in caplog.records if "'default'" in r.getMessage()]
 
 
 def test_unpicklable_argument_fails_before_sending(client):

@@ -63,12 +63,13 @@ class Future(SharedFuture):
     ``client.future(id)`` while the result is kept (24 h by default).
     """
 
-    def __init__(self, client: Client, owner: str, task_id: str, fn: str = "") -> None:
+    def __init__(self, client: Client, owner: str, task_id: str, fn: str = "", pool: str = "") -> None:
         SharedFuture.__init__(self)
         self._client = client
         self._owner = owner
         self._task_id = task_id
         self._fn = fn
+        self._pool = pool  # "" when not submitted by this client
 
     @property
     def id(self) -> str:
@@ -82,7 +83,8 @@ class Future(SharedFuture):
         except concurrent.futures.TimeoutError:
             if self.done():
                 raise
-            raise FrayTimeoutError(f"frayhq: task {self.id} not finished within {timeout} s") from None
+            hint = self._client._workers.idle_hint(self._pool) if self._pool else ""  # noqa: SLF001
+            raise FrayTimeoutError(f"frayhq: task {self.id} not finished within {timeout} s{hint}") from None
 
     def cancel(self) -> bool:
         """Cancel the task: a queued one never starts, a running one's context is cancelled."""
@@ -237,7 +239,7 @@ class Tasks:
             raise ConfigError(f"frayhq: timeout={timeout}: want > 0 seconds")
         self.c._workers.check_function(pool, name)  # noqa: SLF001
         tid = self.c._nuid()  # noqa: SLF001
-        fut = Future(self.c, self.owner, tid, name)
+        fut = Future(self.c, self.owner, tid, name, pool)
         rec: dict[str, Any] = {
             "v": TASK_VERSION,
             "id": tid,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 from typing import Any
 
@@ -36,6 +37,8 @@ FETCH_TIMEOUT = 2.0
 # Bounds one on-demand read of FRAY_WORKERS.
 LIST_TIMEOUT = 5.0
 
+log = logging.getLogger("frayhq")
+
 
 class Workers:
     """One client's copy of the pool directory, for the pools it asked about."""
@@ -49,6 +52,7 @@ class Workers:
         self._js: Any = None
         self._sub: Any = None
         self._refresher: asyncio.Task[None] | None = None
+        self._warned: set[str] = set()  # pools said to have no live worker
 
     async def start(self, nc: Any, js: Any) -> None:
         self._js = js
@@ -160,7 +164,15 @@ class Workers:
             except Exception:  # noqa: BLE001 - as with no live worker: submit, one may serve it
                 return
         if not d or not d.get("workers"):
-            return  # no live worker: submit anyway, one may start
+            # No live worker: submit anyway, one may start. Said once per
+            # pool, so that a mistyped pool does not wait in silence.
+            if pool not in self._warned:
+                self._warned.add(pool)
+                log.warning(
+                    "frayhq: pool %r has no live workers: its tasks wait in its queue until one starts",
+                    pool,
+                )
+            return
         served = [str(f) for f in (d.get("functions") or [])]
         if fn not in served:
             n = int(d.get("workers") or 0)
@@ -168,6 +180,13 @@ class Workers:
                 f"frayhq: function {fn!r} is not served by any of the {n} live workers of pool "
                 f"{pool!r}; they serve: {', '.join(served) or '(nothing)'}"
             )
+
+    def idle_hint(self, pool: str) -> str:
+        """For a wait that timed out: that pool has no live worker, when the
+        directory as last read says so; else "". Never waits."""
+        if pool in self.pools and not (self.pools[pool] or {}).get("workers"):
+            return f" (pool {pool!r} has no live workers)"
+        return ""
 
     # ---- the registry, on demand
 
