@@ -152,6 +152,9 @@ class Lane:
         sock.settimeout(0.0)  # from now on: poll, then read what is there
         self._poll = select.poll()
         self._poll.register(sock, select.POLLIN)
+        if self.closed:  # the client shut down meanwhile (close() found no socket)
+            self._drop()
+            raise Down("the client is shut down")
 
     def _tls(self, sock: socket.socket, hostname: str | None) -> ssl.SSLSocket:
         try:
@@ -190,12 +193,11 @@ class Lane:
         sees BROKEN and the lane closed); the lock holder closes it."""
         self.closed = True
         sock = self._sock
-        if sock is None:
-            return
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         if self.lock.acquire(timeout=5):
             try:
                 self._drop()
