@@ -224,13 +224,18 @@ class Lane:
         self._ntok += 1
         tok = format(self._ntok, "x")
         head = f"PUB {subject} {self.inbox}.{tok} {len(body)}\r\n".encode()
+        self.sent += 1
         try:
             self._send_all(head + body + b"\r\n")
         except OSError:
             # Whether the server took it is unknown: the caller's wait sees
             # BROKEN and treats it as a call in flight.
             self._drop()
-        self.sent += 1
+        except BaseException:
+            # Interrupted (KeyboardInterrupt) maybe halfway through the PUB:
+            # nothing may follow half a message on this connection.
+            self._drop()
+            raise
         return tok
 
     def _send_all(self, data: bytes) -> None:
