@@ -146,3 +146,50 @@ def test_a_sync_call_whose_host_is_killed_mid_call_is_unavailable(tmp_path, name
             fut.result(60)  # the lease (10 s) ends, the sweep sees the epoch end
     finally:
         c.shutdown()
+
+
+def tls_files(d: Path) -> None:
+    """A CA and a server certificate for 127.0.0.1, signed by it."""
+    import subprocess
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca-key.pem", "-out", "ca.pem",
+        "-days", "1", "-subj", "/CN=frayhq test CA")  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server-key.pem", "-out", "server.csr",
+        "-subj", "/CN=localhost")  # fmt: skip
+    (d / "ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+        "-out", "server.pem", "-days", "1", "-extfile", "ext")  # fmt: skip
+
+
+@pytest.mark.parametrize("auth", ["token", "tls"])
+def test_the_lane_connects_with_the_clients_token_and_tls(tmp_path, monkeypatch, name, auth):
+    """The lane's CONNECT is nats-py's own, from the client's options: a
+    broker requiring a token, or TLS, takes it."""
+    if auth == "token":
+        conf = 'authorization { token: "s3cret-t0ken" }\n'
+        env = {"FRAY_NATS_TOKEN": "s3cret-t0ken"}
+    else:
+        tls_files(tmp_path)
+        conf = f'tls {{ cert_file: "{tmp_path}/server.pem", key_file: "{tmp_path}/server-key.pem" }}\n'
+        env = {"FRAY_NATS_CA": str(tmp_path / "ca.pem")}
+    (tmp_path / "nats.conf").write_text(conf)
+    b = procs.Broker(tmp_path, "--config", str(tmp_path / "nats.conf"), env=env)
+    w = procs.worker(tmp_path, b.url, "lane-auth-w1", env=env)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    try:
+        with frayhq.connect(b.url) as c:
+            wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
+            h = c.create_actor(Log, name=name)
+            h.add(0)
+            assert h.count() == 1
+            lane = c._actors.lane  # noqa: SLF001
+            assert (lane.off, lane.answered) == (False, 2)
+            assert (auth == "tls") == (type(lane._sock).__name__ == "SSLSocket")  # noqa: SLF001
+            h.shutdown()
+    finally:
+        w.stop()
+        b.stop()

@@ -205,7 +205,7 @@ class ActorFuture(SharedFuture):
 
     # A synchronous call (h.method(...)): its caller waits for it at once.
     sync = False
-    # The actor (ns, name) while the call counts as outstanding (Actors._count).
+    # The actor (ns, name) while the call counts as outstanding (Actors.count).
     actor: tuple[str, str] | None = None
 
     def result(self, timeout: float | None = None) -> Any:

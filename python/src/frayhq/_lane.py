@@ -29,6 +29,7 @@ import re
 import select
 import socket
 import ssl
+import threading
 import time
 from typing import Any
 
@@ -73,8 +74,6 @@ class Lane:
     """One blocking connection, used by the thread holding ``lock``."""
 
     def __init__(self, nc: Any, inbox: str) -> None:
-        import threading
-
         self.nc = nc
         self.inbox = inbox  # its replies come to <inbox>.<token>
         self.lock = threading.Lock()
@@ -108,9 +107,12 @@ class Lane:
         except Refused as e:
             self.off = True
             log.debug("frayhq: synchronous actor calls stay on the client's connection: %s", e)
-        except (Down, OSError, ValueError) as e:
+        except (Down, OSError) as e:
             self._retry_at = time.monotonic() + 1.0
             log.debug("frayhq: the lane connection is down: %s", e)
+        except Exception as e:  # noqa: BLE001 - a malformed INFO, an auth callback's error
+            self.off = True
+            log.debug("frayhq: synchronous actor calls stay on the client's connection: %r", e)
         return False
 
     def _open(self) -> None:
