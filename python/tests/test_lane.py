@@ -193,3 +193,27 @@ def test_the_lane_connects_with_the_clients_token_and_tls(tmp_path, monkeypatch,
     finally:
         w.stop()
         b.stop()
+
+
+def test_an_idle_lane_answers_the_servers_pings_and_stays_open(tmp_path, name):
+    """Nobody reads the lane between calls but the client's sweep, which
+    answers the server's PINGs (every 250 ms): a server pinging every 100 ms
+    and closing a connection that leaves 5 unanswered keeps the idle lane
+    (without the sweep's answers it closes it within a second)."""
+    (tmp_path / "nats.conf").write_text('ping_interval: "100ms"\nping_max: 5\n')
+    b = procs.Broker(tmp_path, "--config", str(tmp_path / "nats.conf"))
+    w = procs.worker(tmp_path, b.url, "lane-ping-w1")
+    try:
+        with frayhq.connect(b.url) as c:
+            wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
+            h = c.create_actor("fray.Counter", name=name)
+            assert h.Add(1) == 1
+            lane = c._actors.lane  # noqa: SLF001
+            sock = lane._sock  # noqa: SLF001
+            wait_until("the idle lane answered 10 PINGs", lambda: lane.pongs >= 10, timeout=30)
+            assert h.Add(1) == 2
+            assert lane._sock is sock and lane.answered == 2  # noqa: SLF001 - the same connection
+            h.shutdown()
+    finally:
+        w.stop()
+        b.stop()

@@ -81,6 +81,7 @@ class Lane:
         self.closed = False  # the client shut down
         self.sent = 0  # calls published on the lane (tests read these)
         self.answered = 0  # replies read on the lane
+        self.pongs = 0  # the server's PINGs answered
         self._sock: Any = None
         self._poll: Any = None
         self._buf = bytearray()
@@ -332,6 +333,7 @@ class Lane:
             line = bytes(buf[:i])
             del buf[: i + 2]
             if line == b"PING":
+                self.pongs += 1
                 try:
                     self._send_all(b"PONG\r\n")
                 except OSError:
