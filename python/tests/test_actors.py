@@ -168,11 +168,14 @@ def test_bad_names_are_refused(client):
         client.create_actor("fray.Counter", name="a.b")
 
 
-def test_a_call_answered_no_responders_is_sent_again(client, name):
+@pytest.mark.parametrize("sync", [False, True], ids=["remote", "sync"])
+def test_a_call_answered_no_responders_is_sent_again(client, name, sync):
     """A call that meets "no responders" (the actor's host not subscribed
     yet: starting, restarting, reconnecting) is published again after a
-    pause, and is answered once something listens on the actor's subject."""
+    pause, and is answered once something listens on the actor's subject.
+    A synchronous call meets it on the lane, then goes the async way."""
     import threading
+    from concurrent.futures import Future
 
     import cbor2
     import nats
@@ -206,8 +209,16 @@ def test_a_call_answered_no_responders_is_sent_again(client, name):
     actors.get_record = looked_up
     server = None
     try:
-        fut = ActorHandle(client.namespace, name, "fray.Counter", client).Get.remote()
+        h = ActorHandle(client.namespace, name, "fray.Counter", client)
+        if sync:
+            sent = client._actors.lane.sent
+            fut = Future()
+            threading.Thread(target=lambda: fut.set_result(h.Get()), daemon=True).start()
+        else:
+            fut = h.Get.remote()
         assert refused.wait(10), "the first attempt met no 503"
+        if sync:
+            assert client._actors.lane.sent == sent + 1, "the call did not go on the lane first"
         server = client._loop.submit(serve()).result(10)
         assert fut.result(30) == 42
         assert calls, "the call was never published again"

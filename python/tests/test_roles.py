@@ -153,6 +153,10 @@ def test_producer_runs_an_actor_and_the_viewer_may_not_call_it(roles, monkeypatc
         wait_worker(c)
         h = c.create_actor(Counter, name=name)
         assert h.add.remote(5).result(60) == 5
+        # A synchronous call on the lane, opened with the producer's user,
+        # password and inbox prefix.
+        assert h.add(1) == 6
+        assert c._actors.lane.answered == 1  # noqa: SLF001
         as_user(monkeypatch, d, "fray-viewer")
         with frayhq.connect(b.url) as v:
             began = time.monotonic()
@@ -160,6 +164,12 @@ def test_producer_runs_an_actor_and_the_viewer_may_not_call_it(roles, monkeypatc
                 v.get_actor(name).add.remote(1).result(25)
             assert time.monotonic() - began < 5
             assert ei.value.subject.startswith("fray.actor.") and "fray-viewer" in str(ei.value)
+            # Refused on the lane, then the async way reports it.
+            began = time.monotonic()
+            with pytest.raises(frayhq.PermissionDenied, match="fray-viewer"):
+                v.get_actor(name).add(1)
+            assert time.monotonic() - began < 5
+            assert v._actors.lane.sent == 1  # noqa: SLF001
             with pytest.raises(frayhq.PermissionDenied):
                 v.create_actor(Counter, name=name + "-v")
         h.shutdown()

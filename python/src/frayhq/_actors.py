@@ -13,6 +13,7 @@ import collections
 import concurrent.futures
 import pickle
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ import cloudpickle
 import nats.errors
 import nats.js.errors
 
-from . import _codec, _fastpub
+from . import _codec, _fastpub, _lane
 from ._codec import PICKLE_TAG
 from ._errinfo import actor_error
 from ._futures import SharedFuture, settle
@@ -35,6 +36,7 @@ from .errors import (
     PickleFailed,
     UnknownClass,
 )
+from .errors import ConnectionError as FrayConnectionError
 from .errors import TimeoutError as FrayTimeoutError
 
 if TYPE_CHECKING:
@@ -108,6 +110,16 @@ _ABSENT = object()
 _SETTLED = object()  # a call whose reply settled the caller's future already
 
 
+def _result(data: bytes, where: str) -> Any:
+    """The result in a call's reply; raises the error it carries."""
+    reply = _codec.loads(data, f"reply of actor call {where}")
+    if not isinstance(reply, dict):
+        raise ActorError(f"frayhq: reply of actor call {where} is not a CBOR map")
+    if reply.get("e"):
+        raise actor_error(reply["e"], where)
+    return reply.get("r")
+
+
 def _settle(fut: ActorFuture, data: bytes, where: str) -> bool:
     """Settle fut from a call's reply; False (fut untouched) when the reply
     needs the call's own handling (it cannot be decoded)."""
@@ -149,6 +161,11 @@ def encode_call(method: str, arg: Any) -> bytes:
 
 
 _UNSEEN = object()  # a waiting call's epoch before the sweep first read the record
+_FALLBACK = object()  # a call the lane did not deliver: it goes the async way
+
+LANE_HANDOVER = 0.4  # a call on the lane unanswered this long is watched by the sweep too
+LANE_POLL = 0.05  # how often a watched call on the lane looks at its watch
+_LANE_DOWN = sys.maxsize  # the generation of a call whose lane is reconnecting: no barrier yet
 
 BARRIER_RESEND = 3.0  # a barrier unanswered this long is replaced by another
 BARRIER_WAIT_MAX = 2.0  # the longest pause between barriers the actor refused (no responders)
@@ -157,7 +174,7 @@ BARRIER_WAIT_MAX = 2.0  # the longest pause between barriers the actor refused (
 class _Call:
     """A call waiting for its reply: what the sweep and the barriers need."""
 
-    __slots__ = ("fut", "sent", "epoch", "gen", "subj", "body", "reply", "redelivered")
+    __slots__ = ("fut", "sent", "epoch", "gen", "subj", "body", "reply", "redelivered", "timer")
 
     def __init__(
         self, fut: asyncio.Future[Any], sent: float, gen: int, subj: str, body: bytes, reply: str
@@ -170,6 +187,7 @@ class _Call:
         self.body = body
         self.reply = reply
         self.redelivered = 0
+        self.timer: asyncio.TimerHandle | None = None  # its deadline
 
 
 def _base36(n: int) -> str:
@@ -187,6 +205,8 @@ class ActorFuture(SharedFuture):
 
     # A synchronous call (h.method(...)): its caller waits for it at once.
     sync = False
+    # The actor (ns, name) while the call counts as outstanding (Actors.count).
+    actor: tuple[str, str] | None = None
 
     def result(self, timeout: float | None = None) -> Any:
         try:
@@ -208,7 +228,7 @@ class ActorMethod:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the method and wait for its result."""
-        return self._h._call(self._m, args, kwargs, sync=True).result()  # noqa: SLF001
+        return self._h._call_sync(self._m, args, kwargs)  # noqa: SLF001
 
     def submit(self, *args: Any, **kwargs: Any) -> ActorFuture:
         """Run the method as a long-running operation (durable record, polled)."""
@@ -262,10 +282,16 @@ class ActorHandle:
         c._actors.enqueue(self, method, body, fut)  # noqa: SLF001
         return fut
 
+    def _call_sync(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        c = self._c()
+        arg = encode_args(self.is_python, args, kwargs, f"{self.qualified_name}.{method}")
+        return c._actors.call_sync(self, method, encode_call(method, arg))  # noqa: SLF001
+
     def _submit(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActorFuture:
         c = self._c()
         arg = encode_args(self.is_python, args, kwargs, f"{self.qualified_name}.{method}")
         fut = ActorFuture()
+        c._actors.count(fut, self)  # noqa: SLF001
         c._loop.call_soon(c._actors.submit_soon, self, method, arg, fut)  # noqa: SLF001
         return fut
 
@@ -311,6 +337,12 @@ class Actors:
         self._gen = self._reconnects()
         self._barriers: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_calls())
+        # Calls enqueued and not yet settled, per actor: a synchronous call
+        # takes the lane only when its actor has none (NATS keeps order per
+        # connection; PROTOCOL.md, "Python client").
+        self._out: dict[tuple[str, str], int] = {}
+        self._out_mu = threading.Lock()
+        self.lane = _lane.Lane(self.c.nc, self.c.nc.new_inbox())
 
     def _reconnects(self) -> int:
         return int(self.c.nc.stats.get("reconnects", 0))
@@ -561,8 +593,29 @@ class Actors:
 
     # ---- calls
 
+    def count(self, fut: ActorFuture, h: ActorHandle) -> None:
+        """Count fut's call as outstanding to h's actor until release(fut)
+        (on the caller's thread, before the call is queued)."""
+        key = fut.actor = (h.namespace, h.name)
+        with self._out_mu:
+            self._out[key] = self._out.get(key, 0) + 1
+
+    def release(self, fut: ActorFuture) -> None:
+        """The call of fut is answered (or over): once per count(), on the loop."""
+        key = fut.actor
+        if key is None:
+            return
+        fut.actor = None
+        with self._out_mu:
+            n = self._out[key] - 1
+            if n:
+                self._out[key] = n
+            else:
+                del self._out[key]
+
     def enqueue(self, h: ActorHandle, method: str, body: bytes, fut: ActorFuture) -> None:
         """Queue a call from any thread; the loop is woken once per burst."""
+        self.count(fut, h)
         self._intake.append((h, method, body, fut))
         if not self._kicked:
             self._kicked = True
@@ -594,14 +647,112 @@ class Actors:
         reply = f"{self._inbox}.{tok}"
         return tok, reply, self.c._pub.publish(subj, body, reply)  # noqa: SLF001
 
+    # ---- synchronous calls on the lane (_lane.py)
+
+    def call_sync(self, h: ActorHandle, method: str, body: bytes) -> Any:
+        """A synchronous call's result: on the lane when the call may take
+        it, else (or when the lane did not deliver it) the async way."""
+        lane = self.lane
+        if (
+            not lane.off
+            # No earlier call of this client to the actor outstanding on
+            # nats-py, or this one could overtake it. (A read of the dict:
+            # this thread's own count() is in it already.)
+            and (h.namespace, h.name) not in self._out
+            and not self.c._loop.in_loop()  # noqa: SLF001
+            and lane.lock.acquire(blocking=False)  # busy: another thread's call is on it
+        ):
+            try:
+                value = self._lane_call(lane, h, method, body)
+            finally:
+                lane.lock.release()
+            if value is not _FALLBACK:
+                return value
+        fut = ActorFuture()
+        fut.sync = True
+        self.enqueue(h, method, body, fut)
+        return fut.result()
+
+    def _lane_call(self, lane: _lane.Lane, h: ActorHandle, method: str, body: bytes) -> Any:
+        """The call on the lane; _FALLBACK when it was not delivered (no
+        responders, refused for permissions, nothing sent). A call not
+        answered within LANE_HANDOVER is watched by the sweep and the
+        barriers as a call on nats-py is (_watch); its reply, or its
+        redelivery's, still comes on the lane."""
+        if not lane.ready():
+            return _FALLBACK
+        ns, name = h.namespace, h.name
+        subj = f"fray.actor.{ns}.{name}"
+        tok = lane.send(subj, body)
+        if tok is None:
+            return _FALLBACK
+        sent = time.monotonic()
+        reply = f"{lane.inbox}.{tok}"
+        call: _Call | None = None
+        loop = self.c._loop  # noqa: SLF001
+        try:
+            while True:
+                left = sent + LANE_HANDOVER - time.monotonic() if call is None else LANE_POLL
+                kind, data = lane.wait(tok, left)
+                if kind is _lane.REPLY:
+                    return _result(data, f"{ns}/{name}.{method}")
+                if kind is _lane.NO_RESPONDERS or kind is _lane.DENIED:
+                    return _FALLBACK  # the async way retries, or reports the refusal
+                broken = kind is _lane.BROKEN
+                if call is None:
+                    call = _Call(loop.loop.create_future(), sent, 0, subj, body, reply)
+                    loop.call_soon(self._watch_lane, ns, name, call, broken)
+                if broken:
+                    self._lane_back(lane, call)
+                if call.fut.done():
+                    raise call.fut.exception()  # type: ignore[misc] - the sweep, a barrier or the deadline failed it
+        finally:
+            if call is not None:
+                loop.call_soon(self._unwatch_lane, ns, name, call)
+
+    def _watch_lane(self, ns: str, name: str, call: _Call, broken: bool) -> None:
+        # Broken: no barrier until the lane is back (_lane_back).
+        call.gen = _LANE_DOWN if broken else self._gen
+        left = CALL_TIMEOUT - (asyncio.get_running_loop().time() - call.sent)
+        self._watch(ns, name, call.reply, call, left)
+
+    def _unwatch_lane(self, ns: str, name: str, call: _Call) -> None:
+        self._unwatch(ns, name, call.reply, call)
+        if not call.fut.done():
+            call.fut.set_result(None)  # answered: barriers skip it
+        elif not call.fut.cancelled():
+            call.fut.exception()  # seen by its caller, or answered as it failed
+
+    def _lane_back(self, lane: _lane.Lane, call: _Call) -> None:
+        """The lane broke with call in flight: reopen it (its inbox
+        subscribed again, once the client's connection is back), then mark
+        the call as of an older connection, so that the sweep's next
+        barrier finds out whether it is still running, exactly as for a
+        call on nats-py (PROTOCOL.md, actors: "Connection lost")."""
+        loop = self.c._loop  # noqa: SLF001
+        loop.call_soon(setattr, call, "gen", _LANE_DOWN)
+        while not call.fut.done():
+            if lane.closed:
+                raise FrayConnectionError("frayhq: the client is shut down")
+            if lane.ready() or lane.off:
+                # (Off: the lane cannot come back; a barrier still finds a
+                # lost call, but a running one's reply has nowhere to come.)
+                loop.call_soon(setattr, call, "gen", -1)
+                break
+            time.sleep(LANE_POLL)
+        while lane.off and not call.fut.done():
+            time.sleep(LANE_POLL)
+
     async def _call(
         self, h: ActorHandle, method: str, body: bytes, fut: ActorFuture, sent: tuple[str, str, bool] | None
     ) -> None:
         try:
             value = await self.call(h, method, body, outer=fut, sent=sent)
+            self.release(fut)
             if value is not _SETTLED:
                 settle(fut, value)
         except BaseException as e:  # noqa: BLE001 - the future carries it
+            self.release(fut)
             settle(fut, exc=e)
 
     async def call(
@@ -662,12 +813,7 @@ class Actors:
                 continue
             if msg is _SETTLED:
                 return _SETTLED
-            reply = _codec.loads(msg.data, f"reply of actor call {where}")
-            if not isinstance(reply, dict):
-                raise ActorError(f"frayhq: reply of actor call {where} is not a CBOR map")
-            if reply.get("e"):
-                raise actor_error(reply["e"], where)
-            return reply.get("r")
+            return _result(msg.data, where)
 
     async def _request_watching(
         self,
@@ -695,16 +841,8 @@ class Actors:
         self._replies[tok] = fut
         if outer is not None:
             self._outers[tok] = (outer, where)
-        calls = self._calls.setdefault((ns, name), {})
-        calls[tok] = _Call(fut, loop.time(), self._gen, subj, body, reply)
-
-        def expire() -> None:
-            if not fut.done():
-                fut.set_exception(
-                    ActorUnavailableError(f"frayhq: actor call to {ns}/{name}: no answer in time")
-                )
-
-        deadline = loop.call_later(left, expire)
+        call = _Call(fut, loop.time(), self._gen, subj, body, reply)
+        self._watch(ns, name, tok, call, left)
         try:
             async with self.c.perms.guard(subj):  # a refused call fails at once
                 if not went:
@@ -713,13 +851,33 @@ class Actors:
         finally:
             self._replies.pop(tok, None)
             self._outers.pop(tok, None)
-            calls.pop(tok, None)
-            if not calls and self._calls.get((ns, name)) is calls:
-                del self._calls[(ns, name)]
-            deadline.cancel()
+            self._unwatch(ns, name, tok, call)
         if msg is not _SETTLED and not msg.data and msg.headers and msg.headers.get("Status") == "503":
             raise nats.errors.NoRespondersError
         return msg
+
+    def _watch(self, ns: str, name: str, tok: str, call: _Call, left: float) -> None:
+        """Put a waiting call where the sweep and the barriers see it, with
+        its deadline left seconds away (on the loop)."""
+        self._calls.setdefault((ns, name), {})[tok] = call
+        fut = call.fut
+
+        def expire() -> None:
+            if not fut.done():
+                fut.set_exception(
+                    ActorUnavailableError(f"frayhq: actor call to {ns}/{name}: no answer in time")
+                )
+
+        call.timer = asyncio.get_running_loop().call_later(left, expire)
+
+    def _unwatch(self, ns: str, name: str, tok: str, call: _Call) -> None:
+        calls = self._calls.get((ns, name))
+        if calls is not None and calls.get(tok) is call:
+            del calls[tok]
+            if not calls:
+                del self._calls[(ns, name)]
+        if call.timer is not None:
+            call.timer.cancel()
 
     def _on_reply(self, msg: Any) -> None:
         tok = msg.subject.rsplit(".", 1)[-1]
@@ -727,6 +885,10 @@ class Actors:
         if fut is None or fut.done():
             return
         outer = self._outers.pop(tok, None)
+        if outer is not None and msg.data:
+            # Answered: a later synchronous call may take the lane (before
+            # the settle below wakes the caller).
+            self.release(outer[0])
         if outer is not None and msg.data and _settle(outer[0], msg.data, outer[1]):
             # The caller's future is settled now, not a loop turn later when
             # the call's task resumes (a synchronous call's latency).
@@ -747,6 +909,7 @@ class Actors:
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(0.25)
+            self.lane.tend()
             self._barrier_after_reconnect()
             now = loop.time()
             for (ns, name), calls in list(self._calls.items()):
@@ -875,11 +1038,12 @@ class Actors:
 
     async def _submit(self, h: ActorHandle, method: str, arg: Any, fut: ActorFuture) -> None:
         try:
-            settle(fut, await self.submit(h, method, arg))
+            settle(fut, await self.submit(h, method, arg, fut))
         except BaseException as e:  # noqa: BLE001
+            self.release(fut)
             settle(fut, exc=e)
 
-    async def submit(self, h: ActorHandle, method: str, arg: Any) -> Any:
+    async def submit(self, h: ActorHandle, method: str, arg: Any, counted: ActorFuture | None = None) -> Any:
         ns, name = h.namespace, h.name
         op = self.c._nuid()  # noqa: SLF001
         key = f"a_op.{ns}.{name}.{op}"
@@ -898,7 +1062,11 @@ class Actors:
         call: dict[str, Any] = {"v": 1, "m": method, "op": op}
         if arg is not _ABSENT:
             call["a"] = arg
-        await self.call(h, method, _codec.dumps(call))
+        try:
+            await self.call(h, method, _codec.dumps(call))
+        finally:
+            if counted is not None:
+                self.release(counted)  # the operation's start is answered: later calls come after it
         wait = 0.01
         where = f"{ns}/{name}.{method} (operation {op})"
         while True:

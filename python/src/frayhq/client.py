@@ -301,6 +301,9 @@ class Client(ActorAPI, JobAPI):
         if self._closed:
             return
         self._closed = True
+        actors = getattr(self, "_actors", None)
+        if actors is not None and hasattr(actors, "lane"):
+            actors.lane.close()  # from this thread: a call waiting on it may hold it a moment
         try:
             self._loop.run(self._close(), timeout=15)
         except Exception:  # noqa: BLE001 - tearing down regardless
