@@ -4,9 +4,11 @@ async way when the call was not delivered, and it ends with the client."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import signal
+import socket
 import threading
 import time
 import urllib.request
@@ -33,6 +35,9 @@ class Log:
 
     def arrived_in_order(self) -> bool:
         return self.xs == list(range(len(self.xs)))
+
+    def big(self, n: int) -> str:
+        return "x" * n
 
 
 def test_a_sync_call_comes_after_the_callers_earlier_remote_calls(client, name):
@@ -191,6 +196,78 @@ def test_the_lane_connects_with_the_clients_token_and_tls(tmp_path, monkeypatch,
             assert (auth == "tls") == (type(lane._sock).__name__ == "SSLSocket")  # noqa: SLF001
             h.shutdown()
     finally:
+        w.stop()
+        b.stop()
+
+
+class SplittingProxy:
+    """A TCP proxy to a local port that hands the client what the server
+    sends in two parts, 5 ms apart: TLS records arrive cut in two, so the
+    client's socket is readable while no whole record is there."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.ls = socket.create_server(("127.0.0.1", 0))
+        self.port = self.ls.getsockname()[1]
+        self.socks: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return  # closed
+            s = socket.create_connection(("127.0.0.1", self.target))
+            self.socks += [c, s]
+            threading.Thread(target=self._pump, args=(c, s, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(s, c, True), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket, split: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if split and len(data) > 1:
+                    dst.sendall(data[: len(data) // 2])
+                    time.sleep(0.005)
+                    data = data[len(data) // 2 :]
+                dst.sendall(data)
+        except OSError:
+            pass
+        for x in (src, dst):
+            with contextlib.suppress(OSError):
+                x.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.ls.close()
+        for x in self.socks:
+            x.close()
+
+
+def test_a_reply_whose_tls_records_come_in_parts_is_read_whole(tmp_path, monkeypatch, name):
+    """A socket readable with only part of a TLS record in it is not a
+    connection lost: the call waits for the rest on the lane."""
+    tls_files(tmp_path)
+    (tmp_path / "nats.conf").write_text(
+        f'tls {{ cert_file: "{tmp_path}/server.pem", key_file: "{tmp_path}/server-key.pem" }}\n'
+    )
+    env = {"FRAY_NATS_CA": str(tmp_path / "ca.pem")}
+    b = procs.Broker(tmp_path, "--config", str(tmp_path / "nats.conf"), env=env)
+    w = procs.worker(tmp_path, b.url, "lane-split-w1", env=env)
+    proxy = SplittingProxy(b.port)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    try:
+        with frayhq.connect(f"nats://127.0.0.1:{proxy.port}") as c:
+            wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
+            h = c.create_actor(Log, name=name)
+            lane = c._actors.lane  # noqa: SLF001
+            for i in range(10):
+                assert h.big(100_000 + i) == "x" * (100_000 + i)
+            assert (lane.off, lane.answered, lane.broke) == (False, 10, 0)
+            h.shutdown()
+    finally:
+        proxy.close()
         w.stop()
         b.stop()
 

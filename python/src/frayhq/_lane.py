@@ -82,6 +82,7 @@ class Lane:
         self.sent = 0  # calls published on the lane (tests read these)
         self.answered = 0  # replies read on the lane
         self.pongs = 0  # the server's PINGs answered
+        self.broke = 0  # connections lost with a call waiting
         self._sock: Any = None
         self._poll: Any = None
         self._buf = bytearray()
@@ -259,24 +260,25 @@ class Lane:
     def wait(self, tok: str, timeout: float) -> tuple[str, bytes]:
         """Read until the reply for tok, a refusal of its publish, the
         connection's end, or timeout; answers PINGs, drops stale replies."""
-        if self._sock is None:
-            return BROKEN, b""
         deadline = time.monotonic() + timeout
         want = f"{self.inbox}.{tok}".encode()
-        while True:
+        while self._sock is not None:
             got = self._parse(want)
             if got is not None:
                 return got
             if self._sock is None:
-                return BROKEN, b""
+                break
             if not (isinstance(self._sock, ssl.SSLSocket) and self._sock.pending()):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return TIMEOUT, b""
                 if not self._poll.poll(left * 1000):
                     continue
-            if not self._recv():
-                return BROKEN, b""
+            # Nothing read while the socket lives is no end: a wake-up
+            # without data, or part of a TLS record. _recv closes it at the end.
+            self._recv()
+        self.broke += 1
+        return BROKEN, b""
 
     def tend(self) -> None:
         """From the client's sweep, while no call uses the lane: answer the
@@ -294,8 +296,8 @@ class Lane:
             self._parse(None)
 
     def _recv(self) -> bool:
-        """Append what the socket has to the buffer; False when the
-        connection ended (the socket is closed then) or nothing was there."""
+        """Append what the socket has to the buffer; False when nothing was
+        there, or the connection ended (the socket is closed then)."""
         try:
             data = self._sock.recv(65536)
         except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
