@@ -150,6 +150,7 @@ class Proxy:
                 continue
             try:
                 u = socket.create_connection(("127.0.0.1", self.target), timeout=2)
+                u.settimeout(None)  # the 2 s is for the connect only
             except OSError:
                 c.close()
                 continue
