@@ -127,10 +127,16 @@ def auth_init(tmp: Path, *args: str) -> Path:
 
 class Proxy:
     """A TCP proxy to 127.0.0.1:port that can hold its clients off: while
-    held, it cuts every connection and closes new ones at once."""
+    held, it cuts every connection and closes new ones at once. With split,
+    it hands the client what the server sends in two parts, 5 ms apart (TLS
+    records arrive cut in two); what a socket in muted sends is dropped,
+    neither side closed (a black hole: a NAT entry gone, a half-open
+    connection)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, split: bool = False) -> None:
         self.target = port
+        self.split = split
+        self.muted: set[socket.socket] = set()
         self.ls = socket.create_server(("127.0.0.1", 0))
         self.port = self.ls.getsockname()[1]
         self.url = f"nats://127.0.0.1:{self.port}"
@@ -156,12 +162,18 @@ class Proxy:
                 continue
             with self.lock:
                 self.conns += [c, u]
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, down in ((c, u, False), (u, c, True)):
+                threading.Thread(target=self._pipe, args=(a, b, down), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, down: bool) -> None:
         try:
             while data := src.recv(65536):
+                if src in self.muted:
+                    continue
+                if down and self.split and len(data) > 1:
+                    dst.sendall(data[: len(data) // 2])
+                    time.sleep(0.005)
+                    data = data[len(data) // 2 :]
                 dst.sendall(data)
         except OSError:
             pass

@@ -4,7 +4,6 @@ async way when the call was not delivered, and it ends with the client."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import signal
@@ -200,50 +199,6 @@ def test_the_lane_connects_with_the_clients_token_and_tls(tmp_path, monkeypatch,
         b.stop()
 
 
-class SplittingProxy:
-    """A TCP proxy to a local port that hands the client what the server
-    sends in two parts, 5 ms apart: TLS records arrive cut in two, so the
-    client's socket is readable while no whole record is there."""
-
-    def __init__(self, port: int) -> None:
-        self.target = port
-        self.ls = socket.create_server(("127.0.0.1", 0))
-        self.port = self.ls.getsockname()[1]
-        self.socks: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return  # closed
-            s = socket.create_connection(("127.0.0.1", self.target))
-            self.socks += [c, s]
-            threading.Thread(target=self._pump, args=(c, s, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(s, c, True), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket, split: bool) -> None:
-        try:
-            while data := src.recv(65536):
-                if split and len(data) > 1:
-                    dst.sendall(data[: len(data) // 2])
-                    time.sleep(0.005)
-                    data = data[len(data) // 2 :]
-                dst.sendall(data)
-        except OSError:
-            pass
-        for x in (src, dst):
-            with contextlib.suppress(OSError):
-                x.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self.ls.close()
-        for x in self.socks:
-            x.close()
-
-
 def test_a_reply_whose_tls_records_come_in_parts_is_read_whole(tmp_path, monkeypatch, name):
     """A socket readable with only part of a TLS record in it is not a
     connection lost: the call waits for the rest on the lane."""
@@ -254,11 +209,11 @@ def test_a_reply_whose_tls_records_come_in_parts_is_read_whole(tmp_path, monkeyp
     env = {"FRAY_NATS_CA": str(tmp_path / "ca.pem")}
     b = procs.Broker(tmp_path, "--config", str(tmp_path / "nats.conf"), env=env)
     w = procs.worker(tmp_path, b.url, "lane-split-w1", env=env)
-    proxy = SplittingProxy(b.port)
+    proxy = procs.Proxy(b.port, split=True)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     try:
-        with frayhq.connect(f"nats://127.0.0.1:{proxy.port}") as c:
+        with frayhq.connect(proxy.url) as c:
             wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
             h = c.create_actor(Log, name=name)
             lane = c._actors.lane  # noqa: SLF001
@@ -292,5 +247,137 @@ def test_an_idle_lane_answers_the_servers_pings_and_stays_open(tmp_path, name):
             assert lane._sock is sock and lane.answered == 2  # noqa: SLF001 - the same connection
             h.shutdown()
     finally:
+        w.stop()
+        b.stop()
+
+
+class Runs:
+    """A serial actor counting its runs of work; work waits for a file."""
+
+    def __init__(self, gate: str) -> None:
+        self.gate = gate
+        self.n = 0
+
+    def work(self, x: int) -> int:
+        self.n += 1
+        Path(self.gate + ".started").write_text("1")
+        deadline = time.monotonic() + 120
+        while not Path(self.gate).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return x + 1
+
+    def runs(self) -> int:
+        return self.n
+
+
+def test_a_lane_call_is_no_call_of_the_main_connection_it_did_not_travel_on(tmp_path, name):
+    """The client's main connection (nats-py) reconnects while a long call
+    waits on the lane. Barriers ask about calls that travelled on the lost
+    connection; this one did not, so none names it. (When one did, the
+    barrier's reply on nats-py could be read before the call's reply on the
+    lane, the call judged lost and, with max_task_retries, run twice.)"""
+    gate = tmp_path / "gate"
+    c = frayhq.connect("local")
+    try:
+        h = c.create_actor(Runs, str(gate), name=name, actor_config=frayhq.ActorConfig(max_task_retries=1))
+        assert h.runs() == 0  # opens the lane
+        lane = c._actors.lane  # noqa: SLF001
+        sent = lane.sent
+        fut = in_thread(lambda: h.work(41))
+        wait_until("the call started", lambda: Path(str(gate) + ".started").exists())
+        assert lane.sent == sent + 1, "the call did not go on the lane"
+        key = (c.namespace, name)
+        wait_until("the call was handed to the sweep", lambda: key in c._actors._calls)  # noqa: SLF001
+        reconnects = c.nc.stats["reconnects"]
+        c._loop.call_soon(c.nc._transport._io_writer.transport.abort)  # noqa: SLF001 - nats-py's socket only
+        wait_until("nats-py reconnected", lambda: c.nc.stats["reconnects"] > reconnects)
+        # The sweep has seen the reconnect (and would have sent its barriers).
+        wait_until("the sweep saw it", lambda: c._actors._gen == c.nc.stats["reconnects"])  # noqa: SLF001
+        assert key not in c._actors._barriers  # noqa: SLF001
+        gate.write_text("1")
+        assert fut.result(30) == 42
+        assert h.runs.remote().result(30) == 1, "the answered call was run again"
+        # The lane follows the main connection: opened again once it moved.
+        opened = lane.opened
+        assert h.runs() == 1
+        assert lane.opened == opened + 1
+    finally:
+        c.shutdown()
+
+
+def test_a_lane_call_whose_lane_breaks_is_answered_on_the_main_connection(tmp_path, name):
+    """The lane's connection breaks while a call runs: the call moves to
+    the main connection (its reply subject subscribed there, then a
+    barrier), and its reply comes there; it runs once."""
+    gate = tmp_path / "gate"
+    c = frayhq.connect("local")
+    try:
+        h = c.create_actor(Runs, str(gate), name=name, actor_config=frayhq.ActorConfig(max_task_retries=1))
+        assert h.runs() == 0  # opens the lane
+        lane = c._actors.lane  # noqa: SLF001
+        fut = in_thread(lambda: h.work(41))
+        wait_until("the call started", lambda: Path(str(gate) + ".started").exists())
+        lane._sock.shutdown(socket.SHUT_RDWR)  # noqa: SLF001 - the lane's connection breaks mid-call
+        wait_until("the call moved", lambda: lane.broke == 1 and not lane.lock.locked())
+        gate.write_text("1")
+        assert fut.result(30) == 42
+        assert h.runs() == 1, "the call was run again"  # on a lane opened again
+    finally:
+        c.shutdown()
+
+
+def test_a_moved_lane_call_ends_at_client_shutdown(tmp_path, name):
+    """A call moved off a broken lane still waits when the client shuts
+    down: it ends then, with an error, and shutdown does not wait for it."""
+    gate = tmp_path / "gate"
+    c = frayhq.connect("local")
+    caller = None
+    try:
+        h = c.create_actor(Runs, str(gate), name=name)
+        assert h.runs() == 0  # opens the lane
+        lane = c._actors.lane  # noqa: SLF001
+        caller = in_thread(lambda: h.work(41))
+        wait_until("the call started", lambda: Path(str(gate) + ".started").exists())
+        lane._sock.shutdown(socket.SHUT_RDWR)  # noqa: SLF001
+        wait_until("the call moved", lambda: lane.broke == 1 and not lane.lock.locked())
+    finally:
+        began = time.monotonic()
+        c.shutdown()
+        shut = time.monotonic() - began
+        gate.write_text("1")
+    assert caller is not None
+    with pytest.raises(frayhq.FrayError):
+        caller.result(20)
+    assert shut < 5, f"shutdown waited {shut:.1f} s"
+
+
+def test_a_lane_gone_silent_moves_its_call_to_the_main_connection(tmp_path, name):
+    """The lane's connection goes silent without closing (a black hole).
+    A call waiting on it pings the lane; no PONG comes, so the call moves to
+    the main connection, where a barrier finds it lost (it never arrived)
+    and redelivers it (max_task_retries=1): answered in seconds, not at
+    the 60 s deadline."""
+    b = procs.Broker(tmp_path)
+    w = procs.worker(tmp_path, b.url, "mute-w1")
+    proxy = procs.Proxy(b.port)
+    try:
+        with frayhq.connect(proxy.url) as c:
+            wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
+            h = c.create_actor(Runs, str(tmp_path / "gate"), name=name,
+                               actor_config=frayhq.ActorConfig(max_task_retries=1))  # fmt: skip
+            with proxy.lock:
+                before = list(proxy.conns)
+            assert h.runs() == 0  # opens the lane: the proxy's newest pair
+            with proxy.lock:
+                new = [s for s in proxy.conns if s not in before]
+            assert len(new) == 2, new
+            proxy.muted.update(new)
+            t = time.monotonic()
+            assert in_thread(h.runs).result(30) == 0
+            assert time.monotonic() - t < 15
+            assert c._actors.lane.broke == 0  # noqa: SLF001 - no end was seen: the PING found it out
+            assert h.runs.remote().result(30) == 0  # nats-py is fine throughout
+    finally:
+        proxy.close()
         w.stop()
         b.stop()

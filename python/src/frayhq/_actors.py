@@ -26,6 +26,7 @@ from . import _codec, _fastpub, _lane
 from ._codec import PICKLE_TAG
 from ._errinfo import actor_error
 from ._futures import SharedFuture, settle
+from ._workers import _quiet
 from .errors import (
     ActorError,
     ActorExists,
@@ -165,7 +166,9 @@ _FALLBACK = object()  # a call the lane did not deliver: it goes the async way
 
 LANE_HANDOVER = 0.4  # a call on the lane unanswered this long is watched by the sweep too
 LANE_POLL = 0.05  # how often a watched call on the lane looks at its watch
-_LANE_DOWN = sys.maxsize  # the generation of a call whose lane is reconnecting: no barrier yet
+LANE_PONG_WAIT = 2.0  # a lane that answers no PING within this, with a call waiting, has gone silent
+LANE_PING_EVERY = 5.0  # how often the lane is pinged while a call waits on it
+_ON_LANE = sys.maxsize  # the generation of a call on the lane: nats-py's barriers skip it
 
 BARRIER_RESEND = 3.0  # a barrier unanswered this long is replaced by another
 BARRIER_WAIT_MAX = 2.0  # the longest pause between barriers the actor refused (no responders)
@@ -174,7 +177,7 @@ BARRIER_WAIT_MAX = 2.0  # the longest pause between barriers the actor refused (
 class _Call:
     """A call waiting for its reply: what the sweep and the barriers need."""
 
-    __slots__ = ("fut", "sent", "epoch", "gen", "subj", "body", "reply", "redelivered", "timer")
+    __slots__ = ("fut", "sent", "epoch", "gen", "subj", "body", "reply", "redelivered", "timer", "sub")
 
     def __init__(
         self, fut: asyncio.Future[Any], sent: float, gen: int, subj: str, body: bytes, reply: str
@@ -188,6 +191,7 @@ class _Call:
         self.reply = reply
         self.redelivered = 0
         self.timer: asyncio.TimerHandle | None = None  # its deadline
+        self.sub: Any = None  # a moved lane call's subscription to its reply subject on nats-py
 
 
 def _base36(n: int) -> str:
@@ -654,31 +658,40 @@ class Actors:
         it, else (or when the lane did not deliver it) the async way."""
         lane = self.lane
         if (
-            not lane.off
-            # No earlier call of this client to the actor outstanding on
-            # nats-py, or this one could overtake it. (A read of the dict:
+            lane.off
+            # An earlier call of this client to the actor outstanding on
+            # nats-py: this one could overtake it. (A read of the dict:
             # this thread's own count() is in it already.)
-            and (h.namespace, h.name) not in self._out
-            and not self.c._loop.in_loop()  # noqa: SLF001
-            and lane.lock.acquire(blocking=False)  # busy: another thread's call is on it
+            or (h.namespace, h.name) in self._out
+            or self.c._loop.in_loop()  # noqa: SLF001
+            or not lane.lock.acquire(blocking=False)  # busy: another thread's call is on it
         ):
-            try:
-                value = self._lane_call(lane, h, method, body)
-            finally:
-                lane.lock.release()
-            if value is not _FALLBACK:
-                return value
+            return self._call_async(h, method, body)
+        try:
+            value = self._lane_call(lane, h, method, body)
+        finally:
+            lane.lock.release()
+        if isinstance(value, _Call):
+            value = self._wait_moved(value, h.namespace, h.name, method)
+        if value is _FALLBACK:
+            return self._call_async(h, method, body)
+        return value
+
+    def _call_async(self, h: ActorHandle, method: str, body: bytes) -> Any:
         fut = ActorFuture()
         fut.sync = True
         self.enqueue(h, method, body, fut)
         return fut.result()
 
     def _lane_call(self, lane: _lane.Lane, h: ActorHandle, method: str, body: bytes) -> Any:
-        """The call on the lane; _FALLBACK when it was not delivered (no
-        responders, refused for permissions, nothing sent). A call not
-        answered within LANE_HANDOVER is watched by the sweep and the
-        barriers as a call on nats-py is (_watch); its reply, or its
-        redelivery's, still comes on the lane."""
+        """The call on the lane: its result; _FALLBACK when it was not
+        delivered (no responders, refused for permissions, nothing sent);
+        or, when the lane's connection broke or went silent with the call
+        in flight, the call moved to nats-py (_move) for the caller to wait
+        on there (_wait_moved). A call not answered within LANE_HANDOVER is
+        watched by the sweep (a dead instance, the deadline) as a call on
+        nats-py is, but never by the barriers of nats-py's reconnects: it
+        did not travel there."""
         if not lane.ready():
             return _FALLBACK
         ns, name = h.namespace, h.name
@@ -687,61 +700,91 @@ class Actors:
         if tok is None:
             return _FALLBACK
         sent = time.monotonic()
-        reply = f"{lane.inbox}.{tok}"
         call: _Call | None = None
         loop = self.c._loop  # noqa: SLF001
+        moved = False
         try:
             while True:
                 left = sent + LANE_HANDOVER - time.monotonic() if call is None else LANE_POLL
-                kind, data = lane.wait(tok, left)
+                kind, data = lane.wait(tok, subj, left)
                 if kind is _lane.REPLY:
                     return _result(data, f"{ns}/{name}.{method}")
                 if kind is _lane.NO_RESPONDERS or kind is _lane.DENIED:
                     return _FALLBACK  # the async way retries, or reports the refusal
-                broken = kind is _lane.BROKEN
                 if call is None:
-                    call = _Call(loop.loop.create_future(), sent, 0, subj, body, reply)
-                    loop.call_soon(self._watch_lane, ns, name, call, broken)
-                if broken:
-                    self._lane_back(lane, call)
-                if call.fut.done():
-                    raise call.fut.exception()  # type: ignore[misc] - the sweep, a barrier or the deadline failed it
+                    call = _Call(loop.loop.create_future(), sent, _ON_LANE, subj, body, f"{lane.inbox}.{tok}")
+                    loop.call_soon(self._watch_lane, ns, name, call)
+                if kind is _lane.TIMEOUT:
+                    if not lane.silent(LANE_PONG_WAIT):
+                        if lane.ping_due(LANE_PING_EVERY):
+                            lane.ping()  # a lane gone silent answers no PING
+                        if call.fut.done():
+                            raise call.fut.exception()  # type: ignore[misc] - the sweep or the deadline failed it
+                        continue
+                    lane.drop()
+                # Broken or silent: whatever it was, the call may be running.
+                moved = True
+                loop.call_soon(lambda c=call: asyncio.ensure_future(self._move(ns, name, c)))
+                return call
         finally:
-            if call is not None:
+            if call is not None and not moved:
                 loop.call_soon(self._unwatch_lane, ns, name, call)
 
-    def _watch_lane(self, ns: str, name: str, call: _Call, broken: bool) -> None:
-        # Broken: no barrier until the lane is back (_lane_back).
-        call.gen = _LANE_DOWN if broken else self._gen
-        left = CALL_TIMEOUT - (asyncio.get_running_loop().time() - call.sent)
+    def _wait_moved(self, call: _Call, ns: str, name: str, method: str) -> Any:
+        """The result of a lane call moved to nats-py (_move), waited for
+        outside the lane's lock; _FALLBACK when its redelivery met no
+        responders (it is then not running: made again the ordinary way)."""
+        loop = self.c._loop  # noqa: SLF001
+        try:
+            while not call.fut.done():
+                if self.lane.closed:
+                    raise FrayConnectionError("frayhq: the client is shut down")
+                time.sleep(LANE_POLL)
+            msg = call.fut.result()
+        finally:
+            loop.call_soon(self._unwatch_lane, ns, name, call)
+        if not msg.data and msg.headers and msg.headers.get("Status") == "503":
+            return _FALLBACK
+        return _result(msg.data, f"{ns}/{name}.{method}")
+
+    def _watch_lane(self, ns: str, name: str, call: _Call) -> None:
+        left = CALL_TIMEOUT - (time.monotonic() - call.sent)
         self._watch(ns, name, call.reply, call, left)
 
     def _unwatch_lane(self, ns: str, name: str, call: _Call) -> None:
         self._unwatch(ns, name, call.reply, call)
-        if not call.fut.done():
-            call.fut.set_result(None)  # answered: barriers skip it
-        elif not call.fut.cancelled():
+        sub = call.sub
+        if sub is not None:
+            call.sub = None
+            asyncio.ensure_future(_quiet(sub.unsubscribe()))
+        if call.fut.done() and not call.fut.cancelled():
             call.fut.exception()  # seen by its caller, or answered as it failed
 
-    def _lane_back(self, lane: _lane.Lane, call: _Call) -> None:
-        """The lane broke with call in flight: reopen it (its inbox
-        subscribed again, once the client's connection is back), then mark
-        the call as of an older connection, so that the sweep's next
-        barrier finds out whether it is still running, exactly as for a
-        call on nats-py (PROTOCOL.md, actors: "Connection lost")."""
-        loop = self.c._loop  # noqa: SLF001
-        loop.call_soon(setattr, call, "gen", _LANE_DOWN)
-        while not call.fut.done():
-            if lane.closed:
-                raise FrayConnectionError("frayhq: the client is shut down")
-            if lane.ready() or lane.off:
-                # (Off: the lane cannot come back; a barrier still finds a
-                # lost call, but a running one's reply has nowhere to come.)
-                loop.call_soon(setattr, call, "gen", -1)
-                break
-            time.sleep(LANE_POLL)
-        while lane.off and not call.fut.done():
-            time.sleep(LANE_POLL)
+    async def _move(self, ns: str, name: str, call: _Call) -> None:
+        """A lane call whose connection broke (or went silent) in flight
+        becomes a call on nats-py: its reply subject, on the lane's inbox,
+        is subscribed there, and it counts as a call of an earlier
+        connection, so that the sweep's next barrier, sent after that
+        subscription on the same connection, finds out whether it is still
+        running (its reply will come) or was lost (redelivered with the same
+        reply subject, or failed), exactly as for a call on nats-py
+        (PROTOCOL.md, actors: "Connection lost")."""
+        fut = call.fut
+
+        def on_reply(msg: Any) -> None:
+            if not fut.done():
+                fut.set_result(msg)
+
+        try:
+            call.sub = await _fastpub.subscribe_direct(self.c.nc, call.reply, on_reply)
+        except Exception as e:  # noqa: BLE001 - the client is closing
+            if not fut.done():
+                fut.set_exception(FrayConnectionError(f"frayhq: actor call to {ns}/{name}: {e}"))
+            return
+        if fut.done():  # unwatched meanwhile
+            self._unwatch_lane(ns, name, call)
+            return
+        call.gen = -1  # older than any: the next sweep sends a barrier
 
     async def _call(
         self, h: ActorHandle, method: str, body: bytes, fut: ActorFuture, sent: tuple[str, str, bool] | None

@@ -17,8 +17,10 @@ Everything else the client does stays on nats-py.
 NATS keeps order per connection only, so ``_actors`` sends a call on the
 lane only when the client has no earlier call to that actor outstanding on
 nats-py; and whatever a waiting call needs beyond its reply (deadline,
-sweep, barriers after a lost connection) is the async machinery's, which
-``_actors`` hands a slow call to.
+sweep) is the async machinery's, which ``_actors`` hands a slow call to.
+A call whose lane breaks, or goes silent (no PONG to our PING), moves to
+nats-py whole: its reply subject is subscribed there and a barrier on that
+connection finds out whether it still runs (PROTOCOL.md, "Python client").
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ log = logging.getLogger("frayhq")
 CONNECT_TIMEOUT = 2.0
 SEND_TIMEOUT = 10.0
 _SUBJECT = re.compile(r"[^\s]+")
-_DENIED = re.compile(rb"permissions violation for publish", re.IGNORECASE)
+_DENIED = re.compile(rb'permissions violation for publish to "([^"]*)"', re.IGNORECASE)
 
 # What wait() saw.
 REPLY = "reply"  # the call's reply (data)
@@ -83,6 +85,11 @@ class Lane:
         self.answered = 0  # replies read on the lane
         self.pongs = 0  # the server's PINGs answered
         self.broke = 0  # connections lost with a call waiting
+        self.opened = 0  # connections opened
+        self.pings = 0  # our PINGs sent on this connection
+        self.pongs_in = 0  # and answered
+        self._pinged = 0.0  # when the last was sent
+        self._gen = -1  # the client connection's reconnects when the lane was opened
         self._sock: Any = None
         self._poll: Any = None
         self._buf = bytearray()
@@ -97,6 +104,10 @@ class Lane:
         cannot be now. Called by the lock holder."""
         if self.closed or self.off:
             return False
+        if self._sock is not None and self.nc.stats.get("reconnects", 0) != self._gen:
+            # The client's connection moved (maybe to another server of the
+            # cluster): the lane follows it.
+            self._drop()
         if self._sock is not None:
             self._drain()  # a PING answered, or the server's close seen before anything is sent
             if self._sock is not None:
@@ -122,6 +133,7 @@ class Lane:
         srv = nc._current_server  # noqa: SLF001
         if srv is None or not nc.is_connected:
             raise Down("the client's connection is not up")
+        gen = nc.stats.get("reconnects", 0)
         uri = srv.uri
         if uri.scheme in ("ws", "wss"):
             raise Refused("a websocket connection")
@@ -154,6 +166,8 @@ class Lane:
             sock.close()
             raise
         sock.settimeout(0.0)  # from now on: poll, then read what is there
+        self._gen, self.pings, self.pongs_in, self._pinged = gen, 0, 0, 0.0
+        self.opened += 1
         self._poll = select.poll()
         self._poll.register(sock, select.POLLIN)
         if self.closed:  # the client shut down meanwhile (close() found no socket)
@@ -208,6 +222,10 @@ class Lane:
             finally:
                 self.lock.release()
 
+    def drop(self) -> None:
+        """Close the connection (the lock holder): it went silent."""
+        self._drop()
+
     def _drop(self) -> None:
         sock, self._sock, self._poll = self._sock, None, None
         self._buf = bytearray()
@@ -257,43 +275,70 @@ class Lane:
                 raise TimeoutError("frayhq: the lane's socket took nothing for 10 s")
             select.select([self._sock], [self._sock], [], left)
 
-    def wait(self, tok: str, timeout: float) -> tuple[str, bytes]:
-        """Read until the reply for tok, a refusal of its publish, the
-        connection's end, or timeout; answers PINGs, drops stale replies."""
+    def wait(self, tok: str, subject: str, timeout: float) -> tuple[str, bytes]:
+        """Read until the reply for tok (a call published to subject), a
+        refusal of its publish, the connection's end, or timeout; answers
+        PINGs, drops stale replies."""
         deadline = time.monotonic() + timeout
-        want = f"{self.inbox}.{tok}".encode()
-        while self._sock is not None:
-            got = self._parse(want)
-            if got is not None:
-                return got
-            if self._sock is None:
-                break
-            if not (isinstance(self._sock, ssl.SSLSocket) and self._sock.pending()):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return TIMEOUT, b""
-                if not self._poll.poll(left * 1000):
-                    continue
-            # Nothing read while the socket lives is no end: a wake-up
-            # without data, or part of a TLS record. _recv closes it at the end.
-            self._recv()
+        want = (f"{self.inbox}.{tok}".encode(), subject.encode())
+        try:
+            while self._sock is not None:
+                got = self._parse(want)
+                if got is not None:
+                    return got
+                if self._sock is None:
+                    break
+                if not (isinstance(self._sock, ssl.SSLSocket) and self._sock.pending()):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return TIMEOUT, b""
+                    if not self._poll.poll(left * 1000):
+                        continue
+                # Nothing read while the socket lives is no end: a wake-up
+                # without data, or part of a TLS record. _recv closes it at the end.
+                self._recv()
+        except BaseException:
+            # Interrupted (KeyboardInterrupt) maybe between a read and its
+            # parse: what follows on this connection cannot be trusted.
+            self._drop()
+            raise
         self.broke += 1
         return BROKEN, b""
 
+    def ping(self) -> None:
+        """Send a PING of ours (the lock holder); silent() tells whether it
+        was answered in time."""
+        self.pings += 1
+        self._pinged = time.monotonic()
+        try:
+            self._send_all(b"PING\r\n")
+        except OSError:
+            self._drop()
+
+    def ping_due(self, every: float) -> bool:
+        """Our last PING is answered and older than every seconds."""
+        return self.pongs_in >= self.pings and time.monotonic() - self._pinged >= every
+
+    def silent(self, wait: float) -> bool:
+        """Our last PING has waited over wait seconds for its PONG."""
+        return self.pongs_in < self.pings and time.monotonic() - self._pinged > wait
+
     def tend(self) -> None:
-        """From the client's sweep, while no call uses the lane: answer the
-        server's PINGs, so an idle lane is not closed as stale."""
+        """From the client's sweep (on its event loop), while no call uses
+        the lane: answer the server's PINGs, so an idle lane is not closed
+        as stale. Never waits: a PONG the socket cannot take at once drops
+        the connection."""
         if self._sock is None or not self.lock.acquire(blocking=False):
             return
         try:
-            self._drain()
+            self._drain(block=False)
         finally:
             self.lock.release()
 
-    def _drain(self) -> None:
+    def _drain(self, block: bool = True) -> None:
         """Read and handle what is there without waiting."""
         while self._sock is not None and self._recv():
-            self._parse(None)
+            self._parse(None, block)
 
     def _recv(self) -> bool:
         """Append what the socket has to the buffer; False when nothing was
@@ -310,8 +355,10 @@ class Lane:
         self._buf += data
         return True
 
-    def _parse(self, want: bytes | None) -> tuple[str, bytes] | None:
-        """Handle the complete frames in the buffer, up to the one for want."""
+    def _parse(self, want: tuple[bytes, bytes] | None, block: bool = True) -> tuple[str, bytes] | None:
+        """Handle the complete frames in the buffer, up to the one for want
+        (reply subject, the call's subject). block: a PONG may wait for
+        room in the socket (else the connection is dropped)."""
         buf = self._buf
         while (i := buf.find(b"\r\n")) >= 0:
             op = buf[:4]
@@ -326,7 +373,7 @@ class Lane:
                 hdr = bytes(buf[i + 2 : i + 2 + hlen])
                 data = bytes(buf[i + 2 + hlen : i + 2 + total])
                 del buf[:end]
-                if subj != want:
+                if want is None or subj != want[0]:
                     continue  # a reply for a call given up on
                 if not data and hdr[9:12] == b"503":  # "NATS/1.0 503"
                     return NO_RESPONDERS, b""
@@ -336,14 +383,28 @@ class Lane:
             del buf[: i + 2]
             if line == b"PING":
                 self.pongs += 1
-                try:
-                    self._send_all(b"PONG\r\n")
-                except OSError:
-                    self._drop()
+                if not self._pong(block):
                     return None
-            elif line.startswith(b"-ERR") and want is not None and _DENIED.search(line):
-                # Only the call waited for is in flight on the lane. (The
-                # server closes the connection after any other error.)
-                return DENIED, b""
-            # PONG, +OK, INFO: nothing to do
+            elif line == b"PONG":
+                self.pongs_in += 1
+            elif line.startswith(b"-ERR") and want is not None:
+                m = _DENIED.search(line)
+                if m and m.group(1) == want[1]:
+                    # A publish to the waited-for call's subject refused: the
+                    # call is not delivered. (A refusal for another subject
+                    # is an abandoned call's; the server closes the
+                    # connection after any error but a permission one.)
+                    return DENIED, b""
+            # +OK, INFO: nothing to do
         return None
+
+    def _pong(self, block: bool) -> bool:
+        try:
+            if block:
+                self._send_all(b"PONG\r\n")
+            elif self._sock.send(b"PONG\r\n") != 6:
+                raise BlockingIOError
+        except (OSError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            self._drop()
+            return False
+        return True
