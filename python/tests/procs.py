@@ -131,12 +131,16 @@ class Proxy:
     it hands the client what the server sends in two parts, 5 ms apart (TLS
     records arrive cut in two); what a socket in muted sends is dropped,
     neither side closed (a black hole: a NAT entry gone, a half-open
-    connection)."""
+    connection). What a socket in stalled sends is held until go is set,
+    then delivered, even after its sender closed (a path delayed: TCP
+    retransmitting, a congested link)."""
 
     def __init__(self, port: int, split: bool = False) -> None:
         self.target = port
         self.split = split
         self.muted: set[socket.socket] = set()
+        self.stalled: set[socket.socket] = set()
+        self.go = threading.Event()
         self.ls = socket.create_server(("127.0.0.1", 0))
         self.port = self.ls.getsockname()[1]
         self.url = f"nats://127.0.0.1:{self.port}"
@@ -170,6 +174,8 @@ class Proxy:
             while data := src.recv(65536):
                 if src in self.muted:
                     continue
+                if src in self.stalled:
+                    self.go.wait()
                 if down and self.split and len(data) > 1:
                     dst.sendall(data[: len(data) // 2])
                     time.sleep(0.005)

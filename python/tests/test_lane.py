@@ -351,12 +351,15 @@ def test_a_moved_lane_call_ends_at_client_shutdown(tmp_path, name):
     assert shut < 5, f"shutdown waited {shut:.1f} s"
 
 
-def test_a_lane_gone_silent_moves_its_call_to_the_main_connection(tmp_path, name):
-    """The lane's connection goes silent without closing (a black hole).
-    A call waiting on it pings the lane; no PONG comes, so the call moves to
-    the main connection, where a barrier finds it lost (it never arrived)
-    and redelivers it (max_task_retries=1): answered in seconds, not at
-    the 60 s deadline."""
+def test_a_lane_gone_silent_moves_its_call_which_fails_without_being_sent_again(tmp_path, monkeypatch, name):
+    """The lane's connection goes silent without closing (a black hole). A
+    call waiting on it pings the lane; no PONG comes, so the lane is dropped
+    and the call moved to the main connection, where a barrier does not find
+    it running. Whether it arrived cannot be known (its PUB may still be on
+    its way), so it is not sent again, whatever max_task_retries: it fails in
+    seconds, saying it may have run, not at its 60 s deadline. The next call
+    opens a new lane."""
+    monkeypatch.setattr(frayhq._actors, "LANE_PONG_WAIT", 1.0)  # noqa: SLF001
     b = procs.Broker(tmp_path)
     w = procs.worker(tmp_path, b.url, "mute-w1")
     proxy = procs.Proxy(b.port)
@@ -365,6 +368,7 @@ def test_a_lane_gone_silent_moves_its_call_to_the_main_connection(tmp_path, name
             wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
             h = c.create_actor(Runs, str(tmp_path / "gate"), name=name,
                                actor_config=frayhq.ActorConfig(max_task_retries=1))  # fmt: skip
+            lane = c._actors.lane  # noqa: SLF001
             with proxy.lock:
                 before = list(proxy.conns)
             assert h.runs() == 0  # opens the lane: the proxy's newest pair
@@ -373,11 +377,128 @@ def test_a_lane_gone_silent_moves_its_call_to_the_main_connection(tmp_path, name
             assert len(new) == 2, new
             proxy.muted.update(new)
             t = time.monotonic()
-            assert in_thread(h.runs).result(30) == 0
+            with pytest.raises(frayhq.ActorUnavailableError, match="may have run"):
+                in_thread(h.runs).result(30)
             assert time.monotonic() - t < 15
-            assert c._actors.lane.broke == 0  # noqa: SLF001 - no end was seen: the PING found it out
-            assert h.runs.remote().result(30) == 0  # nats-py is fine throughout
+            assert lane.broke == 0  # no end was seen: the PING found it out
+            opened = lane.opened
+            assert h.runs() == 0  # never arrived; a new lane carries this one
+            assert lane.opened == opened + 1
     finally:
         proxy.close()
         w.stop()
         b.stop()
+
+
+@pytest.mark.parametrize("way", ["to-server", "to-client"])
+def test_a_call_on_a_lane_judged_silent_but_only_slow_runs_once(tmp_path, monkeypatch, name, way):
+    """The lane's path is slow, not dead (TCP retransmitting with backoff,
+    a congested link), so no PONG comes in time and the lane is judged
+    silent, dropped, its call moved. to-server: the call's PUB, already
+    handed to the kernel, reaches the server after the drop (closing a
+    socket does not take back what it holds) and the actor runs it.
+    to-client: the actor ran the call and its reply was on its way on the
+    lane when the lane was dropped. Either way the barrier on the main
+    connection does not find the call running; it must not be redelivered
+    (max_task_retries=1), which would run it twice: it fails, saying it may
+    have run."""
+    monkeypatch.setattr(frayhq._actors, "LANE_PONG_WAIT", 1.0)  # noqa: SLF001
+    http = procs.free_port()
+    b = procs.Broker(tmp_path, "--http-port", str(http))
+    w = procs.worker(tmp_path, b.url, "stall-w1")
+    proxy = procs.Proxy(b.port)
+
+    def lanes() -> list[dict]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/connz?limit=1024", timeout=5) as r:  # noqa: S310
+            return [c for c in json.load(r)["connections"] if c.get("name") == "frayhq-lane"]
+
+    gate = tmp_path / "gate"
+    gate.write_text("1")  # work returns at once
+    try:
+        with frayhq.connect(proxy.url) as c:
+            wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
+            h = c.create_actor(
+                Runs, str(gate), name=name, actor_config=frayhq.ActorConfig(max_task_retries=1)
+            )
+            with proxy.lock:
+                before = list(proxy.conns)
+            assert h.runs() == 0  # opens the lane: the proxy's newest pair
+            with proxy.lock:
+                new = [s for s in proxy.conns if s not in before]
+            assert len(new) == 2, new
+            # new: the proxy's socket facing the client, then the one facing the server
+            proxy.stalled.add(new[0] if way == "to-server" else new[1])
+            with pytest.raises(frayhq.ActorUnavailableError, match="may have run"):
+                in_thread(lambda: h.work(41)).result(30)
+            proxy.go.set()  # the slow path delivers what it held (the PUB, then the close)
+            wait_until("the server saw the old lane close", lambda: lanes() == [])
+            # Everything the old lane carried was routed before its close; a
+            # call on the main connection now comes after it.
+            assert h.runs.remote().result(30) == 1, "the call ran twice, or never"
+    finally:
+        proxy.close()
+        w.stop()
+        b.stop()
+
+
+def test_a_sync_call_that_meets_the_clients_shutdown_ends(tmp_path, name):
+    """A synchronous call that reaches the client as it shuts down (its
+    handle bound it just before) ends with an error; it does not wait
+    forever for a loop that is gone. (Calls call_sync as h.method(...) does
+    after ActorHandle._c() returned the client.)"""
+    c = frayhq.connect("local")
+    h = c.create_actor(Log, name=name)
+    assert h.count() == 0
+    from frayhq._actors import encode_args, encode_call
+
+    body = encode_call("count", encode_args(True, (), {}, "count"))
+    c.shutdown()
+    caller = in_thread(lambda: c._actors.call_sync(h, "count", body))  # noqa: SLF001
+    with pytest.raises(frayhq.FrayError):
+        caller.result(10)
+
+
+def test_a_moved_call_given_up_before_its_move_leaves_no_subscription(tmp_path, name):
+    """The caller gives up a moved call (KeyboardInterrupt in _wait_moved)
+    before the loop has run _move: the call is unwatched first, then _move
+    subscribes its reply subject on nats-py. That subscription must not
+    outlive the call."""
+    import ctypes
+
+    gate = tmp_path / "gate"
+    c = frayhq.connect("local")
+    try:
+        h = c.create_actor(Runs, str(gate), name=name)
+        assert h.runs() == 0  # opens the lane
+        lane = c._actors.lane  # noqa: SLF001
+        subs = len(c.nc._subs)  # noqa: SLF001
+        fut: Future = Future()
+
+        def run() -> None:
+            try:
+                fut.set_result(h.work(41))
+            except BaseException as e:  # noqa: BLE001
+                fut.set_exception(e)
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        wait_until("the call started", lambda: Path(str(gate) + ".started").exists())
+        # The loop is busy a moment (another callback runs long).
+        entered, go = threading.Event(), threading.Event()
+        c._loop.call_soon(lambda: (entered.set(), go.wait(10)))  # noqa: SLF001
+        assert entered.wait(10)
+        lane._sock.shutdown(socket.SHUT_RDWR)  # noqa: SLF001 - the lane breaks mid-call
+        wait_until("the call moved", lambda: lane.broke == 1 and not lane.lock.locked())
+        # Ctrl-C in the caller, waiting for its moved call.
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(t.ident), ctypes.py_object(KeyboardInterrupt)
+        )
+        with pytest.raises(KeyboardInterrupt):
+            fut.result(10)
+        go.set()
+        gate.write_text("1")
+        assert h.runs.remote().result(30) == 1
+        # Leaked: <lane inbox>.<token> stays subscribed on nats-py, the call in no _calls.
+        wait_until("the moved call's subscription is gone", lambda: len(c.nc._subs) == subs, timeout=10)  # noqa: SLF001
+    finally:
+        c.shutdown()

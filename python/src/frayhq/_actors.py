@@ -166,7 +166,7 @@ _FALLBACK = object()  # a call the lane did not deliver: it goes the async way
 
 LANE_HANDOVER = 0.4  # a call on the lane unanswered this long is watched by the sweep too
 LANE_POLL = 0.05  # how often a watched call on the lane looks at its watch
-LANE_PONG_WAIT = 2.0  # a lane that answers no PING within this, with a call waiting, has gone silent
+LANE_PONG_WAIT = 5.0  # a lane that answers no PING within this, with a call waiting, has gone silent
 LANE_PING_EVERY = 5.0  # how often the lane is pinged while a call waits on it
 _ON_LANE = sys.maxsize  # the generation of a call on the lane: nats-py's barriers skip it
 
@@ -177,7 +177,19 @@ BARRIER_WAIT_MAX = 2.0  # the longest pause between barriers the actor refused (
 class _Call:
     """A call waiting for its reply: what the sweep and the barriers need."""
 
-    __slots__ = ("fut", "sent", "epoch", "gen", "subj", "body", "reply", "redelivered", "timer", "sub")
+    __slots__ = (
+        "fut",
+        "sent",
+        "epoch",
+        "gen",
+        "subj",
+        "body",
+        "reply",
+        "redelivered",
+        "timer",
+        "sub",
+        "silent",
+    )
 
     def __init__(
         self, fut: asyncio.Future[Any], sent: float, gen: int, subj: str, body: bytes, reply: str
@@ -192,6 +204,10 @@ class _Call:
         self.redelivered = 0
         self.timer: asyncio.TimerHandle | None = None  # its deadline
         self.sub: Any = None  # a moved lane call's subscription to its reply subject on nats-py
+        # Moved off a lane gone silent: its PUB may still be on its way, so
+        # a barrier that does not see it running proves nothing: it is
+        # never sent again.
+        self.silent = False
 
 
 def _base36(n: int) -> str:
@@ -621,9 +637,22 @@ class Actors:
         """Queue a call from any thread; the loop is woken once per burst."""
         self.count(fut, h)
         self._intake.append((h, method, body, fut))
+        if self.c._closed:  # noqa: SLF001 - no loop will take it
+            self.fail_queued()
+            return
         if not self._kicked:
             self._kicked = True
             self.c._loop.call_soon(self._take)  # noqa: SLF001
+
+    def fail_queued(self) -> None:
+        """Fail the calls queued and not taken (the client shut down)."""
+        while True:
+            try:
+                _, _, _, fut = self._intake.popleft()
+            except IndexError:
+                return
+            if not fut.done():
+                settle(fut, exc=FrayConnectionError("frayhq: the client is shut down"))
 
     def _take(self) -> None:
         # The flag drops before the queue is emptied: a call queued after
@@ -656,6 +685,8 @@ class Actors:
     def call_sync(self, h: ActorHandle, method: str, body: bytes) -> Any:
         """A synchronous call's result: on the lane when the call may take
         it, else (or when the lane did not deliver it) the async way."""
+        if self.c._closed:  # noqa: SLF001
+            raise FrayConnectionError("frayhq: the client is shut down")
         lane = self.lane
         if (
             lane.off
@@ -722,6 +753,7 @@ class Actors:
                             raise call.fut.exception()  # type: ignore[misc] - the sweep or the deadline failed it
                         continue
                     lane.drop()
+                    call.silent = True
                 # Broken or silent: whatever it was, the call may be running.
                 moved = True
                 loop.call_soon(lambda c=call: asyncio.ensure_future(self._move(ns, name, c)))
@@ -752,13 +784,16 @@ class Actors:
         self._watch(ns, name, call.reply, call, left)
 
     def _unwatch_lane(self, ns: str, name: str, call: _Call) -> None:
+        """The caller is done with call (answered, failed or given up)."""
         self._unwatch(ns, name, call.reply, call)
+        if not call.fut.done():
+            call.fut.cancel()  # given up: a _move still to run sees it
+        elif not call.fut.cancelled():
+            call.fut.exception()  # seen by its caller, or answered as it failed
         sub = call.sub
         if sub is not None:
             call.sub = None
-            asyncio.ensure_future(_quiet(sub.unsubscribe()))
-        if call.fut.done() and not call.fut.cancelled():
-            call.fut.exception()  # seen by its caller, or answered as it failed
+            asyncio.ensure_future(_quiet(_fastpub.unsubscribe_direct(self.c.nc, sub)))
 
     async def _move(self, ns: str, name: str, call: _Call) -> None:
         """A lane call whose connection broke (or went silent) in flight
@@ -770,6 +805,8 @@ class Actors:
         reply subject, or failed), exactly as for a call on nats-py
         (PROTOCOL.md, actors: "Connection lost")."""
         fut = call.fut
+        if fut.done():  # given up (or failed) before the move
+            return
 
         def on_reply(msg: Any) -> None:
             if not fut.done():
@@ -1061,7 +1098,14 @@ class Actors:
             for c in lost:
                 if c.fut.done():
                     continue
-                if c.redelivered < retries:
+                if c.silent:
+                    c.fut.set_exception(
+                        ActorUnavailableError(
+                            f"frayhq: actor {ns}/{name}: the connection the call went out on went silent "
+                            "with it in flight; it may have run, and is not sent again"
+                        )
+                    )
+                elif c.redelivered < retries:
                     c.redelivered += 1
                     c.gen = self._gen
                     c.sent = loop.time()

@@ -167,3 +167,9 @@ async def subscribe_direct(nc: Any, subject: str, fn: Any) -> Any:
     while not queued.empty():  # none in practice: nothing ran since the SUB
         sub._pending_queue.put_nowait(queued.get_nowait())  # noqa: SLF001
     return sub
+
+
+async def unsubscribe_direct(nc: Any, sub: Any) -> None:
+    """Unsubscribe a subscription made by subscribe_direct."""
+    _direct_table(nc).pop(sub._id, None)  # noqa: SLF001
+    await sub.unsubscribe()

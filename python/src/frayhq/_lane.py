@@ -130,10 +130,10 @@ class Lane:
 
     def _open(self) -> None:
         nc = self.nc
+        gen = nc.stats.get("reconnects", 0)  # before the server: a reconnect between reopens it again
         srv = nc._current_server  # noqa: SLF001
         if srv is None or not nc.is_connected:
             raise Down("the client's connection is not up")
-        gen = nc.stats.get("reconnects", 0)
         uri = srv.uri
         if uri.scheme in ("ws", "wss"):
             raise Refused("a websocket connection")
@@ -250,9 +250,10 @@ class Lane:
         try:
             self._send_all(head + body + b"\r\n")
         except OSError:
-            # Whether the server took it is unknown: the caller's wait sees
-            # BROKEN and treats it as a call in flight.
+            # Not all of it went out: the server never had a whole message
+            # to act on. Nothing sent; the call goes the ordinary way.
             self._drop()
+            return None
         except BaseException:
             # Interrupted (KeyboardInterrupt) maybe halfway through the PUB:
             # nothing may follow half a message on this connection.
@@ -291,6 +292,10 @@ class Lane:
                 if not (isinstance(self._sock, ssl.SSLSocket) and self._sock.pending()):
                     left = deadline - time.monotonic()
                     if left <= 0:
+                        if self._recv():
+                            continue  # a last look: what came is read before timing out
+                        if self._sock is None:
+                            break
                         return TIMEOUT, b""
                     if not self._poll.poll(left * 1000):
                         continue
@@ -309,11 +314,11 @@ class Lane:
         """Send a PING of ours (the lock holder); silent() tells whether it
         was answered in time."""
         self.pings += 1
-        self._pinged = time.monotonic()
         try:
             self._send_all(b"PING\r\n")
         except OSError:
             self._drop()
+        self._pinged = time.monotonic()  # its wait starts once it is written (behind our PUB)
 
     def ping_due(self, every: float) -> bool:
         """Our last PING is answered and older than every seconds."""

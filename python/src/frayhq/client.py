@@ -329,6 +329,9 @@ class Client(ActorAPI, JobAPI):
     def _teardown(self) -> None:
         self._closed = True
         self._loop.stop()
+        actors = getattr(self, "_actors", None)
+        if actors is not None and hasattr(actors, "_intake"):
+            actors.fail_queued()  # calls queued as it stopped: no loop takes them now
         if self.local is not None:
             self.local.stop()
             self.local = None
