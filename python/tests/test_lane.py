@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import select
 import signal
 import socket
 import threading
@@ -502,3 +503,83 @@ def test_a_moved_call_given_up_before_its_move_leaves_no_subscription(tmp_path, 
         wait_until("the moved call's subscription is gone", lambda: len(c.nc._subs) == subs, timeout=10)  # noqa: SLF001
     finally:
         c.shutdown()
+
+
+def test_a_call_whose_lane_is_dropped_because_a_ping_cannot_be_written_runs_once(tmp_path, monkeypatch, name):
+    """Review (review4): the path to the server is slow and the lane's send
+    buffer is full behind the call's PUB, so the caller's PING cannot be
+    written within SEND_TIMEOUT; Lane.ping drops the socket and wait()
+    reports BROKEN, as if the server had closed the lane. The call is moved
+    as a call of a closed lane and redelivered per max_task_retries,
+    although its PUB, handed to the kernel whole, still reaches the server:
+    the call runs twice. (Like a call off a lane judged silent, it must not
+    be sent again.)"""
+    import frayhq._actors
+    import frayhq._lane
+
+    monkeypatch.setattr(frayhq._lane, "SEND_TIMEOUT", 1.0)  # noqa: SLF001 - the 10 s, shortened
+    monkeypatch.setattr(frayhq._actors, "LANE_HANDOVER", 1.5)  # noqa: SLF001 - the first PING after the filling
+    http = procs.free_port()
+    b = procs.Broker(tmp_path, "--http-port", str(http))
+    w = procs.worker(tmp_path, b.url, "fill-w1")
+    proxy = procs.Proxy(b.port)
+
+    def lanes() -> list[dict]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http}/connz?limit=1024", timeout=5) as r:  # noqa: S310
+            return [c for c in json.load(r)["connections"] if c.get("name") == "frayhq-lane"]
+
+    gate = tmp_path / "gate"
+    try:
+        with frayhq.connect(proxy.url) as c:
+            wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
+            h = c.create_actor(
+                Runs, str(gate), name=name, actor_config=frayhq.ActorConfig(max_task_retries=1)
+            )
+            with proxy.lock:
+                before = list(proxy.conns)
+            assert h.runs() == 0  # opens the lane: the proxy's newest pair
+            with proxy.lock:
+                new = [s for s in proxy.conns if s not in before]
+            assert len(new) == 2, new
+            lane = c._actors.lane  # noqa: SLF001
+            sock = lane._sock  # noqa: SLF001
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # a small send buffer: filled fast
+            proxy.stalled.add(new[0])  # the path to the server is slow
+            sent = lane.sent
+            caller = in_thread(lambda: h.work(41))
+            wait_until("the call's PUB was written", lambda: lane.sent == sent + 1, timeout=10)
+            time.sleep(0.05)  # its write done (sent counts before it)
+            # More to send fills the path behind the PUB (publishes nobody reads).
+            filler = b"PUB fray-review-filler 8192\r\n" + b"x" * 8192 + b"\r\n"
+            small = b"PUB fray-review-filler 0\r\n\r\n"
+            try:
+                while select.select([], [sock], [], 0.1)[1]:  # whole fillers, until it takes none for 100 ms
+                    view = memoryview(filler)
+                    while view:
+                        try:
+                            view = view[sock.send(view) :]
+                        except BlockingIOError:
+                            select.select([], [sock], [], 1.0)
+                while not caller.done():  # and small ones take any room freed, until the lane is dropped
+                    try:
+                        sock.send(small)
+                    except BlockingIOError:
+                        time.sleep(0.0005)
+            except OSError:
+                pass  # the caller closed it
+            started = Path(str(gate) + ".started")
+            # Redelivered (it runs: its PUB is held), or failed as one that may have run.
+            wait_until("the call's verdict", lambda: started.exists() or caller.done(), timeout=30)
+            assert lane.broke == 1, "the PING was written after all: the scenario did not happen"
+            proxy.go.set()  # the slow path delivers what it held: the PUB, then the close
+            wait_until("the server saw the old lane close", lambda: lanes() == [])
+            gate.write_text("1")
+            try:
+                assert caller.result(30) == 42
+            except frayhq.ActorUnavailableError as e:
+                assert "may have run" in str(e)
+            assert h.runs.remote().result(30) == 1, "the call ran twice"
+    finally:
+        proxy.close()
+        w.stop()
+        b.stop()

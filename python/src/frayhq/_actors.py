@@ -754,6 +754,8 @@ class Actors:
                         continue
                     lane.drop()
                     call.silent = True
+                elif kind is _lane.DROPPED:
+                    call.silent = True  # dropped by us: its PUB may still be on its way
                 # Broken or silent: whatever it was, the call may be running.
                 moved = True
                 loop.call_soon(lambda c=call: asyncio.ensure_future(self._move(ns, name, c)))

@@ -47,7 +47,10 @@ REPLY = "reply"  # the call's reply (data)
 NO_RESPONDERS = "no-responders"  # not delivered: nobody serves the subject
 DENIED = "denied"  # not delivered: the user may not publish there
 TIMEOUT = "timeout"
-BROKEN = "broken"  # the connection is gone; the socket is closed
+BROKEN = "broken"  # the server's end closed (or reset) the connection; the socket is closed
+# The lane dropped the connection itself (a PING or PONG it could not
+# write): what it had written may still reach the server.
+DROPPED = "dropped"
 
 
 class Refused(Exception):
@@ -89,6 +92,7 @@ class Lane:
         self.pings = 0  # our PINGs sent on this connection
         self.pongs_in = 0  # and answered
         self._pinged = 0.0  # when the last was sent
+        self._peer_closed = False  # the connection ended from the server's side (seen by a read)
         self._gen = -1  # the client connection's reconnects when the lane was opened
         self._sock: Any = None
         self._poll: Any = None
@@ -167,6 +171,7 @@ class Lane:
             raise
         sock.settimeout(0.0)  # from now on: poll, then read what is there
         self._gen, self.pings, self.pongs_in, self._pinged = gen, 0, 0, 0.0
+        self._peer_closed = False
         self.opened += 1
         self._poll = select.poll()
         self._poll.register(sock, select.POLLIN)
@@ -308,7 +313,7 @@ class Lane:
             self._drop()
             raise
         self.broke += 1
-        return BROKEN, b""
+        return (BROKEN if self._peer_closed else DROPPED), b""
 
     def ping(self) -> None:
         """Send a PING of ours (the lock holder); silent() tells whether it
@@ -356,6 +361,7 @@ class Lane:
             data = b""
         if not data:
             self._drop()
+            self._peer_closed = True
             return False
         self._buf += data
         return True
