@@ -1,7 +1,6 @@
 package tasks_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -1118,7 +1117,7 @@ func TestSubmissionDuringABrokerRestartIsSentAgainAndRuns(t *testing.T) {
 func TestAPoolWithoutWorkersIsNamedOnce(t *testing.T) {
 	e := newEnv(t)
 	e.executor("w1", basicRegistry(), nil)
-	var logged lockedBuffer
+	var logged frayt.SyncBuffer
 	nc, js := frayt.Connect(t, e.url)
 	ctx := frayt.Context(t, 10*time.Second)
 	p, err := tasks.NewProducer(ctx, nc, tasks.ProducerOptions{Objects: e.store(js, 0),
@@ -1140,21 +1139,4 @@ func TestAPoolWithoutWorkersIsNamedOnce(t *testing.T) {
 	if strings.Count(out, "no live workers") != 1 || !strings.Contains(out, "pool=empty") {
 		t.Fatalf("log:\n%s\nwant one line saying pool empty has no live workers", out)
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -206,3 +206,24 @@ class Proxy:
     def close(self) -> None:
         self.hold()
         self.ls.close()
+
+
+class Gated:
+    """An actor whose work waits for a file (the gate, or 120 s), so a test
+    decides when a call returns; it writes <gate>.started when a run begins
+    and counts its runs."""
+
+    def __init__(self, gate: str) -> None:
+        self.gate = gate
+        self.n = 0
+
+    def work(self, x: int = 41) -> int:
+        self.n += 1
+        Path(self.gate + ".started").write_text(str(self.n))
+        deadline = time.monotonic() + 120
+        while not Path(self.gate).exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return x + 1
+
+    def runs(self) -> int:
+        return self.n

@@ -4,6 +4,7 @@ async way when the call was not delivered, and it ends with the client."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import select
@@ -11,6 +12,7 @@ import signal
 import socket
 import threading
 import time
+import types
 import urllib.request
 from concurrent.futures import Future
 from pathlib import Path
@@ -18,6 +20,8 @@ from pathlib import Path
 import pytest
 
 import frayhq
+import frayhq._actors
+import frayhq._lane
 import procs
 
 
@@ -75,14 +79,19 @@ def wait_until(what: str, cond, timeout: float = 60.0) -> None:
         time.sleep(0.02)
 
 
+def lanes_at(http: int) -> list[dict]:
+    """The lane connections the broker monitored on port http sees."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}/connz?limit=1024", timeout=5) as r:  # noqa: S310
+        return [c for c in json.load(r)["connections"] if c.get("name") == "frayhq-lane"]
+
+
 def test_a_sync_call_goes_on_a_second_connection_that_shutdown_closes(tmp_path, name):
     http = procs.free_port()
     b = procs.Broker(tmp_path, "--http-port", str(http))
     w = procs.worker(tmp_path, b.url, "lane-w1")
 
     def lanes() -> list[dict]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http}/connz?limit=1024", timeout=5) as r:  # noqa: S310
-            return [c for c in json.load(r)["connections"] if c.get("name") == "frayhq-lane"]
+        return lanes_at(http)
 
     try:
         c = frayhq.connect(b.url)
@@ -107,20 +116,6 @@ def test_a_sync_call_goes_on_a_second_connection_that_shutdown_closes(tmp_path, 
         b.stop()
 
 
-class Gate:
-    """Its method waits for a file, so the test decides when it returns."""
-
-    def __init__(self, gate: str) -> None:
-        self.gate = gate
-
-    def work(self) -> int:
-        Path(self.gate + ".started").write_text("1")
-        deadline = time.monotonic() + 120
-        while not Path(self.gate).exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return 1
-
-
 def in_thread(fn) -> Future:
     fut: Future = Future()
 
@@ -138,7 +133,7 @@ def test_a_sync_call_whose_host_is_killed_mid_call_is_unavailable(tmp_path, name
     gate = tmp_path / "gate"
     c = frayhq.connect("local", workers=2)
     try:
-        h = c.create_actor(Gate, str(gate), name=name)
+        h = c.create_actor(procs.Gated, str(gate), name=name)
         lane = c._actors.lane  # noqa: SLF001
         sent = lane.sent
         fut = in_thread(h.work)
@@ -153,8 +148,10 @@ def test_a_sync_call_whose_host_is_killed_mid_call_is_unavailable(tmp_path, name
         c.shutdown()
 
 
-def tls_files(d: Path) -> None:
-    """A CA and a server certificate for 127.0.0.1, signed by it."""
+def tls_files(d: Path) -> tuple[str, dict[str, str]]:
+    """A CA and a server certificate for 127.0.0.1, signed by it: the
+    nats-server config line for them, and the client environment that
+    trusts the CA."""
     import subprocess
 
     def run(*args: str) -> None:
@@ -167,6 +164,8 @@ def tls_files(d: Path) -> None:
     (d / "ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
     run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
         "-out", "server.pem", "-days", "1", "-extfile", "ext")  # fmt: skip
+    conf = f'tls {{ cert_file: "{d}/server.pem", key_file: "{d}/server-key.pem" }}\n'
+    return conf, {"FRAY_NATS_CA": str(d / "ca.pem")}
 
 
 @pytest.mark.parametrize("auth", ["token", "tls"])
@@ -177,9 +176,7 @@ def test_the_lane_connects_with_the_clients_token_and_tls(tmp_path, monkeypatch,
         conf = 'authorization { token: "s3cret-t0ken" }\n'
         env = {"FRAY_NATS_TOKEN": "s3cret-t0ken"}
     else:
-        tls_files(tmp_path)
-        conf = f'tls {{ cert_file: "{tmp_path}/server.pem", key_file: "{tmp_path}/server-key.pem" }}\n'
-        env = {"FRAY_NATS_CA": str(tmp_path / "ca.pem")}
+        conf, env = tls_files(tmp_path)
     (tmp_path / "nats.conf").write_text(conf)
     b = procs.Broker(tmp_path, "--config", str(tmp_path / "nats.conf"), env=env)
     w = procs.worker(tmp_path, b.url, "lane-auth-w1", env=env)
@@ -203,11 +200,8 @@ def test_the_lane_connects_with_the_clients_token_and_tls(tmp_path, monkeypatch,
 def test_a_reply_whose_tls_records_come_in_parts_is_read_whole(tmp_path, monkeypatch, name):
     """A socket readable with only part of a TLS record in it is not a
     connection lost: the call waits for the rest on the lane."""
-    tls_files(tmp_path)
-    (tmp_path / "nats.conf").write_text(
-        f'tls {{ cert_file: "{tmp_path}/server.pem", key_file: "{tmp_path}/server-key.pem" }}\n'
-    )
-    env = {"FRAY_NATS_CA": str(tmp_path / "ca.pem")}
+    conf, env = tls_files(tmp_path)
+    (tmp_path / "nats.conf").write_text(conf)
     b = procs.Broker(tmp_path, "--config", str(tmp_path / "nats.conf"), env=env)
     w = procs.worker(tmp_path, b.url, "lane-split-w1", env=env)
     proxy = procs.Proxy(b.port, split=True)
@@ -252,23 +246,20 @@ def test_an_idle_lane_answers_the_servers_pings_and_stays_open(tmp_path, name):
         b.stop()
 
 
-class Runs:
-    """A serial actor counting its runs of work; work waits for a file."""
-
-    def __init__(self, gate: str) -> None:
-        self.gate = gate
-        self.n = 0
-
-    def work(self, x: int) -> int:
-        self.n += 1
-        Path(self.gate + ".started").write_text("1")
-        deadline = time.monotonic() + 120
-        while not Path(self.gate).exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return x + 1
-
-    def runs(self) -> int:
-        return self.n
+def a_call_under_way(c: frayhq.Client, name: str, gate: Path, retries: int = 1):
+    """A procs.Gated actor whose first synchronous call opened the lane, and
+    a synchronous call of its work now running on the lane (the gate
+    closed): (handle, lane, the call's future)."""
+    h = c.create_actor(
+        procs.Gated, str(gate), name=name, actor_config=frayhq.ActorConfig(max_task_retries=retries)
+    )
+    assert h.runs() == 0  # opens the lane
+    lane = c._actors.lane  # noqa: SLF001
+    sent = lane.sent
+    fut = in_thread(lambda: h.work(41))
+    wait_until("the call started", lambda: Path(str(gate) + ".started").exists())
+    assert lane.sent == sent + 1, "the call did not go on the lane"
+    return h, lane, fut
 
 
 def test_a_lane_call_is_no_call_of_the_main_connection_it_did_not_travel_on(tmp_path, name):
@@ -280,13 +271,7 @@ def test_a_lane_call_is_no_call_of_the_main_connection_it_did_not_travel_on(tmp_
     gate = tmp_path / "gate"
     c = frayhq.connect("local")
     try:
-        h = c.create_actor(Runs, str(gate), name=name, actor_config=frayhq.ActorConfig(max_task_retries=1))
-        assert h.runs() == 0  # opens the lane
-        lane = c._actors.lane  # noqa: SLF001
-        sent = lane.sent
-        fut = in_thread(lambda: h.work(41))
-        wait_until("the call started", lambda: Path(str(gate) + ".started").exists())
-        assert lane.sent == sent + 1, "the call did not go on the lane"
+        h, lane, fut = a_call_under_way(c, name, gate)
         key = (c.namespace, name)
         wait_until("the call was handed to the sweep", lambda: key in c._actors._calls)  # noqa: SLF001
         reconnects = c.nc.stats["reconnects"]
@@ -313,11 +298,7 @@ def test_a_lane_call_whose_lane_breaks_is_answered_on_the_main_connection(tmp_pa
     gate = tmp_path / "gate"
     c = frayhq.connect("local")
     try:
-        h = c.create_actor(Runs, str(gate), name=name, actor_config=frayhq.ActorConfig(max_task_retries=1))
-        assert h.runs() == 0  # opens the lane
-        lane = c._actors.lane  # noqa: SLF001
-        fut = in_thread(lambda: h.work(41))
-        wait_until("the call started", lambda: Path(str(gate) + ".started").exists())
+        h, lane, fut = a_call_under_way(c, name, gate)
         lane._sock.shutdown(socket.SHUT_RDWR)  # noqa: SLF001 - the lane's connection breaks mid-call
         wait_until("the call moved", lambda: lane.broke == 1 and not lane.lock.locked())
         gate.write_text("1")
@@ -334,11 +315,7 @@ def test_a_moved_lane_call_ends_at_client_shutdown(tmp_path, name):
     c = frayhq.connect("local")
     caller = None
     try:
-        h = c.create_actor(Runs, str(gate), name=name)
-        assert h.runs() == 0  # opens the lane
-        lane = c._actors.lane  # noqa: SLF001
-        caller = in_thread(lambda: h.work(41))
-        wait_until("the call started", lambda: Path(str(gate) + ".started").exists())
+        _, lane, caller = a_call_under_way(c, name, gate, retries=0)
         lane._sock.shutdown(socket.SHUT_RDWR)  # noqa: SLF001
         wait_until("the call moved", lambda: lane.broke == 1 and not lane.lock.locked())
     finally:
@@ -352,6 +329,39 @@ def test_a_moved_lane_call_ends_at_client_shutdown(tmp_path, name):
     assert shut < 5, f"shutdown waited {shut:.1f} s"
 
 
+@contextlib.contextmanager
+def proxied_lane(tmp_path: Path, name: str, wid: str):
+    """A broker (monitored), a worker, and a client reaching them through a
+    procs.Proxy, with a procs.Gated actor (max_task_retries=1) whose first
+    synchronous call opened the lane. Yields a namespace: c, h, proxy, gate,
+    pair (the proxy's two sockets of the lane: facing the client, facing
+    the server) and lanes() (the lane connections the broker sees)."""
+    http = procs.free_port()
+    b = procs.Broker(tmp_path, "--http-port", str(http))
+    w = procs.worker(tmp_path, b.url, wid)
+    proxy = procs.Proxy(b.port)
+    gate = tmp_path / "gate"
+    try:
+        with frayhq.connect(proxy.url) as c:
+            wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
+            h = c.create_actor(
+                procs.Gated, str(gate), name=name, actor_config=frayhq.ActorConfig(max_task_retries=1)
+            )
+            with proxy.lock:
+                before = list(proxy.conns)
+            assert h.runs() == 0  # opens the lane: the proxy's newest pair
+            with proxy.lock:
+                pair = [s for s in proxy.conns if s not in before]
+            assert len(pair) == 2, pair
+            yield types.SimpleNamespace(
+                c=c, h=h, proxy=proxy, gate=gate, pair=pair, lanes=lambda: lanes_at(http)
+            )
+    finally:
+        proxy.close()
+        w.stop()
+        b.stop()
+
+
 def test_a_lane_gone_silent_moves_its_call_which_fails_without_being_sent_again(tmp_path, monkeypatch, name):
     """The lane's connection goes silent without closing (a black hole). A
     call waiting on it pings the lane; no PONG comes, so the lane is dropped
@@ -361,34 +371,17 @@ def test_a_lane_gone_silent_moves_its_call_which_fails_without_being_sent_again(
     seconds, saying it may have run, not at its 60 s deadline. The next call
     opens a new lane."""
     monkeypatch.setattr(frayhq._actors, "LANE_PONG_WAIT", 1.0)  # noqa: SLF001
-    b = procs.Broker(tmp_path)
-    w = procs.worker(tmp_path, b.url, "mute-w1")
-    proxy = procs.Proxy(b.port)
-    try:
-        with frayhq.connect(proxy.url) as c:
-            wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
-            h = c.create_actor(Runs, str(tmp_path / "gate"), name=name,
-                               actor_config=frayhq.ActorConfig(max_task_retries=1))  # fmt: skip
-            lane = c._actors.lane  # noqa: SLF001
-            with proxy.lock:
-                before = list(proxy.conns)
-            assert h.runs() == 0  # opens the lane: the proxy's newest pair
-            with proxy.lock:
-                new = [s for s in proxy.conns if s not in before]
-            assert len(new) == 2, new
-            proxy.muted.update(new)
-            t = time.monotonic()
-            with pytest.raises(frayhq.ActorUnavailableError, match="may have run"):
-                in_thread(h.runs).result(30)
-            assert time.monotonic() - t < 15
-            assert lane.broke == 0  # no end was seen: the PING found it out
-            opened = lane.opened
-            assert h.runs() == 0  # never arrived; a new lane carries this one
-            assert lane.opened == opened + 1
-    finally:
-        proxy.close()
-        w.stop()
-        b.stop()
+    with proxied_lane(tmp_path, name, "mute-w1") as r:
+        lane = r.c._actors.lane  # noqa: SLF001
+        r.proxy.muted.update(r.pair)
+        t = time.monotonic()
+        with pytest.raises(frayhq.ActorUnavailableError, match="may have run"):
+            in_thread(r.h.runs).result(30)
+        assert time.monotonic() - t < 15
+        assert lane.broke == 0  # no end was seen: the PING found it out
+        opened = lane.opened
+        assert r.h.runs() == 0  # never arrived; a new lane carries this one
+        assert lane.opened == opened + 1
 
 
 @pytest.mark.parametrize("way", ["to-server", "to-client"])
@@ -404,42 +397,16 @@ def test_a_call_on_a_lane_judged_silent_but_only_slow_runs_once(tmp_path, monkey
     (max_task_retries=1), which would run it twice: it fails, saying it may
     have run."""
     monkeypatch.setattr(frayhq._actors, "LANE_PONG_WAIT", 1.0)  # noqa: SLF001
-    http = procs.free_port()
-    b = procs.Broker(tmp_path, "--http-port", str(http))
-    w = procs.worker(tmp_path, b.url, "stall-w1")
-    proxy = procs.Proxy(b.port)
-
-    def lanes() -> list[dict]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http}/connz?limit=1024", timeout=5) as r:  # noqa: S310
-            return [c for c in json.load(r)["connections"] if c.get("name") == "frayhq-lane"]
-
-    gate = tmp_path / "gate"
-    gate.write_text("1")  # work returns at once
-    try:
-        with frayhq.connect(proxy.url) as c:
-            wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
-            h = c.create_actor(
-                Runs, str(gate), name=name, actor_config=frayhq.ActorConfig(max_task_retries=1)
-            )
-            with proxy.lock:
-                before = list(proxy.conns)
-            assert h.runs() == 0  # opens the lane: the proxy's newest pair
-            with proxy.lock:
-                new = [s for s in proxy.conns if s not in before]
-            assert len(new) == 2, new
-            # new: the proxy's socket facing the client, then the one facing the server
-            proxy.stalled.add(new[0] if way == "to-server" else new[1])
-            with pytest.raises(frayhq.ActorUnavailableError, match="may have run"):
-                in_thread(lambda: h.work(41)).result(30)
-            proxy.go.set()  # the slow path delivers what it held (the PUB, then the close)
-            wait_until("the server saw the old lane close", lambda: lanes() == [])
-            # Everything the old lane carried was routed before its close; a
-            # call on the main connection now comes after it.
-            assert h.runs.remote().result(30) == 1, "the call ran twice, or never"
-    finally:
-        proxy.close()
-        w.stop()
-        b.stop()
+    with proxied_lane(tmp_path, name, "stall-w1") as r:
+        r.gate.write_text("1")  # work returns at once
+        r.proxy.stalled.add(r.pair[0] if way == "to-server" else r.pair[1])
+        with pytest.raises(frayhq.ActorUnavailableError, match="may have run"):
+            in_thread(lambda: r.h.work(41)).result(30)
+        r.proxy.go.set()  # the slow path delivers what it held (the PUB, then the close)
+        wait_until("the server saw the old lane close", lambda: r.lanes() == [])
+        # Everything the old lane carried was routed before its close; a
+        # call on the main connection now comes after it.
+        assert r.h.runs.remote().result(30) == 1, "the call ran twice, or never"
 
 
 def test_a_sync_call_that_meets_the_clients_shutdown_ends(tmp_path, name):
@@ -469,7 +436,7 @@ def test_a_moved_call_given_up_before_its_move_leaves_no_subscription(tmp_path, 
     gate = tmp_path / "gate"
     c = frayhq.connect("local")
     try:
-        h = c.create_actor(Runs, str(gate), name=name)
+        h = c.create_actor(procs.Gated, str(gate), name=name)
         assert h.runs() == 0  # opens the lane
         lane = c._actors.lane  # noqa: SLF001
         subs = len(c.nc._subs)  # noqa: SLF001
@@ -506,80 +473,49 @@ def test_a_moved_call_given_up_before_its_move_leaves_no_subscription(tmp_path, 
 
 
 def test_a_call_whose_lane_is_dropped_because_a_ping_cannot_be_written_runs_once(tmp_path, monkeypatch, name):
-    """Review (review4): the path to the server is slow and the lane's send
-    buffer is full behind the call's PUB, so the caller's PING cannot be
-    written within SEND_TIMEOUT; Lane.ping drops the socket and wait()
-    reports BROKEN, as if the server had closed the lane. The call is moved
-    as a call of a closed lane and redelivered per max_task_retries,
-    although its PUB, handed to the kernel whole, still reaches the server:
-    the call runs twice. (Like a call off a lane judged silent, it must not
-    be sent again.)"""
-    import frayhq._actors
-    import frayhq._lane
-
+    """The path to the server is slow and the lane's send buffer is full
+    behind a call's PUB, so the caller's PING cannot be written within
+    SEND_TIMEOUT and the lane drops its socket itself. That is no close by
+    the server: the PUB, handed to the kernel whole, may still reach it. So
+    the call, moved to the main connection, is not sent again (it would run
+    twice): it is answered there, or fails saying it may have run."""
     monkeypatch.setattr(frayhq._lane, "SEND_TIMEOUT", 1.0)  # noqa: SLF001 - the 10 s, shortened
     monkeypatch.setattr(frayhq._actors, "LANE_HANDOVER", 1.5)  # noqa: SLF001 - the first PING after the filling
-    http = procs.free_port()
-    b = procs.Broker(tmp_path, "--http-port", str(http))
-    w = procs.worker(tmp_path, b.url, "fill-w1")
-    proxy = procs.Proxy(b.port)
-
-    def lanes() -> list[dict]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http}/connz?limit=1024", timeout=5) as r:  # noqa: S310
-            return [c for c in json.load(r)["connections"] if c.get("name") == "frayhq-lane"]
-
-    gate = tmp_path / "gate"
-    try:
-        with frayhq.connect(proxy.url) as c:
-            wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
-            h = c.create_actor(
-                Runs, str(gate), name=name, actor_config=frayhq.ActorConfig(max_task_retries=1)
-            )
-            with proxy.lock:
-                before = list(proxy.conns)
-            assert h.runs() == 0  # opens the lane: the proxy's newest pair
-            with proxy.lock:
-                new = [s for s in proxy.conns if s not in before]
-            assert len(new) == 2, new
-            lane = c._actors.lane  # noqa: SLF001
-            sock = lane._sock  # noqa: SLF001
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # a small send buffer: filled fast
-            proxy.stalled.add(new[0])  # the path to the server is slow
-            sent = lane.sent
-            caller = in_thread(lambda: h.work(41))
-            wait_until("the call's PUB was written", lambda: lane.sent == sent + 1, timeout=10)
-            time.sleep(0.05)  # its write done (sent counts before it)
-            # More to send fills the path behind the PUB (publishes nobody reads).
-            filler = b"PUB fray-review-filler 8192\r\n" + b"x" * 8192 + b"\r\n"
-            small = b"PUB fray-review-filler 0\r\n\r\n"
-            try:
-                while select.select([], [sock], [], 0.1)[1]:  # whole fillers, until it takes none for 100 ms
-                    view = memoryview(filler)
-                    while view:
-                        try:
-                            view = view[sock.send(view) :]
-                        except BlockingIOError:
-                            select.select([], [sock], [], 1.0)
-                while not caller.done():  # and small ones take any room freed, until the lane is dropped
+    with proxied_lane(tmp_path, name, "fill-w1") as r:
+        lane = r.c._actors.lane  # noqa: SLF001
+        sock = lane._sock  # noqa: SLF001
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)  # a small send buffer: filled fast
+        r.proxy.stalled.add(r.pair[0])  # the path to the server is slow
+        sent = lane.sent
+        caller = in_thread(lambda: r.h.work(41))
+        wait_until("the call's PUB was written", lambda: lane.sent == sent + 1, timeout=10)
+        # More to send fills the path behind the PUB (publishes nobody reads).
+        filler = b"PUB fray-test-filler 8192\r\n" + b"x" * 8192 + b"\r\n"
+        small = b"PUB fray-test-filler 0\r\n\r\n"
+        try:
+            while select.select([], [sock], [], 0.1)[1]:  # whole fillers, until it takes none for 100 ms
+                view = memoryview(filler)
+                while view:
                     try:
-                        sock.send(small)
+                        view = view[sock.send(view) :]
                     except BlockingIOError:
-                        time.sleep(0.0005)
-            except OSError:
-                pass  # the caller closed it
-            started = Path(str(gate) + ".started")
-            # Redelivered (it runs: its PUB is held), or failed as one that may have run.
-            wait_until("the call's verdict", lambda: started.exists() or caller.done(), timeout=30)
-            assert lane.broke == 1, "the PING was written after all: the scenario did not happen"
-            proxy.go.set()  # the slow path delivers what it held: the PUB, then the close
-            wait_until("the server saw the old lane close", lambda: lanes() == [])
-            gate.write_text("1")
-            try:
-                assert caller.result(30) == 42
-            except frayhq.ActorUnavailableError as e:
-                assert "may have run" in str(e)
-            assert h.runs.remote().result(30) == 1, "the call ran twice"
-    finally:
-        proxy.close()
-        w.stop()
-        b.stop()
+                        select.select([], [sock], [], 1.0)
+            while not caller.done():  # and small ones take any room freed, until the lane is dropped
+                try:
+                    sock.send(small)
+                except BlockingIOError:
+                    select.select([], [sock], [], 0.01)
+        except OSError:
+            pass  # the caller closed it
+        started = Path(str(r.gate) + ".started")
+        # Redelivered (it runs: its PUB is held), or failed as one that may have run.
+        wait_until("the call's verdict", lambda: started.exists() or caller.done(), timeout=30)
+        assert lane.broke == 1, "the PING was written after all: the scenario did not happen"
+        r.proxy.go.set()  # the slow path delivers what it held: the PUB, then the close
+        wait_until("the server saw the old lane close", lambda: r.lanes() == [])
+        r.gate.write_text("1")
+        try:
+            assert caller.result(30) == 42
+        except frayhq.ActorUnavailableError as e:
+            assert "may have run" in str(e)
+        assert r.h.runs.remote().result(30) == 1, "the call ran twice"

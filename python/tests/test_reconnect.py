@@ -15,25 +15,6 @@ import frayhq
 import procs
 
 
-class Slow:
-    """Its method waits for a file, so the test decides when it returns."""
-
-    def __init__(self, gate: str) -> None:
-        self.gate = gate
-        self.runs = 0
-
-    def work(self, x: int) -> int:
-        self.runs += 1
-        Path(self.gate + ".started").write_text(str(self.runs))
-        deadline = time.monotonic() + 120
-        while not Path(self.gate).exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return x + 1
-
-    def count(self) -> int:
-        return self.runs
-
-
 @pytest.fixture
 def cluster(tmp_path):
     b = procs.Broker(tmp_path)
@@ -102,7 +83,7 @@ def test_a_call_whose_reply_was_lost_fails_at_once_after_the_reconnect(cluster, 
     gate = tmp_path / "gate"
     with frayhq.connect(p.url) as c:
         wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
-        h = c.create_actor(Slow, str(gate), name=name)
+        h = c.create_actor(procs.Gated, str(gate), name=name)
         fut = lose_the_reply(tmp_path, b, p, c, h, gate, sync)
         began = time.monotonic()
         with pytest.raises(frayhq.ActorUnavailableError, match="in flight when the connection"):
@@ -116,11 +97,13 @@ def test_a_lost_call_is_redelivered_within_max_task_retries(cluster, name, sync)
     gate = tmp_path / "gate"
     with frayhq.connect(p.url) as c:
         wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
-        h = c.create_actor(Slow, str(gate), name=name, actor_config=frayhq.ActorConfig(max_task_retries=1))
+        h = c.create_actor(
+            procs.Gated, str(gate), name=name, actor_config=frayhq.ActorConfig(max_task_retries=1)
+        )
         fut = lose_the_reply(tmp_path, b, p, c, h, gate, sync)
         assert fut.result(30) == 42
         if sync:
             # The lane broke with the call in flight: the call moved to the
             # main connection, which the redelivery's reply came on.
             assert c._actors.lane.broke == 1  # noqa: SLF001
-        assert h.count() == 2  # run again: the first run's reply was lost
+        assert h.runs() == 2  # run again: the first run's reply was lost

@@ -251,9 +251,9 @@ class Lane:
         self._ntok += 1
         tok = format(self._ntok, "x")
         head = f"PUB {subject} {self.inbox}.{tok} {len(body)}\r\n".encode()
-        self.sent += 1
         try:
             self._send_all(head + body + b"\r\n")
+            self.sent += 1
         except OSError:
             # Not all of it went out: the server never had a whole message
             # to act on. Nothing sent; the call goes the ordinary way.
