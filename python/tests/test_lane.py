@@ -138,7 +138,9 @@ def test_a_sync_call_whose_host_is_killed_mid_call_is_unavailable(tmp_path, name
         sent = lane.sent
         fut = in_thread(h.work)
         wait_until("the call started", lambda: Path(str(gate) + ".started").exists())
-        assert lane.sent == sent + 1, "the call did not go on the lane"
+        wait_until(
+            "the call went on the lane", lambda: lane.sent == sent + 1, timeout=10
+        )  # counted once written
         rec, _ = c._run(c._actors.get_record(c.namespace, name))  # noqa: SLF001
         host = next(p for p in c.local.procs[1:] if rec["host"] in p.args)
         host.send_signal(signal.SIGKILL)
@@ -258,7 +260,7 @@ def a_call_under_way(c: frayhq.Client, name: str, gate: Path, retries: int = 1):
     sent = lane.sent
     fut = in_thread(lambda: h.work(41))
     wait_until("the call started", lambda: Path(str(gate) + ".started").exists())
-    assert lane.sent == sent + 1, "the call did not go on the lane"
+    wait_until("the call went on the lane", lambda: lane.sent == sent + 1, timeout=10)  # counted once written
     return h, lane, fut
 
 
