@@ -358,12 +358,20 @@ func TestAProcessKilledMidFrameFailsTheRequestReadingIt(t *testing.T) {
 // process.
 func TestARequestWhoseCtxEndsReturnsWhileItsProcessStallsMidFrame(t *testing.T) {
 	p, _ := streamsActor(t, 1)
-	ctx, cancel := context.WithTimeout(frayt.Context(t, time.Minute), 2*time.Second)
+	endsWithItsCtx(t, p, 2*time.Second, "stall_mid_frame", 300, "its process stalled mid-frame")
+}
+
+// endsWithItsCtx calls method with a ctx of d and fails the test unless the
+// call returns the ctx's deadline within 15 s; past that it kills p, so
+// that the call returns and the test ends.
+func endsWithItsCtx(t *testing.T, p *proc, d time.Duration, method string, arg any, while string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(frayt.Context(t, time.Minute), d)
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() {
 		var s string
-		errc <- call(ctx, p, "stall_mid_frame", 300, &s)
+		errc <- call(ctx, p, method, arg, &s)
 	}()
 	select {
 	case err := <-errc:
@@ -372,8 +380,8 @@ func TestARequestWhoseCtxEndsReturnsWhileItsProcessStallsMidFrame(t *testing.T) 
 		}
 	case <-time.After(15 * time.Second):
 		p.kill() // the pipe ends: the request returns
-		<-errc
-		t.Fatal("the request did not return when its ctx ended, its process stalled mid-frame")
+		err := <-errc
+		t.Fatalf("the request did not return when its ctx ended, %s (it returned %v once the process was killed)", while, err)
 	}
 }
 
@@ -476,24 +484,7 @@ func TestARequestWhoseCtxEndsReturnsWhileItsFrameCannotBeWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { syscall.Kill(p.pid, syscall.SIGCONT) })
-	ctx, cancel := context.WithTimeout(frayt.Context(t, time.Minute), time.Second)
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() {
-		var s string
-		errc <- call(ctx, p, "hold", map[string]any{"v": strings.Repeat("x", 1<<20), "secs": 0}, &s)
-	}()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("err %v: want the ctx's deadline", err)
-		}
-	case <-time.After(15 * time.Second):
-		p.kill() // the pipe breaks: the write fails
-		t0 := time.Now()
-		err := <-errc
-		t.Fatalf("the request did not return when its ctx ended, its frame not yet written (it returned %v once the process was killed, %v later)", err, time.Since(t0))
-	}
+	endsWithItsCtx(t, p, time.Second, "hold", map[string]any{"v": strings.Repeat("x", 1<<20), "secs": 0}, "its frame not yet written")
 }
 
 // A request waiting to write behind another's blocked frame gives up when
@@ -510,19 +501,5 @@ func TestARequestWaitingBehindABlockedWriteReturnsWhenItsCtxEnds(t *testing.T) {
 		_ = call(long, p, "hold", map[string]any{"v": strings.Repeat("x", 1<<20), "secs": 0}, &s)
 	}()
 	frayt.Eventually(t, 10*time.Second, "the long request holds the writer", func() bool { return len(p.out.turn) == 1 })
-	ctx, cancel := context.WithTimeout(frayt.Context(t, time.Minute), 500*time.Millisecond)
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() {
-		var s string
-		errc <- call(ctx, p, "hold", map[string]any{"v": "y", "secs": 0}, &s)
-	}()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("err %v: want the ctx's deadline", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the request waited for another's blocked write past its ctx")
-	}
+	endsWithItsCtx(t, p, 500*time.Millisecond, "hold", map[string]any{"v": "y", "secs": 0}, "waiting behind another's blocked write")
 }
