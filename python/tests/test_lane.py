@@ -170,6 +170,22 @@ def tls_files(d: Path) -> tuple[str, dict[str, str]]:
     return conf, {"FRAY_NATS_CA": str(d / "ca.pem")}
 
 
+@contextlib.contextmanager
+def configured(tmp_path: Path, monkeypatch, conf: str, env: dict[str, str], wid: str):
+    """A broker with nats-server config conf and a worker, both given env,
+    which this process's clients get too. Yields the broker."""
+    (tmp_path / "nats.conf").write_text(conf)
+    b = procs.Broker(tmp_path, "--config", str(tmp_path / "nats.conf"), env=env)
+    w = procs.worker(tmp_path, b.url, wid, env=env)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    try:
+        yield b
+    finally:
+        w.stop()
+        b.stop()
+
+
 @pytest.mark.parametrize("auth", ["token", "tls"])
 def test_the_lane_connects_with_the_clients_token_and_tls(tmp_path, monkeypatch, name, auth):
     """The lane's CONNECT is nats-py's own, from the client's options: a
@@ -179,49 +195,34 @@ def test_the_lane_connects_with_the_clients_token_and_tls(tmp_path, monkeypatch,
         env = {"FRAY_NATS_TOKEN": "s3cret-t0ken"}
     else:
         conf, env = tls_files(tmp_path)
-    (tmp_path / "nats.conf").write_text(conf)
-    b = procs.Broker(tmp_path, "--config", str(tmp_path / "nats.conf"), env=env)
-    w = procs.worker(tmp_path, b.url, "lane-auth-w1", env=env)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    try:
-        with frayhq.connect(b.url) as c:
-            wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
-            h = c.create_actor(Log, name=name)
-            h.add(0)
-            assert h.count() == 1
-            lane = c._actors.lane  # noqa: SLF001
-            assert (lane.off, lane.answered) == (False, 2)
-            assert (auth == "tls") == (type(lane._sock).__name__ == "SSLSocket")  # noqa: SLF001
-            h.shutdown()
-    finally:
-        w.stop()
-        b.stop()
+    with configured(tmp_path, monkeypatch, conf, env, "lane-auth-w1") as b, frayhq.connect(b.url) as c:
+        wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
+        h = c.create_actor(Log, name=name)
+        h.add(0)
+        assert h.count() == 1
+        lane = c._actors.lane  # noqa: SLF001
+        assert (lane.off, lane.answered) == (False, 2)
+        assert (auth == "tls") == (type(lane._sock).__name__ == "SSLSocket")  # noqa: SLF001
+        h.shutdown()
 
 
 def test_a_reply_whose_tls_records_come_in_parts_is_read_whole(tmp_path, monkeypatch, name):
     """A socket readable with only part of a TLS record in it is not a
     connection lost: the call waits for the rest on the lane."""
     conf, env = tls_files(tmp_path)
-    (tmp_path / "nats.conf").write_text(conf)
-    b = procs.Broker(tmp_path, "--config", str(tmp_path / "nats.conf"), env=env)
-    w = procs.worker(tmp_path, b.url, "lane-split-w1", env=env)
-    proxy = procs.Proxy(b.port, split=True)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    try:
-        with frayhq.connect(proxy.url) as c:
-            wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
-            h = c.create_actor(Log, name=name)
-            lane = c._actors.lane  # noqa: SLF001
-            for i in range(10):
-                assert h.big(100_000 + i) == "x" * (100_000 + i)
-            assert (lane.off, lane.answered, lane.broke) == (False, 10, 0)
-            h.shutdown()
-    finally:
-        proxy.close()
-        w.stop()
-        b.stop()
+    with configured(tmp_path, monkeypatch, conf, env, "lane-split-w1") as b:
+        proxy = procs.Proxy(b.port, split=True)
+        try:
+            with frayhq.connect(proxy.url) as c:
+                wait_until("the worker registered", lambda: c._loop.run(c._workers.live("default")))  # noqa: SLF001
+                h = c.create_actor(Log, name=name)
+                lane = c._actors.lane  # noqa: SLF001
+                for i in range(10):
+                    assert h.big(100_000 + i) == "x" * (100_000 + i)
+                assert (lane.off, lane.answered, lane.broke) == (False, 10, 0)
+                h.shutdown()
+        finally:
+            proxy.close()
 
 
 def test_an_idle_lane_answers_the_servers_pings_and_stays_open(tmp_path, name):
