@@ -100,7 +100,7 @@ func TestBrokerServesMetricsAndDashboard(t *testing.T) {
 }
 
 func TestDashboardBeyondLoopbackWithoutTokenWarns(t *testing.T) {
-	p := start(t, "fray-broker", nil, "--store", t.TempDir(), "--port", fmt.Sprint(frayt.FreePort(t)), "--log-level", "warn", "--ui-addr", "0.0.0.0:0")
+	p := start(t, "fray-broker", nil, "--store", t.TempDir(), "--port", "-1", "--log-level", "warn", "--ui-addr", "0.0.0.0:0")
 	p.waitLine("fray-broker ready", 60*time.Second)
 	if out := p.Output(); !strings.Contains(out, "warning: the dashboard") || !strings.Contains(out, "--ui-token") {
 		t.Fatalf("fray-broker --ui-addr 0.0.0.0:0 printed no warning naming --ui-token:\n%s", out)
