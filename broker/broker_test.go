@@ -216,3 +216,29 @@ func TestStartReturnsContextCanceledWhenCancelledDuringStartup(t *testing.T) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 }
+
+// A server whose JetStream storage cannot hold a stream's reservation makes
+// Provision fail naming the stream, its reservation and what to change,
+// not only nats-server's "insufficient storage resources".
+func TestProvisionOnTooLittleStorageNamesTheReservation(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, []byte("jetstream { max_file_store: 4GB }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := frayt.Context(t, 30*time.Second)
+	srv, err := broker.Start(ctx, broker.Options{StoreDir: filepath.Join(dir, "store"), Port: -1, ConfigFile: conf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, js := frayt.Connect(t, srv.ClientURL())
+	err = broker.Provision(ctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{})
+	if err == nil || !strings.Contains(err.Error(), "stream FRAY_LOGS reserves 8192 MiB") || !strings.Contains(err.Error(), "max_file_store") {
+		t.Fatalf("provision on 4 GB of JetStream storage: %v; want the FRAY_LOGS reservation named with what to change", err)
+	}
+	// With a reservation that fits, it succeeds.
+	if err := broker.Provision(ctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{LogMaxBytes: 1 << 30}); err != nil {
+		t.Fatalf("provision with a 1 GiB log stream: %v", err)
+	}
+}

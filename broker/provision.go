@@ -194,6 +194,11 @@ func Provision(ctx context.Context, js jetstream.JetStream, serverVersion string
 		err := w.ensure(ctx, js, asset{what: "stream " + cfg.Name, stream: cfg.Name, fingerprint: fp,
 			create: func(ctx context.Context) error { _, err := js.CreateStream(ctx, cfg); return err },
 			update: func(ctx context.Context) error { _, err := js.UpdateStream(ctx, cfg); return err }})
+		if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrStorageResources && cfg.MaxBytes > 0 {
+			return fmt.Errorf("%w (stream %s reserves %d MiB of the server's JetStream file storage, and the server has less left: "+
+				"free disk under its store, raise its jetstream max_file_store, or lower the reservation: %s)",
+				err, cfg.Name, cfg.MaxBytes>>20, reservationKnob(cfg.Name))
+		}
 		if err != nil {
 			return err
 		}
@@ -238,4 +243,19 @@ func Provision(ctx context.Context, js jetstream.JetStream, serverVersion string
 // layoutMetadata is the metadata Provision writes on every asset.
 func layoutMetadata(fingerprint string) map[string]string {
 	return map[string]string{MetadataLayoutKey: strconv.Itoa(LayoutVersion), MetadataConfigKey: fingerprint}
+}
+
+// jsErrStorageResources is nats-server's error code for a stream whose
+// max_bytes does not fit the storage JetStream has left.
+const jsErrStorageResources jetstream.ErrorCode = 10047
+
+// reservationKnob names what sets a stream's max_bytes.
+func reservationKnob(stream string) string {
+	switch stream {
+	case StreamTasks:
+		return "fray-broker --queue-max-bytes (ProvisionOptions.TaskQueueMaxBytes)"
+	case StreamLogs:
+		return "ProvisionOptions.LogMaxBytes"
+	}
+	return "its ProvisionOptions field"
 }
