@@ -184,9 +184,14 @@ func barePull(ctx context.Context, wnc *nats.Conn, slots int, freeSlots bool, ha
 	}
 	// fray's top-up rule (tasks/pull.go): ask for every free slot in one
 	// request once half the slots are free, or at once when no request is
-	// open; never more than the free slots.
+	// open; never more than the free slots. Requests are counted as fray
+	// counts them: a request that ends with a count (408, 409 with
+	// Nats-Pending-Messages) gives back what it left unfilled; one that ends
+	// without (503 No Responders while a replicated consumer's leader is
+	// still being elected or its interest has not reached this server, 409
+	// Leadership Change) starts a new epoch, asked again shortly.
 	var mu sync.Mutex
-	var seq, pending, running int
+	var seq, epoch, pending, running int
 	inbox := wnc.NewRespInbox()
 	topUp := func() { // mu held
 		free := slots - running - pending
@@ -199,17 +204,35 @@ func barePull(ctx context.Context, wnc *nats.Conn, slots int, freeSlots bool, ha
 			fmt.Appendf(nil, `{"batch":%d,"expires":%d}`, free, time.Minute.Nanoseconds()))
 	}
 	sub, err := wnc.Subscribe(inbox+".*", func(m *nats.Msg) {
-		if m.Header.Get("Status") != "" {
-			return // the run ends long before a request expires
-		}
+		status := m.Header.Get("Status")
 		mu.Lock()
-		pending--
-		running++
-		if pending == 0 {
-			topUp()
+		if status == "" {
+			pending = max(0, pending-1)
+			running++
+			if pending == 0 {
+				topUp()
+			}
+			mu.Unlock()
+			hand(bareJob{m.Reply, m.Header.Get("Reply")})
+			return
 		}
-		mu.Unlock()
-		hand(bareJob{m.Reply, m.Header.Get("Reply")})
+		defer mu.Unlock()
+		n, err := strconv.Atoi(m.Subject[min(len(m.Subject), len(inbox)+1):])
+		if err != nil || n < epoch || status == "100" {
+			return // about a forgotten request
+		}
+		if unfilled := m.Header.Get("Nats-Pending-Messages"); unfilled != "" {
+			u, _ := strconv.Atoi(unfilled)
+			pending = max(0, pending-u)
+			topUp()
+			return
+		}
+		pending, epoch = 0, seq+1
+		time.AfterFunc(50*time.Millisecond, func() {
+			mu.Lock()
+			topUp()
+			mu.Unlock()
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -228,7 +251,10 @@ func barePull(ctx context.Context, wnc *nats.Conn, slots int, freeSlots bool, ha
 
 // bareFinish returns what a handler does with a task: ack it and reply
 // (core), or, storing results, publish the result to the results stream
-// and ack the task once its PubAck arrives.
+// and ack the task once its PubAck arrives. A result refused without a
+// PubAck (503 No Responders: the replicated results stream's interest has
+// not reached this server yet) is sent again shortly, as fray's executor
+// stores a result again, and its task stays unacked until then.
 func bareFinish(wnc *nats.Conn, storeResults bool) (func(ack, reply string), error) {
 	if !storeResults {
 		return func(ack, reply string) {
@@ -237,15 +263,25 @@ func bareFinish(wnc *nats.Conn, storeResults bool) (func(ack, reply string), err
 		}, nil
 	}
 	var mu sync.Mutex
-	acks := map[string]string{} // PubAck subject -> the task's ack subject
+	acks := map[string]bareJob{} // PubAck subject -> the task
 	var seq atomic.Uint64
 	inbox := wnc.NewRespInbox()
+	store := func(r string, j bareJob) { wnc.PublishRequest(bareResultPrefix+j.reply, r, nil) }
 	sub, err := wnc.Subscribe(inbox+".*", func(m *nats.Msg) {
 		mu.Lock()
-		ack := acks[m.Subject]
-		delete(acks, m.Subject)
+		j, ok := acks[m.Subject]
+		refused := m.Header.Get("Status") != ""
+		if !refused {
+			delete(acks, m.Subject)
+		}
 		mu.Unlock()
-		wnc.Publish(ack, []byte("+ACK"))
+		switch {
+		case !ok:
+		case refused:
+			time.AfterFunc(50*time.Millisecond, func() { store(m.Subject, j) })
+		default:
+			wnc.Publish(j.ack, []byte("+ACK"))
+		}
 	})
 	if err != nil {
 		return nil, err
@@ -253,10 +289,11 @@ func bareFinish(wnc *nats.Conn, storeResults bool) (func(ack, reply string), err
 	sub.SetPendingLimits(-1, -1)
 	return func(ack, reply string) {
 		r := inbox + "." + strconv.FormatUint(seq.Add(1), 36)
+		j := bareJob{ack, reply}
 		mu.Lock()
-		acks[r] = ack
+		acks[r] = j
 		mu.Unlock()
-		wnc.PublishRequest(bareResultPrefix+reply, r, nil)
+		store(r, j)
 	}, nil
 }
 
