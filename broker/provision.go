@@ -32,8 +32,9 @@ type ProvisionOptions struct {
 	ObjectMaxBytes int64
 	// LogTTL is how long job logs are kept. Defaults to 7 days.
 	LogTTL time.Duration
-	// LogMaxBytes bounds the log stream (oldest dropped first). Defaults to
-	// 8 GiB.
+	// LogMaxBytes bounds the log stream (oldest dropped first); JetStream
+	// reserves that much file storage for it. Defaults to 8 GiB; -1 is
+	// unlimited and reserves nothing.
 	LogMaxBytes int64
 	// JobTTL is how long job submissions and control messages are kept.
 	// Defaults to 7 days.
@@ -255,7 +256,7 @@ func reservationKnob(stream string) string {
 	case StreamTasks:
 		return "fray-broker --queue-max-bytes (ProvisionOptions.TaskQueueMaxBytes)"
 	case StreamLogs:
-		return "ProvisionOptions.LogMaxBytes"
+		return "fray-broker --log-max-bytes (ProvisionOptions.LogMaxBytes)"
 	}
 	return "its ProvisionOptions field"
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/frayhq/fray"
+	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/frayt"
 	"github.com/frayhq/fray/internal/jobwire"
 	"github.com/frayhq/fray/jobs"
@@ -128,12 +129,34 @@ func TestBrokerRejectsBadFlagsAtOnce(t *testing.T) {
 		{[]string{"--sync-every", "0s"}, "--sync-every 0s: want a positive duration"},
 		{[]string{"--queue-max-bytes", "0"}, "or -1 for unlimited"},
 		{[]string{"--queue-max-bytes", "-2"}, "or -1 for unlimited"},
+		{[]string{"--log-max-bytes", "0"}, "--log-max-bytes 0: want a positive number of bytes, or -1 for unlimited"},
 	}
 	for _, c := range cases {
 		p := start(t, "fray-broker", nil, append([]string{"--store", t.TempDir(), "--port", "-1"}, c.args...)...)
 		if code := exitWithin(t, p, 10*time.Second); code == 0 || !strings.Contains(p.Output(), c.want) {
 			t.Errorf("fray-broker %s: exit %d, want failure saying %q:\n%s", strings.Join(c.args, " "), code, c.want, p.Output())
 		}
+	}
+}
+
+// A broker whose JetStream storage cannot hold the job log stream's
+// reservation says so and names the flag; with --log-max-bytes lowered it
+// starts, and the log stream holds that much.
+func TestBrokerOnASmallDiskNamesAndTakesTheLogReservation(t *testing.T) {
+	conf := writeFile(t, "nats.conf", "jetstream { max_file_store: 4GB }\n")
+	p := start(t, "fray-broker", nil, "--store", t.TempDir(), "--port", "-1", "--config", conf, "--log-level", "error")
+	if code := exitWithin(t, p, 30*time.Second); code == 0 || !strings.Contains(p.Output(), "--log-max-bytes") {
+		t.Fatalf("fray-broker on 4 GB: exit %d; want failure naming --log-max-bytes:\n%s", code, p.Output())
+	}
+	b := startBroker(t, "", -1, "--config", conf, "--log-max-bytes", "1073741824")
+	_, js := frayt.Connect(t, b.URL)
+	ctx := frayt.Context(t, 30*time.Second)
+	s, err := js.Stream(ctx, broker.StreamLogs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.MaxBytes; got != 1<<30 {
+		t.Fatalf("%s max_bytes %d, want %d", broker.StreamLogs, got, 1<<30)
 	}
 }
 

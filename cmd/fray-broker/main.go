@@ -35,7 +35,7 @@ type flags struct {
 	store, host, serverName, clusterName, routes, config, sync, natsURL, logLevel string
 	port, httpPort, clusterPort, replicas                                         int
 	syncEvery, resultTTL, objectTTL, actorRestartWait                             time.Duration
-	queueMaxBytes                                                                 int64
+	queueMaxBytes, logMaxBytes                                                    int64
 	noSupervisor, noDispatcher                                                    bool
 	backends                                                                      multi
 	rayAddress, rayNamespace, irisController, irisUser, backendToken              string
@@ -71,6 +71,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.DurationVar(&f.resultTTL, "result-ttl", 24*time.Hour, "how long task results stay fetchable by id")
 	fs.DurationVar(&f.objectTTL, "object-ttl", 0, "expire objects this long after they are put (0 keeps them)")
 	fs.Int64Var(&f.queueMaxBytes, "queue-max-bytes", 1<<30, "bytes of queued tasks before producers get 'queue full' (-1: unlimited)")
+	fs.Int64Var(&f.logMaxBytes, "log-max-bytes", 8<<30, "bytes of job logs kept, oldest dropped first; JetStream reserves this much of its storage (-1: unlimited, nothing reserved)")
 	fs.DurationVar(&f.actorRestartWait, "actor-restart-wait", 30*time.Second, "how long the actor supervisor waits for an eligible worker to restart a lost actor on before declaring it dead")
 	fs.BoolVar(&f.noSupervisor, "no-supervisor", false, "do not run the actor supervisor here")
 	fs.BoolVar(&f.noDispatcher, "no-dispatcher", false, "do not run the job dispatcher here")
@@ -102,6 +103,9 @@ func parseFlags(args []string) (*flags, error) {
 	}
 	if f.queueMaxBytes <= 0 && f.queueMaxBytes != -1 {
 		return nil, daemon.Usagef("--queue-max-bytes %d: want a positive number of bytes, or -1 for unlimited", f.queueMaxBytes)
+	}
+	if f.logMaxBytes <= 0 && f.logMaxBytes != -1 {
+		return nil, daemon.Usagef("--log-max-bytes %d: want a positive number of bytes, or -1 for unlimited", f.logMaxBytes)
 	}
 	if f.resultTTL < time.Minute {
 		return nil, daemon.Usagef("--result-ttl %s: want at least 1m", f.resultTTL)
@@ -183,7 +187,7 @@ func runMain(args []string) error {
 	if err != nil {
 		return err
 	}
-	po := broker.ProvisionOptions{Replicas: f.replicas, ResultTTL: f.resultTTL, ObjectTTL: f.objectTTL, TaskQueueMaxBytes: f.queueMaxBytes}
+	po := broker.ProvisionOptions{Replicas: f.replicas, ResultTTL: f.resultTTL, ObjectTTL: f.objectTTL, TaskQueueMaxBytes: f.queueMaxBytes, LogMaxBytes: f.logMaxBytes}
 	if err := provision(ctx, nc, js, srv, log, po); err != nil {
 		return startupErr(ctx, log, err)
 	}
