@@ -241,3 +241,27 @@ func TestCallToAnEndedActorWhoseTombstoneExpiredFailsSoon(t *testing.T) {
 		t.Fatalf("call to an ended actor: %v; want ErrActorUnavailable wrapping ErrNotFound before the deadline", err)
 	}
 }
+
+// A supervisor stopped at any point of its start-up (opening the buckets,
+// starting its watch) stops cleanly: Run returns nil, as fray-broker
+// expects of a service told to stop.
+func TestASupervisorStoppedDuringStartUpReturnsNil(t *testing.T) {
+	srv := frayt.Server(t)
+	nc, js := frayt.Connect(t, srv.ClientURL())
+	for i := range 60 {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- NewSupervisor(nc, js, SupervisorOptions{}).Run(ctx) }()
+		// Spread the stops over the start-up, which takes a few ms.
+		time.Sleep(time.Duration(i%20) * 250 * time.Microsecond)
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("stop %d: Run returned %v, want nil", i, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("stop %d: Run did not return", i)
+		}
+	}
+}

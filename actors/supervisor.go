@@ -90,12 +90,22 @@ func NewSupervisor(nc *nats.Conn, js jetstream.JetStream, opts SupervisorOptions
 // Run watches the registry until ctx ends, then waits for restarts in
 // progress and returns nil.
 func (s *Supervisor) Run(ctx context.Context) error {
-	// Opening the buckets is retried (a broker restarting, or busy with a
-	// fleet starting, is waited for).
+	// Opening the buckets and starting the watch are retried (a broker
+	// restarting, or busy with a fleet starting, is waited for); ctx ending
+	// at any point of it is a clean stop.
 	var e *env
-	if err := broker.Retry(ctx, s.opts.Logger, "open the actor registry", func(sctx context.Context) (err error) {
-		e, err = newEnv(sctx, s.nc, s.js, s.opts.Logger)
-		return err
+	var w jetstream.KeyWatcher
+	if err := broker.Retry(ctx, s.opts.Logger, "watch the actor registry", func(sctx context.Context) (err error) {
+		if e == nil {
+			if e, err = newEnv(sctx, s.nc, s.js, s.opts.Logger); err != nil {
+				e = nil
+				return err
+			}
+		}
+		if w, err = e.kv.Watch(ctx, "a.>"); err != nil {
+			return fmt.Errorf("actors: supervisor watch: %w", err)
+		}
+		return nil
 	}); err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -103,10 +113,6 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		return err
 	}
 	defer s.wg.Wait()
-	w, err := e.kv.Watch(ctx, "a.>")
-	if err != nil {
-		return fmt.Errorf("actors: supervisor watch: %w", err)
-	}
 	defer func() { _ = w.Stop() }()
 	// Jobs: a non-detached actor stops when its creator job ends. Without
 	// the jobs bucket (an older layout) this part is off.
