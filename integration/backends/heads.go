@@ -124,6 +124,9 @@ func StartRay(ctx context.Context, v Venv) (*Head, error) {
 	return nil, errors.Join(errs...)
 }
 
+// rayStartWait is how long a Ray head's dashboard may take to start.
+const rayStartWait = 5 * time.Minute
+
 // startRayOnce is one try of StartRay; early reports a head that exited
 // before serving (a port taken, say), worth another try.
 func startRayOnce(ctx context.Context, v Venv) (h *Head, early bool, err error) {
@@ -144,12 +147,15 @@ func startRayOnce(ctx context.Context, v Venv) (h *Head, early bool, err error) 
 	for p, n := range ports {
 		args = append(args, fmt.Sprintf("--%s=%d", p, n))
 	}
-	env := []string{"RAY_USAGE_STATS_ENABLED=0", "RAY_DISABLE_DOCKER_CPU_WARNING=1", "PYTHONUNBUFFERED=1"}
+	// Ray gives its dashboard (which serves the Jobs API) 60 s to come up
+	// and exits after that; on a loaded 2-core machine it has taken longer.
+	env := []string{"RAY_USAGE_STATS_ENABLED=0", "RAY_DISABLE_DOCKER_CPU_WARNING=1", "PYTHONUNBUFFERED=1",
+		fmt.Sprintf("RAY_DASHBOARD_STARTUP_TIMEOUT_S=%d", int(rayStartWait.Seconds()))}
 	if err := h.start(env, v.Bin("ray"), args...); err != nil {
 		return nil, false, err
 	}
 	h.Address = fmt.Sprintf("http://127.0.0.1:%d", ports["dashboard-port"])
-	if err := waitHTTP(ctx, h, h.Address+"/api/version", 120*time.Second); err != nil {
+	if err := waitHTTP(ctx, h, h.Address+"/api/version", rayStartWait+time.Minute); err != nil {
 		early = errors.Is(err, errHeadExited)
 		log := h.logTail() // before Stop, which removes the head's dir
 		_ = h.Stop()
