@@ -143,6 +143,23 @@ def test_bad_job_name(client):
         client.submit(JobRequest(name="a/b", entrypoint=Entrypoint.from_binary("true", [])))
 
 
+@pytest.mark.parametrize("where", ["request", "resources"])
+def test_negative_replicas_are_refused_naming_them(client, name, where):
+    from fray.types import Entrypoint as MarinEntrypoint
+    from fray.types import JobRequest as MarinJobRequest
+    from fray.types import ResourceConfig
+
+    ep = MarinEntrypoint.from_binary("true", [])
+    if where == "request":
+        req = MarinJobRequest(name=name, entrypoint=ep, replicas=-2)
+    else:
+        req = MarinJobRequest(name=name, entrypoint=ep, resources=ResourceConfig(replicas=-2))
+    with pytest.raises(frayhq.ConfigError, match=r"replicas=-2: want >= 1"):
+        client.submit(req)
+    with pytest.raises(frayhq.ConfigError, match=r"replicas=-1"):
+        client.submit(JobRequest(name=name, entrypoint=Entrypoint.from_binary("true", []), replicas=-1))
+
+
 def _submit_child(name):
     import frayhq as f
 

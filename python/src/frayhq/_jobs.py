@@ -176,6 +176,8 @@ def request_map(c: Client, req: Any, callable_call: tuple[str, list[str]] | None
         e["docker_image"] = str(img)
     out["environment"] = e
     replicas = int(_attr(req, "replicas", 0) or _attr(res, "replicas", 1) or 1)
+    if replicas < 0:
+        raise ConfigError(f"frayhq: job {name}: replicas={replicas}: want >= 1")
     # marin counts replicas in VMs (with_tpu: slices x VMs per slice); one
     # multi-VM slice is coscheduled on the VMs of one slice, as Go's WithTPU.
     if replicas > 1:
