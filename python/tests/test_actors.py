@@ -142,6 +142,36 @@ def test_a_method_raising_stop_actor_answers_then_ends_its_actor_for_good(client
     again.shutdown()
 
 
+class Crasher:
+    def pid(self):
+        import os
+
+        return os.getpid()
+
+    def crash(self):
+        import os
+
+        os._exit(1)
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_a_call_whose_instance_crashed_and_restarted_fails_at_once(client, name, sync):
+    # The instance is replaced in well under the sweep's first look: the
+    # call must still be seen to have gone to the lost one, not wait out
+    # its 60 s deadline in silence.
+    h = client.create_actor(Crasher, name=name, actor_config=frayhq.ActorConfig(max_restarts=1))
+    try:
+        before = h.pid()
+        with pytest.raises(frayhq.ActorUnavailableError, match="restarted"):
+            if sync:
+                h.crash()
+            else:
+                h.crash.remote().result(30)
+        assert h.pid() != before  # the restarted instance answers
+    finally:
+        h.shutdown()
+
+
 def test_handles_pickle_and_travel(client, name):
     counter = client.create_actor("fray.Counter", name=name + "-c")
     hosted = client.host_actor(Acc, 0, name=name)

@@ -180,6 +180,7 @@ class _Call:
     __slots__ = (
         "fut",
         "sent",
+        "sent_ms",
         "epoch",
         "gen",
         "subj",
@@ -196,6 +197,8 @@ class _Call:
     ) -> None:
         self.fut = fut
         self.sent = sent
+        # When it was sent, Unix ms, to compare with the record's started_ms.
+        self.sent_ms = time.time() * 1000 - (time.monotonic() - sent) * 1000
         self.epoch: Any = _UNSEEN
         self.gen = gen  # the connection generation it was (last) sent in
         self.subj = subj
@@ -1004,19 +1007,27 @@ class Actors:
                     continue
                 live = rec is not None and rec.get("state") not in (*TERMINAL, "failed", "restarting")
                 epoch = rec.get("epoch") if rec else None
+                started = rec.get("started_ms") if rec else None
                 for c in stale:
                     if c.epoch is _UNSEEN and live:
-                        c.epoch = epoch
-                        continue
+                        if rec.get("state") == "placing":
+                            continue  # no instance started yet: look again once one is ready
+                        if not isinstance(started, int) or started <= c.sent_ms:
+                            c.epoch = epoch
+                            continue
+                        # Sent before this instance started: the call went
+                        # to an earlier one, which is gone (a restart as
+                        # quick as the sweep), as PROTOCOL.md says.
                     if (not live or epoch != c.epoch) and not c.fut.done():
+                        if not rec:
+                            why = " (its record expired)"
+                        elif live:
+                            why = f" (the actor restarted: now epoch {epoch}, restarts {rec.get('restarts', 0)})"
+                        else:
+                            why = f" ({rec.get('state')}: {rec.get('error')})"
                         c.fut.set_exception(
                             ActorUnavailableError(
-                                f"frayhq: actor {ns}/{name}: the instance running the call is gone"
-                                + (
-                                    f" ({rec.get('state')}: {rec.get('error')})"
-                                    if rec
-                                    else " (its record expired)"
-                                )
+                                f"frayhq: actor {ns}/{name}: the instance running the call is gone{why}"
                             )
                         )
 
