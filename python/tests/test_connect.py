@@ -9,6 +9,7 @@ import pytest
 
 import frayhq
 from conftest import child_env
+from frayhq._local import LocalCluster
 
 
 def _alive(pid: int) -> bool:
@@ -70,10 +71,25 @@ def test_local_cluster_dies_with_its_parent(fray_bin_dir, tmp_path):
         while any(_alive(x) for x in pids) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not any(_alive(x) for x in pids)
+        # Its parent could not remove its directory: the next local cluster
+        # started on the machine does.
+        assert os.path.isdir(tmp)
+        LocalCluster(workers=0).stop()
+        assert not os.path.exists(tmp)
     finally:
         p.kill()
         if line:
-            shutil.rmtree(tmp, ignore_errors=True)  # its parent could not remove it
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_a_local_cluster_leaves_the_directories_of_live_owners_alone(fray_bin_dir, client):
+    mine = LocalCluster(workers=0)
+    try:
+        assert os.path.isdir(client.local.dir) and os.path.isdir(mine.dir)
+    finally:
+        mine.stop()
+    assert os.path.isdir(client.local.dir)
+    assert not os.path.exists(mine.dir)
 
 
 def test_current_client_is_the_first_connected(client):

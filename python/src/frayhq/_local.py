@@ -3,7 +3,9 @@ fray-worker processes, all in a temporary directory removed on stop.
 
 The processes die with their parent: on Linux each gets a parent-death
 signal (SIGTERM for the broker, SIGKILL for the workers), and stop() (called by Client.shutdown and at interpreter
-exit) terminates them in order, workers first.
+exit) terminates them in order, workers first. A directory whose owner
+was killed (so never ran stop) is removed by the next local cluster
+started on the machine: each names its owner process in an ``owner`` file.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from . import _binaries as _bin
 from .errors import ConnectionError as FrayConnectionError
 
 _PR_SET_PDEATHSIG = 1
+_PREFIX = "frayhq-local-"
+_OWNER = "owner"  # "<pid> <start time>" of the process whose cluster the directory is
 _python_flags_cache: dict[str, bool] = {}
 
 
@@ -36,6 +40,50 @@ def _die_with_parent(sig: int) -> Callable[[], None]:
         os.setpgid(0, 0)
 
     return pre_exec
+
+
+def _start_time(pid: int) -> str:
+    """pid's start time (clock ticks after boot, /proc/<pid>/stat field 22),
+    "" where /proc cannot tell; "Z" for a zombie (it is dead)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return ""
+    return "Z" if fields[0] == "Z" else fields[19]
+
+
+def _alive(pid: int, start: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    now = _start_time(pid)
+    return now != "Z" and (not now or not start or now == start)  # a reused pid has another start time
+
+
+def sweep_orphans() -> None:
+    """Remove the directories of local clusters whose owner process is dead
+    (killed before it could stop them); those of live owners, of other
+    users and without an owner file are left alone."""
+    tmp = tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(tmp) if n.startswith(_PREFIX)]
+    except OSError:
+        return
+    for n in names:
+        d = os.path.join(tmp, n)
+        try:
+            if os.stat(d).st_uid != os.getuid():
+                continue
+            with open(os.path.join(d, _OWNER), encoding="ascii") as f:
+                pid, _, start = f.read().strip().partition(" ")
+            if not _alive(int(pid), start):
+                shutil.rmtree(d, ignore_errors=True)
+        except (OSError, ValueError):
+            continue
 
 
 def worker_speaks_python(worker_bin: str) -> bool:
@@ -63,7 +111,10 @@ class LocalCluster:
         verbose: bool = False,
         broker_args: Sequence[str] = (),
     ) -> None:
-        self.dir = tempfile.mkdtemp(prefix="frayhq-local-")
+        sweep_orphans()
+        self.dir = tempfile.mkdtemp(prefix=_PREFIX)
+        with open(os.path.join(self.dir, _OWNER), "w", encoding="ascii") as f:
+            f.write(f"{os.getpid()} {_start_time(os.getpid())}\n")
         self.procs: list[subprocess.Popen[bytes]] = []
         self.url = ""
         self._lock = threading.Lock()
