@@ -47,6 +47,17 @@ def test_binary_job_logs_tail_and_terminate(client, name):
     assert ei.value.job_id == h.job_id
 
 
+def test_a_failed_jobs_error_shows_the_end_of_its_log(client, name):
+    script = "for i in $(seq 1 500); do echo line $i; done; echo 'cannot open /data/shard-7' >&2; exit 3"
+    h = client.submit(JobRequest(name=name, entrypoint=Entrypoint.from_binary("sh", ["-c", script])))
+    with pytest.raises(frayhq.JobFailed) as ei:
+        h.wait(60)
+    msg = str(ei.value)
+    assert "exited with code 3" in msg
+    assert "cannot open /data/shard-7" in msg
+    assert "line 500" in msg and "line 1\n" not in msg  # the end, not the whole log
+
+
 def test_follow_logs_until_the_end(client, name):
     argv = ["-c", "for i in 1 2 3; do echo step $i; sleep 0.2; done"]
     h = client.submit(JobRequest(name=name, entrypoint=Entrypoint.from_binary("sh", argv)))
