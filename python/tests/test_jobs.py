@@ -1,3 +1,4 @@
+import sys
 import time
 
 import pytest
@@ -56,6 +57,31 @@ def test_a_failed_jobs_error_shows_the_end_of_its_log(client, name):
     assert "exited with code 3" in msg
     assert "cannot open /data/shard-7" in msg
     assert "line 500" in msg and "line 1\n" not in msg  # the end, not the whole log
+
+
+def test_a_callable_job_on_a_cluster_runs_with_the_workers_python(tmp_path, name, monkeypatch):
+    # A cluster of its own, reached by URL: the client cannot know the
+    # workers' interpreter, so it writes python3; the worker runs the job
+    # with its --python and --python-path, as it runs Python tasks.
+    import procs
+
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    mod = "jobmod_" + name.replace("-", "_")
+    (mods / f"{mod}.py").write_text("import sys\n\ndef where(x):\n    return [x, sys.executable]\n")
+    monkeypatch.syspath_prepend(str(mods))
+    monkeypatch.delenv("FRAY_JOB_PYTHON", raising=False)
+    fn = __import__(mod).where
+    b = procs.Broker(tmp_path)
+    w = procs.worker(tmp_path, b.url, "w-" + name, "--python-path", str(mods))
+    try:
+        with frayhq.connect(b.url) as c:
+            h = c.submit(JobRequest(name=name, entrypoint=Entrypoint.from_callable(fn, args=(7,))))
+            assert h.info()["request"]["entrypoint"]["argv"][:3] == ["python3", "-m", "frayhq.job"]
+            assert h.result(120) == [7, sys.executable]
+    finally:
+        w.stop()
+        b.stop()
 
 
 def test_follow_logs_until_the_end(client, name):
