@@ -1,8 +1,11 @@
 import pickle
+import subprocess
+import sys
 
 import pytest
 
 import frayhq
+from conftest import child_env
 
 
 class Acc:
@@ -170,6 +173,35 @@ def test_a_call_whose_instance_crashed_and_restarted_fails_at_once(client, name,
         assert h.pid() != before  # the restarted instance answers
     finally:
         h.shutdown()
+
+
+def test_a_handle_whose_client_was_shut_down_says_so_and_starts_nothing(client, name):
+    h = client.create_actor(Acc, 1, name=name)
+    code = (
+        "import sys, time, frayhq\n"
+        "c = frayhq.connect(sys.argv[1])\n"
+        "h = c.get_actor(sys.argv[2])\n"
+        "assert h.add(1) == 2\n"
+        "c.shutdown()\n"
+        "t = time.monotonic()\n"
+        "try:\n"
+        "    h.add(1)\n"
+        "except frayhq.ConnectionError as e:\n"
+        "    print('raised', e)\n"
+        "import frayhq.client as fc\n"
+        "print('new client', fc._process_client not in (None, c))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, client.url, name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=child_env(),
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"raised frayhq: the client of actor handle default/{name} is shut down" in out.stdout
+    assert "new client False" in out.stdout  # no local cluster was started behind the caller's back
+    h.shutdown()
 
 
 def test_handles_pickle_and_travel(client, name):

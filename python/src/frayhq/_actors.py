@@ -283,10 +283,22 @@ class ActorHandle:
         return self.class_name == PY_OBJECT
 
     def _c(self) -> Client:
-        if self._client is None or self._client._closed:  # noqa: SLF001
+        if self._client is None:
             from .client import current_client
 
-            self._client = current_client()
+            self._client = current_client()  # a handle that travelled here
+        elif self._client._closed:  # noqa: SLF001
+            # Its client was shut down: another live one may take over, but
+            # none is made (connect() would start a new local cluster).
+            from .client import live_client
+
+            c = live_client()
+            if c is None:
+                raise FrayConnectionError(
+                    f"frayhq: the client of actor handle {self.qualified_name} is shut down; "
+                    "connect again and call get_actor"
+                )
+            self._client = c
         return self._client
 
     def __getattr__(self, method: str) -> ActorMethod:

@@ -384,6 +384,17 @@ def connect(spec: str | None = None, *, namespace: str | None = None, **options:
     return c
 
 
+def live_client() -> Client | None:
+    """current_client() when there is one open; never makes one."""
+    c = _current.get()
+    if c is not None and not c._closed:  # noqa: SLF001
+        return c
+    with _process_lock:
+        if _process_client is not None and not _process_client._closed:  # noqa: SLF001
+            return _process_client
+    return None
+
+
 def current_client() -> Client:
     """The client of this context or process: set by set_current_client(),
     else the first one connect() made, else one made now from
