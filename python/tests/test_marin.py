@@ -145,6 +145,23 @@ def test_marin_current_actor_in_fray_actors(client, name):
             hosted.shutdown()
 
 
+def test_an_actor_asking_for_a_device_is_told_placement_does_not_give_it(client, name, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="frayhq"):
+        h = client.create_actor(_Sampler, name=name, resources=ResourceConfig.with_tpu("v5litepod-16"))
+        plain = client.create_actor(_Sampler, name=name + "-cpu", resources=ResourceConfig(preemptible=False))
+    try:
+        said = [r.getMessage() for r in caplog.records]
+        assert len(said) == 1, said
+        assert f"actor default/{name} asks for device tpu v5litepod-16" in said[0]
+        assert "does not honour" in said[0] and "as a job" in said[0]
+        assert h.who()[0] == name  # still created: on a cluster of TPU workers it has one
+    finally:
+        h.shutdown()
+        plain.shutdown()
+
+
 def test_with_tpu_request_is_accepted_as_is(client):
     from frayhq._jobs import request_map
 
