@@ -1,4 +1,5 @@
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -90,6 +91,36 @@ def test_a_local_cluster_leaves_the_directories_of_live_owners_alone(fray_bin_di
         mine.stop()
     assert os.path.isdir(client.local.dir)
     assert not os.path.exists(mine.dir)
+
+
+def test_what_tasks_and_actors_print_on_a_local_cluster_shows_here(fray_bin_dir):
+    code = (
+        "import sys, frayhq\n"
+        "def shout(x):\n"
+        "    print('task-out', x)\n"
+        "    print('task-err', x, file=sys.stderr)\n"
+        "    return x\n"
+        "class Talker:\n"
+        "    def say(self):\n"
+        "        print('actor-out')\n"
+        "c = frayhq.connect('local', workers=1)\n"
+        "assert c.run(shout, 1).result(60) == 1\n"
+        "c.create_actor(Talker, name='talker').say()\n"
+        "c.shutdown()\n"
+        "q = frayhq.connect('local', workers=1, log_to_driver=False)\n"
+        "assert q.run(shout, 2).result(60) == 2\n"
+        "q.shutdown()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=child_env()
+    )
+    assert out.returncode == 0, out.stderr
+    # Shown on this process's own streams, tagged as Ray's driver does,
+    # before shutdown() returns; not with log_to_driver=False.
+    assert re.search(r"^\(task=\S+ pid=\d+\) task-out 1$", out.stdout, re.M), out.stdout
+    assert re.search(r"^\(task=\S+ pid=\d+\) task-err 1$", out.stderr, re.M), out.stderr
+    assert re.search(r"^\(actor=default/talker\.say pid=\d+\) actor-out$", out.stdout, re.M), out.stdout
+    assert "task-out 2" not in out.stdout and "task-err 2" not in out.stderr
 
 
 def test_current_client_is_the_first_connected(client):

@@ -10,8 +10,10 @@ started on the machine: each names its owner process in an ``owner`` file.
 
 from __future__ import annotations
 
+import ast
 import ctypes
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,6 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import _binaries as _bin
 from .errors import ConnectionError as FrayConnectionError
@@ -86,6 +89,48 @@ def sweep_orphans() -> None:
             continue
 
 
+_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')  # one key=value of a slog text line
+
+
+def _unquote(v: str) -> str:
+    if not v.startswith('"'):
+        return v
+    try:
+        return str(ast.literal_eval(v))  # Go's quoting: Python's escapes, \x and \u included
+    except (ValueError, SyntaxError):
+        return v[1:-1]
+
+
+def output_line(log_line: str) -> tuple[str, str] | None:
+    """(stream, text) for a worker log line carrying what a Python task or
+    actor printed: text prefixed with the task or actor call and the pid,
+    as Ray shows a worker's prints on its driver; None for other lines."""
+    if " msg=output " not in log_line:
+        return None
+    f = {k: v for k, v in _FIELD.findall(log_line)}
+    if f.get("stream") not in ("stdout", "stderr") or "line" not in f:
+        return None
+    who = next((f"{k}={_unquote(f[k])} " for k in ("task", "actor") if k in f), "")
+    return f["stream"], f"({who}pid={f.get('pid', '?')}) {_unquote(f['line'])}"
+
+
+def _pump(src: Any, log: str) -> None:
+    """Copy a worker's output to its log file, and what its Python tasks and
+    actors print to this process's stdout or stderr, until the worker exits."""
+    with open(log, "ab") as f:
+        for raw in src:
+            f.write(raw)
+            f.flush()
+            try:
+                out = output_line(raw.decode("utf-8", "replace").rstrip("\n"))
+                if out is not None:
+                    stream = sys.stdout if out[0] == "stdout" else sys.stderr
+                    stream.write(out[1] + "\n")
+                    stream.flush()
+            except Exception:  # noqa: BLE001, S112 - a closed or broken stream of ours: keep the log going
+                continue
+
+
 def worker_speaks_python(worker_bin: str) -> bool:
     """Whether this fray-worker has the Python runtime flags (--python)."""
     if worker_bin not in _python_flags_cache:
@@ -110,6 +155,7 @@ class LocalCluster:
         python_path: Sequence[str] | None = None,
         verbose: bool = False,
         broker_args: Sequence[str] = (),
+        log_to_driver: bool = True,
     ) -> None:
         sweep_orphans()
         self.dir = tempfile.mkdtemp(prefix=_PREFIX)
@@ -121,6 +167,8 @@ class LocalCluster:
         self._stopped = False
         self._verbose = verbose
         self._broker_args = list(broker_args)
+        self._log_to_driver = log_to_driver
+        self._pumps: list[threading.Thread] = []
         try:
             self._start(workers, concurrency, list(worker_args), python, python_path)
         except BaseException:
@@ -128,9 +176,14 @@ class LocalCluster:
             raise
 
     def _popen(
-        self, argv: list[str], log: str, death_signal: int = signal.SIGKILL
+        self, argv: list[str], log: str, death_signal: int = signal.SIGKILL, forward: bool = False
     ) -> subprocess.Popen[bytes]:
-        out = None if self._verbose else open(os.path.join(self.dir, log), "wb")  # noqa: SIM115
+        pump = forward and not self._verbose
+        out: Any = None
+        if pump:
+            out = subprocess.PIPE
+        elif not self._verbose:
+            out = open(os.path.join(self.dir, log), "wb")  # noqa: SIM115
         env = dict(os.environ)
         # The workers' Python runtime (python -m frayhq.runtime) imports this
         # frayhq, wherever it was imported from.
@@ -149,7 +202,16 @@ class LocalCluster:
             env=env,
             preexec_fn=_die_with_parent(death_signal) if sys.platform.startswith("linux") else None,  # noqa: PLW1509
         )
-        if out is not None:
+        if pump:
+            t = threading.Thread(
+                target=_pump,
+                args=(p.stdout, os.path.join(self.dir, log)),
+                name="frayhq-local-log",
+                daemon=True,
+            )
+            t.start()
+            self._pumps.append(t)
+        elif out is not None:
             out.close()
         self.procs.append(p)
         return p
@@ -185,7 +247,11 @@ class LocalCluster:
                     seen.add(d)
                     wargs += ["--python-path", d]
         for i in range(workers):
-            self._popen([worker, "--id", f"local-{os.getpid()}-{i}", *wargs], f"worker-{i}.log")
+            self._popen(
+                [worker, "--id", f"local-{os.getpid()}-{i}", *wargs],
+                f"worker-{i}.log",
+                forward=self._log_to_driver,
+            )
 
     def _wait_ready(self, p: subprocess.Popen[bytes], log: str, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
@@ -229,6 +295,7 @@ class LocalCluster:
         return self._popen(
             [worker, "--nats", self.url, "--drain-timeout", "2s", "--id", f"local-{os.getpid()}-x{n}", *args],
             f"worker-x{n}.log",
+            forward=self._log_to_driver,
         )
 
     def stop(self) -> None:
@@ -253,4 +320,6 @@ class LocalCluster:
                     except (ProcessLookupError, PermissionError):
                         p.kill()
                     p.wait(5)
+        for t in self._pumps:
+            t.join(5)  # what the workers printed last is shown before stop returns
         shutil.rmtree(self.dir, ignore_errors=True)
