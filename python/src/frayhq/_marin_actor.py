@@ -12,6 +12,40 @@ from collections.abc import Iterator
 from typing import Any
 
 
+class LazyHandle:
+    """An actor's own handle, made on first use: the actors client's
+    import (nats-py and more) is a cost an actor that never uses it does
+    not pay. It pickles as the handle itself."""
+
+    def __init__(self, namespace: str, name: str, class_name: str) -> None:
+        self._args = (namespace, name, class_name)
+        self._handle: Any = None
+
+    def _real(self) -> Any:
+        if self._handle is None:
+            from ._actors import ActorHandle
+
+            self._handle = ActorHandle(*self._args)
+        return self._handle
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(self._real(), attr)
+
+    def __reduce__(self) -> Any:
+        return self._real().__reduce__()
+
+    def __eq__(self, other: object) -> bool:
+        return self._real() == (other._real() if isinstance(other, LazyHandle) else other)
+
+    def __hash__(self) -> int:
+        return hash(self._real())
+
+    def __repr__(self) -> str:
+        return repr(self._real())
+
+
 def context(handle: Any, index: int, group: str) -> Any | None:
     """A marin ActorContext (with a shutdown event), or None when
     marin-fray is not importable."""

@@ -331,10 +331,8 @@ class Runtime:
                 max_concurrency=conc,
             )
         )
-        from .._actors import ActorHandle
-
         self.marin = _marin_actor.context(
-            ActorHandle(str(info.get("ns", "")), str(info.get("name", "")), cls_name),
+            _marin_actor.LazyHandle(str(info.get("ns", "")), str(info.get("name", "")), cls_name),
             int(info.get("index", -1)),
             str(info.get("group") or info.get("name", "")),
         )
