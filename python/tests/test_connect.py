@@ -123,6 +123,18 @@ def test_what_tasks_and_actors_print_on_a_local_cluster_shows_here(fray_bin_dir)
     assert "task-out 2" not in out.stdout and "task-err 2" not in out.stderr
 
 
+def test_a_worker_output_line_is_read_back_as_printed():
+    from frayhq._local import output_line
+
+    rt = 'time=t level=INFO msg=output lang=python runtime="/py -m frayhq.runtime"'
+    assert output_line(f'{rt} task=T1 pid=7 stream=stdout line="said \\"hi\\"\\tline=x é"') == (
+        "stdout",
+        '(task=T1 pid=7) said "hi"\tline=x é',
+    )
+    assert output_line(f'{rt} actor="" pid=8 stream=stderr line=bare') == ("stderr", "(pid=8) bare")
+    assert output_line('time=t level=INFO msg="worker registered" worker=w1') is None
+
+
 def test_current_client_is_the_first_connected(client):
     assert frayhq.current_client() is client
     other = frayhq.connect(client.url, namespace="other")

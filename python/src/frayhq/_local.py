@@ -110,7 +110,7 @@ def output_line(log_line: str) -> tuple[str, str] | None:
     f = {k: v for k, v in _FIELD.findall(log_line)}
     if f.get("stream") not in ("stdout", "stderr") or "line" not in f:
         return None
-    who = next((f"{k}={_unquote(f[k])} " for k in ("task", "actor") if k in f), "")
+    who = next((f"{k}={_unquote(f[k])} " for k in ("task", "actor") if _unquote(f.get(k, ""))), "")
     return f["stream"], f"({who}pid={f.get('pid', '?')}) {_unquote(f['line'])}"
 
 

@@ -355,6 +355,7 @@ class Runtime:
             # The call is answered; the actor fails as a crash does, so the
             # worker restarts it per its max_restarts.
             e = self.failed
+            self.err.write("frayhq.runtime: the actor failed by its context's fail(): ")
             self.err.write("".join(traceback.format_exception(type(e), e, e.__traceback__)))
             self._flush()
             os._exit(1)
