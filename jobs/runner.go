@@ -86,6 +86,14 @@ type RunnerOptions struct {
 	// authenticates with. Give jobs credentials of their own by adding
 	// them here (fray-worker --job-env FILE).
 	Environ []string
+	// Python is the interpreter of the worker's Python runtime
+	// (fray-worker --python) and PythonPath its module directories. When
+	// set, a callable Python job written as `python3 -m frayhq.job …` (what
+	// frayhq submits when it cannot know the workers' interpreter) runs
+	// with Python instead, PythonPath first on its PYTHONPATH, as the
+	// worker's Python tasks do. Any other argv runs as it is.
+	Python     string
+	PythonPath []string
 	// Grace is how long a stopped job's process group has between SIGTERM
 	// and SIGKILL. Defaults to 10 s.
 	Grace time.Duration

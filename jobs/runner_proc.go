@@ -201,6 +201,10 @@ func (p *proc) run(ctx context.Context) jobwire.TaskEvent {
 // runCommand runs the argv in its own process group.
 func (p *proc) runCommand(ctx context.Context, lw *LogWriter, devs []string) (code int, errMsg string, preempted, stopped bool) {
 	argv := p.a.Argv
+	pyJob := p.h.r.o.Python != "" && isFrayhqJob(argv)
+	if pyJob {
+		argv = append([]string{p.h.r.o.Python}, argv[1:]...)
+	}
 	if len(p.a.Setup) > 0 {
 		script := strings.Join(p.a.Setup, " && ") + ` && exec "$@"`
 		argv = append([]string{"/bin/sh", "-c", script, "sh"}, argv...)
@@ -218,6 +222,9 @@ func (p *proc) runCommand(ctx context.Context, lw *LogWriter, devs []string) (co
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = p.environ(devs)
+	if pyJob {
+		cmd.Env = withPythonPath(cmd.Env, p.h.r.o.PythonPath)
+	}
 	cmd.Dir = p.a.Workdir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	pr, pw, err := os.Pipe()

@@ -103,7 +103,8 @@ func runMain(args []string) error {
 	var py pythonFlags
 	fs.Var(pythonFlag{&py.interpreter}, "python", "serve Python: run @frayhq.task functions, @frayhq.actor classes and pickled callables (py.call, py.object)\n"+
 		"in persistent Python processes (python -m frayhq.runtime); --python=INTERPRETER (or --python INTERPRETER)\n"+
-		"picks the interpreter, default python3 on PATH; it needs the frayhq package importable")
+		"picks the interpreter, default python3 on PATH; it needs the frayhq package importable. Callable Python jobs\n"+
+		"(python3 -m frayhq.job) run with it too, --python-path first on their PYTHONPATH")
 	fs.IntVar(&py.procs, "python-procs", 0, "how many Python processes serve tasks, one task each at a time (default: --concurrency);\n"+
 		"each Python actor gets a process of its own besides")
 	fs.Var(&py.imports, "python-import", "MODULE: import MODULE in every Python process at start and serve the functions and classes it\n"+
@@ -192,6 +193,7 @@ func runMain(args []string) error {
 	if jro.Environ, err = jobEnviron(*jobEnv); err != nil {
 		return daemon.UsageError{Err: err}
 	}
+	jro.Python, jro.PythonPath = py.interpreter, py.paths
 
 	wm, err := listenMetrics(*metricsAddr)
 	if err != nil {

@@ -1,8 +1,11 @@
 import pickle
+import subprocess
+import sys
 
 import pytest
 
 import frayhq
+from conftest import child_env
 
 
 class Acc:
@@ -140,6 +143,65 @@ def test_a_method_raising_stop_actor_answers_then_ends_its_actor_for_good(client
     again = client.create_actor("fray.Counter", name=name)
     assert again.Add(2) == 2
     again.shutdown()
+
+
+class Crasher:
+    def pid(self):
+        import os
+
+        return os.getpid()
+
+    def crash(self):
+        import os
+
+        os._exit(1)
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_a_call_whose_instance_crashed_and_restarted_fails_at_once(client, name, sync):
+    # The instance is replaced in well under the sweep's first look: the
+    # call must still be seen to have gone to the lost one, not wait out
+    # its 60 s deadline in silence.
+    h = client.create_actor(Crasher, name=name, actor_config=frayhq.ActorConfig(max_restarts=1))
+    try:
+        before = h.pid()
+        with pytest.raises(frayhq.ActorUnavailableError, match="restarted"):
+            if sync:
+                h.crash()
+            else:
+                h.crash.remote().result(30)
+        assert h.pid() != before  # the restarted instance answers
+    finally:
+        h.shutdown()
+
+
+def test_a_handle_whose_client_was_shut_down_says_so_and_starts_nothing(client, name):
+    h = client.create_actor(Acc, 1, name=name)
+    code = (
+        "import sys, time, frayhq\n"
+        "c = frayhq.connect(sys.argv[1])\n"
+        "h = c.get_actor(sys.argv[2])\n"
+        "assert h.add(1) == 2\n"
+        "c.shutdown()\n"
+        "t = time.monotonic()\n"
+        "try:\n"
+        "    h.add(1)\n"
+        "except frayhq.ConnectionError as e:\n"
+        "    print('raised', e)\n"
+        "import frayhq.client as fc\n"
+        "print('new client', fc._process_client not in (None, c))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, client.url, name],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=child_env(),
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"raised frayhq: the client of actor handle default/{name} is shut down" in out.stdout
+    assert "new client False" in out.stdout  # no local cluster was started behind the caller's back
+    h.shutdown()
 
 
 def test_handles_pickle_and_travel(client, name):

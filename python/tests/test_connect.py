@@ -1,4 +1,5 @@
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import pytest
 
 import frayhq
 from conftest import child_env
+from frayhq._local import LocalCluster
 
 
 def _alive(pid: int) -> bool:
@@ -70,10 +72,67 @@ def test_local_cluster_dies_with_its_parent(fray_bin_dir, tmp_path):
         while any(_alive(x) for x in pids) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not any(_alive(x) for x in pids)
+        # Its parent could not remove its directory: the next local cluster
+        # started on the machine does.
+        assert os.path.isdir(tmp)
+        LocalCluster(workers=0).stop()
+        assert not os.path.exists(tmp)
     finally:
         p.kill()
         if line:
-            shutil.rmtree(tmp, ignore_errors=True)  # its parent could not remove it
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_a_local_cluster_leaves_the_directories_of_live_owners_alone(fray_bin_dir, client):
+    mine = LocalCluster(workers=0)
+    try:
+        assert os.path.isdir(client.local.dir) and os.path.isdir(mine.dir)
+    finally:
+        mine.stop()
+    assert os.path.isdir(client.local.dir)
+    assert not os.path.exists(mine.dir)
+
+
+def test_what_tasks_and_actors_print_on_a_local_cluster_shows_here(fray_bin_dir):
+    code = (
+        "import sys, frayhq\n"
+        "def shout(x):\n"
+        "    print('task-out', x)\n"
+        "    print('task-err', x, file=sys.stderr)\n"
+        "    return x\n"
+        "class Talker:\n"
+        "    def say(self):\n"
+        "        print('actor-out')\n"
+        "c = frayhq.connect('local', workers=1)\n"
+        "assert c.run(shout, 1).result(60) == 1\n"
+        "c.create_actor(Talker, name='talker').say()\n"
+        "c.shutdown()\n"
+        "q = frayhq.connect('local', workers=1, log_to_driver=False)\n"
+        "assert q.run(shout, 2).result(60) == 2\n"
+        "q.shutdown()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, env=child_env()
+    )
+    assert out.returncode == 0, out.stderr
+    # Shown on this process's own streams, tagged as Ray's driver does,
+    # before shutdown() returns; not with log_to_driver=False.
+    assert re.search(r"^\(task=\S+ pid=\d+\) task-out 1$", out.stdout, re.M), out.stdout
+    assert re.search(r"^\(task=\S+ pid=\d+\) task-err 1$", out.stderr, re.M), out.stderr
+    assert re.search(r"^\(actor=default/talker\.say pid=\d+\) actor-out$", out.stdout, re.M), out.stdout
+    assert "task-out 2" not in out.stdout and "task-err 2" not in out.stderr
+
+
+def test_a_worker_output_line_is_read_back_as_printed():
+    from frayhq._local import output_line
+
+    rt = 'time=t level=INFO msg=output lang=python runtime="/py -m frayhq.runtime"'
+    assert output_line(f'{rt} task=T1 pid=7 stream=stdout line="said \\"hi\\"\\tline=x é"') == (
+        "stdout",
+        '(task=T1 pid=7) said "hi"\tline=x é',
+    )
+    assert output_line(f'{rt} actor="" pid=8 stream=stderr line=bare') == ("stderr", "(pid=8) bare")
+    assert output_line('time=t level=INFO msg="worker registered" worker=w1') is None
 
 
 def test_current_client_is_the_first_connected(client):

@@ -1,3 +1,4 @@
+import sys
 import time
 
 import pytest
@@ -45,6 +46,42 @@ def test_binary_job_logs_tail_and_terminate(client, name):
     with pytest.raises(frayhq.JobFailed) as ei:
         frayhq.wait_all([h])
     assert ei.value.job_id == h.job_id
+
+
+def test_a_failed_jobs_error_shows_the_end_of_its_log(client, name):
+    script = "for i in $(seq 1 500); do echo line $i; done; echo 'cannot open /data/shard-7' >&2; exit 3"
+    h = client.submit(JobRequest(name=name, entrypoint=Entrypoint.from_binary("sh", ["-c", script])))
+    with pytest.raises(frayhq.JobFailed) as ei:
+        h.wait(60)
+    msg = str(ei.value)
+    assert "exited with code 3" in msg
+    assert "cannot open /data/shard-7" in msg
+    assert "line 500" in msg and "line 1\n" not in msg  # the end, not the whole log
+
+
+def test_a_callable_job_on_a_cluster_runs_with_the_workers_python(tmp_path, name, monkeypatch):
+    # A cluster of its own, reached by URL: the client cannot know the
+    # workers' interpreter, so it writes python3; the worker runs the job
+    # with its --python and --python-path, as it runs Python tasks.
+    import procs
+
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    mod = "jobmod_" + name.replace("-", "_")
+    (mods / f"{mod}.py").write_text("import sys\n\ndef where(x):\n    return [x, sys.executable]\n")
+    monkeypatch.syspath_prepend(str(mods))
+    monkeypatch.delenv("FRAY_JOB_PYTHON", raising=False)
+    fn = __import__(mod).where
+    b = procs.Broker(tmp_path)
+    w = procs.worker(tmp_path, b.url, "w-" + name, "--python-path", str(mods))
+    try:
+        with frayhq.connect(b.url) as c:
+            h = c.submit(JobRequest(name=name, entrypoint=Entrypoint.from_callable(fn, args=(7,))))
+            assert h.info()["request"]["entrypoint"]["argv"][:3] == ["python3", "-m", "frayhq.job"]
+            assert h.result(120) == [7, sys.executable]
+    finally:
+        w.stop()
+        b.stop()
 
 
 def test_follow_logs_until_the_end(client, name):
@@ -141,6 +178,23 @@ def test_env_from_worker_is_filled_by_the_worker_and_stored_nowhere(tmp_path, na
 def test_bad_job_name(client):
     with pytest.raises(frayhq.ConfigError, match="job name"):
         client.submit(JobRequest(name="a/b", entrypoint=Entrypoint.from_binary("true", [])))
+
+
+@pytest.mark.parametrize("where", ["request", "resources"])
+def test_negative_replicas_are_refused_naming_them(client, name, where):
+    from fray.types import Entrypoint as MarinEntrypoint
+    from fray.types import JobRequest as MarinJobRequest
+    from fray.types import ResourceConfig
+
+    ep = MarinEntrypoint.from_binary("true", [])
+    if where == "request":
+        req = MarinJobRequest(name=name, entrypoint=ep, replicas=-2)
+    else:
+        req = MarinJobRequest(name=name, entrypoint=ep, resources=ResourceConfig(replicas=-2))
+    with pytest.raises(frayhq.ConfigError, match=r"replicas=-2: want >= 1"):
+        client.submit(req)
+    with pytest.raises(frayhq.ConfigError, match=r"replicas=-1"):
+        client.submit(JobRequest(name=name, entrypoint=Entrypoint.from_binary("true", []), replicas=-1))
 
 
 def _submit_child(name):

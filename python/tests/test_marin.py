@@ -2,8 +2,10 @@
 frayhq client, marin's JobRequest/ResourceConfig objects, marin's wait_all,
 marin's JobStatus."""
 
+import time
+
 import pytest
-from fray.actor import ActorUnavailableError
+from fray.actor import ActorUnavailableError, current_actor
 from fray.client import JobAlreadyExists, JobFailed, wait_all
 from fray.current_client import current_client, set_current_client
 from fray.types import ActorConfig, Entrypoint, JobRequest, JobStatus, ResourceConfig
@@ -81,6 +83,83 @@ def test_marin_create_actor_non_preemptible(client, name):
             h.shutdown()
         with pytest.raises(ActorUnavailableError):
             h.incr()
+
+
+class _Sampler:
+    """An actor as marin code writes it: its context read in __init__."""
+
+    def __init__(self):
+        import os
+
+        ctx = current_actor()
+        self.ctx, self.pid = ctx, os.getpid()
+
+    def who(self):
+        return [self.ctx.group_name, self.ctx.index, self.pid]
+
+    def finish(self):
+        self.ctx.shutdown_event.set()
+        return "done"
+
+    def give_up(self):
+        self.ctx.fail(RuntimeError("sampler gave up"))
+        return "failing"
+
+    def me(self):
+        return self.ctx.handle.name
+
+
+def test_marin_current_actor_in_fray_actors(client, name):
+    with set_current_client(client):
+        group = current_client().create_actor_group(
+            _Sampler, name=name, count=2, actor_config=ActorConfig(max_restarts=1)
+        )
+        try:
+            a, b = group.wait_ready(timeout=60)
+            assert sorted(h.who()[:2] for h in (a, b)) == [[name, 0], [name, 1]]
+            assert a.me() == a.name  # the context's handle is the actor's own
+            # shutdown_event: the actor ends cleanly, no restart.
+            assert a.finish() == "done"
+            with pytest.raises(ActorUnavailableError, match="stopped"):
+                a.who()
+            # fail(exc): answered, then the actor fails and restarts per its policy.
+            pid = b.who()[2]
+            assert b.give_up() == "failing"
+            deadline = time.monotonic() + 60
+            while True:  # a call racing the failing instance is lost with it
+                try:
+                    now = b.who()[2]
+                    break
+                except ActorUnavailableError:
+                    assert time.monotonic() < deadline, "the failed actor was not restarted"
+            assert now != pid
+        finally:
+            group.shutdown()
+        hosted = current_client().host_actor(_Sampler, name=name + "-h")
+        try:
+            assert hosted.handle.who()[:2] == [name + "-h", 0]
+            assert hosted.handle.finish() == "done"
+            with pytest.raises(ActorUnavailableError):
+                hosted.handle.who()
+        finally:
+            hosted.shutdown()
+
+
+def test_an_actor_asking_for_a_device_is_told_placement_does_not_give_it(client, name, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="frayhq"):
+        h = client.create_actor(_Sampler, name=name, resources=ResourceConfig.with_tpu("v5litepod-16"))
+        plain = client.create_actor(_Sampler, name=name + "-cpu", resources=ResourceConfig(preemptible=False))
+    try:
+        said = [r.getMessage() for r in caplog.records]
+        assert len(said) == 1, said
+        assert f"actor default/{name} asks for device tpu v5litepod-16" in said[0]
+        assert "does not honour" in said[0] and "as a job" in said[0]
+        assert h.who()[0] == name  # still created: on a cluster of TPU workers it has one
+    finally:
+        h.shutdown()
+        plain.shutdown()
 
 
 def test_with_tpu_request_is_accepted_as_is(client):

@@ -90,8 +90,11 @@ def test_a_function_of_a_worker_that_joins_later_becomes_runnable(client):
     procs = [go_only]
     try:
         _wait(lambda: client._run(client._workers.live(pool)) >= 1, 30, f"a worker in pool {pool}")
-        # The pool's only worker serves the built-in functions, not Python.
-        with pytest.raises(frayhq.UnknownFunction, match=rf"pool '{pool}'.*fray\.echo"):
+        # The pool's only worker serves the built-in functions, not Python,
+        # and the error says what Python functions need.
+        with pytest.raises(
+            frayhq.UnknownFunction, match=rf"pool '{pool}'.*fray\.echo.*runtime \(fray-worker --python"
+        ):
             client.run(len, [1, 2], pool=pool)
         procs.append(client.local.add_worker("--pool", pool, "--python", sys.executable))
 

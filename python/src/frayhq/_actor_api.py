@@ -3,12 +3,15 @@ create_actor_group, host_actor, plus get_actor)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from ._actors import _ABSENT, PY_OBJECT, ActorHandle, _pickled, check_name
 from .errors import ConfigError, Unsupported
 from .errors import TimeoutError as FrayTimeoutError
+
+log = logging.getLogger("frayhq")
 
 
 def _get(obj: Any, attr: str, default: Any) -> Any:
@@ -53,6 +56,34 @@ def _check_environment(environment: Any) -> None:
                 f"frayhq: environment.{what} for an actor: an actor runs in its worker's Python environment; "
                 "install what it needs there (or run it as a job, which takes pip_packages)"
             )
+
+
+def _check_resources(resources: Any, what: str) -> None:
+    """Say what actor placement cannot honour: it picks any live worker of
+    the pool that offers the class (preemptible=false ones when asked), so
+    a device, regions or a zone asked for are not given. A warning, not an
+    error: on a cluster whose workers all have them, the actor gets them."""
+    if resources is None:
+        return
+    from ._jobs import _device
+
+    dev, _ = _device(_get(resources, "device", None))
+    wants = []
+    if dev.get("kind") != "cpu":
+        wants.append(f"device {dev['kind']} {dev.get('variant', '')}".rstrip())
+    if alts := _get(resources, "device_alternatives", None):
+        wants.append(f"device_alternatives {list(alts)}")
+    for field in ("regions", "zone"):
+        if v := _get(resources, field, None):
+            wants.append(f"{field} {v!r}")
+    if wants:
+        log.warning(
+            "frayhq: %s asks for %s, which actor placement does not honour: it runs on any worker that "
+            "offers its class (only preemptible=False narrows it); run the work that needs them as a job "
+            "(client.submit with these resources)",
+            what,
+            ", ".join(wants),
+        )
 
 
 class WithEnv:
@@ -136,7 +167,8 @@ class ActorGroup:
 class ActorAPI:
     """Mixed into Client."""
 
-    def _actor_opts(self, resources: Any, actor_config: Any) -> dict[str, Any]:
+    def _actor_opts(self, resources: Any, actor_config: Any, what: str) -> dict[str, Any]:
+        _check_resources(resources, what)
         max_conc = int(_get(actor_config, "max_concurrency", 1))
         if max_conc < 1:
             raise ConfigError(f"frayhq: actor_config.max_concurrency={max_conc}: want >= 1")
@@ -176,7 +208,7 @@ class ActorAPI:
         check_name("namespace", ns)
         _check_environment(environment)
         cls, arg = _class_and_arg(_with_env(actor_class, environment), args, kwargs)
-        o = self._actor_opts(resources, actor_config)
+        o = self._actor_opts(resources, actor_config, f"actor {ns}/{name}")
         return self._run(
             self._actors.create(cls, arg, ns, name, detached=detached, get_if_exists=get_if_exists, **o)
         )
@@ -207,7 +239,7 @@ class ActorAPI:
             raise ConfigError(f"frayhq: create_actor_group(count={count}): want >= 1")
         _check_environment(environment)
         cls, arg = _class_and_arg(_with_env(actor_class, environment), args, kwargs)
-        o = self._actor_opts(resources, actor_config)
+        o = self._actor_opts(resources, actor_config, f"actor group {ns}/{name}")
         import asyncio
 
         async def all_members() -> list[ActorHandle]:
@@ -249,5 +281,5 @@ class ActorAPI:
         check_name("actor name", name)
         if not isinstance(actor_class, type):
             raise TypeError(f"frayhq: host_actor wants a class, got {actor_class!r}")
-        o = self._actor_opts(None, actor_config)
+        o = self._actor_opts(None, actor_config, f"actor {ns}/{name}")
         return host(self, actor_class, args, kwargs, ns, name, o["max_conc"])

@@ -180,6 +180,7 @@ class _Call:
     __slots__ = (
         "fut",
         "sent",
+        "sent_ms",
         "epoch",
         "gen",
         "subj",
@@ -196,6 +197,8 @@ class _Call:
     ) -> None:
         self.fut = fut
         self.sent = sent
+        # When it was sent, Unix ms, to compare with the record's started_ms.
+        self.sent_ms = time.time() * 1000 - (time.monotonic() - sent) * 1000
         self.epoch: Any = _UNSEEN
         self.gen = gen  # the connection generation it was (last) sent in
         self.subj = subj
@@ -280,10 +283,22 @@ class ActorHandle:
         return self.class_name == PY_OBJECT
 
     def _c(self) -> Client:
-        if self._client is None or self._client._closed:  # noqa: SLF001
+        if self._client is None:
             from .client import current_client
 
-            self._client = current_client()
+            self._client = current_client()  # a handle that travelled here
+        elif self._client._closed:  # noqa: SLF001
+            # Its client was shut down: another live one may take over, but
+            # none is made (connect() would start a new local cluster).
+            from .client import live_client
+
+            c = live_client()
+            if c is None:
+                raise FrayConnectionError(
+                    f"frayhq: the client of actor handle {self.qualified_name} is shut down; "
+                    "connect again and call get_actor"
+                )
+            self._client = c
         return self._client
 
     def __getattr__(self, method: str) -> ActorMethod:
@@ -1004,19 +1019,27 @@ class Actors:
                     continue
                 live = rec is not None and rec.get("state") not in (*TERMINAL, "failed", "restarting")
                 epoch = rec.get("epoch") if rec else None
+                started = rec.get("started_ms") if rec else None
                 for c in stale:
                     if c.epoch is _UNSEEN and live:
-                        c.epoch = epoch
-                        continue
+                        if rec.get("state") == "placing":
+                            continue  # no instance started yet: look again once one is ready
+                        if not isinstance(started, int) or started <= c.sent_ms:
+                            c.epoch = epoch
+                            continue
+                        # Sent before this instance started: the call went
+                        # to an earlier one, which is gone (a restart as
+                        # quick as the sweep), as PROTOCOL.md says.
                     if (not live or epoch != c.epoch) and not c.fut.done():
+                        if not rec:
+                            why = " (its record expired)"
+                        elif live:
+                            why = f" (the actor restarted: now epoch {epoch}, restarts {rec.get('restarts', 0)})"
+                        else:
+                            why = f" ({rec.get('state')}: {rec.get('error')})"
                         c.fut.set_exception(
                             ActorUnavailableError(
-                                f"frayhq: actor {ns}/{name}: the instance running the call is gone"
-                                + (
-                                    f" ({rec.get('state')}: {rec.get('error')})"
-                                    if rec
-                                    else " (its record expired)"
-                                )
+                                f"frayhq: actor {ns}/{name}: the instance running the call is gone{why}"
                             )
                         )
 

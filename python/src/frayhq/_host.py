@@ -18,7 +18,7 @@ from typing import Any
 import cloudpickle
 import nats.js.errors
 
-from . import _codec
+from . import _codec, _marin_actor
 from ._actors import PY_OBJECT, TERMINAL, ActorHandle, record_key, standing_key
 from .errors import ActorError, ActorExists, StopActor
 
@@ -86,6 +86,7 @@ class Host:
         self.calls = 0
         self.stopped = False
         self.stop_asked = False  # a method raised StopActor
+        self.marin: Any = None  # marin-fray's ActorContext of the instance, when marin-fray is there
         self.renewer: asyncio.Task[None] | None = None
         self.ops: dict[str, asyncio.Task[None]] = {}
         self.running_ops: set[str] = set()
@@ -289,6 +290,8 @@ class Host:
                 result = self._apply(call)
             except StopActor as stop:
                 self.stop_asked, result = True, stop.value
+            if _marin_actor.ended(self.marin)[0]:
+                self.stop_asked = True  # marin's shutdown_event or fail(): a hosted actor just ends
             out: dict[str, Any] = {"v": 1, "ep": ep}
             if result is not None:
                 out["r"] = result
@@ -444,8 +447,11 @@ class Host:
 def host(
     client: Any, cls: type, args: tuple[Any, ...], kwargs: dict[str, Any], ns: str, name: str, max_conc: int
 ) -> HostedActor:
-    inst = cls(*args, **kwargs)
+    marin = _marin_actor.context(ActorHandle(ns, name, PY_OBJECT, client), 0, name)
+    with _marin_actor.during(marin):
+        inst = cls(*args, **kwargs)
     h = Host(client, inst, ns, name, max_conc)
+    h.marin = marin
     client._run(h.start(max_conc))  # noqa: SLF001
     client._actors.hosted.append(h)  # noqa: SLF001
     return HostedActor(ActorHandle(ns, name, PY_OBJECT, client), h)

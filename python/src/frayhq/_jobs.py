@@ -176,6 +176,8 @@ def request_map(c: Client, req: Any, callable_call: tuple[str, list[str]] | None
         e["docker_image"] = str(img)
     out["environment"] = e
     replicas = int(_attr(req, "replicas", 0) or _attr(res, "replicas", 1) or 1)
+    if replicas < 0:
+        raise ConfigError(f"frayhq: job {name}: replicas={replicas}: want >= 1")
     # marin counts replicas in VMs (with_tpu: slices x VMs per slice); one
     # multi-VM slice is coscheduled on the VMs of one slice, as Go's WithTPU.
     if replicas > 1:
@@ -209,6 +211,7 @@ def read_request(req: dict[str, Any]) -> dict[str, Any]:
 
 
 FIND_SUBJECT = "fray.dispatcher.find"
+LOG_TAIL_LINES = 10  # of each task, in the message of a failed job's JobFailed
 FIND_TIMEOUT = 45.0  # the dispatcher bounds a look-up at 40 s
 
 
@@ -364,6 +367,25 @@ class Jobs:
             await sub.unsubscribe()
         return lines
 
+    async def log_tail(self, job_id: str, n: int) -> list[str]:
+        """Up to the last n lines of each of the job's tasks: the last log
+        batch each wrote, one read per task, whatever the log's length."""
+        subj = f"fray.logs.{token(job_id)}.>"
+        try:
+            info = await self.c.js._jsm.stream_info(LOGS_STREAM, subjects_filter=subj)  # noqa: SLF001
+        except nats.js.errors.NotFoundError:
+            return []
+        lines: list[str] = []
+        for s in sorted(info.state.subjects or {}):
+            try:
+                m = await self.c.js._jsm.get_msg(LOGS_STREAM, subject=s)  # noqa: SLF001
+            except nats.js.errors.NotFoundError:
+                continue
+            b = _codec.loads_plain(m.data or b"", "log batch")
+            if isinstance(b, dict):
+                lines.extend(str(x) for x in (b.get("lines") or [])[-n:])
+        return lines
+
 
 class JobHandle:
     """A submitted job: marin's JobHandle protocol plus follow_logs()."""
@@ -432,11 +454,17 @@ class JobHandle:
             exc = self._remote_exception()
             if exc is not None:
                 raise exc
-        raise JobFailed(
-            self._id,
-            to_status(st),
-            f"Job {self._id} finished with status {st.lower()}: {rec.get('error') or ''}".rstrip(": "),
-        )
+        msg = f"Job {self._id} finished with status {st.lower()}: {rec.get('error') or ''}".rstrip(": ")
+        if st == "FAILED":
+            # What it printed last is most often why (a traceback, a
+            # missing module): shown here, not left for logs() to find.
+            try:
+                tail = self._c._run(self._c._jobs.log_tail(self._id, LOG_TAIL_LINES))  # noqa: SLF001
+            except Exception:  # noqa: BLE001 - the failure is reported without its log
+                tail = []
+            if tail:
+                msg += "\nthe last lines of its log:\n" + "\n".join("  " + line for line in tail)
+        raise JobFailed(self._id, to_status(st), msg)
 
     def _remote_exception(self) -> BaseException | None:
         tasks = self._c._tasks  # noqa: SLF001

@@ -3,13 +3,17 @@ fray-worker processes, all in a temporary directory removed on stop.
 
 The processes die with their parent: on Linux each gets a parent-death
 signal (SIGTERM for the broker, SIGKILL for the workers), and stop() (called by Client.shutdown and at interpreter
-exit) terminates them in order, workers first.
+exit) terminates them in order, workers first. A directory whose owner
+was killed (so never ran stop) is removed by the next local cluster
+started on the machine: each names its owner process in an ``owner`` file.
 """
 
 from __future__ import annotations
 
+import ast
 import ctypes
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,11 +22,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from . import _binaries as _bin
 from .errors import ConnectionError as FrayConnectionError
 
 _PR_SET_PDEATHSIG = 1
+_PREFIX = "frayhq-local-"
+_OWNER = "owner"  # "<pid> <start time>" of the process whose cluster the directory is
 _python_flags_cache: dict[str, bool] = {}
 
 
@@ -36,6 +43,92 @@ def _die_with_parent(sig: int) -> Callable[[], None]:
         os.setpgid(0, 0)
 
     return pre_exec
+
+
+def _start_time(pid: int) -> str:
+    """pid's start time (clock ticks after boot, /proc/<pid>/stat field 22),
+    "" where /proc cannot tell; "Z" for a zombie (it is dead)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return ""
+    return "Z" if fields[0] == "Z" else fields[19]
+
+
+def _alive(pid: int, start: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    now = _start_time(pid)
+    return now != "Z" and (not now or not start or now == start)  # a reused pid has another start time
+
+
+def sweep_orphans() -> None:
+    """Remove the directories of local clusters whose owner process is dead
+    (killed before it could stop them); those of live owners, of other
+    users and without an owner file are left alone."""
+    tmp = tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(tmp) if n.startswith(_PREFIX)]
+    except OSError:
+        return
+    for n in names:
+        d = os.path.join(tmp, n)
+        try:
+            if os.stat(d).st_uid != os.getuid():
+                continue
+            with open(os.path.join(d, _OWNER), encoding="ascii") as f:
+                pid, _, start = f.read().strip().partition(" ")
+            if not _alive(int(pid), start):
+                shutil.rmtree(d, ignore_errors=True)
+        except (OSError, ValueError):
+            continue
+
+
+_FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')  # one key=value of a slog text line
+
+
+def _unquote(v: str) -> str:
+    if not v.startswith('"'):
+        return v
+    try:
+        return str(ast.literal_eval(v))  # Go's quoting: Python's escapes, \x and \u included
+    except (ValueError, SyntaxError):
+        return v[1:-1]
+
+
+def output_line(log_line: str) -> tuple[str, str] | None:
+    """(stream, text) for a worker log line carrying what a Python task or
+    actor printed: text prefixed with the task or actor call and the pid,
+    as Ray shows a worker's prints on its driver; None for other lines."""
+    if " msg=output " not in log_line:
+        return None
+    f = {k: v for k, v in _FIELD.findall(log_line)}
+    if f.get("stream") not in ("stdout", "stderr") or "line" not in f:
+        return None
+    who = next((f"{k}={_unquote(f[k])} " for k in ("task", "actor") if _unquote(f.get(k, ""))), "")
+    return f["stream"], f"({who}pid={f.get('pid', '?')}) {_unquote(f['line'])}"
+
+
+def _pump(src: Any, log: str) -> None:
+    """Copy a worker's output to its log file, and what its Python tasks and
+    actors print to this process's stdout or stderr, until the worker exits."""
+    with open(log, "ab") as f:
+        for raw in src:
+            f.write(raw)
+            f.flush()
+            try:
+                out = output_line(raw.decode("utf-8", "replace").rstrip("\n"))
+                if out is not None:
+                    stream = sys.stdout if out[0] == "stdout" else sys.stderr
+                    stream.write(out[1] + "\n")
+                    stream.flush()
+            except Exception:  # noqa: BLE001, S112 - a closed or broken stream of ours: keep the log going
+                continue
 
 
 def worker_speaks_python(worker_bin: str) -> bool:
@@ -62,14 +155,20 @@ class LocalCluster:
         python_path: Sequence[str] | None = None,
         verbose: bool = False,
         broker_args: Sequence[str] = (),
+        log_to_driver: bool = True,
     ) -> None:
-        self.dir = tempfile.mkdtemp(prefix="frayhq-local-")
+        sweep_orphans()
+        self.dir = tempfile.mkdtemp(prefix=_PREFIX)
+        with open(os.path.join(self.dir, _OWNER), "w", encoding="ascii") as f:
+            f.write(f"{os.getpid()} {_start_time(os.getpid())}\n")
         self.procs: list[subprocess.Popen[bytes]] = []
         self.url = ""
         self._lock = threading.Lock()
         self._stopped = False
         self._verbose = verbose
         self._broker_args = list(broker_args)
+        self._log_to_driver = log_to_driver
+        self._pumps: list[threading.Thread] = []
         try:
             self._start(workers, concurrency, list(worker_args), python, python_path)
         except BaseException:
@@ -77,9 +176,14 @@ class LocalCluster:
             raise
 
     def _popen(
-        self, argv: list[str], log: str, death_signal: int = signal.SIGKILL
+        self, argv: list[str], log: str, death_signal: int = signal.SIGKILL, forward: bool = False
     ) -> subprocess.Popen[bytes]:
-        out = None if self._verbose else open(os.path.join(self.dir, log), "wb")  # noqa: SIM115
+        pump = forward and not self._verbose
+        out: Any = None
+        if pump:
+            out = subprocess.PIPE
+        elif not self._verbose:
+            out = open(os.path.join(self.dir, log), "wb")  # noqa: SIM115
         env = dict(os.environ)
         # The workers' Python runtime (python -m frayhq.runtime) imports this
         # frayhq, wherever it was imported from.
@@ -98,7 +202,16 @@ class LocalCluster:
             env=env,
             preexec_fn=_die_with_parent(death_signal) if sys.platform.startswith("linux") else None,  # noqa: PLW1509
         )
-        if out is not None:
+        if pump:
+            t = threading.Thread(
+                target=_pump,
+                args=(p.stdout, os.path.join(self.dir, log)),
+                name="frayhq-local-log",
+                daemon=True,
+            )
+            t.start()
+            self._pumps.append(t)
+        elif out is not None:
             out.close()
         self.procs.append(p)
         return p
@@ -134,7 +247,11 @@ class LocalCluster:
                     seen.add(d)
                     wargs += ["--python-path", d]
         for i in range(workers):
-            self._popen([worker, "--id", f"local-{os.getpid()}-{i}", *wargs], f"worker-{i}.log")
+            self._popen(
+                [worker, "--id", f"local-{os.getpid()}-{i}", *wargs],
+                f"worker-{i}.log",
+                forward=self._log_to_driver,
+            )
 
     def _wait_ready(self, p: subprocess.Popen[bytes], log: str, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
@@ -178,6 +295,7 @@ class LocalCluster:
         return self._popen(
             [worker, "--nats", self.url, "--drain-timeout", "2s", "--id", f"local-{os.getpid()}-x{n}", *args],
             f"worker-x{n}.log",
+            forward=self._log_to_driver,
         )
 
     def stop(self) -> None:
@@ -202,4 +320,6 @@ class LocalCluster:
                     except (ProcessLookupError, PermissionError):
                         p.kill()
                     p.wait(5)
+        for t in self._pumps:
+            t.join(5)  # what the workers printed last is shown before stop returns
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -23,6 +23,7 @@ import random
 from typing import Any
 
 from . import _codec
+from ._decorators import PY_CALL
 from .errors import UnknownFunction
 
 POOLS = "FRAY_POOLS"
@@ -176,9 +177,15 @@ class Workers:
         served = [str(f) for f in (d.get("functions") or [])]
         if fn not in served:
             n = int(d.get("workers") or 0)
+            hint = ""
+            if fn == PY_CALL:
+                hint = (
+                    "; Python functions need workers started with the Python runtime "
+                    "(fray-worker --python PYTHON, whose interpreter has frayhq installed)"
+                )
             raise UnknownFunction(
                 f"frayhq: function {fn!r} is not served by any of the {n} live workers of pool "
-                f"{pool!r}; they serve: {', '.join(served) or '(nothing)'}"
+                f"{pool!r}; they serve: {', '.join(served) or '(nothing)'}{hint}"
             )
 
     def idle_hint(self, pool: str) -> str:

@@ -102,6 +102,7 @@ class Client(ActorAPI, JobAPI):
         namespace: str | None = None,
         workers: int = 2,
         concurrency: int | None = None,
+        log_to_driver: bool = True,
     ) -> None:
         self.spec = _spec.parse(spec)
         self.owner = _owner()
@@ -113,7 +114,7 @@ class Client(ActorAPI, JobAPI):
         self._kvs: dict[str, Any] = {}
         self._loop = LoopThread()
         try:
-            self._loop.run(self._open(workers, concurrency), timeout=60)
+            self._loop.run(self._open(workers, concurrency, log_to_driver), timeout=60)
         except BaseException:
             self._teardown()
             raise
@@ -122,7 +123,7 @@ class Client(ActorAPI, JobAPI):
     def _nuid(self) -> str:
         return self._ids.next()
 
-    async def _open(self, workers: int, concurrency: int | None) -> None:
+    async def _open(self, workers: int, concurrency: int | None, log_to_driver: bool) -> None:
         sp = self.spec
         urls = list(sp.urls)
         opts: dict[str, Any] = {}
@@ -136,6 +137,7 @@ class Client(ActorAPI, JobAPI):
                     concurrency=concurrency,
                     python=sys.executable,
                     python_path=list(sys.path),
+                    log_to_driver=log_to_driver,
                 )
             else:
                 self.local = LocalCluster(workers=0, broker_args=_broker_args(sp))
@@ -382,6 +384,17 @@ def connect(spec: str | None = None, *, namespace: str | None = None, **options:
         if _process_client is None:
             _process_client = c
     return c
+
+
+def live_client() -> Client | None:
+    """current_client() when there is one open; never makes one."""
+    c = _current.get()
+    if c is not None and not c._closed:  # noqa: SLF001
+        return c
+    with _process_lock:
+        if _process_client is not None and not _process_client._closed:  # noqa: SLF001
+            return _process_client
+    return None
 
 
 def current_client() -> Client:

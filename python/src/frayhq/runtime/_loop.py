@@ -16,7 +16,7 @@ from typing import Any
 import cbor2
 import cloudpickle
 
-from .. import _codec, _decorators
+from .. import _codec, _decorators, _marin_actor
 from .._decorators import PY_CALL, PY_OBJECT
 from ..errors import PickleFailed, StopActor
 
@@ -202,6 +202,8 @@ class Runtime:
         self.pool: ThreadPoolExecutor | None = None
         self.out: Any = None  # the _FrameStreams main installed as sys.stdout and sys.stderr
         self.err: Any = None
+        self.marin: Any = None  # marin-fray's ActorContext of the actor this process hosts
+        self.failed: BaseException | None = None  # what that actor's fail() recorded
 
     # -- start -----------------------------------------------------------
 
@@ -329,6 +331,13 @@ class Runtime:
                 max_concurrency=conc,
             )
         )
+        self.marin = _marin_actor.context(
+            _marin_actor.LazyHandle(str(info.get("ns", "")), str(info.get("name", "")), cls_name),
+            int(info.get("index", -1)),
+            str(info.get("group") or info.get("name", "")),
+        )
+        if self.marin is not None:
+            _marin_actor.install(self.marin)
         self.instance = cls(*args, **kwargs)
         if conc > 1:
             self.pool = ThreadPoolExecutor(max_workers=conc, thread_name_prefix="fray-actor")
@@ -342,6 +351,14 @@ class Runtime:
 
     def _call(self, f: dict[str, Any]) -> None:
         self._answer(f["id"], self._call_method, f)
+        if self.failed is not None:
+            # The call is answered; the actor fails as a crash does, so the
+            # worker restarts it per its max_restarts.
+            e = self.failed
+            self.err.write("frayhq.runtime: the actor failed by its context's fail(): ")
+            self.err.write("".join(traceback.format_exception(type(e), e, e.__traceback__)))
+            self._flush()
+            os._exit(1)
 
     def _call_method(self, f: dict[str, Any]) -> dict[str, Any]:
         method = f.get("fn", "")
@@ -357,7 +374,13 @@ class Runtime:
             # The caller gets the value; the worker then stops the actor
             # cleanly (Go's actors.ErrStop).
             return {"t": "result", "value": _encode(stop.value, f"method {method}"), "stop": True}
-        return {"t": "result", "value": _encode(value, f"method {method}")}
+        out = {"t": "result", "value": _encode(value, f"method {method}")}
+        end, err = _marin_actor.ended(self.marin)
+        if end and err is None:
+            out["stop"] = True  # marin's shutdown_event: the actor ends cleanly, as with StopActor
+        elif end:
+            self.failed = err  # marin's fail(exc): answered, then the process fails (restart policy)
+        return out
 
     # -- loop ------------------------------------------------------------
 
