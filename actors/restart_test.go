@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -24,8 +25,11 @@ type restartableBroker struct {
 
 func newRestartableBroker(t *testing.T) *restartableBroker {
 	t.Helper()
-	b := &restartableBroker{t: t, dir: t.TempDir(), port: frayt.FreePort(t)}
+	// nats-server picks the port the first time (one reserved here and
+	// released is free for anyone to take first); restarts ask for it again.
+	b := &restartableBroker{t: t, dir: t.TempDir(), port: -1}
 	b.start()
+	b.port = b.srv.NATS().Addr().(*net.TCPAddr).Port
 	nc, js := frayt.Connect(t, b.url())
 	if err := broker.Provision(frayt.Context(t, 30*time.Second), js, nc.ConnectedServerVersion(), broker.ProvisionOptions{}); err != nil {
 		t.Fatalf("provision: %v", err)

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,7 +18,6 @@ import (
 
 	"github.com/frayhq/fray"
 	"github.com/frayhq/fray/integration/backends"
-	"github.com/frayhq/fray/internal/frayt"
 )
 
 // bin holds the built binaries: bin["fray"], bin["fray-broker"], bin["fray-worker"].
@@ -165,8 +166,6 @@ func (p *proc) Exited() bool {
 	}
 }
 
-// freePort returns a TCP port free on loopback right now.
-
 // brokerProc is a running fray-broker.
 type brokerProc struct {
 	*proc
@@ -175,8 +174,10 @@ type brokerProc struct {
 	Port  int
 }
 
-// startBroker runs fray-broker on store (a new temp dir if "") and port (a
-// free one if 0) and waits until it is ready.
+// startBroker runs fray-broker on store (a new temp dir if "") and port (one
+// nats-server picks itself if 0: a port reserved here and released would be
+// free for anyone to take before fray-broker binds it) and waits until it is
+// ready. Port is the port it listens on, to start it again on.
 func startBroker(t testing.TB, store string, port int, args ...string) *brokerProc {
 	t.Helper()
 	return startBrokerEnv(t, nil, store, port, args...)
@@ -190,12 +191,26 @@ func startBrokerEnv(t testing.TB, env []string, store string, port int, args ...
 		store = t.TempDir()
 	}
 	if port == 0 {
-		port = frayt.FreePort(t)
+		port = -1
 	}
 	p := start(t, "fray-broker", env, append([]string{"--store", store, "--port", fmt.Sprint(port), "--log-level", "warn"}, args...)...)
 	line := p.waitLine("fray-broker ready", 60*time.Second)
 	url := strings.TrimPrefix(strings.Fields(line)[2], "url=")
-	return &brokerProc{proc: p, URL: url, Store: store, Port: port}
+	return &brokerProc{proc: p, URL: url, Store: store, Port: urlPort(t, url)}
+}
+
+// urlPort is the port of a nats:// URL a binary printed.
+func urlPort(t testing.TB, url string) int {
+	t.Helper()
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatalf("printed URL %q: %v", url, err)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil || port <= 0 {
+		t.Fatalf("printed URL %q names no port", url)
+	}
+	return port
 }
 
 // startWorker runs fray-worker against url and waits until it is

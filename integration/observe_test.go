@@ -3,7 +3,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/frayhq/fray/internal/frayt"
 )
 
 // get fetches url and returns its status and body.
@@ -34,8 +31,7 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestFrayUpPrintsAWorkingDashboardURL(t *testing.T) {
-	port := frayt.FreePort(t)
-	up := start(t, "fray", nil, "up", "--workers", "2", "--port", fmt.Sprint(port), "--metrics-addr", "127.0.0.1:0")
+	up := start(t, "fray", nil, "up", "--workers", "2", "--port", "-1", "--metrics-addr", "127.0.0.1:0")
 	up.waitLine("export FRAY_CLUSTER_SPEC=", 60*time.Second)
 	line := up.waitLine("dashboard: ", 10*time.Second)
 	dash := strings.TrimSpace(strings.TrimPrefix(line, "dashboard: "))
@@ -61,12 +57,11 @@ func TestFrayUpPrintsAWorkingDashboardURL(t *testing.T) {
 }
 
 func TestBrokerServesMetricsAndDashboard(t *testing.T) {
-	port := frayt.FreePort(t)
-	p := start(t, "fray-broker", nil, "--store", t.TempDir(), "--port", fmt.Sprint(port), "--log-level", "warn",
+	p := start(t, "fray-broker", nil, "--store", t.TempDir(), "--port", "-1", "--log-level", "warn",
 		"--metrics-addr", "127.0.0.1:0", "--ui-addr", "127.0.0.1:0")
 	metrics := strings.TrimPrefix(strings.Fields(p.waitLine("fray-broker metrics url=", 60*time.Second))[2], "url=")
 	dash := strings.TrimPrefix(strings.Fields(p.waitLine("fray-broker dashboard url=", 10*time.Second))[2], "url=")
-	p.waitLine("fray-broker ready", 60*time.Second)
+	url := strings.TrimPrefix(strings.Fields(p.waitLine("fray-broker ready", 60*time.Second))[2], "url=")
 	waitFor(t, 20*time.Second, "the broker's metrics list the streams", func() bool {
 		_, body := get(t, metrics)
 		return strings.Contains(body, `fray_stream_messages{stream="FRAY_TASKS"}`) && strings.Contains(body, "go_goroutines") &&
@@ -80,7 +75,6 @@ func TestBrokerServesMetricsAndDashboard(t *testing.T) {
 	}
 
 	// A worker's own metrics.
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
 	w := start(t, "fray-worker", nil, "--nats", url, "--id", "metered", "--concurrency", "3", "--log-level", "warn", "--metrics-addr", "127.0.0.1:0")
 	wmetrics := strings.TrimPrefix(strings.Fields(w.waitLine("fray-worker metrics url=", 60*time.Second))[2], "url=")
 	w.waitLine("fray-worker ready", 60*time.Second)

@@ -84,15 +84,20 @@ func startFleet(t *testing.T, url string, n int, mod func(i int, o *worker.Optio
 }
 
 // waitPool waits until pool's directory counts n workers and lists fn.
+// A fleet of a few hundred starting in one -race process on a loaded
+// machine took 80 s to register, and a JetStream request meanwhile
+// may outlast its 5 s default: both are waited out, not failed on.
 func waitPool(t *testing.T, js jetstream.JetStream, pool string, n int, fn string) broker.PoolDirectory {
 	t.Helper()
-	kv, err := js.KeyValue(context.Background(), broker.BucketPools)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var d broker.PoolDirectory
-	frayt.Eventually(t, 60*time.Second, fmt.Sprintf("pool %s lists %d workers serving %s", pool, n, fn), func() bool {
-		e, err := kv.Get(context.Background(), pool)
+	frayt.Eventually(t, 3*time.Minute, fmt.Sprintf("pool %s lists %d workers serving %s", pool, n, fn), func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		kv, err := js.KeyValue(ctx, broker.BucketPools)
+		if err != nil {
+			return false
+		}
+		e, err := kv.Get(ctx, pool)
 		if err != nil || objects.Unmarshal(e.Value(), &d) != nil {
 			return false
 		}

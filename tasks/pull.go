@@ -55,6 +55,7 @@ type puller struct {
 	abandoned  int    // slots held by handlers whose attempt ended without them (see abandon)
 	lastSign   time.Time
 	reconnects uint64
+	started    bool // start was called; no request goes out before it
 	draining   bool
 	failed     string        // status of the last request refused without a count
 	dry        bool          // the last task delivered left the queue empty (or did not say)
@@ -244,6 +245,7 @@ func (p *puller) tick(now time.Time) (failed string) {
 
 func (p *puller) start() {
 	p.mu.Lock()
+	p.started = true
 	p.lastSign = time.Now()
 	p.pullLocked()
 	p.mu.Unlock()
@@ -268,6 +270,11 @@ func (p *puller) drain() {
 // nats-server walks a consumer's whole list of waiting requests each time
 // the queue runs dry and each time a request arrives.
 func (p *puller) pullLocked() {
+	// Before start the executor is still learning the cancellations and
+	// the pool's peers: the ticker and a wake must not ask for tasks.
+	if !p.started {
+		return
+	}
 	limit := p.limitLocked()
 	free := limit - p.running - p.abandoned - p.pending
 	// A parker of a large pool waits for a wake instead (see parking).

@@ -1000,7 +1000,9 @@ func (d *gatedDialer) Dial(network, address string) (net.Conn, error) {
 }
 
 func TestForeignFutureGetsAResultStoredWhileItsProducerWasDisconnected(t *testing.T) {
-	dir, port := t.TempDir(), frayt.FreePort(t)
+	// nats-server picks the port the first time (one reserved here and
+	// released is free for anyone to take first); the restart asks for it again.
+	dir, port := t.TempDir(), -1
 	start := func() *broker.Server {
 		srv, err := broker.Start(context.Background(), broker.Options{StoreDir: dir, Port: port})
 		if err != nil {
@@ -1010,6 +1012,7 @@ func TestForeignFutureGetsAResultStoredWhileItsProducerWasDisconnected(t *testin
 		return srv
 	}
 	srv := start()
+	port = srv.NATS().Addr().(*net.TCPAddr).Port
 	nc, js := frayt.Connect(t, srv.ClientURL())
 	if err := broker.Provision(frayt.Context(t, 10*time.Second), js, nc.ConnectedServerVersion(), broker.ProvisionOptions{}); err != nil {
 		t.Fatal(err)
@@ -1079,11 +1082,11 @@ func TestWorkerRecreatesItsConsumerWhenItIsDeleted(t *testing.T) {
 func TestSubmissionDuringABrokerRestartIsSentAgainAndRuns(t *testing.T) {
 	dir := t.TempDir()
 	ctx := frayt.Context(t, 60*time.Second)
-	port := frayt.FreePort(t)
-	srv, err := broker.Start(ctx, broker.Options{StoreDir: dir, Port: port})
+	srv, err := broker.Start(ctx, broker.Options{StoreDir: dir, Port: -1}) // the restart asks for its port again
 	if err != nil {
 		t.Fatal(err)
 	}
+	port := srv.NATS().Addr().(*net.TCPAddr).Port
 	nc, js := frayt.Connect(t, srv.ClientURL())
 	if err := broker.Provision(ctx, js, nc.ConnectedServerVersion(), broker.ProvisionOptions{}); err != nil {
 		t.Fatal(err)

@@ -25,8 +25,12 @@ import (
 func rayBackend(t *testing.T, address string) *ray.Backend {
 	t.Helper()
 	// A unique namespace: the shared head keeps every earlier test's jobs.
+	// Quick retries, so that a poll of a head cut off fails within 2 s; but
+	// six of them, since a loaded head answers a submission "500 No
+	// available agent to submit job, please try again later" after waiting
+	// 10 s for its job agent, and two tries made that answer the job's end.
 	b, err := ray.New(ray.Options{Address: address, Namespace: fmt.Sprintf("mirror%d", rand.Uint32()),
-		Retry: ray.Retry{Attempts: 2, Initial: 50 * time.Millisecond, Max: 50 * time.Millisecond}})
+		Retry: ray.Retry{Attempts: 6, Initial: 50 * time.Millisecond, Max: time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +45,7 @@ func TestARayJobThatRanAndFinishedBetweenTwoPollsHasADuration(t *testing.T) {
 	o := dispatcher.Options{Backends: []dispatcher.Backend{rb}, DefaultBackend: rb.Name(), PollInterval: time.Hour}
 	stop := c.Start(o)
 	h := c.Submit(jobs.JobRequest{Name: "short", Entrypoint: jobs.Command("true")})
-	c.Await(h, time.Minute, "submitted to Ray", func(r *jobs.Record) bool { return r.ExternalID != "" })
+	c.Await(h, 3*time.Minute, "submitted to Ray", func(r *jobs.Record) bool { return r.ExternalID != "" })
 	stop()
 	r := c.Info(h)
 	if r.Status != jobs.StatusPending || r.StartedMS != 0 {

@@ -146,28 +146,26 @@ func procsPair(ctx context.Context, o ProcsOptions, p, w int) (ProcsResult, erro
 		return res, err
 	}
 	defer os.RemoveAll(dir)
-	ports, err := freePorts(1)
-	if err != nil {
-		return res, err
-	}
-	url := fmt.Sprintf("nats://127.0.0.1:%d", ports[0])
 	var procs []*exec.Cmd
 	defer func() {
 		for _, c := range slices.Backward(procs) { // producers, workers, then the broker
 			stopProc(c)
 		}
 	}()
-	o.say("starting fray-broker on %s", url)
-	brk, ready, err := startBroker(o.Broker, "--store", dir, "--port", strconv.Itoa(ports[0]), "--log-level", "warn")
+	o.say("starting fray-broker")
+	// nats-server picks the port: one reserved here and released would be
+	// free for anyone to take before the broker binds it.
+	brk, ready, err := startBroker(o.Broker, "--store", dir, "--port", "-1", "--log-level", "warn")
 	if err != nil {
 		return res, err
 	}
 	procs = append(procs, brk)
-	nc, js, err := connectWhenReady(ctx, url, brk, ready)
+	nc, js, url, err := connectWhenReady(ctx, brk, ready)
 	if err != nil {
 		return res, err
 	}
 	defer nc.Close()
+	o.say("fray-broker ready on %s", url)
 	o.say("starting %d fray-worker(s), %d slots each", w, o.Concurrency)
 	var workers []*exec.Cmd
 	for i := range w {
@@ -309,7 +307,7 @@ func exitOf(c *exec.Cmd, err error) error {
 // startBroker starts fray-broker and returns a channel closed once it
 // prints that it is ready (every stream and bucket provisioned: a worker
 // started before that exits). Its output goes to this process's stderr.
-func startBroker(bin string, args ...string) (*exec.Cmd, <-chan struct{}, error) {
+func startBroker(bin string, args ...string) (*exec.Cmd, <-chan string, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, nil, err
@@ -323,43 +321,43 @@ func startBroker(bin string, args ...string) (*exec.Cmd, <-chan struct{}, error)
 		pr.Close()
 		return nil, nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	ready := make(chan struct{})
+	ready := make(chan string, 1)
 	go func() { // ends when the broker exits and its output closes
 		defer pr.Close()
 		sc := bufio.NewScanner(pr)
 		said := false
 		for sc.Scan() {
 			fmt.Fprintln(os.Stderr, sc.Text())
-			if !said && strings.HasPrefix(sc.Text(), "fray-broker ready") {
+			if _, rest, ok := strings.Cut(sc.Text(), "fray-broker ready url="); ok && !said {
 				said = true
-				close(ready)
+				ready <- strings.Fields(rest)[0] // "URL store=DIR"
 			}
 		}
 	}()
 	return c, ready, nil
 }
 
-// connectWhenReady connects to the broker at url once it says it is
-// ready, failing early if it exits.
-func connectWhenReady(ctx context.Context, url string, brk *exec.Cmd, ready <-chan struct{}) (*nats.Conn, jetstream.JetStream, error) {
+// connectWhenReady connects to the broker once it says it is ready (with
+// the URL it listens on, which it returns), failing early if it exits.
+func connectWhenReady(ctx context.Context, brk *exec.Cmd, ready <-chan string) (*nats.Conn, jetstream.JetStream, string, error) {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
-		case <-ready:
+		case url := <-ready:
 			nc, err := nats.Connect(url)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, "", err
 			}
 			js, err := jetstream.New(nc)
 			if err != nil {
 				nc.Close()
-				return nil, nil, err
+				return nil, nil, "", err
 			}
-			return nc, js, nil
+			return nc, js, url, nil
 		default:
 		}
 		if err := alive(ctx, deadline, brk); err != nil {
-			return nil, nil, fmt.Errorf("broker at %s not ready: %w", url, err)
+			return nil, nil, "", fmt.Errorf("fray-broker not ready: %w", err)
 		}
 	}
 }

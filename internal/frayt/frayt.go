@@ -43,10 +43,16 @@ func ServerAt(t testing.TB, dir string, po ...broker.ProvisionOptions) *broker.S
 	return srv
 }
 
+// connectTimeout bounds a test connection's handshake. nats.go's default
+// of 2 s is too short for a server in a loaded test process: one with a few
+// hundred workers, under -race, on a busy CI machine, can take longer to
+// answer a new connection's CONNECT.
+const connectTimeout = 30 * time.Second
+
 // Connect opens a NATS connection closed when the test ends.
 func Connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond), nats.Timeout(connectTimeout))
 	if err != nil {
 		t.Fatalf("connect %s: %v", url, err)
 	}

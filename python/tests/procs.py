@@ -89,12 +89,15 @@ class Broker(Proc):
     """fray-broker on a fixed port and store, so that restart() brings the same cluster back."""
 
     def __init__(self, tmp: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
+        # nats-server picks the port (a port reserved here and released is
+        # free for anyone to take first); restart() asks for it again.
         self.store = tmp / "store"
-        argv = [_binaries.find("fray-broker"), "--port", str(self.port), "--store", str(self.store)]
+        argv = [_binaries.find("fray-broker"), "--port", "-1", "--store", str(self.store)]
         argv += ["--log-level", "warn", *args]
         super().__init__(argv, tmp / "broker.log", clean_env(env))
         self.url = self._ready()
+        self.port = int(self.url.rsplit(":", 1)[1])
+        self.argv[self.argv.index("--port") + 1] = str(self.port)
 
     def _ready(self, after: int = 0) -> str:
         return self.wait_line("fray-broker ready", after=after).split()[2].removeprefix("url=")

@@ -11,6 +11,7 @@ package dispatchtest
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -86,8 +87,8 @@ func Run(t testing.TB, url string, o dispatcher.Options) (stop func()) {
 	case <-d.Ready():
 	case <-done:
 		t.Fatal("the dispatcher stopped before it was ready")
-	case <-time.After(10 * time.Second):
-		t.Fatal("the dispatcher was not ready within 10s")
+	case <-time.After(time.Minute): // its first reads of the store, on a loaded machine
+		t.Fatal("the dispatcher was not ready within a minute")
 	}
 	return stop
 }
@@ -115,13 +116,25 @@ func (c *Cluster) Info(h *jobs.Handle) *jobs.Record {
 // Await waits up to d for the job's record to satisfy cond and returns it.
 func (c *Cluster) Await(h *jobs.Handle, d time.Duration, what string, cond func(*jobs.Record) bool) *jobs.Record {
 	c.t.Helper()
-	var r *jobs.Record
-	frayt.Eventually(c.t, d, h.ID()+": "+what, func() bool {
-		var err error
-		r, err = h.Info(c.Ctx)
-		return err == nil && cond(r)
-	})
-	return r
+	deadline := time.Now().Add(d)
+	for {
+		r, err := h.Info(c.Ctx)
+		if err == nil && cond(r) {
+			return r
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("not true within %s: %s: %s; the record: %s; the dispatchers logged:\n%s", d, h.ID(), what, describe(r, err), c.Log.Dump())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// describe is what a test failing on a record says of it.
+func describe(r *jobs.Record, err error) string {
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("%s (pending %q, error %q, external id %q, unreachable %q)", r.Status, r.PendingReason, r.Error, r.ExternalID, r.UnreachableError)
 }
 
 // Wait waits up to 3 minutes for the job to finish and returns its record.
