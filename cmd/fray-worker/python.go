@@ -87,6 +87,10 @@ func (pf *pythonFlags) check() error {
 	if err != nil {
 		return daemon.Usagef("--python %q: no such interpreter (%v)", pf.interpreter, err)
 	}
+	// Absolute: callable Python jobs run with it in their own workdir.
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
 	pf.interpreter = path
 	for i, d := range pf.paths {
 		st, err := os.Stat(d)

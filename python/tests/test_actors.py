@@ -288,3 +288,44 @@ def test_a_call_answered_no_responders_is_sent_again(client, name, sync):
         actors.get_record = get_record
         if server is not None:
             client._loop.submit(server.close()).result(10)
+
+
+def test_a_call_sent_again_to_a_restarted_instance_is_not_taken_for_lost():
+    # A barrier's redelivery sends a call again, to whichever instance
+    # serves now: an instance that started before the resend has it, so
+    # the sweep must wait for its answer, not fail it as gone.
+    import time
+
+    from frayhq._actors import _Call
+
+    c = _Call(None, time.monotonic() - 10, 0, "fray.actor.default.a", b"", "inbox.1")
+    c.epoch = 1  # it first went to epoch 1
+    now_ms = time.time() * 1000
+    rec = {"state": "ready", "epoch": 2, "restarts": 1, "started_ms": int(now_ms - 5000)}
+    assert "restarted: now epoch 2" in c.lost(rec)  # sent before epoch 2 started: lost with epoch 1
+    c.resent(1, time.monotonic())  # the barrier redelivered it, epoch 2 serving
+    assert c.lost(rec) == ""
+    assert c.epoch == 2
+    assert c.redelivered == 1
+
+
+def test_a_call_sent_before_its_instance_started_is_lost_and_says_why():
+    import time
+
+    from frayhq._actors import _Call
+
+    c = _Call(None, time.monotonic() - 2, 0, "s", b"", "r")
+    started = int(time.time() * 1000) - 1000  # after the send
+    assert c.lost({"state": "placing", "epoch": 2}) == ""  # nothing started yet: wait
+    assert "now epoch 2, restarts 1" in c.lost(
+        {"state": "ready", "epoch": 2, "restarts": 1, "started_ms": started}
+    )
+    assert (
+        c.lost({"state": "restarting", "epoch": 3, "restarts": 2})
+        == " (the actor restarted: now epoch 3, restarts 2)"
+    )
+    assert c.lost({"state": "stopped", "epoch": 2}) == " (stopped)"
+    assert c.lost(None) == " (its record expired)"
+    old = _Call(None, time.monotonic() - 2, 0, "s", b"", "r")
+    assert old.lost({"state": "ready", "epoch": 1}) == ""  # a host writing no started_ms: taken as its
+    assert old.epoch == 1

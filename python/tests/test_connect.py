@@ -48,6 +48,14 @@ def test_shutdown_stops_the_local_cluster(fray_bin_dir):
     assert not any(_alive(p) for p in pids)
 
 
+def test_a_stopped_local_cluster_leaves_no_worker_pipe_open(fray_bin_dir):
+    c = frayhq.connect("local", workers=2)
+    pipes = [p.stdout for p in c.local.procs if p.stdout is not None]
+    assert len(pipes) == 2  # the workers' output, read by the log pumps
+    c.shutdown()
+    assert all(f.closed for f in pipes)
+
+
 def test_local_cluster_dies_with_its_parent(fray_bin_dir, tmp_path):
     code = (
         "import frayhq, sys, time\n"

@@ -197,7 +197,7 @@ class _Call:
     ) -> None:
         self.fut = fut
         self.sent = sent
-        # When it was sent, Unix ms, to compare with the record's started_ms.
+        # When it was (last) sent, Unix ms, to compare with the record's started_ms.
         self.sent_ms = time.time() * 1000 - (time.monotonic() - sent) * 1000
         self.epoch: Any = _UNSEEN
         self.gen = gen  # the connection generation it was (last) sent in
@@ -211,6 +211,44 @@ class _Call:
         # a barrier that does not see it running proves nothing: it is
         # never sent again.
         self.silent = False
+
+    def resent(self, gen: int, sent: float) -> None:
+        """Sent again (a barrier's redelivery) in connection generation gen
+        at sent (the loop's clock): it goes to whichever instance serves now."""
+        self.redelivered += 1
+        self.gen = gen
+        self.sent = sent
+        self.sent_ms = time.time() * 1000 - (time.monotonic() - sent) * 1000
+
+    def lost(self, rec: dict[str, Any] | None) -> str | None:
+        """Why the call is lost, given the actor's record now ("" when it is
+        not), learning on the way which epoch it went to: one whose record
+        says it started before the call was (last) sent has it."""
+        live = rec is not None and rec.get("state") not in (*TERMINAL, "failed", "restarting")
+        if not live or rec is None:
+            if rec is None:
+                return " (its record expired)"
+            if rec.get("state") == "restarting":
+                return self._restarted(rec)
+            err = rec.get("error")
+            return f" ({rec.get('state')}: {err})" if err else f" ({rec.get('state')})"
+        epoch, started = rec.get("epoch"), rec.get("started_ms")
+        if rec.get("state") == "placing":
+            # No instance started yet: look again once one is ready.
+            return "" if self.epoch is _UNSEEN or epoch == self.epoch else self._restarted(rec)
+        after = isinstance(started, int) and started <= self.sent_ms
+        if self.epoch is _UNSEEN and (after or not isinstance(started, int)):
+            self.epoch = epoch
+        elif after and isinstance(epoch, int) and isinstance(self.epoch, int) and epoch > self.epoch:
+            self.epoch = epoch  # sent again after this instance started: it has the call
+        # Otherwise a call sent before this instance started went to an
+        # earlier one, which is gone (a restart as quick as the sweep), as
+        # PROTOCOL.md says.
+        return "" if epoch == self.epoch else self._restarted(rec)
+
+    @staticmethod
+    def _restarted(rec: dict[str, Any]) -> str:
+        return f" (the actor restarted: now epoch {rec.get('epoch')}, restarts {rec.get('restarts', 0)})"
 
 
 def _base36(n: int) -> str:
@@ -1017,26 +1055,9 @@ class Actors:
                     rec, _ = await self.get_record(ns, name)
                 except Exception:  # noqa: BLE001 - broker away: look again next time
                     continue
-                live = rec is not None and rec.get("state") not in (*TERMINAL, "failed", "restarting")
-                epoch = rec.get("epoch") if rec else None
-                started = rec.get("started_ms") if rec else None
                 for c in stale:
-                    if c.epoch is _UNSEEN and live:
-                        if rec.get("state") == "placing":
-                            continue  # no instance started yet: look again once one is ready
-                        if not isinstance(started, int) or started <= c.sent_ms:
-                            c.epoch = epoch
-                            continue
-                        # Sent before this instance started: the call went
-                        # to an earlier one, which is gone (a restart as
-                        # quick as the sweep), as PROTOCOL.md says.
-                    if (not live or epoch != c.epoch) and not c.fut.done():
-                        if not rec:
-                            why = " (its record expired)"
-                        elif live:
-                            why = f" (the actor restarted: now epoch {epoch}, restarts {rec.get('restarts', 0)})"
-                        else:
-                            why = f" ({rec.get('state')}: {rec.get('error')})"
+                    why = c.lost(rec)
+                    if why and not c.fut.done():
                         c.fut.set_exception(
                             ActorUnavailableError(
                                 f"frayhq: actor {ns}/{name}: the instance running the call is gone{why}"
@@ -1131,9 +1152,7 @@ class Actors:
                         )
                     )
                 elif c.redelivered < retries:
-                    c.redelivered += 1
-                    c.gen = self._gen
-                    c.sent = loop.time()
+                    c.resent(self._gen, loop.time())
                     await self.c.nc.publish(c.subj, c.body, reply=c.reply)
                 else:
                     c.fut.set_exception(

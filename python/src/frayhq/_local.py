@@ -117,7 +117,7 @@ def output_line(log_line: str) -> tuple[str, str] | None:
 def _pump(src: Any, log: str) -> None:
     """Copy a worker's output to its log file, and what its Python tasks and
     actors print to this process's stdout or stderr, until the worker exits."""
-    with open(log, "ab") as f:
+    with src, open(log, "ab") as f:  # the pipe is closed at the worker's end, not left to the GC
         for raw in src:
             f.write(raw)
             f.flush()
