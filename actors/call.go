@@ -471,6 +471,29 @@ func (m *mux) sweep() {
 	}
 }
 
+// heldBy reports whether the actor's live instance (rec) has the call,
+// learning on the way which epoch it went to: one whose record says it
+// started before the call was (last) sent has it, and so does the actor's
+// first instance (no restarts), which had no earlier one to take it,
+// whatever the clocks of its host and of this process say. Called by the
+// sweep only.
+func (f *Future) heldBy(rec *Record) bool {
+	if rec == nil || (rec.State != StateReady && rec.State != StatePlacing) {
+		return false
+	}
+	if f.epoch < rec.Epoch && rec.StartedMS > 0 && rec.StartedMS < f.sent.UnixMilli() {
+		f.epoch = rec.Epoch // sent after this instance started: it has the call
+	}
+	if f.epoch == rec.Epoch {
+		return true
+	}
+	if f.epoch == 0 && (rec.StartedMS == 0 || rec.StartedMS <= f.sent.UnixMilli() || rec.Restarts == 0) {
+		f.epoch = rec.Epoch
+		return true
+	}
+	return false
+}
+
 // retryOrFail sends each lost call again while the actor (rec, nil when
 // its record is gone) lives and the call's MaxTaskRetries allow, and fails
 // the others with failure(f).
@@ -515,17 +538,8 @@ func (m *mux) checkAlive(t *target, fs []*Future) {
 		} else {
 			f.absentSince = time.Time{}
 		}
-		if rec != nil && (rec.State == StateReady || rec.State == StatePlacing) {
-			if f.epoch < rec.Epoch && rec.StartedMS > 0 && rec.StartedMS < f.sent.UnixMilli() {
-				f.epoch = rec.Epoch // sent after this instance started: it has the call
-			}
-			if f.epoch == rec.Epoch {
-				continue
-			}
-			if f.epoch == 0 && (rec.StartedMS == 0 || rec.StartedMS <= f.sent.UnixMilli()) {
-				f.epoch = rec.Epoch
-				continue
-			}
+		if f.heldBy(rec) {
+			continue
 		}
 		delete(m.pending, f.token)
 		lost = append(lost, f)

@@ -329,3 +329,19 @@ def test_a_call_sent_before_its_instance_started_is_lost_and_says_why():
     old = _Call(None, time.monotonic() - 2, 0, "s", b"", "r")
     assert old.lost({"state": "ready", "epoch": 1}) == ""  # a host writing no started_ms: taken as its
     assert old.epoch == 1
+
+
+def test_a_call_to_an_actors_first_instance_is_its_whatever_the_clocks():
+    # The host's clock runs ahead of ours: its started_ms follows our send,
+    # yet the actor never restarted, so no earlier instance took the call.
+    import time
+
+    from frayhq._actors import _Call
+
+    c = _Call(None, time.monotonic() - 0.6, 0, "s", b"", "r")
+    ahead = int(time.time() * 1000) + 5  # 5 ms of skew
+    assert c.lost({"state": "ready", "epoch": 1, "started_ms": ahead}) == ""
+    assert c.epoch == 1
+    # Once it restarted, the same send time goes to an earlier instance.
+    d = _Call(None, time.monotonic() - 0.6, 0, "s", b"", "r")
+    assert "restarted" in d.lost({"state": "ready", "epoch": 2, "restarts": 1, "started_ms": ahead})

@@ -237,7 +237,12 @@ class _Call:
             # No instance started yet: look again once one is ready.
             return "" if self.epoch is _UNSEEN or epoch == self.epoch else self._restarted(rec)
         after = isinstance(started, int) and started <= self.sent_ms
-        if self.epoch is _UNSEEN and (after or not isinstance(started, int)):
+        # An instance that is the actor's first (no restarts) had no earlier
+        # one to take the call: it has it, whatever the clocks of its host
+        # and of this process say (a host's clock ahead of ours would make a
+        # call sent just after the start look older than the instance).
+        first = not rec.get("restarts")
+        if self.epoch is _UNSEEN and (after or first or not isinstance(started, int)):
             self.epoch = epoch
         elif after and isinstance(epoch, int) and isinstance(self.epoch, int) and epoch > self.epoch:
             self.epoch = epoch  # sent again after this instance started: it has the call
