@@ -1,18 +1,18 @@
 package bench
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/frayhq/fray/internal/frayt"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// A free-slots pull that the server refuses without a count (here 503 No
-// Responders: the consumer does not exist yet, as when a replicated
-// consumer's leader is still being elected) is asked again, so the bare
-// path does not stall at its first request.
-func TestBarePullAsksAgainAfterARefusedRequest(t *testing.T) {
+// bareTaskStream starts a broker with the bare path's task stream.
+func bareTaskStream(t *testing.T) (*nats.Conn, jetstream.JetStream, jetstream.Stream, context.Context) {
+	t.Helper()
 	srv := frayt.Server(t)
 	nc, js := frayt.Connect(t, srv.ClientURL())
 	ctx := frayt.Context(t, 30*time.Second)
@@ -21,6 +21,15 @@ func TestBarePullAsksAgainAfterARefusedRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return nc, js, s, ctx
+}
+
+// A free-slots pull that the server refuses without a count (here 503 No
+// Responders: the consumer does not exist yet, as when a replicated
+// consumer's leader is still being elected) is asked again, so the bare
+// path does not stall at its first request.
+func TestBarePullAsksAgainAfterARefusedRequest(t *testing.T) {
+	nc, js, s, ctx := bareTaskStream(t)
 	got := make(chan bareJob, 1)
 	release, err := barePull(ctx, nc, 4, true, func(j bareJob) { got <- j })
 	if err != nil {
@@ -47,14 +56,7 @@ func TestBarePullAsksAgainAfterARefusedRequest(t *testing.T) {
 // results stream is not there yet) is sent again, and its task is acked
 // only once the result is stored.
 func TestBareFinishStoresARefusedResultAgain(t *testing.T) {
-	srv := frayt.Server(t)
-	nc, js := frayt.Connect(t, srv.ClientURL())
-	ctx := frayt.Context(t, 30*time.Second)
-	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: bareTasks, Subjects: []string{bareTaskSubject},
-		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage})
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js, s, ctx := bareTaskStream(t)
 	c, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "base", AckPolicy: jetstream.AckExplicitPolicy})
 	if err != nil {
 		t.Fatal(err)
