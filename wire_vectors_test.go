@@ -33,11 +33,15 @@ func mustMarshal(t *testing.T, v any) []byte {
 }
 
 func TestWireVectorsTasks(t *testing.T) {
-	wirevec.Check(t, "task", "Task", &taskwire.Task{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3SQ", Owner: "OWNERj3kdkAQSgJ8c4XBs", Fn: "fray.echo",
-		Arg: mustMarshal(t, map[string]any{"n": 1, "s": "x"}), TimeoutMS: 5000, Retries: 2, BackoffMS: 100, MaxDeliveries: 5, SubmittedMS: 1765000000000})
+	// Version 2, as producers write it: the message's Nats-Msg-Id
+	// ("OWNERj3kdkAQSgJ8c4XBs.W1dtIxqFtC1nDEwpDgq3SQ") names the task.
+	wirevec.Check(t, "task", "Task", &taskwire.Task{V: 2, Fn: "fray.echo",
+		Arg: mustMarshal(t, map[string]any{"n": 1, "s": "x"}), TimeoutMS: 5000, Retries: 2, BackoffMS: 100, MaxDeliveries: 3, SubmittedMS: 1765000000000})
 	ref := vecRef
-	wirevec.Check(t, "task_arg_ref", "Task", &taskwire.Task{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3ST", Owner: "OWNERj3kdkAQSgJ8c4XBs", Fn: "py.call",
-		ArgRef: &ref, MaxDeliveries: 5, SubmittedMS: 1765000000001})
+	wirevec.Check(t, "task_arg_ref", "Task", &taskwire.Task{V: 2, Fn: "py.call", ArgRef: &ref, SubmittedMS: 1765000000001})
+	// Version 1, which workers still read: the id and owner in the body.
+	wirevec.Check(t, "task_v1", "Task", &taskwire.Task{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3SQ", Owner: "OWNERj3kdkAQSgJ8c4XBs", Fn: "fray.echo",
+		Arg: mustMarshal(t, map[string]any{"n": 1, "s": "x"}), TimeoutMS: 5000, Retries: 2, BackoffMS: 100, MaxDeliveries: 5, SubmittedMS: 1765000000000})
 	wirevec.Check(t, "result", "Result", &tasks.Result{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3SQ", Value: mustMarshal(t, []any{1, 2.5, "three"}),
 		Worker: "host-1", Attempt: 1, StartedMS: 1765000000100, FinishedMS: 1765000000200})
 	wirevec.Check(t, "result_value_ref", "Result", &tasks.Result{V: 1, ID: "W1dtIxqFtC1nDEwpDgq3SQ", ValueRef: &ref,

@@ -624,7 +624,7 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 	attempt := max(0, prior) + int(ack.delivered)
 	tr := &taskRun{e: e, m: m}
 	t := &tr.t
-	if err := taskwire.DecodeTaskInto(m.Data, t); err != nil {
+	if err := taskwire.DecodeTaskInto(m.Data, m.Header.Get(jetstream.MsgIDHeader), t); err != nil {
 		e.poison(m, err)
 		return
 	}
@@ -1043,7 +1043,7 @@ func (e *Executor) handOn(hctx context.Context, slot int, m *nats.Msg, id string
 	defer cancel(nil)
 	e.slots[slot].Store(&runningTask{id: id, msg: m, started: time.Now(), cancel: cancel})
 	defer e.slots[slot].Store(nil)
-	cp := taskCopy(m, id, counted, seq)
+	cp := taskCopy(m, counted, seq)
 	for delay := handOnDelay; ; delay = min(2*delay, maxHandOnRetry) {
 		select {
 		case <-time.After(delay):
@@ -1071,26 +1071,34 @@ func (e *Executor) handOn(hctx context.Context, slot int, m *nats.Msg, id string
 	}
 }
 
-// taskCopy is task message m (id, the stream's message seq) to queue again
+// taskCopy is task message m (the stream's message seq) to queue again
 // without counting its deliveries anew: it carries the counted ones
 // (taskwire.HeaderPriorDeliveries), and a Nats-Msg-Id naming the message
-// it copies, the same on a resend, so a retried publish is stored once.
-func taskCopy(m *nats.Msg, id string, counted int, seq uint64) *nats.Msg {
+// it copies (the task's own, with the suffix "~<seq>"), the same on a
+// resend, so a retried publish is stored once. A version-1 task's copy
+// keeps its Fray-Owner header.
+func taskCopy(m *nats.Msg, counted int, seq uint64) *nats.Msg {
 	cp := nats.NewMsg(m.Subject)
 	cp.Data = m.Data
-	cp.Header.Set(taskwire.HeaderOwner, m.Header.Get(taskwire.HeaderOwner))
+	if owner := m.Header.Get(taskwire.HeaderOwner); owner != "" {
+		cp.Header.Set(taskwire.HeaderOwner, owner)
+	}
 	cp.Header.Set(taskwire.HeaderPriorDeliveries, strconv.Itoa(counted))
-	cp.Header.Set(jetstream.MsgIDHeader, id+"~"+strconv.FormatUint(seq, 10))
+	base, _, _ := strings.Cut(m.Header.Get(jetstream.MsgIDHeader), "~") // a copy's copy keeps one suffix
+	cp.Header.Set(jetstream.MsgIDHeader, base+"~"+strconv.FormatUint(seq, 10))
 	return cp
 }
 
 // poison terminates an undecodable task and reports it to its producer
-// when the headers say who that is.
+// when the headers say who that is: the Nats-Msg-Id (version 2), or the
+// Fray-Owner header (version 1).
 func (e *Executor) poison(m *nats.Msg, cause error) {
-	id, _, _ := strings.Cut(m.Header.Get(jetstream.MsgIDHeader), "~") // a handed-on copy's id has a suffix
-	owner := m.Header.Get(taskwire.HeaderOwner)
+	owner, id, ok := taskwire.ParseTaskMsgID(m.Header.Get(jetstream.MsgIDHeader))
+	if owner == "" {
+		owner = m.Header.Get(taskwire.HeaderOwner)
+	}
 	e.log.Error("malformed task terminated", "task", id, "owner", owner, "err", cause)
-	if taskwire.ValidToken(owner) && taskwire.ValidToken(id) {
+	if ok && taskwire.ValidToken(owner) {
 		res := Result{V: taskwire.ResultVersion, ID: id, Worker: e.o.WorkerID, FinishedMS: time.Now().UnixMilli(),
 			Error: &ErrorInfo{Kind: KindBadInput, Message: "malformed task record: " + cause.Error(), Worker: e.o.WorkerID}}
 		if data, err := objects.Marshal(&res); err == nil {

@@ -14,7 +14,10 @@ import (
 // Future is a task's eventual result. Its ID names it in any process
 // connected to the same cluster while the result is retained.
 type Future struct {
-	p     *Producer
+	p *Producer
+	// fid is the future id, "<owner>.<task-id>" (its task message's
+	// Nats-Msg-Id); owner and id are its parts.
+	fid   string
 	owner string
 	id    string
 	fn    string
@@ -59,8 +62,10 @@ var closedChan = func() chan struct{} {
 	return c
 }()
 
-func newFuture(p *Producer, owner, id, fn string) *Future {
-	return &Future{p: p, owner: owner, id: id, fn: fn, submittedHere: true}
+// newFuture is the future of a task p submits: fid is its future id, the
+// owner its first ownerLen bytes.
+func newFuture(p *Producer, fid string, ownerLen int, fn string) *Future {
+	return &Future{p: p, fid: fid, owner: fid[:ownerLen], id: fid[ownerLen+1:], fn: fn, submittedHere: true}
 }
 
 // markQueued records the submission's PubAck.
@@ -116,9 +121,9 @@ func (f *Future) Queued(ctx context.Context) error {
 }
 
 // ID is the future's public id, "<owner>.<task-id>".
-func (f *Future) ID() string { return taskwire.FutureID(f.owner, f.id) }
+func (f *Future) ID() string { return f.fid }
 
-// TaskID is the task's id (the Nats-Msg-Id of its record).
+// TaskID is the task's id, the part of its future id after the owner.
 func (f *Future) TaskID() string { return f.id }
 
 // resolve sets the outcome; the first one stands.

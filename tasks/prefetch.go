@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -94,8 +93,8 @@ func (e *Executor) handBack(ms []*nats.Msg) {
 func (e *Executor) handBackUncounted(m *nats.Msg) {
 	e.pull.releaseUnrun()
 	ack, err := ackMeta(m.Reply)
-	id, _, _ := strings.Cut(m.Header.Get(jetstream.MsgIDHeader), "~")
-	if err != nil || id == "" {
+	_, id, ok := taskwire.ParseTaskMsgID(m.Header.Get(jetstream.MsgIDHeader))
+	if err != nil || !ok {
 		m.Nak()
 		return
 	}
@@ -103,7 +102,7 @@ func (e *Executor) handBackUncounted(m *nats.Msg) {
 	if h := m.Header.Get(taskwire.HeaderPriorDeliveries); h != "" {
 		prior, _ = strconv.Atoi(h)
 	}
-	cp := taskCopy(m, id, max(0, prior)+int(ack.delivered)-1, ack.streamSeq)
+	cp := taskCopy(m, max(0, prior)+int(ack.delivered)-1, ack.streamSeq)
 	if !e.resendInBackground(m, func() {
 		if err := e.requeue(m, cp); err != nil {
 			e.log.Warn("hand a held task back; it counts as a delivery", "task", id, "err", err)

@@ -71,13 +71,11 @@ func (t sweepTiming) withDefaults() sweepTiming {
 // Producer submits tasks and receives their results. It is safe for
 // concurrent use.
 type Producer struct {
-	nc    *nats.Conn
-	js    jetstream.JetStream
-	owner string
-	// ownerHeader is the Fray-Owner header value of every task published.
-	ownerHeader []string
-	store       *objects.Store
-	maxSize     int64
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	owner   string
+	store   *objects.Store
+	maxSize int64
 	// retryDelays paces the resubmissions of a task (submitRetryDelays).
 	retryDelays []time.Duration
 	inline      int
@@ -136,7 +134,7 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	p := &Producer{nc: nc, owner: o.Owner, ownerHeader: []string{o.Owner}, store: o.Objects, maxSize: o.MaxValueSize, log: o.Logger,
+	p := &Producer{nc: nc, owner: o.Owner, store: o.Objects, maxSize: o.MaxValueSize, log: o.Logger,
 		idPrefix: newIDPrefix(), foreign: map[*Future]*nats.Subscription{}, inline: objects.DefaultInlineThreshold,
 		retryDelays: submitRetryDelays}
 	if o.submitRetry != nil {
@@ -347,7 +345,7 @@ func (p *Producer) Close() {
 // passed by reference: the worker fetches and decodes the object.
 func (p *Producer) Submit(ctx context.Context, fn string, arg any, opts ...Option) *Future {
 	seq := p.idSeq.Add(1)
-	f := newFuture(p, p.owner, taskID(p.idPrefix, seq), fn)
+	f := newFuture(p, futureID(p.owner, p.idPrefix, seq), len(p.owner), fn)
 	f.seq = seq
 	if err := p.submit(ctx, f, fn, arg, opts); err != nil {
 		f.resolve(nil, err)
@@ -376,9 +374,13 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 			p.log.Warn("tasks: pool has no live workers: its tasks wait in its queue until one starts", "pool", o.pool)
 		}
 	}
-	t := taskwire.Task{V: taskwire.TaskVersion, ID: f.id, Owner: p.owner, Fn: fn, TimeoutMS: o.timeout.Milliseconds(),
-		Retries: o.retries, BackoffMS: o.backoff.Milliseconds(), MaxDeliveries: o.maxDeliveries,
-		SubmittedMS: time.Now().UnixMilli()}
+	// The task's message names it (Nats-Msg-Id); the record says what to
+	// run, and leaves out what a worker assumes.
+	t := taskwire.Task{V: taskwire.TaskVersion, Fn: fn, TimeoutMS: o.timeout.Milliseconds(),
+		Retries: o.retries, BackoffMS: o.backoff.Milliseconds(), SubmittedMS: time.Now().UnixMilli()}
+	if o.maxDeliveries != taskwire.DefaultMaxDeliveries {
+		t.MaxDeliveries = o.maxDeliveries
+	}
 	switch a := arg.(type) {
 	case objects.Ref:
 		t.ArgRef = &a
@@ -413,8 +415,7 @@ func (p *Producer) submit(ctx context.Context, f *Future, fn string, arg any, op
 	sub.p, sub.f, sub.fn, sub.tries = p, f, fn, 0
 	sub.holds.Store(2)
 	sub.msg.Subject, sub.msg.Data = taskSubject(o.pool), data
-	sub.msgID[0] = f.id
-	sub.msg.Header[taskwire.HeaderOwner] = p.ownerHeader // shared: headers are only read
+	sub.msgID[0] = f.fid
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -454,7 +455,7 @@ type submission struct {
 
 var submissions = sync.Pool{New: func() any {
 	s := &submission{msgID: make([]string, 1)}
-	s.msg.Header = nats.Header{jetstream.MsgIDHeader: s.msgID, taskwire.HeaderOwner: nil}
+	s.msg.Header = nats.Header{jetstream.MsgIDHeader: s.msgID}
 	return s
 }}
 
@@ -467,7 +468,6 @@ func (s *submission) release() {
 		return
 	}
 	s.p, s.f, s.fn, s.msg.Reply, s.msgID[0] = nil, nil, "", "", ""
-	s.msg.Header[taskwire.HeaderOwner] = nil
 	if cap(s.msg.Data) > maxPooledData {
 		s.msg.Data = nil
 	}
@@ -588,7 +588,7 @@ func (p *Producer) Future(fid string) (*Future, error) {
 			return f, nil
 		}
 	}
-	return &Future{p: p, owner: owner, id: id, foreign: true}, nil
+	return &Future{p: p, fid: fid, owner: owner, id: id, foreign: true}, nil
 }
 
 // watchForeign subscribes to a future's result subject, then looks the

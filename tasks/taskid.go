@@ -32,7 +32,22 @@ func newOwner() string { return nuid.New().Next()[:ownerLen] }
 // taskID is the id of a producer's task number seq (below 62^10).
 func taskID(prefix string, seq uint64) string {
 	var b [idPrefixLen + idSeqMaxLen]byte
-	n := copy(b[:], prefix)
+	return string(appendTaskID(b[:0], prefix, seq))
+}
+
+// futureID is the future id "<owner>.<task-id>" of a producer's task
+// number seq, in one allocation (the owner is a valid token: at most 128
+// bytes).
+func futureID(owner, prefix string, seq uint64) string {
+	var b [128 + 1 + idPrefixLen + idSeqMaxLen]byte
+	n := copy(b[:], owner)
+	b[n] = '.'
+	return string(appendTaskID(b[:n+1], prefix, seq))
+}
+
+// appendTaskID appends the id of a producer's task number seq to b.
+func appendTaskID(b []byte, prefix string, seq uint64) []byte {
+	b = append(b, prefix...)
 	var digits [idSeqMaxLen]byte
 	i := len(digits)
 	for {
@@ -42,8 +57,7 @@ func taskID(prefix string, seq uint64) string {
 			break
 		}
 	}
-	n += copy(b[n:], digits[i:])
-	return string(b[:n])
+	return append(b, digits[i:]...)
 }
 
 // taskSeq is the number of id if prefix's producer made it: taskID of

@@ -319,17 +319,25 @@ func TestUnknownFunctionFailsFastOnProducerAndWorker(t *testing.T) {
 		t.Fatalf("producer: %v, want ErrUnknownFunction listing registered functions", err)
 	}
 	// A task that reaches a worker anyway (published by another client) is
-	// failed by the worker, not redelivered forever.
-	nc, js := frayt.Connect(t, e.url)
-	_ = nc
+	// failed by the worker, not redelivered forever: a version-2 record
+	// (named by its Nats-Msg-Id) and a version-1 one (named in its body).
+	_, js := frayt.Connect(t, e.url)
 	raw, _ := objects.Marshal(1)
-	rec, _ := objects.Marshal(taskwire.Task{V: taskwire.TaskVersion, ID: "t1", Owner: p.Owner(), Fn: "nosuch", Arg: raw, MaxDeliveries: 5})
-	if _, err := js.Publish(ctx, taskwire.TaskSubject("default"), rec); err != nil {
-		t.Fatal(err)
+	v2, _ := objects.Marshal(taskwire.Task{V: taskwire.TaskVersion, Fn: "nosuch", Arg: raw})
+	v1, _ := objects.Marshal(taskwire.Task{V: taskwire.TaskVersionV1, ID: "t2", Owner: p.Owner(), Fn: "nosuch", Arg: raw, MaxDeliveries: 5})
+	for _, m := range []*nats.Msg{
+		{Subject: taskwire.TaskSubject("default"), Data: v2, Header: nats.Header{jetstream.MsgIDHeader: {taskwire.TaskMsgID(p.Owner(), "t1")}}},
+		{Subject: taskwire.TaskSubject("default"), Data: v1, Header: nats.Header{jetstream.MsgIDHeader: {"t2"}, taskwire.HeaderOwner: {p.Owner()}}},
+	} {
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
 	}
-	f, _ := p.Future(taskwire.FutureID(p.Owner(), "t1"))
-	if err := f.Get(ctx, nil); !errors.Is(err, tasks.ErrUnknownFunction) {
-		t.Fatalf("worker: %v, want ErrUnknownFunction", err)
+	for _, id := range []string{"t1", "t2"} {
+		f, _ := p.Future(taskwire.FutureID(p.Owner(), id))
+		if err := f.Get(ctx, nil); !errors.Is(err, tasks.ErrUnknownFunction) {
+			t.Fatalf("worker, task %s: %v, want ErrUnknownFunction", id, err)
+		}
 	}
 }
 
@@ -389,14 +397,22 @@ func TestMalformedTaskIsTerminatedAndReported(t *testing.T) {
 	ctx := frayt.Context(t, 10*time.Second)
 	nc, _ := frayt.Connect(t, e.url)
 	js, _ := jetstream.New(nc)
-	msg := &nats.Msg{Subject: taskwire.TaskSubject("default"), Data: []byte{0xff, 0x00, 0x13}, Header: nats.Header{
-		jetstream.MsgIDHeader: []string{"bad1"}, taskwire.HeaderOwner: []string{p.Owner()}}}
-	if _, err := js.PublishMsg(ctx, msg); err != nil {
-		t.Fatal(err)
+	// Named as a version-2 task is (Nats-Msg-Id), and as a version-1 one
+	// was (Fray-Owner).
+	for _, h := range []nats.Header{
+		{jetstream.MsgIDHeader: {taskwire.TaskMsgID(p.Owner(), "bad1")}},
+		{jetstream.MsgIDHeader: {"bad2"}, taskwire.HeaderOwner: {p.Owner()}},
+	} {
+		msg := &nats.Msg{Subject: taskwire.TaskSubject("default"), Data: []byte{0xff, 0x00, 0x13}, Header: h}
+		if _, err := js.PublishMsg(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
 	}
-	f, _ := p.Future(taskwire.FutureID(p.Owner(), "bad1"))
-	if err := f.Get(ctx, nil); !errors.Is(err, tasks.ErrBadInput) {
-		t.Fatalf("got %v, want ErrBadInput", err)
+	for _, id := range []string{"bad1", "bad2"} {
+		f, _ := p.Future(taskwire.FutureID(p.Owner(), id))
+		if err := f.Get(ctx, nil); !errors.Is(err, tasks.ErrBadInput) {
+			t.Fatalf("task %s: got %v, want ErrBadInput", id, err)
+		}
 	}
 	// The message is gone from the queue (terminated), and the worker serves on.
 	frayt.Eventually(t, 5*time.Second, "malformed task removed from queue", func() bool {

@@ -92,8 +92,8 @@ func AppendTask(b []byte, t *Task) ([]byte, error) {
 		c := *t // only this copy escapes: the caller's task can stay on its stack
 		return objects.Marshal(&c)
 	}
-	n := 5 // v, id, owner, fn, submitted_ms
-	for _, set := range [...]bool{len(t.Arg) > 0, t.TimeoutMS != 0, t.Retries != 0, t.BackoffMS != 0, t.MaxDeliveries != 0} {
+	n := 3 // v, fn, submitted_ms
+	for _, set := range [...]bool{t.ID != "", t.Owner != "", len(t.Arg) > 0, t.TimeoutMS != 0, t.Retries != 0, t.BackoffMS != 0, t.MaxDeliveries != 0} {
 		if set {
 			n++
 		}
@@ -102,11 +102,15 @@ func AppendTask(b []byte, t *Task) ([]byte, error) {
 	b = appendHead(b, cborMap, uint64(n))
 	b = appendInt(append(b, keyV...), int64(t.V))
 	b = appendText(append(b, keyFn...), t.Fn)
-	b = appendText(append(b, keyID...), t.ID)
+	if t.ID != "" {
+		b = appendText(append(b, keyID...), t.ID)
+	}
 	if len(t.Arg) > 0 {
 		b = appendBytes(append(b, keyArg...), t.Arg)
 	}
-	b = appendText(append(b, keyOwner...), t.Owner)
+	if t.Owner != "" {
+		b = appendText(append(b, keyOwner...), t.Owner)
+	}
 	if t.Retries != 0 {
 		b = appendInt(append(b, keyRetries...), int64(t.Retries))
 	}

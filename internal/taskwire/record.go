@@ -2,19 +2,32 @@ package taskwire
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/frayhq/fray/objects"
 )
 
 // Record versions. A reader refuses a record whose version it does not know.
 const (
-	TaskVersion   = 1
+	// TaskVersion is the task record producers write. Version 2 names the
+	// task in its message's Nats-Msg-Id header, "<owner>.<task-id>" (its
+	// future id), and not in the body; version 1 put the id and owner in
+	// the body and the owner in a Fray-Owner header too. Workers read both.
+	TaskVersion   = 2
+	TaskVersionV1 = 1
 	ResultVersion = 1
 )
 
-// Headers fray sets on task messages besides Nats-Msg-Id (= task id).
+// DefaultMaxDeliveries bounds the deliveries without a result of a
+// version-2 task whose record has no max_deliveries.
+const DefaultMaxDeliveries = 5
+
+// Headers fray sets on task messages besides Nats-Msg-Id.
 const (
-	HeaderOwner = "Fray-Owner" // the producer's owner token, to report a task whose body cannot be decoded
+	// HeaderOwner is the producer's owner token on a version-1 task's
+	// message (and its copies), to report a task whose body cannot be
+	// decoded; a version-2 task's Nats-Msg-Id names its owner instead.
+	HeaderOwner = "Fray-Owner"
 	// HeaderPriorDeliveries is set on a copy of a task that a worker lacking
 	// its function handed on: the deliveries that counted before the copy
 	// (runs, crashes), so that hand-ons never use up retries or
@@ -25,9 +38,11 @@ const (
 
 // Task is the record published to fray.tasks.<pool>.
 type Task struct {
-	V     int    `cbor:"v"`
-	ID    string `cbor:"id"`
-	Owner string `cbor:"owner"`
+	V int `cbor:"v"`
+	// ID and Owner name the task. A version-2 record leaves them out (its
+	// message's Nats-Msg-Id names the task); the decoder fills them in.
+	ID    string `cbor:"id,omitempty"`
+	Owner string `cbor:"owner,omitempty"`
 	Fn    string `cbor:"fn"`
 	// Arg is the CBOR encoding of the argument, when it travels inline.
 	Arg []byte `cbor:"arg,omitempty"`
@@ -40,7 +55,8 @@ type Task struct {
 	// BackoffMS is the delay before the first retry; it doubles each retry.
 	BackoffMS int64 `cbor:"backoff_ms,omitempty"`
 	// MaxDeliveries bounds deliveries that end without a result (crashed or
-	// lost workers), on top of Retries.
+	// lost workers), on top of Retries. Left out of a version-2 record, it
+	// is DefaultMaxDeliveries; left out of a version-1 record, no bound.
 	MaxDeliveries int   `cbor:"max_deliveries,omitempty"`
 	SubmittedMS   int64 `cbor:"submitted_ms"`
 }
@@ -93,30 +109,65 @@ type ErrorInfo struct {
 // of the bytes decoded, not copies: a caller hands them bytes it no longer
 // changes (a received message's data, which nats.go makes per message).
 
-// DecodeTask decodes a task record and checks its version and fields.
-func DecodeTask(data []byte) (*Task, error) {
+// DecodeTask decodes the record of a task message whose Nats-Msg-Id
+// header is msgID, and checks its version and fields: ID and Owner come
+// from msgID for version 2, from the record for version 1.
+func DecodeTask(data []byte, msgID string) (*Task, error) {
 	var t Task
-	if err := DecodeTaskInto(data, &t); err != nil {
+	if err := DecodeTaskInto(data, msgID, &t); err != nil {
 		return nil, err
 	}
 	return &t, nil
 }
 
 // DecodeTaskInto is DecodeTask into a zero t (a worker's task run holds it).
-func DecodeTaskInto(data []byte, t *Task) error {
+func DecodeTaskInto(data []byte, msgID string, t *Task) error {
 	if err := unmarshalTask(data, t); err != nil {
 		return err
 	}
-	if t.V != TaskVersion {
-		return fmt.Errorf("task record version %d, this worker knows %d", t.V, TaskVersion)
+	switch t.V {
+	case TaskVersion:
+		if t.ID != "" || t.Owner != "" {
+			return fmt.Errorf("version-2 task record has an id or owner: its Nats-Msg-Id names the task")
+		}
+		owner, id, ok := ParseTaskMsgID(msgID)
+		if !ok || owner == "" {
+			return fmt.Errorf("version-2 task's Nats-Msg-Id %q is not <owner>.<task-id>", msgID)
+		}
+		t.Owner, t.ID = owner, id
+		if t.MaxDeliveries == 0 {
+			t.MaxDeliveries = DefaultMaxDeliveries
+		}
+	case TaskVersionV1:
+		if t.ID == "" || !ValidToken(t.Owner) {
+			return fmt.Errorf("task record lacks an id or a valid owner")
+		}
+	default:
+		return fmt.Errorf("task record version %d, this worker knows %d and %d", t.V, TaskVersionV1, TaskVersion)
 	}
-	if t.ID == "" || t.Fn == "" || !ValidToken(t.Owner) {
-		return fmt.Errorf("task record lacks id, fn or a valid owner")
+	if t.Fn == "" {
+		return fmt.Errorf("task record lacks fn")
 	}
 	if t.Arg != nil && t.ArgRef != nil {
 		return fmt.Errorf("task record has both arg and arg_ref")
 	}
 	return nil
+}
+
+// TaskMsgID is the Nats-Msg-Id of a version-2 task: its future id.
+func TaskMsgID(owner, id string) string { return FutureID(owner, id) }
+
+// ParseTaskMsgID reads a task message's Nats-Msg-Id: "<owner>.<task-id>"
+// for version 2, the task id alone for version 1 (owner ""), either with
+// a worker's "~<stream-seq>" suffix on a copy it queued. ok reports
+// whether the parts are valid tokens.
+func ParseTaskMsgID(msgID string) (owner, id string, ok bool) {
+	base, _, _ := strings.Cut(msgID, "~")
+	owner, id, two := strings.Cut(base, ".")
+	if !two {
+		return "", base, ValidToken(base)
+	}
+	return owner, id, ValidToken(owner) && ValidToken(id)
 }
 
 // DecodeResult decodes a result record and checks its version.

@@ -58,8 +58,14 @@ def test_task_record_encodes_canonically() -> None:
     # cbor2 sort them: the bytes must be what canonical encoding gives.
     from frayhq._tasks import encode_task
 
-    base = {"v": 1, "id": "T1", "owner": "O1", "fn": "py.call", "submitted_ms": 1 << 41, "max_deliveries": 5}
-    for extra in ({}, {"arg": b"\x01\x02"}, {"retries": 3, "timeout_ms": 1500}, {"arg": b"", "retries": 1}):
+    base = {"v": 2, "fn": "py.call", "submitted_ms": 1 << 41}
+    for extra in (
+        {},
+        {"arg": b"\x01\x02"},
+        {"retries": 3, "timeout_ms": 1500},
+        {"arg": b"", "retries": 1},
+        {"max_deliveries": 2},
+    ):
         rec = {**base, **extra}
         assert encode_task(rec) == cbor2.dumps(rec, canonical=True), extra
     odd = {**base, "a_new_field": 7}

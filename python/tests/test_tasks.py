@@ -118,6 +118,48 @@ def test_a_pool_without_workers_is_named_once_and_in_a_timed_out_wait(client, na
     assert not [r for r in caplog.records if "'default'" in r.getMessage()]
 
 
+def test_a_task_message_is_named_by_its_one_header(client, name):
+    # A version-2 task record: the message's one header, Nats-Msg-Id, is
+    # the future id; the record says what to run, not who asked. Both the
+    # fast path and the slow one (an argument in the object store).
+    import queue
+
+    import cbor2
+    import nats
+
+    pool = "spy-" + name
+    got: queue.Queue = queue.Queue()
+
+    async def spy():
+        nc = await nats.connect(client.url)
+
+        async def on(msg):
+            got.put(msg)
+
+        await nc.subscribe(f"fray.tasks.{pool}", cb=on)
+        await nc.flush()
+        return nc
+
+    nc = client._loop.submit(spy()).result(10)
+    try:
+        futs = [client.run("fray.echo", 1, pool=pool), client.run("fray.echo", "x" * (300 << 10), pool=pool)]
+        msgs = {}
+        for _ in futs:
+            msg = got.get(timeout=30)
+            msgs[msg.headers.get("Nats-Msg-Id")] = msg
+        for f in futs:
+            msg = msgs[f.id]
+            assert msg.headers == {"Nats-Msg-Id": f.id}
+            rec = cbor2.loads(msg.data)
+            assert rec["v"] == 2 and rec["fn"] == "fray.echo", rec
+            assert not {"id", "owner", "max_deliveries"} & set(rec), rec
+        assert "arg_ref" in cbor2.loads(msgs[futs[1].id].data)
+    finally:
+        for f in futs:
+            f.cancel()
+        client._loop.submit(nc.close()).result(10)
+
+
 def test_unpicklable_argument_fails_before_sending(client):
     with pytest.raises(TypeError, match="argument #0.*_thread.lock"):
         client.run(len, threading.Lock())

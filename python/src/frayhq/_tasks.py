@@ -42,8 +42,11 @@ if TYPE_CHECKING:
 
 PY_CALL = "py.call"
 _DEFAULT_NS = "default"
-TASK_VERSION = 1
-MAX_DELIVERIES = 5
+# Version 2 task records leave the task's name to the message's
+# Nats-Msg-Id header, "<owner>.<task id>", and max_deliveries to the
+# workers' default (5) when it is that.
+TASK_VERSION = 2
+RESULT_VERSION = 1
 TASKS_PREFIX = "fray.tasks."
 RESULTS_STREAM = "FRAY_RESULTS"
 CANCELS_BUCKET = "FRAY_CANCELS"
@@ -136,7 +139,7 @@ def _export(fn: Any) -> _fncache.Exported | None:
 # The task record's keys in CBOR's canonical (length-first, then bytewise)
 # order: a dict built in this order encodes canonically without cbor2's
 # sorting, which costs several times the encoding itself.
-_TASK_KEYS = ("v", "fn", "id", "arg", "owner", "retries", "timeout_ms", "submitted_ms", "max_deliveries")
+_TASK_KEYS = ("v", "fn", "arg", "retries", "timeout_ms", "submitted_ms", "max_deliveries")
 
 
 def encode_task(rec: dict[str, Any]) -> bytes:
@@ -185,7 +188,8 @@ class Tasks:
         self._room = asyncio.Event()  # set while _unacked is under MAX_UNACKED
         self._room.set()
         self._ack_prefix = ""
-        self._hdr_tail = f"\r\nFray-Owner: {self.owner}\r\n\r\n".encode()  # after a task's Nats-Msg-Id
+        # A task's header block, up to its id.
+        self._hdr_head = f"NATS/1.0\r\nNats-Msg-Id: {self.owner}.".encode()
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -240,14 +244,7 @@ class Tasks:
         self.c._workers.check_function(pool, name)  # noqa: SLF001
         tid = self.c._nuid()  # noqa: SLF001
         fut = Future(self.c, self.owner, tid, name, pool)
-        rec: dict[str, Any] = {
-            "v": TASK_VERSION,
-            "id": tid,
-            "owner": self.owner,
-            "fn": name,
-            "submitted_ms": int(time.time() * 1000),
-            "max_deliveries": MAX_DELIVERIES,
-        }
+        rec: dict[str, Any] = {"v": TASK_VERSION, "fn": name, "submitted_ms": int(time.time() * 1000)}
         if timeout:
             rec["timeout_ms"] = int(timeout * 1000)
         if retries:
@@ -298,8 +295,13 @@ class Tasks:
         asyncio.get_running_loop().create_task(self._drain())
 
     def _header(self, tid: str) -> bytes:
-        """Task tid's NATS header block: Nats-Msg-Id (deduplication) and Fray-Owner."""
-        return b"NATS/1.0\r\nNats-Msg-Id: " + tid.encode() + self._hdr_tail
+        """Task tid's NATS header block: its one header, Nats-Msg-Id (the
+        stream's deduplication id), names it: "<owner>.<task id>"."""
+        return self._hdr_head + tid.encode() + b"\r\n\r\n"
+
+    def _msg_id(self, tid: str) -> dict[str, str]:
+        """Task tid's headers, for nats-py's publish."""
+        return {"Nats-Msg-Id": f"{self.owner}.{tid}"}
 
     async def _drain(self) -> None:
         """The rest of a kick's queue, waiting for room in the PubAck window
@@ -318,9 +320,7 @@ class Tasks:
                 try:
                     hdr = self._header(tid)
                     if not self.c._pub.publish(subject, body, reply, hdr):  # noqa: SLF001
-                        await nc.publish(
-                            subject, body, reply=reply, headers={"Nats-Msg-Id": tid, "Fray-Owner": self.owner}
-                        )
+                        await nc.publish(subject, body, reply=reply, headers=self._msg_id(tid))
                 except Exception:  # noqa: BLE001 - the slow path says what went wrong
                     self._unacked.pop(tid, None)
                     self._retry(subject, tid, body)
@@ -351,9 +351,7 @@ class Tasks:
             if fut is None:
                 return
             try:
-                await self._publish(
-                    subject, body, {"Nats-Msg-Id": tid, "Fray-Owner": self.owner}, what=f"task {tid}"
-                )
+                await self._publish(subject, body, self._msg_id(tid), what=f"task {tid}")
                 heapq.heappush(self._checks, (time.monotonic() + 5, tid, 5.0))
             except Exception as e:  # noqa: BLE001 - the future carries it
                 self.pending.pop(tid, None)
@@ -372,7 +370,7 @@ class Tasks:
                 else:
                     rec["arg"] = arg
             body = _codec.dumps_plain(rec)
-            hdr = {"Nats-Msg-Id": tid, "Fray-Owner": self.owner}
+            hdr = self._msg_id(tid)
             await self._publish(TASKS_PREFIX + pool, body, hdr, what=f"task {tid}")
             heapq.heappush(self._checks, (time.monotonic() + 5, tid, 5.0))
         except Exception as e:  # noqa: BLE001 - the future carries the failure
@@ -474,9 +472,9 @@ class Tasks:
             raise DecodeError(
                 f"frayhq: result record of task {fid}: want a CBOR map, got {type(rec).__name__}"
             )
-        if rec.get("v") != TASK_VERSION:
+        if rec.get("v") != RESULT_VERSION:
             raise DecodeError(
-                f"frayhq: result record of task {fid}: version {rec.get('v')}, this frayhq reads {TASK_VERSION}"
+                f"frayhq: result record of task {fid}: version {rec.get('v')}, this frayhq reads {RESULT_VERSION}"
             )
         if rec.get("error"):
             raise task_error(rec["error"], fid)
@@ -613,7 +611,7 @@ class Tasks:
             kv = await self.c.kv(CANCELS_BUCKET)
             await kv.put(tid, owner.encode())
             res = {
-                "v": TASK_VERSION,
+                "v": RESULT_VERSION,
                 "id": tid,
                 "error": {"kind": "cancelled", "fn": fut._fn, "message": "cancelled by the caller"},
             }  # noqa: SLF001
