@@ -12,7 +12,7 @@ const DefaultPool = taskwire.DefaultPool
 
 // DefaultMaxDeliveries is how many deliveries without a result (crashed
 // workers) a task tolerates unless MaxDeliveries says otherwise.
-const DefaultMaxDeliveries = 5
+const DefaultMaxDeliveries = taskwire.DefaultMaxDeliveries
 
 type submitOptions struct {
 	pool          string
