@@ -160,6 +160,17 @@ def test_a_task_message_is_named_by_its_one_header(client, name):
         client._loop.submit(nc.close()).result(10)
 
 
+def test_a_client_with_fray_owner_names_its_tasks_with_it(client, name, monkeypatch):
+    # The owner in a task's Nats-Msg-Id is the one whose results the
+    # client hears: with FRAY_OWNER set, that one (not a fresh id).
+    owner = "owner-" + name
+    monkeypatch.setenv("FRAY_OWNER", owner)
+    with frayhq.connect(client.url) as c:
+        f = c.run("fray.echo", "mine")
+        assert f.id.startswith(owner + ".")
+        assert f.result(30) == "mine"
+
+
 def test_unpicklable_argument_fails_before_sending(client):
     with pytest.raises(TypeError, match="argument #0.*_thread.lock"):
         client.run(len, threading.Lock())

@@ -177,7 +177,8 @@ class Tasks:
 
     def __init__(self, client: Client) -> None:
         self.c = client
-        self.owner = client._nuid()  # noqa: SLF001
+        # FRAY_OWNER (with fray auth's roles, the user name), else a fresh id.
+        self.owner = client.owner or client._nuid()  # noqa: SLF001
         self.pending: dict[str, Future] = {}
         self._checks: list[tuple[float, str, float]] = []  # (due, task id, interval)
         self._foreign_subs: dict[str, Any] = {}

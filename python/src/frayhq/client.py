@@ -162,8 +162,6 @@ class Client(ActorAPI, JobAPI):
         if self.local is not None and sp.kind == "local" and workers > 0:
             await self._wait_local_workers(workers)
         self._tasks = Tasks(self)
-        if self.owner:
-            self._tasks.owner = self.owner
         self.perms.listen(self._tasks.denied)
         await self._tasks.start()
         await self.perms.roundtrip()
