@@ -52,6 +52,7 @@ type sweepTiming struct {
 	every    time.Duration // how often the sweep runs; defaults to 250 ms
 	age      time.Duration // first look at a waiting future; defaults to 5 s
 	maxEvery time.Duration // cap of the doubling looks; defaults to 1 min
+	budget   int           // lookups per sweep at most; defaults to 100
 }
 
 // withDefaults fills zero fields.
@@ -64,6 +65,9 @@ func (t sweepTiming) withDefaults() sweepTiming {
 	}
 	if t.maxEvery <= 0 {
 		t.maxEvery = time.Minute
+	}
+	if t.budget <= 0 {
+		t.budget = 100
 	}
 	return t
 }
@@ -195,17 +199,16 @@ func NewProducer(ctx context.Context, nc *nats.Conn, o ProducerOptions) (*Produc
 // (results published while disconnected never reach a core subscriber)
 // every pending and foreign future is looked up in the stream, and futures
 // pending longer than sweepAge (5 s) are looked up at doubling intervals
-// (10, 20, 40 s, then every maxCheckEvery, 1 min) as a safety net. A foreign future is also looked up once more sweepEvery after it
+// (10, 20, 40 s, then every maxCheckEvery, 1 min) as a safety net, at most
+// 100 per sweep (see sweepDue). A foreign future is also looked up once more sweepEvery after it
 // started watching: a result routed before its subscription existed can be
 // stored just after its first lookup (the stream stores asynchronously), and
 // would otherwise wait for the safety net.
 func (p *Producer) sweep(ctx context.Context, timing sweepTiming) {
 	defer close(p.sweepDone)
-	sweepEvery, sweepAge, maxCheckEvery := timing.every, timing.age, timing.maxEvery
-	t := time.NewTicker(sweepEvery)
+	t := time.NewTicker(timing.every)
 	defer t.Stop()
-	reconnects, elections := p.nc.Stats().Reconnects, p.leaderChanges.Load()
-	lastFull := time.Now()
+	s := p.newSweeper(timing)
 	for {
 		select {
 		case <-ctx.Done():
@@ -214,56 +217,7 @@ func (p *Producer) sweep(ctx context.Context, timing sweepTiming) {
 			if !p.nc.IsConnected() {
 				continue
 			}
-			// After a reconnect (results stored meanwhile reached no
-			// subscriber) or a results leader election (see NewProducer),
-			// every waiting future is looked up.
-			r, el := p.nc.Stats().Reconnects, p.leaderChanges.Load()
-			reconnected := r != reconnects || el != elections
-			full := reconnected || now.Sub(lastFull) >= sweepAge
-			if full {
-				reconnects, elections, lastFull = r, el, now
-			}
-			p.mu.Lock()
-			var due []*Future
-			// A future is looked up after a reconnect, else when its own
-			// check is due: first sweepAge after submission, then at
-			// doubling intervals up to maxCheckEvery, so thousands of
-			// long-queued tasks cost few lookups.
-			isDue := func(f *Future) bool {
-				if f.nextCheck.IsZero() {
-					f.nextCheck = f.submitted.Add(sweepAge)
-				}
-				return reconnected || !now.Before(f.nextCheck)
-			}
-			if full {
-				// Oldest first: past the first future younger than
-				// sweepAge, none is due but after a reconnect.
-				for f := p.waiting.oldest; f != nil; f = f.newer {
-					if !reconnected && now.Sub(f.submitted) < sweepAge {
-						break
-					}
-					if isDue(f) {
-						due = append(due, f)
-					}
-				}
-			}
-			for f := range p.foreign {
-				switch {
-				case full && isDue(f):
-				case reconnected:
-				case !f.rechecked && now.Sub(f.submitted) >= sweepEvery:
-				default:
-					continue
-				}
-				f.rechecked = true
-				due = append(due, f)
-			}
-			for _, f := range due {
-				f.checkEvery = min(max(2*f.checkEvery, sweepAge), maxCheckEvery)
-				f.nextCheck = now.Add(f.checkEvery)
-			}
-			p.mu.Unlock()
-			for _, f := range due {
+			for _, f := range p.sweepDue(&s, now) {
 				if ctx.Err() != nil {
 					return
 				}
@@ -271,6 +225,96 @@ func (p *Producer) sweep(ctx context.Context, timing sweepTiming) {
 			}
 		}
 	}
+}
+
+// sweeper is the state a producer's sweep keeps between its runs.
+type sweeper struct {
+	timing                sweepTiming
+	reconnects, elections uint64
+	lastFull              time.Time
+	// rechecking: after a reconnect or an election every waiting future
+	// is due, young ones too, until a walk finds no more than the budget.
+	rechecking bool
+}
+
+func (p *Producer) newSweeper(timing sweepTiming) sweeper {
+	return sweeper{timing: timing, reconnects: p.nc.Stats().Reconnects, elections: p.leaderChanges.Load(), lastFull: time.Now()}
+}
+
+// sweepDue returns the futures a sweep at now looks up, and counts them as
+// looked up. A future is due when its own check is: first sweepAge after
+// submission, then at doubling intervals up to maxEvery, so thousands of
+// long-queued tasks cost few lookups; after a reconnect (results stored
+// meanwhile reached no subscriber) or a results leader election (see
+// NewProducer), every waiting future is. At most timing.budget are taken
+// per sweep, oldest first, so a long queue does not load the broker with
+// lookups: those left stay due, and the next sweep takes them.
+func (p *Producer) sweepDue(s *sweeper, now time.Time) []*Future {
+	sweepAge := s.timing.age
+	r, el := p.nc.Stats().Reconnects, p.leaderChanges.Load()
+	reconnected := r != s.reconnects || el != s.elections
+	full := reconnected || s.rechecking || now.Sub(s.lastFull) >= sweepAge
+	if full {
+		s.reconnects, s.elections, s.lastFull = r, el, now
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if reconnected {
+		s.rechecking = true
+		for f := p.waiting.oldest; f != nil; f = f.newer {
+			f.nextCheck = now
+		}
+		for f := range p.foreign {
+			f.nextCheck = now
+		}
+	}
+	isDue := func(f *Future) bool {
+		if f.nextCheck.IsZero() {
+			f.nextCheck = f.submitted.Add(sweepAge)
+		}
+		return !now.Before(f.nextCheck)
+	}
+	var due []*Future
+	more := false // due futures left for the next sweep
+	if full {
+		// Oldest first: past the first future younger than sweepAge, none
+		// is due but while rechecking.
+		for f := p.waiting.oldest; f != nil; f = f.newer {
+			if !s.rechecking && now.Sub(f.submitted) < sweepAge {
+				break
+			}
+			if isDue(f) {
+				if more = len(due) == s.timing.budget; more {
+					break
+				}
+				due = append(due, f)
+			}
+		}
+	}
+	for f := range p.foreign {
+		switch {
+		case full && isDue(f):
+		case !f.rechecked && now.Sub(f.submitted) >= s.timing.every:
+		default:
+			continue
+		}
+		if more = more || len(due) == s.timing.budget; more {
+			break
+		}
+		f.rechecked = true
+		due = append(due, f)
+	}
+	for _, f := range due {
+		f.checkEvery = min(max(2*f.checkEvery, sweepAge), s.timing.maxEvery)
+		f.nextCheck = now.Add(f.checkEvery)
+	}
+	if full && !more {
+		s.rechecking = false
+	}
+	if more {
+		s.lastFull = time.Time{} // the next sweep goes on with the rest
+	}
+	return due
 }
 
 // check looks f's result up in the stream and resolves f with it, unless f

@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -135,4 +136,61 @@ func TestTheSweepFindsAResultTheSubscriptionMissed(t *testing.T) {
 	if res, err := young.Result(ctx); err != nil || res.ID != young.id {
 		t.Fatalf("the sweep did not resolve the young future once old: %v, %v", res, err)
 	}
+}
+
+// A sweep looks up at most its budget of futures, oldest first; the next
+// sweeps take the rest, each future once. After an election (or a
+// reconnect) every waiting future is due, young ones too, a budget at a
+// time.
+func TestASweepLooksUpAtMostItsBudgetAndTheNextOnesTheRest(t *testing.T) {
+	srv := frayt.Server(t)
+	nc, _ := frayt.Connect(t, srv.ClientURL())
+	o := ProducerOptions{}
+	SetSweepTiming(&o, time.Hour, time.Hour, time.Hour) // no sweep of its own
+	p, err := NewProducer(frayt.Context(t, 5*time.Second), nc, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx := frayt.Context(t, 10*time.Second)
+	var futs []*Future
+	for i := range 12 {
+		f := p.Submit(ctx, "nobody.serves.it", i)
+		if err := f.Queued(ctx); err != nil {
+			t.Fatal(err)
+		}
+		futs = append(futs, f)
+	}
+	const budget = 5
+	s := p.newSweeper(sweepTiming{every: time.Millisecond, age: time.Minute, maxEvery: time.Hour, budget: budget})
+	sweepAll := func(at time.Time, want int) {
+		t.Helper()
+		seen := map[*Future]bool{}
+		var sizes []int
+		for range 5 {
+			due := p.sweepDue(&s, at)
+			sizes = append(sizes, len(due))
+			for i, f := range due {
+				if seen[f] {
+					t.Fatalf("sweeps %v: %s looked up twice", sizes, f.id)
+				}
+				if i > 0 && due[i-1].seq > f.seq {
+					t.Fatalf("sweeps %v: not oldest first", sizes)
+				}
+				seen[f] = true
+			}
+		}
+		if want := []int{5, 5, want - 10, 0, 0}; fmt.Sprint(sizes) != fmt.Sprint(want) {
+			t.Fatalf("sweeps took %v futures, want %v", sizes, want)
+		}
+	}
+	// A minute on, every future is due: a budget per sweep.
+	sweepAll(time.Now().Add(time.Minute+time.Second), 12)
+	// An election: every future again, and one submitted just now too.
+	young := p.Submit(ctx, "nobody.serves.it", 12)
+	if err := young.Queued(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.leaderChanges.Add(1)
+	sweepAll(time.Now(), 13)
 }
