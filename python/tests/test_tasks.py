@@ -160,6 +160,21 @@ def test_a_task_message_is_named_by_its_one_header(client, name):
         client._loop.submit(nc.close()).result(10)
 
 
+def test_tasks_are_named_by_the_owner_fray_owner_gives(client, name, monkeypatch):
+    # FRAY_OWNER (with fray auth's roles, the user name) is the owner every
+    # task's Nats-Msg-Id names, on the fast path too: the workers answer
+    # it, and its results reach the client.
+    owner = "own-" + name
+    monkeypatch.setenv("FRAY_OWNER", owner)
+    other = frayhq.connect(client.url)
+    try:
+        futs = [other.run("fray.echo", i) for i in range(5)]
+        assert [f.result(30) for f in futs] == list(range(5))
+        assert all(f.id.startswith(owner + ".") for f in futs), [f.id for f in futs]
+    finally:
+        other.shutdown()
+
+
 def test_unpicklable_argument_fails_before_sending(client):
     with pytest.raises(TypeError, match="argument #0.*_thread.lock"):
         client.run(len, threading.Lock())
