@@ -55,8 +55,8 @@ type Task struct {
 	// BackoffMS is the delay before the first retry; it doubles each retry.
 	BackoffMS int64 `cbor:"backoff_ms,omitempty"`
 	// MaxDeliveries bounds deliveries that end without a result (crashed or
-	// lost workers), on top of Retries. Left out of a version-2 record, it
-	// is DefaultMaxDeliveries; left out of a version-1 record, no bound.
+	// lost workers), on top of Retries. Left out of a version-2 record (or
+	// 0), it is DefaultMaxDeliveries; of a version-1 record, no bound.
 	MaxDeliveries int   `cbor:"max_deliveries,omitempty"`
 	SubmittedMS   int64 `cbor:"submitted_ms"`
 }
