@@ -37,15 +37,7 @@ func TestATaskIsNamedByItsMessageIDWhateverItsTokensHold(t *testing.T) {
 		mu.Unlock()
 		return n, nil
 	})
-	workers, err := js.KeyValue(ctx, broker.BucketWorkers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, _ := objects.Marshal(broker.WorkerInfo{V: 1, ID: "has", Pool: tasks.DefaultPool, Handlers: reg.Names()})
-	if _, err := workers.Put(ctx, "has", info); err != nil {
-		t.Fatal(err)
-	}
-	e.waitListed(js, tasks.DefaultPool, 1, reg.Names())
+	e.listPeer(js, "has", reg)
 	e.executor("lacks", basicRegistry(), nil)
 
 	p, err := tasks.NewProducer(ctx, nc, tasks.ProducerOptions{Owner: "team~ml"})
