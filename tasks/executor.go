@@ -618,13 +618,14 @@ func (e *Executor) process(hctx context.Context, slot int, m *nats.Msg) {
 		return
 	}
 	prior := 0
-	if h := m.Header.Get(taskwire.HeaderPriorDeliveries); h != "" { // set only on handed-on copies
-		prior, _ = strconv.Atoi(h)
+	ph := m.Header.Get(taskwire.HeaderPriorDeliveries) // set only on handed-on copies
+	if ph != "" {
+		prior, _ = strconv.Atoi(ph)
 	}
 	attempt := max(0, prior) + int(ack.delivered)
 	tr := &taskRun{e: e, m: m}
 	t := &tr.t
-	if err := taskwire.DecodeTaskInto(m.Data, m.Header.Get(jetstream.MsgIDHeader), t); err != nil {
+	if err := taskwire.DecodeTaskInto(m.Data, taskwire.TaskMsgName(m.Header.Get(jetstream.MsgIDHeader), ph != ""), t); err != nil {
 		e.poison(m, err)
 		return
 	}
@@ -1074,8 +1075,8 @@ func (e *Executor) handOn(hctx context.Context, slot int, m *nats.Msg, id string
 // taskCopy is task message m (the stream's message seq) to queue again
 // without counting its deliveries anew: it carries the counted ones
 // (taskwire.HeaderPriorDeliveries), and a Nats-Msg-Id naming the message
-// it copies (the task's own, with the suffix "~<seq>"), the same on a
-// resend, so a retried publish is stored once. A version-1 task's copy
+// it copies (the task's name, taskName, with the suffix "~<seq>"), the
+// same on a resend, so a retried publish is stored once. A version-1 task's copy
 // keeps its Fray-Owner header.
 func taskCopy(m *nats.Msg, counted int, seq uint64) *nats.Msg {
 	cp := nats.NewMsg(m.Subject)
@@ -1084,16 +1085,21 @@ func taskCopy(m *nats.Msg, counted int, seq uint64) *nats.Msg {
 		cp.Header.Set(taskwire.HeaderOwner, owner)
 	}
 	cp.Header.Set(taskwire.HeaderPriorDeliveries, strconv.Itoa(counted))
-	base, _, _ := strings.Cut(m.Header.Get(jetstream.MsgIDHeader), "~") // a copy's copy keeps one suffix
-	cp.Header.Set(jetstream.MsgIDHeader, base+"~"+strconv.FormatUint(seq, 10))
+	cp.Header.Set(jetstream.MsgIDHeader, taskName(m)+"~"+strconv.FormatUint(seq, 10)) // a copy's copy keeps one suffix
 	return cp
+}
+
+// taskName is the name task message m's Nats-Msg-Id gives its task
+// (taskwire.TaskMsgName).
+func taskName(m *nats.Msg) string {
+	return taskwire.TaskMsgName(m.Header.Get(jetstream.MsgIDHeader), m.Header.Get(taskwire.HeaderPriorDeliveries) != "")
 }
 
 // poison terminates an undecodable task and reports it to its producer
 // when the headers say who that is: the Nats-Msg-Id (version 2), or the
 // Fray-Owner header (version 1).
 func (e *Executor) poison(m *nats.Msg, cause error) {
-	owner, id, ok := taskwire.ParseTaskMsgID(m.Header.Get(jetstream.MsgIDHeader))
+	owner, id, ok := taskwire.ParseTaskMsgID(taskName(m))
 	if owner == "" {
 		owner = m.Header.Get(taskwire.HeaderOwner)
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/frayhq/fray/internal/taskwire"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // holdLimit is how long a prefetched task may wait for a slot before it is
@@ -93,7 +92,7 @@ func (e *Executor) handBack(ms []*nats.Msg) {
 func (e *Executor) handBackUncounted(m *nats.Msg) {
 	e.pull.releaseUnrun()
 	ack, err := ackMeta(m.Reply)
-	_, id, ok := taskwire.ParseTaskMsgID(m.Header.Get(jetstream.MsgIDHeader))
+	_, id, ok := taskwire.ParseTaskMsgID(taskName(m))
 	if err != nil || !ok {
 		m.Nak()
 		return

@@ -10,7 +10,6 @@ import (
 
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/frayt"
-	"github.com/frayhq/fray/objects"
 	"github.com/frayhq/fray/tasks"
 )
 
@@ -22,19 +21,11 @@ func TestAJustStartedWorkerHandsOnATaskOnlyAPeerServes(t *testing.T) {
 	e := newEnv(t)
 	ctx := frayt.Context(t, 60*time.Second)
 	_, js := frayt.Connect(t, e.url)
-	kv, err := js.KeyValue(ctx, broker.BucketWorkers)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The peer that serves "work" is registered and listed in the pool
 	// directory, but not pulling yet.
 	reg := tasks.NewRegistry()
 	tasks.Register(reg, "work", func(context.Context, int) (int, error) { return 1, nil })
-	rec, _ := objects.Marshal(broker.WorkerInfo{V: 1, ID: "has", Pool: tasks.DefaultPool, Handlers: reg.Names()})
-	if _, err := kv.Put(ctx, "has", rec); err != nil {
-		t.Fatal(err)
-	}
-	e.waitListed(js, tasks.DefaultPool, 1, reg.Names())
+	e.listPeer(js, "has", reg)
 	p := e.producer()
 	var futs []*tasks.Future
 	for range 50 {

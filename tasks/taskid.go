@@ -6,7 +6,7 @@ import "github.com/nats-io/nuid"
 // counter: the prefix is 12 characters drawn from crypto/rand per
 // producer (as unique as a NUID across producers), the counter its
 // submissions in base 62 without leading zeros (task 12,345 is "3D7"), so
-// ids stay short: the id is in a task's Nats-Msg-Id header, its record,
+// ids stay short: the id is in a task's Nats-Msg-Id header (after the owner),
 // its result's subject, record and republished headers. The number lets a
 // result find its future by number (see pendingTable) rather than by
 // hashing and comparing the id.

@@ -58,6 +58,22 @@ func startEnv(t *testing.T, url string) *env {
 	return &env{t: t, url: url, stopDirectory: stopDirectory, registered: map[string]int{}}
 }
 
+// listPeer registers worker id of the default pool, serving reg's
+// functions, and waits until the pool directory lists it: a peer known to
+// the pool's workers before it pulls (or without ever pulling).
+func (e *env) listPeer(js jetstream.JetStream, id string, reg *tasks.Registry) {
+	e.t.Helper()
+	kv, err := js.KeyValue(context.Background(), broker.BucketWorkers)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rec, _ := objects.Marshal(broker.WorkerInfo{V: 1, ID: id, Pool: tasks.DefaultPool, Handlers: reg.Names()})
+	if _, err := kv.Put(context.Background(), id, rec); err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitListed(js, tasks.DefaultPool, 1, reg.Names())
+}
+
 // waitListed waits until pool's directory counts n workers and lists fns.
 func (e *env) waitListed(js jetstream.JetStream, pool string, n int, fns []string) {
 	e.t.Helper()

@@ -73,8 +73,9 @@ func TestDecodeTaskNamesTheTaskByVersion(t *testing.T) {
 		wantErr          bool
 	}{
 		{data: v2, msgID: "o1.t1", owner: "o1", id: "t1", maxDeliveries: DefaultMaxDeliveries},
-		{data: v2, msgID: "o1.t1~42", owner: "o1", id: "t1", maxDeliveries: DefaultMaxDeliveries}, // a worker's copy
-		{data: v2, msgID: "t1", wantErr: true},                                                    // no owner
+		{data: v2, msgID: TaskMsgName("o1.t1~42", true), owner: "o1", id: "t1", maxDeliveries: DefaultMaxDeliveries}, // a worker's copy
+		{data: v2, msgID: "o~1.t~1", owner: "o~1", id: "t~1", maxDeliveries: DefaultMaxDeliveries},                   // '~' is a token's character
+		{data: v2, msgID: "t1", wantErr: true},                                                                       // no owner
 		{data: v2, msgID: "", wantErr: true},
 		{data: v2, msgID: "o1.t 1", wantErr: true},
 		{data: v1, msgID: "t1", owner: "o1", id: "t1"}, // version 1: no bound unless the record sets one
@@ -92,6 +93,29 @@ func TestDecodeTaskNamesTheTaskByVersion(t *testing.T) {
 		if err != nil || task.Owner != c.owner || task.ID != c.id || task.MaxDeliveries != c.maxDeliveries {
 			t.Errorf("%x with Nats-Msg-Id %q: %+v, %v; want owner %q, id %q, max_deliveries %d",
 				c.data, c.msgID, task, err, c.owner, c.id, c.maxDeliveries)
+		}
+	}
+}
+
+// A task's name is its message's whole Nats-Msg-Id, but for the
+// "~<stream-seq>" that ends a worker's copy's: owners and task ids are
+// tokens, which may hold '~' themselves.
+func TestTaskMsgNameDropsOnlyTheSuffixOfACopy(t *testing.T) {
+	for _, c := range []struct {
+		msgID  string
+		copied bool
+		want   string
+	}{
+		{"o.t", false, "o.t"},
+		{"o.t~7", false, "o.t~7"}, // a task id "t~7", not a copy
+		{"o.t~7", true, "o.t"},
+		{"o~x.t~1~7", true, "o~x.t~1"}, // a copy's copy has one suffix, the last '~'
+		{"t1~7", true, "t1"},           // version 1
+		{"o.t", true, "o.t"},
+		{"", true, ""},
+	} {
+		if got := TaskMsgName(c.msgID, c.copied); got != c.want {
+			t.Errorf("TaskMsgName(%q, %v) = %q, want %q", c.msgID, c.copied, got, c.want)
 		}
 	}
 }

@@ -55,8 +55,8 @@ type Task struct {
 	// BackoffMS is the delay before the first retry; it doubles each retry.
 	BackoffMS int64 `cbor:"backoff_ms,omitempty"`
 	// MaxDeliveries bounds deliveries that end without a result (crashed or
-	// lost workers), on top of Retries. Left out of a version-2 record, it
-	// is DefaultMaxDeliveries; left out of a version-1 record, no bound.
+	// lost workers), on top of Retries. Left out of a version-2 record (or
+	// 0), it is DefaultMaxDeliveries; of a version-1 record, no bound.
 	MaxDeliveries int   `cbor:"max_deliveries,omitempty"`
 	SubmittedMS   int64 `cbor:"submitted_ms"`
 }
@@ -109,19 +109,20 @@ type ErrorInfo struct {
 // of the bytes decoded, not copies: a caller hands them bytes it no longer
 // changes (a received message's data, which nats.go makes per message).
 
-// DecodeTask decodes the record of a task message whose Nats-Msg-Id
-// header is msgID, and checks its version and fields: ID and Owner come
-// from msgID for version 2, from the record for version 1.
-func DecodeTask(data []byte, msgID string) (*Task, error) {
+// DecodeTask decodes the record of a task message named name (its
+// Nats-Msg-Id, less the suffix of a worker's copy: TaskMsgName), and
+// checks its version and fields: ID and Owner come from name for version
+// 2, from the record for version 1.
+func DecodeTask(data []byte, name string) (*Task, error) {
 	var t Task
-	if err := DecodeTaskInto(data, msgID, &t); err != nil {
+	if err := DecodeTaskInto(data, name, &t); err != nil {
 		return nil, err
 	}
 	return &t, nil
 }
 
 // DecodeTaskInto is DecodeTask into a zero t (a worker's task run holds it).
-func DecodeTaskInto(data []byte, msgID string, t *Task) error {
+func DecodeTaskInto(data []byte, name string, t *Task) error {
 	if err := unmarshalTask(data, t); err != nil {
 		return err
 	}
@@ -130,9 +131,9 @@ func DecodeTaskInto(data []byte, msgID string, t *Task) error {
 		if t.ID != "" || t.Owner != "" {
 			return fmt.Errorf("version-2 task record has an id or owner: its Nats-Msg-Id names the task")
 		}
-		owner, id, ok := ParseTaskMsgID(msgID)
+		owner, id, ok := ParseTaskMsgID(name)
 		if !ok || owner == "" {
-			return fmt.Errorf("version-2 task's Nats-Msg-Id %q is not <owner>.<task-id>", msgID)
+			return fmt.Errorf("version-2 task's Nats-Msg-Id names it %q, not <owner>.<task-id>", name)
 		}
 		t.Owner, t.ID = owner, id
 		if t.MaxDeliveries == 0 {
@@ -157,15 +158,28 @@ func DecodeTaskInto(data []byte, msgID string, t *Task) error {
 // TaskMsgID is the Nats-Msg-Id of a version-2 task: its future id.
 func TaskMsgID(owner, id string) string { return FutureID(owner, id) }
 
-// ParseTaskMsgID reads a task message's Nats-Msg-Id: "<owner>.<task-id>"
-// for version 2, the task id alone for version 1 (owner ""), either with
-// a worker's "~<stream-seq>" suffix on a copy it queued. ok reports
+// TaskMsgName is the name a task message's Nats-Msg-Id msgID gives the
+// task: all of msgID, except on a worker's copy (copied: the message has
+// a Fray-Prior-Deliveries header), whose Nats-Msg-Id is the name of the
+// message it copies followed by "~<stream-seq>". Only the last '~' of a
+// copy's id can be that suffix's: owners and task ids are tokens, which
+// may hold '~' too.
+func TaskMsgName(msgID string, copied bool) string {
+	if copied {
+		if i := strings.LastIndexByte(msgID, '~'); i >= 0 {
+			return msgID[:i]
+		}
+	}
+	return msgID
+}
+
+// ParseTaskMsgID reads a task's name (TaskMsgName): "<owner>.<task-id>"
+// for version 2, the task id alone for version 1 (owner ""). ok reports
 // whether the parts are valid tokens.
-func ParseTaskMsgID(msgID string) (owner, id string, ok bool) {
-	base, _, _ := strings.Cut(msgID, "~")
-	owner, id, two := strings.Cut(base, ".")
+func ParseTaskMsgID(name string) (owner, id string, ok bool) {
+	owner, id, two := strings.Cut(name, ".")
 	if !two {
-		return "", base, ValidToken(base)
+		return "", name, ValidToken(name)
 	}
 	return owner, id, ValidToken(owner) && ValidToken(id)
 }

@@ -175,10 +175,11 @@ def encode_call(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, expor
 class Tasks:
     """The client's task machinery; lives on the client's event loop."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, owner: str | None = None) -> None:
         self.c = client
-        # FRAY_OWNER (with fray auth's roles, the user name), else a fresh id.
-        self.owner = client.owner or client._nuid()  # noqa: SLF001
+        # Every task's Nats-Msg-Id names it, the fast path's header block
+        # below too: fixed here, never changed after.
+        self.owner = owner or client._nuid()  # noqa: SLF001
         self.pending: dict[str, Future] = {}
         self._checks: list[tuple[float, str, float]] = []  # (due, task id, interval)
         self._foreign_subs: dict[str, Any] = {}

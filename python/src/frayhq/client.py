@@ -161,7 +161,7 @@ class Client(ActorAPI, JobAPI):
         await self._workers.start(self.nc, self.js)
         if self.local is not None and sp.kind == "local" and workers > 0:
             await self._wait_local_workers(workers)
-        self._tasks = Tasks(self)
+        self._tasks = Tasks(self, self.owner)
         self.perms.listen(self._tasks.denied)
         await self._tasks.start()
         await self.perms.roundtrip()
