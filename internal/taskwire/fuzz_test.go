@@ -66,6 +66,7 @@ func TestDecodeTaskNamesTheTaskByVersion(t *testing.T) {
 	v1, _ := EncodeTask(&Task{V: TaskVersionV1, ID: "t1", Owner: "o1", Fn: "f", SubmittedMS: 1})
 	v2named, _ := EncodeTask(&Task{V: TaskVersion, ID: "t1", Owner: "o1", Fn: "f", SubmittedMS: 1})
 	v3, _ := EncodeTask(&Task{V: 3, Fn: "f", SubmittedMS: 1})
+	v2negative, _ := EncodeTask(&Task{V: TaskVersion, Fn: "f", MaxDeliveries: -1, SubmittedMS: 1})
 	for _, c := range []struct {
 		data             []byte
 		msgID, owner, id string
@@ -82,6 +83,7 @@ func TestDecodeTaskNamesTheTaskByVersion(t *testing.T) {
 		{data: v1, msgID: "whatever", owner: "o1", id: "t1"},
 		{data: v2named, msgID: "o1.t1", wantErr: true},
 		{data: v3, msgID: "o1.t1", wantErr: true},
+		{data: v2negative, msgID: "o1.t1", wantErr: true}, // no unbounded setting in version 2
 	} {
 		task, err := DecodeTask(c.data, c.msgID)
 		if c.wantErr {

@@ -136,8 +136,11 @@ func DecodeTaskInto(data []byte, name string, t *Task) error {
 			return fmt.Errorf("version-2 task's Nats-Msg-Id names it %q, not <owner>.<task-id>", name)
 		}
 		t.Owner, t.ID = owner, id
-		if t.MaxDeliveries == 0 {
+		switch {
+		case t.MaxDeliveries == 0:
 			t.MaxDeliveries = DefaultMaxDeliveries
+		case t.MaxDeliveries < 0:
+			return fmt.Errorf("version-2 task record has max_deliveries %d: want a count, 1 or more", t.MaxDeliveries)
 		}
 	case TaskVersionV1:
 		if t.ID == "" || !ValidToken(t.Owner) {
