@@ -175,6 +175,44 @@ def test_a_call_whose_instance_crashed_and_restarted_fails_at_once(client, name,
         h.shutdown()
 
 
+class CrashOnce:
+    def crash_once(self, marker):
+        import os
+
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)
+        return os.getpid()
+
+    def always_crash(self):
+        import os
+
+        os._exit(1)
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_a_call_lost_with_its_instance_is_sent_to_the_next_within_max_task_retries(
+    client, name, sync, tmp_path
+):
+    # As with Ray's max_task_retries: the instance dies running the call,
+    # the actor restarts, and the call runs again on the new instance.
+    h = client.create_actor(
+        CrashOnce, name=name, actor_config=frayhq.ActorConfig(max_restarts=2, max_task_retries=1)
+    )
+    try:
+        marker = str(tmp_path / "crashed")
+        pid = h.crash_once(marker) if sync else h.crash_once.remote(marker).result(60)
+        assert isinstance(pid, int)
+        import os
+
+        assert os.path.exists(marker)  # the first instance ran it, and died
+        # Out of retries: the second loss fails the call, saying so.
+        with pytest.raises(frayhq.ActorUnavailableError, match="redelivered 1 of max_task_retries=1"):
+            h.always_crash() if sync else h.always_crash.remote().result(60)
+    finally:
+        h.shutdown()
+
+
 def test_a_handle_whose_client_was_shut_down_says_so_and_starts_nothing(client, name):
     h = client.create_actor(Acc, 1, name=name)
     code = (

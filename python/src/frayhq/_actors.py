@@ -189,6 +189,7 @@ class _Call:
         "timer",
         "sub",
         "silent",
+        "resending",
     )
 
     def __init__(
@@ -208,6 +209,9 @@ class _Call:
         # a barrier that does not see it running proves nothing: it is
         # never sent again.
         self.silent = False
+        # Lost with its instance and waiting for a newer one to be sent to
+        # (max_task_retries): the sweep leaves it be meanwhile.
+        self.resending = False
 
     def resent(self, gen: int, sent: float) -> None:
         """Sent again (a barrier's redelivery) in connection generation gen
@@ -1052,21 +1056,82 @@ class Actors:
             self._barrier_after_reconnect()
             now = loop.time()
             for (ns, name), calls in list(self._calls.items()):
-                stale = [c for c in list(calls.values()) if now - c.sent > 0.5 and not c.fut.done()]
+                stale = [
+                    c
+                    for c in list(calls.values())
+                    if now - c.sent > 0.5 and not c.fut.done() and not c.resending
+                ]
                 if not stale:
                     continue
                 try:
                     rec, _ = await self.get_record(ns, name)
                 except Exception:  # noqa: BLE001 - broker away: look again next time
                     continue
+                retries = int(rec.get("max_task_retries") or 0) if rec is not None else 0
                 for c in stale:
                     why = c.lost(rec)
-                    if why and not c.fut.done():
-                        c.fut.set_exception(
-                            ActorUnavailableError(
-                                f"frayhq: actor {ns}/{name}: the instance running the call is gone{why}"
+                    if not why or c.fut.done():
+                        continue
+                    if (
+                        rec is not None
+                        and rec.get("state") not in TERMINAL
+                        and c.redelivered < retries
+                        and not c.silent
+                    ):
+                        # The instance it went to is gone and may have
+                        # started it: sent again to the next one, as the
+                        # actor's max_task_retries allows.
+                        c.resending = True
+                        loop.create_task(self._redeliver(ns, name, c))
+                        continue
+                    c.fut.set_exception(
+                        ActorUnavailableError(
+                            f"frayhq: actor {ns}/{name}: the instance running the call is gone{why}"
+                            + (
+                                f" (redelivered {c.redelivered} of max_task_retries={retries} times)"
+                                if retries
+                                else ""
                             )
                         )
+                    )
+
+    async def _redeliver(self, ns: str, name: str, c: _Call) -> None:
+        """Send call c, lost with the instance it went to, again once a newer
+        instance of the actor is ready; fail it if the actor ends first. The
+        call's deadline bounds the wait."""
+        loop = asyncio.get_running_loop()
+        lost_epoch = c.epoch
+        pause = 0.05
+        try:
+            while not c.fut.done():
+                try:
+                    rec, _ = await self.get_record(ns, name)
+                except Exception:  # noqa: BLE001 - broker away: look again
+                    rec = None
+                state = rec.get("state") if rec is not None else None
+                if state in TERMINAL:
+                    err = rec.get("error") if rec is not None else None
+                    c.fut.set_exception(
+                        ActorUnavailableError(
+                            f"frayhq: actor {ns}/{name}: the instance running the call is gone, and the actor "
+                            f"is {state}{': ' + str(err) if err else ''}"
+                        )
+                    )
+                    return
+                epoch = rec.get("epoch") if rec is not None else None
+                if (
+                    state == "ready"
+                    and isinstance(epoch, int)
+                    and (not isinstance(lost_epoch, int) or epoch > lost_epoch)
+                ):
+                    c.resent(c.gen if c.gen == _ON_LANE else self._gen, loop.time())
+                    c.epoch = epoch
+                    await self.c.nc.publish(c.subj, c.body, reply=c.reply)
+                    return
+                await asyncio.sleep(pause)
+                pause = min(2 * pause, 1.0)
+        finally:
+            c.resending = False
 
     # ---- barriers (PROTOCOL.md, actors: "Connection lost")
 
