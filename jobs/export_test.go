@@ -8,3 +8,7 @@ var CanTransition = canTransition
 // SetExitRepeat sets how long the runner waits for an exit report to be
 // acted on before it sends it again (5 s by default).
 func SetExitRepeat(o *RunnerOptions, d time.Duration) { o.exitRepeat = d }
+
+// SetOutputIdle sets how long the runner waits for the rest of an exited
+// replica's output (5 s by default).
+func SetOutputIdle(o *RunnerOptions, d time.Duration) { o.outputIdle = d }

@@ -284,7 +284,7 @@ loop:
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	select {
 	case <-pumped:
-	case <-time.After(5 * time.Second):
+	case <-time.After(p.h.r.o.outputIdle):
 		pr.Close()
 		<-pumped
 	}
