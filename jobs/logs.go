@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -61,7 +62,7 @@ func (w *LogWriter) SetNext(n int64) { w.batch.First = n; w.batch.Lines = nil; w
 // Line adds a line, sending the batch when it is full.
 func (w *LogWriter) Line(ctx context.Context, s string) error {
 	if len(s) > jobwire.MaxLineBytes {
-		s = s[:jobwire.MaxLineBytes] + " …[truncated]"
+		s = cutLine(s)
 	}
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD") // CBOR text must be UTF-8
@@ -72,6 +73,19 @@ func (w *LogWriter) Line(ctx context.Context, s string) error {
 		return w.Flush(ctx)
 	}
 	return nil
+}
+
+// cutLine cuts over-long line s to at most jobwire.MaxLineBytes bytes,
+// before a character that would straddle the limit, and marks it.
+func cutLine(s string) string {
+	n := jobwire.MaxLineBytes
+	for k := n; k > n-utf8.UTFMax && k > 0; k-- {
+		if utf8.RuneStart(s[k]) {
+			n = k
+			break
+		}
+	}
+	return s[:n] + " …[truncated]"
 }
 
 // Pending reports whether lines wait to be sent.
@@ -114,6 +128,9 @@ func (w *LogWriter) Flush(ctx context.Context) error {
 
 // pumpLines reads r line by line into w until EOF, sending a batch when it
 // is full or jobwire.LogFlushInterval after its first line, and flushes at the end.
+// A line is sent once its newline is read, however the writes and reads cut
+// it; the text after the last newline is sent as the last line at end of
+// file (see readLine for over-long lines).
 // Publishing errors are returned after r is drained (so the process never
 // blocks on a full pipe).
 func pumpLines(ctx context.Context, r io.Reader, w *LogWriter) error {
@@ -123,7 +140,9 @@ func pumpLines(ctx context.Context, r io.Reader, w *LogWriter) error {
 		br := bufio.NewReaderSize(r, 64<<10)
 		for {
 			line, err := readLine(br)
-			if line != nil {
+			// The unended text before errOutputCut is a line a process
+			// outside the replica is still writing: not a last line.
+			if line != nil && !errors.Is(err, errOutputCut) {
 				lines <- *line
 			}
 			if err != nil {
@@ -160,31 +179,32 @@ func pumpLines(ctx context.Context, r io.Reader, w *LogWriter) error {
 	}
 }
 
-// readLine returns the next line without its newline, truncating very long
-// ones; nil at EOF with nothing read.
+// readLine returns the next line without its newline (LF, or CR LF), or
+// with an error the text read before it (nil when there was none). Of a
+// line longer than jobwire.MaxLineBytes it keeps a little more than that
+// (LogWriter.Line cuts it) and skips the rest up to the newline.
+// (bufio.Reader.ReadLine would return an unended last line as if ended.)
 func readLine(br *bufio.Reader) (*string, error) {
 	var buf []byte
-	truncated := false
 	for {
-		frag, isPrefix, err := br.ReadLine()
-		if len(buf) < jobwire.MaxLineBytes+1 {
-			buf = append(buf, frag...)
-		} else {
-			truncated = true
+		frag, err := br.ReadSlice('\n')
+		ended := err == nil
+		if ended {
+			frag = frag[:len(frag)-1]
 		}
-		if err != nil {
-			if len(buf) == 0 {
-				return nil, err
-			}
+		if len(buf) <= jobwire.MaxLineBytes {
+			buf = append(buf, frag...)
+		}
+		switch {
+		case ended:
+			s := string(bytes.TrimSuffix(buf, []byte{'\r'}))
+			return &s, nil
+		case errors.Is(err, bufio.ErrBufferFull):
+		case len(buf) == 0:
+			return nil, err
+		default:
 			s := string(buf)
 			return &s, err
-		}
-		if !isPrefix {
-			s := string(buf)
-			if truncated && len(s) <= jobwire.MaxLineBytes {
-				s += " …[truncated]"
-			}
-			return &s, nil
 		}
 	}
 }

@@ -420,8 +420,10 @@ type exitReport struct {
 // default of RunnerOptions.exitRepeat).
 const exitRepeat = 5 * time.Second
 
-// outputIdle is how long, once a replica has exited, the runner waits for
-// the rest of its output (the default of RunnerOptions.outputIdle).
+// outputIdle is how long, once a replica has exited, a read of its output
+// pipe waits for data before the runner takes the pipe for held open by a
+// process that left the replica's group (the default of
+// RunnerOptions.outputIdle).
 const outputIdle = 5 * time.Second
 
 // repeatExits re-sends exit reports the dispatcher has not acted on.
