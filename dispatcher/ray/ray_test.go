@@ -411,6 +411,39 @@ func TestLogsAreIncrementalWithoutDuplicatesOrCutLines(t *testing.T) {
 	}
 }
 
+// A job that finishes its last line and ends between the log read and the
+// status read of one poll gets that line whole: the line is taken from a
+// log read after the status said the job is over.
+func TestALineFinishedAsTheJobEndsIsNotCut(t *testing.T) {
+	var mu sync.Mutex
+	logs, status := "one\ntw", "RUNNING"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if strings.HasSuffix(r.URL.Path, "/logs") {
+			_ = json.NewEncoder(w).Encode(map[string]string{"logs": logs})
+			// Right after this read, the job ends its line and exits.
+			logs, status = "one\ntwo\n", "SUCCEEDED"
+			return
+		}
+		_ = json.NewEncoder(w).Encode(JobInfo{SubmissionID: "x", Status: status})
+	}))
+	defer srv.Close()
+	b := newBackend(t, srv.URL)
+	var got []string
+	var cursor int64
+	for range 3 {
+		lines, next, err := b.Logs(ctx(t), "x", cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, cursor = append(got, lines...), next
+	}
+	if want := []string{"one", "two"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("lines %q, want %q", got, want)
+	}
+}
+
 func TestRequestsCarryTheAuthTokenAndHeaders(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer s3cret" || r.Header.Get("X-Proxy-Key") != "k" {
