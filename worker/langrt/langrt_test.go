@@ -134,6 +134,23 @@ func TestPrintedLinesReachTheLogWithTheTaskID(t *testing.T) {
 	})
 }
 
+// A line printed in pieces with a flush after each (a progress display)
+// reaches the log as one line: a flush does not end a line.
+func TestALinePrintedInFlushedPiecesReachesTheLogWhole(t *testing.T) {
+	_, reg, logs := start(t, 1)
+	ctx := tasks.ContextWithTask(frayt.Context(t, time.Minute), tasks.TaskInfo{ID: "task-pieces", Attempt: 1})
+	if _, err := run(ctx, t, reg, "rt.print_pieces", []string{"load", "ing...", " done"}); err != nil {
+		t.Fatal(err)
+	}
+	frayt.Eventually(t, 10*time.Second, "the line in the log", func() bool {
+		return strings.Contains(logs.String(), `line="loading... done"`)
+	})
+	// Pieces sent as lines would have been logged before the whole line.
+	if out := logs.String(); strings.Contains(out, `line=load`) || strings.Contains(out, `line="load"`) {
+		t.Fatalf("a piece of the line was logged as a line:\n%s", out)
+	}
+}
+
 func TestAnUnendedPrintedLineReachesTheLogWithTheTaskID(t *testing.T) {
 	_, reg, logs := start(t, 1)
 	for i := range 3 {
