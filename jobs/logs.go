@@ -2,7 +2,6 @@ package jobs
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/jobwire"
+	"github.com/frayhq/fray/internal/lines"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -61,9 +61,7 @@ func (w *LogWriter) SetNext(n int64) { w.batch.First = n; w.batch.Lines = nil; w
 
 // Line adds a line, sending the batch when it is full.
 func (w *LogWriter) Line(ctx context.Context, s string) error {
-	if len(s) > jobwire.MaxLineBytes {
-		s = cutLine(s)
-	}
+	s = lines.Cut(s, jobwire.MaxLineBytes)
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD") // CBOR text must be UTF-8
 	}
@@ -73,19 +71,6 @@ func (w *LogWriter) Line(ctx context.Context, s string) error {
 		return w.Flush(ctx)
 	}
 	return nil
-}
-
-// cutLine cuts over-long line s to at most jobwire.MaxLineBytes bytes,
-// before a character that would straddle the limit, and marks it.
-func cutLine(s string) string {
-	n := jobwire.MaxLineBytes
-	for k := n; k > n-utf8.UTFMax && k > 0; k-- {
-		if utf8.RuneStart(s[k]) {
-			n = k
-			break
-		}
-	}
-	return s[:n] + " …[truncated]"
 }
 
 // Pending reports whether lines wait to be sent.
@@ -128,22 +113,22 @@ func (w *LogWriter) Flush(ctx context.Context) error {
 
 // pumpLines reads r line by line into w until EOF, sending a batch when it
 // is full or jobwire.LogFlushInterval after its first line, and flushes at the end.
-// A line is sent once its newline is read, however the writes and reads cut
-// it; the text after the last newline is sent as the last line at end of
-// file (see readLine for over-long lines).
+// Lines are split by the rule of package lines: one is sent once its
+// newline is read, however the writes and reads cut it, and the text after
+// the last newline is sent as the last line at end of file.
 // Publishing errors are returned after r is drained (so the process never
 // blocks on a full pipe).
 func pumpLines(ctx context.Context, r io.Reader, w *LogWriter) error {
-	lines := make(chan string, 1024)
+	queue := make(chan string, 1024)
 	go func() {
-		defer close(lines)
+		defer close(queue)
 		br := bufio.NewReaderSize(r, 64<<10)
 		for {
-			line, err := readLine(br)
+			line, ok, err := lines.Next(br, jobwire.MaxLineBytes)
 			// The unended text before errOutputCut is a line a process
 			// outside the replica is still writing: not a last line.
-			if line != nil && !errors.Is(err, errOutputCut) {
-				lines <- *line
+			if ok && !errors.Is(err, errOutputCut) {
+				queue <- line
 			}
 			if err != nil {
 				return
@@ -156,7 +141,7 @@ func pumpLines(ctx context.Context, r io.Reader, w *LogWriter) error {
 	armed := false
 	for {
 		select {
-		case s, ok := <-lines:
+		case s, ok := <-queue:
 			if !ok {
 				if err := w.Flush(context.WithoutCancel(ctx)); err != nil && firstErr == nil {
 					firstErr = err
@@ -175,36 +160,6 @@ func pumpLines(ctx context.Context, r io.Reader, w *LogWriter) error {
 			if err := w.Flush(ctx); err != nil && firstErr == nil {
 				firstErr = err
 			}
-		}
-	}
-}
-
-// readLine returns the next line without its newline (LF, or CR LF), or
-// with an error the text read before it (nil when there was none). Of a
-// line longer than jobwire.MaxLineBytes it keeps a little more than that
-// (LogWriter.Line cuts it) and skips the rest up to the newline.
-// (bufio.Reader.ReadLine would return an unended last line as if ended.)
-func readLine(br *bufio.Reader) (*string, error) {
-	var buf []byte
-	for {
-		frag, err := br.ReadSlice('\n')
-		ended := err == nil
-		if ended {
-			frag = frag[:len(frag)-1]
-		}
-		if len(buf) <= jobwire.MaxLineBytes {
-			buf = append(buf, frag...)
-		}
-		switch {
-		case ended:
-			s := string(bytes.TrimSuffix(buf, []byte{'\r'}))
-			return &s, nil
-		case errors.Is(err, bufio.ErrBufferFull):
-		case len(buf) == 0:
-			return nil, err
-		default:
-			s := string(buf)
-			return &s, err
 		}
 	}
 }
