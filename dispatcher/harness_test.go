@@ -1,10 +1,13 @@
 package dispatcher_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,10 +39,11 @@ type cluster struct {
 }
 
 type fakeWorker struct {
-	id         string
-	stopLease  context.CancelFunc
-	stopRunner context.CancelFunc
-	done       chan struct{}
+	id          string
+	stopLease   context.CancelFunc
+	leasePaused *atomic.Bool // renewals skipped while set
+	stopRunner  context.CancelFunc
+	done        chan struct{}
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -90,9 +94,9 @@ func (c *cluster) addWorker(id string, cpu float64, attrs map[string]string, ro 
 	info := broker.WorkerInfo{V: broker.WorkerInfoVersion, ID: id, Host: "test", Pool: "default", Attributes: attrs, Concurrency: 1, StartedMS: jobwire.NowMS()}
 	r.Describe(&info)
 	nc, js := frayt.Connect(c.t, c.url)
-	stopLease := c.register(js, &info)
+	stopLease, paused := c.registerPausable(js, &info)
 	rctx, stopRunner := context.WithCancel(context.Background())
-	w := &fakeWorker{id: id, stopLease: stopLease, stopRunner: stopRunner, done: make(chan struct{})}
+	w := &fakeWorker{id: id, stopLease: stopLease, leasePaused: paused, stopRunner: stopRunner, done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		_ = r.Run(rctx, nc, js, &info)
@@ -116,14 +120,24 @@ func (c *cluster) addSilentWorker(id string, cpu float64) {
 }
 
 // register holds info's lease in FRAY_WORKERS (a 1 s TTL renewed every
-// 300 ms) until the returned function is called.
+// 300 ms) until the returned function is called. Like a worker's
+// (worker.keepLease), a lease that expired because a renewal came late (a
+// test process starved under load) is taken back: the dispatcher, which
+// waits ExpiryGrace for that, must not lose the worker over it.
 func (c *cluster) register(js jetstream.JetStream, info *broker.WorkerInfo) (stop func()) {
+	stop, _ = c.registerPausable(js, info)
+	return stop
+}
+
+// registerPausable is register, whose renewals pause while paused is set.
+func (c *cluster) registerPausable(js jetstream.JetStream, info *broker.WorkerInfo) (stop func(), paused *atomic.Bool) {
 	c.t.Helper()
 	b, _ := objects.Marshal(info)
 	lease, err := broker.AcquireLease(c.ctx, js, broker.BucketWorkers, info.ID, b, time.Second)
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	paused = &atomic.Bool{}
 	lctx, stopLease := context.WithCancel(context.Background())
 	go func() {
 		t := time.NewTicker(300 * time.Millisecond)
@@ -133,11 +147,40 @@ func (c *cluster) register(js jetstream.JetStream, info *broker.WorkerInfo) (sto
 			case <-lctx.Done():
 				return
 			case <-t.C:
-				_ = lease.Renew(context.Background(), b)
+			}
+			if paused.Load() {
+				continue
+			}
+			if err := lease.Renew(lctx, b); errors.Is(err, broker.ErrLeaseLost) {
+				if l, err := retakeLease(lctx, js, info.ID, b); err == nil {
+					lease = l
+				}
 			}
 		}
 	}()
-	return stopLease
+	return stopLease, paused
+}
+
+// retakeLease takes back the lease on key after it was lost: anew when the
+// key expired, or where it is when it holds value b (a renewal stored
+// without its acknowledgement arriving).
+func retakeLease(ctx context.Context, js jetstream.JetStream, key string, b []byte) (*broker.Lease, error) {
+	l, err := broker.AcquireLease(ctx, js, broker.BucketWorkers, key, b, time.Second)
+	if !errors.Is(err, broker.ErrLeaseHeld) {
+		return l, err
+	}
+	kv, err := broker.KeyValue(ctx, js, broker.BucketWorkers)
+	if err != nil {
+		return nil, err
+	}
+	e, err := kv.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(e.Value(), b) {
+		return nil, broker.ErrLeaseHeld
+	}
+	return broker.ResumeLease(ctx, js, broker.BucketWorkers, key, e.Revision(), time.Second)
 }
 
 // lossGrace is the dispatchers' ExpiryGrace in tests that lose a worker:

@@ -12,6 +12,7 @@ import (
 
 	"github.com/frayhq/fray/broker"
 	"github.com/frayhq/fray/internal/jobwire"
+	"github.com/frayhq/fray/internal/lines"
 	"github.com/frayhq/fray/objects"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -60,9 +61,7 @@ func (w *LogWriter) SetNext(n int64) { w.batch.First = n; w.batch.Lines = nil; w
 
 // Line adds a line, sending the batch when it is full.
 func (w *LogWriter) Line(ctx context.Context, s string) error {
-	if len(s) > jobwire.MaxLineBytes {
-		s = s[:jobwire.MaxLineBytes] + " …[truncated]"
-	}
+	s = lines.Cut(s, jobwire.MaxLineBytes)
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD") // CBOR text must be UTF-8
 	}
@@ -114,17 +113,22 @@ func (w *LogWriter) Flush(ctx context.Context) error {
 
 // pumpLines reads r line by line into w until EOF, sending a batch when it
 // is full or jobwire.LogFlushInterval after its first line, and flushes at the end.
+// Lines are split by the rule of package lines: one is sent once its
+// newline is read, however the writes and reads cut it, and the text after
+// the last newline is sent as the last line at end of file.
 // Publishing errors are returned after r is drained (so the process never
 // blocks on a full pipe).
 func pumpLines(ctx context.Context, r io.Reader, w *LogWriter) error {
-	lines := make(chan string, 1024)
+	queue := make(chan string, 1024)
 	go func() {
-		defer close(lines)
+		defer close(queue)
 		br := bufio.NewReaderSize(r, 64<<10)
 		for {
-			line, err := readLine(br)
-			if line != nil {
-				lines <- *line
+			line, ok, err := lines.Next(br, jobwire.MaxLineBytes)
+			// The unended text before errOutputCut is a line a process
+			// outside the replica is still writing: not a last line.
+			if ok && !errors.Is(err, errOutputCut) {
+				queue <- line
 			}
 			if err != nil {
 				return
@@ -137,7 +141,7 @@ func pumpLines(ctx context.Context, r io.Reader, w *LogWriter) error {
 	armed := false
 	for {
 		select {
-		case s, ok := <-lines:
+		case s, ok := <-queue:
 			if !ok {
 				if err := w.Flush(context.WithoutCancel(ctx)); err != nil && firstErr == nil {
 					firstErr = err
@@ -156,35 +160,6 @@ func pumpLines(ctx context.Context, r io.Reader, w *LogWriter) error {
 			if err := w.Flush(ctx); err != nil && firstErr == nil {
 				firstErr = err
 			}
-		}
-	}
-}
-
-// readLine returns the next line without its newline, truncating very long
-// ones; nil at EOF with nothing read.
-func readLine(br *bufio.Reader) (*string, error) {
-	var buf []byte
-	truncated := false
-	for {
-		frag, isPrefix, err := br.ReadLine()
-		if len(buf) < jobwire.MaxLineBytes+1 {
-			buf = append(buf, frag...)
-		} else {
-			truncated = true
-		}
-		if err != nil {
-			if len(buf) == 0 {
-				return nil, err
-			}
-			s := string(buf)
-			return &s, err
-		}
-		if !isPrefix {
-			s := string(buf)
-			if truncated && len(s) <= jobwire.MaxLineBytes {
-				s += " …[truncated]"
-			}
-			return &s, nil
 		}
 	}
 }

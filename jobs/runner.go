@@ -102,6 +102,8 @@ type RunnerOptions struct {
 
 	// exitRepeat overrides exitRepeat; tests shorten it (export_test.go).
 	exitRepeat time.Duration
+	// outputIdle overrides outputIdle; tests shorten it (export_test.go).
+	outputIdle time.Duration
 }
 
 // Runner is the native job runner: a worker plugin (it satisfies
@@ -154,6 +156,9 @@ func NewRunner(o RunnerOptions) (*Runner, error) {
 	}
 	if o.exitRepeat <= 0 {
 		o.exitRepeat = exitRepeat
+	}
+	if o.outputIdle <= 0 {
+		o.outputIdle = outputIdle
 	}
 	if o.DeviceWait <= 0 {
 		o.DeviceWait = o.Grace + 10*time.Second
@@ -414,6 +419,12 @@ type exitReport struct {
 // still listed) before the runner sends it again, in case it was lost (the
 // default of RunnerOptions.exitRepeat).
 const exitRepeat = 5 * time.Second
+
+// outputIdle is how long, once a replica has exited, a read of its output
+// pipe waits for data before the runner takes the pipe for held open by a
+// process that left the replica's group (the default of
+// RunnerOptions.outputIdle).
+const outputIdle = 5 * time.Second
 
 // repeatExits re-sends exit reports the dispatcher has not acted on.
 func (h *host) repeatExits() {

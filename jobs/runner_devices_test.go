@@ -26,6 +26,7 @@ import (
 type runnerRig struct {
 	t      *testing.T
 	ctx    context.Context
+	js     jetstream.JetStream // the runner's, unwrapped
 	kv     jetstream.KeyValue
 	worker string
 	logs   *frayt.SyncBuffer // the runner's slog output
@@ -37,8 +38,16 @@ type runnerRig struct {
 
 func startRunner(t *testing.T, o jobs.RunnerOptions) *runnerRig {
 	t.Helper()
+	return startRunnerWith(t, o, nil)
+}
+
+// startRunnerWith starts a runner whose JetStream is wrap(js) when wrap is
+// set (a test holds back or inspects its publishes).
+func startRunnerWith(t *testing.T, o jobs.RunnerOptions, wrap func(jetstream.JetStream) jetstream.JetStream) *runnerRig {
+	t.Helper()
 	rig := &runnerRig{t: t, ctx: frayt.Context(t, time.Minute), worker: "w1", logs: &frayt.SyncBuffer{}, lines: map[string][]string{}}
 	nc, js := frayt.Connect(t, frayt.Server(t).ClientURL())
+	rig.js = js
 	var err error
 	if rig.kv, err = js.KeyValue(rig.ctx, broker.BucketJobState); err != nil {
 		t.Fatal(err)
@@ -82,9 +91,13 @@ func startRunner(t *testing.T, o jobs.RunnerOptions) *runnerRig {
 	r.Describe(&info)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	rjs := js
+	if wrap != nil {
+		rjs = wrap(js)
+	}
 	go func() {
 		defer close(done)
-		if err := r.Run(ctx, nc, js, &info); err != nil {
+		if err := r.Run(ctx, nc, rjs, &info); err != nil {
 			t.Errorf("runner: %v", err)
 		}
 	}()

@@ -251,10 +251,11 @@ func (p *proc) runCommand(ctx context.Context, lw *LogWriter, devs []string) (co
 	ev.Devices = devs
 	p.started = make(chan struct{})
 	go p.publishStarted(ev)
+	out := newReplicaOutput(pr, p.h.r.o.outputIdle)
 	pumped := make(chan struct{})
 	go func() {
 		defer close(pumped)
-		if err := pumpLines(ctx, pr, lw); err != nil {
+		if err := pumpLines(ctx, out, lw); err != nil {
 			p.h.r.log.Warn("job logs lost", "job", p.a.Job, "task", p.a.Task, "err", err)
 		}
 	}()
@@ -280,15 +281,18 @@ loop:
 		}
 	}
 	// Sweep what the replica left behind in its group, so nothing outlives
-	// it and nobody holds the output pipe open.
+	// it and nobody holds the output pipe open; then every line left in the
+	// pipe is published, however long that takes (see replicaOutput).
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	select {
-	case <-pumped:
-	case <-time.After(5 * time.Second):
-		pr.Close()
-		<-pumped
-	}
+	out.end()
+	<-pumped
 	pr.Close()
+	if out.Cut() {
+		p.h.r.log.Warn("job output pipe held open by a process outside the job's process group; its further output is not logged",
+			"job", p.a.Job, "task", p.a.Task, "attempt", p.a.Attempt)
+		_ = lw.Line(ctx, "fray: a process that left the job's process group (setsid) still holds its output open; what it prints from now on is not logged")
+		_ = lw.Flush(ctx)
+	}
 	code = cmd.ProcessState.ExitCode()
 	switch {
 	case stopped && !preempted:

@@ -121,20 +121,19 @@ func remoteStatus(info *JobInfo) (dispatcher.RemoteStatus, error) {
 // them. A trailing line without its newline is held back until it is
 // finished or the job is over, so no poll ever returns a line twice or cut.
 func (b *Backend) Logs(ctx context.Context, externalID string, cursor int64) ([]string, int64, error) {
-	var out struct {
-		Logs string `json:"logs"`
-	}
-	if err := b.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(externalID)+"/logs", nil, &out); err != nil {
+	text, err := b.logsAfter(ctx, externalID, cursor)
+	if err != nil {
 		return nil, cursor, err
 	}
-	if cursor < 0 || cursor > int64(len(out.Logs)) {
-		return nil, cursor, nil
-	}
-	text := out.Logs[cursor:]
 	end := strings.LastIndexByte(text, '\n') + 1
 	if end < len(text) {
-		// A partial last line: take it only once the job is over.
+		// A partial last line: take it only once the job is over, from a
+		// log read after Ray said so (the job may have finished the line
+		// between the read above and the status).
 		if st, err := b.Status(ctx, externalID); err == nil && st.State.Terminal() {
+			if text, err = b.logsAfter(ctx, externalID, cursor); err != nil {
+				return nil, cursor, err
+			}
 			end = len(text)
 		}
 	}
@@ -143,6 +142,21 @@ func (b *Backend) Logs(ctx context.Context, externalID string, cursor int64) ([]
 	}
 	lines := strings.Split(strings.TrimSuffix(text[:end], "\n"), "\n")
 	return lines, cursor + int64(end), nil
+}
+
+// logsAfter is the job's driver log after byte offset cursor ("" when the
+// log is not that long).
+func (b *Backend) logsAfter(ctx context.Context, externalID string, cursor int64) (string, error) {
+	var out struct {
+		Logs string `json:"logs"`
+	}
+	if err := b.do(ctx, http.MethodGet, "/api/jobs/"+url.PathEscape(externalID)+"/logs", nil, &out); err != nil {
+		return "", err
+	}
+	if cursor < 0 || cursor > int64(len(out.Logs)) {
+		return "", nil
+	}
+	return out.Logs[cursor:], nil
 }
 
 // Stop asks Ray to stop the job. Stopping a finished job is not an error.

@@ -361,21 +361,35 @@ func TestStatusMapsRayStatesAndKeepsRaysMessage(t *testing.T) {
 	}
 }
 
-func TestLogsAreIncrementalWithoutDuplicatesOrCutLines(t *testing.T) {
-	var mu sync.Mutex
-	logs, status := "", "RUNNING"
+// fakeJob is Ray's API serving one job, "x", whose log and status the
+// test sets; afterLogRead, when set, runs right after each log read.
+type fakeJob struct {
+	mu           sync.Mutex
+	logs, status string
+	afterLogRead func(j *fakeJob) // called with mu held
+}
+
+func (j *fakeJob) serve(t *testing.T) *Backend {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
+		j.mu.Lock()
+		defer j.mu.Unlock()
 		if strings.HasSuffix(r.URL.Path, "/logs") {
-			_ = json.NewEncoder(w).Encode(map[string]string{"logs": logs})
+			_ = json.NewEncoder(w).Encode(map[string]string{"logs": j.logs})
+			if j.afterLogRead != nil {
+				j.afterLogRead(j)
+			}
 			return
 		}
-		_ = json.NewEncoder(w).Encode(JobInfo{SubmissionID: "x", Status: status})
+		_ = json.NewEncoder(w).Encode(JobInfo{SubmissionID: "x", Status: j.status})
 	}))
-	defer srv.Close()
-	b := newBackend(t, srv.URL)
-	set := func(l, s string) { mu.Lock(); logs, status = l, s; mu.Unlock() }
+	t.Cleanup(srv.Close)
+	return newBackend(t, srv.URL)
+}
+
+func TestLogsAreIncrementalWithoutDuplicatesOrCutLines(t *testing.T) {
+	job := &fakeJob{status: "RUNNING"}
+	b := job.serve(t)
+	set := func(l, s string) { job.mu.Lock(); job.logs, job.status = l, s; job.mu.Unlock() }
 	poll := func(cursor int64) ([]string, int64) {
 		lines, next, err := b.Logs(ctx(t), "x", cursor)
 		if err != nil {
@@ -408,6 +422,28 @@ func TestLogsAreIncrementalWithoutDuplicatesOrCutLines(t *testing.T) {
 	}
 	if lines, _ = poll(c); len(lines) != 0 {
 		t.Fatalf("poll after the end gave %q", lines)
+	}
+}
+
+// A job that finishes its last line and ends between the log read and the
+// status read of one poll gets that line whole: the line is taken from a
+// log read after the status said the job is over.
+func TestALineFinishedAsTheJobEndsIsNotCut(t *testing.T) {
+	job := &fakeJob{logs: "one\ntw", status: "RUNNING", afterLogRead: func(j *fakeJob) {
+		j.logs, j.status = "one\ntwo\n", "SUCCEEDED" // the job ends its line and exits
+	}}
+	b := job.serve(t)
+	var got []string
+	var cursor int64
+	for range 3 {
+		lines, next, err := b.Logs(ctx(t), "x", cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, cursor = append(got, lines...), next
+	}
+	if want := []string{"one", "two"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("lines %q, want %q", got, want)
 	}
 }
 

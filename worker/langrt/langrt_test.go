@@ -134,6 +134,39 @@ func TestPrintedLinesReachTheLogWithTheTaskID(t *testing.T) {
 	})
 }
 
+// A line printed in pieces with a flush after each (a progress display)
+// reaches the log as one line: a flush does not end a line.
+func TestALinePrintedInFlushedPiecesReachesTheLogWhole(t *testing.T) {
+	_, reg, logs := start(t, 1)
+	ctx := tasks.ContextWithTask(frayt.Context(t, time.Minute), tasks.TaskInfo{ID: "task-pieces", Attempt: 1})
+	if _, err := run(ctx, t, reg, "rt.print_pieces", []string{"load", "ing...", " done"}); err != nil {
+		t.Fatal(err)
+	}
+	frayt.Eventually(t, 10*time.Second, "the line in the log", func() bool {
+		return strings.Contains(logs.String(), `line="loading... done"`)
+	})
+	// Pieces sent as lines would have been logged before the whole line.
+	if out := logs.String(); strings.Contains(out, `line=load`) || strings.Contains(out, `line="load"`) {
+		t.Fatalf("a piece of the line was logged as a line:\n%s", out)
+	}
+}
+
+// A line over the limit that the process writes on its own fd 1 is logged
+// cut, and the process's output is read on: its next write succeeds.
+func TestAnOverlongLineOnTheProcesssOwnOutputIsCutAndTheOutputReadOn(t *testing.T) {
+	_, reg, logs := start(t, 1)
+	ctx := tasks.ContextWithTask(frayt.Context(t, time.Minute), tasks.TaskInfo{ID: "task-long", Attempt: 1})
+	if _, err := run(ctx, t, reg, "rt.write_fd_long", 2<<20); err != nil {
+		t.Fatal(err)
+	}
+	frayt.Eventually(t, 10*time.Second, "the line after the long one in the log", func() bool {
+		return strings.Contains(logs.String(), `line="after the long line"`)
+	})
+	if !strings.Contains(logs.String(), `xxx …[truncated]"`) {
+		t.Fatal("the long line is not in the log, cut and marked")
+	}
+}
+
 func TestAnUnendedPrintedLineReachesTheLogWithTheTaskID(t *testing.T) {
 	_, reg, logs := start(t, 1)
 	for i := range 3 {

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/frayhq/fray/internal/lines"
 	"github.com/frayhq/fray/internal/reaper"
 )
 
@@ -220,23 +221,39 @@ func exitText(err error) string {
 	return "ended: " + err.Error()
 }
 
+// maxOutputLine is the longest line of a process's own output logged
+// whole; a longer one is cut (lines.Cut).
+const maxOutputLine = 1 << 20
+
 // pump logs what the process writes on its stdout or stderr outside of the
-// code's print calls (native extensions, subprocesses, a fatal crash).
+// code's print calls (native extensions, subprocesses, a fatal crash),
+// line by line, until the process closes it: a line over maxOutputLine is
+// cut, never the pump stopped (the process's next write would fail).
 func (p *proc) pump(r *os.File, stream string, wg *sync.WaitGroup) {
 	defer wg.Done()
 	defer r.Close()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if stream == "stderr" {
-			p.stderr.Write([]byte(line + "\n"))
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		line, ok, err := lines.Next(br, maxOutputLine)
+		if !ok {
+			return
 		}
-		if l := p.soleLabel(); l != "" {
-			p.cfg.log.Info("runtime output", "for", l, "pid", p.pid, "stream", stream, "line", line)
-		} else {
-			p.cfg.log.Info("runtime output", "pid", p.pid, "stream", stream, "line", line)
+		p.logOutput(lines.Cut(line, maxOutputLine), stream)
+		if err != nil {
+			return
 		}
+	}
+}
+
+// logOutput logs line, which the process wrote on stream.
+func (p *proc) logOutput(line, stream string) {
+	if stream == "stderr" {
+		p.stderr.Write([]byte(line + "\n"))
+	}
+	if l := p.soleLabel(); l != "" {
+		p.cfg.log.Info("runtime output", "for", l, "pid", p.pid, "stream", stream, "line", line)
+	} else {
+		p.cfg.log.Info("runtime output", "pid", p.pid, "stream", stream, "line", line)
 	}
 }
 

@@ -125,6 +125,12 @@ class _FrameStream(io.TextIOBase):
         return len(s)
 
     def flush(self) -> None:
+        """A line goes out once its newline is written: a flush in the
+        middle of one (print(..., end="", flush=True)) leaves it whole. The
+        runtime sends the unended line at the request's end (end_line)."""
+
+    def end_line(self) -> None:
+        """Send the calling thread's unended line, if any, as a line."""
         buf = getattr(self.bufs, "b", "")
         if buf:
             self.bufs.b = ""
@@ -288,8 +294,13 @@ class Runtime:
         return fn(*args, **kwargs)
 
     def _flush(self) -> None:
+        # Streams the code put in place flush to wherever they go; the
+        # runtime's own send the request's unended lines.
         sys.stdout.flush()
         sys.stderr.flush()
+        for s in (self.out, self.err):
+            if s is not None:
+                s.end_line()
 
     # -- actors ----------------------------------------------------------
 
