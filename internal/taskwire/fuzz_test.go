@@ -67,6 +67,7 @@ func TestDecodeTaskNamesTheTaskByVersion(t *testing.T) {
 	v2named, _ := EncodeTask(&Task{V: TaskVersion, ID: "t1", Owner: "o1", Fn: "f", SubmittedMS: 1})
 	v3, _ := EncodeTask(&Task{V: 3, Fn: "f", SubmittedMS: 1})
 	v2negative, _ := EncodeTask(&Task{V: TaskVersion, Fn: "f", MaxDeliveries: -1, SubmittedMS: 1})
+	v1spaced, _ := EncodeTask(&Task{V: TaskVersionV1, ID: "t 1", Owner: "o1", Fn: "f", SubmittedMS: 1})
 	for _, c := range []struct {
 		data             []byte
 		msgID, owner, id string
@@ -84,6 +85,7 @@ func TestDecodeTaskNamesTheTaskByVersion(t *testing.T) {
 		{data: v2named, msgID: "o1.t1", wantErr: true},
 		{data: v3, msgID: "o1.t1", wantErr: true},
 		{data: v2negative, msgID: "o1.t1", wantErr: true}, // no unbounded setting in version 2
+		{data: v1spaced, msgID: "t1", wantErr: true},      // no result subject could name it
 	} {
 		task, err := DecodeTask(c.data, c.msgID)
 		if c.wantErr {

@@ -143,8 +143,8 @@ func DecodeTaskInto(data []byte, name string, t *Task) error {
 			return fmt.Errorf("version-2 task record has max_deliveries %d: want a count, 1 or more", t.MaxDeliveries)
 		}
 	case TaskVersionV1:
-		if t.ID == "" || !ValidToken(t.Owner) {
-			return fmt.Errorf("task record lacks an id or a valid owner")
+		if !ValidToken(t.ID) || !ValidToken(t.Owner) {
+			return fmt.Errorf("task record lacks a valid id or owner")
 		}
 	default:
 		return fmt.Errorf("task record version %d, this worker knows %d and %d", t.V, TaskVersionV1, TaskVersion)
