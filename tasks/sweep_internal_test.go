@@ -163,8 +163,9 @@ func TestASweepLooksUpAtMostItsBudgetAndTheNextOnesTheRest(t *testing.T) {
 	}
 	const budget = 5
 	s := p.newSweeper(sweepTiming{every: time.Millisecond, age: time.Minute, maxEvery: time.Hour, budget: budget})
-	sweepAll := func(at time.Time, want int) {
+	sweepAll := func(at time.Time, all []*Future) {
 		t.Helper()
+		want := len(all)
 		seen := map[*Future]bool{}
 		var sizes []int
 		for range 5 {
@@ -180,17 +181,22 @@ func TestASweepLooksUpAtMostItsBudgetAndTheNextOnesTheRest(t *testing.T) {
 				seen[f] = true
 			}
 		}
-		if want := []int{5, 5, want - 10, 0, 0}; fmt.Sprint(sizes) != fmt.Sprint(want) {
+		if want := []int{budget, budget, want - 2*budget, 0, 0}; fmt.Sprint(sizes) != fmt.Sprint(want) {
 			t.Fatalf("sweeps took %v futures, want %v", sizes, want)
+		}
+		for _, f := range all {
+			if !seen[f] {
+				t.Fatalf("sweeps %v: %s never looked up", sizes, f.id)
+			}
 		}
 	}
 	// A minute on, every future is due: a budget per sweep.
-	sweepAll(time.Now().Add(time.Minute+time.Second), 12)
+	sweepAll(time.Now().Add(time.Minute+time.Second), futs)
 	// An election: every future again, and one submitted just now too.
 	young := p.Submit(ctx, "nobody.serves.it", 12)
 	if err := young.Queued(ctx); err != nil {
 		t.Fatal(err)
 	}
 	p.leaderChanges.Add(1)
-	sweepAll(time.Now(), 13)
+	sweepAll(time.Now(), append(futs, young))
 }
