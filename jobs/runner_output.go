@@ -17,10 +17,11 @@ var errOutputCut = errors.New("jobs: output pipe held open after the replica end
 // reads it. While the replica runs, a read waits as long as it must. Once
 // the replica has exited and its process group was swept (end), what is
 // left is what the pipe held then: the pump reads on to end of file however
-// long publishing the lines takes, except that it stops after the pipe's
-// capacity in bytes more (only a process that left the group, by setsid,
-// can write more) or after a read waited idle for data (such a process
-// holds the pipe open).
+// long publishing the lines takes, except that it stops once it has read
+// more than the pipe's capacity in bytes (a pipe the replica left full
+// holds exactly its capacity; only a process that left the group, by
+// setsid, can write more) or after a read waited idle for data (such a
+// process holds the pipe open).
 type replicaOutput struct {
 	f    *os.File
 	idle time.Duration
@@ -38,7 +39,9 @@ func newReplicaOutput(f *os.File, idle time.Duration) *replicaOutput {
 // end says the replica's process group is gone. A read waiting meanwhile
 // waits idle at most.
 func (o *replicaOutput) end() {
-	o.left = pipeCapacity(o.f)
+	// One byte over what the pipe can hold: a full pipe is read to its
+	// end of file, the byte after it can only come from outside the group.
+	o.left = pipeCapacity(o.f) + 1
 	close(o.ended)
 	_ = o.f.SetReadDeadline(time.Now().Add(o.idle))
 }
