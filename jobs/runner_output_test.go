@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,5 +84,34 @@ func TestAReplicaThatExitsWithItsOutputPipeFullLosesNoLineAndGetsNoNote(t *testi
 		if want := strconv.Itoa(1e15 + i)[1:]; l.Text != want {
 			t.Fatalf("line %d is %q, want %q", i, l.Text, want)
 		}
+	}
+}
+
+// A process that left the replica's group and writes a line now and then,
+// each within the idle wait of the last, does not hold the attempt's end
+// for as long as it takes to write the pipe's capacity: the waits for its
+// output after the exit add up to the idle wait at most.
+func TestAnEscapedProcessThatWritesSlowlyDoesNotHoldTheAttemptsEnd(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	o := jobs.RunnerOptions{CPU: 2}
+	jobs.SetOutputIdle(&o, idle)
+	rig := startRunner(t, o)
+	ticker := filepath.Join(t.TempDir(), "tick.sh")
+	if err := os.WriteFile(ticker, []byte("while :; do echo tick; sleep 0.05; done\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	task := gpuTask("/t/escaped-slow", 0, "echo before; "+escaped(t, "sh "+ticker))
+	rig.assign(task)
+	// At 5 bytes in 50 ms, the pipe's 64 KiB take over ten minutes.
+	var ev *jobwire.TaskEvent
+	frayt.Eventually(t, 20*time.Second, "the attempt's end", func() bool { ev = rig.event(task.Job, jobwire.EventExited); return ev != nil })
+	if ev.ExitCode != 0 {
+		t.Fatalf("exit %d %q", ev.ExitCode, ev.Error)
+	}
+	rig.mu.Lock()
+	got := slices.Clone(rig.lines[task.Job])
+	rig.mu.Unlock()
+	if len(got) < 2 || got[0] != "before" || !strings.HasPrefix(got[len(got)-1], "fray: ") {
+		t.Fatalf("lines %q: want before, ticks, then the note", got)
 	}
 }
