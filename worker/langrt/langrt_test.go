@@ -183,6 +183,20 @@ func TestAnUnendedPrintedLineReachesTheLogWithTheTaskID(t *testing.T) {
 	}
 }
 
+// A line a thread of the code's own left unended (print(..., end="",
+// flush=True) in a background thread) is no request's to end; it reaches
+// the log when the process ends, as the text after the last newline does.
+func TestAnUnendedLineOfABackgroundThreadReachesTheLogWhenTheProcessEnds(t *testing.T) {
+	rt, reg, logs := start(t, 1)
+	if _, err := run(frayt.Context(t, time.Minute), t, reg, "rt.thread_unended", "from a thread"); err != nil {
+		t.Fatal(err)
+	}
+	rt.Close()
+	frayt.Eventually(t, 10*time.Second, "the thread's line in the log", func() bool {
+		return strings.Contains(logs.String(), `stream=stdout line="from a thread"`)
+	})
+}
+
 func TestProcessKilledMidTaskFailsItAsRuntimeCrashedAndIsReplaced(t *testing.T) {
 	_, reg, _ := start(t, 1)
 	ctx := frayt.Context(t, 2*time.Minute)

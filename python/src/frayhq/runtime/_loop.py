@@ -88,13 +88,31 @@ _local = threading.local()  # .id: the request the current thread serves
 _partial: set[tuple[str, int]] = set()
 
 
+class _Unended:
+    """A thread's text after its last newline on one stream."""
+
+    __slots__ = ("b",)
+
+    def __init__(self) -> None:
+        self.b = ""
+
+
 class _FrameStream(io.TextIOBase):
     """sys.stdout / sys.stderr: each line printed goes to the worker's log
     in a log frame, tagged with the request the printing thread serves."""
 
     def __init__(self, pipe: _Pipe, name: str) -> None:
         self.pipe, self.stream = pipe, name
-        self.bufs = threading.local()
+        self.bufs = threading.local()  # .u: the thread's _Unended
+        # Every thread's _Unended that holds text, so that the process's
+        # end sends the lines of threads that never end them (end_all).
+        self.unended: set[_Unended] = set()
+
+    def _mine(self) -> _Unended:
+        u = getattr(self.bufs, "u", None)
+        if u is None:
+            u = self.bufs.u = _Unended()
+        return u
 
     encoding = "utf-8"
     errors = "strict"
@@ -111,16 +129,19 @@ class _FrameStream(io.TextIOBase):
         return 1 if self.stream == "stdout" else 2
 
     def write(self, s: str) -> int:
-        buf = getattr(self.bufs, "b", "") + s
+        u = self._mine()
+        buf = u.b + s
         if "\n" in buf:
             *lines, buf = buf.split("\n")
             rid = getattr(_local, "id", 0)
             for line in lines:
                 self.pipe.write({"t": "log", "id": rid, "stream": self.stream, "line": line})
-        self.bufs.b = buf
+        u.b = buf
         if buf:
+            self.unended.add(u)
             _partial.add((self.stream, threading.get_ident()))
         else:
+            self.unended.discard(u)
             _partial.discard((self.stream, threading.get_ident()))
         return len(s)
 
@@ -131,11 +152,22 @@ class _FrameStream(io.TextIOBase):
 
     def end_line(self) -> None:
         """Send the calling thread's unended line, if any, as a line."""
-        buf = getattr(self.bufs, "b", "")
-        if buf:
-            self.bufs.b = ""
+        u = self._mine()
+        if u.b:
+            buf, u.b = u.b, ""
+            self.unended.discard(u)
             _partial.discard((self.stream, threading.get_ident()))
             self.pipe.write({"t": "log", "id": getattr(_local, "id", 0), "stream": self.stream, "line": buf})
+
+    def end_all(self) -> None:
+        """The output ends (the process does): send every thread's unended
+        line, the calling thread's for its request, the others' for none."""
+        self.end_line()
+        for u in list(self.unended):
+            buf, u.b = u.b, ""
+            self.unended.discard(u)
+            if buf:
+                self.pipe.write({"t": "log", "id": 0, "stream": self.stream, "line": buf})
 
 
 def _type_name(e: BaseException) -> str:
@@ -302,6 +334,14 @@ class Runtime:
             if s is not None:
                 s.end_line()
 
+    def _end_output(self) -> None:
+        """The process ends: its output too, every thread's unended line
+        with it."""
+        self._flush()
+        for s in (self.out, self.err):
+            if s is not None:
+                s.end_all()
+
     # -- actors ----------------------------------------------------------
 
     def new(self, f: dict[str, Any]) -> None:
@@ -368,7 +408,7 @@ class Runtime:
             e = self.failed
             self.err.write("frayhq.runtime: the actor failed by its context's fail(): ")
             self.err.write("".join(traceback.format_exception(type(e), e, e.__traceback__)))
-            self._flush()
+            self._end_output()
             os._exit(1)
 
     def _call_method(self, f: dict[str, Any]) -> dict[str, Any]:
@@ -435,6 +475,6 @@ def main() -> None:
     try:
         rt.serve()
     finally:
-        rt._flush()
+        rt._end_output()
     # Threads an actor's code started must not keep the process alive.
     os._exit(0)
