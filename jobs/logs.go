@@ -76,10 +76,12 @@ func (w *LogWriter) SetNext(n int64) {
 
 // Line adds a line, sending the batch when it is full.
 func (w *LogWriter) Line(ctx context.Context, s string) error {
-	s = lines.Cut(s, jobwire.MaxLineBytes)
 	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD") // CBOR text must be UTF-8
+		// CBOR text must be UTF-8; U+FFFD is longer than the byte it
+		// replaces, so this comes before the cut.
+		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
+	s = lines.Cut(s, jobwire.MaxLineBytes)
 	w.batch.Lines = append(w.batch.Lines, s)
 	w.bytes += len(s) + 3
 	if len(w.batch.Lines) >= jobwire.MaxBatchLines || w.bytes >= jobwire.MaxBatchBytes {

@@ -307,3 +307,21 @@ func TestLinesAddedAfterAFailedFlushAreNotDroppedAsADuplicate(t *testing.T) {
 		t.Fatalf("next line number %d, want 3", lw.Next())
 	}
 }
+
+// A line of bytes that are not UTF-8 is at most the documented limit once
+// its bad bytes are replaced: U+FFFD takes three bytes where the bad byte
+// took one, so the replacement comes before the cut.
+func TestALineOfBadBytesIsWithinTheLimitOnceMadeUTF8(t *testing.T) {
+	const limit = jobwire.MaxLineBytes
+	p := startPump(t, "/t/badbytes")
+	p.write(strings.Repeat("\xffa", limit/2)+"\n", 1000)
+	p.end()
+	got := p.stored()
+	if len(got) != 1 {
+		t.Fatalf("%d lines, want 1", len(got))
+	}
+	text, ok := strings.CutSuffix(got[0], " …[truncated]")
+	if !ok || len(text) > limit || !strings.HasPrefix(text, "\uFFFDa\uFFFDa") {
+		t.Fatalf("line of %d bytes starting %q, marked %v; want at most %d bytes of U+FFFD a, marked", len(text), text[:min(len(text), 12)], ok, limit)
+	}
+}
