@@ -88,13 +88,36 @@ _local = threading.local()  # .id: the request the current thread serves
 _partial: set[tuple[str, int]] = set()
 
 
-class _Unended:
-    """A thread's text after its last newline on one stream."""
+# A printed line over MAX_LINE bytes (UTF-8) is sent cut, before a
+# character that would straddle the limit, and marked; the rest of it up to
+# its newline is dropped (the worker cuts a line on fds 1 and 2 so too).
+MAX_LINE = 1 << 20
+_MARK = " …[truncated]"
 
-    __slots__ = ("b",)
+
+class _Unended:
+    """A thread's text after its last newline on one stream: b, n bytes of
+    UTF-8, cut once over MAX_LINE."""
+
+    __slots__ = ("b", "cut", "n")
 
     def __init__(self) -> None:
-        self.b = ""
+        self.b, self.n, self.cut = "", 0, False
+
+    def add(self, s: str) -> None:
+        if self.cut or not s:
+            return
+        self.b += s
+        self.n += len(s.encode("utf-8", "replace"))
+        if self.n > MAX_LINE:
+            self.b = self.b.encode("utf-8", "replace")[:MAX_LINE].decode("utf-8", "ignore") + _MARK
+            self.cut = True
+
+    def take(self) -> str:
+        """The text, now a line; none is held any more."""
+        b = self.b
+        self.b, self.n, self.cut = "", 0, False
+        return b
 
 
 class _FrameStream(io.TextIOBase):
@@ -130,14 +153,14 @@ class _FrameStream(io.TextIOBase):
 
     def write(self, s: str) -> int:
         u = self._mine()
-        buf = u.b + s
-        if "\n" in buf:
-            *lines, buf = buf.split("\n")
+        first, *rest = s.split("\n")
+        u.add(first)
+        if rest:
             rid = getattr(_local, "id", 0)
-            for line in lines:
-                self.pipe.write({"t": "log", "id": rid, "stream": self.stream, "line": line})
-        u.b = buf
-        if buf:
+            for piece in rest:  # each follows a newline, which ends the held line
+                self.pipe.write({"t": "log", "id": rid, "stream": self.stream, "line": u.take()})
+                u.add(piece)
+        if u.b:
             self.unended.add(u)
             _partial.add((self.stream, threading.get_ident()))
         else:
@@ -154,7 +177,7 @@ class _FrameStream(io.TextIOBase):
         """Send the calling thread's unended line, if any, as a line."""
         u = self._mine()
         if u.b:
-            buf, u.b = u.b, ""
+            buf = u.take()
             self.unended.discard(u)
             _partial.discard((self.stream, threading.get_ident()))
             self.pipe.write({"t": "log", "id": getattr(_local, "id", 0), "stream": self.stream, "line": buf})
@@ -164,7 +187,7 @@ class _FrameStream(io.TextIOBase):
         line, the calling thread's for its request, the others' for none."""
         self.end_line()
         for u in list(self.unended):
-            buf, u.b = u.b, ""
+            buf = u.take()
             self.unended.discard(u)
             if buf:
                 self.pipe.write({"t": "log", "id": 0, "stream": self.stream, "line": buf})
