@@ -134,6 +134,22 @@ func TestPrintedLinesReachTheLogWithTheTaskID(t *testing.T) {
 	})
 }
 
+// A printed line ended by CR LF is framed as one ended by LF, as on the
+// process's own fds: the CR is no part of the line.
+func TestAPrintedLineEndedByCRLFLosesItsCR(t *testing.T) {
+	_, reg, logs := start(t, 1)
+	ctx := tasks.ContextWithTask(frayt.Context(t, time.Minute), tasks.TaskInfo{ID: "task-crlf", Attempt: 1})
+	if _, err := run(ctx, t, reg, "rt.print", []string{"dos line\r", "a \r inside"}); err != nil {
+		t.Fatal(err)
+	}
+	frayt.Eventually(t, 10*time.Second, "the lines in the log", func() bool {
+		return strings.Contains(logs.String(), `line="a \r inside"`)
+	})
+	if out := logs.String(); !strings.Contains(out, `line="dos line"`) {
+		t.Fatalf("the CR LF line is not logged without its CR:\n%s", out)
+	}
+}
+
 // A line printed in pieces with a flush after each (a progress display)
 // reaches the log as one line: a flush does not end a line.
 func TestALinePrintedInFlushedPiecesReachesTheLogWhole(t *testing.T) {

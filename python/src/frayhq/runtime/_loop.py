@@ -158,7 +158,10 @@ class _FrameStream(io.TextIOBase):
         if rest:
             rid = getattr(_local, "id", 0)
             for piece in rest:  # each follows a newline, which ends the held line
-                self.pipe.write({"t": "log", "id": rid, "stream": self.stream, "line": u.take()})
+                line = u.take()
+                if line.endswith("\r"):  # CR LF ends a line as LF does
+                    line = line[:-1]
+                self.pipe.write({"t": "log", "id": rid, "stream": self.stream, "line": line})
                 u.add(piece)
         if u.b:
             self.unended.add(u)
