@@ -9,8 +9,8 @@ var CanTransition = canTransition
 // acted on before it sends it again (5 s by default).
 func SetExitRepeat(o *RunnerOptions, d time.Duration) { o.exitRepeat = d }
 
-// SetOutputIdle sets how long, once a replica has exited, a read of its
-// output pipe waits for data (5 s by default).
+// SetOutputIdle sets how long in all, once a replica has exited, the reads
+// of its output pipe wait for data (5 s by default).
 func SetOutputIdle(o *RunnerOptions, d time.Duration) { o.outputIdle = d }
 
 // PumpLines is pumpLines, for the external tests.

@@ -33,6 +33,16 @@ type LogWriter struct {
 	batch   jobwire.LogBatch
 	bytes   int
 	msgID   string // when set, batches carry Nats-Msg-Id msgID:First (dedup)
+	// unsent are batches whose publish failed, oldest first, to be sent
+	// again as they are: the broker may have stored one, and the same id
+	// with other lines would be dropped whole as its duplicate.
+	unsent []sentBatch
+}
+
+// sentBatch is an encoded batch and the number of its first line.
+type sentBatch struct {
+	first int64
+	data  []byte
 }
 
 // NewLogWriter makes a writer for task of job's attempt, for a writer that
@@ -57,14 +67,21 @@ func (w *LogWriter) Dedup(prefix string) { w.msgID = prefix }
 func (w *LogWriter) Next() int64 { return w.batch.First + int64(len(w.batch.Lines)) }
 
 // SetNext sets the line number of the next line (for resuming).
-func (w *LogWriter) SetNext(n int64) { w.batch.First = n; w.batch.Lines = nil; w.bytes = 0 }
+func (w *LogWriter) SetNext(n int64) {
+	w.batch.First = n
+	w.batch.Lines = nil
+	w.bytes = 0
+	w.unsent = nil
+}
 
 // Line adds a line, sending the batch when it is full.
 func (w *LogWriter) Line(ctx context.Context, s string) error {
-	s = lines.Cut(s, jobwire.MaxLineBytes)
 	if !utf8.ValidString(s) {
-		s = strings.ToValidUTF8(s, "\uFFFD") // CBOR text must be UTF-8
+		// CBOR text must be UTF-8; U+FFFD is longer than the byte it
+		// replaces, so this comes before the cut.
+		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
+	s = lines.Cut(s, jobwire.MaxLineBytes)
 	w.batch.Lines = append(w.batch.Lines, s)
 	w.bytes += len(s) + 3
 	if len(w.batch.Lines) >= jobwire.MaxBatchLines || w.bytes >= jobwire.MaxBatchBytes {
@@ -74,10 +91,39 @@ func (w *LogWriter) Line(ctx context.Context, s string) error {
 }
 
 // Pending reports whether lines wait to be sent.
-func (w *LogWriter) Pending() bool { return len(w.batch.Lines) > 0 }
+func (w *LogWriter) Pending() bool { return len(w.batch.Lines) > 0 || len(w.unsent) > 0 }
 
-// Flush sends the buffered lines, if any.
+// Flush sends the batches that failed before, then the buffered lines, if
+// any. A batch that fails is kept as it is, to be sent again by the next
+// Flush; the lines added meanwhile start a batch of their own.
 func (w *LogWriter) Flush(ctx context.Context) error {
+	for len(w.unsent) > 0 {
+		if err := w.publish(ctx, w.unsent[0]); err != nil {
+			// The buffered lines wait behind; as a batch of their own, so
+			// that lines added meanwhile never make a batch over its
+			// bounds.
+			if merr := w.seal(); merr != nil {
+				return merr
+			}
+			return err
+		}
+		w.unsent = w.unsent[1:]
+	}
+	if err := w.seal(); err != nil {
+		return err
+	}
+	if len(w.unsent) == 0 {
+		return nil
+	}
+	if err := w.publish(ctx, w.unsent[0]); err != nil {
+		return err
+	}
+	w.unsent = w.unsent[:0]
+	return nil
+}
+
+// seal encodes the buffered lines, if any, as the last unsent batch.
+func (w *LogWriter) seal() error {
 	if len(w.batch.Lines) == 0 {
 		return nil
 	}
@@ -85,14 +131,25 @@ func (w *LogWriter) Flush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	w.unsent = append(w.unsent, sentBatch{first: w.batch.First, data: b})
+	w.batch.First += int64(len(w.batch.Lines))
+	w.batch.Lines = w.batch.Lines[:0]
+	w.bytes = 0
+	return nil
+}
+
+// publish sends one batch, retrying for a while when the broker is out of
+// reach.
+func (w *LogWriter) publish(ctx context.Context, sb sentBatch) error {
 	var opts []jetstream.PublishOpt
 	if w.msgID != "" {
-		opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("%s:%d", w.msgID, w.batch.First)))
+		opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("%s:%d", w.msgID, sb.first)))
 	}
+	var err error
 	deadline := time.Now().Add(30 * time.Second)
 	for try := 0; ; try++ {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = w.js.Publish(pctx, w.subject, b, opts...)
+		_, err = w.js.Publish(pctx, w.subject, sb.data, opts...)
 		cancel()
 		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
 			break
@@ -105,9 +162,6 @@ func (w *LogWriter) Flush(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jobs: publish logs of %s: %w", w.batch.Job, err)
 	}
-	w.batch.First += int64(len(w.batch.Lines))
-	w.batch.Lines = w.batch.Lines[:0]
-	w.bytes = 0
 	return nil
 }
 

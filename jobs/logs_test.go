@@ -242,3 +242,86 @@ func TestAnExitedReplicaEndsThoughAnEscapedProcessHoldsItsOutputOpen(t *testing.
 		}
 	}
 }
+
+// lostAck stores the first log batch published through it, then fails the
+// publish as a lost acknowledgement does, and ends the context of the
+// flush (as the flush's retry deadline ends it when the broker stays out
+// of reach).
+type lostAck struct {
+	jetstream.JetStream
+	once   *sync.Once
+	cancel context.CancelFunc
+}
+
+func (l lostAck) Publish(ctx context.Context, subj string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	lost := false
+	l.once.Do(func() { lost = true })
+	ack, err := l.JetStream.Publish(ctx, subj, data, opts...)
+	if lost && err == nil {
+		l.cancel()
+		return nil, context.DeadlineExceeded
+	}
+	return ack, err
+}
+
+// A batch whose publish failed though the broker stored it is sent again as
+// it was: lines added after the failure go in a batch of their own, never
+// under the failed batch's message id, which the broker takes for a
+// duplicate and drops whole.
+func TestLinesAddedAfterAFailedFlushAreNotDroppedAsADuplicate(t *testing.T) {
+	_, js := frayt.Connect(t, frayt.Server(t).ClientURL())
+	ctx := frayt.Context(t, time.Minute)
+	fctx, cancel := context.WithCancel(ctx)
+	const job = "/t/lostack"
+	lw := jobs.NewLogWriter(lostAck{js, &sync.Once{}, cancel}, job, 0, 0)
+	lw.Dedup("run:0:0")
+	if err := lw.Line(fctx, "one"); err != nil {
+		t.Fatal(err)
+	}
+	if err := lw.Flush(fctx); err == nil {
+		t.Fatal("the flush whose acknowledgement was lost succeeded")
+	}
+	for _, s := range []string{"two", "three"} {
+		if err := lw.Line(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := lw.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err := jobs.TailLogs(ctx, js, job, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var texts []string
+	for i, l := range got {
+		if l.N != int64(i) {
+			t.Fatalf("line %q numbered %d, want %d", l.Text, l.N, i)
+		}
+		texts = append(texts, l.Text)
+	}
+	if want := []string{"one", "two", "three"}; !slices.Equal(texts, want) {
+		t.Fatalf("stored lines %q, want %q", texts, want)
+	}
+	if lw.Next() != 3 {
+		t.Fatalf("next line number %d, want 3", lw.Next())
+	}
+}
+
+// A line of bytes that are not UTF-8 is at most the documented limit once
+// its bad bytes are replaced: U+FFFD takes three bytes where the bad byte
+// took one, so the replacement comes before the cut.
+func TestALineOfBadBytesIsWithinTheLimitOnceMadeUTF8(t *testing.T) {
+	const limit = jobwire.MaxLineBytes
+	p := startPump(t, "/t/badbytes")
+	p.write(strings.Repeat("\xffa", limit/2)+"\n", 1000)
+	p.end()
+	got := p.stored()
+	if len(got) != 1 {
+		t.Fatalf("%d lines, want 1", len(got))
+	}
+	text, ok := strings.CutSuffix(got[0], " …[truncated]")
+	if !ok || len(text) > limit || !strings.HasPrefix(text, "\uFFFDa\uFFFDa") {
+		t.Fatalf("line of %d bytes starting %q, marked %v; want at most %d bytes of U+FFFD a, marked", len(text), text[:min(len(text), 12)], ok, limit)
+	}
+}

@@ -420,9 +420,9 @@ type exitReport struct {
 // default of RunnerOptions.exitRepeat).
 const exitRepeat = 5 * time.Second
 
-// outputIdle is how long, once a replica has exited, a read of its output
-// pipe waits for data before the runner takes the pipe for held open by a
-// process that left the replica's group (the default of
+// outputIdle is how long in all, once a replica has exited, the reads of
+// its output pipe wait for data before the runner takes the pipe for held
+// open by a process that left the replica's group (the default of
 // RunnerOptions.outputIdle).
 const outputIdle = 5 * time.Second
 

@@ -17,17 +17,21 @@ var errOutputCut = errors.New("jobs: output pipe held open after the replica end
 // reads it. While the replica runs, a read waits as long as it must. Once
 // the replica has exited and its process group was swept (end), what is
 // left is what the pipe held then: the pump reads on to end of file however
-// long publishing the lines takes, except that it stops after the pipe's
-// capacity in bytes more (only a process that left the group, by setsid,
-// can write more) or after a read waited idle for data (such a process
-// holds the pipe open).
+// long publishing the lines takes, except that it stops once it has read
+// more than the pipe's capacity in bytes (a pipe the replica left full
+// holds exactly its capacity; only a process that left the group, by
+// setsid, can write more) or once its reads have waited idle in all for
+// data (such a process holds the pipe open: what the group left in it
+// needs no wait, so even a process that writes a little now and then ends
+// the wait within idle).
 type replicaOutput struct {
 	f    *os.File
 	idle time.Duration
-	// ended is closed by end, after left is set; left is then the
-	// pump's alone.
+	// ended is closed by end, after left and wait are set; they are then
+	// the pump's alone. wait is how much longer reads may wait for data.
 	ended chan struct{}
 	left  int
+	wait  time.Duration
 	cut   atomic.Bool
 }
 
@@ -38,7 +42,10 @@ func newReplicaOutput(f *os.File, idle time.Duration) *replicaOutput {
 // end says the replica's process group is gone. A read waiting meanwhile
 // waits idle at most.
 func (o *replicaOutput) end() {
-	o.left = pipeCapacity(o.f)
+	// One byte over what the pipe can hold: a full pipe is read to its
+	// end of file, the byte after it can only come from outside the group.
+	o.left = pipeCapacity(o.f) + 1
+	o.wait = o.idle
 	close(o.ended)
 	_ = o.f.SetReadDeadline(time.Now().Add(o.idle))
 }
@@ -58,9 +65,11 @@ func (o *replicaOutput) Read(p []byte) (int, error) {
 		p = p[:o.left]
 	}
 	// Only time waiting for data counts, never the time the pump spent
-	// publishing before this read.
-	_ = o.f.SetReadDeadline(time.Now().Add(o.idle))
+	// publishing between reads.
+	start := time.Now()
+	_ = o.f.SetReadDeadline(start.Add(o.wait))
 	n, err := o.f.Read(p)
+	o.wait -= time.Since(start)
 	o.left -= n
 	return n, o.explain(err)
 }

@@ -134,6 +134,22 @@ func TestPrintedLinesReachTheLogWithTheTaskID(t *testing.T) {
 	})
 }
 
+// A printed line ended by CR LF is framed as one ended by LF, as on the
+// process's own fds: the CR is no part of the line.
+func TestAPrintedLineEndedByCRLFLosesItsCR(t *testing.T) {
+	_, reg, logs := start(t, 1)
+	ctx := tasks.ContextWithTask(frayt.Context(t, time.Minute), tasks.TaskInfo{ID: "task-crlf", Attempt: 1})
+	if _, err := run(ctx, t, reg, "rt.print", []string{"dos line\r", "a \r inside"}); err != nil {
+		t.Fatal(err)
+	}
+	frayt.Eventually(t, 10*time.Second, "the lines in the log", func() bool {
+		return strings.Contains(logs.String(), `line="a \r inside"`)
+	})
+	if out := logs.String(); !strings.Contains(out, `line="dos line"`) {
+		t.Fatalf("the CR LF line is not logged without its CR:\n%s", out)
+	}
+}
+
 // A line printed in pieces with a flush after each (a progress display)
 // reaches the log as one line: a flush does not end a line.
 func TestALinePrintedInFlushedPiecesReachesTheLogWhole(t *testing.T) {
@@ -181,6 +197,41 @@ func TestAnUnendedPrintedLineReachesTheLogWithTheTaskID(t *testing.T) {
 			})
 		}
 	}
+}
+
+// A line the code prints in pieces is held by the runtime until its newline
+// up to 1 MiB only: past that it is sent cut and marked, the rest of it
+// dropped, as a line over 1 MiB on the process's own fds is.
+func TestAPrintedLineOverTheLimitIsCutAndMarked(t *testing.T) {
+	_, reg, logs := start(t, 1)
+	ctx := tasks.ContextWithTask(frayt.Context(t, time.Minute), tasks.TaskInfo{ID: "task-longprint", Attempt: 1})
+	if _, err := run(ctx, t, reg, "rt.print_long_pieces", 3<<20); err != nil {
+		t.Fatal(err)
+	}
+	frayt.Eventually(t, 10*time.Second, "the line after the long one in the log", func() bool {
+		return strings.Contains(logs.String(), `line="after the long line"`)
+	})
+	m := regexp.MustCompile(`line="?(x{1000,})( …\[truncated\])?`).FindStringSubmatch(logs.String())
+	if m == nil {
+		t.Fatal("the long line is not in the log")
+	}
+	if len(m[1]) > 1<<20 || m[2] == "" {
+		t.Fatalf("the long line logged with %d bytes, marked %v; want at most %d, marked", len(m[1]), m[2] != "", 1<<20)
+	}
+}
+
+// A line a thread of the code's own left unended (print(..., end="",
+// flush=True) in a background thread) is no request's to end; it reaches
+// the log when the process ends, as the text after the last newline does.
+func TestAnUnendedLineOfABackgroundThreadReachesTheLogWhenTheProcessEnds(t *testing.T) {
+	rt, reg, logs := start(t, 1)
+	if _, err := run(frayt.Context(t, time.Minute), t, reg, "rt.thread_unended", "from a thread"); err != nil {
+		t.Fatal(err)
+	}
+	rt.Close()
+	frayt.Eventually(t, 10*time.Second, "the thread's line in the log", func() bool {
+		return strings.Contains(logs.String(), `stream=stdout line="from a thread"`)
+	})
 }
 
 func TestProcessKilledMidTaskFailsItAsRuntimeCrashedAndIsReplaced(t *testing.T) {

@@ -88,13 +88,54 @@ _local = threading.local()  # .id: the request the current thread serves
 _partial: set[tuple[str, int]] = set()
 
 
+# A printed line over MAX_LINE bytes (UTF-8) is sent cut, before a
+# character that would straddle the limit, and marked; the rest of it up to
+# its newline is dropped (the worker cuts a line on fds 1 and 2 so too).
+MAX_LINE = 1 << 20
+_MARK = " …[truncated]"
+
+
+class _Unended:
+    """A thread's text after its last newline on one stream: b, n bytes of
+    UTF-8, cut once over MAX_LINE."""
+
+    __slots__ = ("b", "cut", "n")
+
+    def __init__(self) -> None:
+        self.b, self.n, self.cut = "", 0, False
+
+    def add(self, s: str) -> None:
+        if self.cut or not s:
+            return
+        self.b += s
+        self.n += len(s.encode("utf-8", "replace"))
+        if self.n > MAX_LINE:
+            self.b = self.b.encode("utf-8", "replace")[:MAX_LINE].decode("utf-8", "ignore") + _MARK
+            self.cut = True
+
+    def take(self) -> str:
+        """The text, now a line; none is held any more."""
+        b = self.b
+        self.b, self.n, self.cut = "", 0, False
+        return b
+
+
 class _FrameStream(io.TextIOBase):
     """sys.stdout / sys.stderr: each line printed goes to the worker's log
     in a log frame, tagged with the request the printing thread serves."""
 
     def __init__(self, pipe: _Pipe, name: str) -> None:
         self.pipe, self.stream = pipe, name
-        self.bufs = threading.local()
+        self.bufs = threading.local()  # .u: the thread's _Unended
+        # Every thread's _Unended that holds text, so that the process's
+        # end sends the lines of threads that never end them (end_all).
+        self.unended: set[_Unended] = set()
+
+    def _mine(self) -> _Unended:
+        u = getattr(self.bufs, "u", None)
+        if u is None:
+            u = self.bufs.u = _Unended()
+        return u
 
     encoding = "utf-8"
     errors = "strict"
@@ -111,16 +152,22 @@ class _FrameStream(io.TextIOBase):
         return 1 if self.stream == "stdout" else 2
 
     def write(self, s: str) -> int:
-        buf = getattr(self.bufs, "b", "") + s
-        if "\n" in buf:
-            *lines, buf = buf.split("\n")
+        u = self._mine()
+        first, *rest = s.split("\n")
+        u.add(first)
+        if rest:
             rid = getattr(_local, "id", 0)
-            for line in lines:
+            for piece in rest:  # each follows a newline, which ends the held line
+                line = u.take()
+                if line.endswith("\r"):  # CR LF ends a line as LF does
+                    line = line[:-1]
                 self.pipe.write({"t": "log", "id": rid, "stream": self.stream, "line": line})
-        self.bufs.b = buf
-        if buf:
+                u.add(piece)
+        if u.b:
+            self.unended.add(u)
             _partial.add((self.stream, threading.get_ident()))
         else:
+            self.unended.discard(u)
             _partial.discard((self.stream, threading.get_ident()))
         return len(s)
 
@@ -131,11 +178,22 @@ class _FrameStream(io.TextIOBase):
 
     def end_line(self) -> None:
         """Send the calling thread's unended line, if any, as a line."""
-        buf = getattr(self.bufs, "b", "")
-        if buf:
-            self.bufs.b = ""
+        u = self._mine()
+        if u.b:
+            buf = u.take()
+            self.unended.discard(u)
             _partial.discard((self.stream, threading.get_ident()))
             self.pipe.write({"t": "log", "id": getattr(_local, "id", 0), "stream": self.stream, "line": buf})
+
+    def end_all(self) -> None:
+        """The output ends (the process does): send every thread's unended
+        line, the calling thread's for its request, the others' for none."""
+        self.end_line()
+        for u in list(self.unended):
+            buf = u.take()
+            self.unended.discard(u)
+            if buf:
+                self.pipe.write({"t": "log", "id": 0, "stream": self.stream, "line": buf})
 
 
 def _type_name(e: BaseException) -> str:
@@ -302,6 +360,14 @@ class Runtime:
             if s is not None:
                 s.end_line()
 
+    def _end_output(self) -> None:
+        """The process ends: its output too, every thread's unended line
+        with it."""
+        self._flush()
+        for s in (self.out, self.err):
+            if s is not None:
+                s.end_all()
+
     # -- actors ----------------------------------------------------------
 
     def new(self, f: dict[str, Any]) -> None:
@@ -368,7 +434,7 @@ class Runtime:
             e = self.failed
             self.err.write("frayhq.runtime: the actor failed by its context's fail(): ")
             self.err.write("".join(traceback.format_exception(type(e), e, e.__traceback__)))
-            self._flush()
+            self._end_output()
             os._exit(1)
 
     def _call_method(self, f: dict[str, Any]) -> dict[str, Any]:
@@ -435,6 +501,6 @@ def main() -> None:
     try:
         rt.serve()
     finally:
-        rt._flush()
+        rt._end_output()
     # Threads an actor's code started must not keep the process alive.
     os._exit(0)
