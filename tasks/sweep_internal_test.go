@@ -17,18 +17,26 @@ func (f *Future) submittedAt(p *Producer) time.Time {
 	return f.submitted
 }
 
-// A sweep of many waiting futures takes seconds of lookups; a future that
-// got its result meanwhile is not looked up, and one still waiting is.
-func TestTheSweepSkipsTheLookupOfAFutureResolvedMeanwhile(t *testing.T) {
+// sweeplessProducer is a producer on a fresh server whose own sweep never
+// runs: a test drives check and sweepDue itself.
+func sweeplessProducer(t *testing.T) *Producer {
+	t.Helper()
 	srv := frayt.Server(t)
 	nc, _ := frayt.Connect(t, srv.ClientURL())
 	o := ProducerOptions{}
-	SetSweepTiming(&o, time.Hour, time.Hour, time.Hour) // no sweep of its own
+	SetSweepTiming(&o, time.Hour, time.Hour, time.Hour)
 	p, err := NewProducer(frayt.Context(t, 5*time.Second), nc, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Close()
+	t.Cleanup(p.Close)
+	return p
+}
+
+// A sweep of many waiting futures takes seconds of lookups; a future that
+// got its result meanwhile is not looked up, and one still waiting is.
+func TestTheSweepSkipsTheLookupOfAFutureResolvedMeanwhile(t *testing.T) {
+	p := sweeplessProducer(t)
 	ctx := frayt.Context(t, 10*time.Second)
 	f := p.Submit(ctx, "nobody.serves.it", 1) // no worker: it waits
 	if err := f.Queued(ctx); err != nil {
@@ -143,15 +151,7 @@ func TestTheSweepFindsAResultTheSubscriptionMissed(t *testing.T) {
 // reconnect) every waiting future is due, young ones too, a budget at a
 // time.
 func TestASweepLooksUpAtMostItsBudgetAndTheNextOnesTheRest(t *testing.T) {
-	srv := frayt.Server(t)
-	nc, _ := frayt.Connect(t, srv.ClientURL())
-	o := ProducerOptions{}
-	SetSweepTiming(&o, time.Hour, time.Hour, time.Hour) // no sweep of its own
-	p, err := NewProducer(frayt.Context(t, 5*time.Second), nc, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := sweeplessProducer(t)
 	ctx := frayt.Context(t, 10*time.Second)
 	var futs []*Future
 	for i := range 12 {
