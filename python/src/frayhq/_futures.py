@@ -129,6 +129,12 @@ _SEQ_DIGITS = 10
 _SEQ_END = 16**_SEQ_DIGITS
 
 
+def token(n: int = 12) -> str:
+    """n random characters of [0-9A-Za-z] (12: 71 bits, as a Go producer's
+    default owner)."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(n))
+
+
 class IDs:
     """Unique ids shaped like NUIDs (22 characters of [0-9A-Za-z]): a
     random 12-character prefix (71 bits) and a 10-hex-digit counter from a
@@ -141,8 +147,7 @@ class IDs:
 
     @staticmethod
     def _fresh() -> tuple[str, itertools.count[int]]:
-        prefix = "".join(secrets.choice(_ALPHABET) for _ in range(12))
-        return prefix, itertools.count(secrets.randbelow(16**9))
+        return token(), itertools.count(secrets.randbelow(16**9))
 
     def next(self) -> str:
         state = self._state
