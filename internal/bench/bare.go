@@ -333,6 +333,18 @@ func bareProduce(ctx context.Context, url string, meter brokerMeter, n int, arg 
 	}
 	sub.SetPendingLimits(-1, -1)
 	defer sub.Unsubscribe()
+	// On a cluster the results come from other nodes (the worker's, the
+	// results stream leader's): wait until each routes them here.
+	probe := inbox
+	if storeResults {
+		probe = bareStoredPrefix + "probe"
+	}
+	if err := pnc.Flush(); err != nil {
+		return rate{}, err
+	}
+	if err := meter.awaitInterest(ctx, probe); err != nil {
+		return rate{}, err
+	}
 	var lean *leanPublisher
 	if storeResults {
 		if lean, err = newLeanPublisher(pnc, n); err != nil {

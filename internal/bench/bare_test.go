@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -96,4 +98,64 @@ func TestBareFinishStoresARefusedResultAgain(t *testing.T) {
 		info, err := c.Info(ctx)
 		return err == nil && info.NumAckPending == 0
 	})
+}
+
+// On a cluster, once awaitInterest returns a message published on any node
+// reaches a subscriber made on another: the bare paths rely on it for
+// replies and republished results, which nothing sends again.
+func TestAwaitInterestWaitsForEveryNodeToRouteTheSubject(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srvs, err := startBrokers(ctx, 3, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown(srvs)
+	var pubs []*nats.Conn // connected first: publishes follow the subscription at once
+	for _, srv := range srvs {
+		nc, err := nats.Connect(srv.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		pubs = append(pubs, nc)
+	}
+	sub := pubs[0]
+	// With no subscriber it waits until its context ends.
+	short, stop := context.WithTimeout(ctx, 200*time.Millisecond)
+	err = brokerMeter(srvs).awaitInterest(short, "probe.none.x")
+	stop()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("no subscriber: awaitInterest returned %v, want the context's deadline", err)
+	}
+	for round := range 20 {
+		subject := fmt.Sprintf("probe.%d", round)
+		got := make(chan *nats.Msg, len(srvs))
+		s, err := sub.ChanSubscribe(subject+".>", got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sub.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := brokerMeter(srvs).awaitInterest(ctx, subject+".x"); err != nil {
+			t.Fatal(err)
+		}
+		for i, nc := range pubs {
+			if err := nc.Publish(subject+".x", []byte{byte(i)}); err != nil {
+				t.Fatal(err)
+			}
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range srvs {
+			select {
+			case <-got:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("round %d: %d of %d publishes arrived", round, i, len(srvs))
+			}
+		}
+		s.Unsubscribe()
+	}
 }
