@@ -265,9 +265,14 @@ func TestRolesDoTheirWorkAndAreRefusedTheRest(t *testing.T) {
 // objects.
 func TestTwoTenantsOnOneBrokerSeeNothingOfEachOther(t *testing.T) {
 	dir := authInit(t, "--tenant", "a", "--tenant", "b", "--worker", "wa", "--worker", "wb")
-	url := roleBroker(t, dir, "a")
+	// Both tenants' streams reserve their bytes out of one server's
+	// JetStream storage, which is a share of the host's free disk: with the
+	// default log reservation (8 GiB each) the test would need about 20 GB
+	// free.
+	const logBytes = "1073741824"
+	url := roleBroker(t, dir, "a", "--log-max-bytes", logBytes)
 	// Tenant b's services: a fray-broker running no server, on b's admin.
-	bb := start(t, "fray-broker", userEnv(t, dir, "b-admin"), "--nats", url, "--log-level", "warn")
+	bb := start(t, "fray-broker", userEnv(t, dir, "b-admin"), "--nats", url, "--log-level", "warn", "--log-max-bytes", logBytes)
 	bb.waitLine("fray-broker ready", time.Minute)
 	env := func(user string) []string { return userEnv(t, dir, user, "FRAY_CLUSTER_SPEC="+url) }
 	ctx := frayt.Context(t, 2*time.Minute)
